@@ -1,0 +1,194 @@
+package wire
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// NewHTTPClient returns a client tuned for many small concurrent requests to
+// a few hosts: large idle pools and no global timeout (callers pass
+// contexts with deadlines instead).
+func NewHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 128
+	t.IdleConnTimeout = 90 * time.Second
+	return &http.Client{Transport: t}
+}
+
+// CoordinatorClient calls a coordinator's JSON API.
+type CoordinatorClient struct {
+	Base string // e.g. "http://127.0.0.1:7000"
+	HTTP *http.Client
+	// Token, if set, is sent as a bearer token (node API tokens, issue 4).
+	Token string
+}
+
+// NewCoordinatorClient makes a client for the coordinator at base.
+func NewCoordinatorClient(base string, hc *http.Client) *CoordinatorClient {
+	if hc == nil {
+		hc = NewHTTPClient()
+	}
+	return &CoordinatorClient{Base: strings.TrimRight(base, "/"), HTTP: hc}
+}
+
+func (c *CoordinatorClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("coordinator %s: %w", c.Base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return readError(resp)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if b, ok := out.(*[]byte); ok {
+		*b, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		return err
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out)
+}
+
+func videoPath(pattern, id string) string { return strings.Replace(pattern, "{id}", id, 1) }
+
+// Register announces a node.
+func (c *CoordinatorClient) Register(ctx context.Context, req RegisterRequest) (RegisterResponse, error) {
+	var resp RegisterResponse
+	return resp, c.do(ctx, http.MethodPost, PathRegister, req, &resp)
+}
+
+// Heartbeat keeps a node alive and exchanges inventory for directives.
+func (c *CoordinatorClient) Heartbeat(ctx context.Context, req HeartbeatRequest) (HeartbeatResponse, error) {
+	var resp HeartbeatResponse
+	return resp, c.do(ctx, http.MethodPost, PathHeartbeat, req, &resp)
+}
+
+// Leave removes a node from lookups.
+func (c *CoordinatorClient) Leave(ctx context.Context, id NodeID) error {
+	return c.do(ctx, http.MethodPost, PathLeave, LeaveRequest{NodeID: id}, nil)
+}
+
+// Nodes lists registered nodes.
+func (c *CoordinatorClient) Nodes(ctx context.Context) ([]NodeInfo, error) {
+	var out []NodeInfo
+	return out, c.do(ctx, http.MethodGet, PathNodes, nil, &out)
+}
+
+// Publish announces an origin's catalogue.
+func (c *CoordinatorClient) Publish(ctx context.Context, req PublishRequest) error {
+	return c.do(ctx, http.MethodPost, PathPublish, req, nil)
+}
+
+// Videos lists the catalogue.
+func (c *CoordinatorClient) Videos(ctx context.Context) ([]VideoInfo, error) {
+	var out []VideoInfo
+	return out, c.do(ctx, http.MethodGet, PathVideos, nil, &out)
+}
+
+// Manifest fetches a signed manifest. The caller must decode and verify it
+// (content.DecodeManifest) and check its hash is the id it asked for.
+func (c *CoordinatorClient) Manifest(ctx context.Context, video string) ([]byte, error) {
+	var b []byte
+	return b, c.do(ctx, http.MethodGet, videoPath(PathManifest, video), nil, &b)
+}
+
+// Key fetches a video's content key.
+func (c *CoordinatorClient) Key(ctx context.Context, video string) ([]byte, error) {
+	var b []byte
+	return b, c.do(ctx, http.MethodGet, videoPath(PathKey, video), nil, &b)
+}
+
+// Lookup asks for ranked sources of a window of segments.
+func (c *CoordinatorClient) Lookup(ctx context.Context, req LookupRequest) (LookupResponse, error) {
+	var resp LookupResponse
+	return resp, c.do(ctx, http.MethodPost, PathLookup, req, &resp)
+}
+
+// ReportBadShard sends evidence of a bad shard.
+func (c *CoordinatorClient) ReportBadShard(ctx context.Context, rep BadShardReport) error {
+	return c.do(ctx, http.MethodPost, PathBadShard, rep, nil)
+}
+
+// ReportPlay sends a play's QoE summary.
+func (c *CoordinatorClient) ReportPlay(ctx context.Context, rep PlayReport) error {
+	return c.do(ctx, http.MethodPost, PathPlayReport, rep, nil)
+}
+
+// Stats fetches the network summary.
+func (c *CoordinatorClient) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	return s, c.do(ctx, http.MethodGet, PathStats, nil, &s)
+}
+
+// FetchShard GETs one shard from a shard server (edge or origin) and returns
+// the raw ShardMessage bytes and the responding node's id header. At most
+// maxBytes are read; a longer body is an error (a lying source cannot make
+// the caller buffer unbounded data). The caller verifies the bytes.
+func FetchShard(ctx context.Context, hc *http.Client, base, video string, rendition, segment, shard int, maxBytes int64) ([]byte, NodeID, error) {
+	url := ShardURL(base, video, rendition, segment, shard)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	node := NodeID(resp.Header.Get(HeaderNode))
+	if resp.StatusCode != http.StatusOK {
+		return nil, node, readError(resp)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
+	if err != nil {
+		return nil, node, err
+	}
+	if int64(len(b)) > maxBytes {
+		return nil, node, fmt.Errorf("%s: response over %d bytes", url, maxBytes)
+	}
+	return b, node, nil
+}
+
+// FetchOriginManifest GETs a manifest from an origin's shard server.
+func FetchOriginManifest(ctx context.Context, hc *http.Client, base, video string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, OriginManifestURL(base, video), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, readError(resp)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+}

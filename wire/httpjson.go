@@ -1,0 +1,83 @@
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// MaxJSONBody bounds every JSON request body (a full inventory heartbeat of
+// a 1.5 GB edge is well under this).
+const MaxJSONBody = 8 << 20
+
+// ErrorBody is the JSON body of every non-2xx response.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+// WriteError sends status with a JSON {"error": message}.
+func WriteError(w http.ResponseWriter, status int, format string, args ...any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(ErrorBody{Error: fmt.Sprintf(format, args...)})
+}
+
+// WriteJSON sends v as a 200 JSON response.
+func WriteJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// DecodeJSON reads a request body of at most MaxJSONBody bytes into v,
+// rejecting unknown fields and trailing data. On failure it has already
+// written a 4xx and returns false.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body := http.MaxBytesReader(w, r.Body, MaxJSONBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			WriteError(w, http.StatusRequestEntityTooLarge, "request body over %d bytes", MaxJSONBody)
+		} else {
+			WriteError(w, http.StatusBadRequest, "malformed JSON body: %v", err)
+		}
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		WriteError(w, http.StatusBadRequest, "malformed JSON body: trailing data after the object")
+		return false
+	}
+	return true
+}
+
+// APIError is a non-2xx answer from another role.
+type APIError struct {
+	Status  int
+	Message string
+	URL     string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s: %d %s: %s", e.URL, e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// IsNotFound reports whether err is a 404 from another role.
+func IsNotFound(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// readError turns a non-2xx response into an *APIError.
+func readError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	var body ErrorBody
+	msg := string(b)
+	if json.Unmarshal(b, &body) == nil && body.Error != "" {
+		msg = body.Error
+	}
+	return &APIError{Status: resp.StatusCode, Message: msg, URL: resp.Request.URL.String()}
+}

@@ -1,0 +1,212 @@
+package wire
+
+import "time"
+
+// NodeID is the lowercase hex of a node's ed25519 public key.
+type NodeID string
+
+// Role says what a registered node does.
+type Role string
+
+const (
+	RoleEdge   Role = "edge"
+	RoleOrigin Role = "origin"
+)
+
+// Edge resource defaults, as in the seed deployment.
+const (
+	DefaultDiskCapBytes   = 1_500_000_000  // 1.5 GB
+	DefaultUploadCapBytes = 10_000_000 / 8 // 10 Mbit/s, in bytes per second
+)
+
+// RegisterRequest announces a node. Addr is the advertised base URL other
+// nodes use to reach its shard server, which may differ from the address it
+// binds (NAT, cloud, containers).
+type RegisterRequest struct {
+	NodeID         NodeID `json:"node_id"`
+	Role           Role   `json:"role"`
+	Addr           string `json:"addr"`
+	Region         string `json:"region,omitempty"`
+	DiskCapBytes   int64  `json:"disk_cap_bytes,omitempty"`
+	UploadCapBytes int64  `json:"upload_cap_bytes_per_s,omitempty"`
+}
+
+// RegisterResponse tells the node how often to heartbeat. An edge that
+// misses 3 heartbeats is dropped from lookups.
+type RegisterResponse struct {
+	HeartbeatIntervalMS int64 `json:"heartbeat_interval_ms"`
+}
+
+// HeartbeatInterval converts the response field.
+func (r RegisterResponse) HeartbeatInterval() time.Duration {
+	return time.Duration(r.HeartbeatIntervalMS) * time.Millisecond
+}
+
+// ShardSet names shards of one segment.
+type ShardSet struct {
+	Video     string `json:"video"`
+	Rendition int    `json:"rendition"`
+	Segment   int    `json:"segment"`
+	Shards    []int  `json:"shards"`
+}
+
+// HeartbeatRequest keeps a node alive and carries its inventory changes
+// since the previous heartbeat. With Full set, Added is the whole inventory
+// and replaces what the coordinator knew (sent after (re)registration).
+type HeartbeatRequest struct {
+	NodeID      NodeID     `json:"node_id"`
+	Full        bool       `json:"full,omitempty"`
+	Added       []ShardSet `json:"added,omitempty"`
+	Removed     []ShardSet `json:"removed,omitempty"`
+	UsedBytes   int64      `json:"used_bytes"`
+	ServedBytes int64      `json:"served_bytes"` // shard bytes uploaded since the previous heartbeat
+}
+
+// Directive actions.
+const (
+	ActionFetch = "fetch" // get these shards (from edges first, else the origin) and keep them
+	ActionDrop  = "drop"  // these shards are no longer assigned; evict when space is needed
+)
+
+// Directive is a placement decision for one edge.
+type Directive struct {
+	Action string `json:"action"`
+	ShardSet
+}
+
+// HeartbeatResponse carries placement directives. Unknown means the
+// coordinator has no record of the node (it restarted or dropped the node):
+// register again and send a full inventory.
+type HeartbeatResponse struct {
+	Unknown    bool        `json:"unknown,omitempty"`
+	Directives []Directive `json:"directives,omitempty"`
+}
+
+// LeaveRequest removes a node from lookups at once (graceful shutdown).
+type LeaveRequest struct {
+	NodeID NodeID `json:"node_id"`
+}
+
+// NodeInfo is the coordinator's view of a node, for dashboards and tests.
+type NodeInfo struct {
+	NodeID         NodeID    `json:"node_id"`
+	Role           Role      `json:"role"`
+	Addr           string    `json:"addr"`
+	Region         string    `json:"region,omitempty"`
+	Alive          bool      `json:"alive"`
+	LastSeen       time.Time `json:"last_seen"`
+	Shards         int       `json:"shards"`
+	UsedBytes      int64     `json:"used_bytes"`
+	DiskCapBytes   int64     `json:"disk_cap_bytes"`
+	UploadCapBytes int64     `json:"upload_cap_bytes_per_s"`
+	Banned         bool      `json:"banned,omitempty"`
+}
+
+// PublishedVideo is one catalogue entry an origin announces: the signed
+// manifest and the content key (the coordinator hands keys to entitled
+// players; edges never get them).
+type PublishedVideo struct {
+	Manifest []byte `json:"manifest"` // content.Manifest encoding, base64 in JSON
+	Key      []byte `json:"key,omitempty"`
+}
+
+// PublishRequest announces an origin's catalogue.
+type PublishRequest struct {
+	OriginID NodeID           `json:"origin_id"`
+	Videos   []PublishedVideo `json:"videos"`
+}
+
+// RenditionInfo summarises one rendition for catalogue listings.
+type RenditionInfo struct {
+	Name      string `json:"name"`
+	Bandwidth uint32 `json:"bandwidth"`
+	Width     uint16 `json:"width"`
+	Height    uint16 `json:"height"`
+	Segments  int    `json:"segments"`
+}
+
+// VideoInfo is a catalogue entry.
+type VideoInfo struct {
+	ID         string          `json:"id"`
+	Title      string          `json:"title"`
+	DurationMS int64           `json:"duration_ms"`
+	K          int             `json:"k"`
+	NMax       int             `json:"n_max"`
+	Renditions []RenditionInfo `json:"renditions"`
+}
+
+// LookupRequest asks for sources of Count segments starting at From.
+// Exclude lists nodes the viewer has banned this session.
+type LookupRequest struct {
+	Video     string   `json:"video"`
+	Rendition int      `json:"rendition"`
+	From      int      `json:"from"`
+	Count     int      `json:"count"`
+	ViewerID  NodeID   `json:"viewer_id,omitempty"`
+	Region    string   `json:"region,omitempty"`
+	Exclude   []NodeID `json:"exclude,omitempty"`
+}
+
+// MaxLookupCount bounds the window of one lookup.
+const MaxLookupCount = 64
+
+// Source is a node that can serve shards of a segment. Shards lists the
+// indices it holds; for an origin it is empty, meaning every index.
+type Source struct {
+	NodeID NodeID `json:"node_id"`
+	Addr   string `json:"addr"`
+	Shards []int  `json:"shards,omitempty"`
+}
+
+// SegmentSources lists the edges holding shards of one segment, best first
+// (locality, measured speed, load, reputation).
+type SegmentSources struct {
+	Segment int      `json:"segment"`
+	Sources []Source `json:"sources"`
+}
+
+// LookupResponse answers a lookup. Origins hold every shard of every segment
+// and are the fallback.
+type LookupResponse struct {
+	Segments []SegmentSources `json:"segments"`
+	Origins  []Source         `json:"origins"`
+}
+
+// BadShardReport is a viewer's evidence that a node sent a shard that fails
+// verification against the signed manifest. Evidence is the exact bytes
+// received, so the coordinator can re-verify the claim.
+type BadShardReport struct {
+	Reporter  NodeID `json:"reporter,omitempty"`
+	Node      NodeID `json:"node"`
+	Video     string `json:"video"`
+	Rendition int    `json:"rendition"`
+	Segment   int    `json:"segment"`
+	Shard     int    `json:"shard"`
+	Reason    string `json:"reason"`
+	Evidence  []byte `json:"evidence,omitempty"`
+}
+
+// PlayReport is a viewer's QoE summary of one play, for stats and dashboards.
+type PlayReport struct {
+	ViewerID      NodeID           `json:"viewer_id,omitempty"`
+	Video         string           `json:"video"`
+	Rendition     int              `json:"rendition"`
+	StartupMS     float64          `json:"startup_ms"`
+	Stalls        int              `json:"stalls"`
+	StallMS       float64          `json:"stall_ms"`
+	PlayedMS      float64          `json:"played_ms"`
+	BytesBySource map[NodeID]int64 `json:"bytes_by_source"`
+	BadShards     int              `json:"bad_shards"`
+	Completed     bool             `json:"completed"`
+}
+
+// Stats is the coordinator's network-wide summary.
+type Stats struct {
+	Nodes         int   `json:"nodes"`
+	AliveEdges    int   `json:"alive_edges"`
+	Videos        int   `json:"videos"`
+	Lookups       int64 `json:"lookups"`
+	BadShards     int64 `json:"bad_shard_reports"`
+	BannedNodes   int   `json:"banned_nodes"`
+	PlaysReported int64 `json:"plays_reported"`
+}
