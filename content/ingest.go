@@ -130,16 +130,32 @@ func (s *Store) Ingest(ctx context.Context, input string, opt IngestOptions) (Vi
 		m.Renditions = append(m.Renditions, rend)
 	}
 	m.Sign(priv)
+	existed := s.Has(m.ID())
 	id, err := s.PutVideo(m, segments, &key)
 	if err != nil {
 		return none, err
 	}
 	if err := s.writeAtomic(indexPath, []byte(id.String()+"\n"), 0o644); err != nil {
-		// The video itself is complete; only the idempotence shortcut is
-		// missing, so report but do not undo the video.
-		return id, fmt.Errorf("video %s stored, but recording its source failed: %w", id, err)
+		// On error the store must be left as it was: take back the video
+		// this call published (but never one that was already there).
+		if !existed {
+			s.unpublish(id)
+		}
+		return none, fmt.Errorf("recording the source of video %s: %w", id, err)
 	}
 	return id, nil
+}
+
+// unpublish removes a video this process just published: one rename takes
+// it out of videos/ (so it disappears atomically), then the staging copy
+// is deleted.
+func (s *Store) unpublish(id VideoID) {
+	trash := filepath.Join(s.dir, "tmp", "unpublish-"+randomHex(8))
+	if err := os.Rename(s.videoDir(id), trash); err != nil {
+		removeAllQuiet(s.videoDir(id))
+		return
+	}
+	removeAllQuiet(trash)
 }
 
 // PackageSegment encrypts one plaintext segment and computes its Merkle root
