@@ -82,7 +82,7 @@ func probe(ctx context.Context, file string) (probeResult, error) {
 		if errors.As(err, &ee) {
 			msg = strings.TrimSpace(string(ee.Stderr))
 		}
-		return pr, fmt.Errorf("%s is not a readable video: ffprobe: %s", file, firstLine(msg))
+		return pr, fmt.Errorf("%s is not a readable video (truncated, corrupt, or not a video at all): ffprobe: %s", file, firstLine(msg))
 	}
 	var doc struct {
 		Streams []struct {
