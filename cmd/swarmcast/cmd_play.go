@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/viewer"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+func init() { subcommands = append(subcommands, newPlayCommand) }
+
+func newPlayCommand() *cobra.Command {
+	var (
+		coordinator string
+		listen      string
+		headless    bool
+		rendition   int
+		speed       float64
+		region      string
+		seed        int64
+	)
+	cmd := &cobra.Command{
+		Use:   "play <video-id> --coordinator URL",
+		Short: "Watch a video: a local HLS gateway for any player (or --headless to measure QoE)",
+		Long: `Start a viewer that fetches any k of n verified shards per segment from edges
+and origins, and serve the video as ordinary HLS on 127.0.0.1 for ffplay, VLC,
+mpv or Safari. With --headless, play the whole video with a virtual player and
+print the quality of experience (startup, stalls, bytes by source) instead.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := content.ParseVideoID(args[0])
+			if err != nil {
+				return err
+			}
+			if coordinator == "" {
+				return fmt.Errorf("no coordinator: pass --coordinator http://HOST:PORT")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			reg := httpserve.NewRegistry()
+			v, err := viewer.New(viewer.Config{
+				Coordinator: coordinator,
+				Identity:    identity.New(),
+				Region:      region,
+				Seed:        seed,
+				Log:         log,
+				Registry:    reg,
+			})
+			if err != nil {
+				return err
+			}
+			defer v.Close()
+			if headless {
+				q, err := v.Play(ctx, id.String(), viewer.PlayOptions{Rendition: rendition, Speed: speed})
+				printQoE(cmd.OutOrStdout(), q)
+				return err
+			}
+			mux := httpserve.NewMux(reg)
+			mux.Handle("/", v.Gateway())
+			srv, err := httpserve.Listen(ctx, listen, "", mux, log)
+			if err != nil {
+				return err
+			}
+			url := fmt.Sprintf("%s/videos/%s/master.m3u8", srv.Advertise, id)
+			fmt.Fprintf(cmd.OutOrStdout(), "play: %s\n", url)
+			fmt.Fprintf(cmd.OutOrStdout(), "open it in any HLS player, e.g.\n  ffplay %s\n  vlc %s\n  mpv %s\ncatalogue: %s/   (Ctrl-C to stop)\n", url, url, url, srv.Advertise)
+			<-ctx.Done()
+			_ = srv.Close()
+			return srv.Wait()
+		},
+	}
+	cmd.Flags().StringVar(&coordinator, "coordinator", "", "coordinator base URL, e.g. http://127.0.0.1:7000")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "gateway address (keep it on 127.0.0.1: it serves the content key)")
+	cmd.Flags().BoolVar(&headless, "headless", false, "play through with a virtual player and print the QoE table instead of serving HLS")
+	cmd.Flags().IntVar(&rendition, "rendition", -1, "rendition index for --headless (-1 = highest)")
+	cmd.Flags().Float64Var(&speed, "speed", 1, "playback clock multiplier for --headless (1 = real time)")
+	cmd.Flags().StringVar(&region, "region", "", "region hint for source ranking")
+	cmd.Flags().Int64Var(&seed, "seed", time.Now().UnixNano(), "seed of the fetch scheduler's random choices")
+	return cmd
+}
+
+// printQoE writes the QoE summary as a table.
+func printQoE(w io.Writer, q viewer.QoE) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "completed\t%v\n", q.Completed)
+	fmt.Fprintf(tw, "startup\t%v\n", q.Startup.Round(time.Millisecond))
+	fmt.Fprintf(tw, "stalls\t%d (%v)\n", q.Stalls, q.StallTime.Round(time.Millisecond))
+	fmt.Fprintf(tw, "played\t%v\n", q.PlayTime.Round(time.Millisecond))
+	total := q.OriginBytes + q.EdgeBytes
+	share := 0.0
+	if total > 0 {
+		share = 100 * float64(q.EdgeBytes) / float64(total)
+	}
+	fmt.Fprintf(tw, "edge bytes\t%d (%.1f%%)\n", q.EdgeBytes, share)
+	fmt.Fprintf(tw, "origin bytes\t%d\n", q.OriginBytes)
+	fmt.Fprintf(tw, "bad shards\t%d\n", q.BadShards)
+	fmt.Fprintf(tw, "banned\t%d\n", len(q.Banned))
+	nodes := make([]string, 0, len(q.BytesBySource))
+	for n := range q.BytesBySource {
+		nodes = append(nodes, string(n))
+	}
+	slices.Sort(nodes)
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "  from %.16s…\t%d bytes\n", n, q.BytesBySource[wire.NodeID(n)])
+	}
+	_ = tw.Flush()
+}

@@ -1,0 +1,361 @@
+package viewer
+
+import (
+	"math/rand"
+	"slices"
+	"time"
+
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// Scheduling constants. Durations are wall-clock (already divided by the
+// playback speed), so the same rules hold for a demo that compresses time.
+const (
+	// minShardTimeout is the floor of the per-shard request timeout: below it
+	// an honest source on a loaded machine would be mistaken for a slow one.
+	minShardTimeout = 150 * time.Millisecond
+	// maxOriginFailures bounds how many origin requests may fail for one
+	// segment before the fetch gives up (the origin is the last resort).
+	maxOriginFailures = 8
+)
+
+// candidate is a source the scheduler may ask for shards of this segment.
+type candidate struct {
+	Node   wire.NodeID
+	Addr   string
+	Shards []int // indices held; ignored for origins, which hold every shard
+	Origin bool
+}
+
+// actionKind says what the driver must do.
+type actionKind int
+
+const (
+	actRequest actionKind = iota // start GET shard Shard from Node (at Addr), give up at Timeout
+	actCancel                    // abort the request for Shard from Node
+	actBan                       // ban Node for the session (it sent a bad shard)
+)
+
+func (k actionKind) String() string {
+	switch k {
+	case actRequest:
+		return "request"
+	case actCancel:
+		return "cancel"
+	case actBan:
+		return "ban"
+	}
+	return "?"
+}
+
+// action is one instruction from the scheduler to its driver.
+type action struct {
+	Kind    actionKind
+	Node    wire.NodeID
+	Addr    string
+	Shard   int
+	Origin  bool
+	Timeout time.Time // for actRequest: the instant the request counts as failed
+}
+
+// requestKey names an in-flight request: one shard from one source.
+type requestKey struct {
+	Node  wire.NodeID
+	Shard int
+}
+
+type request struct {
+	origin  bool
+	timeout time.Time
+}
+
+// segmentFetch is the sans-IO any-k-of-n scheduler for one segment. It is fed
+// events (sources known, shard verified or bad, request failed, clock ticks)
+// and answers with actions. Invariants: at most one request per edge per
+// segment (so k shards come from k distinct edges and a single liar can spoil
+// at most one); no shard index is requested twice at once; once k verified
+// shards have arrived every other request is cancelled and nothing new starts.
+type segmentFetch struct {
+	k, nMax  int
+	deadline time.Time     // playback instant of the segment
+	segDur   time.Duration // wall-clock duration of one segment
+	startup  bool          // first segments of a play: origin only, no gamble on edges
+	rng      *rand.Rand
+
+	edges   []candidate // coordinator rank order, banned ones removed
+	origins []candidate
+
+	banned   map[wire.NodeID]bool // shared with the session; the scheduler adds to it
+	asked    map[wire.NodeID]bool // edges already asked for this segment
+	inflight map[requestKey]request
+	verified map[int]wire.NodeID // shard index → the source that delivered it
+	order    []int               // verified shard indices in arrival order
+
+	originFailures int
+	failed         bool
+}
+
+// newSegmentFetch makes a scheduler for one segment with k data shards of
+// nMax. banned is the session's ban set (may be nil).
+func newSegmentFetch(k, nMax int, deadline time.Time, segDur time.Duration, startup bool, banned map[wire.NodeID]bool, rng *rand.Rand) *segmentFetch {
+	if banned == nil {
+		banned = map[wire.NodeID]bool{}
+	}
+	return &segmentFetch{
+		k: k, nMax: nMax, deadline: deadline, segDur: segDur, startup: startup, rng: rng,
+		banned:   banned,
+		asked:    map[wire.NodeID]bool{},
+		inflight: map[requestKey]request{},
+		verified: map[int]wire.NodeID{},
+	}
+}
+
+// Done reports whether k verified shards have arrived.
+func (f *segmentFetch) Done() bool { return len(f.verified) >= f.k }
+
+// Failed reports whether the fetch gave up: no source left can supply the
+// missing shards.
+func (f *segmentFetch) Failed() bool { return f.failed }
+
+// Verified returns the indices of the verified shards in arrival order.
+func (f *segmentFetch) Verified() []int { return slices.Clone(f.order) }
+
+// InFlight is the number of outstanding requests.
+func (f *segmentFetch) InFlight() int { return len(f.inflight) }
+
+// Sources replaces the known sources (edges in coordinator rank order, then
+// origins) and schedules requests.
+func (f *segmentFetch) Sources(now time.Time, edges, origins []candidate) []action {
+	f.edges = f.edges[:0]
+	for _, e := range edges {
+		if !f.banned[e.Node] && !e.Origin {
+			f.edges = append(f.edges, e)
+		}
+	}
+	f.origins = f.origins[:0]
+	for _, o := range origins {
+		if !f.banned[o.Node] {
+			o.Origin = true
+			f.origins = append(f.origins, o)
+		}
+	}
+	return f.plan(now)
+}
+
+// ShardVerified records that the shard from node passed verification.
+func (f *segmentFetch) ShardVerified(now time.Time, node wire.NodeID, shard int) []action {
+	key := requestKey{node, shard}
+	if _, ok := f.inflight[key]; !ok {
+		return nil // cancelled or timed out before it arrived: not counted
+	}
+	delete(f.inflight, key)
+	if f.Done() || f.verified[shard] != "" {
+		return nil
+	}
+	f.verified[shard] = node
+	f.order = append(f.order, shard)
+	return f.plan(now)
+}
+
+// ShardBad records that node sent a shard failing verification: the node is
+// banned for the session and replaced.
+func (f *segmentFetch) ShardBad(now time.Time, node wire.NodeID, shard int) []action {
+	delete(f.inflight, requestKey{node, shard})
+	acts := []action{{Kind: actBan, Node: node, Shard: shard}}
+	f.banned[node] = true
+	// Cancel anything else in flight from the liar (origins may have several).
+	for key := range f.inflight {
+		if key.Node == node {
+			delete(f.inflight, key)
+			acts = append(acts, action{Kind: actCancel, Node: key.Node, Shard: key.Shard})
+		}
+	}
+	sortActions(acts[1:])
+	return append(acts, f.plan(now)...)
+}
+
+// RequestFailed records that a request ended without a shard (connection
+// reset, 404, timeout). The source is not banned, only replaced.
+func (f *segmentFetch) RequestFailed(now time.Time, node wire.NodeID, shard int) []action {
+	key := requestKey{node, shard}
+	req, ok := f.inflight[key]
+	if !ok {
+		return nil
+	}
+	delete(f.inflight, key)
+	if req.origin {
+		f.originFailures++
+	}
+	return f.plan(now)
+}
+
+// Tick advances the clock: requests past their timeout fail and are replaced,
+// and δ grows as the deadline nears.
+func (f *segmentFetch) Tick(now time.Time) []action {
+	var acts []action
+	for key, req := range f.inflight {
+		if !now.Before(req.timeout) {
+			delete(f.inflight, key)
+			if req.origin {
+				f.originFailures++
+			}
+			acts = append(acts, action{Kind: actCancel, Node: key.Node, Shard: key.Shard})
+		}
+	}
+	sortActions(acts)
+	return append(acts, f.plan(now)...)
+}
+
+// NextWake is when the driver should call Tick next (the earliest request
+// timeout or deadline threshold), or the zero time if nothing is pending.
+func (f *segmentFetch) NextWake(now time.Time) time.Time {
+	if f.Done() || f.failed {
+		return time.Time{}
+	}
+	var next time.Time
+	consider := func(t time.Time) {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, req := range f.inflight {
+		consider(req.timeout)
+	}
+	consider(f.deadline.Add(-2 * f.segDur))
+	consider(f.deadline.Add(-f.segDur))
+	consider(f.deadline)
+	return next
+}
+
+// delta is the number of spare requests beyond those still needed: one with
+// plenty of time, more as the deadline nears.
+func (f *segmentFetch) delta(now time.Time) int {
+	left := f.deadline.Sub(now)
+	switch {
+	case left >= 2*f.segDur:
+		return 1
+	case left >= f.segDur:
+		return 2
+	default:
+		return 4
+	}
+}
+
+// shardTimeout is the per-request timeout: a request may use up to half the
+// time left before the deadline, within [minShardTimeout, one segment].
+func (f *segmentFetch) shardTimeout(now time.Time) time.Duration {
+	t := f.deadline.Sub(now) / 2
+	t = min(t, max(f.segDur, minShardTimeout))
+	return max(t, minShardTimeout)
+}
+
+// busy reports whether shard index i is verified or being fetched.
+func (f *segmentFetch) busy(i int) bool {
+	if f.verified[i] != "" {
+		return true
+	}
+	for key := range f.inflight {
+		if key.Shard == i {
+			return true
+		}
+	}
+	return false
+}
+
+// plan cancels everything once done, else tops up requests to need + δ.
+func (f *segmentFetch) plan(now time.Time) []action {
+	if f.failed {
+		return nil
+	}
+	if f.Done() {
+		acts := make([]action, 0, len(f.inflight))
+		for key := range f.inflight {
+			acts = append(acts, action{Kind: actCancel, Node: key.Node, Shard: key.Shard})
+		}
+		clear(f.inflight)
+		sortActions(acts)
+		return acts
+	}
+	need := f.k - len(f.verified)
+	delta := f.delta(now)
+	target := need + delta
+	timeout := now.Add(f.shardTimeout(now))
+	var acts []action
+
+	late := f.startup || !now.Before(f.deadline.Add(-f.segDur))
+	if !f.startup {
+		// Edges first, in rank order, one shard per edge per segment.
+		for _, e := range f.edges {
+			if len(f.inflight) >= target {
+				break
+			}
+			if f.asked[e.Node] || f.banned[e.Node] {
+				continue
+			}
+			shard, ok := f.pickEdgeShard(e)
+			if !ok {
+				continue
+			}
+			f.asked[e.Node] = true
+			f.inflight[requestKey{e.Node, shard}] = request{timeout: timeout}
+			acts = append(acts, action{Kind: actRequest, Node: e.Node, Addr: e.Addr, Shard: shard, Timeout: timeout})
+		}
+	}
+	// The origin fills in when the play is starting or late, or when the
+	// edges cannot supply the missing shards from distinct sources.
+	if !late && len(f.inflight) >= need {
+		return acts
+	}
+	if late && f.startup {
+		target = need // the origin is trusted to be fast; no spares at startup
+	}
+	for _, o := range f.origins {
+		if f.originFailures >= maxOriginFailures {
+			break
+		}
+		for i := 0; i < f.nMax && len(f.inflight) < target; i++ {
+			// Data shards first: the origin serves them as byte ranges.
+			if f.busy(i) {
+				continue
+			}
+			f.inflight[requestKey{o.Node, i}] = request{origin: true, timeout: timeout}
+			acts = append(acts, action{Kind: actRequest, Node: o.Node, Addr: o.Addr, Shard: i, Origin: true, Timeout: timeout})
+		}
+		break // one origin at a time; others are there if this one is banned
+	}
+	if len(f.inflight) == 0 && !f.Done() {
+		f.failed = true
+	}
+	return acts
+}
+
+// pickEdgeShard picks a shard index edge e holds that is neither verified nor
+// in flight, choosing at random among them so that concurrent viewers spread
+// over the shards.
+func (f *segmentFetch) pickEdgeShard(e candidate) (int, bool) {
+	var free []int
+	for _, i := range e.Shards {
+		if i >= 0 && i < f.nMax && !f.busy(i) && !slices.Contains(free, i) {
+			free = append(free, i)
+		}
+	}
+	if len(free) == 0 {
+		return 0, false
+	}
+	if f.rng == nil {
+		return free[0], true
+	}
+	return free[f.rng.Intn(len(free))], true
+}
+
+func sortActions(acts []action) {
+	slices.SortFunc(acts, func(a, b action) int {
+		if a.Node != b.Node {
+			if a.Node < b.Node {
+				return -1
+			}
+			return 1
+		}
+		return a.Shard - b.Shard
+	})
+}

@@ -1,0 +1,503 @@
+package viewer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// Config wires a viewer to its coordinator.
+type Config struct {
+	Coordinator string // base URL of the coordinator, e.g. http://127.0.0.1:7000
+	Identity    identity.Identity
+	Region      string
+	HTTPClient  *http.Client
+	Seed        int64            // seeds the scheduler's *rand.Rand
+	Now         func() time.Time // default time.Now
+	Log         *slog.Logger
+	Registry    *prometheus.Registry
+	// OnSegment, if set, receives the verified shards of each segment the viewer rebuilt
+	// (the edge's built-in player hands them to edge.Keep so it caches what it watched).
+	OnSegment func(video content.VideoID, rendition, segment int, shards []content.ShardMessage)
+}
+
+// Lookup windows: how many segments one lookup covers and how long its
+// answer is trusted (edges come and go within seconds).
+const (
+	lookupWindow = 8
+	lookupMaxAge = 5 * time.Second
+)
+
+// Viewer plays videos from the swarm. It is safe for concurrent use. Close
+// stops its background work (gateway readahead, evidence reports).
+type Viewer struct {
+	cfg   Config
+	coord *wire.CoordinatorClient
+	hc    *http.Client
+	log   *slog.Logger
+	met   *metrics
+
+	ctx    context.Context // cancelled by Close; parent of background work
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines
+
+	mu     sync.Mutex
+	rng    *rand.Rand           // seeds per-segment schedulers
+	banned map[wire.NodeID]bool // session bans: never asked again
+	videos map[content.VideoID]*videoEntry
+	cache  *segmentCache
+}
+
+// videoEntry is a verified manifest and its key, loaded once per video.
+type videoEntry struct {
+	ready chan struct{} // closed when loaded (or failed)
+	err   error
+	man   *content.Manifest
+	key   content.ContentKey
+
+	mu      sync.Mutex
+	windows map[int]*lookupResult // rendition → latest lookup
+}
+
+type lookupResult struct {
+	at       time.Time
+	from, to int // segments [from, to)
+	resp     wire.LookupResponse
+}
+
+// New makes a viewer. Nothing is fetched until Play, Segment or the gateway
+// asks.
+func New(cfg Config) (*Viewer, error) {
+	if cfg.Coordinator == "" {
+		return nil, errors.New("viewer: no coordinator URL; pass --coordinator http://HOST:PORT")
+	}
+	if cfg.Identity.Key == nil {
+		cfg.Identity = identity.New()
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = wire.NewHTTPClient()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	coord := wire.NewCoordinatorClient(cfg.Coordinator, cfg.HTTPClient)
+	return &Viewer{
+		cfg:    cfg,
+		coord:  coord,
+		hc:     cfg.HTTPClient,
+		log:    cfg.Log.With("role", "viewer", "node", cfg.Identity.ID),
+		met:    newMetrics(cfg.Registry),
+		ctx:    ctx,
+		cancel: cancel,
+		rng:    rand.New(rand.NewSource(cfg.Seed)),
+		banned: map[wire.NodeID]bool{},
+		videos: map[content.VideoID]*videoEntry{},
+		cache:  newSegmentCache(32),
+	}, nil
+}
+
+// Close stops background work and returns once every goroutine the viewer
+// started has exited.
+func (v *Viewer) Close() error {
+	v.cancel()
+	v.wg.Wait()
+	return nil
+}
+
+// Banned lists the sources banned this session.
+func (v *Viewer) Banned() []wire.NodeID {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make([]wire.NodeID, 0, len(v.banned))
+	for n := range v.banned {
+		out = append(out, n)
+	}
+	return out
+}
+
+// video loads (once) the verified manifest and key of a video.
+func (v *Viewer) video(ctx context.Context, id content.VideoID) (*videoEntry, error) {
+	v.mu.Lock()
+	e, ok := v.videos[id]
+	if !ok {
+		e = &videoEntry{ready: make(chan struct{}), windows: map[int]*lookupResult{}}
+		v.videos[id] = e
+	}
+	v.mu.Unlock()
+	if !ok {
+		e.man, e.key, e.err = v.loadVideo(ctx, id)
+		close(e.ready)
+		if e.err != nil {
+			v.mu.Lock()
+			delete(v.videos, id) // a failed load is retried next time
+			v.mu.Unlock()
+		}
+	}
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return e, e.err
+}
+
+// errUnknownVideo marks a video the coordinator does not have.
+var errUnknownVideo = errors.New("unknown video")
+
+func (v *Viewer) loadVideo(ctx context.Context, id content.VideoID) (*content.Manifest, content.ContentKey, error) {
+	var key content.ContentKey
+	raw, err := v.coord.Manifest(ctx, id.String())
+	if err != nil {
+		if wire.IsNotFound(err) {
+			return nil, key, fmt.Errorf("video %s: %w: %v", id, errUnknownVideo, err)
+		}
+		return nil, key, fmt.Errorf("video %s: manifest: %w", id, err)
+	}
+	man, err := content.DecodeManifest(raw)
+	if err != nil {
+		return nil, key, fmt.Errorf("video %s: the coordinator's manifest fails verification: %w", id, err)
+	}
+	if man.ID() != id {
+		return nil, key, fmt.Errorf("video %s: the coordinator sent the manifest of %s instead", id, man.ID())
+	}
+	kb, err := v.coord.Key(ctx, id.String())
+	if err != nil {
+		return nil, key, fmt.Errorf("video %s: content key: %w", id, err)
+	}
+	if len(kb) != len(key) {
+		return nil, key, fmt.Errorf("video %s: content key of %d bytes, want %d", id, len(kb), len(key))
+	}
+	copy(key[:], kb)
+	if key.ID() != man.KeyID {
+		return nil, key, fmt.Errorf("video %s: the coordinator's key does not match the manifest's key id", id)
+	}
+	return man, key, nil
+}
+
+// sources returns the ranked edges and the origins for one segment, from the
+// cached lookup window or a fresh lookup of the next window.
+func (v *Viewer) sources(ctx context.Context, id content.VideoID, e *videoEntry, rendition, segment int, fresh bool) (edges, origins []candidate, err error) {
+	now := v.cfg.Now()
+	e.mu.Lock()
+	w := e.windows[rendition]
+	e.mu.Unlock()
+	if fresh || w == nil || segment < w.from || segment >= w.to || now.Sub(w.at) > lookupMaxAge {
+		total := len(e.man.Renditions[rendition].Segments)
+		req := wire.LookupRequest{
+			Video:     id.String(),
+			Rendition: rendition,
+			From:      segment,
+			Count:     min(lookupWindow, total-segment),
+			ViewerID:  v.cfg.Identity.ID,
+			Region:    v.cfg.Region,
+			Exclude:   v.Banned(),
+		}
+		resp, err := v.coord.Lookup(ctx, req)
+		if err != nil {
+			return nil, nil, fmt.Errorf("lookup %s rendition %d segments %d..%d: %w", id, rendition, req.From, req.From+req.Count-1, err)
+		}
+		w = &lookupResult{at: now, from: req.From, to: req.From + req.Count, resp: resp}
+		e.mu.Lock()
+		e.windows[rendition] = w
+		e.mu.Unlock()
+	}
+	for _, s := range w.resp.Segments {
+		if s.Segment != segment {
+			continue
+		}
+		for _, src := range s.Sources {
+			edges = append(edges, candidate{Node: src.NodeID, Addr: src.Addr, Shards: src.Shards})
+		}
+	}
+	for _, o := range w.resp.Origins {
+		origins = append(origins, candidate{Node: o.NodeID, Addr: o.Addr, Origin: true})
+	}
+	return edges, origins, nil
+}
+
+// segmentResult is one rebuilt segment and where its bytes came from.
+type segmentResult struct {
+	ciphertext  []byte
+	shards      []content.ShardMessage // the k verified shards used
+	bytesBy     map[wire.NodeID]int64
+	originBytes int64
+	edgeBytes   int64
+	badShards   int
+	banned      []wire.NodeID
+}
+
+// shardResult is what a shard request goroutine reports.
+type shardResult struct {
+	key    requestKey
+	origin bool
+	msg    *content.ShardMessage
+	raw    []byte
+	err    error  // transport failure: replace the source
+	bad    string // non-empty: the bytes arrived but fail verification
+}
+
+// maxShardMessage bounds the bytes read for one shard of a segment of size bytes.
+func maxShardMessage(p content.Params, size int) int64 {
+	return int64(content.ShardHeaderSize + 32*8 + 4 + p.ShardSize(size))
+}
+
+// fetchSegment rebuilds one segment, retrying from a fresh lookup (and the
+// origin) if the first round of sources cannot supply k shards.
+func (v *Viewer) fetchSegment(ctx context.Context, id content.VideoID, e *videoEntry, rendition, segment int, deadline time.Time, startup bool) (*segmentResult, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		edges, origins, err := v.sources(ctx, id, e, rendition, segment, attempt > 0)
+		if err != nil {
+			lastErr = err
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			continue
+		}
+		res, err := v.fetchOnce(ctx, id, e, rendition, segment, deadline, startup || attempt > 0, edges, origins)
+		if err == nil {
+			return res, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			return nil, err
+		}
+	}
+	return nil, lastErr
+}
+
+// fetchOnce drives one segmentFetch: it runs the requests the scheduler
+// asks for, verifies what arrives and feeds the outcomes back. Every request
+// goroutine has exited when it returns.
+func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntry, rendition, segment int, deadline time.Time, startup bool, edges, origins []candidate) (*segmentResult, error) {
+	man := e.man
+	seg, err := man.Segment(rendition, segment)
+	if err != nil {
+		return nil, err
+	}
+	segDur := time.Duration(seg.Duration) * time.Microsecond
+	v.mu.Lock()
+	seed := v.rng.Int63()
+	banned := make(map[wire.NodeID]bool, len(v.banned))
+	for n := range v.banned {
+		banned[n] = true
+	}
+	v.mu.Unlock()
+	sched := newSegmentFetch(man.Params.K, man.Params.NMax, deadline, segDur, startup, banned, rand.New(rand.NewSource(seed)))
+
+	fctx, cancelAll := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancelAll()
+		wg.Wait()
+	}()
+	results := make(chan shardResult)
+	cancels := map[requestKey]context.CancelFunc{}
+	received := map[requestKey]shardResult{}
+	res := &segmentResult{bytesBy: map[wire.NodeID]int64{}}
+	limit := maxShardMessage(man.Params, int(seg.Size))
+
+	apply := func(acts []action) {
+		for _, a := range acts {
+			key := requestKey{a.Node, a.Shard}
+			switch a.Kind {
+			case actRequest:
+				rctx, cancel := context.WithCancel(fctx)
+				cancels[key] = cancel
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := v.requestShard(rctx, man, id, rendition, segment, a, limit)
+					select {
+					case results <- r:
+					case <-fctx.Done():
+					}
+				}()
+			case actCancel:
+				if cancel, ok := cancels[key]; ok {
+					cancel()
+					delete(cancels, key)
+				}
+			case actBan:
+				res.banned = append(res.banned, a.Node)
+				v.mu.Lock()
+				v.banned[a.Node] = true
+				v.mu.Unlock()
+				v.met.bans.Inc()
+				v.log.Warn("banned a source that sent a bad shard", "source", a.Node, "video", id, "rendition", rendition, "segment", segment, "shard", a.Shard)
+			}
+		}
+	}
+
+	apply(sched.Sources(v.cfg.Now(), edges, origins))
+	for !sched.Done() && !sched.Failed() {
+		var timer <-chan time.Time
+		var t *time.Timer
+		if wake := sched.NextWake(v.cfg.Now()); !wake.IsZero() {
+			t = time.NewTimer(wake.Sub(v.cfg.Now()))
+			timer = t.C
+		}
+		select {
+		case r := <-results:
+			if cancel, ok := cancels[r.key]; ok {
+				cancel()
+				delete(cancels, r.key)
+			}
+			now := v.cfg.Now()
+			switch {
+			case r.bad != "":
+				res.badShards++
+				v.met.badShards.Inc()
+				v.reportBadShard(id, rendition, segment, r)
+				apply(sched.ShardBad(now, r.key.Node, r.key.Shard))
+			case r.err != nil:
+				v.log.Debug("shard request failed; replacing the source", "source", r.key.Node, "shard", r.key.Shard, "err", r.err)
+				apply(sched.RequestFailed(now, r.key.Node, r.key.Shard))
+			default:
+				received[r.key] = r
+				apply(sched.ShardVerified(now, r.key.Node, r.key.Shard))
+			}
+		case <-timer:
+			apply(sched.Tick(v.cfg.Now()))
+		case <-ctx.Done():
+			stopTimer(t)
+			return nil, ctx.Err()
+		}
+		stopTimer(t)
+	}
+	if !sched.Done() {
+		return nil, fmt.Errorf("video %s rendition %d segment %d: no source left can supply the %d missing shards (origins unreachable?)", id, rendition, segment, man.Params.K-len(sched.verified))
+	}
+	shards := make([]content.Shard, 0, man.Params.K)
+	for _, idx := range sched.Verified() {
+		node := sched.verified[idx]
+		r := received[requestKey{node, idx}]
+		shards = append(shards, r.msg.Shard)
+		res.shards = append(res.shards, *r.msg)
+		n := int64(len(r.msg.Data))
+		res.bytesBy[node] += n
+		if r.origin {
+			res.originBytes += n
+		} else {
+			res.edgeBytes += n
+		}
+	}
+	ct, bad, err := content.Rebuild(man, rendition, segment, shards)
+	if err != nil || len(bad) > 0 {
+		return nil, fmt.Errorf("video %s rendition %d segment %d: rebuild from verified shards failed (bad %v): %v", id, rendition, segment, bad, err)
+	}
+	res.ciphertext = ct
+	v.met.shardBytes.WithLabelValues("origin").Add(float64(res.originBytes))
+	v.met.shardBytes.WithLabelValues("edge").Add(float64(res.edgeBytes))
+	v.met.segments.Inc()
+	if v.cfg.OnSegment != nil {
+		v.cfg.OnSegment(id, rendition, segment, res.shards)
+	}
+	return res, nil
+}
+
+// requestShard fetches and verifies one shard. Only a complete response
+// whose bytes fail verification is evidence against the source; transport
+// errors (reset, 404, cancellation) are not.
+func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, id content.VideoID, rendition, segment int, a action, limit int64) shardResult {
+	r := shardResult{key: requestKey{a.Node, a.Shard}, origin: a.Origin}
+	raw, _, err := wire.FetchShard(ctx, v.hc, a.Addr, id.String(), rendition, segment, a.Shard, limit)
+	if err != nil {
+		var apiErr *wire.APIError
+		if ctx.Err() == nil && !errors.As(err, &apiErr) && isOversize(err) {
+			r.raw, r.bad = raw, err.Error()
+			return r
+		}
+		r.err = err
+		return r
+	}
+	r.raw = raw
+	msg, err := content.DecodeShardMessage(raw)
+	if err != nil {
+		r.bad = err.Error()
+		return r
+	}
+	if msg.Video != id || msg.Rendition != rendition || msg.Segment != segment || msg.Index != a.Shard {
+		r.bad = fmt.Sprintf("asked for %s/%d/%d shard %d, got %s/%d/%d shard %d", id, rendition, segment, a.Shard, msg.Video, msg.Rendition, msg.Segment, msg.Index)
+		return r
+	}
+	if err := content.VerifyShard(man, rendition, segment, msg.Shard); err != nil {
+		r.bad = err.Error()
+		return r
+	}
+	r.msg = msg
+	return r
+}
+
+// isOversize reports FetchShard's "response over N bytes" error: a source
+// that sends more than a shard can hold is lying, not failing.
+func isOversize(err error) bool {
+	return err != nil && strings.Contains(err.Error(), ": response over ")
+}
+
+// reportBadShard sends the exact bytes received to the coordinator in the
+// background (the play must not wait for it).
+func (v *Viewer) reportBadShard(id content.VideoID, rendition, segment int, r shardResult) {
+	rep := wire.BadShardReport{
+		Reporter:  v.cfg.Identity.ID,
+		Node:      r.key.Node,
+		Video:     id.String(),
+		Rendition: rendition,
+		Segment:   segment,
+		Shard:     r.key.Shard,
+		Reason:    r.bad,
+		Evidence:  r.raw,
+	}
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		ctx, cancel := context.WithTimeout(v.ctx, 10*time.Second)
+		defer cancel()
+		if err := v.coord.ReportBadShard(ctx, rep); err != nil {
+			v.log.Warn("could not report a bad shard to the coordinator", "source", rep.Node, "err", err)
+		}
+	}()
+}
+
+// Segment returns the verified ciphertext of one segment, rebuilt from any k
+// shards. deadline is when the caller needs it (the scheduler asks more
+// sources, then the origin, as it nears).
+func (v *Viewer) Segment(ctx context.Context, video content.VideoID, rendition, segment int, deadline time.Time) ([]byte, error) {
+	e, err := v.video(ctx, video)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := e.man.Segment(rendition, segment); err != nil {
+		return nil, fmt.Errorf("video %s: %w", video, err)
+	}
+	res, err := v.fetchSegment(ctx, video, e, rendition, segment, deadline, false)
+	if err != nil {
+		return nil, err
+	}
+	return res.ciphertext, nil
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
