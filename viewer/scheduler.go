@@ -301,27 +301,42 @@ func (f *segmentFetch) plan(now time.Time) []action {
 			acts = append(acts, action{Kind: actRequest, Node: e.Node, Addr: e.Addr, Shard: shard, Timeout: timeout})
 		}
 	}
-	// The origin fills in when the play is starting or late, or when the
+	// The origin fills in when the play is starting or late (then it alone
+	// must be able to cover what is missing, racing the edges), or when the
 	// edges cannot supply the missing shards from distinct sources.
-	if !late && len(f.inflight) >= need {
-		return acts
-	}
-	if late && f.startup {
-		target = need // the origin is trusted to be fast; no spares at startup
+	originTarget := 0
+	switch {
+	case late:
+		originTarget = need
+	case len(f.inflight) < need:
+		originTarget = target - len(f.inflight)
 	}
 	for _, o := range f.origins {
-		if f.originFailures >= maxOriginFailures {
+		if originTarget == 0 || f.originFailures >= maxOriginFailures {
 			break
 		}
-		for i := 0; i < f.nMax && len(f.inflight) < target; i++ {
-			// Data shards first: the origin serves them as byte ranges.
+		if f.banned[o.Node] {
+			continue
+		}
+		inflight := 0
+		for key, req := range f.inflight {
+			if req.origin && key.Node == o.Node {
+				inflight++
+			}
+		}
+		if !late {
+			inflight = 0 // originTarget already counts what is in flight
+		}
+		// Data shards first: the origin serves them as byte ranges.
+		for i := 0; i < f.nMax && inflight < originTarget; i++ {
 			if f.busy(i) {
 				continue
 			}
 			f.inflight[requestKey{o.Node, i}] = request{origin: true, timeout: timeout}
 			acts = append(acts, action{Kind: actRequest, Node: o.Node, Addr: o.Addr, Shard: i, Origin: true, Timeout: timeout})
+			inflight++
 		}
-		break // one origin at a time; others are there if this one is banned
+		break // one origin at a time; the others stand by in case it is banned
 	}
 	if len(f.inflight) == 0 && !f.Done() {
 		f.failed = true
