@@ -1,0 +1,408 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// maxPublishBody bounds a publish request: manifests cost 40 bytes per
+// segment per rendition, so a catalogue of long videos outgrows
+// wire.MaxJSONBody.
+const maxPublishBody = 256 << 20
+
+// Handler serves every coordinator route of wire/routes.go plus /healthz and
+// /metrics.
+func (c *Coordinator) Handler() http.Handler {
+	mux := httpserve.NewMux(c.cfg.Registry)
+	mux.HandleFunc("POST "+wire.PathRegister, c.handleRegister)
+	mux.HandleFunc("POST "+wire.PathHeartbeat, c.handleHeartbeat)
+	mux.HandleFunc("POST "+wire.PathLeave, c.handleLeave)
+	mux.HandleFunc("GET "+wire.PathNodes, c.handleNodes)
+	mux.HandleFunc("POST "+wire.PathPublish, c.handlePublish)
+	mux.HandleFunc("GET "+wire.PathVideos, c.handleVideos)
+	mux.HandleFunc("GET "+wire.PathManifest, c.handleManifest)
+	mux.HandleFunc("GET "+wire.PathKey, c.handleKey)
+	mux.HandleFunc("POST "+wire.PathLookup, c.handleLookup)
+	mux.HandleFunc("POST "+wire.PathBadShard, c.handleBadShard)
+	mux.HandleFunc("POST "+wire.PathPlayReport, c.handlePlayReport)
+	mux.HandleFunc("GET "+wire.PathStats, func(w http.ResponseWriter, _ *http.Request) { wire.WriteJSON(w, c.Stats()) })
+	return mux
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	status, msg := statusOf(err)
+	wire.WriteError(w, status, "%s", msg)
+}
+
+func writeEmpty(w http.ResponseWriter) { wire.WriteJSON(w, struct{}{}) }
+
+func (c *Coordinator) handleRegister(w http.ResponseWriter, r *http.Request) {
+	var req wire.RegisterRequest
+	if !wire.DecodeJSON(w, r, &req) {
+		return
+	}
+	if err := checkRegister(&req); err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "register: %v", err)
+		return
+	}
+	now := c.cfg.Now()
+	if err := c.db.PutNode(r.Context(), NodeRecord{Request: req, RegisteredAt: now}); err != nil {
+		wire.WriteError(w, http.StatusInternalServerError, "register: store node: %v", err)
+		return
+	}
+	c.mu.Lock()
+	n := c.st.register(req, now, c.rng.Uint64())
+	c.mu.Unlock()
+	c.log.Info("node registered", "node", n.id, "role", n.role, "addr", n.addr, "region", n.region,
+		"disk_cap_bytes", n.diskCap, "upload_cap_bytes_per_s", n.uploadCap, "banned", n.banned)
+	wire.WriteJSON(w, wire.RegisterResponse{HeartbeatIntervalMS: c.cfg.HeartbeatInterval.Milliseconds()})
+}
+
+func (c *Coordinator) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	var req wire.HeartbeatRequest
+	if !wire.DecodeJSON(w, r, &req) {
+		return
+	}
+	if err := checkNodeID(req.NodeID); err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "heartbeat: %v", err)
+		return
+	}
+	now := c.cfg.Now()
+	c.mu.Lock()
+	n := c.st.nodes[req.NodeID]
+	if n == nil {
+		c.mu.Unlock()
+		wire.WriteJSON(w, wire.HeartbeatResponse{Unknown: true})
+		return
+	}
+	err := c.st.checkShardSets("added", req.Added)
+	if err == nil {
+		err = c.st.checkShardSets("removed", req.Removed)
+	}
+	if err != nil {
+		c.mu.Unlock()
+		wire.WriteError(w, http.StatusBadRequest, "heartbeat: %v", err)
+		return
+	}
+	directives := c.st.heartbeat(n, &req, now)
+	c.mu.Unlock()
+	wire.WriteJSON(w, wire.HeartbeatResponse{Directives: directives})
+}
+
+func (c *Coordinator) handleLeave(w http.ResponseWriter, r *http.Request) {
+	var req wire.LeaveRequest
+	if !wire.DecodeJSON(w, r, &req) {
+		return
+	}
+	c.mu.Lock()
+	n := c.st.nodes[req.NodeID]
+	if n != nil {
+		c.st.remove(n)
+	}
+	c.mu.Unlock()
+	if n == nil {
+		wire.WriteError(w, http.StatusNotFound, "leave: node %q is not registered", req.NodeID)
+		return
+	}
+	if err := c.db.DeleteNode(r.Context(), req.NodeID); err != nil {
+		c.log.Warn("leave: delete node record", "node", req.NodeID, "err", err)
+	}
+	c.log.Info("node left", "node", n.id, "role", n.role)
+	writeEmpty(w)
+}
+
+func (c *Coordinator) handleNodes(w http.ResponseWriter, _ *http.Request) {
+	now := c.cfg.Now()
+	c.mu.RLock()
+	infos := c.st.nodeInfos(now)
+	c.mu.RUnlock()
+	wire.WriteJSON(w, infos)
+}
+
+// decodeLarge is wire.DecodeJSON with a caller-chosen body limit.
+func decodeLarge(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			wire.WriteError(w, http.StatusRequestEntityTooLarge, "request body over %d bytes", limit)
+		} else {
+			wire.WriteError(w, http.StatusBadRequest, "malformed JSON body: %v", err)
+		}
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		wire.WriteError(w, http.StatusBadRequest, "malformed JSON body: trailing data after the object")
+		return false
+	}
+	return true
+}
+
+func (c *Coordinator) handlePublish(w http.ResponseWriter, r *http.Request) {
+	var req wire.PublishRequest
+	if !decodeLarge(w, r, &req, maxPublishBody) {
+		return
+	}
+	c.mu.RLock()
+	origin := c.st.nodes[req.OriginID]
+	c.mu.RUnlock()
+	switch {
+	case origin == nil:
+		wire.WriteError(w, http.StatusNotFound, "publish: origin %q is not registered; register with role %q first", req.OriginID, wire.RoleOrigin)
+		return
+	case origin.role != wire.RoleOrigin:
+		wire.WriteError(w, http.StatusForbidden, "publish: node %s is registered as %q; only origins publish", req.OriginID, origin.role)
+		return
+	}
+	// Verify everything before storing anything: a bad entry rejects the
+	// whole request and leaves no partial catalogue.
+	recs := make([]VideoRecord, len(req.Videos))
+	manifests := make([]*content.Manifest, len(req.Videos))
+	for i, pv := range req.Videos {
+		m, err := content.DecodeManifest(pv.Manifest)
+		if err != nil {
+			wire.WriteError(w, http.StatusBadRequest, "publish: videos[%d]: %v", i, err)
+			return
+		}
+		if pv.Key != nil {
+			if len(pv.Key) != len(content.ContentKey{}) {
+				wire.WriteError(w, http.StatusBadRequest, "publish: videos[%d]: key is %d bytes, want 16 (AES-128)", i, len(pv.Key))
+				return
+			}
+			if content.ContentKey(pv.Key).ID() != m.KeyID {
+				wire.WriteError(w, http.StatusBadRequest, "publish: videos[%d] (%q): key does not match the manifest's key id", i, m.Title)
+				return
+			}
+		}
+		manifests[i] = m
+		recs[i] = VideoRecord{ID: m.ID().String(), Manifest: pv.Manifest, Key: pv.Key, Origin: req.OriginID}
+	}
+	for _, rec := range recs {
+		if err := c.db.PutVideo(r.Context(), rec); err != nil {
+			wire.WriteError(w, http.StatusInternalServerError, "publish: store video %s: %v", rec.ID, err)
+			return
+		}
+	}
+	c.mu.Lock()
+	for i, rec := range recs {
+		c.st.addVideo(rec, manifests[i])
+	}
+	c.mu.Unlock()
+	for i, rec := range recs {
+		c.log.Info("video published", "video", rec.ID, "title", manifests[i].Title, "origin", rec.Origin, "has_key", rec.Key != nil)
+	}
+	writeEmpty(w)
+}
+
+func (c *Coordinator) handleVideos(w http.ResponseWriter, _ *http.Request) {
+	c.mu.RLock()
+	out := make([]wire.VideoInfo, 0, len(c.st.videos))
+	for _, v := range c.st.videos {
+		out = append(out, v.info)
+	}
+	c.mu.RUnlock()
+	sortVideos(out)
+	wire.WriteJSON(w, out)
+}
+
+// videoFor resolves the {id} path value or writes a 4xx.
+func (c *Coordinator) videoFor(w http.ResponseWriter, r *http.Request) (*video, bool) {
+	id, err := wire.ParseVideoParam(r)
+	if err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "%v", err)
+		return nil, false
+	}
+	c.mu.RLock()
+	v := c.st.videos[id.String()]
+	c.mu.RUnlock()
+	if v == nil {
+		wire.WriteError(w, http.StatusNotFound, "video %s is not in the catalogue", id)
+		return nil, false
+	}
+	return v, true
+}
+
+func (c *Coordinator) handleManifest(w http.ResponseWriter, r *http.Request) {
+	v, ok := c.videoFor(w, r)
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(v.manifest)
+}
+
+func (c *Coordinator) handleKey(w http.ResponseWriter, r *http.Request) {
+	v, ok := c.videoFor(w, r)
+	if !ok {
+		return
+	}
+	if c.cfg.AuthorizeKey != nil {
+		if err := c.cfg.AuthorizeKey(r, v.id); err != nil {
+			wire.WriteError(w, http.StatusForbidden, "key for video %s: %v", v.id, err)
+			return
+		}
+	}
+	c.mu.RLock()
+	key := v.key
+	c.mu.RUnlock()
+	if key == nil {
+		wire.WriteError(w, http.StatusNotFound, "video %s: its origin published no content key", v.id)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(key)
+}
+
+func (c *Coordinator) handleLookup(w http.ResponseWriter, r *http.Request) {
+	var req wire.LookupRequest
+	if !wire.DecodeJSON(w, r, &req) {
+		return
+	}
+	start := time.Now()
+	sc := c.scratch.Get().(*lookupScratch)
+	defer c.scratch.Put(sc)
+	if err := c.lookup(&req, sc); err != nil {
+		writeErr(w, err)
+		return
+	}
+	sc.buf = sc.res.appendJSON(sc.buf[:0])
+	sc.res.reset()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(sc.buf)
+	c.metrics.lookupLatency.Observe(time.Since(start).Seconds())
+}
+
+func (c *Coordinator) handleBadShard(w http.ResponseWriter, r *http.Request) {
+	var rep wire.BadShardReport
+	if !wire.DecodeJSON(w, r, &rep) {
+		return
+	}
+	verdict, detail, err := c.judgeBadShard(r.Context(), &rep)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	c.badReports.Add(1)
+	c.metrics.badShards.WithLabelValues(verdict).Inc()
+	c.log.Warn("bad-shard report", "verdict", verdict, "node", rep.Node, "reporter", rep.Reporter,
+		"video", rep.Video, "rendition", rep.Rendition, "segment", rep.Segment, "shard", rep.Shard, "detail", detail)
+	wire.WriteJSON(w, struct {
+		Verdict string `json:"verdict"`
+		Detail  string `json:"detail"`
+	}{verdict, detail})
+}
+
+// judgeBadShard re-verifies a report's evidence against the manifest. If it
+// fails, the accused node sent a bad shard and is banned; if it verifies,
+// the accusation is false and the node is left alone.
+func (c *Coordinator) judgeBadShard(ctx context.Context, rep *wire.BadShardReport) (verdict, detail string, err error) {
+	if err := checkNodeID(rep.Node); err != nil {
+		return "", "", badRequest("bad-shard report: node: %v", err)
+	}
+	if len(rep.Evidence) == 0 {
+		return "", "", badRequest("bad-shard report: no evidence: send the exact bytes received from the node")
+	}
+	c.mu.RLock()
+	v := c.st.videos[rep.Video]
+	c.mu.RUnlock()
+	if v == nil {
+		return "", "", notFound("bad-shard report: video %q is not in the catalogue", rep.Video)
+	}
+	if _, err := v.m.Segment(rep.Rendition, rep.Segment); err != nil {
+		return "", "", badRequest("bad-shard report: %v", err)
+	}
+	if rep.Shard < 0 || rep.Shard >= v.m.Params.NMax {
+		return "", "", badRequest("bad-shard report: shard index %d outside 0..%d", rep.Shard, v.m.Params.NMax-1)
+	}
+	verdict, detail = verdictConfirmed, ""
+	msg, err := content.DecodeShardMessage(rep.Evidence)
+	switch {
+	case err != nil:
+		detail = err.Error()
+	case msg.Video.String() != rep.Video || msg.Rendition != rep.Rendition || msg.Segment != rep.Segment || msg.Index != rep.Shard:
+		detail = "the node answered with a different shard than the one requested"
+	default:
+		if err := content.VerifyShard(v.m, rep.Rendition, rep.Segment, msg.Shard); err != nil {
+			detail = err.Error()
+		} else {
+			verdict, detail = verdictFalse, "the evidence verifies against the manifest"
+		}
+	}
+	if verdict == verdictConfirmed {
+		if err := c.db.PutBan(ctx, BanRecord{Node: rep.Node, Reason: detail, At: c.cfg.Now()}); err != nil {
+			return "", "", err
+		}
+		c.mu.Lock()
+		c.st.ban(rep.Node, detail)
+		c.mu.Unlock()
+	}
+	return verdict, detail, nil
+}
+
+func (c *Coordinator) handlePlayReport(w http.ResponseWriter, r *http.Request) {
+	var rep wire.PlayReport
+	if !wire.DecodeJSON(w, r, &rep) {
+		return
+	}
+	if rep.StartupMS < 0 || rep.Stalls < 0 || rep.StallMS < 0 || rep.PlayedMS < 0 || rep.BadShards < 0 {
+		wire.WriteError(w, http.StatusBadRequest, "play report: negative startup_ms, stalls, stall_ms, played_ms or bad_shards")
+		return
+	}
+	c.mu.RLock()
+	v := c.st.videos[rep.Video]
+	var edgeBytes, originBytes int64
+	for id, b := range rep.BytesBySource {
+		if b < 0 {
+			continue
+		}
+		if n := c.st.nodes[id]; n != nil && n.role == wire.RoleEdge {
+			edgeBytes += b
+		} else {
+			originBytes += b
+		}
+	}
+	c.mu.RUnlock()
+	if v == nil {
+		wire.WriteError(w, http.StatusNotFound, "play report: video %q is not in the catalogue", rep.Video)
+		return
+	}
+	c.playMu.Lock()
+	p := &c.plays
+	p.Plays++
+	if rep.Completed {
+		p.Completed++
+	}
+	p.Stalls += int64(rep.Stalls)
+	p.StallMS += rep.StallMS
+	p.PlayedMS += rep.PlayedMS
+	p.StartupMSTotal += rep.StartupMS
+	p.BadShards += int64(rep.BadShards)
+	p.EdgeBytes += edgeBytes
+	p.OriginBytes += originBytes
+	c.playMu.Unlock()
+	c.metrics.plays.Inc()
+	c.metrics.playBytes.WithLabelValues("edge").Add(float64(edgeBytes))
+	c.metrics.playBytes.WithLabelValues("origin").Add(float64(originBytes))
+	writeEmpty(w)
+}
+
+func sortVideos(vs []wire.VideoInfo) {
+	slices.SortFunc(vs, func(a, b wire.VideoInfo) int {
+		if c := strings.Compare(a.Title, b.Title); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+}

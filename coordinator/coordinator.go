@@ -1,0 +1,334 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// Config configures a Coordinator. Zero values take the defaults.
+type Config struct {
+	HeartbeatInterval time.Duration    // default 2s; told to nodes in RegisterResponse; an edge silent for 3 intervals leaves lookups
+	PlacementInterval time.Duration    // default 2s; how often placement recomputes directives
+	DemandHalfLife    time.Duration    // default 60s; decay of per-segment demand
+	Seed              int64            // seeds the placement/ranking *rand.Rand
+	Now               func() time.Time // default time.Now; tests inject
+	Log               *slog.Logger
+	Registry          *prometheus.Registry // if nil, httpserve.NewRegistry()
+
+	// DB holds durable state (catalogue, keys, bans); nil means in memory.
+	DB DB
+	// AuthorizeKey decides whether the request may have video's content
+	// key. nil lets everyone: entitlement (accounts, points) comes later.
+	AuthorizeKey func(r *http.Request, video string) error
+}
+
+// Coordinator is the control plane of one Swarmcast network. Its methods
+// are safe for concurrent use.
+type Coordinator struct {
+	cfg     Config
+	db      DB
+	log     *slog.Logger
+	metrics *metrics
+
+	// mu guards st and rng. Lookups take the read lock; every other change
+	// (registration, heartbeats, publishing, placement) the write lock.
+	mu  sync.RWMutex
+	st  *state
+	rng *rand.Rand // per-node salts
+
+	demandMu sync.Mutex
+	demand   *DemandTracker
+
+	placer *Placer // only Run's goroutine uses it
+
+	lookupSeed uint64
+	lookupSeq  atomic.Uint64
+	lookups    atomic.Int64
+	badReports atomic.Int64
+
+	playMu sync.Mutex
+	plays  PlayAggregates
+
+	scratch sync.Pool // *lookupScratch
+}
+
+// PlayAggregates sums the play reports received.
+type PlayAggregates struct {
+	Plays          int64
+	Completed      int64
+	Stalls         int64
+	StallMS        float64
+	PlayedMS       float64
+	StartupMSTotal float64
+	BadShards      int64
+	EdgeBytes      int64 // bytes viewers got from edges
+	OriginBytes    int64 // bytes viewers got from origins (or unknown sources)
+}
+
+type lookupScratch struct {
+	res lookupResult
+	buf []byte
+}
+
+// New builds a coordinator and loads its durable state from cfg.DB.
+func New(cfg Config) (*Coordinator, error) {
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 2 * time.Second
+	}
+	if cfg.PlacementInterval <= 0 {
+		cfg.PlacementInterval = 2 * time.Second
+	}
+	if cfg.DemandHalfLife <= 0 {
+		cfg.DemandHalfLife = 60 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = httpserve.NewRegistry()
+	}
+	if cfg.DB == nil {
+		cfg.DB = NewMemDB()
+	}
+	rng := rand.New(rand.NewSource(cfg.Seed))
+	c := &Coordinator{
+		cfg:        cfg,
+		db:         cfg.DB,
+		log:        cfg.Log.With("role", "coordinator"),
+		st:         newState(cfg.HeartbeatInterval),
+		rng:        rng,
+		demand:     NewDemandTracker(cfg.DemandHalfLife, cfg.Now()),
+		placer:     NewPlacer(rng.Int63()),
+		lookupSeed: rng.Uint64(),
+	}
+	c.scratch.New = func() any { return new(lookupScratch) }
+	if err := c.load(context.Background()); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.metrics, err = newMetrics(cfg.Registry, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// load restores the catalogue and bans. Nodes are not restored: their next
+// heartbeat answers Unknown, so they re-register with a full inventory.
+func (c *Coordinator) load(ctx context.Context) error {
+	videos, err := c.db.Videos(ctx)
+	if err != nil {
+		return fmt.Errorf("load catalogue: %w", err)
+	}
+	for _, rec := range videos {
+		m, err := content.DecodeManifest(rec.Manifest)
+		if err != nil {
+			return fmt.Errorf("load catalogue: video %s: %w", rec.ID, err)
+		}
+		c.st.addVideo(rec, m)
+	}
+	bans, err := c.db.Bans(ctx)
+	if err != nil {
+		return fmt.Errorf("load bans: %w", err)
+	}
+	for _, b := range bans {
+		c.st.ban(b.Node, b.Reason)
+	}
+	return nil
+}
+
+// Run does the periodic chores (liveness sweep, placement) until ctx is
+// done. It starts no other goroutine.
+func (c *Coordinator) Run(ctx context.Context) error {
+	sweep := time.NewTicker(c.cfg.HeartbeatInterval)
+	defer sweep.Stop()
+	place := time.NewTicker(c.cfg.PlacementInterval)
+	defer place.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sweep.C:
+			c.Sweep()
+		case <-place.C:
+			c.Place()
+		}
+	}
+}
+
+// Sweep drops nodes silent for more than 3 heartbeat intervals from the
+// registry. (Lookups already skip them once they are that late; sweeping
+// makes their next heartbeat answer Unknown.)
+func (c *Coordinator) Sweep() {
+	now := c.cfg.Now()
+	c.mu.Lock()
+	gone := c.st.sweep(now)
+	c.mu.Unlock()
+	for _, n := range gone {
+		c.log.Info("node missed heartbeats, dropped", "node", n.id, "role", n.role, "last_seen", n.lastSeen)
+	}
+}
+
+// Place runs one placement round: fold demand, plan, queue directives.
+func (c *Coordinator) Place() {
+	now := c.cfg.Now()
+	c.demandMu.Lock()
+	c.demand.Fold(now)
+	demand := c.demand.Demand()
+	c.demandMu.Unlock()
+
+	c.mu.RLock()
+	var st PlacementState
+	nodes := make(map[wire.NodeID]*node)
+	for _, n := range c.st.nodes {
+		if n.role != wire.RoleEdge || !c.st.alive(n, now) {
+			continue
+		}
+		nodes[n.id] = n
+		st.Edges = append(st.Edges, PlacementEdge{
+			ID: n.id, Region: n.region, DiskCapBytes: n.diskCap, UploadCapBytes: n.uploadCap,
+			Held: maps.Clone(n.inventory), Assigned: maps.Clone(n.assigned),
+		})
+	}
+	for _, d := range demand {
+		v := c.st.videos[d.Key.Video]
+		if v == nil || d.Key.Rendition >= len(v.m.Renditions) || d.Key.Segment >= len(v.m.Renditions[d.Key.Rendition].Segments) {
+			continue
+		}
+		size := v.m.Renditions[d.Key.Rendition].Segments[d.Key.Segment].Size
+		st.Segments = append(st.Segments, PlacementSegment{
+			Key: d.Key, Rate: d.Rate, ByRegion: d.ByRegion,
+			ShardBytes: int64(v.m.Params.ShardSize(int(size))), K: v.m.Params.K, NMax: v.m.Params.NMax,
+		})
+	}
+	c.mu.RUnlock()
+
+	plan := c.placer.Plan(now, st)
+	targets := make(map[wire.NodeID]map[SegmentKey]ShardMask)
+	for _, a := range plan {
+		if targets[a.Edge] == nil {
+			targets[a.Edge] = make(map[SegmentKey]ShardMask)
+		}
+		targets[a.Edge][a.Segment] = a.Shards
+	}
+
+	c.mu.Lock()
+	var fetches, drops int
+	for _, n := range c.st.nodes {
+		if n.role != wire.RoleEdge {
+			continue
+		}
+		target := targets[n.id]
+		if nodes[n.id] != n {
+			target = nil // re-registered, died or banned since the snapshot
+		}
+		if target == nil && len(n.assigned) == 0 {
+			continue
+		}
+		if target == nil {
+			target = make(map[SegmentKey]ShardMask)
+		}
+		f, d := c.st.assign(n, target)
+		fetches += f
+		drops += d
+	}
+	c.mu.Unlock()
+	c.metrics.directives.WithLabelValues(wire.ActionFetch).Add(float64(fetches))
+	c.metrics.directives.WithLabelValues(wire.ActionDrop).Add(float64(drops))
+	if fetches+drops > 0 {
+		c.log.Debug("placement", "segments", len(st.Segments), "edges", len(st.Edges), "fetch_shards", fetches, "drop_shards", drops)
+	}
+}
+
+// Stats is the network-wide summary.
+func (c *Coordinator) Stats() wire.Stats {
+	now := c.cfg.Now()
+	c.mu.RLock()
+	s := wire.Stats{
+		Nodes:       len(c.st.nodes),
+		AliveEdges:  c.st.aliveEdges(now),
+		Videos:      len(c.st.videos),
+		BannedNodes: len(c.st.banned),
+	}
+	c.mu.RUnlock()
+	s.Lookups = c.lookups.Load()
+	s.BadShards = c.badReports.Load()
+	c.playMu.Lock()
+	s.PlaysReported = c.plays.Plays
+	c.playMu.Unlock()
+	return s
+}
+
+// Plays returns the play-report aggregates.
+func (c *Coordinator) Plays() PlayAggregates {
+	c.playMu.Lock()
+	defer c.playMu.Unlock()
+	return c.plays
+}
+
+// Lookup ranks sources for a window of segments, as the HTTP route does,
+// for in-process callers (simulator, benchmarks).
+func (c *Coordinator) Lookup(req wire.LookupRequest) (wire.LookupResponse, error) {
+	sc := c.scratch.Get().(*lookupScratch)
+	defer c.scratch.Put(sc)
+	if err := c.lookup(&req, sc); err != nil {
+		return wire.LookupResponse{}, err
+	}
+	resp := sc.res.response()
+	sc.res.reset()
+	return resp, nil
+}
+
+// lookup runs one lookup into sc.res and counts its demand.
+func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch) error {
+	now := c.cfg.Now()
+	sc.res.reset()
+	tiebreak := splitmix64(c.lookupSeed + c.lookupSeq.Add(1))
+	c.mu.RLock()
+	err := c.st.lookup(req, now, tiebreak, &sc.res)
+	c.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	c.lookups.Add(1)
+	c.metrics.lookups.Inc()
+	c.demandMu.Lock()
+	c.demand.Record(req.Video, req.Rendition, req.From, req.From+len(sc.res.segments), req.Region)
+	c.demandMu.Unlock()
+	return nil
+}
+
+// statusOf maps an error to an HTTP status and message.
+func statusOf(err error) (int, string) {
+	var re *requestError
+	if errors.As(err, &re) {
+		return re.status, re.msg
+	}
+	return http.StatusInternalServerError, err.Error()
+}
+
+func (s *state) aliveEdges(now time.Time) int {
+	n := 0
+	for _, nd := range s.nodes {
+		if nd.role == wire.RoleEdge && s.alive(nd, now) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,205 @@
+package coordinator
+
+import (
+	"fmt"
+	"math/bits"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// MaxSourcesPerSegment bounds the ranked edges returned per segment: a
+// viewer asks k+δ distinct sources, so more than this is wasted bytes.
+const MaxSourcesPerSegment = 32
+
+// maxExclude bounds a lookup's Exclude list.
+const maxExclude = 1024
+
+// requestError is a client error with its HTTP status.
+type requestError struct {
+	status int
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &requestError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+func notFound(format string, args ...any) error {
+	return &requestError{http.StatusNotFound, fmt.Sprintf(format, args...)}
+}
+
+// rankedSource is one candidate edge with its ranking key (lower is better).
+type rankedSource struct {
+	n     *node
+	shard ShardMask
+	score uint64
+}
+
+// rankedSegment is a segment's slice [start, end) of lookupResult.sources.
+type rankedSegment struct {
+	segment    int
+	start, end int
+}
+
+// lookupResult is reusable scratch for one lookup (pooled by the caller).
+type lookupResult struct {
+	segments []rankedSegment
+	sources  []rankedSource
+	origins  []*node
+}
+
+func (r *lookupResult) reset() {
+	r.segments = r.segments[:0]
+	clear(r.sources) // drop node pointers so pooled scratch pins nothing
+	r.sources = r.sources[:0]
+	clear(r.origins)
+	r.origins = r.origins[:0]
+}
+
+// lookup ranks the alive holders of each segment in the window. It only
+// reads state, so many run at once under the read lock. tiebreak seeds the
+// random order among equally good sources.
+func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, out *lookupResult) error {
+	v := s.videos[req.Video]
+	if v == nil {
+		return notFound("video %q is not in the catalogue", req.Video)
+	}
+	if req.Rendition < 0 || req.Rendition >= len(v.segs) {
+		return badRequest("rendition %d does not exist (video has %d)", req.Rendition, len(v.segs))
+	}
+	segs := v.segs[req.Rendition]
+	if req.From < 0 || req.From >= len(segs) {
+		return badRequest("from %d: segment does not exist (rendition %d has %d)", req.From, req.Rendition, len(segs))
+	}
+	if req.Count < 1 || req.Count > wire.MaxLookupCount {
+		return badRequest("count %d: want 1..%d", req.Count, wire.MaxLookupCount)
+	}
+	if len(req.Exclude) > maxExclude {
+		return badRequest("exclude lists %d nodes, limit %d", len(req.Exclude), maxExclude)
+	}
+	end := min(req.From+req.Count, len(segs))
+	for i := req.From; i < end; i++ {
+		start := len(out.sources)
+		for _, h := range segs[i].holders {
+			n := h.n
+			if !s.alive(n, now) || slices.Contains(req.Exclude, n.id) {
+				continue
+			}
+			out.sources = append(out.sources, rankedSource{n: n, shard: h.shard, score: rankScore(n, req.Region, tiebreak)})
+		}
+		ranked := out.sources[start:]
+		slices.SortFunc(ranked, func(a, b rankedSource) int {
+			switch {
+			case a.score < b.score:
+				return -1
+			case a.score > b.score:
+				return 1
+			}
+			return 0
+		})
+		if len(ranked) > MaxSourcesPerSegment {
+			clear(out.sources[start+MaxSourcesPerSegment:])
+			out.sources = out.sources[:start+MaxSourcesPerSegment]
+		}
+		out.segments = append(out.segments, rankedSegment{segment: i, start: start, end: len(out.sources)})
+	}
+	for _, o := range s.origins {
+		if s.alive(o, now) {
+			out.origins = append(out.origins, o)
+		}
+	}
+	return nil
+}
+
+// rankScore orders sources: same region first, then by load (measured
+// upload rate over declared upload cap, in 10% steps so that nodes with
+// similar load tie), then by a seeded random key that spreads load among
+// the ties.
+func rankScore(n *node, region string, tiebreak uint64) uint64 {
+	var tier uint64 = 1
+	if region != "" && n.region == region {
+		tier = 0
+	}
+	load := n.servedRate / float64(max(n.uploadCap, 1))
+	bucket := uint64(min(max(load*10, 0), 255))
+	return tier<<56 | bucket<<48 | splitmix64(tiebreak^n.salt)>>16
+}
+
+// splitmix64 is a fast, well-mixed hash of x (Steele et al., 2014).
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// appendJSON renders the result as a wire.LookupResponse JSON document
+// without reflection.
+func (r *lookupResult) appendJSON(b []byte) []byte {
+	b = append(b, `{"segments":[`...)
+	for i, seg := range r.segments {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"segment":`...)
+		b = strconv.AppendInt(b, int64(seg.segment), 10)
+		b = append(b, `,"sources":[`...)
+		for j, src := range r.sources[seg.start:seg.end] {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, src.n.jsonHead...)
+			b = append(b, `,"shards":[`...)
+			b = appendMask(b, src.shard)
+			b = append(b, "]}"...)
+		}
+		b = append(b, "]}"...)
+	}
+	b = append(b, `],"origins":[`...)
+	for i, o := range r.origins {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, o.jsonHead...)
+		b = append(b, '}')
+	}
+	return append(b, "]}\n"...)
+}
+
+func appendMask(b []byte, m ShardMask) []byte {
+	first := true
+	for w, word := range m {
+		for word != 0 {
+			bit := bits.TrailingZeros64(word)
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = strconv.AppendInt(b, int64(w*64+bit), 10)
+			word &= word - 1
+		}
+	}
+	return b
+}
+
+// response converts the result into the wire type (for in-process callers).
+func (r *lookupResult) response() wire.LookupResponse {
+	resp := wire.LookupResponse{Segments: make([]wire.SegmentSources, 0, len(r.segments)), Origins: []wire.Source{}}
+	for _, seg := range r.segments {
+		ss := wire.SegmentSources{Segment: seg.segment, Sources: make([]wire.Source, 0, seg.end-seg.start)}
+		for _, src := range r.sources[seg.start:seg.end] {
+			ss.Sources = append(ss.Sources, wire.Source{NodeID: src.n.id, Addr: src.n.addr, Shards: src.shard.Indices()})
+		}
+		resp.Segments = append(resp.Segments, ss)
+	}
+	for _, o := range r.origins {
+		resp.Origins = append(resp.Origins, wire.Source{NodeID: o.id, Addr: o.addr})
+	}
+	return resp
+}

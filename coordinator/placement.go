@@ -1,0 +1,242 @@
+package coordinator
+
+import (
+	"math"
+	"math/rand"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// PlacementEdge is an alive, unbanned edge as the placer sees it.
+type PlacementEdge struct {
+	ID             wire.NodeID
+	Region         string
+	DiskCapBytes   int64
+	UploadCapBytes int64                    // bytes per second
+	Held           map[SegmentKey]ShardMask // what the edge reports holding (watched or fetched)
+	Assigned       map[SegmentKey]ShardMask // the previous plan, kept where still valid so plans are stable
+}
+
+// PlacementSegment is a segment with demand.
+type PlacementSegment struct {
+	Key        SegmentKey
+	Rate       float64            // requests per second (decayed)
+	ByRegion   map[string]float64 // requests per second by viewer region
+	ShardBytes int64              // size of each of its shards
+	K, NMax    int
+}
+
+// PlacementState is the input of one placement round.
+type PlacementState struct {
+	Edges    []PlacementEdge
+	Segments []PlacementSegment
+}
+
+// Assignment says edge Edge should keep Shards of Segment.
+type Assignment struct {
+	Edge    wire.NodeID
+	Segment SegmentKey
+	Shards  ShardMask
+}
+
+// Placer assigns coded shards to edges so that the number of distinct shards
+// cached for a segment follows its demand: every segment with demand gets at
+// least k distinct shards (enough to rebuild it without the origin), the
+// hottest get up to n_max, and shards of one segment go to distinct edges.
+// No edge is assigned more bytes than its disk cap or more expected upload
+// than its upload cap.
+//
+// Expected upload model: a viewer fetches k distinct shards of a segment, so
+// with c holders each serves rate·shardBytes·min(1, k/c) bytes per second.
+// An edge is admitted with c counting itself, an upper bound on its final
+// load (more holders only lower it).
+//
+// Plan is pure apart from the Placer's seeded random source: the same seed
+// and the same sequence of states give the same plans.
+type Placer struct {
+	rng *rand.Rand
+}
+
+// NewPlacer returns a placer whose tie-breaks follow seed.
+func NewPlacer(seed int64) *Placer {
+	return &Placer{rng: rand.New(rand.NewSource(seed))}
+}
+
+// TargetShards is how many distinct shards a segment with rate should have,
+// given the hottest segment's rate: k, plus a share of the n_max-k parity
+// headroom proportional to rate/hottest.
+func TargetShards(rate, hottest float64, k, nmax int) int {
+	if rate <= 0 || hottest <= 0 {
+		return 0
+	}
+	extra := int(math.Ceil(float64(nmax-k) * min(rate/hottest, 1)))
+	return min(k+extra, nmax)
+}
+
+// edgeLoad is an edge's running budget during one plan.
+type edgeLoad struct {
+	e        *PlacementEdge
+	disk     int64   // bytes assigned
+	upload   float64 // expected bytes per second
+	tiebreak uint64
+}
+
+func (l *edgeLoad) fits(shardBytes int64, load float64) bool {
+	return l.disk+shardBytes <= l.e.DiskCapBytes && l.upload+load <= float64(l.e.UploadCapBytes)
+}
+
+// Plan computes the full assignment for st. now is accepted for symmetry
+// with the other sans-IO cores; the plan depends on demand, not on time.
+func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
+	_ = now
+	edges := make([]edgeLoad, len(st.Edges))
+	byID := make(map[wire.NodeID]int, len(st.Edges))
+	order := make([]int, len(st.Edges))
+	for i := range st.Edges {
+		order[i] = i
+	}
+	// Visit edges in id order so map order never leaks into the plan.
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(string(st.Edges[a].ID), string(st.Edges[b].ID)) })
+	for _, i := range order {
+		edges[i] = edgeLoad{e: &st.Edges[i], tiebreak: p.rng.Uint64()}
+		byID[st.Edges[i].ID] = i
+	}
+
+	segs := slices.Clone(st.Segments)
+	slices.SortStableFunc(segs, func(a, b PlacementSegment) int {
+		if a.Rate != b.Rate {
+			if a.Rate > b.Rate {
+				return -1
+			}
+			return 1
+		}
+		return compareKeys(a.Key, b.Key)
+	})
+	hottest := 0.0
+	if len(segs) > 0 {
+		hottest = segs[0].Rate
+	}
+
+	plan := make(map[wire.NodeID]map[SegmentKey]ShardMask)
+	var perSeg []ShardMask // per edge index: shards of the current segment
+	perSeg = make([]ShardMask, len(edges))
+	for _, seg := range segs {
+		if seg.K < 1 || seg.NMax < seg.K || seg.ShardBytes <= 0 || seg.Rate <= 0 {
+			continue
+		}
+		target := TargetShards(seg.Rate, hottest, seg.K, seg.NMax)
+		clear(perSeg)
+		var covered ShardMask
+		holders := 0
+		// loadIf is edge i's expected upload for one more shard of seg.
+		loadIf := func(i int) float64 {
+			c := holders
+			if perSeg[i].Empty() {
+				c++
+			}
+			return seg.Rate * float64(seg.ShardBytes) * min(1, float64(seg.K)/float64(c))
+		}
+		admit := func(i, shard int) bool {
+			if covered.Has(shard) || shard >= seg.NMax {
+				return false
+			}
+			load := loadIf(i)
+			if !edges[i].fits(seg.ShardBytes, load) {
+				return false
+			}
+			edges[i].disk += seg.ShardBytes
+			edges[i].upload += load
+			if perSeg[i].Empty() {
+				holders++
+			}
+			perSeg[i].Set(shard)
+			covered.Set(shard)
+			return true
+		}
+		// Supply first: shards already on edges (what their players watched,
+		// what earlier plans placed) cost no transfer.
+		for _, src := range []func(e *PlacementEdge) ShardMask{
+			func(e *PlacementEdge) ShardMask { return e.Held[seg.Key] },
+			func(e *PlacementEdge) ShardMask { return e.Assigned[seg.Key] },
+		} {
+			for _, i := range order {
+				for _, sh := range src(edges[i].e).Indices() {
+					if covered.Count() >= target {
+						break
+					}
+					admit(i, sh)
+				}
+			}
+		}
+		// Then new shards, lowest index first (the code is a prefix, and
+		// data shards are plain ciphertext ranges the origin serves cheaply),
+		// each on the best edge not yet holding a shard of this segment.
+		for shard := 0; shard < seg.NMax && covered.Count() < target; shard++ {
+			if covered.Has(shard) {
+				continue
+			}
+			best := pickEdge(edges, perSeg, order, &seg, loadIf, true)
+			if best < 0 {
+				// Every edge with room already has one: doubling up beats a
+				// missing shard.
+				best = pickEdge(edges, perSeg, order, &seg, loadIf, false)
+			}
+			if best < 0 {
+				break
+			}
+			admit(best, shard)
+		}
+		for _, i := range order {
+			if perSeg[i].Empty() {
+				continue
+			}
+			id := edges[i].e.ID
+			if plan[id] == nil {
+				plan[id] = make(map[SegmentKey]ShardMask)
+			}
+			plan[id][seg.Key] = perSeg[i]
+		}
+	}
+
+	var out []Assignment
+	for _, i := range order {
+		id := edges[i].e.ID
+		keys := make([]SegmentKey, 0, len(plan[id]))
+		for k := range plan[id] {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, compareKeys)
+		for _, k := range keys {
+			out = append(out, Assignment{Edge: id, Segment: k, Shards: plan[id][k]})
+		}
+	}
+	return out
+}
+
+// pickEdge picks the edge to take one more shard of seg, or -1: it must fit
+// the shard within its caps and, with fresh set, hold no shard of seg yet.
+// Preference: edges in the regions that ask for the segment most, then the
+// most upload headroom (fraction of cap), then the plan's random tie-break.
+func pickEdge(edges []edgeLoad, perSeg []ShardMask, order []int, seg *PlacementSegment, loadIf func(int) float64, fresh bool) int {
+	best := -1
+	var bestRegion, bestHeadroom float64
+	for _, i := range order {
+		l := &edges[i]
+		if fresh && !perSeg[i].Empty() || !l.fits(seg.ShardBytes, loadIf(i)) {
+			continue
+		}
+		region := seg.ByRegion[l.e.Region]
+		headroom := 1 - l.upload/float64(max(l.e.UploadCapBytes, 1))
+		better := best < 0 ||
+			region > bestRegion ||
+			region == bestRegion && headroom > bestHeadroom ||
+			region == bestRegion && headroom == bestHeadroom && l.tiebreak < edges[best].tiebreak
+		if better {
+			best, bestRegion, bestHeadroom = i, region, headroom
+		}
+	}
+	return best
+}

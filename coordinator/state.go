@@ -1,0 +1,421 @@
+package coordinator
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// missedHeartbeats is how many heartbeat intervals a node may stay silent
+// before it leaves lookups (and, at the next sweep, the registry).
+const missedHeartbeats = 3
+
+// SegmentKey names one segment of one rendition of a video.
+type SegmentKey struct {
+	Video     string
+	Rendition int
+	Segment   int
+}
+
+// node is the registry's view of one node. Fields are guarded by the
+// Coordinator's mutex: written under the write lock, read under either.
+type node struct {
+	id           wire.NodeID
+	role         wire.Role
+	addr         string
+	region       string
+	diskCap      int64 // bytes
+	uploadCap    int64 // bytes per second
+	registeredAt time.Time
+	lastSeen     time.Time
+	heartbeats   int     // heartbeats since registration
+	usedBytes    int64   // as the edge reports it
+	servedRate   float64 // bytes per second uploaded, smoothed over heartbeats
+	salt         uint64  // per-node input to the seeded lookup tie-break
+	banned       bool
+
+	// inventory is what the node reports holding: segment -> shards. It may
+	// name videos not (yet) in the catalogue; they join the index on publish.
+	inventory map[SegmentKey]ShardMask
+	shards    int // total shards in inventory
+
+	// assigned is the current placement for this edge; pending holds
+	// directives not yet delivered in a heartbeat response.
+	assigned map[SegmentKey]ShardMask
+	pending  map[SegmentKey]pendingDirective
+
+	// jsonHead is `{"node_id":"…","addr":"…"`, rendered once so the lookup
+	// hot path only copies bytes.
+	jsonHead []byte
+}
+
+type pendingDirective struct{ fetch, drop ShardMask }
+
+// video is a catalogue entry plus the holder index of its segments.
+type video struct {
+	id       string
+	m        *content.Manifest
+	manifest []byte
+	key      []byte // nil if the origin did not publish one
+	origin   wire.NodeID
+	info     wire.VideoInfo
+	segs     [][]segmentEntry // [rendition][segment]
+}
+
+// segmentEntry lists the nodes holding shards of one segment (unordered;
+// lookups rank them).
+type segmentEntry struct {
+	holders []holder
+}
+
+type holder struct {
+	n     *node
+	shard ShardMask
+}
+
+// state is the coordinator's sans-IO core: registry, inventory index,
+// catalogue and bans. Every method takes the time it acts at; none does IO
+// or locking (the Coordinator serialises writers and lets lookups share).
+type state struct {
+	interval time.Duration
+	nodes    map[wire.NodeID]*node
+	origins  []*node // the subset of nodes with role origin
+	videos   map[string]*video
+	banned   map[wire.NodeID]string // node -> reason; survives re-registration
+}
+
+func newState(heartbeat time.Duration) *state {
+	return &state{
+		interval: heartbeat,
+		nodes:    make(map[wire.NodeID]*node),
+		videos:   make(map[string]*video),
+		banned:   make(map[wire.NodeID]string),
+	}
+}
+
+// alive reports whether n may appear in lookups at now. An origin that has
+// never heartbeated stays listed until it leaves: origins are long-lived
+// servers, and heartbeating is only required of edges.
+func (s *state) alive(n *node, now time.Time) bool {
+	if n.banned {
+		return false
+	}
+	if n.role == wire.RoleOrigin && n.heartbeats == 0 {
+		return true
+	}
+	return now.Sub(n.lastSeen) <= missedHeartbeats*s.interval
+}
+
+// checkRegister validates a registration without changing state.
+func checkRegister(req *wire.RegisterRequest) error {
+	if err := checkNodeID(req.NodeID); err != nil {
+		return err
+	}
+	if req.Role != wire.RoleEdge && req.Role != wire.RoleOrigin {
+		return fmt.Errorf("role %q: want %q or %q", req.Role, wire.RoleEdge, wire.RoleOrigin)
+	}
+	u, err := url.Parse(req.Addr)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("addr %q: want the advertised base URL of the node's shard server, like http://203.0.113.7:7001", req.Addr)
+	}
+	if len(req.Region) > 64 {
+		return fmt.Errorf("region: %d bytes, limit 64", len(req.Region))
+	}
+	if req.DiskCapBytes < 0 || req.UploadCapBytes < 0 {
+		return fmt.Errorf("disk_cap_bytes and upload_cap_bytes_per_s must not be negative")
+	}
+	return nil
+}
+
+func checkNodeID(id wire.NodeID) error {
+	if len(id) != 64 || strings.Trim(string(id), "0123456789abcdef") != "" {
+		return fmt.Errorf("node id %q: want 64 lowercase hex characters (an ed25519 public key)", id)
+	}
+	return nil
+}
+
+// register adds or refreshes a node. A re-registering node starts with an
+// empty inventory: it sends a full one in its next heartbeat.
+func (s *state) register(req wire.RegisterRequest, now time.Time, salt uint64) *node {
+	if req.DiskCapBytes == 0 {
+		req.DiskCapBytes = wire.DefaultDiskCapBytes
+	}
+	if req.UploadCapBytes == 0 {
+		req.UploadCapBytes = wire.DefaultUploadCapBytes
+	}
+	if old := s.nodes[req.NodeID]; old != nil {
+		s.remove(old)
+	}
+	head, _ := json.Marshal(struct {
+		NodeID wire.NodeID `json:"node_id"`
+		Addr   string      `json:"addr"`
+	}{req.NodeID, strings.TrimRight(req.Addr, "/")})
+	n := &node{
+		id:           req.NodeID,
+		role:         req.Role,
+		addr:         strings.TrimRight(req.Addr, "/"),
+		region:       req.Region,
+		diskCap:      req.DiskCapBytes,
+		uploadCap:    req.UploadCapBytes,
+		registeredAt: now,
+		lastSeen:     now,
+		salt:         salt,
+		inventory:    make(map[SegmentKey]ShardMask),
+		assigned:     make(map[SegmentKey]ShardMask),
+		pending:      make(map[SegmentKey]pendingDirective),
+		jsonHead:     head[:len(head)-1], // without the closing brace
+	}
+	_, n.banned = s.banned[n.id]
+	s.nodes[n.id] = n
+	if n.role == wire.RoleOrigin {
+		s.origins = append(s.origins, n)
+	}
+	return n
+}
+
+// remove drops a node from the registry and the holder index.
+func (s *state) remove(n *node) {
+	for key := range n.inventory {
+		s.setHolding(n, key, ShardMask{})
+	}
+	delete(s.nodes, n.id)
+	if i := slices.Index(s.origins, n); i >= 0 {
+		s.origins = slices.Delete(s.origins, i, i+1)
+	}
+}
+
+// checkShardSets validates inventory sets: indices in range, and in range of
+// the manifest when the video is known. Unknown videos are allowed (the
+// coordinator may have restarted before the origin republished).
+func (s *state) checkShardSets(field string, sets []wire.ShardSet) error {
+	for i, set := range sets {
+		if len(set.Video) > 128 {
+			return fmt.Errorf("%s[%d]: video id longer than 128 bytes", field, i)
+		}
+		nmax := content.MaxTotalShards
+		if v := s.videos[set.Video]; v != nil {
+			if set.Rendition < 0 || set.Rendition >= len(v.segs) {
+				return fmt.Errorf("%s[%d]: rendition %d does not exist (video %s has %d)", field, i, set.Rendition, set.Video, len(v.segs))
+			}
+			if set.Segment < 0 || set.Segment >= len(v.segs[set.Rendition]) {
+				return fmt.Errorf("%s[%d]: segment %d does not exist (rendition %d has %d)", field, i, set.Segment, set.Rendition, len(v.segs[set.Rendition]))
+			}
+			nmax = v.m.Params.NMax
+		} else if set.Rendition < 0 || set.Rendition > 255 || set.Segment < 0 || set.Segment >= 1<<20 {
+			return fmt.Errorf("%s[%d]: rendition %d / segment %d out of range", field, i, set.Rendition, set.Segment)
+		}
+		for _, sh := range set.Shards {
+			if sh < 0 || sh >= nmax {
+				return fmt.Errorf("%s[%d]: shard index %d outside 0..%d", field, i, sh, nmax-1)
+			}
+		}
+	}
+	return nil
+}
+
+// heartbeat applies a heartbeat from a known node and returns the
+// directives waiting for it. The request must have passed checkShardSets.
+func (s *state) heartbeat(n *node, req *wire.HeartbeatRequest, now time.Time) []wire.Directive {
+	elapsed := now.Sub(n.lastSeen)
+	if n.heartbeats == 0 || elapsed <= 0 {
+		elapsed = s.interval
+	}
+	rate := float64(max(req.ServedBytes, 0)) / elapsed.Seconds()
+	if n.heartbeats == 0 {
+		n.servedRate = rate
+	} else {
+		n.servedRate = 0.5*n.servedRate + 0.5*rate
+	}
+	n.heartbeats++
+	n.lastSeen = now
+	n.usedBytes = max(req.UsedBytes, 0)
+
+	if req.Full {
+		for key := range n.inventory {
+			s.setHolding(n, key, ShardMask{})
+		}
+	}
+	for _, set := range req.Removed {
+		key := SegmentKey{set.Video, set.Rendition, set.Segment}
+		s.setHolding(n, key, n.inventory[key].Minus(maskOf(set.Shards...)))
+	}
+	for _, set := range req.Added {
+		key := SegmentKey{set.Video, set.Rendition, set.Segment}
+		s.setHolding(n, key, n.inventory[key].Union(maskOf(set.Shards...)))
+	}
+	return n.takeDirectives()
+}
+
+// setHolding records that n holds exactly shards of key, updating the
+// node's inventory and the segment's holder list.
+func (s *state) setHolding(n *node, key SegmentKey, shards ShardMask) {
+	old := n.inventory[key]
+	n.shards += shards.Count() - old.Count()
+	if shards.Empty() {
+		delete(n.inventory, key)
+	} else {
+		n.inventory[key] = shards
+	}
+	v := s.videos[key.Video]
+	if v == nil || key.Rendition >= len(v.segs) || key.Segment >= len(v.segs[key.Rendition]) {
+		return
+	}
+	seg := &v.segs[key.Rendition][key.Segment]
+	i := slices.IndexFunc(seg.holders, func(h holder) bool { return h.n == n })
+	switch {
+	case shards.Empty() && i >= 0:
+		last := len(seg.holders) - 1
+		seg.holders[i] = seg.holders[last]
+		seg.holders[last] = holder{}
+		seg.holders = seg.holders[:last]
+	case shards.Empty():
+	case i >= 0:
+		seg.holders[i].shard = shards
+	default:
+		seg.holders = append(seg.holders, holder{n: n, shard: shards})
+	}
+}
+
+// takeDirectives drains n's pending directives in a stable order.
+func (n *node) takeDirectives() []wire.Directive {
+	if len(n.pending) == 0 {
+		return nil
+	}
+	keys := make([]SegmentKey, 0, len(n.pending))
+	for k := range n.pending {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareKeys)
+	var out []wire.Directive
+	for _, k := range keys {
+		p := n.pending[k]
+		set := wire.ShardSet{Video: k.Video, Rendition: k.Rendition, Segment: k.Segment}
+		if !p.fetch.Empty() {
+			set.Shards = p.fetch.Indices()
+			out = append(out, wire.Directive{Action: wire.ActionFetch, ShardSet: set})
+		}
+		if !p.drop.Empty() {
+			set.Shards = p.drop.Indices()
+			out = append(out, wire.Directive{Action: wire.ActionDrop, ShardSet: set})
+		}
+	}
+	clear(n.pending)
+	return out
+}
+
+func compareKeys(a, b SegmentKey) int {
+	if c := strings.Compare(a.Video, b.Video); c != 0 {
+		return c
+	}
+	if a.Rendition != b.Rendition {
+		return a.Rendition - b.Rendition
+	}
+	return a.Segment - b.Segment
+}
+
+// assign replaces n's placement with shards per segment and queues the
+// difference as directives: fetch what is newly assigned and not held, drop
+// what was assigned and no longer is.
+func (s *state) assign(n *node, target map[SegmentKey]ShardMask) (fetches, drops int) {
+	queue := func(key SegmentKey, fetch, drop ShardMask) {
+		if fetch.Empty() && drop.Empty() {
+			return
+		}
+		p := n.pending[key]
+		p.fetch = p.fetch.Minus(drop).Union(fetch)
+		p.drop = p.drop.Minus(fetch).Union(drop)
+		n.pending[key] = p
+		fetches += fetch.Count()
+		drops += drop.Count()
+	}
+	for key, old := range n.assigned {
+		queue(key, ShardMask{}, old.Minus(target[key]))
+	}
+	for key, want := range target {
+		queue(key, want.Minus(n.assigned[key]).Minus(n.inventory[key]), ShardMask{})
+	}
+	n.assigned = target
+	return fetches, drops
+}
+
+// sweep removes nodes silent for more than missedHeartbeats intervals and
+// returns them. Their next heartbeat answers Unknown, so they re-register.
+func (s *state) sweep(now time.Time) []*node {
+	var gone []*node
+	for _, n := range s.nodes {
+		if n.role == wire.RoleOrigin && n.heartbeats == 0 {
+			continue
+		}
+		if now.Sub(n.lastSeen) > missedHeartbeats*s.interval {
+			gone = append(gone, n)
+		}
+	}
+	for _, n := range gone {
+		s.remove(n)
+	}
+	return gone
+}
+
+// addVideo puts a verified video in the catalogue and indexes the shards
+// nodes already reported for it.
+func (s *state) addVideo(rec VideoRecord, m *content.Manifest) {
+	if old := s.videos[rec.ID]; old != nil {
+		old.key, old.origin = rec.Key, rec.Origin
+		return
+	}
+	v := &video{id: rec.ID, m: m, manifest: rec.Manifest, key: rec.Key, origin: rec.Origin}
+	v.info = wire.VideoInfo{ID: rec.ID, Title: m.Title, DurationMS: m.Duration(0).Milliseconds(), K: m.Params.K, NMax: m.Params.NMax}
+	v.segs = make([][]segmentEntry, len(m.Renditions))
+	for i, r := range m.Renditions {
+		v.info.Renditions = append(v.info.Renditions, wire.RenditionInfo{
+			Name: r.Name, Bandwidth: r.Bandwidth, Width: r.Width, Height: r.Height, Segments: len(r.Segments),
+		})
+		v.segs[i] = make([]segmentEntry, len(r.Segments))
+	}
+	s.videos[rec.ID] = v
+	for _, n := range s.nodes {
+		for key, shards := range n.inventory {
+			if key.Video == rec.ID {
+				if s.checkShardSets("inventory", []wire.ShardSet{{Video: key.Video, Rendition: key.Rendition, Segment: key.Segment, Shards: shards.Indices()}}) != nil {
+					s.setHolding(n, key, ShardMask{}) // held indices the manifest does not have
+					continue
+				}
+				s.setHolding(n, key, shards)
+			}
+		}
+	}
+}
+
+// ban excludes a node from lookups and placement, now and after it
+// re-registers.
+func (s *state) ban(id wire.NodeID, reason string) (newly bool) {
+	if _, ok := s.banned[id]; ok {
+		return false
+	}
+	s.banned[id] = reason
+	if n := s.nodes[id]; n != nil {
+		n.banned = true
+	}
+	return true
+}
+
+// nodeInfos lists nodes sorted by id.
+func (s *state) nodeInfos(now time.Time) []wire.NodeInfo {
+	out := make([]wire.NodeInfo, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		out = append(out, wire.NodeInfo{
+			NodeID: n.id, Role: n.role, Addr: n.addr, Region: n.region,
+			Alive: s.alive(n, now), LastSeen: n.lastSeen, Shards: n.shards,
+			UsedBytes: n.usedBytes, DiskCapBytes: n.diskCap, UploadCapBytes: n.uploadCap,
+			Banned: n.banned,
+		})
+	}
+	slices.SortFunc(out, func(a, b wire.NodeInfo) int { return strings.Compare(string(a.NodeID), string(b.NodeID)) })
+	return out
+}
