@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/origin"
+)
+
+func init() { subcommands = append(subcommands, newOriginCommand) }
+
+func newOriginCommand() *cobra.Command {
+	var (
+		storeDir, coordinator, listen, advertise, cache string
+	)
+	cmd := &cobra.Command{
+		Use:   "origin --store DIR --coordinator URL",
+		Short: "Serve every shard of every segment of a store and publish its catalogue",
+		Long: `Serve the videos of a publisher store (see 'swarmcast ingest') to viewers and
+edges: any shard of any segment (parity computed on demand), whole segments with
+Range support, and manifests. Registers with the coordinator and publishes the
+catalogue, including content keys.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cacheBytes, err := parseBytes(cache)
+			if err != nil {
+				return fmt.Errorf("--cache: %w", err)
+			}
+			if coordinator == "" {
+				return errors.New("--coordinator is required (the coordinator's base URL, e.g. http://127.0.0.1:7000)")
+			}
+			if _, err := os.Stat(filepath.Join(storeDir, "videos")); err != nil {
+				return fmt.Errorf("--store %s is not a store: ingest a video into it first (swarmcast ingest --store %s ...)", storeDir, storeDir)
+			}
+			st, err := content.OpenStore(storeDir)
+			if err != nil {
+				return err
+			}
+			id, err := identity.LoadOrCreate(filepath.Join(storeDir, "node.key"))
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			o, err := origin.New(origin.Config{
+				Store: st, Identity: id, Coordinator: coordinator, CacheBytes: cacheBytes,
+				Log: log, Registry: httpserve.NewRegistry(),
+			})
+			if err != nil {
+				return err
+			}
+			return runOrigin(ctx, o, listen, advertise, log, cmd)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&storeDir, "store", "swarmcast-store", "publisher store directory (from swarmcast ingest)")
+	f.StringVar(&coordinator, "coordinator", "", "coordinator base URL, e.g. http://127.0.0.1:7000")
+	f.StringVar(&listen, "listen", "127.0.0.1:7100", "address to bind, e.g. 127.0.0.1:7100, [::1]:7100, :7100")
+	f.StringVar(&advertise, "advertise", "", "base URL others reach this origin at (default: derived from --listen); set it behind NAT or in the cloud")
+	f.StringVar(&cache, "cache", "256MiB", "memory bound of the cache of encoded segments (e.g. 64MiB, 1GB)")
+	return cmd
+}
+
+// runOrigin serves the origin until ctx ends.
+func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, log *slog.Logger, cmd *cobra.Command) error {
+	srv, err := httpserve.Listen(ctx, listen, advertise, o.Handler(), log)
+	if err != nil {
+		return err
+	}
+	o.SetAdvertise(srv.Advertise)
+	fmt.Fprintf(cmd.OutOrStdout(), "origin %s serving at %s (bound %s)\n", o.ID(), srv.Advertise, srv.Addr())
+	runErr := o.Run(ctx)
+	srv.Close()
+	if err := srv.Wait(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}

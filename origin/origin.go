@@ -1,0 +1,371 @@
+package origin
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// DefaultCacheBytes bounds the cache of encoded segments when Config.CacheBytes is 0.
+const DefaultCacheBytes = 256 << 20
+
+// Config wires an origin together.
+type Config struct {
+	Store       *content.Store // publisher store (holds ciphertext + content keys)
+	Identity    identity.Identity
+	Coordinator string // coordinator base URL
+	Advertise   string // base URL this origin is reachable at (set after httpserve.Listen)
+	CacheBytes  int64  // bound on the parity cache (encoded segments), default 256 MiB
+	Log         *slog.Logger
+	Registry    *prometheus.Registry
+	HTTPClient  *http.Client
+}
+
+// Origin serves shards, whole segments and manifests of its store.
+type Origin struct {
+	cfg     Config
+	log     *slog.Logger
+	hc      *http.Client
+	metrics *metrics
+	handler http.Handler
+
+	manifestsMu sync.RWMutex
+	manifests   map[content.VideoID]*content.Manifest // verified manifests loaded so far
+
+	encoded *lru[*encodedSegment] // full shard sets, the expensive part
+	leaves  *lru[[]content.Hash]  // leaf hashes per segment, kept far longer than the shards
+	encodes singleflight.Group    // segmentKey.String() -> *encodedSegment
+
+	bytesServed atomic.Int64
+}
+
+// encodedSegment is every shard of one segment and their Merkle leaves.
+// Read-only once built.
+type encodedSegment struct {
+	shards [][]byte
+	leaves []content.Hash
+}
+
+// New builds an origin over a store. It does not touch the network.
+func New(cfg Config) (*Origin, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("origin: no content store (give --store)")
+	}
+	if cfg.Identity.Key == nil {
+		return nil, errors.New("origin: no node identity")
+	}
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
+	if cfg.CacheBytes < 0 {
+		return nil, fmt.Errorf("origin: cache size %d bytes is negative", cfg.CacheBytes)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = httpserve.NewRegistry()
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = wire.NewHTTPClient()
+	}
+	o := &Origin{
+		cfg:       cfg,
+		log:       cfg.Log.With("role", "origin", "node", shortID(cfg.Identity.ID)),
+		hc:        cfg.HTTPClient,
+		manifests: make(map[content.VideoID]*content.Manifest),
+		encoded:   newLRU[*encodedSegment](cfg.CacheBytes),
+		// Leaves are 32 bytes per shard: 1/16 of the budget holds the
+		// hashes of far more segments than the shard cache can.
+		leaves: newLRU[[]content.Hash](max(cfg.CacheBytes/16, 1<<20)),
+	}
+	o.metrics = newMetrics(cfg.Registry, o.encoded.usedBytes)
+	mux := httpserve.NewMux(cfg.Registry)
+	mux.HandleFunc("GET "+wire.PathShard, o.serveShard)
+	mux.HandleFunc("GET "+wire.PathSegment, o.serveSegment)
+	mux.HandleFunc("GET "+wire.PathOriginManifest, o.serveManifest)
+	o.handler = mux
+	return o, nil
+}
+
+func shortID(id wire.NodeID) string {
+	if len(id) > 8 {
+		return string(id[:8])
+	}
+	return string(id)
+}
+
+// Handler serves wire.PathShard, PathSegment, PathOriginManifest, /healthz and /metrics.
+func (o *Origin) Handler() http.Handler { return o.handler }
+
+// BytesServed is every body byte sent (shards and segment ranges), to
+// viewers and edges alike.
+func (o *Origin) BytesServed() int64 { return o.bytesServed.Load() }
+
+// ID is the origin's node id.
+func (o *Origin) ID() wire.NodeID { return o.cfg.Identity.ID }
+
+// manifest returns the verified manifest of a stored video.
+func (o *Origin) manifest(id content.VideoID) (*content.Manifest, error) {
+	o.manifestsMu.RLock()
+	m, ok := o.manifests[id]
+	o.manifestsMu.RUnlock()
+	if ok {
+		return m, nil
+	}
+	m, err := o.cfg.Store.Manifest(id)
+	if err != nil {
+		return nil, err
+	}
+	o.manifestsMu.Lock()
+	o.manifests[id] = m
+	o.manifestsMu.Unlock()
+	return m, nil
+}
+
+// lookupVideo resolves a request's video and segment, writing a 4xx and
+// returning nil when either does not exist.
+func (o *Origin) lookupVideo(w http.ResponseWriter, route string, ref wire.ShardRef) (*content.Manifest, content.Segment, bool) {
+	m, err := o.manifest(ref.Video)
+	if errors.Is(err, content.ErrUnknownVideo) {
+		o.fail(w, route, http.StatusNotFound, "video %s is not on this origin", ref.Video)
+		return nil, content.Segment{}, false
+	}
+	if err != nil {
+		o.log.Error("stored manifest unreadable", "video", ref.Video, "err", err)
+		o.fail(w, route, http.StatusInternalServerError, "video %s: stored manifest unreadable", ref.Video)
+		return nil, content.Segment{}, false
+	}
+	seg, err := m.Segment(ref.Rendition, ref.Segment)
+	if err != nil {
+		o.fail(w, route, http.StatusNotFound, "video %s: %v", ref.Video, err)
+		return nil, content.Segment{}, false
+	}
+	return m, seg, true
+}
+
+func (o *Origin) fail(w http.ResponseWriter, route string, status int, format string, args ...any) {
+	o.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	wire.WriteError(w, status, format, args...)
+}
+
+func (o *Origin) serveShard(w http.ResponseWriter, r *http.Request) {
+	const route = "shard"
+	ref, err := wire.ParseShardRef(r)
+	if err != nil {
+		o.fail(w, route, http.StatusBadRequest, "%v", err)
+		return
+	}
+	m, seg, ok := o.lookupVideo(w, route, ref)
+	if !ok {
+		return
+	}
+	if ref.Shard >= m.Params.NMax {
+		o.fail(w, route, http.StatusNotFound, "shard %d does not exist: video %s has shards 0..%d per segment", ref.Shard, ref.Video, m.Params.NMax-1)
+		return
+	}
+	msg, err := o.shard(m, seg, ref)
+	if err != nil {
+		o.log.Error("cannot build shard", "video", ref.Video, "rendition", ref.Rendition, "segment", ref.Segment, "shard", ref.Shard, "err", err)
+		o.fail(w, route, http.StatusInternalServerError, "shard %d of video %s rendition %d segment %d: %v", ref.Shard, ref.Video, ref.Rendition, ref.Segment, err)
+		return
+	}
+	body := msg.Encode()
+	w.Header().Set("Content-Type", wire.ContentTypeShard)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set(wire.HeaderNode, string(o.cfg.Identity.ID))
+	o.metrics.requests.WithLabelValues(route, "200").Inc()
+	n, _ := w.Write(body)
+	o.served("shard", int64(n))
+	o.metrics.shardsServed.Inc()
+}
+
+func (o *Origin) served(kind string, n int64) {
+	o.bytesServed.Add(n)
+	o.metrics.bytesServed.WithLabelValues(kind).Add(float64(n))
+}
+
+// shard builds the ShardMessage for ref. Data shards come straight from the
+// stored ciphertext when the encoded segment is no longer cached; the proof
+// needs every leaf, which is cached separately and for longer.
+func (o *Origin) shard(m *content.Manifest, seg content.Segment, ref wire.ShardRef) (*content.ShardMessage, error) {
+	key := segmentKey{ref.Video, ref.Rendition, ref.Segment}
+	msg := &content.ShardMessage{Video: ref.Video, Rendition: ref.Rendition, Segment: ref.Segment}
+	msg.Index = ref.Shard
+	if enc, ok := o.encoded.get(key); ok {
+		msg.Data, msg.Proof = enc.shards[ref.Shard], content.InclusionProof(enc.leaves, ref.Shard)
+		return msg, nil
+	}
+	leaves, cached := o.leaves.get(key)
+	if !cached || ref.Shard >= m.Params.K {
+		enc, err := o.encode(m, seg, key)
+		if err != nil {
+			return nil, err
+		}
+		msg.Data, msg.Proof = enc.shards[ref.Shard], content.InclusionProof(enc.leaves, ref.Shard)
+		return msg, nil
+	}
+	ct, err := o.ciphertext(seg, key)
+	if err != nil {
+		return nil, err
+	}
+	size := m.Params.ShardSize(len(ct))
+	data := make([]byte, size) // zero-padded past the end of the segment
+	copy(data, ct[min(ref.Shard*size, len(ct)):min((ref.Shard+1)*size, len(ct))])
+	msg.Data, msg.Proof = data, content.InclusionProof(leaves, ref.Shard)
+	return msg, nil
+}
+
+// ciphertext reads a stored segment and checks its size against the manifest.
+func (o *Origin) ciphertext(seg content.Segment, key segmentKey) ([]byte, error) {
+	ct, err := o.cfg.Store.SegmentCiphertext(key.video, key.rendition, key.segment)
+	if err != nil {
+		return nil, err
+	}
+	if len(ct) != int(seg.Size) {
+		return nil, fmt.Errorf("stored ciphertext is %d bytes, the manifest says %d: the store is corrupted (run swarmcast verify)", len(ct), seg.Size)
+	}
+	return ct, nil
+}
+
+// encode computes every shard of a segment once, however many requests ask
+// for it at the same time, and checks the result against the signed root.
+func (o *Origin) encode(m *content.Manifest, seg content.Segment, key segmentKey) (*encodedSegment, error) {
+	flightKey := fmt.Sprintf("%s/%d/%d", key.video, key.rendition, key.segment)
+	v, err, _ := o.encodes.Do(flightKey, func() (any, error) {
+		if enc, ok := o.encoded.get(key); ok {
+			return enc, nil
+		}
+		ct, err := o.ciphertext(seg, key)
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		shards, err := content.EncodeShards(m.Params, ct)
+		if err != nil {
+			return nil, err
+		}
+		leaves := content.ShardLeaves(shards)
+		if content.MerkleRoot(leaves) != seg.Root {
+			return nil, errors.New("stored ciphertext does not match the manifest's segment root: the store is corrupted (run swarmcast verify)")
+		}
+		o.metrics.encodes.Inc()
+		o.metrics.encodeSeconds.Observe(time.Since(start).Seconds())
+		enc := &encodedSegment{shards: shards, leaves: leaves}
+		o.encoded.add(key, enc, int64(len(shards)*len(shards[0])))
+		o.leaves.add(key, leaves, int64(len(leaves)*len(content.Hash{})))
+		return enc, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*encodedSegment), nil
+}
+
+func (o *Origin) serveSegment(w http.ResponseWriter, r *http.Request) {
+	const route = "segment"
+	ref, err := wire.ParseShardRef(r)
+	if err != nil {
+		o.fail(w, route, http.StatusBadRequest, "%v", err)
+		return
+	}
+	_, seg, ok := o.lookupVideo(w, route, ref)
+	if !ok {
+		return
+	}
+	ct, err := o.ciphertext(seg, segmentKey{ref.Video, ref.Rendition, ref.Segment})
+	if err != nil {
+		o.log.Error("cannot read segment", "video", ref.Video, "rendition", ref.Rendition, "segment", ref.Segment, "err", err)
+		o.fail(w, route, http.StatusInternalServerError, "segment %d of video %s rendition %d: %v", ref.Segment, ref.Video, ref.Rendition, err)
+		return
+	}
+	w.Header().Set("Content-Type", "video/mp2t")
+	w.Header().Set(wire.HeaderNode, string(o.cfg.Identity.ID))
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", time.Time{}, bytes.NewReader(ct))
+	status := cw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	o.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	if status/100 == 2 { // a 416's error text is not content
+		o.served("segment", cw.n)
+	}
+}
+
+func (o *Origin) serveManifest(w http.ResponseWriter, r *http.Request) {
+	const route = "manifest"
+	id, err := wire.ParseVideoParam(r)
+	if err != nil {
+		o.fail(w, route, http.StatusBadRequest, "%v", err)
+		return
+	}
+	m, ok := o.lookupManifestOnly(w, route, id)
+	if !ok {
+		return
+	}
+	body := m.Encode()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set(wire.HeaderNode, string(o.cfg.Identity.ID))
+	o.metrics.requests.WithLabelValues(route, "200").Inc()
+	_, _ = w.Write(body)
+}
+
+func (o *Origin) lookupManifestOnly(w http.ResponseWriter, route string, id content.VideoID) (*content.Manifest, bool) {
+	m, err := o.manifest(id)
+	if errors.Is(err, content.ErrUnknownVideo) {
+		o.fail(w, route, http.StatusNotFound, "video %s is not on this origin", id)
+		return nil, false
+	}
+	if err != nil {
+		o.log.Error("stored manifest unreadable", "video", id, "err", err)
+		o.fail(w, route, http.StatusInternalServerError, "video %s: stored manifest unreadable", id)
+		return nil, false
+	}
+	return m, true
+}
+
+// countingWriter counts body bytes and remembers the status code.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (c *countingWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	n, err := c.ResponseWriter.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+var _ io.Writer = (*countingWriter)(nil)
+
+// SetAdvertise sets the advertised base URL once the server is listening
+// (the bound port may only be known then). Call it before Run.
+func (o *Origin) SetAdvertise(url string) { o.cfg.Advertise = url }
