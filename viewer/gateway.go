@@ -239,7 +239,7 @@ func (v *Viewer) startSegment(id content.VideoID, e *videoEntry, rendition, segm
 	v.wg.Add(1)
 	go func() {
 		defer v.wg.Done()
-		res, err := v.fetchSegment(v.ctx, id, e, rendition, segment, deadline, false)
+		res, err := v.fetchSegment(v.ctx, id, e, rendition, segment, deadline, 1, false)
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if err != nil {

@@ -94,7 +94,7 @@ func (v *Viewer) Play(ctx context.Context, video string, opt PlayOptions) (QoE, 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		v.fetchAhead(fctx, id, e, rendition, wallDur, readyCh, playingCh)
+		v.fetchAhead(fctx, id, e, rendition, speed, wallDur, readyCh, playingCh)
 	}()
 	defer func() {
 		cancel()
@@ -159,7 +159,7 @@ func (v *Viewer) playOut(ctx context.Context, id content.VideoID, key content.Co
 
 // fetchAhead fetches segments in order, staying at most bufferSegments ahead
 // of the segment being played, each with its playback instant as deadline.
-func (v *Viewer) fetchAhead(ctx context.Context, id content.VideoID, e *videoEntry, rendition int, wallDur []time.Duration, readyCh chan<- readySegment, playingCh <-chan playing) {
+func (v *Viewer) fetchAhead(ctx context.Context, id content.VideoID, e *videoEntry, rendition int, speed float64, wallDur []time.Duration, readyCh chan<- readySegment, playingCh <-chan playing) {
 	current := playing{segment: -1}
 	for j := range wallDur {
 		for j > current.segment+bufferSegments {
@@ -185,7 +185,7 @@ func (v *Viewer) fetchAhead(ctx context.Context, id content.VideoID, e *videoEnt
 		for i := from; i < j; i++ {
 			deadline = deadline.Add(wallDur[i])
 		}
-		res, err := v.fetchSegment(ctx, id, e, rendition, j, deadline, j < startupSegments)
+		res, err := v.fetchSegment(ctx, id, e, rendition, j, deadline, speed, j < startupSegments)
 		readyCh <- readySegment{segment: j, at: v.cfg.Now(), res: res, err: err}
 		if err != nil {
 			return

@@ -262,7 +262,9 @@ func maxShardMessage(p content.Params, size int) int64 {
 
 // fetchSegment rebuilds one segment, retrying from a fresh lookup (and the
 // origin) if the first round of sources cannot supply k shards.
-func (v *Viewer) fetchSegment(ctx context.Context, id content.VideoID, e *videoEntry, rendition, segment int, deadline time.Time, startup bool) (*segmentResult, error) {
+// speed is the playback clock multiplier: a segment lasts its media duration
+// divided by speed on the wall clock.
+func (v *Viewer) fetchSegment(ctx context.Context, id content.VideoID, e *videoEntry, rendition, segment int, deadline time.Time, speed float64, startup bool) (*segmentResult, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		edges, origins, err := v.sources(ctx, id, e, rendition, segment, attempt > 0)
@@ -273,7 +275,7 @@ func (v *Viewer) fetchSegment(ctx context.Context, id content.VideoID, e *videoE
 			}
 			continue
 		}
-		res, err := v.fetchOnce(ctx, id, e, rendition, segment, deadline, startup || attempt > 0, edges, origins)
+		res, err := v.fetchOnce(ctx, id, e, rendition, segment, deadline, speed, startup || attempt > 0, edges, origins)
 		if err == nil {
 			return res, nil
 		}
@@ -288,13 +290,13 @@ func (v *Viewer) fetchSegment(ctx context.Context, id content.VideoID, e *videoE
 // fetchOnce drives one segmentFetch: it runs the requests the scheduler
 // asks for, verifies what arrives and feeds the outcomes back. Every request
 // goroutine has exited when it returns.
-func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntry, rendition, segment int, deadline time.Time, startup bool, edges, origins []candidate) (*segmentResult, error) {
+func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntry, rendition, segment int, deadline time.Time, speed float64, startup bool, edges, origins []candidate) (*segmentResult, error) {
 	man := e.man
 	seg, err := man.Segment(rendition, segment)
 	if err != nil {
 		return nil, err
 	}
-	segDur := time.Duration(seg.Duration) * time.Microsecond
+	segDur := time.Duration(float64(time.Duration(seg.Duration)*time.Microsecond) / speed)
 	v.mu.Lock()
 	seed := v.rng.Int63()
 	banned := make(map[wire.NodeID]bool, len(v.banned))
@@ -489,7 +491,7 @@ func (v *Viewer) Segment(ctx context.Context, video content.VideoID, rendition, 
 	if _, err := e.man.Segment(rendition, segment); err != nil {
 		return nil, fmt.Errorf("video %s: %w", video, err)
 	}
-	res, err := v.fetchSegment(ctx, video, e, rendition, segment, deadline, false)
+	res, err := v.fetchSegment(ctx, video, e, rendition, segment, deadline, 1, false)
 	if err != nil {
 		return nil, err
 	}
