@@ -1,11 +1,14 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -250,3 +253,14 @@ func (f fixture) mustManifest(t testing.TB, i int) *content.Manifest {
 	}
 	return m
 }
+
+// call POSTs body to the handler in-process and returns the response body
+// and whether the status was 200.
+func call(c *Coordinator, path string, body any) ([]byte, bool) {
+	b, _ := json.Marshal(body)
+	rec := httptest.NewRecorder()
+	c.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader(b)))
+	return rec.Body.Bytes(), rec.Code == http.StatusOK
+}
+
+func bytesContains(b []byte, s string) bool { return bytes.Contains(b, []byte(s)) }

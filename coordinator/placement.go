@@ -45,7 +45,9 @@ type Assignment struct {
 // Placer assigns coded shards to edges so that the number of distinct shards
 // cached for a segment follows its demand: every segment with demand gets at
 // least k distinct shards (enough to rebuild it without the origin), the
-// hottest get up to n_max, and shards of one segment go to distinct edges.
+// hottest get up to n_max (or one per edge if there are fewer edges), and
+// shards of one segment go to distinct edges unless fewer than k edges have
+// room.
 // No edge is assigned more bytes than its disk cap or more expected upload
 // than its upload cap.
 //
@@ -127,7 +129,9 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 		if seg.K < 1 || seg.NMax < seg.K || seg.ShardBytes <= 0 || seg.Rate <= 0 {
 			continue
 		}
-		target := TargetShards(seg.Rate, hottest, seg.K, seg.NMax)
+		// Doubling up on an edge is only worth it to reach k (so viewers can
+		// rebuild from edges alone); beyond k it adds no upload capacity.
+		target := min(TargetShards(seg.Rate, hottest, seg.K, seg.NMax), max(seg.K, len(edges)))
 		clear(perSeg)
 		var covered ShardMask
 		holders := 0

@@ -1,0 +1,296 @@
+package coordinator
+
+import (
+	"fmt"
+	"math/rand"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func edgesN(n int, disk, upload int64, regions ...string) []PlacementEdge {
+	out := make([]PlacementEdge, n)
+	for i := range out {
+		out[i] = PlacementEdge{ID: wire.NodeID(fmt.Sprintf("edge-%03d", i)), DiskCapBytes: disk, UploadCapBytes: upload}
+		if len(regions) > 0 {
+			out[i].Region = regions[i%len(regions)]
+		}
+	}
+	return out
+}
+
+func seg(video string, s int, rate float64) PlacementSegment {
+	return PlacementSegment{Key: SegmentKey{video, 0, s}, Rate: rate, ShardBytes: 10_000, K: 8, NMax: 32}
+}
+
+// planView indexes a plan: per segment, which edge has which shards.
+type planView map[SegmentKey]map[wire.NodeID]ShardMask
+
+func viewOf(plan []Assignment) planView {
+	v := planView{}
+	for _, a := range plan {
+		if v[a.Segment] == nil {
+			v[a.Segment] = map[wire.NodeID]ShardMask{}
+		}
+		v[a.Segment][a.Edge] = v[a.Segment][a.Edge].Union(a.Shards)
+	}
+	return v
+}
+
+func (v planView) distinct(key SegmentKey) int {
+	var all ShardMask
+	for _, m := range v[key] {
+		all = all.Union(m)
+	}
+	return all.Count()
+}
+
+// requireCaps checks every edge's disk and expected upload (with the
+// Placer's model at the final holder count) against its caps, and that no
+// edge has two shards of a segment while some edge with room has none.
+func requireCaps(t *testing.T, st PlacementState, plan []Assignment) {
+	t.Helper()
+	segs := map[SegmentKey]PlacementSegment{}
+	for _, s := range st.Segments {
+		segs[s.Key] = s
+	}
+	view := viewOf(plan)
+	disk := map[wire.NodeID]int64{}
+	upload := map[wire.NodeID]float64{}
+	for key, holders := range view {
+		s := segs[key]
+		c := float64(len(holders))
+		for id, m := range holders {
+			disk[id] += int64(m.Count()) * s.ShardBytes
+			upload[id] += float64(m.Count()) * s.Rate * float64(s.ShardBytes) * min(1, float64(s.K)/c)
+		}
+	}
+	for _, e := range st.Edges {
+		if disk[e.ID] > e.DiskCapBytes {
+			t.Errorf("edge %s: %d bytes assigned, disk cap %d", e.ID, disk[e.ID], e.DiskCapBytes)
+		}
+		if upload[e.ID] > float64(e.UploadCapBytes)*(1+1e-9) {
+			t.Errorf("edge %s: %.0f B/s expected upload, cap %d", e.ID, upload[e.ID], e.UploadCapBytes)
+		}
+	}
+}
+
+func TestPlacerHotSegmentsGetMoreShards(t *testing.T) {
+	st := PlacementState{
+		Edges:    edgesN(40, 1e9, 1e9),
+		Segments: []PlacementSegment{seg("v", 0, 10), seg("v", 1, 2.5), seg("v", 2, 0.01)},
+	}
+	plan := NewPlacer(1).Plan(epoch, st)
+	view := viewOf(plan)
+	hot, warm, cold := view.distinct(st.Segments[0].Key), view.distinct(st.Segments[1].Key), view.distinct(st.Segments[2].Key)
+	if hot != 32 || !(hot > warm && warm > cold) || cold < 8 {
+		t.Fatalf("distinct shards hot/warm/cold = %d/%d/%d, want 32 > warm > cold >= k=8", hot, warm, cold)
+	}
+	for key, holders := range view {
+		for id, m := range holders {
+			if m.Count() > 1 {
+				t.Fatalf("segment %v: edge %s got %d shards while 40 edges had room", key, id, m.Count())
+			}
+		}
+	}
+	requireCaps(t, st, plan)
+}
+
+func TestPlacerRespectsCaps(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	for trial := range 50 {
+		st := PlacementState{Edges: edgesN(1+rng.Intn(30), int64(rng.Intn(200_000)), int64(rng.Intn(400_000)), "eu", "us")}
+		for s := range 1 + rng.Intn(40) {
+			sg := seg(fmt.Sprint("v", s%3), s, rng.Float64()*5)
+			sg.ShardBytes = int64(1 + rng.Intn(30_000))
+			sg.ByRegion = map[string]float64{"eu": sg.Rate / 2, "us": sg.Rate / 2}
+			st.Segments = append(st.Segments, sg)
+		}
+		plan := NewPlacer(int64(trial)).Plan(epoch, st)
+		requireCaps(t, st, plan)
+	}
+}
+
+func TestPlacerUploadCapLimitsHolders(t *testing.T) {
+	// Each request of this segment moves k shards of 10 kB at 1 request/s:
+	// 80 kB/s spread over its holders. Edges with 5 kB/s of upload can only
+	// hold a shard once 16 holders share it, which never happens at the
+	// first admission, so nothing is placed; with 20 kB/s, 4+ holders fit.
+	tight := PlacementState{Edges: edgesN(40, 1e9, 5_000), Segments: []PlacementSegment{seg("v", 0, 1)}}
+	if plan := NewPlacer(1).Plan(epoch, tight); len(plan) != 0 {
+		t.Fatalf("edges with too little upload got %v", plan)
+	}
+	roomy := PlacementState{Edges: edgesN(40, 1e9, 20_000), Segments: []PlacementSegment{seg("v", 0, 1)}}
+	plan := NewPlacer(1).Plan(epoch, roomy)
+	requireCaps(t, roomy, plan)
+	if len(plan) == 0 {
+		t.Fatal("nothing placed")
+	}
+}
+
+func TestPlacerDiskCap(t *testing.T) {
+	// Room for exactly 3 shards per edge, 4 edges, 3 segments of equal
+	// demand wanting 32 distinct shards each: 12 shards fit.
+	st := PlacementState{Edges: edgesN(4, 30_000, 1e12), Segments: []PlacementSegment{seg("v", 0, 1), seg("v", 1, 1), seg("v", 2, 1)}}
+	plan := NewPlacer(1).Plan(epoch, st)
+	requireCaps(t, st, plan)
+	total := 0
+	for _, a := range plan {
+		total += a.Shards.Count()
+	}
+	if total != 12 {
+		t.Fatalf("placed %d shards, want the 12 that fit", total)
+	}
+}
+
+func TestPlacerDeterministic(t *testing.T) {
+	st := PlacementState{Edges: edgesN(25, 1e6, 1e6, "eu", "us", "ap")}
+	for s := range 30 {
+		sg := seg("v", s, float64(s%7)+0.5)
+		sg.ByRegion = map[string]float64{"eu": 1, "us": float64(s % 3)}
+		st.Segments = append(st.Segments, sg)
+	}
+	a, b := NewPlacer(42), NewPlacer(42)
+	for round := range 3 {
+		pa, pb := a.Plan(epoch, st), b.Plan(epoch, st)
+		if !reflect.DeepEqual(pa, pb) {
+			t.Fatalf("round %d: plans differ for one seed", round)
+		}
+	}
+	// Shuffling the input order changes nothing either.
+	shuffled := st
+	shuffled.Edges = slices.Clone(st.Edges)
+	shuffled.Segments = slices.Clone(st.Segments)
+	rand.New(rand.NewSource(3)).Shuffle(len(shuffled.Edges), func(i, j int) { shuffled.Edges[i], shuffled.Edges[j] = shuffled.Edges[j], shuffled.Edges[i] })
+	rand.New(rand.NewSource(4)).Shuffle(len(shuffled.Segments), func(i, j int) {
+		shuffled.Segments[i], shuffled.Segments[j] = shuffled.Segments[j], shuffled.Segments[i]
+	})
+	if !reflect.DeepEqual(NewPlacer(42).Plan(epoch, st), NewPlacer(42).Plan(epoch, shuffled)) {
+		t.Fatal("plan depends on input order")
+	}
+}
+
+func TestPlacerCountsHeldShardsAsSupply(t *testing.T) {
+	key := SegmentKey{"v", 0, 0}
+	edges := edgesN(10, 1e9, 1e9)
+	// Edge 3 watched the segment and holds shards 20..27.
+	edges[3].Held = map[SegmentKey]ShardMask{key: maskOf(20, 21, 22, 23, 24, 25, 26, 27)}
+	st := PlacementState{Edges: edges, Segments: []PlacementSegment{seg("v", 0, 0.001), seg("v", 1, 1)}}
+	plan := NewPlacer(1).Plan(epoch, st)
+	view := viewOf(plan)
+	// The cold segment wants k+1 = 9 shards: the 8 held ones plus one new.
+	if got := view[key]["edge-003"]; got != maskOf(20, 21, 22, 23, 24, 25, 26, 27) {
+		t.Fatalf("edge-003 keeps %v, want its 8 held shards", got.Indices())
+	}
+	if view.distinct(key) != 9 {
+		t.Fatalf("segment has %d distinct shards, want 9", view.distinct(key))
+	}
+}
+
+func TestPlacerChurnReassigns(t *testing.T) {
+	st := PlacementState{Edges: edgesN(40, 1e9, 1e9)}
+	for s := range 5 {
+		st.Segments = append(st.Segments, seg("v", s, 1))
+	}
+	p := NewPlacer(9)
+	first := p.Plan(epoch, st)
+	prev := map[wire.NodeID]map[SegmentKey]ShardMask{}
+	for _, a := range first {
+		if prev[a.Edge] == nil {
+			prev[a.Edge] = map[SegmentKey]ShardMask{}
+		}
+		prev[a.Edge][a.Segment] = a.Shards
+	}
+	// edge-000 disappears; the rest report their previous assignment.
+	var survivors []PlacementEdge
+	for _, e := range st.Edges[1:] {
+		e.Assigned = prev[e.ID]
+		survivors = append(survivors, e)
+	}
+	gone := prev["edge-000"]
+	if len(gone) == 0 {
+		t.Fatal("edge-000 had nothing assigned; the scenario tests nothing")
+	}
+	after := PlacementState{Edges: survivors, Segments: st.Segments}
+	second := p.Plan(epoch, after)
+	view := viewOf(second)
+	for key, lost := range gone {
+		for _, sh := range lost.Indices() {
+			found := false
+			for _, m := range view[key] {
+				found = found || m.Has(sh)
+			}
+			if !found || view.distinct(key) != 32 {
+				t.Errorf("segment %v: shard %d of the departed edge was not reassigned (%d distinct)", key, sh, view.distinct(key))
+			}
+		}
+	}
+	// Survivors keep what they had (and may take more): churn does not reshuffle the swarm.
+	for _, e := range survivors {
+		for key, m := range e.Assigned {
+			if now := view[key][e.ID]; now.Union(m) != now {
+				t.Errorf("edge %s segment %v: had %v, now %v", e.ID, key, m.Indices(), now.Indices())
+			}
+		}
+	}
+	requireCaps(t, after, second)
+}
+
+func TestPlacerRegionPreference(t *testing.T) {
+	st := PlacementState{Edges: edgesN(40, 1e9, 1e9, "eu", "us")}
+	hot := seg("v", 0, 1)
+	cold := seg("v", 1, 0.01) // wants k+1 shards, fewer than the 20 edges per region
+	cold.ByRegion = map[string]float64{"us": 0.01}
+	st.Segments = []PlacementSegment{hot, cold}
+	plan := NewPlacer(1).Plan(epoch, st)
+	for _, a := range plan {
+		if a.Segment != cold.Key {
+			continue
+		}
+		if i := slices.IndexFunc(st.Edges, func(e PlacementEdge) bool { return e.ID == a.Edge }); st.Edges[i].Region != "us" {
+			t.Fatalf("shard placed on %s in %s, want us edges for us demand", a.Edge, st.Edges[i].Region)
+		}
+	}
+}
+
+func TestPlacerNoEdgesNoDemand(t *testing.T) {
+	if plan := NewPlacer(1).Plan(epoch, PlacementState{Segments: []PlacementSegment{seg("v", 0, 1)}}); len(plan) != 0 {
+		t.Fatalf("plan without edges = %v", plan)
+	}
+	if plan := NewPlacer(1).Plan(epoch, PlacementState{Edges: edgesN(3, 1e9, 1e9)}); len(plan) != 0 {
+		t.Fatalf("plan without demand = %v", plan)
+	}
+	if TargetShards(1, 10, 8, 32) != 11 || TargetShards(10, 10, 8, 32) != 32 || TargetShards(0, 10, 8, 32) != 0 {
+		t.Fatal("TargetShards")
+	}
+}
+
+func TestDemandTrackerDecay(t *testing.T) {
+	d := NewDemandTracker(time.Minute, epoch)
+	now := epoch
+	// A steady 2 requests/s converges to a rate of ~2.
+	for range 600 {
+		now = now.Add(time.Second)
+		d.Record("v", 0, 0, 1, "eu")
+		d.Record("v", 0, 0, 1, "us")
+		d.Fold(now)
+	}
+	got := d.Demand()
+	if len(got) != 1 || got[0].Rate < 1.9 || got[0].Rate > 2.1 || got[0].ByRegion["eu"] < 0.9 {
+		t.Fatalf("steady demand = %+v, want ~2/s split by region", got)
+	}
+	// One half-life of silence halves it; many forget it.
+	d.Fold(now.Add(time.Minute))
+	if r := d.Demand()[0].Rate; r < 0.95 || r > 1.05 {
+		t.Fatalf("after one half-life rate = %v, want ~1", r)
+	}
+	d.Fold(now.Add(30 * time.Minute))
+	if len(d.Demand()) != 0 {
+		t.Fatal("demand not forgotten")
+	}
+}
