@@ -2,8 +2,8 @@ package content
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"context"
+	"crypto/ed25519"
 	"os"
 	"path/filepath"
 	"strings"

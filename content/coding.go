@@ -42,10 +42,17 @@ func EncodeShards(p Params, segment []byte) ([][]byte, error) {
 	if len(segment) == 0 {
 		return nil, errors.New("encode: empty segment")
 	}
-	size := p.ShardSize(len(segment))
 	// One allocation for all shards keeps them contiguous and cheap to free.
-	backing := make([]byte, size*p.NMax)
+	backing := make([]byte, p.ShardSize(len(segment))*p.NMax)
+	return encodeInto(enc, p, segment, backing)
+}
+
+// encodeInto lays the segment out as K data shards in backing (at least
+// ShardSize*NMax bytes, any content) and computes the parity shards.
+func encodeInto(enc reedsolomon.Encoder, p Params, segment, backing []byte) ([][]byte, error) {
+	size := p.ShardSize(len(segment))
 	copy(backing, segment)
+	clear(backing[len(segment) : size*p.K]) // zero padding; parity is overwritten
 	shards := make([][]byte, p.NMax)
 	for i := range shards {
 		shards[i] = backing[i*size : (i+1)*size : (i+1)*size]
@@ -56,13 +63,31 @@ func EncodeShards(p Params, segment []byte) ([][]byte, error) {
 	return shards, nil
 }
 
-// ShardLeaves hashes every shard into its Merkle leaf.
+// ShardLeaves hashes every shard into its Merkle leaf, spreading the
+// shards over the available cores.
 func ShardLeaves(shards [][]byte) []Hash {
 	leaves := make([]Hash, len(shards))
-	for i, s := range shards {
-		leaves[i] = LeafHash(s)
-	}
+	parallelFor(len(shards), func(i int) { leaves[i] = LeafHash(shards[i]) })
 	return leaves
+}
+
+// segmentRoot is the Merkle root over all NMax shards of a ciphertext
+// segment, computed in recycled scratch space.
+func segmentRoot(p Params, ct []byte) (Hash, error) {
+	enc, err := encoderFor(p)
+	if err != nil {
+		return Hash{}, err
+	}
+	if len(ct) == 0 {
+		return Hash{}, errors.New("encode: empty segment")
+	}
+	buf := getScratch(p.ShardSize(len(ct)) * p.NMax)
+	defer putScratch(buf)
+	shards, err := encodeInto(enc, p, ct, *buf)
+	if err != nil {
+		return Hash{}, err
+	}
+	return MerkleRoot(ShardLeaves(shards)), nil
 }
 
 // Shard is one erasure-coded piece of a segment with its inclusion proof.
@@ -123,13 +148,17 @@ func Rebuild(m *Manifest, rendition, segment int, shards []Shard) (ciphertext []
 		return nil, nil, err
 	}
 	p := m.Params
+	// Hash and check every shard up front, spread over the cores; the
+	// sequential pass below only reads the verdicts.
+	verdicts := make([]error, len(shards))
+	parallelFor(len(shards), func(i int) { verdicts[i] = VerifyShard(m, rendition, segment, shards[i]) })
 	slots := make([][]byte, p.NMax)
 	valid := 0
-	for _, sh := range shards {
+	for i, sh := range shards {
 		if sh.Index >= 0 && sh.Index < p.NMax && slots[sh.Index] != nil {
 			continue // duplicate of a shard already verified
 		}
-		if VerifyShard(m, rendition, segment, sh) != nil {
+		if verdicts[i] != nil {
 			bad = append(bad, sh.Index)
 			continue
 		}
@@ -153,14 +182,23 @@ func joinData(p Params, slots [][]byte, size int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	complete := true
-	for i := 0; i < p.K; i++ {
-		if slots[i] == nil {
-			complete = false
-			break
+	var missing []int
+	shardSize := 0
+	for i, s := range slots {
+		if s == nil && i < p.K {
+			missing = append(missing, i)
+		} else if s != nil {
+			shardSize = len(s)
 		}
 	}
-	if !complete {
+	if len(missing) > 0 {
+		// Reconstruct into recycled space (ReconstructData uses a missing
+		// slot's capacity); only the joined output is a new allocation.
+		buf := getScratch(len(missing) * shardSize)
+		defer putScratch(buf)
+		for j, i := range missing {
+			slots[i] = (*buf)[j*shardSize : j*shardSize : (j+1)*shardSize]
+		}
 		if err := enc.ReconstructData(slots); err != nil {
 			return nil, fmt.Errorf("reconstruct: %w", err)
 		}

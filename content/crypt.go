@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"runtime"
 )
 
 // ContentKey is a video's AES-128 key (standard HLS METHOD=AES-128). Only the
@@ -57,6 +58,9 @@ func EncryptSegment(key ContentKey, iv [16]byte, plain []byte) []byte {
 	return out
 }
 
+// parallelDecryptChunk is the least ciphertext worth a goroutine.
+const parallelDecryptChunk = 128 << 10
+
 // ErrBadKey means decryption produced invalid padding: wrong key or IV.
 var ErrBadKey = errors.New("decrypt: invalid padding; the content key or IV is wrong, or the ciphertext is corrupted")
 
@@ -67,7 +71,25 @@ func DecryptSegment(key ContentKey, iv [16]byte, ct []byte) ([]byte, error) {
 	}
 	block, _ := aes.NewCipher(key[:])
 	out := make([]byte, len(ct))
-	cipher.NewCBCDecrypter(block, iv[:]).CryptBlocks(out, ct)
+	// CBC decryption has no chain: plaintext block i needs only ciphertext
+	// blocks i-1 and i, so chunks decrypt independently, each with the
+	// ciphertext block before it as IV.
+	chunks := 1
+	if len(ct) >= 2*parallelDecryptChunk {
+		chunks = min(runtime.GOMAXPROCS(0), len(ct)/parallelDecryptChunk)
+	}
+	per := len(ct) / aes.BlockSize / chunks * aes.BlockSize
+	parallelFor(chunks, func(c int) {
+		lo, hi := c*per, (c+1)*per
+		if c == chunks-1 {
+			hi = len(ct)
+		}
+		civ := iv[:]
+		if lo > 0 {
+			civ = ct[lo-aes.BlockSize : lo]
+		}
+		cipher.NewCBCDecrypter(block, civ).CryptBlocks(out[lo:hi], ct[lo:hi])
+	})
 	pad := int(out[len(out)-1])
 	if pad == 0 || pad > aes.BlockSize {
 		return nil, ErrBadKey

@@ -162,11 +162,11 @@ func (s *Store) unpublish(id VideoID) {
 // over all NMax shards. It is the whole per-segment packaging cost.
 func PackageSegment(p Params, key ContentKey, rendition, segment int, plain []byte) (ciphertext []byte, root Hash, err error) {
 	ct := EncryptSegment(key, key.SegmentIV(rendition, segment), plain)
-	shards, err := EncodeShards(p, ct)
+	root, err = segmentRoot(p, ct)
 	if err != nil {
 		return nil, Hash{}, err
 	}
-	return ct, MerkleRoot(ShardLeaves(shards)), nil
+	return ct, root, nil
 }
 
 func estimateBandwidth(r hlsRendition) uint32 {

@@ -50,7 +50,7 @@ func writeEncryptedRendition(t *testing.T, st *Store, id VideoID, m *Manifest, r
 		t.Fatal(err)
 	}
 	uris := PlaylistURIs{
-		Media:   func(r int) string { return fmt.Sprintf("r%d.m3u8", r) },
+		Media: func(r int) string { return fmt.Sprintf("r%d.m3u8", r) },
 		// ffmpeg (Debian 5.1.9 and upstream ≥ 7.1) refuses segment URIs
 		// with extensions it does not know, such as .seg: players get .ts.
 		Segment: func(r, s int) string { return fmt.Sprintf("r%d_%06d.ts", r, s) },
