@@ -1,0 +1,72 @@
+package viewer
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// FuzzGatewayPath checks that the gateway's path parser never panics, that
+// what it accepts is canonical, and that the gateway never answers a path
+// with a 5xx (unknown videos are 404s, malformed paths 4xx).
+func FuzzGatewayPath(f *testing.F) {
+	id := strings.Repeat("ab", 32)
+	for _, p := range []string{
+		"/", "/videos/" + id + "/master.m3u8", "/videos/" + id + "/key",
+		"/videos/" + id + "/0/index.m3u8", "/videos/" + id + "/1/14.ts",
+		"/videos/" + id + "/0/-1.ts", "/videos/" + id + "/00/1.ts", "/videos/" + id + "/0/1.ts/",
+		"/videos//master.m3u8", "/videos/" + id, "/videos/" + id + "/999/0.ts", "/favicon.ico",
+		"/videos/" + id + "/0/99999999999999999999.ts", "/videos/" + id + "/0/+1.ts",
+	} {
+		f.Add(p)
+	}
+	// A coordinator that knows no video: every video route must be a 404.
+	coord := http.NewServeMux()
+	coord.HandleFunc("GET "+wire.PathVideos, func(w http.ResponseWriter, r *http.Request) { wire.WriteJSON(w, []wire.VideoInfo{}) })
+	coord.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { wire.WriteError(w, http.StatusNotFound, "unknown") })
+	csrv := httptest.NewServer(coord)
+	f.Cleanup(csrv.Close)
+	v, err := New(Config{Coordinator: csrv.URL, Identity: identity.New()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = v.Close() })
+	gw := v.Gateway()
+
+	f.Fuzz(func(t *testing.T, p string) {
+		rt, err := parseGatewayPath(p)
+		if err == nil {
+			var canon string
+			switch rt.kind {
+			case routeIndex:
+				canon = "/"
+			case routeMaster:
+				canon = fmt.Sprintf("/videos/%s/master.m3u8", rt.video)
+			case routeKey:
+				canon = fmt.Sprintf("/videos/%s/key", rt.video)
+			case routeMedia:
+				canon = fmt.Sprintf("/videos/%s/%d/index.m3u8", rt.video, rt.rendition)
+			case routeSegment:
+				canon = fmt.Sprintf("/videos/%s/%d/%d.ts", rt.video, rt.rendition, rt.segment)
+			}
+			if !strings.EqualFold(canon, p) {
+				t.Fatalf("accepted %q as %q", p, canon)
+			}
+		}
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.URL.Path = p
+		rec := httptest.NewRecorder()
+		gw.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("GET %q: %d %s", p, rec.Code, rec.Body)
+		}
+		if err != nil && rec.Code/100 != 4 {
+			t.Fatalf("GET %q: parse error %v but status %d", p, err, rec.Code)
+		}
+	})
+}
