@@ -264,3 +264,10 @@ func call(c *Coordinator, path string, body any) ([]byte, bool) {
 }
 
 func bytesContains(b []byte, s string) bool { return bytes.Contains(b, []byte(s)) }
+
+// jsonStrict decodes b into v, rejecting unknown fields.
+func jsonStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}

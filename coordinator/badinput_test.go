@@ -1,0 +1,107 @@
+package coordinator
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+func TestBadRequestsGet4xxWithMessage(t *testing.T) {
+	h := newHarness(t)
+	v := h.video(0)
+	edge := h.edge("eu", set(v, 0, 0, 1))
+	unknownVideo := strings.Repeat("ef", 32)
+	huge := `{"video":"` + strings.Repeat("a", wire.MaxJSONBody) + `"}`
+	cases := []struct {
+		name, method, path, body string
+		status                   int
+		phrase                   string
+	}{
+		{"lookup not json", "POST", wire.PathLookup, `{`, 400, "malformed"},
+		{"lookup unknown field", "POST", wire.PathLookup, `{"video":"x","bogus":1}`, 400, "unknown field"},
+		{"lookup trailing data", "POST", wire.PathLookup, `{"video":"x"} {}`, 400, "trailing"},
+		{"lookup oversize", "POST", wire.PathLookup, huge, 413, "over"},
+		{"lookup unknown video", "POST", wire.PathLookup, `{"video":"` + unknownVideo + `","count":1}`, 404, "not in the catalogue"},
+		{"lookup rendition -1", "POST", wire.PathLookup, `{"video":"` + v + `","rendition":-1,"count":1}`, 400, "rendition -1"},
+		{"lookup rendition 9", "POST", wire.PathLookup, `{"video":"` + v + `","rendition":9,"count":1}`, 400, "rendition 9"},
+		{"lookup from -1", "POST", wire.PathLookup, `{"video":"` + v + `","from":-1,"count":1}`, 400, "from -1"},
+		{"lookup from past end", "POST", wire.PathLookup, `{"video":"` + v + `","from":100000,"count":1}`, 400, "from 100000"},
+		{"lookup count 0", "POST", wire.PathLookup, `{"video":"` + v + `","count":0}`, 400, "count 0"},
+		{"lookup count 65", "POST", wire.PathLookup, `{"video":"` + v + `","count":65}`, 400, "count 65"},
+		{"lookup wrong type", "POST", wire.PathLookup, `{"video":"` + v + `","count":"1"}`, 400, "malformed"},
+		{"register bad id", "POST", wire.PathRegister, `{"node_id":"abc","role":"edge","addr":"http://x:1"}`, 400, "64 lowercase hex"},
+		{"register bad role", "POST", wire.PathRegister, `{"node_id":"` + string(edge) + `","role":"boss","addr":"http://x:1"}`, 400, "role"},
+		{"register bad addr", "POST", wire.PathRegister, `{"node_id":"` + string(edge) + `","role":"edge","addr":"x:1"}`, 400, "addr"},
+		{"register negative cap", "POST", wire.PathRegister, `{"node_id":"` + string(edge) + `","role":"edge","addr":"http://x:1","disk_cap_bytes":-1}`, 400, "negative"},
+		{"heartbeat bad id", "POST", wire.PathHeartbeat, `{"node_id":"zz"}`, 400, "node id"},
+		{"heartbeat shard out of range", "POST", wire.PathHeartbeat, `{"node_id":"` + string(edge) + `","added":[{"video":"` + v + `","rendition":0,"segment":1,"shards":[2]},{"video":"` + v + `","rendition":0,"segment":0,"shards":[32]}]}`, 400, "shard index 32"},
+		{"heartbeat segment out of range", "POST", wire.PathHeartbeat, `{"node_id":"` + string(edge) + `","removed":[{"video":"` + v + `","rendition":0,"segment":5000,"shards":[1]}]}`, 400, "segment 5000"},
+		{"heartbeat negative shard unknown video", "POST", wire.PathHeartbeat, `{"node_id":"` + string(edge) + `","added":[{"video":"x","rendition":0,"segment":0,"shards":[-1]}]}`, 400, "shard index -1"},
+		{"leave unknown", "POST", wire.PathLeave, `{"node_id":"` + strings.Repeat("0", 64) + `"}`, 404, "not registered"},
+		{"bad-shard no evidence", "POST", wire.PathBadShard, `{"node":"` + string(edge) + `","video":"` + v + `"}`, 400, "evidence"},
+		{"bad-shard unknown video", "POST", wire.PathBadShard, `{"node":"` + string(edge) + `","video":"` + unknownVideo + `","evidence":"AAAA"}`, 404, "not in the catalogue"},
+		{"bad-shard bad shard index", "POST", wire.PathBadShard, `{"node":"` + string(edge) + `","video":"` + v + `","shard":40,"evidence":"AAAA"}`, 400, "shard index 40"},
+		{"bad-shard bad segment", "POST", wire.PathBadShard, `{"node":"` + string(edge) + `","video":"` + v + `","segment":-3,"evidence":"AAAA"}`, 400, "segment -3"},
+		{"bad-shard bad node", "POST", wire.PathBadShard, `{"node":"me","video":"` + v + `","evidence":"AAAA"}`, 400, "node"},
+		{"publish not json", "POST", wire.PathPublish, `[]`, 400, "malformed"},
+		{"manifest bad id", "GET", "/api/v1/videos/xyz/manifest", ``, 400, "64 hex"},
+		{"key unknown id", "GET", "/api/v1/videos/" + unknownVideo + "/key", ``, 404, "not in the catalogue"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, h.srv.URL+tc.path, strings.NewReader(tc.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body wire.ErrorBody
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("status %d: error body is not JSON: %v", resp.StatusCode, err)
+			}
+			if resp.StatusCode != tc.status || !strings.Contains(body.Error, tc.phrase) {
+				t.Fatalf("got %d %q, want %d mentioning %q", resp.StatusCode, body.Error, tc.status, tc.phrase)
+			}
+		})
+	}
+
+	// The rejected heartbeat applied none of its sets, and rejected lookups
+	// counted no demand and no lookups.
+	resp := h.lookup(wire.LookupRequest{Video: v, From: 0, Count: 2})
+	if got := sourcesOf(resp, 1); len(got) != 0 {
+		t.Fatalf("rejected heartbeat left partial state: segment 1 sources %v", got)
+	}
+	if st := h.c.Stats(); st.Lookups != 1 || st.BadShards != 0 || st.BannedNodes != 0 {
+		t.Fatalf("stats after bad requests = %+v", st)
+	}
+}
+
+func TestLookupResponseIsValidJSON(t *testing.T) {
+	// The hand-written renderer must agree with encoding/json on odd
+	// addresses (quotes, unicode) and empty lists.
+	h := newHarness(t)
+	v := h.video(0)
+	id := h.edge("eu")
+	if _, err := h.client.Register(t.Context(), wire.RegisterRequest{NodeID: id, Role: wire.RoleEdge, Addr: `http://h/"q"\ü<>&`}); err != nil {
+		t.Fatal(err)
+	}
+	h.heartbeat(wire.HeartbeatRequest{NodeID: id, Full: true, Added: []wire.ShardSet{set(v, 1, 3, 31, 0, 7)}})
+	req := wire.LookupRequest{Video: v, Rendition: 1, From: 2, Count: 3}
+	viaHTTP := h.lookup(req)
+	direct, err := h.c.Lookup(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(viaHTTP)
+	b, _ := json.Marshal(direct)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("HTTP and in-process lookups differ:\n%s\n%s", a, b)
+	}
+	if src := viaHTTP.Segments[1].Sources; len(src) != 1 || src[0].Addr != `http://h/"q"\ü<>&` {
+		t.Fatalf("sources = %+v", src)
+	}
+}

@@ -1,0 +1,462 @@
+package coordinatordb
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// Role is an account's privilege level.
+type Role string
+
+const (
+	RoleUser   Role = "user"
+	RoleAdmin  Role = "admin"
+	RoleSystem Role = "system" // the ledger's mint and revenue accounts; cannot log in
+)
+
+// Account is one user of the network (viewer, edge operator, admin).
+type Account struct {
+	ID        int64
+	Username  string
+	Role      Role
+	CreatedAt time.Time
+}
+
+// Session is a login session. Token is shown once; only its SHA-256 is stored.
+type Session struct {
+	Token     string // 64 hex digits (32 random bytes)
+	AccountID int64
+	ExpiresAt time.Time
+}
+
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrUsernameTaken   = errors.New("username is already taken; choose another")
+	ErrBadCredentials  = errors.New("wrong username or password")
+	ErrSessionInvalid  = errors.New("session token is unknown or expired; log in again")
+	ErrAPITokenInvalid = errors.New("API token is unknown or revoked; create a new one")
+)
+
+// UsernameError says why a username was refused.
+type UsernameError struct{ Reason string }
+
+func (e *UsernameError) Error() string { return "invalid username: " + e.Reason }
+
+// PasswordError says why a password was refused at sign-up.
+type PasswordError struct{ Reason string }
+
+func (e *PasswordError) Error() string { return "invalid password: " + e.Reason }
+
+// EdgeBindingError refuses binding a second node to an account, or a node
+// that another account already runs.
+type EdgeBindingError struct {
+	AccountID int64
+	Bound     wire.NodeID // the node already bound
+	Requested wire.NodeID
+	OtherUser bool // Requested belongs to another account
+}
+
+func (e *EdgeBindingError) Error() string {
+	if e.OtherUser {
+		return fmt.Sprintf("node %s is already bound to another account", e.Requested)
+	}
+	return fmt.Sprintf("account %d already runs edge %s; an account runs one edge, so node %s cannot be bound (use the existing node identity or another account)", e.AccountID, e.Bound, e.Requested)
+}
+
+// LockedError is returned by Login after too many failures.
+type LockedError struct{ RetryAfter time.Duration }
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("too many failed logins; try again in %s", e.RetryAfter.Round(time.Second))
+}
+
+const (
+	minUsernameLen = 3
+	maxUsernameLen = 32
+	minPasswordLen = 8
+	maxPasswordLen = 1024 // argon2 cost does not depend on length, but bodies should be bounded
+)
+
+// ValidateUsername accepts 3..32 characters of [a-z0-9_.-], starting with a
+// letter or digit. Usernames are case-sensitive as given (callers may lower-case).
+func ValidateUsername(name string) error {
+	if len(name) < minUsernameLen || len(name) > maxUsernameLen {
+		return &UsernameError{fmt.Sprintf("want %d to %d characters, got %d", minUsernameLen, maxUsernameLen, len(name))}
+	}
+	for i, c := range []byte(name) {
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '_' || c == '.' || c == '-')
+		if !ok {
+			return &UsernameError{fmt.Sprintf("character %q at position %d; use lower-case letters, digits, and _ . - (not first)", c, i+1)}
+		}
+	}
+	return nil
+}
+
+// PasswordParams is the argon2id cost. Defaults follow RFC 9106's second
+// recommended option scaled for a coordinator: t=3, m=64 MiB, p=2.
+type PasswordParams struct {
+	Time    uint32
+	MemKiB  uint32
+	Threads uint8
+}
+
+func (p PasswordParams) withDefaults() PasswordParams {
+	if p.Time == 0 {
+		p.Time = 3
+	}
+	if p.MemKiB == 0 {
+		p.MemKiB = 64 * 1024
+	}
+	if p.Threads == 0 {
+		p.Threads = 2
+	}
+	return p
+}
+
+// HashPassword returns a PHC-style argon2id string:
+// $argon2id$v=19$m=65536,t=3,p=2$<salt b64>$<hash b64>.
+func HashPassword(password string, p PasswordParams) string {
+	p = p.withDefaults()
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	key := argon2.IDKey([]byte(password), salt, p.Time, p.MemKiB, p.Threads, 32)
+	enc := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemKiB, p.Time, p.Threads, enc.EncodeToString(salt), enc.EncodeToString(key))
+}
+
+// CheckPassword compares password with a HashPassword string in constant time.
+func CheckPassword(encoded, password string) bool {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return false
+	}
+	var p PasswordParams
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemKiB, &p.Time, &p.Threads); err != nil {
+		return false
+	}
+	// Refuse absurd parameters from a corrupted row rather than allocate them.
+	if p.MemKiB == 0 || p.MemKiB > 4<<20 || p.Time == 0 || p.Time > 100 || p.Threads == 0 {
+		return false
+	}
+	enc := base64.RawStdEncoding
+	salt, err1 := enc.DecodeString(parts[4])
+	want, err2 := enc.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false
+	}
+	got := argon2.IDKey([]byte(password), salt, p.Time, p.MemKiB, p.Threads, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// LoginPolicy locks an account after MaxFailures failed logins within Window.
+type LoginPolicy struct {
+	MaxFailures int           // default 5
+	Window      time.Duration // default 15 min
+}
+
+func (p LoginPolicy) withDefaults() LoginPolicy {
+	if p.MaxFailures == 0 {
+		p.MaxFailures = 5
+	}
+	if p.Window == 0 {
+		p.Window = 15 * time.Minute
+	}
+	return p
+}
+
+// LoginLockout is the sans-IO lockout rule: given the times of recent failed
+// logins, is the account locked at now, and for how long? The account stays
+// locked until the oldest of the last MaxFailures failures leaves the window.
+func LoginLockout(failures []time.Time, now time.Time, p LoginPolicy) (locked bool, retryAfter time.Duration) {
+	p = p.withDefaults()
+	var recent []time.Time
+	for _, f := range failures {
+		if now.Sub(f) < p.Window {
+			recent = append(recent, f)
+		}
+	}
+	if len(recent) < p.MaxFailures {
+		return false, 0
+	}
+	// The lock lifts when fewer than MaxFailures failures remain in the window.
+	oldest := recent[len(recent)-p.MaxFailures]
+	for _, f := range recent[len(recent)-p.MaxFailures:] {
+		if f.Before(oldest) {
+			oldest = f
+		}
+	}
+	return true, oldest.Add(p.Window).Sub(now)
+}
+
+func tokenHash(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+func newToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// dummyHash keeps Login's timing the same for unknown usernames.
+var dummyHash = HashPassword("swarmcast dummy password", PasswordParams{Time: 1, MemKiB: 8 * 1024, Threads: 1})
+
+// CreateAccount signs up a user. The first admin is made with SetRole.
+func (db *DB) CreateAccount(ctx context.Context, username, password string, now time.Time) (Account, error) {
+	if err := ValidateUsername(username); err != nil {
+		return Account{}, err
+	}
+	if len(password) < minPasswordLen || len(password) > maxPasswordLen {
+		return Account{}, &PasswordError{fmt.Sprintf("want %d to %d bytes, got %d", minPasswordLen, maxPasswordLen, len(password))}
+	}
+	hash := HashPassword(password, db.cfg.Password)
+	a := Account{Username: username, Role: RoleUser, CreatedAt: time.UnixMilli(now.UnixMilli())}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, db.q(`INSERT INTO accounts (username, password_hash, role, created_ms) VALUES (?, ?, ?, ?)
+			ON CONFLICT (username) DO NOTHING RETURNING id`), username, hash, string(RoleUser), now.UnixMilli()).Scan(&a.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrUsernameTaken
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.q("INSERT INTO balances (account_id, points) VALUES (?, 0)"), a.ID)
+		return err
+	})
+	if err != nil {
+		return Account{}, err
+	}
+	return a, nil
+}
+
+func scanAccount(row interface{ Scan(...any) error }) (Account, error) {
+	var a Account
+	var role string
+	var ms int64
+	if err := row.Scan(&a.ID, &a.Username, &role, &ms); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Account{}, ErrNotFound
+		}
+		return Account{}, err
+	}
+	a.Role, a.CreatedAt = Role(role), time.UnixMilli(ms)
+	return a, nil
+}
+
+// Account looks an account up by id.
+func (db *DB) Account(ctx context.Context, id int64) (Account, error) {
+	return scanAccount(db.sql.QueryRowContext(ctx, db.q("SELECT id, username, role, created_ms FROM accounts WHERE id = ?"), id))
+}
+
+// AccountByName looks an account up by username.
+func (db *DB) AccountByName(ctx context.Context, username string) (Account, error) {
+	return scanAccount(db.sql.QueryRowContext(ctx, db.q("SELECT id, username, role, created_ms FROM accounts WHERE username = ?"), username))
+}
+
+// SetRole makes an account a user or an admin.
+func (db *DB) SetRole(ctx context.Context, id int64, role Role) error {
+	if role != RoleUser && role != RoleAdmin {
+		return fmt.Errorf("role %q: want %q or %q", role, RoleUser, RoleAdmin)
+	}
+	res, err := db.sql.ExecContext(ctx, db.q("UPDATE accounts SET role = ? WHERE id = ? AND role <> 'system'"), string(role), id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Login checks a password and opens a session. After LoginPolicy.MaxFailures
+// failures within the window it returns *LockedError (even for the right
+// password) until the window moves on. Unknown users get ErrBadCredentials
+// after the same amount of hashing work as known ones.
+func (db *DB) Login(ctx context.Context, username, password string, now time.Time) (Session, error) {
+	var id int64
+	var hash, role string
+	err := db.sql.QueryRowContext(ctx, db.q("SELECT id, password_hash, role FROM accounts WHERE username = ?"), username).Scan(&id, &hash, &role)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && Role(role) == RoleSystem {
+		CheckPassword(dummyHash, password)
+		return Session{}, ErrBadCredentials
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	since := now.Add(-db.cfg.Login.Window).UnixMilli()
+	rows, err := db.sql.QueryContext(ctx, db.q("SELECT at_ms FROM login_failures WHERE account_id = ? AND at_ms > ? ORDER BY at_ms"), id, since)
+	if err != nil {
+		return Session{}, err
+	}
+	var failures []time.Time
+	for rows.Next() {
+		var ms int64
+		if err := rows.Scan(&ms); err != nil {
+			rows.Close()
+			return Session{}, err
+		}
+		failures = append(failures, time.UnixMilli(ms))
+	}
+	rows.Close()
+	if locked, after := LoginLockout(failures, now, db.cfg.Login); locked {
+		return Session{}, &LockedError{RetryAfter: after}
+	}
+	if !CheckPassword(hash, password) {
+		_, err := db.sql.ExecContext(ctx, db.q("INSERT INTO login_failures (account_id, at_ms) VALUES (?, ?)"), id, now.UnixMilli())
+		if err != nil {
+			return Session{}, err
+		}
+		return Session{}, ErrBadCredentials
+	}
+	s := Session{Token: newToken(), AccountID: id, ExpiresAt: time.UnixMilli(now.Add(db.cfg.SessionTTL).UnixMilli())}
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q("DELETE FROM login_failures WHERE account_id = ?"), id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.q("INSERT INTO sessions (token_sha256, account_id, created_ms, expires_ms) VALUES (?, ?, ?, ?)"),
+			tokenHash(s.Token), id, now.UnixMilli(), s.ExpiresAt.UnixMilli())
+		return err
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	return s, nil
+}
+
+// SessionAccount resolves a session token to its account.
+func (db *DB) SessionAccount(ctx context.Context, token string, now time.Time) (Account, error) {
+	a, err := scanAccount(db.sql.QueryRowContext(ctx, db.q(`SELECT a.id, a.username, a.role, a.created_ms
+		FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_sha256 = ? AND s.expires_ms > ?`),
+		tokenHash(token), now.UnixMilli()))
+	if errors.Is(err, ErrNotFound) {
+		return Account{}, ErrSessionInvalid
+	}
+	return a, err
+}
+
+// Logout deletes a session; logging out twice is not an error.
+func (db *DB) Logout(ctx context.Context, token string) error {
+	_, err := db.sql.ExecContext(ctx, db.q("DELETE FROM sessions WHERE token_sha256 = ?"), tokenHash(token))
+	return err
+}
+
+// BindEdge binds node to the account (an account runs one edge). Binding the
+// same node again is a no-op; a different node gives *EdgeBindingError.
+func (db *DB) BindEdge(ctx context.Context, accountID int64, node wire.NodeID, now time.Time) error {
+	if _, err := hex.DecodeString(string(node)); err != nil || len(node) != 2*ed25519.PublicKeySize {
+		return fmt.Errorf("node id %q: want %d hex digits", node, 2*ed25519.PublicKeySize)
+	}
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q("INSERT INTO edge_bindings (account_id, node_id, bound_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+			accountID, string(node), now.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("bind edge: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		var bound string
+		err = tx.QueryRowContext(ctx, db.q("SELECT node_id FROM edge_bindings WHERE account_id = ?"), accountID).Scan(&bound)
+		if errors.Is(err, sql.ErrNoRows) {
+			return &EdgeBindingError{AccountID: accountID, Requested: node, OtherUser: true}
+		}
+		if err != nil {
+			return err
+		}
+		if bound == string(node) {
+			return nil
+		}
+		return &EdgeBindingError{AccountID: accountID, Bound: wire.NodeID(bound), Requested: node}
+	})
+}
+
+// CreateAPIToken binds node to the account (see BindEdge) and returns a new
+// API token the edge presents; only its SHA-256 is stored.
+func (db *DB) CreateAPIToken(ctx context.Context, accountID int64, node wire.NodeID, now time.Time) (string, error) {
+	if _, err := db.Account(ctx, accountID); err != nil {
+		return "", fmt.Errorf("account %d: %w", accountID, err)
+	}
+	if err := db.BindEdge(ctx, accountID, node, now); err != nil {
+		return "", err
+	}
+	token := newToken()
+	_, err := db.sql.ExecContext(ctx, db.q("INSERT INTO api_tokens (token_sha256, account_id, created_ms) VALUES (?, ?, ?)"),
+		tokenHash(token), accountID, now.UnixMilli())
+	if err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// APITokenEdge resolves an edge's API token to its account and node.
+func (db *DB) APITokenEdge(ctx context.Context, token string) (Account, wire.NodeID, error) {
+	var node string
+	var a Account
+	var role string
+	var ms int64
+	err := db.sql.QueryRowContext(ctx, db.q(`SELECT a.id, a.username, a.role, a.created_ms, e.node_id
+		FROM api_tokens t JOIN edge_bindings e ON e.account_id = t.account_id JOIN accounts a ON a.id = t.account_id
+		WHERE t.token_sha256 = ?`), tokenHash(token)).Scan(&a.ID, &a.Username, &role, &ms, &node)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, "", ErrAPITokenInvalid
+	}
+	if err != nil {
+		return Account{}, "", err
+	}
+	a.Role, a.CreatedAt = Role(role), time.UnixMilli(ms)
+	return a, wire.NodeID(node), nil
+}
+
+// RevokeAPIToken deletes an API token.
+func (db *DB) RevokeAPIToken(ctx context.Context, token string) error {
+	_, err := db.sql.ExecContext(ctx, db.q("DELETE FROM api_tokens WHERE token_sha256 = ?"), tokenHash(token))
+	return err
+}
+
+// EdgeAccount is the account that runs node.
+func (db *DB) EdgeAccount(ctx context.Context, node wire.NodeID) (Account, error) {
+	return scanAccount(db.sql.QueryRowContext(ctx, db.q(`SELECT a.id, a.username, a.role, a.created_ms
+		FROM edge_bindings e JOIN accounts a ON a.id = e.account_id WHERE e.node_id = ?`), string(node)))
+}
+
+// BindViewerKey records that viewer (a hex ed25519 public key that signs
+// Orders) acts for the account, so settlement can check entitlements. A key
+// belongs to one account; rebinding it to the same account is a no-op.
+func (db *DB) BindViewerKey(ctx context.Context, accountID int64, viewer wire.NodeID, now time.Time) error {
+	if _, err := hex.DecodeString(string(viewer)); err != nil || len(viewer) != 2*ed25519.PublicKeySize {
+		return fmt.Errorf("viewer key %q: want %d hex digits", viewer, 2*ed25519.PublicKeySize)
+	}
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q("INSERT INTO viewer_keys (viewer, account_id, bound_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+			string(viewer), accountID, now.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("bind viewer key: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		var owner int64
+		if err := tx.QueryRowContext(ctx, db.q("SELECT account_id FROM viewer_keys WHERE viewer = ?"), string(viewer)).Scan(&owner); err != nil {
+			return err
+		}
+		if owner != accountID {
+			return fmt.Errorf("viewer key %s is bound to another account", viewer)
+		}
+		return nil
+	})
+}
