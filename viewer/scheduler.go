@@ -14,6 +14,9 @@ const (
 	// minShardTimeout is the floor of the per-shard request timeout: below it
 	// an honest source on a loaded machine would be mistaken for a slow one.
 	minShardTimeout = 150 * time.Millisecond
+	// minOriginTimeout is the floor of an origin request's timeout: the origin
+	// is the last resort, so giving up on it early only repeats the request.
+	minOriginTimeout = 2 * time.Second
 	// maxOriginFailures bounds how many origin requests may fail for one
 	// segment before the fetch gives up (the origin is the last resort).
 	maxOriginFailures = 8
@@ -280,9 +283,10 @@ func (f *segmentFetch) plan(now time.Time) []action {
 	delta := f.delta(now)
 	target := need + delta
 	timeout := now.Add(f.shardTimeout(now))
+	originTimeout := now.Add(max(f.shardTimeout(now), minOriginTimeout, 2*f.segDur))
 	var acts []action
 
-	late := f.startup || !now.Before(f.deadline.Add(-f.segDur))
+	late := f.startup || f.deadline.Sub(now) < f.segDur
 	if !f.startup {
 		// Edges first, in rank order, one shard per edge per segment.
 		for _, e := range f.edges {
@@ -332,8 +336,8 @@ func (f *segmentFetch) plan(now time.Time) []action {
 			if f.busy(i) {
 				continue
 			}
-			f.inflight[requestKey{o.Node, i}] = request{origin: true, timeout: timeout}
-			acts = append(acts, action{Kind: actRequest, Node: o.Node, Addr: o.Addr, Shard: i, Origin: true, Timeout: timeout})
+			f.inflight[requestKey{o.Node, i}] = request{origin: true, timeout: originTimeout}
+			acts = append(acts, action{Kind: actRequest, Node: o.Node, Addr: o.Addr, Shard: i, Origin: true, Timeout: originTimeout})
 			inflight++
 		}
 		break // one origin at a time; the others stand by in case it is banned
