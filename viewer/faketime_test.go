@@ -104,10 +104,13 @@ func TestPlayRealTimeNoStalls(t *testing.T) {
 		if !slices.Equal(banned, n.liars()) {
 			t.Errorf("banned %v, want %v", banned, n.liars())
 		}
-		// The origin serves the startup segment and nothing else.
-		seg0 := n.man.Renditions[0].Segments[0]
-		if want := int64(n.man.Params.K * n.man.Params.ShardSize(int(seg0.Size))); q.OriginBytes != want || q.EdgeBytes == 0 {
-			t.Errorf("origin bytes %d (want %d, segment 0 only), edge bytes %d", q.OriginBytes, want, q.EdgeBytes)
+		// The origin serves the startup segments and nothing else.
+		var want int64
+		for _, seg := range n.man.Renditions[0].Segments[:startupSegments] {
+			want += int64(n.man.Params.K * n.man.Params.ShardSize(int(seg.Size)))
+		}
+		if q.OriginBytes != want || q.EdgeBytes == 0 {
+			t.Errorf("origin bytes %d (want %d, the startup segments only), edge bytes %d", q.OriginBytes, want, q.EdgeBytes)
 		}
 	})
 }

@@ -10,10 +10,12 @@ import (
 )
 
 // Player buffer: the fetcher stays at most bufferSegments ahead of the
-// segment being played; the first startupSegments come from the origin.
+// segment being played. The first startupSegments come from the origin: the
+// first must be fast, and the second is due one segment after the first is
+// ready, which is already the origin's threshold.
 const (
 	bufferSegments  = 5
-	startupSegments = 1
+	startupSegments = 2
 )
 
 // PlayOptions choose what and how fast to play.
