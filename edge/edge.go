@@ -1,0 +1,239 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// Fault makes an edge misbehave when serving others, for testing honest
+// viewers (and the demo's --byzantine flag). Its own stored data is never
+// altered.
+type Fault int
+
+const (
+	Honest     Fault = iota
+	FlipBits         // flips one bit of the shard data
+	Truncate         // cuts the shard data short
+	WrongIndex       // serves another shard's bytes labelled as the index asked for
+	SlowDrip         // sends a few bytes, then stalls until the request context ends
+)
+
+var faultNames = [...]string{"honest", "flip-bits", "truncate", "wrong-index", "slow-drip"}
+
+func (f Fault) String() string {
+	if f >= 0 && int(f) < len(faultNames) {
+		return faultNames[f]
+	}
+	return fmt.Sprintf("fault(%d)", int(f))
+}
+
+// ParseFault reads a fault's String form.
+func ParseFault(s string) (Fault, error) {
+	for i, n := range faultNames {
+		if n == s {
+			return Fault(i), nil
+		}
+	}
+	return Honest, fmt.Errorf("fault %q: want one of %v", s, faultNames)
+}
+
+// DefaultWatchedTTL is how long shards kept from the local player's watching stay.
+const DefaultWatchedTTL = 7 * 24 * time.Hour
+
+// Config wires an edge together.
+type Config struct {
+	Dir          string // cache directory (shards + manifests), survives restarts
+	Identity     identity.Identity
+	Coordinator  string
+	Advertise    string
+	Region       string
+	DiskCapBytes int64 // default wire.DefaultDiskCapBytes (1.5 GB)
+	// UploadCapBytes is bytes/s of shard bodies sent to others, default
+	// wire.DefaultUploadCapBytes (10 Mbit/s); negative means unlimited
+	// (benchmarks).
+	UploadCapBytes int64
+	WatchedTTL     time.Duration    // default 7*24h: shards kept from the local player's watching expire after this
+	Fault          Fault            // misbehaviour when serving others
+	Now            func() time.Time // default time.Now
+	Log            *slog.Logger
+	Registry       *prometheus.Registry
+	HTTPClient     *http.Client
+}
+
+// Edge is a running cache node.
+type Edge struct {
+	cfg     Config
+	log     *slog.Logger
+	hc      *http.Client
+	cc      *wire.CoordinatorClient
+	metrics *metrics
+	handler http.Handler
+	upload  *rate.Limiter // nil when unlimited
+	burst   int           // bytes written per limiter reservation
+
+	mu        sync.Mutex
+	inv       *inventory                            // guarded by mu
+	manifests map[content.VideoID]*content.Manifest // guarded by mu; verified manifests on disk
+
+	work *workQueue
+
+	bytesServed atomic.Int64
+}
+
+// uploadBurstBytes is the token bucket's depth: about one shard of a 2 s
+// 720p segment at k=8, so a shard goes out in one write when tokens allow.
+const uploadBurstBytes = 128 << 10
+
+// New opens (creating if needed) the cache directory and re-verifies every
+// stored shard against its manifest, dropping and logging bad ones. It does
+// not touch the network.
+func New(cfg Config) (*Edge, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("edge: no cache directory (give --dir)")
+	}
+	if cfg.Identity.Key == nil {
+		return nil, errors.New("edge: no node identity")
+	}
+	if cfg.DiskCapBytes == 0 {
+		cfg.DiskCapBytes = wire.DefaultDiskCapBytes
+	}
+	if cfg.DiskCapBytes < 0 {
+		return nil, fmt.Errorf("edge: disk cap %d bytes is negative", cfg.DiskCapBytes)
+	}
+	if cfg.UploadCapBytes == 0 {
+		cfg.UploadCapBytes = wire.DefaultUploadCapBytes
+	}
+	if cfg.WatchedTTL == 0 {
+		cfg.WatchedTTL = DefaultWatchedTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = httpserve.NewRegistry()
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = wire.NewHTTPClient()
+	}
+	e := &Edge{
+		cfg:       cfg,
+		log:       cfg.Log.With("role", "edge", "node", shortID(cfg.Identity.ID)),
+		hc:        cfg.HTTPClient,
+		cc:        wire.NewCoordinatorClient(cfg.Coordinator, cfg.HTTPClient),
+		inv:       newInventory(cfg.DiskCapBytes),
+		manifests: make(map[content.VideoID]*content.Manifest),
+		work:      newWorkQueue(maxQueuedJobs),
+	}
+	if cfg.UploadCapBytes > 0 {
+		e.burst = int(min(uploadBurstBytes, cfg.UploadCapBytes))
+		e.upload = rate.NewLimiter(rate.Limit(cfg.UploadCapBytes), e.burst)
+	}
+	e.metrics = newMetrics(cfg.Registry, e.Stored)
+	if err := e.load(); err != nil {
+		return nil, err
+	}
+	mux := httpserve.NewMux(cfg.Registry)
+	mux.HandleFunc("GET "+wire.PathShard, e.serveShard)
+	e.handler = mux
+	return e, nil
+}
+
+func shortID(id wire.NodeID) string {
+	if len(id) > 8 {
+		return string(id[:8])
+	}
+	return string(id)
+}
+
+// Handler serves wire.PathShard, /healthz and /metrics.
+func (e *Edge) Handler() http.Handler { return e.handler }
+
+// ID is the edge's node id.
+func (e *Edge) ID() wire.NodeID { return e.cfg.Identity.ID }
+
+// SetAdvertise sets the advertised base URL once the server is listening.
+// Call it before Run.
+func (e *Edge) SetAdvertise(url string) { e.cfg.Advertise = url }
+
+// BytesServed is every shard body byte sent to others.
+func (e *Edge) BytesServed() int64 { return e.bytesServed.Load() }
+
+// Stored reports how many shards and bytes the cache holds.
+func (e *Edge) Stored() (shards int, bytes int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.inv.held), e.inv.used
+}
+
+// Keep hands over verified shards the local player watched; they are
+// stored (after verifying again) with WatchedTTL, in the background. It
+// never blocks playback: if the queue is full the shards are not kept.
+func (e *Edge) Keep(video content.VideoID, rendition, segment int, shards []content.ShardMessage) {
+	msgs := make([][]byte, 0, len(shards))
+	for i := range shards {
+		msgs = append(msgs, shards[i].Encode()) // copies: the player may reuse its buffers
+	}
+	if !e.work.push(job{kind: jobKeep, seg: segKey{video, rendition, segment}, msgs: msgs}) {
+		e.metrics.queueFull.Inc()
+	}
+}
+
+// dirs of the cache layout:
+//
+//	manifests/<video>                  verified signed manifest
+//	shards/<video>/<r>-<s>-<i>.shard   ShardMessage bytes of an assigned shard
+//	shards/<video>/<r>-<s>-<i>.watched one kept from local watching (mtime = when kept)
+//	tmp/                               writes in progress, swept on start
+func (e *Edge) path(parts ...string) string {
+	return filepath.Join(append([]string{e.cfg.Dir}, parts...)...)
+}
+
+func shardFile(k shardKey, assigned bool) string {
+	ext := ".watched"
+	if assigned {
+		ext = ".shard"
+	}
+	return filepath.Join("shards", k.video.String(), fmt.Sprintf("%d-%d-%d%s", k.rendition, k.segment, k.shard, ext))
+}
+
+// writeTemp writes data to a fresh file under tmp/ and returns its path.
+// Not fsynced: a file torn by a crash fails re-verification on start and is
+// dropped, which costs one re-fetch.
+func (e *Edge) writeTemp(data []byte) (string, error) {
+	f, err := os.CreateTemp(e.path("tmp"), "w-*")
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", explainWrite(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", explainWrite(err)
+	}
+	return f.Name(), nil
+}
+
+func explainWrite(err error) error {
+	return fmt.Errorf("write to the edge cache: %w (is the disk full? lower --disk or free space)", err)
+}

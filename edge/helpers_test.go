@@ -1,0 +1,159 @@
+package edge
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/internal/sample"
+)
+
+// fixture is a packaged sample video and every shard of it, encoded.
+type fixture struct {
+	id     content.VideoID
+	m      *content.Manifest
+	raw    []byte              // signed manifest bytes
+	shards map[shardKey][]byte // ShardMessage bytes
+}
+
+var (
+	fixtureOnce sync.Once
+	theFixture  *fixture
+	fixtureErr  error
+)
+
+// sampleFixture ingests the sample clip once per test binary.
+func sampleFixture(t testing.TB) *fixture {
+	t.Helper()
+	fixtureOnce.Do(func() {
+		dir, err := tempDir()
+		if err != nil {
+			fixtureErr = err
+			return
+		}
+		hls := filepath.Join(dir, "hls")
+		if fixtureErr = sample.WriteHLS(hls); fixtureErr != nil {
+			return
+		}
+		st, err := content.OpenStore(filepath.Join(dir, "store"))
+		if err != nil {
+			fixtureErr = err
+			return
+		}
+		id, err := st.Ingest(context.Background(), hls, content.IngestOptions{Title: "edge test"})
+		if err != nil {
+			fixtureErr = err
+			return
+		}
+		m, err := st.Manifest(id)
+		if err != nil {
+			fixtureErr = err
+			return
+		}
+		f := &fixture{id: id, m: m, raw: m.Encode(), shards: make(map[shardKey][]byte)}
+		for r := range m.Renditions {
+			for s := range m.Renditions[r].Segments {
+				ct, err := st.SegmentCiphertext(id, r, s)
+				if err != nil {
+					fixtureErr = err
+					return
+				}
+				shards, err := content.EncodeShards(m.Params, ct)
+				if err != nil {
+					fixtureErr = err
+					return
+				}
+				leaves := content.ShardLeaves(shards)
+				for i, d := range shards {
+					msg := content.ShardMessage{Video: id, Rendition: r, Segment: s,
+						Shard: content.Shard{Index: i, Data: d, Proof: content.InclusionProof(leaves, i)}}
+					f.shards[shardKey{id, r, s, i}] = msg.Encode()
+				}
+			}
+		}
+		theFixture = f
+	})
+	if fixtureErr != nil {
+		t.Fatal(fixtureErr)
+	}
+	return theFixture
+}
+
+func (f *fixture) key(r, s, i int) shardKey { return shardKey{f.id, r, s, i} }
+
+// fakeClock is a settable Config.Now.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// newTestEdge opens an edge over dir with the fixture's manifest cached.
+func newTestEdge(t testing.TB, dir string, mod func(*Config)) *Edge {
+	t.Helper()
+	f := sampleFixture(t)
+	cfg := Config{Dir: dir, Identity: identity.New(), UploadCapBytes: -1}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.saveManifest(f.id, f.raw); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func mustStore(t testing.TB, e *Edge, f *fixture, k shardKey, watched bool) {
+	t.Helper()
+	if err := e.storeShard(k, f.shards[k], watched); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func counter(t testing.TB, e *Edge, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := e.cfg.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue metric
+				}
+			}
+			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return total
+}

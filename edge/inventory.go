@@ -1,0 +1,209 @@
+package edge
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// shardKey names one shard of one segment.
+type shardKey struct {
+	video     content.VideoID
+	rendition int
+	segment   int
+	shard     int
+}
+
+func (k shardKey) segment3() segKey { return segKey{k.video, k.rendition, k.segment} }
+
+// segKey names one segment of one rendition.
+type segKey struct {
+	video     content.VideoID
+	rendition int
+	segment   int
+}
+
+// heldShard is what the inventory knows of one stored shard.
+type heldShard struct {
+	size     int64
+	lastUsed uint64 // inventory tick of the last store or serve; higher is more recent
+	assigned bool   // a fetch directive placed it (stored as .shard)
+	dropped  bool   // a drop directive unassigned it: evicted before anything else
+	// watchedUntil is when a shard kept from local watching expires; zero
+	// if it was never watched. Only unassigned shards expire.
+	watchedUntil time.Time
+}
+
+// inventory is the edge's decision core, free of I/O: which shards are
+// held, which to evict to make room, which have expired, and which changes
+// the coordinator has not acknowledged yet. The Edge holds its lock and
+// performs the file operations it decides.
+//
+// Invariant: used == sum of held sizes <= capBytes.
+type inventory struct {
+	capBytes int64
+	used     int64
+	tick     uint64
+	held     map[shardKey]*heldShard
+	added    map[shardKey]struct{} // held since the last acknowledged heartbeat
+	removed  map[shardKey]struct{} // gone since the last acknowledged heartbeat
+}
+
+func newInventory(capBytes int64) *inventory {
+	return &inventory{
+		capBytes: capBytes,
+		held:     make(map[shardKey]*heldShard),
+		added:    make(map[shardKey]struct{}),
+		removed:  make(map[shardKey]struct{}),
+	}
+}
+
+// victims chooses the shards to evict so that size more bytes fit: dropped
+// shards first, then the least recently used. ok is false if size cannot
+// fit even in an empty store.
+func (inv *inventory) victims(size int64, except shardKey) (out []shardKey, ok bool) {
+	if size > inv.capBytes {
+		return nil, false
+	}
+	need := inv.used + size - inv.capBytes
+	if need <= 0 {
+		return nil, true
+	}
+	type cand struct {
+		k shardKey
+		h *heldShard
+	}
+	cands := make([]cand, 0, len(inv.held))
+	for k, h := range inv.held {
+		if k != except {
+			cands = append(cands, cand{k, h})
+		}
+	}
+	slices.SortFunc(cands, func(a, b cand) int {
+		if a.h.dropped != b.h.dropped {
+			if a.h.dropped {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.h.lastUsed, b.h.lastUsed)
+	})
+	for _, c := range cands {
+		if need <= 0 {
+			break
+		}
+		out = append(out, c.k)
+		need -= c.h.size
+	}
+	return out, need <= 0
+}
+
+// add records a newly stored shard; the caller has evicted the victims.
+func (inv *inventory) add(k shardKey, h *heldShard) {
+	if old, ok := inv.held[k]; ok {
+		inv.used -= old.size
+	}
+	inv.tick++
+	h.lastUsed = inv.tick
+	inv.held[k] = h
+	inv.used += h.size
+	delete(inv.removed, k)
+	inv.added[k] = struct{}{}
+}
+
+// remove forgets a shard.
+func (inv *inventory) remove(k shardKey) {
+	h, ok := inv.held[k]
+	if !ok {
+		return
+	}
+	inv.used -= h.size
+	delete(inv.held, k)
+	delete(inv.added, k)
+	inv.removed[k] = struct{}{}
+}
+
+// touch marks a shard as just used.
+func (inv *inventory) touch(k shardKey) {
+	if h, ok := inv.held[k]; ok {
+		inv.tick++
+		h.lastUsed = inv.tick
+	}
+}
+
+// expired lists unassigned watched shards whose time is up.
+func (inv *inventory) expired(now time.Time) []shardKey {
+	var out []shardKey
+	for k, h := range inv.held {
+		if !h.assigned && !h.watchedUntil.IsZero() && !now.Before(h.watchedUntil) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// delta is an inventory report taken for one heartbeat.
+type delta struct {
+	full           bool
+	added, removed map[shardKey]struct{}
+}
+
+// takeDelta hands out the changes to report and forgets them; if the
+// heartbeat fails, restoreDelta puts them back. With full set, every held
+// shard is reported as added.
+func (inv *inventory) takeDelta(full bool) delta {
+	d := delta{full: full, added: inv.added, removed: inv.removed}
+	if full {
+		d.added = make(map[shardKey]struct{}, len(inv.held))
+		for k := range inv.held {
+			d.added[k] = struct{}{}
+		}
+		d.removed = nil
+	}
+	inv.added = make(map[shardKey]struct{})
+	inv.removed = make(map[shardKey]struct{})
+	return d
+}
+
+// restoreDelta merges an unacknowledged delta back; changes made since it
+// was taken win.
+func (inv *inventory) restoreDelta(d delta) {
+	if d.full {
+		return // the caller registers again and takes a new full delta
+	}
+	for k := range d.added {
+		if _, gone := inv.removed[k]; !gone {
+			if _, ok := inv.held[k]; ok {
+				inv.added[k] = struct{}{}
+			}
+		}
+	}
+	for k := range d.removed {
+		if _, back := inv.added[k]; !back {
+			if _, ok := inv.held[k]; !ok {
+				inv.removed[k] = struct{}{}
+			}
+		}
+	}
+}
+
+// shardSets groups keys by segment in a stable order.
+func shardSets(keys map[shardKey]struct{}) []wire.ShardSet {
+	bySeg := make(map[segKey][]int)
+	for k := range keys {
+		s := k.segment3()
+		bySeg[s] = append(bySeg[s], k.shard)
+	}
+	out := make([]wire.ShardSet, 0, len(bySeg))
+	for s, idx := range bySeg {
+		slices.Sort(idx)
+		out = append(out, wire.ShardSet{Video: s.video.String(), Rendition: s.rendition, Segment: s.segment, Shards: idx})
+	}
+	slices.SortFunc(out, func(a, b wire.ShardSet) int {
+		return cmp.Or(cmp.Compare(a.Video, b.Video), cmp.Compare(a.Rendition, b.Rendition), cmp.Compare(a.Segment, b.Segment))
+	})
+	return out
+}

@@ -1,0 +1,196 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+func (e *Edge) fail(w http.ResponseWriter, status int, format string, args ...any) {
+	e.metrics.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+	wire.WriteError(w, status, format, args...)
+}
+
+func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
+	ref, err := wire.ParseShardRef(r)
+	if err != nil {
+		e.fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	k := shardKey{ref.Video, ref.Rendition, ref.Segment, ref.Shard}
+	body, err := e.readShard(k)
+	if err != nil {
+		e.fail(w, http.StatusNotFound, "shard %d of video %s rendition %d segment %d is not held by this edge: %v", ref.Shard, ref.Video, ref.Rendition, ref.Segment, err)
+		return
+	}
+	if e.cfg.Fault != Honest {
+		body = e.corrupt(k, body)
+	}
+	w.Header().Set("Content-Type", wire.ContentTypeShard)
+	w.Header().Set(wire.HeaderNode, string(e.cfg.Identity.ID))
+	if e.cfg.Fault == SlowDrip {
+		e.metrics.requests.WithLabelValues("200").Inc()
+		e.slowDrip(w, r.Context(), body)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	e.metrics.requests.WithLabelValues("200").Inc()
+	n, _ := e.writeThrottled(r.Context(), w, body)
+	e.served(n)
+	if n == int64(len(body)) {
+		e.metrics.shardsServed.Inc()
+	}
+}
+
+func (e *Edge) served(n int64) {
+	e.bytesServed.Add(n)
+	e.metrics.bytesServed.Add(float64(n))
+}
+
+// errNotHeld says the edge does not hold a shard.
+var errNotHeld = errors.New("not in this edge's inventory")
+
+// readShard returns the stored bytes of a held shard and marks it used.
+func (e *Edge) readShard(k shardKey) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		e.mu.Lock()
+		h, ok := e.inv.held[k]
+		var name string
+		if ok {
+			e.inv.touch(k)
+			name = e.path(shardFile(k, h.assigned))
+		}
+		e.mu.Unlock()
+		if !ok {
+			return nil, errNotHeld
+		}
+		b, err := os.ReadFile(name)
+		// A directive may rename the file between the lookup and the
+		// read; look it up once more.
+		if errors.Is(err, fs.ErrNotExist) && attempt == 0 {
+			continue
+		}
+		if err != nil {
+			e.log.Warn("cannot read a cached shard", "err", err)
+			return nil, errNotHeld
+		}
+		return b, nil
+	}
+}
+
+// writeThrottled writes body within the upload cap: one limiter
+// reservation per burst-sized chunk, shared by every request, so the sum of
+// all responses stays within UploadCapBytes per second. It stops when the
+// request context ends and returns the bytes written.
+func (e *Edge) writeThrottled(ctx context.Context, w http.ResponseWriter, body []byte) (int64, error) {
+	if e.upload == nil {
+		n, err := w.Write(body)
+		return int64(n), err
+	}
+	var written int64
+	for len(body) > 0 {
+		chunk := body[:min(len(body), e.burst)]
+		if err := e.waitUpload(ctx, len(chunk)); err != nil {
+			return written, err
+		}
+		n, err := w.Write(chunk)
+		written += int64(n)
+		if err != nil {
+			return written, err
+		}
+		body = body[len(chunk):]
+	}
+	return written, nil
+}
+
+// waitUpload takes n tokens from the upload bucket, sleeping as needed.
+func (e *Edge) waitUpload(ctx context.Context, n int) error {
+	now := time.Now()
+	res := e.upload.ReserveN(now, n)
+	if !res.OK() {
+		return errors.New("upload chunk larger than the token bucket") // cannot happen: chunks are ≤ burst
+	}
+	delay := res.DelayFrom(now)
+	if delay <= 0 {
+		return nil
+	}
+	e.metrics.throttleWaits.Inc()
+	e.metrics.throttleSeconds.Add(delay.Seconds())
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		res.CancelAt(time.Now())
+		return ctx.Err()
+	}
+}
+
+// slowDripBytes is what a SlowDrip edge sends before stalling.
+const slowDripBytes = 16
+
+func (e *Edge) slowDrip(w http.ResponseWriter, ctx context.Context, body []byte) {
+	n, _ := w.Write(body[:min(len(body), slowDripBytes)])
+	e.served(int64(n))
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	<-ctx.Done()
+}
+
+// corrupt applies the edge's fault to a copy of a stored message.
+func (e *Edge) corrupt(k shardKey, stored []byte) []byte {
+	msg, err := content.DecodeShardMessage(append([]byte(nil), stored...))
+	if err != nil || len(msg.Data) == 0 {
+		return stored
+	}
+	switch e.cfg.Fault {
+	case FlipBits:
+		msg.Data[len(msg.Data)/2] ^= 0x10
+	case Truncate:
+		msg.Data = msg.Data[:len(msg.Data)/2]
+	case WrongIndex:
+		other := e.otherShard(k)
+		if other != nil && string(other.Data) != string(msg.Data) {
+			msg.Data, msg.Proof = other.Data, other.Proof
+		} else {
+			// No distinct shard of this segment held: forge one.
+			msg.Data = append(msg.Data[1:], msg.Data[0]^0x01)
+		}
+	}
+	return msg.Encode()
+}
+
+// otherShard returns another held shard of the same segment, if any.
+func (e *Edge) otherShard(k shardKey) *content.ShardMessage {
+	e.mu.Lock()
+	var name string
+	for i := range content.MaxTotalShards {
+		o := shardKey{k.video, k.rendition, k.segment, i}
+		if h, ok := e.inv.held[o]; ok && i != k.shard {
+			name = e.path(shardFile(o, h.assigned))
+			break
+		}
+	}
+	e.mu.Unlock()
+	if name == "" {
+		return nil
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil
+	}
+	msg, err := content.DecodeShardMessage(b)
+	if err != nil {
+		return nil
+	}
+	return msg
+}
