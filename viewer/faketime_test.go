@@ -104,6 +104,13 @@ func TestPlayRealTimeNoStalls(t *testing.T) {
 		if !slices.Equal(banned, n.liars()) {
 			t.Errorf("banned %v, want %v", banned, n.liars())
 		}
+		// Sources that timed out or failed are demoted behind the honest
+		// ones, so they stop taking a slot of every segment.
+		for _, s := range n.servers {
+			if (s.kind == kindSlowDrip || s.kind == kindReset || s.kind == kindGone) && s.asked.Load() > 2 {
+				t.Errorf("%s asked %d times: not demoted after failing", s.node, s.asked.Load())
+			}
+		}
 		// The origin serves the startup segments and nothing else.
 		var want int64
 		for _, seg := range n.man.Renditions[0].Segments[:startupSegments] {

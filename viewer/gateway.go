@@ -155,7 +155,9 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		segDur := time.Duration(seg.Duration) * time.Microsecond
-		ct, err := v.cachedSegment(r.Context(), rt.video, e, rt.rendition, rt.segment, v.cfg.Now().Add(segDur))
+		// A player waiting on a segment readahead did not bring is urgent:
+		// half a segment of slack makes the origin race the edges at once.
+		ct, err := v.cachedSegment(r.Context(), rt.video, e, rt.rendition, rt.segment, v.cfg.Now().Add(segDur/2))
 		if err != nil {
 			if r.Context().Err() != nil {
 				return // the player went away

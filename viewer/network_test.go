@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,6 +75,7 @@ type shardServer struct {
 	origin bool
 	shards []int
 	srv    *httptest.Server
+	asked  atomic.Int64 // shard requests received
 }
 
 func (s *shardServer) handler(book *shardBook) http.Handler {
@@ -85,6 +87,7 @@ func (s *shardServer) handler(book *shardBook) http.Handler {
 			return
 		}
 		w.Header().Set(wire.HeaderNode, string(s.node))
+		s.asked.Add(1)
 		if s.kind == kindGone || ref.Video != book.id || (!s.origin && !slices.Contains(s.shards, ref.Shard)) {
 			wire.WriteError(w, http.StatusNotFound, "shard not held")
 			return

@@ -59,6 +59,9 @@ type action struct {
 	Shard   int
 	Origin  bool
 	Timeout time.Time // for actRequest: the instant the request counts as failed
+	// TimedOut marks an actCancel of a request that exceeded its timeout
+	// (the driver demotes the source), as opposed to long-tail cancellation.
+	TimedOut bool
 }
 
 // requestKey names an in-flight request: one shard from one source.
@@ -202,7 +205,7 @@ func (f *segmentFetch) Tick(now time.Time) []action {
 			if req.origin {
 				f.originFailures++
 			}
-			acts = append(acts, action{Kind: actCancel, Node: key.Node, Shard: key.Shard})
+			acts = append(acts, action{Kind: actCancel, Node: key.Node, Shard: key.Shard, TimedOut: true})
 		}
 	}
 	sortActions(acts)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,8 +55,9 @@ type Viewer struct {
 	wg     sync.WaitGroup // background goroutines
 
 	mu     sync.Mutex
-	rng    *rand.Rand           // seeds per-segment schedulers
-	banned map[wire.NodeID]bool // session bans: never asked again
+	rng    *rand.Rand                    // seeds per-segment schedulers
+	banned map[wire.NodeID]bool          // session bans: never asked again
+	record map[wire.NodeID]*sourceRecord // this session's experience of each edge
 	videos map[content.VideoID]*videoEntry
 	cache  *segmentCache
 }
@@ -110,6 +112,7 @@ func New(cfg Config) (*Viewer, error) {
 		cancel: cancel,
 		rng:    rand.New(rand.NewSource(cfg.Seed)),
 		banned: map[wire.NodeID]bool{},
+		record: map[wire.NodeID]*sourceRecord{},
 		videos: map[content.VideoID]*videoEntry{},
 		cache:  newSegmentCache(32),
 	}, nil
@@ -231,6 +234,14 @@ func (v *Viewer) sources(ctx context.Context, id content.VideoID, e *videoEntry,
 	for _, o := range w.resp.Origins {
 		origins = append(origins, candidate{Node: o.NodeID, Addr: o.Addr, Origin: true})
 	}
+	// Keep the coordinator's rank, but move edges that mostly lag or fail
+	// behind the others (a slow-drip edge stops taking a slot of every
+	// segment; it is still asked when the others are not enough).
+	v.mu.Lock()
+	slices.SortStableFunc(edges, func(a, b candidate) int {
+		return boolInt(v.record[a.Node].demoted()) - boolInt(v.record[b.Node].demoted())
+	})
+	v.mu.Unlock()
 	return edges, origins, nil
 }
 
@@ -323,6 +334,9 @@ func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntr
 			key := requestKey{a.Node, a.Shard}
 			switch a.Kind {
 			case actRequest:
+				if !a.Origin {
+					v.noteEdge(a.Node, false)
+				}
 				rctx, cancel := context.WithCancel(fctx)
 				cancels[key] = cancel
 				wg.Add(1)
@@ -338,6 +352,9 @@ func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntr
 				if cancel, ok := cancels[key]; ok {
 					cancel()
 					delete(cancels, key)
+				}
+				if !a.Origin {
+					v.noteEdge(a.Node, true) // timed out, or the long tail: it lagged behind k others
 				}
 			case actBan:
 				res.banned = append(res.banned, a.Node)
@@ -373,6 +390,9 @@ func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntr
 				apply(sched.ShardBad(now, r.key.Node, r.key.Shard))
 			case r.err != nil:
 				v.log.Debug("shard request failed; replacing the source", "source", r.key.Node, "shard", r.key.Shard, "err", r.err)
+				if !r.origin {
+					v.noteEdge(r.key.Node, true)
+				}
 				apply(sched.RequestFailed(now, r.key.Node, r.key.Shard))
 			default:
 				received[r.key] = r
@@ -454,6 +474,40 @@ func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, id con
 // that sends more than a shard can hold is lying, not failing.
 func isOversize(err error) bool {
 	return err != nil && strings.Contains(err.Error(), ": response over ")
+}
+
+// sourceRecord counts how an edge fared this session.
+type sourceRecord struct {
+	asked  int // shard requests sent to it
+	lagged int // requests that failed, timed out, or were still running when k others had arrived
+}
+
+// demoted reports whether the edge lagged in most of at least two requests.
+// An honest edge lags only as one of the δ spares; a slow one every time.
+func (r *sourceRecord) demoted() bool {
+	return r != nil && r.asked >= 2 && 2*r.lagged > r.asked
+}
+
+func (v *Viewer) noteEdge(node wire.NodeID, lagged bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	r := v.record[node]
+	if r == nil {
+		r = &sourceRecord{}
+		v.record[node] = r
+	}
+	if lagged {
+		r.lagged++
+	} else {
+		r.asked++
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // reportBadShard sends the exact bytes received to the coordinator in the
