@@ -273,12 +273,10 @@ func (c *Coordinator) handleLookup(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sc := c.scratch.Get().(*lookupScratch)
 	defer c.scratch.Put(sc)
-	if err := c.lookup(&req, sc); err != nil {
+	if err := c.lookup(&req, sc, sc.render); err != nil {
 		writeErr(w, err)
 		return
 	}
-	sc.buf = sc.res.appendJSON(sc.buf[:0])
-	sc.res.reset()
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(sc.buf)
 	c.metrics.lookupLatency.Observe(time.Since(start).Seconds())

@@ -80,8 +80,9 @@ type PlayAggregates struct {
 }
 
 type lookupScratch struct {
-	res lookupResult
-	buf []byte
+	res    lookupResult
+	buf    []byte
+	render func(*lookupResult) // renders res into buf, allocated once per scratch
 }
 
 // New builds a coordinator and loads its durable state from cfg.DB.
@@ -118,7 +119,11 @@ func New(cfg Config) (*Coordinator, error) {
 		placer:     NewPlacer(rng.Int63()),
 		lookupSeed: rng.Uint64(),
 	}
-	c.scratch.New = func() any { return new(lookupScratch) }
+	c.scratch.New = func() any {
+		sc := new(lookupScratch)
+		sc.render = func(res *lookupResult) { sc.buf = res.appendJSON(sc.buf[:0]) }
+		return sc
+	}
 	if err := c.load(context.Background()); err != nil {
 		return nil, err
 	}
@@ -287,29 +292,31 @@ func (c *Coordinator) Plays() PlayAggregates {
 func (c *Coordinator) Lookup(req wire.LookupRequest) (wire.LookupResponse, error) {
 	sc := c.scratch.Get().(*lookupScratch)
 	defer c.scratch.Put(sc)
-	if err := c.lookup(&req, sc); err != nil {
-		return wire.LookupResponse{}, err
-	}
-	resp := sc.res.response()
-	sc.res.reset()
-	return resp, nil
+	var resp wire.LookupResponse
+	err := c.lookup(&req, sc, func(res *lookupResult) { resp = res.response() })
+	return resp, err
 }
 
-// lookup runs one lookup into sc.res and counts its demand.
-func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch) error {
+// lookup runs one lookup into sc.res, hands it to render while the read
+// lock still holds (results point into the index), and counts its demand.
+func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render func(*lookupResult)) error {
 	now := c.cfg.Now()
-	sc.res.reset()
 	tiebreak := splitmix64(c.lookupSeed + c.lookupSeq.Add(1))
 	c.mu.RLock()
 	err := c.st.lookup(req, now, tiebreak, &sc.res)
+	if err == nil {
+		render(&sc.res)
+	}
 	c.mu.RUnlock()
+	segments := len(sc.res.segments)
+	sc.res.reset()
 	if err != nil {
 		return err
 	}
 	c.lookups.Add(1)
 	c.metrics.lookups.Inc()
 	c.demandMu.Lock()
-	c.demand.Record(req.Video, req.Rendition, req.From, req.From+len(sc.res.segments), req.Region)
+	c.demand.Record(req.Video, req.Rendition, req.From, req.From+segments, req.Region)
 	c.demandMu.Unlock()
 	return nil
 }

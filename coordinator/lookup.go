@@ -11,9 +11,10 @@ import (
 	"github.com/swarmcast/swarmcast/wire"
 )
 
-// MaxSourcesPerSegment bounds the ranked edges returned per segment: a
-// viewer asks k+δ distinct sources, so more than this is wasted bytes.
-const MaxSourcesPerSegment = 32
+// sourcesPerSegment bounds the ranked edges returned per segment: a viewer
+// asks k+δ distinct sources (δ ≤ k), so 2k is plenty and more is wasted
+// bytes and ranking work.
+func sourcesPerSegment(k int) int { return min(max(2*k, 16), 128) }
 
 // maxExclude bounds a lookup's Exclude list.
 const maxExclude = 1024
@@ -34,11 +35,12 @@ func notFound(format string, args ...any) error {
 	return &requestError{http.StatusNotFound, fmt.Sprintf(format, args...)}
 }
 
-// rankedSource is one candidate edge with its ranking key (lower is better).
+// rankedSource is one candidate with its ranking key (lower is better).
+// h points into a segment's holder list, so a result is only valid while
+// the read lock that produced it is held.
 type rankedSource struct {
-	n     *node
-	shard ShardMask
 	score uint64
+	h     *holder
 }
 
 // rankedSegment is a segment's slice [start, end) of lookupResult.sources.
@@ -84,14 +86,29 @@ func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, 
 		return badRequest("exclude lists %d nodes, limit %d", len(req.Exclude), maxExclude)
 	}
 	end := min(req.From+req.Count, len(segs))
+	limit := sourcesPerSegment(v.m.Params.K)
+	// A node is fresh if it was seen at or after freshSince (see alive).
+	freshSince := now.UnixNano() - int64(missedHeartbeats*s.interval)
 	for i := req.From; i < end; i++ {
 		start := len(out.sources)
-		for _, h := range segs[i].holders {
-			n := h.n
-			if !s.alive(n, now) || slices.Contains(req.Exclude, n.id) {
+		holders := segs[i].holders
+		for j := range holders {
+			n := holders[j].n
+			if n.banned || n.lastSeenNS < freshSince || (len(req.Exclude) > 0 && slices.Contains(req.Exclude, n.id)) {
 				continue
 			}
-			out.sources = append(out.sources, rankedSource{n: n, shard: h.shard, score: rankScore(n, req.Region, tiebreak)})
+			src := rankedSource{score: rankScore(n, req.Region, tiebreak), h: &holders[j]}
+			// Keep the best limit in a max-heap on score, so
+			// a segment with hundreds of holders costs one pass.
+			top := out.sources[start:]
+			switch {
+			case len(top) < limit:
+				out.sources = append(out.sources, src)
+				heapUp(out.sources[start:], len(top))
+			case src.score < top[0].score:
+				top[0] = src
+				heapDown(top, 0)
+			}
 		}
 		ranked := out.sources[start:]
 		slices.SortFunc(ranked, func(a, b rankedSource) int {
@@ -103,10 +120,6 @@ func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, 
 			}
 			return 0
 		})
-		if len(ranked) > MaxSourcesPerSegment {
-			clear(out.sources[start+MaxSourcesPerSegment:])
-			out.sources = out.sources[:start+MaxSourcesPerSegment]
-		}
 		out.segments = append(out.segments, rankedSegment{segment: i, start: start, end: len(out.sources)})
 	}
 	for _, o := range s.origins {
@@ -115,6 +128,36 @@ func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, 
 		}
 	}
 	return nil
+}
+
+// heapUp restores the max-heap (on score) after appending h[i].
+func heapUp(h []rankedSource, i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if h[parent].score >= h[i].score {
+			return
+		}
+		h[parent], h[i] = h[i], h[parent]
+		i = parent
+	}
+}
+
+// heapDown restores the max-heap after replacing h[i].
+func heapDown(h []rankedSource, i int) {
+	for {
+		largest, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && h[l].score > h[largest].score {
+			largest = l
+		}
+		if r < len(h) && h[r].score > h[largest].score {
+			largest = r
+		}
+		if largest == i {
+			return
+		}
+		h[i], h[largest] = h[largest], h[i]
+		i = largest
+	}
 }
 
 // rankScore orders sources: same region first, then by load (measured
@@ -126,9 +169,7 @@ func rankScore(n *node, region string, tiebreak uint64) uint64 {
 	if region != "" && n.region == region {
 		tier = 0
 	}
-	load := n.servedRate / float64(max(n.uploadCap, 1))
-	bucket := uint64(min(max(load*10, 0), 255))
-	return tier<<56 | bucket<<48 | splitmix64(tiebreak^n.salt)>>16
+	return tier<<56 | n.loadBucket<<48 | splitmix64(tiebreak^n.salt)>>16
 }
 
 // splitmix64 is a fast, well-mixed hash of x (Steele et al., 2014).
@@ -154,9 +195,9 @@ func (r *lookupResult) appendJSON(b []byte) []byte {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, src.n.jsonHead...)
+			b = append(b, src.h.n.jsonHead...)
 			b = append(b, `,"shards":[`...)
-			b = appendMask(b, src.shard)
+			b = appendMask(b, src.h.shard)
 			b = append(b, "]}"...)
 		}
 		b = append(b, "]}"...)
@@ -194,7 +235,7 @@ func (r *lookupResult) response() wire.LookupResponse {
 	for _, seg := range r.segments {
 		ss := wire.SegmentSources{Segment: seg.segment, Sources: make([]wire.Source, 0, seg.end-seg.start)}
 		for _, src := range r.sources[seg.start:seg.end] {
-			ss.Sources = append(ss.Sources, wire.Source{NodeID: src.n.id, Addr: src.n.addr, Shards: src.shard.Indices()})
+			ss.Sources = append(ss.Sources, wire.Source{NodeID: src.h.n.id, Addr: src.h.n.addr, Shards: src.h.shard.Indices()})
 		}
 		resp.Segments = append(resp.Segments, ss)
 	}

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -34,9 +35,11 @@ type node struct {
 	uploadCap    int64 // bytes per second
 	registeredAt time.Time
 	lastSeen     time.Time
+	lastSeenNS   int64 // lastSeen.UnixNano(), or MaxInt64 for an origin that never heartbeats
 	heartbeats   int     // heartbeats since registration
 	usedBytes    int64   // as the edge reports it
 	servedRate   float64 // bytes per second uploaded, smoothed over heartbeats
+	loadBucket   uint64  // servedRate/uploadCap in 10% steps, 0..255, for ranking
 	salt         uint64  // per-node input to the seeded lookup tie-break
 	banned       bool
 
@@ -106,10 +109,7 @@ func (s *state) alive(n *node, now time.Time) bool {
 	if n.banned {
 		return false
 	}
-	if n.role == wire.RoleOrigin && n.heartbeats == 0 {
-		return true
-	}
-	return now.Sub(n.lastSeen) <= missedHeartbeats*s.interval
+	return n.lastSeenNS >= now.UnixNano()-int64(missedHeartbeats*s.interval)
 }
 
 // checkRegister validates a registration without changing state.
@@ -165,6 +165,7 @@ func (s *state) register(req wire.RegisterRequest, now time.Time, salt uint64) *
 		uploadCap:    req.UploadCapBytes,
 		registeredAt: now,
 		lastSeen:     now,
+		lastSeenNS:   now.UnixNano(),
 		salt:         salt,
 		inventory:    make(map[SegmentKey]ShardMask),
 		assigned:     make(map[SegmentKey]ShardMask),
@@ -172,6 +173,9 @@ func (s *state) register(req wire.RegisterRequest, now time.Time, salt uint64) *
 		jsonHead:     head[:len(head)-1], // without the closing brace
 	}
 	_, n.banned = s.banned[n.id]
+	if n.role == wire.RoleOrigin {
+		n.lastSeenNS = math.MaxInt64 // listed until it leaves or starts heartbeating
+	}
 	s.nodes[n.id] = n
 	if n.role == wire.RoleOrigin {
 		s.origins = append(s.origins, n)
@@ -232,8 +236,10 @@ func (s *state) heartbeat(n *node, req *wire.HeartbeatRequest, now time.Time) []
 	} else {
 		n.servedRate = 0.5*n.servedRate + 0.5*rate
 	}
+	n.loadBucket = uint64(min(max(n.servedRate/float64(max(n.uploadCap, 1))*10, 0), 255))
 	n.heartbeats++
 	n.lastSeen = now
+	n.lastSeenNS = now.UnixNano()
 	n.usedBytes = max(req.UsedBytes, 0)
 
 	if req.Full {

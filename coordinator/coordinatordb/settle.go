@@ -1,0 +1,338 @@
+package coordinatordb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// BatchResult is the outcome of settling one batch.
+type BatchResult struct {
+	BatchID        string
+	Edge           wire.NodeID
+	SettledAt      time.Time
+	Pairs          int
+	Accepted       int
+	AcceptedBytes  int64
+	CreditedPoints int64 // paid to the edge's account
+	FrozenPoints   int64 // earned but withheld: the edge is disqualified
+	FrozenReason   string
+	Rejected       map[Reason]int
+	// Outcomes is the per-pair verdict (Accepted or a reason), in batch
+	// order; nil when Replayed.
+	Outcomes []Reason
+	// Replayed is true when the batch id had been settled before: nothing
+	// was written and the stored totals are returned.
+	Replayed bool
+}
+
+// ErrEdgeNotBound is returned by Settle for an edge no account runs.
+var ErrEdgeNotBound = errors.New("settle: the edge is not bound to an account; create an API token for it first")
+
+// Settle settles a batch atomically and idempotently: in one transaction it
+// checks every pair, marks accepted serials used, charges each (viewer,
+// video) playback budget, writes flow rows, and credits the edge's account
+// from the mint (or freezes the credit if the edge is disqualified). A batch
+// id settles once, across processes: a concurrent or repeated Settle of the
+// same id returns the first result with Replayed set.
+//
+// Stateless checks (signatures) run before the transaction so the write
+// lock is never held during ed25519 work.
+func (db *DB) Settle(ctx context.Context, b *wire.SettlementBatch, now time.Time) (BatchResult, error) {
+	if err := ValidateBatch(b); err != nil {
+		return BatchResult{}, err
+	}
+	outcomes := make([]Reason, len(b.Pairs))
+	for i := range b.Pairs {
+		outcomes[i] = CheckPair(&b.Pairs[i], b.Edge, db.cfg.CoordinatorKeys, now, db.cfg.SettlementGrace)
+	}
+	var res BatchResult
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = db.settleTx(ctx, tx, b, outcomes, now)
+		return err
+	})
+	if err != nil {
+		return BatchResult{}, err
+	}
+	return res, nil
+}
+
+func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch, outcomes []Reason, now time.Time) (BatchResult, error) {
+	ins, err := tx.ExecContext(ctx, db.q(`INSERT INTO settlement_batches (batch_id, edge, settled_ms, pairs, accepted, accepted_bytes, credited_points, frozen_points, frozen_reason)
+		VALUES (?, ?, ?, ?, 0, 0, 0, 0, '') ON CONFLICT DO NOTHING`), b.ID, string(b.Edge), now.UnixMilli(), len(b.Pairs))
+	if err != nil {
+		return BatchResult{}, fmt.Errorf("settle batch %s: %w", b.ID, err)
+	}
+	if n, _ := ins.RowsAffected(); n == 0 {
+		r, err := db.batch(ctx, tx, b.ID)
+		if err != nil {
+			return BatchResult{}, err
+		}
+		if r.Edge != b.Edge {
+			return BatchResult{}, fmt.Errorf("settle: batch id %s was already used by another edge; choose a fresh random id", b.ID)
+		}
+		r.Replayed = true
+		return r, nil
+	}
+	var account int64
+	err = tx.QueryRowContext(ctx, db.q("SELECT account_id FROM edge_bindings WHERE node_id = ?"), string(b.Edge)).Scan(&account)
+	if errors.Is(err, sql.ErrNoRows) {
+		return BatchResult{}, ErrEdgeNotBound
+	}
+	if err != nil {
+		return BatchResult{}, err
+	}
+	res := BatchResult{BatchID: b.ID, Edge: b.Edge, SettledAt: time.UnixMilli(now.UnixMilli()), Pairs: len(b.Pairs), Rejected: map[Reason]int{}, Outcomes: outcomes}
+	bucket := now.Truncate(db.cfg.FlowBucket).UnixMilli()
+	videos := map[string]VideoTerms{}
+	for i := range b.Pairs {
+		if outcomes[i] == Accepted {
+			outcomes[i], err = db.settlePair(ctx, tx, b, &b.Pairs[i], videos, bucket)
+			if err != nil {
+				return BatchResult{}, err
+			}
+		}
+		if outcomes[i] != Accepted {
+			res.Rejected[outcomes[i]]++
+			continue
+		}
+		res.Accepted++
+		res.AcceptedBytes += b.Pairs[i].Order.Amount
+	}
+	for reason, n := range res.Rejected {
+		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO batch_rejections (batch_id, reason, count) VALUES (?, ?, ?)"), b.ID, string(reason), n); err != nil {
+			return BatchResult{}, err
+		}
+	}
+	points := PointsFor(res.AcceptedBytes, db.cfg.PointsPerMB)
+	status, err := db.loadReputation(ctx, tx, b.Edge, false)
+	if err != nil {
+		return BatchResult{}, err
+	}
+	switch {
+	case status.Disqualified:
+		res.FrozenPoints = points
+		res.FrozenReason = fmt.Sprintf("edge disqualified at %s: %s", status.DisqualifiedAt.UTC().Format(time.RFC3339), status.DisqualifyReason)
+	case points > 0:
+		if _, err := db.post(ctx, tx, KindSettlement, "batch "+b.ID, now, []posting{
+			{account: db.mintID, amount: -points}, {account: account, amount: points},
+		}); err != nil {
+			return BatchResult{}, err
+		}
+		res.CreditedPoints = points
+	}
+	_, err = tx.ExecContext(ctx, db.q(`UPDATE settlement_batches SET accepted = ?, accepted_bytes = ?, credited_points = ?, frozen_points = ?, frozen_reason = ?
+		WHERE batch_id = ?`), res.Accepted, res.AcceptedBytes, res.CreditedPoints, res.FrozenPoints, res.FrozenReason, b.ID)
+	return res, err
+}
+
+// settlePair runs the stateful rules for one pair that passed CheckPair.
+func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch, p *wire.SettlementPair, videos map[string]VideoTerms, bucket int64) (Reason, error) {
+	l, amount := &p.Limit, p.Order.Amount
+	v, ok := videos[l.Video]
+	if !ok {
+		var err error
+		v, err = db.video(ctx, tx, l.Video)
+		if errors.Is(err, ErrUnknownVideo) {
+			return ReasonUnknownVideo, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		videos[l.Video] = v
+	}
+	if v.Price > 0 {
+		var n int
+		err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM viewer_keys k JOIN entitlements e ON e.account_id = k.account_id
+			WHERE k.viewer = ? AND e.video = ?`), string(l.Viewer), l.Video).Scan(&n)
+		if err != nil {
+			return "", err
+		}
+		if n == 0 {
+			return ReasonNotEntitled, nil
+		}
+	}
+	// The serial row is the once-only guard: a concurrent settlement of the
+	// same serial (another batch, another coordinator) waits on this insert
+	// and then sees the conflict.
+	ins, err := tx.ExecContext(ctx, db.q(`INSERT INTO settled_serials (serial, batch_id, edge, viewer, video, amount, status)
+		VALUES (?, ?, ?, ?, ?, ?, 'accepted') ON CONFLICT DO NOTHING`), l.Serial.String(), b.ID, string(b.Edge), string(l.Viewer), l.Video, amount)
+	if err != nil {
+		return "", err
+	}
+	if n, _ := ins.RowsAffected(); n == 0 {
+		return ReasonSerialReused, nil
+	}
+	if _, err := tx.ExecContext(ctx, db.q("INSERT INTO viewer_video_usage (viewer, video, bytes) VALUES (?, ?, 0) ON CONFLICT DO NOTHING"),
+		string(l.Viewer), l.Video); err != nil {
+		return "", err
+	}
+	up, err := tx.ExecContext(ctx, db.q("UPDATE viewer_video_usage SET bytes = bytes + ? WHERE viewer = ? AND video = ? AND bytes + ? <= ?"),
+		amount, string(l.Viewer), l.Video, amount, v.PlaybackBudgetBytes)
+	if err != nil {
+		return "", err
+	}
+	if n, _ := up.RowsAffected(); n == 0 {
+		// The serial stays used: a pair over budget must not be retried into it.
+		if _, err := tx.ExecContext(ctx, db.q("UPDATE settled_serials SET status = ?, amount = 0 WHERE serial = ?"), string(ReasonBeyondPlayback), l.Serial.String()); err != nil {
+			return "", err
+		}
+		return ReasonBeyondPlayback, nil
+	}
+	_, err = tx.ExecContext(ctx, db.q(`INSERT INTO flows (edge, viewer, video, bucket_ms, bytes) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (edge, viewer, video, bucket_ms) DO UPDATE SET bytes = flows.bytes + excluded.bytes`),
+		string(b.Edge), string(l.Viewer), l.Video, bucket, amount)
+	return Accepted, err
+}
+
+func (db *DB) batch(ctx context.Context, q interface {
+	querier
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}, id string) (BatchResult, error) {
+	r := BatchResult{BatchID: id, Rejected: map[Reason]int{}}
+	var edge string
+	var ms int64
+	err := q.QueryRowContext(ctx, db.q(`SELECT edge, settled_ms, pairs, accepted, accepted_bytes, credited_points, frozen_points, frozen_reason
+		FROM settlement_batches WHERE batch_id = ?`), id).Scan(&edge, &ms, &r.Pairs, &r.Accepted, &r.AcceptedBytes, &r.CreditedPoints, &r.FrozenPoints, &r.FrozenReason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return BatchResult{}, ErrNotFound
+	}
+	if err != nil {
+		return BatchResult{}, err
+	}
+	r.Edge, r.SettledAt = wire.NodeID(edge), time.UnixMilli(ms)
+	rows, err := q.QueryContext(ctx, db.q("SELECT reason, count FROM batch_rejections WHERE batch_id = ?"), id)
+	if err != nil {
+		return BatchResult{}, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var reason string
+		var n int
+		if err := rows.Scan(&reason, &n); err != nil {
+			return BatchResult{}, err
+		}
+		r.Rejected[Reason(reason)] = n
+	}
+	return r, rows.Err()
+}
+
+// Batch returns a settled batch's stored result.
+func (db *DB) Batch(ctx context.Context, id string) (BatchResult, error) {
+	return db.batch(ctx, db.sql, id)
+}
+
+// EdgeBatches lists an edge's settled batches, newest first, so its owner
+// can see what was credited and what was frozen and why.
+func (db *DB) EdgeBatches(ctx context.Context, edge wire.NodeID, limit int) ([]BatchResult, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := db.sql.QueryContext(ctx, db.q("SELECT batch_id FROM settlement_batches WHERE edge = ? ORDER BY settled_ms DESC, batch_id LIMIT ?"), string(edge), limit)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	out := make([]BatchResult, 0, len(ids))
+	for _, id := range ids {
+		r, err := db.Batch(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// EdgeEarnings sums an edge's credited and frozen points.
+func (db *DB) EdgeEarnings(ctx context.Context, edge wire.NodeID) (credited, frozen int64, err error) {
+	err = db.sql.QueryRowContext(ctx, db.q("SELECT COALESCE(SUM(credited_points), 0), COALESCE(SUM(frozen_points), 0) FROM settlement_batches WHERE edge = ?"),
+		string(edge)).Scan(&credited, &frozen)
+	return credited, frozen, err
+}
+
+// RejectionCounts sums rejected pairs per reason over all batches.
+func (db *DB) RejectionCounts(ctx context.Context) (map[Reason]int64, error) {
+	rows, err := db.sql.QueryContext(ctx, "SELECT reason, SUM(count) FROM batch_rejections GROUP BY reason")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[Reason]int64{}
+	for rows.Next() {
+		var reason string
+		var n int64
+		if err := rows.Scan(&reason, &n); err != nil {
+			return nil, err
+		}
+		out[Reason(reason)] = n
+	}
+	return out, rows.Err()
+}
+
+// ViewerUsage is the bytes settled so far for (viewer, video), against the
+// video's playback budget.
+func (db *DB) ViewerUsage(ctx context.Context, viewer wire.NodeID, video string) (int64, error) {
+	var n int64
+	err := db.sql.QueryRowContext(ctx, db.q("SELECT bytes FROM viewer_video_usage WHERE viewer = ? AND video = ?"), string(viewer), video).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// Flow is settled bytes from one edge to one viewer for one video in one
+// time bucket (bucket start, Config.FlowBucket wide, by settlement time).
+type Flow struct {
+	Edge   wire.NodeID
+	Viewer wire.NodeID
+	Video  string
+	Bucket time.Time
+	Bytes  int64
+}
+
+func (db *DB) flows(ctx context.Context, column, who string, since, until time.Time) ([]Flow, error) {
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT edge, viewer, video, bucket_ms, bytes FROM flows
+		WHERE `+column+` = ? AND bucket_ms >= ? AND bucket_ms < ? ORDER BY bucket_ms, edge, viewer, video`),
+		who, since.Truncate(db.cfg.FlowBucket).UnixMilli(), until.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Flow
+	for rows.Next() {
+		var f Flow
+		var e, v string
+		var ms int64
+		if err := rows.Scan(&e, &v, &f.Video, &ms, &f.Bytes); err != nil {
+			return nil, err
+		}
+		f.Edge, f.Viewer, f.Bucket = wire.NodeID(e), wire.NodeID(v), time.UnixMilli(ms)
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// FlowsToViewer lists which edges fed a viewer in [since, until).
+func (db *DB) FlowsToViewer(ctx context.Context, viewer wire.NodeID, since, until time.Time) ([]Flow, error) {
+	return db.flows(ctx, "viewer", string(viewer), since, until)
+}
+
+// FlowsFromEdge lists which viewers an edge served in [since, until).
+func (db *DB) FlowsFromEdge(ctx context.Context, edge wire.NodeID, since, until time.Time) ([]Flow, error) {
+	return db.flows(ctx, "edge", string(edge), since, until)
+}
