@@ -19,6 +19,11 @@ import (
 	"github.com/swarmcast/swarmcast/wire"
 )
 
+// reissueRounds is how many placement rounds pass before fetch directives
+// for assigned shards an edge still does not hold are sent again (its
+// earlier fetch may have failed).
+const reissueRounds = 5
+
 // Config configures a Coordinator. Zero values take the defaults.
 type Config struct {
 	HeartbeatInterval time.Duration    // default 2s; told to nodes in RegisterResponse; an edge silent for 3 intervals leaves lookups
@@ -54,6 +59,7 @@ type Coordinator struct {
 	demand   *DemandTracker
 
 	placer *Placer // only Run's goroutine uses it
+	rounds int     // placement rounds run, guarded by mu
 
 	lookupSeed uint64
 	lookupSeq  atomic.Uint64
@@ -235,6 +241,8 @@ func (c *Coordinator) Place() {
 
 	c.mu.Lock()
 	var fetches, drops int
+	c.rounds++
+	reissue := c.rounds%reissueRounds == 0
 	for _, n := range c.st.nodes {
 		if n.role != wire.RoleEdge {
 			continue
@@ -249,7 +257,7 @@ func (c *Coordinator) Place() {
 		if target == nil {
 			target = make(map[SegmentKey]ShardMask)
 		}
-		f, d := c.st.assign(n, target)
+		f, d := c.st.assign(n, target, reissue)
 		fetches += f
 		drops += d
 	}

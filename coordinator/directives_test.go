@@ -167,3 +167,27 @@ func TestRunSweepsAndPlacesInFakeTime(t *testing.T) {
 		}
 	})
 }
+
+func TestFetchDirectivesReissuedUntilHeld(t *testing.T) {
+	h := newHarness(t)
+	v := h.video(0)
+	e := h.edge("eu")
+	h.lookup(wire.LookupRequest{Video: v, From: 0, Count: 1})
+	h.c.Place()
+	first := directiveShards(h.heartbeat(wire.HeartbeatRequest{NodeID: e}).Directives, wire.ActionFetch)
+	if len(first) != 1 {
+		t.Fatalf("fetch directives = %v, want one segment", first)
+	}
+	// The edge never reports the shards: after reissueRounds rounds it is
+	// told again, and not before.
+	for round := 2; round <= reissueRounds; round++ {
+		h.c.Place()
+		got := h.heartbeat(wire.HeartbeatRequest{NodeID: e}).Directives
+		if round < reissueRounds && len(got) != 0 {
+			t.Fatalf("round %d: directives %+v before the reissue round", round, got)
+		}
+		if round == reissueRounds && !reflectEqual(directiveShards(got, wire.ActionFetch), first) {
+			t.Fatalf("round %d: got %+v, want the same fetch again", round, got)
+		}
+	}
+}

@@ -35,7 +35,7 @@ type node struct {
 	uploadCap    int64 // bytes per second
 	registeredAt time.Time
 	lastSeen     time.Time
-	lastSeenNS   int64 // lastSeen.UnixNano(), or MaxInt64 for an origin that never heartbeats
+	lastSeenNS   int64   // lastSeen.UnixNano(), or MaxInt64 for an origin that never heartbeats
 	heartbeats   int     // heartbeats since registration
 	usedBytes    int64   // as the edge reports it
 	servedRate   float64 // bytes per second uploaded, smoothed over heartbeats
@@ -327,8 +327,9 @@ func compareKeys(a, b SegmentKey) int {
 
 // assign replaces n's placement with shards per segment and queues the
 // difference as directives: fetch what is newly assigned and not held, drop
-// what was assigned and no longer is.
-func (s *state) assign(n *node, target map[SegmentKey]ShardMask) (fetches, drops int) {
+// what was assigned and no longer is. With reissue, fetch everything
+// assigned and still not held, for edges whose earlier fetch failed.
+func (s *state) assign(n *node, target map[SegmentKey]ShardMask, reissue bool) (fetches, drops int) {
 	queue := func(key SegmentKey, fetch, drop ShardMask) {
 		if fetch.Empty() && drop.Empty() {
 			return
@@ -344,7 +345,11 @@ func (s *state) assign(n *node, target map[SegmentKey]ShardMask) (fetches, drops
 		queue(key, ShardMask{}, old.Minus(target[key]))
 	}
 	for key, want := range target {
-		queue(key, want.Minus(n.assigned[key]).Minus(n.inventory[key]), ShardMask{})
+		fetch := want.Minus(n.inventory[key])
+		if !reissue {
+			fetch = fetch.Minus(n.assigned[key])
+		}
+		queue(key, fetch, ShardMask{})
 	}
 	n.assigned = target
 	return fetches, drops
