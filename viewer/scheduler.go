@@ -238,9 +238,9 @@ func (f *segmentFetch) NextWake(now time.Time) time.Time {
 func (f *segmentFetch) delta(now time.Time) int {
 	left := f.deadline.Sub(now)
 	switch {
-	case left >= 2*f.segDur:
+	case left > 2*f.segDur:
 		return 1
-	case left >= f.segDur:
+	case left > f.segDur:
 		return 2
 	default:
 		return 4
@@ -289,7 +289,7 @@ func (f *segmentFetch) plan(now time.Time) []action {
 	originTimeout := now.Add(max(f.shardTimeout(now), minOriginTimeout, 2*f.segDur))
 	var acts []action
 
-	late := f.startup || f.deadline.Sub(now) < f.segDur
+	late := f.startup || f.deadline.Sub(now) <= f.segDur
 	if !f.startup {
 		// Edges first, in rank order, one shard per edge per segment.
 		for _, e := range f.edges {

@@ -181,8 +181,11 @@ var scenarios = []scenario{
 			edge("slow5", slow, time.Hour, 4), edge("slow6", slow, time.Hour, 5),
 			origin(50 * time.Millisecond),
 		},
+		// Timeouts at 2 s replace the first batch with the last two edges and
+		// the origin (edges cannot cover k any more); at the latest, the
+		// origin joins with one segment of slack left.
 		wantDone: true, wantEdgeShards: 0, wantOriginReqs: [2]int{4, 12},
-		wantFinishBy: 3 * segDur,
+		wantFinishAfter: segDur, wantFinishBy: 2*segDur + 50*time.Millisecond,
 	},
 	{
 		name: "no origin and too few honest edges: the fetch fails instead of hanging",
@@ -394,7 +397,7 @@ func TestSchedulerDeltaGrows(t *testing.T) {
 	for _, tc := range []struct {
 		at   time.Duration
 		want int
-	}{{0, 1}, {8 * segDur, 1}, {8*segDur + time.Millisecond, 2}, {9*segDur + time.Millisecond, 4}, {11 * segDur, 4}} {
+	}{{0, 1}, {8*segDur - time.Millisecond, 1}, {8 * segDur, 2}, {9*segDur - time.Millisecond, 2}, {9 * segDur, 4}, {11 * segDur, 4}} {
 		if got := f.delta(t0.Add(tc.at)); got != tc.want {
 			t.Errorf("delta at %v = %d, want %d", tc.at, got, tc.want)
 		}
