@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 
@@ -213,6 +214,18 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
+// validText refuses strings PostgreSQL's TEXT cannot hold (invalid UTF-8,
+// NUL), so both backends accept exactly the same inputs.
+func validText(field, s string, maxLen int) error {
+	if len(s) > maxLen {
+		return fmt.Errorf("%s: at most %d bytes, got %d", field, maxLen, len(s))
+	}
+	if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+		return fmt.Errorf("%s: must be UTF-8 text without NUL bytes", field)
+	}
+	return nil
+}
+
 // dummyHash keeps Login's timing the same for unknown usernames.
 var dummyHash = HashPassword("swarmcast dummy password", PasswordParams{Time: 1, MemKiB: 8 * 1024, Threads: 1})
 
@@ -288,6 +301,10 @@ func (db *DB) SetRole(ctx context.Context, id int64, role Role) error {
 // password) until the window moves on. Unknown users get ErrBadCredentials
 // after the same amount of hashing work as known ones.
 func (db *DB) Login(ctx context.Context, username, password string, now time.Time) (Session, error) {
+	if ValidateUsername(username) != nil {
+		CheckPassword(dummyHash, password)
+		return Session{}, ErrBadCredentials
+	}
 	var id int64
 	var hash, role string
 	err := db.sql.QueryRowContext(ctx, db.q("SELECT id, password_hash, role FROM accounts WHERE username = ?"), username).Scan(&id, &hash, &role)

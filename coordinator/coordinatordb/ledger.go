@@ -118,6 +118,9 @@ func (db *DB) Grant(ctx context.Context, accountID, points int64, memo string, n
 	if points <= 0 {
 		return fmt.Errorf("grant: points must be positive, got %d", points)
 	}
+	if err := validText("grant memo", memo, 1000); err != nil {
+		return err
+	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		_, err := db.post(ctx, tx, KindGrant, memo, now, []posting{{account: db.mintID, amount: -points}, {account: accountID, amount: points}})
 		return err
