@@ -173,3 +173,21 @@ func benchLookup(b *testing.B, c *Coordinator, reqs []wire.LookupRequest) {
 		lat.report(b)
 	})
 }
+
+// BenchmarkPlan is one placement round for 1000 edges and 2000 segments
+// with demand (a catalogue of ~7 hours of 2 s segments being watched).
+func BenchmarkPlan(b *testing.B) {
+	rng := rand.New(rand.NewSource(1))
+	st := PlacementState{Edges: edgesN(1000, 1_500_000_000, wire.DefaultUploadCapBytes, "eu", "us", "ap", "sa")}
+	for s := range 2000 {
+		sg := seg("v", s, rng.ExpFloat64()*0.05)
+		sg.ShardBytes = 60_000
+		sg.ByRegion = map[string]float64{"eu": sg.Rate / 2, "us": sg.Rate / 2}
+		st.Segments = append(st.Segments, sg)
+	}
+	p := NewPlacer(1)
+	b.ResetTimer()
+	for b.Loop() {
+		p.Plan(epoch, st)
+	}
+}

@@ -59,7 +59,84 @@ type Assignment struct {
 // Plan is pure apart from the Placer's seeded random source: the same seed
 // and the same sequence of states give the same plans.
 type Placer struct {
-	rng *rand.Rand
+	rng  *rand.Rand
+	pick []candidate // scratch for bestFresh
+}
+
+// candidate is an edge ranked for one segment: higher region demand, then
+// more headroom, then lower tiebreak is better.
+type candidate struct {
+	i        int
+	region   float64
+	headroom float64
+	tiebreak uint64
+}
+
+func (a candidate) better(b candidate) bool {
+	if a.region != b.region {
+		return a.region > b.region
+	}
+	if a.headroom != b.headroom {
+		return a.headroom > b.headroom
+	}
+	return a.tiebreak < b.tiebreak || a.tiebreak == b.tiebreak && a.i < b.i
+}
+
+// bestFresh returns up to need edges holding no shard of seg that fit one
+// of its shards, best first, in one pass with a bounded heap whose root is
+// the worst kept candidate.
+func (p *Placer) bestFresh(edges []edgeLoad, perSeg []ShardMask, order []int, seg *PlacementSegment, loadIf func(int) float64, need int) []int {
+	h := p.pick[:0]
+	down := func(j int) {
+		for {
+			worst, l, r := j, 2*j+1, 2*j+2
+			if l < len(h) && h[worst].better(h[l]) {
+				worst = l
+			}
+			if r < len(h) && h[worst].better(h[r]) {
+				worst = r
+			}
+			if worst == j {
+				return
+			}
+			h[j], h[worst] = h[worst], h[j]
+			j = worst
+		}
+	}
+	for _, i := range order {
+		l := &edges[i]
+		if !perSeg[i].Empty() || !l.fits(seg.ShardBytes, loadIf(i)) {
+			continue
+		}
+		c := candidate{i: i, region: seg.ByRegion[l.e.Region], headroom: 1 - l.upload/float64(max(l.e.UploadCapBytes, 1)), tiebreak: l.tiebreak}
+		switch {
+		case len(h) < need:
+			h = append(h, c)
+			for j := len(h) - 1; j > 0; {
+				parent := (j - 1) / 2
+				if !h[parent].better(h[j]) {
+					break
+				}
+				h[parent], h[j] = h[j], h[parent]
+				j = parent
+			}
+		case c.better(h[0]):
+			h[0] = c
+			down(0)
+		}
+	}
+	slices.SortFunc(h, func(a, b candidate) int {
+		if a.better(b) {
+			return -1
+		}
+		return 1
+	})
+	out := make([]int, len(h))
+	for j, c := range h {
+		out[j] = c.i
+	}
+	p.pick = h
+	return out
 }
 
 // NewPlacer returns a placer whose tie-breaks follow seed.
@@ -76,6 +153,12 @@ func TargetShards(rate, hottest float64, k, nmax int) int {
 	}
 	extra := int(math.Ceil(float64(nmax-k) * min(rate/hottest, 1)))
 	return min(k+extra, nmax)
+}
+
+// supply is shards of one segment already on edge i.
+type supply struct {
+	i      int
+	shards ShardMask
 }
 
 // edgeLoad is an edge's running budget during one plan.
@@ -122,9 +205,22 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 		hottest = segs[0].Rate
 	}
 
+	// Index what edges hold and were assigned by segment, in edge order, so
+	// each segment visits only its own supply.
+	held := make(map[SegmentKey][]supply)
+	assigned := make(map[SegmentKey][]supply)
+	for _, i := range order {
+		for key, m := range st.Edges[i].Held {
+			held[key] = append(held[key], supply{i, m})
+		}
+		for key, m := range st.Edges[i].Assigned {
+			assigned[key] = append(assigned[key], supply{i, m})
+		}
+	}
+
 	plan := make(map[wire.NodeID]map[SegmentKey]ShardMask)
-	var perSeg []ShardMask // per edge index: shards of the current segment
-	perSeg = make([]ShardMask, len(edges))
+	perSeg := make([]ShardMask, len(edges)) // per edge index: shards of the current segment
+	var touched []int                       // edges with a non-empty perSeg
 	for _, seg := range segs {
 		if seg.K < 1 || seg.NMax < seg.K || seg.ShardBytes <= 0 || seg.Rate <= 0 {
 			continue
@@ -132,7 +228,10 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 		// Doubling up on an edge is only worth it to reach k (so viewers can
 		// rebuild from edges alone); beyond k it adds no upload capacity.
 		target := min(TargetShards(seg.Rate, hottest, seg.K, seg.NMax), max(seg.K, len(edges)))
-		clear(perSeg)
+		for _, i := range touched {
+			perSeg[i] = ShardMask{}
+		}
+		touched = touched[:0]
 		var covered ShardMask
 		holders := 0
 		// loadIf is edge i's expected upload for one more shard of seg.
@@ -155,6 +254,7 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 			edges[i].upload += load
 			if perSeg[i].Empty() {
 				holders++
+				touched = append(touched, i)
 			}
 			perSeg[i].Set(shard)
 			covered.Set(shard)
@@ -162,41 +262,46 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 		}
 		// Supply first: shards already on edges (what their players watched,
 		// what earlier plans placed) cost no transfer.
-		for _, src := range []func(e *PlacementEdge) ShardMask{
-			func(e *PlacementEdge) ShardMask { return e.Held[seg.Key] },
-			func(e *PlacementEdge) ShardMask { return e.Assigned[seg.Key] },
-		} {
-			for _, i := range order {
-				for _, sh := range src(edges[i].e).Indices() {
+		for _, src := range [][]supply{held[seg.Key], assigned[seg.Key]} {
+			for _, sup := range src {
+				for _, sh := range sup.shards.Indices() {
 					if covered.Count() >= target {
 						break
 					}
-					admit(i, sh)
+					admit(sup.i, sh)
 				}
 			}
 		}
 		// Then new shards, lowest index first (the code is a prefix, and
 		// data shards are plain ciphertext ranges the origin serves cheaply),
-		// each on the best edge not yet holding a shard of this segment.
-		for shard := 0; shard < seg.NMax && covered.Count() < target; shard++ {
+		// each on one of the best edges not yet holding a shard of this
+		// segment. One pass picks them all: admitting an edge changes only
+		// that edge's budget, and admitted edges are no longer fresh.
+		if need := target - covered.Count(); need > 0 {
+			shard := 0
+			for _, i := range p.bestFresh(edges, perSeg, order, &seg, loadIf, need) {
+				for covered.Has(shard) {
+					shard++
+				}
+				if shard >= seg.NMax {
+					break
+				}
+				admit(i, shard)
+			}
+		}
+		// Still short of k (fewer fresh edges with room than k): double up,
+		// since viewers can only rebuild from edges alone with k shards.
+		for shard := 0; shard < seg.NMax && covered.Count() < min(target, seg.K); shard++ {
 			if covered.Has(shard) {
 				continue
 			}
-			best := pickEdge(edges, perSeg, order, &seg, loadIf, true)
-			if best < 0 {
-				// Every edge with room already has one: doubling up beats a
-				// missing shard.
-				best = pickEdge(edges, perSeg, order, &seg, loadIf, false)
-			}
+			best := pickEdge(edges, perSeg, order, &seg, loadIf, false)
 			if best < 0 {
 				break
 			}
 			admit(best, shard)
 		}
-		for _, i := range order {
-			if perSeg[i].Empty() {
-				continue
-			}
+		for _, i := range touched {
 			id := edges[i].e.ID
 			if plan[id] == nil {
 				plan[id] = make(map[SegmentKey]ShardMask)
@@ -222,25 +327,17 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 
 // pickEdge picks the edge to take one more shard of seg, or -1: it must fit
 // the shard within its caps and, with fresh set, hold no shard of seg yet.
-// Preference: edges in the regions that ask for the segment most, then the
-// most upload headroom (fraction of cap), then the plan's random tie-break.
 func pickEdge(edges []edgeLoad, perSeg []ShardMask, order []int, seg *PlacementSegment, loadIf func(int) float64, fresh bool) int {
-	best := -1
-	var bestRegion, bestHeadroom float64
+	best := candidate{i: -1}
 	for _, i := range order {
 		l := &edges[i]
 		if fresh && !perSeg[i].Empty() || !l.fits(seg.ShardBytes, loadIf(i)) {
 			continue
 		}
-		region := seg.ByRegion[l.e.Region]
-		headroom := 1 - l.upload/float64(max(l.e.UploadCapBytes, 1))
-		better := best < 0 ||
-			region > bestRegion ||
-			region == bestRegion && headroom > bestHeadroom ||
-			region == bestRegion && headroom == bestHeadroom && l.tiebreak < edges[best].tiebreak
-		if better {
-			best, bestRegion, bestHeadroom = i, region, headroom
+		c := candidate{i: i, region: seg.ByRegion[l.e.Region], headroom: 1 - l.upload/float64(max(l.e.UploadCapBytes, 1)), tiebreak: l.tiebreak}
+		if best.i < 0 || c.better(best) {
+			best = c
 		}
 	}
-	return best
+	return best.i
 }
