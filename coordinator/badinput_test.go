@@ -32,6 +32,7 @@ func TestBadRequestsGet4xxWithMessage(t *testing.T) {
 		{"lookup from past end", "POST", wire.PathLookup, `{"video":"` + v + `","from":100000,"count":1}`, 400, "from 100000"},
 		{"lookup count 0", "POST", wire.PathLookup, `{"video":"` + v + `","count":0}`, 400, "count 0"},
 		{"lookup count 65", "POST", wire.PathLookup, `{"video":"` + v + `","count":65}`, 400, "count 65"},
+		{"lookup long region", "POST", wire.PathLookup, `{"video":"` + v + `","count":1,"region":"` + strings.Repeat("r", 65) + `"}`, 400, "region"},
 		{"lookup wrong type", "POST", wire.PathLookup, `{"video":"` + v + `","count":"1"}`, 400, "malformed"},
 		{"register bad id", "POST", wire.PathRegister, `{"node_id":"abc","role":"edge","addr":"http://x:1"}`, 400, "64 lowercase hex"},
 		{"register bad role", "POST", wire.PathRegister, `{"node_id":"` + string(edge) + `","role":"boss","addr":"http://x:1"}`, 400, "role"},

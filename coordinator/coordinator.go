@@ -193,6 +193,9 @@ func (c *Coordinator) Sweep() {
 	c.mu.Unlock()
 	for _, n := range gone {
 		c.log.Info("node missed heartbeats, dropped", "node", n.id, "role", n.role, "last_seen", n.lastSeen)
+		if err := c.db.DeleteNode(context.Background(), n.id); err != nil {
+			c.log.Warn("sweep: delete node record", "node", n.id, "err", err)
+		}
 	}
 }
 

@@ -19,6 +19,9 @@ func sourcesPerSegment(k int) int { return min(max(2*k, 16), 128) }
 // maxExclude bounds a lookup's Exclude list.
 const maxExclude = 1024
 
+// maxRegionLen bounds region names (they key the demand table).
+const maxRegionLen = 64
+
 // requestError is a client error with its HTTP status.
 type requestError struct {
 	status int
@@ -81,6 +84,9 @@ func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, 
 	}
 	if req.Count < 1 || req.Count > wire.MaxLookupCount {
 		return badRequest("count %d: want 1..%d", req.Count, wire.MaxLookupCount)
+	}
+	if len(req.Region) > maxRegionLen {
+		return badRequest("region: %d bytes, limit %d", len(req.Region), maxRegionLen)
 	}
 	if len(req.Exclude) > maxExclude {
 		return badRequest("exclude lists %d nodes, limit %d", len(req.Exclude), maxExclude)

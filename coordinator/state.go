@@ -124,8 +124,8 @@ func checkRegister(req *wire.RegisterRequest) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("addr %q: want the advertised base URL of the node's shard server, like http://203.0.113.7:7001", req.Addr)
 	}
-	if len(req.Region) > 64 {
-		return fmt.Errorf("region: %d bytes, limit 64", len(req.Region))
+	if len(req.Region) > maxRegionLen {
+		return fmt.Errorf("region: %d bytes, limit %d", len(req.Region), maxRegionLen)
 	}
 	if req.DiskCapBytes < 0 || req.UploadCapBytes < 0 {
 		return fmt.Errorf("disk_cap_bytes and upload_cap_bytes_per_s must not be negative")
