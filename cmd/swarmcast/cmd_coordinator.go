@@ -37,6 +37,9 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			if seed == 0 {
+				seed = time.Now().UnixNano()
+			}
 			c, err := coordinator.New(coordinator.Config{
 				HeartbeatInterval: heartbeat,
 				PlacementInterval: placement,
@@ -72,6 +75,6 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 	cmd.Flags().DurationVar(&heartbeat, "heartbeat", 2*time.Second, "heartbeat interval told to nodes; an edge silent for 3 intervals leaves lookups")
 	cmd.Flags().DurationVar(&placement, "placement-interval", 2*time.Second, "how often placement recomputes directives")
 	cmd.Flags().DurationVar(&halfLife, "demand-half-life", 60*time.Second, "half-life of per-segment demand")
-	cmd.Flags().Int64Var(&seed, "seed", time.Now().UnixNano(), "seed for placement and ranking tie-breaks")
+	cmd.Flags().Int64Var(&seed, "seed", 0, "seed for placement and ranking tie-breaks (0: random)")
 	return cmd
 }
