@@ -414,3 +414,30 @@ func TestPublisherKeyCorrupted(t *testing.T) {
 	_, err = st.PublisherKey()
 	requireErr(t, err, "publisher.key is corrupted", "restore it from backup")
 }
+
+// OpenStore sweeps staging of crashed runs but never that of a live one.
+func TestOpenStoreKeepsLiveStaging(t *testing.T) {
+	st := openTestStore(t)
+	live, release, err := st.newStaging("put-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(live, "000000.seg"), []byte("x"), 0o644)
+	tmp := filepath.Join(st.Dir(), "tmp")
+	// A crashed run: directory with an unheld lock, directory without a
+	// lock, and a lock without a directory.
+	os.MkdirAll(filepath.Join(tmp, "put-crashed1", "r0"), 0o755)
+	os.WriteFile(filepath.Join(tmp, "put-crashed1.lock"), nil, 0o600)
+	os.MkdirAll(filepath.Join(tmp, "transcode-crashed2"), 0o755)
+	os.WriteFile(filepath.Join(tmp, "put-crashed3.lock"), nil, 0o600)
+	if _, err := OpenStore(st.Dir()); err != nil {
+		t.Fatal(err)
+	}
+	entries := storeEntries(t, tmp)
+	want := []string{filepath.Base(live), filepath.Base(live) + "/000000.seg", filepath.Base(live) + ".lock"}
+	if strings.Join(entries, " ") != strings.Join(want, " ") {
+		t.Fatalf("tmp/ after sweep = %v, want only the live staging %v", entries, want)
+	}
+	release()
+	requireNothingPartial(t, st.Dir())
+}

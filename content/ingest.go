@@ -72,11 +72,11 @@ func (s *Store) Ingest(ctx context.Context, input string, opt IngestOptions) (Vi
 
 	hlsDir := input
 	if !st.IsDir() {
-		scratch, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), "transcode-")
+		scratch, release, err := s.newStaging("transcode-")
 		if err != nil {
-			return none, err
+			return none, explainWriteError(filepath.Join(s.dir, "tmp"), err)
 		}
-		defer removeAllQuiet(scratch)
+		defer release()
 		err = transcode(ctx, input, scratch, opt.Ladder, func(done, total float64) { progress("transcode", done, total) })
 		if err != nil {
 			return none, err

@@ -252,6 +252,13 @@ func TestRealClientIngestVideoFile(t *testing.T) {
 	var last float64
 	id, err := st.Ingest(context.Background(), clip, IngestOptions{Progress: func(stage string, done, total float64) {
 		if stage == "transcode" {
+			if transcodeCalls == 0 {
+				// Another process opening the store mid-ingest (say,
+				// `swarmcast verify`) must not sweep live staging.
+				if _, err := OpenStore(st.Dir()); err != nil {
+					t.Error(err)
+				}
+			}
 			transcodeCalls++
 			if done > total || done < 0 {
 				t.Errorf("transcode progress %.2f/%.2f", done, total)

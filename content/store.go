@@ -56,18 +56,14 @@ func (osWriter) WriteFile(name string, data []byte, perm os.FileMode) error {
 }
 
 // OpenStore opens (creating if needed) a store directory and sweeps staging
-// left by an interrupted ingest.
+// left by an interrupted ingest (never that of one still running).
 func OpenStore(dir string) (*Store, error) {
 	for _, sub := range []string{"videos", "sources", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 	}
-	if entries, err := os.ReadDir(filepath.Join(dir, "tmp")); err == nil {
-		for _, e := range entries {
-			_ = os.RemoveAll(filepath.Join(dir, "tmp", e.Name()))
-		}
-	}
+	sweepStaging(filepath.Join(dir, "tmp"))
 	return &Store{dir: dir, fs: osWriter{}}, nil
 }
 
@@ -237,8 +233,11 @@ func (s *Store) PutVideo(m *Manifest, segments [][][]byte, key *ContentKey) (Vid
 	if s.Has(id) {
 		return id, nil
 	}
-	stage := filepath.Join(s.dir, "tmp", "put-"+randomHex(8))
-	defer removeAllQuiet(stage)
+	stage, release, err := s.newStaging("put-")
+	if err != nil {
+		return VideoID{}, explainWriteError(filepath.Join(s.dir, "tmp"), err)
+	}
+	defer release()
 	for r := range segments {
 		if err := os.MkdirAll(filepath.Join(stage, fmt.Sprintf("r%d", r)), 0o755); err != nil {
 			return VideoID{}, err
