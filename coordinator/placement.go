@@ -261,13 +261,17 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 			return true
 		}
 		// Supply first: shards already on edges (what their players watched,
-		// what earlier plans placed) cost no transfer.
+		// what earlier plans placed) cost no transfer, so an edge keeps all
+		// it holds. But a viewer takes one shard per edge per segment (so
+		// one liar spoils at most one), so the target counts holders, not
+		// shards: an edge that watched a segment and holds k of its shards
+		// is one source, not k.
 		for _, src := range [][]supply{held[seg.Key], assigned[seg.Key]} {
 			for _, sup := range src {
+				if holders >= target && perSeg[sup.i].Empty() {
+					continue
+				}
 				for _, sh := range sup.shards.Indices() {
-					if covered.Count() >= target {
-						break
-					}
 					admit(sup.i, sh)
 				}
 			}
@@ -277,7 +281,7 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 		// each on one of the best edges not yet holding a shard of this
 		// segment. One pass picks them all: admitting an edge changes only
 		// that edge's budget, and admitted edges are no longer fresh.
-		if need := target - covered.Count(); need > 0 {
+		if need := target - holders; need > 0 {
 			shard := 0
 			for _, i := range p.bestFresh(edges, perSeg, order, &seg, loadIf, need) {
 				for covered.Has(shard) {

@@ -183,12 +183,17 @@ func TestPlacerCountsHeldShardsAsSupply(t *testing.T) {
 	st := PlacementState{Edges: edges, Segments: []PlacementSegment{seg("v", 0, 0.001), seg("v", 1, 1)}}
 	plan := NewPlacer(1).Plan(epoch, st)
 	view := viewOf(plan)
-	// The cold segment wants k+1 = 9 shards: the 8 held ones plus one new.
+	// The cold segment wants k+1 = 9 sources. Edge 3 keeps its 8 held
+	// shards (they cost nothing) but counts as one source, since a viewer
+	// takes one shard per edge: 8 more edges get one new shard each.
 	if got := view[key]["edge-003"]; got != maskOf(20, 21, 22, 23, 24, 25, 26, 27) {
 		t.Fatalf("edge-003 keeps %v, want its 8 held shards", got.Indices())
 	}
-	if view.distinct(key) != 9 {
-		t.Fatalf("segment has %d distinct shards, want 9", view.distinct(key))
+	if len(view[key]) != 9 {
+		t.Fatalf("segment has %d holders, want 9", len(view[key]))
+	}
+	if view.distinct(key) != 16 {
+		t.Fatalf("segment has %d distinct shards, want 8 held + 8 new", view.distinct(key))
 	}
 }
 

@@ -92,9 +92,10 @@ func TestPlayRealTimeNoStalls(t *testing.T) {
 		if !q.Completed || q.Stalls != 0 || q.StallTime != 0 || q.PlayTime != media {
 			t.Fatalf("QoE %+v: want completed, no stalls, %v played", q, media)
 		}
-		// manifest, key, lookup and one round of origin shard requests.
-		if want := 4 * latency; q.Startup != want {
-			t.Errorf("startup %v, want %v (four round trips)", q.Startup, want)
+		// manifest, key, lookup and one round of shard requests; a liar in
+		// the first round costs one more, a stall at most the hedge.
+		if limit := 5*latency + startupHedge; q.Startup < 4*latency || q.Startup > limit {
+			t.Errorf("startup %v, want between four round trips and %v", q.Startup, limit)
 		}
 		if want := q.Startup + media + latency; elapsed != want {
 			t.Errorf("play took %v of fake time, want startup + media + the QoE report's round trip = %v", elapsed, want)
@@ -111,13 +112,14 @@ func TestPlayRealTimeNoStalls(t *testing.T) {
 				t.Errorf("%s asked %d times: not demoted after failing", s.node, s.asked.Load())
 			}
 		}
-		// The origin serves the startup segments and nothing else.
-		var want int64
+		// The origin serves at most the startup segments (only when edges
+		// fail to answer within the hedge), nothing else.
+		var limit int64
 		for _, seg := range n.man.Renditions[0].Segments[:startupSegments] {
-			want += int64(n.man.Params.K * n.man.Params.ShardSize(int(seg.Size)))
+			limit += int64(n.man.Params.K * n.man.Params.ShardSize(int(seg.Size)))
 		}
-		if q.OriginBytes != want || q.EdgeBytes == 0 {
-			t.Errorf("origin bytes %d (want %d, the startup segments only), edge bytes %d", q.OriginBytes, want, q.EdgeBytes)
+		if q.OriginBytes > limit || q.EdgeBytes == 0 {
+			t.Errorf("origin bytes %d (want at most %d, the startup segments), edge bytes %d", q.OriginBytes, limit, q.EdgeBytes)
 		}
 	})
 }

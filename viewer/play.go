@@ -10,9 +10,9 @@ import (
 )
 
 // Player buffer: the fetcher stays at most bufferSegments ahead of the
-// segment being played. The first startupSegments come from the origin: the
-// first must be fast, and the second is due one segment after the first is
-// ready, which is already the origin's threshold.
+// segment being played. The first startupSegments are fetched as startup
+// segments: edges first, with the origin hedging after startupHedge, since
+// they have no playback slack to measure lateness against yet.
 const (
 	bufferSegments  = 5
 	startupSegments = 2

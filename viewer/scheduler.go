@@ -20,6 +20,12 @@ const (
 	// maxOriginFailures bounds how many origin requests may fail for one
 	// segment before the fetch gives up (the origin is the last resort).
 	maxOriginFailures = 8
+	// startupHedge is how long a startup segment waits on edges before the
+	// origin races them for the missing shards (a hedged request). Edges
+	// that answer within it keep the origin out of every play's first
+	// segments, which would otherwise cost ~2/15 of a short video's bytes;
+	// beyond it, startup time matters more than offload.
+	startupHedge = 250 * time.Millisecond
 )
 
 // candidate is a source the scheduler may ask for shards of this segment.
@@ -85,7 +91,8 @@ type segmentFetch struct {
 	k, nMax  int
 	deadline time.Time     // playback instant of the segment
 	segDur   time.Duration // wall-clock duration of one segment
-	startup  bool          // first segments of a play: origin only, no gamble on edges
+	startup  bool          // first segments of a play: edges first, the origin hedges after startupHedge
+	started  time.Time     // when the fetch first planned (zero until then)
 	rng      *rand.Rand
 
 	edges   []candidate // coordinator rank order, banned ones removed
@@ -227,6 +234,9 @@ func (f *segmentFetch) NextWake(now time.Time) time.Time {
 	for _, req := range f.inflight {
 		consider(req.timeout)
 	}
+	if f.startup && !f.started.IsZero() {
+		consider(f.started.Add(startupHedge))
+	}
 	consider(f.deadline.Add(-2 * f.segDur))
 	consider(f.deadline.Add(-f.segDur))
 	consider(f.deadline)
@@ -273,6 +283,9 @@ func (f *segmentFetch) plan(now time.Time) []action {
 	if f.failed {
 		return nil
 	}
+	if f.started.IsZero() {
+		f.started = now
+	}
 	if f.Done() {
 		acts := make([]action, 0, len(f.inflight))
 		for key := range f.inflight {
@@ -289,8 +302,14 @@ func (f *segmentFetch) plan(now time.Time) []action {
 	originTimeout := now.Add(max(f.shardTimeout(now), minOriginTimeout, 2*f.segDur))
 	var acts []action
 
-	late := f.startup || f.deadline.Sub(now) <= f.segDur
-	if !f.startup {
+	// Late: the origin must be able to cover what is missing. A startup
+	// segment has no playback slack yet (its deadline is "now"), so it is
+	// late only once edges had startupHedge to answer.
+	late := f.deadline.Sub(now) <= f.segDur
+	if f.startup {
+		late = now.Sub(f.started) >= startupHedge
+	}
+	{
 		// Edges first, in rank order, one shard per edge per segment.
 		for _, e := range f.edges {
 			if len(f.inflight) >= target {
@@ -316,7 +335,9 @@ func (f *segmentFetch) plan(now time.Time) []action {
 	case late:
 		originTarget = need
 	case len(f.inflight) < need:
-		originTarget = target - len(f.inflight)
+		// Edges cannot cover k: the origin (reliable, so no spares) fills
+		// exactly the gap.
+		originTarget = need - len(f.inflight)
 	}
 	for _, o := range f.origins {
 		if originTarget == 0 || f.originFailures >= maxOriginFailures {

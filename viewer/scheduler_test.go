@@ -148,7 +148,7 @@ var scenarios = []scenario{
 		wantFinishBy: 100 * time.Millisecond,
 	},
 	{
-		name: "startup goes to the origin only, exactly k shards",
+		name: "startup: edges that answer within the hedge keep the origin out",
 		k:    4, nMax: 12, deadline: 0, startup: true,
 		sources: []sourceSpec{
 			edge("e1", honest, 10*time.Millisecond, 0), edge("e2", honest, 10*time.Millisecond, 1),
@@ -156,8 +156,22 @@ var scenarios = []scenario{
 			edge("e5", honest, 10*time.Millisecond, 4),
 			origin(50 * time.Millisecond),
 		},
+		wantDone: true, wantEdgeShards: 4, wantOriginReqs: [2]int{0, 0},
+		wantFinishBy: 10 * time.Millisecond,
+	},
+	{
+		name: "startup: stalled edges, the origin hedges and startup stays short",
+		k:    4, nMax: 12, deadline: 0, startup: true,
+		sources: []sourceSpec{
+			edge("slow1", slow, time.Hour, 0), edge("slow2", slow, time.Hour, 1),
+			edge("slow3", slow, time.Hour, 2), edge("slow4", slow, time.Hour, 3),
+			edge("slow5", slow, time.Hour, 4),
+			origin(50 * time.Millisecond),
+		},
+		// Edge requests time out at minShardTimeout; with no edge left the
+		// origin fills exactly what is missing.
 		wantDone: true, wantEdgeShards: 0, wantOriginReqs: [2]int{4, 4},
-		wantFinishBy: 50 * time.Millisecond,
+		wantFinishBy: minShardTimeout + 50*time.Millisecond,
 	},
 	{
 		name: "late segment: edges and the origin race with a wide δ",

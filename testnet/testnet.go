@@ -1,0 +1,399 @@
+// Package testnet starts a whole Swarmcast network (coordinator, origins, edges with their players) in one process on 127.0.0.1, sized by counts.
+//
+// Like storj's testplanet, every node is the real role code talking real
+// HTTP over loopback; only the process boundary is missing. The demo and the
+// end-to-end tests both build on it.
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator"
+	"github.com/swarmcast/swarmcast/edge"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/internal/sample"
+	"github.com/swarmcast/swarmcast/origin"
+	"github.com/swarmcast/swarmcast/viewer"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// Config sizes a network.
+type Config struct {
+	Dir     string // working directory for stores and caches (required)
+	Edges   int    // edges, each with its own player
+	Origins int    // default 1
+	Videos  int    // catalogue size: the bundled sample packaged under this many titles (distinct keys, so distinct bytes); default 1
+	Params  content.Params
+
+	HeartbeatInterval time.Duration // default 500ms: short so churn is noticed quickly in tests
+	PlacementInterval time.Duration // default 1s
+	EdgeDiskCap       int64         // default wire.DefaultDiskCapBytes
+	EdgeUploadCap     int64         // bytes/s, default wire.DefaultUploadCapBytes
+	// Fault, if set, chooses each edge's fault injection by index.
+	Fault func(i int) edge.Fault
+	Seed  int64
+	Log   *slog.Logger
+}
+
+// Network is a running network. Close stops every node.
+type Network struct {
+	cfg            Config
+	ctx            context.Context
+	cancel         context.CancelFunc
+	Coordinator    *coordinator.Coordinator
+	CoordinatorURL string
+	Origins        []*OriginNode
+	Videos         []content.VideoID
+
+	mu        sync.Mutex
+	edges     []*EdgeNode // every edge ever started, killed ones included
+	nextIndex int
+
+	wg sync.WaitGroup // every node's Run goroutine
+}
+
+// OriginNode is one running origin.
+type OriginNode struct {
+	Origin *origin.Origin
+	Server *httpserve.Server
+	Store  *content.Store
+}
+
+// EdgeNode is one running edge with its built-in player.
+type EdgeNode struct {
+	Index    int
+	Identity identity.Identity
+	Edge     *edge.Edge
+	Viewer   *viewer.Viewer
+	Server   *httpserve.Server
+	Fault    edge.Fault
+
+	transport *severableTransport
+	cancel    context.CancelFunc
+	done      chan struct{}
+	killed    atomic.Bool
+}
+
+// Alive reports whether the edge has not been killed or stopped.
+func (e *EdgeNode) Alive() bool { return !e.killed.Load() }
+
+// Start brings up a coordinator, the origins with the catalogue, and the
+// edges, and waits until every edge is registered.
+func Start(ctx context.Context, cfg Config) (*Network, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("testnet: Config.Dir is required")
+	}
+	if cfg.Origins <= 0 {
+		cfg.Origins = 1
+	}
+	if cfg.Videos <= 0 {
+		cfg.Videos = 1
+	}
+	if cfg.Params == (content.Params{}) {
+		cfg.Params = content.DefaultParams()
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 500 * time.Millisecond
+	}
+	if cfg.PlacementInterval <= 0 {
+		cfg.PlacementInterval = time.Second
+	}
+	if cfg.EdgeDiskCap <= 0 {
+		cfg.EdgeDiskCap = wire.DefaultDiskCapBytes
+	}
+	if cfg.EdgeUploadCap <= 0 {
+		cfg.EdgeUploadCap = wire.DefaultUploadCapBytes
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	n := &Network{cfg: cfg, ctx: ctx, cancel: cancel}
+	if err := n.start(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Network) start() error {
+	cfg := n.cfg
+	coord, err := coordinator.New(coordinator.Config{
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		PlacementInterval: cfg.PlacementInterval,
+		Seed:              cfg.Seed,
+		Log:               cfg.Log.With("node", "coordinator"),
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := httpserve.Listen(n.ctx, "127.0.0.1:0", "", coord.Handler(), cfg.Log)
+	if err != nil {
+		return err
+	}
+	n.Coordinator, n.CoordinatorURL = coord, srv.Advertise
+	n.goRun(func() { _ = coord.Run(n.ctx) }, srv)
+
+	// One publisher store holds the catalogue; every origin serves it.
+	store, err := content.OpenStore(filepath.Join(cfg.Dir, "publisher"))
+	if err != nil {
+		return err
+	}
+	hls := filepath.Join(cfg.Dir, "sample-hls")
+	if err := sample.WriteHLS(hls); err != nil {
+		return err
+	}
+	for i := 0; i < cfg.Videos; i++ {
+		title := sample.Title
+		if i > 0 {
+			title = fmt.Sprintf("%s #%d", sample.Title, i+1)
+		}
+		id, err := store.Ingest(n.ctx, hls, content.IngestOptions{Params: cfg.Params, Title: title})
+		if err != nil {
+			return fmt.Errorf("testnet: ingest catalogue: %w", err)
+		}
+		n.Videos = append(n.Videos, id)
+	}
+	_ = os.RemoveAll(hls)
+
+	for i := 0; i < cfg.Origins; i++ {
+		if err := n.startOrigin(store); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < cfg.Edges; i++ {
+		if _, err := n.AddEdge(); err != nil {
+			return err
+		}
+	}
+	return n.waitFor(func(s wire.Stats) bool { return s.AliveEdges >= cfg.Edges && s.Videos >= cfg.Videos })
+}
+
+// goRun runs a node's Run on the network's WaitGroup and closes its server
+// when Run returns.
+func (n *Network) goRun(run func(), srv *httpserve.Server) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		run()
+		if srv != nil {
+			_ = srv.Close()
+			_ = srv.Wait()
+		}
+	}()
+}
+
+func (n *Network) startOrigin(store *content.Store) error {
+	var h lazyHandler
+	srv, err := httpserve.Listen(n.ctx, "127.0.0.1:0", "", &h, n.cfg.Log)
+	if err != nil {
+		return err
+	}
+	o, err := origin.New(origin.Config{
+		Store:       store,
+		Identity:    identity.New(),
+		Coordinator: n.CoordinatorURL,
+		Advertise:   srv.Advertise,
+		Log:         n.cfg.Log.With("node", "origin"),
+		HTTPClient:  wire.NewHTTPClient(),
+	})
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	h.set(o.Handler())
+	n.Origins = append(n.Origins, &OriginNode{Origin: o, Server: srv, Store: store})
+	n.goRun(func() { _ = o.Run(n.ctx) }, srv)
+	return nil
+}
+
+// AddEdge starts one more edge with its player (churn replaces killed
+// edges this way).
+func (n *Network) AddEdge() (*EdgeNode, error) {
+	n.mu.Lock()
+	i := n.nextIndex
+	n.nextIndex++
+	n.mu.Unlock()
+
+	fault := edge.Honest
+	if n.cfg.Fault != nil {
+		fault = n.cfg.Fault(i)
+	}
+	id := identity.New()
+	tr := &severableTransport{base: wire.NewHTTPClient().Transport}
+	hc := &http.Client{Transport: tr}
+	var h lazyHandler
+	ctx, cancel := context.WithCancel(n.ctx)
+	srv, err := httpserve.Listen(ctx, "127.0.0.1:0", "", &h, n.cfg.Log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	log := n.cfg.Log.With("node", fmt.Sprintf("edge-%d", i))
+	e, err := edge.New(edge.Config{
+		Dir:            filepath.Join(n.cfg.Dir, fmt.Sprintf("edge-%d", i)),
+		Identity:       id,
+		Coordinator:    n.CoordinatorURL,
+		Advertise:      srv.Advertise,
+		Region:         "local",
+		DiskCapBytes:   n.cfg.EdgeDiskCap,
+		UploadCapBytes: n.cfg.EdgeUploadCap,
+		Fault:          fault,
+		Log:            log,
+		HTTPClient:     hc,
+	})
+	if err != nil {
+		cancel()
+		_ = srv.Close()
+		return nil, err
+	}
+	h.set(e.Handler())
+	v, err := viewer.New(viewer.Config{
+		Coordinator: n.CoordinatorURL,
+		Identity:    id,
+		Region:      "local",
+		HTTPClient:  hc,
+		Seed:        n.cfg.Seed + int64(i)*7919,
+		Log:         log.With("part", "player"),
+		OnSegment:   e.Keep,
+	})
+	if err != nil {
+		cancel()
+		_ = srv.Close()
+		return nil, err
+	}
+	node := &EdgeNode{Index: i, Identity: id, Edge: e, Viewer: v, Server: srv, Fault: fault,
+		transport: tr, cancel: cancel, done: make(chan struct{})}
+	n.mu.Lock()
+	n.edges = append(n.edges, node)
+	n.mu.Unlock()
+	n.goRun(func() {
+		defer close(node.done)
+		_ = e.Run(ctx)
+	}, srv)
+	return node, nil
+}
+
+// Edges returns every edge started so far, killed ones included.
+func (n *Network) Edges() []*EdgeNode {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]*EdgeNode(nil), n.edges...)
+}
+
+// AliveEdges returns the edges not killed or stopped.
+func (n *Network) AliveEdges() []*EdgeNode {
+	var out []*EdgeNode
+	for _, e := range n.Edges() {
+		if e.Alive() {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// KillEdge stops an edge abruptly, like a crashed process or a pulled
+// cable: its connections drop mid-transfer and it never says goodbye, so
+// the coordinator only notices through missed heartbeats.
+func (n *Network) KillEdge(e *EdgeNode) {
+	if e.killed.Swap(true) {
+		return
+	}
+	e.transport.sever()
+	_ = e.Server.Kill()
+	e.cancel()
+	<-e.done
+}
+
+// StopEdge stops an edge gracefully (it sends Leave).
+func (n *Network) StopEdge(e *EdgeNode) {
+	if e.killed.Swap(true) {
+		return
+	}
+	e.cancel()
+	<-e.done
+}
+
+// OriginBytes is every byte all origins have sent, to players and edges.
+func (n *Network) OriginBytes() int64 {
+	var total int64
+	for _, o := range n.Origins {
+		total += o.Origin.BytesServed()
+	}
+	return total
+}
+
+// waitFor polls the coordinator's stats until cond holds (startup only).
+func (n *Network) waitFor(cond func(wire.Stats) bool) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if cond(n.Coordinator.Stats()) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testnet: network not ready after 30s: %+v", n.Coordinator.Stats())
+		}
+		select {
+		case <-n.ctx.Done():
+			return n.ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// WaitFor waits until cond holds for the coordinator's stats.
+func (n *Network) WaitFor(cond func(wire.Stats) bool) error { return n.waitFor(cond) }
+
+// Close stops every node and waits for all their goroutines.
+func (n *Network) Close() {
+	n.cancel()
+	n.wg.Wait()
+}
+
+// lazyHandler lets a server listen (and so learn its address) before the
+// role that needs the address as its advertised URL exists.
+type lazyHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (l *lazyHandler) set(h http.Handler) { l.h.Store(&h) }
+
+func (l *lazyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := l.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	wire.WriteError(w, http.StatusServiceUnavailable, "node starting")
+}
+
+// severableTransport fails every request once severed, so a killed node
+// cannot send a last heartbeat or leave.
+type severableTransport struct {
+	base    http.RoundTripper
+	severed atomic.Bool
+}
+
+var errKilled = errors.New("testnet: node killed")
+
+func (t *severableTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.severed.Load() {
+		return nil, errKilled
+	}
+	return t.base.RoundTrip(r)
+}
+
+func (t *severableTransport) sever() {
+	t.severed.Store(true)
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
