@@ -258,4 +258,3 @@ func framemd5(t *testing.T, input ...string) string {
 	}
 	return strings.Join(keep, "\n")
 }
-
