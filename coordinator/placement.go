@@ -42,12 +42,12 @@ type Assignment struct {
 	Shards  ShardMask
 }
 
-// Placer assigns coded shards to edges so that the number of distinct shards
-// cached for a segment follows its demand: every segment with demand gets at
-// least k distinct shards (enough to rebuild it without the origin), the
-// hottest get up to n_max (or one per edge if there are fewer edges), and
-// shards of one segment go to distinct edges unless fewer than k edges have
-// room.
+// Placer assigns coded shards to edges so that the number of edges holding
+// distinct shards of a segment follows its demand: every segment with
+// demand gets at least k holders (enough to rebuild it without the origin,
+// as viewers take one shard per edge), the hottest up to n_max (or every
+// edge if there are fewer), and shards of one segment go to distinct edges
+// unless fewer than k edges have room.
 // No edge is assigned more bytes than its disk cap or more expected upload
 // than its upload cap.
 //
@@ -225,8 +225,8 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 		if seg.K < 1 || seg.NMax < seg.K || seg.ShardBytes <= 0 || seg.Rate <= 0 {
 			continue
 		}
-		// Doubling up on an edge is only worth it to reach k (so viewers can
-		// rebuild from edges alone); beyond k it adds no upload capacity.
+		// target counts holders. More than one per edge is pointless (a
+		// viewer takes one shard per edge), except to reach k shards.
 		target := min(TargetShards(seg.Rate, hottest, seg.K, seg.NMax), max(seg.K, len(edges)))
 		for _, i := range touched {
 			perSeg[i] = ShardMask{}
