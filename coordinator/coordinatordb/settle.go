@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/swarmcast/swarmcast/wire"
@@ -46,10 +48,7 @@ func (db *DB) Settle(ctx context.Context, b *wire.SettlementBatch, now time.Time
 	if err := ValidateBatch(b); err != nil {
 		return BatchResult{}, err
 	}
-	outcomes := make([]Reason, len(b.Pairs))
-	for i := range b.Pairs {
-		outcomes[i] = CheckPair(&b.Pairs[i], b.Edge, db.cfg.CoordinatorKeys, now, db.cfg.SettlementGrace)
-	}
+	outcomes := db.checkPairs(b, now)
 	var res BatchResult
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -88,11 +87,12 @@ func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch,
 		return BatchResult{}, err
 	}
 	res := BatchResult{BatchID: b.ID, Edge: b.Edge, SettledAt: time.UnixMilli(now.UnixMilli()), Pairs: len(b.Pairs), Rejected: map[Reason]int{}, Outcomes: outcomes}
-	bucket := now.Truncate(db.cfg.FlowBucket).UnixMilli()
 	videos := map[string]VideoTerms{}
+	flows := map[flowKey]int64{}
+	var flowOrder []flowKey
 	for i := range b.Pairs {
 		if outcomes[i] == Accepted {
-			outcomes[i], err = db.settlePair(ctx, tx, b, &b.Pairs[i], videos, bucket)
+			outcomes[i], err = db.settlePair(ctx, tx, b, &b.Pairs[i], videos, flows)
 			if err != nil {
 				return BatchResult{}, err
 			}
@@ -103,6 +103,19 @@ func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch,
 		}
 		res.Accepted++
 		res.AcceptedBytes += b.Pairs[i].Order.Amount
+		k := flowKey{string(b.Pairs[i].Limit.Viewer), b.Pairs[i].Limit.Video}
+		if flows[k] == 0 {
+			flowOrder = append(flowOrder, k)
+		}
+		flows[k] += b.Pairs[i].Order.Amount
+	}
+	bucket := now.Truncate(db.cfg.FlowBucket).UnixMilli()
+	for _, k := range flowOrder {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO flows (edge, viewer, video, bucket_ms, bytes) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (edge, viewer, video, bucket_ms) DO UPDATE SET bytes = flows.bytes + excluded.bytes`),
+			string(b.Edge), k.viewer, k.video, bucket, flows[k]); err != nil {
+			return BatchResult{}, err
+		}
 	}
 	for reason, n := range res.Rejected {
 		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO batch_rejections (batch_id, reason, count) VALUES (?, ?, ?)"), b.ID, string(reason), n); err != nil {
@@ -131,8 +144,37 @@ func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch,
 	return res, err
 }
 
+// checkPairs runs CheckPair over the batch, spread over the CPUs for big
+// batches (two ed25519 verifications per pair dominate settlement cost).
+// Every goroutine it starts has finished when it returns.
+func (db *DB) checkPairs(b *wire.SettlementBatch, now time.Time) []Reason {
+	outcomes := make([]Reason, len(b.Pairs))
+	check := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			outcomes[i] = CheckPair(&b.Pairs[i], b.Edge, db.cfg.CoordinatorKeys, now, db.cfg.SettlementGrace)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(b.Pairs)/16)
+	if workers <= 1 {
+		check(0, len(b.Pairs))
+		return outcomes
+	}
+	var wg sync.WaitGroup
+	chunk := (len(b.Pairs) + workers - 1) / workers
+	for lo := 0; lo < len(b.Pairs); lo += chunk {
+		wg.Go(func() { check(lo, min(lo+chunk, len(b.Pairs))) })
+	}
+	wg.Wait()
+	return outcomes
+}
+
+// flowKey sums a batch's accepted bytes per (viewer, video) before writing.
+type flowKey struct{ viewer, video string }
+
 // settlePair runs the stateful rules for one pair that passed CheckPair.
-func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch, p *wire.SettlementPair, videos map[string]VideoTerms, bucket int64) (Reason, error) {
+// flows holds the (viewer, video) pairs already accepted in this batch,
+// whose usage row therefore exists.
+func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch, p *wire.SettlementPair, videos map[string]VideoTerms, flows map[flowKey]int64) (Reason, error) {
 	l, amount := &p.Limit, p.Order.Amount
 	v, ok := videos[l.Video]
 	if !ok {
@@ -168,9 +210,11 @@ func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatc
 	if n, _ := ins.RowsAffected(); n == 0 {
 		return ReasonSerialReused, nil
 	}
-	if _, err := tx.ExecContext(ctx, db.q("INSERT INTO viewer_video_usage (viewer, video, bytes) VALUES (?, ?, 0) ON CONFLICT DO NOTHING"),
-		string(l.Viewer), l.Video); err != nil {
-		return "", err
+	if flows[flowKey{string(l.Viewer), l.Video}] == 0 {
+		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO viewer_video_usage (viewer, video, bytes) VALUES (?, ?, 0) ON CONFLICT DO NOTHING"),
+			string(l.Viewer), l.Video); err != nil {
+			return "", err
+		}
 	}
 	up, err := tx.ExecContext(ctx, db.q("UPDATE viewer_video_usage SET bytes = bytes + ? WHERE viewer = ? AND video = ? AND bytes + ? <= ?"),
 		amount, string(l.Viewer), l.Video, amount, v.PlaybackBudgetBytes)
@@ -184,10 +228,7 @@ func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatc
 		}
 		return ReasonBeyondPlayback, nil
 	}
-	_, err = tx.ExecContext(ctx, db.q(`INSERT INTO flows (edge, viewer, video, bucket_ms, bytes) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (edge, viewer, video, bucket_ms) DO UPDATE SET bytes = flows.bytes + excluded.bytes`),
-		string(b.Edge), string(l.Viewer), l.Video, bucket, amount)
-	return Accepted, err
+	return Accepted, nil
 }
 
 func (db *DB) batch(ctx context.Context, q interface {

@@ -294,3 +294,42 @@ func TestConcurrentSettleCountsOnce(t *testing.T) {
 		mustCheckLedger(t, db2)
 	})
 }
+
+func TestSettleLargeBatchChecksInParallel(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be backend) { testSettleLargeBatch(t, be) })
+}
+
+func testSettleLargeBatch(t *testing.T, be backend) {
+	ctx := context.Background()
+	db := openDB(t, be.dsn, testConfig())
+	f := newSettleFixture(t, db)
+	b := &wire.SettlementBatch{ID: "large", Edge: f.edge.id}
+	for i := range 60 {
+		p := pair(uint64(i), f.edge, f.viewer, videoID(2), 1000, 1000, f.expires)
+		switch i % 5 {
+		case 1:
+			p.Order.Amount-- // breaks the viewer signature
+		case 2:
+			// A hostile video id, validly signed: just an unknown video.
+			p.Limit.Video = hostile[i%len(hostile)]
+			wire.SignOrderLimit(coordinatorKey, &p.Limit)
+		}
+		b.Pairs = append(b.Pairs, p)
+	}
+	r, err := db.Settle(ctx, b, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range r.Outcomes {
+		want := map[int]Reason{1: ReasonBadOrderSignature, 2: ReasonUnknownVideo}[i%5]
+		if o != want {
+			t.Errorf("pair %d: %q, want %q", i, o, want)
+		}
+	}
+	if r.Accepted != 36 || r.Rejected[ReasonBadOrderSignature] != 12 || r.Rejected[ReasonUnknownVideo] != 12 {
+		t.Fatalf("%+v", r)
+	}
+	if n := count(t, db, "accounts"); n != 4 {
+		t.Fatalf("accounts table damaged: %d rows", n)
+	}
+}
