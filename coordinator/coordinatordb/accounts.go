@@ -226,6 +226,15 @@ func validText(field, s string, maxLen int) error {
 	return nil
 }
 
+// checkNodeID refuses anything but a hex ed25519 public key, so malformed
+// ids are reported as such and never reach SQL.
+func checkNodeID(what string, node wire.NodeID) error {
+	if _, err := hex.DecodeString(string(node)); err != nil || len(node) != 2*ed25519.PublicKeySize {
+		return fmt.Errorf("%s %q: want %d hex digits", what, node, 2*ed25519.PublicKeySize)
+	}
+	return nil
+}
+
 // dummyHash keeps Login's timing the same for unknown usernames.
 var dummyHash = HashPassword("swarmcast dummy password", PasswordParams{Time: 1, MemKiB: 8 * 1024, Threads: 1})
 
@@ -375,8 +384,8 @@ func (db *DB) Logout(ctx context.Context, token string) error {
 // BindEdge binds node to the account (an account runs one edge). Binding the
 // same node again is a no-op; a different node gives *EdgeBindingError.
 func (db *DB) BindEdge(ctx context.Context, accountID int64, node wire.NodeID, now time.Time) error {
-	if _, err := hex.DecodeString(string(node)); err != nil || len(node) != 2*ed25519.PublicKeySize {
-		return fmt.Errorf("node id %q: want %d hex digits", node, 2*ed25519.PublicKeySize)
+	if err := checkNodeID("node id", node); err != nil {
+		return err
 	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, db.q("INSERT INTO edge_bindings (account_id, node_id, bound_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
@@ -447,6 +456,9 @@ func (db *DB) RevokeAPIToken(ctx context.Context, token string) error {
 
 // EdgeAccount is the account that runs node.
 func (db *DB) EdgeAccount(ctx context.Context, node wire.NodeID) (Account, error) {
+	if err := checkNodeID("node id", node); err != nil {
+		return Account{}, err
+	}
 	return scanAccount(db.sql.QueryRowContext(ctx, db.q(`SELECT a.id, a.username, a.role, a.created_ms
 		FROM edge_bindings e JOIN accounts a ON a.id = e.account_id WHERE e.node_id = ?`), string(node)))
 }
@@ -455,8 +467,8 @@ func (db *DB) EdgeAccount(ctx context.Context, node wire.NodeID) (Account, error
 // Orders) acts for the account, so settlement can check entitlements. A key
 // belongs to one account; rebinding it to the same account is a no-op.
 func (db *DB) BindViewerKey(ctx context.Context, accountID int64, viewer wire.NodeID, now time.Time) error {
-	if _, err := hex.DecodeString(string(viewer)); err != nil || len(viewer) != 2*ed25519.PublicKeySize {
-		return fmt.Errorf("viewer key %q: want %d hex digits", viewer, 2*ed25519.PublicKeySize)
+	if err := checkNodeID("viewer key", viewer); err != nil {
+		return err
 	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, db.q("INSERT INTO viewer_keys (viewer, account_id, bound_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -105,6 +106,12 @@ func scanAudit(row interface{ Scan(...any) error }) (Audit, error) {
 func (db *DB) CreateAudit(ctx context.Context, c Challenge, now time.Time) (Audit, error) {
 	if c.Rendition < 0 || c.Segment < 0 || c.Shard < 0 || c.Offset < 0 || c.Length <= 0 {
 		return Audit{}, fmt.Errorf("audit challenge %+v: indices and offset must be non-negative and length positive", c)
+	}
+	if err := checkNodeID("audit edge", c.Edge); err != nil {
+		return Audit{}, err
+	}
+	if _, err := content.ParseVideoID(c.Video); err != nil {
+		return Audit{}, fmt.Errorf("audit video: %w", err)
 	}
 	var out Audit
 	err := db.tx(ctx, func(tx *sql.Tx) error {

@@ -3,6 +3,7 @@ package coordinatordb
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 )
 
@@ -93,4 +94,47 @@ func TestCheckLedgerDetectsDrift(t *testing.T) {
 	if err := db.CheckLedger(ctx); err == nil {
 		t.Fatal("a cached balance that disagrees with the entries went unnoticed")
 	}
+}
+
+// TestConcurrentUnlocksNeverOverspend races two Store instances unlocking
+// videos for one account that can afford only two of them.
+func TestConcurrentUnlocksNeverOverspend(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		db1 := openDB(t, be.dsn, testConfig())
+		db2 := openDB(t, be.dsn, testConfig())
+		a, _ := db1.CreateAccount(ctx, "kate", "kate password", t0)
+		db1.Grant(ctx, a.ID, 25, "", t0)
+		for i := range 6 {
+			db1.PutVideo(ctx, VideoTerms{Video: videoID(i), Price: 10, PlaybackBudgetBytes: 1}, t0)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		charged := 0
+		for w, db := range []*DB{db1, db2, db1, db2} {
+			wg.Go(func() {
+				for i := range 6 {
+					r, err := db.Unlock(ctx, a.ID, videoID((i+w)%6), t0)
+					var ie *InsufficientPointsError
+					if err != nil && !errors.As(err, &ie) {
+						t.Error(err)
+						return
+					}
+					if err == nil && r.Charged > 0 {
+						mu.Lock()
+						charged++
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if bal, _ := db2.Balance(ctx, a.ID); charged != 2 || bal != 5 {
+			t.Fatalf("%d unlocks charged, balance %d; want 2 and 5", charged, bal)
+		}
+		if n := count(t, db1, "entitlements"); n != 2 {
+			t.Fatalf("%d entitlements, want 2", n)
+		}
+		mustCheckLedger(t, db1)
+	})
 }

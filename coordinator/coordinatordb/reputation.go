@@ -121,6 +121,9 @@ func ApplyBadShard(s EdgeStatus, reason string, now time.Time) EdgeStatus {
 
 // EdgeReputation returns an edge's stored status (NewEdgeStatus if unseen).
 func (db *DB) EdgeReputation(ctx context.Context, node wire.NodeID) (EdgeStatus, error) {
+	if err := checkNodeID("edge", node); err != nil {
+		return EdgeStatus{}, err
+	}
 	return db.loadReputation(ctx, db.sql, node, false)
 }
 
@@ -173,6 +176,9 @@ func (db *DB) updateReputation(ctx context.Context, tx *sql.Tx, node wire.NodeID
 }
 
 func (db *DB) reputationTx(ctx context.Context, node wire.NodeID, apply func(EdgeStatus) EdgeStatus) (EdgeStatus, error) {
+	if err := checkNodeID("edge", node); err != nil {
+		return EdgeStatus{}, err
+	}
 	var out EdgeStatus
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -196,6 +202,9 @@ func (db *DB) RecordUptime(ctx context.Context, node wire.NodeID, up bool, now t
 // reason is kept so the edge's owner can see it. Later settlements of the
 // edge are frozen.
 func (db *DB) RecordBadShard(ctx context.Context, node wire.NodeID, reason string, now time.Time) (EdgeStatus, error) {
+	if err := validText("bad-shard reason", reason, 2000); err != nil {
+		return EdgeStatus{}, err
+	}
 	return db.reputationTx(ctx, node, func(s EdgeStatus) EdgeStatus { return ApplyBadShard(s, reason, now) })
 }
 

@@ -6,6 +6,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 func TestBetaReputation(t *testing.T) {
@@ -98,7 +100,7 @@ func TestAuditContainment(t *testing.T) {
 			if err != nil || got.State != AuditContained || got.Attempts != i {
 				t.Fatalf("timeout %d: %+v %v", i, got, err)
 			}
-			again, err := db.CreateAudit(ctx, Challenge{Edge: e, Video: "other", Length: 1}, t0)
+			again, err := db.CreateAudit(ctx, Challenge{Edge: e, Video: videoID(5).String(), Length: 1}, t0)
 			if err != nil || again.ID != a.ID || again.Challenge != c {
 				t.Fatalf("contained edge got a new challenge: %+v %v", again, err)
 			}
@@ -126,8 +128,23 @@ func TestAuditContainment(t *testing.T) {
 		if _, _, err := db.RecordAuditOutcome(ctx, 9999, OutcomePassed, t0); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("unknown audit: %v", err)
 		}
-		if _, err := db.CreateAudit(ctx, Challenge{Edge: e, Length: 0}, t0); err == nil {
-			t.Fatal("zero-length challenge accepted")
+		for _, bad := range []Challenge{
+			{Edge: e, Video: c.Video, Length: 0},
+			{Edge: e, Video: c.Video, Length: 1, Offset: -1},
+			{Edge: e, Video: "'; DROP TABLE audits; --", Length: 1},
+			{Edge: "\x00", Video: c.Video, Length: 1},
+		} {
+			if _, err := db.CreateAudit(ctx, bad, t0); err == nil {
+				t.Errorf("challenge %+v accepted", bad)
+			}
+		}
+		for _, h := range hostile {
+			if _, err := db.RecordAudit(ctx, wire.NodeID(h), true, t0); err == nil {
+				t.Errorf("reputation for node %q recorded", h)
+			}
+			if _, err := db.EdgeReputation(ctx, wire.NodeID(h)); err == nil {
+				t.Errorf("reputation for node %q read", h)
+			}
 		}
 		if open, _ := db.OpenAudits(ctx, "", 10); len(open) != 0 {
 			t.Fatalf("open audits after verdicts: %+v", open)
