@@ -1,12 +1,141 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarmcast/swarmcast/edge"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/internal/identity"
 )
+
+func init() { subcommands = append(subcommands, newEdgeCommand) }
+
+// edgeFlags are the edge subcommand's options, kept in one struct so the
+// built-in player/gateway can add its own flags and read these.
+type edgeFlags struct {
+	dir, coordinator, listen, advertise, region string
+	disk, upload, preset, fault                 string
+	watchedTTL                                  time.Duration
+}
+
+// edgeConfig turns the flags into an edge.Config (without network or
+// logging parts), with every size and rate checked.
+func (fl *edgeFlags) edgeConfig() (edge.Config, error) {
+	var cfg edge.Config
+	if fl.coordinator == "" {
+		return cfg, errors.New("--coordinator is required (the coordinator's base URL, e.g. http://127.0.0.1:7000)")
+	}
+	disk, err := parseBytes(fl.disk)
+	if err != nil {
+		return cfg, fmt.Errorf("--disk: %w", err)
+	}
+	upload, err := parseRate(fl.upload)
+	if err != nil {
+		return cfg, fmt.Errorf("--upload: %w", err)
+	}
+	scale := 1.0
+	if fl.preset != "" {
+		switch fl.preset {
+		case "0.2", "0.5", "1":
+			scale, _ = strconv.ParseFloat(fl.preset, 64)
+		default:
+			return cfg, fmt.Errorf("--preset %q: want 0.2, 0.5 or 1 (a fraction of --disk and --upload)", fl.preset)
+		}
+	}
+	disk, upload = int64(float64(disk)*scale), int64(float64(upload)*scale)
+	if disk <= 0 {
+		return cfg, errors.New("--disk must be more than 0")
+	}
+	if upload <= 0 {
+		return cfg, errors.New("--upload must be more than 0")
+	}
+	if fl.watchedTTL <= 0 {
+		return cfg, errors.New("--watched-ttl must be positive, e.g. 168h")
+	}
+	fault, err := edge.ParseFault(fl.fault)
+	if err != nil {
+		return cfg, fmt.Errorf("--byzantine: %w", err)
+	}
+	id, err := identity.LoadOrCreate(filepath.Join(fl.dir, "node.key"))
+	if err != nil {
+		return cfg, err
+	}
+	return edge.Config{
+		Dir: fl.dir, Identity: id, Coordinator: fl.coordinator, Region: fl.region,
+		DiskCapBytes: disk, UploadCapBytes: upload, WatchedTTL: fl.watchedTTL, Fault: fault,
+	}, nil
+}
+
+func newEdgeCommand() *cobra.Command {
+	var fl edgeFlags
+	cmd := &cobra.Command{
+		Use:   "edge --dir DIR --coordinator URL",
+		Short: "Run a cache node: store shards within a disk cap and upload them within a bandwidth cap",
+		Long: `Run an edge: a cache that keeps coded shards of the catalogue on disk (within
+--disk), serves them to other viewers (within --upload), prefetches what the
+coordinator assigns and keeps what its own player watched. Its cache and
+identity survive restarts in --dir; every stored shard is re-verified on start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := fl.edgeConfig()
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cfg.Log, cfg.Registry = log, httpserve.NewRegistry()
+			e, err := edge.New(cfg)
+			if err != nil {
+				return err
+			}
+			return runEdge(ctx, e, fl.listen, fl.advertise, log, cmd)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&fl.dir, "dir", "swarmcast-edge", "cache directory (shards, manifests, node identity); survives restarts")
+	f.StringVar(&fl.coordinator, "coordinator", "", "coordinator base URL, e.g. http://127.0.0.1:7000")
+	f.StringVar(&fl.listen, "listen", "127.0.0.1:0", "address to bind, e.g. 127.0.0.1:7200, [::1]:7200, :7200 (port 0 picks one)")
+	f.StringVar(&fl.advertise, "advertise", "", "base URL others reach this edge at (default: derived from --listen); set it behind NAT or in the cloud")
+	f.StringVar(&fl.region, "region", "", "region name, used to prefer nearby sources")
+	f.StringVar(&fl.disk, "disk", "1.5GB", "disk space given to the cache (e.g. 500MB, 1.5GB, 2GiB)")
+	f.StringVar(&fl.upload, "upload", "10Mbit", "upload bandwidth given to other viewers (e.g. 10Mbit, 2MB/s)")
+	f.StringVar(&fl.preset, "preset", "", "scale --disk and --upload by 0.2, 0.5 or 1")
+	f.DurationVar(&fl.watchedTTL, "watched-ttl", edge.DefaultWatchedTTL, "how long shards of what this node's player watched are kept")
+	f.StringVar(&fl.fault, "byzantine", "honest", "misbehave when serving others, for testing: honest, flip-bits, truncate, wrong-index, slow-drip")
+	return cmd
+}
+
+// runEdge serves the edge until ctx ends, then leaves the network.
+func runEdge(ctx context.Context, e *edge.Edge, listen, advertise string, log *slog.Logger, cmd *cobra.Command) error {
+	srv, err := httpserve.Listen(ctx, listen, advertise, e.Handler(), log)
+	if err != nil {
+		return err
+	}
+	e.SetAdvertise(srv.Advertise)
+	shards, bytes := e.Stored()
+	fmt.Fprintf(cmd.OutOrStdout(), "edge %s serving at %s (bound %s), %d shards (%d bytes) cached\n", e.ID(), srv.Advertise, srv.Addr(), shards, bytes)
+	runErr := e.Run(ctx) // returns after leaving gracefully
+	srv.Close()
+	if err := srv.Wait(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
 
 // byteUnits are the suffixes --disk, --cache and friends accept.
 var byteUnits = map[string]float64{
