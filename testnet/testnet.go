@@ -281,6 +281,7 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 	n.goRun(func() {
 		defer close(node.done)
 		_ = e.Run(ctx)
+		_ = v.Close() // stops the gateway's readahead and pending reports
 	}, srv)
 	return node, nil
 }
@@ -355,8 +356,18 @@ func (n *Network) waitFor(cond func(wire.Stats) bool) error {
 // WaitFor waits until cond holds for the coordinator's stats.
 func (n *Network) WaitFor(cond func(wire.Stats) bool) error { return n.waitFor(cond) }
 
-// Close stops every node and waits for all their goroutines.
+// Close stops every node and waits for all their goroutines. Edges stop
+// first, while the coordinator can still hear them leave.
 func (n *Network) Close() {
+	var wg sync.WaitGroup
+	for _, e := range n.AliveEdges() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.StopEdge(e)
+		}()
+	}
+	wg.Wait()
 	n.cancel()
 	n.wg.Wait()
 }
