@@ -489,3 +489,27 @@ func (db *DB) BindViewerKey(ctx context.Context, accountID int64, viewer wire.No
 		return nil
 	})
 }
+
+// PruneExpired deletes expired sessions and login failures older than the
+// lockout window; run it from a periodic chore. It returns the rows removed.
+func (db *DB) PruneExpired(ctx context.Context, now time.Time) (int64, error) {
+	var total int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		for _, stmt := range []struct {
+			query string
+			arg   int64
+		}{
+			{"DELETE FROM sessions WHERE expires_ms <= ?", now.UnixMilli()},
+			{"DELETE FROM login_failures WHERE at_ms <= ?", now.Add(-db.cfg.Login.Window).UnixMilli()},
+		} {
+			res, err := tx.ExecContext(ctx, db.q(stmt.query), stmt.arg)
+			if err != nil {
+				return err
+			}
+			n, _ := res.RowsAffected()
+			total += n
+		}
+		return nil
+	})
+	return total, err
+}

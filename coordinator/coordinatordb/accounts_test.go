@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -20,6 +21,19 @@ var hostile = []string{
 func TestMigrationsIdempotent(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be backend) {
 		ctx := context.Background()
+		// Concurrent first starts migrate once.
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				db, err := OpenConfig(ctx, be.dsn, testConfig())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				db.Close()
+			})
+		}
+		wg.Wait()
 		for range 3 {
 			db, err := OpenConfig(ctx, be.dsn, testConfig())
 			if err != nil {
@@ -134,6 +148,13 @@ func TestAccountsAndSessions(t *testing.T) {
 		}
 		if err := db.SetRole(ctx, db.MintAccountID(), RoleAdmin); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("promoting the mint: %v", err)
+		}
+		s2, _ := db.Login(ctx, "alice", "alice password", t0.Add(time.Hour))
+		if n, err := db.PruneExpired(ctx, s.ExpiresAt); err != nil || n != 1 {
+			t.Fatalf("prune at the first expiry removed %d rows (%v); want the expired session (the login cleared the failure)", n, err)
+		}
+		if _, err := db.SessionAccount(ctx, s2.Token, s.ExpiresAt); err != nil {
+			t.Fatalf("prune removed a live session: %v", err)
 		}
 		if err := db.Logout(ctx, s.Token); err != nil {
 			t.Fatal(err)

@@ -42,6 +42,7 @@ type Sessions interface {
 	Login(ctx context.Context, username, password string, now time.Time) (Session, error)
 	SessionAccount(ctx context.Context, token string, now time.Time) (Account, error)
 	Logout(ctx context.Context, token string) error
+	PruneExpired(ctx context.Context, now time.Time) (int64, error)
 }
 
 // Ledger: the double-entry, append-only points ledger.
