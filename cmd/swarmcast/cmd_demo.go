@@ -90,7 +90,7 @@ func runDemo(cmd *cobra.Command, f demoFlags) error {
 		// 1 s heartbeats: a killed edge leaves lookups within 3 s, and a
 		// busy 2-core machine running 40 nodes does not drop live ones.
 		HeartbeatInterval: time.Second,
-		Fault: testnet.ByzantineFaults(f.byzantine),
+		Fault:             testnet.ByzantineFaults(f.byzantine),
 	})
 	if err != nil {
 		return err

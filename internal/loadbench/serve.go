@@ -1,0 +1,370 @@
+// Package loadbench measures Swarmcast's servers under load against a reference in the same run: an edge against nginx serving the same bytes.
+package loadbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/sample"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// ServeOptions configure the edge-versus-nginx benchmark.
+type ServeOptions struct {
+	Binary      string        // the swarmcast binary to run as the edge (default: this executable)
+	Nginx       string        // nginx binary (default: "nginx" on PATH, else /usr/sbin/nginx)
+	Concurrency int           // parallel client connections (default 16)
+	Duration    time.Duration // per measured run (default 5s)
+	Rounds      int           // alternating nginx/edge rounds (default 3)
+	Dir         string        // scratch directory (default: a temp dir, removed after)
+	Progress    io.Writer     // one line per run, may be nil
+}
+
+// ServeRun is one measured run against one server.
+type ServeRun struct {
+	Server   string  `json:"server"` // "nginx" or "edge"
+	Requests int64   `json:"requests"`
+	Bytes    int64   `json:"bytes"`
+	Seconds  float64 `json:"seconds"`
+	MBps     float64 `json:"mb_per_s"`
+	Errors   int64   `json:"errors"`
+}
+
+// ServeResult holds every run and the medians.
+type ServeResult struct {
+	Shards      int        `json:"shards"`
+	ShardBytes  int        `json:"mean_shard_bytes"`
+	Concurrency int        `json:"concurrency"`
+	Runs        []ServeRun `json:"runs"`
+	EdgeMBps    float64    `json:"edge_mb_per_s_median"`
+	NginxMBps   float64    `json:"nginx_mb_per_s_median"`
+	Ratio       float64    `json:"ratio_median"` // median over rounds of edge/nginx
+}
+
+// Serve packages the bundled sample, lays every shard of its top rendition
+// out both as an edge cache and as static files, starts nginx and a real
+// `swarmcast edge` process on loopback, and drives both with the same
+// load generator in alternating rounds. The edge's upload cap is lifted:
+// this measures the data path, not the rate limiter.
+func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
+	var res ServeResult
+	if opt.Concurrency <= 0 {
+		opt.Concurrency = 16
+	}
+	if opt.Duration <= 0 {
+		opt.Duration = 5 * time.Second
+	}
+	if opt.Rounds <= 0 {
+		opt.Rounds = 3
+	}
+	if opt.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return res, err
+		}
+		opt.Binary = exe
+	}
+	if opt.Nginx == "" {
+		opt.Nginx = "nginx"
+		if _, err := exec.LookPath("nginx"); err != nil {
+			opt.Nginx = "/usr/sbin/nginx"
+		}
+	}
+	if _, err := os.Stat(opt.Nginx); err != nil {
+		if _, err := exec.LookPath(opt.Nginx); err != nil {
+			return res, errors.New("nginx not found: install it (Debian/Ubuntu: apt-get install nginx-light) to have a reference to compare with")
+		}
+	}
+	if opt.Dir == "" {
+		d, err := os.MkdirTemp("", "swarmcast-bench-")
+		if err != nil {
+			return res, err
+		}
+		defer os.RemoveAll(d)
+		opt.Dir = d
+	}
+	// nginx workers drop privileges; let them traverse the scratch dir.
+	_ = os.Chmod(opt.Dir, 0o755)
+
+	paths, shardBytes, err := layOut(ctx, opt.Dir)
+	if err != nil {
+		return res, err
+	}
+	res.Shards, res.ShardBytes, res.Concurrency = len(paths), shardBytes, opt.Concurrency
+
+	nginxAddr, stopNginx, err := startNginx(ctx, opt.Nginx, opt.Dir)
+	if err != nil {
+		return res, err
+	}
+	defer stopNginx()
+	edgeAddr, stopEdge, err := startEdge(ctx, opt.Binary, opt.Dir)
+	if err != nil {
+		return res, err
+	}
+	defer stopEdge()
+
+	servers := []struct{ name, base string }{{"nginx", "http://" + nginxAddr}, {"edge", "http://" + edgeAddr}}
+	// Warm both (page cache, connection pools, JIT-free but GC-warm) once.
+	for _, s := range servers {
+		if _, err := drive(ctx, s.base, paths, opt.Concurrency, time.Second); err != nil {
+			return res, fmt.Errorf("%s warm-up: %w", s.name, err)
+		}
+	}
+	var edgeRates, nginxRates, ratios []float64
+	for round := 0; round < opt.Rounds; round++ {
+		rates := map[string]float64{}
+		for _, s := range servers {
+			run, err := drive(ctx, s.base, paths, opt.Concurrency, opt.Duration)
+			if err != nil {
+				return res, fmt.Errorf("%s: %w", s.name, err)
+			}
+			run.Server = s.name
+			res.Runs = append(res.Runs, run)
+			rates[s.name] = run.MBps
+			if opt.Progress != nil {
+				fmt.Fprintf(opt.Progress, "round %d %-5s %8.1f MB/s %8d requests %d errors\n", round+1, s.name, run.MBps, run.Requests, run.Errors)
+			}
+		}
+		edgeRates = append(edgeRates, rates["edge"])
+		nginxRates = append(nginxRates, rates["nginx"])
+		ratios = append(ratios, rates["edge"]/rates["nginx"])
+	}
+	res.EdgeMBps, res.NginxMBps, res.Ratio = median(edgeRates), median(nginxRates), median(ratios)
+	return res, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// layOut writes every shard of the sample's top rendition as an edge cache
+// (manifests/, shards/) and as nginx static files under www/ at the same URL
+// paths, and returns those paths.
+func layOut(ctx context.Context, dir string) ([]string, int, error) {
+	store, err := content.OpenStore(filepath.Join(dir, "publisher"))
+	if err != nil {
+		return nil, 0, err
+	}
+	hls := filepath.Join(dir, "hls")
+	if err := sample.WriteHLS(hls); err != nil {
+		return nil, 0, err
+	}
+	id, err := store.Ingest(ctx, hls, content.IngestOptions{Title: sample.Title})
+	if err != nil {
+		return nil, 0, err
+	}
+	m, err := store.Manifest(id)
+	if err != nil {
+		return nil, 0, err
+	}
+	edgeDir := filepath.Join(dir, "edge")
+	for _, d := range []string{"manifests", filepath.Join("shards", id.String())} {
+		if err := os.MkdirAll(filepath.Join(edgeDir, d), 0o755); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(edgeDir, "manifests", id.String()), m.Encode(), 0o644); err != nil {
+		return nil, 0, err
+	}
+	r := len(m.Renditions) - 1
+	var paths []string
+	total := 0
+	for s := range m.Renditions[r].Segments {
+		ct, err := store.SegmentCiphertext(id, r, s)
+		if err != nil {
+			return nil, 0, err
+		}
+		shards, err := content.EncodeShards(m.Params, ct)
+		if err != nil {
+			return nil, 0, err
+		}
+		leaves := content.ShardLeaves(shards)
+		for i, data := range shards {
+			msg := (&content.ShardMessage{Video: id, Rendition: r, Segment: s,
+				Shard: content.Shard{Index: i, Data: data, Proof: content.InclusionProof(leaves, i)}}).Encode()
+			if err := os.WriteFile(filepath.Join(edgeDir, "shards", id.String(), fmt.Sprintf("%d-%d-%d.shard", r, s, i)), msg, 0o644); err != nil {
+				return nil, 0, err
+			}
+			p := wire.ShardURL("", id.String(), r, s, i)
+			file := filepath.Join(dir, "www", filepath.FromSlash(p))
+			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+				return nil, 0, err
+			}
+			if err := os.WriteFile(file, msg, 0o644); err != nil {
+				return nil, 0, err
+			}
+			paths = append(paths, p)
+			total += len(msg)
+		}
+	}
+	return paths, total / len(paths), nil
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startNginx(ctx context.Context, bin, dir string) (string, func(), error) {
+	addr, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;"
+	}
+	conf := fmt.Sprintf(`%s
+daemon off;
+worker_processes 2;
+pid %[2]s/nginx.pid;
+error_log %[2]s/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path %[2]s/nginx-tmp;
+  proxy_temp_path %[2]s/nginx-tmp;
+  fastcgi_temp_path %[2]s/nginx-tmp;
+  uwsgi_temp_path %[2]s/nginx-tmp;
+  scgi_temp_path %[2]s/nginx-tmp;
+  default_type application/x-swarmcast-shard;
+  server {
+    listen %[3]s;
+    root %[2]s/www;
+  }
+}
+`, user, dir, addr)
+	confFile := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		return "", nil, err
+	}
+	_ = os.MkdirAll(filepath.Join(dir, "nginx-tmp"), 0o755)
+	cmd := exec.CommandContext(ctx, bin, "-c", confFile, "-e", filepath.Join(dir, "nginx-error.log"))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start nginx: %w", err)
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	if err := waitHTTP(ctx, "http://"+addr+"/"); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("nginx did not come up: %w", err)
+	}
+	return addr, stop, nil
+}
+
+func startEdge(ctx context.Context, bin, dir string) (string, func(), error) {
+	addr, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	// The coordinator address is deliberately dead: the edge keeps retrying
+	// registration in the background while serving its cache.
+	cmd := exec.CommandContext(ctx, bin, "edge", "--dir", filepath.Join(dir, "edge"),
+		"--coordinator", "http://127.0.0.1:9", "--listen", addr,
+		"--disk", "100GB", "--upload", "100000Mbit")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start edge: %w", err)
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	if err := waitHTTP(ctx, "http://"+addr+wire.PathHealth); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("edge did not come up: %w", err)
+	}
+	return addr, stop, nil
+}
+
+func waitHTTP(ctx context.Context, url string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// drive runs concurrency workers fetching random paths for d and counts
+// the body bytes received.
+func drive(ctx context.Context, base string, paths []string, concurrency int, d time.Duration) (ServeRun, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var reqs, bytes, errs atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 42))
+			buf := make([]byte, 64<<10)
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+paths[rng.IntN(len(paths))], nil)
+				resp, err := hc.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs.Add(1)
+					}
+					continue
+				}
+				n, err := io.CopyBuffer(io.Discard, resp.Body, buf)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					if ctx.Err() == nil {
+						errs.Add(1)
+					}
+					continue
+				}
+				reqs.Add(1)
+				bytes.Add(n)
+			}
+		}()
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	run := ServeRun{Requests: reqs.Load(), Bytes: bytes.Load(), Seconds: secs, MBps: float64(bytes.Load()) / 1e6 / secs, Errors: errs.Load()}
+	if run.Requests == 0 {
+		return run, errors.New("no request succeeded")
+	}
+	return run, nil
+}
