@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,6 +91,12 @@ type Edge struct {
 	inv       *inventory                            // guarded by mu
 	manifests map[content.VideoID]*content.Manifest // guarded by mu; verified manifests on disk
 
+	// A memory cache of recently served shard files, so hot shards skip
+	// the open/read/close of the disk path. Guarded by mu.
+	hotOrder *list.List // of shardKey, front = most recent
+	hotBytes int64
+	hotCap   int64
+
 	work *workQueue
 
 	bytesServed atomic.Int64
@@ -98,6 +105,9 @@ type Edge struct {
 // uploadBurstBytes is the token bucket's depth: about one shard of a 2 s
 // 720p segment at k=8, so a shard goes out in one write when tokens allow.
 const uploadBurstBytes = 128 << 10
+
+// hotCacheBytes bounds the memory cache of served shards.
+const hotCacheBytes = 64 << 20
 
 // New opens (creating if needed) the cache directory and re-verifies every
 // stored shard against its manifest, dropping and logging bad ones. It does
@@ -141,6 +151,8 @@ func New(cfg Config) (*Edge, error) {
 		inv:       newInventory(cfg.DiskCapBytes),
 		manifests: make(map[content.VideoID]*content.Manifest),
 		work:      newWorkQueue(maxQueuedJobs),
+		hotOrder:  list.New(),
+		hotCap:    min(hotCacheBytes, cfg.DiskCapBytes/4),
 	}
 	if cfg.UploadCapBytes > 0 {
 		e.burst = int(min(uploadBurstBytes, cfg.UploadCapBytes))

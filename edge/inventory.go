@@ -2,6 +2,7 @@ package edge
 
 import (
 	"cmp"
+	"container/list"
 	"slices"
 	"time"
 
@@ -35,6 +36,10 @@ type heldShard struct {
 	// watchedUntil is when a shard kept from local watching expires; zero
 	// if it was never watched. Only unassigned shards expire.
 	watchedUntil time.Time
+	// hot holds the file's bytes while the shard is in the edge's memory
+	// cache (read-only); hotEl is its place in that cache's LRU order.
+	hot   []byte
+	hotEl *list.Element
 }
 
 // inventory is the edge's decision core, free of I/O: which shards are

@@ -6,6 +6,7 @@ type metrics struct {
 	bytesServed     prometheus.Counter
 	shardsServed    prometheus.Counter
 	requests        *prometheus.CounterVec // code
+	requestsOK      prometheus.Counter     // requests{code="200"}, resolved once for the hot path
 	evictions       *prometheus.CounterVec // reason: dropped | lru | expired | cap
 	prefetched      *prometheus.CounterVec // source: edge | origin
 	prefetchFailed  prometheus.Counter
@@ -52,6 +53,7 @@ func newMetrics(reg *prometheus.Registry, stored func() (int, int64)) *metrics {
 			Name: "swarmcast_edge_heartbeats_total", Help: "Heartbeats by result (ok, error, unknown).",
 		}, []string{"result"}),
 	}
+	m.requestsOK = m.requests.WithLabelValues("200")
 	storedShards := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "swarmcast_edge_stored_shards", Help: "Shards in the cache.",
 	}, func() float64 { n, _ := stored(); return float64(n) })

@@ -36,12 +36,12 @@ func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", wire.ContentTypeShard)
 	w.Header().Set(wire.HeaderNode, string(e.cfg.Identity.ID))
 	if e.cfg.Fault == SlowDrip {
-		e.metrics.requests.WithLabelValues("200").Inc()
+		e.metrics.requestsOK.Inc()
 		e.slowDrip(w, r.Context(), body)
 		return
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	e.metrics.requests.WithLabelValues("200").Inc()
+	e.metrics.requestsOK.Inc()
 	n, _ := e.writeThrottled(r.Context(), w, body)
 	e.served(n)
 	if n == int64(len(body)) {
@@ -58,6 +58,7 @@ func (e *Edge) served(n int64) {
 var errNotHeld = errors.New("not in this edge's inventory")
 
 // readShard returns the stored bytes of a held shard and marks it used.
+// The bytes are shared with the memory cache: callers must not modify them.
 func (e *Edge) readShard(k shardKey) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
 		e.mu.Lock()
@@ -65,6 +66,12 @@ func (e *Edge) readShard(k shardKey) ([]byte, error) {
 		var name string
 		if ok {
 			e.inv.touch(k)
+			if h.hot != nil {
+				e.hotOrder.MoveToFront(h.hotEl)
+				b := h.hot
+				e.mu.Unlock()
+				return b, nil
+			}
 			name = e.path(shardFile(k, h.assigned))
 		}
 		e.mu.Unlock()
@@ -81,8 +88,37 @@ func (e *Edge) readShard(k shardKey) ([]byte, error) {
 			e.log.Warn("cannot read a cached shard", "err", err)
 			return nil, errNotHeld
 		}
+		e.mu.Lock()
+		if e.inv.held[k] == h && h.hot == nil { // not evicted or replaced meanwhile
+			e.makeHotLocked(k, h, b)
+		}
+		e.mu.Unlock()
 		return b, nil
 	}
+}
+
+// makeHotLocked puts a shard's bytes in the memory cache, evicting the
+// least recently served.
+func (e *Edge) makeHotLocked(k shardKey, h *heldShard, b []byte) {
+	size := int64(len(b))
+	if size > e.hotCap {
+		return
+	}
+	for e.hotBytes+size > e.hotCap {
+		oldest := e.hotOrder.Back()
+		e.dropHotLocked(e.inv.held[oldest.Value.(shardKey)])
+	}
+	h.hot, h.hotEl = b, e.hotOrder.PushFront(k)
+	e.hotBytes += size
+}
+
+func (e *Edge) dropHotLocked(h *heldShard) {
+	if h == nil || h.hot == nil {
+		return
+	}
+	e.hotOrder.Remove(h.hotEl)
+	e.hotBytes -= int64(len(h.hot))
+	h.hot, h.hotEl = nil, nil
 }
 
 // writeThrottled writes body within the upload cap: one limiter

@@ -293,6 +293,7 @@ func (e *Edge) removeLocked(k shardKey, reason string) {
 	if err := os.Remove(e.path(shardFile(k, h.assigned))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		e.log.Warn("cannot delete an evicted shard", "err", err)
 	}
+	e.dropHotLocked(h)
 	e.inv.remove(k)
 	e.metrics.evictions.WithLabelValues(reason).Inc()
 }

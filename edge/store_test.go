@@ -191,3 +191,25 @@ func TestFetchDirectiveAssignsWatchedShard(t *testing.T) {
 		t.Fatalf("dropped shard kept past its TTL")
 	}
 }
+
+func TestEvictionClearsTheMemoryCache(t *testing.T) {
+	f := sampleFixture(t)
+	size := int64(len(f.shards[f.key(0, 3, 0)]))
+	e := newTestEdge(t, t.TempDir(), func(c *Config) { c.DiskCapBytes = 4 * size })
+	mustStore(t, e, f, f.key(0, 3, 0), false)
+	if _, err := e.readShard(f.key(0, 3, 0)); err != nil { // now in memory
+		t.Fatal(err)
+	}
+	if e.hotBytes != size {
+		t.Fatalf("memory cache holds %d bytes, want %d", e.hotBytes, size)
+	}
+	for i := 1; i <= 4; i++ {
+		mustStore(t, e, f, f.key(0, 3, i), false)
+	}
+	if _, err := e.readShard(f.key(0, 3, 0)); !errors.Is(err, errNotHeld) {
+		t.Fatalf("an evicted shard is still served from memory: %v", err)
+	}
+	if e.hotBytes != 0 || e.hotOrder.Len() != 0 {
+		t.Fatalf("memory cache holds %d bytes after eviction", e.hotBytes)
+	}
+}
