@@ -170,6 +170,11 @@ type SegmentSources struct {
 type LookupResponse struct {
 	Segments []SegmentSources `json:"segments"`
 	Origins  []Source         `json:"origins"`
+	// Limits holds one coordinator-signed order limit per edge in Segments,
+	// for the requesting viewer (LookupRequest.ViewerID) and this video. The
+	// coordinator reuses a limit until it expires or runs out, so a play
+	// costs a handful of signatures, not one per lookup.
+	Limits []OrderLimit `json:"limits,omitempty"`
 }
 
 // BadShardReport is a viewer's evidence that a node sent a shard that fails
@@ -184,6 +189,11 @@ type BadShardReport struct {
 	Shard     int    `json:"shard"`
 	Reason    string `json:"reason"`
 	Evidence  []byte `json:"evidence,omitempty"`
+	// Receipt is the edge's signed statement over the bytes it sent. With
+	// it, evidence that fails verification is a transferable proof
+	// (ProveBadShard) and disqualifies the edge at once; without it, the
+	// report only counts against the edge.
+	Receipt *ServedShardReceipt `json:"receipt,omitempty"`
 }
 
 // PlayReport is a viewer's QoE summary of one play, for stats and dashboards.
