@@ -97,7 +97,8 @@ type Edge struct {
 	hotBytes int64
 	hotCap   int64
 
-	work *workQueue
+	work    *workQueue
+	serving idleGate // requests in flight, so prefetching waits for idle moments
 
 	bytesServed atomic.Int64
 }

@@ -298,6 +298,7 @@ func (e *Edge) prefetch(ctx context.Context, j job) {
 		if ctx.Err() != nil {
 			return
 		}
+		e.serving.wait(ctx) // prefetch in idle time: serving others comes first
 		k := shardKey{j.seg.video, j.seg.rendition, j.seg.segment, i}
 		var sources []wire.Source
 		for _, s := range edges {

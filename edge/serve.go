@@ -19,6 +19,8 @@ func (e *Edge) fail(w http.ResponseWriter, status int, format string, args ...an
 }
 
 func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
+	e.serving.enter()
+	defer e.serving.leave()
 	ref, err := wire.ParseShardRef(r)
 	if err != nil {
 		e.fail(w, http.StatusBadRequest, "%v", err)
