@@ -139,4 +139,3 @@ func TestRunNeedsCoordinatorAndAdvertise(t *testing.T) {
 		t.Fatal("Run without an advertised URL succeeded")
 	}
 }
-
