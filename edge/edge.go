@@ -68,13 +68,21 @@ type Config struct {
 	// wire.DefaultUploadCapBytes (10 Mbit/s); negative means unlimited
 	// (benchmarks).
 	UploadCapBytes int64
-	WatchedTTL     time.Duration    // default 7*24h: shards kept from the local player's watching expire after this
-	Fault          Fault            // misbehaviour when serving others
-	Now            func() time.Time // default time.Now
-	Log            *slog.Logger
-	Registry       *prometheus.Registry
-	HTTPClient     *http.Client
+	WatchedTTL     time.Duration // default 7*24h: shards kept from the local player's watching expire after this
+	// PrefetchOriginDelay is how long a directed shard that no edge holds
+	// waits for one before the origin supplies it (default 10s; negative:
+	// use the origin at once). Edges that watched a segment regenerate any
+	// shard of it, so waiting usually turns an origin byte into an edge byte.
+	PrefetchOriginDelay time.Duration
+	Fault               Fault            // misbehaviour when serving others
+	Now                 func() time.Time // default time.Now
+	Log                 *slog.Logger
+	Registry            *prometheus.Registry
+	HTTPClient          *http.Client
 }
+
+// DefaultPrefetchOriginDelay is Config.PrefetchOriginDelay's default.
+const DefaultPrefetchOriginDelay = 10 * time.Second
 
 // Edge is a running cache node.
 type Edge struct {
@@ -99,6 +107,11 @@ type Edge struct {
 
 	work    *workQueue
 	serving idleGate // requests in flight, so prefetching waits for idle moments
+
+	regen regenCache // segments rebuilt from k held shards (see regen.go)
+	// firstNoEdge records when a directed shard was first found with no
+	// edge to fetch it from; the origin is used only after originDelay.
+	firstNoEdge sync.Map // shardKey -> time.Time
 
 	bytesServed atomic.Int64
 }
@@ -131,6 +144,9 @@ func New(cfg Config) (*Edge, error) {
 	}
 	if cfg.WatchedTTL == 0 {
 		cfg.WatchedTTL = DefaultWatchedTTL
+	}
+	if cfg.PrefetchOriginDelay == 0 {
+		cfg.PrefetchOriginDelay = DefaultPrefetchOriginDelay
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

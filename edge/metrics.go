@@ -15,6 +15,8 @@ type metrics struct {
 	throttleSeconds prometheus.Counter
 	queueFull       prometheus.Counter
 	heartbeats      *prometheus.CounterVec // result: ok | error | unknown
+	regenerated     prometheus.Counter
+	originDeferred  prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, stored func() (int, int64)) *metrics {
@@ -53,6 +55,12 @@ func newMetrics(reg *prometheus.Registry, stored func() (int, int64)) *metrics {
 			Name: "swarmcast_edge_heartbeats_total", Help: "Heartbeats by result (ok, error, unknown).",
 		}, []string{"result"}),
 	}
+	m.regenerated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "swarmcast_edge_regenerated_segments_total", Help: "Segments rebuilt from k held shards to serve shards this edge does not store.",
+	})
+	m.originDeferred = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "swarmcast_edge_prefetch_origin_deferred_total", Help: "Directed shards not fetched from the origin yet, waiting for an edge to hold them.",
+	})
 	m.requestsOK = m.requests.WithLabelValues("200")
 	storedShards := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "swarmcast_edge_stored_shards", Help: "Shards in the cache.",
@@ -61,6 +69,6 @@ func newMetrics(reg *prometheus.Registry, stored func() (int, int64)) *metrics {
 		Name: "swarmcast_edge_stored_bytes", Help: "Bytes in the cache (within the disk cap).",
 	}, func() float64 { _, b := stored(); return float64(b) })
 	reg.MustRegister(m.bytesServed, m.shardsServed, m.requests, m.evictions, m.prefetched, m.prefetchFailed,
-		m.verifyFailures, m.throttleWaits, m.throttleSeconds, m.queueFull, m.heartbeats, storedShards, storedBytes)
+		m.verifyFailures, m.throttleWaits, m.throttleSeconds, m.queueFull, m.heartbeats, m.regenerated, m.originDeferred, storedShards, storedBytes)
 	return m
 }

@@ -300,13 +300,25 @@ func (e *Edge) prefetch(ctx context.Context, j job) {
 		}
 		e.serving.wait(ctx) // prefetch in idle time: serving others comes first
 		k := shardKey{j.seg.video, j.seg.rendition, j.seg.segment, i}
-		var sources []wire.Source
+		var sources, complete []wire.Source
 		for _, s := range edges {
-			if s.NodeID != e.cfg.Identity.ID && slices.Contains(s.Shards, i) {
+			switch {
+			case s.NodeID == e.cfg.Identity.ID:
+			case slices.Contains(s.Shards, i):
 				sources = append(sources, s)
+			case completeHolder(s, m.Params.K):
+				complete = append(complete, s) // regenerates shard i (see regen.go)
 			}
 		}
+		sources = append(sources, complete...)
 		nEdges := len(sources)
+		if nEdges == 0 && !e.originDue(k) {
+			// No edge can supply it yet: wait for one (the coordinator
+			// resends unmet directives) rather than pull it from the
+			// origin, which is the byte we are trying not to send.
+			e.metrics.originDeferred.Inc()
+			continue
+		}
 		sources = append(sources, lookup.Origins...)
 		result := fetchFailed
 		for si, src := range sources {
@@ -325,6 +337,26 @@ func (e *Edge) prefetch(ctx context.Context, j job) {
 			e.metrics.prefetchFailed.Inc()
 		}
 	}
+}
+
+// completeHolder reports whether a source holds at least k shards of the
+// segment, so it can regenerate any other index.
+func completeHolder(s wire.Source, k int) bool { return len(s.Shards) >= k }
+
+// originDue reports whether a directed shard no edge could supply has
+// waited originDelay, so the origin may fill it. The first call for a
+// shard starts the wait.
+func (e *Edge) originDue(k shardKey) bool {
+	now := e.cfg.Now()
+	first, loaded := e.firstNoEdge.LoadOrStore(k, now)
+	if !loaded {
+		return e.cfg.PrefetchOriginDelay <= 0
+	}
+	if now.Sub(first.(time.Time)) >= e.cfg.PrefetchOriginDelay {
+		e.firstNoEdge.Delete(k)
+		return true
+	}
+	return false
 }
 
 type fetchResult int

@@ -161,7 +161,12 @@ func TestRunFollowsDirectivesReportsInventoryAndLeaves(t *testing.T) {
 	coord := serve(t, fc)
 
 	dir := t.TempDir()
-	e := newTestEdge(t, dir, func(c *Config) { c.Coordinator = coord; c.Advertise = "http://edge.example"; c.Region = "eu" })
+	e := newTestEdge(t, dir, func(c *Config) {
+		c.Coordinator = coord
+		c.Advertise = "http://edge.example"
+		c.Region = "eu"
+		c.PrefetchOriginDelay = -1 // this test wants shard 2 from the origin at once
+	})
 	mustStore(t, e, f, f.key(0, 0, 7), false)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)

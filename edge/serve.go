@@ -28,6 +28,9 @@ func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
 	}
 	k := shardKey{ref.Video, ref.Rendition, ref.Segment, ref.Shard}
 	body, err := e.readShard(k)
+	if errors.Is(err, errNotHeld) {
+		body, err = e.regenerate(k)
+	}
 	if err != nil {
 		e.fail(w, http.StatusNotFound, "shard %d of video %s rendition %d segment %d is not held by this edge: %v", ref.Shard, ref.Video, ref.Rendition, ref.Segment, err)
 		return
