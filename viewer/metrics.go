@@ -11,6 +11,10 @@ type metrics struct {
 	badShards  prometheus.Counter
 	bans       prometheus.Counter
 	segments   prometheus.Counter
+
+	receipts    *prometheus.CounterVec // result: valid | missing | invalid
+	ordersSent  prometheus.Counter
+	finalOrders *prometheus.CounterVec // result: ok | error
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -45,6 +49,19 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Segments rebuilt from verified shards.",
 		}),
 	}
-	reg.MustRegister(m.startup, m.stalls, m.stallTime, m.shardBytes, m.badShards, m.bans, m.segments)
+	m.receipts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "swarmcast_viewer_receipts_total",
+		Help: "Edge shard responses by receipt: valid, missing, or invalid (signature, position or bytes do not match).",
+	}, []string{"result"})
+	m.ordersSent = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "swarmcast_viewer_orders_sent_total",
+		Help: "Shard requests that carried a signed cumulative order.",
+	})
+	m.finalOrders = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "swarmcast_viewer_final_orders_total",
+		Help: "Final orders handed to edges at the end of a play, by result (ok, error).",
+	}, []string{"result"})
+	reg.MustRegister(m.startup, m.stalls, m.stallTime, m.shardBytes, m.badShards, m.bans, m.segments,
+		m.receipts, m.ordersSent, m.finalOrders)
 	return m
 }

@@ -3,6 +3,7 @@ package viewer
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -98,12 +99,15 @@ func (v *Viewer) Play(ctx context.Context, video string, opt PlayOptions) (QoE, 
 		defer close(done)
 		v.fetchAhead(fctx, id, e, rendition, speed, wallDur, readyCh, playingCh)
 	}()
-	defer func() {
+	stopFetcher := sync.OnceFunc(func() {
 		cancel()
 		<-done
-	}()
+	})
+	defer stopFetcher()
 
 	err = v.playOut(ctx, id, e.key, rendition, start, wallDur, segs, readyCh, playingCh, &q)
+	stopFetcher() // no request is in flight: the final orders cover every verified byte
+	v.sendFinalOrders(ctx)
 	v.met.stalls.Add(float64(q.Stalls))
 	v.met.stallTime.Add(q.StallTime.Seconds())
 	v.reportPlay(ctx, id, rendition, q)

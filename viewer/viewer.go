@@ -23,6 +23,11 @@ import (
 type Config struct {
 	Coordinator string // base URL of the coordinator, e.g. http://127.0.0.1:7000
 	Identity    identity.Identity
+	// Token is a session token (wire.PathLogin) or an edge's API token, sent
+	// as a bearer token on every coordinator call. With a Token, the viewer
+	// binds Identity's key to the account on first use, so the coordinator
+	// issues it order limits and keys for the account's entitled videos.
+	Token string
 	Region      string
 	HTTPClient  *http.Client
 	Seed        int64            // seeds the scheduler's *rand.Rand
@@ -53,6 +58,10 @@ type Viewer struct {
 	ctx    context.Context // cancelled by Close; parent of background work
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines
+
+	pay       *payer
+	bindOnce  sync.Once
+	closeOnce sync.Once
 
 	mu     sync.Mutex
 	rng    *rand.Rand                    // seeds per-segment schedulers
@@ -102,6 +111,7 @@ func New(cfg Config) (*Viewer, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	coord := wire.NewCoordinatorClient(cfg.Coordinator, cfg.HTTPClient)
+	coord.Token = cfg.Token
 	return &Viewer{
 		cfg:    cfg,
 		coord:  coord,
@@ -115,15 +125,35 @@ func New(cfg Config) (*Viewer, error) {
 		record: map[wire.NodeID]*sourceRecord{},
 		videos: map[content.VideoID]*videoEntry{},
 		cache:  newSegmentCache(32),
+		pay:    newPayer(cfg.Identity.Key, cfg.Identity.ID),
 	}, nil
 }
 
-// Close stops background work and returns once every goroutine the viewer
-// started has exited.
+// Close hands every edge its final order, stops background work and
+// returns once every goroutine the viewer started has exited.
 func (v *Viewer) Close() error {
-	v.cancel()
-	v.wg.Wait()
+	v.closeOnce.Do(func() {
+		v.sendFinalOrders(context.Background())
+		v.cancel()
+		v.wg.Wait()
+	})
 	return nil
+}
+
+// bind binds the viewer's signing key to the token's account, once. A
+// failure is logged, not fatal: free videos play without it, and the
+// coordinator's refusal of a paid one says what is missing.
+func (v *Viewer) bind(ctx context.Context) {
+	if v.cfg.Token == "" {
+		return
+	}
+	v.bindOnce.Do(func() {
+		if err := v.coord.BindViewer(ctx, v.cfg.Identity.ID); err != nil {
+			v.log.Warn("could not bind this player's key to the account; the coordinator may issue it no order limits", "err", err)
+			return
+		}
+		v.log.Debug("bound this player's key to the account")
+	})
 }
 
 // Banned lists the sources banned this session.
@@ -147,6 +177,7 @@ func (v *Viewer) video(ctx context.Context, id content.VideoID) (*videoEntry, er
 	}
 	v.mu.Unlock()
 	if !ok {
+		v.bind(ctx)
 		e.man, e.key, e.err = v.loadVideo(ctx, id)
 		close(e.ready)
 		if e.err != nil {
@@ -173,6 +204,9 @@ func (v *Viewer) loadVideo(ctx context.Context, id content.VideoID) (*content.Ma
 		if wire.IsNotFound(err) {
 			return nil, key, fmt.Errorf("video %s: %w: %v", id, errUnknownVideo, err)
 		}
+		if wire.IsAuthError(err) {
+			return nil, key, notEntitled(id, err)
+		}
 		return nil, key, fmt.Errorf("video %s: manifest: %w", id, err)
 	}
 	man, err := content.DecodeManifest(raw)
@@ -183,6 +217,9 @@ func (v *Viewer) loadVideo(ctx context.Context, id content.VideoID) (*content.Ma
 		return nil, key, fmt.Errorf("video %s: the coordinator sent the manifest of %s instead", id, man.ID())
 	}
 	kb, err := v.coord.Key(ctx, id.String())
+	if wire.IsAuthError(err) {
+		return nil, key, notEntitled(id, err)
+	}
 	if err != nil {
 		return nil, key, fmt.Errorf("video %s: content key: %w", id, err)
 	}
@@ -215,9 +252,13 @@ func (v *Viewer) sources(ctx context.Context, id content.VideoID, e *videoEntry,
 			Exclude:   v.Banned(),
 		}
 		resp, err := v.coord.Lookup(ctx, req)
+		if wire.IsAuthError(err) {
+			return nil, nil, notEntitled(id, err)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("lookup %s rendition %d segments %d..%d: %w", id, rendition, req.From, req.From+req.Count-1, err)
 		}
+		v.pay.addLimits(req.Video, resp.Limits, now)
 		w = &lookupResult{at: now, from: req.From, to: req.From + req.Count, resp: resp}
 		e.mu.Lock()
 		e.windows[rendition] = w
@@ -264,6 +305,10 @@ type shardResult struct {
 	raw    []byte
 	err    error  // transport failure: replace the source
 	bad    string // non-empty: the bytes arrived but fail verification
+	// receipt is the edge's valid receipt over the shard data received
+	// (nil if missing or not matching): with a bad shard it makes the
+	// report a transferable proof.
+	receipt *wire.ServedShardReceipt
 }
 
 // maxShardMessage bounds the bytes read for one shard of a segment of size bytes.
@@ -281,7 +326,7 @@ func (v *Viewer) fetchSegment(ctx context.Context, id content.VideoID, e *videoE
 		edges, origins, err := v.sources(ctx, id, e, rendition, segment, attempt > 0)
 		if err != nil {
 			lastErr = err
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrNotEntitled) {
 				return nil, err
 			}
 			continue
@@ -442,7 +487,16 @@ func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntr
 // errors (reset, 404, cancellation) are not.
 func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, id content.VideoID, rendition, segment int, a action, limit int64) shardResult {
 	r := shardResult{key: requestKey{a.Node, a.Shard}, origin: a.Origin}
-	raw, _, err := wire.FetchShard(ctx, v.hc, a.Addr, id.String(), rendition, segment, a.Shard, limit)
+	var limitHdr, orderHdr string
+	var serial wire.Serial
+	paid := false
+	if !a.Origin {
+		limitHdr, orderHdr, serial, paid = v.pay.forRequest(a.Node, id.String(), a.Addr, v.cfg.Now())
+		if orderHdr != "" {
+			v.met.ordersSent.Inc()
+		}
+	}
+	raw, receiptHdr, err := fetchShard(ctx, v.hc, a.Addr, id.String(), rendition, segment, a.Shard, limit, limitHdr, orderHdr)
 	if err != nil {
 		var apiErr *wire.APIError
 		if ctx.Err() == nil && !errors.As(err, &apiErr) && isOversize(err) {
@@ -458,6 +512,19 @@ func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, id con
 		r.bad = err.Error()
 		return r
 	}
+	if !a.Origin {
+		receipt, err := checkReceipt(receiptHdr, a.Node, id.String(), rendition, segment, a.Shard, msg.Data)
+		switch {
+		case err == nil:
+			r.receipt = receipt
+			v.met.receipts.WithLabelValues("valid").Inc()
+		case receiptHdr == "":
+			v.met.receipts.WithLabelValues("missing").Inc()
+		default:
+			v.met.receipts.WithLabelValues("invalid").Inc()
+			v.log.Debug("an edge's receipt does not match what it sent", "source", a.Node, "err", err)
+		}
+	}
 	if msg.Video != id || msg.Rendition != rendition || msg.Segment != segment || msg.Index != a.Shard {
 		r.bad = fmt.Sprintf("asked for %s/%d/%d shard %d, got %s/%d/%d shard %d", id, rendition, segment, a.Shard, msg.Video, msg.Rendition, msg.Segment, msg.Index)
 		return r
@@ -465,6 +532,9 @@ func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, id con
 	if err := content.VerifyShard(man, rendition, segment, msg.Shard); err != nil {
 		r.bad = err.Error()
 		return r
+	}
+	if paid {
+		v.pay.credit(serial, int64(len(raw)))
 	}
 	r.msg = msg
 	return r
@@ -522,6 +592,7 @@ func (v *Viewer) reportBadShard(id content.VideoID, rendition, segment int, r sh
 		Shard:     r.key.Shard,
 		Reason:    r.bad,
 		Evidence:  r.raw,
+		Receipt:   r.receipt,
 	}
 	v.wg.Add(1)
 	go func() {
