@@ -2,6 +2,7 @@ package viewer
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -76,6 +77,21 @@ type shardServer struct {
 	shards []int
 	srv    *httptest.Server
 	asked  atomic.Int64 // shard requests received
+
+	// With a key, the server signs receipts over the shard data it sends
+	// (lies included) and records the order headers and final orders.
+	key    ed25519.PrivateKey
+	payMu  sync.Mutex
+	sent   int64       // response bytes written so far, counted before writing
+	orders []seenOrder // order headers, in arrival order
+	finals []wire.SettlementPair
+}
+
+// seenOrder is an order header a server received, with its bytes sent by then.
+type seenOrder struct {
+	limit     wire.OrderLimit
+	order     wire.Order
+	sentSoFar int64
 }
 
 func (s *shardServer) handler(book *shardBook) http.Handler {
@@ -88,6 +104,23 @@ func (s *shardServer) handler(book *shardBook) http.Handler {
 		}
 		w.Header().Set(wire.HeaderNode, string(s.node))
 		s.asked.Add(1)
+		if lh := r.Header.Get(wire.HeaderOrderLimit); lh != "" && s.key != nil {
+			var so seenOrder
+			if err := wire.DecodeHeader(lh, &so.limit); err != nil {
+				wire.WriteError(w, http.StatusBadRequest, "%v", err)
+				return
+			}
+			if oh := r.Header.Get(wire.HeaderOrder); oh != "" {
+				if err := wire.DecodeHeader(oh, &so.order); err != nil {
+					wire.WriteError(w, http.StatusBadRequest, "%v", err)
+					return
+				}
+			}
+			s.payMu.Lock()
+			so.sentSoFar = s.sent
+			s.orders = append(s.orders, so)
+			s.payMu.Unlock()
+		}
 		if s.kind == kindGone || ref.Video != book.id || (!s.origin && !slices.Contains(s.shards, ref.Shard)) {
 			wire.WriteError(w, http.StatusNotFound, "shard not held")
 			return
@@ -128,7 +161,26 @@ func (s *shardServer) handler(book *shardBook) http.Handler {
 			panic(http.ErrAbortHandler)
 		}
 		w.Header().Set("Content-Type", wire.ContentTypeShard)
+		if s.key != nil {
+			if sent, err := content.DecodeShardMessage(raw); err == nil {
+				rc := wire.NewShardReceipt(s.key, ref.Video.String(), ref.Rendition, ref.Segment, ref.Shard, sent.Data)
+				w.Header().Set(wire.HeaderReceipt, wire.EncodeHeader(rc))
+			}
+			s.payMu.Lock()
+			s.sent += int64(len(raw))
+			s.payMu.Unlock()
+		}
 		_, _ = w.Write(raw)
+	})
+	mux.HandleFunc("POST "+wire.PathOrders, func(w http.ResponseWriter, r *http.Request) {
+		var p wire.SettlementPair
+		if !wire.DecodeJSON(w, r, &p) {
+			return
+		}
+		s.payMu.Lock()
+		s.finals = append(s.finals, p)
+		s.payMu.Unlock()
+		wire.WriteJSON(w, struct{}{})
 	})
 	return mux
 }
@@ -145,11 +197,43 @@ type testCoordinator struct {
 	badShards []wire.BadShardReport
 	plays     []wire.PlayReport
 	lookups   []wire.LookupRequest
+
+	// With a limitKey, lookups carry one order limit per edge for the
+	// requesting viewer (reused per edge, as a real coordinator does), and
+	// with a token the coordinator wants "Bearer token" on every call.
+	limitKey ed25519.PrivateKey
+	limitMax int64
+	limits   map[wire.NodeID]wire.OrderLimit
+	token    string
+	binds    []wire.NodeID
 }
 
 func (c *testCoordinator) handler() http.Handler {
 	mux := http.NewServeMux()
+	authed := func(w http.ResponseWriter, r *http.Request) bool {
+		c.mu.Lock()
+		token := c.token
+		c.mu.Unlock()
+		if token != "" && r.Header.Get("Authorization") != "Bearer "+token {
+			wire.WriteError(w, http.StatusForbidden, "video price 5 points; this account is not entitled")
+			return false
+		}
+		return true
+	}
+	mux.HandleFunc("POST "+wire.PathBindViewer, func(w http.ResponseWriter, r *http.Request) {
+		var req wire.BindViewerRequest
+		if !authed(w, r) || !wire.DecodeJSON(w, r, &req) {
+			return
+		}
+		c.mu.Lock()
+		c.binds = append(c.binds, req.ViewerID)
+		c.mu.Unlock()
+		wire.WriteJSON(w, struct{}{})
+	})
 	idOK := func(w http.ResponseWriter, r *http.Request) bool {
+		if !authed(w, r) {
+			return false
+		}
 		id, err := wire.ParseVideoParam(r)
 		if err != nil {
 			wire.WriteError(w, http.StatusBadRequest, "%v", err)
@@ -182,13 +266,28 @@ func (c *testCoordinator) handler() http.Handler {
 	})
 	mux.HandleFunc("POST "+wire.PathLookup, func(w http.ResponseWriter, r *http.Request) {
 		var req wire.LookupRequest
-		if !wire.DecodeJSON(w, r, &req) {
+		if !authed(w, r) || !wire.DecodeJSON(w, r, &req) {
 			return
 		}
 		c.mu.Lock()
 		c.lookups = append(c.lookups, req)
 		c.mu.Unlock()
 		var resp wire.LookupResponse
+		c.mu.Lock()
+		if c.limitKey != nil {
+			for _, e := range c.edges {
+				l, ok := c.limits[e.node]
+				if !ok {
+					l = wire.OrderLimit{Edge: e.node, Viewer: req.ViewerID, Video: req.Video, MaxBytes: c.limitMax,
+						ExpiresUnixMs: time.Now().Add(time.Hour).UnixMilli()}
+					copy(l.Serial[:], e.node)
+					wire.SignOrderLimit(c.limitKey, &l)
+					c.limits[e.node] = l
+				}
+				resp.Limits = append(resp.Limits, l)
+			}
+		}
+		c.mu.Unlock()
 		for s := req.From; s < req.From+req.Count; s++ {
 			ss := wire.SegmentSources{Segment: s}
 			for _, e := range c.edges {

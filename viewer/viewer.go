@@ -27,13 +27,13 @@ type Config struct {
 	// as a bearer token on every coordinator call. With a Token, the viewer
 	// binds Identity's key to the account on first use, so the coordinator
 	// issues it order limits and keys for the account's entitled videos.
-	Token string
-	Region      string
-	HTTPClient  *http.Client
-	Seed        int64            // seeds the scheduler's *rand.Rand
-	Now         func() time.Time // default time.Now
-	Log         *slog.Logger
-	Registry    *prometheus.Registry
+	Token      string
+	Region     string
+	HTTPClient *http.Client
+	Seed       int64            // seeds the scheduler's *rand.Rand
+	Now        func() time.Time // default time.Now
+	Log        *slog.Logger
+	Registry   *prometheus.Registry
 	// OnSegment, if set, receives the verified shards of each segment the viewer rebuilt
 	// (the edge's built-in player hands them to edge.Keep so it caches what it watched).
 	OnSegment func(video content.VideoID, rendition, segment int, shards []content.ShardMessage)
