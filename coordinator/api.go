@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -36,6 +37,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.PathBadShard, c.handleBadShard)
 	mux.HandleFunc("POST "+wire.PathPlayReport, c.handlePlayReport)
 	mux.HandleFunc("GET "+wire.PathStats, func(w http.ResponseWriter, _ *http.Request) { wire.WriteJSON(w, c.Stats()) })
+	c.accountRoutes(mux)
 	return mux
 }
 
@@ -188,6 +190,14 @@ func (c *Coordinator) handlePublish(w http.ResponseWriter, r *http.Request) {
 		manifests[i] = m
 		recs[i] = VideoRecord{ID: m.ID().String(), Manifest: pv.Manifest, Key: pv.Key, Origin: req.OriginID}
 	}
+	if c.store != nil {
+		for i, m := range manifests {
+			if err := c.registerTerms(r, m); err != nil {
+				wire.WriteError(w, http.StatusInternalServerError, "publish: store terms of video %s: %v", recs[i].ID, err)
+				return
+			}
+		}
+	}
 	for _, rec := range recs {
 		if err := c.db.PutVideo(r.Context(), rec); err != nil {
 			wire.WriteError(w, http.StatusInternalServerError, "publish: store video %s: %v", rec.ID, err)
@@ -247,7 +257,14 @@ func (c *Coordinator) handleKey(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if c.cfg.AuthorizeKey != nil {
+	if c.store != nil {
+		if err := c.authorizeKey(r, v.m.ID()); err != nil {
+			c.metrics.keys.WithLabelValues("refused").Inc()
+			c.writeStoreErr(w, err)
+			return
+		}
+		c.metrics.keys.WithLabelValues("ok").Inc()
+	} else if c.cfg.AuthorizeKey != nil {
 		if err := c.cfg.AuthorizeKey(r, v.id); err != nil {
 			wire.WriteError(w, http.StatusForbidden, "key for video %s: %v", v.id, err)
 			return
@@ -276,6 +293,15 @@ func (c *Coordinator) handleLookup(w http.ResponseWriter, r *http.Request) {
 	if err := c.lookup(&req, sc, sc.render); err != nil {
 		writeErr(w, err)
 		return
+	}
+	if len(sc.edges) > 0 {
+		// Limits are an addition: a store error costs the viewer its
+		// payability for this lookup, never the lookup itself.
+		limits, err := c.orderLimits(r.Context(), req.ViewerID, req.Video, sc.edges)
+		if err != nil {
+			c.log.Warn("lookup: order limits", "viewer", req.ViewerID, "err", err)
+		}
+		sc.buf = appendLimits(sc.buf, limits)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(sc.buf)
@@ -323,6 +349,9 @@ func (c *Coordinator) judgeBadShard(ctx context.Context, rep *wire.BadShardRepor
 	}
 	if rep.Shard < 0 || rep.Shard >= v.m.Params.NMax {
 		return "", "", badRequest("bad-shard report: shard index %d outside 0..%d", rep.Shard, v.m.Params.NMax-1)
+	}
+	if rep.Receipt != nil {
+		return c.judgeReceipt(ctx, rep, v)
 	}
 	verdict, detail = verdictConfirmed, ""
 	msg, err := content.DecodeShardMessage(rep.Evidence)
@@ -403,4 +432,55 @@ func sortVideos(vs []wire.VideoInfo) {
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+}
+
+// judgeReceipt checks a bad-shard report that carries the edge's signed
+// receipt. A conclusive proof (wire.ProveBadShard) disqualifies the edge in
+// the store at once and bans it from lookups; a receipt that does not
+// verify (forged, other bytes, other shard) is refused and changes nothing.
+func (c *Coordinator) judgeReceipt(ctx context.Context, rep *wire.BadShardReport, v *video) (verdict, detail string, err error) {
+	rc := rep.Receipt
+	if rc.Edge != rep.Node {
+		return "", "", badRequest("bad-shard report: receipt is signed for edge %q, report accuses %q", rc.Edge, rep.Node)
+	}
+	if rc.Video != rep.Video || rc.Rendition != rep.Rendition || rc.Segment != rep.Segment || rc.Shard != rep.Shard {
+		return "", "", badRequest("bad-shard report: receipt names %s/%d/%d/%d, report names %s/%d/%d/%d",
+			rc.Video, rc.Rendition, rc.Segment, rc.Shard, rep.Video, rep.Rendition, rep.Segment, rep.Shard)
+	}
+	msg, err := content.DecodeShardMessage(rep.Evidence)
+	if err != nil {
+		return "", "", badRequest("bad-shard report: evidence is not a shard message (%v); a receipt covers a decodable shard's bytes", err)
+	}
+	if msg.Video.String() != rep.Video || msg.Rendition != rep.Rendition || msg.Segment != rep.Segment || msg.Index != rep.Shard {
+		return "", "", badRequest("bad-shard report: evidence is shard %s/%d/%d/%d, not the reported one", msg.Video, msg.Rendition, msg.Segment, msg.Index)
+	}
+	switch err := wire.ProveBadShard(v.m, rc, msg.Shard); {
+	case errors.Is(err, wire.ErrShardIsGood):
+		return verdictFalse, "the evidence verifies against the manifest", nil
+	case err != nil:
+		return "", "", badRequest("bad-shard report: the receipt proves nothing: %v", err)
+	}
+	detail = fmt.Sprintf("signed receipt for %s/%d/%d/%d over bytes that fail verification", rep.Video, rep.Rendition, rep.Segment, rep.Shard)
+	now := c.cfg.Now()
+	if c.store != nil {
+		if _, err := c.store.RecordBadShard(ctx, rep.Node, detail, now); err != nil {
+			return "", "", err
+		}
+		c.metrics.disqualified.WithLabelValues("bad_shard_proof").Inc()
+	}
+	if err := c.banNode(ctx, rep.Node, "proven bad shard: "+detail, now); err != nil {
+		return "", "", err
+	}
+	return verdictProven, detail, nil
+}
+
+// banNode persists a ban and removes the node from lookups and placement.
+func (c *Coordinator) banNode(ctx context.Context, node wire.NodeID, reason string, now time.Time) error {
+	if err := c.db.PutBan(ctx, BanRecord{Node: node, Reason: reason, At: now}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.st.ban(node, reason)
+	c.mu.Unlock()
+	return nil
 }

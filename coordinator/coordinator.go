@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -37,8 +40,43 @@ type Config struct {
 	// DB holds durable state (catalogue, keys, bans); nil means in memory.
 	DB DB
 	// AuthorizeKey decides whether the request may have video's content
-	// key. nil lets everyone: entitlement (accounts, points) comes later.
+	// key when Store is nil. nil lets everyone. With a Store, the key goes
+	// only to authenticated accounts entitled to the video.
 	AuthorizeKey func(r *http.Request, video string) error
+
+	// Store holds accounts, points, settlements, reputation and audits,
+	// and (through coordinatordb.Catalogue) the catalogue and bans, so they
+	// survive a restart; it must also implement coordinatordb.Catalogue
+	// (*coordinatordb.DB does). nil means no accounts and no points: the
+	// coordinator behaves as before (keys per AuthorizeKey, no limits in
+	// lookups, no audits). With a Store, DB defaults to NewStoreDB.
+	Store coordinatordb.Store
+	// Identity signs order limits. Its public key must be among the
+	// store's coordinatordb.Config.CoordinatorKeys for settlement to
+	// accept them. Zero: a fresh key (tests).
+	Identity identity.Identity
+	// DefaultPrice is the price in points of a newly published video
+	// (0 = free); admins change it per video.
+	DefaultPrice int64
+	// LimitMaxBytes caps one order limit (one viewer, one edge, one
+	// video); default 64 MiB, and never more than the video's playback budget.
+	LimitMaxBytes int64
+	// LimitTTL is an order limit's lifetime; default 15 min. A cached limit
+	// is reused until LimitTTL/5 before it expires.
+	LimitTTL time.Duration
+	// AuditInterval is the audit chore's period; default 30 s; negative
+	// disables the loop (tests drive AuditRound directly).
+	AuditInterval time.Duration
+	// AuditEdgesPerRound is how many random alive edges each audit round
+	// challenges; default 4.
+	AuditEdgesPerRound int
+	// AuditTimeout bounds one audit fetch; default 15 s (Storj's minimum).
+	AuditTimeout time.Duration
+	// UptimeInterval is how often the liveness sweep records every edge's
+	// up/down in the store's uptime reputation; default 10 min.
+	UptimeInterval time.Duration
+	// HTTPClient fetches audit shards; default wire.NewHTTPClient().
+	HTTPClient *http.Client
 }
 
 // Coordinator is the control plane of one Swarmcast network. Its methods
@@ -70,6 +108,16 @@ type Coordinator struct {
 	plays  PlayAggregates
 
 	scratch sync.Pool // *lookupScratch
+
+	// Accounts, points and proofs (nil store: all disabled).
+	store   coordinatordb.Store
+	cat     coordinatordb.Catalogue
+	csrfKey []byte // HMAC key deriving a session's CSRF token
+	limits  *limitCache
+	audit   *AuditChore
+
+	uptimeMu   sync.Mutex
+	lastUptime time.Time
 }
 
 // PlayAggregates sums the play reports received.
@@ -89,6 +137,7 @@ type lookupScratch struct {
 	res    lookupResult
 	buf    []byte
 	render func(*lookupResult) // renders res into buf, allocated once per scratch
+	edges  []wire.NodeID       // distinct edges of the last result, when limits are wanted
 }
 
 // New builds a coordinator and loads its durable state from cfg.DB.
@@ -111,8 +160,46 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = httpserve.NewRegistry()
 	}
+	var cat coordinatordb.Catalogue
+	if cfg.Store != nil {
+		var ok bool
+		if cat, ok = cfg.Store.(coordinatordb.Catalogue); !ok {
+			return nil, fmt.Errorf("coordinator: Store %T does not implement coordinatordb.Catalogue", cfg.Store)
+		}
+		if cfg.Identity.Key == nil {
+			cfg.Identity = identity.New()
+		}
+		if cfg.DB == nil {
+			sdb, err := NewStoreDB(context.Background(), cat, cfg.Now)
+			if err != nil {
+				return nil, err
+			}
+			cfg.DB = sdb
+		}
+	}
 	if cfg.DB == nil {
 		cfg.DB = NewMemDB()
+	}
+	if cfg.LimitMaxBytes <= 0 {
+		cfg.LimitMaxBytes = 64 << 20
+	}
+	if cfg.LimitTTL <= 0 {
+		cfg.LimitTTL = 15 * time.Minute
+	}
+	if cfg.AuditInterval == 0 {
+		cfg.AuditInterval = 30 * time.Second
+	}
+	if cfg.AuditEdgesPerRound <= 0 {
+		cfg.AuditEdgesPerRound = 4
+	}
+	if cfg.AuditTimeout <= 0 {
+		cfg.AuditTimeout = 15 * time.Second
+	}
+	if cfg.UptimeInterval <= 0 {
+		cfg.UptimeInterval = 10 * time.Minute
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = wire.NewHTTPClient()
 	}
 	rng := rand.New(rand.NewSource(cfg.Seed))
 	c := &Coordinator{
@@ -124,6 +211,16 @@ func New(cfg Config) (*Coordinator, error) {
 		demand:     NewDemandTracker(cfg.DemandHalfLife, cfg.Now()),
 		placer:     NewPlacer(rng.Int63()),
 		lookupSeed: rng.Uint64(),
+		store:      cfg.Store,
+		cat:        cat,
+	}
+	if cfg.Store != nil {
+		// The CSRF key derives from the coordinator's identity, so tokens
+		// handed out at login stay valid across restarts.
+		k := sha256.Sum256(append([]byte("swarmcast csrf v1\x00"), cfg.Identity.Key.Seed()...))
+		c.csrfKey = k[:]
+		c.limits = newLimitCache()
+		c.audit = newAuditChore(c, rng.Int63())
 	}
 	c.scratch.New = func() any {
 		sc := new(lookupScratch)
@@ -161,12 +258,33 @@ func (c *Coordinator) load(ctx context.Context) error {
 	for _, b := range bans {
 		c.st.ban(b.Node, b.Reason)
 	}
+	if c.store != nil {
+		// Disqualification is the store's verdict; a ban written before a
+		// crash could be missing, so the store's list is applied as well.
+		dq, err := c.store.DisqualifiedEdges(ctx)
+		if err != nil {
+			return fmt.Errorf("load disqualified edges: %w", err)
+		}
+		for _, s := range dq {
+			c.st.ban(s.Node, "disqualified: "+s.DisqualifyReason)
+		}
+	}
 	return nil
 }
 
-// Run does the periodic chores (liveness sweep, placement) until ctx is
-// done. It starts no other goroutine.
+// Run does the periodic chores (liveness sweep, placement and, with a
+// Store, audits) until ctx is done. It returns after the audit chore's
+// goroutine, its only other goroutine, has exited.
 func (c *Coordinator) Run(ctx context.Context) error {
+	if c.audit != nil && c.cfg.AuditInterval > 0 {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.audit.Run(ctx, c.cfg.AuditInterval)
+		}()
+		defer wg.Wait()
+	}
 	sweep := time.NewTicker(c.cfg.HeartbeatInterval)
 	defer sweep.Stop()
 	place := time.NewTicker(c.cfg.PlacementInterval)
@@ -196,6 +314,10 @@ func (c *Coordinator) Sweep() {
 		if err := c.db.DeleteNode(context.Background(), n.id); err != nil {
 			c.log.Warn("sweep: delete node record", "node", n.id, "err", err)
 		}
+	}
+	if c.store != nil {
+		c.recordUptime(now, gone)
+		c.limits.prune(now)
 	}
 }
 
@@ -305,7 +427,17 @@ func (c *Coordinator) Lookup(req wire.LookupRequest) (wire.LookupResponse, error
 	defer c.scratch.Put(sc)
 	var resp wire.LookupResponse
 	err := c.lookup(&req, sc, func(res *lookupResult) { resp = res.response() })
-	return resp, err
+	if err != nil {
+		return resp, err
+	}
+	limits, err := c.orderLimits(context.Background(), req.ViewerID, req.Video, sc.edges)
+	if err != nil {
+		c.log.Warn("lookup: order limits", "viewer", req.ViewerID, "err", err)
+	}
+	for _, l := range limits {
+		resp.Limits = append(resp.Limits, l.limit)
+	}
+	return resp, nil
 }
 
 // lookup runs one lookup into sc.res, hands it to render while the read
@@ -315,8 +447,12 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 	tiebreak := splitmix64(c.lookupSeed + c.lookupSeq.Add(1))
 	c.mu.RLock()
 	err := c.st.lookup(req, now, tiebreak, &sc.res)
+	sc.edges = sc.edges[:0]
 	if err == nil {
 		render(&sc.res)
+		if c.store != nil && req.ViewerID != "" {
+			sc.edges = sc.res.collectEdges(sc.edges)
+		}
 	}
 	c.mu.RUnlock()
 	segments := len(sc.res.segments)

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"os/signal"
 	"syscall"
 	"time"
@@ -13,7 +17,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/swarmcast/swarmcast/coordinator"
+	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/internal/identity"
 )
 
 func init() { subcommands = append(subcommands, newCoordinatorCommand) }
@@ -25,6 +31,12 @@ func newCoordinatorCommand() *cobra.Command {
 		placement         time.Duration
 		halfLife          time.Duration
 		seed              int64
+		dsn, identityPath string
+		admin             string
+		defaultPrice      int64
+		pointsPerMB       int64
+		auditInterval     time.Duration
+		initialAlpha      float64
 	)
 	cmd := &cobra.Command{
 		Use:   "coordinator",
@@ -40,12 +52,48 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			if seed == 0 {
 				seed = time.Now().UnixNano()
 			}
+			if identityPath == "" {
+				identityPath = defaultIdentityPath(dsn)
+			}
+			id, err := identity.LoadOrCreate(identityPath)
+			if err != nil {
+				return fmt.Errorf("coordinator identity: %w", err)
+			}
+			store, err := coordinatordb.OpenConfig(ctx, dsn, coordinatordb.Config{
+				CoordinatorKeys: []ed25519.PublicKey{id.Key.Public().(ed25519.PublicKey)},
+				PointsPerMB:     pointsPerMB,
+				// Storj seeds a new node's audit reputation with alpha 1000 =
+				// 1/(1-lambda): one failure costs 0.1% of the score and a
+				// node failing every audit is disqualified after 41. The
+				// store's own default (1) would disqualify on the first failure.
+				Reputation: coordinatordb.ReputationConfig{InitialAlpha: initialAlpha},
+			})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			log.Info("coordinator store open", "dialect", store.Dialect(), "identity", id.ID)
+			if admin != "" {
+				user, pass, ok := strings.Cut(admin, ":")
+				if !ok {
+					return errors.New("--admin: want USER:PASSWORD")
+				}
+				a, err := coordinator.BootstrapAdmin(ctx, store, user, pass, time.Now())
+				if err != nil {
+					return err
+				}
+				log.Info("admin account ready", "username", a.Username, "id", a.ID)
+			}
 			c, err := coordinator.New(coordinator.Config{
 				HeartbeatInterval: heartbeat,
 				PlacementInterval: placement,
 				DemandHalfLife:    halfLife,
 				Seed:              seed,
 				Log:               log,
+				Store:             store,
+				Identity:          id,
+				DefaultPrice:      defaultPrice,
+				AuditInterval:     auditInterval,
 			})
 			if err != nil {
 				return err
@@ -76,5 +124,21 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 	cmd.Flags().DurationVar(&placement, "placement-interval", 2*time.Second, "how often placement recomputes directives")
 	cmd.Flags().DurationVar(&halfLife, "demand-half-life", 60*time.Second, "half-life of per-segment demand")
 	cmd.Flags().Int64Var(&seed, "seed", 0, "seed for placement and ranking tie-breaks (0: random)")
+	cmd.Flags().StringVar(&dsn, "db", "sqlite:swarmcast-coordinator.db", "durable store: sqlite:PATH or postgres://USER:PASS@HOST/DB (accounts, points, settlements, reputation, catalogue, bans)")
+	cmd.Flags().StringVar(&identityPath, "identity", "", "file holding the coordinator's signing key for order limits, created if missing (default: next to the SQLite file, or ./coordinator.key)")
+	cmd.Flags().StringVar(&admin, "admin", "", "USER:PASSWORD: create this account if needed and make it an admin at start")
+	cmd.Flags().Int64Var(&defaultPrice, "default-price", 0, "price in points of newly published videos (0 = free)")
+	cmd.Flags().Int64Var(&pointsPerMB, "points-per-mb", 10, "points credited to an edge per settled 1,000,000 bytes")
+	cmd.Flags().DurationVar(&auditInterval, "audit-interval", 30*time.Second, "how often the audit chore challenges random edges (negative: off)")
+	cmd.Flags().Float64Var(&initialAlpha, "reputation-initial-alpha", 1000, "audit reputation seed of a new edge (Storj: 1000; 1 disqualifies on the first failed audit)")
 	return cmd
+}
+
+// defaultIdentityPath puts the key next to a SQLite database file, else in
+// the working directory.
+func defaultIdentityPath(dsn string) string {
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok && path != "" {
+		return filepath.Join(filepath.Dir(path), "coordinator.key")
+	}
+	return "coordinator.key"
 }

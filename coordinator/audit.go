@@ -1,0 +1,388 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// Proof of storage. Each round the chore picks random alive edges and, for
+// each, a random shard the edge claims to hold (its heartbeat inventory) and
+// a random byte range of that shard's data. The challenge is stored first
+// (coordinatordb.CreateAudit: an edge in containment gets its open challenge
+// again, so timing out never buys a fresh, easier question); then the
+// coordinator fetches the WHOLE shard with the same plain GET on
+// wire.ShardURL a viewer uses. Nothing marks the request as an audit (no
+// header, no special route, a whole shard rather than a range), so an edge
+// cannot serve audits differently from viewers: to pass audits it must
+// answer every request for shards it claims. The answer passes if it
+// decodes as the named shard, verifies against the signed manifest
+// (content.VerifyShard), and its challenged byte range equals the origin's
+// bytes of the same shard. A 4xx or wrong bytes is a failure; no answer
+// within AuditTimeout (or a 5xx) is a timeout, which puts the edge in
+// containment and re-asks the same challenge, up to
+// coordinatordb.MaxAuditAttempts times before it counts as a failure. The
+// store's beta reputation disqualifies below 0.96.
+//
+// How fast is a dropper caught? With the default reputation seed
+// (InitialAlpha 1000 = 1/(1-λ), λ 0.999, Storj's values) alpha+beta stays
+// 1000, so the score after n audits is 0.999^n·1 + Σ decayed outcomes and
+// an edge failing every audit is disqualified after exactly 41 failures
+// (0.999^41 < 0.96 < 0.999^40). An edge that dropped a fraction p of the
+// shards it claims fails each audit with probability p: its first failure
+// comes after 1/p audits on average (10 for p = 10%), and its expected
+// score after n audits is (1-p) + p·0.999^n, which crosses 0.96 when
+// 0.999^n < 1 - 0.04/p: n ≈ 511 audits for p = 10% (about 4 h of rounds
+// at 30 s if it is audited every round), and never for p < 4% (such an
+// edge keeps serving most requests; viewers route around its misses).
+//
+// An edge that keeps nothing and fetches each requested shard from the
+// origin on demand passes audits (it returns the right bytes), but gains
+// nothing: since audits are indistinguishable from viewer requests it must
+// do the same for every viewer request, so every byte it serves first
+// costs the origin a byte. Such an edge offloads nothing, and it pays for
+// the origin's egress with its own download. It is also slower. Its
+// first-byte latency includes an origin round trip, so ranking by measured
+// speed moves demand away from it. Settlement pays only bytes that viewers
+// signed for, which never exceed what it fetched from the origin. An edge
+// would gain only if origin fetches were free and unaccounted. The next
+// step is to meter origin egress per edge: an edge whose origin pulls
+// track its served bytes is a proxy, and it should lose its placement
+// weight.
+type AuditChore struct {
+	c *Coordinator
+
+	roundMu sync.Mutex // one round at a time
+	rng     *rand.Rand // guarded by roundMu
+
+	cacheMu sync.Mutex
+	origin  map[originKey]originBytes
+}
+
+// originCacheTTL is how long the origin's bytes of an audited shard are
+// kept (the same shard is re-asked while an edge is contained).
+const originCacheTTL = 2 * time.Minute
+
+// maxOriginCache bounds the origin-bytes cache (entries, one shard each).
+const maxOriginCache = 256
+
+type originKey struct {
+	video                      string
+	rendition, segment, shard int
+}
+
+type originBytes struct {
+	data  []byte
+	until time.Time
+}
+
+func newAuditChore(c *Coordinator, seed int64) *AuditChore {
+	return &AuditChore{c: c, rng: rand.New(rand.NewSource(seed)), origin: make(map[originKey]originBytes)}
+}
+
+// Run runs a round every interval until ctx is done.
+func (a *AuditChore) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.Round(ctx)
+		}
+	}
+}
+
+// AuditResult is one audit asked in a round.
+type AuditResult struct {
+	Edge    wire.NodeID
+	AuditID int64
+	Outcome coordinatordb.AuditOutcome
+	Detail  string
+	State   coordinatordb.AuditState
+	Status  coordinatordb.EdgeStatus
+}
+
+// AuditRound runs one audit round now (tests drive the chore with it); nil
+// when the coordinator has no Store.
+func (c *Coordinator) AuditRound(ctx context.Context) []AuditResult {
+	if c.audit == nil {
+		return nil
+	}
+	return c.audit.Round(ctx)
+}
+
+// auditTarget is a chosen challenge and where to ask it.
+type auditTarget struct {
+	addr string
+	ch   coordinatordb.Challenge
+}
+
+// pickAudits is the sans-IO choice of one round: up to n random alive,
+// unbanned edges, each with a random shard from its inventory (of a video
+// in the catalogue) and a random byte range inside that shard's data.
+func (s *state) pickAudits(now time.Time, rng *rand.Rand, n int) []auditTarget {
+	var edges []*node
+	for _, nd := range s.nodes {
+		if nd.role == wire.RoleEdge && s.alive(nd, now) && nd.shards > 0 {
+			edges = append(edges, nd)
+		}
+	}
+	slices.SortFunc(edges, func(a, b *node) int { return strings.Compare(string(a.id), string(b.id)) })
+	rng.Shuffle(len(edges), func(i, j int) { edges[i], edges[j] = edges[j], edges[i] })
+	var out []auditTarget
+	for _, nd := range edges {
+		if len(out) == n {
+			break
+		}
+		keys := make([]SegmentKey, 0, len(nd.inventory))
+		for k := range nd.inventory {
+			if v := s.videos[k.Video]; v != nil {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		slices.SortFunc(keys, compareKeys)
+		key := keys[rng.Intn(len(keys))]
+		shards := nd.inventory[key].Indices()
+		v := s.videos[key.Video]
+		seg, err := v.m.Segment(key.Rendition, key.Segment)
+		if err != nil || len(shards) == 0 {
+			continue
+		}
+		size := int64(v.m.Params.ShardSize(int(seg.Size)))
+		if size <= 0 {
+			continue
+		}
+		length := 1 + rng.Int63n(min(size, 4096))
+		out = append(out, auditTarget{addr: nd.addr, ch: coordinatordb.Challenge{
+			Edge: nd.id, Video: key.Video, Rendition: key.Rendition, Segment: key.Segment,
+			Shard: shards[rng.Intn(len(shards))], Offset: rng.Int63n(size - length + 1), Length: length,
+		}})
+	}
+	return out
+}
+
+// Round asks one challenge of up to AuditEdgesPerRound edges, in parallel,
+// and records the outcomes. It returns when every fetch has finished.
+func (a *AuditChore) Round(ctx context.Context) []AuditResult {
+	a.roundMu.Lock()
+	defer a.roundMu.Unlock()
+	c := a.c
+	now := c.cfg.Now()
+	c.mu.RLock()
+	targets := c.st.pickAudits(now, a.rng, c.cfg.AuditEdgesPerRound)
+	c.mu.RUnlock()
+	results := make([]AuditResult, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = a.audit(ctx, t)
+		}()
+	}
+	wg.Wait()
+	out := results[:0]
+	for _, r := range results {
+		if r.AuditID != 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// audit asks one challenge and records the outcome; a zero AuditID means
+// nothing was recorded (store error, or the round was cancelled).
+func (a *AuditChore) audit(ctx context.Context, t auditTarget) AuditResult {
+	c := a.c
+	res := AuditResult{Edge: t.ch.Edge}
+	au, err := c.store.CreateAudit(ctx, t.ch, c.cfg.Now())
+	if err != nil {
+		c.log.Warn("audit: create challenge", "edge", t.ch.Edge, "err", err)
+		return res
+	}
+	c.mu.RLock()
+	v := c.st.videos[au.Video]
+	c.mu.RUnlock()
+	if v == nil {
+		return res // a contained challenge of a video no longer listed
+	}
+	outcome, detail := a.ask(ctx, t.addr, au, v.m)
+	if ctx.Err() != nil {
+		return res // we were stopped; the edge did nothing wrong
+	}
+	au, st, err := c.store.RecordAuditOutcome(ctx, au.ID, outcome, c.cfg.Now())
+	if err != nil {
+		c.log.Warn("audit: record outcome", "edge", t.ch.Edge, "audit", au.ID, "err", err)
+		return res
+	}
+	c.metrics.audits.WithLabelValues(string(outcome)).Inc()
+	log := c.log.With("edge", t.ch.Edge, "audit", au.ID, "outcome", outcome, "state", au.State, "attempts", au.Attempts,
+		"video", au.Video, "rendition", au.Rendition, "segment", au.Segment, "shard", au.Shard, "score", st.Audit.Score())
+	if outcome == coordinatordb.OutcomePassed {
+		log.Debug("audit")
+	} else {
+		log.Warn("audit", "detail", detail)
+	}
+	if st.Disqualified {
+		c.mu.RLock()
+		_, banned := c.st.banned[t.ch.Edge]
+		c.mu.RUnlock()
+		if !banned {
+			c.metrics.disqualified.WithLabelValues("audit").Inc()
+			c.log.Warn("edge disqualified", "edge", t.ch.Edge, "reason", st.DisqualifyReason, "score", st.Audit.Score())
+			if err := c.banNode(ctx, t.ch.Edge, "disqualified: "+st.DisqualifyReason, c.cfg.Now()); err != nil {
+				c.log.Warn("audit: ban", "edge", t.ch.Edge, "err", err)
+			}
+		}
+	}
+	return AuditResult{Edge: t.ch.Edge, AuditID: au.ID, Outcome: outcome, Detail: detail, State: au.State, Status: st}
+}
+
+// ask fetches the challenged shard from the edge and judges it.
+func (a *AuditChore) ask(ctx context.Context, addr string, au coordinatordb.Audit, m *content.Manifest) (coordinatordb.AuditOutcome, string) {
+	seg, err := m.Segment(au.Rendition, au.Segment)
+	if err != nil {
+		return coordinatordb.OutcomeFailed, err.Error()
+	}
+	maxBytes := 2*int64(m.Params.ShardSize(int(seg.Size))) + 64<<10 // shard data plus its proof and header
+	fctx, cancel := context.WithTimeout(ctx, a.c.cfg.AuditTimeout)
+	defer cancel()
+	// A plain viewer GET: see the AuditChore doc.
+	body, _, err := wire.FetchShard(fctx, a.c.cfg.HTTPClient, addr, au.Video, au.Rendition, au.Segment, au.Shard, maxBytes)
+	if err != nil {
+		// A 4xx is an answer ("not held", "bad request"): failed. A 5xx,
+		// a refused connection or no answer in time means offline or
+		// overloaded: timeout, so containment re-asks the same question.
+		var ae *wire.APIError
+		if errors.As(err, &ae) && ae.Status < 500 {
+			return coordinatordb.OutcomeFailed, fmt.Sprintf("edge answered %d: %s", ae.Status, ae.Message)
+		}
+		return coordinatordb.OutcomeTimeout, err.Error()
+	}
+	msg, err := content.DecodeShardMessage(body)
+	if err != nil {
+		return coordinatordb.OutcomeFailed, "answer is not a shard message: " + err.Error()
+	}
+	if msg.Video.String() != au.Video || msg.Rendition != au.Rendition || msg.Segment != au.Segment || msg.Index != au.Shard {
+		return coordinatordb.OutcomeFailed, "answer is another shard than the one asked"
+	}
+	if err := content.VerifyShard(m, au.Rendition, au.Segment, msg.Shard); err != nil {
+		return coordinatordb.OutcomeFailed, "shard fails verification: " + err.Error()
+	}
+	end := au.Offset + au.Length
+	if int64(len(msg.Data)) < end {
+		return coordinatordb.OutcomeFailed, fmt.Sprintf("shard data is %d bytes, challenge reads [%d,%d)", len(msg.Data), au.Offset, end)
+	}
+	if ref, ok := a.originShard(ctx, au); ok {
+		if int64(len(ref)) < end || !bytes.Equal(ref[au.Offset:end], msg.Data[au.Offset:end]) {
+			return coordinatordb.OutcomeFailed, fmt.Sprintf("bytes [%d,%d) differ from the origin's", au.Offset, end)
+		}
+	}
+	return coordinatordb.OutcomePassed, ""
+}
+
+// originShard returns the origin's data of the audited shard, from a
+// short-lived cache or an alive origin; ok is false when no origin answers
+// (the verdict then rests on content.VerifyShard alone, which is already
+// conclusive: the manifest is signed).
+func (a *AuditChore) originShard(ctx context.Context, au coordinatordb.Audit) ([]byte, bool) {
+	key := originKey{au.Video, au.Rendition, au.Segment, au.Shard}
+	now := a.c.cfg.Now()
+	a.cacheMu.Lock()
+	ob, ok := a.origin[key]
+	a.cacheMu.Unlock()
+	if ok && now.Before(ob.until) {
+		return ob.data, true
+	}
+	a.c.mu.RLock()
+	var addrs []string
+	for _, o := range a.c.st.origins {
+		if a.c.st.alive(o, now) {
+			addrs = append(addrs, o.addr)
+		}
+	}
+	a.c.mu.RUnlock()
+	for _, addr := range addrs {
+		fctx, cancel := context.WithTimeout(ctx, a.c.cfg.AuditTimeout)
+		body, _, err := wire.FetchShard(fctx, a.c.cfg.HTTPClient, addr, au.Video, au.Rendition, au.Segment, au.Shard, 64<<20)
+		cancel()
+		if err != nil {
+			a.c.log.Debug("audit: origin shard", "origin", addr, "err", err)
+			continue
+		}
+		msg, err := content.DecodeShardMessage(body)
+		if err != nil || msg.Index != au.Shard {
+			continue
+		}
+		a.cacheMu.Lock()
+		if len(a.origin) >= maxOriginCache {
+			for k, v := range a.origin {
+				if !now.Before(v.until) || len(a.origin) >= maxOriginCache {
+					delete(a.origin, k)
+				}
+			}
+		}
+		a.origin[key] = originBytes{data: msg.Data, until: now.Add(originCacheTTL)}
+		a.cacheMu.Unlock()
+		return msg.Data, true
+	}
+	return nil, false
+}
+
+// recordUptime writes each edge's up/down into the store's uptime
+// reputation every UptimeInterval (not every heartbeat: one row update per
+// edge per interval). gone lists nodes the sweep just dropped.
+func (c *Coordinator) recordUptime(now time.Time, gone []*node) {
+	c.uptimeMu.Lock()
+	if c.lastUptime.IsZero() {
+		c.lastUptime = now
+	}
+	due := now.Sub(c.lastUptime) >= c.cfg.UptimeInterval
+	if due {
+		c.lastUptime = now
+	}
+	c.uptimeMu.Unlock()
+	if !due {
+		return
+	}
+	obs := make(map[wire.NodeID]bool)
+	c.mu.RLock()
+	for _, n := range c.st.nodes {
+		if n.role == wire.RoleEdge && !n.banned {
+			obs[n.id] = c.st.alive(n, now)
+		}
+	}
+	c.mu.RUnlock()
+	for _, n := range gone {
+		if n.role == wire.RoleEdge && !n.banned {
+			obs[n.id] = false
+		}
+	}
+	ctx := context.Background()
+	for id, up := range obs {
+		if _, err := c.store.RecordUptime(ctx, id, up, now); err != nil {
+			c.log.Warn("uptime: record", "edge", id, "err", err)
+			continue
+		}
+		state := "down"
+		if up {
+			state = "up"
+		}
+		c.metrics.uptimeChecks.WithLabelValues(state).Inc()
+	}
+}

@@ -1,0 +1,204 @@
+package coordinator
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// handleSettle turns an edge's (limit, order) pairs into points. Only the
+// edge's own API token may settle, and only for itself: a batch naming
+// another edge is refused before any signature work.
+func (c *Coordinator) handleSettle(w http.ResponseWriter, r *http.Request, who *caller) {
+	if who.edge == "" {
+		wire.WriteError(w, http.StatusForbidden, "settle: authenticate with the edge's API token (POST %s), not a login session", wire.PathBindEdge)
+		return
+	}
+	var b wire.SettlementBatch
+	if !wire.DecodeJSON(w, r, &b) {
+		return
+	}
+	if b.Edge != who.edge {
+		c.metrics.settlements.WithLabelValues("wrong_edge").Inc()
+		wire.WriteError(w, http.StatusForbidden, "settle: batch names edge %q but the API token belongs to edge %s", b.Edge, who.edge)
+		return
+	}
+	if err := coordinatordb.ValidateBatch(&b); err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "settle: %v", err)
+		return
+	}
+	res, err := c.store.Settle(r.Context(), &b, c.cfg.Now())
+	if err != nil {
+		c.writeStoreErr(w, err)
+		return
+	}
+	out := wire.SettlementResult{
+		BatchID: res.BatchID, Accepted: res.Accepted, SettledBytes: res.AcceptedBytes,
+		CreditedPoint: res.CreditedPoints, FrozenPoints: res.FrozenPoints, FrozenReason: res.FrozenReason,
+		Replayed: res.Replayed,
+	}
+	if len(res.Rejected) > 0 {
+		out.Rejected = make(map[string]int, len(res.Rejected))
+		for reason, n := range res.Rejected {
+			out.Rejected[string(reason)] = n
+		}
+	}
+	if res.Replayed {
+		c.metrics.settlements.WithLabelValues("replayed").Inc()
+	} else {
+		c.metrics.settlements.WithLabelValues("settled").Inc()
+		for reason, n := range res.Rejected {
+			c.metrics.rejections.WithLabelValues(string(reason)).Add(float64(n))
+		}
+		c.metrics.settledBytes.Add(float64(res.AcceptedBytes))
+		c.metrics.creditedPoints.Add(float64(res.CreditedPoints))
+		c.metrics.frozenPoints.Add(float64(res.FrozenPoints))
+	}
+	c.log.Info("settlement", "edge", b.Edge, "batch", b.ID, "pairs", len(b.Pairs), "accepted", res.Accepted,
+		"bytes", res.AcceptedBytes, "credited", res.CreditedPoints, "frozen", res.FrozenPoints, "replayed", res.Replayed, "rejected", out.Rejected)
+	wire.WriteJSON(w, out)
+}
+
+func (c *Coordinator) handleRejections(w http.ResponseWriter, r *http.Request, _ *caller) {
+	counts, err := c.store.RejectionCounts(r.Context())
+	if err != nil {
+		c.writeStoreErr(w, err)
+		return
+	}
+	out := make(map[string]int64, len(coordinatordb.Reasons))
+	for _, reason := range coordinatordb.Reasons {
+		out[string(reason)] = counts[reason]
+	}
+	wire.WriteJSON(w, out)
+}
+
+// ownsEdge reports whether who may see node's standing and flows.
+func (c *Coordinator) ownsEdge(r *http.Request, who *caller, node wire.NodeID) (bool, error) {
+	if who.admin() || who.edge == node {
+		return true, nil
+	}
+	owner, err := c.store.EdgeAccount(r.Context(), node)
+	if errors.Is(err, coordinatordb.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return owner.ID == who.acct.ID, nil
+}
+
+func (c *Coordinator) handleEdgeStatus(w http.ResponseWriter, r *http.Request, who *caller) {
+	node := wire.NodeID(r.PathValue("node"))
+	if err := checkNodeID(node); err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "edge status: %v", err)
+		return
+	}
+	ok, err := c.ownsEdge(r, who, node)
+	if err != nil {
+		c.writeStoreErr(w, err)
+		return
+	}
+	if !ok {
+		wire.WriteError(w, http.StatusForbidden, "edge status: edge %s is not bound to your account", node)
+		return
+	}
+	ctx := r.Context()
+	st, err := c.store.EdgeReputation(ctx, node)
+	if err != nil {
+		c.writeStoreErr(w, err)
+		return
+	}
+	tally, err := c.cat.AuditTally(ctx, node)
+	if err != nil {
+		c.writeStoreErr(w, err)
+		return
+	}
+	credited, frozen, err := c.store.EdgeEarnings(ctx, node)
+	if err != nil {
+		c.writeStoreErr(w, err)
+		return
+	}
+	wire.WriteJSON(w, wire.EdgeStatusInfo{
+		NodeID: node, Reputation: st.Audit.Score(), Alpha: st.Audit.Alpha, Beta: st.Audit.Beta,
+		AuditsPassed: tally.Passed, AuditsFailed: tally.Failed, Contained: tally.Contained,
+		Disqualified: st.Disqualified, DisqualifiedAt: st.DisqualifiedAt, DisqualifiedReason: st.DisqualifyReason,
+		CreditedPoints: credited, FrozenPoints: frozen,
+	})
+}
+
+// handleFlows lists settled flows to a viewer key (its owner or an admin)
+// or from an edge (its owner or an admin).
+func (c *Coordinator) handleFlows(w http.ResponseWriter, r *http.Request, who *caller) {
+	q := r.URL.Query()
+	viewer, edge := wire.NodeID(q.Get("viewer")), wire.NodeID(q.Get("edge"))
+	if (viewer == "") == (edge == "") {
+		wire.WriteError(w, http.StatusBadRequest, "flows: give exactly one of ?viewer=ID or ?edge=ID")
+		return
+	}
+	now := c.cfg.Now()
+	since, err := parseTimeParam(r, "since", time.Unix(0, 0))
+	if err == nil {
+		var until time.Time
+		until, err = parseTimeParam(r, "until", now.Add(24*time.Hour))
+		if err == nil && !since.Before(until) {
+			err = badRequest("flows: since %s is not before until %s", since.Format(time.RFC3339), until.Format(time.RFC3339))
+		}
+		if err == nil {
+			c.flows(w, r, who, viewer, edge, since, until)
+			return
+		}
+	}
+	c.writeStoreErr(w, err)
+}
+
+func (c *Coordinator) flows(w http.ResponseWriter, r *http.Request, who *caller, viewer, edge wire.NodeID, since, until time.Time) {
+	ctx := r.Context()
+	var fs []coordinatordb.Flow
+	var err error
+	if viewer != "" {
+		if err := checkNodeID(viewer); err != nil {
+			wire.WriteError(w, http.StatusBadRequest, "flows: viewer: %v", err)
+			return
+		}
+		if !who.admin() {
+			owner, err := c.cat.ViewerAccount(ctx, viewer)
+			if err != nil && !errors.Is(err, coordinatordb.ErrNotFound) {
+				c.writeStoreErr(w, err)
+				return
+			}
+			if err != nil || owner.ID != who.acct.ID {
+				wire.WriteError(w, http.StatusForbidden, "flows: viewer key %s is not bound to your account", viewer)
+				return
+			}
+		}
+		fs, err = c.store.FlowsToViewer(ctx, viewer, since, until)
+	} else {
+		var ok bool
+		if err := checkNodeID(edge); err != nil {
+			wire.WriteError(w, http.StatusBadRequest, "flows: edge: %v", err)
+			return
+		}
+		ok, err = c.ownsEdge(r, who, edge)
+		if err != nil {
+			c.writeStoreErr(w, err)
+			return
+		}
+		if !ok {
+			wire.WriteError(w, http.StatusForbidden, "flows: edge %s is not bound to your account", edge)
+			return
+		}
+		fs, err = c.store.FlowsFromEdge(ctx, edge, since, until)
+	}
+	if err != nil {
+		c.writeStoreErr(w, err)
+		return
+	}
+	out := make([]wire.FlowInfo, len(fs))
+	for i, f := range fs {
+		out[i] = wire.FlowInfo{Edge: f.Edge, Viewer: f.Viewer, Video: f.Video, Bucket: f.Bucket, Bytes: f.Bytes}
+	}
+	wire.WriteJSON(w, out)
+}
