@@ -77,7 +77,7 @@ const originCacheTTL = 2 * time.Minute
 const maxOriginCache = 256
 
 type originKey struct {
-	video                      string
+	video                     string
 	rendition, segment, shard int
 }
 
