@@ -56,5 +56,43 @@ median throughput of each and the median ratio edge/nginx. Needs nginx.`,
 	serve.Flags().StringVar(&opt.Nginx, "nginx", "", "nginx binary (default: from PATH or /usr/sbin/nginx)")
 	serve.Flags().BoolVar(&asJSON, "json", false, "print every run as JSON")
 	cmd.AddCommand(serve)
+
+	var lopt loadbench.LookupOptions
+	var lookupJSON bool
+	lookup := &cobra.Command{
+		Use:   "lookup",
+		Short: "Coordinator source lookups per second and latency, against a real coordinator process",
+		Long: `Starts 'swarmcast coordinator' on 127.0.0.1 with a catalogue and --edges edges
+whose inventories cover every segment, then drives POST /api/v1/lookup from
+--concurrency clients in this process for --duration. The load generator shares
+the cores with the coordinator, so the figure is a lower bound.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			if !lookupJSON {
+				lopt.Progress = cmd.ErrOrStderr()
+			}
+			res, err := loadbench.Lookup(ctx, lopt)
+			if err != nil {
+				return err
+			}
+			if lookupJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d lookups of %d segments in %s from %d clients (%d errors): %.0f lookups/s, p50 %.2f ms, p99 %.2f ms\n",
+				res.Lookups, res.Window, lopt.Duration, res.Concurrency, res.Errors, res.PerSecond, res.P50ms, res.P99ms)
+			return nil
+		},
+	}
+	lookup.Flags().IntVar(&lopt.Edges, "edges", 200, "registered edges")
+	lookup.Flags().IntVar(&lopt.Videos, "videos", 20, "catalogue size")
+	lookup.Flags().IntVar(&lopt.Window, "window", 8, "segments per lookup")
+	lookup.Flags().IntVar(&lopt.Concurrency, "concurrency", 32, "parallel clients")
+	lookup.Flags().DurationVar(&lopt.Duration, "duration", 10*time.Second, "measured run")
+	lookup.Flags().BoolVar(&lookupJSON, "json", false, "print the result as JSON")
+	cmd.AddCommand(lookup)
 	return cmd
 }
