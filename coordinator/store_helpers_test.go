@@ -1,0 +1,254 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// postgresEnv names the PostgreSQL DSN the store-backed HTTP tests also
+// run against when set.
+const postgresEnv = "SWARMCAST_TEST_POSTGRES"
+
+// eachBackend runs fn against a fresh SQLite file and, when
+// SWARMCAST_TEST_POSTGRES is set, a fresh PostgreSQL schema.
+func eachBackend(t *testing.T, fn func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, "sqlite:"+filepath.Join(t.TempDir(), "coordinator.db")) })
+	t.Run("postgres", func(t *testing.T) { fn(t, freshPostgres(t)) })
+}
+
+// freshPostgres creates an empty schema for one test (dropped at cleanup)
+// and returns a DSN whose search_path points at it.
+func freshPostgres(tb testing.TB) string {
+	base := os.Getenv(postgresEnv)
+	if base == "" {
+		tb.Skipf("PostgreSQL half skipped: set %s", postgresEnv)
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "tc_" + hex.EncodeToString(b)
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		admin.Close()
+		tb.Fatalf("create test schema: %v", err)
+	}
+	tb.Cleanup(func() {
+		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		admin.Close()
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + schema
+}
+
+// storeHarness is a store-backed coordinator behind a loopback server.
+type storeHarness struct {
+	*harness
+	store *coordinatordb.DB
+	id    identity.Identity
+	dsn   string
+	admin string // admin session token
+}
+
+func openStore(tb testing.TB, dsn string, key ed25519.PublicKey) *coordinatordb.DB {
+	tb.Helper()
+	db, err := coordinatordb.OpenConfig(context.Background(), dsn, coordinatordb.Config{
+		CoordinatorKeys: []ed25519.PublicKey{key},
+		PointsPerMB:     10,
+		Password:        coordinatordb.PasswordParams{Time: 1, MemKiB: 1024, Threads: 1},
+		Reputation:      coordinatordb.ReputationConfig{InitialAlpha: 1000},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// newStoreHarness starts a coordinator on a store at dsn, with an admin
+// "root", an origin at originAddr (a placeholder if empty) and the sample
+// videos published (video 0 priced by the admin later; all start free).
+func newStoreHarness(t testing.TB, dsn, originAddr string, tweak func(*Config)) *storeHarness {
+	t.Helper()
+	id := identity.New()
+	db := openStore(t, dsn, id.Key.Public().(ed25519.PublicKey))
+	clock := newFakeClock()
+	if _, err := BootstrapAdmin(context.Background(), db, "root", "rootpassword", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Seed: 1, Now: clock.Now, Log: quietLog(), Store: db, Identity: id, AuditInterval: -1}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c.Handler())
+	t.Cleanup(srv.Close)
+	if originAddr == "" {
+		originAddr = "http://127.0.0.1:9"
+	}
+	h := &harness{t: t, c: c, clock: clock, srv: srv, client: wire.NewCoordinatorClient(srv.URL, srv.Client()), origin: identity.New(), fix: sampleStore(t)}
+	ctx := context.Background()
+	if _, err := h.client.Register(ctx, wire.RegisterRequest{NodeID: h.origin.ID, Role: wire.RoleOrigin, Addr: originAddr}); err != nil {
+		t.Fatal(err)
+	}
+	var videos []wire.PublishedVideo
+	for _, vid := range h.fix.ids {
+		videos = append(videos, h.fix.published(t, vid))
+	}
+	if err := h.client.Publish(ctx, wire.PublishRequest{OriginID: h.origin.ID, Videos: videos}); err != nil {
+		t.Fatal(err)
+	}
+	sh := &storeHarness{harness: h, store: db, id: id, dsn: dsn}
+	sh.admin = sh.login("root", "rootpassword").Token
+	return sh
+}
+
+// reply is an HTTP answer.
+type reply struct {
+	status int
+	body   []byte
+	header http.Header
+}
+
+func (r reply) errorText() string {
+	var e wire.ErrorBody
+	json.Unmarshal(r.body, &e)
+	return e.Error
+}
+
+// do sends method path with an optional JSON body (raw []byte is sent as
+// is) and bearer token; extra headers and cookies via mod.
+func (h *storeHarness) do(method, path, token string, body any, mod ...func(*http.Request)) reply {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, h.srv.URL+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for _, m := range mod {
+		m(req)
+	}
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{resp.StatusCode, b, resp.Header}
+}
+
+// want fails unless r has status and (for errors) mentions every phrase.
+func (h *storeHarness) want(r reply, status int, phrases ...string) reply {
+	h.t.Helper()
+	if r.status != status {
+		h.t.Fatalf("want %d, got %d: %s", status, r.status, r.body)
+	}
+	for _, p := range phrases {
+		if !strings.Contains(strings.ToLower(string(r.body)), strings.ToLower(p)) {
+			h.t.Fatalf("answer %s does not mention %q", r.body, p)
+		}
+	}
+	return r
+}
+
+func decode[T any](t testing.TB, r reply) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("decode %T from %s: %v", v, r.body, err)
+	}
+	return v
+}
+
+func (h *storeHarness) signup(user, pass string) wire.AccountInfo {
+	h.t.Helper()
+	return decode[wire.AccountInfo](h.t, h.want(h.do("POST", wire.PathSignup, "", wire.Credentials{Username: user, Password: pass}), 200))
+}
+
+func (h *storeHarness) login(user, pass string) wire.LoginResponse {
+	h.t.Helper()
+	return decode[wire.LoginResponse](h.t, h.want(h.do("POST", wire.PathLogin, "", wire.Credentials{Username: user, Password: pass}), 200))
+}
+
+// user signs up and logs in a new account.
+func (h *storeHarness) user(name string) string {
+	h.t.Helper()
+	h.signup(name, "password-"+name)
+	return h.login(name, "password-"+name).Token
+}
+
+func (h *storeHarness) grant(user string, points int64) {
+	h.t.Helper()
+	h.want(h.do("POST", wire.PathGrant, h.admin, wire.GrantRequest{Username: user, Points: points}), 200)
+}
+
+func (h *storeHarness) setPrice(video string, price int64) {
+	h.t.Helper()
+	h.want(h.do("POST", strings.Replace(wire.PathSetPrice, "{id}", video, 1), h.admin, wire.SetPriceRequest{Price: price}), 200)
+}
+
+func videoPath(pattern, video string) string { return strings.Replace(pattern, "{id}", video, 1) }
+
+// boundEdge registers an edge with inventory, binds it to a new account
+// and returns its identity and API token.
+func (h *storeHarness) boundEdge(owner string, addr string, inventory ...wire.ShardSet) (identity.Identity, string) {
+	h.t.Helper()
+	e := identity.New()
+	ctx := context.Background()
+	if addr == "" {
+		addr = "http://127.0.0.1:1"
+	}
+	if _, err := h.client.Register(ctx, wire.RegisterRequest{NodeID: e.ID, Role: wire.RoleEdge, Addr: addr}); err != nil {
+		h.t.Fatal(err)
+	}
+	h.heartbeat(wire.HeartbeatRequest{NodeID: e.ID, Full: true, Added: inventory})
+	tok := h.user(owner)
+	resp := decode[wire.BindEdgeResponse](h.t, h.want(h.do("POST", wire.PathBindEdge, tok, wire.BindEdgeRequest{NodeID: e.ID}), 200))
+	return e, resp.APIToken
+}
+
+// metric returns the value of one sample line of the coordinator's /metrics.
+func (h *storeHarness) metric(line string) string {
+	h.t.Helper()
+	r := h.do("GET", wire.PathMetrics, "", nil)
+	for _, l := range strings.Split(string(r.body), "\n") {
+		if rest, ok := strings.CutPrefix(l, line+" "); ok {
+			return rest
+		}
+	}
+	return ""
+}
