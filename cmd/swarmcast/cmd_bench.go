@@ -82,8 +82,8 @@ the cores with the coordinator, so the figure is a lower bound.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(res)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d lookups of %d segments in %s from %d clients (%d errors): %.0f lookups/s, p50 %.2f ms, p99 %.2f ms\n",
-				res.Lookups, res.Window, lopt.Duration, res.Concurrency, res.Errors, res.PerSecond, res.P50ms, res.P99ms)
+			fmt.Fprintf(cmd.OutOrStdout(), "%d lookups of %d segments in %s from %d %s clients (%d errors): %.0f lookups/s, p50 %.2f ms, p99 %.2f ms\n",
+				res.Lookups, res.Window, lopt.Duration, res.Concurrency, res.Generator, res.Errors, res.PerSecond, res.P50ms, res.P99ms)
 			return nil
 		},
 	}
@@ -93,6 +93,7 @@ the cores with the coordinator, so the figure is a lower bound.`,
 	lookup.Flags().IntVar(&lopt.Concurrency, "concurrency", 32, "parallel clients")
 	lookup.Flags().DurationVar(&lopt.Duration, "duration", 10*time.Second, "measured run")
 	lookup.Flags().BoolVar(&lookupJSON, "json", false, "print the result as JSON")
+	lookup.Flags().BoolVar(&lopt.Wrk, "wrk", false, "drive the load with wrk (C) instead of Go clients")
 	cmd.AddCommand(lookup)
 	return cmd
 }

@@ -30,6 +30,10 @@ type LookupOptions struct {
 	Duration    time.Duration // measured run (default 10s)
 	Dir         string
 	Progress    io.Writer
+	// Wrk drives the load with wrk (a C load generator, Debian package
+	// wrk) instead of Go clients: it needs far less CPU per request, so
+	// more of the shared cores go to the coordinator.
+	Wrk bool
 }
 
 // LookupResult is the measured rate and latency.
@@ -43,6 +47,7 @@ type LookupResult struct {
 	PerSecond   float64 `json:"lookups_per_s"`
 	P50ms       float64 `json:"p50_ms"`
 	P99ms       float64 `json:"p99_ms"`
+	Generator   string  `json:"load_generator"`
 }
 
 // Lookup starts a real `swarmcast coordinator` process on loopback, gives
@@ -155,6 +160,10 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 		fmt.Fprintf(opt.Progress, "coordinator up with %d videos and %d edges; driving lookups for %s...\n", opt.Videos, opt.Edges, opt.Duration)
 	}
 
+	if opt.Wrk {
+		return driveWrk(ctx, opt, base, manifests, res)
+	}
+	res.Generator = "go"
 	// Drive.
 	// Bodies are read and discarded, not decoded: decoding a 20 KB JSON
 	// answer costs the client more CPU than the coordinator spends making
@@ -214,4 +223,48 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 		res.P99ms = lat[min(len(lat)-1, len(lat)*99/100)]
 	}
 	return res, nil
+}
+
+// driveWrk runs wrk with a Lua script that posts random lookups.
+func driveWrk(ctx context.Context, opt LookupOptions, base string, manifests []*content.Manifest, res LookupResult) (LookupResult, error) {
+	res.Generator = "wrk"
+	bin, err := exec.LookPath("wrk")
+	if err != nil {
+		return res, fmt.Errorf("wrk not found: install it (apt-get install wrk) or drop --wrk")
+	}
+	var bodies []string
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 512; i++ {
+		m := manifests[r.IntN(len(manifests))]
+		rend := len(m.Renditions) - 1
+		n := len(m.Renditions[rend].Segments)
+		bodies = append(bodies, fmt.Sprintf("%q", fmt.Sprintf(`{"video":%q,"rendition":%d,"from":%d,"count":%d}`, m.ID(), rend, r.IntN(n), opt.Window)))
+	}
+	script := "bodies = {" + strings.Join(bodies, ",") + "}\n" +
+		"wrk.method = \"POST\"\n" +
+		"wrk.headers[\"Content-Type\"] = \"application/json\"\n" +
+		"request = function() return wrk.format(nil, nil, nil, bodies[math.random(#bodies)]) end\n" +
+		"done = function(summary, latency, requests)\n" +
+		"  io.write(string.format(\"RESULT %d %d %f %f %f\\n\", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000))\n" +
+		"end\n"
+	file := filepath.Join(opt.Dir, "lookup.lua")
+	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
+		return res, err
+	}
+	out, err := exec.CommandContext(ctx, bin, "-t2", fmt.Sprintf("-c%d", opt.Concurrency),
+		fmt.Sprintf("-d%ds", max(1, int(opt.Duration.Seconds()))), "-s", file, base+wire.PathLookup).Output()
+	if err != nil {
+		return res, fmt.Errorf("wrk: %w", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "RESULT "); ok {
+			var secs float64
+			if _, err := fmt.Sscanf(rest, "%d %d %f %f %f", &res.Lookups, &res.Errors, &secs, &res.P50ms, &res.P99ms); err != nil {
+				return res, fmt.Errorf("parse wrk output %q: %w", line, err)
+			}
+			res.PerSecond = float64(res.Lookups) / secs
+			return res, nil
+		}
+	}
+	return res, fmt.Errorf("wrk printed no result: %s", out)
 }
