@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/swarmcast/swarmcast/plan"
+	"github.com/swarmcast/swarmcast/plan/lp"
 )
 
 func init() { subcommands = append(subcommands, newPlanCommand) }
@@ -289,12 +292,371 @@ func plotAvardo(dir string, rep *avardoReport) error {
 	return p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "avardo-gap.png"))
 }
 
+func solverByName(name string) (lp.Solver, error) {
+	switch name {
+	case "auto":
+		return lp.Auto{}, nil
+	case "gonum":
+		return lp.Simplex{}, nil
+	case "coin":
+		if !lp.CoinAvailable() {
+			return nil, lp.ErrNoCoin
+		}
+		return lp.Coin{}, nil
+	}
+	return nil, fmt.Errorf("plan: unknown --solver %q; use auto, gonum or coin", name)
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := strconv.Atoi(f)
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("plan: %q is not a positive integer", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+type ravoRow struct {
+	Scheme         string        `json:"scheme"`
+	Clusters       int           `json:"clusters,omitempty"`
+	Cost           plan.RavoCost `json:"cost"`
+	Ratio          float64       `json:"ratio_to_lp"`
+	RuntimeSeconds float64       `json:"runtime_seconds"`
+}
+
+type ravoReport struct {
+	Spec           plan.RavoSpec `json:"spec"`
+	LPBound        float64       `json:"lp_bound"`
+	LPSeconds      float64       `json:"lp_seconds"`
+	Schemes        []ravoRow     `json:"schemes"`
+	RuntimeSeconds float64       `json:"runtime_seconds"`
+}
+
 func newPlanRavoCommand() *cobra.Command {
-	return &cobra.Command{Use: "ravo", Short: "Video placement and resources for a geo-distributed VoD cloud",
-		RunE: func(*cobra.Command, []string) error { return fmt.Errorf("plan ravo: not built yet") }}
+	spec := plan.DefaultRavoSpec()
+	var (
+		clusters, solverName, plotDir string
+		draws                         int
+		exact, asJSON                 bool
+	)
+	cmd := &cobra.Command{
+		Use:     "ravo",
+		Short:   "Video placement, retrieval and resources for a geo-distributed VoD cloud",
+		Example: "  swarmcast plan ravo --regions 10 --videos 10000 --clusters 1,4,10,20,50,100,200 --plot docs/plan",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			start := time.Now()
+			gs, err := parseInts(clusters)
+			if err != nil {
+				return err
+			}
+			solver, err := solverByName(solverName)
+			if err != nil {
+				return err
+			}
+			in, err := plan.NewRavoInstance(spec)
+			if err != nil {
+				return err
+			}
+			rep := ravoReport{Spec: spec}
+			t0 := time.Now()
+			if rep.LPBound, err = in.LPBound(solver, 1000); err != nil {
+				return err
+			}
+			rep.LPSeconds = time.Since(t0).Seconds()
+			add := func(p *plan.RavoPlan, g int, secs float64) {
+				rep.Schemes = append(rep.Schemes, ravoRow{Scheme: p.Scheme, Clusters: g, Cost: p.Cost, Ratio: p.Cost.Total / rep.LPBound, RuntimeSeconds: secs})
+			}
+			for _, base := range []func(*plan.RavoInstance) (*plan.RavoPlan, error){plan.LocalGreedy, plan.GreedyAdd} {
+				t := time.Now()
+				p, err := base(in)
+				if err != nil {
+					return err
+				}
+				add(p, 0, time.Since(t).Seconds())
+			}
+			if exact && spec.Regions <= 14 {
+				t := time.Now()
+				p, err := plan.ExactRavo(in)
+				if err != nil {
+					return err
+				}
+				add(p, 0, time.Since(t).Seconds())
+			}
+			for _, g := range gs {
+				t := time.Now()
+				r, err := plan.Ravo(in, plan.RavoOptions{Clusters: g, Draws: draws, Seed: spec.Seed, Solver: solver})
+				if err != nil {
+					return err
+				}
+				add(r.Plan, g, time.Since(t).Seconds())
+			}
+			rep.RuntimeSeconds = time.Since(start).Seconds()
+			if plotDir != "" {
+				if err := plotRavo(plotDir, &rep); err != nil {
+					return err
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "RAVO: %d regions, %d videos, Zipf %.2f, delay bound %.0f ms; LP lower bound %.2f (%.1fs)\n\n",
+				spec.Regions, spec.Videos, spec.Zipf, spec.DelayBound, rep.LPBound, rep.LPSeconds)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "scheme\tclusters\tstorage\tlink\tprocessing\ttotal\t× LP\truntime (s)\t")
+			for _, r := range rep.Schemes {
+				g := "-"
+				if r.Clusters > 0 {
+					g = strconv.Itoa(r.Clusters)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.4f\t%.3f\t\n", r.Scheme, g, r.Cost.Storage, r.Cost.Link, r.Cost.Processing, r.Cost.Total, r.Ratio, r.RuntimeSeconds)
+			}
+			tw.Flush()
+			fmt.Fprintf(w, "runtime %.2fs\n", rep.RuntimeSeconds)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&spec.Regions, "regions", spec.Regions, "regional proxy servers")
+	f.IntVar(&spec.Videos, "videos", spec.Videos, "videos in the catalogue")
+	f.Float64Var(&spec.Zipf, "zipf", spec.Zipf, "Zipf exponent of regional video popularity")
+	f.Float64Var(&spec.Hetero, "hetero", spec.Hetero, "geographic heterogeneity: spread of regional ranks around the global rank")
+	f.Float64Var(&spec.Streams, "streams", spec.Streams, "mean concurrent streams per region")
+	f.Float64Var(&spec.DelayBound, "delay-ms", spec.DelayBound, "maximum delay of a request (ms)")
+	f.Uint64Var(&spec.Seed, "seed", spec.Seed, "seed for the instance, clustering and rounding")
+	f.StringVar(&clusters, "clusters", "1,4,10,20,50,100,200", "comma-separated numbers of video clusters to run RAVO with")
+	f.IntVar(&draws, "draws", 8, "independent roundings per video; the cheapest is kept")
+	f.BoolVar(&exact, "exact", true, "also compute the exact optimum by enumeration (≤ 14 regions)")
+	f.StringVar(&solverName, "solver", "auto", "LP solver: auto, gonum or coin")
+	f.StringVar(&plotDir, "plot", "", "directory to write PNG figures to")
+	f.BoolVar(&asJSON, "json", false, "print a JSON report instead of tables")
+	return cmd
+}
+
+func plotRavo(dir string, rep *ravoReport) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("plan: create plot directory: %w", err)
+	}
+	cost, secs := plotter.XYs{}, plotter.XYs{}
+	var lines []any
+	for _, r := range rep.Schemes {
+		if r.Scheme == "ravo" {
+			cost = append(cost, plotter.XY{X: float64(r.Clusters), Y: r.Cost.Total})
+			secs = append(secs, plotter.XY{X: float64(r.Clusters), Y: r.RuntimeSeconds})
+		}
+	}
+	if len(cost) == 0 {
+		return nil
+	}
+	flat := func(y float64) plotter.XYs {
+		return plotter.XYs{{X: cost[0].X, Y: y}, {X: cost[len(cost)-1].X, Y: y}}
+	}
+	lines = append(lines, "RAVO", cost, "LP lower bound", flat(rep.LPBound))
+	for _, r := range rep.Schemes {
+		if r.Scheme != "ravo" {
+			lines = append(lines, r.Scheme, flat(r.Cost.Total))
+		}
+	}
+	p := plot.New()
+	p.Title.Text = "RAVO: deployment cost against number of video clusters"
+	p.X.Label.Text = "clusters"
+	p.Y.Label.Text = "cost per period"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+		return err
+	}
+	p.Legend.Top = true
+	if err := p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "ravo-cost.png")); err != nil {
+		return err
+	}
+	p = plot.New()
+	p.Title.Text = "RAVO: runtime against number of video clusters"
+	p.X.Label.Text = "clusters"
+	p.Y.Label.Text = "runtime (s)"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	if err := plotutil.AddLinePoints(p, "RAVO", secs); err != nil {
+		return err
+	}
+	return p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "ravo-runtime.png"))
+}
+
+type cocosRow struct {
+	Scheme     string  `json:"scheme"`
+	DelayBound float64 `json:"delay_bound_ms"`
+	Channels   int     `json:"channels"`
+	Cost       float64 `json:"cost"`
+	LPBound    float64 `json:"lp_bound,omitempty"`
+	Violations int     `json:"delay_violations"`
+	MaxDelay   float64 `json:"max_delay_ms"`
+	Seconds    float64 `json:"runtime_seconds"`
+}
+
+type cocosReport struct {
+	Spec           plan.CocosSpec `json:"spec"`
+	Substreams     int            `json:"substreams"`
+	Runs           []cocosRow     `json:"runs"`
+	RuntimeSeconds float64        `json:"runtime_seconds"`
 }
 
 func newPlanCocosCommand() *cobra.Command {
-	return &cobra.Command{Use: "cocos", Short: "Minimum-cost live overlay trees under an origin-to-end delay bound",
-		RunE: func(*cobra.Command, []string) error { return fmt.Errorf("plan cocos: not built yet") }}
+	spec := plan.PaperCocosSpec()
+	var (
+		k, candidates               int
+		delays, channels, solverArg string
+		plotDir                     string
+		asJSON                      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "cocos",
+		Short: "Minimum-cost live overlay trees under an origin-to-end delay bound",
+		Example: "  swarmcast plan cocos                      # the paper setup: 100 servers, 60 channels, 800 ms, k = 10\n" +
+			"  swarmcast plan cocos --servers 40 --delays 400,600,800,1000,1200 --plot docs/plan",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			start := time.Now()
+			solver, err := solverByName(solverArg)
+			if err != nil {
+				return err
+			}
+			ds := []int{int(spec.DelayBound)}
+			if delays != "" {
+				if ds, err = parseInts(delays); err != nil {
+					return err
+				}
+			}
+			cs := []int{spec.Channels}
+			if channels != "" {
+				if cs, err = parseInts(channels); err != nil {
+					return err
+				}
+			}
+			rep := cocosReport{Spec: spec, Substreams: k}
+			for _, d := range ds {
+				for _, c := range cs {
+					s := spec
+					s.DelayBound, s.Channels = float64(d), c
+					in, err := plan.NewCocosInstance(s)
+					if err != nil {
+						return err
+					}
+					t := time.Now()
+					co, err := plan.Cocos(in, plan.CocosOptions{Substreams: k, Candidates: candidates, Solver: solver})
+					if err != nil {
+						return err
+					}
+					rows := []struct {
+						r    *plan.CocosResult
+						secs float64
+					}{{co, time.Since(t).Seconds()}}
+					t = time.Now()
+					np := plan.NearestPeer(in)
+					rows = append(rows, struct {
+						r    *plan.CocosResult
+						secs float64
+					}{np, time.Since(t).Seconds()})
+					t = time.Now()
+					pr := plan.DelayBoundedPrim(in)
+					rows = append(rows, struct {
+						r    *plan.CocosResult
+						secs float64
+					}{pr, time.Since(t).Seconds()})
+					for _, x := range rows {
+						rep.Runs = append(rep.Runs, cocosRow{Scheme: x.r.Scheme, DelayBound: float64(d), Channels: c, Cost: x.r.Cost,
+							LPBound: co.LPBound, Violations: x.r.Violations, MaxDelay: x.r.MaxDelay, Seconds: x.secs})
+					}
+				}
+			}
+			rep.RuntimeSeconds = time.Since(start).Seconds()
+			if plotDir != "" {
+				if err := plotCocos(plotDir, &rep, len(ds) > 1, len(cs) > 1); err != nil {
+					return err
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "COCOS: %d servers, rates N(%.1f, %.1f) Mb/s, prices N(%.2f, %.2f)/Mbit, Zipf %.1f, k = %d\n\n",
+				spec.Servers, spec.RateMean, spec.RateStd, spec.PriceMean, spec.PriceStd, spec.Zipf, k)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "delay bound\tchannels\tscheme\tcost/s\t× LP\tvs this scheme, COCOS saves\tviolations\tmax delay (ms)\truntime (s)\t")
+			for i := 0; i < len(rep.Runs); i += 3 {
+				co := rep.Runs[i]
+				for _, r := range rep.Runs[i : i+3] {
+					fmt.Fprintf(tw, "%.0f\t%d\t%s\t%.3f\t%.3f\t%.1f%%\t%d\t%.0f\t%.2f\t\n", r.DelayBound, r.Channels, r.Scheme, r.Cost,
+						r.Cost/r.LPBound, 100*(1-co.Cost/r.Cost), r.Violations, r.MaxDelay, r.Seconds)
+				}
+			}
+			tw.Flush()
+			fmt.Fprintf(w, "runtime %.2fs\n", rep.RuntimeSeconds)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&spec.Servers, "servers", spec.Servers, "servers, origins included")
+	f.IntVar(&spec.Channels, "channels", spec.Channels, "live channels")
+	f.Float64Var(&spec.DelayBound, "delay-ms", spec.DelayBound, "origin-to-end delay bound (ms)")
+	f.Float64Var(&spec.RateMean, "rate-mean", spec.RateMean, "stream rate mean (Mb/s)")
+	f.Float64Var(&spec.RateStd, "rate-std", spec.RateStd, "stream rate standard deviation (Mb/s)")
+	f.Float64Var(&spec.PriceMean, "price-mean", spec.PriceMean, "upload and link price mean (per Mbit)")
+	f.Float64Var(&spec.PriceStd, "price-std", spec.PriceStd, "upload and link price standard deviation (per Mbit)")
+	f.Float64Var(&spec.Zipf, "zipf", spec.Zipf, "Zipf exponent of channel popularity")
+	f.Uint64Var(&spec.Seed, "seed", spec.Seed, "seed for the instance")
+	f.IntVar(&k, "substreams", 10, "k: substreams, i.e. candidate trees cut from the LP")
+	f.IntVar(&candidates, "candidates", 8, "cheapest delay-feasible in-edges per server kept in the LP (0 = all)")
+	f.StringVar(&delays, "delays", "", "comma-separated delay bounds (ms) to sweep instead of --delay-ms")
+	f.StringVar(&channels, "sweep-channels", "", "comma-separated channel counts to sweep instead of --channels")
+	f.StringVar(&solverArg, "solver", "auto", "LP solver: auto, gonum or coin")
+	f.StringVar(&plotDir, "plot", "", "directory to write PNG figures to")
+	f.BoolVar(&asJSON, "json", false, "print a JSON report instead of tables")
+	return cmd
+}
+
+func plotCocos(dir string, rep *cocosReport, byDelay, byChannels bool) error {
+	if !byDelay && !byChannels {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("plan: create plot directory: %w", err)
+	}
+	series := map[string]plotter.XYs{}
+	lpXY := plotter.XYs{}
+	for _, r := range rep.Runs {
+		x := r.DelayBound
+		if !byDelay {
+			x = float64(r.Channels)
+		}
+		series[r.Scheme] = append(series[r.Scheme], plotter.XY{X: x, Y: r.Cost})
+		if r.Scheme == "cocos" {
+			lpXY = append(lpXY, plotter.XY{X: x, Y: r.LPBound})
+		}
+	}
+	p := plot.New()
+	p.Title.Text = "COCOS: deployment cost"
+	p.X.Label.Text = "delay upper bound (ms)"
+	name := "cocos-delay.png"
+	if !byDelay {
+		p.X.Label.Text = "channels"
+		name = "cocos-channels.png"
+	}
+	p.Y.Label.Text = "cost per second"
+	if err := plotutil.AddLinePoints(p, "COCOS", series["cocos"], "Nearest Peer", series["nearest-peer"], "Prim", series["prim"], "LP (super optimum)", lpXY); err != nil {
+		return err
+	}
+	p.Legend.Top = true
+	return p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, name))
 }

@@ -133,3 +133,27 @@ func hasInteger(p *Problem) bool {
 	}
 	return false
 }
+
+// Auto solves small problems with Simplex and large ones with Coin, and
+// mixed-integer ones always with Coin.
+type Auto struct {
+	// MaxDense is the largest rows×columns product Simplex takes; 0 means
+	// 20 000 (a few milliseconds).
+	MaxDense int
+}
+
+func (Auto) Name() string { return "auto" }
+
+func (a Auto) Solve(p *Problem) (*Solution, error) {
+	limit := a.MaxDense
+	if limit == 0 {
+		limit = 20000
+	}
+	if !hasInteger(p) && len(p.Rows)*len(p.Obj) <= limit {
+		return Simplex{}.Solve(p)
+	}
+	if !CoinAvailable() {
+		return nil, fmt.Errorf("lp: problem with %d rows and %d columns is too large for the in-process simplex: %w", len(p.Rows), len(p.Obj), ErrNoCoin)
+	}
+	return Coin{}.Solve(p)
+}
