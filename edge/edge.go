@@ -2,9 +2,11 @@ package edge
 
 import (
 	"container/list"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -79,6 +81,19 @@ type Config struct {
 	Log                 *slog.Logger
 	Registry            *prometheus.Registry
 	HTTPClient          *http.Client
+
+	// Token is the edge's API token (from binding the edge to an account,
+	// wire.PathBindEdge), sent as a bearer token on coordinator calls;
+	// settlement needs it.
+	Token string
+	// CoordinatorKey verifies the coordinator's signature on order limits
+	// viewers present. Without it the edge checks everything else and
+	// leaves the limit's signature to the coordinator at settlement (see
+	// orders.go); it never learns the key from a limit.
+	CoordinatorKey ed25519.PublicKey
+	// SettleInterval is how often due orders are settled (default 30s);
+	// everything unsettled is also settled on shutdown.
+	SettleInterval time.Duration
 }
 
 // DefaultPrefetchOriginDelay is Config.PrefetchOriginDelay's default.
@@ -114,6 +129,11 @@ type Edge struct {
 	firstNoEdge sync.Map // shardKey -> time.Time
 
 	bytesServed atomic.Int64
+
+	ordersMu      sync.Mutex
+	orders        *orderBook    // guarded by ordersMu
+	settleRng     *rand.Rand    // batch ids; guarded by ordersMu
+	ordersChanged chan struct{} // wakes ordersLoop to persist the book
 }
 
 // uploadBurstBytes is the token bucket's depth: about one shard of a 2 s
@@ -160,6 +180,12 @@ func New(cfg Config) (*Edge, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = wire.NewHTTPClient()
 	}
+	if cfg.SettleInterval <= 0 {
+		cfg.SettleInterval = DefaultSettleInterval
+	}
+	if cfg.CoordinatorKey != nil && len(cfg.CoordinatorKey) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("edge: coordinator key of %d bytes, want %d", len(cfg.CoordinatorKey), ed25519.PublicKeySize)
+	}
 	e := &Edge{
 		cfg:       cfg,
 		log:       cfg.Log.With("role", "edge", "node", shortID(cfg.Identity.ID)),
@@ -170,17 +196,26 @@ func New(cfg Config) (*Edge, error) {
 		work:      newWorkQueue(maxQueuedJobs),
 		hotOrder:  list.New(),
 		hotCap:    min(hotCacheBytes, cfg.DiskCapBytes/4),
+
+		orders:        newOrderBook(cfg.Identity.ID, cfg.CoordinatorKey),
+		settleRng:     rand.New(rand.NewSource(time.Now().UnixNano())),
+		ordersChanged: make(chan struct{}, 1),
 	}
+	e.cc.Token = cfg.Token
 	if cfg.UploadCapBytes > 0 {
 		e.burst = int(min(uploadBurstBytes, cfg.UploadCapBytes))
 		e.upload = rate.NewLimiter(rate.Limit(cfg.UploadCapBytes), e.burst)
 	}
-	e.metrics = newMetrics(cfg.Registry, e.Stored)
+	e.metrics = newMetrics(cfg.Registry, e.Stored, e.unsettled)
 	if err := e.load(); err != nil {
+		return nil, err
+	}
+	if err := e.loadOrders(); err != nil {
 		return nil, err
 	}
 	mux := httpserve.NewMux(cfg.Registry)
 	mux.HandleFunc("GET "+wire.PathShard, e.serveShard)
+	mux.HandleFunc("POST "+wire.PathOrders, e.servePostOrder)
 	e.handler = mux
 	return e, nil
 }
@@ -192,7 +227,7 @@ func shortID(id wire.NodeID) string {
 	return string(id)
 }
 
-// Handler serves wire.PathShard, /healthz and /metrics.
+// Handler serves wire.PathShard, wire.PathOrders, /healthz and /metrics.
 func (e *Edge) Handler() http.Handler { return e.handler }
 
 // ID is the edge's node id.

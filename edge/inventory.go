@@ -40,6 +40,8 @@ type heldShard struct {
 	// cache (read-only); hotEl is its place in that cache's LRU order.
 	hot   []byte
 	hotEl *list.Element
+	// receipt is the signed wire.HeaderReceipt value for hot, cached with it.
+	receipt string
 }
 
 // inventory is the edge's decision core, free of I/O: which shards are

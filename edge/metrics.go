@@ -17,9 +17,15 @@ type metrics struct {
 	heartbeats      *prometheus.CounterVec // result: ok | error | unknown
 	regenerated     prometheus.Counter
 	originDeferred  prometheus.Counter
+
+	orders         *prometheus.CounterVec // result: accepted | not_larger | no_order | settled | wrong_edge | expired | bad_limit | bad_order | over_limit | malformed | too_many_pairs
+	unpaidBytes    prometheus.Counter
+	settleBatches  *prometheus.CounterVec // result: ok | error | refused
+	settlePairs    *prometheus.CounterVec // result: accepted | <coordinator rejection reason> | batch_refused
+	receiptsSigned prometheus.Counter
 }
 
-func newMetrics(reg *prometheus.Registry, stored func() (int, int64)) *metrics {
+func newMetrics(reg *prometheus.Registry, stored func() (int, int64), unsettled func() (int, int64)) *metrics {
 	m := &metrics{
 		bytesServed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "swarmcast_edge_served_bytes_total", Help: "Shard bytes uploaded to others.",
@@ -68,6 +74,28 @@ func newMetrics(reg *prometheus.Registry, stored func() (int, int64)) *metrics {
 	storedBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "swarmcast_edge_stored_bytes", Help: "Bytes in the cache (within the disk cap).",
 	}, func() float64 { _, b := stored(); return float64(b) })
+	m.orders = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "swarmcast_edge_orders_total", Help: "Order limits/orders received with shard requests or as final orders, by result (accepted, not_larger, no_order, settled; invalid: wrong_edge, expired, bad_limit, bad_order, over_limit, malformed, too_many_pairs).",
+	}, []string{"result"})
+	m.unpaidBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "swarmcast_edge_unpaid_bytes_total", Help: "Shard bytes served on requests without a valid order limit (served anyway).",
+	})
+	m.settleBatches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "swarmcast_edge_settlement_batches_total", Help: "Settlement submissions by result (ok, error: retried with the same batch id, refused: dropped).",
+	}, []string{"result"})
+	m.settlePairs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "swarmcast_edge_settlement_pairs_total", Help: "Settled (limit, order) pairs by result: accepted, the coordinator's rejection reason, or batch_refused.",
+	}, []string{"result"})
+	m.receiptsSigned = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "swarmcast_edge_receipts_signed_total", Help: "Served-shard receipts signed (cached receipts are not re-signed).",
+	})
+	unsettledPairs := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "swarmcast_edge_unsettled_orders", Help: "Serials with an order not yet settled.",
+	}, func() float64 { n, _ := unsettled(); return float64(n) })
+	unsettledBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "swarmcast_edge_unsettled_bytes", Help: "Bytes covered by orders not yet settled.",
+	}, func() float64 { _, b := unsettled(); return float64(b) })
+	reg.MustRegister(m.orders, m.unpaidBytes, m.settleBatches, m.settlePairs, m.receiptsSigned, unsettledPairs, unsettledBytes)
 	reg.MustRegister(m.bytesServed, m.shardsServed, m.requests, m.evictions, m.prefetched, m.prefetchFailed,
 		m.verifyFailures, m.throttleWaits, m.throttleSeconds, m.queueFull, m.heartbeats, m.regenerated, m.originDeferred, storedShards, storedBytes)
 	return m

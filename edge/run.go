@@ -37,10 +37,14 @@ func (e *Edge) Run(ctx context.Context) error {
 		return errors.New("edge: no advertised URL: set Config.Advertise to the address others reach this edge at")
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		e.workLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		e.ordersLoop(ctx) // settles what is left when ctx ends
 	}()
 	everRegistered := e.heartbeatLoop(ctx)
 	if everRegistered {

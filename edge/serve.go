@@ -27,7 +27,9 @@ func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k := shardKey{ref.Video, ref.Rendition, ref.Segment, ref.Shard}
-	body, err := e.readShard(k)
+	paid := e.takeOrder(r) // served regardless: see orders.go
+	body, receipt, err := e.readShardReceipt(k)
+	stored := err == nil
 	if errors.Is(err, errNotHeld) {
 		body, err = e.regenerate(k)
 	}
@@ -36,21 +38,59 @@ func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e.cfg.Fault != Honest {
-		body = e.corrupt(k, body)
+		// The receipt covers the bytes actually sent: that is what makes
+		// a lie provable.
+		body, receipt, stored = e.corrupt(k, body), "", false
 	}
-	w.Header().Set("Content-Type", wire.ContentTypeShard)
-	w.Header().Set(wire.HeaderNode, string(e.cfg.Identity.ID))
+	if receipt == "" {
+		receipt = e.signReceipt(k, body)
+		if stored {
+			e.cacheReceipt(k, body, receipt)
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", wire.ContentTypeShard)
+	h.Set(wire.HeaderNode, string(e.cfg.Identity.ID))
+	if receipt != "" {
+		h.Set(wire.HeaderReceipt, receipt)
+	}
 	if e.cfg.Fault == SlowDrip {
 		e.metrics.requestsOK.Inc()
 		e.slowDrip(w, r.Context(), body)
 		return
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	e.metrics.requestsOK.Inc()
 	n, _ := e.writeThrottled(r.Context(), w, body)
 	e.served(n)
+	if !paid {
+		e.metrics.unpaidBytes.Add(float64(n))
+	}
 	if n == int64(len(body)) {
 		e.metrics.shardsServed.Inc()
+	}
+}
+
+// signReceipt signs a receipt over the shard data of the message body
+// (wire.NewShardReceipt) and returns it encoded for wire.HeaderReceipt;
+// "" if body is not a shard message (it always is).
+func (e *Edge) signReceipt(k shardKey, body []byte) string {
+	msg, err := content.DecodeShardMessage(body)
+	if err != nil {
+		return ""
+	}
+	rc := wire.NewShardReceipt(e.cfg.Identity.Key, k.video.String(), k.rendition, k.segment, k.shard, msg.Data)
+	e.metrics.receiptsSigned.Inc()
+	return wire.EncodeHeader(rc)
+}
+
+// cacheReceipt keeps a shard's receipt with its bytes in the memory cache,
+// if body is exactly the cached copy (signing costs more than serving).
+func (e *Edge) cacheReceipt(k shardKey, body []byte, receipt string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if h, ok := e.inv.held[k]; ok && len(h.hot) > 0 && len(body) == len(h.hot) && &h.hot[0] == &body[0] {
+		h.receipt = receipt
 	}
 }
 
@@ -65,6 +105,13 @@ var errNotHeld = errors.New("not in this edge's inventory")
 // readShard returns the stored bytes of a held shard and marks it used.
 // The bytes are shared with the memory cache: callers must not modify them.
 func (e *Edge) readShard(k shardKey) ([]byte, error) {
+	b, _, err := e.readShardReceipt(k)
+	return b, err
+}
+
+// readShardReceipt is readShard that also returns the cached receipt for
+// the bytes ("" if none is cached yet).
+func (e *Edge) readShardReceipt(k shardKey) ([]byte, string, error) {
 	for attempt := 0; ; attempt++ {
 		e.mu.Lock()
 		h, ok := e.inv.held[k]
@@ -73,15 +120,15 @@ func (e *Edge) readShard(k shardKey) ([]byte, error) {
 			e.inv.touch(k)
 			if h.hot != nil {
 				e.hotOrder.MoveToFront(h.hotEl)
-				b := h.hot
+				b, rc := h.hot, h.receipt
 				e.mu.Unlock()
-				return b, nil
+				return b, rc, nil
 			}
 			name = e.path(shardFile(k, h.assigned))
 		}
 		e.mu.Unlock()
 		if !ok {
-			return nil, errNotHeld
+			return nil, "", errNotHeld
 		}
 		b, err := os.ReadFile(name)
 		// A directive may rename the file between the lookup and the
@@ -91,14 +138,14 @@ func (e *Edge) readShard(k shardKey) ([]byte, error) {
 		}
 		if err != nil {
 			e.log.Warn("cannot read a cached shard", "err", err)
-			return nil, errNotHeld
+			return nil, "", errNotHeld
 		}
 		e.mu.Lock()
 		if e.inv.held[k] == h && h.hot == nil { // not evicted or replaced meanwhile
 			e.makeHotLocked(k, h, b)
 		}
 		e.mu.Unlock()
-		return b, nil
+		return b, "", nil
 	}
 }
 
@@ -123,7 +170,7 @@ func (e *Edge) dropHotLocked(h *heldShard) {
 	}
 	e.hotOrder.Remove(h.hotEl)
 	e.hotBytes -= int64(len(h.hot))
-	h.hot, h.hotEl = nil, nil
+	h.hot, h.hotEl, h.receipt = nil, nil, ""
 }
 
 // writeThrottled writes body within the upload cap: one limiter
