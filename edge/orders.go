@@ -46,16 +46,16 @@ import (
 type orderResult string
 
 const (
-	orderAccepted     orderResult = "accepted"      // stored as the largest order for its serial
-	orderNotLarger    orderResult = "not_larger"    // valid-looking, but no larger than the one held
-	orderNoOrder      orderResult = "no_order"      // a limit without an order (the viewer's first request)
-	orderSettled      orderResult = "settled"       // the serial is already settled or being settled
-	orderWrongEdge    orderResult = "wrong_edge"    // the limit names another edge
-	orderExpired      orderResult = "expired"       // the limit has expired
-	orderBadLimit     orderResult = "bad_limit"     // bad coordinator signature, or conflicts with the held limit
-	orderBadOrder     orderResult = "bad_order"     // serial mismatch or not signed by the limit's viewer
-	orderOverLimit    orderResult = "over_limit"    // amount above the limit's MaxBytes, or not positive
-	orderMalformed    orderResult = "malformed"     // a header that does not decode
+	orderAccepted     orderResult = "accepted"       // stored as the largest order for its serial
+	orderNotLarger    orderResult = "not_larger"     // valid-looking, but no larger than the one held
+	orderNoOrder      orderResult = "no_order"       // a limit without an order (the viewer's first request)
+	orderSettled      orderResult = "settled"        // the serial is already settled or being settled
+	orderWrongEdge    orderResult = "wrong_edge"     // the limit names another edge
+	orderExpired      orderResult = "expired"        // the limit has expired
+	orderBadLimit     orderResult = "bad_limit"      // bad coordinator signature, or conflicts with the held limit
+	orderBadOrder     orderResult = "bad_order"      // serial mismatch or not signed by the limit's viewer
+	orderOverLimit    orderResult = "over_limit"     // amount above the limit's MaxBytes, or not positive
+	orderMalformed    orderResult = "malformed"      // a header that does not decode
 	orderTooManyPairs orderResult = "too_many_pairs" // the book is full (maxUnsettledPairs)
 )
 
