@@ -143,10 +143,10 @@ func ParseTrace(r io.Reader) ([]TraceVideo, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			return nil, fmt.Errorf("plan: trace: malformed CSV: %w", err)
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}
@@ -180,6 +180,10 @@ func ParseTrace(r io.Reader) ([]TraceVideo, error) {
 	return out, nil
 }
 
+// maxTraceBlocks bounds the catalogue a trace may expand to (about 1 GB of
+// planner state).
+const maxTraceBlocks = 1 << 26
+
 // TraceCatalogue cuts the videos of a trace into blocks of blockMB megabytes
 // (a partial last block counts as one block) and gives each block its video's
 // request share divided by the video's block count.
@@ -192,7 +196,7 @@ func TraceCatalogue(videos []TraceVideo, blockMB float64) (*Catalogue, error) {
 	}
 	weights := make([]float64, len(videos))
 	counts := make([]int, len(videos))
-	total := 0.0
+	total, blocks := 0.0, 0
 	for i, v := range videos {
 		weights[i] = v.Requests
 		total += v.Requests
@@ -201,6 +205,9 @@ func TraceCatalogue(videos []TraceVideo, blockMB float64) (*Catalogue, error) {
 			return nil, fmt.Errorf("plan: video %q of %v MB needs more than 2^30 blocks of %v MB", v.ID, v.SizeMB, blockMB)
 		}
 		counts[i] = int(n)
+		if blocks += counts[i]; blocks > maxTraceBlocks {
+			return nil, fmt.Errorf("plan: trace needs more than %d blocks of %v MB; use larger blocks", maxTraceBlocks, blockMB)
+		}
 	}
 	if !(total > 0) {
 		return nil, errors.New("plan: trace has no requests at all; at least one video needs requests > 0")
