@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +22,7 @@ import (
 	"github.com/swarmcast/swarmcast/edge"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 func init() { subcommands = append(subcommands, newEdgeCommand) }
@@ -30,6 +33,8 @@ type edgeFlags struct {
 	dir, coordinator, listen, advertise, region string
 	disk, upload, preset, fault                 string
 	watchedTTL                                  time.Duration
+	token, coordinatorKey                       string
+	settleInterval                              time.Duration
 }
 
 // edgeConfig turns the flags into an edge.Config (without network or
@@ -70,6 +75,21 @@ func (fl *edgeFlags) edgeConfig() (edge.Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("--byzantine: %w", err)
 	}
+	var coordKey ed25519.PublicKey
+	if fl.coordinatorKey != "" {
+		b, err := hex.DecodeString(fl.coordinatorKey)
+		if err != nil || len(b) != ed25519.PublicKeySize {
+			return cfg, fmt.Errorf("--coordinator-key: want %d hex digits (the coordinator's ed25519 public key)", 2*ed25519.PublicKeySize)
+		}
+		coordKey = b
+	}
+	if fl.settleInterval <= 0 {
+		return cfg, errors.New("--settle-interval must be positive, e.g. 30s")
+	}
+	token := fl.token
+	if token == "" {
+		token = os.Getenv("SWARMCAST_EDGE_TOKEN")
+	}
 	id, err := identity.LoadOrCreate(filepath.Join(fl.dir, "node.key"))
 	if err != nil {
 		return cfg, err
@@ -77,6 +97,7 @@ func (fl *edgeFlags) edgeConfig() (edge.Config, error) {
 	return edge.Config{
 		Dir: fl.dir, Identity: id, Coordinator: fl.coordinator, Region: fl.region,
 		DiskCapBytes: disk, UploadCapBytes: upload, WatchedTTL: fl.watchedTTL, Fault: fault,
+		Token: token, CoordinatorKey: coordKey, SettleInterval: fl.settleInterval,
 	}, nil
 }
 
@@ -116,6 +137,9 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 	f.StringVar(&fl.upload, "upload", "10Mbit", "upload bandwidth given to other viewers (e.g. 10Mbit, 2MB/s)")
 	f.StringVar(&fl.preset, "preset", "", "scale --disk and --upload by 0.2, 0.5 or 1")
 	f.DurationVar(&fl.watchedTTL, "watched-ttl", edge.DefaultWatchedTTL, "how long shards of what this node's player watched are kept")
+	f.StringVar(&fl.token, "token", "", "the edge's API token from binding it to an account (POST "+wire.PathBindEdge+"); settlement needs it (default $SWARMCAST_EDGE_TOKEN)")
+	f.StringVar(&fl.coordinatorKey, "coordinator-key", "", "the coordinator's ed25519 public key in hex, to verify viewers' order limits (without it the coordinator checks them at settlement)")
+	f.DurationVar(&fl.settleInterval, "settle-interval", edge.DefaultSettleInterval, "how often orders whose limits expired are settled with the coordinator (all are settled on shutdown)")
 	f.StringVar(&fl.fault, "byzantine", "honest", "misbehave when serving others, for testing: honest, flip-bits, truncate, wrong-index, slow-drip")
 	return cmd
 }

@@ -31,6 +31,9 @@ func newPlayCommand() *cobra.Command {
 		speed       float64
 		region      string
 		seed        int64
+		token       string
+		user        string
+		password    string
 	)
 	cmd := &cobra.Command{
 		Use:   "play <video-id> --coordinator URL",
@@ -51,9 +54,26 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			if token == "" {
+				token = os.Getenv("SWARMCAST_TOKEN")
+			}
+			if user != "" {
+				if password == "" {
+					password = os.Getenv("SWARMCAST_PASSWORD")
+				}
+				if token, err = login(ctx, coordinator, user, password); err != nil {
+					return err
+				}
+			}
+			if token != "" {
+				if err := unlock(ctx, cmd.OutOrStdout(), coordinator, token, id); err != nil {
+					return err
+				}
+			}
 			reg := httpserve.NewRegistry()
 			v, err := viewer.New(viewer.Config{
 				Coordinator: coordinator,
+				Token:       token,
 				Identity:    identity.New(),
 				Region:      region,
 				Seed:        seed,
@@ -89,8 +109,38 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 	cmd.Flags().IntVar(&rendition, "rendition", -1, "rendition index for --headless (-1 = highest)")
 	cmd.Flags().Float64Var(&speed, "speed", 1, "playback clock multiplier for --headless (1 = real time)")
 	cmd.Flags().StringVar(&region, "region", "", "region hint for source ranking")
+	cmd.Flags().StringVar(&token, "token", "", "session token (from login) sent to the coordinator; the video is unlocked with it before playing (default $SWARMCAST_TOKEN)")
+	cmd.Flags().StringVar(&user, "user", "", "log in as this account (instead of --token) and unlock the video before playing")
+	cmd.Flags().StringVar(&password, "password", "", "password for --user (default $SWARMCAST_PASSWORD)")
 	cmd.Flags().Int64Var(&seed, "seed", time.Now().UnixNano(), "seed of the fetch scheduler's random choices")
 	return cmd
+}
+
+// login exchanges an account's credentials for a session token.
+func login(ctx context.Context, coordinator, user, password string) (string, error) {
+	cc := wire.NewCoordinatorClient(coordinator, nil)
+	resp, err := cc.Login(ctx, wire.Credentials{Username: user, Password: password})
+	if err != nil {
+		return "", fmt.Errorf("log in as %s: %w", user, err)
+	}
+	return resp.Token, nil
+}
+
+// unlock spends the account's points on the video if it is not entitled
+// yet, and says what it cost.
+func unlock(ctx context.Context, out io.Writer, coordinator, token string, id content.VideoID) error {
+	cc := wire.NewCoordinatorClient(coordinator, nil)
+	cc.Token = token
+	resp, err := cc.UnlockVideo(ctx, id.String())
+	if err != nil {
+		return fmt.Errorf("unlock video %s: %w", id, err)
+	}
+	if resp.AlreadyEntitled {
+		fmt.Fprintf(out, "video %s already unlocked; balance %d points\n", id, resp.Balance)
+	} else {
+		fmt.Fprintf(out, "unlocked video %s: charged %d points; balance %d points\n", id, resp.Charged, resp.Balance)
+	}
+	return nil
 }
 
 // printQoE writes the QoE summary as a table.
