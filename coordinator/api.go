@@ -290,18 +290,9 @@ func (c *Coordinator) handleLookup(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sc := c.scratch.Get().(*lookupScratch)
 	defer c.scratch.Put(sc)
-	if err := c.lookup(&req, sc, sc.render); err != nil {
+	if err := c.lookupJSON(r.Context(), &req, sc); err != nil {
 		writeErr(w, err)
 		return
-	}
-	if len(sc.edges) > 0 {
-		// Limits are an addition: a store error costs the viewer its
-		// payability for this lookup, never the lookup itself.
-		limits, err := c.orderLimits(r.Context(), req.ViewerID, req.Video, sc.edges)
-		if err != nil {
-			c.log.Warn("lookup: order limits", "viewer", req.ViewerID, "err", err)
-		}
-		sc.buf = appendLimits(sc.buf, limits)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(sc.buf)
@@ -482,5 +473,23 @@ func (c *Coordinator) banNode(ctx context.Context, node wire.NodeID, reason stri
 	c.mu.Lock()
 	c.st.ban(node, reason)
 	c.mu.Unlock()
+	return nil
+}
+
+// lookupJSON renders a lookup's answer into sc.buf, with the viewer's order
+// limits when it is payable.
+func (c *Coordinator) lookupJSON(ctx context.Context, req *wire.LookupRequest, sc *lookupScratch) error {
+	if err := c.lookup(req, sc, sc.render); err != nil {
+		return err
+	}
+	if len(sc.edges) > 0 {
+		// Limits are an addition: a store error costs the viewer its
+		// payability for this lookup, never the lookup itself.
+		limits, err := c.orderLimits(ctx, req.ViewerID, req.Video, sc.edges)
+		if err != nil {
+			c.log.Warn("lookup: order limits", "viewer", req.ViewerID, "err", err)
+		}
+		sc.buf = appendLimits(sc.buf, limits)
+	}
 	return nil
 }

@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"math/rand"
@@ -22,9 +24,14 @@ import (
 // of setsPerEdge random segments: every segment has ~1000*setsPerEdge/60
 // holders. The clock is frozen so no edge expires mid-benchmark.
 func benchNetwork(b *testing.B, setsPerEdge int) (*Coordinator, []wire.LookupRequest) {
+	return benchNetworkConfig(b, setsPerEdge, Config{})
+}
+
+func benchNetworkConfig(b *testing.B, setsPerEdge int, cfg Config) (*Coordinator, []wire.LookupRequest) {
 	fix := sampleStore(b)
 	frozen := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	c, err := New(Config{Seed: 1, Log: quietLog(), Now: func() time.Time { return frozen }})
+	cfg.Seed, cfg.Log, cfg.Now = 1, quietLog(), func() time.Time { return frozen }
+	c, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -114,6 +121,38 @@ func BenchmarkLookupCrowded(b *testing.B) {
 	benchLookup(b, c, reqs)
 }
 
+// BenchmarkLookupWithLimits is BenchmarkLookup for payable viewers: a
+// store-backed coordinator, every lookup from one of 64 viewer keys bound
+// to an account entitled to the (free) videos, so each answer carries one
+// order limit per edge in it (~50 for an 8-segment window). Limits come
+// from the cache after the first lookup of a (viewer, edge, video).
+func BenchmarkLookupWithLimits(b *testing.B) {
+	id := identity.New()
+	db := openStore(b, "sqlite:"+b.TempDir()+"/c.db", id.Key.Public().(ed25519.PublicKey))
+	c, reqs := benchNetworkConfig(b, 4, Config{Store: db, Identity: id, AuditInterval: -1})
+	ctx := context.Background()
+	acct, err := db.CreateAccount(ctx, "viewer", "password-viewer", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range reqs {
+		v := identity.New().ID
+		if i < 64 {
+			if err := db.BindViewerKey(ctx, acct.ID, v, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		} else {
+			v = reqs[i%64].ViewerID
+		}
+		reqs[i].ViewerID = v
+	}
+	resp, err := c.Lookup(reqs[0])
+	if err != nil || len(resp.Limits) == 0 {
+		b.Fatalf("no limits in a payable lookup: %v", err)
+	}
+	benchLookup(b, c, reqs)
+}
+
 func benchLookup(b *testing.B, c *Coordinator, reqs []wire.LookupRequest) {
 	b.Run("service", func(b *testing.B) {
 		var lat latencies
@@ -124,7 +163,7 @@ func benchLookup(b *testing.B, c *Coordinator, reqs []wire.LookupRequest) {
 			var mine []time.Duration
 			for i := 0; pb.Next(); i++ {
 				start := time.Now()
-				if err := c.lookup(&reqs[i%len(reqs)], sc, sc.render); err != nil {
+				if err := c.lookupJSON(context.Background(), &reqs[i%len(reqs)], sc); err != nil {
 					b.Error(err)
 					return
 				}
