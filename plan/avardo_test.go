@@ -105,11 +105,11 @@ func TestAvardoGapShrinksWithSmallerBlocks(t *testing.T) {
 // TestDispatchOnlyToActiveHolders is the contract the origin pool relies on.
 func TestDispatchOnlyToActiveHolders(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		blocks := rapid.IntRange(1, 300).Draw(t, "blocks")
+		blocks := rapid.IntRange(1, 150).Draw(t, "blocks")
 		videos := rapid.IntRange(1, blocks).Draw(t, "videos")
 		slots := rapid.IntRange(1, 60).Draw(t, "slots")
 		n0 := (blocks + slots - 1) / slots
-		servers := rapid.IntRange(n0, n0+3*n0+5).Draw(t, "servers")
+		servers := rapid.IntRange(n0, 3*n0+3).Draw(t, "servers")
 		zipf := rapid.Float64Range(0, 2).Draw(t, "zipf")
 		cat, err := SyntheticCatalogue(CatalogueSpec{Blocks: blocks, Videos: videos, Zipf: zipf, Seed: rapid.Uint64().Draw(t, "seed")})
 		if err != nil {

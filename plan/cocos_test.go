@@ -139,7 +139,7 @@ func TestCocosBeatsBaselines(t *testing.T) {
 
 func TestCocosDeterministic(t *testing.T) {
 	spec := PaperCocosSpec()
-	spec.Servers, spec.Channels = 5, 2
+	spec.Servers, spec.Channels = 4, 2
 	run := func() *CocosResult {
 		in, err := NewCocosInstance(spec)
 		if err != nil {
