@@ -138,6 +138,7 @@ type lookupScratch struct {
 	buf    []byte
 	render func(*lookupResult) // renders res into buf, allocated once per scratch
 	edges  []wire.NodeID       // distinct edges of the last result, when limits are wanted
+	seen   map[wire.NodeID]struct{}
 }
 
 // New builds a coordinator and loads its durable state from cfg.DB.
@@ -451,7 +452,10 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 	if err == nil {
 		render(&sc.res)
 		if c.store != nil && req.ViewerID != "" {
-			sc.edges = sc.res.collectEdges(sc.edges)
+			if sc.seen == nil {
+				sc.seen = make(map[wire.NodeID]struct{})
+			}
+			sc.edges = sc.res.collectEdges(sc.edges, sc.seen)
 		}
 	}
 	c.mu.RUnlock()

@@ -47,7 +47,7 @@ type cachedLimit struct {
 // queries nothing in the steady state: a play of one viewer over e edges
 // costs e signatures per LimitTTL·4/5.
 type limitCache struct {
-	mu     sync.Mutex
+	mu     sync.RWMutex
 	limits map[limitKey]*cachedLimit
 	grants map[grantKey]grant
 }
@@ -100,9 +100,9 @@ func (lc *limitCache) prune(now time.Time) {
 // entitlement answers from the cache or the store.
 func (c *Coordinator) entitlement(ctx context.Context, viewer wire.NodeID, video string, now time.Time) (grant, error) {
 	key := grantKey{viewer, video}
-	c.limits.mu.Lock()
+	c.limits.mu.RLock()
 	g, ok := c.limits.grants[key]
-	c.limits.mu.Unlock()
+	c.limits.mu.RUnlock()
 	if ok && now.Before(g.until) {
 		return g, nil
 	}
@@ -152,20 +152,31 @@ func (c *Coordinator) orderLimits(ctx context.Context, viewer wire.NodeID, video
 		maxBytes = min(maxBytes, g.budget)
 	}
 	out := make([]*cachedLimit, 0, len(edges))
-	c.limits.mu.Lock()
-	defer c.limits.mu.Unlock()
+	var missing []wire.NodeID
+	c.limits.mu.RLock()
 	for _, e := range edges {
-		key := limitKey{viewer, e, video}
-		if l, ok := c.limits.limits[key]; ok && now.Before(l.renewAt) {
+		if l, ok := c.limits.limits[limitKey{viewer, e, video}]; ok && now.Before(l.renewAt) {
 			out = append(out, l)
-			continue
+		} else {
+			missing = append(missing, e)
 		}
+	}
+	c.limits.mu.RUnlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	// Sign outside the lock; two lookups racing on one key both sign and
+	// the later insert wins (both limits are genuine; the edge settles
+	// whichever its viewer used).
+	for _, e := range missing {
 		l := wire.OrderLimit{Edge: e, Viewer: viewer, Video: video, MaxBytes: maxBytes, ExpiresUnixMs: now.Add(c.cfg.LimitTTL).UnixMilli()}
 		rand.Read(l.Serial[:])
 		wire.SignOrderLimit(c.cfg.Identity.Key, &l)
 		b, _ := json.Marshal(&l)
 		cl := &cachedLimit{limit: l, json: b, renewAt: now.Add(c.cfg.LimitTTL - c.cfg.LimitTTL/5)}
-		c.limits.limits[key] = cl
+		c.limits.mu.Lock()
+		c.limits.limits[limitKey{viewer, e, video}] = cl
+		c.limits.mu.Unlock()
 		out = append(out, cl)
 		c.metrics.limitsIssued.Inc()
 	}
@@ -189,22 +200,18 @@ func appendLimits(buf []byte, limits []*cachedLimit) []byte {
 	return append(buf, "]}\n"...)
 }
 
-// collectEdges lists the distinct edges of a ranked result into dst.
-func (r *lookupResult) collectEdges(dst []wire.NodeID) []wire.NodeID {
+// collectEdges lists the distinct edges of a ranked result into dst,
+// using seen (cleared first) to deduplicate.
+func (r *lookupResult) collectEdges(dst []wire.NodeID, seen map[wire.NodeID]struct{}) []wire.NodeID {
 	dst = dst[:0]
+	clear(seen)
 	for _, src := range r.sources {
 		n := src.h.n
 		if n.role != wire.RoleEdge {
 			continue
 		}
-		seen := false
-		for _, d := range dst {
-			if d == n.id {
-				seen = true
-				break
-			}
-		}
-		if !seen {
+		if _, ok := seen[n.id]; !ok {
+			seen[n.id] = struct{}{}
 			dst = append(dst, n.id)
 		}
 	}
