@@ -299,3 +299,41 @@ func TestSettlesDueOrdersWithIdempotentRetry(t *testing.T) {
 		t.Errorf("settle with nothing due: %v, %d batches", err, len(settler.batches))
 	}
 }
+
+func TestRunSettlesEverythingOnShutdown(t *testing.T) {
+	p := newOrderParties()
+	settler := &testSettler{}
+	mux := http.NewServeMux()
+	mux.Handle("POST "+wire.PathSettle, settler)
+	mux.HandleFunc("POST "+wire.PathRegister, func(w http.ResponseWriter, r *http.Request) {
+		wire.WriteJSON(w, wire.RegisterResponse{HeartbeatIntervalMS: 1000})
+	})
+	mux.HandleFunc("POST "+wire.PathHeartbeat, func(w http.ResponseWriter, r *http.Request) { wire.WriteJSON(w, wire.HeartbeatResponse{}) })
+	mux.HandleFunc("POST "+wire.PathLeave, func(w http.ResponseWriter, r *http.Request) { wire.WriteJSON(w, struct{}{}) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	dir := t.TempDir()
+	e := newTestEdge(t, dir, func(c *Config) {
+		c.Coordinator, c.Advertise, c.CoordinatorKey, c.Token = srv.URL, "http://127.0.0.1:1", p.coordPub, "tok"
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	l := p.limit(9, e.ID(), 1<<20, time.Now().Add(time.Hour)) // live: only shutdown settles it
+	if res := e.offerOrder(&l, p.order(9, 12345)); res != orderAccepted {
+		t.Fatal(res)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	settler.mu.Lock()
+	defer settler.mu.Unlock()
+	if len(settler.batches) != 1 || len(settler.batches[0].Pairs) != 1 || settler.batches[0].Pairs[0].Order.Amount != 12345 {
+		t.Fatalf("batches at shutdown %+v, want the one live order", settler.batches)
+	}
+	restarted := newTestEdge(t, dir, func(c *Config) { c.Identity = e.cfg.Identity })
+	if n, _ := restarted.unsettled(); n != 0 {
+		t.Errorf("%d unsettled pairs persisted after a clean settlement", n)
+	}
+}
