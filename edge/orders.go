@@ -102,6 +102,11 @@ func (b *orderBook) offer(l *wire.OrderLimit, o *wire.Order, now time.Time) orde
 	}
 	held := b.pairs[l.Serial]
 	if o == nil {
+		// Nothing to keep, but the request counts as paid only under a
+		// genuine limit.
+		if held != nil && !sameLimit(&held.Limit, l) || held == nil && b.coordKey != nil && wire.VerifyOrderLimit(b.coordKey, l) != nil {
+			return orderBadLimit
+		}
 		return orderNoOrder
 	}
 	if held != nil && o.Amount <= held.Order.Amount {

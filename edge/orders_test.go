@@ -137,6 +137,11 @@ func TestOrderBookKeepsLargestAndRejectsForgeries(t *testing.T) {
 			wire.SignOrderLimit(other, &l)
 			return l
 		}(), p.order(4, 10), orderBadLimit},
+		{"forged limit without an order", func() wire.OrderLimit {
+			l := p.limit(6, "me", 1000, now.Add(time.Minute))
+			l.Signature = make([]byte, ed25519.SignatureSize)
+			return l
+		}(), nil, orderBadLimit},
 		{"same serial, inflated limit", func() wire.OrderLimit {
 			l2 := l
 			l2.MaxBytes = 1 << 40
