@@ -349,30 +349,34 @@ func (a *AuditChore) originShard(ctx context.Context, au coordinatordb.Audit) ([
 // edge per interval). gone lists nodes the sweep just dropped.
 func (c *Coordinator) recordUptime(now time.Time, gone []*node) {
 	c.uptimeMu.Lock()
+	if c.uptimeGone == nil {
+		c.uptimeGone = make(map[wire.NodeID]bool)
+	}
+	for _, n := range gone {
+		if n.role == wire.RoleEdge && !n.banned {
+			c.uptimeGone[n.id] = false // dropped since the last record: down
+		}
+	}
 	if c.lastUptime.IsZero() {
 		c.lastUptime = now
 	}
 	due := now.Sub(c.lastUptime) >= c.cfg.UptimeInterval
+	var obs map[wire.NodeID]bool
 	if due {
 		c.lastUptime = now
+		obs, c.uptimeGone = c.uptimeGone, nil
 	}
 	c.uptimeMu.Unlock()
 	if !due {
 		return
 	}
-	obs := make(map[wire.NodeID]bool)
 	c.mu.RLock()
 	for _, n := range c.st.nodes {
 		if n.role == wire.RoleEdge && !n.banned {
-			obs[n.id] = c.st.alive(n, now)
+			obs[n.id] = c.st.alive(n, now) // registered now: its current state wins
 		}
 	}
 	c.mu.RUnlock()
-	for _, n := range gone {
-		if n.role == wire.RoleEdge && !n.banned {
-			obs[n.id] = false
-		}
-	}
 	ctx := context.Background()
 	for id, up := range obs {
 		if _, err := c.store.RecordUptime(ctx, id, up, now); err != nil {

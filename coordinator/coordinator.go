@@ -118,6 +118,7 @@ type Coordinator struct {
 
 	uptimeMu   sync.Mutex
 	lastUptime time.Time
+	uptimeGone map[wire.NodeID]bool // edges swept since the last uptime record
 }
 
 // PlayAggregates sums the play reports received.

@@ -324,3 +324,31 @@ func TestPartialDropperDetection(t *testing.T) {
 		t.Fatalf("mean first failure %.1f (want ≈10), mean disqualification %.0f (want ≈511)", meanFirst, meanDQ)
 	}
 }
+
+// TestUptimeRecordedOccasionally: the sweep records each edge's up/down in
+// the store once per UptimeInterval, not on every heartbeat.
+func TestUptimeRecordedOccasionally(t *testing.T) {
+	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", func(c *Config) { c.UptimeInterval = time.Minute })
+	up, down := h.edge(""), h.edge("")
+	h.c.Sweep() // starts the uptime clock
+	for range 30 {
+		h.clock.Advance(2 * time.Second)
+		h.heartbeat(wire.HeartbeatRequest{NodeID: up})
+		h.c.Sweep()
+	}
+	h.clock.Advance(2 * time.Second)
+	h.heartbeat(wire.HeartbeatRequest{NodeID: up})
+	h.c.Sweep()
+	ctx := context.Background()
+	su, _ := h.store.EdgeReputation(ctx, up)
+	sd, _ := h.store.EdgeReputation(ctx, down)
+	if su.Uptime.Beta != 0 || su.UpdatedAt.IsZero() {
+		t.Fatalf("up edge uptime %+v", su.Uptime)
+	}
+	if sd.Uptime.Beta != 1 {
+		t.Fatalf("down edge uptime %+v, want exactly one down record", sd.Uptime)
+	}
+	if got := h.metric(`swarmcast_coordinator_uptime_checks_total{state="up"}`); got != "1" {
+		t.Fatalf("up checks %q, want 1 (once per interval)", got)
+	}
+}
