@@ -470,9 +470,9 @@ func (a *Avardo) DispatchCapacity(active int, perServer float64) (float64, error
 
 // Threshold tells the origin pool when to push or pop one server of the stack.
 type Threshold struct {
-	Server     int     // stack position; servers below MinServers are always on
-	Activate   float64 // push Server when the request rate rises above this (req/s)
-	Deactivate float64 // pop Server when the request rate falls below this (req/s)
+	Server     int     `json:"server"`     // stack position; servers below MinServers are always on
+	Activate   float64 `json:"activate"`   // push Server when the request rate rises above this (req/s)
+	Deactivate float64 `json:"deactivate"` // pop Server when the request rate falls below this (req/s)
 }
 
 // Thresholds returns, for every server, the request rates at which the stack

@@ -167,7 +167,10 @@ type RavoPlan struct {
 
 // RavoCost splits a plan's cost into the three rented resources.
 type RavoCost struct {
-	Storage, Link, Processing, Total float64
+	Storage    float64 `json:"storage"`
+	Link       float64 `json:"link"`
+	Processing float64 `json:"processing"`
+	Total      float64 `json:"total"`
 }
 
 // Evaluate prices a plan: storage of every copy, and for every remote stream

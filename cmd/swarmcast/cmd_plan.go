@@ -38,12 +38,12 @@ func newPlanCommand() *cobra.Command {
 
 // avardoReport is the JSON written by `plan avardo --json`.
 type avardoReport struct {
-	Workload       map[string]any `json:"workload"`
-	MinServers     int            `json:"min_servers"`
-	PerServer      float64        `json:"per_server_rate"`
-	Schemes        []schemeReport `json:"schemes"`
-	Thresholds     []plan.Threshold
-	RuntimeSeconds float64 `json:"runtime_seconds"`
+	Workload       map[string]any   `json:"workload"`
+	MinServers     int              `json:"min_servers"`
+	PerServer      float64          `json:"per_server_rate"`
+	Schemes        []schemeReport   `json:"schemes"`
+	Thresholds     []plan.Threshold `json:"thresholds"`
+	RuntimeSeconds float64          `json:"runtime_seconds"`
 }
 
 type schemeReport struct {
@@ -182,15 +182,15 @@ func printAvardo(w io.Writer, rep *avardoReport) {
 	fmt.Fprintf(w, "AVARDO: %v blocks, %v slots/server, %v servers, n0 = %d, %.3f req/s per server\n\n",
 		rep.Workload["blocks"], rep.Workload["slots"], rep.Workload["servers"], rep.MinServers, rep.PerServer)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "servers\tupper bound\tavardo\tgap\tclosed-form gap\tuniform gap\thierarchical gap\tactivate at\t")
+	fmt.Fprintln(tw, "servers\tupper bound\tavardo\tgap\tclosed-form gap\tuniform gap\thierarchical gap\tpush next above\t")
 	av, un, hi := rep.Schemes[0], rep.Schemes[1], rep.Schemes[2]
 	for i, l := range av.Levels {
 		cf := 1 - av.DispatchCapacity[i]/l.UpperBound
-		act := 0.0
+		act := "-"
 		if l.Servers < len(rep.Thresholds) {
-			act = rep.Thresholds[l.Servers].Activate
+			act = fmt.Sprintf("%.1f", rep.Thresholds[l.Servers].Activate)
 		}
-		fmt.Fprintf(tw, "%d\t%.1f\t%.1f\t%.4f%%\t%.4f%%\t%.3f%%\t%.3f%%\t%.1f\t\n", l.Servers, l.UpperBound, l.Capacity,
+		fmt.Fprintf(tw, "%d\t%.1f\t%.1f\t%.4f%%\t%.4f%%\t%.3f%%\t%.3f%%\t%s\t\n", l.Servers, l.UpperBound, l.Capacity,
 			100*l.Gap, 100*cf, 100*un.Levels[i].Gap, 100*hi.Levels[i].Gap, act)
 	}
 	tw.Flush()
