@@ -104,8 +104,10 @@ func TestOffloadAfterWarmup(t *testing.T) {
 	playAll(t, nodes[:1], video, 8)
 	waitPlacement(n, 8*segmentsOf(n, video)*2, 20*time.Second)
 
+	// Measured plays at 2x: deadlines stay loose enough that a slow CI
+	// machine (or -race) does not push players to the origin for time.
 	before := n.OriginBytes()
-	qs := playAll(t, nodes, video, 8)
+	qs := playAll(t, nodes, video, 2)
 	originDelta := n.OriginBytes() - before
 	edgeBytes, viaOrigin := delivered(qs)
 	total := edgeBytes + viaOrigin
