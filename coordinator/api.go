@@ -290,6 +290,7 @@ func (c *Coordinator) handleLookup(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sc := c.scratch.Get().(*lookupScratch)
 	defer c.scratch.Put(sc)
+	sc.prefetch = r.Header.Get(wire.HeaderLookupPurpose) == wire.LookupPurposePrefetch
 	if err := c.lookupJSON(r.Context(), &req, sc); err != nil {
 		writeErr(w, err)
 		return

@@ -140,6 +140,9 @@ type lookupScratch struct {
 	render func(*lookupResult) // renders res into buf, allocated once per scratch
 	edges  []wire.NodeID       // distinct edges of the last result, when limits are wanted
 	seen   map[wire.NodeID]struct{}
+	// prefetch marks an edge's own placement lookup: it is not viewer
+	// demand, and counting it would let placement feed on itself.
+	prefetch bool
 }
 
 // New builds a coordinator and loads its durable state from cfg.DB.
@@ -467,9 +470,11 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 	}
 	c.lookups.Add(1)
 	c.metrics.lookups.Inc()
-	c.demandMu.Lock()
-	c.demand.Record(req.Video, req.Rendition, req.From, req.From+segments, req.Region)
-	c.demandMu.Unlock()
+	if !sc.prefetch {
+		c.demandMu.Lock()
+		c.demand.Record(req.Video, req.Rendition, req.From, req.From+segments, req.Region)
+		c.demandMu.Unlock()
+	}
 	return nil
 }
 
