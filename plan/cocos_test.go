@@ -168,3 +168,20 @@ func TestCocosBadInput(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkCocosPaperChannel(b *testing.B) {
+	if !lp.CoinAvailable() {
+		b.Skip("clp not on PATH; install with apt-get install -y coinor-cbc coinor-clp")
+	}
+	spec := PaperCocosSpec()
+	spec.Channels = 5 // the five most popular channels dominate the runtime
+	in, err := NewCocosInstance(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Cocos(in, CocosOptions{Substreams: 10, Candidates: 8}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -140,3 +140,18 @@ func TestRavoBadInput(t *testing.T) {
 		t.Fatal("negative regions accepted")
 	}
 }
+
+func BenchmarkRavo100Clusters(b *testing.B) {
+	if !lp.CoinAvailable() {
+		b.Skip("clp not on PATH; install with apt-get install -y coinor-cbc coinor-clp")
+	}
+	in, err := NewRavoInstance(DefaultRavoSpec())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Ravo(in, RavoOptions{Clusters: 100, Draws: 8, Seed: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
