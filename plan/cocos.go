@@ -319,6 +319,9 @@ type CocosOptions struct {
 	Substreams int // k: candidate trees cut from the LP, ≥ 1
 	Candidates int // cheapest delay-feasible in-edges kept per server; 0 keeps all
 	Solver     lp.Solver
+	// Progress, if set, is called after each channel with the number done
+	// and the total.
+	Progress func(done, total int)
 }
 
 // Cocos solves, per channel, the LP relaxation of the minimum-cost overlay
@@ -346,6 +349,9 @@ func Cocos(in *CocosInstance, opt CocosOptions) (*CocosResult, error) {
 		}
 		trees[c] = t
 		bound += lb
+		if opt.Progress != nil {
+			opt.Progress(c+1, len(in.Channels))
+		}
 	}
 	r := in.finish("cocos", trees)
 	r.LPBound = bound

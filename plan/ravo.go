@@ -482,6 +482,12 @@ func (in *RavoInstance) groupLP(size []float64, mbps [][]float64) (*lp.Problem, 
 // every plan. The LP separates by video, so it is solved in batches of
 // batch videos.
 func (in *RavoInstance) LPBound(solver lp.Solver, batch int) (float64, error) {
+	return in.LPBoundProgress(solver, batch, nil)
+}
+
+// LPBoundProgress is LPBound that calls progress after each batch with the
+// videos done and the total.
+func (in *RavoInstance) LPBoundProgress(solver lp.Solver, batch int, progress func(done, total int)) (float64, error) {
 	if solver == nil {
 		solver = lp.Auto{}
 	}
@@ -510,6 +516,9 @@ func (in *RavoInstance) LPBound(solver lp.Solver, batch int) (float64, error) {
 			return 0, fmt.Errorf("plan: ravo LP bound is %v", sol.Status)
 		}
 		total += sol.Objective
+		if progress != nil {
+			progress(hi, V)
+		}
 	}
 	return total, nil
 }

@@ -292,6 +292,18 @@ func plotAvardo(dir string, rep *avardoReport) error {
 	return p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "avardo-gap.png"))
 }
 
+// progress returns a callback that redraws "label done/total" on stderr and
+// ends the line when done reaches total.
+func progress(cmd *cobra.Command, label string) func(done, total int) {
+	w := cmd.ErrOrStderr()
+	return func(done, total int) {
+		fmt.Fprintf(w, "\r%s %d/%d", label, done, total)
+		if done == total {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
 func solverByName(name string) (lp.Solver, error) {
 	switch name {
 	case "auto":
@@ -367,7 +379,7 @@ func newPlanRavoCommand() *cobra.Command {
 			}
 			rep := ravoReport{Spec: spec}
 			t0 := time.Now()
-			if rep.LPBound, err = in.LPBound(solver, 1000); err != nil {
+			if rep.LPBound, err = in.LPBoundProgress(solver, 1000, progress(cmd, "ravo: LP bound, videos")); err != nil {
 				return err
 			}
 			rep.LPSeconds = time.Since(t0).Seconds()
@@ -552,7 +564,8 @@ func newPlanCocosCommand() *cobra.Command {
 						return err
 					}
 					t := time.Now()
-					co, err := plan.Cocos(in, plan.CocosOptions{Substreams: k, Candidates: candidates, Solver: solver})
+					co, err := plan.Cocos(in, plan.CocosOptions{Substreams: k, Candidates: candidates, Solver: solver,
+						Progress: progress(cmd, fmt.Sprintf("cocos: Δ = %d ms, channels", d))})
 					if err != nil {
 						return err
 					}
