@@ -7,6 +7,7 @@ package testnet
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/coordinator"
+	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/edge"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
@@ -44,6 +46,18 @@ type Config struct {
 	Fault func(i int) edge.Fault
 	Seed  int64
 	Log   *slog.Logger
+
+	// Accounts turns on the durable store (SQLite in Dir): every edge runs
+	// under its own account (signed up, edge bound, API token), its player
+	// uses the account's session and signs orders, edges settle, and keys
+	// need entitlement. Argon2 parameters are lowered for test speed.
+	Accounts bool
+	// GrantPoints is credited to each edge's account at start (Accounts only).
+	GrantPoints int64
+	// AuditInterval is the coordinator's audit period (Accounts only; default 10s).
+	AuditInterval time.Duration
+	// SettleInterval is the edges' settlement period (default the edge's).
+	SettleInterval time.Duration
 }
 
 // Network is a running network. Close stops every node.
@@ -55,6 +69,12 @@ type Network struct {
 	CoordinatorURL string
 	Origins        []*OriginNode
 	Videos         []content.VideoID
+	// Store is the coordinator's durable store (nil without Accounts).
+	Store *coordinatordb.DB
+	// Admin is a coordinator client logged in as the admin (Accounts only).
+	Admin *wire.CoordinatorClient
+
+	coordID identity.Identity // signs order limits (Accounts only)
 
 	mu        sync.Mutex
 	edges     []*EdgeNode // every edge ever started, killed ones included
@@ -78,6 +98,10 @@ type EdgeNode struct {
 	Viewer   *viewer.Viewer
 	Server   *httpserve.Server
 	Fault    edge.Fault
+
+	// Account is the coordinator client logged in as this edge's account
+	// (Accounts only): its session token is the player's.
+	Account *wire.CoordinatorClient
 
 	transport *severableTransport
 	cancel    context.CancelFunc
@@ -129,12 +153,33 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 
 func (n *Network) start() error {
 	cfg := n.cfg
-	coord, err := coordinator.New(coordinator.Config{
+	ccfg := coordinator.Config{
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		PlacementInterval: cfg.PlacementInterval,
 		Seed:              cfg.Seed,
 		Log:               cfg.Log.With("node", "coordinator"),
-	})
+	}
+	if cfg.Accounts {
+		n.coordID = identity.New()
+		db, err := coordinatordb.OpenConfig(n.ctx, "sqlite:"+filepath.Join(cfg.Dir, "coordinator.db"), coordinatordb.Config{
+			CoordinatorKeys: []ed25519.PublicKey{n.coordID.Key.Public().(ed25519.PublicKey)},
+			Password:        coordinatordb.PasswordParams{Time: 1, MemKiB: 8 * 1024, Threads: 1},
+			Reputation:      coordinatordb.ReputationConfig{InitialAlpha: 1000},
+		})
+		if err != nil {
+			return err
+		}
+		n.Store = db
+		if _, err := coordinator.BootstrapAdmin(n.ctx, db, adminUser, adminPassword, time.Now()); err != nil {
+			return err
+		}
+		ccfg.Store, ccfg.Identity = db, n.coordID
+		ccfg.AuditInterval = cfg.AuditInterval
+		if ccfg.AuditInterval == 0 {
+			ccfg.AuditInterval = 10 * time.Second
+		}
+	}
+	coord, err := coordinator.New(ccfg)
 	if err != nil {
 		return err
 	}
@@ -144,6 +189,11 @@ func (n *Network) start() error {
 	}
 	n.Coordinator, n.CoordinatorURL = coord, srv.Advertise
 	n.goRun(func() { _ = coord.Run(n.ctx) }, srv)
+	if cfg.Accounts {
+		if n.Admin, err = n.login(adminUser, adminPassword); err != nil {
+			return err
+		}
+	}
 
 	// One publisher store holds the catalogue; every origin serves it.
 	store, err := content.OpenStore(filepath.Join(cfg.Dir, "publisher"))
@@ -241,7 +291,21 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 		return nil, err
 	}
 	log := n.cfg.Log.With("node", fmt.Sprintf("edge-%d", i))
+	var account *wire.CoordinatorClient
+	var edgeToken string
+	var coordKey ed25519.PublicKey
+	if n.cfg.Accounts {
+		if account, edgeToken, err = n.setUpAccount(fmt.Sprintf("edge-%d", i), id.ID); err != nil {
+			cancel()
+			_ = srv.Close()
+			return nil, err
+		}
+		coordKey = n.coordID.Key.Public().(ed25519.PublicKey)
+	}
 	e, err := edge.New(edge.Config{
+		Token:          edgeToken,
+		CoordinatorKey: coordKey,
+		SettleInterval: n.cfg.SettleInterval,
 		Dir:            filepath.Join(n.cfg.Dir, fmt.Sprintf("edge-%d", i)),
 		Identity:       id,
 		Coordinator:    n.CoordinatorURL,
@@ -259,8 +323,13 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 		return nil, err
 	}
 	h.set(e.Handler())
+	playerToken := ""
+	if account != nil {
+		playerToken = account.Token
+	}
 	v, err := viewer.New(viewer.Config{
 		Coordinator: n.CoordinatorURL,
+		Token:       playerToken,
 		Identity:    id,
 		Region:      "local",
 		HTTPClient:  hc,
@@ -273,7 +342,7 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 		_ = srv.Close()
 		return nil, err
 	}
-	node := &EdgeNode{Index: i, Identity: id, Edge: e, Viewer: v, Server: srv, Fault: fault,
+	node := &EdgeNode{Index: i, Identity: id, Edge: e, Viewer: v, Server: srv, Fault: fault, Account: account,
 		transport: tr, cancel: cancel, done: make(chan struct{})}
 	n.mu.Lock()
 	n.edges = append(n.edges, node)
@@ -284,6 +353,47 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 		_ = v.Close() // stops the gateway's readahead and pending reports
 	}, srv)
 	return node, nil
+}
+
+// The testnet's admin account (Accounts only).
+const (
+	adminUser     = "admin"
+	adminPassword = "testnet-admin-password"
+)
+
+// login returns a coordinator client carrying a session token.
+func (n *Network) login(user, password string) (*wire.CoordinatorClient, error) {
+	c := wire.NewCoordinatorClient(n.CoordinatorURL, nil)
+	resp, err := c.Login(n.ctx, wire.Credentials{Username: user, Password: password})
+	if err != nil {
+		return nil, fmt.Errorf("testnet: login %s: %w", user, err)
+	}
+	c.Token = resp.Token
+	return c, nil
+}
+
+// setUpAccount signs up an account for one edge, grants it points, binds
+// the edge and returns the logged-in client and the edge's API token.
+func (n *Network) setUpAccount(user string, node wire.NodeID) (*wire.CoordinatorClient, string, error) {
+	password := "pw-" + user + "-testnet"
+	anon := wire.NewCoordinatorClient(n.CoordinatorURL, nil)
+	if _, err := anon.Signup(n.ctx, wire.Credentials{Username: user, Password: password}); err != nil {
+		return nil, "", fmt.Errorf("testnet: sign up %s: %w", user, err)
+	}
+	c, err := n.login(user, password)
+	if err != nil {
+		return nil, "", err
+	}
+	if n.cfg.GrantPoints > 0 {
+		if err := n.Admin.Grant(n.ctx, wire.GrantRequest{Username: user, Points: n.cfg.GrantPoints, Memo: "testnet start"}); err != nil {
+			return nil, "", fmt.Errorf("testnet: grant %s: %w", user, err)
+		}
+	}
+	bound, err := c.BindEdge(n.ctx, node)
+	if err != nil {
+		return nil, "", fmt.Errorf("testnet: bind edge of %s: %w", user, err)
+	}
+	return c, bound.APIToken, nil
 }
 
 // Edges returns every edge started so far, killed ones included.
@@ -356,9 +466,9 @@ func (n *Network) waitFor(cond func(wire.Stats) bool) error {
 // WaitFor waits until cond holds for the coordinator's stats.
 func (n *Network) WaitFor(cond func(wire.Stats) bool) error { return n.waitFor(cond) }
 
-// Close stops every node and waits for all their goroutines. Edges stop
-// first, while the coordinator can still hear them leave.
-func (n *Network) Close() {
+// StopEdges stops every alive edge gracefully, in parallel: each settles
+// what it holds and leaves.
+func (n *Network) StopEdges() {
 	var wg sync.WaitGroup
 	for _, e := range n.AliveEdges() {
 		wg.Add(1)
@@ -368,8 +478,40 @@ func (n *Network) Close() {
 		}()
 	}
 	wg.Wait()
+}
+
+// Settled sums, over every edge ever started, the points credited and the
+// bytes settled (Accounts only).
+func (n *Network) Settled(ctx context.Context) (points, bytes int64, err error) {
+	if n.Store == nil {
+		return 0, 0, nil
+	}
+	for _, e := range n.Edges() {
+		c, _, err := n.Store.EdgeEarnings(ctx, e.Identity.ID)
+		if err != nil {
+			return 0, 0, err
+		}
+		points += c
+		flows, err := n.Store.FlowsFromEdge(ctx, e.Identity.ID, time.Time{}, time.Now().Add(24*time.Hour))
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, f := range flows {
+			bytes += f.Bytes
+		}
+	}
+	return points, bytes, nil
+}
+
+// Close stops every node and waits for all their goroutines. Edges stop
+// first, while the coordinator can still hear them leave and settle.
+func (n *Network) Close() {
+	n.StopEdges()
 	n.cancel()
 	n.wg.Wait()
+	if n.Store != nil {
+		n.Store.Close()
+	}
 }
 
 // lazyHandler lets a server listen (and so learn its address) before the
