@@ -2,6 +2,7 @@ package plan
 
 import (
 	"math"
+	"os"
 	"strings"
 	"testing"
 )
@@ -98,4 +99,34 @@ func FuzzParseTrace(f *testing.F) {
 			t.Fatalf("popularity sums to %v", sum)
 		}
 	})
+}
+
+// TestSampleTrace runs the example trace shipped in testdata end to end.
+func TestSampleTrace(t *testing.T) {
+	f, err := os.Open("testdata/trace-sample.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := ParseTrace(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := TraceCatalogue(rows, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	av, err := NewAvardo(cat.Popularity, 60, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lv, err := Capacities(cat.Popularity, av.Allocation(), av.MinServers(), 60, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lv {
+		if l.Gap >= 0.01 {
+			t.Errorf("n=%d gap %.4f on the sample trace", l.Servers, l.Gap)
+		}
+	}
 }
