@@ -396,16 +396,26 @@ func containsInt(s []int, x int) bool {
 	return false
 }
 
-func (in *CocosInstance) cocosChannel(c int, ch Channel, opt CocosOptions) (Tree, float64, error) {
-	if len(ch.Demand) == 0 {
-		return Tree{Channel: c, Parent: map[int]int{}}, 0, nil
-	}
-	arcs := in.candidateArcs(ch, opt.Candidates)
+// channelLP is the LP relaxation of one channel's overlay over candidate
+// arcs: x[arc] ∈ [0, 1] at the arc's price, a unit flow f to every demanding
+// server with f ≤ x, and each server's flow-weighted path delay ≤ the bound.
+type channelLP struct {
+	p     *lp.Problem
+	arcs  []arc
+	out   [][]int // node -> arcs leaving it
+	xcol  []int   // arc -> column of x
+	flows [][]fvar
+}
+
+type fvar struct{ arc, col int }
+
+func (in *CocosInstance) buildChannelLP(ch Channel, candidates int) (*channelLP, error) {
+	arcs := in.candidateArcs(ch, candidates)
 	// Delay from the origin to every node and from every node to each
 	// target, inside the candidate graph, to drop flow variables that
 	// cannot lie on a path within the bound.
 	n := len(in.Upload)
-	out := make([][]int, n) // node -> arc ids leaving it
+	out := make([][]int, n)
 	into := make([][]int, n)
 	for k, a := range arcs {
 		out[a.from] = append(out[a.from], k)
@@ -417,7 +427,6 @@ func (in *CocosInstance) cocosChannel(c int, ch Channel, opt CocosOptions) (Tree
 	for k, a := range arcs {
 		xcol[k] = p.AddColumn(in.edgeCost(ch, a.from, a.to), 0, 1)
 	}
-	type fvar struct{ arc, col int }
 	flows := make([][]fvar, len(ch.Demand))
 	for ti, t := range ch.Demand {
 		toT := in.arcDijkstra(arcs, into, t, true)
@@ -455,11 +464,23 @@ func (in *CocosInstance) cocosChannel(c int, ch Channel, opt CocosOptions) (Tree
 			if len(idx) > 0 {
 				p.AddRow(idx, val, rhs, rhs)
 			} else if rhs != 0 {
-				return Tree{}, 0, fmt.Errorf("server %d has no arc within the delay bound", t)
+				return nil, fmt.Errorf("server %d has no arc within the delay bound", t)
 			}
 		}
 		p.AddRow(delayIdx, delayVal, math.Inf(-1), in.DelayBound)
 	}
+	return &channelLP{p: p, arcs: arcs, out: out, xcol: xcol, flows: flows}, nil
+}
+
+func (in *CocosInstance) cocosChannel(c int, ch Channel, opt CocosOptions) (Tree, float64, error) {
+	if len(ch.Demand) == 0 {
+		return Tree{Channel: c, Parent: map[int]int{}}, 0, nil
+	}
+	m, err := in.buildChannelLP(ch, opt.Candidates)
+	if err != nil {
+		return Tree{}, 0, err
+	}
+	p, arcs, out, flows := m.p, m.arcs, m.out, m.flows
 	sol, err := opt.Solver.Solve(p)
 	if err != nil {
 		return Tree{}, 0, err

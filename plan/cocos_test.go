@@ -185,3 +185,51 @@ func BenchmarkCocosPaperChannel(b *testing.B) {
 		}
 	}
 }
+
+// TestCocosLPBelowCBCOptimum solves the channel MIP (integral arcs) with CBC
+// on tiny instances: LP ≤ MIP ≤ best tree, since every tree within the bound
+// is a feasible MIP point.
+func TestCocosLPBelowCBCOptimum(t *testing.T) {
+	if !lp.CoinAvailable() {
+		t.Skip("cbc not on PATH; install with apt-get install -y coinor-cbc coinor-clp")
+	}
+	checked := 0
+	for seed := uint64(1); seed <= 8; seed++ {
+		spec := PaperCocosSpec()
+		spec.Servers, spec.Channels, spec.DelayBound, spec.Seed, spec.Zipf = 6, 2, 450, seed, 0.2
+		in, err := NewCocosInstance(spec)
+		if err != nil {
+			continue
+		}
+		for _, ch := range in.Channels {
+			if len(ch.Demand) == 0 {
+				continue
+			}
+			m, err := in.buildChannelLP(ch, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			relax, err := lp.Coin{}.Solve(m.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range m.xcol {
+				m.p.SetInteger(c)
+			}
+			mip, err := lp.Coin{}.Solve(m.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			best := bestTree(in, ch)
+			tol := 1e-6 * (1 + best)
+			if relax.Objective > mip.Objective+tol || mip.Objective > best+tol {
+				t.Fatalf("seed %d: LP %v, MIP %v, best tree %v: want LP ≤ MIP ≤ tree", seed, relax.Objective, mip.Objective, best)
+			}
+			checked++
+		}
+	}
+	if checked < 4 {
+		t.Fatalf("only %d channels checked", checked)
+	}
+	t.Logf("%d channels: LP ≤ CBC MIP ≤ best tree", checked)
+}

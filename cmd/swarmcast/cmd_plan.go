@@ -569,22 +569,16 @@ func newPlanCocosCommand() *cobra.Command {
 					if err != nil {
 						return err
 					}
-					rows := []struct {
+					type timed struct {
 						r    *plan.CocosResult
 						secs float64
-					}{{co, time.Since(t).Seconds()}}
-					t = time.Now()
-					np := plan.NearestPeer(in)
-					rows = append(rows, struct {
-						r    *plan.CocosResult
-						secs float64
-					}{np, time.Since(t).Seconds()})
-					t = time.Now()
-					pr := plan.DelayBoundedPrim(in)
-					rows = append(rows, struct {
-						r    *plan.CocosResult
-						secs float64
-					}{pr, time.Since(t).Seconds()})
+					}
+					rows := []timed{{co, time.Since(t).Seconds()}}
+					for _, baseline := range []func(*plan.CocosInstance) *plan.CocosResult{plan.NearestPeer, plan.DelayBoundedPrim} {
+						t = time.Now()
+						r := baseline(in)
+						rows = append(rows, timed{r, time.Since(t).Seconds()})
+					}
 					for _, x := range rows {
 						rep.Runs = append(rep.Runs, cocosRow{Scheme: x.r.Scheme, DelayBound: float64(d), Channels: c, Cost: x.r.Cost,
 							LPBound: co.LPBound, Violations: x.r.Violations, MaxDelay: x.r.MaxDelay, Seconds: x.secs})
