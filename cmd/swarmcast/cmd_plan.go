@@ -204,9 +204,9 @@ func printAvardo(w io.Writer, rep *avardoReport) {
 	fmt.Fprintf(w, "runtime %.2fs\n", rep.RuntimeSeconds)
 }
 
-// serversNeeded returns, for a request rate, the fewest servers whose
+// planServersNeeded returns, for a request rate, the fewest servers whose
 // capacity covers it, or NaN if no level does.
-func serversNeeded(levels []plan.Level, rate float64) float64 {
+func planServersNeeded(levels []plan.Level, rate float64) float64 {
 	for _, l := range levels {
 		if l.Capacity >= rate {
 			return float64(l.Servers)
@@ -259,7 +259,7 @@ func plotAvardo(dir string, rep *avardoReport) error {
 	for _, s := range rep.Schemes {
 		xy := plotter.XYs{}
 		for r := 0.0; r <= top; r += top / 200 {
-			if n := serversNeeded(s.Levels, r); !math.IsNaN(n) {
+			if n := planServersNeeded(s.Levels, r); !math.IsNaN(n) {
 				xy = append(xy, plotter.XY{X: r, Y: n})
 			}
 		}
@@ -292,9 +292,9 @@ func plotAvardo(dir string, rep *avardoReport) error {
 	return p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "avardo-gap.png"))
 }
 
-// progress returns a callback that redraws "label done/total" on stderr and
+// planProgress returns a callback that redraws "label done/total" on stderr and
 // ends the line when done reaches total.
-func progress(cmd *cobra.Command, label string) func(done, total int) {
+func planProgress(cmd *cobra.Command, label string) func(done, total int) {
 	w := cmd.ErrOrStderr()
 	return func(done, total int) {
 		fmt.Fprintf(w, "\r%s %d/%d", label, done, total)
@@ -304,7 +304,7 @@ func progress(cmd *cobra.Command, label string) func(done, total int) {
 	}
 }
 
-func solverByName(name string) (lp.Solver, error) {
+func planSolver(name string) (lp.Solver, error) {
 	switch name {
 	case "auto":
 		return lp.Auto{}, nil
@@ -319,7 +319,7 @@ func solverByName(name string) (lp.Solver, error) {
 	return nil, fmt.Errorf("plan: unknown --solver %q; use auto, gonum or coin", name)
 }
 
-func parseInts(s string) ([]int, error) {
+func planParseInts(s string) ([]int, error) {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
@@ -365,11 +365,11 @@ func newPlanRavoCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
-			gs, err := parseInts(clusters)
+			gs, err := planParseInts(clusters)
 			if err != nil {
 				return err
 			}
-			solver, err := solverByName(solverName)
+			solver, err := planSolver(solverName)
 			if err != nil {
 				return err
 			}
@@ -379,7 +379,7 @@ func newPlanRavoCommand() *cobra.Command {
 			}
 			rep := ravoReport{Spec: spec}
 			t0 := time.Now()
-			if rep.LPBound, err = in.LPBoundProgress(solver, 1000, progress(cmd, "ravo: LP bound, videos")); err != nil {
+			if rep.LPBound, err = in.LPBoundProgress(solver, 1000, planProgress(cmd, "ravo: LP bound, videos")); err != nil {
 				return err
 			}
 			rep.LPSeconds = time.Since(t0).Seconds()
@@ -538,19 +538,19 @@ func newPlanCocosCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
-			solver, err := solverByName(solverArg)
+			solver, err := planSolver(solverArg)
 			if err != nil {
 				return err
 			}
 			ds := []int{int(spec.DelayBound)}
 			if delays != "" {
-				if ds, err = parseInts(delays); err != nil {
+				if ds, err = planParseInts(delays); err != nil {
 					return err
 				}
 			}
 			cs := []int{spec.Channels}
 			if channels != "" {
-				if cs, err = parseInts(channels); err != nil {
+				if cs, err = planParseInts(channels); err != nil {
 					return err
 				}
 			}
@@ -565,7 +565,7 @@ func newPlanCocosCommand() *cobra.Command {
 					}
 					t := time.Now()
 					co, err := plan.Cocos(in, plan.CocosOptions{Substreams: k, Candidates: candidates, Solver: solver,
-						Progress: progress(cmd, fmt.Sprintf("cocos: Δ = %d ms, channels", d))})
+						Progress: planProgress(cmd, fmt.Sprintf("cocos: Δ = %d ms, channels", d))})
 					if err != nil {
 						return err
 					}
