@@ -246,6 +246,12 @@ func (f *segmentFetch) NextWake(now time.Time) time.Time {
 // delta is the number of spare requests beyond those still needed: one with
 // plenty of time, more as the deadline nears.
 func (f *segmentFetch) delta(now time.Time) int {
+	if f.startup {
+		// A startup segment has no playback slack to measure, but the
+		// origin hedges it after startupHedge: two spares are enough, and
+		// more would draw in edges this session already saw lagging.
+		return 2
+	}
 	left := f.deadline.Sub(now)
 	switch {
 	case left > 2*f.segDur:

@@ -1,6 +1,7 @@
 package viewer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -279,8 +280,15 @@ func (v *Viewer) sources(ctx context.Context, id content.VideoID, e *videoEntry,
 	// behind the others (a slow-drip edge stops taking a slot of every
 	// segment; it is still asked when the others are not enough).
 	v.mu.Lock()
+	// Among demoted edges, the worst lag ratio goes last: an honest edge
+	// that was often a δ spare can be demoted too, and must still rank
+	// ahead of one that never delivers.
 	slices.SortStableFunc(edges, func(a, b candidate) int {
-		return boolInt(v.record[a.Node].demoted()) - boolInt(v.record[b.Node].demoted())
+		ra, rb := v.record[a.Node], v.record[b.Node]
+		if d := boolInt(ra.demoted()) - boolInt(rb.demoted()); d != 0 || !ra.demoted() {
+			return d
+		}
+		return cmp.Compare(ra.lagRatio(), rb.lagRatio())
 	})
 	v.mu.Unlock()
 	return edges, origins, nil
@@ -556,6 +564,14 @@ type sourceRecord struct {
 // An honest edge lags only as one of the δ spares; a slow one every time.
 func (r *sourceRecord) demoted() bool {
 	return r != nil && r.asked >= 2 && 2*r.lagged > r.asked
+}
+
+// lagRatio is the share of requests the edge lagged in (0 if never asked).
+func (r *sourceRecord) lagRatio() float64 {
+	if r == nil || r.asked == 0 {
+		return 0
+	}
+	return float64(r.lagged) / float64(r.asked)
 }
 
 func (v *Viewer) noteEdge(node wire.NodeID, lagged bool) {
