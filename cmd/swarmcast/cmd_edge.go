@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/swarmcast/swarmcast/edge"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/viewer"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -35,6 +37,7 @@ type edgeFlags struct {
 	watchedTTL                                  time.Duration
 	token, coordinatorKey                       string
 	settleInterval                              time.Duration
+	user, password, playerListen                string
 }
 
 // edgeConfig turns the flags into an edge.Config (without network or
@@ -120,10 +123,33 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			cfg.Log, cfg.Registry = log, httpserve.NewRegistry()
+			session, err := fl.signIn(ctx, &cfg, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
 			e, err := edge.New(cfg)
 			if err != nil {
 				return err
 			}
+			if fl.playerListen == "" {
+				return runEdge(ctx, e, fl.listen, fl.advertise, log, cmd)
+			}
+			// The built-in player: its gateway serves any HLS player on
+			// 127.0.0.1, and what it watches is kept in this edge's cache.
+			player, err := viewer.New(viewer.Config{
+				Coordinator: cfg.Coordinator, Identity: cfg.Identity, Region: cfg.Region, Token: session,
+				Log: log.With("part", "player"), OnSegment: e.Keep,
+			})
+			if err != nil {
+				return err
+			}
+			defer player.Close()
+			gw, err := httpserve.Listen(ctx, fl.playerListen, "", player.Gateway(), log)
+			if err != nil {
+				return fmt.Errorf("player gateway: %w", err)
+			}
+			defer gw.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "play: %s/  (catalogue; open a video's master.m3u8 with ffplay, vlc or mpv)\n", gw.Advertise)
 			return runEdge(ctx, e, fl.listen, fl.advertise, log, cmd)
 		},
 	}
@@ -140,8 +166,55 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 	f.StringVar(&fl.token, "token", "", "the edge's API token from binding it to an account (POST "+wire.PathBindEdge+"); settlement needs it (default $SWARMCAST_EDGE_TOKEN)")
 	f.StringVar(&fl.coordinatorKey, "coordinator-key", "", "the coordinator's ed25519 public key in hex, to verify viewers' order limits (without it the coordinator checks them at settlement)")
 	f.DurationVar(&fl.settleInterval, "settle-interval", edge.DefaultSettleInterval, "how often orders whose limits expired are settled with the coordinator (all are settled on shutdown)")
+	f.StringVar(&fl.user, "user", "", "account to run this edge under: logs in, binds the edge to it once (the API token is kept in --dir) and gives the built-in player the account's entitlements")
+	f.StringVar(&fl.password, "password", "", "the account's password (default $SWARMCAST_PASSWORD)")
+	f.StringVar(&fl.playerListen, "player-listen", "127.0.0.1:0", "address of the built-in player's HLS gateway (empty: no player)")
 	f.StringVar(&fl.fault, "byzantine", "honest", "misbehave when serving others, for testing: honest, flip-bits, truncate, wrong-index, slow-drip")
 	return cmd
+}
+
+// signIn logs in as --user (if given), binds this edge to the account the
+// first time (keeping the API token in --dir/edge.token, 0600) and returns
+// the session token for the built-in player.
+func (fl *edgeFlags) signIn(ctx context.Context, cfg *edge.Config, out io.Writer) (string, error) {
+	if fl.user == "" {
+		return "", nil
+	}
+	password := fl.password
+	if password == "" {
+		password = os.Getenv("SWARMCAST_PASSWORD")
+	}
+	if password == "" {
+		return "", errors.New("--user needs --password (or $SWARMCAST_PASSWORD)")
+	}
+	session, err := login(ctx, cfg.Coordinator, fl.user, password)
+	if err != nil {
+		return "", err
+	}
+	tokenFile := filepath.Join(fl.dir, "edge.token")
+	if cfg.Token == "" {
+		if b, err := os.ReadFile(tokenFile); err == nil {
+			cfg.Token = strings.TrimSpace(string(b))
+		}
+	}
+	if cfg.Token == "" {
+		cc := wire.NewCoordinatorClient(cfg.Coordinator, nil)
+		cc.Token = session
+		bound, err := cc.BindEdge(ctx, cfg.Identity.ID)
+		if err != nil {
+			return "", fmt.Errorf("bind this edge to account %s: %w", fl.user, err)
+		}
+		tmp := tokenFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(bound.APIToken+"\n"), 0o600); err != nil {
+			return "", err
+		}
+		if err := os.Rename(tmp, tokenFile); err != nil {
+			return "", err
+		}
+		cfg.Token = bound.APIToken
+		fmt.Fprintf(out, "edge %s bound to account %s (API token kept in %s)\n", cfg.Identity.ID, fl.user, tokenFile)
+	}
+	return session, nil
 }
 
 // runEdge serves the edge until ctx ends, then leaves the network.
