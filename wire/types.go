@@ -163,6 +163,11 @@ type Source struct {
 type SegmentSources struct {
 	Segment int      `json:"segment"`
 	Sources []Source `json:"sources"`
+	// Origins, when set, are the origins that hold this segment under the
+	// coordinator's origin pool (AVARDO) allocation, the dispatched one
+	// first. A viewer must prefer them over LookupResponse.Origins for this
+	// segment. Empty when the pool is off.
+	Origins []Source `json:"origins,omitempty"`
 }
 
 // LookupResponse answers a lookup. Origins hold every shard of every segment
