@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -67,6 +68,18 @@ type AuditChore struct {
 
 	cacheMu sync.Mutex
 	origin  map[originKey]originBytes
+
+	// Bytes fetched for audits, for AuditBytes (the metric has the same).
+	edgeBytes, originBytes atomic.Int64
+}
+
+// AuditBytes is what audits have cost so far: bytes fetched from edges and
+// from origins. Compare with the bytes edges served to judge the overhead.
+func (c *Coordinator) AuditBytes() (fromEdges, fromOrigins int64) {
+	if c.audit == nil {
+		return 0, 0
+	}
+	return c.audit.edgeBytes.Load(), c.audit.originBytes.Load()
 }
 
 // originCacheTTL is how long the origin's bytes of an audited shard are
@@ -264,6 +277,8 @@ func (a *AuditChore) ask(ctx context.Context, addr string, au coordinatordb.Audi
 	defer cancel()
 	// A plain viewer GET: see the AuditChore doc.
 	body, _, err := wire.FetchShard(fctx, a.c.cfg.HTTPClient, addr, au.Video, au.Rendition, au.Segment, au.Shard, maxBytes)
+	a.c.metrics.auditBytes.WithLabelValues("edge").Add(float64(len(body)))
+	a.edgeBytes.Add(int64(len(body)))
 	if err != nil {
 		// A 4xx is an answer ("not held", "bad request"): failed. A 5xx,
 		// a refused connection or no answer in time means offline or
@@ -321,6 +336,8 @@ func (a *AuditChore) originShard(ctx context.Context, au coordinatordb.Audit) ([
 		fctx, cancel := context.WithTimeout(ctx, a.c.cfg.AuditTimeout)
 		body, _, err := wire.FetchShard(fctx, a.c.cfg.HTTPClient, addr, au.Video, au.Rendition, au.Segment, au.Shard, 64<<20)
 		cancel()
+		a.c.metrics.auditBytes.WithLabelValues("origin").Add(float64(len(body)))
+		a.originBytes.Add(int64(len(body)))
 		if err != nil {
 			a.c.log.Debug("audit: origin shard", "origin", addr, "err", err)
 			continue

@@ -28,6 +28,7 @@ type metrics struct {
 	creditedPoints prometheus.Counter
 	frozenPoints   prometheus.Counter
 	audits         *prometheus.CounterVec // audit answers, by outcome
+	auditBytes     *prometheus.CounterVec // bytes fetched for audits, by source (edge, origin)
 	disqualified   *prometheus.CounterVec // edges disqualified, by cause
 	uptimeChecks   *prometheus.CounterVec // uptime records, by up/down
 }
@@ -81,6 +82,7 @@ func newMetrics(reg *prometheus.Registry, c *Coordinator) (*metrics, error) {
 	m.creditedPoints = counter("swarmcast_coordinator_credited_points_total", "Points credited to edges at settlement.")
 	m.frozenPoints = counter("swarmcast_coordinator_frozen_points_total", "Points earned by disqualified edges and withheld.")
 	m.audits = counterVec("swarmcast_coordinator_audits_total", "Audit answers by outcome (passed, failed, timeout).", "outcome")
+	m.auditBytes = counterVec("swarmcast_coordinator_audit_bytes_total", "Bytes fetched to audit edges, by source (edge, origin): the audit's bandwidth cost.", "source")
 	m.disqualified = counterVec("swarmcast_coordinator_disqualifications_total", "Edges disqualified, by cause (audit, bad_shard_proof).", "cause")
 	m.uptimeChecks = counterVec("swarmcast_coordinator_uptime_checks_total", "Uptime observations recorded, by state (up, down).", "state")
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
@@ -90,7 +92,7 @@ func newMetrics(reg *prometheus.Registry, c *Coordinator) (*metrics, error) {
 		m.lookups, m.lookupLatency, m.badShards, m.directives, m.plays, m.playBytes,
 		m.apiErrors, m.accounts, m.logins, m.unlocks, m.keys, m.grantedPoints, m.limitsIssued,
 		m.settlements, m.rejections, m.settledBytes, m.creditedPoints, m.frozenPoints,
-		m.audits, m.disqualified, m.uptimeChecks,
+		m.audits, m.auditBytes, m.disqualified, m.uptimeChecks,
 		gauge("swarmcast_coordinator_alive_edges", "Edges that may appear in lookups.", func() float64 { return float64(c.Stats().AliveEdges) }),
 		gauge("swarmcast_coordinator_nodes", "Registered nodes (edges and origins).", func() float64 { return float64(c.Stats().Nodes) }),
 		gauge("swarmcast_coordinator_banned_nodes", "Nodes banned for verified bad shards.", func() float64 { return float64(c.Stats().BannedNodes) }),

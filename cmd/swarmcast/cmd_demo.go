@@ -179,6 +179,15 @@ func runDemo(cmd *cobra.Command, f demoFlags) error {
 			return fmt.Errorf("read settlements: %w", err)
 		}
 		fmt.Fprintf(out, "settled: %.1f MB of signed orders, %d points credited to edge accounts\n", float64(settled)/1e6, points)
+		fromEdges, fromOrigins := net.Coordinator.AuditBytes()
+		var served int64
+		for _, e := range net.Edges() {
+			served += e.Edge.BytesServed()
+		}
+		if served > 0 {
+			fmt.Fprintf(out, "audits: %.2f MB fetched from edges (+%.2f MB from the origin), %.2f%% of the %.1f MB edges served\n",
+				float64(fromEdges)/1e6, float64(fromOrigins)/1e6, 100*float64(fromEdges+fromOrigins)/float64(served), float64(served)/1e6)
+		}
 	}
 	if rep.PlaysFailed > 0 {
 		return fmt.Errorf("%d plays failed (first error: %s)", rep.PlaysFailed, rep.FirstError)
