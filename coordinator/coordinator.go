@@ -77,6 +77,14 @@ type Config struct {
 	UptimeInterval time.Duration
 	// HTTPClient fetches audit shards; default wire.NewHTTPClient().
 	HTTPClient *http.Client
+
+	// OriginPerServerRate turns on the AVARDO origin pool (see OriginPool):
+	// how many segment requests per second one origin serves, where the
+	// measured rate is segments asked for in lookups. 0 leaves the pool
+	// off: lookups list every alive origin for every segment, as before.
+	OriginPerServerRate float64
+	// OriginHysteresis is the pool's release band in [0, 1); default 0.1.
+	OriginHysteresis float64
 }
 
 // Coordinator is the control plane of one Swarmcast network. Its methods
@@ -119,6 +127,14 @@ type Coordinator struct {
 	uptimeMu   sync.Mutex
 	lastUptime time.Time
 	uptimeGone map[wire.NodeID]bool // edges swept since the last uptime record
+
+	// Origin pool (nil pool: off). poolMu nests inside mu.
+	poolMu     sync.Mutex
+	pool       *OriginPool
+	poolVideos int             // catalogue size the pool was built with
+	poolDemand []SegmentDemand // demand as of the last placement round
+	poolStale  bool            // rebuild before the next dispatch
+	poolRoute  []int           // scratch for OriginPool.Route
 }
 
 // PlayAggregates sums the play reports received.
@@ -206,6 +222,9 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = wire.NewHTTPClient()
 	}
+	if cfg.OriginHysteresis == 0 {
+		cfg.OriginHysteresis = 0.1
+	}
 	rng := rand.New(rand.NewSource(cfg.Seed))
 	c := &Coordinator{
 		cfg:        cfg,
@@ -226,6 +245,13 @@ func New(cfg Config) (*Coordinator, error) {
 		c.csrfKey = k[:]
 		c.limits = newLimitCache()
 		c.audit = newAuditChore(c, rng.Int63())
+	}
+	if cfg.OriginPerServerRate != 0 {
+		pool, err := NewOriginPool(OriginPoolConfig{PerServerRate: cfg.OriginPerServerRate, Hysteresis: cfg.OriginHysteresis}, cfg.Now())
+		if err != nil {
+			return nil, err
+		}
+		c.pool, c.poolStale = pool, true
 	}
 	c.scratch.New = func() any {
 		sc := new(lookupScratch)
@@ -333,6 +359,11 @@ func (c *Coordinator) Place() {
 	c.demand.Fold(now)
 	demand := c.demand.Demand()
 	c.demandMu.Unlock()
+	if c.pool != nil {
+		c.poolMu.Lock()
+		c.poolDemand = demand
+		c.poolMu.Unlock()
+	}
 
 	c.mu.RLock()
 	var st PlacementState
@@ -454,6 +485,9 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 	err := c.st.lookup(req, now, tiebreak, &sc.res)
 	sc.edges = sc.edges[:0]
 	if err == nil {
+		if c.pool != nil {
+			c.routeOrigins(req, now, tiebreak, &sc.res)
+		}
 		render(&sc.res)
 		if c.store != nil && req.ViewerID != "" {
 			if sc.seen == nil {

@@ -46,10 +46,13 @@ type rankedSource struct {
 	h     *holder
 }
 
-// rankedSegment is a segment's slice [start, end) of lookupResult.sources.
+// rankedSegment is a segment's slice [start, end) of lookupResult.sources
+// and [oStart, oEnd) of lookupResult.segOrigins (empty without an origin
+// pool).
 type rankedSegment struct {
-	segment    int
-	start, end int
+	segment      int
+	start, end   int
+	oStart, oEnd int
 }
 
 // lookupResult is reusable scratch for one lookup (pooled by the caller).
@@ -57,6 +60,8 @@ type lookupResult struct {
 	segments []rankedSegment
 	sources  []rankedSource
 	origins  []*node
+	// segOrigins holds the origin pool's route of each segment.
+	segOrigins []*node
 }
 
 func (r *lookupResult) reset() {
@@ -65,6 +70,8 @@ func (r *lookupResult) reset() {
 	r.sources = r.sources[:0]
 	clear(r.origins)
 	r.origins = r.origins[:0]
+	clear(r.segOrigins)
+	r.segOrigins = r.segOrigins[:0]
 }
 
 // lookup ranks the alive holders of each segment in the window. It only
@@ -206,7 +213,19 @@ func (r *lookupResult) appendJSON(b []byte) []byte {
 			b = appendMask(b, src.h.shard)
 			b = append(b, "]}"...)
 		}
-		b = append(b, "]}"...)
+		b = append(b, ']')
+		if seg.oEnd > seg.oStart {
+			b = append(b, `,"origins":[`...)
+			for j, o := range r.segOrigins[seg.oStart:seg.oEnd] {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, o.jsonHead...)
+				b = append(b, '}')
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
 	}
 	b = append(b, `],"origins":[`...)
 	for i, o := range r.origins {
@@ -242,6 +261,9 @@ func (r *lookupResult) response() wire.LookupResponse {
 		ss := wire.SegmentSources{Segment: seg.segment, Sources: make([]wire.Source, 0, seg.end-seg.start)}
 		for _, src := range r.sources[seg.start:seg.end] {
 			ss.Sources = append(ss.Sources, wire.Source{NodeID: src.h.n.id, Addr: src.h.n.addr, Shards: src.h.shard.Indices()})
+		}
+		for _, o := range r.segOrigins[seg.oStart:seg.oEnd] {
+			ss.Origins = append(ss.Origins, wire.Source{NodeID: o.id, Addr: o.addr})
 		}
 		resp.Segments = append(resp.Segments, ss)
 	}

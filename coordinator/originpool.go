@@ -230,3 +230,88 @@ func (p *OriginPool) Route(dst []int, key SegmentKey, u float64, alive func(i in
 	}
 	return dst
 }
+
+// routeOrigins feeds the lookup's segments to the origin pool's rate and
+// fills in each segment's origin route. The caller holds c.mu (read).
+func (c *Coordinator) routeOrigins(req *wire.LookupRequest, now time.Time, tiebreak uint64, res *lookupResult) {
+	c.poolMu.Lock()
+	defer c.poolMu.Unlock()
+	if c.poolStale || c.poolVideos != len(c.st.videos) || !c.samePoolOrigins() {
+		c.rebuildPool()
+	}
+	c.pool.Observe(now, len(res.segments))
+	stack := c.pool.Origins()
+	alive := func(i int) bool {
+		n := c.st.nodes[stack[i]]
+		return n != nil && n.role == wire.RoleOrigin && c.st.alive(n, now)
+	}
+	for i := range res.segments {
+		seg := &res.segments[i]
+		key := SegmentKey{Video: req.Video, Rendition: req.Rendition, Segment: seg.segment}
+		// u is a seeded draw per lookup and segment (tiebreak comes from
+		// the coordinator's seed), so dispatch is reproducible.
+		u := float64(splitmix64(tiebreak^uint64(seg.segment)*0x9e3779b97f4a7c15)>>11) / (1 << 53)
+		c.poolRoute = c.pool.Route(c.poolRoute[:0], key, u, alive)
+		seg.oStart = len(res.segOrigins)
+		for _, s := range c.poolRoute {
+			res.segOrigins = append(res.segOrigins, c.st.nodes[stack[s]])
+		}
+		seg.oEnd = len(res.segOrigins)
+	}
+}
+
+// samePoolOrigins reports whether the registered origins are the pool's
+// stack. The caller holds c.mu (read) and c.poolMu.
+func (c *Coordinator) samePoolOrigins() bool {
+	stack := c.pool.Origins()
+	if len(stack) != len(c.st.origins) {
+		return false
+	}
+	for _, o := range c.st.origins {
+		if _, ok := slices.BinarySearch(stack, o.id); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// rebuildPool reallocates the catalogue over the registered origins, with
+// popularity from the demand of the last placement round (uniform when
+// there is none). The caller holds c.mu (read) and c.poolMu.
+func (c *Coordinator) rebuildPool() {
+	rate := make(map[SegmentKey]float64, len(c.poolDemand))
+	for _, d := range c.poolDemand {
+		rate[d.Key] = d.Rate
+	}
+	var blocks []SegmentKey
+	var pop []float64
+	for id, v := range c.st.videos {
+		for r, segs := range v.segs {
+			for s := range segs {
+				k := SegmentKey{Video: id, Rendition: r, Segment: s}
+				blocks = append(blocks, k)
+				pop = append(pop, rate[k])
+			}
+		}
+	}
+	origins := make([]wire.NodeID, len(c.st.origins))
+	for i, o := range c.st.origins {
+		origins[i] = o.id
+	}
+	if err := c.pool.Rebuild(blocks, pop, origins); err != nil {
+		c.log.Warn("origin pool: rebuild failed; lookups list every origin", "err", err)
+	}
+	c.poolVideos, c.poolStale = len(c.st.videos), false
+	c.log.Debug("origin pool rebuilt", "blocks", len(blocks), "origins", len(origins), "active", c.pool.Active())
+}
+
+// OriginPoolActive returns the origin pool's stack in order and how many of
+// its origins are on (nil, 0 when the pool is off).
+func (c *Coordinator) OriginPoolActive() ([]wire.NodeID, int) {
+	if c.pool == nil {
+		return nil, 0
+	}
+	c.poolMu.Lock()
+	defer c.poolMu.Unlock()
+	return slices.Clone(c.pool.Origins()), c.pool.Active()
+}

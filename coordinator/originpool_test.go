@@ -1,12 +1,15 @@
 package coordinator
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/plan"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -195,5 +198,113 @@ func TestOriginPoolRejectsBadConfig(t *testing.T) {
 	}
 	if err := p.Rebuild([]SegmentKey{{Video: "v"}}, []float64{1, 2}, nil); err == nil {
 		t.Fatal("mismatched popularity accepted")
+	}
+}
+
+// poolCoordinator starts a coordinator with the origin pool on, registers
+// origins origins and publishes the sample videos through the first.
+func poolCoordinator(t *testing.T, perServer float64, origins int) (*Coordinator, []wire.NodeID) {
+	t.Helper()
+	fix := sampleStore(t)
+	clock := newFakeClock()
+	c, err := New(Config{Seed: 1, Now: clock.Now, Log: quietLog(), OriginPerServerRate: perServer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []wire.NodeID
+	for i := range origins {
+		id := identity.New().ID
+		ids = append(ids, id)
+		if _, ok := call(c, wire.PathRegister, wire.RegisterRequest{NodeID: id, Role: wire.RoleOrigin, Addr: fmt.Sprintf("http://127.0.0.1:%d", 9000+i)}); !ok {
+			t.Fatal("register origin")
+		}
+	}
+	var videos []wire.PublishedVideo
+	for _, id := range fix.ids {
+		videos = append(videos, fix.published(t, id))
+	}
+	if body, ok := call(c, wire.PathPublish, wire.PublishRequest{OriginID: ids[0], Videos: videos}); !ok {
+		t.Fatalf("publish: %s", body)
+	}
+	slices.Sort(ids)
+	return c, ids
+}
+
+// lookupBoth runs one lookup and returns the hand-written JSON and the
+// wire value of the same result.
+func lookupBoth(t *testing.T, c *Coordinator, req wire.LookupRequest) ([]byte, wire.LookupResponse) {
+	t.Helper()
+	sc := c.scratch.Get().(*lookupScratch)
+	defer c.scratch.Put(sc)
+	var body []byte
+	var resp wire.LookupResponse
+	err := c.lookup(&req, sc, func(res *lookupResult) {
+		body = res.appendJSON(nil)
+		resp = res.response()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body, resp
+}
+
+func TestLookupRoutesOriginsThroughPool(t *testing.T) {
+	fix := sampleStore(t)
+	for _, tc := range []struct {
+		name      string
+		perServer float64
+		wantDepth int
+	}{{"huge capacity", 1e9, 1}, {"tiny capacity", 1e-6, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, stack := poolCoordinator(t, tc.perServer, 3)
+			firsts := map[wire.NodeID]int{}
+			var reqs []wire.LookupRequest
+			for v, id := range fix.ids {
+				for r, rend := range fix.mustManifest(t, v).Renditions {
+					for from := 0; from < len(rend.Segments); from += 4 {
+						reqs = append(reqs, wire.LookupRequest{Video: id.String(), Rendition: r, From: from, Count: 4})
+					}
+				}
+			}
+			for i := range 300 {
+				req := reqs[i%len(reqs)]
+				body, resp := lookupBoth(t, c, req)
+				want, _ := json.Marshal(resp)
+				if !bytes.Equal(body, append(want, '\n')) {
+					t.Fatalf("hand-written JSON differs from encoding/json:\n%s\n%s", body, want)
+				}
+				if len(resp.Origins) != 3 {
+					t.Fatalf("response-level origins %v, want all 3", resp.Origins)
+				}
+				got, depth := c.OriginPoolActive()
+				if !slices.Equal(got, stack) {
+					t.Fatalf("pool stack %v, want %v", got, stack)
+				}
+				for _, seg := range resp.Segments {
+					if len(seg.Origins) == 0 {
+						t.Fatalf("segment %d has no pool origins", seg.Segment)
+					}
+					for _, o := range seg.Origins {
+						idx, _ := slices.BinarySearch(stack, o.NodeID)
+						if idx >= depth {
+							t.Fatalf("segment %d routed to %s, stack position %d of %d active", seg.Segment, o.NodeID, idx, depth)
+						}
+						c.poolMu.Lock()
+						holders := c.pool.Allocation().Replicas[c.pool.Block(SegmentKey{req.Video, req.Rendition, seg.Segment})]
+						c.poolMu.Unlock()
+						if !slices.Contains(holders, int32(idx)) {
+							t.Fatalf("segment %d routed to origin %d, which does not hold it (holders %v)", seg.Segment, idx, holders)
+						}
+					}
+					firsts[seg.Origins[0].NodeID]++
+				}
+			}
+			if _, depth := c.OriginPoolActive(); depth != tc.wantDepth {
+				t.Fatalf("depth %d, want %d", depth, tc.wantDepth)
+			}
+			if len(firsts) != tc.wantDepth {
+				t.Fatalf("dispatched to %v, want %d distinct origins", firsts, tc.wantDepth)
+			}
+		})
 	}
 }

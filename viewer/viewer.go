@@ -265,6 +265,9 @@ func (v *Viewer) sources(ctx context.Context, id content.VideoID, e *videoEntry,
 		e.windows[rendition] = w
 		e.mu.Unlock()
 	}
+	// The segment's own origins (the coordinator's origin pool dispatch,
+	// best first) replace the response-level list when present.
+	originList := w.resp.Origins
 	for _, s := range w.resp.Segments {
 		if s.Segment != segment {
 			continue
@@ -272,8 +275,11 @@ func (v *Viewer) sources(ctx context.Context, id content.VideoID, e *videoEntry,
 		for _, src := range s.Sources {
 			edges = append(edges, candidate{Node: src.NodeID, Addr: src.Addr, Shards: src.Shards})
 		}
+		if len(s.Origins) > 0 {
+			originList = s.Origins
+		}
 	}
-	for _, o := range w.resp.Origins {
+	for _, o := range originList {
 		origins = append(origins, candidate{Node: o.NodeID, Addr: o.Addr, Origin: true})
 	}
 	// Keep the coordinator's rank, but move edges that mostly lag or fail
