@@ -58,6 +58,9 @@ type Config struct {
 	AuditInterval time.Duration
 	// SettleInterval is the edges' settlement period (default the edge's).
 	SettleInterval time.Duration
+	// OriginPerServerRate turns on the coordinator's AVARDO origin pool
+	// (coordinator.Config.OriginPerServerRate); 0 leaves it off.
+	OriginPerServerRate float64
 }
 
 // Network is a running network. Close stops every node.
@@ -154,10 +157,11 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 func (n *Network) start() error {
 	cfg := n.cfg
 	ccfg := coordinator.Config{
-		HeartbeatInterval: cfg.HeartbeatInterval,
-		PlacementInterval: cfg.PlacementInterval,
-		Seed:              cfg.Seed,
-		Log:               cfg.Log.With("node", "coordinator"),
+		HeartbeatInterval:   cfg.HeartbeatInterval,
+		PlacementInterval:   cfg.PlacementInterval,
+		Seed:                cfg.Seed,
+		Log:                 cfg.Log.With("node", "coordinator"),
+		OriginPerServerRate: cfg.OriginPerServerRate,
 	}
 	if cfg.Accounts {
 		n.coordID = identity.New()
