@@ -265,6 +265,14 @@ func New(cfg Config) (*Coordinator, error) {
 	if c.metrics, err = newMetrics(cfg.Registry, c); err != nil {
 		return nil, err
 	}
+	if c.pool != nil {
+		if err := cfg.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "swarmcast_coordinator_origin_pool_active_origins",
+			Help: "Origins the AVARDO origin pool keeps on (its stack depth).",
+		}, func() float64 { _, n := c.OriginPoolActive(); return float64(n) })); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 

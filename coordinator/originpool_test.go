@@ -302,6 +302,19 @@ func TestLookupRoutesOriginsThroughPool(t *testing.T) {
 			if _, depth := c.OriginPoolActive(); depth != tc.wantDepth {
 				t.Fatalf("depth %d, want %d", depth, tc.wantDepth)
 			}
+			families, err := c.cfg.Registry.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			gauge := -1.0
+			for _, f := range families {
+				if f.GetName() == "swarmcast_coordinator_origin_pool_active_origins" {
+					gauge = f.GetMetric()[0].GetGauge().GetValue()
+				}
+			}
+			if gauge != float64(tc.wantDepth) {
+				t.Fatalf("active-origins gauge %v, want %d", gauge, tc.wantDepth)
+			}
 			if len(firsts) != tc.wantDepth {
 				t.Fatalf("dispatched to %v, want %d distinct origins", firsts, tc.wantDepth)
 			}
