@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,9 +62,15 @@ const DefaultWatchedTTL = 7 * 24 * time.Hour
 
 // Config wires an edge together.
 type Config struct {
-	Dir          string // cache directory (shards + manifests), survives restarts
-	Identity     identity.Identity
-	Coordinator  string
+	Dir         string // cache directory (shards + manifests), survives restarts
+	Identity    identity.Identity
+	Coordinator string // the primary coordinator's base URL
+	// Coordinators lists every coordinator of the deployment (they share
+	// one durable store); Coordinator is added first if missing. The edge
+	// registers and heartbeats its inventory with each, so any of them
+	// answers lookups with it; it follows placement, fetches manifests and
+	// settles with the primary only. Empty: just Coordinator.
+	Coordinators []string
 	Advertise    string
 	Region       string
 	DiskCapBytes int64 // default wire.DefaultDiskCapBytes (1.5 GB)
@@ -91,6 +99,10 @@ type Config struct {
 	// leaves the limit's signature to the coordinator at settlement (see
 	// orders.go); it never learns the key from a limit.
 	CoordinatorKey ed25519.PublicKey
+	// CoordinatorKeys are more keys limits may be signed with (each
+	// coordinator of a deployment signs with its own identity); a limit
+	// signed with any of them, or CoordinatorKey, is accepted.
+	CoordinatorKeys []ed25519.PublicKey
 	// SettleInterval is how often due orders are settled (default 30s);
 	// everything unsettled is also settled on shutdown.
 	SettleInterval time.Duration
@@ -101,14 +113,17 @@ const DefaultPrefetchOriginDelay = 10 * time.Second
 
 // Edge is a running cache node.
 type Edge struct {
-	cfg     Config
-	log     *slog.Logger
-	hc      *http.Client
-	cc      *wire.CoordinatorClient
-	metrics *metrics
-	handler http.Handler
-	upload  *rate.Limiter // nil when unlimited
-	burst   int           // bytes written per limiter reservation
+	cfg Config
+	log *slog.Logger
+	hc  *http.Client
+	cc  *wire.CoordinatorClient // the primary coordinator
+	// coordinators are clients of every coordinator, the primary first;
+	// index c is also the inventory's pending-delta index.
+	coordinators []*wire.CoordinatorClient
+	metrics      *metrics
+	handler      http.Handler
+	upload       *rate.Limiter // nil when unlimited
+	burst        int           // bytes written per limiter reservation
 
 	mu        sync.Mutex
 	inv       *inventory                            // guarded by mu
@@ -183,25 +198,43 @@ func New(cfg Config) (*Edge, error) {
 	if cfg.SettleInterval <= 0 {
 		cfg.SettleInterval = DefaultSettleInterval
 	}
-	if cfg.CoordinatorKey != nil && len(cfg.CoordinatorKey) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("edge: coordinator key of %d bytes, want %d", len(cfg.CoordinatorKey), ed25519.PublicKeySize)
+	var coordKeys []ed25519.PublicKey
+	for _, k := range append([]ed25519.PublicKey{cfg.CoordinatorKey}, cfg.CoordinatorKeys...) {
+		if k == nil {
+			continue
+		}
+		if len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("edge: coordinator key of %d bytes, want %d", len(k), ed25519.PublicKeySize)
+		}
+		coordKeys = append(coordKeys, k)
+	}
+	cfg.Coordinators = coordinatorURLs(cfg.Coordinator, cfg.Coordinators)
+	if cfg.Coordinator == "" && len(cfg.Coordinators) > 0 {
+		cfg.Coordinator = cfg.Coordinators[0]
 	}
 	e := &Edge{
 		cfg:       cfg,
 		log:       cfg.Log.With("role", "edge", "node", shortID(cfg.Identity.ID)),
 		hc:        cfg.HTTPClient,
-		cc:        wire.NewCoordinatorClient(cfg.Coordinator, cfg.HTTPClient),
-		inv:       newInventory(cfg.DiskCapBytes),
+		inv:       newInventory(cfg.DiskCapBytes, len(cfg.Coordinators)),
 		manifests: make(map[content.VideoID]*content.Manifest),
 		work:      newWorkQueue(maxQueuedJobs),
 		hotOrder:  list.New(),
 		hotCap:    min(hotCacheBytes, cfg.DiskCapBytes/4),
 
-		orders:        newOrderBook(cfg.Identity.ID, cfg.CoordinatorKey),
+		orders:        newOrderBook(cfg.Identity.ID, coordKeys...),
 		settleRng:     rand.New(rand.NewSource(time.Now().UnixNano())),
 		ordersChanged: make(chan struct{}, 1),
 	}
-	e.cc.Token = cfg.Token
+	for _, u := range cfg.Coordinators {
+		cc := wire.NewCoordinatorClient(u, cfg.HTTPClient)
+		cc.Token = cfg.Token
+		e.coordinators = append(e.coordinators, cc)
+	}
+	if len(e.coordinators) == 0 {
+		e.coordinators = []*wire.CoordinatorClient{wire.NewCoordinatorClient("", cfg.HTTPClient)} // Run refuses to start
+	}
+	e.cc = e.coordinators[0]
 	if cfg.UploadCapBytes > 0 {
 		e.burst = int(min(uploadBurstBytes, cfg.UploadCapBytes))
 		e.upload = rate.NewLimiter(rate.Limit(cfg.UploadCapBytes), e.burst)
@@ -218,6 +251,18 @@ func New(cfg Config) (*Edge, error) {
 	mux.HandleFunc("POST "+wire.PathOrders, e.servePostOrder)
 	e.handler = mux
 	return e, nil
+}
+
+// coordinatorURLs is primary followed by the others, without blanks or
+// duplicates.
+func coordinatorURLs(primary string, others []string) []string {
+	var out []string
+	for _, u := range append([]string{primary}, others...) {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 func shortID(id wire.NodeID) string {

@@ -46,7 +46,7 @@ type heldShard struct {
 
 // inventory is the edge's decision core, free of I/O: which shards are
 // held, which to evict to make room, which have expired, and which changes
-// the coordinator has not acknowledged yet. The Edge holds its lock and
+// each coordinator has not acknowledged yet. The Edge holds its lock and
 // performs the file operations it decides.
 //
 // Invariant: used == sum of held sizes <= capBytes.
@@ -55,17 +55,34 @@ type inventory struct {
 	used     int64
 	tick     uint64
 	held     map[shardKey]*heldShard
-	added    map[shardKey]struct{} // held since the last acknowledged heartbeat
-	removed  map[shardKey]struct{} // gone since the last acknowledged heartbeat
+	// pending[c] is what coordinator c (index into the edge's coordinator
+	// list) has not acknowledged: every coordinator hears every change,
+	// each at its own pace, so one unreachable coordinator neither loses
+	// nor delays another's deltas.
+	pending []changes
 }
 
-func newInventory(capBytes int64) *inventory {
-	return &inventory{
+// changes is one coordinator's unacknowledged inventory changes.
+type changes struct {
+	added   map[shardKey]struct{} // held since the last acknowledged heartbeat
+	removed map[shardKey]struct{} // gone since the last acknowledged heartbeat
+}
+
+func newChanges() changes {
+	return changes{added: make(map[shardKey]struct{}), removed: make(map[shardKey]struct{})}
+}
+
+// newInventory tracks deltas for coordinators coordinators (at least one).
+func newInventory(capBytes int64, coordinators int) *inventory {
+	inv := &inventory{
 		capBytes: capBytes,
 		held:     make(map[shardKey]*heldShard),
-		added:    make(map[shardKey]struct{}),
-		removed:  make(map[shardKey]struct{}),
+		pending:  make([]changes, max(coordinators, 1)),
 	}
+	for c := range inv.pending {
+		inv.pending[c] = newChanges()
+	}
+	return inv
 }
 
 // victims chooses the shards to evict so that size more bytes fit: dropped
@@ -117,8 +134,10 @@ func (inv *inventory) add(k shardKey, h *heldShard) {
 	h.lastUsed = inv.tick
 	inv.held[k] = h
 	inv.used += h.size
-	delete(inv.removed, k)
-	inv.added[k] = struct{}{}
+	for _, p := range inv.pending {
+		delete(p.removed, k)
+		p.added[k] = struct{}{}
+	}
 }
 
 // remove forgets a shard.
@@ -129,8 +148,10 @@ func (inv *inventory) remove(k shardKey) {
 	}
 	inv.used -= h.size
 	delete(inv.held, k)
-	delete(inv.added, k)
-	inv.removed[k] = struct{}{}
+	for _, p := range inv.pending {
+		delete(p.added, k)
+		p.removed[k] = struct{}{}
+	}
 }
 
 // touch marks a shard as just used.
@@ -158,11 +179,12 @@ type delta struct {
 	added, removed map[shardKey]struct{}
 }
 
-// takeDelta hands out the changes to report and forgets them; if the
-// heartbeat fails, restoreDelta puts them back. With full set, every held
-// shard is reported as added.
-func (inv *inventory) takeDelta(full bool) delta {
-	d := delta{full: full, added: inv.added, removed: inv.removed}
+// takeDelta hands out the changes to report to coordinator c and forgets
+// them; if the heartbeat fails, restoreDelta puts them back. With full
+// set, every held shard is reported as added.
+func (inv *inventory) takeDelta(c int, full bool) delta {
+	p := inv.pending[c]
+	d := delta{full: full, added: p.added, removed: p.removed}
 	if full {
 		d.added = make(map[shardKey]struct{}, len(inv.held))
 		for k := range inv.held {
@@ -170,28 +192,28 @@ func (inv *inventory) takeDelta(full bool) delta {
 		}
 		d.removed = nil
 	}
-	inv.added = make(map[shardKey]struct{})
-	inv.removed = make(map[shardKey]struct{})
+	inv.pending[c] = newChanges()
 	return d
 }
 
-// restoreDelta merges an unacknowledged delta back; changes made since it
-// was taken win.
-func (inv *inventory) restoreDelta(d delta) {
+// restoreDelta merges a delta coordinator c did not acknowledge back;
+// changes made since it was taken win.
+func (inv *inventory) restoreDelta(c int, d delta) {
 	if d.full {
 		return // the caller registers again and takes a new full delta
 	}
+	p := inv.pending[c]
 	for k := range d.added {
-		if _, gone := inv.removed[k]; !gone {
+		if _, gone := p.removed[k]; !gone {
 			if _, ok := inv.held[k]; ok {
-				inv.added[k] = struct{}{}
+				p.added[k] = struct{}{}
 			}
 		}
 	}
 	for k := range d.removed {
-		if _, back := inv.added[k]; !back {
+		if _, back := p.added[k]; !back {
 			if _, ok := inv.held[k]; !ok {
-				inv.removed[k] = struct{}{}
+				p.removed[k] = struct{}{}
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"math/rand"
+	"slices"
 	"time"
 
 	"github.com/swarmcast/swarmcast/wire"
@@ -75,8 +76,8 @@ const maxBatchPairs = 1000
 // serial, the serials settled, and the batch in flight. Not safe for
 // concurrent use; the Edge guards it with ordersMu.
 type orderBook struct {
-	edge     wire.NodeID
-	coordKey ed25519.PublicKey // nil: limits are stored unverified
+	edge      wire.NodeID
+	coordKeys []ed25519.PublicKey // none: limits are stored unverified
 
 	pairs   map[wire.Serial]*wire.SettlementPair // unsettled
 	settled map[wire.Serial]int64                // serial → its limit's ExpiresUnixMs; pruned once expired
@@ -84,8 +85,23 @@ type orderBook struct {
 	dirty   bool                                 // changed since the last persist
 }
 
-func newOrderBook(edge wire.NodeID, coordKey ed25519.PublicKey) *orderBook {
-	return &orderBook{edge: edge, coordKey: coordKey, pairs: map[wire.Serial]*wire.SettlementPair{}, settled: map[wire.Serial]int64{}}
+func newOrderBook(edge wire.NodeID, coordKeys ...ed25519.PublicKey) *orderBook {
+	coordKeys = slices.DeleteFunc(coordKeys, func(k ed25519.PublicKey) bool { return k == nil })
+	return &orderBook{edge: edge, coordKeys: coordKeys, pairs: map[wire.Serial]*wire.SettlementPair{}, settled: map[wire.Serial]int64{}}
+}
+
+// limitUnverifiable reports whether the book has coordinator keys and none
+// of them verifies l's signature.
+func (b *orderBook) limitUnverifiable(l *wire.OrderLimit) bool {
+	if len(b.coordKeys) == 0 {
+		return false
+	}
+	for _, k := range b.coordKeys {
+		if wire.VerifyOrderLimit(k, l) == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // offer checks a limit and an optional order at now and keeps the order if
@@ -104,7 +120,7 @@ func (b *orderBook) offer(l *wire.OrderLimit, o *wire.Order, now time.Time) orde
 	if o == nil {
 		// Nothing to keep, but the request counts as paid only under a
 		// genuine limit.
-		if held != nil && !sameLimit(&held.Limit, l) || held == nil && b.coordKey != nil && wire.VerifyOrderLimit(b.coordKey, l) != nil {
+		if held != nil && !sameLimit(&held.Limit, l) || held == nil && b.limitUnverifiable(l) {
 			return orderBadLimit
 		}
 		return orderNoOrder
@@ -115,10 +131,8 @@ func (b *orderBook) offer(l *wire.OrderLimit, o *wire.Order, now time.Time) orde
 	if held != nil && !sameLimit(&held.Limit, l) {
 		return orderBadLimit // one serial, one limit: the held one was verified
 	}
-	if held == nil && b.coordKey != nil {
-		if wire.VerifyOrderLimit(b.coordKey, l) != nil {
-			return orderBadLimit
-		}
+	if held == nil && b.limitUnverifiable(l) {
+		return orderBadLimit
 	}
 	if wire.VerifyOrder(l, o) != nil {
 		return orderBadOrder

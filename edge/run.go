@@ -25,10 +25,16 @@ const (
 	maxQueuedJobs = 4096
 )
 
-// Run registers with the coordinator, heartbeats with inventory deltas (the
-// whole inventory after each (re)registration), follows placement
-// directives and prefetches in the background. When ctx ends it tells the
-// coordinator it is leaving and returns nil once its goroutines have exited.
+// Run registers with every coordinator, heartbeats to each with inventory
+// deltas (the whole inventory after each (re)registration with it),
+// follows the primary's placement directives and prefetches in the
+// background. When ctx ends it tells each coordinator it is leaving and
+// returns nil once its goroutines have exited.
+//
+// Only the primary's directives are followed: every coordinator runs
+// placement over the same inventories, and following several placers
+// would fetch and drop shards at cross purposes. The other coordinators
+// hear the inventory so their lookups find this edge.
 func (e *Edge) Run(ctx context.Context) error {
 	if e.cfg.Coordinator == "" {
 		return errors.New("edge: no coordinator URL (give --coordinator)")
@@ -46,33 +52,53 @@ func (e *Edge) Run(ctx context.Context) error {
 		defer wg.Done()
 		e.ordersLoop(ctx) // settles what is left when ctx ends
 	}()
-	everRegistered := e.heartbeatLoop(ctx)
-	if everRegistered {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
-		if err := e.cc.Leave(lctx, e.cfg.Identity.ID); err != nil {
-			e.log.Warn("could not tell the coordinator this edge is leaving", "err", err)
-		} else {
-			e.log.Info("left the network")
-		}
-		cancel()
+	// Secondaries each get their own loop, so a slow or unreachable one
+	// never delays the primary's heartbeats.
+	for c := 1; c < len(e.coordinators); c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.coordinatorLoop(ctx, c)
+		}()
 	}
+	e.coordinatorLoop(ctx, 0)
 	wg.Wait()
 	return nil
 }
 
-// heartbeatLoop runs until ctx ends and reports whether it ever registered.
-func (e *Edge) heartbeatLoop(ctx context.Context) (everRegistered bool) {
+// coordinatorLoop heartbeats to coordinator c until ctx ends, then tells
+// it the edge is leaving if it ever registered.
+func (e *Edge) coordinatorLoop(ctx context.Context, c int) {
+	if !e.heartbeatLoop(ctx, c) {
+		return
+	}
+	cc := e.coordinators[c]
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
+	defer cancel()
+	if err := cc.Leave(lctx, e.cfg.Identity.ID); err != nil {
+		e.log.Warn("could not tell the coordinator this edge is leaving", "coordinator", e.cfg.Coordinators[c], "err", err)
+	} else {
+		e.log.Info("left the network", "coordinator", e.cfg.Coordinators[c])
+	}
+}
+
+// heartbeatLoop registers and heartbeats with coordinator c (0 is the
+// primary, whose directives are applied) until ctx ends and reports
+// whether it ever registered.
+func (e *Edge) heartbeatLoop(ctx context.Context, c int) (everRegistered bool) {
 	var (
+		cc         = e.coordinators[c]
+		url        = e.cfg.Coordinators[c]
 		registered bool
 		full       bool
 		interval   = defaultHeartbeat
 		retry      = minRetry
-		reported   int64 // BytesServed at the last acknowledged heartbeat
+		reported   int64 // BytesServed at the last heartbeat this coordinator acknowledged
 	)
 	for {
 		wait := interval
 		if !registered {
-			resp, err := e.cc.Register(ctx, wire.RegisterRequest{
+			resp, err := cc.Register(ctx, wire.RegisterRequest{
 				NodeID: e.cfg.Identity.ID, Role: wire.RoleEdge, Addr: e.cfg.Advertise, Region: e.cfg.Region,
 				DiskCapBytes: e.cfg.DiskCapBytes, UploadCapBytes: max(e.cfg.UploadCapBytes, 0),
 			})
@@ -80,7 +106,7 @@ func (e *Edge) heartbeatLoop(ctx context.Context) (everRegistered bool) {
 				if ctx.Err() != nil {
 					return everRegistered
 				}
-				e.log.Warn("cannot register with the coordinator; retrying", "err", err, "in", retry)
+				e.log.Warn("cannot register with the coordinator; retrying", "coordinator", url, "err", err, "in", retry)
 				if !sleep(ctx, retry) {
 					return everRegistered
 				}
@@ -91,15 +117,17 @@ func (e *Edge) heartbeatLoop(ctx context.Context) (everRegistered bool) {
 				interval, wait = d, d
 			}
 			registered, everRegistered, full = true, true, true
-			e.log.Info("registered with coordinator", "coordinator", e.cfg.Coordinator, "advertise", e.cfg.Advertise, "heartbeat", interval)
+			e.log.Info("registered with coordinator", "coordinator", url, "advertise", e.cfg.Advertise, "heartbeat", interval)
 		}
-		e.expire()
+		if c == 0 {
+			e.expire()
+		}
 		e.mu.Lock()
-		d := e.inv.takeDelta(full)
+		d := e.inv.takeDelta(c, full)
 		used := e.inv.used
 		e.mu.Unlock()
 		served := e.BytesServed()
-		resp, err := e.cc.Heartbeat(ctx, wire.HeartbeatRequest{
+		resp, err := cc.Heartbeat(ctx, wire.HeartbeatRequest{
 			NodeID: e.cfg.Identity.ID, Full: d.full,
 			Added: shardSets(d.added), Removed: shardSets(d.removed),
 			UsedBytes: used, ServedBytes: served - reported,
@@ -111,18 +139,20 @@ func (e *Edge) heartbeatLoop(ctx context.Context) (everRegistered bool) {
 			}
 			e.metrics.heartbeats.WithLabelValues("error").Inc()
 			e.mu.Lock()
-			e.inv.restoreDelta(d)
+			e.inv.restoreDelta(c, d)
 			e.mu.Unlock()
-			e.log.Warn("heartbeat failed; retrying", "err", err, "in", retry)
+			e.log.Warn("heartbeat failed; retrying", "coordinator", url, "err", err, "in", retry)
 			wait, retry = retry, min(retry*2, maxRetry)
 		case resp.Unknown:
 			e.metrics.heartbeats.WithLabelValues("unknown").Inc()
-			e.log.Info("coordinator forgot this edge; registering again")
+			e.log.Info("coordinator forgot this edge; registering again", "coordinator", url)
 			registered, wait = false, 0
 		default:
 			e.metrics.heartbeats.WithLabelValues("ok").Inc()
 			reported, full, retry = served, false, minRetry
-			e.applyDirectives(resp.Directives)
+			if c == 0 {
+				e.applyDirectives(resp.Directives)
+			}
 		}
 		if !sleep(ctx, wait) {
 			return everRegistered

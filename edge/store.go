@@ -107,7 +107,9 @@ func (e *Edge) load() error {
 		}
 		e.inv.add(l.k, l.h)
 	}
-	e.inv.takeDelta(false) // nothing to report yet: the first heartbeat is full
+	for c := range e.inv.pending {
+		e.inv.takeDelta(c, false) // nothing to report yet: the first heartbeat is full
+	}
 	if n := len(all); n > 0 {
 		e.log.Info("cache loaded and verified", "shards", len(e.inv.held), "bytes", e.inv.used)
 	}

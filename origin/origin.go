@@ -28,12 +28,16 @@ const DefaultCacheBytes = 256 << 20
 type Config struct {
 	Store       *content.Store // publisher store (holds ciphertext + content keys)
 	Identity    identity.Identity
-	Coordinator string // coordinator base URL
-	Advertise   string // base URL this origin is reachable at (set after httpserve.Listen)
-	CacheBytes  int64  // bound on the parity cache (encoded segments), default 256 MiB
-	Log         *slog.Logger
-	Registry    *prometheus.Registry
-	HTTPClient  *http.Client
+	Coordinator string // the primary coordinator's base URL
+	// Coordinators lists every coordinator of the deployment; Coordinator
+	// is added first if missing. The origin registers, heartbeats and
+	// publishes to each. Empty: just Coordinator.
+	Coordinators []string
+	Advertise    string // base URL this origin is reachable at (set after httpserve.Listen)
+	CacheBytes   int64  // bound on the parity cache (encoded segments), default 256 MiB
+	Log          *slog.Logger
+	Registry     *prometheus.Registry
+	HTTPClient   *http.Client
 }
 
 // Origin serves shards, whole segments and manifests of its store.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -20,19 +22,38 @@ const (
 	maxPublishBatch = wire.MaxJSONBody / 2
 )
 
-// Run registers with the coordinator as wire.RoleOrigin, publishes the
-// whole catalogue (manifests and keys) and heartbeats until ctx ends. When
-// the coordinator answers Unknown, or could not be reached, it registers
-// and publishes again. Videos ingested into the store while running are
-// published at the next heartbeat. Run returns nil when ctx is cancelled.
+// Run registers with every coordinator as wire.RoleOrigin, publishes the
+// whole catalogue (manifests and keys) to each and heartbeats until ctx
+// ends. When a coordinator answers Unknown, or could not be reached, it
+// registers and publishes to it again. Videos ingested into the store
+// while running are published at the next heartbeat. Each coordinator has
+// its own goroutine, so an unreachable one delays no other. Run returns
+// nil when ctx is cancelled, after they have all exited.
 func (o *Origin) Run(ctx context.Context) error {
-	if o.cfg.Coordinator == "" {
+	urls := coordinatorURLs(o.cfg.Coordinator, o.cfg.Coordinators)
+	if len(urls) == 0 {
 		return fmt.Errorf("origin: no coordinator URL (give --coordinator)")
 	}
 	if o.cfg.Advertise == "" {
 		return fmt.Errorf("origin: no advertised URL: set Config.Advertise to the address viewers reach this origin at")
 	}
-	cc := wire.NewCoordinatorClient(o.cfg.Coordinator, o.hc)
+	var wg sync.WaitGroup
+	for _, url := range urls[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o.coordinatorLoop(ctx, url)
+		}()
+	}
+	o.coordinatorLoop(ctx, urls[0])
+	wg.Wait()
+	return nil
+}
+
+// coordinatorLoop keeps one coordinator registered and published to until
+// ctx ends.
+func (o *Origin) coordinatorLoop(ctx context.Context, url string) {
+	cc := wire.NewCoordinatorClient(url, o.hc)
 	var (
 		registered bool
 		published  []content.VideoID // catalogue as last published, sorted
@@ -54,7 +75,7 @@ func (o *Origin) Run(ctx context.Context) error {
 				}
 				published = nil
 				registered = true
-				o.log.Info("registered with coordinator", "coordinator", o.cfg.Coordinator, "advertise", o.cfg.Advertise, "heartbeat", interval)
+				o.log.Info("registered with coordinator", "coordinator", url, "advertise", o.cfg.Advertise, "heartbeat", interval)
 			} else {
 				served := o.BytesServed()
 				resp, err := cc.Heartbeat(ctx, wire.HeartbeatRequest{NodeID: o.cfg.Identity.ID, ServedBytes: served - reported})
@@ -84,9 +105,9 @@ func (o *Origin) Run(ctx context.Context) error {
 			return nil
 		}(); err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return
 			}
-			o.log.Warn("coordinator unreachable; retrying", "err", err, "in", retry)
+			o.log.Warn("coordinator unreachable; retrying", "coordinator", url, "err", err, "in", retry)
 			wait, retry = retry, min(retry*2, maxRetry)
 		} else {
 			retry = minRetry
@@ -95,7 +116,7 @@ func (o *Origin) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
+			return
 		case <-t.C:
 		}
 	}
@@ -143,4 +164,16 @@ func (o *Origin) publish(ctx context.Context, cc *wire.CoordinatorClient, ids []
 	}
 	o.log.Info("published catalogue", "videos", len(ids))
 	return nil
+}
+
+// coordinatorURLs is primary followed by the others, without blanks or
+// duplicates.
+func coordinatorURLs(primary string, others []string) []string {
+	var out []string
+	for _, u := range append([]string{primary}, others...) {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
