@@ -44,7 +44,8 @@ type edgeFlags struct {
 // logging parts), with every size and rate checked.
 func (fl *edgeFlags) edgeConfig() (edge.Config, error) {
 	var cfg edge.Config
-	if fl.coordinator == "" {
+	coordinators := splitList(fl.coordinator)
+	if len(coordinators) == 0 {
 		return cfg, errors.New("--coordinator is required (the coordinator's base URL, e.g. http://127.0.0.1:7000)")
 	}
 	disk, err := parseBytes(fl.disk)
@@ -78,13 +79,17 @@ func (fl *edgeFlags) edgeConfig() (edge.Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("--byzantine: %w", err)
 	}
-	var coordKey ed25519.PublicKey
-	if fl.coordinatorKey != "" {
-		b, err := hex.DecodeString(fl.coordinatorKey)
+	var coordKeys []ed25519.PublicKey
+	for _, k := range splitList(fl.coordinatorKey) {
+		b, err := hex.DecodeString(k)
 		if err != nil || len(b) != ed25519.PublicKeySize {
-			return cfg, fmt.Errorf("--coordinator-key: want %d hex digits (the coordinator's ed25519 public key)", 2*ed25519.PublicKeySize)
+			return cfg, fmt.Errorf("--coordinator-key: want %d hex digits per key (a coordinator's ed25519 public key)", 2*ed25519.PublicKeySize)
 		}
-		coordKey = b
+		coordKeys = append(coordKeys, b)
+	}
+	var coordKey ed25519.PublicKey
+	if len(coordKeys) > 0 {
+		coordKey, coordKeys = coordKeys[0], coordKeys[1:]
 	}
 	if fl.settleInterval <= 0 {
 		return cfg, errors.New("--settle-interval must be positive, e.g. 30s")
@@ -98,9 +103,9 @@ func (fl *edgeFlags) edgeConfig() (edge.Config, error) {
 		return cfg, err
 	}
 	return edge.Config{
-		Dir: fl.dir, Identity: id, Coordinator: fl.coordinator, Region: fl.region,
+		Dir: fl.dir, Identity: id, Coordinator: coordinators[0], Coordinators: coordinators, Region: fl.region,
 		DiskCapBytes: disk, UploadCapBytes: upload, WatchedTTL: fl.watchedTTL, Fault: fault,
-		Token: token, CoordinatorKey: coordKey, SettleInterval: fl.settleInterval,
+		Token: token, CoordinatorKey: coordKey, CoordinatorKeys: coordKeys, SettleInterval: fl.settleInterval,
 	}, nil
 }
 
@@ -155,7 +160,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 	}
 	f := cmd.Flags()
 	f.StringVar(&fl.dir, "dir", "swarmcast-edge", "cache directory (shards, manifests, node identity); survives restarts")
-	f.StringVar(&fl.coordinator, "coordinator", "", "coordinator base URL, e.g. http://127.0.0.1:7000")
+	f.StringVar(&fl.coordinator, "coordinator", "", "coordinator base URL, e.g. http://127.0.0.1:7000; with several coordinators on one database, all of them comma-separated, the primary (placement, settlement) first")
 	f.StringVar(&fl.listen, "listen", "127.0.0.1:0", "address to bind, e.g. 127.0.0.1:7200, [::1]:7200, :7200 (port 0 picks one)")
 	f.StringVar(&fl.advertise, "advertise", "", "base URL others reach this edge at (default: derived from --listen); set it behind NAT or in the cloud")
 	f.StringVar(&fl.region, "region", "", "region name, used to prefer nearby sources")
@@ -164,7 +169,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 	f.StringVar(&fl.preset, "preset", "", "scale --disk and --upload by 0.2, 0.5 or 1")
 	f.DurationVar(&fl.watchedTTL, "watched-ttl", edge.DefaultWatchedTTL, "how long shards of what this node's player watched are kept")
 	f.StringVar(&fl.token, "token", "", "the edge's API token from binding it to an account (POST "+wire.PathBindEdge+"); settlement needs it (default $SWARMCAST_EDGE_TOKEN)")
-	f.StringVar(&fl.coordinatorKey, "coordinator-key", "", "the coordinator's ed25519 public key in hex, to verify viewers' order limits (without it the coordinator checks them at settlement)")
+	f.StringVar(&fl.coordinatorKey, "coordinator-key", "", "the coordinator's ed25519 public key in hex, to verify viewers' order limits (without it the coordinator checks them at settlement); comma-separated for several coordinators")
 	f.DurationVar(&fl.settleInterval, "settle-interval", edge.DefaultSettleInterval, "how often orders whose limits expired are settled with the coordinator (all are settled on shutdown)")
 	f.StringVar(&fl.user, "user", "", "account to run this edge under: logs in, binds the edge to it once (the API token is kept in --dir) and gives the built-in player the account's entitlements")
 	f.StringVar(&fl.password, "password", "", "the account's password (default $SWARMCAST_PASSWORD)")
@@ -248,6 +253,17 @@ var bitRateUnits = map[string]float64{
 }
 
 // splitQuantity splits "1.5GB" into 1.5 and "gb".
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func splitQuantity(s string) (float64, string, error) {
 	s = strings.TrimSpace(s)
 	i := strings.IndexFunc(s, func(r rune) bool { return unicode.IsLetter(r) || r == '/' })

@@ -37,7 +37,8 @@ catalogue, including content keys.`,
 			if err != nil {
 				return fmt.Errorf("--cache: %w", err)
 			}
-			if coordinator == "" {
+			coordinators := splitList(coordinator)
+			if len(coordinators) == 0 {
 				return errors.New("--coordinator is required (the coordinator's base URL, e.g. http://127.0.0.1:7000)")
 			}
 			if _, err := os.Stat(filepath.Join(storeDir, "videos")); err != nil {
@@ -55,7 +56,7 @@ catalogue, including content keys.`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			o, err := origin.New(origin.Config{
-				Store: st, Identity: id, Coordinator: coordinator, CacheBytes: cacheBytes,
+				Store: st, Identity: id, Coordinator: coordinators[0], Coordinators: coordinators, CacheBytes: cacheBytes,
 				Log: log, Registry: httpserve.NewRegistry(),
 			})
 			if err != nil {
@@ -66,7 +67,7 @@ catalogue, including content keys.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&storeDir, "store", "swarmcast-store", "publisher store directory (from swarmcast ingest)")
-	f.StringVar(&coordinator, "coordinator", "", "coordinator base URL, e.g. http://127.0.0.1:7000")
+	f.StringVar(&coordinator, "coordinator", "", "coordinator base URL, e.g. http://127.0.0.1:7000; with several coordinators on one database, all of them comma-separated")
 	f.StringVar(&listen, "listen", "127.0.0.1:7100", "address to bind, e.g. 127.0.0.1:7100, [::1]:7100, :7100")
 	f.StringVar(&advertise, "advertise", "", "base URL others reach this origin at (default: derived from --listen); set it behind NAT or in the cloud")
 	f.StringVar(&cache, "cache", "256MiB", "memory bound of the cache of encoded segments (e.g. 64MiB, 1GB)")
