@@ -61,6 +61,16 @@ type Config struct {
 	// OriginPerServerRate turns on the coordinator's AVARDO origin pool
 	// (coordinator.Config.OriginPerServerRate); 0 leaves it off.
 	OriginPerServerRate float64
+
+	// Coordinators is how many coordinator instances share the store
+	// (default 1), each with its own identity. Edges and origins talk to
+	// all of them (the first is the primary); with more than one, edge i's
+	// player uses coordinator i mod Coordinators, as a load balancer would
+	// spread viewers.
+	Coordinators int
+	// DSN is the store every coordinator opens (Accounts only); default
+	// SQLite in Dir. A postgres:// DSN puts them on PostgreSQL.
+	DSN string
 }
 
 // Network is a running network. Close stops every node.
@@ -68,16 +78,20 @@ type Network struct {
 	cfg            Config
 	ctx            context.Context
 	cancel         context.CancelFunc
-	Coordinator    *coordinator.Coordinator
+	Coordinator    *coordinator.Coordinator // the primary
 	CoordinatorURL string
-	Origins        []*OriginNode
-	Videos         []content.VideoID
+	// Coordinators and CoordinatorURLs are every coordinator, primary first.
+	Coordinators    []*coordinator.Coordinator
+	CoordinatorURLs []string
+	Origins         []*OriginNode
+	Videos          []content.VideoID
 	// Store is the coordinator's durable store (nil without Accounts).
 	Store *coordinatordb.DB
 	// Admin is a coordinator client logged in as the admin (Accounts only).
 	Admin *wire.CoordinatorClient
 
-	coordID identity.Identity // signs order limits (Accounts only)
+	coordIDs []identity.Identity // each coordinator's; they sign order limits (Accounts only)
+	stores   []*coordinatordb.DB // each coordinator's handle on the store; stores[0] is Store
 
 	mu        sync.Mutex
 	edges     []*EdgeNode // every edge ever started, killed ones included
@@ -124,6 +138,12 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 	if cfg.Origins <= 0 {
 		cfg.Origins = 1
 	}
+	if cfg.Coordinators <= 0 {
+		cfg.Coordinators = 1
+	}
+	if cfg.DSN == "" {
+		cfg.DSN = "sqlite:" + filepath.Join(cfg.Dir, "coordinator.db")
+	}
 	if cfg.Videos <= 0 {
 		cfg.Videos = 1
 	}
@@ -156,44 +176,65 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 
 func (n *Network) start() error {
 	cfg := n.cfg
-	ccfg := coordinator.Config{
-		HeartbeatInterval:   cfg.HeartbeatInterval,
-		PlacementInterval:   cfg.PlacementInterval,
-		Seed:                cfg.Seed,
-		Log:                 cfg.Log.With("node", "coordinator"),
-		OriginPerServerRate: cfg.OriginPerServerRate,
-	}
+	var coordKeys []ed25519.PublicKey
 	if cfg.Accounts {
-		n.coordID = identity.New()
-		db, err := coordinatordb.OpenConfig(n.ctx, "sqlite:"+filepath.Join(cfg.Dir, "coordinator.db"), coordinatordb.Config{
-			CoordinatorKeys: []ed25519.PublicKey{n.coordID.Key.Public().(ed25519.PublicKey)},
-			Password:        coordinatordb.PasswordParams{Time: 1, MemKiB: 8 * 1024, Threads: 1},
-			Reputation:      coordinatordb.ReputationConfig{InitialAlpha: 1000},
-		})
+		for range cfg.Coordinators {
+			id := identity.New()
+			n.coordIDs = append(n.coordIDs, id)
+			coordKeys = append(coordKeys, id.Key.Public().(ed25519.PublicKey))
+		}
+	}
+	for c := range cfg.Coordinators {
+		name := "coordinator"
+		if c > 0 {
+			name = fmt.Sprintf("coordinator-%d", c)
+		}
+		ccfg := coordinator.Config{
+			HeartbeatInterval:   cfg.HeartbeatInterval,
+			PlacementInterval:   cfg.PlacementInterval,
+			Seed:                cfg.Seed,
+			Log:                 cfg.Log.With("node", name),
+			OriginPerServerRate: cfg.OriginPerServerRate,
+		}
+		if cfg.Accounts {
+			// Each coordinator opens the store itself, as separate
+			// processes would.
+			db, err := coordinatordb.OpenConfig(n.ctx, cfg.DSN, coordinatordb.Config{
+				CoordinatorKeys: coordKeys,
+				Password:        coordinatordb.PasswordParams{Time: 1, MemKiB: 8 * 1024, Threads: 1},
+				Reputation:      coordinatordb.ReputationConfig{InitialAlpha: 1000},
+			})
+			if err != nil {
+				return err
+			}
+			n.stores = append(n.stores, db)
+			if c == 0 {
+				n.Store = db
+				if _, err := coordinator.BootstrapAdmin(n.ctx, db, adminUser, adminPassword, time.Now()); err != nil {
+					return err
+				}
+			}
+			ccfg.Store, ccfg.Identity = db, n.coordIDs[c]
+			ccfg.AuditInterval = cfg.AuditInterval
+			if ccfg.AuditInterval == 0 {
+				ccfg.AuditInterval = 10 * time.Second
+			}
+		}
+		coord, err := coordinator.New(ccfg)
 		if err != nil {
 			return err
 		}
-		n.Store = db
-		if _, err := coordinator.BootstrapAdmin(n.ctx, db, adminUser, adminPassword, time.Now()); err != nil {
+		srv, err := httpserve.Listen(n.ctx, "127.0.0.1:0", "", coord.Handler(), cfg.Log)
+		if err != nil {
 			return err
 		}
-		ccfg.Store, ccfg.Identity = db, n.coordID
-		ccfg.AuditInterval = cfg.AuditInterval
-		if ccfg.AuditInterval == 0 {
-			ccfg.AuditInterval = 10 * time.Second
-		}
+		n.Coordinators = append(n.Coordinators, coord)
+		n.CoordinatorURLs = append(n.CoordinatorURLs, srv.Advertise)
+		n.goRun(func() { _ = coord.Run(n.ctx) }, srv)
 	}
-	coord, err := coordinator.New(ccfg)
-	if err != nil {
-		return err
-	}
-	srv, err := httpserve.Listen(n.ctx, "127.0.0.1:0", "", coord.Handler(), cfg.Log)
-	if err != nil {
-		return err
-	}
-	n.Coordinator, n.CoordinatorURL = coord, srv.Advertise
-	n.goRun(func() { _ = coord.Run(n.ctx) }, srv)
+	n.Coordinator, n.CoordinatorURL = n.Coordinators[0], n.CoordinatorURLs[0]
 	if cfg.Accounts {
+		var err error
 		if n.Admin, err = n.login(adminUser, adminPassword); err != nil {
 			return err
 		}
@@ -255,12 +296,13 @@ func (n *Network) startOrigin(store *content.Store) error {
 		return err
 	}
 	o, err := origin.New(origin.Config{
-		Store:       store,
-		Identity:    identity.New(),
-		Coordinator: n.CoordinatorURL,
-		Advertise:   srv.Advertise,
-		Log:         n.cfg.Log.With("node", "origin"),
-		HTTPClient:  wire.NewHTTPClient(),
+		Store:        store,
+		Identity:     identity.New(),
+		Coordinator:  n.CoordinatorURL,
+		Coordinators: n.CoordinatorURLs,
+		Advertise:    srv.Advertise,
+		Log:          n.cfg.Log.With("node", "origin"),
+		HTTPClient:   wire.NewHTTPClient(),
 	})
 	if err != nil {
 		_ = srv.Close()
@@ -298,28 +340,37 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 	var account *wire.CoordinatorClient
 	var edgeToken string
 	var coordKey ed25519.PublicKey
+	var otherKeys []ed25519.PublicKey
 	if n.cfg.Accounts {
 		if account, edgeToken, err = n.setUpAccount(fmt.Sprintf("edge-%d", i), id.ID); err != nil {
 			cancel()
 			_ = srv.Close()
 			return nil, err
 		}
-		coordKey = n.coordID.Key.Public().(ed25519.PublicKey)
+		for c, id := range n.coordIDs {
+			if c == 0 {
+				coordKey = id.Key.Public().(ed25519.PublicKey)
+			} else {
+				otherKeys = append(otherKeys, id.Key.Public().(ed25519.PublicKey))
+			}
+		}
 	}
 	e, err := edge.New(edge.Config{
-		Token:          edgeToken,
-		CoordinatorKey: coordKey,
-		SettleInterval: n.cfg.SettleInterval,
-		Dir:            filepath.Join(n.cfg.Dir, fmt.Sprintf("edge-%d", i)),
-		Identity:       id,
-		Coordinator:    n.CoordinatorURL,
-		Advertise:      srv.Advertise,
-		Region:         "local",
-		DiskCapBytes:   n.cfg.EdgeDiskCap,
-		UploadCapBytes: n.cfg.EdgeUploadCap,
-		Fault:          fault,
-		Log:            log,
-		HTTPClient:     hc,
+		Token:           edgeToken,
+		CoordinatorKey:  coordKey,
+		CoordinatorKeys: otherKeys,
+		Coordinators:    n.CoordinatorURLs,
+		SettleInterval:  n.cfg.SettleInterval,
+		Dir:             filepath.Join(n.cfg.Dir, fmt.Sprintf("edge-%d", i)),
+		Identity:        id,
+		Coordinator:     n.CoordinatorURL,
+		Advertise:       srv.Advertise,
+		Region:          "local",
+		DiskCapBytes:    n.cfg.EdgeDiskCap,
+		UploadCapBytes:  n.cfg.EdgeUploadCap,
+		Fault:           fault,
+		Log:             log,
+		HTTPClient:      hc,
 	})
 	if err != nil {
 		cancel()
@@ -332,7 +383,7 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 		playerToken = account.Token
 	}
 	v, err := viewer.New(viewer.Config{
-		Coordinator: n.CoordinatorURL,
+		Coordinator: n.CoordinatorURLs[i%len(n.CoordinatorURLs)],
 		Token:       playerToken,
 		Identity:    id,
 		Region:      "local",
@@ -453,7 +504,7 @@ func (n *Network) OriginBytes() int64 {
 func (n *Network) waitFor(cond func(wire.Stats) bool) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if cond(n.Coordinator.Stats()) {
+		if n.allCoordinators(cond) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -467,7 +518,17 @@ func (n *Network) waitFor(cond func(wire.Stats) bool) error {
 	}
 }
 
-// WaitFor waits until cond holds for the coordinator's stats.
+// allCoordinators reports whether cond holds for every coordinator's stats.
+func (n *Network) allCoordinators(cond func(wire.Stats) bool) bool {
+	for _, c := range n.Coordinators {
+		if !cond(c.Stats()) {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitFor waits until cond holds for every coordinator's stats.
 func (n *Network) WaitFor(cond func(wire.Stats) bool) error { return n.waitFor(cond) }
 
 // StopEdges stops every alive edge gracefully, in parallel: each settles
@@ -513,8 +574,8 @@ func (n *Network) Close() {
 	n.StopEdges()
 	n.cancel()
 	n.wg.Wait()
-	if n.Store != nil {
-		n.Store.Close()
+	for _, db := range n.stores {
+		db.Close()
 	}
 }
 
