@@ -4,26 +4,20 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/swarmcast/swarmcast/internal/pgtest"
 
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
-
-// postgresEnv names the PostgreSQL DSN the store-backed HTTP tests also
-// run against when set.
-const postgresEnv = "SWARMCAST_TEST_POSTGRES"
 
 // eachBackend runs fn against a fresh SQLite file and, when
 // SWARMCAST_TEST_POSTGRES is set, a fresh PostgreSQL schema.
@@ -34,32 +28,7 @@ func eachBackend(t *testing.T, fn func(t *testing.T, dsn string)) {
 
 // freshPostgres creates an empty schema for one test (dropped at cleanup)
 // and returns a DSN whose search_path points at it.
-func freshPostgres(tb testing.TB) string {
-	base := os.Getenv(postgresEnv)
-	if base == "" {
-		tb.Skipf("PostgreSQL half skipped: set %s", postgresEnv)
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "tc_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		tb.Fatalf("create test schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-		admin.Close()
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
+func freshPostgres(tb testing.TB) string { return pgtest.FreshSchema(tb, "tc") }
 
 // storeHarness is a store-backed coordinator behind a loopback server.
 type storeHarness struct {

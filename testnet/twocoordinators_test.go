@@ -2,23 +2,17 @@ package testnet
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmcast/swarmcast/internal/pgtest"
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
-
-// postgresEnv names the PostgreSQL DSN the two-coordinator test uses; CI sets it.
-const postgresEnv = "SWARMCAST_TEST_POSTGRES"
 
 // TestTwoCoordinatorsOnePostgres runs two coordinators on one PostgreSQL
 // store. Edges heartbeat to both, so the same lookup at either returns the
@@ -181,29 +175,4 @@ func firstDifference(a, b map[string][]int) string {
 
 // freshPostgres creates an empty schema for one test and returns a DSN
 // whose search_path points at it; it skips the test without PostgreSQL.
-func freshPostgres(tb testing.TB) string {
-	base := os.Getenv(postgresEnv)
-	if base == "" {
-		tb.Skipf("needs PostgreSQL: set %s (e.g. postgres://swarmcast:swarmcast@127.0.0.1:5432/swarmcast_test?sslmode=disable)", postgresEnv)
-	}
-	admin, err := sql.Open("pgx", base) // driver registered by coordinatordb
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "testnet_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		tb.Fatalf("create test schema (is PostgreSQL running at %s?): %v", postgresEnv, err)
-	}
-	tb.Cleanup(func() {
-		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-		admin.Close()
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
+func freshPostgres(tb testing.TB) string { return pgtest.FreshSchema(tb, "testnet") }

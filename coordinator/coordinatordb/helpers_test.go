@@ -3,22 +3,17 @@ package coordinatordb
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmcast/swarmcast/internal/pgtest"
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
-
-// postgresEnv names the PostgreSQL DSN the store tests use; CI sets it.
-const postgresEnv = "SWARMCAST_TEST_POSTGRES"
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
@@ -53,32 +48,7 @@ func eachBackend(t *testing.T, fn func(t *testing.T, be backend)) {
 
 // freshPostgres creates an empty schema for one test and returns a DSN
 // whose search_path points at it.
-func freshPostgres(tb testing.TB) string {
-	base := os.Getenv(postgresEnv)
-	if base == "" {
-		tb.Skipf("PostgreSQL half skipped: set %s (e.g. postgres://swarmcast:swarmcast@127.0.0.1:5432/swarmcast_test?sslmode=disable)", postgresEnv)
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		tb.Fatalf("create test schema (is PostgreSQL running at %s?): %v", postgresEnv, err)
-	}
-	tb.Cleanup(func() {
-		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-		admin.Close()
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
+func freshPostgres(tb testing.TB) string { return pgtest.FreshSchema(tb, "t") }
 
 func openDB(tb testing.TB, dsn string, cfg Config) *DB {
 	tb.Helper()
