@@ -119,6 +119,10 @@ func (p *payer) pruneLocked(now time.Time) {
 	}
 }
 
+// orderGranularity is how many more bytes a new signed order must cover
+// than the previous one sent with shard requests.
+const orderGranularity = 256 << 10
+
 // forRequest returns the headers for a shard request to edge for video and
 // the serial to credit when the shard verifies; ok is false when the viewer
 // holds no usable limit for that edge (the request goes unpaid).
@@ -131,7 +135,11 @@ func (p *payer) forRequest(edge wire.NodeID, video, addr string, now time.Time) 
 	}
 	s.addr = addr
 	if amount := s.owed(); amount > 0 {
-		if amount != s.signed || s.orderHdr == "" {
+		// Sign again only every orderGranularity bytes: the edge verifies
+		// an ed25519 signature per new order, which per small shard would
+		// cost it more CPU than serving. The unsigned tail is covered by
+		// the final order at the end of the play.
+		if s.orderHdr == "" || amount-s.signed >= orderGranularity || amount == s.limit.MaxBytes && amount != s.signed {
 			o := wire.Order{Serial: s.limit.Serial, Amount: amount}
 			wire.SignOrder(p.key, &o)
 			s.signed, s.orderHdr = amount, wire.EncodeHeader(o)

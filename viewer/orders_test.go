@@ -195,7 +195,9 @@ func TestPayerSignsOnlyWhatWasReceived(t *testing.T) {
 	if !ok || lh == "" || oh != "" {
 		t.Fatalf("first request: ok %v limit %q order %q, want the limit and no order", ok, lh, oh)
 	}
-	for _, step := range []struct{ credit, want int64 }{{400, 400}, {0, 400}, {500, 900}, {700, 1000}} {
+	// The first order is signed at once; later ones only every
+	// orderGranularity bytes, or when the limit is used up.
+	for _, step := range []struct{ credit, want int64 }{{400, 400}, {0, 400}, {500, 400}, {700, 1000}} {
 		p.credit(serial, step.credit)
 		_, oh, _, _ = p.forRequest("e1", "vid", "http://e1", now)
 		var o wire.Order
@@ -214,6 +216,21 @@ func TestPayerSignsOnlyWhatWasReceived(t *testing.T) {
 	p.finalizedAt(serial, 1000)
 	if f := p.finals(now); len(f) != 0 {
 		t.Errorf("final order sent again after the edge acknowledged it: %+v", f)
+	}
+	// With room in the limit, a new signature every orderGranularity bytes.
+	big := limit(5, "e5", viewer.ID, 10<<20, now.Add(time.Hour))
+	p.addLimits("vid", []wire.OrderLimit{big}, now)
+	_, _, bigSerial, _ := p.forRequest("e5", "vid", "http://e5", now)
+	for _, step := range []struct{ credit, want int64 }{{100 << 10, 100 << 10}, {100 << 10, 100 << 10}, {200 << 10, 400 << 10}} {
+		p.credit(bigSerial, step.credit)
+		_, oh, _, _ := p.forRequest("e5", "vid", "http://e5", now)
+		var o wire.Order
+		if err := wire.DecodeHeader(oh, &o); err != nil {
+			t.Fatal(err)
+		}
+		if o.Amount != step.want {
+			t.Fatalf("order %d, want %d", o.Amount, step.want)
+		}
 	}
 	// A newer limit for the same edge replaces the exhausted one.
 	p.addLimits("vid", []wire.OrderLimit{limit(4, "e1", viewer.ID, 1000, now.Add(2*time.Hour))}, now)
