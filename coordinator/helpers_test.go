@@ -39,6 +39,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(killLoopChildEnv) != "" {
+		os.Exit(runKillLoopChild())
+	}
 	code := m.Run()
 	if fixtureDir != "" {
 		os.RemoveAll(fixtureDir)
