@@ -50,6 +50,9 @@ func (s *Store) Ingest(ctx context.Context, input string, opt IngestOptions) (Vi
 		}
 	}
 	st, err := os.Stat(input)
+	if errors.Is(err, fs.ErrNotExist) {
+		return none, fmt.Errorf("%s does not exist: give a video file or an MPEG-TS HLS directory", input)
+	}
 	if err != nil {
 		return none, fmt.Errorf("input: %w", err)
 	}
