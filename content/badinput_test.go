@@ -151,7 +151,7 @@ func TestIngestEmptyAndMissing(t *testing.T) {
 	requireNothingPartial(t, st.Dir())
 
 	_, err = st.Ingest(context.Background(), filepath.Join(t.TempDir(), "nope.mp4"), IngestOptions{})
-	requireErr(t, err, "nope.mp4", "no such file")
+	requireErr(t, err, "nope.mp4 does not exist", "give a video file")
 	requireNothingPartial(t, st.Dir())
 
 	_, err = st.Ingest(context.Background(), t.TempDir(), IngestOptions{})
