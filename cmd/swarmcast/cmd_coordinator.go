@@ -36,6 +36,8 @@ func newCoordinatorCommand() *cobra.Command {
 		defaultPrice      int64
 		pointsPerMB       int64
 		auditInterval     time.Duration
+		originRate        float64
+		originHysteresis  float64
 		initialAlpha      float64
 	)
 	cmd := &cobra.Command{
@@ -94,6 +96,9 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 				Identity:          id,
 				DefaultPrice:      defaultPrice,
 				AuditInterval:     auditInterval,
+				// The AVARDO origin pool (off when the rate is 0).
+				OriginPerServerRate: originRate,
+				OriginHysteresis:    originHysteresis,
 			})
 			if err != nil {
 				return err
@@ -130,6 +135,8 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 	cmd.Flags().Int64Var(&defaultPrice, "default-price", 0, "price in points of newly published videos (0 = free)")
 	cmd.Flags().Int64Var(&pointsPerMB, "points-per-mb", 10, "points credited to an edge per settled 1,000,000 bytes")
 	cmd.Flags().DurationVar(&auditInterval, "audit-interval", 30*time.Second, "how often the audit chore challenges random edges (negative: off)")
+	cmd.Flags().Float64Var(&originRate, "origin-pool-rate", 0, "segment requests per second one origin handles: runs the AVARDO origin pool, activating origins in stack order as load crosses thresholds (0: off, every origin listed)")
+	cmd.Flags().Float64Var(&originHysteresis, "origin-pool-hysteresis", 0.1, "origin pool hysteresis band, a fraction of one origin's rate, in [0,1)")
 	cmd.Flags().Float64Var(&initialAlpha, "reputation-initial-alpha", 1000, "audit reputation seed of a new edge (Storj: 1000; 1 disqualifies on the first failed audit)")
 	return cmd
 }
