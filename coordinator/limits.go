@@ -15,8 +15,12 @@ import (
 
 // denialTTL is how long "this viewer key may not be paid for this video"
 // is cached. Binding a key or unlocking a video forgets every denial at
-// once, so the usual path (bind, unlock, play) never waits on it.
-const denialTTL = 30 * time.Second
+// once on the coordinator that handled it; another coordinator sharing the
+// database only learns of it when its cached denial expires, so the TTL is
+// kept short: a viewer that binds or unlocks through coordinator A and plays
+// through B goes unpaid-for at most this long (one store query per viewer
+// and video per TTL).
+const denialTTL = time.Second
 
 type limitKey struct {
 	viewer, edge wire.NodeID

@@ -104,6 +104,13 @@ func TestTwoCoordinatorsOnePostgres(t *testing.T) {
 	if flowBytesB != flowBytesStore {
 		t.Errorf("B reports %d settled bytes, the store %d", flowBytesB, flowBytesStore)
 	}
+	if rej, err := n.Store.RejectionCounts(ctx); err == nil {
+		for reason, c := range rej {
+			if c > 0 {
+				t.Logf("rejected at settlement: %d pairs as %s", c, reason)
+			}
+		}
+	}
 	if flowBytesB < fromEdges {
 		t.Errorf("settled %d bytes, less than the %d players on B received from edges (limits signed by B refused?)", flowBytesB, fromEdges)
 	}

@@ -5,9 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -50,15 +54,41 @@ func (db *DB) Settle(ctx context.Context, b *wire.SettlementBatch, now time.Time
 	}
 	outcomes := db.checkPairs(b, now)
 	var res BatchResult
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		res, err = db.settleTx(ctx, tx, b, outcomes, now)
-		return err
-	})
-	if err != nil {
-		return BatchResult{}, err
+	for attempt := 1; ; attempt++ {
+		err := db.tx(ctx, func(tx *sql.Tx) error {
+			var err error
+			// settleTx may mark outcomes (a serial found reused): each
+			// attempt starts from the signature checks' verdicts.
+			res, err = db.settleTx(ctx, tx, b, slices.Clone(outcomes), now)
+			return err
+		})
+		if err == nil {
+			return res, nil
+		}
+		// PostgreSQL aborts one of two batches that lock the same rows
+		// (balances, a viewer's budget) in opposite orders; the batch did
+		// not happen, so running it again is safe and is what the edge
+		// would do anyway, later.
+		if !retryable(err) || attempt == maxSettleAttempts {
+			return BatchResult{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return BatchResult{}, err
+		case <-time.After(time.Duration(attempt) * (5*time.Millisecond + time.Duration(mrand.Int64N(int64(20*time.Millisecond))))):
+		}
 	}
-	return res, nil
+}
+
+// maxSettleAttempts bounds the retries of a batch aborted by a deadlock or
+// serialization failure.
+const maxSettleAttempts = 5
+
+// retryable reports a PostgreSQL deadlock (40P01) or serialization failure
+// (40001): the transaction was rolled back and may simply run again.
+func retryable(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001")
 }
 
 func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch, outcomes []Reason, now time.Time) (BatchResult, error) {
