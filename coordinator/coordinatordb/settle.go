@@ -1,6 +1,8 @@
 package coordinatordb
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -120,7 +122,19 @@ func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch,
 	videos := map[string]VideoTerms{}
 	flows := map[flowKey]int64{}
 	var flowOrder []flowKey
-	for i := range b.Pairs {
+	// Visit pairs by (viewer, video, serial): every settlement then locks
+	// the rows it shares with others (viewers' budgets, serials, flows) in
+	// one global order, followed by balances in account order (post), so
+	// edges settling at once queue instead of deadlocking.
+	order := make([]int, len(b.Pairs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(x, y int) int {
+		lx, ly := &b.Pairs[x].Limit, &b.Pairs[y].Limit
+		return cmp.Or(cmp.Compare(lx.Viewer, ly.Viewer), cmp.Compare(lx.Video, ly.Video), bytes.Compare(lx.Serial[:], ly.Serial[:]))
+	})
+	for _, i := range order {
 		if outcomes[i] == Accepted {
 			outcomes[i], err = db.settlePair(ctx, tx, b, &b.Pairs[i], videos, flows)
 			if err != nil {

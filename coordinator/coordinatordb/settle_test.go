@@ -333,3 +333,67 @@ func testSettleLargeBatch(t *testing.T, be backend) {
 		t.Fatalf("accounts table damaged: %d rows", n)
 	}
 }
+
+// Several edges settling at once, for the same viewers and videos (what
+// happens when a network's edges shut down together): every batch succeeds
+// and is counted once. On PostgreSQL two such transactions can deadlock on
+// the rows they share; Settle runs the aborted one again.
+func TestManyEdgesSettleAtOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		dbs := []*DB{openDB(t, be.dsn, testConfig()), openDB(t, be.dsn, testConfig())}
+		f := newSettleFixture(t, dbs[0])
+		viewers := []party{f.viewer, newParty(3)}
+		acct, _ := dbs[0].CreateAccount(ctx, "watcher2", "viewer password", t0)
+		dbs[0].BindViewerKey(ctx, acct.ID, viewers[1].id, t0)
+		const edges, batches = 6, 8
+		var parties []party
+		for e := range edges {
+			p := newParty(byte(10 + e))
+			a, err := dbs[0].CreateAccount(ctx, fmt.Sprintf("edge%d", e), "edge password", t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dbs[0].CreateAPIToken(ctx, a.ID, p.id, t0); err != nil {
+				t.Fatal(err)
+			}
+			parties = append(parties, p)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, edges*batches)
+		for e, p := range parties {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range batches {
+					// Each batch touches both viewers' budgets, in an order
+					// that differs between edges.
+					v0, v1 := viewers[(e+i)%2], viewers[(e+i+1)%2]
+					serial := uint64(1000*e + 10*i)
+					b := &wire.SettlementBatch{ID: fmt.Sprintf("m%d-%d", e, i), Edge: p.id, Pairs: []wire.SettlementPair{
+						pair(serial, p, v0, videoID(2), 1_000_000, 50_000, f.expires),
+						pair(serial+1, p, v1, videoID(2), 1_000_000, 50_000, f.expires),
+					}}
+					r, err := dbs[e%2].Settle(ctx, b, t0.Add(time.Minute))
+					if err != nil {
+						errs <- fmt.Errorf("edge %d batch %d: %w", e, i, err)
+						return
+					}
+					if r.Accepted != 2 {
+						errs <- fmt.Errorf("edge %d batch %d: %d of 2 accepted (%v)", e, i, r.Accepted, r.Rejected)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if n := count(t, dbs[0], "settlement_batches"); n != edges*batches {
+			t.Fatalf("%d batches stored, want %d", n, edges*batches)
+		}
+		mustCheckLedger(t, dbs[1])
+	})
+}
