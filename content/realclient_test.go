@@ -12,17 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/swarmcast/swarmcast/internal/testenv"
 )
 
 // These tests check our output against real clients (ffmpeg/ffprobe). CI
-// installs ffmpeg; elsewhere they skip with a message saying so.
+// installs ffmpeg and fails them if it is missing; elsewhere they skip.
 func needFFmpeg(t *testing.T) {
 	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not on PATH: skipping the real-client test (CI installs ffmpeg; apt-get install ffmpeg)", tool)
-		}
-	}
+	testenv.RequireTool(t, "ffmpeg", "ffmpeg")
+	testenv.RequireTool(t, "ffprobe", "ffmpeg")
 }
 
 func run(t *testing.T, name string, args ...string) []byte {

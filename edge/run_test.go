@@ -23,6 +23,8 @@ type fakeCoordinator struct {
 	purpose []string // lookup purpose headers seen
 	calls   chan call
 	giveUp  time.Time // hang guard for the whole test, not a timing assertion
+	// drained is signalled when a heartbeat takes the last queued answer.
+	drained chan struct{}
 }
 
 type call struct {
@@ -33,6 +35,9 @@ type call struct {
 
 func (fc *fakeCoordinator) answer(r wire.HeartbeatResponse) {
 	fc.mu.Lock()
+	if fc.drained == nil {
+		fc.drained = make(chan struct{}, 1)
+	}
 	fc.answers = append(fc.answers, r)
 	fc.mu.Unlock()
 }
@@ -53,6 +58,12 @@ func (fc *fakeCoordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var resp wire.HeartbeatResponse
 		if len(fc.answers) > 0 {
 			resp, fc.answers = fc.answers[0], fc.answers[1:]
+			if len(fc.answers) == 0 {
+				select {
+				case fc.drained <- struct{}{}:
+				default:
+				}
+			}
 		}
 		fc.mu.Unlock()
 		wire.WriteJSON(w, resp)

@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/swarmcast/swarmcast/internal/testenv"
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
@@ -170,11 +171,7 @@ func TestUploadCapBoundsThroughput(t *testing.T) {
 }
 
 func TestEdgeOnIPv6Loopback(t *testing.T) {
-	ln, err := net.Listen("tcp", "[::1]:0")
-	if err != nil {
-		t.Skip("no IPv6 loopback on this machine:", err)
-	}
-	ln.Close()
+	testenv.RequireIPv6Loopback(t)
 	f := sampleFixture(t)
 	e := newTestEdge(t, t.TempDir(), nil)
 	k := f.key(0, 1, 2)

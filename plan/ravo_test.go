@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/swarmcast/swarmcast/internal/testenv"
+
 	"pgregory.net/rapid"
 
 	"github.com/swarmcast/swarmcast/plan/lp"
@@ -57,7 +59,7 @@ func TestRavoAgainstExactOptimum(t *testing.T) {
 // solved by CBC.
 func TestRavoExactMatchesCBC(t *testing.T) {
 	if !lp.CoinAvailable() {
-		t.Skip("cbc not on PATH; install with apt-get install -y coinor-cbc coinor-clp")
+		testenv.Missing(t, "cbc/clp not on PATH (apt-get install coinor-cbc coinor-clp)")
 	}
 	in := smallRavo(t, 4, 30, 3)
 	ex, err := ExactRavo(in)
@@ -91,7 +93,7 @@ func TestRavoBelowBaselineAndBound(t *testing.T) {
 	in := smallRavo(t, 10, 600, 1)
 	solver := lp.Solver(lp.Auto{})
 	if !lp.CoinAvailable() {
-		t.Skip("clp not on PATH; install with apt-get install -y coinor-cbc coinor-clp")
+		testenv.Missing(t, "cbc/clp not on PATH (apt-get install coinor-cbc coinor-clp)")
 	}
 	lb, err := in.LPBound(solver, 500)
 	if err != nil {

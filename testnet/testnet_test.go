@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmcast/swarmcast/internal/testenv"
+
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/edge"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
@@ -65,22 +67,35 @@ func delivered(qs []viewer.QoE) (edgeBytes, originBytes int64) {
 	return
 }
 
+// waitUntil checks cond every 20 ms until it holds or within has passed,
+// and reports whether it held. It waits on state the network exposes, not
+// for a guessed duration.
+func waitUntil(within time.Duration, cond func() bool) bool {
+	deadline := time.After(within)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			return cond()
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
 // waitPlacement lets placement spread shards: waits until the edges hold
 // at least want shards in total, or the time runs out (then the offload
 // assertion reports the consequence).
 func waitPlacement(n *Network, want int, within time.Duration) {
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
+	waitUntil(within, func() bool {
 		total := 0
 		for _, e := range n.AliveEdges() {
 			s, _ := e.Edge.Stored()
 			total += s
 		}
-		if total >= want {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return total >= want
+	})
 }
 
 func segmentsOf(n *Network, video content.VideoID) int {
@@ -136,13 +151,30 @@ func TestChurn(t *testing.T) {
 	waitPlacement(n, 8*segmentsOf(n, video)*2, 20*time.Second)
 
 	players, victims := nodes[:7], nodes[7:]
+	servedByVictims := func() (total int64) {
+		for _, v := range victims {
+			total += v.Edge.BytesServed()
+		}
+		return total
+	}
+	before := servedByVictims()
+	killed := make(chan struct{})
 	go func() {
-		time.Sleep(1500 * time.Millisecond) // mid-play: a 30 s video at 4x lasts 7.5 s
+		defer close(killed)
+		// Mid-play: once the victims are serving this play (a few shards
+		// each), not after a guessed delay.
+		waitUntil(time.Minute, func() bool { return servedByVictims()-before >= 200_000 })
 		for _, v := range victims {
 			n.KillEdge(v)
 		}
 	}()
 	qs := playAll(t, players, video, 4)
+	select {
+	case <-killed:
+	default:
+		t.Error("the plays ended before the victims were killed: nothing was killed mid-play")
+		<-killed
+	}
 	for i, q := range qs {
 		// Bounded: a player may wait for a dead source's timeout and the
 		// origin's fill-in, but never for long.
@@ -208,9 +240,7 @@ func TestByzantine(t *testing.T) {
 // from the network, rebuilt, decrypted by ffmpeg with the gateway's key)
 // and gets exactly the frames of the packaged rendition.
 func TestGatewayFFmpeg(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not on PATH (CI installs it: apt-get install ffmpeg)")
-	}
+	testenv.RequireTool(t, "ffmpeg", "ffmpeg")
 	n := startNet(t, Config{Edges: 4, Videos: 1, Seed: 4})
 	video := n.Videos[0]
 	ctx, cancel := context.WithCancel(context.Background())

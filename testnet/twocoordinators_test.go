@@ -45,17 +45,13 @@ func TestTwoCoordinatorsOnePostgres(t *testing.T) {
 	atA := clientAt(n.CoordinatorURLs[0], asker.Account.Token)
 	atB := clientAt(n.CoordinatorURLs[1], asker.Account.Token)
 	var a, b map[string][]int
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	agree := waitUntil(10*time.Second, func() bool {
 		a = holdings(t, atA, n, video, asker.Identity.ID)
 		b = holdings(t, atB, n, video, asker.Identity.ID)
-		if len(a) > 0 && maps.EqualFunc(a, b, slices.Equal[[]int]) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lookups disagree after 10s: %d holdings at A, %d at B; first difference: %s", len(a), len(b), firstDifference(a, b))
-		}
-		time.Sleep(200 * time.Millisecond)
+		return len(a) > 0 && maps.EqualFunc(a, b, slices.Equal[[]int])
+	})
+	if !agree {
+		t.Fatalf("lookups disagree after 10s: %d holdings at A, %d at B; first difference: %s", len(a), len(b), firstDifference(a, b))
 	}
 	t.Logf("lookups at A and B agree on %d (segment, edge) holdings", len(a))
 

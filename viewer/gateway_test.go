@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmcast/swarmcast/internal/testenv"
 )
 
 func startGateway(t *testing.T, n *testNetwork) (*Viewer, string) {
@@ -96,10 +98,7 @@ func TestGatewayServesHLS(t *testing.T) {
 // gateway's playlists, fetches the key and decrypts, and the decoded frames
 // equal those of the packaged sample rendition.
 func TestGatewayPlaysInFFmpeg(t *testing.T) {
-	ffmpeg, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		t.Skip("ffmpeg not on PATH")
-	}
+	ffmpeg := testenv.RequireTool(t, "ffmpeg", "ffmpeg")
 	n := newTestNetwork(t, mixedEdges)
 	_, base := startGateway(t, n)
 	vid := base + "/videos/" + n.id.String()

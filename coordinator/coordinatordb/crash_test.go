@@ -74,9 +74,6 @@ func randomHex(n int) string {
 // points and checks after every restart that the books balance and that
 // every batch the child saw committed is there exactly once.
 func TestCrashSafety(t *testing.T) {
-	if testing.Short() {
-		t.Skip("crash loop skipped in -short mode")
-	}
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "crash.db")
 	setup := openDB(t, "sqlite:"+path, testConfig())

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+
+	"github.com/swarmcast/swarmcast/internal/testenv"
 )
 
 // Env names the variable holding the test server's DSN. CI (.ci/run) sets
@@ -24,7 +26,7 @@ func FreshSchema(tb testing.TB, prefix string) string {
 	tb.Helper()
 	base := os.Getenv(Env)
 	if base == "" {
-		tb.Skipf("needs PostgreSQL: set %s (e.g. postgres://swarmcast:swarmcast@127.0.0.1:5432/swarmcast_test?sslmode=disable)", Env)
+		testenv.Missing(tb, "needs PostgreSQL: set %s (e.g. postgres://swarmcast:swarmcast@127.0.0.1:5432/swarmcast_test?sslmode=disable)", Env)
 	}
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
