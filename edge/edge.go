@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,7 +206,7 @@ func New(cfg Config) (*Edge, error) {
 		}
 		coordKeys = append(coordKeys, k)
 	}
-	cfg.Coordinators = coordinatorURLs(cfg.Coordinator, cfg.Coordinators)
+	cfg.Coordinators = wire.CoordinatorURLs(cfg.Coordinator, cfg.Coordinators)
 	if cfg.Coordinator == "" && len(cfg.Coordinators) > 0 {
 		cfg.Coordinator = cfg.Coordinators[0]
 	}
@@ -251,18 +249,6 @@ func New(cfg Config) (*Edge, error) {
 	mux.HandleFunc("POST "+wire.PathOrders, e.servePostOrder)
 	e.handler = mux
 	return e, nil
-}
-
-// coordinatorURLs is primary followed by the others, without blanks or
-// duplicates.
-func coordinatorURLs(primary string, others []string) []string {
-	var out []string
-	for _, u := range append([]string{primary}, others...) {
-		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" && !slices.Contains(out, u) {
-			out = append(out, u)
-		}
-	}
-	return out
 }
 
 func shortID(id wire.NodeID) string {

@@ -50,7 +50,7 @@ func TestRunPublishesToEveryCoordinator(t *testing.T) {
 }
 
 func TestCoordinatorURLs(t *testing.T) {
-	got := coordinatorURLs("http://a/", []string{"", " http://b ", "http://a", "http://b/"})
+	got := wire.CoordinatorURLs("http://a/", []string{"", " http://b ", "http://a", "http://b/"})
 	if len(got) != 2 || got[0] != "http://a" || got[1] != "http://b" {
 		t.Fatalf("coordinatorURLs = %q, want [http://a http://b]", got)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -30,7 +29,7 @@ const (
 // its own goroutine, so an unreachable one delays no other. Run returns
 // nil when ctx is cancelled, after they have all exited.
 func (o *Origin) Run(ctx context.Context) error {
-	urls := coordinatorURLs(o.cfg.Coordinator, o.cfg.Coordinators)
+	urls := wire.CoordinatorURLs(o.cfg.Coordinator, o.cfg.Coordinators)
 	if len(urls) == 0 {
 		return fmt.Errorf("origin: no coordinator URL (give --coordinator)")
 	}
@@ -164,16 +163,4 @@ func (o *Origin) publish(ctx context.Context, cc *wire.CoordinatorClient, ids []
 	}
 	o.log.Info("published catalogue", "videos", len(ids))
 	return nil
-}
-
-// coordinatorURLs is primary followed by the others, without blanks or
-// duplicates.
-func coordinatorURLs(primary string, others []string) []string {
-	var out []string
-	for _, u := range append([]string{primary}, others...) {
-		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" && !slices.Contains(out, u) {
-			out = append(out, u)
-		}
-	}
-	return out
 }

@@ -39,6 +39,11 @@ func NewCoordinatorClient(base string, hc *http.Client) *CoordinatorClient {
 }
 
 func (c *CoordinatorClient) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doWith(ctx, method, path, nil, in, out)
+}
+
+// doWith is do with extra request headers.
+func (c *CoordinatorClient) doWith(ctx context.Context, method, path string, header http.Header, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -50,6 +55,9 @@ func (c *CoordinatorClient) do(ctx context.Context, method, path string, in, out
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
 	if err != nil {
 		return err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -42,4 +43,46 @@ func (c *CoordinatorClient) FlowsFromEdge(ctx context.Context, edge NodeID, sinc
 	var resp []FlowInfo
 	q := url.Values{"edge": {string(edge)}, "since": {since.UTC().Format(time.RFC3339)}}
 	return resp, c.do(ctx, http.MethodGet, PathFlows+"?"+q.Encode(), nil, &resp)
+}
+
+// Client calls for accounts and settlement, used by players, edges and the
+// CLI (issue 4). The token is CoordinatorClient.Token.
+
+// Login exchanges credentials for a session token.
+func (c *CoordinatorClient) Login(ctx context.Context, cred Credentials) (LoginResponse, error) {
+	var resp LoginResponse
+	return resp, c.do(ctx, http.MethodPost, PathLogin, cred, &resp)
+}
+
+// Me describes the token's account.
+func (c *CoordinatorClient) Me(ctx context.Context) (AccountInfo, error) {
+	var resp AccountInfo
+	return resp, c.do(ctx, http.MethodGet, PathMe, nil, &resp)
+}
+
+// BindViewer binds a player's signing key to the token's account.
+func (c *CoordinatorClient) BindViewer(ctx context.Context, viewer NodeID) error {
+	return c.do(ctx, http.MethodPost, PathBindViewer, BindViewerRequest{ViewerID: viewer}, nil)
+}
+
+// UnlockVideo spends the account's points on a video (free if already entitled).
+func (c *CoordinatorClient) UnlockVideo(ctx context.Context, video string) (UnlockResponse, error) {
+	var resp UnlockResponse
+	return resp, c.do(ctx, http.MethodPost, videoPath(PathUnlock, video), struct{}{}, &resp)
+}
+
+// Settle submits an edge's settlement batch (the token is the edge's API
+// token). Resubmitting the same batch id is safe: the coordinator answers
+// with the stored result.
+func (c *CoordinatorClient) Settle(ctx context.Context, b SettlementBatch) (SettlementResult, error) {
+	var resp SettlementResult
+	return resp, c.do(ctx, http.MethodPost, PathSettle, b, &resp)
+}
+
+// IsAuthError reports whether err is a 401 or 403 from another role: the
+// caller lacks a valid token or the account is not entitled. Retrying the
+// same request does not help.
+func IsAuthError(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden)
 }

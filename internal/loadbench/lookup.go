@@ -73,21 +73,12 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 	if opt.Duration <= 0 {
 		opt.Duration = 10 * time.Second
 	}
-	if opt.Binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return res, err
-		}
-		opt.Binary = exe
+	binary, dir, cleanup, err := prepare(opt.Binary, opt.Dir)
+	if err != nil {
+		return res, err
 	}
-	if opt.Dir == "" {
-		d, err := os.MkdirTemp("", "swarmcast-bench-")
-		if err != nil {
-			return res, err
-		}
-		defer os.RemoveAll(d)
-		opt.Dir = d
-	}
+	defer cleanup()
+	opt.Binary, opt.Dir = binary, dir
 	res.Edges, res.Videos, res.Window, res.Concurrency = opt.Edges, opt.Videos, opt.Window, opt.Concurrency
 
 	// Catalogue: the sample under Videos titles.

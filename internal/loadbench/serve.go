@@ -70,13 +70,6 @@ func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 	if opt.Rounds <= 0 {
 		opt.Rounds = 3
 	}
-	if opt.Binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return res, err
-		}
-		opt.Binary = exe
-	}
 	if opt.Nginx == "" {
 		opt.Nginx = "nginx"
 		if _, err := exec.LookPath("nginx"); err != nil {
@@ -88,14 +81,12 @@ func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 			return res, errors.New("nginx not found: install it (Debian/Ubuntu: apt-get install nginx-light) to have a reference to compare with")
 		}
 	}
-	if opt.Dir == "" {
-		d, err := os.MkdirTemp("", "swarmcast-bench-")
-		if err != nil {
-			return res, err
-		}
-		defer os.RemoveAll(d)
-		opt.Dir = d
+	binary, dir, cleanup, err := prepare(opt.Binary, opt.Dir)
+	if err != nil {
+		return res, err
 	}
+	defer cleanup()
+	opt.Binary, opt.Dir = binary, dir
 	// nginx workers drop privileges; let them traverse the scratch dir.
 	_ = os.Chmod(opt.Dir, 0o755)
 
@@ -367,4 +358,25 @@ func drive(ctx context.Context, base string, paths []string, concurrency int, d 
 		return run, errors.New("no request succeeded")
 	}
 	return run, nil
+}
+
+// prepare fills in the defaults every benchmark shares: the swarmcast
+// binary to run (this executable) and a scratch directory (a temp dir,
+// removed by cleanup).
+func prepare(binary, dir string) (string, string, func(), error) {
+	if binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", "", nil, err
+		}
+		binary = exe
+	}
+	if dir != "" {
+		return binary, dir, func() {}, nil
+	}
+	d, err := os.MkdirTemp("", "swarmcast-bench-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	return binary, d, func() { os.RemoveAll(d) }, nil
 }
