@@ -220,10 +220,6 @@ func plotAvardo(dir string, rep *avardoReport) error {
 		return fmt.Errorf("plan: create plot directory: %w", err)
 	}
 	// Figure 1: capacity against active servers.
-	p := plot.New()
-	p.Title.Text = "AVARDO: user capacity per auto-scaling level"
-	p.X.Label.Text = "active servers"
-	p.Y.Label.Text = "capacity (requests/s)"
 	var lines []any
 	bound := plotter.XYs{}
 	for _, l := range rep.Schemes[0].Levels {
@@ -237,18 +233,11 @@ func plotAvardo(dir string, rep *avardoReport) error {
 		}
 		lines = append(lines, s.Scheme, xy)
 	}
-	if err := plotutil.AddLinePoints(p, lines...); err != nil {
-		return err
-	}
-	p.Legend.Top, p.Legend.Left = true, true
-	if err := p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "avardo-capacity.png")); err != nil {
+	capacity := figure{title: "AVARDO: user capacity per auto-scaling level", x: "active servers", y: "capacity (requests/s)", legendLeft: true}
+	if err := capacity.save(dir, "avardo-capacity.png", lines...); err != nil {
 		return err
 	}
 	// Figure 2: active servers against request rate (the paper's figure).
-	p = plot.New()
-	p.Title.Text = "AVARDO: active servers against request rate"
-	p.X.Label.Text = "request rate λ (requests/s)"
-	p.Y.Label.Text = "active servers"
 	top := rep.Schemes[0].Levels[len(rep.Schemes[0].Levels)-1].UpperBound
 	lines = lines[:0]
 	opt := plotter.XYs{}
@@ -265,18 +254,11 @@ func plotAvardo(dir string, rep *avardoReport) error {
 		}
 		lines = append(lines, s.Scheme, xy)
 	}
-	if err := plotutil.AddLines(p, lines...); err != nil {
-		return err
-	}
-	p.Legend.Top, p.Legend.Left = true, true
-	if err := p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "avardo-servers.png")); err != nil {
+	servers := figure{title: "AVARDO: active servers against request rate", x: "request rate λ (requests/s)", y: "active servers", legendLeft: true, noPoints: true}
+	if err := servers.save(dir, "avardo-servers.png", lines...); err != nil {
 		return err
 	}
 	// Figure 3: optimality gap per level.
-	p = plot.New()
-	p.Title.Text = "Optimality gap to the fluid bound"
-	p.X.Label.Text = "active servers"
-	p.Y.Label.Text = "gap (%)"
 	lines = lines[:0]
 	for _, s := range rep.Schemes {
 		xy := plotter.XYs{}
@@ -285,11 +267,8 @@ func plotAvardo(dir string, rep *avardoReport) error {
 		}
 		lines = append(lines, s.Scheme, xy)
 	}
-	if err := plotutil.AddLinePoints(p, lines...); err != nil {
-		return err
-	}
-	p.Legend.Top = true
-	return p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "avardo-gap.png"))
+	gap := figure{title: "Optimality gap to the fluid bound", x: "active servers", y: "gap (%)"}
+	return gap.save(dir, "avardo-gap.png", lines...)
 }
 
 // planProgress returns a callback that redraws "label done/total" on stderr and
@@ -479,29 +458,12 @@ func plotRavo(dir string, rep *ravoReport) error {
 			lines = append(lines, r.Scheme, flat(r.Cost.Total))
 		}
 	}
-	p := plot.New()
-	p.Title.Text = "RAVO: deployment cost against number of video clusters"
-	p.X.Label.Text = "clusters"
-	p.Y.Label.Text = "cost per period"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+	costFig := figure{title: "RAVO: deployment cost against number of video clusters", x: "clusters", y: "cost per period", logX: true}
+	if err := costFig.save(dir, "ravo-cost.png", lines...); err != nil {
 		return err
 	}
-	p.Legend.Top = true
-	if err := p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "ravo-cost.png")); err != nil {
-		return err
-	}
-	p = plot.New()
-	p.Title.Text = "RAVO: runtime against number of video clusters"
-	p.X.Label.Text = "clusters"
-	p.Y.Label.Text = "runtime (s)"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	if err := plotutil.AddLinePoints(p, "RAVO", secs); err != nil {
-		return err
-	}
-	return p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "ravo-runtime.png"))
+	runtimeFig := figure{title: "RAVO: runtime against number of video clusters", x: "clusters", y: "runtime (s)", logX: true}
+	return runtimeFig.save(dir, "ravo-runtime.png", "RAVO", secs)
 }
 
 type cocosRow struct {
@@ -652,18 +614,37 @@ func plotCocos(dir string, rep *cocosReport, byDelay, byChannels bool) error {
 			lpXY = append(lpXY, plotter.XY{X: x, Y: r.LPBound})
 		}
 	}
-	p := plot.New()
-	p.Title.Text = "COCOS: deployment cost"
-	p.X.Label.Text = "delay upper bound (ms)"
-	name := "cocos-delay.png"
+	fig, name := figure{title: "COCOS: deployment cost", x: "delay upper bound (ms)", y: "cost per second"}, "cocos-delay.png"
 	if !byDelay {
-		p.X.Label.Text = "channels"
-		name = "cocos-channels.png"
+		fig.x, name = "channels", "cocos-channels.png"
 	}
-	p.Y.Label.Text = "cost per second"
-	if err := plotutil.AddLinePoints(p, "COCOS", series["cocos"], "Nearest Peer", series["nearest-peer"], "Prim", series["prim"], "LP (super optimum)", lpXY); err != nil {
+	return fig.save(dir, name, "COCOS", series["cocos"], "Nearest Peer", series["nearest-peer"], "Prim", series["prim"], "LP (super optimum)", lpXY)
+}
+
+// figure is one PNG chart of a planner report, in the papers' style.
+type figure struct {
+	title, x, y string
+	logX        bool // the x axis spans decades (cluster counts)
+	legendLeft  bool
+	noPoints    bool // step curves read better as plain lines
+}
+
+// save draws lines — name, plotter.XYs pairs, as plotutil takes them — into
+// dir/file (6×4 inches).
+func (f figure) save(dir, file string, lines ...any) error {
+	p := plot.New()
+	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = f.title, f.x, f.y
+	if f.logX {
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	add := plotutil.AddLinePoints
+	if f.noPoints {
+		add = plotutil.AddLines
+	}
+	if err := add(p, lines...); err != nil {
 		return err
 	}
-	p.Legend.Top = true
-	return p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, name))
+	p.Legend.Top, p.Legend.Left = true, f.legendLeft
+	return p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, file))
 }
