@@ -248,7 +248,7 @@ func postFinalOrder(ctx context.Context, hc *http.Client, addr string, pair wire
 
 // fetchShard GETs one shard with the order headers (if any) and returns the
 // response body and its receipt header. At most maxBytes are read; a longer
-// body is an error naming the overflow (see isOversize).
+// body is an error naming the overflow (wire.ErrOversize).
 func fetchShard(ctx context.Context, hc *http.Client, addr, video string, rendition, segment, shard int, maxBytes int64, limitHdr, orderHdr string) (raw []byte, receipt string, err error) {
 	url := wire.ShardURL(addr, video, rendition, segment, shard)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -275,7 +275,7 @@ func fetchShard(ctx context.Context, hc *http.Client, addr, video string, rendit
 		return nil, "", err
 	}
 	if int64(len(raw)) > maxBytes {
-		return raw, "", fmt.Errorf("%s: response over %d bytes", url, maxBytes)
+		return raw, "", fmt.Errorf("%s: %w (limit %d bytes)", url, wire.ErrOversize, maxBytes)
 	}
 	return raw, resp.Header.Get(wire.HeaderReceipt), nil
 }

@@ -9,7 +9,6 @@ import (
 	"math/rand"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -513,7 +512,7 @@ func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, id con
 	raw, receiptHdr, err := fetchShard(ctx, v.hc, a.Addr, id.String(), rendition, segment, a.Shard, limit, limitHdr, orderHdr)
 	if err != nil {
 		var apiErr *wire.APIError
-		if ctx.Err() == nil && !errors.As(err, &apiErr) && isOversize(err) {
+		if ctx.Err() == nil && !errors.As(err, &apiErr) && errors.Is(err, wire.ErrOversize) {
 			r.raw, r.bad = raw, err.Error()
 			return r
 		}
@@ -552,12 +551,6 @@ func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, id con
 	}
 	r.msg = msg
 	return r
-}
-
-// isOversize reports FetchShard's "response over N bytes" error: a source
-// that sends more than a shard can hold is lying, not failing.
-func isOversize(err error) bool {
-	return err != nil && strings.Contains(err.Error(), ": response over ")
 }
 
 // sourceRecord counts how an edge fared this session.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -155,6 +156,10 @@ func (c *CoordinatorClient) Stats(ctx context.Context) (Stats, error) {
 	return s, c.do(ctx, http.MethodGet, PathStats, nil, &s)
 }
 
+// ErrOversize marks a shard response longer than a shard can be: the
+// source is lying, not failing.
+var ErrOversize = errors.New("response over the size limit")
+
 // FetchShard GETs one shard from a shard server (edge or origin) and returns
 // the raw ShardMessage bytes and the responding node's id header. At most
 // maxBytes are read; a longer body is an error (a lying source cannot make
@@ -179,7 +184,7 @@ func FetchShard(ctx context.Context, hc *http.Client, base, video string, rendit
 		return nil, node, err
 	}
 	if int64(len(b)) > maxBytes {
-		return nil, node, fmt.Errorf("%s: response over %d bytes", url, maxBytes)
+		return nil, node, fmt.Errorf("%s: %w (limit %d bytes)", url, ErrOversize, maxBytes)
 	}
 	return b, node, nil
 }
