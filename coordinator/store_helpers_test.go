@@ -102,12 +102,6 @@ type reply struct {
 	header http.Header
 }
 
-func (r reply) errorText() string {
-	var e wire.ErrorBody
-	json.Unmarshal(r.body, &e)
-	return e.Error
-}
-
 // do sends method path with an optional JSON body (raw []byte is sent as
 // is) and bearer token; extra headers and cookies via mod.
 func (h *storeHarness) do(method, path, token string, body any, mod ...func(*http.Request)) reply {

@@ -72,7 +72,7 @@ func ValidateBatch(b *wire.SettlementBatch) error {
 	}
 	for i, c := range []byte(b.ID) {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("settlement batch id: character %q at position %d; use letters, digits, - _ .", c, i+1)
+			return fmt.Errorf("settlement batch id: character %q at position %d; use only letters, digits, '-', '_' and '.'", c, i+1)
 		}
 	}
 	if len(b.Edge) != 2*ed25519.PublicKeySize {
