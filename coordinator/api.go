@@ -2,16 +2,15 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -37,16 +36,9 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.PathBadShard, c.handleBadShard)
 	mux.HandleFunc("POST "+wire.PathPlayReport, c.handlePlayReport)
 	mux.HandleFunc("GET "+wire.PathStats, func(w http.ResponseWriter, _ *http.Request) { wire.WriteJSON(w, c.Stats()) })
-	c.accountRoutes(mux)
+	c.accounting.Routes(mux)
 	return mux
 }
-
-func writeErr(w http.ResponseWriter, err error) {
-	status, msg := statusOf(err)
-	wire.WriteError(w, status, "%s", msg)
-}
-
-func writeEmpty(w http.ResponseWriter) { wire.WriteJSON(w, struct{}{}) }
 
 func (c *Coordinator) handleRegister(w http.ResponseWriter, r *http.Request) {
 	var req wire.RegisterRequest
@@ -58,10 +50,6 @@ func (c *Coordinator) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := c.cfg.Now()
-	if err := c.db.PutNode(r.Context(), NodeRecord{Request: req, RegisteredAt: now}); err != nil {
-		wire.WriteError(w, http.StatusInternalServerError, "register: store node: %v", err)
-		return
-	}
 	c.mu.Lock()
 	n := c.st.register(req, now, c.rng.Uint64())
 	c.mu.Unlock()
@@ -75,7 +63,7 @@ func (c *Coordinator) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	if !wire.DecodeJSON(w, r, &req) {
 		return
 	}
-	if err := checkNodeID(req.NodeID); err != nil {
+	if err := wire.CheckNodeID(req.NodeID); err != nil {
 		wire.WriteError(w, http.StatusBadRequest, "heartbeat: %v", err)
 		return
 	}
@@ -116,11 +104,8 @@ func (c *Coordinator) handleLeave(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, "leave: node %q is not registered", req.NodeID)
 		return
 	}
-	if err := c.db.DeleteNode(r.Context(), req.NodeID); err != nil {
-		c.log.Warn("leave: delete node record", "node", req.NodeID, "err", err)
-	}
 	c.log.Info("node left", "node", n.id, "role", n.role)
-	writeEmpty(w)
+	wire.WriteEmpty(w)
 }
 
 func (c *Coordinator) handleNodes(w http.ResponseWriter, _ *http.Request) {
@@ -131,29 +116,9 @@ func (c *Coordinator) handleNodes(w http.ResponseWriter, _ *http.Request) {
 	wire.WriteJSON(w, infos)
 }
 
-// decodeLarge is wire.DecodeJSON with a caller-chosen body limit.
-func decodeLarge(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			wire.WriteError(w, http.StatusRequestEntityTooLarge, "request body over %d bytes", limit)
-		} else {
-			wire.WriteError(w, http.StatusBadRequest, "malformed JSON body: %v", err)
-		}
-		return false
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		wire.WriteError(w, http.StatusBadRequest, "malformed JSON body: trailing data after the object")
-		return false
-	}
-	return true
-}
-
 func (c *Coordinator) handlePublish(w http.ResponseWriter, r *http.Request) {
 	var req wire.PublishRequest
-	if !decodeLarge(w, r, &req, maxPublishBody) {
+	if !wire.DecodeJSONLimit(w, r, &req, maxPublishBody) {
 		return
 	}
 	c.mu.RLock()
@@ -169,7 +134,7 @@ func (c *Coordinator) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	// Verify everything before storing anything: a bad entry rejects the
 	// whole request and leaves no partial catalogue.
-	recs := make([]VideoRecord, len(req.Videos))
+	recs := make([]coordinatordb.CatalogueVideo, len(req.Videos))
 	manifests := make([]*content.Manifest, len(req.Videos))
 	for i, pv := range req.Videos {
 		m, err := content.DecodeManifest(pv.Manifest)
@@ -188,18 +153,16 @@ func (c *Coordinator) handlePublish(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		manifests[i] = m
-		recs[i] = VideoRecord{ID: m.ID().String(), Manifest: pv.Manifest, Key: pv.Key, Origin: req.OriginID}
+		recs[i] = coordinatordb.CatalogueVideo{ID: m.ID().String(), Manifest: pv.Manifest, Key: pv.Key, Origin: req.OriginID}
 	}
-	if c.store != nil {
-		for i, m := range manifests {
-			if err := c.registerTerms(r, m); err != nil {
-				wire.WriteError(w, http.StatusInternalServerError, "publish: store terms of video %s: %v", recs[i].ID, err)
-				return
-			}
+	for i, m := range manifests {
+		if err := c.acct.VideoPublished(r.Context(), m); err != nil {
+			wire.WriteError(w, http.StatusInternalServerError, "publish: store terms of video %s: %v", recs[i].ID, err)
+			return
 		}
 	}
 	for _, rec := range recs {
-		if err := c.db.PutVideo(r.Context(), rec); err != nil {
+		if err := c.store.PutCatalogueVideo(r.Context(), rec, c.cfg.Now()); err != nil {
 			wire.WriteError(w, http.StatusInternalServerError, "publish: store video %s: %v", rec.ID, err)
 			return
 		}
@@ -212,7 +175,7 @@ func (c *Coordinator) handlePublish(w http.ResponseWriter, r *http.Request) {
 	for i, rec := range recs {
 		c.log.Info("video published", "video", rec.ID, "title", manifests[i].Title, "origin", rec.Origin, "has_key", rec.Key != nil)
 	}
-	writeEmpty(w)
+	wire.WriteEmpty(w)
 }
 
 func (c *Coordinator) handleVideos(w http.ResponseWriter, _ *http.Request) {
@@ -257,18 +220,9 @@ func (c *Coordinator) handleKey(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if c.store != nil {
-		if err := c.authorizeKey(r, v.m.ID()); err != nil {
-			c.metrics.keys.WithLabelValues("refused").Inc()
-			c.writeStoreErr(w, err)
-			return
-		}
-		c.metrics.keys.WithLabelValues("ok").Inc()
-	} else if c.cfg.AuthorizeKey != nil {
-		if err := c.cfg.AuthorizeKey(r, v.id); err != nil {
-			wire.WriteError(w, http.StatusForbidden, "key for video %s: %v", v.id, err)
-			return
-		}
+	if err := c.acct.AuthorizeKey(r, v.m.ID()); err != nil {
+		c.accounting.WriteError(w, err)
+		return
 	}
 	c.mu.RLock()
 	key := v.key
@@ -292,7 +246,7 @@ func (c *Coordinator) handleLookup(w http.ResponseWriter, r *http.Request) {
 	defer c.scratch.Put(sc)
 	sc.prefetch = r.Header.Get(wire.HeaderLookupPurpose) == wire.LookupPurposePrefetch
 	if err := c.lookupJSON(r.Context(), &req, sc); err != nil {
-		writeErr(w, err)
+		wire.WriteErr(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -307,7 +261,7 @@ func (c *Coordinator) handleBadShard(w http.ResponseWriter, r *http.Request) {
 	}
 	verdict, detail, err := c.judgeBadShard(r.Context(), &rep)
 	if err != nil {
-		writeErr(w, err)
+		wire.WriteErr(w, err)
 		return
 	}
 	c.badReports.Add(1)
@@ -324,23 +278,23 @@ func (c *Coordinator) handleBadShard(w http.ResponseWriter, r *http.Request) {
 // fails, the accused node sent a bad shard and is banned; if it verifies,
 // the accusation is false and the node is left alone.
 func (c *Coordinator) judgeBadShard(ctx context.Context, rep *wire.BadShardReport) (verdict, detail string, err error) {
-	if err := checkNodeID(rep.Node); err != nil {
-		return "", "", badRequest("bad-shard report: node: %v", err)
+	if err := wire.CheckNodeID(rep.Node); err != nil {
+		return "", "", wire.BadRequest("bad-shard report: node: %v", err)
 	}
 	if len(rep.Evidence) == 0 {
-		return "", "", badRequest("bad-shard report: no evidence: send the exact bytes received from the node")
+		return "", "", wire.BadRequest("bad-shard report: no evidence: send the exact bytes received from the node")
 	}
 	c.mu.RLock()
 	v := c.st.videos[rep.Video]
 	c.mu.RUnlock()
 	if v == nil {
-		return "", "", notFound("bad-shard report: video %q is not in the catalogue", rep.Video)
+		return "", "", wire.NotFound("bad-shard report: video %q is not in the catalogue", rep.Video)
 	}
 	if _, err := v.m.Segment(rep.Rendition, rep.Segment); err != nil {
-		return "", "", badRequest("bad-shard report: %v", err)
+		return "", "", wire.BadRequest("bad-shard report: %v", err)
 	}
 	if rep.Shard < 0 || rep.Shard >= v.m.Params.NMax {
-		return "", "", badRequest("bad-shard report: shard index %d outside 0..%d", rep.Shard, v.m.Params.NMax-1)
+		return "", "", wire.BadRequest("bad-shard report: shard index %d outside 0..%d", rep.Shard, v.m.Params.NMax-1)
 	}
 	if rep.Receipt != nil {
 		return c.judgeReceipt(ctx, rep, v)
@@ -360,12 +314,9 @@ func (c *Coordinator) judgeBadShard(ctx context.Context, rep *wire.BadShardRepor
 		}
 	}
 	if verdict == verdictConfirmed {
-		if err := c.db.PutBan(ctx, BanRecord{Node: rep.Node, Reason: detail, At: c.cfg.Now()}); err != nil {
+		if err := (*network)(c).Ban(ctx, rep.Node, detail); err != nil {
 			return "", "", err
 		}
-		c.mu.Lock()
-		c.st.ban(rep.Node, detail)
-		c.mu.Unlock()
 	}
 	return verdict, detail, nil
 }
@@ -414,7 +365,7 @@ func (c *Coordinator) handlePlayReport(w http.ResponseWriter, r *http.Request) {
 	c.metrics.plays.Inc()
 	c.metrics.playBytes.WithLabelValues("edge").Add(float64(edgeBytes))
 	c.metrics.playBytes.WithLabelValues("origin").Add(float64(originBytes))
-	writeEmpty(w)
+	wire.WriteEmpty(w)
 }
 
 func sortVideos(vs []wire.VideoInfo) {
@@ -433,48 +384,33 @@ func sortVideos(vs []wire.VideoInfo) {
 func (c *Coordinator) judgeReceipt(ctx context.Context, rep *wire.BadShardReport, v *video) (verdict, detail string, err error) {
 	rc := rep.Receipt
 	if rc.Edge != rep.Node {
-		return "", "", badRequest("bad-shard report: receipt is signed for edge %q, report accuses %q", rc.Edge, rep.Node)
+		return "", "", wire.BadRequest("bad-shard report: receipt is signed for edge %q, report accuses %q", rc.Edge, rep.Node)
 	}
 	if rc.Video != rep.Video || rc.Rendition != rep.Rendition || rc.Segment != rep.Segment || rc.Shard != rep.Shard {
-		return "", "", badRequest("bad-shard report: receipt names %s/%d/%d/%d, report names %s/%d/%d/%d",
+		return "", "", wire.BadRequest("bad-shard report: receipt names %s/%d/%d/%d, report names %s/%d/%d/%d",
 			rc.Video, rc.Rendition, rc.Segment, rc.Shard, rep.Video, rep.Rendition, rep.Segment, rep.Shard)
 	}
 	msg, err := content.DecodeShardMessage(rep.Evidence)
 	if err != nil {
-		return "", "", badRequest("bad-shard report: evidence is not a shard message (%v); a receipt covers a decodable shard's bytes", err)
+		return "", "", wire.BadRequest("bad-shard report: evidence is not a shard message (%v); a receipt covers a decodable shard's bytes", err)
 	}
 	if msg.Video.String() != rep.Video || msg.Rendition != rep.Rendition || msg.Segment != rep.Segment || msg.Index != rep.Shard {
-		return "", "", badRequest("bad-shard report: evidence is shard %s/%d/%d/%d, not the reported one", msg.Video, msg.Rendition, msg.Segment, msg.Index)
+		return "", "", wire.BadRequest("bad-shard report: evidence is shard %s/%d/%d/%d, not the reported one", msg.Video, msg.Rendition, msg.Segment, msg.Index)
 	}
 	switch err := wire.ProveBadShard(v.m, rc, msg.Shard); {
 	case errors.Is(err, wire.ErrShardIsGood):
 		return verdictFalse, "the evidence verifies against the manifest", nil
 	case err != nil:
-		return "", "", badRequest("bad-shard report: the receipt proves nothing: %v", err)
+		return "", "", wire.BadRequest("bad-shard report: the receipt proves nothing: %v", err)
 	}
 	detail = fmt.Sprintf("signed receipt for %s/%d/%d/%d over bytes that fail verification", rep.Video, rep.Rendition, rep.Segment, rep.Shard)
-	now := c.cfg.Now()
-	if c.store != nil {
-		if _, err := c.store.RecordBadShard(ctx, rep.Node, detail, now); err != nil {
-			return "", "", err
-		}
-		c.metrics.disqualified.WithLabelValues("bad_shard_proof").Inc()
+	if err := c.acct.ProvenBadShard(ctx, rep.Node, detail); err != nil {
+		return "", "", err
 	}
-	if err := c.banNode(ctx, rep.Node, "proven bad shard: "+detail, now); err != nil {
+	if err := (*network)(c).Ban(ctx, rep.Node, "proven bad shard: "+detail); err != nil {
 		return "", "", err
 	}
 	return verdictProven, detail, nil
-}
-
-// banNode persists a ban and removes the node from lookups and placement.
-func (c *Coordinator) banNode(ctx context.Context, node wire.NodeID, reason string, now time.Time) error {
-	if err := c.db.PutBan(ctx, BanRecord{Node: node, Reason: reason, At: now}); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.st.ban(node, reason)
-	c.mu.Unlock()
-	return nil
 }
 
 // lookupJSON renders a lookup's answer into sc.buf, with the viewer's order
@@ -486,7 +422,7 @@ func (c *Coordinator) lookupJSON(ctx context.Context, req *wire.LookupRequest, s
 	if len(sc.edges) > 0 {
 		// Limits are an addition: a store error costs the viewer its
 		// payability for this lookup, never the lookup itself.
-		limits, err := c.orderLimits(ctx, req.ViewerID, req.Video, sc.edges)
+		limits, err := c.acct.OrderLimits(ctx, req.ViewerID, req.Video, sc.edges)
 		if err != nil {
 			c.log.Warn("lookup: order limits", "viewer", req.ViewerID, "err", err)
 		}

@@ -26,6 +26,16 @@ func TestCatalogue(t *testing.T) {
 	if v := videos[0]; v.ID != h.video(0) || v.K != 8 || v.NMax != 32 || len(v.Renditions) != 2 || v.Renditions[0].Segments == 0 || v.DurationMS < 20_000 {
 		t.Fatalf("catalogue entry = %+v", v)
 	}
+	// Keys go to signed-in accounts only (both videos are free, so the
+	// first key request is the unlock).
+	if _, err := h.client.Signup(ctx, wire.Credentials{Username: "keyholder", Password: "keyholder-password"}); err != nil {
+		t.Fatal(err)
+	}
+	login, err := h.client.Login(ctx, wire.Credentials{Username: "keyholder", Password: "keyholder-password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.client.Token = login.Token
 	for i, id := range h.fix.ids {
 		want := h.fix.published(t, id)
 		got, err := h.client.Manifest(ctx, id.String())

@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
@@ -37,20 +37,12 @@ type Config struct {
 	Log               *slog.Logger
 	Registry          *prometheus.Registry // if nil, httpserve.NewRegistry()
 
-	// DB holds durable state (catalogue, keys, bans); nil means in memory.
-	DB DB
-	// AuthorizeKey decides whether the request may have video's content
-	// key when Store is nil. nil lets everyone. With a Store, the key goes
-	// only to authenticated accounts entitled to the video.
-	AuthorizeKey func(r *http.Request, video string) error
-
-	// Store holds accounts, points, settlements, reputation and audits,
-	// and (through coordinatordb.Catalogue) the catalogue and bans, so they
-	// survive a restart; it must also implement coordinatordb.Catalogue
-	// (*coordinatordb.DB does). nil means no accounts and no points: the
-	// coordinator behaves as before (keys per AuthorizeKey, no limits in
-	// lookups, no audits). With a Store, DB defaults to NewStoreDB.
-	Store coordinatordb.Store
+	// Store holds everything durable: the catalogue and bans this package
+	// rebuilds its index from, and what the accounting subsystem keeps
+	// (accounts, points, settlements, reputation, audits). Required: open
+	// one with coordinatordb.Open (tests and the demo use SQLite in a
+	// temporary directory).
+	Store Store
 	// Identity signs order limits. Its public key must be among the
 	// store's coordinatordb.Config.CoordinatorKeys for settlement to
 	// accept them. Zero: a fresh key (tests).
@@ -58,25 +50,17 @@ type Config struct {
 	// DefaultPrice is the price in points of a newly published video
 	// (0 = free); admins change it per video.
 	DefaultPrice int64
-	// LimitMaxBytes caps one order limit (one viewer, one edge, one
-	// video); default 64 MiB, and never more than the video's playback budget.
-	LimitMaxBytes int64
-	// LimitTTL is an order limit's lifetime; default 15 min. A cached limit
-	// is reused until LimitTTL/5 before it expires.
-	LimitTTL time.Duration
-	// AuditInterval is the audit chore's period; default 30 s; negative
-	// disables the loop (tests drive AuditRound directly).
-	AuditInterval time.Duration
-	// AuditEdgesPerRound is how many random alive edges each audit round
-	// challenges; default 4.
+	// LimitMaxBytes, LimitTTL, AuditInterval, AuditEdgesPerRound,
+	// AuditTimeout, UptimeInterval and HTTPClient configure the
+	// accounting subsystem; see accounting.Config for their meaning and
+	// defaults.
+	LimitMaxBytes      int64
+	LimitTTL           time.Duration
+	AuditInterval      time.Duration
 	AuditEdgesPerRound int
-	// AuditTimeout bounds one audit fetch; default 15 s (Storj's minimum).
-	AuditTimeout time.Duration
-	// UptimeInterval is how often the liveness sweep records every edge's
-	// up/down in the store's uptime reputation; default 10 min.
-	UptimeInterval time.Duration
-	// HTTPClient fetches audit shards; default wire.NewHTTPClient().
-	HTTPClient *http.Client
+	AuditTimeout       time.Duration
+	UptimeInterval     time.Duration
+	HTTPClient         *http.Client
 
 	// OriginPerServerRate turns on the AVARDO origin pool (see OriginPool):
 	// how many segment requests per second one origin serves, where the
@@ -87,11 +71,39 @@ type Config struct {
 	OriginHysteresis float64
 }
 
-// Coordinator is the control plane of one Swarmcast network. Its methods
-// are safe for concurrent use.
+// Store is the durable store a coordinator runs on: its catalogue and bans
+// plus everything the accounting subsystem keeps. *coordinatordb.DB
+// implements it.
+type Store interface {
+	accounting.DB
+	PutCatalogueVideo(ctx context.Context, v coordinatordb.CatalogueVideo, now time.Time) error
+	CatalogueVideos(ctx context.Context) ([]coordinatordb.CatalogueVideo, error)
+	PutBan(ctx context.Context, node wire.NodeID, reason string, now time.Time) error
+	Bans(ctx context.Context) ([]coordinatordb.Ban, error)
+}
+
+var _ Store = (*coordinatordb.DB)(nil)
+
+// accountingService is what the control plane asks of the accounting
+// subsystem (*accounting.Service): order limits for a lookup, the key
+// route's rule, a publish's terms, a proven bad shard's disqualification,
+// who is disqualified at start, and news of each liveness sweep.
+type accountingService interface {
+	OrderLimits(ctx context.Context, viewer wire.NodeID, video string, edges []wire.NodeID) ([]*accounting.IssuedLimit, error)
+	AuthorizeKey(r *http.Request, video content.VideoID) error
+	VideoPublished(ctx context.Context, m *content.Manifest) error
+	ProvenBadShard(ctx context.Context, node wire.NodeID, detail string) error
+	Disqualified(ctx context.Context) (map[wire.NodeID]string, error)
+	Swept(now time.Time, droppedEdges []wire.NodeID)
+}
+
+// Coordinator is the control plane of one Swarmcast network: registry and
+// liveness, inventory, catalogue, lookups, placement and the origin pool,
+// all soft state rebuilt from heartbeats, plus the accounting subsystem it
+// owns. Its methods are safe for concurrent use.
 type Coordinator struct {
 	cfg     Config
-	db      DB
+	store   Store
 	log     *slog.Logger
 	metrics *metrics
 
@@ -117,16 +129,10 @@ type Coordinator struct {
 
 	scratch sync.Pool // *lookupScratch
 
-	// Accounts, points and proofs (nil store: all disabled).
-	store   coordinatordb.Store
-	cat     coordinatordb.Catalogue
-	csrfKey []byte // HMAC key deriving a session's CSRF token
-	limits  *limitCache
-	audit   *AuditChore
-
-	uptimeMu   sync.Mutex
-	lastUptime time.Time
-	uptimeGone map[wire.NodeID]bool // edges swept since the last uptime record
+	// The accounting subsystem: acct is the narrow view the control plane
+	// uses; accounting the service itself, for its routes and chores.
+	acct       accountingService
+	accounting *accounting.Service
 
 	// Origin pool (nil pool: off). poolMu nests inside mu.
 	poolMu     sync.Mutex
@@ -161,8 +167,11 @@ type lookupScratch struct {
 	prefetch bool
 }
 
-// New builds a coordinator and loads its durable state from cfg.DB.
+// New builds a coordinator and loads its durable state from cfg.Store.
 func New(cfg Config) (*Coordinator, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("coordinator: no store: open one with coordinatordb.Open (SQLite file or PostgreSQL)")
+	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 2 * time.Second
 	}
@@ -181,71 +190,31 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = httpserve.NewRegistry()
 	}
-	var cat coordinatordb.Catalogue
-	if cfg.Store != nil {
-		var ok bool
-		if cat, ok = cfg.Store.(coordinatordb.Catalogue); !ok {
-			return nil, fmt.Errorf("coordinator: Store %T does not implement coordinatordb.Catalogue", cfg.Store)
-		}
-		if cfg.Identity.Key == nil {
-			cfg.Identity = identity.New()
-		}
-		if cfg.DB == nil {
-			sdb, err := NewStoreDB(context.Background(), cat, cfg.Now)
-			if err != nil {
-				return nil, err
-			}
-			cfg.DB = sdb
-		}
-	}
-	if cfg.DB == nil {
-		cfg.DB = NewMemDB()
-	}
-	if cfg.LimitMaxBytes <= 0 {
-		cfg.LimitMaxBytes = 64 << 20
-	}
-	if cfg.LimitTTL <= 0 {
-		cfg.LimitTTL = 15 * time.Minute
-	}
-	if cfg.AuditInterval == 0 {
-		cfg.AuditInterval = 30 * time.Second
-	}
-	if cfg.AuditEdgesPerRound <= 0 {
-		cfg.AuditEdgesPerRound = 4
-	}
-	if cfg.AuditTimeout <= 0 {
-		cfg.AuditTimeout = 15 * time.Second
-	}
-	if cfg.UptimeInterval <= 0 {
-		cfg.UptimeInterval = 10 * time.Minute
-	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = wire.NewHTTPClient()
-	}
 	if cfg.OriginHysteresis == 0 {
 		cfg.OriginHysteresis = 0.1
 	}
 	rng := rand.New(rand.NewSource(cfg.Seed))
 	c := &Coordinator{
 		cfg:        cfg,
-		db:         cfg.DB,
+		store:      cfg.Store,
 		log:        cfg.Log.With("role", "coordinator"),
 		st:         newState(cfg.HeartbeatInterval),
 		rng:        rng,
 		demand:     NewDemandTracker(cfg.DemandHalfLife, cfg.Now()),
 		placer:     NewPlacer(rng.Int63()),
 		lookupSeed: rng.Uint64(),
-		store:      cfg.Store,
-		cat:        cat,
 	}
-	if cfg.Store != nil {
-		// The CSRF key derives from the coordinator's identity, so tokens
-		// handed out at login stay valid across restarts.
-		k := sha256.Sum256(append([]byte("swarmcast csrf v1\x00"), cfg.Identity.Key.Seed()...))
-		c.csrfKey = k[:]
-		c.limits = newLimitCache()
-		c.audit = newAuditChore(c, rng.Int63())
+	acct, err := accounting.New(accounting.Config{
+		Identity: cfg.Identity, DefaultPrice: cfg.DefaultPrice,
+		LimitMaxBytes: cfg.LimitMaxBytes, LimitTTL: cfg.LimitTTL,
+		AuditInterval: cfg.AuditInterval, AuditEdgesPerRound: cfg.AuditEdgesPerRound, AuditTimeout: cfg.AuditTimeout,
+		UptimeInterval: cfg.UptimeInterval, HTTPClient: cfg.HTTPClient,
+		Seed: rng.Int63(), Now: cfg.Now, Log: c.log, Registry: cfg.Registry,
+	}, cfg.Store, (*network)(c))
+	if err != nil {
+		return nil, err
 	}
+	c.acct, c.accounting = acct, acct
 	if cfg.OriginPerServerRate != 0 {
 		pool, err := NewOriginPool(OriginPoolConfig{PerServerRate: cfg.OriginPerServerRate, Hysteresis: cfg.OriginHysteresis}, cfg.Now())
 		if err != nil {
@@ -261,25 +230,20 @@ func New(cfg Config) (*Coordinator, error) {
 	if err := c.load(context.Background()); err != nil {
 		return nil, err
 	}
-	var err error
 	if c.metrics, err = newMetrics(cfg.Registry, c); err != nil {
 		return nil, err
-	}
-	if c.pool != nil {
-		if err := cfg.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "swarmcast_coordinator_origin_pool_active_origins",
-			Help: "Origins the AVARDO origin pool keeps on (its stack depth).",
-		}, func() float64 { _, n := c.OriginPoolActive(); return float64(n) })); err != nil {
-			return nil, err
-		}
 	}
 	return c, nil
 }
 
+// Accounting is the coordinator's accounting subsystem (accounts, points,
+// settlement, audits); tests and tools drive its chores through it.
+func (c *Coordinator) Accounting() *accounting.Service { return c.accounting }
+
 // load restores the catalogue and bans. Nodes are not restored: their next
 // heartbeat answers Unknown, so they re-register with a full inventory.
 func (c *Coordinator) load(ctx context.Context) error {
-	videos, err := c.db.Videos(ctx)
+	videos, err := c.store.CatalogueVideos(ctx)
 	if err != nil {
 		return fmt.Errorf("load catalogue: %w", err)
 	}
@@ -290,40 +254,36 @@ func (c *Coordinator) load(ctx context.Context) error {
 		}
 		c.st.addVideo(rec, m)
 	}
-	bans, err := c.db.Bans(ctx)
+	bans, err := c.store.Bans(ctx)
 	if err != nil {
 		return fmt.Errorf("load bans: %w", err)
 	}
 	for _, b := range bans {
 		c.st.ban(b.Node, b.Reason)
 	}
-	if c.store != nil {
-		// Disqualification is the store's verdict; a ban written before a
-		// crash could be missing, so the store's list is applied as well.
-		dq, err := c.store.DisqualifiedEdges(ctx)
-		if err != nil {
-			return fmt.Errorf("load disqualified edges: %w", err)
-		}
-		for _, s := range dq {
-			c.st.ban(s.Node, "disqualified: "+s.DisqualifyReason)
-		}
+	// Disqualification is the accounting verdict; a ban written before a
+	// crash could be missing, so its list is applied as well.
+	dq, err := c.acct.Disqualified(ctx)
+	if err != nil {
+		return fmt.Errorf("load disqualified edges: %w", err)
+	}
+	for node, reason := range dq {
+		c.st.ban(node, "disqualified: "+reason)
 	}
 	return nil
 }
 
-// Run does the periodic chores (liveness sweep, placement and, with a
-// Store, audits) until ctx is done. It returns after the audit chore's
-// goroutine, its only other goroutine, has exited.
+// Run does the periodic chores (liveness sweep, placement, and the
+// accounting subsystem's audits) until ctx is done. It returns after the
+// audit chore's goroutine, its only other goroutine, has exited.
 func (c *Coordinator) Run(ctx context.Context) error {
-	if c.audit != nil && c.cfg.AuditInterval > 0 {
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.audit.Run(ctx, c.cfg.AuditInterval)
-		}()
-		defer wg.Wait()
-	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.accounting.Run(ctx)
+	}()
+	defer wg.Wait()
 	sweep := time.NewTicker(c.cfg.HeartbeatInterval)
 	defer sweep.Stop()
 	place := time.NewTicker(c.cfg.PlacementInterval)
@@ -348,16 +308,14 @@ func (c *Coordinator) Sweep() {
 	c.mu.Lock()
 	gone := c.st.sweep(now)
 	c.mu.Unlock()
+	var droppedEdges []wire.NodeID
 	for _, n := range gone {
 		c.log.Info("node missed heartbeats, dropped", "node", n.id, "role", n.role, "last_seen", n.lastSeen)
-		if err := c.db.DeleteNode(context.Background(), n.id); err != nil {
-			c.log.Warn("sweep: delete node record", "node", n.id, "err", err)
+		if n.role == wire.RoleEdge && !n.banned {
+			droppedEdges = append(droppedEdges, n.id)
 		}
 	}
-	if c.store != nil {
-		c.recordUptime(now, gone)
-		c.limits.prune(now)
-	}
+	c.acct.Swept(now, droppedEdges)
 }
 
 // Place runs one placement round: fold demand, plan, queue directives.
@@ -474,12 +432,12 @@ func (c *Coordinator) Lookup(req wire.LookupRequest) (wire.LookupResponse, error
 	if err != nil {
 		return resp, err
 	}
-	limits, err := c.orderLimits(context.Background(), req.ViewerID, req.Video, sc.edges)
+	limits, err := c.acct.OrderLimits(context.Background(), req.ViewerID, req.Video, sc.edges)
 	if err != nil {
 		c.log.Warn("lookup: order limits", "viewer", req.ViewerID, "err", err)
 	}
 	for _, l := range limits {
-		resp.Limits = append(resp.Limits, l.limit)
+		resp.Limits = append(resp.Limits, l.Limit)
 	}
 	return resp, nil
 }
@@ -497,7 +455,7 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 			c.routeOrigins(req, now, tiebreak, &sc.res)
 		}
 		render(&sc.res)
-		if c.store != nil && req.ViewerID != "" {
+		if req.ViewerID != "" {
 			if sc.seen == nil {
 				sc.seen = make(map[wire.NodeID]struct{})
 			}
@@ -518,15 +476,6 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 		c.demandMu.Unlock()
 	}
 	return nil
-}
-
-// statusOf maps an error to an HTTP status and message.
-func statusOf(err error) (int, string) {
-	var re *requestError
-	if errors.As(err, &re) {
-		return re.status, re.msg
-	}
-	return http.StatusInternalServerError, err.Error()
 }
 
 func (s *state) aliveEdges(now time.Time) int {

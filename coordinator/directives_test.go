@@ -115,7 +115,7 @@ func TestPlacementDirectives(t *testing.T) {
 func TestRunSweepsAndPlacesInFakeTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fix := sampleStore(t)
-		c, err := New(Config{Seed: 3, Log: quietLog(), HeartbeatInterval: time.Second, PlacementInterval: time.Second})
+		c, err := New(Config{Seed: 3, Log: quietLog(), HeartbeatInterval: time.Second, PlacementInterval: time.Second, Store: testStore(t), AuditInterval: -1})
 		if err != nil {
 			t.Fatal(err)
 		}

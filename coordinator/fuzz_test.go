@@ -14,7 +14,7 @@ import (
 // holding shards, driven in-process.
 func fuzzCoordinator(f *testing.F) (http.Handler, string, wire.NodeID) {
 	fix := sampleStore(f)
-	c, err := New(Config{Seed: 1, Log: quietLog()})
+	c, err := New(Config{Seed: 1, Log: quietLog(), Store: testStore(f), AuditInterval: -1})
 	if err != nil {
 		f.Fatal(err)
 	}

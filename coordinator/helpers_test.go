@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/internal/sample"
 	"github.com/swarmcast/swarmcast/wire"
@@ -157,7 +158,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	clock := newFakeClock()
-	c, err := New(Config{Seed: 1, Now: clock.Now, Log: quietLog()})
+	c, err := New(Config{Seed: 1, Now: clock.Now, Log: quietLog(), Store: testStore(t), AuditInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,3 +278,12 @@ func jsonStrict(b []byte, v any) error {
 }
 
 func reflectEqual(a, b any) bool { return reflect.DeepEqual(a, b) }
+
+// testStore is a fresh SQLite store in a temporary directory, accepting
+// limits of any coordinator identity the test did not choose (the
+// coordinator signs with a fresh key when Config.Identity is zero, so
+// settlement tests that need a known key use openStore).
+func testStore(tb testing.TB) *coordinatordb.DB {
+	tb.Helper()
+	return openStore(tb, "sqlite:"+filepath.Join(tb.TempDir(), "coordinator.db"), nil)
+}

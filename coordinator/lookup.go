@@ -1,13 +1,12 @@
 package coordinator
 
 import (
-	"fmt"
 	"math/bits"
-	"net/http"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -21,22 +20,6 @@ const maxExclude = 1024
 
 // maxRegionLen bounds region names (they key the demand table).
 const maxRegionLen = 64
-
-// requestError is a client error with its HTTP status.
-type requestError struct {
-	status int
-	msg    string
-}
-
-func (e *requestError) Error() string { return e.msg }
-
-func badRequest(format string, args ...any) error {
-	return &requestError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
-}
-
-func notFound(format string, args ...any) error {
-	return &requestError{http.StatusNotFound, fmt.Sprintf(format, args...)}
-}
 
 // rankedSource is one candidate with its ranking key (lower is better).
 // h points into a segment's holder list, so a result is only valid while
@@ -80,23 +63,23 @@ func (r *lookupResult) reset() {
 func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, out *lookupResult) error {
 	v := s.videos[req.Video]
 	if v == nil {
-		return notFound("video %q is not in the catalogue", req.Video)
+		return wire.NotFound("video %q is not in the catalogue", req.Video)
 	}
 	if req.Rendition < 0 || req.Rendition >= len(v.segs) {
-		return badRequest("rendition %d does not exist (video has %d)", req.Rendition, len(v.segs))
+		return wire.BadRequest("rendition %d does not exist (video has %d)", req.Rendition, len(v.segs))
 	}
 	segs := v.segs[req.Rendition]
 	if req.From < 0 || req.From >= len(segs) {
-		return badRequest("from %d: segment does not exist (rendition %d has %d)", req.From, req.Rendition, len(segs))
+		return wire.BadRequest("from %d: segment does not exist (rendition %d has %d)", req.From, req.Rendition, len(segs))
 	}
 	if req.Count < 1 || req.Count > wire.MaxLookupCount {
-		return badRequest("count %d: want 1..%d", req.Count, wire.MaxLookupCount)
+		return wire.BadRequest("count %d: want 1..%d", req.Count, wire.MaxLookupCount)
 	}
 	if len(req.Region) > maxRegionLen {
-		return badRequest("region: %d bytes, limit %d", len(req.Region), maxRegionLen)
+		return wire.BadRequest("region: %d bytes, limit %d", len(req.Region), maxRegionLen)
 	}
 	if len(req.Exclude) > maxExclude {
-		return badRequest("exclude lists %d nodes, limit %d", len(req.Exclude), maxExclude)
+		return wire.BadRequest("exclude lists %d nodes, limit %d", len(req.Exclude), maxExclude)
 	}
 	end := min(req.From+req.Count, len(segs))
 	limit := sourcesPerSegment(v.m.Params.K)
@@ -271,4 +254,39 @@ func (r *lookupResult) response() wire.LookupResponse {
 		resp.Origins = append(resp.Origins, wire.Source{NodeID: o.id, Addr: o.addr})
 	}
 	return resp
+}
+
+// appendLimits splices `,"limits":[...]` into a rendered lookup response
+// (which ends in "}\n").
+func appendLimits(buf []byte, limits []*accounting.IssuedLimit) []byte {
+	if len(limits) == 0 || len(buf) < 2 {
+		return buf
+	}
+	buf = buf[:len(buf)-2]
+	buf = append(buf, `,"limits":[`...)
+	for i, l := range limits {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, l.JSON...)
+	}
+	return append(buf, "]}\n"...)
+}
+
+// collectEdges lists the distinct edges of a ranked result into dst,
+// using seen (cleared first) to deduplicate.
+func (r *lookupResult) collectEdges(dst []wire.NodeID, seen map[wire.NodeID]struct{}) []wire.NodeID {
+	dst = dst[:0]
+	clear(seen)
+	for _, src := range r.sources {
+		n := src.h.n
+		if n.role != wire.RoleEdge {
+			continue
+		}
+		if _, ok := seen[n.id]; !ok {
+			seen[n.id] = struct{}{}
+			dst = append(dst, n.id)
+		}
+	}
+	return dst
 }

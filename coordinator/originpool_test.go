@@ -207,7 +207,7 @@ func poolCoordinator(t *testing.T, perServer float64, origins int) (*Coordinator
 	t.Helper()
 	fix := sampleStore(t)
 	clock := newFakeClock()
-	c, err := New(Config{Seed: 1, Now: clock.Now, Log: quietLog(), OriginPerServerRate: perServer})
+	c, err := New(Config{Seed: 1, Now: clock.Now, Log: quietLog(), OriginPerServerRate: perServer, Store: testStore(t), AuditInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func TestRestartKeepsCatalogueAndBans(t *testing.T) {
 	if err != nil || len(vs) != 2 {
 		t.Fatalf("catalogue after restart: %d videos, %v", len(vs), err)
 	}
-	if key, err := c.db.Videos(t.Context()); err != nil || len(key[0].Key) != 16 {
+	if key, err := db.CatalogueVideos(t.Context()); err != nil || len(key[0].Key) != 16 {
 		t.Fatalf("content keys after restart: %v", err)
 	}
 	for _, id := range []wire.NodeID{banned, dq} {
@@ -213,7 +213,7 @@ func TestAuditsCatchDroppers(t *testing.T) {
 	h, ids, servers := auditNet(t, "honest", "drop", "corrupt")
 	ctx := context.Background()
 	for round := 1; round <= 41; round++ {
-		res := h.c.AuditRound(ctx)
+		res := h.c.Accounting().AuditRound(ctx)
 		if len(res) != 3 {
 			t.Fatalf("round %d: %d audits, want 3", round, len(res))
 		}
@@ -235,7 +235,7 @@ func TestAuditsCatchDroppers(t *testing.T) {
 		t.Fatalf("sources after disqualification: %v, want only the honest edge", got)
 	}
 	// Disqualified edges are no longer audited; the honest one still is.
-	if res := h.c.AuditRound(ctx); len(res) != 1 || res[0].Edge != ids["honest"] {
+	if res := h.c.Accounting().AuditRound(ctx); len(res) != 1 || res[0].Edge != ids["honest"] {
 		t.Fatalf("after disqualification: %+v", res)
 	}
 	// Audits were whole-shard GETs on the normal route, like a viewer's.
@@ -254,7 +254,7 @@ func TestAuditContainment(t *testing.T) {
 	ctx := context.Background()
 	var first int64
 	for round := 1; round <= 3; round++ {
-		res := h.c.AuditRound(ctx)
+		res := h.c.Accounting().AuditRound(ctx)
 		if len(res) != 1 || res[0].Edge != ids["hang"] || res[0].Outcome != coordinatordb.OutcomeTimeout {
 			t.Fatalf("round %d: %+v", round, res)
 		}
@@ -281,7 +281,7 @@ func TestAuditContainment(t *testing.T) {
 		t.Fatalf("tally %+v", tally)
 	}
 	// The next round is a fresh challenge.
-	if res := h.c.AuditRound(ctx); res[0].AuditID == first {
+	if res := h.c.Accounting().AuditRound(ctx); res[0].AuditID == first {
 		t.Fatal("a failed challenge was asked again")
 	}
 	_ = servers

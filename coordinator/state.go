@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
+	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -114,7 +117,7 @@ func (s *state) alive(n *node, now time.Time) bool {
 
 // checkRegister validates a registration without changing state.
 func checkRegister(req *wire.RegisterRequest) error {
-	if err := checkNodeID(req.NodeID); err != nil {
+	if err := wire.CheckNodeID(req.NodeID); err != nil {
 		return err
 	}
 	if req.Role != wire.RoleEdge && req.Role != wire.RoleOrigin {
@@ -129,13 +132,6 @@ func checkRegister(req *wire.RegisterRequest) error {
 	}
 	if req.DiskCapBytes < 0 || req.UploadCapBytes < 0 {
 		return fmt.Errorf("disk_cap_bytes and upload_cap_bytes_per_s must not be negative")
-	}
-	return nil
-}
-
-func checkNodeID(id wire.NodeID) error {
-	if len(id) != 64 || strings.Trim(string(id), "0123456789abcdef") != "" {
-		return fmt.Errorf("node id %q: want 64 lowercase hex characters (an ed25519 public key)", id)
 	}
 	return nil
 }
@@ -375,7 +371,7 @@ func (s *state) sweep(now time.Time) []*node {
 
 // addVideo puts a verified video in the catalogue and indexes the shards
 // nodes already reported for it.
-func (s *state) addVideo(rec VideoRecord, m *content.Manifest) {
+func (s *state) addVideo(rec coordinatordb.CatalogueVideo, m *content.Manifest) {
 	if old := s.videos[rec.ID]; old != nil {
 		old.key, old.origin = rec.Key, rec.Origin
 		return
@@ -428,5 +424,52 @@ func (s *state) nodeInfos(now time.Time) []wire.NodeInfo {
 		})
 	}
 	slices.SortFunc(out, func(a, b wire.NodeInfo) int { return strings.Compare(string(a.NodeID), string(b.NodeID)) })
+	return out
+}
+
+// pickAudits is the sans-IO choice of one round: up to n random alive,
+// unbanned edges, each with a random shard from its inventory (of a video
+// in the catalogue) and a random byte range inside that shard's data.
+func (s *state) pickAudits(now time.Time, rng *rand.Rand, n int) []accounting.AuditTarget {
+	var edges []*node
+	for _, nd := range s.nodes {
+		if nd.role == wire.RoleEdge && s.alive(nd, now) && nd.shards > 0 {
+			edges = append(edges, nd)
+		}
+	}
+	slices.SortFunc(edges, func(a, b *node) int { return strings.Compare(string(a.id), string(b.id)) })
+	rng.Shuffle(len(edges), func(i, j int) { edges[i], edges[j] = edges[j], edges[i] })
+	var out []accounting.AuditTarget
+	for _, nd := range edges {
+		if len(out) == n {
+			break
+		}
+		keys := make([]SegmentKey, 0, len(nd.inventory))
+		for k := range nd.inventory {
+			if v := s.videos[k.Video]; v != nil {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		slices.SortFunc(keys, compareKeys)
+		key := keys[rng.Intn(len(keys))]
+		shards := nd.inventory[key].Indices()
+		v := s.videos[key.Video]
+		seg, err := v.m.Segment(key.Rendition, key.Segment)
+		if err != nil || len(shards) == 0 {
+			continue
+		}
+		size := int64(v.m.Params.ShardSize(int(seg.Size)))
+		if size <= 0 {
+			continue
+		}
+		length := 1 + rng.Int63n(min(size, 4096))
+		out = append(out, accounting.AuditTarget{Addr: nd.addr, Challenge: coordinatordb.Challenge{
+			Edge: nd.id, Video: key.Video, Rendition: key.Rendition, Segment: key.Segment,
+			Shard: shards[rng.Intn(len(shards))], Offset: rng.Int63n(size - length + 1), Length: length,
+		}})
+	}
 	return out
 }

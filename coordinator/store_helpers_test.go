@@ -14,6 +14,7 @@ import (
 
 	"github.com/swarmcast/swarmcast/internal/pgtest"
 
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
@@ -41,8 +42,12 @@ type storeHarness struct {
 
 func openStore(tb testing.TB, dsn string, key ed25519.PublicKey) *coordinatordb.DB {
 	tb.Helper()
+	var keys []ed25519.PublicKey
+	if key != nil {
+		keys = append(keys, key)
+	}
 	db, err := coordinatordb.OpenConfig(context.Background(), dsn, coordinatordb.Config{
-		CoordinatorKeys: []ed25519.PublicKey{key},
+		CoordinatorKeys: keys,
 		PointsPerMB:     10,
 		Password:        coordinatordb.PasswordParams{Time: 1, MemKiB: 1024, Threads: 1},
 		Reputation:      coordinatordb.ReputationConfig{InitialAlpha: 1000},
@@ -62,7 +67,7 @@ func newStoreHarness(t testing.TB, dsn, originAddr string, tweak func(*Config)) 
 	id := identity.New()
 	db := openStore(t, dsn, id.Key.Public().(ed25519.PublicKey))
 	clock := newFakeClock()
-	if _, err := BootstrapAdmin(context.Background(), db, "root", "rootpassword", clock.Now()); err != nil {
+	if _, err := accounting.BootstrapAdmin(context.Background(), db, "root", "rootpassword", clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{Seed: 1, Now: clock.Now, Log: quietLog(), Store: db, Identity: id, AuditInterval: -1}

@@ -17,7 +17,7 @@ import (
 // coordinator credits the edges' accounts with flows that match what the
 // players received, in a ledger that balances.
 func TestPointsEndToEnd(t *testing.T) {
-	n := startNet(t, Config{Edges: 5, Videos: 1, Seed: 5, Accounts: true, GrantPoints: 100, AuditInterval: -1})
+	n := startNet(t, Config{Edges: 5, Videos: 1, Seed: 5, GrantPoints: 100, AuditInterval: -1})
 	ctx := context.Background()
 	video := n.Videos[0].String()
 	nodes := n.AliveEdges()

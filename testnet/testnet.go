@@ -20,6 +20,7 @@ import (
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/coordinator"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/edge"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
@@ -47,14 +48,14 @@ type Config struct {
 	Seed  int64
 	Log   *slog.Logger
 
-	// Accounts turns on the durable store (SQLite in Dir): every edge runs
-	// under its own account (signed up, edge bound, API token), its player
-	// uses the account's session and signs orders, edges settle, and keys
-	// need entitlement. Argon2 parameters are lowered for test speed.
-	Accounts bool
-	// GrantPoints is credited to each edge's account at start (Accounts only).
+	// Every edge runs under its own account on the coordinators' durable
+	// store (signed up, edge bound, API token); its player uses the
+	// account's session and signs orders, edges settle, and keys need
+	// entitlement. Argon2 parameters are lowered for test speed.
+
+	// GrantPoints is credited to each edge's account at start.
 	GrantPoints int64
-	// AuditInterval is the coordinator's audit period (Accounts only; default 10s).
+	// AuditInterval is the coordinator's audit period (default 10s; negative: off).
 	AuditInterval time.Duration
 	// SettleInterval is the edges' settlement period (default the edge's).
 	SettleInterval time.Duration
@@ -68,7 +69,7 @@ type Config struct {
 	// player uses coordinator i mod Coordinators, as a load balancer would
 	// spread viewers.
 	Coordinators int
-	// DSN is the store every coordinator opens (Accounts only); default
+	// DSN is the store every coordinator opens; default
 	// SQLite in Dir. A postgres:// DSN puts them on PostgreSQL.
 	DSN string
 }
@@ -85,12 +86,12 @@ type Network struct {
 	CoordinatorURLs []string
 	Origins         []*OriginNode
 	Videos          []content.VideoID
-	// Store is the coordinator's durable store (nil without Accounts).
+	// Store is the primary coordinator's handle on the durable store.
 	Store *coordinatordb.DB
-	// Admin is a coordinator client logged in as the admin (Accounts only).
+	// Admin is a coordinator client logged in as the admin.
 	Admin *wire.CoordinatorClient
 
-	coordIDs []identity.Identity // each coordinator's; they sign order limits (Accounts only)
+	coordIDs []identity.Identity // each coordinator's; they sign order limits
 	stores   []*coordinatordb.DB // each coordinator's handle on the store; stores[0] is Store
 
 	mu        sync.Mutex
@@ -116,8 +117,8 @@ type EdgeNode struct {
 	Server   *httpserve.Server
 	Fault    edge.Fault
 
-	// Account is the coordinator client logged in as this edge's account
-	// (Accounts only): its session token is the player's.
+	// Account is the coordinator client logged in as this edge's account;
+	// its session token is the player's.
 	Account *wire.CoordinatorClient
 
 	transport *severableTransport
@@ -177,12 +178,10 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 func (n *Network) start() error {
 	cfg := n.cfg
 	var coordKeys []ed25519.PublicKey
-	if cfg.Accounts {
-		for range cfg.Coordinators {
-			id := identity.New()
-			n.coordIDs = append(n.coordIDs, id)
-			coordKeys = append(coordKeys, id.Key.Public().(ed25519.PublicKey))
-		}
+	for range cfg.Coordinators {
+		id := identity.New()
+		n.coordIDs = append(n.coordIDs, id)
+		coordKeys = append(coordKeys, id.Key.Public().(ed25519.PublicKey))
 	}
 	for c := range cfg.Coordinators {
 		name := "coordinator"
@@ -196,29 +195,27 @@ func (n *Network) start() error {
 			Log:                 cfg.Log.With("node", name),
 			OriginPerServerRate: cfg.OriginPerServerRate,
 		}
-		if cfg.Accounts {
-			// Each coordinator opens the store itself, as separate
-			// processes would.
-			db, err := coordinatordb.OpenConfig(n.ctx, cfg.DSN, coordinatordb.Config{
-				CoordinatorKeys: coordKeys,
-				Password:        coordinatordb.PasswordParams{Time: 1, MemKiB: 8 * 1024, Threads: 1},
-				Reputation:      coordinatordb.ReputationConfig{InitialAlpha: 1000},
-			})
-			if err != nil {
+		// Each coordinator opens the store itself, as separate
+		// processes would.
+		db, err := coordinatordb.OpenConfig(n.ctx, cfg.DSN, coordinatordb.Config{
+			CoordinatorKeys: coordKeys,
+			Password:        coordinatordb.PasswordParams{Time: 1, MemKiB: 8 * 1024, Threads: 1},
+			Reputation:      coordinatordb.ReputationConfig{InitialAlpha: 1000},
+		})
+		if err != nil {
+			return err
+		}
+		n.stores = append(n.stores, db)
+		if c == 0 {
+			n.Store = db
+			if _, err := accounting.BootstrapAdmin(n.ctx, db, adminUser, adminPassword, time.Now()); err != nil {
 				return err
 			}
-			n.stores = append(n.stores, db)
-			if c == 0 {
-				n.Store = db
-				if _, err := coordinator.BootstrapAdmin(n.ctx, db, adminUser, adminPassword, time.Now()); err != nil {
-					return err
-				}
-			}
-			ccfg.Store, ccfg.Identity = db, n.coordIDs[c]
-			ccfg.AuditInterval = cfg.AuditInterval
-			if ccfg.AuditInterval == 0 {
-				ccfg.AuditInterval = 10 * time.Second
-			}
+		}
+		ccfg.Store, ccfg.Identity = db, n.coordIDs[c]
+		ccfg.AuditInterval = cfg.AuditInterval
+		if ccfg.AuditInterval == 0 {
+			ccfg.AuditInterval = 10 * time.Second
 		}
 		coord, err := coordinator.New(ccfg)
 		if err != nil {
@@ -233,11 +230,9 @@ func (n *Network) start() error {
 		n.goRun(func() { _ = coord.Run(n.ctx) }, srv)
 	}
 	n.Coordinator, n.CoordinatorURL = n.Coordinators[0], n.CoordinatorURLs[0]
-	if cfg.Accounts {
-		var err error
-		if n.Admin, err = n.login(adminUser, adminPassword); err != nil {
-			return err
-		}
+	var err error
+	if n.Admin, err = n.login(adminUser, adminPassword); err != nil {
+		return err
 	}
 
 	// One publisher store holds the catalogue; every origin serves it.
@@ -341,18 +336,16 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 	var edgeToken string
 	var coordKey ed25519.PublicKey
 	var otherKeys []ed25519.PublicKey
-	if n.cfg.Accounts {
-		if account, edgeToken, err = n.setUpAccount(fmt.Sprintf("edge-%d", i), id.ID); err != nil {
-			cancel()
-			_ = srv.Close()
-			return nil, err
-		}
-		for c, id := range n.coordIDs {
-			if c == 0 {
-				coordKey = id.Key.Public().(ed25519.PublicKey)
-			} else {
-				otherKeys = append(otherKeys, id.Key.Public().(ed25519.PublicKey))
-			}
+	if account, edgeToken, err = n.setUpAccount(fmt.Sprintf("edge-%d", i), id.ID); err != nil {
+		cancel()
+		_ = srv.Close()
+		return nil, err
+	}
+	for c, id := range n.coordIDs {
+		if c == 0 {
+			coordKey = id.Key.Public().(ed25519.PublicKey)
+		} else {
+			otherKeys = append(otherKeys, id.Key.Public().(ed25519.PublicKey))
 		}
 	}
 	e, err := edge.New(edge.Config{
@@ -378,13 +371,9 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 		return nil, err
 	}
 	h.set(e.Handler())
-	playerToken := ""
-	if account != nil {
-		playerToken = account.Token
-	}
 	v, err := viewer.New(viewer.Config{
 		Coordinator: n.CoordinatorURLs[i%len(n.CoordinatorURLs)],
-		Token:       playerToken,
+		Token:       account.Token,
 		Identity:    id,
 		Region:      "local",
 		HTTPClient:  hc,
@@ -410,7 +399,7 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 	return node, nil
 }
 
-// The testnet's admin account (Accounts only).
+// The testnet's admin account.
 const (
 	adminUser     = "admin"
 	adminPassword = "testnet-admin-password"
@@ -546,11 +535,8 @@ func (n *Network) StopEdges() {
 }
 
 // Settled sums, over every edge ever started, the points credited and the
-// bytes settled (Accounts only).
+// bytes settled.
 func (n *Network) Settled(ctx context.Context) (points, bytes int64, err error) {
-	if n.Store == nil {
-		return 0, 0, nil
-	}
 	for _, e := range n.Edges() {
 		c, _, err := n.Store.EdgeEarnings(ctx, e.Identity.ID)
 		if err != nil {

@@ -20,7 +20,7 @@ import (
 // play, and the edges settle with the primary what limits from either
 // signed, visible alike through the other coordinator's API.
 func TestTwoCoordinatorsOnePostgres(t *testing.T) {
-	n := startNet(t, Config{Edges: 4, Videos: 1, Seed: 11, Accounts: true, GrantPoints: 100, AuditInterval: -1,
+	n := startNet(t, Config{Edges: 4, Videos: 1, Seed: 11, GrantPoints: 100, AuditInterval: -1,
 		Coordinators: 2, DSN: freshPostgres(t)})
 	ctx := context.Background()
 	video := n.Videos[0]

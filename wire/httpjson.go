@@ -35,13 +35,18 @@ func WriteJSON(w http.ResponseWriter, v any) {
 // rejecting unknown fields and trailing data. On failure it has already
 // written a 4xx and returns false.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	body := http.MaxBytesReader(w, r.Body, MaxJSONBody)
-	dec := json.NewDecoder(body)
+	return DecodeJSONLimit(w, r, v, MaxJSONBody)
+}
+
+// DecodeJSONLimit is DecodeJSON with a body limit of limit bytes, for the
+// few routes whose bodies outgrow MaxJSONBody (publishing a catalogue).
+func DecodeJSONLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			WriteError(w, http.StatusRequestEntityTooLarge, "request body over %d bytes", MaxJSONBody)
+			WriteError(w, http.StatusRequestEntityTooLarge, "request body over %d bytes", limit)
 		} else {
 			WriteError(w, http.StatusBadRequest, "malformed JSON body: %v", err)
 		}

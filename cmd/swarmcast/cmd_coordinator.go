@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/swarmcast/swarmcast/coordinator"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
@@ -80,7 +81,7 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 				if !ok {
 					return errors.New("--admin: want USER:PASSWORD")
 				}
-				a, err := coordinator.BootstrapAdmin(ctx, store, user, pass, time.Now())
+				a, err := accounting.BootstrapAdmin(ctx, store, user, pass, time.Now())
 				if err != nil {
 					return err
 				}

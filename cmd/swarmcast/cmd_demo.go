@@ -29,7 +29,6 @@ type demoFlags struct {
 	seed                   int64
 	report                 string
 	verbose                bool
-	accounts               bool
 }
 
 func newDemoCommand() *cobra.Command {
@@ -59,7 +58,6 @@ non-zero if any play failed.`,
 	fl.StringVar(&f.report, "report", "", "also write the final table as JSON to this file")
 	fl.DurationVar(&f.linger, "linger", 0, "keep the network serving this long after the workload (to watch the play: URL)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log every node's activity to stderr")
-	fl.BoolVar(&f.accounts, "accounts", true, "run with accounts and points: each edge has an account, players sign orders, edges settle and earn points (SQLite store)")
 	return cmd
 }
 
@@ -92,7 +90,6 @@ func runDemo(cmd *cobra.Command, f demoFlags) error {
 		// 1 s heartbeats: a killed edge leaves lookups within 3 s, and a
 		// busy 2-core machine running 40 nodes does not drop live ones.
 		HeartbeatInterval: time.Second,
-		Accounts:          f.accounts,
 		GrantPoints:       1000,
 		SettleInterval:    10 * time.Second,
 		Fault:             testnet.ByzantineFaults(f.byzantine),
@@ -171,23 +168,21 @@ func runDemo(cmd *cobra.Command, f demoFlags) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted")
 	}
-	if f.accounts {
-		// Stopping the edges settles the orders they still hold.
-		net.StopEdges()
-		points, settled, err := net.Settled(context.Background())
-		if err != nil {
-			return fmt.Errorf("read settlements: %w", err)
-		}
-		fmt.Fprintf(out, "settled: %.1f MB of signed orders, %d points credited to edge accounts\n", float64(settled)/1e6, points)
-		fromEdges, fromOrigins := net.Coordinator.AuditBytes()
-		var served int64
-		for _, e := range net.Edges() {
-			served += e.Edge.BytesServed()
-		}
-		if served > 0 {
-			fmt.Fprintf(out, "audits: %.2f MB fetched from edges (+%.2f MB from the origin), %.2f%% of the %.1f MB edges served\n",
-				float64(fromEdges)/1e6, float64(fromOrigins)/1e6, 100*float64(fromEdges+fromOrigins)/float64(served), float64(served)/1e6)
-		}
+	// Stopping the edges settles the orders they still hold.
+	net.StopEdges()
+	points, settled, err := net.Settled(context.Background())
+	if err != nil {
+		return fmt.Errorf("read settlements: %w", err)
+	}
+	fmt.Fprintf(out, "settled: %.1f MB of signed orders, %d points credited to edge accounts\n", float64(settled)/1e6, points)
+	fromEdges, fromOrigins := net.Coordinator.Accounting().AuditBytes()
+	var served int64
+	for _, e := range net.Edges() {
+		served += e.Edge.BytesServed()
+	}
+	if served > 0 {
+		fmt.Fprintf(out, "audits: %.2f MB fetched from edges (+%.2f MB from the origin), %.2f%% of the %.1f MB edges served\n",
+			float64(fromEdges)/1e6, float64(fromOrigins)/1e6, 100*float64(fromEdges+fromOrigins)/float64(served), float64(served)/1e6)
 	}
 	if rep.PlaysFailed > 0 {
 		return fmt.Errorf("%d plays failed (first error: %s)", rep.PlaysFailed, rep.FirstError)

@@ -193,3 +193,29 @@ func (db *DB) RecordAuditOutcome(ctx context.Context, id int64, outcome AuditOut
 	})
 	return a, status, err
 }
+
+// AuditTally counts an edge's finished audits and says whether one is
+// contained (timed out, to be re-asked).
+type AuditTally struct {
+	Passed, Failed int64
+	Contained      bool
+}
+
+// AuditTally counts an edge's passed and failed audits.
+func (db *DB) AuditTally(ctx context.Context, edge wire.NodeID) (AuditTally, error) {
+	if err := checkNodeID("edge", edge); err != nil {
+		return AuditTally{}, err
+	}
+	var t AuditTally
+	var contained int64
+	err := db.sql.QueryRowContext(ctx, db.q(`SELECT
+		COALESCE(SUM(CASE WHEN state = 'passed' THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN state = 'contained' THEN 1 ELSE 0 END), 0)
+		FROM audits WHERE edge = ?`), string(edge)).Scan(&t.Passed, &t.Failed, &contained)
+	if errors.Is(err, sql.ErrNoRows) {
+		return AuditTally{}, nil
+	}
+	t.Contained = contained > 0
+	return t, err
+}

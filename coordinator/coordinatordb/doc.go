@@ -1,4 +1,4 @@
-// Package coordinatordb is the coordinator's durable state (accounts, points ledger, settlements of proofs of delivery, reputation, audits) over SQLite or PostgreSQL.
+// Package coordinatordb is the coordinator's durable state (catalogue and bans, accounts, points ledger, entitlements, settlements of proofs of delivery, flows, reputation, audits) over SQLite or PostgreSQL.
 //
 // # Backends
 //
@@ -56,13 +56,20 @@
 //
 // # API
 //
-// Store (api.go) lists every method, grouped by concern: Accounts,
-// Sessions, Ledger, Videos, Settlement, Flows, Reputation, Audits. The pure
-// rules callers may use directly: ValidateUsername, HashPassword,
-// CheckPassword, LoginLockout, CheckPair, ValidateBatch, PointsFor,
-// PlaybackBudget, ApplyAudit, ApplyUptime, ApplyBadShard, NextAudit. The
-// wire side (OrderLimit, Order, ServedShardReceipt, SettlementBatch and
-// their Sign/Verify functions, ProveBadShard) lives in package wire.
+// *DB's methods are grouped by concern, one file each: accounts.go
+// (accounts, edge and viewer-key bindings, API tokens), sessions.go
+// (password login with lockout, session tokens), ledger.go (the points
+// ledger), entitlements.go (video terms, unlocks, entitlements),
+// settle.go (proofs of delivery turned into points), flows.go (who fed
+// whom), reputation.go, audits.go and catalogue.go (signed manifests,
+// content keys and bans). This package declares no interface of its own:
+// each consumer declares the one it needs (coordinator.Store,
+// accounting.DB) and *DB satisfies them. The pure rules callers may use
+// directly: ValidateUsername, HashPassword, CheckPassword, LoginLockout,
+// CheckPair, ValidateBatch, PointsFor, PlaybackBudget, ApplyAudit,
+// ApplyUptime, ApplyBadShard, NextAudit. The wire side (OrderLimit, Order,
+// ServedShardReceipt, SettlementBatch and their Sign/Verify functions,
+// ProveBadShard) lives in package wire.
 //
 // # Reputation and audits
 //

@@ -1,4 +1,4 @@
-package coordinator
+package accounting
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 // handleSettle turns an edge's (limit, order) pairs into points. Only the
 // edge's own API token may settle, and only for itself: a batch naming
 // another edge is refused before any signature work.
-func (c *Coordinator) handleSettle(w http.ResponseWriter, r *http.Request, who *caller) {
+func (s *Service) handleSettle(w http.ResponseWriter, r *http.Request, who *caller) {
 	if who.edge == "" {
 		wire.WriteError(w, http.StatusForbidden, "settle: authenticate with the edge's API token (POST %s), not a login session", wire.PathBindEdge)
 		return
@@ -22,7 +22,7 @@ func (c *Coordinator) handleSettle(w http.ResponseWriter, r *http.Request, who *
 		return
 	}
 	if b.Edge != who.edge {
-		c.metrics.settlements.WithLabelValues("wrong_edge").Inc()
+		s.metrics.settlements.WithLabelValues("wrong_edge").Inc()
 		wire.WriteError(w, http.StatusForbidden, "settle: batch names edge %q but the API token belongs to edge %s", b.Edge, who.edge)
 		return
 	}
@@ -30,9 +30,9 @@ func (c *Coordinator) handleSettle(w http.ResponseWriter, r *http.Request, who *
 		wire.WriteError(w, http.StatusBadRequest, "settle: %v", err)
 		return
 	}
-	res, err := c.store.Settle(r.Context(), &b, c.cfg.Now())
+	res, err := s.db.Settle(r.Context(), &b, s.cfg.Now())
 	if err != nil {
-		c.writeStoreErr(w, err)
+		s.WriteError(w, err)
 		return
 	}
 	out := wire.SettlementResult{
@@ -47,25 +47,25 @@ func (c *Coordinator) handleSettle(w http.ResponseWriter, r *http.Request, who *
 		}
 	}
 	if res.Replayed {
-		c.metrics.settlements.WithLabelValues("replayed").Inc()
+		s.metrics.settlements.WithLabelValues("replayed").Inc()
 	} else {
-		c.metrics.settlements.WithLabelValues("settled").Inc()
+		s.metrics.settlements.WithLabelValues("settled").Inc()
 		for reason, n := range res.Rejected {
-			c.metrics.rejections.WithLabelValues(string(reason)).Add(float64(n))
+			s.metrics.rejections.WithLabelValues(string(reason)).Add(float64(n))
 		}
-		c.metrics.settledBytes.Add(float64(res.AcceptedBytes))
-		c.metrics.creditedPoints.Add(float64(res.CreditedPoints))
-		c.metrics.frozenPoints.Add(float64(res.FrozenPoints))
+		s.metrics.settledBytes.Add(float64(res.AcceptedBytes))
+		s.metrics.creditedPoints.Add(float64(res.CreditedPoints))
+		s.metrics.frozenPoints.Add(float64(res.FrozenPoints))
 	}
-	c.log.Info("settlement", "edge", b.Edge, "batch", b.ID, "pairs", len(b.Pairs), "accepted", res.Accepted,
+	s.log.Info("settlement", "edge", b.Edge, "batch", b.ID, "pairs", len(b.Pairs), "accepted", res.Accepted,
 		"bytes", res.AcceptedBytes, "credited", res.CreditedPoints, "frozen", res.FrozenPoints, "replayed", res.Replayed, "rejected", out.Rejected)
 	wire.WriteJSON(w, out)
 }
 
-func (c *Coordinator) handleRejections(w http.ResponseWriter, r *http.Request, _ *caller) {
-	counts, err := c.store.RejectionCounts(r.Context())
+func (s *Service) handleRejections(w http.ResponseWriter, r *http.Request, _ *caller) {
+	counts, err := s.db.RejectionCounts(r.Context())
 	if err != nil {
-		c.writeStoreErr(w, err)
+		s.WriteError(w, err)
 		return
 	}
 	out := make(map[string]int64, len(coordinatordb.Reasons))
@@ -76,11 +76,11 @@ func (c *Coordinator) handleRejections(w http.ResponseWriter, r *http.Request, _
 }
 
 // ownsEdge reports whether who may see node's standing and flows.
-func (c *Coordinator) ownsEdge(r *http.Request, who *caller, node wire.NodeID) (bool, error) {
+func (s *Service) ownsEdge(r *http.Request, who *caller, node wire.NodeID) (bool, error) {
 	if who.admin() || who.edge == node {
 		return true, nil
 	}
-	owner, err := c.store.EdgeAccount(r.Context(), node)
+	owner, err := s.db.EdgeAccount(r.Context(), node)
 	if errors.Is(err, coordinatordb.ErrNotFound) {
 		return false, nil
 	}
@@ -90,15 +90,15 @@ func (c *Coordinator) ownsEdge(r *http.Request, who *caller, node wire.NodeID) (
 	return owner.ID == who.acct.ID, nil
 }
 
-func (c *Coordinator) handleEdgeStatus(w http.ResponseWriter, r *http.Request, who *caller) {
+func (s *Service) handleEdgeStatus(w http.ResponseWriter, r *http.Request, who *caller) {
 	node := wire.NodeID(r.PathValue("node"))
-	if err := checkNodeID(node); err != nil {
+	if err := wire.CheckNodeID(node); err != nil {
 		wire.WriteError(w, http.StatusBadRequest, "edge status: %v", err)
 		return
 	}
-	ok, err := c.ownsEdge(r, who, node)
+	ok, err := s.ownsEdge(r, who, node)
 	if err != nil {
-		c.writeStoreErr(w, err)
+		s.WriteError(w, err)
 		return
 	}
 	if !ok {
@@ -106,19 +106,19 @@ func (c *Coordinator) handleEdgeStatus(w http.ResponseWriter, r *http.Request, w
 		return
 	}
 	ctx := r.Context()
-	st, err := c.store.EdgeReputation(ctx, node)
+	st, err := s.db.EdgeReputation(ctx, node)
 	if err != nil {
-		c.writeStoreErr(w, err)
+		s.WriteError(w, err)
 		return
 	}
-	tally, err := c.cat.AuditTally(ctx, node)
+	tally, err := s.db.AuditTally(ctx, node)
 	if err != nil {
-		c.writeStoreErr(w, err)
+		s.WriteError(w, err)
 		return
 	}
-	credited, frozen, err := c.store.EdgeEarnings(ctx, node)
+	credited, frozen, err := s.db.EdgeEarnings(ctx, node)
 	if err != nil {
-		c.writeStoreErr(w, err)
+		s.WriteError(w, err)
 		return
 	}
 	wire.WriteJSON(w, wire.EdgeStatusInfo{
@@ -131,42 +131,42 @@ func (c *Coordinator) handleEdgeStatus(w http.ResponseWriter, r *http.Request, w
 
 // handleFlows lists settled flows to a viewer key (its owner or an admin)
 // or from an edge (its owner or an admin).
-func (c *Coordinator) handleFlows(w http.ResponseWriter, r *http.Request, who *caller) {
+func (s *Service) handleFlows(w http.ResponseWriter, r *http.Request, who *caller) {
 	q := r.URL.Query()
 	viewer, edge := wire.NodeID(q.Get("viewer")), wire.NodeID(q.Get("edge"))
 	if (viewer == "") == (edge == "") {
 		wire.WriteError(w, http.StatusBadRequest, "flows: give exactly one of ?viewer=ID or ?edge=ID")
 		return
 	}
-	now := c.cfg.Now()
+	now := s.cfg.Now()
 	since, err := parseTimeParam(r, "since", time.Unix(0, 0))
 	if err == nil {
 		var until time.Time
 		until, err = parseTimeParam(r, "until", now.Add(24*time.Hour))
 		if err == nil && !since.Before(until) {
-			err = badRequest("flows: since %s is not before until %s", since.Format(time.RFC3339), until.Format(time.RFC3339))
+			err = wire.BadRequest("flows: since %s is not before until %s", since.Format(time.RFC3339), until.Format(time.RFC3339))
 		}
 		if err == nil {
-			c.flows(w, r, who, viewer, edge, since, until)
+			s.flows(w, r, who, viewer, edge, since, until)
 			return
 		}
 	}
-	c.writeStoreErr(w, err)
+	s.WriteError(w, err)
 }
 
-func (c *Coordinator) flows(w http.ResponseWriter, r *http.Request, who *caller, viewer, edge wire.NodeID, since, until time.Time) {
+func (s *Service) flows(w http.ResponseWriter, r *http.Request, who *caller, viewer, edge wire.NodeID, since, until time.Time) {
 	ctx := r.Context()
 	var fs []coordinatordb.Flow
 	var err error
 	if viewer != "" {
-		if err := checkNodeID(viewer); err != nil {
+		if err := wire.CheckNodeID(viewer); err != nil {
 			wire.WriteError(w, http.StatusBadRequest, "flows: viewer: %v", err)
 			return
 		}
 		if !who.admin() {
-			owner, err := c.cat.ViewerAccount(ctx, viewer)
+			owner, err := s.db.ViewerAccount(ctx, viewer)
 			if err != nil && !errors.Is(err, coordinatordb.ErrNotFound) {
-				c.writeStoreErr(w, err)
+				s.WriteError(w, err)
 				return
 			}
 			if err != nil || owner.ID != who.acct.ID {
@@ -174,26 +174,26 @@ func (c *Coordinator) flows(w http.ResponseWriter, r *http.Request, who *caller,
 				return
 			}
 		}
-		fs, err = c.store.FlowsToViewer(ctx, viewer, since, until)
+		fs, err = s.db.FlowsToViewer(ctx, viewer, since, until)
 	} else {
 		var ok bool
-		if err := checkNodeID(edge); err != nil {
+		if err := wire.CheckNodeID(edge); err != nil {
 			wire.WriteError(w, http.StatusBadRequest, "flows: edge: %v", err)
 			return
 		}
-		ok, err = c.ownsEdge(r, who, edge)
+		ok, err = s.ownsEdge(r, who, edge)
 		if err != nil {
-			c.writeStoreErr(w, err)
+			s.WriteError(w, err)
 			return
 		}
 		if !ok {
 			wire.WriteError(w, http.StatusForbidden, "flows: edge %s is not bound to your account", edge)
 			return
 		}
-		fs, err = c.store.FlowsFromEdge(ctx, edge, since, until)
+		fs, err = s.db.FlowsFromEdge(ctx, edge, since, until)
 	}
 	if err != nil {
-		c.writeStoreErr(w, err)
+		s.WriteError(w, err)
 		return
 	}
 	out := make([]wire.FlowInfo, len(fs))

@@ -1,4 +1,4 @@
-package coordinator
+package accounting
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,7 +59,7 @@ import (
 // track its served bytes is a proxy, and it should lose its placement
 // weight.
 type AuditChore struct {
-	c *Coordinator
+	s *Service
 
 	roundMu sync.Mutex // one round at a time
 	rng     *rand.Rand // guarded by roundMu
@@ -71,15 +69,6 @@ type AuditChore struct {
 
 	// Bytes fetched for audits, for AuditBytes (the metric has the same).
 	edgeBytes, originBytes atomic.Int64
-}
-
-// AuditBytes is what audits have cost so far: bytes fetched from edges and
-// from origins. Compare with the bytes edges served to judge the overhead.
-func (c *Coordinator) AuditBytes() (fromEdges, fromOrigins int64) {
-	if c.audit == nil {
-		return 0, 0
-	}
-	return c.audit.edgeBytes.Load(), c.audit.originBytes.Load()
 }
 
 // originCacheTTL is how long the origin's bytes of an audited shard are
@@ -99,8 +88,8 @@ type originBytes struct {
 	until time.Time
 }
 
-func newAuditChore(c *Coordinator, seed int64) *AuditChore {
-	return &AuditChore{c: c, rng: rand.New(rand.NewSource(seed)), origin: make(map[originKey]originBytes)}
+func newAuditChore(s *Service, seed int64) *AuditChore {
+	return &AuditChore{s: s, rng: rand.New(rand.NewSource(seed)), origin: make(map[originKey]originBytes)}
 }
 
 // Run runs a round every interval until ctx is done.
@@ -127,78 +116,13 @@ type AuditResult struct {
 	Status  coordinatordb.EdgeStatus
 }
 
-// AuditRound runs one audit round now (tests drive the chore with it); nil
-// when the coordinator has no Store.
-func (c *Coordinator) AuditRound(ctx context.Context) []AuditResult {
-	if c.audit == nil {
-		return nil
-	}
-	return c.audit.Round(ctx)
-}
-
-// auditTarget is a chosen challenge and where to ask it.
-type auditTarget struct {
-	addr string
-	ch   coordinatordb.Challenge
-}
-
-// pickAudits is the sans-IO choice of one round: up to n random alive,
-// unbanned edges, each with a random shard from its inventory (of a video
-// in the catalogue) and a random byte range inside that shard's data.
-func (s *state) pickAudits(now time.Time, rng *rand.Rand, n int) []auditTarget {
-	var edges []*node
-	for _, nd := range s.nodes {
-		if nd.role == wire.RoleEdge && s.alive(nd, now) && nd.shards > 0 {
-			edges = append(edges, nd)
-		}
-	}
-	slices.SortFunc(edges, func(a, b *node) int { return strings.Compare(string(a.id), string(b.id)) })
-	rng.Shuffle(len(edges), func(i, j int) { edges[i], edges[j] = edges[j], edges[i] })
-	var out []auditTarget
-	for _, nd := range edges {
-		if len(out) == n {
-			break
-		}
-		keys := make([]SegmentKey, 0, len(nd.inventory))
-		for k := range nd.inventory {
-			if v := s.videos[k.Video]; v != nil {
-				keys = append(keys, k)
-			}
-		}
-		if len(keys) == 0 {
-			continue
-		}
-		slices.SortFunc(keys, compareKeys)
-		key := keys[rng.Intn(len(keys))]
-		shards := nd.inventory[key].Indices()
-		v := s.videos[key.Video]
-		seg, err := v.m.Segment(key.Rendition, key.Segment)
-		if err != nil || len(shards) == 0 {
-			continue
-		}
-		size := int64(v.m.Params.ShardSize(int(seg.Size)))
-		if size <= 0 {
-			continue
-		}
-		length := 1 + rng.Int63n(min(size, 4096))
-		out = append(out, auditTarget{addr: nd.addr, ch: coordinatordb.Challenge{
-			Edge: nd.id, Video: key.Video, Rendition: key.Rendition, Segment: key.Segment,
-			Shard: shards[rng.Intn(len(shards))], Offset: rng.Int63n(size - length + 1), Length: length,
-		}})
-	}
-	return out
-}
-
 // Round asks one challenge of up to AuditEdgesPerRound edges, in parallel,
 // and records the outcomes. It returns when every fetch has finished.
 func (a *AuditChore) Round(ctx context.Context) []AuditResult {
 	a.roundMu.Lock()
 	defer a.roundMu.Unlock()
-	c := a.c
-	now := c.cfg.Now()
-	c.mu.RLock()
-	targets := c.st.pickAudits(now, a.rng, c.cfg.AuditEdgesPerRound)
-	c.mu.RUnlock()
+	s := a.s
+	targets := s.net.PickAudits(s.cfg.Now(), a.rng, s.cfg.AuditEdgesPerRound)
 	results := make([]AuditResult, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
@@ -220,31 +144,29 @@ func (a *AuditChore) Round(ctx context.Context) []AuditResult {
 
 // audit asks one challenge and records the outcome; a zero AuditID means
 // nothing was recorded (store error, or the round was cancelled).
-func (a *AuditChore) audit(ctx context.Context, t auditTarget) AuditResult {
-	c := a.c
-	res := AuditResult{Edge: t.ch.Edge}
-	au, err := c.store.CreateAudit(ctx, t.ch, c.cfg.Now())
+func (a *AuditChore) audit(ctx context.Context, t AuditTarget) AuditResult {
+	s := a.s
+	res := AuditResult{Edge: t.Challenge.Edge}
+	au, err := s.db.CreateAudit(ctx, t.Challenge, s.cfg.Now())
 	if err != nil {
-		c.log.Warn("audit: create challenge", "edge", t.ch.Edge, "err", err)
+		s.log.Warn("audit: create challenge", "edge", t.Challenge.Edge, "err", err)
 		return res
 	}
-	c.mu.RLock()
-	v := c.st.videos[au.Video]
-	c.mu.RUnlock()
-	if v == nil {
+	m, ok := a.manifest(au.Video)
+	if !ok {
 		return res // a contained challenge of a video no longer listed
 	}
-	outcome, detail := a.ask(ctx, t.addr, au, v.m)
+	outcome, detail := a.ask(ctx, t.Addr, au, m)
 	if ctx.Err() != nil {
 		return res // we were stopped; the edge did nothing wrong
 	}
-	au, st, err := c.store.RecordAuditOutcome(ctx, au.ID, outcome, c.cfg.Now())
+	au, st, err := s.db.RecordAuditOutcome(ctx, au.ID, outcome, s.cfg.Now())
 	if err != nil {
-		c.log.Warn("audit: record outcome", "edge", t.ch.Edge, "audit", au.ID, "err", err)
+		s.log.Warn("audit: record outcome", "edge", t.Challenge.Edge, "audit", au.ID, "err", err)
 		return res
 	}
-	c.metrics.audits.WithLabelValues(string(outcome)).Inc()
-	log := c.log.With("edge", t.ch.Edge, "audit", au.ID, "outcome", outcome, "state", au.State, "attempts", au.Attempts,
+	s.metrics.audits.WithLabelValues(string(outcome)).Inc()
+	log := s.log.With("edge", t.Challenge.Edge, "audit", au.ID, "outcome", outcome, "state", au.State, "attempts", au.Attempts,
 		"video", au.Video, "rendition", au.Rendition, "segment", au.Segment, "shard", au.Shard, "score", st.Audit.Score())
 	if outcome == coordinatordb.OutcomePassed {
 		log.Debug("audit")
@@ -252,18 +174,15 @@ func (a *AuditChore) audit(ctx context.Context, t auditTarget) AuditResult {
 		log.Warn("audit", "detail", detail)
 	}
 	if st.Disqualified {
-		c.mu.RLock()
-		_, banned := c.st.banned[t.ch.Edge]
-		c.mu.RUnlock()
-		if !banned {
-			c.metrics.disqualified.WithLabelValues("audit").Inc()
-			c.log.Warn("edge disqualified", "edge", t.ch.Edge, "reason", st.DisqualifyReason, "score", st.Audit.Score())
-			if err := c.banNode(ctx, t.ch.Edge, "disqualified: "+st.DisqualifyReason, c.cfg.Now()); err != nil {
-				c.log.Warn("audit: ban", "edge", t.ch.Edge, "err", err)
+		if !s.net.Banned(t.Challenge.Edge) {
+			s.metrics.disqualified.WithLabelValues("audit").Inc()
+			s.log.Warn("edge disqualified", "edge", t.Challenge.Edge, "reason", st.DisqualifyReason, "score", st.Audit.Score())
+			if err := s.net.Ban(ctx, t.Challenge.Edge, "disqualified: "+st.DisqualifyReason); err != nil {
+				s.log.Warn("audit: ban", "edge", t.Challenge.Edge, "err", err)
 			}
 		}
 	}
-	return AuditResult{Edge: t.ch.Edge, AuditID: au.ID, Outcome: outcome, Detail: detail, State: au.State, Status: st}
+	return AuditResult{Edge: t.Challenge.Edge, AuditID: au.ID, Outcome: outcome, Detail: detail, State: au.State, Status: st}
 }
 
 // ask fetches the challenged shard from the edge and judges it.
@@ -273,11 +192,11 @@ func (a *AuditChore) ask(ctx context.Context, addr string, au coordinatordb.Audi
 		return coordinatordb.OutcomeFailed, err.Error()
 	}
 	maxBytes := 2*int64(m.Params.ShardSize(int(seg.Size))) + 64<<10 // shard data plus its proof and header
-	fctx, cancel := context.WithTimeout(ctx, a.c.cfg.AuditTimeout)
+	fctx, cancel := context.WithTimeout(ctx, a.s.cfg.AuditTimeout)
 	defer cancel()
 	// A plain viewer GET: see the AuditChore doc.
-	body, _, err := wire.FetchShard(fctx, a.c.cfg.HTTPClient, addr, au.Video, au.Rendition, au.Segment, au.Shard, maxBytes)
-	a.c.metrics.auditBytes.WithLabelValues("edge").Add(float64(len(body)))
+	body, _, err := wire.FetchShard(fctx, a.s.cfg.HTTPClient, addr, au.Video, au.Rendition, au.Segment, au.Shard, maxBytes)
+	a.s.metrics.auditBytes.WithLabelValues("edge").Add(float64(len(body)))
 	a.edgeBytes.Add(int64(len(body)))
 	if err != nil {
 		// A 4xx is an answer ("not held", "bad request"): failed. A 5xx,
@@ -317,29 +236,21 @@ func (a *AuditChore) ask(ctx context.Context, addr string, au coordinatordb.Audi
 // conclusive: the manifest is signed).
 func (a *AuditChore) originShard(ctx context.Context, au coordinatordb.Audit) ([]byte, bool) {
 	key := originKey{au.Video, au.Rendition, au.Segment, au.Shard}
-	now := a.c.cfg.Now()
+	now := a.s.cfg.Now()
 	a.cacheMu.Lock()
 	ob, ok := a.origin[key]
 	a.cacheMu.Unlock()
 	if ok && now.Before(ob.until) {
 		return ob.data, true
 	}
-	a.c.mu.RLock()
-	var addrs []string
-	for _, o := range a.c.st.origins {
-		if a.c.st.alive(o, now) {
-			addrs = append(addrs, o.addr)
-		}
-	}
-	a.c.mu.RUnlock()
-	for _, addr := range addrs {
-		fctx, cancel := context.WithTimeout(ctx, a.c.cfg.AuditTimeout)
-		body, _, err := wire.FetchShard(fctx, a.c.cfg.HTTPClient, addr, au.Video, au.Rendition, au.Segment, au.Shard, 64<<20)
+	for _, addr := range a.s.net.AliveOrigins(now) {
+		fctx, cancel := context.WithTimeout(ctx, a.s.cfg.AuditTimeout)
+		body, _, err := wire.FetchShard(fctx, a.s.cfg.HTTPClient, addr, au.Video, au.Rendition, au.Segment, au.Shard, 64<<20)
 		cancel()
-		a.c.metrics.auditBytes.WithLabelValues("origin").Add(float64(len(body)))
+		a.s.metrics.auditBytes.WithLabelValues("origin").Add(float64(len(body)))
 		a.originBytes.Add(int64(len(body)))
 		if err != nil {
-			a.c.log.Debug("audit: origin shard", "origin", addr, "err", err)
+			a.s.log.Debug("audit: origin shard", "origin", addr, "err", err)
 			continue
 		}
 		msg, err := content.DecodeShardMessage(body)
@@ -361,49 +272,11 @@ func (a *AuditChore) originShard(ctx context.Context, au coordinatordb.Audit) ([
 	return nil, false
 }
 
-// recordUptime writes each edge's up/down into the store's uptime
-// reputation every UptimeInterval (not every heartbeat: one row update per
-// edge per interval). gone lists nodes the sweep just dropped.
-func (c *Coordinator) recordUptime(now time.Time, gone []*node) {
-	c.uptimeMu.Lock()
-	if c.uptimeGone == nil {
-		c.uptimeGone = make(map[wire.NodeID]bool)
+// manifest resolves a challenge's hex video id in the catalogue.
+func (a *AuditChore) manifest(video string) (*content.Manifest, bool) {
+	id, err := content.ParseVideoID(video)
+	if err != nil {
+		return nil, false
 	}
-	for _, n := range gone {
-		if n.role == wire.RoleEdge && !n.banned {
-			c.uptimeGone[n.id] = false // dropped since the last record: down
-		}
-	}
-	if c.lastUptime.IsZero() {
-		c.lastUptime = now
-	}
-	due := now.Sub(c.lastUptime) >= c.cfg.UptimeInterval
-	var obs map[wire.NodeID]bool
-	if due {
-		c.lastUptime = now
-		obs, c.uptimeGone = c.uptimeGone, nil
-	}
-	c.uptimeMu.Unlock()
-	if !due {
-		return
-	}
-	c.mu.RLock()
-	for _, n := range c.st.nodes {
-		if n.role == wire.RoleEdge && !n.banned {
-			obs[n.id] = c.st.alive(n, now) // registered now: its current state wins
-		}
-	}
-	c.mu.RUnlock()
-	ctx := context.Background()
-	for id, up := range obs {
-		if _, err := c.store.RecordUptime(ctx, id, up, now); err != nil {
-			c.log.Warn("uptime: record", "edge", id, "err", err)
-			continue
-		}
-		state := "down"
-		if up {
-			state = "up"
-		}
-		c.metrics.uptimeChecks.WithLabelValues(state).Inc()
-	}
+	return a.s.net.Manifest(id)
 }

@@ -1,4 +1,4 @@
-package coordinator
+package accounting
 
 import (
 	"context"
@@ -40,9 +40,11 @@ type grant struct {
 	until  time.Time
 }
 
-type cachedLimit struct {
-	limit   wire.OrderLimit
-	json    []byte    // rendered once; lookups copy bytes
+// IssuedLimit is a signed order limit with its JSON rendering (rendered
+// once: lookups copy bytes). Callers must not modify either.
+type IssuedLimit struct {
+	Limit   wire.OrderLimit
+	JSON    []byte
 	renewAt time.Time // reuse until then (ExpiresUnixMs minus a margin)
 }
 
@@ -52,19 +54,16 @@ type cachedLimit struct {
 // costs e signatures per LimitTTL·4/5.
 type limitCache struct {
 	mu     sync.RWMutex
-	limits map[limitKey]*cachedLimit
+	limits map[limitKey]*IssuedLimit
 	grants map[grantKey]grant
 }
 
 func newLimitCache() *limitCache {
-	return &limitCache{limits: make(map[limitKey]*cachedLimit), grants: make(map[grantKey]grant)}
+	return &limitCache{limits: make(map[limitKey]*IssuedLimit), grants: make(map[grantKey]grant)}
 }
 
 // forgetDenials drops cached negative verdicts (after a bind or unlock).
 func (lc *limitCache) forgetDenials() {
-	if lc == nil {
-		return
-	}
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	for k, g := range lc.grants {
@@ -102,11 +101,11 @@ func (lc *limitCache) prune(now time.Time) {
 }
 
 // entitlement answers from the cache or the store.
-func (c *Coordinator) entitlement(ctx context.Context, viewer wire.NodeID, video string, now time.Time) (grant, error) {
+func (s *Service) entitlement(ctx context.Context, viewer wire.NodeID, video string, now time.Time) (grant, error) {
 	key := grantKey{viewer, video}
-	c.limits.mu.RLock()
-	g, ok := c.limits.grants[key]
-	c.limits.mu.RUnlock()
+	s.limits.mu.RLock()
+	g, ok := s.limits.grants[key]
+	s.limits.mu.RUnlock()
 	if ok && now.Before(g.until) {
 		return g, nil
 	}
@@ -115,57 +114,57 @@ func (c *Coordinator) entitlement(ctx context.Context, viewer wire.NodeID, video
 	if err != nil {
 		return grant{}, err
 	}
-	acct, err := c.cat.ViewerAccount(ctx, viewer)
+	acct, err := s.db.ViewerAccount(ctx, viewer)
 	switch {
 	case errors.Is(err, coordinatordb.ErrNotFound):
 	case err != nil:
 		return grant{}, err
 	default:
-		entitled, err := c.store.Entitled(ctx, acct.ID, id)
+		entitled, err := s.db.Entitled(ctx, acct.ID, id)
 		if err != nil && !errors.Is(err, coordinatordb.ErrUnknownVideo) {
 			return grant{}, err
 		}
 		if entitled {
-			terms, err := c.store.Video(ctx, id)
+			terms, err := s.db.Video(ctx, id)
 			if err != nil {
 				return grant{}, err
 			}
-			g = grant{ok: true, budget: terms.PlaybackBudgetBytes, until: now.Add(c.cfg.LimitTTL)}
+			g = grant{ok: true, budget: terms.PlaybackBudgetBytes, until: now.Add(s.cfg.LimitTTL)}
 		}
 	}
-	c.limits.mu.Lock()
-	c.limits.grants[key] = g
-	c.limits.mu.Unlock()
+	s.limits.mu.Lock()
+	s.limits.grants[key] = g
+	s.limits.mu.Unlock()
 	return g, nil
 }
 
-// orderLimits returns one limit per edge for viewer and video, reusing
-// cached ones; nil when the viewer cannot be paid for (unbound key, not
-// entitled). Each limit is returned with its JSON rendering.
-func (c *Coordinator) orderLimits(ctx context.Context, viewer wire.NodeID, video string, edges []wire.NodeID) ([]*cachedLimit, error) {
-	if c.store == nil || len(edges) == 0 || !checkViewerKey(viewer) {
+// OrderLimits returns one limit per edge for viewer and video, reusing
+// cached ones; nil when the viewer cannot be paid for (not a key, unbound
+// key, not entitled).
+func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video string, edges []wire.NodeID) ([]*IssuedLimit, error) {
+	if len(edges) == 0 || wire.CheckNodeID(viewer) != nil {
 		return nil, nil
 	}
-	now := c.cfg.Now()
-	g, err := c.entitlement(ctx, viewer, video, now)
+	now := s.cfg.Now()
+	g, err := s.entitlement(ctx, viewer, video, now)
 	if err != nil || !g.ok {
 		return nil, err
 	}
-	maxBytes := c.cfg.LimitMaxBytes
+	maxBytes := s.cfg.LimitMaxBytes
 	if g.budget > 0 {
 		maxBytes = min(maxBytes, g.budget)
 	}
-	out := make([]*cachedLimit, 0, len(edges))
+	out := make([]*IssuedLimit, 0, len(edges))
 	var missing []wire.NodeID
-	c.limits.mu.RLock()
+	s.limits.mu.RLock()
 	for _, e := range edges {
-		if l, ok := c.limits.limits[limitKey{viewer, e, video}]; ok && now.Before(l.renewAt) {
+		if l, ok := s.limits.limits[limitKey{viewer, e, video}]; ok && now.Before(l.renewAt) {
 			out = append(out, l)
 		} else {
 			missing = append(missing, e)
 		}
 	}
-	c.limits.mu.RUnlock()
+	s.limits.mu.RUnlock()
 	if len(missing) == 0 {
 		return out, nil
 	}
@@ -173,51 +172,16 @@ func (c *Coordinator) orderLimits(ctx context.Context, viewer wire.NodeID, video
 	// the later insert wins (both limits are genuine; the edge settles
 	// whichever its viewer used).
 	for _, e := range missing {
-		l := wire.OrderLimit{Edge: e, Viewer: viewer, Video: video, MaxBytes: maxBytes, ExpiresUnixMs: now.Add(c.cfg.LimitTTL).UnixMilli()}
+		l := wire.OrderLimit{Edge: e, Viewer: viewer, Video: video, MaxBytes: maxBytes, ExpiresUnixMs: now.Add(s.cfg.LimitTTL).UnixMilli()}
 		rand.Read(l.Serial[:])
-		wire.SignOrderLimit(c.cfg.Identity.Key, &l)
+		wire.SignOrderLimit(s.cfg.Identity.Key, &l)
 		b, _ := json.Marshal(&l)
-		cl := &cachedLimit{limit: l, json: b, renewAt: now.Add(c.cfg.LimitTTL - c.cfg.LimitTTL/5)}
-		c.limits.mu.Lock()
-		c.limits.limits[limitKey{viewer, e, video}] = cl
-		c.limits.mu.Unlock()
+		cl := &IssuedLimit{Limit: l, JSON: b, renewAt: now.Add(s.cfg.LimitTTL - s.cfg.LimitTTL/5)}
+		s.limits.mu.Lock()
+		s.limits.limits[limitKey{viewer, e, video}] = cl
+		s.limits.mu.Unlock()
 		out = append(out, cl)
-		c.metrics.limitsIssued.Inc()
+		s.metrics.limitsIssued.Inc()
 	}
 	return out, nil
-}
-
-// appendLimits splices `,"limits":[...]` into a rendered lookup response
-// (which ends in "}\n").
-func appendLimits(buf []byte, limits []*cachedLimit) []byte {
-	if len(limits) == 0 || len(buf) < 2 {
-		return buf
-	}
-	buf = buf[:len(buf)-2]
-	buf = append(buf, `,"limits":[`...)
-	for i, l := range limits {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, l.json...)
-	}
-	return append(buf, "]}\n"...)
-}
-
-// collectEdges lists the distinct edges of a ranked result into dst,
-// using seen (cleared first) to deduplicate.
-func (r *lookupResult) collectEdges(dst []wire.NodeID, seen map[wire.NodeID]struct{}) []wire.NodeID {
-	dst = dst[:0]
-	clear(seen)
-	for _, src := range r.sources {
-		n := src.h.n
-		if n.role != wire.RoleEdge {
-			continue
-		}
-		if _, ok := seen[n.id]; !ok {
-			seen[n.id] = struct{}{}
-			dst = append(dst, n.id)
-		}
-	}
-	return dst
 }

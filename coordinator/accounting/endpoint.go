@@ -1,0 +1,315 @@
+package accounting
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// Routes registers the account, points and settlement routes of
+// wire/routes.go on mux.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST "+wire.PathSignup, s.handleSignup)
+	mux.HandleFunc("POST "+wire.PathLogin, s.handleLogin)
+	mux.HandleFunc("POST "+wire.PathLogout, s.authed(s.handleLogout))
+	mux.HandleFunc("GET "+wire.PathMe, s.authed(s.handleMe))
+	mux.HandleFunc("POST "+wire.PathBindEdge, s.authed(s.handleBindEdge))
+	mux.HandleFunc("POST "+wire.PathBindViewer, s.authed(s.handleBindViewer))
+	mux.HandleFunc("GET "+wire.PathLedger, s.authed(s.handleLedger))
+	mux.HandleFunc("POST "+wire.PathUnlock, s.authed(s.handleUnlock))
+	mux.HandleFunc("POST "+wire.PathSetPrice, s.adminOnly(s.handleSetPrice))
+	mux.HandleFunc("POST "+wire.PathGrant, s.adminOnly(s.handleGrant))
+	mux.HandleFunc("POST "+wire.PathSettle, s.authed(s.handleSettle))
+	mux.HandleFunc("GET "+wire.PathRejections, s.adminOnly(s.handleRejections))
+	mux.HandleFunc("GET "+wire.PathEdgeStatus, s.authed(s.handleEdgeStatus))
+	mux.HandleFunc("GET "+wire.PathFlows, s.authed(s.handleFlows))
+}
+
+func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
+	var cr wire.Credentials
+	if !wire.DecodeJSON(w, r, &cr) {
+		return
+	}
+	a, err := s.db.CreateAccount(r.Context(), cr.Username, cr.Password, s.cfg.Now())
+	if err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	s.metrics.accounts.WithLabelValues("signup").Inc()
+	s.log.Info("account created", "account", a.ID, "username", a.Username)
+	info, err := s.accountInfo(r, a)
+	if err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	wire.WriteJSON(w, info)
+}
+
+func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
+	var cr wire.Credentials
+	if !wire.DecodeJSON(w, r, &cr) {
+		return
+	}
+	sess, err := s.db.Login(r.Context(), cr.Username, cr.Password, s.cfg.Now())
+	if err != nil {
+		outcome := "bad_credentials"
+		var locked *coordinatordb.LockedError
+		if errors.As(err, &locked) {
+			outcome = "locked"
+		}
+		s.metrics.logins.WithLabelValues(outcome).Inc()
+		s.WriteError(w, err)
+		return
+	}
+	s.metrics.logins.WithLabelValues("ok").Inc()
+	a, err := s.db.Account(r.Context(), sess.AccountID)
+	if err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	info, err := s.accountInfo(r, a)
+	if err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: wire.SessionCookieName, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+	})
+	wire.WriteJSON(w, wire.LoginResponse{Token: sess.Token, CSRFToken: s.csrfToken(sess.Token), ExpiresAt: sess.ExpiresAt, Account: info})
+}
+
+func (s *Service) handleLogout(w http.ResponseWriter, r *http.Request, who *caller) {
+	if who.session == "" {
+		wire.WriteError(w, http.StatusBadRequest, "logout ends a login session; an edge API token is not one")
+		return
+	}
+	if err := s.db.Logout(r.Context(), who.session); err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: wire.SessionCookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	wire.WriteEmpty(w)
+}
+
+func (s *Service) accountInfo(r *http.Request, a coordinatordb.Account) (wire.AccountInfo, error) {
+	ctx := r.Context()
+	bal, err := s.db.Balance(ctx, a.ID)
+	if err != nil {
+		return wire.AccountInfo{}, err
+	}
+	edge, err := s.db.AccountEdge(ctx, a.ID)
+	if err != nil {
+		return wire.AccountInfo{}, err
+	}
+	ent, err := s.db.AccountEntitlements(ctx, a.ID)
+	if err != nil {
+		return wire.AccountInfo{}, err
+	}
+	return wire.AccountInfo{ID: a.ID, Username: a.Username, Role: string(a.Role), Balance: bal, Edge: edge, Entitled: ent}, nil
+}
+
+func (s *Service) handleMe(w http.ResponseWriter, r *http.Request, who *caller) {
+	info, err := s.accountInfo(r, who.acct)
+	if err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	wire.WriteJSON(w, info)
+}
+
+func (s *Service) handleBindEdge(w http.ResponseWriter, r *http.Request, who *caller) {
+	if !requireSession(w, who, "binding an edge") {
+		return
+	}
+	var req wire.BindEdgeRequest
+	if !wire.DecodeJSON(w, r, &req) {
+		return
+	}
+	if err := wire.CheckNodeID(req.NodeID); err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "bind edge: %v", err)
+		return
+	}
+	token, err := s.db.CreateAPIToken(r.Context(), who.acct.ID, req.NodeID, s.cfg.Now())
+	if err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	s.log.Info("edge bound", "account", who.acct.ID, "node", req.NodeID)
+	wire.WriteJSON(w, wire.BindEdgeResponse{APIToken: token})
+}
+
+func (s *Service) handleBindViewer(w http.ResponseWriter, r *http.Request, who *caller) {
+	if !requireSession(w, who, "binding a viewer key") {
+		return
+	}
+	var req wire.BindViewerRequest
+	if !wire.DecodeJSON(w, r, &req) {
+		return
+	}
+	if err := wire.CheckNodeID(req.ViewerID); err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "bind viewer: %v", err)
+		return
+	}
+	owner, err := s.db.ViewerAccount(r.Context(), req.ViewerID)
+	switch {
+	case err == nil && owner.ID != who.acct.ID:
+		wire.WriteError(w, http.StatusConflict, "viewer key %s is bound to another account; generate a new player key", req.ViewerID)
+		return
+	case err != nil && !errors.Is(err, coordinatordb.ErrNotFound):
+		s.WriteError(w, err)
+		return
+	}
+	if err := s.db.BindViewerKey(r.Context(), who.acct.ID, req.ViewerID, s.cfg.Now()); err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	s.limits.forgetDenials()
+	wire.WriteEmpty(w)
+}
+
+func (s *Service) handleLedger(w http.ResponseWriter, r *http.Request, who *caller) {
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			wire.WriteError(w, http.StatusBadRequest, "limit %q: want an integer in 1..1000", s)
+			return
+		}
+		limit = n
+	}
+	es, err := s.db.Entries(r.Context(), who.acct.ID, limit)
+	if err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	out := make([]wire.LedgerEntry, len(es))
+	for i, e := range es {
+		out[i] = wire.LedgerEntry{TxID: e.TxID, Amount: e.Amount, Kind: e.Kind, Memo: e.Memo, At: e.At}
+	}
+	wire.WriteJSON(w, out)
+}
+
+// catalogueVideo resolves the {id} path value against the catalogue.
+func (s *Service) catalogueVideo(r *http.Request) (content.VideoID, *content.Manifest, error) {
+	id, err := wire.ParseVideoParam(r)
+	if err != nil {
+		return id, nil, wire.BadRequest("%v", err)
+	}
+	m, ok := s.net.Manifest(id)
+	if !ok {
+		return id, nil, wire.NotFound("video %s is not in the catalogue", id)
+	}
+	return id, m, nil
+}
+
+func (s *Service) handleUnlock(w http.ResponseWriter, r *http.Request, who *caller) {
+	if !requireSession(w, who, "unlocking a video") {
+		return
+	}
+	id, _, err := s.catalogueVideo(r)
+	if err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	res, err := s.db.Unlock(r.Context(), who.acct.ID, id, s.cfg.Now())
+	if err != nil {
+		s.metrics.unlocks.WithLabelValues("refused").Inc()
+		s.WriteError(w, err)
+		return
+	}
+	s.metrics.unlocks.WithLabelValues("ok").Inc()
+	s.limits.forgetDenials()
+	bal, err := s.db.Balance(r.Context(), who.acct.ID)
+	if err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	s.log.Info("video unlocked", "account", who.acct.ID, "video", id, "charged", res.Charged, "already", res.AlreadyEntitled)
+	wire.WriteJSON(w, wire.UnlockResponse{Charged: res.Charged, AlreadyEntitled: res.AlreadyEntitled, Balance: bal})
+}
+
+func (s *Service) handleSetPrice(w http.ResponseWriter, r *http.Request, who *caller) {
+	id, m, err := s.catalogueVideo(r)
+	if err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	var req wire.SetPriceRequest
+	if !wire.DecodeJSON(w, r, &req) {
+		return
+	}
+	if req.Price < 0 {
+		wire.WriteError(w, http.StatusBadRequest, "price %d: must not be negative (0 = free)", req.Price)
+		return
+	}
+	terms := coordinatordb.VideoTerms{Video: id, Price: req.Price, PlaybackBudgetBytes: coordinatordb.PlaybackBudget(m)}
+	if err := s.db.PutVideo(r.Context(), terms, s.cfg.Now()); err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	s.limits.forgetVideo(id.String())
+	s.log.Info("video price set", "video", id, "price", req.Price, "by", who.acct.Username)
+	wire.WriteEmpty(w)
+}
+
+func (s *Service) handleGrant(w http.ResponseWriter, r *http.Request, who *caller) {
+	var req wire.GrantRequest
+	if !wire.DecodeJSON(w, r, &req) {
+		return
+	}
+	if req.Points <= 0 {
+		wire.WriteError(w, http.StatusBadRequest, "grant: points %d: want a positive number", req.Points)
+		return
+	}
+	if len(req.Memo) > 256 {
+		wire.WriteError(w, http.StatusBadRequest, "grant: memo of %d bytes; at most 256", len(req.Memo))
+		return
+	}
+	if err := coordinatordb.ValidateUsername(req.Username); err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "grant: %v", err)
+		return
+	}
+	a, err := s.db.AccountByName(r.Context(), req.Username)
+	if errors.Is(err, coordinatordb.ErrNotFound) {
+		wire.WriteError(w, http.StatusNotFound, "grant: no account named %q", req.Username)
+		return
+	}
+	if err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	if a.Role == coordinatordb.RoleSystem {
+		wire.WriteError(w, http.StatusBadRequest, "grant: %q is a system account", req.Username)
+		return
+	}
+	memo := req.Memo
+	if memo == "" {
+		memo = "granted by " + who.acct.Username
+	}
+	if err := s.db.Grant(r.Context(), a.ID, req.Points, memo, s.cfg.Now()); err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	s.metrics.grantedPoints.Add(float64(req.Points))
+	s.log.Info("points granted", "to", a.Username, "points", req.Points, "by", who.acct.Username)
+	wire.WriteEmpty(w)
+}
+
+// parseTimeParam reads an optional RFC 3339 query parameter.
+func parseTimeParam(r *http.Request, name string, def time.Time) (time.Time, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, wire.BadRequest("%s %q: want an RFC 3339 time like 2026-11-01T12:00:00Z", name, s)
+	}
+	return t, nil
+}
