@@ -89,9 +89,7 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 				printQoE(cmd.OutOrStdout(), q)
 				return err
 			}
-			mux := httpserve.NewMux(reg)
-			mux.Handle("/", v.Gateway())
-			srv, err := httpserve.Listen(ctx, listen, "", mux, log)
+			srv, err := httpserve.Listen(ctx, listen, "", v.Handler(), log)
 			if err != nil {
 				return err
 			}
