@@ -93,7 +93,8 @@ func parseGatewayPath(p string) (gatewayRoute, error) {
 // Gateway is the local HLS gateway: any HLS player opens
 // /videos/{id}/master.m3u8 and gets ciphertext rebuilt from the swarm, the
 // key and playlists with per-segment IVs. Background readahead is owned by
-// the viewer and stopped by Close.
+// the viewer and stopped by Close. Servers serve Handler, which adds
+// /healthz and /metrics.
 func (v *Viewer) Gateway() http.Handler {
 	return http.HandlerFunc(v.serveGateway)
 }

@@ -125,7 +125,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM) // cmd.Context: a test stops the edge by cancelling it
 			defer stop()
 			cfg.Log, cfg.Registry = log, httpserve.NewRegistry()
 			session, err := fl.signIn(ctx, &cfg, cmd.OutOrStdout())
