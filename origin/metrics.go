@@ -1,6 +1,10 @@
 package origin
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmcast/swarmcast/internal/metric"
+)
 
 type metrics struct {
 	bytesServed   *prometheus.CounterVec // kind: shard | segment
@@ -12,42 +16,17 @@ type metrics struct {
 	registrations prometheus.Counter
 }
 
-func newMetrics(reg *prometheus.Registry, cacheBytes func() int64) *metrics {
+func newMetrics(reg prometheus.Registerer, cacheBytes func() int64) *metrics {
+	f := metric.For(reg, "origin")
 	m := &metrics{
-		bytesServed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmcast_origin_served_bytes_total",
-			Help: "Body bytes sent to viewers and edges, by kind (shard, segment).",
-		}, []string{"kind"}),
-		shardsServed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmcast_origin_shards_served_total",
-			Help: "Shards sent.",
-		}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmcast_origin_requests_total",
-			Help: "Requests by route and HTTP status.",
-		}, []string{"route", "code"}),
-		encodes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmcast_origin_segment_encodes_total",
-			Help: "Segments erasure-coded on demand (parity cache misses).",
-		}),
-		encodeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "swarmcast_origin_segment_encode_seconds",
-			Help:    "Time to erasure-code and hash one segment.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12),
-		}),
-		publishes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmcast_origin_catalogue_publishes_total",
-			Help: "Catalogue publications sent to the coordinator.",
-		}),
-		registrations: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmcast_origin_registrations_total",
-			Help: "Registrations with the coordinator (first and after it forgot us or was down).",
-		}),
+		bytesServed:   f.CounterVec("served_bytes_total", "Body bytes sent to viewers and edges, by kind (shard, segment).", "kind"),
+		shardsServed:  f.Counter("shards_served_total", "Shards sent."),
+		requests:      f.CounterVec("requests_total", "Requests by route and HTTP status.", "route", "code"),
+		encodes:       f.Counter("segment_encodes_total", "Segments erasure-coded on demand (parity cache misses)."),
+		encodeSeconds: f.Histogram("segment_encode_seconds", "Time to erasure-code and hash one segment.", prometheus.ExponentialBuckets(0.0005, 2, 12)), // 0.5ms .. 1s
+		publishes:     f.Counter("catalogue_publishes_total", "Catalogue publications sent to the coordinator."),
+		registrations: f.Counter("registrations_total", "Registrations with the coordinator (first and after it forgot us or was down)."),
 	}
-	cache := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "swarmcast_origin_parity_cache_bytes",
-		Help: "Bytes of encoded segments held in the parity cache.",
-	}, func() float64 { return float64(cacheBytes()) })
-	reg.MustRegister(m.bytesServed, m.shardsServed, m.requests, m.encodes, m.encodeSeconds, m.publishes, m.registrations, cache)
+	f.GaugeFunc("parity_cache_bytes", "Bytes of encoded segments held in the parity cache.", func() float64 { return float64(cacheBytes()) })
 	return m
 }

@@ -332,6 +332,9 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 		return nil, err
 	}
 	log := n.cfg.Log.With("node", fmt.Sprintf("edge-%d", i))
+	// One registry per node: the edge and its player share it (their
+	// series are apart by prefix), and no two edges of the net collide.
+	reg := httpserve.NewRegistry()
 	var account *wire.CoordinatorClient
 	var edgeToken string
 	var coordKey ed25519.PublicKey
@@ -363,6 +366,7 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 		UploadCapBytes:  n.cfg.EdgeUploadCap,
 		Fault:           fault,
 		Log:             log,
+		Registry:        reg,
 		HTTPClient:      hc,
 	})
 	if err != nil {
@@ -379,6 +383,7 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 		HTTPClient:  hc,
 		Seed:        n.cfg.Seed + int64(i)*7919,
 		Log:         log.With("part", "player"),
+		Registry:    reg,
 		OnSegment:   e.Keep,
 	})
 	if err != nil {

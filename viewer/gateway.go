@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -92,9 +93,20 @@ func parseGatewayPath(p string) (gatewayRoute, error) {
 // Gateway is the local HLS gateway: any HLS player opens
 // /videos/{id}/master.m3u8 and gets ciphertext rebuilt from the swarm, the
 // key and playlists with per-segment IVs. Background readahead is owned by
-// the viewer and stopped by Close.
+// the viewer and stopped by Close. Servers serve Handler, which adds
+// /healthz and /metrics.
 func (v *Viewer) Gateway() http.Handler {
 	return http.HandlerFunc(v.serveGateway)
+}
+
+// Handler is what a gateway server serves: the Gateway plus /healthz and
+// /metrics of the viewer's registry, like every role's server. A viewer
+// hosted in an edge shares the edge's registry, so both /metrics answer
+// with the same series.
+func (v *Viewer) Handler() http.Handler {
+	mux := httpserve.NewMux(v.cfg.Registry)
+	mux.Handle("/", v.Gateway())
+	return mux
 }
 
 func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {

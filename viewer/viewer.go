@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -33,7 +34,11 @@ type Config struct {
 	Seed       int64            // seeds the scheduler's *rand.Rand
 	Now        func() time.Time // default time.Now
 	Log        *slog.Logger
-	Registry   *prometheus.Registry
+	// Registry receives the viewer's swarmcast_viewer_* metrics; Handler
+	// serves it at /metrics. A player hosted in another node (the edge's
+	// built-in player) passes its host's registry, so one scrape shows
+	// both. Default httpserve.NewRegistry().
+	Registry *prometheus.Registry
 	// OnSegment, if set, receives the verified shards of each segment the viewer rebuilt
 	// (the edge's built-in player hands them to edge.Keep so it caches what it watched).
 	OnSegment func(video content.VideoID, rendition, segment int, shards []content.ShardMessage)
@@ -107,7 +112,7 @@ func New(cfg Config) (*Viewer, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry = httpserve.NewRegistry()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	coord := wire.NewCoordinatorClient(cfg.Coordinator, cfg.HTTPClient)

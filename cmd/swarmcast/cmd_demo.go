@@ -102,7 +102,7 @@ func runDemo(cmd *cobra.Command, f demoFlags) error {
 
 	// A gateway on the first honest edge's player, for any HLS player.
 	gwNode := net.Edges()[0]
-	gw, err := httpserve.Listen(ctx, "127.0.0.1:0", "", gwNode.Viewer.Gateway(), log)
+	gw, err := httpserve.Listen(ctx, "127.0.0.1:0", "", gwNode.Viewer.Handler(), log)
 	if err != nil {
 		return err
 	}

@@ -125,7 +125,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM) // cmd.Context: a test stops the edge by cancelling it
 			defer stop()
 			cfg.Log, cfg.Registry = log, httpserve.NewRegistry()
 			session, err := fl.signIn(ctx, &cfg, cmd.OutOrStdout())
@@ -144,12 +144,13 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 			player, err := viewer.New(viewer.Config{
 				Coordinator: cfg.Coordinator, Identity: cfg.Identity, Region: cfg.Region, Token: session,
 				Log: log.With("part", "player"), OnSegment: e.Keep,
+				Registry: cfg.Registry, // its swarmcast_viewer_* series show on the edge's /metrics
 			})
 			if err != nil {
 				return err
 			}
 			defer player.Close()
-			gw, err := httpserve.Listen(ctx, fl.playerListen, "", player.Gateway(), log)
+			gw, err := httpserve.Listen(ctx, fl.playerListen, "", player.Handler(), log)
 			if err != nil {
 				return fmt.Errorf("player gateway: %w", err)
 			}

@@ -51,7 +51,7 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 			if coordinator == "" {
 				return fmt.Errorf("no coordinator: pass --coordinator http://HOST:PORT")
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt) // cmd.Context: a test stops the gateway by cancelling it
 			defer stop()
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 			if token == "" {
@@ -89,9 +89,7 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 				printQoE(cmd.OutOrStdout(), q)
 				return err
 			}
-			mux := httpserve.NewMux(reg)
-			mux.Handle("/", v.Gateway())
-			srv, err := httpserve.Listen(ctx, listen, "", mux, log)
+			srv, err := httpserve.Listen(ctx, listen, "", v.Handler(), log)
 			if err != nil {
 				return err
 			}

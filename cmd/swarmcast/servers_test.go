@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swarmcast/swarmcast/testnet"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// TestCommandServersServeHealthAndMetrics runs `swarmcast edge` (with its
+// built-in player) and `swarmcast play` against a loopback network and
+// checks that every server they start — the edge, its player's gateway and
+// the standalone player's gateway — serves /healthz and /metrics, and that
+// the built-in player's swarmcast_viewer_* series are on the edge's
+// registry. (testnet's TestEveryServerServesHealthAndMetrics covers the
+// coordinator, origin and the demo's gateway.)
+func TestCommandServersServeHealthAndMetrics(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := testnet.Start(ctx, testnet.Config{Dir: t.TempDir(), Videos: 1, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	video := n.Videos[0]
+
+	edgeOut := runCommand(t, "edge", "--dir", t.TempDir(), "--coordinator", n.CoordinatorURL,
+		"--listen", "127.0.0.1:0", "--player-listen", "127.0.0.1:0")
+	edgeURL := edgeOut.await(t, regexp.MustCompile(`serving at (http://\S+)`))
+	hostedURL := edgeOut.await(t, regexp.MustCompile(`play: (http://\S+)/ `))
+	playOut := runCommand(t, "play", video.String(), "--coordinator", n.CoordinatorURL, "--listen", "127.0.0.1:0")
+	playerURL := playOut.await(t, regexp.MustCompile(`catalogue: (http://\S+)/`))
+
+	// One segment through the built-in player: the edge's own /metrics
+	// must count it (and maybe the readahead's next few, hence "at least
+	// one").
+	segment := fmt.Sprintf("%s/videos/%s/0/0.ts", hostedURL, video)
+	if code, body := get(t, segment); code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", segment, code, body)
+	}
+
+	for _, s := range []struct {
+		name, url string
+		// want and dontWant are patterns over the scrape's lines.
+		want, dontWant []string
+	}{
+		{"edge", edgeURL, []string{`^swarmcast_edge_served_bytes_total `, `^swarmcast_viewer_segments_total [1-9]`}, nil},
+		{"edge's player gateway", hostedURL, []string{`^swarmcast_edge_served_bytes_total `, `^swarmcast_viewer_segments_total [1-9]`}, nil},
+		{"play's gateway", playerURL, []string{`^swarmcast_viewer_segments_total 0$`}, []string{`^swarmcast_edge_`}},
+	} {
+		t.Run(s.name, func(t *testing.T) {
+			if code, body := get(t, s.url+wire.PathHealth); code != http.StatusOK || string(body) != "ok\n" {
+				t.Errorf("GET %s: %d %q, want 200 \"ok\\n\"", wire.PathHealth, code, body)
+			}
+			code, scrape := get(t, s.url+wire.PathMetrics)
+			if code != http.StatusOK {
+				t.Fatalf("GET %s: %d %s", wire.PathMetrics, code, scrape)
+			}
+			for _, w := range append([]string{`^go_goroutines `, `^process_start_time_seconds `}, s.want...) {
+				if !regexp.MustCompile("(?m)" + w).Match(scrape) {
+					t.Errorf("no line of the scrape matches %s", w)
+				}
+			}
+			for _, w := range s.dontWant {
+				if regexp.MustCompile("(?m)" + w).Match(scrape) {
+					t.Errorf("a line of the scrape matches %s, which belongs to another node", w)
+				}
+			}
+		})
+	}
+}
+
+// commandOutput is a command's stdout, written by the command's goroutine
+// and read by the test.
+type commandOutput struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // gets a token after each write, so await wakes on change
+	exited  chan struct{} // closed when the command has returned err
+	err     error
+}
+
+func (o *commandOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	select {
+	case o.written <- struct{}{}:
+	default:
+	}
+	return o.buf.Write(p)
+}
+
+func (o *commandOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// await returns the first submatch of re once the output has a match.
+func (o *commandOutput) await(t *testing.T, re *regexp.Regexp) string {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(o.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case <-o.written:
+		case <-o.exited:
+			t.Fatalf("command ended (%v) before printing %s:\n%s", o.err, re, o)
+		case <-timeout:
+			t.Fatalf("no %s in the output after 30s:\n%s", re, o)
+		}
+	}
+}
+
+// runCommand runs swarmcast with args until the test ends (its logs are
+// dropped; failures show its stdout).
+func runCommand(t *testing.T, args ...string) *commandOutput {
+	t.Helper()
+	out := &commandOutput{written: make(chan struct{}, 1), exited: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	root := rootCommand()
+	root.SetArgs(args)
+	root.SetOut(out)
+	root.SetErr(io.Discard)
+	go func() { // owned by the test: the cleanup below waits for it
+		defer close(out.exited)
+		out.err = root.ExecuteContext(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-out.exited
+		if out.err != nil {
+			t.Errorf("swarmcast %s: %v", strings.Join(args, " "), out.err)
+		}
+	})
+	return out
+}
+
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}

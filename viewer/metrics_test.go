@@ -1,0 +1,32 @@
+package viewer
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmcast/swarmcast/internal/metric/metrictest"
+)
+
+// TestMetricFamiliesUnchanged pins every family the viewer declares (name,
+// labels, help) as dashboards and alerts know them; a rename here breaks
+// them, so it must be deliberate.
+func TestMetricFamiliesUnchanged(t *testing.T) {
+	got := metrictest.Describe(func(reg prometheus.Registerer) { newMetrics(reg) })
+	want := []string{
+		"swarmcast_viewer_bad_shards_total{} Shards that failed verification.",
+		"swarmcast_viewer_bans_total{} Sources banned for the session after sending a bad shard.",
+		"swarmcast_viewer_final_orders_total{result} Final orders handed to edges at the end of a play, by result (ok, error).",
+		"swarmcast_viewer_orders_sent_total{} Shard requests that carried a signed cumulative order.",
+		"swarmcast_viewer_receipts_total{result} Edge shard responses by receipt: valid, missing, or invalid (signature, position or bytes do not match).",
+		"swarmcast_viewer_segments_total{} Segments rebuilt from verified shards.",
+		"swarmcast_viewer_shard_bytes_total{kind} Verified shard bytes used to rebuild segments, by source kind (edge, origin).",
+		"swarmcast_viewer_stall_seconds_total{} Wall-clock time spent stalled.",
+		"swarmcast_viewer_stalls_total{} Playback stalls: the next segment was not ready at its playback instant.",
+		"swarmcast_viewer_startup_seconds{} Time from a Play call to the first segment ready to play.",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("metric families changed:\ngot  %q\nwant %q", got, want)
+	}
+}
