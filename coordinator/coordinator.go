@@ -204,16 +204,13 @@ func New(cfg Config) (*Coordinator, error) {
 		placer:     NewPlacer(rng.Int63()),
 		lookupSeed: rng.Uint64(),
 	}
-	acct, err := accounting.New(accounting.Config{
+	acct := accounting.New(accounting.Config{
 		Identity: cfg.Identity, DefaultPrice: cfg.DefaultPrice,
 		LimitMaxBytes: cfg.LimitMaxBytes, LimitTTL: cfg.LimitTTL,
 		AuditInterval: cfg.AuditInterval, AuditEdgesPerRound: cfg.AuditEdgesPerRound, AuditTimeout: cfg.AuditTimeout,
 		UptimeInterval: cfg.UptimeInterval, HTTPClient: cfg.HTTPClient,
 		Seed: rng.Int63(), Now: cfg.Now, Log: c.log, Registry: cfg.Registry,
 	}, cfg.Store, (*network)(c))
-	if err != nil {
-		return nil, err
-	}
 	c.acct, c.accounting = acct, acct
 	if cfg.OriginPerServerRate != 0 {
 		pool, err := NewOriginPool(OriginPoolConfig{PerServerRate: cfg.OriginPerServerRate, Hysteresis: cfg.OriginHysteresis}, cfg.Now())
@@ -230,9 +227,7 @@ func New(cfg Config) (*Coordinator, error) {
 	if err := c.load(context.Background()); err != nil {
 		return nil, err
 	}
-	if c.metrics, err = newMetrics(cfg.Registry, c); err != nil {
-		return nil, err
-	}
+	c.metrics = newMetrics(cfg.Registry, c)
 	return c, nil
 }
 

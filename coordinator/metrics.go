@@ -2,7 +2,7 @@ package coordinator
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/swarmcast/swarmcast/internal/metric"
 )
 
 // metrics are the control plane's series (the accounting subsystem
@@ -23,46 +23,27 @@ const (
 	verdictProven    = "proven"           // a signed receipt makes the evidence transferable: the edge is disqualified
 )
 
-func newMetrics(reg *prometheus.Registry, c *Coordinator) (m *metrics, err error) {
-	// promauto panics on a duplicate registration; report it as an error.
-	defer func() {
-		if r := recover(); r != nil {
-			m, err = nil, r.(error)
-		}
-	}()
-	const prefix = "swarmcast_coordinator_"
-	f := promauto.With(reg)
-	m = &metrics{
-		lookups: f.NewCounter(prometheus.CounterOpts{Name: prefix + "lookups_total", Help: "Source lookups answered."}),
-		lookupLatency: f.NewHistogram(prometheus.HistogramOpts{
-			Name:    prefix + "lookup_duration_seconds",
-			Help:    "Time to answer a lookup over HTTP, from decoded request to written response.",
-			Buckets: prometheus.ExponentialBuckets(10e-6, 2, 14), // 10µs .. 80ms
-		}),
-		badShards: f.NewCounterVec(prometheus.CounterOpts{
-			Name: prefix + "bad_shard_reports_total", Help: "Bad-shard reports by verdict (confirmed bans the node; false_accusation does not).",
-		}, []string{"verdict"}),
-		directives: f.NewCounterVec(prometheus.CounterOpts{
-			Name: prefix + "directive_shards_total", Help: "Shards named in placement directives, by action.",
-		}, []string{"action"}),
-		plays: f.NewCounter(prometheus.CounterOpts{Name: prefix + "play_reports_total", Help: "Play reports received."}),
-		playBytes: f.NewCounterVec(prometheus.CounterOpts{
-			Name: prefix + "play_bytes_total", Help: "Shard bytes viewers reported receiving, by source kind (edge or origin).",
-		}, []string{"source"}),
+func newMetrics(reg prometheus.Registerer, c *Coordinator) *metrics {
+	f := metric.For(reg, "coordinator")
+	m := &metrics{
+		lookups: f.Counter("lookups_total", "Source lookups answered."),
+		lookupLatency: f.Histogram("lookup_duration_seconds", "Time to answer a lookup over HTTP, from decoded request to written response.",
+			prometheus.ExponentialBuckets(10e-6, 2, 14)), // 10µs .. 80ms
+		badShards:  f.CounterVec("bad_shard_reports_total", "Bad-shard reports by verdict (confirmed bans the node; false_accusation does not).", "verdict"),
+		directives: f.CounterVec("directive_shards_total", "Shards named in placement directives, by action.", "action"),
+		plays:      f.Counter("play_reports_total", "Play reports received."),
+		playBytes:  f.CounterVec("play_bytes_total", "Shard bytes viewers reported receiving, by source kind (edge or origin).", "source"),
 	}
-	gauge := func(name, help string, value func() float64) {
-		f.NewGaugeFunc(prometheus.GaugeOpts{Name: prefix + name, Help: help}, value)
-	}
-	gauge("alive_edges", "Edges that may appear in lookups.", func() float64 { return float64(c.Stats().AliveEdges) })
-	gauge("nodes", "Registered nodes (edges and origins).", func() float64 { return float64(c.Stats().Nodes) })
-	gauge("banned_nodes", "Nodes banned for verified bad shards.", func() float64 { return float64(c.Stats().BannedNodes) })
-	gauge("videos", "Videos in the catalogue.", func() float64 { return float64(c.Stats().Videos) })
+	f.GaugeFunc("alive_edges", "Edges that may appear in lookups.", func() float64 { return float64(c.Stats().AliveEdges) })
+	f.GaugeFunc("nodes", "Registered nodes (edges and origins).", func() float64 { return float64(c.Stats().Nodes) })
+	f.GaugeFunc("banned_nodes", "Nodes banned for verified bad shards.", func() float64 { return float64(c.Stats().BannedNodes) })
+	f.GaugeFunc("videos", "Videos in the catalogue.", func() float64 { return float64(c.Stats().Videos) })
 	if c.pool != nil {
-		gauge("origin_pool_active_origins", "Origins the AVARDO origin pool keeps on (its stack depth).",
+		f.GaugeFunc("origin_pool_active_origins", "Origins the AVARDO origin pool keeps on (its stack depth).",
 			func() float64 { _, n := c.OriginPoolActive(); return float64(n) })
 	}
 	for _, v := range []string{verdictConfirmed, verdictFalse, verdictProven} {
 		m.badShards.WithLabelValues(v)
 	}
-	return m, nil
+	return m
 }

@@ -124,7 +124,7 @@ type Config struct {
 	Seed       int64            // seeds the audit chore's choices
 	Now        func() time.Time // default time.Now
 	Log        *slog.Logger
-	Registry   *prometheus.Registry // metrics; required
+	Registry   prometheus.Registerer // metrics; required (the coordinator's registry)
 }
 
 func (c Config) withDefaults() Config {
@@ -180,12 +180,9 @@ type Service struct {
 }
 
 // New builds the accounting service over db, asking net about the network.
-func New(cfg Config, db DB, net Network) (*Service, error) {
+func New(cfg Config, db DB, net Network) *Service {
 	cfg = cfg.withDefaults()
-	m, err := newMetrics(cfg.Registry)
-	if err != nil {
-		return nil, err
-	}
+	m := newMetrics(cfg.Registry)
 	// The CSRF key derives from the coordinator's identity, so tokens
 	// handed out at login stay valid across restarts.
 	k := sha256.Sum256(append([]byte("swarmcast csrf v1\x00"), cfg.Identity.Key.Seed()...))
@@ -195,7 +192,7 @@ func New(cfg Config, db DB, net Network) (*Service, error) {
 		limits:  newLimitCache(),
 	}
 	s.audit = newAuditChore(s, rand.New(rand.NewSource(cfg.Seed)).Int63())
-	return s, nil
+	return s
 }
 
 // Identity is the key order limits are signed with.

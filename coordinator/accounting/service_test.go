@@ -99,14 +99,11 @@ func newTestService(t *testing.T) *testService {
 	t.Cleanup(func() { db.Close() })
 	ts := &testService{db: db, store: st, id: vid, reg: prometheus.NewRegistry(), now: time.Unix(1_800_000_000, 0)}
 	ts.net = &fakeNetwork{m: m, banned: map[wire.NodeID]string{}}
-	ts.Service, err = New(Config{
+	ts.Service = New(Config{
 		Identity: coord, AuditInterval: -1, UptimeInterval: time.Minute,
 		Now: func() time.Time { return ts.now }, Registry: ts.reg,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, db, ts.net)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := ts.VideoPublished(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}

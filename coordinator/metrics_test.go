@@ -1,0 +1,52 @@
+package coordinator
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
+	"github.com/swarmcast/swarmcast/internal/metric/metrictest"
+)
+
+// TestMetricFamiliesUnchanged pins every family the coordinator declares,
+// the control plane's and the accounting subsystem's (name, labels, help),
+// as dashboards and alerts know them; a rename must be deliberate.
+func TestMetricFamiliesUnchanged(t *testing.T) {
+	got := metrictest.Describe(func(reg prometheus.Registerer) {
+		newMetrics(reg, &Coordinator{st: newState(0)})
+		accounting.New(accounting.Config{Registry: reg}, nil, nil)
+	})
+	want := []string{
+		"swarmcast_coordinator_account_api_errors_total{status} Account, points and settlement requests answered with an error, by HTTP status.",
+		"swarmcast_coordinator_account_events_total{event} Account events (signup).",
+		"swarmcast_coordinator_alive_edges{} Edges that may appear in lookups.",
+		"swarmcast_coordinator_audit_bytes_total{source} Bytes fetched to audit edges, by source (edge, origin): the audit's bandwidth cost.",
+		"swarmcast_coordinator_audits_total{outcome} Audit answers by outcome (passed, failed, timeout).",
+		"swarmcast_coordinator_bad_shard_reports_total{verdict} Bad-shard reports by verdict (confirmed bans the node; false_accusation does not).",
+		"swarmcast_coordinator_banned_nodes{} Nodes banned for verified bad shards.",
+		"swarmcast_coordinator_credited_points_total{} Points credited to edges at settlement.",
+		"swarmcast_coordinator_directive_shards_total{action} Shards named in placement directives, by action.",
+		"swarmcast_coordinator_disqualifications_total{cause} Edges disqualified, by cause (audit, bad_shard_proof).",
+		"swarmcast_coordinator_frozen_points_total{} Points earned by disqualified edges and withheld.",
+		"swarmcast_coordinator_granted_points_total{} Points granted by admins.",
+		"swarmcast_coordinator_key_requests_total{outcome} Content-key requests checked against entitlements, by outcome.",
+		"swarmcast_coordinator_logins_total{outcome} Login attempts by outcome (ok, bad_credentials, locked).",
+		"swarmcast_coordinator_lookup_duration_seconds{} Time to answer a lookup over HTTP, from decoded request to written response.",
+		"swarmcast_coordinator_lookups_total{} Source lookups answered.",
+		"swarmcast_coordinator_nodes{} Registered nodes (edges and origins).",
+		"swarmcast_coordinator_order_limits_issued_total{} Order limits signed (cached limits are reused, not counted).",
+		"swarmcast_coordinator_play_bytes_total{source} Shard bytes viewers reported receiving, by source kind (edge or origin).",
+		"swarmcast_coordinator_play_reports_total{} Play reports received.",
+		"swarmcast_coordinator_settled_bytes_total{} Bytes of delivery accepted at settlement.",
+		"swarmcast_coordinator_settlement_batches_total{outcome} Settlement batches by outcome (settled, replayed, wrong_edge).",
+		"swarmcast_coordinator_settlement_rejections_total{reason} Settlement pairs rejected, by reason.",
+		"swarmcast_coordinator_unlocks_total{outcome} Video unlocks by outcome (ok, refused).",
+		"swarmcast_coordinator_uptime_checks_total{state} Uptime observations recorded, by state (up, down).",
+		"swarmcast_coordinator_videos{} Videos in the catalogue.",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("metric families changed:\ngot  %q\nwant %q", got, want)
+	}
+}
