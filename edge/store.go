@@ -156,8 +156,8 @@ func verifyMessage(m *content.Manifest, k content.ShardRef, b []byte) (*content.
 	if err != nil {
 		return nil, err
 	}
-	if msg.Video != k.Video || msg.Rendition != k.Rendition || msg.Segment != k.Segment || msg.Index != k.Shard {
-		return nil, fmt.Errorf("labelled %s/%d/%d/%d, expected %s/%d/%d/%d", msg.Video, msg.Rendition, msg.Segment, msg.Index, k.Video, k.Rendition, k.Segment, k.Shard)
+	if got := msg.Ref(); got != k {
+		return nil, fmt.Errorf("labelled %s, expected %s", got, k)
 	}
 	if err := content.VerifyShard(m, k.Rendition, k.Segment, msg.Shard); err != nil {
 		return nil, err
