@@ -54,7 +54,9 @@ func (r HeartbeatResult) Acknowledged() bool { return r.Err == nil && !r.Respons
 // full again.
 //
 // Run starts no goroutine; the callbacks are called from Run's goroutine,
-// one at a time.
+// one at a time. Waits use package time's timers, so a test runs a session
+// in fake time inside a testing/synctest bubble (with an in-process
+// http.RoundTripper as the coordinator).
 type NodeSession struct {
 	// Client reaches the coordinator; its Base names it in logs.
 	Client *CoordinatorClient
@@ -112,6 +114,7 @@ func (s *NodeSession) Run(ctx context.Context) error {
 	for {
 		if !registered {
 			resp, err := s.Client.Register(ctx, s.Register)
+			failure := "cannot register with the coordinator; retrying"
 			if err == nil {
 				everRegistered = true
 				if d := resp.HeartbeatInterval(); d > 0 {
@@ -119,13 +122,14 @@ func (s *NodeSession) Run(ctx context.Context) error {
 				}
 				if s.OnRegistered != nil {
 					err = s.OnRegistered(ctx)
+					failure = "registered, but the node could not set up its session; registering again"
 				}
 			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
-				log.Warn("cannot register with the coordinator; retrying", "err", err, "in", retry)
+				log.Warn(failure, "err", err, "in", retry)
 				if !sleep(ctx, retry) {
 					return nil
 				}
