@@ -325,3 +325,18 @@ func (d *decoder) u32() uint32 {
 	}
 	return 0
 }
+
+// MarshalText encodes the id as 64 lowercase hex digits, so JSON bodies and
+// map keys can carry typed ids.
+func (id VideoID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText parses 64 hex digits (either case), with ParseVideoID's
+// errors.
+func (id *VideoID) UnmarshalText(b []byte) error {
+	v, err := ParseVideoID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}

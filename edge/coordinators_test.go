@@ -13,7 +13,7 @@ import (
 // to one neither loses nor repeats what the other has acknowledged.
 func TestInventoryDeltasPerCoordinator(t *testing.T) {
 	var v content.VideoID
-	k := func(i int) shardKey { return shardKey{v, 0, 0, i} }
+	k := func(i int) content.ShardRef { return content.SegmentRef{Video: v, Rendition: 0, Segment: 0}.Shard(i) }
 	inv := newInventory(100, 2)
 	inv.add(k(1), &heldShard{size: 1})
 	primary := inv.takeDelta(0, false) // acknowledged by the primary
@@ -161,7 +161,7 @@ func awaitAnswered(t *testing.T, fc *fakeCoordinator) {
 }
 
 // isDropped reports whether a held shard was unassigned by a drop directive.
-func (e *Edge) isDropped(k shardKey) bool {
+func (e *Edge) isDropped(k content.ShardRef) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	h, ok := e.inv.held[k]

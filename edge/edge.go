@@ -129,7 +129,7 @@ type Edge struct {
 
 	// A memory cache of recently served shard files, so hot shards skip
 	// the open/read/close of the disk path. Guarded by mu.
-	hotOrder *list.List // of shardKey, front = most recent
+	hotOrder *list.List // of content.ShardRef, front = most recent
 	hotBytes int64
 	hotCap   int64
 
@@ -139,7 +139,7 @@ type Edge struct {
 	regen regenCache // segments rebuilt from k held shards (see regen.go)
 	// firstNoEdge records when a directed shard was first found with no
 	// edge to fetch it from; the origin is used only after originDelay.
-	firstNoEdge sync.Map // shardKey -> time.Time
+	firstNoEdge sync.Map // content.ShardRef -> time.Time
 
 	bytesServed atomic.Int64
 
@@ -281,12 +281,12 @@ func (e *Edge) Stored() (shards int, bytes int64) {
 // Keep hands over verified shards the local player watched; they are
 // stored (after verifying again) with WatchedTTL, in the background. It
 // never blocks playback: if the queue is full the shards are not kept.
-func (e *Edge) Keep(video content.VideoID, rendition, segment int, shards []content.ShardMessage) {
+func (e *Edge) Keep(seg content.SegmentRef, shards []content.ShardMessage) {
 	msgs := make([][]byte, 0, len(shards))
 	for i := range shards {
 		msgs = append(msgs, shards[i].Encode()) // copies: the player may reuse its buffers
 	}
-	if !e.work.push(job{kind: jobKeep, seg: segKey{video, rendition, segment}, msgs: msgs}) {
+	if !e.work.push(job{kind: jobKeep, seg: seg, msgs: msgs}) {
 		e.metrics.queueFull.Inc()
 	}
 }
@@ -301,12 +301,12 @@ func (e *Edge) path(parts ...string) string {
 	return filepath.Join(append([]string{e.cfg.Dir}, parts...)...)
 }
 
-func shardFile(k shardKey, assigned bool) string {
+func shardFile(k content.ShardRef, assigned bool) string {
 	ext := ".watched"
 	if assigned {
 		ext = ".shard"
 	}
-	return filepath.Join("shards", k.video.String(), fmt.Sprintf("%d-%d-%d%s", k.rendition, k.segment, k.shard, ext))
+	return filepath.Join("shards", k.Video.String(), fmt.Sprintf("%d-%d-%d%s", k.Rendition, k.Segment, k.Shard, ext))
 }
 
 // writeTemp writes data to a fresh file under tmp/ and returns its path.

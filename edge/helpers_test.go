@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -10,14 +11,15 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/internal/sample"
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 // fixture is a packaged sample video and every shard of it, encoded.
 type fixture struct {
 	id     content.VideoID
 	m      *content.Manifest
-	raw    []byte              // signed manifest bytes
-	shards map[shardKey][]byte // ShardMessage bytes
+	raw    []byte                      // signed manifest bytes
+	shards map[content.ShardRef][]byte // ShardMessage bytes
 }
 
 var (
@@ -54,7 +56,7 @@ func sampleFixture(t testing.TB) *fixture {
 			fixtureErr = err
 			return
 		}
-		f := &fixture{id: id, m: m, raw: m.Encode(), shards: make(map[shardKey][]byte)}
+		f := &fixture{id: id, m: m, raw: m.Encode(), shards: make(map[content.ShardRef][]byte)}
 		for r := range m.Renditions {
 			for s := range m.Renditions[r].Segments {
 				ct, err := st.SegmentCiphertext(id, r, s)
@@ -71,7 +73,7 @@ func sampleFixture(t testing.TB) *fixture {
 				for i, d := range shards {
 					msg := content.ShardMessage{Video: id, Rendition: r, Segment: s,
 						Shard: content.Shard{Index: i, Data: d, Proof: content.InclusionProof(leaves, i)}}
-					f.shards[shardKey{id, r, s, i}] = msg.Encode()
+					f.shards[content.SegmentRef{Video: id, Rendition: r, Segment: s}.Shard(i)] = msg.Encode()
 				}
 			}
 		}
@@ -83,7 +85,9 @@ func sampleFixture(t testing.TB) *fixture {
 	return theFixture
 }
 
-func (f *fixture) key(r, s, i int) shardKey { return shardKey{f.id, r, s, i} }
+func (f *fixture) key(r, s, i int) content.ShardRef {
+	return content.SegmentRef{Video: f.id, Rendition: r, Segment: s}.Shard(i)
+}
 
 // fakeClock is a settable Config.Now.
 type fakeClock struct {
@@ -121,7 +125,7 @@ func newTestEdge(t testing.TB, dir string, mod func(*Config)) *Edge {
 	return e
 }
 
-func mustStore(t testing.TB, e *Edge, f *fixture, k shardKey, watched bool) {
+func mustStore(t testing.TB, e *Edge, f *fixture, k content.ShardRef, watched bool) {
 	t.Helper()
 	if err := e.storeShard(k, f.shards[k], watched); err != nil {
 		t.Fatal(err)
@@ -156,4 +160,10 @@ func counter(t testing.TB, e *Edge, name string, labels ...string) float64 {
 		}
 	}
 	return total
+}
+
+// fetchShard GETs one shard from an edge, unpaid, as a prefetching edge does.
+func fetchShard(ctx context.Context, hc *http.Client, base string, k content.ShardRef) ([]byte, wire.NodeID, error) {
+	resp, err := wire.GetShard(ctx, hc, wire.ShardRequest{Base: base, Ref: k, MaxBytes: 1 << 20})
+	return resp.Body, resp.Node, err
 }

@@ -3,29 +3,13 @@ package edge
 import (
 	"cmp"
 	"container/list"
+	"maps"
 	"slices"
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
-
-// shardKey names one shard of one segment.
-type shardKey struct {
-	video     content.VideoID
-	rendition int
-	segment   int
-	shard     int
-}
-
-func (k shardKey) segment3() segKey { return segKey{k.video, k.rendition, k.segment} }
-
-// segKey names one segment of one rendition.
-type segKey struct {
-	video     content.VideoID
-	rendition int
-	segment   int
-}
 
 // heldShard is what the inventory knows of one stored shard.
 type heldShard struct {
@@ -54,7 +38,7 @@ type inventory struct {
 	capBytes int64
 	used     int64
 	tick     uint64
-	held     map[shardKey]*heldShard
+	held     map[content.ShardRef]*heldShard
 	// pending[c] is what coordinator c (index into the edge's coordinator
 	// list) has not acknowledged: every coordinator hears every change,
 	// each at its own pace, so one unreachable coordinator neither loses
@@ -64,19 +48,19 @@ type inventory struct {
 
 // changes is one coordinator's unacknowledged inventory changes.
 type changes struct {
-	added   map[shardKey]struct{} // held since the last acknowledged heartbeat
-	removed map[shardKey]struct{} // gone since the last acknowledged heartbeat
+	added   map[content.ShardRef]struct{} // held since the last acknowledged heartbeat
+	removed map[content.ShardRef]struct{} // gone since the last acknowledged heartbeat
 }
 
 func newChanges() changes {
-	return changes{added: make(map[shardKey]struct{}), removed: make(map[shardKey]struct{})}
+	return changes{added: make(map[content.ShardRef]struct{}), removed: make(map[content.ShardRef]struct{})}
 }
 
 // newInventory tracks deltas for coordinators coordinators (at least one).
 func newInventory(capBytes int64, coordinators int) *inventory {
 	inv := &inventory{
 		capBytes: capBytes,
-		held:     make(map[shardKey]*heldShard),
+		held:     make(map[content.ShardRef]*heldShard),
 		pending:  make([]changes, max(coordinators, 1)),
 	}
 	for c := range inv.pending {
@@ -88,7 +72,7 @@ func newInventory(capBytes int64, coordinators int) *inventory {
 // victims chooses the shards to evict so that size more bytes fit: dropped
 // shards first, then the least recently used. ok is false if size cannot
 // fit even in an empty store.
-func (inv *inventory) victims(size int64, except shardKey) (out []shardKey, ok bool) {
+func (inv *inventory) victims(size int64, except content.ShardRef) (out []content.ShardRef, ok bool) {
 	if size > inv.capBytes {
 		return nil, false
 	}
@@ -97,7 +81,7 @@ func (inv *inventory) victims(size int64, except shardKey) (out []shardKey, ok b
 		return nil, true
 	}
 	type cand struct {
-		k shardKey
+		k content.ShardRef
 		h *heldShard
 	}
 	cands := make([]cand, 0, len(inv.held))
@@ -126,7 +110,7 @@ func (inv *inventory) victims(size int64, except shardKey) (out []shardKey, ok b
 }
 
 // add records a newly stored shard; the caller has evicted the victims.
-func (inv *inventory) add(k shardKey, h *heldShard) {
+func (inv *inventory) add(k content.ShardRef, h *heldShard) {
 	if old, ok := inv.held[k]; ok {
 		inv.used -= old.size
 	}
@@ -141,7 +125,7 @@ func (inv *inventory) add(k shardKey, h *heldShard) {
 }
 
 // remove forgets a shard.
-func (inv *inventory) remove(k shardKey) {
+func (inv *inventory) remove(k content.ShardRef) {
 	h, ok := inv.held[k]
 	if !ok {
 		return
@@ -155,7 +139,7 @@ func (inv *inventory) remove(k shardKey) {
 }
 
 // touch marks a shard as just used.
-func (inv *inventory) touch(k shardKey) {
+func (inv *inventory) touch(k content.ShardRef) {
 	if h, ok := inv.held[k]; ok {
 		inv.tick++
 		h.lastUsed = inv.tick
@@ -163,8 +147,8 @@ func (inv *inventory) touch(k shardKey) {
 }
 
 // expired lists unassigned watched shards whose time is up.
-func (inv *inventory) expired(now time.Time) []shardKey {
-	var out []shardKey
+func (inv *inventory) expired(now time.Time) []content.ShardRef {
+	var out []content.ShardRef
 	for k, h := range inv.held {
 		if !h.assigned && !h.watchedUntil.IsZero() && !now.Before(h.watchedUntil) {
 			out = append(out, k)
@@ -176,7 +160,7 @@ func (inv *inventory) expired(now time.Time) []shardKey {
 // delta is an inventory report taken for one heartbeat.
 type delta struct {
 	full           bool
-	added, removed map[shardKey]struct{}
+	added, removed map[content.ShardRef]struct{}
 }
 
 // takeDelta hands out the changes to report to coordinator c and forgets
@@ -186,7 +170,7 @@ func (inv *inventory) takeDelta(c int, full bool) delta {
 	p := inv.pending[c]
 	d := delta{full: full, added: p.added, removed: p.removed}
 	if full {
-		d.added = make(map[shardKey]struct{}, len(inv.held))
+		d.added = make(map[content.ShardRef]struct{}, len(inv.held))
 		for k := range inv.held {
 			d.added[k] = struct{}{}
 		}
@@ -220,19 +204,17 @@ func (inv *inventory) restoreDelta(c int, d delta) {
 }
 
 // shardSets groups keys by segment in a stable order.
-func shardSets(keys map[shardKey]struct{}) []wire.ShardSet {
-	bySeg := make(map[segKey][]int)
+func shardSets(keys map[content.ShardRef]struct{}) []wire.ShardSet {
+	bySeg := make(map[content.SegmentRef][]int)
 	for k := range keys {
-		s := k.segment3()
-		bySeg[s] = append(bySeg[s], k.shard)
+		bySeg[k.SegmentRef] = append(bySeg[k.SegmentRef], k.Shard)
 	}
-	out := make([]wire.ShardSet, 0, len(bySeg))
-	for s, idx := range bySeg {
+	segs := slices.SortedFunc(maps.Keys(bySeg), content.CompareSegmentRefs)
+	out := make([]wire.ShardSet, 0, len(segs))
+	for _, s := range segs {
+		idx := bySeg[s]
 		slices.Sort(idx)
-		out = append(out, wire.ShardSet{Video: s.video.String(), Rendition: s.rendition, Segment: s.segment, Shards: idx})
+		out = append(out, wire.NewShardSet(s, idx))
 	}
-	slices.SortFunc(out, func(a, b wire.ShardSet) int {
-		return cmp.Or(cmp.Compare(a.Video, b.Video), cmp.Compare(a.Rendition, b.Rendition), cmp.Compare(a.Segment, b.Segment))
-	})
 	return out
 }

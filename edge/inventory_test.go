@@ -13,7 +13,7 @@ func directives(action string, f *fixture, r, s int, shards ...int) []wire.Direc
 
 func TestDeltaRestoreKeepsLaterChanges(t *testing.T) {
 	var v content.VideoID
-	k := func(i int) shardKey { return shardKey{v, 0, 0, i} }
+	k := func(i int) content.ShardRef { return content.SegmentRef{Video: v, Rendition: 0, Segment: 0}.Shard(i) }
 	inv := newInventory(100, 1)
 	inv.add(k(1), &heldShard{size: 1})
 	inv.add(k(2), &heldShard{size: 1})

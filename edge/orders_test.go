@@ -19,7 +19,7 @@ import (
 
 // getShard GETs k from the edge's handler with optional order headers and
 // returns the body and the decoded receipt.
-func getShard(t *testing.T, h http.Handler, k shardKey, limit *wire.OrderLimit, order *wire.Order) ([]byte, wire.ServedShardReceipt) {
+func getShard(t *testing.T, h http.Handler, k content.ShardRef, limit *wire.OrderLimit, order *wire.Order) ([]byte, wire.ServedShardReceipt) {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, shardPath(k), nil)
 	if limit != nil {

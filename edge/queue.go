@@ -1,6 +1,10 @@
 package edge
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/swarmcast/swarmcast/content"
+)
 
 type jobKind int
 
@@ -11,7 +15,7 @@ const (
 
 type job struct {
 	kind   jobKind
-	seg    segKey
+	seg    content.SegmentRef
 	shards []int    // jobFetch: indices to fetch
 	msgs   [][]byte // jobKeep: encoded ShardMessages
 }
@@ -22,12 +26,12 @@ type workQueue struct {
 	mu      sync.Mutex
 	jobs    []job
 	limit   int
-	pending map[shardKey]struct{} // shards queued for fetching
-	wake    chan struct{}         // signalled (non-blocking) on push
+	pending map[content.ShardRef]struct{} // shards queued for fetching
+	wake    chan struct{}                 // signalled (non-blocking) on push
 }
 
 func newWorkQueue(limit int) *workQueue {
-	return &workQueue{limit: limit, pending: make(map[shardKey]struct{}), wake: make(chan struct{}, 1)}
+	return &workQueue{limit: limit, pending: make(map[content.ShardRef]struct{}), wake: make(chan struct{}, 1)}
 }
 
 // push queues a job; false if the queue is full. Fetches of shards
@@ -41,7 +45,7 @@ func (q *workQueue) push(j job) bool {
 	if j.kind == jobFetch {
 		fresh := j.shards[:0:0]
 		for _, i := range j.shards {
-			k := shardKey{j.seg.video, j.seg.rendition, j.seg.segment, i}
+			k := j.seg.Shard(i)
 			if _, dup := q.pending[k]; !dup {
 				q.pending[k] = struct{}{}
 				fresh = append(fresh, i)
@@ -73,7 +77,7 @@ func (q *workQueue) pop() (job, bool) {
 }
 
 // claim reports whether k is still wanted and marks it no longer pending.
-func (q *workQueue) claim(k shardKey) bool {
+func (q *workQueue) claim(k content.ShardRef) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	_, ok := q.pending[k]
@@ -82,7 +86,7 @@ func (q *workQueue) claim(k shardKey) bool {
 }
 
 // cancel forgets queued fetches of keys.
-func (q *workQueue) cancel(keys []shardKey) {
+func (q *workQueue) cancel(keys []content.ShardRef) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, k := range keys {

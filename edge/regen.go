@@ -26,8 +26,8 @@ const regenCacheSegments = 16
 // segments, least recently used evicted first.
 type regenCache struct {
 	mu      sync.Mutex
-	entries map[segKey]*regenEntry
-	order   []segKey // least recently used first
+	entries map[content.SegmentRef]*regenEntry
+	order   []content.SegmentRef // least recently used first
 }
 
 type regenEntry struct {
@@ -35,7 +35,7 @@ type regenEntry struct {
 	leaves []content.Hash
 }
 
-func (c *regenCache) get(k segKey) *regenEntry {
+func (c *regenCache) get(k content.SegmentRef) *regenEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ent := c.entries[k]
@@ -45,11 +45,11 @@ func (c *regenCache) get(k segKey) *regenEntry {
 	return ent
 }
 
-func (c *regenCache) put(k segKey, ent *regenEntry) {
+func (c *regenCache) put(k content.SegmentRef, ent *regenEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
-		c.entries = make(map[segKey]*regenEntry)
+		c.entries = make(map[content.SegmentRef]*regenEntry)
 	}
 	if _, ok := c.entries[k]; !ok && len(c.entries) >= regenCacheSegments {
 		oldest := c.order[0]
@@ -60,7 +60,7 @@ func (c *regenCache) put(k segKey, ent *regenEntry) {
 	c.touchLocked(k)
 }
 
-func (c *regenCache) touchLocked(k segKey) {
+func (c *regenCache) touchLocked(k content.SegmentRef) {
 	for i, o := range c.order {
 		if o == k {
 			c.order = append(c.order[:i], c.order[i+1:]...)
@@ -72,19 +72,19 @@ func (c *regenCache) touchLocked(k segKey) {
 
 // regenerate builds the ShardMessage for k from the shards of its segment
 // this edge holds; errNotHeld if it holds fewer than k of them.
-func (e *Edge) regenerate(k shardKey) ([]byte, error) {
-	m := e.manifest(k.video)
-	if m == nil || k.shard >= m.Params.NMax {
+func (e *Edge) regenerate(k content.ShardRef) ([]byte, error) {
+	m := e.manifest(k.Video)
+	if m == nil || k.Shard >= m.Params.NMax {
 		return nil, errNotHeld
 	}
-	sk := segKey{k.video, k.rendition, k.segment}
+	sk := k.SegmentRef
 	if ent := e.regen.get(sk); ent != nil {
 		return e.regenMessage(m, k, ent), nil
 	}
 	var have []int
 	e.mu.Lock()
 	for i := 0; i < m.Params.NMax; i++ {
-		if _, ok := e.inv.held[shardKey{k.video, k.rendition, k.segment, i}]; ok {
+		if _, ok := e.inv.held[sk.Shard(i)]; ok {
 			have = append(have, i)
 		}
 	}
@@ -94,7 +94,7 @@ func (e *Edge) regenerate(k shardKey) ([]byte, error) {
 	}
 	var shards []content.Shard
 	for _, i := range have {
-		b, err := e.readShard(shardKey{k.video, k.rendition, k.segment, i})
+		b, err := e.readShard(sk.Shard(i))
 		if err != nil {
 			continue // evicted meanwhile
 		}
@@ -109,7 +109,7 @@ func (e *Edge) regenerate(k shardKey) ([]byte, error) {
 	}
 	// Rebuild verifies every shard against the manifest, so a corrupted
 	// cache file can never turn into a regenerated shard.
-	ct, _, err := content.Rebuild(m, k.rendition, k.segment, shards)
+	ct, _, err := content.Rebuild(m, k.Rendition, k.Segment, shards)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNotHeld, err)
 	}
@@ -123,8 +123,8 @@ func (e *Edge) regenerate(k shardKey) ([]byte, error) {
 	return e.regenMessage(m, k, ent), nil
 }
 
-func (e *Edge) regenMessage(m *content.Manifest, k shardKey, ent *regenEntry) []byte {
-	msg := content.ShardMessage{Video: k.video, Rendition: k.rendition, Segment: k.segment,
-		Shard: content.Shard{Index: k.shard, Data: ent.shards[k.shard], Proof: content.InclusionProof(ent.leaves, k.shard)}}
+func (e *Edge) regenMessage(m *content.Manifest, k content.ShardRef, ent *regenEntry) []byte {
+	msg := content.ShardMessage{Video: k.Video, Rendition: k.Rendition, Segment: k.Segment,
+		Shard: content.Shard{Index: k.Shard, Data: ent.shards[k.Shard], Proof: content.InclusionProof(ent.leaves, k.Shard)}}
 	return msg.Encode()
 }

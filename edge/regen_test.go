@@ -22,7 +22,7 @@ func TestRegeneratesAnyShardFromK(t *testing.T) {
 	srv := httptest.NewServer(e.Handler())
 	defer srv.Close()
 	get := func(i int) (*content.ShardMessage, int) {
-		b, _, err := wire.FetchShard(t.Context(), srv.Client(), srv.URL, f.id.String(), 0, 2, i, 1<<20)
+		b, _, err := fetchShard(t.Context(), srv.Client(), srv.URL, f.key(0, 2, i))
 		if err != nil {
 			if wire.IsNotFound(err) {
 				return nil, http.StatusNotFound
@@ -65,7 +65,7 @@ func TestRegeneratesAnyShardFromK(t *testing.T) {
 func TestOriginDueAfterDelay(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	e := newTestEdge(t, t.TempDir(), func(c *Config) { c.Now = clock.Now; c.PrefetchOriginDelay = 10 * time.Second })
-	k := shardKey{shard: 5}
+	k := content.ShardRef{Shard: 5}
 	if e.originDue(k) {
 		t.Fatal("origin due at the first attempt")
 	}

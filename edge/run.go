@@ -12,12 +12,7 @@ import (
 	"github.com/swarmcast/swarmcast/wire"
 )
 
-// Coordinator timing when the coordinator gives none or is unreachable.
 const (
-	defaultHeartbeat = 2 * time.Second
-	minRetry         = 250 * time.Millisecond
-	maxRetry         = 5 * time.Second
-	leaveTimeout     = 2 * time.Second
 	// fetchTimeout bounds one shard fetch, so a stalling peer cannot hold
 	// up prefetching.
 	fetchTimeout = 10 * time.Second
@@ -43,135 +38,67 @@ func (e *Edge) Run(ctx context.Context) error {
 		return errors.New("edge: no advertised URL: set Config.Advertise to the address others reach this edge at")
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		e.workLoop(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		e.ordersLoop(ctx) // settles what is left when ctx ends
-	}()
-	// Secondaries each get their own loop, so a slow or unreachable one
-	// never delays the primary's heartbeats.
-	for c := 1; c < len(e.coordinators); c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.coordinatorLoop(ctx, c)
-		}()
+	wg.Go(func() { e.workLoop(ctx) })
+	wg.Go(func() { e.ordersLoop(ctx) }) // settles what is left when ctx ends
+	// One session per coordinator, each in its own goroutine, so a slow
+	// or unreachable one never delays the primary's heartbeats.
+	sessions := make([]*wire.NodeSession, len(e.coordinators))
+	for c := range e.coordinators {
+		sessions[c] = e.session(c)
 	}
-	e.coordinatorLoop(ctx, 0)
+	wire.RunNodeSessions(ctx, sessions)
 	wg.Wait()
 	return nil
 }
 
-// coordinatorLoop heartbeats to coordinator c until ctx ends, then tells
-// it the edge is leaving if it ever registered.
-func (e *Edge) coordinatorLoop(ctx context.Context, c int) {
-	if !e.heartbeatLoop(ctx, c) {
-		return
-	}
-	cc := e.coordinators[c]
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
-	defer cancel()
-	if err := cc.Leave(lctx, e.cfg.Identity.ID); err != nil {
-		e.log.Warn("could not tell the coordinator this edge is leaving", "coordinator", e.cfg.Coordinators[c], "err", err)
-	} else {
-		e.log.Info("left the network", "coordinator", e.cfg.Coordinators[c])
-	}
-}
-
-// heartbeatLoop registers and heartbeats with coordinator c (0 is the
-// primary, whose directives are applied) until ctx ends and reports
-// whether it ever registered.
-func (e *Edge) heartbeatLoop(ctx context.Context, c int) (everRegistered bool) {
+// session keeps coordinator c (0 is the primary, whose directives are
+// applied) informed of the inventory through its own pending delta.
+func (e *Edge) session(c int) *wire.NodeSession {
 	var (
-		cc         = e.coordinators[c]
-		url        = e.cfg.Coordinators[c]
-		registered bool
-		full       bool
-		interval   = defaultHeartbeat
-		retry      = minRetry
-		reported   int64 // BytesServed at the last heartbeat this coordinator acknowledged
+		taken    delta // the delta of the heartbeat in flight
+		reported int64 // BytesServed at the last heartbeat this coordinator acknowledged
 	)
-	for {
-		wait := interval
-		if !registered {
-			resp, err := cc.Register(ctx, wire.RegisterRequest{
-				NodeID: e.cfg.Identity.ID, Role: wire.RoleEdge, Addr: e.cfg.Advertise, Region: e.cfg.Region,
-				DiskCapBytes: e.cfg.DiskCapBytes, UploadCapBytes: max(e.cfg.UploadCapBytes, 0),
-			})
-			if err != nil {
-				if ctx.Err() != nil {
-					return everRegistered
-				}
-				e.log.Warn("cannot register with the coordinator; retrying", "coordinator", url, "err", err, "in", retry)
-				if !sleep(ctx, retry) {
-					return everRegistered
-				}
-				retry = min(retry*2, maxRetry)
-				continue
-			}
-			if d := resp.HeartbeatInterval(); d > 0 {
-				interval, wait = d, d
-			}
-			registered, everRegistered, full = true, true, true
-			e.log.Info("registered with coordinator", "coordinator", url, "advertise", e.cfg.Advertise, "heartbeat", interval)
-		}
-		if c == 0 {
-			e.expire()
-		}
-		e.mu.Lock()
-		d := e.inv.takeDelta(c, full)
-		used := e.inv.used
-		e.mu.Unlock()
-		served := e.BytesServed()
-		resp, err := cc.Heartbeat(ctx, wire.HeartbeatRequest{
-			NodeID: e.cfg.Identity.ID, Full: d.full,
-			Added: shardSets(d.added), Removed: shardSets(d.removed),
-			UsedBytes: used, ServedBytes: served - reported,
-		})
-		switch {
-		case err != nil:
-			if ctx.Err() != nil {
-				return everRegistered
-			}
-			e.metrics.heartbeats.WithLabelValues("error").Inc()
-			e.mu.Lock()
-			e.inv.restoreDelta(c, d)
-			e.mu.Unlock()
-			e.log.Warn("heartbeat failed; retrying", "coordinator", url, "err", err, "in", retry)
-			wait, retry = retry, min(retry*2, maxRetry)
-		case resp.Unknown:
-			e.metrics.heartbeats.WithLabelValues("unknown").Inc()
-			e.log.Info("coordinator forgot this edge; registering again", "coordinator", url)
-			registered, wait = false, 0
-		default:
-			e.metrics.heartbeats.WithLabelValues("ok").Inc()
-			reported, full, retry = served, false, minRetry
+	return &wire.NodeSession{
+		Client: e.coordinators[c],
+		Register: wire.RegisterRequest{
+			NodeID: e.cfg.Identity.ID, Role: wire.RoleEdge, Addr: e.cfg.Advertise, Region: e.cfg.Region,
+			DiskCapBytes: e.cfg.DiskCapBytes, UploadCapBytes: max(e.cfg.UploadCapBytes, 0),
+		},
+		LeaveTimeout: wire.DefaultLeaveTimeout,
+		Log:          e.log,
+		NextHeartbeat: func(full bool) wire.HeartbeatRequest {
 			if c == 0 {
-				e.applyDirectives(resp.Directives)
+				e.expire()
 			}
-		}
-		if !sleep(ctx, wait) {
-			return everRegistered
-		}
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+			e.mu.Lock()
+			taken = e.inv.takeDelta(c, full)
+			used := e.inv.used
+			e.mu.Unlock()
+			return wire.HeartbeatRequest{
+				Full: taken.full, Added: shardSets(taken.added), Removed: shardSets(taken.removed),
+				UsedBytes: used, ServedBytes: e.BytesServed() - reported,
+			}
+		},
+		OnHeartbeat: func(_ context.Context, res wire.HeartbeatResult) error {
+			switch {
+			case res.Err != nil:
+				e.metrics.heartbeats.WithLabelValues("error").Inc()
+				e.mu.Lock()
+				e.inv.restoreDelta(c, taken)
+				e.mu.Unlock()
+			case res.Response.Unknown:
+				// The session registers again; the next heartbeat
+				// carries the whole inventory.
+				e.metrics.heartbeats.WithLabelValues("unknown").Inc()
+			default:
+				e.metrics.heartbeats.WithLabelValues("ok").Inc()
+				reported += res.Request.ServedBytes
+				if c == 0 {
+					e.applyDirectives(res.Response.Directives)
+				}
+			}
+			return nil
+		},
 	}
 }
 
@@ -180,16 +107,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (e *Edge) applyDirectives(ds []wire.Directive) {
 	now := e.cfg.Now()
 	for _, d := range ds {
-		id, err := content.ParseVideoID(d.Video)
-		if err != nil || d.Rendition < 0 || d.Segment < 0 {
+		seg, err := d.SegmentRef()
+		if err != nil {
 			e.log.Warn("ignoring a malformed directive", "video", d.Video, "err", err)
 			continue
 		}
-		seg := segKey{id, d.Rendition, d.Segment}
-		var keys []shardKey
+		var keys []content.ShardRef
 		for _, i := range d.Shards {
 			if i >= 0 && i < content.MaxTotalShards {
-				keys = append(keys, shardKey{id, d.Rendition, d.Segment, i})
+				keys = append(keys, seg.Shard(i))
 			}
 		}
 		switch d.Action {
@@ -202,7 +128,7 @@ func (e *Edge) applyDirectives(ds []wire.Directive) {
 						e.log.Warn("cannot mark a held shard assigned", "err", err)
 					}
 				} else {
-					missing = append(missing, k.shard)
+					missing = append(missing, k.Shard)
 				}
 			}
 			e.mu.Unlock()
@@ -249,7 +175,7 @@ func (e *Edge) ensureManifest(ctx context.Context, id content.VideoID) (*content
 	if m := e.manifest(id); m != nil {
 		return m, nil
 	}
-	raw, err := e.cc.Manifest(ctx, id.String())
+	raw, err := e.cc.VideoManifest(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("manifest of video %s: %w", id, err)
 	}
@@ -263,7 +189,7 @@ func (e *Edge) ensureManifest(ctx context.Context, id content.VideoID) (*content
 
 // keep verifies and stores shards handed over by the local player.
 func (e *Edge) keep(ctx context.Context, j job) {
-	m, err := e.ensureManifest(ctx, j.seg.video)
+	m, err := e.ensureManifest(ctx, j.seg.Video)
 	if err != nil {
 		e.log.Warn("cannot keep watched shards", "err", err)
 		return
@@ -274,7 +200,7 @@ func (e *Edge) keep(ctx context.Context, j job) {
 			e.metrics.verifyFailures.WithLabelValues("keep").Inc()
 			continue
 		}
-		k := shardKey{j.seg.video, j.seg.rendition, j.seg.segment, msg.Index}
+		k := j.seg.Shard(msg.Index)
 		if _, err := verifyMessage(m, k, b); err != nil {
 			e.metrics.verifyFailures.WithLabelValues("keep").Inc()
 			e.log.Warn("not keeping a shard that fails verification", "err", err)
@@ -293,27 +219,27 @@ func (e *Edge) prefetch(ctx context.Context, j job) {
 	// queued, so a later directive can queue them again.
 	var wanted []int
 	for _, i := range j.shards {
-		if e.work.claim(shardKey{j.seg.video, j.seg.rendition, j.seg.segment, i}) {
+		if e.work.claim(j.seg.Shard(i)) {
 			wanted = append(wanted, i)
 		}
 	}
 	if len(wanted) == 0 {
 		return
 	}
-	m, err := e.ensureManifest(ctx, j.seg.video)
+	m, err := e.ensureManifest(ctx, j.seg.Video)
 	if err != nil {
 		e.log.Warn("cannot prefetch", "err", err)
 		e.metrics.prefetchFailed.Add(float64(len(wanted)))
 		return
 	}
-	seg, err := m.Segment(j.seg.rendition, j.seg.segment)
+	seg, err := m.Segment(j.seg.Rendition, j.seg.Segment)
 	if err != nil {
 		e.log.Warn("ignoring a directive for a segment the manifest lacks", "err", err)
 		return
 	}
 	wanted = slices.DeleteFunc(wanted, func(i int) bool { return i >= m.Params.NMax })
 	lookup, err := e.cc.PrefetchLookup(ctx, wire.LookupRequest{
-		Video: j.seg.video.String(), Rendition: j.seg.rendition, From: j.seg.segment, Count: 1,
+		Video: j.seg.Video.String(), Rendition: j.seg.Rendition, From: j.seg.Segment, Count: 1,
 		ViewerID: e.cfg.Identity.ID, Region: e.cfg.Region, Exclude: []wire.NodeID{e.cfg.Identity.ID},
 	})
 	if err != nil {
@@ -323,7 +249,7 @@ func (e *Edge) prefetch(ctx context.Context, j job) {
 	}
 	var edges []wire.Source
 	for _, s := range lookup.Segments {
-		if s.Segment == j.seg.segment {
+		if s.Segment == j.seg.Segment {
 			edges = s.Sources
 		}
 	}
@@ -333,7 +259,7 @@ func (e *Edge) prefetch(ctx context.Context, j job) {
 			return
 		}
 		e.serving.wait(ctx) // prefetch in idle time: serving others comes first
-		k := shardKey{j.seg.video, j.seg.rendition, j.seg.segment, i}
+		k := j.seg.Shard(i)
 		var sources, complete []wire.Source
 		for _, s := range edges {
 			switch {
@@ -380,7 +306,7 @@ func completeHolder(s wire.Source, k int) bool { return len(s.Shards) >= k }
 // originDue reports whether a directed shard no edge could supply has
 // waited originDelay, so the origin may fill it. The first call for a
 // shard starts the wait.
-func (e *Edge) originDue(k shardKey) bool {
+func (e *Edge) originDue(k content.ShardRef) bool {
 	now := e.cfg.Now()
 	first, loaded := e.firstNoEdge.LoadOrStore(k, now)
 	if !loaded {
@@ -404,10 +330,11 @@ const (
 // fetchFrom gets one shard from one source, verifies and stores it. A
 // shard that fails verification is reported to the coordinator with the
 // bytes as evidence.
-func (e *Edge) fetchFrom(ctx context.Context, m *content.Manifest, k shardKey, src wire.Source, maxBytes int64) fetchResult {
+func (e *Edge) fetchFrom(ctx context.Context, m *content.Manifest, k content.ShardRef, src wire.Source, maxBytes int64) fetchResult {
 	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
-	b, node, err := wire.FetchShard(fctx, e.hc, src.Addr, k.video.String(), k.rendition, k.segment, k.shard, maxBytes)
+	resp, err := wire.GetShard(fctx, e.hc, wire.ShardRequest{Base: src.Addr, Ref: k, MaxBytes: maxBytes})
+	b, node := resp.Body, resp.Node
 	if err != nil {
 		e.log.Debug("prefetch from a source failed", "source", src.Addr, "err", err)
 		return fetchFailed
@@ -418,8 +345,8 @@ func (e *Edge) fetchFrom(ctx context.Context, m *content.Manifest, k shardKey, s
 		if node == "" {
 			node = src.NodeID
 		}
-		rep := wire.BadShardReport{Reporter: e.cfg.Identity.ID, Node: node, Video: k.video.String(),
-			Rendition: k.rendition, Segment: k.segment, Shard: k.shard, Reason: err.Error(), Evidence: b}
+		rep := wire.BadShardReport{Reporter: e.cfg.Identity.ID, Node: node, Video: k.Video.String(),
+			Rendition: k.Rendition, Segment: k.Segment, Shard: k.Shard, Reason: err.Error(), Evidence: b}
 		if err := e.cc.ReportBadShard(fctx, rep); err != nil {
 			e.log.Debug("cannot report a bad shard", "err", err)
 		}
@@ -427,7 +354,7 @@ func (e *Edge) fetchFrom(ctx context.Context, m *content.Manifest, k shardKey, s
 	}
 	if err := e.storeShard(k, b, false); err != nil {
 		if errors.Is(err, errNoRoom) {
-			e.log.Debug("skipping a directed shard larger than the disk cap", "shard", k.shard)
+			e.log.Debug("skipping a directed shard larger than the disk cap", "shard", k.Shard)
 			return fetchSkipped
 		}
 		e.log.Warn("cannot store a prefetched shard", "err", err)

@@ -122,7 +122,7 @@ func fakeOrigin(f *fixture) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathShard, func(w http.ResponseWriter, r *http.Request) {
 		ref, err := wire.ParseShardRef(r)
-		b, ok := f.shards[shardKey{ref.Video, ref.Rendition, ref.Segment, ref.Shard}]
+		b, ok := f.shards[ref]
 		if err != nil || !ok {
 			wire.WriteError(w, 404, "no")
 			return

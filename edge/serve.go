@@ -26,7 +26,7 @@ func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	k := shardKey{ref.Video, ref.Rendition, ref.Segment, ref.Shard}
+	k := ref
 	paid := e.takeOrder(r) // served regardless: see orders.go
 	body, receipt, err := e.readShardReceipt(k)
 	stored := err == nil
@@ -74,19 +74,19 @@ func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
 // signReceipt signs a receipt over the shard data of the message body
 // (wire.NewShardReceipt) and returns it encoded for wire.HeaderReceipt;
 // "" if body is not a shard message (it always is).
-func (e *Edge) signReceipt(k shardKey, body []byte) string {
+func (e *Edge) signReceipt(k content.ShardRef, body []byte) string {
 	msg, err := content.DecodeShardMessage(body)
 	if err != nil {
 		return ""
 	}
-	rc := wire.NewShardReceipt(e.cfg.Identity.Key, k.video.String(), k.rendition, k.segment, k.shard, msg.Data)
+	rc := wire.SignShardReceipt(e.cfg.Identity.Key, k, msg.Data)
 	e.metrics.receiptsSigned.Inc()
 	return wire.EncodeHeader(rc)
 }
 
 // cacheReceipt keeps a shard's receipt with its bytes in the memory cache,
 // if body is exactly the cached copy (signing costs more than serving).
-func (e *Edge) cacheReceipt(k shardKey, body []byte, receipt string) {
+func (e *Edge) cacheReceipt(k content.ShardRef, body []byte, receipt string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if h, ok := e.inv.held[k]; ok && len(h.hot) > 0 && len(body) == len(h.hot) && &h.hot[0] == &body[0] {
@@ -104,14 +104,14 @@ var errNotHeld = errors.New("not in this edge's inventory")
 
 // readShard returns the stored bytes of a held shard and marks it used.
 // The bytes are shared with the memory cache: callers must not modify them.
-func (e *Edge) readShard(k shardKey) ([]byte, error) {
+func (e *Edge) readShard(k content.ShardRef) ([]byte, error) {
 	b, _, err := e.readShardReceipt(k)
 	return b, err
 }
 
 // readShardReceipt is readShard that also returns the cached receipt for
 // the bytes ("" if none is cached yet).
-func (e *Edge) readShardReceipt(k shardKey) ([]byte, string, error) {
+func (e *Edge) readShardReceipt(k content.ShardRef) ([]byte, string, error) {
 	for attempt := 0; ; attempt++ {
 		e.mu.Lock()
 		h, ok := e.inv.held[k]
@@ -151,14 +151,14 @@ func (e *Edge) readShardReceipt(k shardKey) ([]byte, string, error) {
 
 // makeHotLocked puts a shard's bytes in the memory cache, evicting the
 // least recently served.
-func (e *Edge) makeHotLocked(k shardKey, h *heldShard, b []byte) {
+func (e *Edge) makeHotLocked(k content.ShardRef, h *heldShard, b []byte) {
 	size := int64(len(b))
 	if size > e.hotCap {
 		return
 	}
 	for e.hotBytes+size > e.hotCap {
 		oldest := e.hotOrder.Back()
-		e.dropHotLocked(e.inv.held[oldest.Value.(shardKey)])
+		e.dropHotLocked(e.inv.held[oldest.Value.(content.ShardRef)])
 	}
 	h.hot, h.hotEl = b, e.hotOrder.PushFront(k)
 	e.hotBytes += size
@@ -235,7 +235,7 @@ func (e *Edge) slowDrip(w http.ResponseWriter, ctx context.Context, body []byte)
 }
 
 // corrupt applies the edge's fault to a copy of a stored message.
-func (e *Edge) corrupt(k shardKey, stored []byte) []byte {
+func (e *Edge) corrupt(k content.ShardRef, stored []byte) []byte {
 	msg, err := content.DecodeShardMessage(append([]byte(nil), stored...))
 	if err != nil || len(msg.Data) == 0 {
 		return stored
@@ -258,12 +258,12 @@ func (e *Edge) corrupt(k shardKey, stored []byte) []byte {
 }
 
 // otherShard returns another held shard of the same segment, if any.
-func (e *Edge) otherShard(k shardKey) *content.ShardMessage {
+func (e *Edge) otherShard(k content.ShardRef) *content.ShardMessage {
 	e.mu.Lock()
 	var name string
 	for i := range content.MaxTotalShards {
-		o := shardKey{k.video, k.rendition, k.segment, i}
-		if h, ok := e.inv.held[o]; ok && i != k.shard {
+		o := k.SegmentRef.Shard(i)
+		if h, ok := e.inv.held[o]; ok && i != k.Shard {
 			name = e.path(shardFile(o, h.assigned))
 			break
 		}

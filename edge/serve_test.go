@@ -25,8 +25,8 @@ func get(t testing.TB, h http.Handler, path string) *httptest.ResponseRecorder {
 	return rec
 }
 
-func shardPath(k shardKey) string {
-	return wire.ShardURL("", k.video.String(), k.rendition, k.segment, k.shard)
+func shardPath(k content.ShardRef) string {
+	return wire.ShardURL("", k)
 }
 
 func TestServesHeldShardsAnd404sOthers(t *testing.T) {
@@ -36,7 +36,7 @@ func TestServesHeldShardsAnd404sOthers(t *testing.T) {
 	mustStore(t, e, f, k, false)
 	srv := httptest.NewServer(e.Handler())
 	defer srv.Close()
-	b, node, err := wire.FetchShard(context.Background(), srv.Client(), srv.URL, f.id.String(), 1, 4, 17, 1<<20)
+	b, node, err := fetchShard(context.Background(), srv.Client(), srv.URL, f.key(1, 4, 17))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,10 +81,10 @@ func TestFaultsProduceShardsViewersReject(t *testing.T) {
 				}
 				msg, err := content.DecodeShardMessage(rec.Body.Bytes())
 				if err == nil {
-					if msg.Index != k.shard {
-						t.Fatalf("labelled %d, asked %d", msg.Index, k.shard)
+					if msg.Index != k.Shard {
+						t.Fatalf("labelled %d, asked %d", msg.Index, k.Shard)
 					}
-					err = content.VerifyShard(f.m, k.rendition, k.segment, msg.Shard)
+					err = content.VerifyShard(f.m, k.Rendition, k.Segment, msg.Shard)
 				}
 				if err == nil {
 					t.Fatalf("%v edge (sibling %v) sent a shard that verifies", fault, withSibling)
@@ -136,7 +136,7 @@ func TestUploadCapBoundsThroughput(t *testing.T) {
 	const capBytes = 40_000 // bytes per second
 	synctest.Test(t, func(t *testing.T) {
 		e := newTestEdge(t, dir, func(c *Config) { c.UploadCapBytes = capBytes })
-		var keys []shardKey
+		var keys []content.ShardRef
 		for i := 0; i < 24; i++ {
 			k := f.key(1, 5, i)
 			mustStore(t, e, f, k, false)
@@ -187,7 +187,7 @@ func TestEdgeOnIPv6Loopback(t *testing.T) {
 	if !strings.HasPrefix(srv.Advertise, "http://[::1]:") {
 		t.Fatalf("advertised %q", srv.Advertise)
 	}
-	b, _, err := wire.FetchShard(ctx, http.DefaultClient, srv.Advertise, f.id.String(), 0, 1, 2, 1<<20)
+	b, _, err := fetchShard(ctx, http.DefaultClient, srv.Advertise, f.key(0, 1, 2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestBindAndAdvertiseDiffer(t *testing.T) {
 	if srv.Advertise != "http://edge.example:8443" {
 		t.Fatalf("advertise %q", srv.Advertise)
 	}
-	if _, _, err := wire.FetchShard(ctx, http.DefaultClient, "http://"+srv.Addr(), f.id.String(), 0, 1, 2, 1<<20); err != nil {
+	if _, _, err := fetchShard(ctx, http.DefaultClient, "http://"+srv.Addr(), f.key(0, 1, 2)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -218,9 +218,9 @@ func TestBindAndAdvertiseDiffer(t *testing.T) {
 func BenchmarkEdgeServeShard(b *testing.B) {
 	f := sampleFixture(b)
 	e := newTestEdge(b, b.TempDir(), nil) // unlimited upload
-	var keys []shardKey
+	var keys []content.ShardRef
 	for k := range f.shards {
-		if k.rendition == 1 && k.segment < 4 {
+		if k.Rendition == 1 && k.Segment < 4 {
 			mustStore(b, e, f, k, false)
 			keys = append(keys, k)
 		}

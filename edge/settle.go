@@ -264,3 +264,18 @@ func (e *Edge) unsettled() (int, int64) {
 	defer e.ordersMu.Unlock()
 	return e.orders.unsettled()
 }
+
+// sleep waits d or until ctx ends; it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -51,7 +51,7 @@ func (e *Edge) load() error {
 		return err
 	}
 	type loaded struct {
-		k     shardKey
+		k     content.ShardRef
 		h     *heldShard
 		mtime time.Time
 	}
@@ -117,31 +117,31 @@ func (e *Edge) load() error {
 }
 
 // parseShardFile reads "<r>-<s>-<i>.shard" or ".watched".
-func parseShardFile(video content.VideoID, name string) (shardKey, bool, error) {
+func parseShardFile(video content.VideoID, name string) (content.ShardRef, bool, error) {
 	base, assigned := strings.CutSuffix(name, ".shard")
 	if !assigned {
 		var ok bool
 		if base, ok = strings.CutSuffix(name, ".watched"); !ok {
-			return shardKey{}, false, fmt.Errorf("%q is not a shard file", name)
+			return content.ShardRef{}, false, fmt.Errorf("%q is not a shard file", name)
 		}
 	}
 	parts := strings.Split(base, "-")
 	if len(parts) != 3 {
-		return shardKey{}, false, fmt.Errorf("%q is not a shard file", name)
+		return content.ShardRef{}, false, fmt.Errorf("%q is not a shard file", name)
 	}
 	var n [3]int
 	for i, p := range parts {
 		v, err := strconv.Atoi(p)
 		if err != nil || v < 0 || strconv.Itoa(v) != p {
-			return shardKey{}, false, fmt.Errorf("%q is not a shard file", name)
+			return content.ShardRef{}, false, fmt.Errorf("%q is not a shard file", name)
 		}
 		n[i] = v
 	}
-	return shardKey{video, n[0], n[1], n[2]}, assigned, nil
+	return content.SegmentRef{Video: video, Rendition: n[0], Segment: n[1]}.Shard(n[2]), assigned, nil
 }
 
 // verifyFile checks a stored ShardMessage: framing, labels and proof.
-func (e *Edge) verifyFile(m *content.Manifest, k shardKey, name string) error {
+func (e *Edge) verifyFile(m *content.Manifest, k content.ShardRef, name string) error {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return err
@@ -151,15 +151,15 @@ func (e *Edge) verifyFile(m *content.Manifest, k shardKey, name string) error {
 }
 
 // verifyMessage checks that b is shard k and verifies against the manifest.
-func verifyMessage(m *content.Manifest, k shardKey, b []byte) (*content.ShardMessage, error) {
+func verifyMessage(m *content.Manifest, k content.ShardRef, b []byte) (*content.ShardMessage, error) {
 	msg, err := content.DecodeShardMessage(b)
 	if err != nil {
 		return nil, err
 	}
-	if msg.Video != k.video || msg.Rendition != k.rendition || msg.Segment != k.segment || msg.Index != k.shard {
-		return nil, fmt.Errorf("labelled %s/%d/%d/%d, expected %s/%d/%d/%d", msg.Video, msg.Rendition, msg.Segment, msg.Index, k.video, k.rendition, k.segment, k.shard)
+	if got := msg.Ref(); got != k {
+		return nil, fmt.Errorf("labelled %s, expected %s", got, k)
 	}
-	if err := content.VerifyShard(m, k.rendition, k.segment, msg.Shard); err != nil {
+	if err := content.VerifyShard(m, k.Rendition, k.Segment, msg.Shard); err != nil {
 		return nil, err
 	}
 	return msg, nil
@@ -212,7 +212,7 @@ var errNoRoom = errors.New("shard does not fit within the disk cap")
 // stay within the cap. watched marks a shard kept from local watching;
 // otherwise it is assigned. A shard already held is not rewritten, only
 // re-marked.
-func (e *Edge) storeShard(k shardKey, msg []byte, watched bool) error {
+func (e *Edge) storeShard(k content.ShardRef, msg []byte, watched bool) error {
 	now := e.cfg.Now()
 	e.mu.Lock()
 	if h, ok := e.inv.held[k]; ok {
@@ -267,7 +267,7 @@ func (e *Edge) storeShard(k shardKey, msg []byte, watched bool) error {
 
 // markLocked updates a held shard: watching extends its expiry, a fetch
 // directive makes it assigned (renaming .watched to .shard).
-func (e *Edge) markLocked(k shardKey, h *heldShard, watched bool, now time.Time) error {
+func (e *Edge) markLocked(k content.ShardRef, h *heldShard, watched bool, now time.Time) error {
 	e.inv.touch(k)
 	if watched {
 		h.watchedUntil = now.Add(e.cfg.WatchedTTL)
@@ -287,7 +287,7 @@ func (e *Edge) markLocked(k shardKey, h *heldShard, watched bool, now time.Time)
 }
 
 // removeLocked deletes a shard from disk and the index.
-func (e *Edge) removeLocked(k shardKey, reason string) {
+func (e *Edge) removeLocked(k content.ShardRef, reason string) {
 	h, ok := e.inv.held[k]
 	if !ok {
 		return
@@ -304,7 +304,7 @@ func (e *Edge) removeLocked(k shardKey, reason string) {
 // no longer assigned. They are evicted first when space is needed, and
 // otherwise expire like watched shards (the file becomes .watched, so this
 // survives a restart).
-func (e *Edge) dropShards(keys []shardKey) {
+func (e *Edge) dropShards(keys []content.ShardRef) {
 	now := e.cfg.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/swarmcast/swarmcast/content"
 )
 
 func TestRestartKeepsVerifiedCacheAndDropsCorruptFiles(t *testing.T) {
@@ -45,12 +47,12 @@ func TestRestartKeepsVerifiedCacheAndDropsCorruptFiles(t *testing.T) {
 	if n3, _ := e3.Stored(); n3 != 4 {
 		t.Fatalf("after corruption %d shards survive, want 4 (3 good + watched)", n3)
 	}
-	for _, k := range []shardKey{f.key(0, 1, 0), f.key(0, 1, 1), f.key(0, 1, 2), f.key(0, 1, 9)} {
+	for _, k := range []content.ShardRef{f.key(0, 1, 0), f.key(0, 1, 1), f.key(0, 1, 2), f.key(0, 1, 9)} {
 		if _, err := e3.readShard(k); err == nil {
-			t.Errorf("corrupted shard %d is still served", k.shard)
+			t.Errorf("corrupted shard %d is still served", k.Shard)
 		}
 		if _, err := os.Stat(filepath.Join(dir, shardFile(k, true))); err == nil {
-			t.Errorf("corrupted file of shard %d left on disk", k.shard)
+			t.Errorf("corrupted file of shard %d left on disk", k.Shard)
 		}
 	}
 	if got := counter(t, e3, "swarmcast_edge_verify_failures_total", "where", "load"); got != 4 {
@@ -92,7 +94,7 @@ func TestDiskCapEvictsDroppedFirstThenLeastRecentlyUsed(t *testing.T) {
 	if _, err := e.readShard(f.key(0, 3, 0)); err != nil { // 0 is now the most recent
 		t.Fatal(err)
 	}
-	e.dropShards([]shardKey{f.key(0, 3, 3)})
+	e.dropShards([]content.ShardRef{f.key(0, 3, 3)})
 
 	held := func(i int) bool { _, ok := e.inv.held[f.key(0, 3, i)]; return ok }
 	mustStore(t, e, f, f.key(0, 3, 5), false)
@@ -123,10 +125,10 @@ func TestDiskCapEvictsDroppedFirstThenLeastRecentlyUsed(t *testing.T) {
 	// Mixed sizes never exceed the cap.
 	mixed := newTestEdge(t, t.TempDir(), func(c *Config) { c.DiskCapBytes = 3*size + size/2 })
 	for k, b := range f.shards {
-		if k.segment > 4 {
+		if k.Segment > 4 {
 			continue
 		}
-		if err := mixed.storeShard(k, b, k.shard%2 == 0); err != nil && !errors.Is(err, errNoRoom) {
+		if err := mixed.storeShard(k, b, k.Shard%2 == 0); err != nil && !errors.Is(err, errNoRoom) {
 			t.Fatal(err)
 		}
 		if _, used := mixed.Stored(); used > mixed.cfg.DiskCapBytes {
@@ -142,7 +144,7 @@ func TestWatchedShardsExpireAfterTTLAcrossRestarts(t *testing.T) {
 	mod := func(c *Config) { c.Now = clock.Now; c.WatchedTTL = time.Hour }
 	e := newTestEdge(t, dir, mod)
 	msgs := [][]byte{f.shards[f.key(0, 0, 0)], f.shards[f.key(0, 0, 5)], f.shards[f.key(0, 1, 0)]}
-	e.keep(context.Background(), job{kind: jobKeep, seg: segKey{f.id, 0, 0}, msgs: msgs})
+	e.keep(context.Background(), job{kind: jobKeep, seg: content.SegmentRef{Video: f.id, Rendition: 0, Segment: 0}, msgs: msgs})
 	mustStore(t, e, f, f.key(0, 0, 9), false) // assigned: never expires
 	if n, _ := e.Stored(); n != 3 {
 		t.Fatalf("kept %d shards, want 3 (the one from another segment is refused)", n)

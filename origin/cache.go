@@ -7,34 +7,27 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 )
 
-// segmentKey names one segment of one rendition of one video.
-type segmentKey struct {
-	video     content.VideoID
-	rendition int
-	segment   int
-}
-
-// lru is a cache bounded by the total size of its values in bytes. A value
+// lru is a cache of per-segment values bounded by the total size of its values in bytes. A value
 // larger than the whole bound is not kept. Safe for concurrent use.
 type lru[V any] struct {
 	mu       sync.Mutex
 	capBytes int64
 	used     int64
-	order    *list.List                   // front = most recently used; values are *lruEntry[V]
-	entries  map[segmentKey]*list.Element // key -> element in order
+	order    *list.List                           // front = most recently used; values are *lruEntry[V]
+	entries  map[content.SegmentRef]*list.Element // key -> element in order
 }
 
 type lruEntry[V any] struct {
-	key   segmentKey
+	key   content.SegmentRef
 	value V
 	size  int64
 }
 
 func newLRU[V any](capBytes int64) *lru[V] {
-	return &lru[V]{capBytes: capBytes, order: list.New(), entries: make(map[segmentKey]*list.Element)}
+	return &lru[V]{capBytes: capBytes, order: list.New(), entries: make(map[content.SegmentRef]*list.Element)}
 }
 
-func (c *lru[V]) get(k segmentKey) (V, bool) {
+func (c *lru[V]) get(k content.SegmentRef) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.entries[k]; ok {
@@ -45,7 +38,7 @@ func (c *lru[V]) get(k segmentKey) (V, bool) {
 	return zero, false
 }
 
-func (c *lru[V]) add(k segmentKey, v V, size int64) {
+func (c *lru[V]) add(k content.SegmentRef, v V, size int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if size > c.capBytes {

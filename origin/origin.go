@@ -53,7 +53,7 @@ type Origin struct {
 
 	encoded *lru[*encodedSegment] // full shard sets, the expensive part
 	leaves  *lru[[]content.Hash]  // leaf hashes per segment, kept far longer than the shards
-	encodes singleflight.Group    // segmentKey.String() -> *encodedSegment
+	encodes singleflight.Group    // content.SegmentRef.String() -> *encodedSegment
 
 	bytesServed atomic.Int64
 }
@@ -144,7 +144,7 @@ func (o *Origin) manifest(id content.VideoID) (*content.Manifest, error) {
 
 // lookupVideo resolves a request's video and segment, writing a 4xx and
 // returning nil when either does not exist.
-func (o *Origin) lookupVideo(w http.ResponseWriter, route string, ref wire.ShardRef) (*content.Manifest, content.Segment, bool) {
+func (o *Origin) lookupVideo(w http.ResponseWriter, route string, ref content.SegmentRef) (*content.Manifest, content.Segment, bool) {
 	m, err := o.manifest(ref.Video)
 	if errors.Is(err, content.ErrUnknownVideo) {
 		o.fail(w, route, http.StatusNotFound, "video %s is not on this origin", ref.Video)
@@ -155,7 +155,7 @@ func (o *Origin) lookupVideo(w http.ResponseWriter, route string, ref wire.Shard
 		o.fail(w, route, http.StatusInternalServerError, "video %s: stored manifest unreadable", ref.Video)
 		return nil, content.Segment{}, false
 	}
-	seg, err := m.Segment(ref.Rendition, ref.Segment)
+	seg, err := m.CheckSegment(ref)
 	if err != nil {
 		o.fail(w, route, http.StatusNotFound, "video %s: %v", ref.Video, err)
 		return nil, content.Segment{}, false
@@ -175,17 +175,17 @@ func (o *Origin) serveShard(w http.ResponseWriter, r *http.Request) {
 		o.fail(w, route, http.StatusBadRequest, "%v", err)
 		return
 	}
-	m, seg, ok := o.lookupVideo(w, route, ref)
+	m, seg, ok := o.lookupVideo(w, route, ref.SegmentRef)
 	if !ok {
 		return
 	}
-	if ref.Shard >= m.Params.NMax {
-		o.fail(w, route, http.StatusNotFound, "shard %d does not exist: video %s has shards 0..%d per segment", ref.Shard, ref.Video, m.Params.NMax-1)
+	if _, err := m.CheckShard(ref); err != nil {
+		o.fail(w, route, http.StatusNotFound, "%v", err)
 		return
 	}
 	msg, err := o.shard(m, seg, ref)
 	if err != nil {
-		o.log.Error("cannot build shard", "video", ref.Video, "rendition", ref.Rendition, "segment", ref.Segment, "shard", ref.Shard, "err", err)
+		o.log.Error("cannot build shard", "shard", ref, "err", err)
 		o.fail(w, route, http.StatusInternalServerError, "shard %d of video %s rendition %d segment %d: %v", ref.Shard, ref.Video, ref.Rendition, ref.Segment, err)
 		return
 	}
@@ -207,8 +207,8 @@ func (o *Origin) served(kind string, n int64) {
 // shard builds the ShardMessage for ref. Data shards come straight from the
 // stored ciphertext when the encoded segment is no longer cached; the proof
 // needs every leaf, which is cached separately and for longer.
-func (o *Origin) shard(m *content.Manifest, seg content.Segment, ref wire.ShardRef) (*content.ShardMessage, error) {
-	key := segmentKey{ref.Video, ref.Rendition, ref.Segment}
+func (o *Origin) shard(m *content.Manifest, seg content.Segment, ref content.ShardRef) (*content.ShardMessage, error) {
+	key := ref.SegmentRef
 	msg := &content.ShardMessage{Video: ref.Video, Rendition: ref.Rendition, Segment: ref.Segment}
 	msg.Index = ref.Shard
 	if enc, ok := o.encoded.get(key); ok {
@@ -236,8 +236,8 @@ func (o *Origin) shard(m *content.Manifest, seg content.Segment, ref wire.ShardR
 }
 
 // ciphertext reads a stored segment and checks its size against the manifest.
-func (o *Origin) ciphertext(seg content.Segment, key segmentKey) ([]byte, error) {
-	ct, err := o.cfg.Store.SegmentCiphertext(key.video, key.rendition, key.segment)
+func (o *Origin) ciphertext(seg content.Segment, key content.SegmentRef) ([]byte, error) {
+	ct, err := o.cfg.Store.SegmentCiphertext(key.Video, key.Rendition, key.Segment)
 	if err != nil {
 		return nil, err
 	}
@@ -249,9 +249,8 @@ func (o *Origin) ciphertext(seg content.Segment, key segmentKey) ([]byte, error)
 
 // encode computes every shard of a segment once, however many requests ask
 // for it at the same time, and checks the result against the signed root.
-func (o *Origin) encode(m *content.Manifest, seg content.Segment, key segmentKey) (*encodedSegment, error) {
-	flightKey := fmt.Sprintf("%s/%d/%d", key.video, key.rendition, key.segment)
-	v, err, _ := o.encodes.Do(flightKey, func() (any, error) {
+func (o *Origin) encode(m *content.Manifest, seg content.Segment, key content.SegmentRef) (*encodedSegment, error) {
+	v, err, _ := o.encodes.Do(key.String(), func() (any, error) {
 		if enc, ok := o.encoded.get(key); ok {
 			return enc, nil
 		}
@@ -283,7 +282,7 @@ func (o *Origin) encode(m *content.Manifest, seg content.Segment, key segmentKey
 
 func (o *Origin) serveSegment(w http.ResponseWriter, r *http.Request) {
 	const route = "segment"
-	ref, err := wire.ParseShardRef(r)
+	ref, err := wire.ParseSegmentRef(r)
 	if err != nil {
 		o.fail(w, route, http.StatusBadRequest, "%v", err)
 		return
@@ -292,9 +291,9 @@ func (o *Origin) serveSegment(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ct, err := o.ciphertext(seg, segmentKey{ref.Video, ref.Rendition, ref.Segment})
+	ct, err := o.ciphertext(seg, ref)
 	if err != nil {
-		o.log.Error("cannot read segment", "video", ref.Video, "rendition", ref.Rendition, "segment", ref.Segment, "err", err)
+		o.log.Error("cannot read segment", "segment", ref, "err", err)
 		o.fail(w, route, http.StatusInternalServerError, "segment %d of video %s rendition %d: %v", ref.Segment, ref.Video, ref.Rendition, err)
 		return
 	}

@@ -45,7 +45,7 @@ func newTestOrigin(t testing.TB, cacheBytes int64) (*Origin, *content.Store, con
 
 func fetchShard(t testing.TB, base string, id content.VideoID, r, s, i int) (*content.ShardMessage, http.Header) {
 	t.Helper()
-	resp, err := http.Get(wire.ShardURL(base, id.String(), r, s, i))
+	resp, err := http.Get(wire.ShardURL(base, content.SegmentRef{Video: id, Rendition: r, Segment: s}.Shard(i)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestConcurrentRequestsEncodeOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := http.Get(wire.ShardURL(srv.URL, id.String(), 0, 1, i))
+			resp, err := http.Get(wire.ShardURL(srv.URL, content.SegmentRef{Video: id, Rendition: 0, Segment: 1}.Shard(i)))
 			if err == nil {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
@@ -167,7 +167,7 @@ func TestSegmentRanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := wire.SegmentURL(srv.URL, id.String(), 0, 2)
+	url := wire.SegmentURL(srv.URL, content.SegmentRef{Video: id, Rendition: 0, Segment: 2})
 	get := func(rangeHdr string) (*http.Response, []byte) {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		if rangeHdr != "" {
@@ -205,7 +205,7 @@ func TestSegmentRanges(t *testing.T) {
 
 func TestManifestEndpoint(t *testing.T) {
 	_, _, id, srv := newTestOrigin(t, 0)
-	b, err := wire.FetchOriginManifest(context.Background(), http.DefaultClient, srv.URL, id.String())
+	b, err := wire.FetchOriginManifest(context.Background(), http.DefaultClient, srv.URL, id)
 	if err != nil {
 		t.Fatal(err)
 	}

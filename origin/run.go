@@ -4,30 +4,22 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
-	"time"
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
-// Coordinator timing when the coordinator gives none or is unreachable.
-const (
-	defaultHeartbeat = 2 * time.Second
-	minRetry         = 250 * time.Millisecond
-	maxRetry         = 5 * time.Second
-	// maxPublishBatch keeps one publish body well under wire.MaxJSONBody
-	// (manifests are base64 in JSON, 4/3 of their size).
-	maxPublishBatch = wire.MaxJSONBody / 2
-)
+// maxPublishBatch keeps one publish body well under wire.MaxJSONBody
+// (manifests are base64 in JSON, 4/3 of their size).
+const maxPublishBatch = wire.MaxJSONBody / 2
 
 // Run registers with every coordinator as wire.RoleOrigin, publishes the
 // whole catalogue (manifests and keys) to each and heartbeats until ctx
 // ends. When a coordinator answers Unknown, or could not be reached, it
 // registers and publishes to it again. Videos ingested into the store
 // while running are published at the next heartbeat. Each coordinator has
-// its own goroutine, so an unreachable one delays no other. Run returns
-// nil when ctx is cancelled, after they have all exited.
+// its own wire.NodeSession and goroutine, so an unreachable one delays no
+// other. Run returns nil when ctx is cancelled, after they have all exited.
 func (o *Origin) Run(ctx context.Context) error {
 	urls := wire.CoordinatorURLs(o.cfg.Coordinator, o.cfg.Coordinators)
 	if len(urls) == 0 {
@@ -36,88 +28,59 @@ func (o *Origin) Run(ctx context.Context) error {
 	if o.cfg.Advertise == "" {
 		return fmt.Errorf("origin: no advertised URL: set Config.Advertise to the address viewers reach this origin at")
 	}
-	var wg sync.WaitGroup
-	for _, url := range urls[1:] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o.coordinatorLoop(ctx, url)
-		}()
+	sessions := make([]*wire.NodeSession, len(urls))
+	for i, url := range urls {
+		sessions[i] = o.session(wire.NewCoordinatorClient(url, o.hc))
 	}
-	o.coordinatorLoop(ctx, urls[0])
-	wg.Wait()
+	wire.RunNodeSessions(ctx, sessions)
 	return nil
 }
 
-// coordinatorLoop keeps one coordinator registered and published to until
-// ctx ends.
-func (o *Origin) coordinatorLoop(ctx context.Context, url string) {
-	cc := wire.NewCoordinatorClient(url, o.hc)
+// session keeps one coordinator registered and published to. The origin
+// has no inventory (it holds every shard of its catalogue): its heartbeats
+// carry served bytes, and any failure makes it register and publish the
+// whole catalogue again, since the coordinator may have lost it.
+func (o *Origin) session(cc *wire.CoordinatorClient) *wire.NodeSession {
 	var (
-		registered bool
-		published  []content.VideoID // catalogue as last published, sorted
-		interval   = defaultHeartbeat
-		retry      = minRetry
-		reported   int64 // BytesServed at the last successful heartbeat
+		published []content.VideoID // catalogue as last published to cc, sorted
+		reported  int64             // BytesServed at the last acknowledged heartbeat
 	)
-	for {
-		wait := interval
-		if err := func() error {
-			if !registered {
-				resp, err := cc.Register(ctx, wire.RegisterRequest{NodeID: o.cfg.Identity.ID, Role: wire.RoleOrigin, Addr: o.cfg.Advertise})
-				if err != nil {
-					return fmt.Errorf("register: %w", err)
-				}
-				o.metrics.registrations.Inc()
-				if d := resp.HeartbeatInterval(); d > 0 {
-					interval, wait = d, d
-				}
-				published = nil
-				registered = true
-				o.log.Info("registered with coordinator", "coordinator", url, "advertise", o.cfg.Advertise, "heartbeat", interval)
-			} else {
-				served := o.BytesServed()
-				resp, err := cc.Heartbeat(ctx, wire.HeartbeatRequest{NodeID: o.cfg.Identity.ID, ServedBytes: served - reported})
-				if err != nil {
-					registered = false
-					return fmt.Errorf("heartbeat: %w", err)
-				}
-				reported = served
-				if resp.Unknown {
-					o.log.Info("coordinator forgot this origin; registering again")
-					registered = false
-					wait = 0
-					return nil
-				}
-			}
-			ids, err := o.cfg.Store.Videos()
-			if err != nil {
-				return fmt.Errorf("list store: %w", err)
-			}
-			if !slices.Equal(ids, published) {
-				if err := o.publish(ctx, cc, ids); err != nil {
-					registered = false // publish again from scratch once it works
-					return err
-				}
-				published = ids
-			}
-			return nil
-		}(); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			o.log.Warn("coordinator unreachable; retrying", "coordinator", url, "err", err, "in", retry)
-			wait, retry = retry, min(retry*2, maxRetry)
-		} else {
-			retry = minRetry
+	// publishChanges publishes the catalogue if it differs from what cc has.
+	publishChanges := func(ctx context.Context) error {
+		ids, err := o.cfg.Store.Videos()
+		if err != nil {
+			return fmt.Errorf("list store: %w", err)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
+		if !slices.Equal(ids, published) {
+			if err := o.publish(ctx, cc, ids); err != nil {
+				return err
+			}
+			published = ids
 		}
+		return nil
+	}
+	return &wire.NodeSession{
+		Client:   cc,
+		Register: wire.RegisterRequest{NodeID: o.cfg.Identity.ID, Role: wire.RoleOrigin, Addr: o.cfg.Advertise},
+		Log:      o.log,
+		OnRegistered: func(ctx context.Context) error {
+			o.metrics.registrations.Inc()
+			published = nil // a coordinator that (re)learnt the origin gets everything
+			return publishChanges(ctx)
+		},
+		NextHeartbeat: func(bool) wire.HeartbeatRequest {
+			return wire.HeartbeatRequest{ServedBytes: o.BytesServed() - reported}
+		},
+		OnHeartbeat: func(ctx context.Context, res wire.HeartbeatResult) error {
+			if res.Err != nil {
+				return fmt.Errorf("heartbeat: %w", res.Err)
+			}
+			if !res.Acknowledged() {
+				return nil // Unknown: the session registers again
+			}
+			reported += res.Request.ServedBytes
+			return publishChanges(ctx)
+		},
 	}
 }
 

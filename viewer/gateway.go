@@ -169,7 +169,8 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 		segDur := time.Duration(seg.Duration) * time.Microsecond
 		// A player waiting on a segment readahead did not bring is urgent:
 		// half a segment of slack makes the origin race the edges at once.
-		ct, err := v.cachedSegment(r.Context(), rt.video, e, rt.rendition, rt.segment, v.cfg.Now().Add(segDur/2))
+		ref := content.SegmentRef{Video: rt.video, Rendition: rt.rendition, Segment: rt.segment}
+		ct, err := v.cachedSegment(r.Context(), e, ref, v.cfg.Now().Add(segDur/2))
 		if err != nil {
 			if r.Context().Err() != nil {
 				return // the player went away
@@ -178,8 +179,10 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for i := 1; i <= gatewayReadahead; i++ {
-			if _, err := man.Segment(rt.rendition, rt.segment+i); err == nil {
-				v.startSegment(rt.video, e, rt.rendition, rt.segment+i, v.cfg.Now().Add(time.Duration(i+1)*segDur))
+			ahead := ref
+			ahead.Segment += i
+			if _, err := man.CheckSegment(ahead); err == nil {
+				v.startSegment(e, ahead, v.cfg.Now().Add(time.Duration(i+1)*segDur))
 			}
 		}
 		w.Header().Set("Content-Type", "video/mp2t")
@@ -212,14 +215,8 @@ func (v *Viewer) serveIndex(w http.ResponseWriter, r *http.Request) {
 type segmentCache struct {
 	mu      sync.Mutex
 	limit   int
-	entries map[segmentKey]*cacheEntry
-	order   []segmentKey // completed entries, oldest first
-}
-
-type segmentKey struct {
-	video     content.VideoID
-	rendition int
-	segment   int
+	entries map[content.SegmentRef]*cacheEntry
+	order   []content.SegmentRef // completed entries, oldest first
 }
 
 type cacheEntry struct {
@@ -229,15 +226,14 @@ type cacheEntry struct {
 }
 
 func newSegmentCache(limit int) *segmentCache {
-	return &segmentCache{limit: limit, entries: map[segmentKey]*cacheEntry{}}
+	return &segmentCache{limit: limit, entries: map[content.SegmentRef]*cacheEntry{}}
 }
 
 // startSegment makes sure a fetch of the segment is cached or under way and
 // returns its entry. The fetch runs in the background under the viewer's
 // context (so a player hanging up does not abort it for others).
-func (v *Viewer) startSegment(id content.VideoID, e *videoEntry, rendition, segment int, deadline time.Time) *cacheEntry {
+func (v *Viewer) startSegment(e *videoEntry, key content.SegmentRef, deadline time.Time) *cacheEntry {
 	c := v.cache
-	key := segmentKey{id, rendition, segment}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ent, ok := c.entries[key]; ok {
@@ -253,7 +249,7 @@ func (v *Viewer) startSegment(id content.VideoID, e *videoEntry, rendition, segm
 	v.wg.Add(1)
 	go func() {
 		defer v.wg.Done()
-		res, err := v.fetchSegment(v.ctx, id, e, rendition, segment, deadline, 1, false)
+		res, err := v.fetchSegment(v.ctx, e, key, urgency{deadline: deadline, speed: 1})
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if err != nil {
@@ -273,8 +269,8 @@ func (v *Viewer) startSegment(id content.VideoID, e *videoEntry, rendition, segm
 }
 
 // cachedSegment returns a segment from the cache or fetches it.
-func (v *Viewer) cachedSegment(ctx context.Context, id content.VideoID, e *videoEntry, rendition, segment int, deadline time.Time) ([]byte, error) {
-	ent := v.startSegment(id, e, rendition, segment, deadline)
+func (v *Viewer) cachedSegment(ctx context.Context, e *videoEntry, seg content.SegmentRef, deadline time.Time) ([]byte, error) {
+	ent := v.startSegment(e, seg, deadline)
 	select {
 	case <-ent.done:
 		return ent.ct, ent.err

@@ -42,7 +42,7 @@ var mixedEdges = []serverKind{
 	kindHonest, kindHonest, kindHonest, kindHonest,
 }
 
-func newTestViewer(t *testing.T, n *testNetwork, reg *prometheus.Registry, onSegment func(content.VideoID, int, int, []content.ShardMessage)) *Viewer {
+func newTestViewer(t *testing.T, n *testNetwork, reg *prometheus.Registry, onSegment func(content.SegmentRef, []content.ShardMessage)) *Viewer {
 	t.Helper()
 	v, err := New(Config{
 		Coordinator: n.coordURL,
@@ -86,9 +86,9 @@ func TestSegmentsRebuildBitExactDespiteLiars(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var mu sync.Mutex
 	kept := map[[2]int]int{}
-	v := newTestViewer(t, n, reg, func(id content.VideoID, r, s int, shards []content.ShardMessage) {
+	v := newTestViewer(t, n, reg, func(seg content.SegmentRef, shards []content.ShardMessage) {
 		mu.Lock()
-		kept[[2]int{r, s}] = len(shards)
+		kept[[2]int{seg.Rendition, seg.Segment}] = len(shards)
 		mu.Unlock()
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

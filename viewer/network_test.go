@@ -163,7 +163,7 @@ func (s *shardServer) handler(book *shardBook) http.Handler {
 		w.Header().Set("Content-Type", wire.ContentTypeShard)
 		if s.key != nil {
 			if sent, err := content.DecodeShardMessage(raw); err == nil {
-				rc := wire.NewShardReceipt(s.key, ref.Video.String(), ref.Rendition, ref.Segment, ref.Shard, sent.Data)
+				rc := wire.SignShardReceipt(s.key, ref, sent.Data)
 				w.Header().Set(wire.HeaderReceipt, wire.EncodeHeader(rc))
 			}
 			s.payMu.Lock()

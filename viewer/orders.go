@@ -1,15 +1,10 @@
 package viewer
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -211,7 +206,7 @@ func (v *Viewer) sendFinalOrders(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := postFinalOrder(ctx, v.hc, f.addr, f.pair)
+			err := wire.SendFinalOrder(ctx, v.hc, f.addr, f.pair)
 			if err != nil {
 				v.met.finalOrders.WithLabelValues("error").Inc()
 				v.log.Warn("could not hand an edge its final order", "edge", f.pair.Limit.Edge, "bytes", f.pair.Order.Amount, "err", err)
@@ -222,79 +217,4 @@ func (v *Viewer) sendFinalOrders(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
-}
-
-func postFinalOrder(ctx context.Context, hc *http.Client, addr string, pair wire.SettlementPair) error {
-	body, err := json.Marshal(pair)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(addr, "/")+wire.PathOrders, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s%s: status %d", addr, wire.PathOrders, resp.StatusCode)
-	}
-	return nil
-}
-
-// fetchShard GETs one shard with the order headers (if any) and returns the
-// response body and its receipt header. At most maxBytes are read; a longer
-// body is an error naming the overflow (wire.ErrOversize).
-func fetchShard(ctx context.Context, hc *http.Client, addr, video string, rendition, segment, shard int, maxBytes int64, limitHdr, orderHdr string) (raw []byte, receipt string, err error) {
-	url := wire.ShardURL(addr, video, rendition, segment, shard)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	if limitHdr != "" {
-		req.Header.Set(wire.HeaderOrderLimit, limitHdr)
-		if orderHdr != "" {
-			req.Header.Set(wire.HeaderOrder, orderHdr)
-		}
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, "", &wire.APIError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b)), URL: url}
-	}
-	raw, err = io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
-	if err != nil {
-		return nil, "", err
-	}
-	if int64(len(raw)) > maxBytes {
-		return raw, "", fmt.Errorf("%s: %w (limit %d bytes)", url, wire.ErrOversize, maxBytes)
-	}
-	return raw, resp.Header.Get(wire.HeaderReceipt), nil
-}
-
-// checkReceipt decodes and verifies an edge's receipt for the shard the
-// viewer asked for: signed by node, naming this shard, over exactly data.
-func checkReceipt(hdr string, node wire.NodeID, video string, rendition, segment, shard int, data []byte) (*wire.ServedShardReceipt, error) {
-	if hdr == "" {
-		return nil, errors.New("no receipt")
-	}
-	var r wire.ServedShardReceipt
-	if err := wire.DecodeHeader(hdr, &r); err != nil {
-		return nil, err
-	}
-	if r.Edge != node || r.Video != video || r.Rendition != rendition || r.Segment != segment || r.Shard != shard {
-		return nil, fmt.Errorf("receipt names %s %s/%d/%d/%d, asked %s for %s/%d/%d/%d", r.Edge, r.Video, r.Rendition, r.Segment, r.Shard, node, video, rendition, segment, shard)
-	}
-	if err := wire.VerifyShardReceipt(&r, data); err != nil {
-		return nil, err
-	}
-	return &r, nil
 }

@@ -191,7 +191,7 @@ func (v *Viewer) fetchAhead(ctx context.Context, id content.VideoID, e *videoEnt
 		for i := from; i < j; i++ {
 			deadline = deadline.Add(wallDur[i])
 		}
-		res, err := v.fetchSegment(ctx, id, e, rendition, j, deadline, speed, j < startupSegments)
+		res, err := v.fetchSegment(ctx, e, content.SegmentRef{Video: id, Rendition: rendition, Segment: j}, urgency{deadline: deadline, speed: speed, startup: j < startupSegments})
 		readyCh <- readySegment{segment: j, at: v.cfg.Now(), res: res, err: err}
 		if err != nil {
 			return

@@ -41,7 +41,7 @@ type Config struct {
 	Registry *prometheus.Registry
 	// OnSegment, if set, receives the verified shards of each segment the viewer rebuilt
 	// (the edge's built-in player hands them to edge.Keep so it caches what it watched).
-	OnSegment func(video content.VideoID, rendition, segment int, shards []content.ShardMessage)
+	OnSegment func(seg content.SegmentRef, shards []content.ShardMessage)
 }
 
 // Lookup windows: how many segments one lookup covers and how long its
@@ -204,7 +204,7 @@ var errUnknownVideo = errors.New("unknown video")
 
 func (v *Viewer) loadVideo(ctx context.Context, id content.VideoID) (*content.Manifest, content.ContentKey, error) {
 	var key content.ContentKey
-	raw, err := v.coord.Manifest(ctx, id.String())
+	raw, err := v.coord.VideoManifest(ctx, id)
 	if err != nil {
 		if wire.IsNotFound(err) {
 			return nil, key, fmt.Errorf("video %s: %w: %v", id, errUnknownVideo, err)
@@ -221,7 +221,7 @@ func (v *Viewer) loadVideo(ctx context.Context, id content.VideoID) (*content.Ma
 	if man.ID() != id {
 		return nil, key, fmt.Errorf("video %s: the coordinator sent the manifest of %s instead", id, man.ID())
 	}
-	kb, err := v.coord.Key(ctx, id.String())
+	kb, err := v.coord.VideoKey(ctx, id)
 	if wire.IsAuthError(err) {
 		return nil, key, notEntitled(id, err)
 	}
@@ -240,7 +240,8 @@ func (v *Viewer) loadVideo(ctx context.Context, id content.VideoID) (*content.Ma
 
 // sources returns the ranked edges and the origins for one segment, from the
 // cached lookup window or a fresh lookup of the next window.
-func (v *Viewer) sources(ctx context.Context, id content.VideoID, e *videoEntry, rendition, segment int, fresh bool) (edges, origins []candidate, err error) {
+func (v *Viewer) sources(ctx context.Context, e *videoEntry, seg content.SegmentRef, fresh bool) (edges, origins []candidate, err error) {
+	id, rendition, segment := seg.Video, seg.Rendition, seg.Segment
 	now := v.cfg.Now()
 	e.mu.Lock()
 	w := e.windows[rendition]
@@ -334,14 +335,23 @@ func maxShardMessage(p content.Params, size int) int64 {
 	return int64(content.ShardHeaderSize + 32*8 + 4 + p.ShardSize(size))
 }
 
-// fetchSegment rebuilds one segment, retrying from a fresh lookup (and the
-// origin) if the first round of sources cannot supply k shards.
-// speed is the playback clock multiplier: a segment lasts its media duration
-// divided by speed on the wall clock.
-func (v *Viewer) fetchSegment(ctx context.Context, id content.VideoID, e *videoEntry, rendition, segment int, deadline time.Time, speed float64, startup bool) (*segmentResult, error) {
+// urgency says when a segment is needed and how hard to hedge for it.
+type urgency struct {
+	deadline time.Time // when the player needs the segment
+	// speed is the playback clock multiplier: a segment lasts its media
+	// duration divided by speed on the wall clock (> 0).
+	speed float64
+	// startup hedges early (the first segments of a play, and retries).
+	startup bool
+}
+
+// fetchSegment rebuilds one segment of e's video, retrying from a fresh
+// lookup (and the origin) if the first round of sources cannot supply k
+// shards.
+func (v *Viewer) fetchSegment(ctx context.Context, e *videoEntry, seg content.SegmentRef, u urgency) (*segmentResult, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		edges, origins, err := v.sources(ctx, id, e, rendition, segment, attempt > 0)
+		edges, origins, err := v.sources(ctx, e, seg, attempt > 0)
 		if err != nil {
 			lastErr = err
 			if ctx.Err() != nil || errors.Is(err, ErrNotEntitled) {
@@ -349,7 +359,9 @@ func (v *Viewer) fetchSegment(ctx context.Context, id content.VideoID, e *videoE
 			}
 			continue
 		}
-		res, err := v.fetchOnce(ctx, id, e, rendition, segment, deadline, speed, startup || attempt > 0, edges, origins)
+		try := u
+		try.startup = u.startup || attempt > 0
+		res, err := v.fetchOnce(ctx, e, seg, try, edges, origins)
 		if err == nil {
 			return res, nil
 		}
@@ -364,13 +376,13 @@ func (v *Viewer) fetchSegment(ctx context.Context, id content.VideoID, e *videoE
 // fetchOnce drives one segmentFetch: it runs the requests the scheduler
 // asks for, verifies what arrives and feeds the outcomes back. Every request
 // goroutine has exited when it returns.
-func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntry, rendition, segment int, deadline time.Time, speed float64, startup bool, edges, origins []candidate) (*segmentResult, error) {
+func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.SegmentRef, u urgency, edges, origins []candidate) (*segmentResult, error) {
 	man := e.man
-	seg, err := man.Segment(rendition, segment)
+	seg, err := man.CheckSegment(ref)
 	if err != nil {
 		return nil, err
 	}
-	segDur := time.Duration(float64(time.Duration(seg.Duration)*time.Microsecond) / speed)
+	segDur := time.Duration(float64(time.Duration(seg.Duration)*time.Microsecond) / u.speed)
 	v.mu.Lock()
 	seed := v.rng.Int63()
 	banned := make(map[wire.NodeID]bool, len(v.banned))
@@ -378,7 +390,7 @@ func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntr
 		banned[n] = true
 	}
 	v.mu.Unlock()
-	sched := newSegmentFetch(man.Params.K, man.Params.NMax, deadline, segDur, startup, banned, rand.New(rand.NewSource(seed)))
+	sched := newSegmentFetch(man.Params.K, man.Params.NMax, u.deadline, segDur, u.startup, banned, rand.New(rand.NewSource(seed)))
 
 	fctx, cancelAll := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -405,7 +417,7 @@ func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntr
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					r := v.requestShard(rctx, man, id, rendition, segment, a, limit)
+					r := v.requestShard(rctx, man, ref.Shard(a.Shard), a, limit)
 					select {
 					case results <- r:
 					case <-fctx.Done():
@@ -425,7 +437,7 @@ func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntr
 				v.banned[a.Node] = true
 				v.mu.Unlock()
 				v.met.bans.Inc()
-				v.log.Warn("banned a source that sent a bad shard", "source", a.Node, "video", id, "rendition", rendition, "segment", segment, "shard", a.Shard)
+				v.log.Warn("banned a source that sent a bad shard", "source", a.Node, "shard", ref.Shard(a.Shard))
 			}
 		}
 	}
@@ -449,7 +461,7 @@ func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntr
 			case r.bad != "":
 				res.badShards++
 				v.met.badShards.Inc()
-				v.reportBadShard(id, rendition, segment, r)
+				v.reportBadShard(ref.Shard(r.key.Shard), r)
 				apply(sched.ShardBad(now, r.key.Node, r.key.Shard))
 			case r.err != nil:
 				v.log.Debug("shard request failed; replacing the source", "source", r.key.Node, "shard", r.key.Shard, "err", r.err)
@@ -470,7 +482,7 @@ func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntr
 		stopTimer(t)
 	}
 	if !sched.Done() {
-		return nil, fmt.Errorf("video %s rendition %d segment %d: no source left can supply the %d missing shards (origins unreachable?)", id, rendition, segment, man.Params.K-len(sched.verified))
+		return nil, fmt.Errorf("video %s rendition %d segment %d: no source left can supply the %d missing shards (origins unreachable?)", ref.Video, ref.Rendition, ref.Segment, man.Params.K-len(sched.verified))
 	}
 	shards := make([]content.Shard, 0, man.Params.K)
 	for _, idx := range sched.Verified() {
@@ -486,44 +498,46 @@ func (v *Viewer) fetchOnce(ctx context.Context, id content.VideoID, e *videoEntr
 			res.edgeBytes += n
 		}
 	}
-	ct, bad, err := content.Rebuild(man, rendition, segment, shards)
+	ct, bad, err := content.Rebuild(man, ref.Rendition, ref.Segment, shards)
 	if err != nil || len(bad) > 0 {
-		return nil, fmt.Errorf("video %s rendition %d segment %d: rebuild from verified shards failed (bad %v): %v", id, rendition, segment, bad, err)
+		return nil, fmt.Errorf("video %s rendition %d segment %d: rebuild from verified shards failed (bad %v): %v", ref.Video, ref.Rendition, ref.Segment, bad, err)
 	}
 	res.ciphertext = ct
 	v.met.shardBytes.WithLabelValues("origin").Add(float64(res.originBytes))
 	v.met.shardBytes.WithLabelValues("edge").Add(float64(res.edgeBytes))
 	v.met.segments.Inc()
 	if v.cfg.OnSegment != nil {
-		v.cfg.OnSegment(id, rendition, segment, res.shards)
+		v.cfg.OnSegment(ref, res.shards)
 	}
 	return res, nil
 }
 
-// requestShard fetches and verifies one shard. Only a complete response
-// whose bytes fail verification is evidence against the source; transport
-// errors (reset, 404, cancellation) are not.
-func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, id content.VideoID, rendition, segment int, a action, limit int64) shardResult {
+// requestShard fetches and verifies one shard, ref, from the source a.
+// Only a complete response whose bytes fail verification is evidence
+// against the source; transport errors (reset, 404, cancellation) are not.
+// limit bounds the response body (maxShardMessage).
+func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, ref content.ShardRef, a action, limit int64) shardResult {
 	r := shardResult{key: requestKey{a.Node, a.Shard}, origin: a.Origin}
-	var limitHdr, orderHdr string
+	req := wire.ShardRequest{Base: a.Addr, Ref: ref, MaxBytes: limit}
 	var serial wire.Serial
 	paid := false
 	if !a.Origin {
-		limitHdr, orderHdr, serial, paid = v.pay.forRequest(a.Node, id.String(), a.Addr, v.cfg.Now())
-		if orderHdr != "" {
+		req.Limit, req.Order, serial, paid = v.pay.forRequest(a.Node, ref.Video.String(), a.Addr, v.cfg.Now())
+		if req.Order != "" {
 			v.met.ordersSent.Inc()
 		}
 	}
-	raw, receiptHdr, err := fetchShard(ctx, v.hc, a.Addr, id.String(), rendition, segment, a.Shard, limit, limitHdr, orderHdr)
+	resp, err := wire.GetShard(ctx, v.hc, req)
 	if err != nil {
 		var apiErr *wire.APIError
 		if ctx.Err() == nil && !errors.As(err, &apiErr) && errors.Is(err, wire.ErrOversize) {
-			r.raw, r.bad = raw, err.Error()
+			r.raw, r.bad = resp.Body, err.Error()
 			return r
 		}
 		r.err = err
 		return r
 	}
+	raw := resp.Body
 	r.raw = raw
 	msg, err := content.DecodeShardMessage(raw)
 	if err != nil {
@@ -531,23 +545,23 @@ func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, id con
 		return r
 	}
 	if !a.Origin {
-		receipt, err := checkReceipt(receiptHdr, a.Node, id.String(), rendition, segment, a.Shard, msg.Data)
+		receipt, err := wire.CheckShardReceipt(resp.Receipt, a.Node, ref, msg.Data)
 		switch {
 		case err == nil:
 			r.receipt = receipt
 			v.met.receipts.WithLabelValues("valid").Inc()
-		case receiptHdr == "":
+		case resp.Receipt == "":
 			v.met.receipts.WithLabelValues("missing").Inc()
 		default:
 			v.met.receipts.WithLabelValues("invalid").Inc()
 			v.log.Debug("an edge's receipt does not match what it sent", "source", a.Node, "err", err)
 		}
 	}
-	if msg.Video != id || msg.Rendition != rendition || msg.Segment != segment || msg.Index != a.Shard {
-		r.bad = fmt.Sprintf("asked for %s/%d/%d shard %d, got %s/%d/%d shard %d", id, rendition, segment, a.Shard, msg.Video, msg.Rendition, msg.Segment, msg.Index)
+	if got := msg.Ref(); got != ref {
+		r.bad = fmt.Sprintf("asked for %s/%d/%d shard %d, got %s/%d/%d shard %d", ref.Video, ref.Rendition, ref.Segment, ref.Shard, got.Video, got.Rendition, got.Segment, got.Shard)
 		return r
 	}
-	if err := content.VerifyShard(man, rendition, segment, msg.Shard); err != nil {
+	if err := content.VerifyShard(man, ref.Rendition, ref.Segment, msg.Shard); err != nil {
 		r.bad = err.Error()
 		return r
 	}
@@ -600,16 +614,16 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// reportBadShard sends the exact bytes received to the coordinator in the
-// background (the play must not wait for it).
-func (v *Viewer) reportBadShard(id content.VideoID, rendition, segment int, r shardResult) {
+// reportBadShard sends the exact bytes received for ref to the coordinator
+// in the background (the play must not wait for it).
+func (v *Viewer) reportBadShard(ref content.ShardRef, r shardResult) {
 	rep := wire.BadShardReport{
 		Reporter:  v.cfg.Identity.ID,
 		Node:      r.key.Node,
-		Video:     id.String(),
-		Rendition: rendition,
-		Segment:   segment,
-		Shard:     r.key.Shard,
+		Video:     ref.Video.String(),
+		Rendition: ref.Rendition,
+		Segment:   ref.Segment,
+		Shard:     ref.Shard,
 		Reason:    r.bad,
 		Evidence:  r.raw,
 		Receipt:   r.receipt,
@@ -636,7 +650,7 @@ func (v *Viewer) Segment(ctx context.Context, video content.VideoID, rendition, 
 	if _, err := e.man.Segment(rendition, segment); err != nil {
 		return nil, fmt.Errorf("video %s: %w", video, err)
 	}
-	res, err := v.fetchSegment(ctx, video, e, rendition, segment, deadline, 1, false)
+	res, err := v.fetchSegment(ctx, e, content.SegmentRef{Video: video, Rendition: rendition, Segment: segment}, urgency{deadline: deadline, speed: 1})
 	if err != nil {
 		return nil, err
 	}

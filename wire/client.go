@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/swarmcast/swarmcast/content"
 )
 
 // NewHTTPClient returns a client tuned for many small concurrent requests to
@@ -85,7 +86,9 @@ func (c *CoordinatorClient) doWith(ctx context.Context, method, path string, hea
 	return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out)
 }
 
-func videoPath(pattern, id string) string { return strings.Replace(pattern, "{id}", id, 1) }
+// videoPath fills a route's {id} with a video id as given (a string, so
+// the coordinator's own tests can send ids that are not hex).
+func videoPath(pattern, id string) string { return expandPath(pattern, id) }
 
 // Register announces a node.
 func (c *CoordinatorClient) Register(ctx context.Context, req RegisterRequest) (RegisterResponse, error) {
@@ -134,6 +137,17 @@ func (c *CoordinatorClient) Key(ctx context.Context, video string) ([]byte, erro
 	return b, c.do(ctx, http.MethodGet, videoPath(PathKey, video), nil, &b)
 }
 
+// VideoManifest is Manifest for a typed id. The caller must decode and
+// verify the bytes and check that their id is video.
+func (c *CoordinatorClient) VideoManifest(ctx context.Context, video content.VideoID) ([]byte, error) {
+	return c.Manifest(ctx, video.String())
+}
+
+// VideoKey is Key for a typed id.
+func (c *CoordinatorClient) VideoKey(ctx context.Context, video content.VideoID) ([]byte, error) {
+	return c.Key(ctx, video.String())
+}
+
 // Lookup asks for ranked sources of a window of segments.
 func (c *CoordinatorClient) Lookup(ctx context.Context, req LookupRequest) (LookupResponse, error) {
 	var resp LookupResponse
@@ -154,54 +168,4 @@ func (c *CoordinatorClient) ReportPlay(ctx context.Context, rep PlayReport) erro
 func (c *CoordinatorClient) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
 	return s, c.do(ctx, http.MethodGet, PathStats, nil, &s)
-}
-
-// ErrOversize marks a shard response longer than a shard can be: the
-// source is lying, not failing.
-var ErrOversize = errors.New("response over the size limit")
-
-// FetchShard GETs one shard from a shard server (edge or origin) and returns
-// the raw ShardMessage bytes and the responding node's id header. At most
-// maxBytes are read; a longer body is an error (a lying source cannot make
-// the caller buffer unbounded data). The caller verifies the bytes.
-func FetchShard(ctx context.Context, hc *http.Client, base, video string, rendition, segment, shard int, maxBytes int64) ([]byte, NodeID, error) {
-	url := ShardURL(base, video, rendition, segment, shard)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, "", err
-	}
-	defer resp.Body.Close()
-	node := NodeID(resp.Header.Get(HeaderNode))
-	if resp.StatusCode != http.StatusOK {
-		return nil, node, readError(resp)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
-	if err != nil {
-		return nil, node, err
-	}
-	if int64(len(b)) > maxBytes {
-		return nil, node, fmt.Errorf("%s: %w (limit %d bytes)", url, ErrOversize, maxBytes)
-	}
-	return b, node, nil
-}
-
-// FetchOriginManifest GETs a manifest from an origin's shard server.
-func FetchOriginManifest(ctx context.Context, hc *http.Client, base, video string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, OriginManifestURL(base, video), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, readError(resp)
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 }

@@ -3,6 +3,10 @@ package wire
 import (
 	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/swarmcast/swarmcast/content"
 )
 
 // Coordinator routes (JSON unless noted). {id} is a hex video id.
@@ -46,17 +50,43 @@ const ContentTypeShard = "application/x-swarmcast-shard"
 const HeaderNode = "X-Swarmcast-Node"
 
 // ShardURL is the URL of one shard on a shard server at base (e.g.
-// "http://127.0.0.1:7001").
-func ShardURL(base, video string, rendition, segment, shard int) string {
-	return fmt.Sprintf("%s/v1/shards/%s/%d/%d/%d", base, url.PathEscape(video), rendition, segment, shard)
+// "http://127.0.0.1:7001"), built from PathShard.
+func ShardURL(base string, ref content.ShardRef) string {
+	return base + expandPath(PathShard, ref.Video.String(), strconv.Itoa(ref.Rendition), strconv.Itoa(ref.Segment), strconv.Itoa(ref.Shard))
 }
 
-// SegmentURL is the URL of a whole ciphertext segment on an origin.
-func SegmentURL(base, video string, rendition, segment int) string {
-	return fmt.Sprintf("%s/v1/segments/%s/%d/%d", base, url.PathEscape(video), rendition, segment)
+// SegmentURL is the URL of a whole ciphertext segment on an origin, built
+// from PathSegment.
+func SegmentURL(base string, seg content.SegmentRef) string {
+	return base + expandPath(PathSegment, seg.Video.String(), strconv.Itoa(seg.Rendition), strconv.Itoa(seg.Segment))
 }
 
-// OriginManifestURL is the URL of a manifest on an origin.
-func OriginManifestURL(base, video string) string {
-	return fmt.Sprintf("%s/v1/manifests/%s", base, url.PathEscape(video))
+// OriginManifestURL is the URL of a manifest on an origin, built from
+// PathOriginManifest.
+func OriginManifestURL(base string, video content.VideoID) string {
+	return base + expandPath(PathOriginManifest, video.String())
+}
+
+// expandPath fills the {name} wildcards of a route pattern, in order, with
+// values (path-escaped), so every URL is derived from the one constant that
+// also routes it on the server. A count mismatch is a programming error
+// and panics (TestRoutePatterns covers every pattern).
+func expandPath(pattern string, values ...string) string {
+	var b strings.Builder
+	rest := pattern
+	for _, v := range values {
+		open := strings.IndexByte(rest, '{')
+		end := strings.IndexByte(rest, '}')
+		if open < 0 || end < open {
+			panic(fmt.Sprintf("wire: route %q has fewer wildcards than the %d values given", pattern, len(values)))
+		}
+		b.WriteString(rest[:open])
+		b.WriteString(url.PathEscape(v))
+		rest = rest[end+1:]
+	}
+	if strings.IndexByte(rest, '{') >= 0 {
+		panic(fmt.Sprintf("wire: route %q has more wildcards than the %d values given", pattern, len(values)))
+	}
+	b.WriteString(rest)
+	return b.String()
 }

@@ -1,6 +1,11 @@
 package wire
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+)
 
 // NodeID is the lowercase hex of a node's ed25519 public key.
 type NodeID string
@@ -48,6 +53,25 @@ type ShardSet struct {
 	Rendition int    `json:"rendition"`
 	Segment   int    `json:"segment"`
 	Shards    []int  `json:"shards"`
+}
+
+// NewShardSet names shards of seg.
+func NewShardSet(seg content.SegmentRef, shards []int) ShardSet {
+	return ShardSet{Video: seg.Video.String(), Rendition: seg.Rendition, Segment: seg.Segment, Shards: shards}
+}
+
+// SegmentRef parses the set's segment from untrusted JSON: the video must
+// be a hex id and the indices non-negative (bounds against the manifest are
+// the receiver's to check). Shards are not checked.
+func (s ShardSet) SegmentRef() (content.SegmentRef, error) {
+	id, err := content.ParseVideoID(s.Video)
+	if err != nil {
+		return content.SegmentRef{}, err
+	}
+	if s.Rendition < 0 || s.Segment < 0 {
+		return content.SegmentRef{}, fmt.Errorf("video %s rendition %d segment %d: negative index", id, s.Rendition, s.Segment)
+	}
+	return content.SegmentRef{Video: id, Rendition: s.Rendition, Segment: s.Segment}, nil
 }
 
 // HeartbeatRequest keeps a node alive and carries its inventory changes

@@ -197,7 +197,7 @@ func layOut(ctx context.Context, dir string) ([]string, int, error) {
 			if err := os.WriteFile(filepath.Join(edgeDir, "shards", id.String(), fmt.Sprintf("%d-%d-%d.shard", r, s, i)), msg, 0o644); err != nil {
 				return nil, 0, err
 			}
-			p := wire.ShardURL("", id.String(), r, s, i)
+			p := wire.ShardURL("", content.SegmentRef{Video: id, Rendition: r, Segment: s}.Shard(i))
 			file := filepath.Join(dir, "www", filepath.FromSlash(p))
 			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 				return nil, 0, err

@@ -1,0 +1,182 @@
+package wire
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/swarmcast/swarmcast/content"
+)
+
+// Calls to shard servers (edges and origins): the shard GET every role
+// makes (viewer plays, edge prefetch, coordinator audits), the origin's
+// manifest GET and the viewer's final order.
+
+// ErrOversize marks a shard response longer than a shard can be: the
+// source is lying, not failing.
+var ErrOversize = errors.New("response over the size limit")
+
+// ShardRequest is one GET of a shard from a shard server.
+type ShardRequest struct {
+	Base string           // the server's base URL, e.g. "http://127.0.0.1:7001"
+	Ref  content.ShardRef // the shard asked for
+	// MaxBytes bounds the body read (bytes): a longer body is ErrOversize,
+	// so a lying source cannot make the caller buffer unbounded data. The
+	// caller derives it from the verified manifest (header, proof and
+	// shard size).
+	MaxBytes int64
+	// Limit and Order are the values of HeaderOrderLimit and HeaderOrder
+	// (EncodeHeader of the coordinator's OrderLimit for this edge and of
+	// the viewer's latest signed Order under it). Order is only sent with a
+	// Limit; both empty is an unpaid request (origins, audits, prefetch).
+	Limit, Order string
+}
+
+// ShardResponse is a shard server's answer. Body is unverified: the caller
+// decodes it (content.DecodeShardMessage) and verifies it against the
+// manifest before any use.
+type ShardResponse struct {
+	Body []byte
+	// Node is the responder's HeaderNode, "" if it sent none: whom to
+	// blame for a bad shard.
+	Node NodeID
+	// Receipt is the responder's HeaderReceipt value, "" if none (origins
+	// sign none); CheckShardReceipt decodes and verifies it.
+	Receipt string
+}
+
+// GetShard GETs one shard. A non-200 answer is an *APIError. A body over
+// req.MaxBytes is an error wrapping ErrOversize, and then the response's
+// Body holds the first MaxBytes+1 bytes received: evidence against the
+// source.
+func GetShard(ctx context.Context, hc *http.Client, req ShardRequest) (ShardResponse, error) {
+	header := http.Header{}
+	if req.Limit != "" {
+		header.Set(HeaderOrderLimit, req.Limit)
+		if req.Order != "" {
+			header.Set(HeaderOrder, req.Order)
+		}
+	}
+	return getShard(ctx, hc, ShardURL(req.Base, req.Ref), header, req.MaxBytes)
+}
+
+// FetchShard GETs one shard from a shard server (edge or origin) and returns
+// the raw ShardMessage bytes and the responding node's id header. At most
+// maxBytes are read; a longer body is an error (a lying source cannot make
+// the caller buffer unbounded data). The caller verifies the bytes.
+//
+// Deprecated: use GetShard with a content.ShardRef (coordinator moves to
+// GetShard in the next pass).
+func FetchShard(ctx context.Context, hc *http.Client, base, video string, rendition, segment, shard int, maxBytes int64) ([]byte, NodeID, error) {
+	u := base + expandPath(PathShard, video, strconv.Itoa(rendition), strconv.Itoa(segment), strconv.Itoa(shard))
+	resp, err := getShard(ctx, hc, u, nil, maxBytes)
+	if err != nil {
+		return nil, resp.Node, err
+	}
+	return resp.Body, resp.Node, nil
+}
+
+func getShard(ctx context.Context, hc *http.Client, url string, header http.Header, maxBytes int64) (ShardResponse, error) {
+	var out ShardResponse
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return out, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	out.Node = NodeID(resp.Header.Get(HeaderNode))
+	if resp.StatusCode != http.StatusOK {
+		return out, readError(resp)
+	}
+	out.Body, err = io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
+	if err != nil {
+		out.Body = nil
+		return out, err
+	}
+	if int64(len(out.Body)) > maxBytes {
+		return out, fmt.Errorf("%s: %w (limit %d bytes)", url, ErrOversize, maxBytes)
+	}
+	out.Receipt = resp.Header.Get(HeaderReceipt)
+	return out, nil
+}
+
+// SignShardReceipt makes and signs the receipt for shard data an edge
+// serves as ref.
+func SignShardReceipt(edge ed25519.PrivateKey, ref content.ShardRef, data []byte) ServedShardReceipt {
+	return NewShardReceipt(edge, ref.Video.String(), ref.Rendition, ref.Segment, ref.Shard, data)
+}
+
+// CheckShardReceipt decodes a HeaderReceipt value and verifies it is the
+// receipt for the shard asked for: signed by edge, naming ref, over exactly
+// data.
+func CheckShardReceipt(header string, edge NodeID, ref content.ShardRef, data []byte) (*ServedShardReceipt, error) {
+	if header == "" {
+		return nil, errors.New("no receipt")
+	}
+	var r ServedShardReceipt
+	if err := DecodeHeader(header, &r); err != nil {
+		return nil, err
+	}
+	if r.Edge != edge || r.Video != ref.Video.String() || r.Rendition != ref.Rendition || r.Segment != ref.Segment || r.Shard != ref.Shard {
+		return nil, fmt.Errorf("receipt names %s %s/%d/%d/%d, asked %s for %s", r.Edge, r.Video, r.Rendition, r.Segment, r.Shard, edge, ref)
+	}
+	if err := VerifyShardReceipt(&r, data); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// SendFinalOrder POSTs a viewer's final order for one serial to the edge at
+// base (PathOrders), so the last shard of a play is paid.
+func SendFinalOrder(ctx context.Context, hc *http.Client, base string, pair SettlementPair) error {
+	body, err := json.Marshal(pair)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+PathOrders, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return readError(resp)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	return nil
+}
+
+// FetchOriginManifest GETs a manifest from an origin's shard server. The
+// caller decodes and verifies it and checks its id.
+func FetchOriginManifest(ctx context.Context, hc *http.Client, base string, video content.VideoID) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, OriginManifestURL(base, video), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, readError(resp)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+}

@@ -1,0 +1,176 @@
+package wire
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/swarmcast/swarmcast/content"
+)
+
+func testRef() content.ShardRef {
+	var id content.VideoID
+	id[0], id[31] = 0xab, 0x01
+	return content.SegmentRef{Video: id, Rendition: 2, Segment: 17}.Shard(31)
+}
+
+// Every URL builder routes back, through the server's pattern, to the ref
+// it was built from.
+func TestRoutePatterns(t *testing.T) {
+	ref := testRef()
+	mux := http.NewServeMux()
+	var gotShard content.ShardRef
+	var gotSeg content.SegmentRef
+	var gotVideo content.VideoID
+	mux.HandleFunc("GET "+PathShard, func(w http.ResponseWriter, r *http.Request) {
+		var err error
+		if gotShard, err = ParseShardRef(r); err != nil {
+			t.Error(err)
+		}
+	})
+	mux.HandleFunc("GET "+PathSegment, func(w http.ResponseWriter, r *http.Request) {
+		var err error
+		if gotSeg, err = ParseSegmentRef(r); err != nil {
+			t.Error(err)
+		}
+	})
+	mux.HandleFunc("GET "+PathOriginManifest, func(w http.ResponseWriter, r *http.Request) {
+		var err error
+		if gotVideo, err = ParseVideoParam(r); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, u := range []string{ShardURL("", ref), SegmentURL("", ref.SegmentRef), OriginManifestURL("", ref.Video)} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", u, nil))
+		if rec.Code != 200 {
+			t.Errorf("GET %s: %d", u, rec.Code)
+		}
+	}
+	if gotShard != ref || gotSeg != ref.SegmentRef || gotVideo != ref.Video {
+		t.Fatalf("parsed %v, %v, %v; want %v", gotShard, gotSeg, gotVideo, ref)
+	}
+	if want := "http://h/v1/shards/" + ref.Video.String() + "/2/17/31"; ShardURL("http://h", ref) != want {
+		t.Fatalf("ShardURL = %s, want %s", ShardURL("http://h", ref), want)
+	}
+	for _, p := range []string{PathManifest, PathKey, PathUnlock, PathSetPrice} {
+		if got := videoPath(p, "x"); strings.Contains(got, "{") || !strings.Contains(got, "/x") {
+			t.Errorf("videoPath(%s) = %s", p, got)
+		}
+	}
+}
+
+func TestParseShardRefBounds(t *testing.T) {
+	ref := testRef()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathShard, func(w http.ResponseWriter, r *http.Request) {
+		if _, err := ParseShardRef(r); err != nil {
+			WriteError(w, 400, "%v", err)
+		}
+	})
+	base := "/v1/shards/" + ref.Video.String()
+	for path, want := range map[string]int{
+		base + "/0/0/0":       200,
+		base + "/256/0/0":     400,
+		base + "/0/-1/0":      400,
+		base + "/0/0/256":     400,
+		base + "/0/x/0":       400,
+		"/v1/shards/ab/0/0/0": 400,
+	} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != want {
+			t.Errorf("GET %s: %d, want %d", path, rec.Code, want)
+		}
+	}
+}
+
+// GetShard sends the order headers, returns the receipt, and hands back
+// the oversize body as evidence.
+func TestGetShard(t *testing.T) {
+	ref := testRef()
+	pub, key, _ := ed25519.GenerateKey(nil)
+	edge := struct {
+		ID  NodeID
+		Key ed25519.PrivateKey
+	}{NodeID(hex.EncodeToString(pub)), key}
+	data := []byte("shard bytes")
+	receipt := EncodeHeader(SignShardReceipt(edge.Key, ref, data))
+	var gotLimit, gotOrder string
+	size := 100
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotLimit, gotOrder = r.Header.Get(HeaderOrderLimit), r.Header.Get(HeaderOrder)
+		if r.URL.Path != ShardURL("", ref) {
+			WriteError(w, 404, "no such shard %s", r.URL.Path)
+			return
+		}
+		w.Header().Set(HeaderNode, string(edge.ID))
+		w.Header().Set(HeaderReceipt, receipt)
+		w.Write(bytes.Repeat([]byte{1}, size))
+	}))
+	defer srv.Close()
+	req := ShardRequest{Base: srv.URL, Ref: ref, MaxBytes: 100, Limit: "L", Order: "O"}
+	resp, err := GetShard(t.Context(), srv.Client(), req)
+	if err != nil || len(resp.Body) != 100 || resp.Node != edge.ID || resp.Receipt != receipt || gotLimit != "L" || gotOrder != "O" {
+		t.Fatalf("GetShard = %d bytes from %q, receipt %v, err %v; headers sent %q %q", len(resp.Body), resp.Node, resp.Receipt != "", err, gotLimit, gotOrder)
+	}
+	if _, err := CheckShardReceipt(resp.Receipt, edge.ID, ref, data); err != nil {
+		t.Fatalf("receipt: %v", err)
+	}
+	if _, err := CheckShardReceipt(resp.Receipt, edge.ID, ref.SegmentRef.Shard(3), data); err == nil {
+		t.Fatal("a receipt for another shard was accepted")
+	}
+	if _, err := CheckShardReceipt(resp.Receipt, edge.ID, ref, []byte("other")); err == nil {
+		t.Fatal("a receipt over other bytes was accepted")
+	}
+	// An order goes only with a limit.
+	if _, err := GetShard(t.Context(), srv.Client(), ShardRequest{Base: srv.URL, Ref: ref, MaxBytes: 100, Order: "O"}); err != nil || gotLimit != "" || gotOrder != "" {
+		t.Fatalf("unpaid request sent %q %q (err %v)", gotLimit, gotOrder, err)
+	}
+	size = 2000
+	resp, err = GetShard(t.Context(), srv.Client(), req)
+	if !errors.Is(err, ErrOversize) || len(resp.Body) != 101 || resp.Node != edge.ID {
+		t.Fatalf("oversize: %d bytes of evidence from %q, err %v", len(resp.Body), resp.Node, err)
+	}
+	_, err = GetShard(t.Context(), srv.Client(), ShardRequest{Base: srv.URL, Ref: ref.SegmentRef.Shard(1), MaxBytes: 100})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 404 || !IsNotFound(err) {
+		t.Fatalf("missing shard: %v", err)
+	}
+}
+
+func TestSendFinalOrder(t *testing.T) {
+	var got SettlementPair
+	status := 200
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != PathOrders {
+			WriteError(w, 404, "wrong route")
+			return
+		}
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			WriteError(w, 400, "%v", err)
+			return
+		}
+		if status != 200 {
+			WriteError(w, status, "refused")
+			return
+		}
+		WriteJSON(w, struct{}{})
+	}))
+	defer srv.Close()
+	pair := SettlementPair{Order: Order{Amount: 42}}
+	if err := SendFinalOrder(t.Context(), srv.Client(), srv.URL+"/", pair); err != nil || got.Order.Amount != 42 {
+		t.Fatalf("SendFinalOrder: %v, edge got %+v", err, got)
+	}
+	status = 403
+	var ae *APIError
+	if err := SendFinalOrder(t.Context(), srv.Client(), srv.URL, pair); !errors.As(err, &ae) || ae.Status != 403 {
+		t.Fatalf("refused final order: %v", err)
+	}
+}
