@@ -33,12 +33,20 @@ func TestCommandServersServeHealthAndMetrics(t *testing.T) {
 	}
 	t.Cleanup(n.Close)
 	video := n.Videos[0]
+	// Keys go to signed-in accounts only: one for the edge's player, one
+	// for the standalone player.
+	for _, user := range []string{"alice", "bob"} {
+		if _, err := wire.NewCoordinatorClient(n.CoordinatorURL, nil).Signup(ctx, wire.Credentials{Username: user, Password: user + "-password"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	edgeOut := runCommand(t, "edge", "--dir", t.TempDir(), "--coordinator", n.CoordinatorURL,
-		"--listen", "127.0.0.1:0", "--player-listen", "127.0.0.1:0")
+		"--listen", "127.0.0.1:0", "--player-listen", "127.0.0.1:0", "--user", "alice", "--password", "alice-password")
 	edgeURL := edgeOut.await(t, regexp.MustCompile(`serving at (http://\S+)`))
 	hostedURL := edgeOut.await(t, regexp.MustCompile(`play: (http://\S+)/ `))
-	playOut := runCommand(t, "play", video.String(), "--coordinator", n.CoordinatorURL, "--listen", "127.0.0.1:0")
+	playOut := runCommand(t, "play", video.String(), "--coordinator", n.CoordinatorURL, "--listen", "127.0.0.1:0",
+		"--user", "bob", "--password", "bob-password")
 	playerURL := playOut.await(t, regexp.MustCompile(`catalogue: (http://\S+)/`))
 
 	// One segment through the built-in player: the edge's own /metrics
