@@ -688,10 +688,12 @@ import "math"`, []string{ruleUnclassified}},
 // recorder collects what report says, so report itself can be tested.
 type recorder struct{ errors, logs []string }
 
-func (r *recorder) Helper()                        {}
-func (r *recorder) Error(args ...any)              { r.errors = append(r.errors, fmt.Sprint(args...)) }
-func (r *recorder) Errorf(format string, a ...any) { r.errors = append(r.errors, fmt.Sprintf(format, a...)) }
-func (r *recorder) Logf(format string, a ...any)   { r.logs = append(r.logs, fmt.Sprintf(format, a...)) }
+func (r *recorder) Helper()           {}
+func (r *recorder) Error(args ...any) { r.errors = append(r.errors, fmt.Sprint(args...)) }
+func (r *recorder) Errorf(format string, a ...any) {
+	r.errors = append(r.errors, fmt.Sprintf(format, a...))
+}
+func (r *recorder) Logf(format string, a ...any) { r.logs = append(r.logs, fmt.Sprintf(format, a...)) }
 
 func TestReportAllowsKnownAndFailsOnStale(t *testing.T) {
 	if len(knownViolations) == 0 {
