@@ -12,6 +12,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -489,20 +490,10 @@ func TestSansIOCores(t *testing.T) {
 	tr := loadTree(t)
 	cores := tr.coreFiles(t)
 	var found []violation
-	for _, file := range slices.Sorted(mapKeys(cores)) {
+	for _, file := range slices.Sorted(maps.Keys(cores)) {
 		found = append(found, checkCore(tr.fset, file, tr.parse(t, file, 0))...)
 	}
 	report(t, found, isCoreRule, func(file string) string { return cores[file] })
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // TestTablesMatchTree keeps the tables honest, so the checks above cannot
