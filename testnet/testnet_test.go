@@ -15,7 +15,7 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/edge"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
-	"github.com/swarmcast/swarmcast/internal/sample"
+	"github.com/swarmcast/swarmcast/internal/samplestore"
 	"github.com/swarmcast/swarmcast/viewer"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -256,11 +256,7 @@ func TestGatewayFFmpeg(t *testing.T) {
 	playlist := fmt.Sprintf("%s/videos/%s/%d/index.m3u8", gw.Advertise, video, top)
 	got := framemd5(t, "-allowed_extensions", "ALL", "-protocol_whitelist", "http,tcp,crypto,file,data", "-i", playlist)
 
-	dir := t.TempDir()
-	if err := sample.WriteHLS(dir); err != nil {
-		t.Fatal(err)
-	}
-	want := framemd5(t, "-i", filepath.Join(dir, m.Renditions[top].Name, "index.m3u8"))
+	want := framemd5(t, "-i", filepath.Join(samplestore.HLSDir(t), m.Renditions[top].Name, "index.m3u8"))
 	if got != want {
 		t.Fatalf("framemd5 through the gateway differs from the packaged rendition:\n got %d bytes\nwant %d bytes", len(got), len(want))
 	}
