@@ -24,7 +24,11 @@ func sampleHLS(t testing.TB) string {
 	return dir
 }
 
-// ingestSample packages the sample into a fresh store.
+// ingestSample packages the sample into a fresh store. content keeps its own
+// rather than using internal/samplestore: that package imports content, so
+// these in-package tests cannot import it (an import cycle), and they need
+// a fresh store per test anyway, since they test Ingest itself with varied
+// Params and damage what it wrote.
 func ingestSample(t testing.TB, p Params) (*Store, VideoID, string) {
 	t.Helper()
 	hls := sampleHLS(t)

@@ -21,7 +21,7 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/identity"
-	"github.com/swarmcast/swarmcast/internal/sample"
+	"github.com/swarmcast/swarmcast/internal/samplestore"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -32,54 +32,19 @@ type fixture struct {
 	ids   []content.VideoID
 }
 
-var (
-	fixtureOnce sync.Once
-	fixtureVal  fixture
-	fixtureErr  error
-	fixtureDir  string
-)
-
 func TestMain(m *testing.M) {
 	if os.Getenv(killLoopChildEnv) != "" {
 		os.Exit(runKillLoopChild())
 	}
 	code := m.Run()
-	if fixtureDir != "" {
-		os.RemoveAll(fixtureDir)
-	}
+	samplestore.RemoveAll()
 	os.Exit(code)
 }
 
 func sampleStore(t testing.TB) fixture {
 	t.Helper()
-	fixtureOnce.Do(func() {
-		fixtureDir, fixtureErr = os.MkdirTemp("", "coordinator-test-")
-		if fixtureErr != nil {
-			return
-		}
-		hls := filepath.Join(fixtureDir, "hls")
-		if fixtureErr = sample.WriteHLS(hls); fixtureErr != nil {
-			return
-		}
-		st, err := content.OpenStore(filepath.Join(fixtureDir, "store"))
-		if err != nil {
-			fixtureErr = err
-			return
-		}
-		fixtureVal.store = st
-		for _, title := range []string{"Alpha", "Beta"} {
-			id, err := st.Ingest(context.Background(), hls, content.IngestOptions{Title: title})
-			if err != nil {
-				fixtureErr = err
-				return
-			}
-			fixtureVal.ids = append(fixtureVal.ids, id)
-		}
-	})
-	if fixtureErr != nil {
-		t.Fatalf("ingest sample: %v", fixtureErr)
-	}
-	return fixtureVal
+	st, ids := samplestore.Store(t, "Alpha", "Beta")
+	return fixture{store: st, ids: ids}
 }
 
 // published returns the publish entry (manifest bytes and key) of a video.

@@ -3,14 +3,13 @@ package edge
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/identity"
-	"github.com/swarmcast/swarmcast/internal/sample"
+	"github.com/swarmcast/swarmcast/internal/samplestore"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -28,29 +27,12 @@ var (
 	fixtureErr  error
 )
 
-// sampleFixture ingests the sample clip once per test binary.
+// sampleFixture is the shared sample video with every shard encoded, built
+// once per test binary.
 func sampleFixture(t testing.TB) *fixture {
 	t.Helper()
+	st, id := samplestore.Video(t, "edge test")
 	fixtureOnce.Do(func() {
-		dir, err := tempDir()
-		if err != nil {
-			fixtureErr = err
-			return
-		}
-		hls := filepath.Join(dir, "hls")
-		if fixtureErr = sample.WriteHLS(hls); fixtureErr != nil {
-			return
-		}
-		st, err := content.OpenStore(filepath.Join(dir, "store"))
-		if err != nil {
-			fixtureErr = err
-			return
-		}
-		id, err := st.Ingest(context.Background(), hls, content.IngestOptions{Title: "edge test"})
-		if err != nil {
-			fixtureErr = err
-			return
-		}
 		m, err := st.Manifest(id)
 		if err != nil {
 			fixtureErr = err

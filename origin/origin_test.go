@@ -7,32 +7,27 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/identity"
-	"github.com/swarmcast/swarmcast/internal/sample"
+	"github.com/swarmcast/swarmcast/internal/samplestore"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
-// newTestOrigin ingests the sample clip and serves an origin over loopback.
+// newTestOrigin serves the shared sample store (one video) over loopback.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	samplestore.RemoveAll()
+	os.Exit(code)
+}
+
 func newTestOrigin(t testing.TB, cacheBytes int64) (*Origin, *content.Store, content.VideoID, *httptest.Server) {
 	t.Helper()
-	hls := filepath.Join(t.TempDir(), "hls")
-	if err := sample.WriteHLS(hls); err != nil {
-		t.Fatal(err)
-	}
-	st, err := content.OpenStore(filepath.Join(t.TempDir(), "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := st.Ingest(context.Background(), hls, content.IngestOptions{Title: "origin test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, id := samplestore.Video(t, "origin test")
 	o, err := New(Config{Store: st, Identity: identity.New(), CacheBytes: cacheBytes})
 	if err != nil {
 		t.Fatal(err)

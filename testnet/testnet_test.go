@@ -15,14 +15,23 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/edge"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
-	"github.com/swarmcast/swarmcast/internal/sample"
+	"github.com/swarmcast/swarmcast/internal/samplestore"
 	"github.com/swarmcast/swarmcast/viewer"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
+// placementByTest is the placement interval testnet tests run with: long
+// enough that the coordinators' own loop never places, so placement rounds
+// happen when a test runs them (waitPlacement) rather than when a timer
+// fires. Placement is not safe to run from the test while the loop also runs.
+const placementByTest = time.Hour
+
 func startNet(t *testing.T, cfg Config) *Network {
 	t.Helper()
 	cfg.Dir = t.TempDir()
+	if cfg.PlacementInterval == 0 {
+		cfg.PlacementInterval = placementByTest
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := Start(ctx, cfg)
 	if err != nil {
@@ -84,18 +93,25 @@ func waitUntil(within time.Duration, cond func() bool) bool {
 	return true
 }
 
-// waitPlacement lets placement spread shards: waits until the edges hold
-// at least want shards in total, or the time runs out (then the offload
-// assertion reports the consequence).
+// waitPlacement runs placement rounds on the primary coordinator until the
+// edges hold at least want shards in total, or the time runs out (then the
+// offload assertion reports the consequence). Each round's directives reach
+// the edges with their next heartbeat and are fetched after it, so a round
+// gets a few heartbeats to show before the next one.
 func waitPlacement(n *Network, want int, within time.Duration) {
-	waitUntil(within, func() bool {
+	stored := func() bool {
 		total := 0
 		for _, e := range n.AliveEdges() {
 			s, _ := e.Edge.Stored()
 			total += s
 		}
 		return total >= want
-	})
+	}
+	deadline := time.Now().Add(within)
+	for !stored() && time.Now().Before(deadline) {
+		n.Coordinator.Place()
+		waitUntil(min(3*n.cfg.HeartbeatInterval, time.Until(deadline)), stored)
+	}
 }
 
 func segmentsOf(n *Network, video content.VideoID) int {
@@ -256,11 +272,7 @@ func TestGatewayFFmpeg(t *testing.T) {
 	playlist := fmt.Sprintf("%s/videos/%s/%d/index.m3u8", gw.Advertise, video, top)
 	got := framemd5(t, "-allowed_extensions", "ALL", "-protocol_whitelist", "http,tcp,crypto,file,data", "-i", playlist)
 
-	dir := t.TempDir()
-	if err := sample.WriteHLS(dir); err != nil {
-		t.Fatal(err)
-	}
-	want := framemd5(t, "-i", filepath.Join(dir, m.Renditions[top].Name, "index.m3u8"))
+	want := framemd5(t, "-i", filepath.Join(samplestore.HLSDir(t), m.Renditions[top].Name, "index.m3u8"))
 	if got != want {
 		t.Fatalf("framemd5 through the gateway differs from the packaged rendition:\n got %d bytes\nwant %d bytes", len(got), len(want))
 	}

@@ -13,24 +13,13 @@ import (
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/internal/samplestore"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
-var tempDirs []string
-
-func makeTempDir() (string, error) {
-	dir, err := os.MkdirTemp("", "swarmcast-viewer-test-")
-	if err == nil {
-		tempDirs = append(tempDirs, dir)
-	}
-	return dir, err
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, d := range tempDirs {
-		_ = os.RemoveAll(d)
-	}
+	samplestore.RemoveAll()
 	os.Exit(code)
 }
 

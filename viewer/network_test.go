@@ -1,12 +1,10 @@
 package viewer
 
 import (
-	"context"
 	"crypto/ed25519"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,7 +12,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
-	"github.com/swarmcast/swarmcast/internal/sample"
+	"github.com/swarmcast/swarmcast/internal/samplestore"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -335,36 +333,12 @@ type testNetwork struct {
 	servers  []*shardServer
 }
 
-var (
-	sampleOnce  sync.Once
-	sampleStore *content.Store
-	sampleID    content.VideoID
-	sampleDir   string
-	sampleErr   error
-)
-
-// ingestSample packages the bundled clip once per test binary.
+// ingestSample returns the shared sample store, the video's id and the
+// sample's HLS directory (the bytes a rebuilt segment must equal).
 func ingestSample(t *testing.T) (*content.Store, content.VideoID, string) {
 	t.Helper()
-	sampleOnce.Do(func() {
-		dir, err := makeTempDir()
-		if err != nil {
-			sampleErr = err
-			return
-		}
-		sampleDir = filepath.Join(dir, "hls")
-		if sampleErr = sample.WriteHLS(sampleDir); sampleErr != nil {
-			return
-		}
-		if sampleStore, sampleErr = content.OpenStore(filepath.Join(dir, "store")); sampleErr != nil {
-			return
-		}
-		sampleID, sampleErr = sampleStore.Ingest(context.Background(), sampleDir, content.IngestOptions{Title: "viewer test clip"})
-	})
-	if sampleErr != nil {
-		t.Fatalf("ingest sample: %v", sampleErr)
-	}
-	return sampleStore, sampleID, sampleDir
+	st, id := samplestore.Video(t, "viewer test clip")
+	return st, id, samplestore.HLSDir(t)
 }
 
 // newTestNetwork starts shard servers of the given kinds (edges in this rank
