@@ -116,8 +116,12 @@ type Coordinator struct {
 	demandMu sync.Mutex
 	demand   *DemandTracker
 
-	placer *Placer // only Run's goroutine uses it
-	rounds int     // placement rounds run, guarded by mu
+	// placeMu serialises placement rounds (Run's ticker and callers of
+	// Place, such as tests triggering a round); it guards placer and nests
+	// outside mu and demandMu.
+	placeMu sync.Mutex
+	placer  *Placer
+	rounds  int // placement rounds run, guarded by mu
 
 	lookupSeed uint64
 	lookupSeq  atomic.Uint64
@@ -313,8 +317,11 @@ func (c *Coordinator) Sweep() {
 	c.acct.Swept(now, droppedEdges)
 }
 
-// Place runs one placement round: fold demand, plan, queue directives.
+// Place runs one placement round: fold demand, plan, queue directives. It
+// is safe to call while Run runs (rounds take turns).
 func (c *Coordinator) Place() {
+	c.placeMu.Lock()
+	defer c.placeMu.Unlock()
 	now := c.cfg.Now()
 	c.demandMu.Lock()
 	c.demand.Fold(now)

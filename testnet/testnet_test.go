@@ -20,18 +20,9 @@ import (
 	"github.com/swarmcast/swarmcast/wire"
 )
 
-// placementByTest is the placement interval testnet tests run with: long
-// enough that the coordinators' own loop never places, so placement rounds
-// happen when a test runs them (waitPlacement) rather than when a timer
-// fires. Placement is not safe to run from the test while the loop also runs.
-const placementByTest = time.Hour
-
 func startNet(t *testing.T, cfg Config) *Network {
 	t.Helper()
 	cfg.Dir = t.TempDir()
-	if cfg.PlacementInterval == 0 {
-		cfg.PlacementInterval = placementByTest
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := Start(ctx, cfg)
 	if err != nil {
@@ -93,11 +84,12 @@ func waitUntil(within time.Duration, cond func() bool) bool {
 	return true
 }
 
-// waitPlacement runs placement rounds on the primary coordinator until the
-// edges hold at least want shards in total, or the time runs out (then the
-// offload assertion reports the consequence). Each round's directives reach
-// the edges with their next heartbeat and are fetched after it, so a round
-// gets a few heartbeats to show before the next one.
+// waitPlacement runs placement rounds on the primary coordinator (besides
+// its own loop's) until the edges hold at least want shards in total, or
+// the time runs out (then the offload assertion reports the consequence).
+// Each round's directives reach the edges with their next heartbeat and are
+// fetched after it, so a round gets a few heartbeats to show before the
+// next one.
 func waitPlacement(n *Network, want int, within time.Duration) {
 	stored := func() bool {
 		total := 0

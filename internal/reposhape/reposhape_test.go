@@ -110,10 +110,6 @@ var knownViolations = []struct {
 	file, rule, detail string
 	owner              string
 }{
-	// lookup.go's requestError carries an HTTP status, so the ranking core
-	// imports net/http for http.StatusBadRequest / StatusNotFound. The lead's
-	// coordinator rewrite moves the status mapping to the handlers.
-	{file: "coordinator/lookup.go", rule: ruleCoreImportsIO, detail: `imports "net/http"`, owner: "coordinator rewrite (lead)"},
 }
 
 // coreForbiddenImports are the I/O packages a core must not import.
