@@ -163,7 +163,9 @@ func RunAvardo(cfg AvardoConfig) (*AvardoReport, error) {
 		build func() (*plan.Allocation, error)
 	}{
 		{"avardo", func() (*plan.Allocation, error) { return av.Allocation(), nil }},
-		{"uniform", func() (*plan.Allocation, error) { return plan.UniformAllocation(cat.Popularity, cfg.Servers, cfg.Slots) }},
+		{"uniform", func() (*plan.Allocation, error) {
+			return plan.UniformAllocation(cat.Popularity, cfg.Servers, cfg.Slots)
+		}},
 		{"hierarchical", func() (*plan.Allocation, error) {
 			return plan.HierarchicalAllocation(cat.Popularity, cfg.Servers, cfg.Slots)
 		}},
