@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -74,6 +75,9 @@ the cores with the coordinator, so the figure is a lower bound.`,
 				lopt.Progress = cmd.ErrOrStderr()
 			}
 			res, err := loadbench.Lookup(ctx, lopt)
+			if errors.Is(err, loadbench.ErrNoWrk) {
+				return withFlagHint(err, "or drop --wrk")
+			}
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,13 +88,16 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 			if headless {
 				q, err := v.Play(ctx, id.String(), viewer.PlayOptions{Rendition: rendition, Speed: speed})
 				printQoE(cmd.OutOrStdout(), q)
+				if errors.Is(err, viewer.ErrNotEntitled) {
+					return withFlagHint(err, "pass --user and --password, or --token, to unlock it")
+				}
 				return err
 			}
 			mux := httpserve.NewMux(reg)
 			mux.Handle("/", v.Gateway())
 			srv, err := httpserve.Listen(ctx, listen, "", mux, log)
 			if err != nil {
-				return err
+				return withFlagHint(err, "set --listen 127.0.0.1:PORT")
 			}
 			url := fmt.Sprintf("%s/videos/%s/master.m3u8", srv.Advertise, id)
 			fmt.Fprintf(cmd.OutOrStdout(), "play: %s\n", url)
