@@ -43,7 +43,12 @@ func newPlayCommand() *cobra.Command {
 and origins, and serve the video as ordinary HLS on 127.0.0.1 for ffplay, VLC,
 mpv or Safari. With --headless, play the whole video with a virtual player and
 print the quality of experience (startup, stalls, bytes by source) instead.`,
-		Args: cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("give exactly one video id (64 hex digits, printed by swarmcast ingest), got %d arguments", len(args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := content.ParseVideoID(args[0])
 			if err != nil {

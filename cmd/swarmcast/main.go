@@ -39,6 +39,8 @@ func newRootCommand() *cobra.Command {
 // when run bare, and fail on an unknown subcommand with a hint, instead of
 // cobra's default for nested groups (printing help and exiting 0).
 func requireSubcommand(cmd *cobra.Command) {
+	// cobra's own default for its suggestions: up to 2 edits away.
+	cmd.SuggestionsMinimumDistance = 2
 	cmd.Args = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			return nil
