@@ -86,7 +86,7 @@ func (s *Store) writeAtomic(name string, data []byte, perm os.FileMode) error {
 
 func explainWriteError(name string, err error) error {
 	if errors.Is(err, errNoSpace) || strings.Contains(err.Error(), "no space left") {
-		return fmt.Errorf("write %s: disk full: free some space (or point --store at a bigger disk) and retry; nothing was saved: %w", name, err)
+		return fmt.Errorf("write %s: disk full: free some space (or move the store to a bigger disk) and retry; nothing was saved: %w", name, err)
 	}
 	return fmt.Errorf("write %s: %w", name, err)
 }

@@ -161,7 +161,7 @@ const hotCacheBytes = 64 << 20
 // not touch the network.
 func New(cfg Config) (*Edge, error) {
 	if cfg.Dir == "" {
-		return nil, errors.New("edge: no cache directory (give --dir)")
+		return nil, errors.New("edge: no cache directory given")
 	}
 	if cfg.Identity.Key == nil {
 		return nil, errors.New("edge: no node identity")
@@ -330,5 +330,5 @@ func (e *Edge) writeTemp(data []byte) (string, error) {
 }
 
 func explainWrite(err error) error {
-	return fmt.Errorf("write to the edge cache: %w (is the disk full? lower --disk or free space)", err)
+	return fmt.Errorf("write to the edge cache: %w (is the disk full? lower the cache's disk cap or free space)", err)
 }

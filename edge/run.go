@@ -32,7 +32,7 @@ const (
 // hear the inventory so their lookups find this edge.
 func (e *Edge) Run(ctx context.Context) error {
 	if e.cfg.Coordinator == "" {
-		return errors.New("edge: no coordinator URL (give --coordinator)")
+		return errors.New("edge: no coordinator URL given")
 	}
 	if e.cfg.Advertise == "" {
 		return errors.New("edge: no advertised URL: set Config.Advertise to the address others reach this edge at")

@@ -215,7 +215,7 @@ func (e *Edge) settle(ctx context.Context, all bool) error {
 		default:
 			e.metrics.settleBatches.WithLabelValues("error").Inc()
 			if wire.IsAuthError(err) {
-				e.log.Warn("the coordinator refused this edge's API token; settlement retries (give --token from binding the edge to an account)", "err", err)
+				e.log.Warn("the coordinator refused this edge's API token; settlement retries (the edge needs the API token from binding it to an account)", "err", err)
 			} else {
 				e.log.Warn("settlement failed; retrying the same batch later", "batch", b.ID, "err", err)
 			}

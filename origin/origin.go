@@ -68,7 +68,7 @@ type encodedSegment struct {
 // New builds an origin over a store. It does not touch the network.
 func New(cfg Config) (*Origin, error) {
 	if cfg.Store == nil {
-		return nil, errors.New("origin: no content store (give --store)")
+		return nil, errors.New("origin: no content store given")
 	}
 	if cfg.Identity.Key == nil {
 		return nil, errors.New("origin: no node identity")

@@ -23,7 +23,7 @@ const maxPublishBatch = wire.MaxJSONBody / 2
 func (o *Origin) Run(ctx context.Context) error {
 	urls := wire.CoordinatorURLs(o.cfg.Coordinator, o.cfg.Coordinators)
 	if len(urls) == 0 {
-		return fmt.Errorf("origin: no coordinator URL (give --coordinator)")
+		return fmt.Errorf("origin: no coordinator URL given")
 	}
 	if o.cfg.Advertise == "" {
 		return fmt.Errorf("origin: no advertised URL: set Config.Advertise to the address viewers reach this origin at")

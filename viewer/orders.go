@@ -34,7 +34,7 @@ func notEntitled(video content.VideoID, err error) error {
 	if errors.As(err, &ae) {
 		msg = ae.Message
 	}
-	return fmt.Errorf("%w: unlock video %s first (swarmcast play --token … unlocks it and prints the price; coordinator said: %s)", ErrNotEntitled, video, msg)
+	return fmt.Errorf("%w: unlock video %s first (unlocking spends the account's points; coordinator said: %s)", ErrNotEntitled, video, msg)
 }
 
 // edgeVideo names the limit a viewer uses with one edge for one video.

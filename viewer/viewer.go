@@ -97,7 +97,7 @@ type lookupResult struct {
 // asks.
 func New(cfg Config) (*Viewer, error) {
 	if cfg.Coordinator == "" {
-		return nil, errors.New("viewer: no coordinator URL; pass --coordinator http://HOST:PORT")
+		return nil, errors.New("viewer: no coordinator URL given (want its base URL, e.g. http://HOST:PORT)")
 	}
 	if cfg.Identity.Key == nil {
 		cfg.Identity = identity.New()

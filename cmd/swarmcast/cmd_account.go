@@ -95,5 +95,6 @@ func newAccountCommand() *cobra.Command {
 		c.Flags().StringVar(&password, "password", "", "password (default $SWARMCAST_PASSWORD)")
 		cmd.AddCommand(c)
 	}
+	requireSubcommand(cmd)
 	return cmd
 }

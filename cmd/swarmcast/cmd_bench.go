@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -74,6 +75,9 @@ the cores with the coordinator, so the figure is a lower bound.`,
 				lopt.Progress = cmd.ErrOrStderr()
 			}
 			res, err := loadbench.Lookup(ctx, lopt)
+			if errors.Is(err, loadbench.ErrNoWrk) {
+				return withFlagHint(err, "or drop --wrk")
+			}
 			if err != nil {
 				return err
 			}
@@ -95,5 +99,6 @@ the cores with the coordinator, so the figure is a lower bound.`,
 	lookup.Flags().BoolVar(&lookupJSON, "json", false, "print the result as JSON")
 	lookup.Flags().BoolVar(&lopt.Wrk, "wrk", false, "drive the load with wrk (C) instead of Go clients")
 	cmd.AddCommand(lookup)
+	requireSubcommand(cmd)
 	return cmd
 }

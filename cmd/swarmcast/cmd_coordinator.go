@@ -72,7 +72,7 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 				Reputation: coordinatordb.ReputationConfig{InitialAlpha: initialAlpha},
 			})
 			if err != nil {
-				return err
+				return withFlagHint(err, "set --db to sqlite:PATH or postgres://USER:PASS@HOST/DB")
 			}
 			defer store.Close()
 			log.Info("coordinator store open", "dialect", store.Dialect(), "identity", id.ID)
@@ -106,7 +106,7 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			}
 			srv, err := httpserve.Listen(ctx, listen, advertise, c.Handler(), log)
 			if err != nil {
-				return err
+				return withFlagHint(err, "set --listen HOST:PORT")
 			}
 			log.Info("coordinator listening", "url", srv.Advertise, "bind", srv.Addr())
 			g, gctx := errgroup.WithContext(ctx)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -39,7 +41,7 @@ Use --sample to ingest the bundled 30 s test clip.`,
 			defer stop()
 			s, err := content.OpenStore(store)
 			if err != nil {
-				return err
+				return withFlagHint(err, "check --store DIR")
 			}
 			input := ""
 			if useSam {
@@ -65,6 +67,9 @@ Use --sample to ingest the bundled 30 s test clip.`,
 				Progress: bar.Update,
 			})
 			bar.Done()
+			if errors.Is(err, syscall.ENOSPC) {
+				return withFlagHint(err, "or point --store at a bigger disk")
+			}
 			if err != nil {
 				return err
 			}
@@ -89,7 +94,7 @@ func newVerifyCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := content.OpenStore(store)
 			if err != nil {
-				return err
+				return withFlagHint(err, "check --store DIR")
 			}
 			for _, a := range args {
 				id, err := content.ParseVideoID(a)

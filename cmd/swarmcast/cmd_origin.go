@@ -41,12 +41,15 @@ catalogue, including content keys.`,
 			if len(coordinators) == 0 {
 				return errors.New("--coordinator is required (the coordinator's base URL, e.g. http://127.0.0.1:7000)")
 			}
+			if storeDir == "" {
+				return errors.New("no store directory given (set --store DIR, a store made by swarmcast ingest)")
+			}
 			if _, err := os.Stat(filepath.Join(storeDir, "videos")); err != nil {
 				return fmt.Errorf("--store %s is not a store: ingest a video into it first (swarmcast ingest --store %s ...)", storeDir, storeDir)
 			}
 			st, err := content.OpenStore(storeDir)
 			if err != nil {
-				return err
+				return withFlagHint(err, "check --store DIR")
 			}
 			id, err := identity.LoadOrCreate(filepath.Join(storeDir, "node.key"))
 			if err != nil {
@@ -78,7 +81,7 @@ catalogue, including content keys.`,
 func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, log *slog.Logger, cmd *cobra.Command) error {
 	srv, err := httpserve.Listen(ctx, listen, advertise, o.Handler(), log)
 	if err != nil {
-		return err
+		return withFlagHint(err, "set --listen HOST:PORT")
 	}
 	o.SetAdvertise(srv.Advertise)
 	fmt.Fprintf(cmd.OutOrStdout(), "origin %s serving at %s (bound %s)\n", o.ID(), srv.Advertise, srv.Addr())

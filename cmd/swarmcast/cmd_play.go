@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,7 +43,12 @@ func newPlayCommand() *cobra.Command {
 and origins, and serve the video as ordinary HLS on 127.0.0.1 for ffplay, VLC,
 mpv or Safari. With --headless, play the whole video with a virtual player and
 print the quality of experience (startup, stalls, bytes by source) instead.`,
-		Args: cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("give exactly one video id (64 hex digits, printed by swarmcast ingest), got %d arguments", len(args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := content.ParseVideoID(args[0])
 			if err != nil {
@@ -87,11 +93,14 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 			if headless {
 				q, err := v.Play(ctx, id.String(), viewer.PlayOptions{Rendition: rendition, Speed: speed})
 				printQoE(cmd.OutOrStdout(), q)
+				if errors.Is(err, viewer.ErrNotEntitled) {
+					return withFlagHint(err, "pass --user and --password, or --token, to unlock it")
+				}
 				return err
 			}
 			srv, err := httpserve.Listen(ctx, listen, "", v.Handler(), log)
 			if err != nil {
-				return err
+				return withFlagHint(err, "set --listen 127.0.0.1:PORT")
 			}
 			url := fmt.Sprintf("%s/videos/%s/master.m3u8", srv.Advertise, id)
 			fmt.Fprintf(cmd.OutOrStdout(), "play: %s\n", url)

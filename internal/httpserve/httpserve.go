@@ -53,7 +53,7 @@ type Server struct {
 func Listen(ctx context.Context, addr, advertise string, h http.Handler, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w (is another process using the port? pick another with --listen)", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w (is another process using the port? pick another address)", addr, err)
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)

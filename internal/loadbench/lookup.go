@@ -2,6 +2,7 @@ package loadbench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -216,12 +217,15 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 	return res, nil
 }
 
+// ErrNoWrk is returned by Lookup with Wrk set when wrk is not on PATH.
+var ErrNoWrk = errors.New("wrk not found: install it (apt-get install wrk) or use the Go load generator")
+
 // driveWrk runs wrk with a Lua script that posts random lookups.
 func driveWrk(ctx context.Context, opt LookupOptions, base string, manifests []*content.Manifest, res LookupResult) (LookupResult, error) {
 	res.Generator = "wrk"
 	bin, err := exec.LookPath("wrk")
 	if err != nil {
-		return res, fmt.Errorf("wrk not found: install it (apt-get install wrk) or drop --wrk")
+		return res, ErrNoWrk
 	}
 	var bodies []string
 	r := rand.New(rand.NewPCG(3, 4))
