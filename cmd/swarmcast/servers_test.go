@@ -138,7 +138,7 @@ func runCommand(t *testing.T, args ...string) *commandOutput {
 	t.Helper()
 	out := &commandOutput{written: make(chan struct{}, 1), exited: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
-	root := rootCommand()
+	root := newRootCommand()
 	root.SetArgs(args)
 	root.SetOut(out)
 	root.SetErr(io.Discard)

@@ -136,10 +136,11 @@ var seededRandNames = map[string]bool{
 }
 
 // planExtraImports lets one plan sub-package import more than the standard
-// library, gonum and plan/...: e.g. a reporting sub-package that draws
-// charts would get "plan/report": {"gonum.org/v1/plot"}. The core package
-// plan never gets an entry.
-var planExtraImports = map[string][]string{}
+// library, gonum and plan/.... The core package plan never gets an entry.
+var planExtraImports = map[string][]string{
+	// The swarmcast plan experiments draw their figures.
+	"plan/experiment": {"gonum.org/v1/plot"},
+}
 
 type violation struct {
 	file   string // slash-separated, relative to the module root
