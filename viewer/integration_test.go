@@ -177,7 +177,7 @@ func TestPlayCompletesAndReports(t *testing.T) {
 	plays := slices.Clone(n.coord.plays)
 	reports := slices.Clone(n.coord.badShards)
 	n.coord.mu.Unlock()
-	if len(plays) != 1 || !plays[0].Completed || plays[0].Video != n.id.String() || plays[0].Rendition != top {
+	if len(plays) != 1 || !plays[0].Completed || plays[0].Video != n.id || plays[0].Rendition != top {
 		t.Fatalf("play reports %+v, want one completed report of rendition %d", plays, top)
 	}
 	checkEvidence(t, n, reports)

@@ -206,7 +206,7 @@ func (v *Viewer) reportPlay(ctx context.Context, id content.VideoID, rendition i
 	defer cancel()
 	rep := wire.PlayReport{
 		ViewerID:      v.cfg.Identity.ID,
-		Video:         id.String(),
+		Video:         id,
 		Rendition:     rendition,
 		StartupMS:     float64(q.Startup) / float64(time.Millisecond),
 		Stalls:        q.Stalls,
