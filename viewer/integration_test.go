@@ -143,7 +143,7 @@ func TestPlayCompletesAndReports(t *testing.T) {
 	v := newTestViewer(t, n, reg, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	q, err := v.Play(ctx, n.id.String(), PlayOptions{Rendition: -1, Speed: 20})
+	q, err := v.Play(ctx, n.id, PlayOptions{Rendition: -1, Speed: 20})
 	if err != nil {
 		t.Fatalf("play: %v (QoE %+v)", err, q)
 	}
@@ -191,7 +191,7 @@ func TestPlayMaxSegmentsAndBadInput(t *testing.T) {
 	v := newTestViewer(t, n, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	q, err := v.Play(ctx, n.id.String(), PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 3})
+	q, err := v.Play(ctx, n.id, PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 3})
 	if err != nil || !q.Completed {
 		t.Fatalf("play 3 segments: %v %+v", err, q)
 	}
@@ -201,14 +201,15 @@ func TestPlayMaxSegmentsAndBadInput(t *testing.T) {
 	if len(q.Banned) != 0 || q.BadShards != 0 {
 		t.Errorf("honest network, yet banned %v / %d bad shards", q.Banned, q.BadShards)
 	}
+	unknown := n.id
+	unknown[0] = 0
 	for _, tc := range []struct {
-		video string
+		video content.VideoID
 		opt   PlayOptions
 	}{
-		{"not-a-video-id", PlayOptions{}},
-		{"00" + n.id.String()[2:], PlayOptions{}},
-		{n.id.String(), PlayOptions{Rendition: 7}},
-		{n.id.String(), PlayOptions{Rendition: -2}},
+		{unknown, PlayOptions{}},
+		{n.id, PlayOptions{Rendition: 7}},
+		{n.id, PlayOptions{Rendition: -2}},
 	} {
 		if _, err := v.Play(ctx, tc.video, tc.opt); err == nil {
 			t.Errorf("Play(%q, %+v) succeeded, want an error", tc.video, tc.opt)

@@ -37,7 +37,7 @@ func TestOrdersCumulativeFinalAndReceipts(t *testing.T) {
 	v := newTestViewer(t, n, reg, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	q, err := v.Play(ctx, n.id.String(), PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 6})
+	q, err := v.Play(ctx, n.id, PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 6})
 	if err != nil || !q.Completed {
 		t.Fatalf("play: %v %+v", err, q)
 	}
@@ -115,7 +115,7 @@ func TestOrdersNeverExceedTheLimit(t *testing.T) {
 	v := newTestViewer(t, n, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := v.Play(ctx, n.id.String(), PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 8}); err != nil {
+	if _, err := v.Play(ctx, n.id, PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 8}); err != nil {
 		t.Fatal(err)
 	}
 	capped := false
@@ -145,7 +145,7 @@ func TestNotEntitledIsNotRetried(t *testing.T) {
 	v := newTestViewer(t, n, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := v.Play(ctx, n.id.String(), PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 1})
+	_, err := v.Play(ctx, n.id, PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 1})
 	if !errors.Is(err, ErrNotEntitled) || !strings.Contains(err.Error(), "unlock video "+n.id.String()) {
 		t.Fatalf("play without a token: %v, want a not-entitled error naming the video", err)
 	}
@@ -155,7 +155,7 @@ func TestNotEntitledIsNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer withToken.Close()
-	if _, err := withToken.Play(ctx, n.id.String(), PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 1}); err != nil {
+	if _, err := withToken.Play(ctx, n.id, PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 1}); err != nil {
 		t.Fatalf("play with the token: %v", err)
 	}
 	n.coord.mu.Lock()
