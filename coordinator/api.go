@@ -153,7 +153,7 @@ func (c *Coordinator) handlePublish(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		manifests[i] = m
-		recs[i] = coordinatordb.CatalogueVideo{ID: m.ID().String(), Manifest: pv.Manifest, Key: pv.Key, Origin: req.OriginID}
+		recs[i] = coordinatordb.CatalogueVideo{ID: m.ID(), Manifest: pv.Manifest, Key: pv.Key, Origin: req.OriginID}
 	}
 	for i, m := range manifests {
 		if err := c.acct.VideoPublished(r.Context(), m); err != nil {
@@ -197,7 +197,7 @@ func (c *Coordinator) videoFor(w http.ResponseWriter, r *http.Request) (*video, 
 		return nil, false
 	}
 	c.mu.RLock()
-	v := c.st.videos[id.String()]
+	v := c.st.videos[id]
 	c.mu.RUnlock()
 	if v == nil {
 		wire.WriteError(w, http.StatusNotFound, "video %s is not in the catalogue", id)
@@ -304,7 +304,7 @@ func (c *Coordinator) judgeBadShard(ctx context.Context, rep *wire.BadShardRepor
 	switch {
 	case err != nil:
 		detail = err.Error()
-	case msg.Video.String() != rep.Video || msg.Rendition != rep.Rendition || msg.Segment != rep.Segment || msg.Index != rep.Shard:
+	case msg.Ref() != rep.Ref():
 		detail = "the node answered with a different shard than the one requested"
 	default:
 		if err := content.VerifyShard(v.m, rep.Rendition, rep.Segment, msg.Shard); err != nil {
@@ -373,7 +373,7 @@ func sortVideos(vs []wire.VideoInfo) {
 		if c := strings.Compare(a.Title, b.Title); c != 0 {
 			return c
 		}
-		return strings.Compare(a.ID, b.ID)
+		return content.CompareVideoIDs(a.ID, b.ID)
 	})
 }
 
@@ -386,16 +386,15 @@ func (c *Coordinator) judgeReceipt(ctx context.Context, rep *wire.BadShardReport
 	if rc.Edge != rep.Node {
 		return "", "", wire.BadRequest("bad-shard report: receipt is signed for edge %q, report accuses %q", rc.Edge, rep.Node)
 	}
-	if rc.Video != rep.Video || rc.Rendition != rep.Rendition || rc.Segment != rep.Segment || rc.Shard != rep.Shard {
-		return "", "", wire.BadRequest("bad-shard report: receipt names %s/%d/%d/%d, report names %s/%d/%d/%d",
-			rc.Video, rc.Rendition, rc.Segment, rc.Shard, rep.Video, rep.Rendition, rep.Segment, rep.Shard)
+	if rc.Ref() != rep.Ref() {
+		return "", "", wire.BadRequest("bad-shard report: receipt names %s, report names %s", rc.Ref(), rep.Ref())
 	}
 	msg, err := content.DecodeShardMessage(rep.Evidence)
 	if err != nil {
 		return "", "", wire.BadRequest("bad-shard report: evidence is not a shard message (%v); a receipt covers a decodable shard's bytes", err)
 	}
-	if msg.Video.String() != rep.Video || msg.Rendition != rep.Rendition || msg.Segment != rep.Segment || msg.Index != rep.Shard {
-		return "", "", wire.BadRequest("bad-shard report: evidence is shard %s/%d/%d/%d, not the reported one", msg.Video, msg.Rendition, msg.Segment, msg.Index)
+	if msg.Ref() != rep.Ref() {
+		return "", "", wire.BadRequest("bad-shard report: evidence is shard %s, not the reported one", msg.Ref())
 	}
 	switch err := wire.ProveBadShard(v.m, rc, msg.Shard); {
 	case errors.Is(err, wire.ErrShardIsGood):
@@ -403,7 +402,7 @@ func (c *Coordinator) judgeReceipt(ctx context.Context, rep *wire.BadShardReport
 	case err != nil:
 		return "", "", wire.BadRequest("bad-shard report: the receipt proves nothing: %v", err)
 	}
-	detail = fmt.Sprintf("signed receipt for %s/%d/%d/%d over bytes that fail verification", rep.Video, rep.Rendition, rep.Segment, rep.Shard)
+	detail = fmt.Sprintf("signed receipt for %s over bytes that fail verification", rep.Ref())
 	if err := c.acct.ProvenBadShard(ctx, rep.Node, detail); err != nil {
 		return "", "", err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -201,7 +202,7 @@ func TestHeartbeatInventory(t *testing.T) {
 	}
 
 	// Shards of a video published later join the index then.
-	unknown := strings.Repeat("cd", 32)
+	unknown := content.VideoID{0xcd, 0xcd, 0xcd}
 	h.heartbeat(wire.HeartbeatRequest{NodeID: e, Added: []wire.ShardSet{set(unknown, 0, 0, 3)}})
 	if _, err := h.client.Lookup(context.Background(), wire.LookupRequest{Video: unknown, Count: 1}); !wire.IsNotFound(err) {
 		t.Fatalf("lookup of unpublished video: %v", err)
@@ -262,7 +263,7 @@ func TestBadShardReports(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	id := h.fix.ids[0]
-	v := id.String()
+	v := id
 	liar := h.edge("eu", set(v, 0, 2, 5))
 	honest := h.edge("eu", set(v, 0, 2, 6))
 
@@ -331,7 +332,7 @@ func TestPlayReports(t *testing.T) {
 	if st, _ := h.client.Stats(ctx); st.PlaysReported != 1 {
 		t.Fatalf("stats = %+v", st)
 	}
-	requireAPIError(t, h.client.ReportPlay(ctx, wire.PlayReport{Video: "nope"}), http.StatusNotFound, "not in the catalogue")
+	requireAPIError(t, h.client.ReportPlay(ctx, wire.PlayReport{Video: content.VideoID{0xee}}), http.StatusNotFound, "not in the catalogue")
 	requireAPIError(t, h.client.ReportPlay(ctx, wire.PlayReport{Video: h.video(0), Stalls: -1}), http.StatusBadRequest, "negative")
 }
 

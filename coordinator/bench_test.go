@@ -53,7 +53,7 @@ func benchNetworkConfig(b *testing.B, setsPerEdge int, cfg Config) (*Coordinator
 		var inv []wire.ShardSet
 		for range setsPerEdge {
 			r := rng.Intn(len(m.Renditions))
-			inv = append(inv, set(fix.ids[rng.Intn(len(fix.ids))].String(), r, rng.Intn(len(m.Renditions[r].Segments)), rng.Intn(32)))
+			inv = append(inv, set(fix.ids[rng.Intn(len(fix.ids))], r, rng.Intn(len(m.Renditions[r].Segments)), rng.Intn(32)))
 		}
 		call(c, wire.PathHeartbeat, wire.HeartbeatRequest{NodeID: id, Full: true, Added: inv, ServedBytes: int64(rng.Intn(2_000_000))})
 	}
@@ -61,7 +61,7 @@ func benchNetworkConfig(b *testing.B, setsPerEdge int, cfg Config) (*Coordinator
 	for i := range 256 {
 		r := rng.Intn(len(m.Renditions))
 		reqs = append(reqs, wire.LookupRequest{
-			Video: fix.ids[i%len(fix.ids)].String(), Rendition: r, From: rng.Intn(len(m.Renditions[r].Segments)),
+			Video: fix.ids[i%len(fix.ids)], Rendition: r, From: rng.Intn(len(m.Renditions[r].Segments)),
 			Count: 8, Region: regions[rng.Intn(4)],
 		})
 	}

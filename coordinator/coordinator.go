@@ -89,7 +89,7 @@ var _ Store = (*coordinatordb.DB)(nil)
 // route's rule, a publish's terms, a proven bad shard's disqualification,
 // who is disqualified at start, and news of each liveness sweep.
 type accountingService interface {
-	OrderLimits(ctx context.Context, viewer wire.NodeID, video string, edges []wire.NodeID) ([]*accounting.IssuedLimit, error)
+	OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID) ([]*accounting.IssuedLimit, error)
 	AuthorizeKey(r *http.Request, video content.VideoID) error
 	VideoPublished(ctx context.Context, m *content.Manifest) error
 	ProvenBadShard(ctx context.Context, node wire.NodeID, detail string) error
@@ -360,10 +360,10 @@ func (c *Coordinator) Place() {
 	c.mu.RUnlock()
 
 	plan := c.placer.Plan(now, st)
-	targets := make(map[wire.NodeID]map[SegmentKey]ShardMask)
+	targets := make(map[wire.NodeID]map[content.SegmentRef]ShardMask)
 	for _, a := range plan {
 		if targets[a.Edge] == nil {
-			targets[a.Edge] = make(map[SegmentKey]ShardMask)
+			targets[a.Edge] = make(map[content.SegmentRef]ShardMask)
 		}
 		targets[a.Edge][a.Segment] = a.Shards
 	}
@@ -384,7 +384,7 @@ func (c *Coordinator) Place() {
 			continue
 		}
 		if target == nil {
-			target = make(map[SegmentKey]ShardMask)
+			target = make(map[content.SegmentRef]ShardMask)
 		}
 		f, d := c.st.assign(n, target, reissue)
 		fetches += f

@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/swarmcast/swarmcast/content"
 )
 
 // demandFloor is the rate (requests per second) below which a segment's
@@ -11,7 +13,7 @@ import (
 const demandFloor = 1e-3
 
 type demandKey struct {
-	seg    SegmentKey
+	seg    content.SegmentRef
 	region string
 }
 
@@ -37,9 +39,9 @@ func NewDemandTracker(halfLife time.Duration, now time.Time) *DemandTracker {
 }
 
 // Record counts one request for each segment in [from, to) of a rendition.
-func (d *DemandTracker) Record(video string, rendition, from, to int, region string) {
+func (d *DemandTracker) Record(video content.VideoID, rendition, from, to int, region string) {
 	for s := from; s < to; s++ {
-		d.pending[demandKey{SegmentKey{video, rendition, s}, region}]++
+		d.pending[demandKey{content.SegmentRef{Video: video, Rendition: rendition, Segment: s}, region}]++
 	}
 }
 
@@ -68,14 +70,14 @@ func (d *DemandTracker) Fold(now time.Time) {
 
 // SegmentDemand is a segment's request rate, in total and by viewer region.
 type SegmentDemand struct {
-	Key      SegmentKey
+	Key      content.SegmentRef
 	Rate     float64            // requests per second
 	ByRegion map[string]float64 // region ("" = unknown) -> requests per second
 }
 
 // Demand lists the segments with demand as of the last Fold, sorted by key.
 func (d *DemandTracker) Demand() []SegmentDemand {
-	bySeg := make(map[SegmentKey]*SegmentDemand)
+	bySeg := make(map[content.SegmentRef]*SegmentDemand)
 	for k, r := range d.rates {
 		sd := bySeg[k.seg]
 		if sd == nil {
@@ -89,6 +91,6 @@ func (d *DemandTracker) Demand() []SegmentDemand {
 	for _, sd := range bySeg {
 		out = append(out, *sd)
 	}
-	slices.SortFunc(out, func(a, b SegmentDemand) int { return compareKeys(a.Key, b.Key) })
+	slices.SortFunc(out, func(a, b SegmentDemand) int { return content.CompareSegmentRefs(a.Key, b.Key) })
 	return out
 }

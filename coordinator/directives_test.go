@@ -7,16 +7,17 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
 // directiveShards sums the shards each directive names, per segment.
-func directiveShards(ds []wire.Directive, action string) map[SegmentKey]ShardMask {
-	out := map[SegmentKey]ShardMask{}
+func directiveShards(ds []wire.Directive, action string) map[content.SegmentRef]ShardMask {
+	out := map[content.SegmentRef]ShardMask{}
 	for _, d := range ds {
 		if d.Action == action {
-			k := SegmentKey{d.Video, d.Rendition, d.Segment}
+			k := content.SegmentRef{Video: d.Video, Rendition: d.Rendition, Segment: d.Segment}
 			out[k] = out[k].Union(maskOf(d.Shards...))
 		}
 	}
@@ -39,8 +40,8 @@ func TestPlacementDirectives(t *testing.T) {
 	h.clock.Advance(time.Second)
 	h.c.Place()
 
-	fetched := map[wire.NodeID]map[SegmentKey]ShardMask{}
-	distinct := map[SegmentKey]ShardMask{}
+	fetched := map[wire.NodeID]map[content.SegmentRef]ShardMask{}
+	distinct := map[content.SegmentRef]ShardMask{}
 	for _, e := range edges {
 		resp := h.heartbeat(wire.HeartbeatRequest{NodeID: e})
 		fetched[e] = directiveShards(resp.Directives, wire.ActionFetch)
@@ -58,7 +59,7 @@ func TestPlacementDirectives(t *testing.T) {
 			t.Fatalf("directives delivered twice: %+v", again.Directives)
 		}
 	}
-	hot, cold := distinct[SegmentKey{v, 0, 0}].Count(), distinct[SegmentKey{v, 0, 1}].Count()
+	hot, cold := distinct[content.SegmentRef{Video: v}].Count(), distinct[content.SegmentRef{Video: v, Segment: 1}].Count()
 	if hot != 12 || cold < 8 || cold >= hot {
 		t.Fatalf("distinct shards hot %d, cold %d; want all 12 edges on the hot one and k..12 on cold", hot, cold)
 	}
@@ -77,7 +78,7 @@ func TestPlacementDirectives(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.c.Place()
-	refetched := map[SegmentKey]ShardMask{}
+	refetched := map[content.SegmentRef]ShardMask{}
 	for i, e := range edges {
 		if i == leaver {
 			continue
@@ -135,7 +136,7 @@ func TestRunSweepsAndPlacesInFakeTime(t *testing.T) {
 		if _, ok := call(c, wire.PathPublish, wire.PublishRequest{OriginID: origin, Videos: []wire.PublishedVideo{fix.published(t, fix.ids[0])}}); !ok {
 			t.Fatal("publish failed")
 		}
-		if _, err := c.Lookup(wire.LookupRequest{Video: fix.ids[0].String(), Count: 2}); err != nil {
+		if _, err := c.Lookup(wire.LookupRequest{Video: fix.ids[0], Count: 2}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(1500 * time.Millisecond) // fake time: one placement round

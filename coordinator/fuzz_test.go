@@ -11,7 +11,8 @@ import (
 )
 
 // fuzzCoordinator is a coordinator with the sample published and one edge
-// holding shards, driven in-process.
+// holding shards, driven in-process. The video id comes back as hex, for
+// splicing into JSON seeds.
 func fuzzCoordinator(f *testing.F) (http.Handler, string, wire.NodeID) {
 	fix := sampleStore(f)
 	c, err := New(Config{Seed: 1, Log: quietLog(), Store: testStore(f), AuditInterval: -1})
@@ -24,9 +25,9 @@ func fuzzCoordinator(f *testing.F) (http.Handler, string, wire.NodeID) {
 	if _, ok := call(c, wire.PathPublish, wire.PublishRequest{OriginID: origin, Videos: []wire.PublishedVideo{fix.published(f, fix.ids[0])}}); !ok {
 		f.Fatal("publish failed")
 	}
-	v := fix.ids[0].String()
+	v := fix.ids[0]
 	call(c, wire.PathHeartbeat, wire.HeartbeatRequest{NodeID: edge, Full: true, Added: []wire.ShardSet{set(v, 0, 0, 1, 2), set(v, 1, 3, 4)}})
-	return c.Handler(), v, edge
+	return c.Handler(), v.String(), edge
 }
 
 func serve(h http.Handler, method, path string, body []byte) *httptest.ResponseRecorder {

@@ -144,7 +144,7 @@ func newHarness(t testing.TB) *harness {
 	return h
 }
 
-func (h *harness) video(i int) string { return h.fix.ids[i].String() }
+func (h *harness) video(i int) content.VideoID { return h.fix.ids[i] }
 
 // edge registers an edge in region with the given inventory (a full
 // heartbeat) and returns its id.
@@ -209,7 +209,7 @@ func requireAPIError(t testing.TB, err error, status int, phrases ...string) {
 	}
 }
 
-func set(video string, r, s int, shards ...int) wire.ShardSet {
+func set(video content.VideoID, r, s int, shards ...int) wire.ShardSet {
 	return wire.ShardSet{Video: video, Rendition: r, Segment: s, Shards: shards}
 }
 

@@ -128,7 +128,7 @@ func TestKillCoordinatorDuringSettlement(t *testing.T) {
 	newBatch := func() wire.SettlementBatch {
 		b := wire.SettlementBatch{ID: randomHex(8), Edge: edgeID.ID}
 		for range 4 {
-			l := wire.OrderLimit{Edge: edgeID.ID, Viewer: viewerID.ID, Video: video.String(), MaxBytes: pairBytes,
+			l := wire.OrderLimit{Edge: edgeID.ID, Viewer: viewerID.ID, Video: video, MaxBytes: pairBytes,
 				ExpiresUnixMs: time.Now().Add(time.Hour).UnixMilli()}
 			rand.Read(l.Serial[:])
 			wire.SignOrderLimit(coordID.Key, &l)

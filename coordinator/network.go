@@ -21,7 +21,7 @@ func (n *network) Manifest(video content.VideoID) (*content.Manifest, bool) {
 	c := (*Coordinator)(n)
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	v := c.st.videos[video.String()]
+	v := c.st.videos[video]
 	if v == nil {
 		return nil, false
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/plan"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -41,10 +42,10 @@ type OriginPoolConfig struct {
 type OriginPool struct {
 	cfg OriginPoolConfig
 
-	keys    []SegmentKey       // block id -> segment, in SegmentKey order
-	blocks  map[SegmentKey]int // segment -> block id
-	origins []wire.NodeID      // stack order: ascending node id
-	avardo  *plan.Avardo       // nil while there are no blocks or no origins
+	keys    []content.SegmentRef       // block id -> segment, in content.CompareSegmentRefs order
+	blocks  map[content.SegmentRef]int // segment -> block id
+	origins []wire.NodeID              // stack order: ascending node id
+	avardo  *plan.Avardo               // nil while there are no blocks or no origins
 	th      []plan.Threshold
 
 	depth int       // active origins: origins[0:depth]
@@ -71,7 +72,7 @@ func NewOriginPool(cfg OriginPoolConfig, now time.Time) (*OriginPool, error) {
 // demand of blocks[i] in any unit (nil, or all zero, means uniform);
 // origins are the registered origins in any order. The active depth is kept,
 // clamped to the new stack.
-func (p *OriginPool) Rebuild(blocks []SegmentKey, popularity []float64, origins []wire.NodeID) error {
+func (p *OriginPool) Rebuild(blocks []content.SegmentRef, popularity []float64, origins []wire.NodeID) error {
 	if popularity != nil && len(popularity) != len(blocks) {
 		return fmt.Errorf("coordinator: origin pool: %d popularities for %d blocks", len(popularity), len(blocks))
 	}
@@ -79,8 +80,8 @@ func (p *OriginPool) Rebuild(blocks []SegmentKey, popularity []float64, origins 
 	for i := range idx {
 		idx[i] = i
 	}
-	slices.SortFunc(idx, func(a, b int) int { return compareKeys(blocks[a], blocks[b]) })
-	keys := make([]SegmentKey, len(blocks))
+	slices.SortFunc(idx, func(a, b int) int { return content.CompareSegmentRefs(blocks[a], blocks[b]) })
+	keys := make([]content.SegmentRef, len(blocks))
 	pop := make([]float64, len(blocks))
 	total := 0.0
 	for j, i := range idx {
@@ -102,7 +103,7 @@ func (p *OriginPool) Rebuild(blocks []SegmentKey, popularity []float64, origins 
 	stack = slices.Compact(stack)
 
 	p.keys, p.origins, p.avardo, p.th = keys, stack, nil, nil
-	p.blocks = make(map[SegmentKey]int, len(keys))
+	p.blocks = make(map[content.SegmentRef]int, len(keys))
 	for j, k := range keys {
 		p.blocks[k] = j
 	}
@@ -168,7 +169,7 @@ func (p *OriginPool) Thresholds() []plan.Threshold { return p.th }
 
 // Block returns the block id of a segment, or -1 if it is not in the
 // catalogue the pool was last built with.
-func (p *OriginPool) Block(key SegmentKey) int {
+func (p *OriginPool) Block(key content.SegmentRef) int {
 	if b, ok := p.blocks[key]; ok {
 		return b
 	}
@@ -188,8 +189,8 @@ func (p *OriginPool) Allocation() *plan.Allocation {
 // request for the segment, by AVARDO's closed form with the uniform draw u
 // in [0, 1). It returns -1 if the pool has no allocation or the segment is
 // not in its catalogue.
-func (p *OriginPool) Dispatch(video string, rendition, segment int, u float64) int {
-	b := p.Block(SegmentKey{Video: video, Rendition: rendition, Segment: segment})
+func (p *OriginPool) Dispatch(seg content.SegmentRef, u float64) int {
+	b := p.Block(seg)
 	if b < 0 || p.avardo == nil {
 		return -1
 	}
@@ -206,8 +207,8 @@ func (p *OriginPool) Dispatch(video string, rendition, segment int, u float64) i
 // be used; dead ones are skipped, and if no holder is alive the list falls
 // back to every alive origin. It returns nil if the pool cannot place the
 // segment (the caller then lists every origin, as without a pool).
-func (p *OriginPool) Route(dst []int, key SegmentKey, u float64, alive func(i int) bool) []int {
-	first := p.Dispatch(key.Video, key.Rendition, key.Segment, u)
+func (p *OriginPool) Route(dst []int, key content.SegmentRef, u float64, alive func(i int) bool) []int {
+	first := p.Dispatch(key, u)
 	if first < 0 {
 		return dst
 	}
@@ -247,7 +248,7 @@ func (c *Coordinator) routeOrigins(req *wire.LookupRequest, now time.Time, tiebr
 	}
 	for i := range res.segments {
 		seg := &res.segments[i]
-		key := SegmentKey{Video: req.Video, Rendition: req.Rendition, Segment: seg.segment}
+		key := content.SegmentRef{Video: req.Video, Rendition: req.Rendition, Segment: seg.segment}
 		// u is a seeded draw per lookup and segment (tiebreak comes from
 		// the coordinator's seed), so dispatch is reproducible.
 		u := float64(splitmix64(tiebreak^uint64(seg.segment)*0x9e3779b97f4a7c15)>>11) / (1 << 53)
@@ -279,16 +280,16 @@ func (c *Coordinator) samePoolOrigins() bool {
 // popularity from the demand of the last placement round (uniform when
 // there is none). The caller holds c.mu (read) and c.poolMu.
 func (c *Coordinator) rebuildPool() {
-	rate := make(map[SegmentKey]float64, len(c.poolDemand))
+	rate := make(map[content.SegmentRef]float64, len(c.poolDemand))
 	for _, d := range c.poolDemand {
 		rate[d.Key] = d.Rate
 	}
-	var blocks []SegmentKey
+	var blocks []content.SegmentRef
 	var pop []float64
 	for id, v := range c.st.videos {
 		for r, segs := range v.segs {
 			for s := range segs {
-				k := SegmentKey{Video: id, Rendition: r, Segment: s}
+				k := content.SegmentRef{Video: id, Rendition: r, Segment: s}
 				blocks = append(blocks, k)
 				pop = append(pop, rate[k])
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/plan"
 	"github.com/swarmcast/swarmcast/wire"
@@ -16,17 +17,17 @@ import (
 
 // zipfPool builds a pool of origins over a synthetic Zipf catalogue of
 // blocks, each block one segment.
-func zipfPool(t *testing.T, origins, blocks int, perServer, hysteresis float64) (*OriginPool, []SegmentKey) {
+func zipfPool(t *testing.T, origins, blocks int, perServer, hysteresis float64) (*OriginPool, []content.SegmentRef) {
 	t.Helper()
 	cat, err := plan.SyntheticCatalogue(plan.CatalogueSpec{Blocks: blocks, Videos: blocks / 10, Zipf: 0.9, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := make([]SegmentKey, cat.Blocks())
+	keys := make([]content.SegmentRef, cat.Blocks())
 	seen := map[int32]int{}
 	for m := range keys {
 		v := cat.Video[m]
-		keys[m] = SegmentKey{Video: fmt.Sprintf("v%03d", v), Rendition: 0, Segment: seen[v]}
+		keys[m] = content.SegmentRef{Video: videoNamed(fmt.Sprintf("v%03d", v)), Rendition: 0, Segment: seen[v]}
 		seen[v]++
 	}
 	ids := make([]wire.NodeID, origins)
@@ -47,13 +48,13 @@ func zipfPool(t *testing.T, origins, blocks int, perServer, hysteresis float64) 
 // checkDispatch asserts that many random requests all go to an active
 // origin whose allocation holds the block, and that every route lists only
 // such origins, the dispatched one first.
-func checkDispatch(t *testing.T, p *OriginPool, keys []SegmentKey, rng *rand.Rand) {
+func checkDispatch(t *testing.T, p *OriginPool, keys []content.SegmentRef, rng *rand.Rand) {
 	t.Helper()
 	alloc := p.Allocation()
 	for range 2000 {
 		k := keys[rng.IntN(len(keys))]
 		u := rng.Float64()
-		s := p.Dispatch(k.Video, k.Rendition, k.Segment, u)
+		s := p.Dispatch(k, u)
 		b := p.Block(k)
 		if s < 0 || s >= p.Active() {
 			t.Fatalf("depth %d: %v dispatched to %d, not an active origin", p.Active(), k, s)
@@ -165,7 +166,7 @@ func TestOriginPoolRouteSkipsDeadOrigins(t *testing.T) {
 	for range 1000 {
 		k := keys[rng.IntN(len(keys))]
 		u := rng.Float64()
-		dead := p.Dispatch(k.Video, k.Rendition, k.Segment, u)
+		dead := p.Dispatch(k, u)
 		route := p.Route(nil, k, u, func(i int) bool { return i != dead })
 		if len(route) == 0 || slices.Contains(route, dead) {
 			t.Fatalf("route %v with origin %d dead", route, dead)
@@ -178,7 +179,7 @@ func TestOriginPoolRouteSkipsDeadOrigins(t *testing.T) {
 	if got := p.Route(nil, k, 0.5, func(int) bool { return false }); len(got) != 0 {
 		t.Fatalf("route with every origin dead = %v, want none", got)
 	}
-	if got := p.Route(nil, SegmentKey{Video: "unknown"}, 0.5, func(int) bool { return true }); got != nil {
+	if got := p.Route(nil, content.SegmentRef{Video: videoNamed("unknown")}, 0.5, func(int) bool { return true }); got != nil {
 		t.Fatalf("route of an unknown segment = %v, want nil", got)
 	}
 }
@@ -193,10 +194,10 @@ func TestOriginPoolRejectsBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Rebuild(nil, nil, []wire.NodeID{"o"}); err != nil || p.Active() != 0 || p.Dispatch("v", 0, 0, 0) != -1 {
+	if err := p.Rebuild(nil, nil, []wire.NodeID{"o"}); err != nil || p.Active() != 0 || p.Dispatch(content.SegmentRef{Video: videoNamed("v")}, 0) != -1 {
 		t.Fatalf("empty catalogue: err %v depth %d", err, p.Active())
 	}
-	if err := p.Rebuild([]SegmentKey{{Video: "v"}}, []float64{1, 2}, nil); err == nil {
+	if err := p.Rebuild([]content.SegmentRef{{Video: videoNamed("v")}}, []float64{1, 2}, nil); err == nil {
 		t.Fatal("mismatched popularity accepted")
 	}
 }
@@ -262,7 +263,7 @@ func TestLookupRoutesOriginsThroughPool(t *testing.T) {
 			for v, id := range fix.ids {
 				for r, rend := range fix.mustManifest(t, v).Renditions {
 					for from := 0; from < len(rend.Segments); from += 4 {
-						reqs = append(reqs, wire.LookupRequest{Video: id.String(), Rendition: r, From: from, Count: 4})
+						reqs = append(reqs, wire.LookupRequest{Video: id, Rendition: r, From: from, Count: 4})
 					}
 				}
 			}
@@ -290,7 +291,7 @@ func TestLookupRoutesOriginsThroughPool(t *testing.T) {
 							t.Fatalf("segment %d routed to %s, stack position %d of %d active", seg.Segment, o.NodeID, idx, depth)
 						}
 						c.poolMu.Lock()
-						holders := c.pool.Allocation().Replicas[c.pool.Block(SegmentKey{req.Video, req.Rendition, seg.Segment})]
+						holders := c.pool.Allocation().Replicas[c.pool.Block(content.SegmentRef{Video: req.Video, Rendition: req.Rendition, Segment: seg.Segment})]
 						c.poolMu.Unlock()
 						if !slices.Contains(holders, int32(idx)) {
 							t.Fatalf("segment %d routed to origin %d, which does not hold it (holders %v)", seg.Segment, idx, holders)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -15,14 +16,14 @@ type PlacementEdge struct {
 	ID             wire.NodeID
 	Region         string
 	DiskCapBytes   int64
-	UploadCapBytes int64                    // bytes per second
-	Held           map[SegmentKey]ShardMask // what the edge reports holding (watched or fetched)
-	Assigned       map[SegmentKey]ShardMask // the previous plan, kept where still valid so plans are stable
+	UploadCapBytes int64                            // bytes per second
+	Held           map[content.SegmentRef]ShardMask // what the edge reports holding (watched or fetched)
+	Assigned       map[content.SegmentRef]ShardMask // the previous plan, kept where still valid so plans are stable
 }
 
 // PlacementSegment is a segment with demand.
 type PlacementSegment struct {
-	Key        SegmentKey
+	Key        content.SegmentRef
 	Rate       float64            // requests per second (decayed)
 	ByRegion   map[string]float64 // requests per second by viewer region
 	ShardBytes int64              // size of each of its shards
@@ -38,7 +39,7 @@ type PlacementState struct {
 // Assignment says edge Edge should keep Shards of Segment.
 type Assignment struct {
 	Edge    wire.NodeID
-	Segment SegmentKey
+	Segment content.SegmentRef
 	Shards  ShardMask
 }
 
@@ -198,7 +199,7 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 			}
 			return 1
 		}
-		return compareKeys(a.Key, b.Key)
+		return content.CompareSegmentRefs(a.Key, b.Key)
 	})
 	hottest := 0.0
 	if len(segs) > 0 {
@@ -207,8 +208,8 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 
 	// Index what edges hold and were assigned by segment, in edge order, so
 	// each segment visits only its own supply.
-	held := make(map[SegmentKey][]supply)
-	assigned := make(map[SegmentKey][]supply)
+	held := make(map[content.SegmentRef][]supply)
+	assigned := make(map[content.SegmentRef][]supply)
 	for _, i := range order {
 		for key, m := range st.Edges[i].Held {
 			held[key] = append(held[key], supply{i, m})
@@ -218,7 +219,7 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 		}
 	}
 
-	plan := make(map[wire.NodeID]map[SegmentKey]ShardMask)
+	plan := make(map[wire.NodeID]map[content.SegmentRef]ShardMask)
 	perSeg := make([]ShardMask, len(edges)) // per edge index: shards of the current segment
 	var touched []int                       // edges with a non-empty perSeg
 	for _, seg := range segs {
@@ -308,7 +309,7 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 		for _, i := range touched {
 			id := edges[i].e.ID
 			if plan[id] == nil {
-				plan[id] = make(map[SegmentKey]ShardMask)
+				plan[id] = make(map[content.SegmentRef]ShardMask)
 			}
 			plan[id][seg.Key] = perSeg[i]
 		}
@@ -317,11 +318,11 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 	var out []Assignment
 	for _, i := range order {
 		id := edges[i].e.ID
-		keys := make([]SegmentKey, 0, len(plan[id]))
+		keys := make([]content.SegmentRef, 0, len(plan[id]))
 		for k := range plan[id] {
 			keys = append(keys, k)
 		}
-		slices.SortFunc(keys, compareKeys)
+		slices.SortFunc(keys, content.CompareSegmentRefs)
 		for _, k := range keys {
 			out = append(out, Assignment{Edge: id, Segment: k, Shards: plan[id][k]})
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -24,12 +25,20 @@ func edgesN(n int, disk, upload int64, regions ...string) []PlacementEdge {
 	return out
 }
 
+// videoNamed is a video id spelling name in its first bytes (zero after):
+// ids order as their names do, so tests read like names.
+func videoNamed(name string) content.VideoID {
+	var id content.VideoID
+	copy(id[:], name)
+	return id
+}
+
 func seg(video string, s int, rate float64) PlacementSegment {
-	return PlacementSegment{Key: SegmentKey{video, 0, s}, Rate: rate, ShardBytes: 10_000, K: 8, NMax: 32}
+	return PlacementSegment{Key: content.SegmentRef{Video: videoNamed(video), Segment: s}, Rate: rate, ShardBytes: 10_000, K: 8, NMax: 32}
 }
 
 // planView indexes a plan: per segment, which edge has which shards.
-type planView map[SegmentKey]map[wire.NodeID]ShardMask
+type planView map[content.SegmentRef]map[wire.NodeID]ShardMask
 
 func viewOf(plan []Assignment) planView {
 	v := planView{}
@@ -42,7 +51,7 @@ func viewOf(plan []Assignment) planView {
 	return v
 }
 
-func (v planView) distinct(key SegmentKey) int {
+func (v planView) distinct(key content.SegmentRef) int {
 	var all ShardMask
 	for _, m := range v[key] {
 		all = all.Union(m)
@@ -55,7 +64,7 @@ func (v planView) distinct(key SegmentKey) int {
 // edge has two shards of a segment while some edge with room has none.
 func requireCaps(t *testing.T, st PlacementState, plan []Assignment) {
 	t.Helper()
-	segs := map[SegmentKey]PlacementSegment{}
+	segs := map[content.SegmentRef]PlacementSegment{}
 	for _, s := range st.Segments {
 		segs[s.Key] = s
 	}
@@ -176,10 +185,10 @@ func TestPlacerDeterministic(t *testing.T) {
 }
 
 func TestPlacerCountsHeldShardsAsSupply(t *testing.T) {
-	key := SegmentKey{"v", 0, 0}
+	key := content.SegmentRef{Video: videoNamed("v")}
 	edges := edgesN(10, 1e9, 1e9)
 	// Edge 3 watched the segment and holds shards 20..27.
-	edges[3].Held = map[SegmentKey]ShardMask{key: maskOf(20, 21, 22, 23, 24, 25, 26, 27)}
+	edges[3].Held = map[content.SegmentRef]ShardMask{key: maskOf(20, 21, 22, 23, 24, 25, 26, 27)}
 	st := PlacementState{Edges: edges, Segments: []PlacementSegment{seg("v", 0, 0.001), seg("v", 1, 1)}}
 	plan := NewPlacer(1).Plan(epoch, st)
 	view := viewOf(plan)
@@ -204,10 +213,10 @@ func TestPlacerChurnReassigns(t *testing.T) {
 	}
 	p := NewPlacer(9)
 	first := p.Plan(epoch, st)
-	prev := map[wire.NodeID]map[SegmentKey]ShardMask{}
+	prev := map[wire.NodeID]map[content.SegmentRef]ShardMask{}
 	for _, a := range first {
 		if prev[a.Edge] == nil {
-			prev[a.Edge] = map[SegmentKey]ShardMask{}
+			prev[a.Edge] = map[content.SegmentRef]ShardMask{}
 		}
 		prev[a.Edge][a.Segment] = a.Shards
 	}
@@ -281,8 +290,8 @@ func TestDemandTrackerDecay(t *testing.T) {
 	// A steady 2 requests/s converges to a rate of ~2.
 	for range 600 {
 		now = now.Add(time.Second)
-		d.Record("v", 0, 0, 1, "eu")
-		d.Record("v", 0, 0, 1, "us")
+		d.Record(videoNamed("v"), 0, 0, 1, "eu")
+		d.Record(videoNamed("v"), 0, 0, 1, "us")
 		d.Fold(now)
 	}
 	got := d.Demand()

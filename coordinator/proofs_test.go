@@ -50,19 +50,20 @@ func TestBadShardReceipt(t *testing.T) {
 		})
 	}
 	// Forged: the "honest" edge never signed this; the reporter did.
-	forged := wire.NewShardReceipt(identity.New().Key, video, 0, 0, 3, badData)
+	ref := content.SegmentRef{Video: video}.Shard(3)
+	forged := wire.SignShardReceipt(identity.New().Key, ref, badData)
 	forged.Edge = honest.ID
 	h.want(report(honest.ID, forged), http.StatusBadRequest, "proves nothing")
 	// A genuine receipt over good bytes is a false accusation.
 	goodMsg, _ := content.DecodeShardMessage(h.fix.shardMessage(t, h.fix.ids[0], 0, 0, 3))
 	good := h.do("POST", wire.PathBadShard, "", wire.BadShardReport{Node: honest.ID, Video: video, Shard: 3, Evidence: goodMsg.Encode(),
-		Receipt: ptr(wire.NewShardReceipt(honest.Key, video, 0, 0, 3, goodMsg.Data))})
+		Receipt: ptr(wire.SignShardReceipt(honest.Key, ref, goodMsg.Data))})
 	h.want(good, 200, verdictFalse)
 	if st, _ := h.store.EdgeReputation(t.Context(), honest.ID); st.Disqualified {
 		t.Fatal("honest edge disqualified")
 	}
 	// Genuine receipt over bad bytes: proven.
-	h.want(report(cheat.ID, wire.NewShardReceipt(cheat.Key, video, 0, 0, 3, badData)), 200, verdictProven)
+	h.want(report(cheat.ID, wire.SignShardReceipt(cheat.Key, ref, badData)), 200, verdictProven)
 	if got := sourcesOf(h.lookup(lookup), 0); len(got) != 1 || got[0] != honest.ID {
 		t.Fatalf("sources after proof: %v, want only the honest edge", got)
 	}

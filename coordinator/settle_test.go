@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -96,7 +97,7 @@ type settleFixture struct {
 	apiToken string
 	viewer   identity.Identity
 	limit    wire.OrderLimit
-	video    string
+	video    content.VideoID
 }
 
 func newSettleFixture(t *testing.T, dsn string) *settleFixture {
@@ -122,7 +123,7 @@ func order(viewer identity.Identity, l wire.OrderLimit, amount int64) wire.Settl
 // limitFor signs a limit with the coordinator's key directly, as a
 // colluding edge and viewer would need (they cannot) or as tests do to
 // build limits the coordinator would never issue.
-func (f *settleFixture) limitFor(key ed25519.PrivateKey, viewer wire.NodeID, video string, serial uint64, maxBytes int64) wire.OrderLimit {
+func (f *settleFixture) limitFor(key ed25519.PrivateKey, viewer wire.NodeID, video content.VideoID, serial uint64, maxBytes int64) wire.OrderLimit {
 	l := wire.OrderLimit{Edge: f.edge.ID, Viewer: viewer, Video: video, MaxBytes: maxBytes, ExpiresUnixMs: f.h.clock.Now().Add(15 * time.Minute).UnixMilli()}
 	binary.BigEndian.PutUint64(l.Serial[8:], serial)
 	wire.SignOrderLimit(key, &l)

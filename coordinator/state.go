@@ -20,13 +20,6 @@ import (
 // before it leaves lookups (and, at the next sweep, the registry).
 const missedHeartbeats = 3
 
-// SegmentKey names one segment of one rendition of a video.
-type SegmentKey struct {
-	Video     string
-	Rendition int
-	Segment   int
-}
-
 // node is the registry's view of one node. Fields are guarded by the
 // Coordinator's mutex: written under the write lock, read under either.
 type node struct {
@@ -48,13 +41,13 @@ type node struct {
 
 	// inventory is what the node reports holding: segment -> shards. It may
 	// name videos not (yet) in the catalogue; they join the index on publish.
-	inventory map[SegmentKey]ShardMask
+	inventory map[content.SegmentRef]ShardMask
 	shards    int // total shards in inventory
 
 	// assigned is the current placement for this edge; pending holds
 	// directives not yet delivered in a heartbeat response.
-	assigned map[SegmentKey]ShardMask
-	pending  map[SegmentKey]pendingDirective
+	assigned map[content.SegmentRef]ShardMask
+	pending  map[content.SegmentRef]pendingDirective
 
 	// jsonHead is `{"node_id":"…","addr":"…"`, rendered once so the lookup
 	// hot path only copies bytes.
@@ -65,7 +58,7 @@ type pendingDirective struct{ fetch, drop ShardMask }
 
 // video is a catalogue entry plus the holder index of its segments.
 type video struct {
-	id       string
+	id       content.VideoID
 	m        *content.Manifest
 	manifest []byte
 	key      []byte // nil if the origin did not publish one
@@ -92,7 +85,7 @@ type state struct {
 	interval time.Duration
 	nodes    map[wire.NodeID]*node
 	origins  []*node // the subset of nodes with role origin
-	videos   map[string]*video
+	videos   map[content.VideoID]*video
 	banned   map[wire.NodeID]string // node -> reason; survives re-registration
 }
 
@@ -100,7 +93,7 @@ func newState(heartbeat time.Duration) *state {
 	return &state{
 		interval: heartbeat,
 		nodes:    make(map[wire.NodeID]*node),
-		videos:   make(map[string]*video),
+		videos:   make(map[content.VideoID]*video),
 		banned:   make(map[wire.NodeID]string),
 	}
 }
@@ -163,9 +156,9 @@ func (s *state) register(req wire.RegisterRequest, now time.Time, salt uint64) *
 		lastSeen:     now,
 		lastSeenNS:   now.UnixNano(),
 		salt:         salt,
-		inventory:    make(map[SegmentKey]ShardMask),
-		assigned:     make(map[SegmentKey]ShardMask),
-		pending:      make(map[SegmentKey]pendingDirective),
+		inventory:    make(map[content.SegmentRef]ShardMask),
+		assigned:     make(map[content.SegmentRef]ShardMask),
+		pending:      make(map[content.SegmentRef]pendingDirective),
 		jsonHead:     head[:len(head)-1], // without the closing brace
 	}
 	_, n.banned = s.banned[n.id]
@@ -195,9 +188,6 @@ func (s *state) remove(n *node) {
 // coordinator may have restarted before the origin republished).
 func (s *state) checkShardSets(field string, sets []wire.ShardSet) error {
 	for i, set := range sets {
-		if len(set.Video) > 128 {
-			return fmt.Errorf("%s[%d]: video id longer than 128 bytes", field, i)
-		}
 		nmax := content.MaxTotalShards
 		if v := s.videos[set.Video]; v != nil {
 			if set.Rendition < 0 || set.Rendition >= len(v.segs) {
@@ -244,11 +234,11 @@ func (s *state) heartbeat(n *node, req *wire.HeartbeatRequest, now time.Time) []
 		}
 	}
 	for _, set := range req.Removed {
-		key := SegmentKey{set.Video, set.Rendition, set.Segment}
+		key := content.SegmentRef{Video: set.Video, Rendition: set.Rendition, Segment: set.Segment}
 		s.setHolding(n, key, n.inventory[key].Minus(maskOf(set.Shards...)))
 	}
 	for _, set := range req.Added {
-		key := SegmentKey{set.Video, set.Rendition, set.Segment}
+		key := content.SegmentRef{Video: set.Video, Rendition: set.Rendition, Segment: set.Segment}
 		s.setHolding(n, key, n.inventory[key].Union(maskOf(set.Shards...)))
 	}
 	return n.takeDirectives()
@@ -256,7 +246,7 @@ func (s *state) heartbeat(n *node, req *wire.HeartbeatRequest, now time.Time) []
 
 // setHolding records that n holds exactly shards of key, updating the
 // node's inventory and the segment's holder list.
-func (s *state) setHolding(n *node, key SegmentKey, shards ShardMask) {
+func (s *state) setHolding(n *node, key content.SegmentRef, shards ShardMask) {
 	old := n.inventory[key]
 	n.shards += shards.Count() - old.Count()
 	if shards.Empty() {
@@ -289,15 +279,15 @@ func (n *node) takeDirectives() []wire.Directive {
 	if len(n.pending) == 0 {
 		return nil
 	}
-	keys := make([]SegmentKey, 0, len(n.pending))
+	keys := make([]content.SegmentRef, 0, len(n.pending))
 	for k := range n.pending {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, compareKeys)
+	slices.SortFunc(keys, content.CompareSegmentRefs)
 	var out []wire.Directive
 	for _, k := range keys {
 		p := n.pending[k]
-		set := wire.ShardSet{Video: k.Video, Rendition: k.Rendition, Segment: k.Segment}
+		set := wire.NewShardSet(k, nil)
 		if !p.fetch.Empty() {
 			set.Shards = p.fetch.Indices()
 			out = append(out, wire.Directive{Action: wire.ActionFetch, ShardSet: set})
@@ -311,22 +301,12 @@ func (n *node) takeDirectives() []wire.Directive {
 	return out
 }
 
-func compareKeys(a, b SegmentKey) int {
-	if c := strings.Compare(a.Video, b.Video); c != 0 {
-		return c
-	}
-	if a.Rendition != b.Rendition {
-		return a.Rendition - b.Rendition
-	}
-	return a.Segment - b.Segment
-}
-
 // assign replaces n's placement with shards per segment and queues the
 // difference as directives: fetch what is newly assigned and not held, drop
 // what was assigned and no longer is. With reissue, fetch everything
 // assigned and still not held, for edges whose earlier fetch failed.
-func (s *state) assign(n *node, target map[SegmentKey]ShardMask, reissue bool) (fetches, drops int) {
-	queue := func(key SegmentKey, fetch, drop ShardMask) {
+func (s *state) assign(n *node, target map[content.SegmentRef]ShardMask, reissue bool) (fetches, drops int) {
+	queue := func(key content.SegmentRef, fetch, drop ShardMask) {
 		if fetch.Empty() && drop.Empty() {
 			return
 		}
@@ -389,7 +369,7 @@ func (s *state) addVideo(rec coordinatordb.CatalogueVideo, m *content.Manifest) 
 	for _, n := range s.nodes {
 		for key, shards := range n.inventory {
 			if key.Video == rec.ID {
-				if s.checkShardSets("inventory", []wire.ShardSet{{Video: key.Video, Rendition: key.Rendition, Segment: key.Segment, Shards: shards.Indices()}}) != nil {
+				if s.checkShardSets("inventory", []wire.ShardSet{wire.NewShardSet(key, shards.Indices())}) != nil {
 					s.setHolding(n, key, ShardMask{}) // held indices the manifest does not have
 					continue
 				}
@@ -444,7 +424,7 @@ func (s *state) pickAudits(now time.Time, rng *rand.Rand, n int) []accounting.Au
 		if len(out) == n {
 			break
 		}
-		keys := make([]SegmentKey, 0, len(nd.inventory))
+		keys := make([]content.SegmentRef, 0, len(nd.inventory))
 		for k := range nd.inventory {
 			if v := s.videos[k.Video]; v != nil {
 				keys = append(keys, k)
@@ -453,7 +433,7 @@ func (s *state) pickAudits(now time.Time, rng *rand.Rand, n int) []accounting.Au
 		if len(keys) == 0 {
 			continue
 		}
-		slices.SortFunc(keys, compareKeys)
+		slices.SortFunc(keys, content.CompareSegmentRefs)
 		key := keys[rng.Intn(len(keys))]
 		shards := nd.inventory[key].Indices()
 		v := s.videos[key.Video]
@@ -467,8 +447,7 @@ func (s *state) pickAudits(now time.Time, rng *rand.Rand, n int) []accounting.Au
 		}
 		length := 1 + rng.Int63n(min(size, 4096))
 		out = append(out, accounting.AuditTarget{Addr: nd.addr, Challenge: coordinatordb.Challenge{
-			Edge: nd.id, Video: key.Video, Rendition: key.Rendition, Segment: key.Segment,
-			Shard: shards[rng.Intn(len(shards))], Offset: rng.Int63n(size - length + 1), Length: length,
+			Edge: nd.id, Ref: key.Shard(shards[rng.Intn(len(shards))]), Offset: rng.Int63n(size - length + 1), Length: length,
 		}})
 	}
 	return out

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/pgtest"
 
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
@@ -184,12 +185,18 @@ func (h *storeHarness) grant(user string, points int64) {
 	h.want(h.do("POST", wire.PathGrant, h.admin, wire.GrantRequest{Username: user, Points: points}), 200)
 }
 
-func (h *storeHarness) setPrice(video string, price int64) {
+func (h *storeHarness) setPrice(video content.VideoID, price int64) {
 	h.t.Helper()
-	h.want(h.do("POST", strings.Replace(wire.PathSetPrice, "{id}", video, 1), h.admin, wire.SetPriceRequest{Price: price}), 200)
+	h.want(h.do("POST", videoPath(wire.PathSetPrice, video), h.admin, wire.SetPriceRequest{Price: price}), 200)
 }
 
-func videoPath(pattern, video string) string { return strings.Replace(pattern, "{id}", video, 1) }
+// videoPath fills a route's {id} with video's hex.
+func videoPath(pattern string, video content.VideoID) string {
+	return textVideoPath(pattern, video.String())
+}
+
+// textVideoPath fills a route's {id} with any text, for ids that are not hex.
+func textVideoPath(pattern, id string) string { return strings.Replace(pattern, "{id}", id, 1) }
 
 // boundEdge registers an edge with inventory, binds it to a new account
 // and returns its identity and API token.

@@ -8,7 +8,7 @@ import (
 )
 
 func directives(action string, f *fixture, r, s int, shards ...int) []wire.Directive {
-	return []wire.Directive{{Action: action, ShardSet: wire.ShardSet{Video: f.id.String(), Rendition: r, Segment: s, Shards: shards}}}
+	return []wire.Directive{{Action: action, ShardSet: wire.ShardSet{Video: f.id, Rendition: r, Segment: s, Shards: shards}}}
 }
 
 func TestDeltaRestoreKeepsLaterChanges(t *testing.T) {

@@ -51,7 +51,7 @@ func TestReceiptsVerifyAndAreSignedOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := wire.VerifyShardReceipt(&rc, msg.Data); err != nil || rc.Edge != e.ID() || rc.Video != f.id.String() ||
+		if err := wire.VerifyShardReceipt(&rc, msg.Data); err != nil || rc.Edge != e.ID() || rc.Video != f.id ||
 			rc.Rendition != 1 || rc.Segment != 2 || rc.Shard != 5 {
 			t.Fatalf("receipt %+v does not verify for this shard: %v", rc, err)
 		}
@@ -97,7 +97,7 @@ func newOrderParties() orderParties {
 }
 
 func (p orderParties) limit(serial byte, edge wire.NodeID, maxBytes int64, expires time.Time) wire.OrderLimit {
-	l := wire.OrderLimit{Serial: wire.Serial{serial}, Edge: edge, Viewer: p.viewer.ID, Video: "v", MaxBytes: maxBytes, ExpiresUnixMs: expires.UnixMilli()}
+	l := wire.OrderLimit{Serial: wire.Serial{serial}, Edge: edge, Viewer: p.viewer.ID, Video: content.VideoID{0x76}, MaxBytes: maxBytes, ExpiresUnixMs: expires.UnixMilli()}
 	wire.SignOrderLimit(p.coord, &l)
 	return l
 }

@@ -239,7 +239,7 @@ func (e *Edge) prefetch(ctx context.Context, j job) {
 	}
 	wanted = slices.DeleteFunc(wanted, func(i int) bool { return i >= m.Params.NMax })
 	lookup, err := e.cc.PrefetchLookup(ctx, wire.LookupRequest{
-		Video: j.seg.Video.String(), Rendition: j.seg.Rendition, From: j.seg.Segment, Count: 1,
+		Video: j.seg.Video, Rendition: j.seg.Rendition, From: j.seg.Segment, Count: 1,
 		ViewerID: e.cfg.Identity.ID, Region: e.cfg.Region, Exclude: []wire.NodeID{e.cfg.Identity.ID},
 	})
 	if err != nil {
@@ -345,7 +345,7 @@ func (e *Edge) fetchFrom(ctx context.Context, m *content.Manifest, k content.Sha
 		if node == "" {
 			node = src.NodeID
 		}
-		rep := wire.BadShardReport{Reporter: e.cfg.Identity.ID, Node: node, Video: k.Video.String(),
+		rep := wire.BadShardReport{Reporter: e.cfg.Identity.ID, Node: node, Video: k.Video,
 			Rendition: k.Rendition, Segment: k.Segment, Shard: k.Shard, Reason: err.Error(), Evidence: b}
 		if err := e.cc.ReportBadShard(fctx, rep); err != nil {
 			e.log.Debug("cannot report a bad shard", "err", err)

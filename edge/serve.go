@@ -72,7 +72,7 @@ func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
 }
 
 // signReceipt signs a receipt over the shard data of the message body
-// (wire.NewShardReceipt) and returns it encoded for wire.HeaderReceipt;
+// (wire.SignShardReceipt) and returns it encoded for wire.HeaderReceipt;
 // "" if body is not a shard message (it always is).
 func (e *Edge) signReceipt(k content.ShardRef, body []byte) string {
 	msg, err := content.DecodeShardMessage(body)

@@ -19,7 +19,7 @@ import (
 func TestPointsEndToEnd(t *testing.T) {
 	n := startNet(t, Config{Edges: 5, Videos: 1, Seed: 5, GrantPoints: 100, AuditInterval: -1})
 	ctx := context.Background()
-	video := n.Videos[0].String()
+	video := n.Videos[0]
 	nodes := n.AliveEdges()
 
 	if err := n.Admin.SetPrice(ctx, video, 500); err != nil {

@@ -45,7 +45,7 @@ func playAll(t *testing.T, nodes []*EdgeNode, video content.VideoID, speed float
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i], errs[i] = nd.Viewer.Play(ctx, video.String(), viewer.PlayOptions{Rendition: -1, Speed: speed})
+			out[i], errs[i] = nd.Viewer.Play(ctx, video, viewer.PlayOptions{Rendition: -1, Speed: speed})
 		}()
 	}
 	wg.Wait()

@@ -145,7 +145,7 @@ func holdings(t *testing.T, c *wire.CoordinatorClient, n *Network, video content
 	out := make(map[string][]int)
 	for r, rend := range m.Renditions {
 		for from := 0; from < len(rend.Segments); from += wire.MaxLookupCount {
-			resp, err := c.Lookup(context.Background(), wire.LookupRequest{Video: video.String(), Rendition: r, From: from,
+			resp, err := c.Lookup(context.Background(), wire.LookupRequest{Video: video, Rendition: r, From: from,
 				Count: min(wire.MaxLookupCount, len(rend.Segments)-from), ViewerID: viewerID, Region: "local"})
 			if err != nil {
 				t.Fatalf("lookup at %s: %v", c.Base, err)

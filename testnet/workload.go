@@ -133,7 +133,7 @@ func (n *Network) RunWorkload(ctx context.Context, w Workload) (Report, []PlayRe
 					continue
 				}
 				video := zipf.pick(vr)
-				qoe, err := node.Viewer.Play(ctx, n.Videos[video].String(), viewer.PlayOptions{Rendition: -1, Speed: w.Speed})
+				qoe, err := node.Viewer.Play(ctx, n.Videos[video], viewer.PlayOptions{Rendition: -1, Speed: w.Speed})
 				r := PlayResult{Viewer: v, Video: video, QoE: qoe, Err: err}
 				if err != nil && (!node.Alive() || ctx.Err() != nil) {
 					r.Aborted, r.Err = true, nil

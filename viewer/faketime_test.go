@@ -83,7 +83,7 @@ func TestPlayRealTimeNoStalls(t *testing.T) {
 		}
 		defer v.Close()
 		start := time.Now()
-		q, err := v.Play(context.Background(), n.id.String(), PlayOptions{Rendition: 0, Speed: 1})
+		q, err := v.Play(context.Background(), n.id, PlayOptions{Rendition: 0, Speed: 1})
 		if err != nil {
 			t.Fatalf("play: %v", err)
 		}
@@ -144,7 +144,7 @@ func TestPlayStallsWhenOnlyTheOriginIsSlow(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer v.Close()
-		q, err := v.Play(context.Background(), n.id.String(), PlayOptions{Rendition: 0, Speed: 4, MaxSegments: 4})
+		q, err := v.Play(context.Background(), n.id, PlayOptions{Rendition: 0, Speed: 4, MaxSegments: 4})
 		if err != nil {
 			t.Fatalf("play: %v", err)
 		}

@@ -46,13 +46,13 @@ func FuzzGatewayPath(f *testing.F) {
 			case routeIndex:
 				canon = "/"
 			case routeMaster:
-				canon = fmt.Sprintf("/videos/%s/master.m3u8", rt.video)
+				canon = fmt.Sprintf("/videos/%s/master.m3u8", rt.seg.Video)
 			case routeKey:
-				canon = fmt.Sprintf("/videos/%s/key", rt.video)
+				canon = fmt.Sprintf("/videos/%s/key", rt.seg.Video)
 			case routeMedia:
-				canon = fmt.Sprintf("/videos/%s/%d/index.m3u8", rt.video, rt.rendition)
+				canon = fmt.Sprintf("/videos/%s/%d/index.m3u8", rt.seg.Video, rt.seg.Rendition)
 			case routeSegment:
-				canon = fmt.Sprintf("/videos/%s/%d/%d.ts", rt.video, rt.rendition, rt.segment)
+				canon = fmt.Sprintf("/videos/%s/%d/%d.ts", rt.seg.Video, rt.seg.Rendition, rt.seg.Segment)
 			}
 			if !strings.EqualFold(canon, p) {
 				t.Fatalf("accepted %q as %q", p, canon)

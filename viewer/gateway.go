@@ -33,10 +33,10 @@ const (
 
 // gatewayRoute is a parsed gateway path.
 type gatewayRoute struct {
-	kind      routeKind
-	video     content.VideoID
-	rendition int
-	segment   int
+	kind routeKind
+	// seg is the segment a media-segment route names; other routes fill
+	// only what they name (the video; the rendition of a playlist).
+	seg content.SegmentRef
 }
 
 // parseGatewayPath parses /, /videos/{id}/master.m3u8, /videos/{id}/key,
@@ -53,7 +53,7 @@ func parseGatewayPath(p string) (gatewayRoute, error) {
 	}
 	parts := strings.Split(rest, "/")
 	var err error
-	if rt.video, err = content.ParseVideoID(parts[0]); err != nil {
+	if rt.seg.Video, err = content.ParseVideoID(parts[0]); err != nil {
 		return rt, err
 	}
 	number := func(s, what string, limit int) (int, error) {
@@ -69,7 +69,7 @@ func parseGatewayPath(p string) (gatewayRoute, error) {
 	case len(parts) == 2 && parts[1] == "key":
 		rt.kind = routeKey
 	case len(parts) == 3:
-		if rt.rendition, err = number(parts[1], "rendition", 256); err != nil {
+		if rt.seg.Rendition, err = number(parts[1], "rendition", 256); err != nil {
 			return rt, err
 		}
 		if parts[2] == "index.m3u8" {
@@ -80,7 +80,7 @@ func parseGatewayPath(p string) (gatewayRoute, error) {
 		if !ok {
 			return rt, fmt.Errorf("%q: want index.m3u8 or {segment}.ts", parts[2])
 		}
-		if rt.segment, err = number(seg, "segment", 1<<20); err != nil {
+		if rt.seg.Segment, err = number(seg, "segment", 1<<20); err != nil {
 			return rt, err
 		}
 		rt.kind = routeSegment
@@ -124,7 +124,7 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 		v.serveIndex(w, r)
 		return
 	}
-	e, err := v.video(r.Context(), rt.video)
+	e, err := v.video(r.Context(), rt.seg.Video)
 	if err != nil {
 		status := http.StatusBadGateway
 		if errors.Is(err, errUnknownVideo) {
@@ -134,14 +134,14 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	man := e.man
-	base := "/videos/" + rt.video.String()
+	base := "/videos/" + rt.seg.Video.String()
 	uris := content.PlaylistURIs{
 		Media:   func(r int) string { return fmt.Sprintf("%s/%d/index.m3u8", base, r) },
 		Segment: func(r, s int) string { return fmt.Sprintf("%s/%d/%d.ts", base, r, s) },
 		Key:     base + "/key",
 	}
-	if rt.kind != routeMaster && rt.kind != routeKey && rt.rendition >= len(man.Renditions) {
-		wire.WriteError(w, http.StatusNotFound, "rendition %d does not exist: video %s has %d", rt.rendition, rt.video, len(man.Renditions))
+	if rt.kind != routeMaster && rt.kind != routeKey && rt.seg.Rendition >= len(man.Renditions) {
+		wire.WriteError(w, http.StatusNotFound, "rendition %d does not exist: video %s has %d", rt.seg.Rendition, rt.seg.Video, len(man.Renditions))
 		return
 	}
 	switch rt.kind {
@@ -153,7 +153,7 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write(e.key[:])
 	case routeMedia:
-		pl, err := content.MediaPlaylist(man, rt.rendition, e.key, uris)
+		pl, err := content.MediaPlaylist(man, rt.seg.Rendition, e.key, uris)
 		if err != nil {
 			wire.WriteError(w, http.StatusNotFound, "%v", err)
 			return
@@ -161,7 +161,7 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
 		_, _ = w.Write([]byte(pl))
 	case routeSegment:
-		seg, err := man.Segment(rt.rendition, rt.segment)
+		seg, err := man.CheckSegment(rt.seg)
 		if err != nil {
 			wire.WriteError(w, http.StatusNotFound, "%v", err)
 			return
@@ -169,8 +169,7 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 		segDur := time.Duration(seg.Duration) * time.Microsecond
 		// A player waiting on a segment readahead did not bring is urgent:
 		// half a segment of slack makes the origin race the edges at once.
-		ref := content.SegmentRef{Video: rt.video, Rendition: rt.rendition, Segment: rt.segment}
-		ct, err := v.cachedSegment(r.Context(), e, ref, v.cfg.Now().Add(segDur/2))
+		ct, err := v.cachedSegment(r.Context(), e, rt.seg, v.cfg.Now().Add(segDur/2))
 		if err != nil {
 			if r.Context().Err() != nil {
 				return // the player went away
@@ -179,7 +178,7 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for i := 1; i <= gatewayReadahead; i++ {
-			ahead := ref
+			ahead := rt.seg
 			ahead.Segment += i
 			if _, err := man.CheckSegment(ahead); err == nil {
 				v.startSegment(e, ahead, v.cfg.Now().Add(time.Duration(i+1)*segDur))

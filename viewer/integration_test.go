@@ -132,7 +132,7 @@ func TestPlayCompletesAndReports(t *testing.T) {
 	v := newTestViewer(t, n, reg, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	q, err := v.Play(ctx, n.id.String(), PlayOptions{Rendition: -1, Speed: 20})
+	q, err := v.Play(ctx, n.id, PlayOptions{Rendition: -1, Speed: 20})
 	if err != nil {
 		t.Fatalf("play: %v (QoE %+v)", err, q)
 	}
@@ -166,7 +166,7 @@ func TestPlayCompletesAndReports(t *testing.T) {
 	plays := slices.Clone(n.coord.plays)
 	reports := slices.Clone(n.coord.badShards)
 	n.coord.mu.Unlock()
-	if len(plays) != 1 || !plays[0].Completed || plays[0].Video != n.id.String() || plays[0].Rendition != top {
+	if len(plays) != 1 || !plays[0].Completed || plays[0].Video != n.id || plays[0].Rendition != top {
 		t.Fatalf("play reports %+v, want one completed report of rendition %d", plays, top)
 	}
 	checkEvidence(t, n, reports)
@@ -180,7 +180,7 @@ func TestPlayMaxSegmentsAndBadInput(t *testing.T) {
 	v := newTestViewer(t, n, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	q, err := v.Play(ctx, n.id.String(), PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 3})
+	q, err := v.Play(ctx, n.id, PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 3})
 	if err != nil || !q.Completed {
 		t.Fatalf("play 3 segments: %v %+v", err, q)
 	}
@@ -190,14 +190,15 @@ func TestPlayMaxSegmentsAndBadInput(t *testing.T) {
 	if len(q.Banned) != 0 || q.BadShards != 0 {
 		t.Errorf("honest network, yet banned %v / %d bad shards", q.Banned, q.BadShards)
 	}
+	unknown := n.id
+	unknown[0] = 0
 	for _, tc := range []struct {
-		video string
+		video content.VideoID
 		opt   PlayOptions
 	}{
-		{"not-a-video-id", PlayOptions{}},
-		{"00" + n.id.String()[2:], PlayOptions{}},
-		{n.id.String(), PlayOptions{Rendition: 7}},
-		{n.id.String(), PlayOptions{Rendition: -2}},
+		{unknown, PlayOptions{}},
+		{n.id, PlayOptions{Rendition: 7}},
+		{n.id, PlayOptions{Rendition: -2}},
 	} {
 		if _, err := v.Play(ctx, tc.video, tc.opt); err == nil {
 			t.Errorf("Play(%q, %+v) succeeded, want an error", tc.video, tc.opt)

@@ -260,7 +260,7 @@ func (c *testCoordinator) handler() http.Handler {
 		}
 	})
 	mux.HandleFunc("GET "+wire.PathVideos, func(w http.ResponseWriter, r *http.Request) {
-		wire.WriteJSON(w, []wire.VideoInfo{{ID: c.book.id.String(), Title: c.book.man.Title}})
+		wire.WriteJSON(w, []wire.VideoInfo{{ID: c.book.id, Title: c.book.man.Title}})
 	})
 	mux.HandleFunc("POST "+wire.PathLookup, func(w http.ResponseWriter, r *http.Request) {
 		var req wire.LookupRequest

@@ -40,7 +40,7 @@ func notEntitled(video content.VideoID, err error) error {
 // edgeVideo names the limit a viewer uses with one edge for one video.
 type edgeVideo struct {
 	edge  wire.NodeID
-	video string
+	video content.VideoID
 }
 
 // serialState is what the viewer owes one edge under one limit.
@@ -79,7 +79,7 @@ func newPayer(key ed25519.PrivateKey, id wire.NodeID) *payer {
 // addLimits takes the limits of a lookup for video. A limit for another
 // viewer or video, or already expired, is ignored. For each edge the newest
 // unexpired limit (latest expiry) becomes current.
-func (p *payer) addLimits(video string, limits []wire.OrderLimit, now time.Time) {
+func (p *payer) addLimits(video content.VideoID, limits []wire.OrderLimit, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, l := range limits {
@@ -121,7 +121,7 @@ const orderGranularity = 256 << 10
 // forRequest returns the headers for a shard request to edge for video and
 // the serial to credit when the shard verifies; ok is false when the viewer
 // holds no usable limit for that edge (the request goes unpaid).
-func (p *payer) forRequest(edge wire.NodeID, video, addr string, now time.Time) (limitHdr, orderHdr string, serial wire.Serial, ok bool) {
+func (p *payer) forRequest(edge wire.NodeID, video content.VideoID, addr string, now time.Time) (limitHdr, orderHdr string, serial wire.Serial, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.current[edgeVideo{edge, video}]

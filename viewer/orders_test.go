@@ -37,7 +37,7 @@ func TestOrdersCumulativeFinalAndReceipts(t *testing.T) {
 	v := newTestViewer(t, n, reg, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	q, err := v.Play(ctx, n.id.String(), PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 6})
+	q, err := v.Play(ctx, n.id, PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 6})
 	if err != nil || !q.Completed {
 		t.Fatalf("play: %v %+v", err, q)
 	}
@@ -115,7 +115,7 @@ func TestOrdersNeverExceedTheLimit(t *testing.T) {
 	v := newTestViewer(t, n, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := v.Play(ctx, n.id.String(), PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 8}); err != nil {
+	if _, err := v.Play(ctx, n.id, PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 8}); err != nil {
 		t.Fatal(err)
 	}
 	capped := false
@@ -145,7 +145,7 @@ func TestNotEntitledIsNotRetried(t *testing.T) {
 	v := newTestViewer(t, n, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := v.Play(ctx, n.id.String(), PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 1})
+	_, err := v.Play(ctx, n.id, PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 1})
 	if !errors.Is(err, ErrNotEntitled) || !strings.Contains(err.Error(), "unlock video "+n.id.String()) {
 		t.Fatalf("play without a token: %v, want a not-entitled error naming the video", err)
 	}
@@ -155,7 +155,7 @@ func TestNotEntitledIsNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer withToken.Close()
-	if _, err := withToken.Play(ctx, n.id.String(), PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 1}); err != nil {
+	if _, err := withToken.Play(ctx, n.id, PlayOptions{Rendition: 0, Speed: 50, MaxSegments: 1}); err != nil {
 		t.Fatalf("play with the token: %v", err)
 	}
 	n.coord.mu.Lock()
@@ -174,24 +174,25 @@ func TestPayerSignsOnlyWhatWasReceived(t *testing.T) {
 	viewer := identity.New()
 	now := time.Unix(1_000_000, 0)
 	_, coord, _ := ed25519.GenerateKey(rand.Reader)
+	testVideo := content.VideoID{1, 2, 3}
 	limit := func(serial byte, edge wire.NodeID, who wire.NodeID, maxBytes int64, expires time.Time) wire.OrderLimit {
-		l := wire.OrderLimit{Serial: wire.Serial{serial}, Edge: edge, Viewer: who, Video: "vid", MaxBytes: maxBytes, ExpiresUnixMs: expires.UnixMilli()}
+		l := wire.OrderLimit{Serial: wire.Serial{serial}, Edge: edge, Viewer: who, Video: testVideo, MaxBytes: maxBytes, ExpiresUnixMs: expires.UnixMilli()}
 		wire.SignOrderLimit(coord, &l)
 		return l
 	}
 	p := newPayer(viewer.Key, viewer.ID)
-	p.addLimits("vid", []wire.OrderLimit{
+	p.addLimits(testVideo, []wire.OrderLimit{
 		limit(1, "e1", viewer.ID, 1000, now.Add(time.Hour)),
 		limit(2, "e2", "someone-else", 1000, now.Add(time.Hour)),
 		limit(3, "e3", viewer.ID, 1000, now.Add(-time.Second)),
 	}, now)
-	if _, _, _, ok := p.forRequest("e2", "vid", "http://e2", now); ok {
+	if _, _, _, ok := p.forRequest("e2", testVideo, "http://e2", now); ok {
 		t.Error("used a limit issued to another viewer")
 	}
-	if _, _, _, ok := p.forRequest("e3", "vid", "http://e3", now); ok {
+	if _, _, _, ok := p.forRequest("e3", testVideo, "http://e3", now); ok {
 		t.Error("used an expired limit")
 	}
-	lh, oh, serial, ok := p.forRequest("e1", "vid", "http://e1", now)
+	lh, oh, serial, ok := p.forRequest("e1", testVideo, "http://e1", now)
 	if !ok || lh == "" || oh != "" {
 		t.Fatalf("first request: ok %v limit %q order %q, want the limit and no order", ok, lh, oh)
 	}
@@ -199,7 +200,7 @@ func TestPayerSignsOnlyWhatWasReceived(t *testing.T) {
 	// orderGranularity bytes, or when the limit is used up.
 	for _, step := range []struct{ credit, want int64 }{{400, 400}, {0, 400}, {500, 400}, {700, 1000}} {
 		p.credit(serial, step.credit)
-		_, oh, _, _ = p.forRequest("e1", "vid", "http://e1", now)
+		_, oh, _, _ = p.forRequest("e1", testVideo, "http://e1", now)
 		var o wire.Order
 		if err := wire.DecodeHeader(oh, &o); err != nil {
 			t.Fatal(err)
@@ -219,11 +220,11 @@ func TestPayerSignsOnlyWhatWasReceived(t *testing.T) {
 	}
 	// With room in the limit, a new signature every orderGranularity bytes.
 	big := limit(5, "e5", viewer.ID, 10<<20, now.Add(time.Hour))
-	p.addLimits("vid", []wire.OrderLimit{big}, now)
-	_, _, bigSerial, _ := p.forRequest("e5", "vid", "http://e5", now)
+	p.addLimits(testVideo, []wire.OrderLimit{big}, now)
+	_, _, bigSerial, _ := p.forRequest("e5", testVideo, "http://e5", now)
 	for _, step := range []struct{ credit, want int64 }{{100 << 10, 100 << 10}, {100 << 10, 100 << 10}, {200 << 10, 400 << 10}} {
 		p.credit(bigSerial, step.credit)
-		_, oh, _, _ := p.forRequest("e5", "vid", "http://e5", now)
+		_, oh, _, _ := p.forRequest("e5", testVideo, "http://e5", now)
 		var o wire.Order
 		if err := wire.DecodeHeader(oh, &o); err != nil {
 			t.Fatal(err)
@@ -233,8 +234,8 @@ func TestPayerSignsOnlyWhatWasReceived(t *testing.T) {
 		}
 	}
 	// A newer limit for the same edge replaces the exhausted one.
-	p.addLimits("vid", []wire.OrderLimit{limit(4, "e1", viewer.ID, 1000, now.Add(2*time.Hour))}, now)
-	if _, _, s, _ := p.forRequest("e1", "vid", "http://e1", now); s != (wire.Serial{4}) {
+	p.addLimits(testVideo, []wire.OrderLimit{limit(4, "e1", viewer.ID, 1000, now.Add(2*time.Hour))}, now)
+	if _, _, s, _ := p.forRequest("e1", testVideo, "http://e1", now); s != (wire.Serial{4}) {
 		t.Errorf("serial %s in use, want the newer limit", s)
 	}
 }

@@ -58,13 +58,9 @@ type playing struct {
 // time from the moment the first segment is ready, and a segment not ready at
 // its playback instant is a stall. The QoE summary is reported to the
 // coordinator at the end (also when the play fails).
-func (v *Viewer) Play(ctx context.Context, video string, opt PlayOptions) (QoE, error) {
+func (v *Viewer) Play(ctx context.Context, id content.VideoID, opt PlayOptions) (QoE, error) {
 	start := v.cfg.Now()
 	q := QoE{BytesBySource: map[wire.NodeID]int64{}}
-	id, err := content.ParseVideoID(video)
-	if err != nil {
-		return q, err
-	}
 	e, err := v.video(ctx, id)
 	if err != nil {
 		return q, err
@@ -206,7 +202,7 @@ func (v *Viewer) reportPlay(ctx context.Context, id content.VideoID, rendition i
 	defer cancel()
 	rep := wire.PlayReport{
 		ViewerID:      v.cfg.Identity.ID,
-		Video:         id.String(),
+		Video:         id,
 		Rendition:     rendition,
 		StartupMS:     float64(q.Startup) / float64(time.Millisecond),
 		Stalls:        q.Stalls,

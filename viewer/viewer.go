@@ -249,7 +249,7 @@ func (v *Viewer) sources(ctx context.Context, e *videoEntry, seg content.Segment
 	if fresh || w == nil || segment < w.from || segment >= w.to || now.Sub(w.at) > lookupMaxAge {
 		total := len(e.man.Renditions[rendition].Segments)
 		req := wire.LookupRequest{
-			Video:     id.String(),
+			Video:     id,
 			Rendition: rendition,
 			From:      segment,
 			Count:     min(lookupWindow, total-segment),
@@ -522,7 +522,7 @@ func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, ref co
 	var serial wire.Serial
 	paid := false
 	if !a.Origin {
-		req.Limit, req.Order, serial, paid = v.pay.forRequest(a.Node, ref.Video.String(), a.Addr, v.cfg.Now())
+		req.Limit, req.Order, serial, paid = v.pay.forRequest(a.Node, ref.Video, a.Addr, v.cfg.Now())
 		if req.Order != "" {
 			v.met.ordersSent.Inc()
 		}
@@ -620,7 +620,7 @@ func (v *Viewer) reportBadShard(ref content.ShardRef, r shardResult) {
 	rep := wire.BadShardReport{
 		Reporter:  v.cfg.Identity.ID,
 		Node:      r.key.Node,
-		Video:     ref.Video.String(),
+		Video:     ref.Video,
 		Rendition: ref.Rendition,
 		Segment:   ref.Segment,
 		Shard:     ref.Shard,

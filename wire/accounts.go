@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/swarmcast/swarmcast/content"
 )
 
 // Accounts, points, proofs of delivery and storage: the coordinator routes.
@@ -81,12 +83,12 @@ type Credentials struct {
 
 // AccountInfo describes the caller's account.
 type AccountInfo struct {
-	ID       int64    `json:"id"`
-	Username string   `json:"username"`
-	Role     string   `json:"role"` // "user" or "admin"
-	Balance  int64    `json:"balance"`
-	Edge     NodeID   `json:"edge,omitempty"`
-	Entitled []string `json:"entitled,omitempty"` // video ids unlocked
+	ID       int64             `json:"id"`
+	Username string            `json:"username"`
+	Role     string            `json:"role"` // "user" or "admin"
+	Balance  int64             `json:"balance"`
+	Edge     NodeID            `json:"edge,omitempty"`
+	Entitled []content.VideoID `json:"entitled,omitempty"` // videos unlocked
 }
 
 // LoginResponse carries a session token for API clients (also set as a
@@ -176,9 +178,9 @@ type EdgeStatusInfo struct {
 // FlowInfo is settled bytes from one edge to one viewer for one video in
 // one time bucket.
 type FlowInfo struct {
-	Edge   NodeID    `json:"edge"`
-	Viewer NodeID    `json:"viewer"`
-	Video  string    `json:"video"`
-	Bucket time.Time `json:"bucket"`
-	Bytes  int64     `json:"bytes"`
+	Edge   NodeID          `json:"edge"`
+	Viewer NodeID          `json:"viewer"`
+	Video  content.VideoID `json:"video"`
+	Bucket time.Time       `json:"bucket"`
+	Bytes  int64           `json:"bytes"`
 }

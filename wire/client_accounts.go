@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/swarmcast/swarmcast/content"
 )
 
 // Signup creates an account.
@@ -28,8 +30,8 @@ func (c *CoordinatorClient) Grant(ctx context.Context, req GrantRequest) error {
 }
 
 // SetPrice sets a video's price in points (admin token).
-func (c *CoordinatorClient) SetPrice(ctx context.Context, video string, price int64) error {
-	return c.do(ctx, http.MethodPost, videoPath(PathSetPrice, video), SetPriceRequest{Price: price}, nil)
+func (c *CoordinatorClient) SetPrice(ctx context.Context, video content.VideoID, price int64) error {
+	return c.do(ctx, http.MethodPost, videoPath(PathSetPrice, video.String()), SetPriceRequest{Price: price}, nil)
 }
 
 // EdgeStatus reports an edge's standing (its owner's or an admin's token).
@@ -66,9 +68,9 @@ func (c *CoordinatorClient) BindViewer(ctx context.Context, viewer NodeID) error
 }
 
 // UnlockVideo spends the account's points on a video (free if already entitled).
-func (c *CoordinatorClient) UnlockVideo(ctx context.Context, video string) (UnlockResponse, error) {
+func (c *CoordinatorClient) UnlockVideo(ctx context.Context, video content.VideoID) (UnlockResponse, error) {
 	var resp UnlockResponse
-	return resp, c.do(ctx, http.MethodPost, videoPath(PathUnlock, video), struct{}{}, &resp)
+	return resp, c.do(ctx, http.MethodPost, videoPath(PathUnlock, video.String()), struct{}{}, &resp)
 }
 
 // Settle submits an edge's settlement batch (the token is the edge's API

@@ -10,17 +10,19 @@ import (
 
 // A source that sends more than a shard can hold is told apart from one
 // that fails, so the viewer can ban it.
-func TestFetchShardOversizeIsALie(t *testing.T) {
+func TestGetShardOversizeIsALie(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(HeaderNode, "liar")
 		w.Write(bytes.Repeat([]byte{1}, 2000))
 	}))
 	defer srv.Close()
-	b, node, err := FetchShard(t.Context(), srv.Client(), srv.URL, "v", 0, 0, 0, 1000)
-	if !errors.Is(err, ErrOversize) || b != nil || node != "liar" {
-		t.Fatalf("got %d bytes from %q, err %v; want ErrOversize naming the node", len(b), node, err)
+	req := ShardRequest{Base: srv.URL, Ref: testRef(), MaxBytes: 1000}
+	resp, err := GetShard(t.Context(), srv.Client(), req)
+	if !errors.Is(err, ErrOversize) || len(resp.Body) != 1001 || resp.Node != "liar" {
+		t.Fatalf("got %d bytes from %q, err %v; want ErrOversize naming the node, with MaxBytes+1 bytes of evidence", len(resp.Body), resp.Node, err)
 	}
-	if _, _, err := FetchShard(t.Context(), srv.Client(), srv.URL, "v", 0, 0, 0, 2000); err != nil {
+	req.MaxBytes = 2000
+	if _, err := GetShard(t.Context(), srv.Client(), req); err != nil {
 		t.Fatalf("a body exactly at the limit: %v", err)
 	}
 }

@@ -55,13 +55,13 @@ func ParseSerial(s string) (Serial, error) {
 // OrderLimit is the coordinator's permission for Edge to serve Viewer up to
 // MaxBytes of Video until ExpiresUnixMs.
 type OrderLimit struct {
-	Serial        Serial `json:"serial"`
-	Edge          NodeID `json:"edge"`
-	Viewer        NodeID `json:"viewer"` // hex ed25519 public key that signs the Orders
-	Video         string `json:"video"`  // hex video id
-	MaxBytes      int64  `json:"max_bytes"`
-	ExpiresUnixMs int64  `json:"expires_unix_ms"`
-	Signature     []byte `json:"signature"` // coordinator's ed25519 signature over SigningBytes
+	Serial        Serial          `json:"serial"`
+	Edge          NodeID          `json:"edge"`
+	Viewer        NodeID          `json:"viewer"` // hex ed25519 public key that signs the Orders
+	Video         content.VideoID `json:"video"`
+	MaxBytes      int64           `json:"max_bytes"`
+	ExpiresUnixMs int64           `json:"expires_unix_ms"`
+	Signature     []byte          `json:"signature"` // coordinator's ed25519 signature over SigningBytes
 }
 
 // Order is the viewer's signed acknowledgement that it has received Amount
@@ -77,13 +77,18 @@ type Order struct {
 // the shard then fails content.VerifyShard the receipt plus the bytes are a
 // proof anyone holding the manifest can check.
 type ServedShardReceipt struct {
-	Edge        NodeID  `json:"edge"`
-	Video       string  `json:"video"`
-	Rendition   int     `json:"rendition"`
-	Segment     int     `json:"segment"`
-	Shard       int     `json:"shard"`
-	ShardSHA256 HexHash `json:"shard_sha256"`
-	Signature   []byte  `json:"signature"`
+	Edge        NodeID          `json:"edge"`
+	Video       content.VideoID `json:"video"`
+	Rendition   int             `json:"rendition"`
+	Segment     int             `json:"segment"`
+	Shard       int             `json:"shard"`
+	ShardSHA256 HexHash         `json:"shard_sha256"`
+	Signature   []byte          `json:"signature"`
+}
+
+// Ref is the shard the receipt names.
+func (r *ServedShardReceipt) Ref() content.ShardRef {
+	return content.SegmentRef{Video: r.Video, Rendition: r.Rendition, Segment: r.Segment}.Shard(r.Shard)
 }
 
 // HexHash is a SHA-256 digest, hex in JSON.
@@ -109,15 +114,16 @@ func appendString(b []byte, s string) []byte {
 }
 
 // SigningBytes is the deterministic encoding the coordinator signs:
-// domain, serial, then length-prefixed edge, viewer and video, then
-// MaxBytes and ExpiresUnixMs as big-endian 64-bit integers.
+// domain, serial, then length-prefixed edge, viewer and video (the video
+// as its 64 lowercase hex digits, the encoding limits were first signed
+// with), then MaxBytes and ExpiresUnixMs as big-endian 64-bit integers.
 func (l *OrderLimit) SigningBytes() []byte {
 	b := make([]byte, 0, len(orderLimitDomain)+16+3*4+64+64+64+16)
 	b = append(b, orderLimitDomain...)
 	b = append(b, l.Serial[:]...)
 	b = appendString(b, string(l.Edge))
 	b = appendString(b, string(l.Viewer))
-	b = appendString(b, l.Video)
+	b = appendString(b, l.Video.String())
 	b = binary.BigEndian.AppendUint64(b, uint64(l.MaxBytes))
 	b = binary.BigEndian.AppendUint64(b, uint64(l.ExpiresUnixMs))
 	return b
@@ -132,12 +138,15 @@ func (o *Order) SigningBytes() []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(o.Amount))
 }
 
-// SigningBytes is the deterministic encoding the edge signs.
+// SigningBytes is the deterministic encoding the edge signs: domain,
+// length-prefixed edge and video (64 lowercase hex digits, as for
+// OrderLimit), rendition, segment and shard as big-endian 32-bit integers,
+// then the shard's SHA-256.
 func (r *ServedShardReceipt) SigningBytes() []byte {
 	b := make([]byte, 0, len(shardReceiptDomain)+64+64+12+32+8)
 	b = append(b, shardReceiptDomain...)
 	b = appendString(b, string(r.Edge))
-	b = appendString(b, r.Video)
+	b = appendString(b, r.Video.String())
 	b = binary.BigEndian.AppendUint32(b, uint32(r.Rendition))
 	b = binary.BigEndian.AppendUint32(b, uint32(r.Segment))
 	b = binary.BigEndian.AppendUint32(b, uint32(r.Shard))
@@ -180,14 +189,15 @@ func VerifyOrder(l *OrderLimit, o *Order) error {
 	return nil
 }
 
-// NewShardReceipt makes and signs a receipt for shard bytes the edge serves.
-func NewShardReceipt(edge ed25519.PrivateKey, video string, rendition, segment, shard int, data []byte) ServedShardReceipt {
+// SignShardReceipt makes and signs the receipt for shard data an edge
+// serves as ref.
+func SignShardReceipt(edge ed25519.PrivateKey, ref content.ShardRef, data []byte) ServedShardReceipt {
 	r := ServedShardReceipt{
 		Edge:        NodeID(hex.EncodeToString(edge.Public().(ed25519.PublicKey))),
-		Video:       video,
-		Rendition:   rendition,
-		Segment:     segment,
-		Shard:       shard,
+		Video:       ref.Video,
+		Rendition:   ref.Rendition,
+		Segment:     ref.Segment,
+		Shard:       ref.Shard,
 		ShardSHA256: sha256.Sum256(data),
 	}
 	r.Signature = ed25519.Sign(edge, r.SigningBytes())
@@ -221,7 +231,7 @@ func ProveBadShard(m *content.Manifest, r *ServedShardReceipt, sh content.Shard)
 	if err := VerifyShardReceipt(r, sh.Data); err != nil {
 		return err
 	}
-	if id := m.ID().String(); id != r.Video {
+	if id := m.ID(); id != r.Video {
 		return fmt.Errorf("bad-shard proof: receipt names video %s, manifest is %s", r.Video, id)
 	}
 	if sh.Index != r.Shard {

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -20,11 +19,20 @@ func key(seed byte) (ed25519.PrivateKey, NodeID) {
 	return k, NodeID(hex.EncodeToString(k.Public().(ed25519.PublicKey)))
 }
 
+// videoID is the id whose every byte is b.
+func videoID(b byte) content.VideoID {
+	var id content.VideoID
+	for i := range id {
+		id[i] = b
+	}
+	return id
+}
+
 func TestOrderSignatures(t *testing.T) {
 	coord, _ := key(1)
 	viewer, viewerID := key(2)
 	_, edgeID := key(3)
-	l := OrderLimit{Serial: Serial{1, 2, 3}, Edge: edgeID, Viewer: viewerID, Video: strings.Repeat("ab", 32), MaxBytes: 1 << 20, ExpiresUnixMs: 1_700_000_000_000}
+	l := OrderLimit{Serial: Serial{1, 2, 3}, Edge: edgeID, Viewer: viewerID, Video: videoID(0xab), MaxBytes: 1 << 20, ExpiresUnixMs: 1_700_000_000_000}
 	SignOrderLimit(coord, &l)
 	pub := coord.Public().(ed25519.PublicKey)
 	if err := VerifyOrderLimit(pub, &l); err != nil {
@@ -57,7 +65,7 @@ func TestOrderSignatures(t *testing.T) {
 		"serial":  func(l *OrderLimit) { l.Serial[15] ^= 1 },
 		"edge":    func(l *OrderLimit) { l.Edge = viewerID },
 		"viewer":  func(l *OrderLimit) { l.Viewer = edgeID },
-		"video":   func(l *OrderLimit) { l.Video = strings.Repeat("cd", 32) },
+		"video":   func(l *OrderLimit) { l.Video = videoID(0xcd) },
 		"max":     func(l *OrderLimit) { l.MaxBytes++ },
 		"expires": func(l *OrderLimit) { l.ExpiresUnixMs++ },
 		"sig":     func(l *OrderLimit) { l.Signature = l.Signature[:10] },
@@ -112,8 +120,8 @@ func TestEncodingsAreDomainSeparated(t *testing.T) {
 func TestShardReceiptProvesBadShard(t *testing.T) {
 	edge, edgeID := key(4)
 	m, shard := sampleShard(t)
-	video := m.ID().String()
-	r := NewShardReceipt(edge, video, 0, 0, shard.Index, shard.Data)
+	ref := content.SegmentRef{Video: m.ID()}.Shard(shard.Index)
+	r := SignShardReceipt(edge, ref, shard.Data)
 	if r.Edge != edgeID || r.ShardSHA256 != sha256.Sum256(shard.Data) {
 		t.Fatalf("receipt %+v", r)
 	}
@@ -128,7 +136,7 @@ func TestShardReceiptProvesBadShard(t *testing.T) {
 	badData := bytes.Clone(shard.Data)
 	badData[0] ^= 0xff
 	badShard := content.Shard{Index: shard.Index, Data: badData, Proof: shard.Proof}
-	rb := NewShardReceipt(edge, video, 0, 0, shard.Index, badData)
+	rb := SignShardReceipt(edge, ref, badData)
 	if err := ProveBadShard(m, &rb, badShard); err != nil {
 		t.Fatalf("bad shard not proven: %v", err)
 	}
@@ -144,21 +152,21 @@ func TestShardReceiptProvesBadShard(t *testing.T) {
 	}
 	// A forged receipt (wrong signer) proves nothing.
 	other, _ := key(5)
-	forged := NewShardReceipt(other, video, 0, 0, shard.Index, badData)
+	forged := SignShardReceipt(other, ref, badData)
 	forged.Edge = edgeID
 	if ProveBadShard(m, &forged, badShard) == nil {
 		t.Fatal("forged receipt accepted")
 	}
 	// Position mismatches are refused.
-	rw := NewShardReceipt(edge, video, 0, 0, shard.Index+1, badData)
+	rw := SignShardReceipt(edge, ref.SegmentRef.Shard(shard.Index+1), badData)
 	if ProveBadShard(m, &rw, badShard) == nil {
 		t.Fatal("receipt for another shard index accepted")
 	}
-	rv := NewShardReceipt(edge, strings.Repeat("00", 32), 0, 0, shard.Index, badData)
+	rv := SignShardReceipt(edge, content.SegmentRef{Video: content.VideoID{}}.Shard(shard.Index), badData)
 	if ProveBadShard(m, &rv, badShard) == nil {
 		t.Fatal("receipt for another video accepted")
 	}
-	rs := NewShardReceipt(edge, video, 0, 999, shard.Index, badData)
+	rs := SignShardReceipt(edge, content.SegmentRef{Video: m.ID(), Segment: 999}.Shard(shard.Index), badData)
 	if ProveBadShard(m, &rs, badShard) == nil {
 		t.Fatal("receipt for a segment outside the manifest accepted")
 	}
@@ -195,7 +203,7 @@ func FuzzSettlementBatchJSON(f *testing.F) {
 	coord, _ := key(1)
 	viewer, viewerID := key(2)
 	_, edgeID := key(3)
-	l := OrderLimit{Serial: Serial{7}, Edge: edgeID, Viewer: viewerID, Video: strings.Repeat("ab", 32), MaxBytes: 100, ExpiresUnixMs: 5}
+	l := OrderLimit{Serial: Serial{7}, Edge: edgeID, Viewer: viewerID, Video: videoID(0xab), MaxBytes: 100, ExpiresUnixMs: 5}
 	SignOrderLimit(coord, &l)
 	o := Order{Serial: l.Serial, Amount: 50}
 	SignOrder(viewer, &o)

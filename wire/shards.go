@@ -3,13 +3,11 @@ package wire
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -67,22 +65,6 @@ func GetShard(ctx context.Context, hc *http.Client, req ShardRequest) (ShardResp
 	return getShard(ctx, hc, ShardURL(req.Base, req.Ref), header, req.MaxBytes)
 }
 
-// FetchShard GETs one shard from a shard server (edge or origin) and returns
-// the raw ShardMessage bytes and the responding node's id header. At most
-// maxBytes are read; a longer body is an error (a lying source cannot make
-// the caller buffer unbounded data). The caller verifies the bytes.
-//
-// Deprecated: use GetShard with a content.ShardRef (coordinator moves to
-// GetShard in the next pass).
-func FetchShard(ctx context.Context, hc *http.Client, base, video string, rendition, segment, shard int, maxBytes int64) ([]byte, NodeID, error) {
-	u := base + expandPath(PathShard, video, strconv.Itoa(rendition), strconv.Itoa(segment), strconv.Itoa(shard))
-	resp, err := getShard(ctx, hc, u, nil, maxBytes)
-	if err != nil {
-		return nil, resp.Node, err
-	}
-	return resp.Body, resp.Node, nil
-}
-
 func getShard(ctx context.Context, hc *http.Client, url string, header http.Header, maxBytes int64) (ShardResponse, error) {
 	var out ShardResponse
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -113,12 +95,6 @@ func getShard(ctx context.Context, hc *http.Client, url string, header http.Head
 	return out, nil
 }
 
-// SignShardReceipt makes and signs the receipt for shard data an edge
-// serves as ref.
-func SignShardReceipt(edge ed25519.PrivateKey, ref content.ShardRef, data []byte) ServedShardReceipt {
-	return NewShardReceipt(edge, ref.Video.String(), ref.Rendition, ref.Segment, ref.Shard, data)
-}
-
 // CheckShardReceipt decodes a HeaderReceipt value and verifies it is the
 // receipt for the shard asked for: signed by edge, naming ref, over exactly
 // data.
@@ -130,8 +106,8 @@ func CheckShardReceipt(header string, edge NodeID, ref content.ShardRef, data []
 	if err := DecodeHeader(header, &r); err != nil {
 		return nil, err
 	}
-	if r.Edge != edge || r.Video != ref.Video.String() || r.Rendition != ref.Rendition || r.Segment != ref.Segment || r.Shard != ref.Shard {
-		return nil, fmt.Errorf("receipt names %s %s/%d/%d/%d, asked %s for %s", r.Edge, r.Video, r.Rendition, r.Segment, r.Shard, edge, ref)
+	if r.Edge != edge || r.Ref() != ref {
+		return nil, fmt.Errorf("receipt names %s %s, asked %s for %s", r.Edge, r.Ref(), edge, ref)
 	}
 	if err := VerifyShardReceipt(&r, data); err != nil {
 		return nil, err

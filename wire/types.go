@@ -49,29 +49,26 @@ func (r RegisterResponse) HeartbeatInterval() time.Duration {
 
 // ShardSet names shards of one segment.
 type ShardSet struct {
-	Video     string `json:"video"`
-	Rendition int    `json:"rendition"`
-	Segment   int    `json:"segment"`
-	Shards    []int  `json:"shards"`
+	Video     content.VideoID `json:"video"`
+	Rendition int             `json:"rendition"`
+	Segment   int             `json:"segment"`
+	Shards    []int           `json:"shards"`
 }
 
 // NewShardSet names shards of seg.
 func NewShardSet(seg content.SegmentRef, shards []int) ShardSet {
-	return ShardSet{Video: seg.Video.String(), Rendition: seg.Rendition, Segment: seg.Segment, Shards: shards}
+	return ShardSet{Video: seg.Video, Rendition: seg.Rendition, Segment: seg.Segment, Shards: shards}
 }
 
-// SegmentRef parses the set's segment from untrusted JSON: the video must
-// be a hex id and the indices non-negative (bounds against the manifest are
-// the receiver's to check). Shards are not checked.
+// SegmentRef checks the set's segment from untrusted JSON: the indices must
+// be non-negative (bounds against the manifest are the receiver's to check;
+// the video id was checked when the JSON was decoded). Shards are not
+// checked.
 func (s ShardSet) SegmentRef() (content.SegmentRef, error) {
-	id, err := content.ParseVideoID(s.Video)
-	if err != nil {
-		return content.SegmentRef{}, err
-	}
 	if s.Rendition < 0 || s.Segment < 0 {
-		return content.SegmentRef{}, fmt.Errorf("video %s rendition %d segment %d: negative index", id, s.Rendition, s.Segment)
+		return content.SegmentRef{}, fmt.Errorf("video %s rendition %d segment %d: negative index", s.Video, s.Rendition, s.Segment)
 	}
-	return content.SegmentRef{Video: id, Rendition: s.Rendition, Segment: s.Segment}, nil
+	return content.SegmentRef{Video: s.Video, Rendition: s.Rendition, Segment: s.Segment}, nil
 }
 
 // HeartbeatRequest keeps a node alive and carries its inventory changes
@@ -151,7 +148,7 @@ type RenditionInfo struct {
 
 // VideoInfo is a catalogue entry.
 type VideoInfo struct {
-	ID         string          `json:"id"`
+	ID         content.VideoID `json:"id"`
 	Title      string          `json:"title"`
 	DurationMS int64           `json:"duration_ms"`
 	K          int             `json:"k"`
@@ -162,13 +159,13 @@ type VideoInfo struct {
 // LookupRequest asks for sources of Count segments starting at From.
 // Exclude lists nodes the viewer has banned this session.
 type LookupRequest struct {
-	Video     string   `json:"video"`
-	Rendition int      `json:"rendition"`
-	From      int      `json:"from"`
-	Count     int      `json:"count"`
-	ViewerID  NodeID   `json:"viewer_id,omitempty"`
-	Region    string   `json:"region,omitempty"`
-	Exclude   []NodeID `json:"exclude,omitempty"`
+	Video     content.VideoID `json:"video"`
+	Rendition int             `json:"rendition"`
+	From      int             `json:"from"`
+	Count     int             `json:"count"`
+	ViewerID  NodeID          `json:"viewer_id,omitempty"`
+	Region    string          `json:"region,omitempty"`
+	Exclude   []NodeID        `json:"exclude,omitempty"`
 }
 
 // MaxLookupCount bounds the window of one lookup.
@@ -210,14 +207,14 @@ type LookupResponse struct {
 // verification against the signed manifest. Evidence is the exact bytes
 // received, so the coordinator can re-verify the claim.
 type BadShardReport struct {
-	Reporter  NodeID `json:"reporter,omitempty"`
-	Node      NodeID `json:"node"`
-	Video     string `json:"video"`
-	Rendition int    `json:"rendition"`
-	Segment   int    `json:"segment"`
-	Shard     int    `json:"shard"`
-	Reason    string `json:"reason"`
-	Evidence  []byte `json:"evidence,omitempty"`
+	Reporter  NodeID          `json:"reporter,omitempty"`
+	Node      NodeID          `json:"node"`
+	Video     content.VideoID `json:"video"`
+	Rendition int             `json:"rendition"`
+	Segment   int             `json:"segment"`
+	Shard     int             `json:"shard"`
+	Reason    string          `json:"reason"`
+	Evidence  []byte          `json:"evidence,omitempty"`
 	// Receipt is the edge's signed statement over the bytes it sent. With
 	// it, evidence that fails verification is a transferable proof
 	// (ProveBadShard) and disqualifies the edge at once; without it, the
@@ -225,10 +222,15 @@ type BadShardReport struct {
 	Receipt *ServedShardReceipt `json:"receipt,omitempty"`
 }
 
+// Ref is the shard the report names (unchecked against any manifest).
+func (r *BadShardReport) Ref() content.ShardRef {
+	return content.SegmentRef{Video: r.Video, Rendition: r.Rendition, Segment: r.Segment}.Shard(r.Shard)
+}
+
 // PlayReport is a viewer's QoE summary of one play, for stats and dashboards.
 type PlayReport struct {
 	ViewerID      NodeID           `json:"viewer_id,omitempty"`
-	Video         string           `json:"video"`
+	Video         content.VideoID  `json:"video"`
 	Rendition     int              `json:"rendition"`
 	StartupMS     float64          `json:"startup_ms"`
 	Stalls        int              `json:"stalls"`

@@ -91,7 +91,7 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 			}
 			defer v.Close()
 			if headless {
-				q, err := v.Play(ctx, id.String(), viewer.PlayOptions{Rendition: rendition, Speed: speed})
+				q, err := v.Play(ctx, id, viewer.PlayOptions{Rendition: rendition, Speed: speed})
 				printQoE(cmd.OutOrStdout(), q)
 				if errors.Is(err, viewer.ErrNotEntitled) {
 					return withFlagHint(err, "pass --user and --password, or --token, to unlock it")
@@ -138,7 +138,7 @@ func login(ctx context.Context, coordinator, user, password string) (string, err
 func unlock(ctx context.Context, out io.Writer, coordinator, token string, id content.VideoID) error {
 	cc := wire.NewCoordinatorClient(coordinator, nil)
 	cc.Token = token
-	resp, err := cc.UnlockVideo(ctx, id.String())
+	resp, err := cc.UnlockVideo(ctx, id)
 	if err != nil {
 		return fmt.Errorf("unlock video %s: %w", id, err)
 	}

@@ -65,7 +65,7 @@ type AuditChore struct {
 	rng     *rand.Rand // guarded by roundMu
 
 	cacheMu sync.Mutex
-	origin  map[originKey]originBytes
+	origin  map[content.ShardRef]originBytes
 
 	// Bytes fetched for audits, for AuditBytes (the metric has the same).
 	edgeBytes, originBytes atomic.Int64
@@ -78,18 +78,13 @@ const originCacheTTL = 2 * time.Minute
 // maxOriginCache bounds the origin-bytes cache (entries, one shard each).
 const maxOriginCache = 256
 
-type originKey struct {
-	video                     string
-	rendition, segment, shard int
-}
-
 type originBytes struct {
 	data  []byte
 	until time.Time
 }
 
 func newAuditChore(s *Service, seed int64) *AuditChore {
-	return &AuditChore{s: s, rng: rand.New(rand.NewSource(seed)), origin: make(map[originKey]originBytes)}
+	return &AuditChore{s: s, rng: rand.New(rand.NewSource(seed)), origin: make(map[content.ShardRef]originBytes)}
 }
 
 // Run runs a round every interval until ctx is done.
@@ -152,7 +147,7 @@ func (a *AuditChore) audit(ctx context.Context, t AuditTarget) AuditResult {
 		s.log.Warn("audit: create challenge", "edge", t.Challenge.Edge, "err", err)
 		return res
 	}
-	m, ok := a.manifest(au.Video)
+	m, ok := s.net.Manifest(au.Ref.Video)
 	if !ok {
 		return res // a contained challenge of a video no longer listed
 	}
@@ -167,7 +162,7 @@ func (a *AuditChore) audit(ctx context.Context, t AuditTarget) AuditResult {
 	}
 	s.metrics.audits.WithLabelValues(string(outcome)).Inc()
 	log := s.log.With("edge", t.Challenge.Edge, "audit", au.ID, "outcome", outcome, "state", au.State, "attempts", au.Attempts,
-		"video", au.Video, "rendition", au.Rendition, "segment", au.Segment, "shard", au.Shard, "score", st.Audit.Score())
+		"video", au.Ref.Video, "rendition", au.Ref.Rendition, "segment", au.Ref.Segment, "shard", au.Ref.Shard, "score", st.Audit.Score())
 	if outcome == coordinatordb.OutcomePassed {
 		log.Debug("audit")
 	} else {
@@ -187,7 +182,7 @@ func (a *AuditChore) audit(ctx context.Context, t AuditTarget) AuditResult {
 
 // ask fetches the challenged shard from the edge and judges it.
 func (a *AuditChore) ask(ctx context.Context, addr string, au coordinatordb.Audit, m *content.Manifest) (coordinatordb.AuditOutcome, string) {
-	seg, err := m.Segment(au.Rendition, au.Segment)
+	seg, err := m.CheckSegment(au.Ref.SegmentRef)
 	if err != nil {
 		return coordinatordb.OutcomeFailed, err.Error()
 	}
@@ -195,7 +190,8 @@ func (a *AuditChore) ask(ctx context.Context, addr string, au coordinatordb.Audi
 	fctx, cancel := context.WithTimeout(ctx, a.s.cfg.AuditTimeout)
 	defer cancel()
 	// A plain viewer GET: see the AuditChore doc.
-	body, _, err := wire.FetchShard(fctx, a.s.cfg.HTTPClient, addr, au.Video, au.Rendition, au.Segment, au.Shard, maxBytes)
+	resp, err := wire.GetShard(fctx, a.s.cfg.HTTPClient, wire.ShardRequest{Base: addr, Ref: au.Ref, MaxBytes: maxBytes})
+	body := resp.Body
 	a.s.metrics.auditBytes.WithLabelValues("edge").Add(float64(len(body)))
 	a.edgeBytes.Add(int64(len(body)))
 	if err != nil {
@@ -212,10 +208,10 @@ func (a *AuditChore) ask(ctx context.Context, addr string, au coordinatordb.Audi
 	if err != nil {
 		return coordinatordb.OutcomeFailed, "answer is not a shard message: " + err.Error()
 	}
-	if msg.Video.String() != au.Video || msg.Rendition != au.Rendition || msg.Segment != au.Segment || msg.Index != au.Shard {
+	if msg.Ref() != au.Ref {
 		return coordinatordb.OutcomeFailed, "answer is another shard than the one asked"
 	}
-	if err := content.VerifyShard(m, au.Rendition, au.Segment, msg.Shard); err != nil {
+	if err := content.VerifyShard(m, au.Ref.Rendition, au.Ref.Segment, msg.Shard); err != nil {
 		return coordinatordb.OutcomeFailed, "shard fails verification: " + err.Error()
 	}
 	end := au.Offset + au.Length
@@ -235,7 +231,7 @@ func (a *AuditChore) ask(ctx context.Context, addr string, au coordinatordb.Audi
 // (the verdict then rests on content.VerifyShard alone, which is already
 // conclusive: the manifest is signed).
 func (a *AuditChore) originShard(ctx context.Context, au coordinatordb.Audit) ([]byte, bool) {
-	key := originKey{au.Video, au.Rendition, au.Segment, au.Shard}
+	key := au.Ref
 	now := a.s.cfg.Now()
 	a.cacheMu.Lock()
 	ob, ok := a.origin[key]
@@ -245,8 +241,9 @@ func (a *AuditChore) originShard(ctx context.Context, au coordinatordb.Audit) ([
 	}
 	for _, addr := range a.s.net.AliveOrigins(now) {
 		fctx, cancel := context.WithTimeout(ctx, a.s.cfg.AuditTimeout)
-		body, _, err := wire.FetchShard(fctx, a.s.cfg.HTTPClient, addr, au.Video, au.Rendition, au.Segment, au.Shard, 64<<20)
+		resp, err := wire.GetShard(fctx, a.s.cfg.HTTPClient, wire.ShardRequest{Base: addr, Ref: au.Ref, MaxBytes: 64 << 20})
 		cancel()
+		body := resp.Body
 		a.s.metrics.auditBytes.WithLabelValues("origin").Add(float64(len(body)))
 		a.originBytes.Add(int64(len(body)))
 		if err != nil {
@@ -254,7 +251,7 @@ func (a *AuditChore) originShard(ctx context.Context, au coordinatordb.Audit) ([
 			continue
 		}
 		msg, err := content.DecodeShardMessage(body)
-		if err != nil || msg.Index != au.Shard {
+		if err != nil || msg.Index != au.Ref.Shard {
 			continue
 		}
 		a.cacheMu.Lock()
@@ -270,13 +267,4 @@ func (a *AuditChore) originShard(ctx context.Context, au coordinatordb.Audit) ([
 		return msg.Data, true
 	}
 	return nil, false
-}
-
-// manifest resolves a challenge's hex video id in the catalogue.
-func (a *AuditChore) manifest(video string) (*content.Manifest, bool) {
-	id, err := content.ParseVideoID(video)
-	if err != nil {
-		return nil, false
-	}
-	return a.s.net.Manifest(id)
 }

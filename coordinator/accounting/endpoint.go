@@ -253,7 +253,7 @@ func (s *Service) handleSetPrice(w http.ResponseWriter, r *http.Request, who *ca
 		s.WriteError(w, err)
 		return
 	}
-	s.limits.forgetVideo(id.String())
+	s.limits.forgetVideo(id)
 	s.log.Info("video price set", "video", id, "price", req.Price, "by", who.acct.Username)
 	wire.WriteEmpty(w)
 }

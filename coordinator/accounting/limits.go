@@ -24,12 +24,12 @@ const denialTTL = time.Second
 
 type limitKey struct {
 	viewer, edge wire.NodeID
-	video        string
+	video        content.VideoID
 }
 
 type grantKey struct {
 	viewer wire.NodeID
-	video  string
+	video  content.VideoID
 }
 
 // grant caches whether a viewer key is bound to an account entitled to a
@@ -74,7 +74,7 @@ func (lc *limitCache) forgetDenials() {
 }
 
 // forgetVideo drops every verdict about a video (its price changed).
-func (lc *limitCache) forgetVideo(video string) {
+func (lc *limitCache) forgetVideo(video content.VideoID) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	for k := range lc.grants {
@@ -101,7 +101,7 @@ func (lc *limitCache) prune(now time.Time) {
 }
 
 // entitlement answers from the cache or the store.
-func (s *Service) entitlement(ctx context.Context, viewer wire.NodeID, video string, now time.Time) (grant, error) {
+func (s *Service) entitlement(ctx context.Context, viewer wire.NodeID, video content.VideoID, now time.Time) (grant, error) {
 	key := grantKey{viewer, video}
 	s.limits.mu.RLock()
 	g, ok := s.limits.grants[key]
@@ -110,22 +110,18 @@ func (s *Service) entitlement(ctx context.Context, viewer wire.NodeID, video str
 		return g, nil
 	}
 	g = grant{until: now.Add(denialTTL)}
-	id, err := content.ParseVideoID(video)
-	if err != nil {
-		return grant{}, err
-	}
 	acct, err := s.db.ViewerAccount(ctx, viewer)
 	switch {
 	case errors.Is(err, coordinatordb.ErrNotFound):
 	case err != nil:
 		return grant{}, err
 	default:
-		entitled, err := s.db.Entitled(ctx, acct.ID, id)
+		entitled, err := s.db.Entitled(ctx, acct.ID, video)
 		if err != nil && !errors.Is(err, coordinatordb.ErrUnknownVideo) {
 			return grant{}, err
 		}
 		if entitled {
-			terms, err := s.db.Video(ctx, id)
+			terms, err := s.db.Video(ctx, video)
 			if err != nil {
 				return grant{}, err
 			}
@@ -141,7 +137,7 @@ func (s *Service) entitlement(ctx context.Context, viewer wire.NodeID, video str
 // OrderLimits returns one limit per edge for viewer and video, reusing
 // cached ones; nil when the viewer cannot be paid for (not a key, unbound
 // key, not entitled).
-func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video string, edges []wire.NodeID) ([]*IssuedLimit, error) {
+func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID) ([]*IssuedLimit, error) {
 	if len(edges) == 0 || wire.CheckNodeID(viewer) != nil {
 		return nil, nil
 	}

@@ -47,7 +47,7 @@ type DB interface {
 	Video(ctx context.Context, id content.VideoID) (coordinatordb.VideoTerms, error)
 	Unlock(ctx context.Context, accountID int64, video content.VideoID, now time.Time) (coordinatordb.UnlockResult, error)
 	Entitled(ctx context.Context, accountID int64, video content.VideoID) (bool, error)
-	AccountEntitlements(ctx context.Context, accountID int64) ([]string, error)
+	AccountEntitlements(ctx context.Context, accountID int64) ([]content.VideoID, error)
 
 	// settle.go and flows.go: proofs of delivery turned into points.
 	Settle(ctx context.Context, b *wire.SettlementBatch, now time.Time) (coordinatordb.BatchResult, error)

@@ -134,7 +134,7 @@ func TestOrderLimitsOnlyForEntitledViewerKeys(t *testing.T) {
 	viewer, edges := identity.New(), []wire.NodeID{identity.New().ID, identity.New().ID}
 
 	for _, bad := range []wire.NodeID{"", "not-a-key", viewer.ID} { // the last is unbound
-		if ls, err := ts.OrderLimits(ctx, bad, ts.id.String(), edges); err != nil || ls != nil {
+		if ls, err := ts.OrderLimits(ctx, bad, ts.id, edges); err != nil || ls != nil {
 			t.Fatalf("viewer %q: limits %v, err %v; want none", bad, ls, err)
 		}
 	}
@@ -153,14 +153,14 @@ func TestOrderLimitsOnlyForEntitledViewerKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts.now = ts.now.Add(2 * time.Second) // past the cached denial
-	if ls, _ := ts.OrderLimits(ctx, viewer.ID, ts.id.String(), edges); ls != nil {
+	if ls, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges); ls != nil {
 		t.Fatalf("bound but not entitled: %d limits, want none", len(ls))
 	}
 	if _, err := ts.db.Unlock(ctx, acct.ID, ts.id, ts.now); err != nil {
 		t.Fatal(err)
 	}
 	ts.now = ts.now.Add(2 * time.Second)
-	ls, err := ts.OrderLimits(ctx, viewer.ID, ts.id.String(), edges)
+	ls, err := ts.OrderLimits(ctx, viewer.ID, ts.id, edges)
 	if err != nil || len(ls) != len(edges) {
 		t.Fatalf("entitled: %d limits, err %v; want %d", len(ls), err, len(edges))
 	}
@@ -172,12 +172,12 @@ func TestOrderLimitsOnlyForEntitledViewerKeys(t *testing.T) {
 			t.Fatalf("limit %d = %+v", i, l.Limit)
 		}
 	}
-	again, _ := ts.OrderLimits(ctx, viewer.ID, ts.id.String(), edges[:1])
+	again, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges[:1])
 	if len(again) != 1 || again[0].Limit.Serial != ls[0].Limit.Serial {
 		t.Fatal("a lookup within the limit's life signed a new limit instead of reusing it")
 	}
 	ts.now = ts.now.Add(13 * time.Minute) // past LimitTTL·4/5
-	renewed, _ := ts.OrderLimits(ctx, viewer.ID, ts.id.String(), edges[:1])
+	renewed, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges[:1])
 	if len(renewed) != 1 || renewed[0].Limit.Serial == ls[0].Limit.Serial {
 		t.Fatal("a limit near its expiry was reused instead of renewed")
 	}
@@ -193,7 +193,7 @@ func TestAuditFailureDisqualifiesAndBans(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(wrong) }))
 	defer srv.Close()
 	ts.net.target = AuditTarget{Addr: srv.URL, Challenge: coordinatordb.Challenge{
-		Edge: liar.ID, Video: ts.id.String(), Rendition: 0, Segment: 0, Shard: 0, Offset: 0, Length: 16,
+		Edge: liar.ID, Ref: content.SegmentRef{Video: ts.id}.Shard(0), Offset: 0, Length: 16,
 	}}
 	res := ts.AuditRound(t.Context())
 	if len(res) != 1 || res[0].Outcome != coordinatordb.OutcomeFailed || !res[0].Status.Disqualified {

@@ -36,13 +36,10 @@ const MaxAuditAttempts = 3
 
 // Challenge asks an edge for Length bytes at Offset of one stored shard.
 type Challenge struct {
-	Edge      wire.NodeID
-	Video     string
-	Rendition int
-	Segment   int
-	Shard     int
-	Offset    int64
-	Length    int64
+	Edge   wire.NodeID
+	Ref    content.ShardRef // the shard asked for
+	Offset int64            // into the shard's data
+	Length int64
 }
 
 // Audit is a stored challenge and its progress.
@@ -92,7 +89,7 @@ func scanAudit(row interface{ Scan(...any) error }) (Audit, error) {
 	var a Audit
 	var edge, state string
 	var issued, updated int64
-	err := row.Scan(&a.ID, &edge, &a.Video, &a.Rendition, &a.Segment, &a.Shard, &a.Offset, &a.Length, &issued, &a.Attempts, &state, &updated)
+	err := row.Scan(&a.ID, &edge, videoColumn{&a.Ref.Video}, &a.Ref.Rendition, &a.Ref.Segment, &a.Ref.Shard, &a.Offset, &a.Length, &issued, &a.Attempts, &state, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Audit{}, ErrNotFound
 	}
@@ -104,14 +101,11 @@ func scanAudit(row interface{ Scan(...any) error }) (Audit, error) {
 // given a new one: its open contained challenge is returned instead, so it
 // cannot escape a hard question by timing out (Storj's containment).
 func (db *DB) CreateAudit(ctx context.Context, c Challenge, now time.Time) (Audit, error) {
-	if c.Rendition < 0 || c.Segment < 0 || c.Shard < 0 || c.Offset < 0 || c.Length <= 0 {
+	if c.Ref.Rendition < 0 || c.Ref.Segment < 0 || c.Ref.Shard < 0 || c.Offset < 0 || c.Length <= 0 {
 		return Audit{}, fmt.Errorf("audit challenge %+v: indices and offset must be non-negative and length positive", c)
 	}
 	if err := checkNodeID("audit edge", c.Edge); err != nil {
 		return Audit{}, err
-	}
-	if _, err := content.ParseVideoID(c.Video); err != nil {
-		return Audit{}, fmt.Errorf("audit video: %w", err)
 	}
 	var out Audit
 	err := db.tx(ctx, func(tx *sql.Tx) error {
@@ -125,7 +119,7 @@ func (db *DB) CreateAudit(ctx context.Context, c Challenge, now time.Time) (Audi
 		}
 		out, err = scanAudit(tx.QueryRowContext(ctx, db.q(`INSERT INTO audits (edge, video, rendition, segment, shard, byte_offset, length, issued_ms, attempts, state, updated_ms)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', ?) RETURNING `+auditColumns),
-			string(c.Edge), c.Video, c.Rendition, c.Segment, c.Shard, c.Offset, c.Length, now.UnixMilli(), now.UnixMilli()))
+			string(c.Edge), c.Ref.Video.String(), c.Ref.Rendition, c.Ref.Segment, c.Ref.Shard, c.Offset, c.Length, now.UnixMilli(), now.UnixMilli()))
 		return err
 	})
 	return out, err

@@ -9,12 +9,33 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
+// videoColumn scans a video id stored as its hex string (every video
+// column is TEXT) into a typed id, refusing a malformed one.
+type videoColumn struct{ id *content.VideoID }
+
+func (c videoColumn) Scan(src any) error {
+	var text []byte
+	switch v := src.(type) {
+	case string:
+		text = []byte(v)
+	case []byte:
+		text = v
+	default:
+		return fmt.Errorf("video column: want text, got %T", src)
+	}
+	if err := c.id.UnmarshalText(text); err != nil {
+		return fmt.Errorf("video column: %w", err)
+	}
+	return nil
+}
+
 // CatalogueVideo is one published video as the coordinator stores it.
 type CatalogueVideo struct {
-	ID       string // hex video id
+	ID       content.VideoID
 	Manifest []byte // signed manifest bytes
 	Key      []byte // content key, or nil
 	Origin   wire.NodeID
@@ -31,7 +52,7 @@ type Ban struct {
 func (db *DB) PutCatalogueVideo(ctx context.Context, v CatalogueVideo, now time.Time) error {
 	_, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO coord_videos (video, manifest, content_key, origin, updated_ms) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (video) DO UPDATE SET manifest = excluded.manifest, content_key = excluded.content_key, origin = excluded.origin, updated_ms = excluded.updated_ms`),
-		v.ID, base64.StdEncoding.EncodeToString(v.Manifest), base64.StdEncoding.EncodeToString(v.Key), string(v.Origin), now.UnixMilli())
+		v.ID.String(), base64.StdEncoding.EncodeToString(v.Manifest), base64.StdEncoding.EncodeToString(v.Key), string(v.Origin), now.UnixMilli())
 	return err
 }
 
@@ -46,7 +67,7 @@ func (db *DB) CatalogueVideos(ctx context.Context) ([]CatalogueVideo, error) {
 	for rows.Next() {
 		var v CatalogueVideo
 		var m, k, origin string
-		if err := rows.Scan(&v.ID, &m, &k, &origin); err != nil {
+		if err := rows.Scan(videoColumn{&v.ID}, &m, &k, &origin); err != nil {
 			return nil, err
 		}
 		if v.Manifest, err = base64.StdEncoding.DecodeString(m); err != nil {

@@ -10,17 +10,17 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 )
 
-// AccountEntitlements lists the video ids an account has unlocked.
-func (db *DB) AccountEntitlements(ctx context.Context, accountID int64) ([]string, error) {
+// AccountEntitlements lists the videos an account has unlocked, in id order.
+func (db *DB) AccountEntitlements(ctx context.Context, accountID int64) ([]content.VideoID, error) {
 	rows, err := db.sql.QueryContext(ctx, db.q("SELECT video FROM entitlements WHERE account_id = ? ORDER BY video"), accountID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	var out []content.VideoID
 	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
+		var v content.VideoID
+		if err := rows.Scan(videoColumn{&v}); err != nil {
 			return nil, err
 		}
 		out = append(out, v)
@@ -66,24 +66,23 @@ func (db *DB) PutVideo(ctx context.Context, v VideoTerms, now time.Time) error {
 
 // Video returns a video's terms, or ErrUnknownVideo.
 func (db *DB) Video(ctx context.Context, id content.VideoID) (VideoTerms, error) {
-	return db.video(ctx, db.sql, id.String())
+	return db.video(ctx, db.sql, id)
 }
 
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func (db *DB) video(ctx context.Context, q querier, id string) (VideoTerms, error) {
-	var v VideoTerms
-	err := q.QueryRowContext(ctx, db.q("SELECT price, playback_budget_bytes FROM videos WHERE video = ?"), id).Scan(&v.Price, &v.PlaybackBudgetBytes)
+func (db *DB) video(ctx context.Context, q querier, id content.VideoID) (VideoTerms, error) {
+	v := VideoTerms{Video: id}
+	err := q.QueryRowContext(ctx, db.q("SELECT price, playback_budget_bytes FROM videos WHERE video = ?"), id.String()).Scan(&v.Price, &v.PlaybackBudgetBytes)
 	if errors.Is(err, sql.ErrNoRows) {
 		return VideoTerms{}, ErrUnknownVideo
 	}
 	if err != nil {
 		return VideoTerms{}, err
 	}
-	v.Video, err = content.ParseVideoID(id)
-	return v, err
+	return v, nil
 }
 
 // UnlockResult says what Unlock did.
@@ -98,7 +97,7 @@ type UnlockResult struct {
 func (db *DB) Unlock(ctx context.Context, accountID int64, video content.VideoID, now time.Time) (UnlockResult, error) {
 	var out UnlockResult
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		v, err := db.video(ctx, tx, video.String())
+		v, err := db.video(ctx, tx, video)
 		if err != nil {
 			return err
 		}
@@ -130,14 +129,14 @@ func (db *DB) Unlock(ctx context.Context, accountID int64, video content.VideoID
 // Entitled reports whether the account may watch the video (it unlocked it,
 // or the video is free).
 func (db *DB) Entitled(ctx context.Context, accountID int64, video content.VideoID) (bool, error) {
-	return db.entitled(ctx, db.sql, accountID, video.String())
+	return db.entitled(ctx, db.sql, accountID, video)
 }
 
-func (db *DB) entitled(ctx context.Context, q querier, accountID int64, video string) (bool, error) {
+func (db *DB) entitled(ctx context.Context, q querier, accountID int64, video content.VideoID) (bool, error) {
 	var price int64
 	var n int
 	err := q.QueryRowContext(ctx, db.q(`SELECT v.price, (SELECT COUNT(*) FROM entitlements e WHERE e.account_id = ? AND e.video = v.video)
-		FROM videos v WHERE v.video = ?`), accountID, video).Scan(&price, &n)
+		FROM videos v WHERE v.video = ?`), accountID, video.String()).Scan(&price, &n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, ErrUnknownVideo
 	}

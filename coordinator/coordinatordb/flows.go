@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -12,7 +13,7 @@ import (
 type Flow struct {
 	Edge   wire.NodeID
 	Viewer wire.NodeID
-	Video  string
+	Video  content.VideoID
 	Bucket time.Time
 	Bytes  int64
 }
@@ -30,7 +31,7 @@ func (db *DB) flows(ctx context.Context, column, who string, since, until time.T
 		var f Flow
 		var e, v string
 		var ms int64
-		if err := rows.Scan(&e, &v, &f.Video, &ms, &f.Bytes); err != nil {
+		if err := rows.Scan(&e, &v, videoColumn{&f.Video}, &ms, &f.Bytes); err != nil {
 			return nil, err
 		}
 		f.Edge, f.Viewer, f.Bucket = wire.NodeID(e), wire.NodeID(v), time.UnixMilli(ms)

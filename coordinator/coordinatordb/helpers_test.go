@@ -101,7 +101,7 @@ func pair(serial uint64, edge, viewer party, video content.VideoID, maxBytes, am
 	for i := range 8 {
 		s[i] = byte(serial >> (8 * i))
 	}
-	l := wire.OrderLimit{Serial: s, Edge: edge.id, Viewer: viewer.id, Video: video.String(), MaxBytes: maxBytes, ExpiresUnixMs: expires.UnixMilli()}
+	l := wire.OrderLimit{Serial: s, Edge: edge.id, Viewer: viewer.id, Video: video, MaxBytes: maxBytes, ExpiresUnixMs: expires.UnixMilli()}
 	wire.SignOrderLimit(coordinatorKey, &l)
 	o := wire.Order{Serial: s, Amount: amount}
 	wire.SignOrder(viewer.key, &o)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -89,7 +90,7 @@ func TestAuditContainment(t *testing.T) {
 		cfg.Reputation.InitialAlpha = 1000 // one failure must not disqualify here
 		db := openDB(t, be.dsn, cfg)
 		e := newParty(1).id
-		c := Challenge{Edge: e, Video: videoID(1).String(), Rendition: 1, Segment: 4, Shard: 7, Offset: 128, Length: 256}
+		c := Challenge{Edge: e, Ref: content.SegmentRef{Video: videoID(1), Rendition: 1, Segment: 4}.Shard(7), Offset: 128, Length: 256}
 		a, err := db.CreateAudit(ctx, c, t0)
 		if err != nil || a.State != AuditPending || a.Challenge != c {
 			t.Fatalf("create: %+v %v", a, err)
@@ -100,7 +101,7 @@ func TestAuditContainment(t *testing.T) {
 			if err != nil || got.State != AuditContained || got.Attempts != i {
 				t.Fatalf("timeout %d: %+v %v", i, got, err)
 			}
-			again, err := db.CreateAudit(ctx, Challenge{Edge: e, Video: videoID(5).String(), Length: 1}, t0)
+			again, err := db.CreateAudit(ctx, Challenge{Edge: e, Ref: content.SegmentRef{Video: videoID(5)}.Shard(0), Length: 1}, t0)
 			if err != nil || again.ID != a.ID || again.Challenge != c {
 				t.Fatalf("contained edge got a new challenge: %+v %v", again, err)
 			}
@@ -129,10 +130,13 @@ func TestAuditContainment(t *testing.T) {
 			t.Fatalf("unknown audit: %v", err)
 		}
 		for _, bad := range []Challenge{
-			{Edge: e, Video: c.Video, Length: 0},
-			{Edge: e, Video: c.Video, Length: 1, Offset: -1},
-			{Edge: e, Video: "'; DROP TABLE audits; --", Length: 1},
-			{Edge: "\x00", Video: c.Video, Length: 1},
+			{Edge: e, Ref: c.Ref, Length: 0},
+			{Edge: e, Ref: c.Ref, Length: 1, Offset: -1},
+			// A malformed video id is not a content.VideoID: it cannot
+			// reach the store at all. Negative indices can.
+			{Edge: e, Ref: content.SegmentRef{Video: c.Ref.Video, Segment: -1}.Shard(0), Length: 1},
+			{Edge: e, Ref: c.Ref.SegmentRef.Shard(-1), Length: 1},
+			{Edge: "\x00", Ref: c.Ref, Length: 1},
 		} {
 			if _, err := db.CreateAudit(ctx, bad, t0); err == nil {
 				t.Errorf("challenge %+v accepted", bad)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -58,9 +57,6 @@ func CheckPair(p *wire.SettlementPair, edge wire.NodeID, coordinatorKeys []ed255
 		return ReasonZeroAmount
 	case now.UnixMilli() > p.Limit.ExpiresUnixMs+grace.Milliseconds():
 		return ReasonLimitExpired
-	}
-	if _, err := content.ParseVideoID(p.Limit.Video); err != nil {
-		return ReasonUnknownVideo // never reaches the database as a lookup key
 	}
 	return Accepted
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -119,7 +120,7 @@ func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch,
 		return BatchResult{}, err
 	}
 	res := BatchResult{BatchID: b.ID, Edge: b.Edge, SettledAt: time.UnixMilli(now.UnixMilli()), Pairs: len(b.Pairs), Rejected: map[Reason]int{}, Outcomes: outcomes}
-	videos := map[string]VideoTerms{}
+	videos := map[content.VideoID]VideoTerms{}
 	flows := map[flowKey]int64{}
 	var flowOrder []flowKey
 	// Visit pairs by (viewer, video, serial): every settlement then locks
@@ -132,7 +133,7 @@ func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch,
 	}
 	slices.SortStableFunc(order, func(x, y int) int {
 		lx, ly := &b.Pairs[x].Limit, &b.Pairs[y].Limit
-		return cmp.Or(cmp.Compare(lx.Viewer, ly.Viewer), cmp.Compare(lx.Video, ly.Video), bytes.Compare(lx.Serial[:], ly.Serial[:]))
+		return cmp.Or(cmp.Compare(lx.Viewer, ly.Viewer), content.CompareVideoIDs(lx.Video, ly.Video), bytes.Compare(lx.Serial[:], ly.Serial[:]))
 	})
 	for _, i := range order {
 		if outcomes[i] == Accepted {
@@ -147,7 +148,7 @@ func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch,
 		}
 		res.Accepted++
 		res.AcceptedBytes += b.Pairs[i].Order.Amount
-		k := flowKey{string(b.Pairs[i].Limit.Viewer), b.Pairs[i].Limit.Video}
+		k := flowKey{b.Pairs[i].Limit.Viewer, b.Pairs[i].Limit.Video}
 		if flows[k] == 0 {
 			flowOrder = append(flowOrder, k)
 		}
@@ -157,7 +158,7 @@ func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch,
 	for _, k := range flowOrder {
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO flows (edge, viewer, video, bucket_ms, bytes) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (edge, viewer, video, bucket_ms) DO UPDATE SET bytes = flows.bytes + excluded.bytes`),
-			string(b.Edge), k.viewer, k.video, bucket, flows[k]); err != nil {
+			string(b.Edge), string(k.viewer), k.video.String(), bucket, flows[k]); err != nil {
 			return BatchResult{}, err
 		}
 	}
@@ -213,12 +214,15 @@ func (db *DB) checkPairs(b *wire.SettlementBatch, now time.Time) []Reason {
 }
 
 // flowKey sums a batch's accepted bytes per (viewer, video) before writing.
-type flowKey struct{ viewer, video string }
+type flowKey struct {
+	viewer wire.NodeID
+	video  content.VideoID
+}
 
 // settlePair runs the stateful rules for one pair that passed CheckPair.
 // flows holds the (viewer, video) pairs already accepted in this batch,
 // whose usage row therefore exists.
-func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch, p *wire.SettlementPair, videos map[string]VideoTerms, flows map[flowKey]int64) (Reason, error) {
+func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch, p *wire.SettlementPair, videos map[content.VideoID]VideoTerms, flows map[flowKey]int64) (Reason, error) {
 	l, amount := &p.Limit, p.Order.Amount
 	v, ok := videos[l.Video]
 	if !ok {
@@ -235,7 +239,7 @@ func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatc
 	if v.Price > 0 {
 		var n int
 		err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM viewer_keys k JOIN entitlements e ON e.account_id = k.account_id
-			WHERE k.viewer = ? AND e.video = ?`), string(l.Viewer), l.Video).Scan(&n)
+			WHERE k.viewer = ? AND e.video = ?`), string(l.Viewer), l.Video.String()).Scan(&n)
 		if err != nil {
 			return "", err
 		}
@@ -247,21 +251,21 @@ func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatc
 	// same serial (another batch, another coordinator) waits on this insert
 	// and then sees the conflict.
 	ins, err := tx.ExecContext(ctx, db.q(`INSERT INTO settled_serials (serial, batch_id, edge, viewer, video, amount, status)
-		VALUES (?, ?, ?, ?, ?, ?, 'accepted') ON CONFLICT DO NOTHING`), l.Serial.String(), b.ID, string(b.Edge), string(l.Viewer), l.Video, amount)
+		VALUES (?, ?, ?, ?, ?, ?, 'accepted') ON CONFLICT DO NOTHING`), l.Serial.String(), b.ID, string(b.Edge), string(l.Viewer), l.Video.String(), amount)
 	if err != nil {
 		return "", err
 	}
 	if n, _ := ins.RowsAffected(); n == 0 {
 		return ReasonSerialReused, nil
 	}
-	if flows[flowKey{string(l.Viewer), l.Video}] == 0 {
+	if flows[flowKey{l.Viewer, l.Video}] == 0 {
 		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO viewer_video_usage (viewer, video, bytes) VALUES (?, ?, 0) ON CONFLICT DO NOTHING"),
-			string(l.Viewer), l.Video); err != nil {
+			string(l.Viewer), l.Video.String()); err != nil {
 			return "", err
 		}
 	}
 	up, err := tx.ExecContext(ctx, db.q("UPDATE viewer_video_usage SET bytes = bytes + ? WHERE viewer = ? AND video = ? AND bytes + ? <= ?"),
-		amount, string(l.Viewer), l.Video, amount, v.PlaybackBudgetBytes)
+		amount, string(l.Viewer), l.Video.String(), amount, v.PlaybackBudgetBytes)
 	if err != nil {
 		return "", err
 	}
@@ -371,9 +375,9 @@ func (db *DB) RejectionCounts(ctx context.Context) (map[Reason]int64, error) {
 
 // ViewerUsage is the bytes settled so far for (viewer, video), against the
 // video's playback budget.
-func (db *DB) ViewerUsage(ctx context.Context, viewer wire.NodeID, video string) (int64, error) {
+func (db *DB) ViewerUsage(ctx context.Context, viewer wire.NodeID, video content.VideoID) (int64, error) {
 	var n int64
-	err := db.sql.QueryRowContext(ctx, db.q("SELECT bytes FROM viewer_video_usage WHERE viewer = ? AND video = ?"), string(viewer), video).Scan(&n)
+	err := db.sql.QueryRowContext(ctx, db.q("SELECT bytes FROM viewer_video_usage WHERE viewer = ? AND video = ?"), string(viewer), video.String()).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

@@ -2,12 +2,14 @@ package coordinatordb
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -18,7 +20,7 @@ type settleFixture struct {
 	edge, viewer party
 	edgeAcct     Account
 	viewerAcct   Account
-	paid, free   string
+	paid, free   content.VideoID
 	expires      time.Time
 }
 
@@ -36,7 +38,7 @@ func newSettleFixture(t testing.TB, db *DB) *settleFixture {
 	db.BindViewerKey(ctx, f.viewerAcct.ID, f.viewer.id, t0)
 	db.PutVideo(ctx, VideoTerms{Video: videoID(1), Price: 10, PlaybackBudgetBytes: 10_000_000}, t0)
 	db.PutVideo(ctx, VideoTerms{Video: videoID(2), Price: 0, PlaybackBudgetBytes: 10_000_000}, t0)
-	f.paid, f.free = videoID(1).String(), videoID(2).String()
+	f.paid, f.free = videoID(1), videoID(2)
 	return f
 }
 
@@ -310,8 +312,10 @@ func testSettleLargeBatch(t *testing.T, be backend) {
 		case 1:
 			p.Order.Amount-- // breaks the viewer signature
 		case 2:
-			// A hostile video id, validly signed: just an unknown video.
-			p.Limit.Video = hostile[i%len(hostile)]
+			// A validly signed limit for a video the store does not know.
+			// (A hostile id cannot get this far: it is not a VideoID,
+			// so the batch's JSON does not decode; see below.)
+			p.Limit.Video = videoID(100 + i)
 			wire.SignOrderLimit(coordinatorKey, &p.Limit)
 		}
 		b.Pairs = append(b.Pairs, p)
@@ -331,6 +335,13 @@ func testSettleLargeBatch(t *testing.T, be backend) {
 	}
 	if n := count(t, db, "accounts"); n != 4 {
 		t.Fatalf("accounts table damaged: %d rows", n)
+	}
+	for _, h := range hostile {
+		body, _ := json.Marshal(map[string]any{"id": "hostile", "pairs": []any{map[string]any{"limit": map[string]string{"video": h}}}})
+		var hb wire.SettlementBatch
+		if err := json.Unmarshal(body, &hb); err == nil {
+			t.Errorf("a settlement batch naming video %q decoded", h)
+		}
 	}
 }
 

@@ -140,7 +140,7 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 			r := len(m.Renditions) - 1
 			for s := range m.Renditions[r].Segments {
 				if rng.IntN(3) == 0 {
-					hb.Added = append(hb.Added, wire.ShardSet{Video: m.ID().String(), Rendition: r, Segment: s, Shards: []int{rng.IntN(m.Params.NMax)}})
+					hb.Added = append(hb.Added, wire.NewShardSet(content.SegmentRef{Video: m.ID(), Rendition: r, Segment: s}, []int{rng.IntN(m.Params.NMax)}))
 				}
 			}
 		}
