@@ -36,9 +36,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(killLoopChildEnv) != "" {
 		os.Exit(runKillLoopChild())
 	}
-	code := m.Run()
-	samplestore.RemoveAll()
-	os.Exit(code)
+	samplestore.Main(m)
 }
 
 func sampleStore(t testing.TB) fixture {

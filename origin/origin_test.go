@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,13 +17,9 @@ import (
 	"github.com/swarmcast/swarmcast/wire"
 )
 
-// newTestOrigin serves the shared sample store (one video) over loopback.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	samplestore.RemoveAll()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { samplestore.Main(m) }
 
+// newTestOrigin serves the shared sample store (one video) over loopback.
 func newTestOrigin(t testing.TB, cacheBytes int64) (*Origin, *content.Store, content.VideoID, *httptest.Server) {
 	t.Helper()
 	st, id := samplestore.Video(t, "origin test")

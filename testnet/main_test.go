@@ -1,14 +1,9 @@
 package testnet
 
 import (
-	"os"
 	"testing"
 
 	"github.com/swarmcast/swarmcast/internal/samplestore"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	samplestore.RemoveAll()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { samplestore.Main(m) }

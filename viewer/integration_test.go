@@ -3,7 +3,6 @@ package viewer
 import (
 	"bytes"
 	"context"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -17,11 +16,7 @@ import (
 	"github.com/swarmcast/swarmcast/wire"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	samplestore.RemoveAll()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { samplestore.Main(m) }
 
 // mixedEdges puts the liars and the troublemakers at the top of the rank so
 // the viewer is sure to meet them.

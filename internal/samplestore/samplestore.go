@@ -88,6 +88,14 @@ func RemoveAll() {
 	clear(ids)
 }
 
+// Main is a test binary's TestMain for packages that use the shared store:
+// it runs the tests, removes the directory and exits with their code.
+func Main(m *testing.M) {
+	code := m.Run()
+	RemoveAll()
+	os.Exit(code)
+}
+
 // prepareLocked writes the sample HLS and opens the store on first use.
 func prepareLocked() error {
 	if store != nil {
