@@ -101,9 +101,9 @@ type orderBook struct {
 
 	pairs    map[wire.Serial]*wire.SettlementPair // unsettled
 	byViewer map[wire.NodeID]int                  // unsettled pairs per viewer key; no zero entries
-	settled map[wire.Serial]int64                // serial → its limit's ExpiresUnixMs; pruned once expired
-	pending *wire.SettlementBatch                // sent but not answered: retried with the same id
-	dirty   bool                                 // changed since the last persist
+	settled  map[wire.Serial]int64                // serial → its limit's ExpiresUnixMs; pruned once expired
+	pending  *wire.SettlementBatch                // sent but not answered: retried with the same id
+	dirty    bool                                 // changed since the last persist
 }
 
 func newOrderBook(edge wire.NodeID, coordKeys ...ed25519.PublicKey) *orderBook {
