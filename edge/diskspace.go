@@ -39,8 +39,10 @@ func (e *Edge) refreshDiskCap() int64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	limit := capFor(e.cfg.DiskCapBytes, e.inv.used, free)
-	if limit != e.inv.capBytes {
-		if limit < e.cfg.DiskCapBytes {
+	// Log when the cap starts or stops being short of the configured one,
+	// not on every change: free space moves with every write.
+	if wasShort, short := e.inv.capBytes < e.cfg.DiskCapBytes, limit < e.cfg.DiskCapBytes; short != wasShort {
+		if short {
 			e.log.Warn("the cache filesystem is short of space: advertising a smaller disk cap than configured (free space or lower --disk)",
 				"configured_bytes", e.cfg.DiskCapBytes, "advertised_bytes", limit, "free_bytes", free)
 		} else {
