@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -55,7 +57,10 @@ func (c *Coordinator) handleRegister(w http.ResponseWriter, r *http.Request) {
 	c.mu.Unlock()
 	c.log.Info("node registered", "node", n.id, "role", n.role, "addr", n.addr, "region", n.region,
 		"disk_cap_bytes", n.diskCap, "upload_cap_bytes_per_s", n.uploadCap, "banned", n.banned)
-	wire.WriteJSON(w, wire.RegisterResponse{HeartbeatIntervalMS: c.cfg.HeartbeatInterval.Milliseconds()})
+	wire.WriteJSON(w, wire.RegisterResponse{
+		HeartbeatIntervalMS: c.cfg.HeartbeatInterval.Milliseconds(),
+		CoordinatorKey:      hex.EncodeToString(c.accounting.Identity().Key.Public().(ed25519.PublicKey)),
+	})
 }
 
 func (c *Coordinator) handleHeartbeat(w http.ResponseWriter, r *http.Request) {

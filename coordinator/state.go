@@ -227,6 +227,9 @@ func (s *state) heartbeat(n *node, req *wire.HeartbeatRequest, now time.Time) []
 	n.lastSeen = now
 	n.lastSeenNS = now.UnixNano()
 	n.usedBytes = max(req.UsedBytes, 0)
+	if req.DiskCapBytes > 0 { // an edge whose filesystem filled up advertises less
+		n.diskCap = req.DiskCapBytes
+	}
 
 	if req.Full {
 		for key := range n.inventory {

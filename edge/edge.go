@@ -82,24 +82,30 @@ type Config struct {
 	// use the origin at once). Edges that watched a segment regenerate any
 	// shard of it, so waiting usually turns an origin byte into an edge byte.
 	PrefetchOriginDelay time.Duration
-	Fault               Fault            // misbehaviour when serving others
-	Now                 func() time.Time // default time.Now
-	Log                 *slog.Logger
-	Registry            *prometheus.Registry
-	HTTPClient          *http.Client
+	// FreeSpace reports the bytes the cache's filesystem can still take
+	// (default: statfs of Dir; tests inject a full disk). The advertised
+	// disk cap is DiskCapBytes bounded by it (see diskspace.go); a negative
+	// answer means unknown.
+	FreeSpace  func() (int64, error)
+	Fault      Fault            // misbehaviour when serving others
+	Now        func() time.Time // default time.Now
+	Log        *slog.Logger
+	Registry   *prometheus.Registry
+	HTTPClient *http.Client
 
 	// Token is the edge's API token (from binding the edge to an account,
 	// wire.PathBindEdge), sent as a bearer token on coordinator calls;
 	// settlement needs it.
 	Token string
-	// CoordinatorKey verifies the coordinator's signature on order limits
-	// viewers present. Without it the edge checks everything else and
-	// leaves the limit's signature to the coordinator at settlement (see
-	// orders.go); it never learns the key from a limit.
-	CoordinatorKey ed25519.PublicKey
-	// CoordinatorKeys are more keys limits may be signed with (each
-	// coordinator of a deployment signs with its own identity); a limit
-	// signed with any of them, or CoordinatorKey, is accepted.
+	// CoordinatorKey and CoordinatorKeys are keys order limits may be
+	// signed with, beyond those the edge learns when it registers: every
+	// coordinator names its limit-signing key in wire.RegisterResponse, and
+	// a limit is accepted if any learnt or configured key verifies it.
+	// Limits nothing verifies are refused before they are kept (see
+	// orders.go); the key is never taken from a limit. Optional: configure
+	// one to pin a coordinator key, or for limits from a coordinator this
+	// edge does not register with.
+	CoordinatorKey  ed25519.PublicKey
 	CoordinatorKeys []ed25519.PublicKey
 	// SettleInterval is how often due orders are settled (default 30s);
 	// everything unsettled is also settled on shutdown.
@@ -193,6 +199,10 @@ func New(cfg Config) (*Edge, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = wire.NewHTTPClient()
 	}
+	if cfg.FreeSpace == nil {
+		dir := cfg.Dir
+		cfg.FreeSpace = func() (int64, error) { return freeSpace(dir) }
+	}
 	if cfg.SettleInterval <= 0 {
 		cfg.SettleInterval = DefaultSettleInterval
 	}
@@ -237,13 +247,14 @@ func New(cfg Config) (*Edge, error) {
 		e.burst = int(min(uploadBurstBytes, cfg.UploadCapBytes))
 		e.upload = rate.NewLimiter(rate.Limit(cfg.UploadCapBytes), e.burst)
 	}
-	e.metrics = newMetrics(cfg.Registry, e.Stored, e.unsettled)
+	e.metrics = newMetrics(cfg.Registry, e.Stored, e.unsettled, e.advertisedDiskCap)
 	if err := e.load(); err != nil {
 		return nil, err
 	}
 	if err := e.loadOrders(); err != nil {
 		return nil, err
 	}
+	e.refreshDiskCap()
 	mux := httpserve.NewMux(cfg.Registry)
 	mux.HandleFunc("GET "+wire.PathShard, e.serveShard)
 	mux.HandleFunc("POST "+wire.PathOrders, e.servePostOrder)

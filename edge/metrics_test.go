@@ -14,12 +14,13 @@ import (
 // them, so it must be deliberate.
 func TestMetricFamiliesUnchanged(t *testing.T) {
 	got := metrictest.Describe(func(reg prometheus.Registerer) {
-		newMetrics(reg, func() (int, int64) { return 0, 0 }, func() (int, int64) { return 0, 0 })
+		newMetrics(reg, func() (int, int64) { return 0, 0 }, func() (int, int64) { return 0, 0 }, func() int64 { return 0 })
 	})
 	want := []string{
-		"swarmcast_edge_evictions_total{reason} Shards removed from the cache, by reason (dropped, lru, expired, cap).",
+		"swarmcast_edge_disk_cap_bytes{} Disk cap advertised to coordinators: the configured cap, bounded by free space on the cache filesystem.",
+		"swarmcast_edge_evictions_total{reason} Shards removed from the cache, by reason (dropped, lru, expired, cap, corrupt: failed verification when served, disk_full: the filesystem filled up).",
 		"swarmcast_edge_heartbeats_total{result} Heartbeats by result (ok, error, unknown).",
-		"swarmcast_edge_orders_total{result} Order limits/orders received with shard requests or as final orders, by result (accepted, not_larger, no_order, settled; invalid: wrong_edge, expired, bad_limit, bad_order, over_limit, malformed, too_many_pairs).",
+		"swarmcast_edge_orders_total{result} Order limits/orders received with shard requests or as final orders, by result (accepted, not_larger, no_order, settled; invalid: wrong_edge, expired, bad_limit, unverifiable, bad_order, over_limit, malformed, too_many_pairs).",
 		"swarmcast_edge_prefetch_failures_total{} Directed shards no source could provide.",
 		"swarmcast_edge_prefetch_origin_deferred_total{} Directed shards not fetched from the origin yet, waiting for an edge to hold them.",
 		"swarmcast_edge_prefetched_shards_total{source} Directed shards fetched and stored, by source kind (edge, origin).",
@@ -37,7 +38,7 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_edge_unpaid_bytes_total{} Shard bytes served on requests without a valid order limit (served anyway).",
 		"swarmcast_edge_unsettled_bytes{} Bytes covered by orders not yet settled.",
 		"swarmcast_edge_unsettled_orders{} Serials with an order not yet settled.",
-		"swarmcast_edge_verify_failures_total{where} Shards or manifests that failed verification, by where (load, prefetch, keep).",
+		"swarmcast_edge_verify_failures_total{where} Shards or manifests that failed verification, by where (load, prefetch, keep; serve: a stored shard about to be served, dropped and fetched again).",
 		"swarmcast_edge_work_queue_full_total{} Prefetch or keep jobs refused because the queue was full.",
 	}
 	if !slices.Equal(got, want) {

@@ -23,11 +23,16 @@ import (
 //     never pays only gets less from edges in the long run, because edges are
 //     paid for the bytes they serve to paying viewers and the coordinator
 //     ranks edges by what they deliver.
-//   - Without Config.CoordinatorKey the edge cannot check a limit's
-//     signature: it checks everything else (edge, expiry, the viewer's
-//     signature on the order) and leaves the coordinator's signature to
-//     settlement, where a forged limit is rejected. The key is never taken
-//     from a limit itself (that would trust what it should verify).
+//   - Every limit's signature is checked before anything of it is kept:
+//     against the keys of the coordinators this edge registered with (each
+//     names its key in wire.RegisterResponse) and any configured
+//     (Config.CoordinatorKey(s)). Until one is known, every limit is
+//     refused as unverifiable (the bytes are still served, unpaid): an
+//     outsider's made-up limits never take memory or disk. The key is never
+//     taken from a limit itself (that would trust what it should verify).
+//   - A genuine limit can still come from a hostile viewer: one viewer key
+//     holds at most maxPairsPerViewer unsettled serials here, and the book
+//     at most maxUnsettledPairs, so no viewer can fill it for the others.
 //   - The coordinator settles each serial once, so a serial is settled once
 //     and only when its order can no longer grow: its limit has expired
 //     (within the coordinator's settlement grace), its order has reached
@@ -54,10 +59,11 @@ const (
 	orderWrongEdge    orderResult = "wrong_edge"     // the limit names another edge
 	orderExpired      orderResult = "expired"        // the limit has expired
 	orderBadLimit     orderResult = "bad_limit"      // bad coordinator signature, or conflicts with the held limit
+	orderUnverifiable orderResult = "unverifiable"   // no coordinator key known yet to check the limit with
 	orderBadOrder     orderResult = "bad_order"      // serial mismatch or not signed by the limit's viewer
 	orderOverLimit    orderResult = "over_limit"     // amount above the limit's MaxBytes, or not positive
 	orderMalformed    orderResult = "malformed"      // a header that does not decode
-	orderTooManyPairs orderResult = "too_many_pairs" // the book is full (maxUnsettledPairs)
+	orderTooManyPairs orderResult = "too_many_pairs" // the book is full (maxUnsettledPairs), or the viewer's share of it (maxPairsPerViewer)
 )
 
 // valid reports whether the offer was well formed (stored or merely not larger).
@@ -65,9 +71,18 @@ func (r orderResult) valid() bool {
 	return r == orderAccepted || r == orderNotLarger || r == orderNoOrder || r == orderSettled
 }
 
-// maxUnsettledPairs bounds the book, so a flood of (valid) limits cannot
-// exhaust memory; beyond it new serials are refused until a settlement.
-const maxUnsettledPairs = 100_000
+// maxUnsettledPairs bounds the book, so a flood of genuine limits cannot
+// exhaust memory; beyond it new serials are refused until a settlement. A
+// pair is about 700 bytes in memory and in orders.json, so the book stays
+// under ~20 MB. An edge serving 25,000 distinct (viewer, video) plays within
+// one limit lifetime (15 min) is far beyond any home uplink.
+const maxUnsettledPairs = 25_000
+
+// maxPairsPerViewer bounds the unsettled serials of one viewer key. A
+// coordinator issues a viewer one limit per (video, edge) and reuses it for
+// 4/5 of its life, so an honest player holds about two per video it watched
+// here in the last 15 minutes.
+const maxPairsPerViewer = 256
 
 // maxBatchPairs bounds one settlement batch.
 const maxBatchPairs = 1000
@@ -76,32 +91,56 @@ const maxBatchPairs = 1000
 // serial, the serials settled, and the batch in flight. Not safe for
 // concurrent use; the Edge guards it with ordersMu.
 type orderBook struct {
-	edge      wire.NodeID
-	coordKeys []ed25519.PublicKey // none: limits are stored unverified
+	edge wire.NodeID
+	// configured are the keys the operator gave; learnt[c] is the key
+	// coordinator c named when this edge last registered with it (nil until
+	// then). A limit is genuine if any of them verifies it; with none, no
+	// limit is.
+	configured []ed25519.PublicKey
+	learnt     []ed25519.PublicKey
 
-	pairs   map[wire.Serial]*wire.SettlementPair // unsettled
-	settled map[wire.Serial]int64                // serial → its limit's ExpiresUnixMs; pruned once expired
-	pending *wire.SettlementBatch                // sent but not answered: retried with the same id
-	dirty   bool                                 // changed since the last persist
+	pairs    map[wire.Serial]*wire.SettlementPair // unsettled
+	byViewer map[wire.NodeID]int                  // unsettled pairs per viewer key; no zero entries
+	settled  map[wire.Serial]int64                // serial → its limit's ExpiresUnixMs; pruned once expired
+	pending  *wire.SettlementBatch                // sent but not answered: retried with the same id
+	dirty    bool                                 // changed since the last persist
 }
 
 func newOrderBook(edge wire.NodeID, coordKeys ...ed25519.PublicKey) *orderBook {
 	coordKeys = slices.DeleteFunc(coordKeys, func(k ed25519.PublicKey) bool { return k == nil })
-	return &orderBook{edge: edge, coordKeys: coordKeys, pairs: map[wire.Serial]*wire.SettlementPair{}, settled: map[wire.Serial]int64{}}
+	return &orderBook{edge: edge, configured: coordKeys, pairs: map[wire.Serial]*wire.SettlementPair{},
+		byViewer: map[wire.NodeID]int{}, settled: map[wire.Serial]int64{}}
 }
 
-// limitUnverifiable reports whether the book has coordinator keys and none
-// of them verifies l's signature.
-func (b *orderBook) limitUnverifiable(l *wire.OrderLimit) bool {
-	if len(b.coordKeys) == 0 {
-		return false
+// learnKey records the key coordinator c (index into the edge's
+// coordinator list) signs limits with, replacing what it named before.
+func (b *orderBook) learnKey(c int, k ed25519.PublicKey) {
+	if c >= len(b.learnt) {
+		b.learnt = append(b.learnt, make([]ed25519.PublicKey, c+1-len(b.learnt))...)
 	}
-	for _, k := range b.coordKeys {
-		if wire.VerifyOrderLimit(k, l) == nil {
-			return false
+	b.learnt[c] = k
+}
+
+// hasKeys reports whether any coordinator key is known.
+func (b *orderBook) hasKeys() bool {
+	return len(b.configured) > 0 || slices.ContainsFunc(b.learnt, func(k ed25519.PublicKey) bool { return k != nil })
+}
+
+// checkLimit verifies l's coordinator signature against every known key:
+// orderUnverifiable if none is known, orderBadLimit if none verifies it,
+// "" if one does.
+func (b *orderBook) checkLimit(l *wire.OrderLimit) orderResult {
+	if !b.hasKeys() {
+		return orderUnverifiable
+	}
+	for _, keys := range [][]ed25519.PublicKey{b.configured, b.learnt} {
+		for _, k := range keys {
+			if k != nil && wire.VerifyOrderLimit(k, l) == nil {
+				return ""
+			}
 		}
 	}
-	return true
+	return orderBadLimit
 }
 
 // offer checks a limit and an optional order at now and keeps the order if
@@ -120,8 +159,13 @@ func (b *orderBook) offer(l *wire.OrderLimit, o *wire.Order, now time.Time) orde
 	if o == nil {
 		// Nothing to keep, but the request counts as paid only under a
 		// genuine limit.
-		if held != nil && !sameLimit(&held.Limit, l) || held == nil && b.limitUnverifiable(l) {
+		if held != nil && !sameLimit(&held.Limit, l) {
 			return orderBadLimit
+		}
+		if held == nil {
+			if res := b.checkLimit(l); res != "" {
+				return res
+			}
 		}
 		return orderNoOrder
 	}
@@ -131,8 +175,15 @@ func (b *orderBook) offer(l *wire.OrderLimit, o *wire.Order, now time.Time) orde
 	if held != nil && !sameLimit(&held.Limit, l) {
 		return orderBadLimit // one serial, one limit: the held one was verified
 	}
-	if held == nil && b.limitUnverifiable(l) {
-		return orderBadLimit
+	if held == nil {
+		// Cheap refusals first: a full book or viewer share costs no
+		// signature check.
+		if len(b.pairs) >= maxUnsettledPairs || b.byViewer[l.Viewer] >= maxPairsPerViewer {
+			return orderTooManyPairs
+		}
+		if res := b.checkLimit(l); res != "" {
+			return res
+		}
 	}
 	if wire.VerifyOrder(l, o) != nil {
 		return orderBadOrder
@@ -141,15 +192,29 @@ func (b *orderBook) offer(l *wire.OrderLimit, o *wire.Order, now time.Time) orde
 		return orderOverLimit
 	}
 	if held == nil {
-		if len(b.pairs) >= maxUnsettledPairs {
-			return orderTooManyPairs
-		}
 		held = &wire.SettlementPair{Limit: *l}
-		b.pairs[l.Serial] = held
+		b.addPair(held)
 	}
 	held.Order = *o
 	b.dirty = true
 	return orderAccepted
+}
+
+// addPair and removePair keep pairs and byViewer in step.
+func (b *orderBook) addPair(p *wire.SettlementPair) {
+	b.pairs[p.Limit.Serial] = p
+	b.byViewer[p.Limit.Viewer]++
+}
+
+func (b *orderBook) removePair(serial wire.Serial) {
+	p, ok := b.pairs[serial]
+	if !ok {
+		return
+	}
+	delete(b.pairs, serial)
+	if b.byViewer[p.Limit.Viewer]--; b.byViewer[p.Limit.Viewer] <= 0 {
+		delete(b.byViewer, p.Limit.Viewer)
+	}
 }
 
 func sameLimit(a, b *wire.OrderLimit) bool {
@@ -174,7 +239,7 @@ func (b *orderBook) nextBatch(now time.Time, all bool, rng *rand.Rand) *wire.Set
 		}
 		if all || now.UnixMilli() >= p.Limit.ExpiresUnixMs || p.Order.Amount >= p.Limit.MaxBytes {
 			due = append(due, *p)
-			delete(b.pairs, serial)
+			b.removePair(serial)
 			b.settled[serial] = p.Limit.ExpiresUnixMs
 		}
 	}
@@ -241,13 +306,23 @@ func (b *orderBook) snapshot() orderSnapshot {
 }
 
 // restore loads a snapshot. Pairs for another edge (a cache directory
-// moved between identities) are dropped.
+// moved between identities), pairs no configured key verifies (when keys
+// are configured; learnt keys come only with registration, later) and
+// pairs beyond the book's bounds (a file from an older version) are
+// dropped; the coordinator checks every limit again at settlement.
 func (b *orderBook) restore(s orderSnapshot) {
 	for i := range s.Pairs {
 		p := s.Pairs[i]
-		if p.Limit.Edge == b.edge && p.Order.Serial == p.Limit.Serial {
-			b.pairs[p.Limit.Serial] = &p
+		if p.Limit.Edge != b.edge || p.Order.Serial != p.Limit.Serial || b.pairs[p.Limit.Serial] != nil {
+			continue
 		}
+		if len(b.pairs) >= maxUnsettledPairs || b.byViewer[p.Limit.Viewer] >= maxPairsPerViewer {
+			continue
+		}
+		if len(b.configured) > 0 && b.checkLimit(&p.Limit) != "" {
+			continue
+		}
+		b.addPair(&p)
 	}
 	for hx, exp := range s.Settled {
 		if serial, err := wire.ParseSerial(hx); err == nil {

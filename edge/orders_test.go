@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	mrand "math/rand"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -157,13 +158,65 @@ func TestOrderBookKeepsLargestAndRejectsForgeries(t *testing.T) {
 		t.Fatalf("book holds %+v, want only serial 1 at 300 bytes", b.pairs)
 	}
 
-	// Without the coordinator's key a limit is stored unverified; the
-	// viewer's signature is still checked.
+	// Without any coordinator key nothing is kept, genuine or not: the
+	// edge cannot tell them apart.
 	u := newOrderBook("me", nil)
 	forged := p.limit(5, "me", 1000, now.Add(time.Minute))
 	forged.Signature = []byte("not a signature")
-	if got := u.offer(&forged, p.order(5, 10), now); got != orderAccepted {
-		t.Errorf("without a coordinator key: %s, want accepted (settlement checks the limit)", got)
+	genuine := p.limit(6, "me", 1000, now.Add(time.Minute))
+	for _, l := range []wire.OrderLimit{forged, genuine} {
+		if got := u.offer(&l, p.order(l.Serial[0], 10), now); got != orderUnverifiable {
+			t.Errorf("without a coordinator key: %s, want %s", got, orderUnverifiable)
+		}
+		if got := u.offer(&l, nil, now); got != orderUnverifiable {
+			t.Errorf("without a coordinator key, no order: %s, want %s", got, orderUnverifiable)
+		}
+	}
+	// The key a coordinator names at registration makes its limits genuine.
+	u.learnKey(0, p.coordPub)
+	if got := u.offer(&genuine, p.order(6, 10), now); got != orderAccepted {
+		t.Errorf("with the learnt key: %s, want accepted", got)
+	}
+	if got := u.offer(&forged, p.order(5, 10), now); got != orderBadLimit {
+		t.Errorf("forged limit with the learnt key: %s, want %s", got, orderBadLimit)
+	}
+	if len(u.pairs) != 1 {
+		t.Errorf("book holds %d pairs, want the genuine one", len(u.pairs))
+	}
+}
+
+// One viewer key, even with genuine limits, holds at most its share of the
+// book; other viewers are still paid.
+func TestOrderBookBoundsOneViewer(t *testing.T) {
+	p := newOrderParties()
+	now := time.Unix(1_000_000, 0)
+	b := newOrderBook("me", p.coordPub)
+	for i := range maxPairsPerViewer + 10 {
+		l := p.limit(0, "me", 1000, now.Add(time.Minute))
+		l.Serial = wire.Serial{byte(i), byte(i >> 8), 0xee}
+		wire.SignOrderLimit(p.coord, &l)
+		o := wire.Order{Serial: l.Serial, Amount: 10}
+		wire.SignOrder(p.viewer.Key, &o)
+		want := orderAccepted
+		if i >= maxPairsPerViewer {
+			want = orderTooManyPairs
+		}
+		if got := b.offer(&l, &o, now); got != want {
+			t.Fatalf("serial %d: %s, want %s", i, got, want)
+		}
+	}
+	other := newOrderParties()
+	other.coord, other.coordPub = p.coord, p.coordPub
+	if got := b.offer(ptr(other.limit(1, "me", 1000, now.Add(time.Minute))), other.order(1, 10), now); got != orderAccepted {
+		t.Errorf("another viewer after the first filled its share: %s, want accepted", got)
+	}
+	if len(b.pairs) != maxPairsPerViewer+1 || b.byViewer[p.viewer.ID] != maxPairsPerViewer {
+		t.Errorf("book holds %d pairs (%d of the first viewer)", len(b.pairs), b.byViewer[p.viewer.ID])
+	}
+	// Settling frees the share.
+	b.nextBatch(now.Add(2*time.Minute), true, mrand.New(mrand.NewSource(1)))
+	if len(b.byViewer) != 0 {
+		t.Errorf("per-viewer counts after settling everything: %v", b.byViewer)
 	}
 }
 

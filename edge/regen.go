@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -108,8 +109,12 @@ func (e *Edge) regenerate(k content.ShardRef) ([]byte, error) {
 		}
 	}
 	// Rebuild verifies every shard against the manifest, so a corrupted
-	// cache file can never turn into a regenerated shard.
-	ct, _, err := content.Rebuild(m, k.Rendition, k.Segment, shards)
+	// cache file can never turn into a regenerated shard; the ones it names
+	// bad are dropped and fetched again.
+	ct, bad, err := content.Rebuild(m, k.Rendition, k.Segment, shards)
+	for _, i := range bad {
+		e.dropCorrupt(sk.Shard(i), errors.New("fails verification against the manifest"))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNotHeld, err)
 	}

@@ -62,21 +62,26 @@ func (e *Edge) session(c int) *wire.NodeSession {
 		Client: e.coordinators[c],
 		Register: wire.RegisterRequest{
 			NodeID: e.cfg.Identity.ID, Role: wire.RoleEdge, Addr: e.cfg.Advertise, Region: e.cfg.Region,
-			DiskCapBytes: e.cfg.DiskCapBytes, UploadCapBytes: max(e.cfg.UploadCapBytes, 0),
+			DiskCapBytes: e.advertisedDiskCap(), UploadCapBytes: max(e.cfg.UploadCapBytes, 0),
 		},
 		LeaveTimeout: wire.DefaultLeaveTimeout,
 		Log:          e.log,
+		OnRegistered: func(_ context.Context, resp wire.RegisterResponse) error {
+			e.learnCoordinatorKey(c, resp)
+			return nil
+		},
 		NextHeartbeat: func(full bool) wire.HeartbeatRequest {
 			if c == 0 {
 				e.expire()
 			}
+			diskCap := e.refreshDiskCap()
 			e.mu.Lock()
 			taken = e.inv.takeDelta(c, full)
 			used := e.inv.used
 			e.mu.Unlock()
 			return wire.HeartbeatRequest{
 				Full: taken.full, Added: shardSets(taken.added), Removed: shardSets(taken.removed),
-				UsedBytes: used, ServedBytes: e.BytesServed() - reported,
+				UsedBytes: used, ServedBytes: e.BytesServed() - reported, DiskCapBytes: diskCap,
 			}
 		},
 		OnHeartbeat: func(_ context.Context, res wire.HeartbeatResult) error {

@@ -25,6 +25,8 @@ type fakeCoordinator struct {
 	giveUp  time.Time // hang guard for the whole test, not a timing assertion
 	// drained is signalled when a heartbeat takes the last queued answer.
 	drained chan struct{}
+	// key is the limit-signing key named in registration answers (hex).
+	key string
 }
 
 type call struct {
@@ -49,7 +51,7 @@ func (fc *fakeCoordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !wire.DecodeJSON(w, r, &c.reg) {
 			return
 		}
-		wire.WriteJSON(w, wire.RegisterResponse{HeartbeatIntervalMS: 2})
+		wire.WriteJSON(w, wire.RegisterResponse{HeartbeatIntervalMS: 2, CoordinatorKey: fc.key})
 	case r.URL.Path == wire.PathHeartbeat:
 		if !wire.DecodeJSON(w, r, &c.hb) {
 			return

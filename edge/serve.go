@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -37,13 +38,30 @@ func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, http.StatusNotFound, "shard %d of video %s rendition %d segment %d is not held by this edge: %v", ref.Shard, ref.Video, ref.Rendition, ref.Segment, err)
 		return
 	}
+	var msg *content.ShardMessage
+	if receipt == "" {
+		// A receipt is this edge's signature under the bytes: a viewer
+		// holding one over a bad shard disqualifies the edge at once. So
+		// the bytes are checked against the manifest before every
+		// signature (a cached receipt was checked when it was signed, over
+		// the same bytes in memory), and a shard the disk spoilt is dropped
+		// and fetched again instead of being vouched for.
+		if msg, err = e.verifyToSign(k, body); err != nil {
+			if stored {
+				e.dropCorrupt(k, err)
+			}
+			e.fail(w, http.StatusNotFound, "shard %d of video %s rendition %d segment %d is not held by this edge: its copy failed verification and is being fetched again", ref.Shard, ref.Video, ref.Rendition, ref.Segment)
+			return
+		}
+	}
 	if e.cfg.Fault != Honest {
 		// The receipt covers the bytes actually sent: that is what makes
 		// a lie provable.
 		body, receipt, stored = e.corrupt(k, body), "", false
+		msg = nil
 	}
 	if receipt == "" {
-		receipt = e.signReceipt(k, body)
+		receipt = e.signReceipt(k, body, msg)
 		if stored {
 			e.cacheReceipt(k, body, receipt)
 		}
@@ -71,13 +89,47 @@ func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// verifyToSign checks that body is shard k and verifies against the video's
+// manifest, so the edge may sign a receipt over it.
+func (e *Edge) verifyToSign(k content.ShardRef, body []byte) (*content.ShardMessage, error) {
+	m := e.manifest(k.Video)
+	if m == nil {
+		return nil, fmt.Errorf("no verified manifest of video %s", k.Video)
+	}
+	return verifyMessage(m, k, body)
+}
+
+// dropCorrupt removes a stored shard that failed verification when it was
+// about to be served: the next heartbeat reports it gone, and an assigned
+// one is queued to be fetched again.
+func (e *Edge) dropCorrupt(k content.ShardRef, why error) {
+	e.metrics.verifyFailures.WithLabelValues("serve").Inc()
+	e.mu.Lock()
+	h, ok := e.inv.held[k]
+	assigned := ok && h.assigned
+	if ok {
+		e.removeLocked(k, "corrupt")
+	}
+	e.mu.Unlock()
+	if !ok {
+		return // dropped meanwhile
+	}
+	e.log.Warn("dropping a cached shard that no longer verifies (disk corruption?); fetching it again", "shard", k, "err", why)
+	if assigned && !e.work.push(job{kind: jobFetch, seg: k.SegmentRef, shards: []int{k.Shard}}) {
+		e.metrics.queueFull.Inc()
+	}
+}
+
 // signReceipt signs a receipt over the shard data of the message body
 // (wire.SignShardReceipt) and returns it encoded for wire.HeaderReceipt;
-// "" if body is not a shard message (it always is).
-func (e *Edge) signReceipt(k content.ShardRef, body []byte) string {
-	msg, err := content.DecodeShardMessage(body)
-	if err != nil {
-		return ""
+// msg is body decoded, if the caller has it. "" if body is not a shard
+// message (it always is).
+func (e *Edge) signReceipt(k content.ShardRef, body []byte, msg *content.ShardMessage) string {
+	if msg == nil {
+		var err error
+		if msg, err = content.DecodeShardMessage(body); err != nil {
+			return ""
+		}
 	}
 	rc := wire.SignShardReceipt(e.cfg.Identity.Key, k, msg.Data)
 	e.metrics.receiptsSigned.Inc()

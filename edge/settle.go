@@ -3,6 +3,8 @@ package edge
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +63,28 @@ func (e *Edge) offerOrder(l *wire.OrderLimit, o *wire.Order) orderResult {
 		e.persistSoon()
 	}
 	return res
+}
+
+// learnCoordinatorKey takes the limit-signing key coordinator c named in
+// its registration answer. It never fails the session: a coordinator that
+// names no key (an older version) or a malformed one leaves its limits
+// unverifiable here, which costs this edge payment, not service.
+func (e *Edge) learnCoordinatorKey(c int, resp wire.RegisterResponse) {
+	k, err := hex.DecodeString(resp.CoordinatorKey)
+	if err == nil && len(k) != ed25519.PublicKeySize {
+		err = fmt.Errorf("%d bytes, want %d", len(k), ed25519.PublicKeySize)
+	}
+	if resp.CoordinatorKey == "" {
+		err = errors.New("none given")
+	}
+	if err != nil {
+		e.log.Warn("the coordinator named no usable order-limit key; limits it signs are refused until it does (upgrade it, or start the edge with its --coordinator-key)",
+			"coordinator", e.coordinators[c].Base, "err", err)
+		k = nil
+	}
+	e.ordersMu.Lock()
+	e.orders.learnKey(c, k)
+	e.ordersMu.Unlock()
 }
 
 // persistSoon wakes the orders loop to save the book.

@@ -63,7 +63,7 @@ func (o *Origin) session(cc *wire.CoordinatorClient) *wire.NodeSession {
 		Client:   cc,
 		Register: wire.RegisterRequest{NodeID: o.cfg.Identity.ID, Role: wire.RoleOrigin, Addr: o.cfg.Advertise},
 		Log:      o.log,
-		OnRegistered: func(ctx context.Context) error {
+		OnRegistered: func(ctx context.Context, _ wire.RegisterResponse) error {
 			o.metrics.registrations.Inc()
 			published = nil // a coordinator that (re)learnt the origin gets everything
 			return publishChanges(ctx)

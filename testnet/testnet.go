@@ -337,24 +337,14 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 	reg := httpserve.NewRegistry()
 	var account *wire.CoordinatorClient
 	var edgeToken string
-	var coordKey ed25519.PublicKey
-	var otherKeys []ed25519.PublicKey
 	if account, edgeToken, err = n.setUpAccount(fmt.Sprintf("edge-%d", i), id.ID); err != nil {
 		cancel()
 		_ = srv.Close()
 		return nil, err
 	}
-	for c, id := range n.coordIDs {
-		if c == 0 {
-			coordKey = id.Key.Public().(ed25519.PublicKey)
-		} else {
-			otherKeys = append(otherKeys, id.Key.Public().(ed25519.PublicKey))
-		}
-	}
 	e, err := edge.New(edge.Config{
 		Token:           edgeToken,
-		CoordinatorKey:  coordKey,
-		CoordinatorKeys: otherKeys,
+		CoordinatorKeys: nil, // none configured, as in the README: each edge learns its coordinators' keys when it registers
 		Coordinators:    n.CoordinatorURLs,
 		SettleInterval:  n.cfg.SettleInterval,
 		Dir:             filepath.Join(n.cfg.Dir, fmt.Sprintf("edge-%d", i)),

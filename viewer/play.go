@@ -2,6 +2,7 @@ package viewer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -62,6 +63,18 @@ func (v *Viewer) Play(ctx context.Context, id content.VideoID, opt PlayOptions) 
 	start := v.cfg.Now()
 	q := QoE{BytesBySource: map[wire.NodeID]int64{}}
 	e, err := v.video(ctx, id)
+	// A manifest or key the coordinator failed to hand over (overloaded,
+	// restarting) is asked again, with the segments' back-off; a video it
+	// does not have or will not unlock is final.
+	for attempt, wait := 1, retryBackoffMin; err != nil && attempt < segmentAttempts && ctx.Err() == nil &&
+		!errors.Is(err, errUnknownVideo) && !errors.Is(err, ErrNotEntitled); attempt++ {
+		v.log.Debug("cannot load the video; retrying", "video", id, "err", err, "in", wait)
+		if sleepUntil(ctx, v.cfg.Now, v.cfg.Now().Add(wait)) != nil {
+			break
+		}
+		wait = min(2*wait, retryBackoffMax)
+		e, err = v.video(ctx, id)
+	}
 	if err != nil {
 		return q, err
 	}

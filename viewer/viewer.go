@@ -93,6 +93,23 @@ type lookupResult struct {
 	resp     wire.LookupResponse
 }
 
+// knownOrigins are the origins of the latest lookup of a rendition (nil if
+// none succeeded yet): every origin serves every shard, so they stand in
+// when a lookup fails.
+func (e *videoEntry) knownOrigins(rendition int) []candidate {
+	e.mu.Lock()
+	w := e.windows[rendition]
+	e.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	var out []candidate
+	for _, o := range w.resp.Origins {
+		out = append(out, candidate{Node: o.NodeID, Addr: o.Addr, Origin: true})
+	}
+	return out
+}
+
 // New makes a viewer. Nothing is fetched until Play, Segment or the gateway
 // asks.
 func New(cfg Config) (*Viewer, error) {
@@ -345,19 +362,41 @@ type urgency struct {
 	startup bool
 }
 
+// Retrying a segment. A play degrades (stalls) rather than fails while the
+// origin is up: on a loaded machine a lookup, an origin request or every
+// source of a round can fail at once, and a retry that follows at once
+// meets the same overload. So retries back off (0, then retryBackoffMin
+// doubling to retryBackoffMax) over up to segmentAttempts rounds, about 10 s
+// in all, and a round whose lookup fails still asks the origins of the last
+// lookup, which hold every shard.
+const (
+	segmentAttempts = 10
+	retryBackoffMin = 100 * time.Millisecond
+	retryBackoffMax = 2 * time.Second
+)
+
 // fetchSegment rebuilds one segment of e's video, retrying from a fresh
-// lookup (and the origin) if the first round of sources cannot supply k
-// shards.
+// lookup (and the origin) if a round of sources cannot supply k shards.
 func (v *Viewer) fetchSegment(ctx context.Context, e *videoEntry, seg content.SegmentRef, u urgency) (*segmentResult, error) {
 	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
+	wait := time.Duration(0)
+	for attempt := 0; attempt < segmentAttempts; attempt++ {
+		if attempt > 0 {
+			if err := sleepUntil(ctx, v.cfg.Now, v.cfg.Now().Add(wait)); err != nil {
+				return nil, err
+			}
+			wait = min(max(2*wait, retryBackoffMin), retryBackoffMax)
+		}
 		edges, origins, err := v.sources(ctx, e, seg, attempt > 0)
 		if err != nil {
 			lastErr = err
 			if ctx.Err() != nil || errors.Is(err, ErrNotEntitled) {
 				return nil, err
 			}
-			continue
+			if edges, origins = nil, e.knownOrigins(seg.Rendition); len(origins) == 0 {
+				continue
+			}
+			v.log.Debug("lookup failed; asking the origins of the last lookup", "segment", seg, "err", err)
 		}
 		try := u
 		try.startup = u.startup || attempt > 0

@@ -72,9 +72,10 @@ type NodeSession struct {
 	LeaveTimeout time.Duration
 	Log          *slog.Logger // nil: discard
 
-	// OnRegistered, if set, runs after every successful registration,
-	// before the first heartbeat (an origin publishes its catalogue).
-	OnRegistered func(ctx context.Context) error
+	// OnRegistered, if set, runs after every successful registration with
+	// the coordinator's answer, before the first heartbeat (an origin
+	// publishes its catalogue, an edge learns the coordinator's key).
+	OnRegistered func(ctx context.Context, resp RegisterResponse) error
 	// NextHeartbeat returns the body of the next heartbeat; nil sends just
 	// the node id. full is true from each registration until a heartbeat
 	// is acknowledged: the body must then carry the whole inventory with
@@ -121,7 +122,7 @@ func (s *NodeSession) Run(ctx context.Context) error {
 					interval = d
 				}
 				if s.OnRegistered != nil {
-					err = s.OnRegistered(ctx)
+					err = s.OnRegistered(ctx, resp)
 					failure = "registered, but the node could not set up its session; registering again"
 				}
 			}

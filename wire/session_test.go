@@ -172,7 +172,7 @@ func TestNodeSessionCallbackErrorReregisters(t *testing.T) {
 		s := &NodeSession{
 			Client:       NewCoordinatorClient("http://coordinator", &http.Client{Transport: fc}),
 			Register:     RegisterRequest{NodeID: "o1", Role: RoleOrigin},
-			OnRegistered: func(context.Context) error { published++; return nil },
+			OnRegistered: func(context.Context, RegisterResponse) error { published++; return nil },
 			NextHeartbeat: func(full bool) HeartbeatRequest {
 				return HeartbeatRequest{Full: full}
 			},

@@ -36,10 +36,15 @@ type RegisterRequest struct {
 	UploadCapBytes int64  `json:"upload_cap_bytes_per_s,omitempty"`
 }
 
-// RegisterResponse tells the node how often to heartbeat. An edge that
-// misses 3 heartbeats is dropped from lookups.
+// RegisterResponse tells the node how often to heartbeat (an edge that
+// misses 3 heartbeats is dropped from lookups) and which key the
+// coordinator signs order limits with: CoordinatorKey is its ed25519 public
+// key, hex. Edges verify every limit a viewer presents against the keys of
+// the coordinators they registered with, which they reached at an address
+// their operator configured; a limit itself never names its key.
 type RegisterResponse struct {
-	HeartbeatIntervalMS int64 `json:"heartbeat_interval_ms"`
+	HeartbeatIntervalMS int64  `json:"heartbeat_interval_ms"`
+	CoordinatorKey      string `json:"coordinator_key,omitempty"`
 }
 
 // HeartbeatInterval converts the response field.
@@ -81,6 +86,10 @@ type HeartbeatRequest struct {
 	Removed     []ShardSet `json:"removed,omitempty"`
 	UsedBytes   int64      `json:"used_bytes"`
 	ServedBytes int64      `json:"served_bytes"` // shard bytes uploaded since the previous heartbeat
+	// DiskCapBytes is the disk cap the node can honour now, which free
+	// space on its filesystem may have shrunk below the registered one;
+	// 0 leaves the cap unchanged.
+	DiskCapBytes int64 `json:"disk_cap_bytes,omitempty"`
 }
 
 // Directive actions.

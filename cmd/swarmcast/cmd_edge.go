@@ -172,7 +172,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 	f.StringVar(&fl.preset, "preset", "", "scale --disk and --upload by 0.2, 0.5 or 1")
 	f.DurationVar(&fl.watchedTTL, "watched-ttl", edge.DefaultWatchedTTL, "how long shards of what this node's player watched are kept")
 	f.StringVar(&fl.token, "token", "", "the edge's API token from binding it to an account (POST "+wire.PathBindEdge+"); settlement needs it (default $SWARMCAST_EDGE_TOKEN)")
-	f.StringVar(&fl.coordinatorKey, "coordinator-key", "", "the coordinator's ed25519 public key in hex, to verify viewers' order limits (without it the coordinator checks them at settlement); comma-separated for several coordinators")
+	f.StringVar(&fl.coordinatorKey, "coordinator-key", "", "extra ed25519 public keys (hex, comma-separated) to accept viewers' order limits signed with; optional: the edge learns each coordinator's key when it registers")
 	f.DurationVar(&fl.settleInterval, "settle-interval", edge.DefaultSettleInterval, "how often orders whose limits expired are settled with the coordinator (all are settled on shutdown)")
 	f.StringVar(&fl.user, "user", "", "account to run this edge under: logs in, binds the edge to it once (the API token is kept in --dir) and gives the built-in player the account's entitlements")
 	f.StringVar(&fl.password, "password", "", "the account's password (default $SWARMCAST_PASSWORD)")
