@@ -30,6 +30,11 @@ func (c *CoordinatorClient) BindEdge(ctx context.Context, edge *NodeSigner) (Bin
 	return resp, c.do(ctx, http.MethodPost, PathBindEdge, edge.SignBindEdge(me.ID), &resp)
 }
 
+// AllowOrigin lets node register and publish as an origin (admin token).
+func (c *CoordinatorClient) AllowOrigin(ctx context.Context, node NodeID) error {
+	return c.do(ctx, http.MethodPost, PathAllowOrigin, AllowOriginRequest{NodeID: node}, nil)
+}
+
 // Grant credits points to an account (admin token).
 func (c *CoordinatorClient) Grant(ctx context.Context, req GrantRequest) error {
 	return c.do(ctx, http.MethodPost, PathGrant, req, nil)

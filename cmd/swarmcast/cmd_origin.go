@@ -16,6 +16,7 @@ import (
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/origin"
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 func init() { subcommands = append(subcommands, newOriginCommand) }
@@ -85,6 +86,7 @@ func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, 
 	}
 	o.SetAdvertise(srv.Advertise)
 	fmt.Fprintf(cmd.OutOrStdout(), "origin %s serving at %s (bound %s)\n", o.ID(), srv.Advertise, srv.Addr())
+	fmt.Fprintf(cmd.OutOrStdout(), "the coordinator takes this origin only if allowed: swarmcast coordinator --origin-key %s (or an admin: POST %s)\n", o.ID(), wire.PathAllowOrigin)
 	runErr := o.Run(ctx)
 	srv.Close()
 	if err := srv.Wait(); err != nil && runErr == nil {
