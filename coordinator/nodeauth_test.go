@@ -318,7 +318,6 @@ func TestAttackKeylessRepublishKeepsKey(t *testing.T) {
 		}
 	}
 }
-}
 
 // countingReader is an endless body that counts what the server took.
 type countingReader struct{ n atomic.Int64 }
