@@ -33,11 +33,11 @@ func TestAccountsFlow(t *testing.T) {
 
 		// Bind an edge: one per account.
 		edge := h.edge("")
-		bind := decode[wire.BindEdgeResponse](t, h.want(h.do("POST", wire.PathBindEdge, tok, wire.BindEdgeRequest{NodeID: edge}), 200))
+		bind := decode[wire.BindEdgeResponse](t, h.want(h.do("POST", wire.PathBindEdge, tok, h.consent(tok, edge)), 200))
 		if bind.APIToken == "" {
 			t.Fatal("no API token")
 		}
-		h.want(h.do("POST", wire.PathBindEdge, tok, wire.BindEdgeRequest{NodeID: h.edge("")}), http.StatusConflict, "one edge")
+		h.want(h.do("POST", wire.PathBindEdge, tok, h.consent(tok, h.edge(""))), http.StatusConflict, "one edge")
 		me := decode[wire.AccountInfo](t, h.want(h.do("GET", wire.PathMe, tok, nil), 200))
 		if me.Edge != edge {
 			t.Fatalf("me.edge = %q, want %s", me.Edge, edge)

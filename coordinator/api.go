@@ -18,9 +18,10 @@ import (
 )
 
 // maxPublishBody bounds a publish request: manifests cost 40 bytes per
-// segment per rendition, so a catalogue of long videos outgrows
-// wire.MaxJSONBody.
-const maxPublishBody = 256 << 20
+// segment per rendition (base64 in JSON: 54), so one very long video may
+// outgrow wire.MaxJSONBody; 32 MiB holds a manifest of ~600,000 segment
+// entries. Origins batch their catalogue at wire.MaxJSONBody/2.
+const maxPublishBody = 32 << 20
 
 // Handler serves every coordinator route of wire/routes.go plus /healthz and
 // /metrics.
@@ -31,6 +32,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.PathLeave, c.handleLeave)
 	mux.HandleFunc("GET "+wire.PathNodes, c.handleNodes)
 	mux.HandleFunc("POST "+wire.PathPublish, c.handlePublish)
+	mux.HandleFunc("POST "+wire.PathAllowOrigin, c.handleAllowOrigin)
 	mux.HandleFunc("GET "+wire.PathVideos, c.handleVideos)
 	mux.HandleFunc("GET "+wire.PathManifest, c.handleManifest)
 	mux.HandleFunc("GET "+wire.PathKey, c.handleKey)
@@ -43,13 +45,36 @@ func (c *Coordinator) Handler() http.Handler {
 }
 
 func (c *Coordinator) handleRegister(w http.ResponseWriter, r *http.Request) {
+	const what = "register"
+	auth, ok := c.nodeHeaders(w, r, what)
+	if !ok {
+		return
+	}
 	var req wire.RegisterRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	if !c.nodeBody(w, r, what, auth, wire.MaxJSONBody, &req) || !signerIs(w, what, auth, "node_id", req.NodeID) {
 		return
 	}
 	if err := checkRegister(&req); err != nil {
 		wire.WriteError(w, http.StatusBadRequest, "register: %v", err)
 		return
+	}
+	from, err := remoteIP(r)
+	if err == nil {
+		req.Addr, err = checkAdvertisedAddr(req.Addr, from)
+	}
+	if err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "register: %v", err)
+		return
+	}
+	if req.Role == wire.RoleOrigin {
+		allowed, err := c.originAllowed(r.Context(), req.NodeID)
+		if err == nil && !allowed {
+			err = notAllowedOrigin(what, req.NodeID)
+		}
+		if err != nil {
+			wire.WriteErr(w, err)
+			return
+		}
 	}
 	now := c.cfg.Now()
 	c.mu.Lock()
@@ -64,12 +89,13 @@ func (c *Coordinator) handleRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Coordinator) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
-	var req wire.HeartbeatRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	const what = "heartbeat"
+	auth, ok := c.nodeHeaders(w, r, what)
+	if !ok {
 		return
 	}
-	if err := wire.CheckNodeID(req.NodeID); err != nil {
-		wire.WriteError(w, http.StatusBadRequest, "heartbeat: %v", err)
+	var req wire.HeartbeatRequest
+	if !c.nodeBody(w, r, what, auth, wire.MaxJSONBody, &req) || !signerIs(w, what, auth, "node_id", req.NodeID) {
 		return
 	}
 	now := c.cfg.Now()
@@ -95,8 +121,13 @@ func (c *Coordinator) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Coordinator) handleLeave(w http.ResponseWriter, r *http.Request) {
+	const what = "leave"
+	auth, ok := c.nodeHeaders(w, r, what)
+	if !ok {
+		return
+	}
 	var req wire.LeaveRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	if !c.nodeBody(w, r, what, auth, wire.MaxJSONBody, &req) || !signerIs(w, what, auth, "node_id", req.NodeID) {
 		return
 	}
 	c.mu.Lock()
@@ -121,20 +152,45 @@ func (c *Coordinator) handleNodes(w http.ResponseWriter, _ *http.Request) {
 	wire.WriteJSON(w, infos)
 }
 
+// handlePublish checks everything it can from the headers (a fresh
+// signature by an allowed, registered origin) before it reads the body,
+// reads at most maxConcurrentPublishes bodies at once, and only then
+// verifies the signature over the body.
 func (c *Coordinator) handlePublish(w http.ResponseWriter, r *http.Request) {
-	var req wire.PublishRequest
-	if !wire.DecodeJSONLimit(w, r, &req, maxPublishBody) {
+	const what = "publish"
+	auth, ok := c.nodeHeaders(w, r, what)
+	if !ok {
+		return
+	}
+	allowed, err := c.originAllowed(r.Context(), auth.Node)
+	if err == nil && !allowed {
+		err = notAllowedOrigin(what, auth.Node)
+	}
+	if err != nil {
+		wire.WriteErr(w, err)
 		return
 	}
 	c.mu.RLock()
-	origin := c.st.nodes[req.OriginID]
+	origin := c.st.nodes[auth.Node]
 	c.mu.RUnlock()
 	switch {
 	case origin == nil:
-		wire.WriteError(w, http.StatusNotFound, "publish: origin %q is not registered; register with role %q first", req.OriginID, wire.RoleOrigin)
+		wire.WriteError(w, http.StatusNotFound, "publish: origin %q is not registered; register with role %q first", auth.Node, wire.RoleOrigin)
 		return
 	case origin.role != wire.RoleOrigin:
-		wire.WriteError(w, http.StatusForbidden, "publish: node %s is registered as %q; only origins publish", req.OriginID, origin.role)
+		wire.WriteError(w, http.StatusForbidden, "publish: node %s is registered as %q; only origins publish", auth.Node, origin.role)
+		return
+	}
+	select {
+	case c.publishSlots <- struct{}{}:
+		defer func() { <-c.publishSlots }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		wire.WriteError(w, http.StatusServiceUnavailable, "publish: %d publishes are being read already; retry in a second", maxConcurrentPublishes)
+		return
+	}
+	var req wire.PublishRequest
+	if !c.nodeBody(w, r, what, auth, maxPublishBody, &req) || !signerIs(w, what, auth, "origin_id", req.OriginID) {
 		return
 	}
 	// Verify everything before storing anything: a bad entry rejects the
@@ -160,6 +216,17 @@ func (c *Coordinator) handlePublish(w http.ResponseWriter, r *http.Request) {
 		manifests[i] = m
 		recs[i] = coordinatordb.CatalogueVideo{ID: m.ID(), Manifest: pv.Manifest, Key: pv.Key, Origin: req.OriginID}
 	}
+	// A republish without a key keeps the key already stored: anyone
+	// holding the public manifest could otherwise publish it keyless and
+	// wipe the key entitled viewers need. (A key that is sent must match
+	// the manifest's key id, checked above, so it is the same key.)
+	c.mu.RLock()
+	for i := range recs {
+		if v := c.st.videos[recs[i].ID]; v != nil && recs[i].Key == nil {
+			recs[i].Key = v.key
+		}
+	}
+	c.mu.RUnlock()
 	for i, m := range manifests {
 		if err := c.acct.VideoPublished(r.Context(), m); err != nil {
 			wire.WriteError(w, http.StatusInternalServerError, "publish: store terms of video %s: %v", recs[i].ID, err)

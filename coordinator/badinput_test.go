@@ -34,28 +34,31 @@ func TestBadRequestsGet4xxWithMessage(t *testing.T) {
 		{"lookup count 65", "POST", wire.PathLookup, `{"video":"` + v.String() + `","count":65}`, 400, "count 65"},
 		{"lookup long region", "POST", wire.PathLookup, `{"video":"` + v.String() + `","count":1,"region":"` + strings.Repeat("r", 65) + `"}`, 400, "region"},
 		{"lookup wrong type", "POST", wire.PathLookup, `{"video":"` + v.String() + `","count":"1"}`, 400, "malformed"},
-		{"register bad id", "POST", wire.PathRegister, `{"node_id":"abc","role":"edge","addr":"http://x:1"}`, 400, "64 lowercase hex"},
-		{"register bad role", "POST", wire.PathRegister, `{"node_id":"` + string(edge) + `","role":"boss","addr":"http://x:1"}`, 400, "role"},
+		{"register unsigned", "POST", wire.PathRegister, `{"node_id":"abc","role":"edge","addr":"http://127.0.0.1:1"}`, 401, "unsigned"},
+		{"register bad role", "POST", wire.PathRegister, `{"node_id":"` + string(edge) + `","role":"boss","addr":"http://127.0.0.1:1"}`, 400, "role"},
 		{"register bad addr", "POST", wire.PathRegister, `{"node_id":"` + string(edge) + `","role":"edge","addr":"x:1"}`, 400, "addr"},
-		{"register negative cap", "POST", wire.PathRegister, `{"node_id":"` + string(edge) + `","role":"edge","addr":"http://x:1","disk_cap_bytes":-1}`, 400, "negative"},
-		{"heartbeat bad id", "POST", wire.PathHeartbeat, `{"node_id":"zz"}`, 400, "node id"},
+		{"register addr with path", "POST", wire.PathRegister, `{"node_id":"` + string(edge) + `","role":"edge","addr":"http://127.0.0.1:1/x?y="}`, 400, "path"},
+		{"register addr of another host", "POST", wire.PathRegister, `{"node_id":"` + string(edge) + `","role":"edge","addr":"http://10.0.0.1:1"}`, 400, "came from"},
+		{"register host name", "POST", wire.PathRegister, `{"node_id":"` + string(edge) + `","role":"edge","addr":"http://localhost:1"}`, 400, "not an IP"},
+		{"register negative cap", "POST", wire.PathRegister, `{"node_id":"` + string(edge) + `","role":"edge","addr":"http://127.0.0.1:1","disk_cap_bytes":-1}`, 400, "negative"},
+		{"heartbeat unsigned", "POST", wire.PathHeartbeat, `{"node_id":"zz"}`, 401, "unsigned"},
 		{"heartbeat shard out of range", "POST", wire.PathHeartbeat, `{"node_id":"` + string(edge) + `","added":[{"video":"` + v.String() + `","rendition":0,"segment":1,"shards":[2]},{"video":"` + v.String() + `","rendition":0,"segment":0,"shards":[32]}]}`, 400, "shard index 32"},
 		{"heartbeat segment out of range", "POST", wire.PathHeartbeat, `{"node_id":"` + string(edge) + `","removed":[{"video":"` + v.String() + `","rendition":0,"segment":5000,"shards":[1]}]}`, 400, "segment 5000"},
 		{"heartbeat negative shard unknown video", "POST", wire.PathHeartbeat, `{"node_id":"` + string(edge) + `","added":[{"video":"` + unknownVideo + `","rendition":0,"segment":0,"shards":[-1]}]}`, 400, "shard index -1"},
-		{"leave unknown", "POST", wire.PathLeave, `{"node_id":"` + strings.Repeat("0", 64) + `"}`, 404, "not registered"},
+		{"leave unsigned", "POST", wire.PathLeave, `{"node_id":"` + strings.Repeat("0", 64) + `"}`, 401, "unsigned"},
 		{"bad-shard no evidence", "POST", wire.PathBadShard, `{"node":"` + string(edge) + `","video":"` + v.String() + `"}`, 400, "evidence"},
 		{"bad-shard unknown video", "POST", wire.PathBadShard, `{"node":"` + string(edge) + `","video":"` + unknownVideo + `","evidence":"AAAA"}`, 404, "not in the catalogue"},
 		{"bad-shard bad shard index", "POST", wire.PathBadShard, `{"node":"` + string(edge) + `","video":"` + v.String() + `","shard":40,"evidence":"AAAA"}`, 400, "shard index 40"},
 		{"bad-shard bad segment", "POST", wire.PathBadShard, `{"node":"` + string(edge) + `","video":"` + v.String() + `","segment":-3,"evidence":"AAAA"}`, 400, "segment -3"},
 		{"bad-shard bad node", "POST", wire.PathBadShard, `{"node":"me","video":"` + v.String() + `","evidence":"AAAA"}`, 400, "node"},
-		{"publish not json", "POST", wire.PathPublish, `[]`, 400, "malformed"},
+		{"publish unsigned", "POST", wire.PathPublish, `[]`, 401, "unsigned"},
 		{"manifest bad id", "GET", "/api/v1/videos/xyz/manifest", ``, 400, "64 hex"},
 		{"key unknown id", "GET", "/api/v1/videos/" + unknownVideo + "/key", ``, 404, "not in the catalogue"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, h.srv.URL+tc.path, strings.NewReader(tc.body))
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := signingClient(http.DefaultClient, h.clock.Now).Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,9 +90,11 @@ func TestLookupResponseIsValidJSON(t *testing.T) {
 	h := newHarness(t)
 	v := h.video(0)
 	id := h.edge("eu")
-	if _, err := h.client.Register(t.Context(), wire.RegisterRequest{NodeID: id, Role: wire.RoleEdge, Addr: `http://h/"q"\ü<>&`}); err != nil {
-		t.Fatal(err)
-	}
+	// Registration only takes canonical IP addresses now; the renderer
+	// must still escape whatever the registry holds.
+	h.c.mu.Lock()
+	h.c.st.register(wire.RegisterRequest{NodeID: id, Role: wire.RoleEdge, Addr: `http://h/"q"\ü<>&`}, h.clock.Now(), 1)
+	h.c.mu.Unlock()
 	h.heartbeat(wire.HeartbeatRequest{NodeID: id, Full: true, Added: []wire.ShardSet{set(v, 1, 3, 31, 0, 7)}})
 	req := wire.LookupRequest{Video: v, Rendition: 1, From: 2, Count: 3}
 	viaHTTP := h.lookup(req)

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -35,7 +34,10 @@ func benchNetworkConfig(b *testing.B, setsPerEdge int, cfg Config) (*Coordinator
 	if err != nil {
 		b.Fatal(err)
 	}
-	origin := identity.New().ID
+	origin := newTestNode().ID
+	if err := c.AllowOrigin(b.Context(), origin); err != nil {
+		b.Fatal(err)
+	}
 	call(c, wire.PathRegister, wire.RegisterRequest{NodeID: origin, Role: wire.RoleOrigin, Addr: "http://127.0.0.1:9"})
 	var videos []wire.PublishedVideo
 	for _, id := range fix.ids {
@@ -48,7 +50,7 @@ func benchNetworkConfig(b *testing.B, setsPerEdge int, cfg Config) (*Coordinator
 	regions := []string{"eu", "us", "ap", "sa"}
 	m := fix.mustManifest(b, 0)
 	for i := range 1000 {
-		id := identity.New().ID
+		id := newTestNode().ID
 		call(c, wire.PathRegister, wire.RegisterRequest{NodeID: id, Role: wire.RoleEdge, Addr: "http://127.0.0.1:1", Region: regions[i%4]})
 		var inv []wire.ShardSet
 		for range setsPerEdge {
@@ -127,7 +129,7 @@ func BenchmarkLookupCrowded(b *testing.B) {
 // order limit per edge in it (~50 for an 8-segment window). Limits come
 // from the cache after the first lookup of a (viewer, edge, video).
 func BenchmarkLookupWithLimits(b *testing.B) {
-	id := identity.New()
+	id := newTestNode()
 	db := openStore(b, "sqlite:"+b.TempDir()+"/c.db", id.Key.Public().(ed25519.PublicKey))
 	c, reqs := benchNetworkConfig(b, 4, Config{Store: db, Identity: id, AuditInterval: -1})
 	ctx := context.Background()
@@ -136,7 +138,7 @@ func BenchmarkLookupWithLimits(b *testing.B) {
 		b.Fatal(err)
 	}
 	for i := range reqs {
-		v := identity.New().ID
+		v := newTestNode().ID
 		if i < 64 {
 			if err := db.BindViewerKey(ctx, acct.ID, v, time.Now()); err != nil {
 				b.Fatal(err)

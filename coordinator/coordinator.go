@@ -69,6 +69,12 @@ type Config struct {
 	OriginPerServerRate float64
 	// OriginHysteresis is the pool's release band in [0, 1); default 0.1.
 	OriginHysteresis float64
+
+	// OriginKeys are the node ids (public keys) allowed to register and
+	// publish as origins, besides those allowed at run time through
+	// wire.PathAllowOrigin (kept in the store). Nobody else may: an origin
+	// publishes the catalogue and its content keys.
+	OriginKeys []wire.NodeID
 }
 
 // Store is the durable store a coordinator runs on: its catalogue and bans
@@ -80,6 +86,8 @@ type Store interface {
 	CatalogueVideos(ctx context.Context) ([]coordinatordb.CatalogueVideo, error)
 	PutBan(ctx context.Context, node wire.NodeID, reason string, now time.Time) error
 	Bans(ctx context.Context) ([]coordinatordb.Ban, error)
+	AllowOriginKey(ctx context.Context, node wire.NodeID, now time.Time) error
+	OriginKeyAllowed(ctx context.Context, node wire.NodeID) (bool, error)
 }
 
 var _ Store = (*coordinatordb.DB)(nil)
@@ -87,8 +95,10 @@ var _ Store = (*coordinatordb.DB)(nil)
 // accountingService is what the control plane asks of the accounting
 // subsystem (*accounting.Service): order limits for a lookup, the key
 // route's rule, a publish's terms, a proven bad shard's disqualification,
-// who is disqualified at start, and news of each liveness sweep.
+// who is disqualified at start, news of each liveness sweep, and whether a
+// request comes from an admin (the control plane's own admin routes).
 type accountingService interface {
+	AuthorizeAdmin(r *http.Request) error
 	OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID) ([]*accounting.IssuedLimit, error)
 	AuthorizeKey(r *http.Request, video content.VideoID) error
 	VideoPublished(ctx context.Context, m *content.Manifest) error
@@ -132,6 +142,15 @@ type Coordinator struct {
 	plays  PlayAggregates
 
 	scratch sync.Pool // *lookupScratch
+
+	// Node-request authentication (nodeauth.go): signatures accepted
+	// within the freshness window, the allowed origin keys (a cache of
+	// Config.OriginKeys and the store's list; guarded by originMu), and
+	// the slots bounding publish bodies read at once.
+	replays      replayCache
+	originMu     sync.RWMutex
+	originKeys   map[wire.NodeID]struct{}
+	publishSlots chan struct{}
 
 	// The accounting subsystem: acct is the narrow view the control plane
 	// uses; accounting the service itself, for its routes and chores.
@@ -207,6 +226,15 @@ func New(cfg Config) (*Coordinator, error) {
 		demand:     NewDemandTracker(cfg.DemandHalfLife, cfg.Now()),
 		placer:     NewPlacer(rng.Int63()),
 		lookupSeed: rng.Uint64(),
+
+		originKeys:   make(map[wire.NodeID]struct{}),
+		publishSlots: make(chan struct{}, maxConcurrentPublishes),
+	}
+	for _, k := range cfg.OriginKeys {
+		if err := wire.CheckNodeID(k); err != nil {
+			return nil, fmt.Errorf("coordinator: origin key: %w", err)
+		}
+		c.originKeys[k] = struct{}{}
 	}
 	acct := accounting.New(accounting.Config{
 		Identity: cfg.Identity, DefaultPrice: cfg.DefaultPrice,

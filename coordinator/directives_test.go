@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
-	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -124,12 +123,15 @@ func TestRunSweepsAndPlacesInFakeTime(t *testing.T) {
 		done := make(chan error)
 		go func() { done <- c.Run(ctx) }()
 
-		origin := identity.New().ID
-		edge := identity.New().ID
+		origin := newTestNode().ID
+		edge := newTestNode().ID
 		register := func(id wire.NodeID, role wire.Role) {
 			if _, ok := call(c, wire.PathRegister, wire.RegisterRequest{NodeID: id, Role: role, Addr: "http://127.0.0.1:9"}); !ok {
 				t.Fatalf("register %s failed", role)
 			}
+		}
+		if err := c.AllowOrigin(t.Context(), origin); err != nil {
+			t.Fatal(err)
 		}
 		register(origin, wire.RoleOrigin)
 		register(edge, wire.RoleEdge)

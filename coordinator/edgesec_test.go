@@ -21,7 +21,7 @@ func TestRegistrationNamesLimitKeyAndHeartbeatUpdatesDiskCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edge := identity.New().ID
+	edge := newTestNode().ID
 	body, ok := call(c, wire.PathRegister, wire.RegisterRequest{NodeID: edge, Role: wire.RoleEdge, Addr: "http://127.0.0.1:9", DiskCapBytes: 1 << 30})
 	if !ok {
 		t.Fatalf("register: %s", body)

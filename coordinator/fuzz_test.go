@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -19,7 +18,10 @@ func fuzzCoordinator(f *testing.F) (http.Handler, string, wire.NodeID) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	origin, edge := identity.New().ID, identity.New().ID
+	origin, edge := newTestNode().ID, newTestNode().ID
+	if err := c.AllowOrigin(f.Context(), origin); err != nil {
+		f.Fatal(err)
+	}
 	call(c, wire.PathRegister, wire.RegisterRequest{NodeID: origin, Role: wire.RoleOrigin, Addr: "http://127.0.0.1:9"})
 	call(c, wire.PathRegister, wire.RegisterRequest{NodeID: edge, Role: wire.RoleEdge, Addr: "http://127.0.0.1:8"})
 	if _, ok := call(c, wire.PathPublish, wire.PublishRequest{OriginID: origin, Videos: []wire.PublishedVideo{fix.published(f, fix.ids[0])}}); !ok {

@@ -127,8 +127,11 @@ func newHarness(t testing.TB) *harness {
 	}
 	srv := httptest.NewServer(c.Handler())
 	t.Cleanup(srv.Close)
-	h := &harness{t: t, c: c, clock: clock, srv: srv, client: wire.NewCoordinatorClient(srv.URL, srv.Client()), origin: identity.New(), fix: sampleStore(t)}
+	h := &harness{t: t, c: c, clock: clock, srv: srv, client: wire.NewCoordinatorClient(srv.URL, signingClient(srv.Client(), clock.Now)), origin: newTestNode(), fix: sampleStore(t)}
 	ctx := context.Background()
+	if err := h.c.AllowOrigin(ctx, h.origin.ID); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := h.client.Register(ctx, wire.RegisterRequest{NodeID: h.origin.ID, Role: wire.RoleOrigin, Addr: "http://127.0.0.1:9"}); err != nil {
 		t.Fatal(err)
 	}
@@ -148,9 +151,9 @@ func (h *harness) video(i int) content.VideoID { return h.fix.ids[i] }
 // heartbeat) and returns its id.
 func (h *harness) edge(region string, inventory ...wire.ShardSet) wire.NodeID {
 	h.t.Helper()
-	id := identity.New().ID
+	id := newTestNode().ID
 	ctx := context.Background()
-	if _, err := h.client.Register(ctx, wire.RegisterRequest{NodeID: id, Role: wire.RoleEdge, Addr: "http://127.0.0.1:1/" + string(id[:6]), Region: region}); err != nil {
+	if _, err := h.client.Register(ctx, wire.RegisterRequest{NodeID: id, Role: wire.RoleEdge, Addr: "http://127.0.0.1:1", Region: region}); err != nil {
 		h.t.Fatal(err)
 	}
 	h.heartbeat(wire.HeartbeatRequest{NodeID: id, Full: true, Added: inventory})
@@ -224,10 +227,15 @@ func (f fixture) mustManifest(t testing.TB, i int) *content.Manifest {
 
 // call POSTs body to the handler in-process and returns the response body
 // and whether the status was 200.
+// call serves one POST in process, from 127.0.0.1, signed as the node the
+// body names when the test holds its key (newTestNode).
 func call(c *Coordinator, path string, body any) ([]byte, bool) {
 	b, _ := json.Marshal(body)
 	rec := httptest.NewRecorder()
-	c.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader(b)))
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(b))
+	req.RemoteAddr = "127.0.0.1:40000"
+	signersFor(c).sign(req)
+	c.Handler().ServeHTTP(rec, req)
 	return rec.Body.Bytes(), rec.Code == http.StatusOK
 }
 

@@ -98,7 +98,7 @@ func TestKillCoordinatorDuringSettlement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edgeID, viewerID := identity.New(), identity.New()
+	edgeID, viewerID := newTestNode(), newTestNode()
 	owner, err := setup.CreateAccount(ctx, "edgeowner", "edge-owner-password", now)
 	if err != nil {
 		t.Fatal(err)

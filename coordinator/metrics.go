@@ -14,6 +14,9 @@ type metrics struct {
 	directives    *prometheus.CounterVec // shards named in directives, by action
 	plays         prometheus.Counter
 	playBytes     *prometheus.CounterVec // by source kind
+	// nodeAuthFailures counts node requests refused for their signature
+	// (missing, stale, forged, replayed), by route.
+	nodeAuthFailures *prometheus.CounterVec
 }
 
 // Bad-shard report verdicts.
@@ -33,6 +36,10 @@ func newMetrics(reg prometheus.Registerer, c *Coordinator) *metrics {
 		directives: f.CounterVec("directive_shards_total", "Shards named in placement directives, by action.", "action"),
 		plays:      f.Counter("play_reports_total", "Play reports received."),
 		playBytes:  f.CounterVec("play_bytes_total", "Shard bytes viewers reported receiving, by source kind (edge or origin).", "source"),
+		nodeAuthFailures: f.CounterVec("node_auth_failures_total", "Node requests refused for their signature (missing, stale, forged or replayed), by route.", "route"),
+	}
+	for _, route := range []string{"register", "heartbeat", "leave", "publish"} {
+		m.nodeAuthFailures.WithLabelValues(route)
 	}
 	f.GaugeFunc("alive_edges", "Edges that may appear in lookups.", func() float64 { return float64(c.Stats().AliveEdges) })
 	f.GaugeFunc("nodes", "Registered nodes (edges and origins).", func() float64 { return float64(c.Stats().Nodes) })

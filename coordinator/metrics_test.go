@@ -35,6 +35,7 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_coordinator_logins_total{outcome} Login attempts by outcome (ok, bad_credentials, locked).",
 		"swarmcast_coordinator_lookup_duration_seconds{} Time to answer a lookup over HTTP, from decoded request to written response.",
 		"swarmcast_coordinator_lookups_total{} Source lookups answered.",
+		"swarmcast_coordinator_node_auth_failures_total{route} Node requests refused for their signature (missing, stale, forged or replayed), by route.",
 		"swarmcast_coordinator_nodes{} Registered nodes (edges and origins).",
 		"swarmcast_coordinator_order_limits_issued_total{} Order limits signed (cached limits are reused, not counted).",
 		"swarmcast_coordinator_play_bytes_total{source} Shard bytes viewers reported receiving, by source kind (edge or origin).",

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
-	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/plan"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -214,8 +213,11 @@ func poolCoordinator(t *testing.T, perServer float64, origins int) (*Coordinator
 	}
 	var ids []wire.NodeID
 	for i := range origins {
-		id := identity.New().ID
+		id := newTestNode().ID
 		ids = append(ids, id)
+		if err := c.AllowOrigin(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
 		if _, ok := call(c, wire.PathRegister, wire.RegisterRequest{NodeID: id, Role: wire.RoleOrigin, Addr: fmt.Sprintf("http://127.0.0.1:%d", 9000+i)}); !ok {
 			t.Fatal("register origin")
 		}

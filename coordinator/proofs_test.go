@@ -14,7 +14,6 @@ import (
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
-	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -51,7 +50,7 @@ func TestBadShardReceipt(t *testing.T) {
 	}
 	// Forged: the "honest" edge never signed this; the reporter did.
 	ref := content.SegmentRef{Video: video}.Shard(3)
-	forged := wire.SignShardReceipt(identity.New().Key, ref, badData)
+	forged := wire.SignShardReceipt(newTestNode().Key, ref, badData)
 	forged.Edge = honest.ID
 	h.want(report(honest.ID, forged), http.StatusBadRequest, "proves nothing")
 	// A genuine receipt over good bytes is a false accusation.
@@ -87,7 +86,7 @@ func TestRestartKeepsCatalogueAndBans(t *testing.T) {
 	banned := h.edge("", set(video, 0, 0, 1))
 	badMsg, _ := corrupt(t, h.fix.shardMessage(t, h.fix.ids[0], 0, 0, 1))
 	h.want(h.do("POST", wire.PathBadShard, "", wire.BadShardReport{Node: banned, Video: video, Shard: 1, Evidence: badMsg}), 200, verdictConfirmed)
-	dq := identity.New().ID
+	dq := newTestNode().ID
 	if _, err := h.store.RecordBadShard(t.Context(), dq, "test", h.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +99,7 @@ func TestRestartKeepsCatalogueAndBans(t *testing.T) {
 	}
 	srv := httptest.NewServer(c.Handler())
 	defer srv.Close()
-	cl := wire.NewCoordinatorClient(srv.URL, srv.Client())
+	cl := wire.NewCoordinatorClient(srv.URL, signingClient(srv.Client(), h.clock.Now))
 	vs, err := cl.Videos(t.Context())
 	if err != nil || len(vs) != 2 {
 		t.Fatalf("catalogue after restart: %d videos, %v", len(vs), err)
@@ -301,7 +300,7 @@ func TestPartialDropperDetection(t *testing.T) {
 	const trials = 2000
 	var sumFirst, sumDQ float64
 	for range trials {
-		st := coordinatordb.NewEdgeStatus(identity.New().ID, cfg)
+		st := coordinatordb.NewEdgeStatus(newTestNode().ID, cfg)
 		first := 0
 		for n := 1; ; n++ {
 			ok := rng.Float64() >= 0.1

@@ -21,7 +21,7 @@ func TestLimitsOnlyForBoundEntitledViewers(t *testing.T) {
 	paid, free := h.video(0), h.video(1)
 	h.setPrice(paid, 20)
 	e1, e2 := h.edge("", set(free, 0, 0, 0, 1), set(paid, 0, 0, 2)), h.edge("", set(free, 0, 0, 3), set(free, 0, 1, 4), set(paid, 0, 0, 5))
-	viewer := identity.New()
+	viewer := newTestNode()
 	req := wire.LookupRequest{Video: free, Rendition: 0, From: 0, Count: 2, ViewerID: viewer.ID}
 
 	if got := h.lookup(req); len(got.Limits) != 0 {
@@ -104,7 +104,7 @@ func newSettleFixture(t *testing.T, dsn string) *settleFixture {
 	h := newStoreHarness(t, dsn, "", nil)
 	video := h.video(1)
 	edge, api := h.boundEdge("edgeop", "", set(video, 0, 0, 0, 1, 2))
-	viewer := identity.New()
+	viewer := newTestNode()
 	tok := h.user("viewer1")
 	h.want(h.do("POST", wire.PathBindViewer, tok, wire.BindViewerRequest{ViewerID: viewer.ID}), 200)
 	resp := h.lookup(wire.LookupRequest{Video: video, Count: 1, ViewerID: viewer.ID})
@@ -161,8 +161,8 @@ func TestSettleOverHTTP(t *testing.T) {
 		h.want(f.settle(wire.SettlementBatch{ID: "bad id!", Edge: f.edge.ID}, f.apiToken), http.StatusBadRequest, "batch id")
 
 		// Adversarial pairs, one batch: each is rejected for its reason.
-		forger := identity.New()
-		strangerViewer := identity.New()
+		forger := newTestNode()
+		strangerViewer := newTestNode()
 		paid := h.video(0)
 		h.setPrice(paid, 30)
 		adv := wire.SettlementBatch{ID: "batch-adv", Edge: f.edge.ID, Pairs: []wire.SettlementPair{

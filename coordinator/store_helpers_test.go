@@ -65,7 +65,7 @@ func openStore(tb testing.TB, dsn string, key ed25519.PublicKey) *coordinatordb.
 // videos published (video 0 priced by the admin later; all start free).
 func newStoreHarness(t testing.TB, dsn, originAddr string, tweak func(*Config)) *storeHarness {
 	t.Helper()
-	id := identity.New()
+	id := newTestNode()
 	db := openStore(t, dsn, id.Key.Public().(ed25519.PublicKey))
 	clock := newFakeClock()
 	if _, err := accounting.BootstrapAdmin(context.Background(), db, "root", "rootpassword", clock.Now()); err != nil {
@@ -84,8 +84,11 @@ func newStoreHarness(t testing.TB, dsn, originAddr string, tweak func(*Config)) 
 	if originAddr == "" {
 		originAddr = "http://127.0.0.1:9"
 	}
-	h := &harness{t: t, c: c, clock: clock, srv: srv, client: wire.NewCoordinatorClient(srv.URL, srv.Client()), origin: identity.New(), fix: sampleStore(t)}
+	h := &harness{t: t, c: c, clock: clock, srv: srv, client: wire.NewCoordinatorClient(srv.URL, signingClient(srv.Client(), clock.Now)), origin: newTestNode(), fix: sampleStore(t)}
 	ctx := context.Background()
+	if err := h.c.AllowOrigin(ctx, h.origin.ID); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := h.client.Register(ctx, wire.RegisterRequest{NodeID: h.origin.ID, Role: wire.RoleOrigin, Addr: originAddr}); err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +205,7 @@ func textVideoPath(pattern, id string) string { return strings.Replace(pattern, 
 // and returns its identity and API token.
 func (h *storeHarness) boundEdge(owner string, addr string, inventory ...wire.ShardSet) (identity.Identity, string) {
 	h.t.Helper()
-	e := identity.New()
+	e := newTestNode()
 	ctx := context.Background()
 	if addr == "" {
 		addr = "http://127.0.0.1:1"
@@ -212,7 +215,7 @@ func (h *storeHarness) boundEdge(owner string, addr string, inventory ...wire.Sh
 	}
 	h.heartbeat(wire.HeartbeatRequest{NodeID: e.ID, Full: true, Added: inventory})
 	tok := h.user(owner)
-	resp := decode[wire.BindEdgeResponse](h.t, h.want(h.do("POST", wire.PathBindEdge, tok, wire.BindEdgeRequest{NodeID: e.ID}), 200))
+	resp := decode[wire.BindEdgeResponse](h.t, h.want(h.do("POST", wire.PathBindEdge, tok, h.consent(tok, e.ID)), 200))
 	return e, resp.APIToken
 }
 

@@ -234,8 +234,11 @@ func New(cfg Config) (*Edge, error) {
 		settleRng:     rand.New(rand.NewSource(time.Now().UnixNano())),
 		ordersChanged: make(chan struct{}, 1),
 	}
+	// One signer for every coordinator: the edge's node requests
+	// (register, heartbeat, leave) are signed with its identity.
+	signer := wire.NewNodeSigner(cfg.Identity.Key, nil)
 	for _, u := range cfg.Coordinators {
-		cc := wire.NewCoordinatorClient(u, cfg.HTTPClient)
+		cc := wire.NewCoordinatorClient(u, cfg.HTTPClient).AsNode(signer)
 		cc.Token = cfg.Token
 		e.coordinators = append(e.coordinators, cc)
 	}

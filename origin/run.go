@@ -28,9 +28,13 @@ func (o *Origin) Run(ctx context.Context) error {
 	if o.cfg.Advertise == "" {
 		return fmt.Errorf("origin: no advertised URL: set Config.Advertise to the address viewers reach this origin at")
 	}
+	// Registrations, heartbeats and publishes are signed with the
+	// origin's identity; the coordinator takes them only from origin keys
+	// its operator allowed.
+	signer := wire.NewNodeSigner(o.cfg.Identity.Key, nil)
 	sessions := make([]*wire.NodeSession, len(urls))
 	for i, url := range urls {
-		sessions[i] = o.session(wire.NewCoordinatorClient(url, o.hc))
+		sessions[i] = o.session(wire.NewCoordinatorClient(url, o.hc).AsNode(signer))
 	}
 	wire.RunNodeSessions(ctx, sessions)
 	return nil

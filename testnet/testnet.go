@@ -91,8 +91,9 @@ type Network struct {
 	// Admin is a coordinator client logged in as the admin.
 	Admin *wire.CoordinatorClient
 
-	coordIDs []identity.Identity // each coordinator's; they sign order limits
-	stores   []*coordinatordb.DB // each coordinator's handle on the store; stores[0] is Store
+	coordIDs  []identity.Identity // each coordinator's; they sign order limits
+	originIDs []identity.Identity // each origin's, allowed by every coordinator
+	stores    []*coordinatordb.DB // each coordinator's handle on the store; stores[0] is Store
 
 	mu        sync.Mutex
 	edges     []*EdgeNode // every edge ever started, killed ones included
@@ -177,6 +178,15 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 
 func (n *Network) start() error {
 	cfg := n.cfg
+	// The origins' identities come first: every coordinator allows
+	// exactly these keys to register and publish as origins.
+	for range cfg.Origins {
+		n.originIDs = append(n.originIDs, identity.New())
+	}
+	var originKeys []wire.NodeID
+	for _, id := range n.originIDs {
+		originKeys = append(originKeys, id.ID)
+	}
 	var coordKeys []ed25519.PublicKey
 	for range cfg.Coordinators {
 		id := identity.New()
@@ -194,6 +204,7 @@ func (n *Network) start() error {
 			Seed:                cfg.Seed,
 			Log:                 cfg.Log.With("node", name),
 			OriginPerServerRate: cfg.OriginPerServerRate,
+			OriginKeys:          originKeys,
 		}
 		// Each coordinator opens the store itself, as separate
 		// processes would.
@@ -292,7 +303,7 @@ func (n *Network) startOrigin(store *content.Store) error {
 	}
 	o, err := origin.New(origin.Config{
 		Store:        store,
-		Identity:     identity.New(),
+		Identity:     n.originIDs[len(n.Origins)],
 		Coordinator:  n.CoordinatorURL,
 		Coordinators: n.CoordinatorURLs,
 		Advertise:    srv.Advertise,
@@ -337,7 +348,7 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 	reg := httpserve.NewRegistry()
 	var account *wire.CoordinatorClient
 	var edgeToken string
-	if account, edgeToken, err = n.setUpAccount(fmt.Sprintf("edge-%d", i), id.ID); err != nil {
+	if account, edgeToken, err = n.setUpAccount(fmt.Sprintf("edge-%d", i), id); err != nil {
 		cancel()
 		_ = srv.Close()
 		return nil, err
@@ -413,7 +424,7 @@ func (n *Network) login(user, password string) (*wire.CoordinatorClient, error) 
 
 // setUpAccount signs up an account for one edge, grants it points, binds
 // the edge and returns the logged-in client and the edge's API token.
-func (n *Network) setUpAccount(user string, node wire.NodeID) (*wire.CoordinatorClient, string, error) {
+func (n *Network) setUpAccount(user string, node identity.Identity) (*wire.CoordinatorClient, string, error) {
 	password := "pw-" + user + "-testnet"
 	anon := wire.NewCoordinatorClient(n.CoordinatorURL, nil)
 	if _, err := anon.Signup(n.ctx, wire.Credentials{Username: user, Password: password}); err != nil {
@@ -428,7 +439,7 @@ func (n *Network) setUpAccount(user string, node wire.NodeID) (*wire.Coordinator
 			return nil, "", fmt.Errorf("testnet: grant %s: %w", user, err)
 		}
 	}
-	bound, err := c.BindEdge(n.ctx, node)
+	bound, err := c.BindEdge(n.ctx, wire.NewNodeSigner(node.Key, nil))
 	if err != nil {
 		return nil, "", fmt.Errorf("testnet: bind edge of %s: %w", user, err)
 	}

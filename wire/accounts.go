@@ -101,9 +101,15 @@ type LoginResponse struct {
 }
 
 // BindEdgeRequest binds an edge node to the caller's account (one edge per
-// account) and returns an API token the edge authenticates with.
+// account) and returns an API token the edge authenticates with. The edge
+// consents by signing (Account, UnixMS) with its own key
+// (NodeSigner.SignBindEdge), so only whoever runs an edge can bind it: an
+// id read off the public node list cannot be squatted.
 type BindEdgeRequest struct {
-	NodeID NodeID `json:"node_id"`
+	NodeID    NodeID `json:"node_id"`
+	Account   int64  `json:"account"`   // the account id the edge consents to (AccountInfo.ID)
+	UnixMS    int64  `json:"unix_ms"`   // when it signed; fresh within NodeRequestMaxSkew
+	Signature []byte `json:"signature"` // ed25519 over BindEdgeSigningBytes, by the edge's key
 }
 
 // BindEdgeResponse returns the edge's API token (shown once).

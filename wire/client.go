@@ -30,7 +30,21 @@ type CoordinatorClient struct {
 	HTTP *http.Client
 	// Token, if set, is sent as a bearer token (node API tokens, issue 4).
 	Token string
+	// node, if set, signs the node requests (register, heartbeat, leave,
+	// publish); see AsNode.
+	node *NodeSigner
 }
+
+// AsNode is a copy of c that signs its node requests (register, heartbeat,
+// leave, publish) with s. The coordinator refuses unsigned ones.
+func (c *CoordinatorClient) AsNode(s *NodeSigner) *CoordinatorClient {
+	cp := *c
+	cp.node = s
+	return &cp
+}
+
+// Node is the signer of c's node requests, or nil.
+func (c *CoordinatorClient) Node() *NodeSigner { return c.node }
 
 // NewCoordinatorClient makes a client for the coordinator at base.
 func NewCoordinatorClient(base string, hc *http.Client) *CoordinatorClient {
@@ -41,22 +55,30 @@ func NewCoordinatorClient(base string, hc *http.Client) *CoordinatorClient {
 }
 
 func (c *CoordinatorClient) do(ctx context.Context, method, path string, in, out any) error {
-	return c.doWith(ctx, method, path, nil, in, out)
+	return c.doWith(ctx, method, path, nil, false, in, out)
 }
 
-// doWith is do with extra request headers.
-func (c *CoordinatorClient) doWith(ctx context.Context, method, path string, header http.Header, in, out any) error {
-	var body io.Reader
+// doNode is do for a node request, signed when c has a signer (AsNode).
+func (c *CoordinatorClient) doNode(ctx context.Context, path string, in, out any) error {
+	return c.doWith(ctx, http.MethodPost, path, nil, true, in, out)
+}
+
+// doWith is do with extra request headers, signed as c's node if sign.
+func (c *CoordinatorClient) doWith(ctx context.Context, method, path string, header http.Header, sign bool, in, out any) error {
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, bytes.NewReader(body))
 	if err != nil {
 		return err
+	}
+	if sign && c.node != nil {
+		c.node.SignRequest(req, body)
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -93,18 +115,18 @@ func videoPath(pattern, id string) string { return expandPath(pattern, id) }
 // Register announces a node.
 func (c *CoordinatorClient) Register(ctx context.Context, req RegisterRequest) (RegisterResponse, error) {
 	var resp RegisterResponse
-	return resp, c.do(ctx, http.MethodPost, PathRegister, req, &resp)
+	return resp, c.doNode(ctx, PathRegister, req, &resp)
 }
 
 // Heartbeat keeps a node alive and exchanges inventory for directives.
 func (c *CoordinatorClient) Heartbeat(ctx context.Context, req HeartbeatRequest) (HeartbeatResponse, error) {
 	var resp HeartbeatResponse
-	return resp, c.do(ctx, http.MethodPost, PathHeartbeat, req, &resp)
+	return resp, c.doNode(ctx, PathHeartbeat, req, &resp)
 }
 
 // Leave removes a node from lookups.
 func (c *CoordinatorClient) Leave(ctx context.Context, id NodeID) error {
-	return c.do(ctx, http.MethodPost, PathLeave, LeaveRequest{NodeID: id}, nil)
+	return c.doNode(ctx, PathLeave, LeaveRequest{NodeID: id}, nil)
 }
 
 // Nodes lists registered nodes.
@@ -115,7 +137,7 @@ func (c *CoordinatorClient) Nodes(ctx context.Context) ([]NodeInfo, error) {
 
 // Publish announces an origin's catalogue.
 func (c *CoordinatorClient) Publish(ctx context.Context, req PublishRequest) error {
-	return c.do(ctx, http.MethodPost, PathPublish, req, nil)
+	return c.doNode(ctx, PathPublish, req, nil)
 }
 
 // Videos lists the catalogue.

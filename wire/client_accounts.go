@@ -17,11 +17,22 @@ func (c *CoordinatorClient) Signup(ctx context.Context, cred Credentials) (Accou
 	return resp, c.do(ctx, http.MethodPost, PathSignup, cred, &resp)
 }
 
-// BindEdge binds an edge node to the token's account and returns the API
-// token the edge authenticates with (shown once).
-func (c *CoordinatorClient) BindEdge(ctx context.Context, node NodeID) (BindEdgeResponse, error) {
+// BindEdge binds the edge that edge signs for to the token's account and
+// returns the API token the edge authenticates with (shown once). It asks
+// the coordinator for the account's id and has the edge sign its consent to
+// exactly that account.
+func (c *CoordinatorClient) BindEdge(ctx context.Context, edge *NodeSigner) (BindEdgeResponse, error) {
 	var resp BindEdgeResponse
-	return resp, c.do(ctx, http.MethodPost, PathBindEdge, BindEdgeRequest{NodeID: node}, &resp)
+	var me AccountInfo
+	if err := c.do(ctx, http.MethodGet, PathMe, nil, &me); err != nil {
+		return resp, err
+	}
+	return resp, c.do(ctx, http.MethodPost, PathBindEdge, edge.SignBindEdge(me.ID), &resp)
+}
+
+// AllowOrigin lets node register and publish as an origin (admin token).
+func (c *CoordinatorClient) AllowOrigin(ctx context.Context, node NodeID) error {
+	return c.do(ctx, http.MethodPost, PathAllowOrigin, AllowOriginRequest{NodeID: node}, nil)
 }
 
 // Grant credits points to an account (admin token).

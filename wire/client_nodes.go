@@ -20,7 +20,7 @@ const LookupPurposePrefetch = "prefetch"
 func (c *CoordinatorClient) PrefetchLookup(ctx context.Context, req LookupRequest) (LookupResponse, error) {
 	var resp LookupResponse
 	h := http.Header{HeaderLookupPurpose: {LookupPurposePrefetch}}
-	return resp, c.doWith(ctx, http.MethodPost, PathLookup, h, req, &resp)
+	return resp, c.doWith(ctx, http.MethodPost, PathLookup, h, false, req, &resp)
 }
 
 // CoordinatorURLs is primary followed by others, trimmed, without blanks or

@@ -23,6 +23,9 @@ const (
 	PathBadShard   = "/api/v1/reports/bad-shard"    // POST BadShardReport → {}
 	PathPlayReport = "/api/v1/reports/play"         // POST PlayReport → {}
 	PathStats      = "/api/v1/stats"                // GET → Stats
+	// PathAllowOrigin lets a node key register and publish as an origin
+	// (admin; kept in the coordinator's store).
+	PathAllowOrigin = "/api/v1/admin/origins" // POST AllowOriginRequest → {}
 )
 
 // Shard-server routes, served by origins and edges alike so a viewer treats

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -58,7 +59,10 @@ func (r HeartbeatResult) Acknowledged() bool { return r.Err == nil && !r.Respons
 // in fake time inside a testing/synctest bubble (with an in-process
 // http.RoundTripper as the coordinator).
 type NodeSession struct {
-	// Client reaches the coordinator; its Base names it in logs.
+	// Client reaches the coordinator; its Base names it in logs. It must
+	// sign as the node (AsNode with a signer for Register.NodeID's key):
+	// the coordinator refuses unsigned node requests, and Run refuses to
+	// start without a signer.
 	Client *CoordinatorClient
 	// Register is the body of every registration.
 	Register RegisterRequest
@@ -92,6 +96,9 @@ type NodeSession struct {
 // Run keeps the session until ctx ends, then leaves (see LeaveTimeout) and
 // returns nil.
 func (s *NodeSession) Run(ctx context.Context) error {
+	if s.Client.Node() == nil || s.Client.Node().ID() != s.Register.NodeID {
+		return fmt.Errorf("node session with %s: the client must sign as node %s (CoordinatorClient.AsNode with that node's key)", s.Client.Base, s.Register.NodeID)
+	}
 	log := s.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -197,7 +204,11 @@ func (s *NodeSession) leave(ctx context.Context, log *slog.Logger) {
 func RunNodeSessions(ctx context.Context, sessions []*NodeSession) {
 	var wg sync.WaitGroup
 	for _, s := range sessions {
-		wg.Go(func() { _ = s.Run(ctx) })
+		wg.Go(func() {
+			if err := s.Run(ctx); err != nil && s.Log != nil {
+				s.Log.Error("node session did not start", "err", err)
+			}
+		})
 	}
 	wg.Wait()
 }

@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,9 +47,25 @@ func (f *scriptedCoordinator) RoundTrip(req *http.Request) (*http.Response, erro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	call := sessionCall{at: time.Since(f.start), path: req.URL.Path}
+	reqBody, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	// Every call the session makes is a signed node request, fresh on
+	// the (fake) clock.
+	auth, err := ParseNodeRequestAuth(req.Header)
+	if err == nil {
+		err = auth.CheckFresh(time.Now())
+	}
+	if err == nil {
+		err = auth.Verify(req.Method, req.URL.Path, reqBody)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scripted coordinator: %s: %v", call.path, err)
+	}
 	if call.path == PathHeartbeat {
 		var hb HeartbeatRequest
-		if err := json.NewDecoder(req.Body).Decode(&hb); err != nil {
+		if err := json.Unmarshal(reqBody, &hb); err != nil {
 			return nil, err
 		}
 		call.full = hb.Full
@@ -103,9 +121,10 @@ func TestNodeSessionBackoffAndReregister(t *testing.T) {
 		}}
 		var mu sync.Mutex
 		var results []string
+		n1 := testSigner(1)
 		s := &NodeSession{
-			Client:       NewCoordinatorClient("http://coordinator", &http.Client{Transport: fc}),
-			Register:     RegisterRequest{NodeID: "n1", Role: RoleEdge, Addr: "http://n1"},
+			Client:       NewCoordinatorClient("http://coordinator", &http.Client{Transport: fc}).AsNode(n1),
+			Register:     RegisterRequest{NodeID: n1.ID(), Role: RoleEdge, Addr: "http://n1"},
 			LeaveTimeout: time.Second,
 			NextHeartbeat: func(full bool) HeartbeatRequest {
 				return HeartbeatRequest{Full: full}
@@ -121,8 +140,8 @@ func TestNodeSessionBackoffAndReregister(t *testing.T) {
 				default:
 					results = append(results, fmt.Sprintf("ok %d directives", len(res.Response.Directives)))
 				}
-				if res.Request.NodeID != "n1" {
-					t.Errorf("heartbeat for node %q, want n1", res.Request.NodeID)
+				if res.Request.NodeID != n1.ID() {
+					t.Errorf("heartbeat for node %q, want %s", res.Request.NodeID, n1.ID())
 				}
 				return nil
 			},
@@ -169,9 +188,10 @@ func TestNodeSessionCallbackErrorReregisters(t *testing.T) {
 			PathRegister: {RegisterResponse{HeartbeatIntervalMS: 1000}, RegisterResponse{HeartbeatIntervalMS: 1000}},
 		}}
 		published := 0
+		o1 := testSigner(2)
 		s := &NodeSession{
-			Client:       NewCoordinatorClient("http://coordinator", &http.Client{Transport: fc}),
-			Register:     RegisterRequest{NodeID: "o1", Role: RoleOrigin},
+			Client:       NewCoordinatorClient("http://coordinator", &http.Client{Transport: fc}).AsNode(o1),
+			Register:     RegisterRequest{NodeID: o1.ID(), Role: RoleOrigin},
 			OnRegistered: func(context.Context, RegisterResponse) error { published++; return nil },
 			NextHeartbeat: func(full bool) HeartbeatRequest {
 				return HeartbeatRequest{Full: full}
@@ -200,4 +220,27 @@ func TestNodeSessionCallbackErrorReregisters(t *testing.T) {
 			t.Fatalf("calls:\n%s\nwant (and no leave, LeaveTimeout is 0):\n%s\npublished %d times, want 2", got, want, published)
 		}
 	})
+}
+
+// testSigner is a deterministic node key.
+func testSigner(seed byte) *NodeSigner {
+	return NewNodeSigner(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize)), nil)
+}
+
+// A session whose client does not sign as its node refuses to start
+// rather than send requests every coordinator refuses.
+func TestNodeSessionNeedsSigner(t *testing.T) {
+	fc := &scriptedCoordinator{start: time.Now()}
+	n := testSigner(3)
+	for name, s := range map[string]*NodeSession{
+		"unsigned":   {Client: NewCoordinatorClient("http://c", &http.Client{Transport: fc}), Register: RegisterRequest{NodeID: n.ID()}},
+		"other node": {Client: NewCoordinatorClient("http://c", &http.Client{Transport: fc}).AsNode(testSigner(4)), Register: RegisterRequest{NodeID: n.ID()}},
+	} {
+		if err := s.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "AsNode") {
+			t.Errorf("%s: Run = %v, want an error naming AsNode", name, err)
+		}
+	}
+	if log := fc.callLog(); log != "" {
+		t.Fatalf("calls made: %s", log)
+	}
 }

@@ -146,6 +146,12 @@ type PublishRequest struct {
 	Videos   []PublishedVideo `json:"videos"`
 }
 
+// AllowOriginRequest allows the node with this id (its public key) to
+// register and publish as an origin.
+type AllowOriginRequest struct {
+	NodeID NodeID `json:"node_id"`
+}
+
 // RenditionInfo summarises one rendition for catalogue listings.
 type RenditionInfo struct {
 	Name      string `json:"name"`

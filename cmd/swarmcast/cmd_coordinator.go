@@ -21,6 +21,7 @@ import (
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 func init() { subcommands = append(subcommands, newCoordinatorCommand) }
@@ -40,6 +41,7 @@ func newCoordinatorCommand() *cobra.Command {
 		originRate        float64
 		originHysteresis  float64
 		initialAlpha      float64
+		originKeys        []string
 	)
 	cmd := &cobra.Command{
 		Use:   "coordinator",
@@ -54,6 +56,13 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			if seed == 0 {
 				seed = time.Now().UnixNano()
+			}
+			var allowedOrigins []wire.NodeID
+			for _, k := range originKeys {
+				if err := wire.CheckNodeID(wire.NodeID(k)); err != nil {
+					return withFlagHint(fmt.Errorf("--origin-key: %w", err), "pass the node id `swarmcast origin` prints at start")
+				}
+				allowedOrigins = append(allowedOrigins, wire.NodeID(k))
 			}
 			if identityPath == "" {
 				identityPath = defaultIdentityPath(dsn)
@@ -100,6 +109,7 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 				// The AVARDO origin pool (off when the rate is 0).
 				OriginPerServerRate: originRate,
 				OriginHysteresis:    originHysteresis,
+				OriginKeys:          allowedOrigins,
 			})
 			if err != nil {
 				return err
@@ -137,6 +147,7 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 	cmd.Flags().Int64Var(&pointsPerMB, "points-per-mb", 10, "points credited to an edge per settled 1,000,000 bytes")
 	cmd.Flags().DurationVar(&auditInterval, "audit-interval", 30*time.Second, "how often the audit chore challenges random edges (negative: off)")
 	cmd.Flags().Float64Var(&originRate, "origin-pool-rate", 0, "segment requests per second one origin handles: runs the AVARDO origin pool, activating origins in stack order as load crosses thresholds (0: off, every origin listed)")
+	cmd.Flags().StringArrayVar(&originKeys, "origin-key", nil, "node id (hex public key) allowed to register and publish as an origin; repeat for several (an admin can allow more at run time: POST "+wire.PathAllowOrigin+")")
 	cmd.Flags().Float64Var(&originHysteresis, "origin-pool-hysteresis", 0.1, "origin pool hysteresis band, a fraction of one origin's rate, in [0,1)")
 	cmd.Flags().Float64Var(&initialAlpha, "reputation-initial-alpha", 1000, "audit reputation seed of a new edge (Storj: 1000; 1 disqualifies on the first failed audit)")
 	return cmd

@@ -208,7 +208,7 @@ func (fl *edgeFlags) signIn(ctx context.Context, cfg *edge.Config, out io.Writer
 	if cfg.Token == "" {
 		cc := wire.NewCoordinatorClient(cfg.Coordinator, nil)
 		cc.Token = session
-		bound, err := cc.BindEdge(ctx, cfg.Identity.ID)
+		bound, err := cc.BindEdge(ctx, wire.NewNodeSigner(cfg.Identity.Key, nil))
 		if err != nil {
 			return "", fmt.Errorf("bind this edge to account %s: %w", fl.user, err)
 		}

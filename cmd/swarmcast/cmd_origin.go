@@ -16,6 +16,7 @@ import (
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/origin"
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 func init() { subcommands = append(subcommands, newOriginCommand) }
@@ -23,6 +24,7 @@ func init() { subcommands = append(subcommands, newOriginCommand) }
 func newOriginCommand() *cobra.Command {
 	var (
 		storeDir, coordinator, listen, advertise, cache string
+		printID                                         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "origin --store DIR --coordinator URL",
@@ -36,6 +38,19 @@ catalogue, including content keys.`,
 			cacheBytes, err := parseBytes(cache)
 			if err != nil {
 				return fmt.Errorf("--cache: %w", err)
+			}
+			if printID {
+				// The coordinator takes only origins it allows
+				// (--origin-key); this is how an operator learns the key.
+				if _, err := os.Stat(filepath.Join(storeDir, "videos")); err != nil {
+					return fmt.Errorf("--store %s is not a store: ingest a video into it first (swarmcast ingest --store %s ...)", storeDir, storeDir)
+				}
+				id, err := identity.LoadOrCreate(filepath.Join(storeDir, "node.key"))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), id.ID)
+				return nil
 			}
 			coordinators := splitList(coordinator)
 			if len(coordinators) == 0 {
@@ -73,6 +88,7 @@ catalogue, including content keys.`,
 	f.StringVar(&coordinator, "coordinator", "", "coordinator base URL, e.g. http://127.0.0.1:7000; with several coordinators on one database, all of them comma-separated")
 	f.StringVar(&listen, "listen", "127.0.0.1:7100", "address to bind, e.g. 127.0.0.1:7100, [::1]:7100, :7100")
 	f.StringVar(&advertise, "advertise", "", "base URL others reach this origin at (default: derived from --listen); set it behind NAT or in the cloud")
+	f.BoolVar(&printID, "print-id", false, "print this origin's node id (the key the coordinator must allow with --origin-key) and exit")
 	f.StringVar(&cache, "cache", "256MiB", "memory bound of the cache of encoded segments (e.g. 64MiB, 1GB)")
 	return cmd
 }
@@ -85,6 +101,7 @@ func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, 
 	}
 	o.SetAdvertise(srv.Advertise)
 	fmt.Fprintf(cmd.OutOrStdout(), "origin %s serving at %s (bound %s)\n", o.ID(), srv.Advertise, srv.Addr())
+	fmt.Fprintf(cmd.OutOrStdout(), "the coordinator takes this origin only if allowed: swarmcast coordinator --origin-key %s (or an admin: POST %s)\n", o.ID(), wire.PathAllowOrigin)
 	runErr := o.Run(ctx)
 	srv.Close()
 	if err := srv.Wait(); err != nil && runErr == nil {

@@ -113,6 +113,22 @@ func (s *Service) adminOnly(h func(w http.ResponseWriter, r *http.Request, who *
 	})
 }
 
+// AuthorizeAdmin authenticates r and refuses (401/403) anyone but an
+// admin with a login session, for the control plane's admin routes.
+func (s *Service) AuthorizeAdmin(r *http.Request) error {
+	who, err := s.authenticate(r)
+	if err != nil {
+		return err
+	}
+	if who.session == "" {
+		return &wire.StatusError{Status: http.StatusForbidden, Msg: "admin routes need a login session; an edge API token may only settle"}
+	}
+	if !who.admin() {
+		return &wire.StatusError{Status: http.StatusForbidden, Msg: fmt.Sprintf("this route is for admins; account %q is a %s", who.acct.Username, who.acct.Role)}
+	}
+	return nil
+}
+
 // storeStatus maps a store error to an HTTP status and message.
 func storeStatus(err error) (int, string) {
 	var (

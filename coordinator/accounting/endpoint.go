@@ -135,6 +135,13 @@ func (s *Service) handleBindEdge(w http.ResponseWriter, r *http.Request, who *ca
 		wire.WriteError(w, http.StatusBadRequest, "bind edge: %v", err)
 		return
 	}
+	// Only whoever holds the edge's key may bind it: the edge signs its
+	// consent to exactly this account, recently. An id copied from the
+	// public node list proves nothing and would let anyone squat it.
+	if err := wire.VerifyBindEdge(&req, who.acct.ID, s.cfg.Now()); err != nil {
+		wire.WriteError(w, http.StatusUnauthorized, "bind edge: %v", err)
+		return
+	}
 	token, err := s.db.CreateAPIToken(r.Context(), who.acct.ID, req.NodeID, s.cfg.Now())
 	if err != nil {
 		s.WriteError(w, err)

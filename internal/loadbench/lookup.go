@@ -108,7 +108,8 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 	if err != nil {
 		return res, err
 	}
-	args := []string{"coordinator", "--listen", addr, "--heartbeat", "1h", "--db", "sqlite:" + filepath.Join(opt.Dir, "coordinator.db")}
+	origin := identity.New()
+	args := []string{"coordinator", "--listen", addr, "--heartbeat", "1h", "--db", "sqlite:" + filepath.Join(opt.Dir, "coordinator.db"), "--origin-key", string(origin.ID)}
 	cmd := exec.CommandContext(ctx, opt.Binary, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
@@ -121,18 +122,19 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 	}
 	cc := wire.NewCoordinatorClient(base, nil)
 
-	origin := identity.New()
-	if _, err := cc.Register(ctx, wire.RegisterRequest{NodeID: origin.ID, Role: wire.RoleOrigin, Addr: "http://127.0.0.1:1"}); err != nil {
+	oc := cc.AsNode(wire.NewNodeSigner(origin.Key, nil))
+	if _, err := oc.Register(ctx, wire.RegisterRequest{NodeID: origin.ID, Role: wire.RoleOrigin, Addr: "http://127.0.0.1:1"}); err != nil {
 		return res, err
 	}
 	pub.OriginID = origin.ID
-	if err := cc.Publish(ctx, pub); err != nil {
+	if err := oc.Publish(ctx, pub); err != nil {
 		return res, err
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for e := 0; e < opt.Edges; e++ {
 		id := identity.New()
-		if _, err := cc.Register(ctx, wire.RegisterRequest{NodeID: id.ID, Role: wire.RoleEdge, Addr: fmt.Sprintf("http://127.0.0.1:%d", 20000+e)}); err != nil {
+		ec := cc.AsNode(wire.NewNodeSigner(id.Key, nil))
+		if _, err := ec.Register(ctx, wire.RegisterRequest{NodeID: id.ID, Role: wire.RoleEdge, Addr: fmt.Sprintf("http://127.0.0.1:%d", 20000+e)}); err != nil {
 			return res, err
 		}
 		hb := wire.HeartbeatRequest{NodeID: id.ID, Full: true}
@@ -144,7 +146,7 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 				}
 			}
 		}
-		if _, err := cc.Heartbeat(ctx, hb); err != nil {
+		if _, err := ec.Heartbeat(ctx, hb); err != nil {
 			return res, err
 		}
 	}
