@@ -71,15 +71,14 @@ func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// signReceipt signs a receipt over the shard data of the message body
-// (wire.SignShardReceipt) and returns it encoded for wire.HeaderReceipt;
+// signReceipt signs a receipt over the whole message body, data and proof
+// (wire.SignShardReceipt), and returns it encoded for wire.HeaderReceipt;
 // "" if body is not a shard message (it always is).
 func (e *Edge) signReceipt(k content.ShardRef, body []byte) string {
-	msg, err := content.DecodeShardMessage(body)
-	if err != nil {
+	if _, err := content.DecodeShardMessage(body); err != nil {
 		return ""
 	}
-	rc := wire.SignShardReceipt(e.cfg.Identity.Key, k, msg.Data)
+	rc := wire.SignShardReceipt(e.cfg.Identity.Key, k, body)
 	e.metrics.receiptsSigned.Inc()
 	return wire.EncodeHeader(rc)
 }

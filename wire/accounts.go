@@ -29,6 +29,7 @@ const (
 	PathEdgeStatus    = "/api/v1/edges/{node}/status"     // GET → EdgeStatusInfo (the edge's owner or an admin)
 	PathFlows         = "/api/v1/flows"                   // GET ?viewer=ID | ?edge=ID [&since=RFC3339&until=RFC3339] → []FlowInfo
 	PathRejections    = "/api/v1/settlement/rejections"   // GET → map[reason]count (admin)
+	PathUnban         = "/api/v1/admin/nodes/{node}/unban" // POST UnbanRequest → UnbanResponse (admin)
 	SessionCookieName = "swarmcast_session"
 	HeaderCSRF        = "X-CSRF-Token"
 )
@@ -173,6 +174,30 @@ type EdgeStatusInfo struct {
 	DisqualifiedReason string    `json:"disqualified_reason,omitempty"`
 	CreditedPoints     int64     `json:"credited_points"`
 	FrozenPoints       int64     `json:"frozen_points"`
+	// Banned: the coordinator lists the edge in no lookup (a proven bad
+	// shard, or disqualification); BanReason and BannedAt say why and when.
+	// An admin lifts a ban with PathUnban.
+	Banned    bool      `json:"banned"`
+	BannedAt  time.Time `json:"banned_at,omitempty"`
+	BanReason string    `json:"ban_reason,omitempty"`
+}
+
+// UnbanRequest lifts a node's ban. Note says why (kept with the record of
+// who lifted it and when); at most 256 bytes.
+type UnbanRequest struct {
+	Note string `json:"note,omitempty"`
+}
+
+// UnbanResponse is what lifting did: the ban that was lifted, and whether
+// the edge was also reinstated from disqualification with a fresh
+// reputation (its frozen points stay frozen).
+type UnbanResponse struct {
+	NodeID     NodeID    `json:"node_id"`
+	BanReason  string    `json:"ban_reason"`
+	BannedAt   time.Time `json:"banned_at"`
+	Reinstated bool      `json:"reinstated"`
+	LiftedBy   string    `json:"lifted_by"`
+	LiftedAt   time.Time `json:"lifted_at"`
 }
 
 // FlowInfo is settled bytes from one edge to one viewer for one video in
