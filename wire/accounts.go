@@ -29,10 +29,14 @@ const (
 	PathEdgeStatus    = "/api/v1/edges/{node}/status"     // GET → EdgeStatusInfo (the edge's owner or an admin)
 	PathFlows         = "/api/v1/flows"                   // GET ?viewer=ID | ?edge=ID [&since=RFC3339&until=RFC3339] → []FlowInfo
 	PathRejections    = "/api/v1/settlement/rejections"   // GET → map[reason]count (admin)
-	PathUnban         = "/api/v1/admin/nodes/{node}/unban" // POST UnbanRequest → UnbanResponse (admin)
 	SessionCookieName = "swarmcast_session"
 	HeaderCSRF        = "X-CSRF-Token"
 )
+
+// PathUnban lifts a node's ban (admin): POST UnbanRequest → UnbanResponse.
+// Durable and recorded with who and when; a disqualified edge is also
+// reinstated with a fresh reputation.
+const PathUnban = "/api/v1/admin/nodes/{node}/unban"
 
 // Shard-server additions for proofs of delivery (edges): the viewer sends
 // the coordinator-signed limit and its latest cumulative order with every

@@ -21,9 +21,7 @@ import (
 const (
 	orderLimitDomain   = "swarmcast order limit v1\x00"
 	orderDomain        = "swarmcast order v1\x00"
-	// v2: the hash covers the whole served ShardMessage (data and Merkle
-	// proof), not the data alone; a v1 receipt never verifies as v2.
-	shardReceiptDomain = "swarmcast served shard receipt v2\x00"
+	shardReceiptDomain = "swarmcast served shard receipt v2\x00" // v2: the hash covers the whole served message, not the data alone
 )
 
 // Serial names one OrderLimit; the coordinator settles each serial at most once.
