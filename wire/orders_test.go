@@ -198,7 +198,7 @@ func TestShardReceiptProvesBadShard(t *testing.T) {
 }
 
 // sampleShard packages one tiny segment and returns its manifest and shard 0.
-func sampleShard(t *testing.T) (*content.Manifest, content.Shard) {
+func sampleShard(t testing.TB) (*content.Manifest, content.Shard) {
 	t.Helper()
 	pub, _ := key(9)
 	p := content.DefaultParams()
@@ -258,6 +258,30 @@ func FuzzSettlementBatchJSON(f *testing.F) {
 			if !bytes.Equal(back.Limit.SigningBytes(), p.Limit.SigningBytes()) || !bytes.Equal(back.Order.SigningBytes(), p.Order.SigningBytes()) {
 				t.Fatal("JSON round trip changed the signed bytes")
 			}
+		}
+	})
+}
+
+// FuzzProveBadShard feeds untrusted evidence (the reported bytes) and
+// receipt JSON through the bad-shard judge: nothing may panic, and nothing
+// but a receipt the edge really signed over exactly those bytes may prove
+// anything.
+func FuzzProveBadShard(f *testing.F) {
+	edge, _ := key(4)
+	m, shard := sampleShard(f)
+	ref := content.SegmentRef{Video: m.ID()}.Shard(shard.Index)
+	good := (&content.ShardMessage{Video: ref.Video, Shard: shard}).Encode()
+	rc, _ := json.Marshal(SignShardReceipt(edge, ref, good))
+	f.Add(good, rc)
+	f.Add([]byte("junk"), rc)
+	f.Add(good[:len(good)/2], []byte(`{"edge":"zz","shard":-1}`))
+	f.Fuzz(func(t *testing.T, evidence, receipt []byte) {
+		var r ServedShardReceipt
+		if json.Unmarshal(receipt, &r) != nil {
+			return
+		}
+		if err := ProveBadShard(m, &r, evidence); err == nil && VerifyShardReceipt(&r, evidence) != nil {
+			t.Fatalf("proven without a valid receipt over the evidence")
 		}
 	})
 }
