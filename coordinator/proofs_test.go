@@ -93,8 +93,6 @@ func TestBadShardReceipt(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // TestRestartKeepsCatalogueAndBans: a new coordinator on the same SQLite
 // file has the catalogue, the bans and the disqualifications back.
 func TestRestartKeepsCatalogueAndBans(t *testing.T) {
