@@ -340,15 +340,24 @@ func (c *Coordinator) handleBadShard(w http.ResponseWriter, r *http.Request) {
 	c.metrics.badShards.WithLabelValues(verdict).Inc()
 	c.log.Warn("bad-shard report", "verdict", verdict, "node", rep.Node, "reporter", rep.Reporter,
 		"video", rep.Video, "rendition", rep.Rendition, "segment", rep.Segment, "shard", rep.Shard, "detail", detail)
+	if verdict == verdictUnverifiable && rep.Receipt != nil {
+		// A receipt was sent but proves nothing: the sender should know.
+		wire.WriteError(w, http.StatusBadRequest, "bad-shard report: the receipt proves nothing: %s; counted as %s, nothing changed", detail, verdict)
+		return
+	}
 	wire.WriteJSON(w, struct {
 		Verdict string `json:"verdict"`
 		Detail  string `json:"detail"`
 	}{verdict, detail})
 }
 
-// judgeBadShard re-verifies a report's evidence against the manifest. If it
-// fails, the accused node sent a bad shard and is banned; if it verifies,
-// the accusation is false and the node is left alone.
+// judgeBadShard judges a report that names a real shard. Only a receipt
+// the accused node signed over exactly the reported bytes, bytes that fail
+// verification, bans it (judgeReceipt); a report without a receipt is
+// unverifiable and changes nothing, since anyone can send any bytes and say
+// a node sent them. (The viewer that got a bad shard bans its sender for
+// its own session regardless: that needs no proof.) A malformed report is
+// an error and not counted.
 func (c *Coordinator) judgeBadShard(ctx context.Context, rep *wire.BadShardReport) (verdict, detail string, err error) {
 	if err := wire.CheckNodeID(rep.Node); err != nil {
 		return "", "", wire.BadRequest("bad-shard report: node: %v", err)
@@ -368,47 +377,70 @@ func (c *Coordinator) judgeBadShard(ctx context.Context, rep *wire.BadShardRepor
 	if rep.Shard < 0 || rep.Shard >= v.m.Params.NMax {
 		return "", "", wire.BadRequest("bad-shard report: shard index %d outside 0..%d", rep.Shard, v.m.Params.NMax-1)
 	}
-	if rep.Receipt != nil {
-		return c.judgeReceipt(ctx, rep, v)
+	if rep.Receipt == nil {
+		return verdictUnverifiable, "no receipt: without the node's signed receipt over these bytes the report proves nothing (origins sign none)", nil
 	}
-	verdict, detail = verdictConfirmed, ""
-	msg, err := content.DecodeShardMessage(rep.Evidence)
-	switch {
-	case err != nil:
-		detail = err.Error()
-	case msg.Ref() != rep.Ref():
-		detail = "the node answered with a different shard than the one requested"
-	default:
-		if err := content.VerifyShard(v.m, rep.Rendition, rep.Segment, msg.Shard); err != nil {
-			detail = err.Error()
-		} else {
-			verdict, detail = verdictFalse, "the evidence verifies against the manifest"
-		}
-	}
-	if verdict == verdictConfirmed {
-		if err := (*network)(c).Ban(ctx, rep.Node, detail); err != nil {
-			return "", "", err
-		}
-	}
-	return verdict, detail, nil
+	return c.judgeReceipt(ctx, rep, v)
 }
 
+// judgeReceipt checks a bad-shard report that carries the edge's signed
+// receipt. A conclusive proof (wire.ProveBadShard over the evidence bytes)
+// disqualifies the edge in the store at once and bans it from lookups; a
+// receipt that proves nothing (forged, other bytes, other shard, other
+// edge) is unverifiable and changes nothing; a genuine receipt over bytes
+// that verify is a false accusation.
+func (c *Coordinator) judgeReceipt(ctx context.Context, rep *wire.BadShardReport, v *video) (verdict, detail string, err error) {
+	rc := rep.Receipt
+	if rc.Edge != rep.Node {
+		return verdictUnverifiable, fmt.Sprintf("the receipt is signed for node %s, the report accuses %s", rc.Edge, rep.Node), nil
+	}
+	if rc.Ref() != rep.Ref() {
+		return verdictUnverifiable, fmt.Sprintf("the receipt names %s, the report names %s", rc.Ref(), rep.Ref()), nil
+	}
+	switch err := wire.ProveBadShard(v.m, rc, rep.Evidence); {
+	case errors.Is(err, wire.ErrShardIsGood):
+		return verdictFalse, "the node signed for bytes that verify against the manifest", nil
+	case err != nil:
+		return verdictUnverifiable, err.Error(), nil
+	}
+	detail = fmt.Sprintf("signed receipt for %s over bytes that fail verification", rep.Ref())
+	if err := c.acct.ProvenBadShard(ctx, rep.Node, detail); err != nil {
+		return "", "", err
+	}
+	if err := (*network)(c).Ban(ctx, rep.Node, "proven bad shard: "+detail); err != nil {
+		return "", "", err
+	}
+	return verdictProven, detail, nil
+}
+
+// handlePlayReport adds one authenticated, bounded play report to the
+// stats: the account's session must send it for a player key of its own
+// (accounting's AuthorizePlayReport), and every number must fit the video
+// (checkPlayReport), so stats cannot be inflated beyond one account's real
+// plays.
 func (c *Coordinator) handlePlayReport(w http.ResponseWriter, r *http.Request) {
 	var rep wire.PlayReport
 	if !wire.DecodeJSON(w, r, &rep) {
 		return
 	}
-	if rep.StartupMS < 0 || rep.Stalls < 0 || rep.StallMS < 0 || rep.PlayedMS < 0 || rep.BadShards < 0 {
-		wire.WriteError(w, http.StatusBadRequest, "play report: negative startup_ms, stalls, stall_ms, played_ms or bad_shards")
+	if err := c.acct.AuthorizePlayReport(r, rep.ViewerID); err != nil {
+		c.accounting.WriteError(w, err)
 		return
 	}
 	c.mu.RLock()
 	v := c.st.videos[rep.Video]
-	var edgeBytes, originBytes int64
+	c.mu.RUnlock()
+	if v == nil {
+		wire.WriteError(w, http.StatusNotFound, "play report: video %q is not in the catalogue", rep.Video)
+		return
+	}
+	if err := checkPlayReport(&rep, v.m); err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "play report: %v", err)
+		return
+	}
+	var edgeBytes, originBytes int64 // each at most the playback budget: no overflow
+	c.mu.RLock()
 	for id, b := range rep.BytesBySource {
-		if b < 0 {
-			continue
-		}
 		if n := c.st.nodes[id]; n != nil && n.role == wire.RoleEdge {
 			edgeBytes += b
 		} else {
@@ -416,10 +448,6 @@ func (c *Coordinator) handlePlayReport(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.mu.RUnlock()
-	if v == nil {
-		wire.WriteError(w, http.StatusNotFound, "play report: video %q is not in the catalogue", rep.Video)
-		return
-	}
 	c.playMu.Lock()
 	p := &c.plays
 	p.Plays++
@@ -447,41 +475,6 @@ func sortVideos(vs []wire.VideoInfo) {
 		}
 		return content.CompareVideoIDs(a.ID, b.ID)
 	})
-}
-
-// judgeReceipt checks a bad-shard report that carries the edge's signed
-// receipt. A conclusive proof (wire.ProveBadShard) disqualifies the edge in
-// the store at once and bans it from lookups; a receipt that does not
-// verify (forged, other bytes, other shard) is refused and changes nothing.
-func (c *Coordinator) judgeReceipt(ctx context.Context, rep *wire.BadShardReport, v *video) (verdict, detail string, err error) {
-	rc := rep.Receipt
-	if rc.Edge != rep.Node {
-		return "", "", wire.BadRequest("bad-shard report: receipt is signed for edge %q, report accuses %q", rc.Edge, rep.Node)
-	}
-	if rc.Ref() != rep.Ref() {
-		return "", "", wire.BadRequest("bad-shard report: receipt names %s, report names %s", rc.Ref(), rep.Ref())
-	}
-	msg, err := content.DecodeShardMessage(rep.Evidence)
-	if err != nil {
-		return "", "", wire.BadRequest("bad-shard report: evidence is not a shard message (%v); a receipt covers a decodable shard's bytes", err)
-	}
-	if msg.Ref() != rep.Ref() {
-		return "", "", wire.BadRequest("bad-shard report: evidence is shard %s, not the reported one", msg.Ref())
-	}
-	switch err := wire.ProveBadShard(v.m, rc, msg.Shard); {
-	case errors.Is(err, wire.ErrShardIsGood):
-		return verdictFalse, "the evidence verifies against the manifest", nil
-	case err != nil:
-		return "", "", wire.BadRequest("bad-shard report: the receipt proves nothing: %v", err)
-	}
-	detail = fmt.Sprintf("signed receipt for %s over bytes that fail verification", rep.Ref())
-	if err := c.acct.ProvenBadShard(ctx, rep.Node, detail); err != nil {
-		return "", "", err
-	}
-	if err := (*network)(c).Ban(ctx, rep.Node, "proven bad shard: "+detail); err != nil {
-		return "", "", err
-	}
-	return verdictProven, detail, nil
 }
 
 // lookupJSON renders a lookup's answer into sc.buf, with the viewer's order

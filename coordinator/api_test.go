@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -258,54 +259,71 @@ func TestLiveness(t *testing.T) {
 	}
 }
 
+// TestBadShardReports: ATTACK: reports without a receipt (the finding:
+// undecodable evidence "confirmed" a permanent ban of an honest edge and of
+// an origin) are counted as unverifiable and change nothing: both victims
+// stay listed and unbanned, also after re-registering.
 func TestBadShardReports(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	id := h.fix.ids[0]
 	v := id
-	liar := h.edge("eu", set(v, 0, 2, 5))
+	victim := h.edge("eu", set(v, 0, 2, 5))
 	honest := h.edge("eu", set(v, 0, 2, 6))
 
-	good := h.fix.shardMessage(t, id, 0, 2, 6)
-	if err := h.client.ReportBadShard(ctx, wire.BadShardReport{Node: honest, Video: v, Rendition: 0, Segment: 2, Shard: 6, Reason: "hash", Evidence: good}); err != nil {
-		t.Fatal(err)
-	}
 	bad := h.fix.shardMessage(t, id, 0, 2, 5)
 	bad[len(bad)-1] ^= 0xff
-	if err := h.client.ReportBadShard(ctx, wire.BadShardReport{Node: liar, Video: v, Rendition: 0, Segment: 2, Shard: 5, Reason: "hash", Evidence: bad}); err != nil {
-		t.Fatal(err)
-	}
-	// A valid shard sent in answer to a request for another is still bad.
 	other := h.fix.shardMessage(t, id, 0, 3, 6)
-	if err := h.client.ReportBadShard(ctx, wire.BadShardReport{Node: liar, Video: v, Rendition: 0, Segment: 2, Shard: 5, Evidence: other}); err != nil {
+	for _, rep := range []wire.BadShardReport{
+		{Node: victim, Video: v, Rendition: 0, Segment: 2, Shard: 5, Reason: "hash", Evidence: []byte("does not decode")},
+		{Node: victim, Video: v, Rendition: 0, Segment: 2, Shard: 5, Reason: "hash", Evidence: bad},
+		{Node: victim, Video: v, Rendition: 0, Segment: 2, Shard: 5, Evidence: other},
+		{Node: h.origin.ID, Video: v, Rendition: 0, Segment: 2, Shard: 5, Evidence: []byte("junk")},
+		{Node: honest, Video: v, Rendition: 0, Segment: 2, Shard: 6, Evidence: h.fix.shardMessage(t, id, 0, 2, 6)},
+	} {
+		var got struct{ Verdict, Detail string }
+		b, _ := json.Marshal(rep)
+		r, err := http.Post(h.srv.URL+wire.PathBadShard, "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(r.Body).Decode(&got)
+		r.Body.Close()
+		if err != nil || r.StatusCode != http.StatusOK {
+			t.Fatalf("report against %s: status %d, %v", rep.Node, r.StatusCode, err)
+		}
+		if got.Verdict != verdictUnverifiable || !strings.Contains(got.Detail, "no receipt") {
+			t.Fatalf("report against %s: %+v, want unverifiable for want of a receipt", rep.Node, got)
+		}
+	}
+	// A ban would survive re-registration: re-register to be sure there is none.
+	if _, err := h.client.Register(ctx, wire.RegisterRequest{NodeID: victim, Role: wire.RoleEdge, Addr: "http://127.0.0.1:3"}); err != nil {
 		t.Fatal(err)
 	}
+	h.heartbeat(wire.HeartbeatRequest{NodeID: victim, Full: true, Added: []wire.ShardSet{set(v, 0, 2, 5)}})
 	got := sourcesOf(h.lookup(wire.LookupRequest{Video: v, From: 2, Count: 1}), 2)
-	if !slices.Equal(got, []wire.NodeID{honest}) {
-		t.Fatalf("sources = %v, want only the honest edge", got)
+	if !slices.Contains(got, victim) || !slices.Contains(got, honest) {
+		t.Fatalf("sources = %v, want the victim and the honest edge still listed", got)
+	}
+	resp := h.lookup(wire.LookupRequest{Video: v, From: 2, Count: 1})
+	if len(resp.Origins) != 1 || resp.Origins[0].NodeID != h.origin.ID {
+		t.Fatalf("origins = %+v, want the accused origin still listed", resp.Origins)
 	}
 	st := h.c.Stats()
-	if st.BannedNodes != 1 || st.BadShards != 3 {
-		t.Fatalf("stats = %+v, want 1 banned, 3 reports", st)
-	}
-	// A ban survives re-registration.
-	if _, err := h.client.Register(ctx, wire.RegisterRequest{NodeID: liar, Role: wire.RoleEdge, Addr: "http://127.0.0.1:3"}); err != nil {
-		t.Fatal(err)
-	}
-	h.heartbeat(wire.HeartbeatRequest{NodeID: liar, Full: true, Added: []wire.ShardSet{set(v, 0, 2, 5)}})
-	if got := sourcesOf(h.lookup(wire.LookupRequest{Video: v, From: 2, Count: 1}), 2); slices.Contains(got, liar) {
-		t.Fatal("banned node listed after re-registering")
+	if st.BannedNodes != 0 || st.BadShards != 5 {
+		t.Fatalf("stats = %+v, want 0 banned, 5 reports", st)
 	}
 	nodes, _ := h.client.Nodes(ctx)
-	i := slices.IndexFunc(nodes, func(n wire.NodeInfo) bool { return n.NodeID == liar })
-	if i < 0 || !nodes[i].Banned || nodes[i].Alive {
-		t.Fatalf("liar node info = %+v", nodes[i])
+	for _, n := range nodes {
+		if n.Banned {
+			t.Fatalf("node %s banned by an unverifiable report", n.NodeID)
+		}
 	}
 	body := scrape(t, h.srv.URL)
 	for _, want := range []string{
-		`swarmcast_coordinator_bad_shard_reports_total{verdict="confirmed"} 2`,
-		`swarmcast_coordinator_bad_shard_reports_total{verdict="false_accusation"} 1`,
-		`swarmcast_coordinator_banned_nodes 1`,
+		`swarmcast_coordinator_bad_shard_reports_total{verdict="unverifiable"} 5`,
+		`swarmcast_coordinator_bad_shard_reports_total{verdict="proven"} 0`,
+		`swarmcast_coordinator_banned_nodes 0`,
 		`swarmcast_coordinator_lookups_total 2`,
 		`swarmcast_coordinator_lookup_duration_seconds_count 2`,
 	} {
@@ -313,26 +331,6 @@ func TestBadShardReports(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-}
-
-func TestPlayReports(t *testing.T) {
-	h := newHarness(t)
-	ctx := context.Background()
-	e := h.edge("eu")
-	err := h.client.ReportPlay(ctx, wire.PlayReport{Video: h.video(0), StartupMS: 300, Stalls: 1, StallMS: 200, PlayedMS: 30_000, Completed: true,
-		BytesBySource: map[wire.NodeID]int64{e: 900, h.origin.ID: 100}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := h.c.Plays()
-	if p.Plays != 1 || p.Completed != 1 || p.Stalls != 1 || p.EdgeBytes != 900 || p.OriginBytes != 100 || p.StartupMSTotal != 300 {
-		t.Fatalf("aggregates = %+v", p)
-	}
-	if st, _ := h.client.Stats(ctx); st.PlaysReported != 1 {
-		t.Fatalf("stats = %+v", st)
-	}
-	requireAPIError(t, h.client.ReportPlay(ctx, wire.PlayReport{Video: content.VideoID{0xee}}), http.StatusNotFound, "not in the catalogue")
-	requireAPIError(t, h.client.ReportPlay(ctx, wire.PlayReport{Video: h.video(0), Stalls: -1}), http.StatusBadRequest, "negative")
 }
 
 func scrape(t testing.TB, base string) string {

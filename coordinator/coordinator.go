@@ -94,13 +94,15 @@ var _ Store = (*coordinatordb.DB)(nil)
 
 // accountingService is what the control plane asks of the accounting
 // subsystem (*accounting.Service): order limits for a lookup, the key
-// route's rule, a publish's terms, a proven bad shard's disqualification,
-// who is disqualified at start, news of each liveness sweep, and whether a
-// request comes from an admin (the control plane's own admin routes).
+// route's rule, the play-report route's rule, a publish's terms, a proven
+// bad shard's disqualification, who is disqualified at start, news of each
+// liveness sweep, and whether a request comes from an admin (the control
+// plane's own admin routes).
 type accountingService interface {
 	AuthorizeAdmin(r *http.Request) error
 	OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID) ([]*accounting.IssuedLimit, error)
 	AuthorizeKey(r *http.Request, video content.VideoID) error
+	AuthorizePlayReport(r *http.Request, viewer wire.NodeID) error
 	VideoPublished(ctx context.Context, m *content.Manifest) error
 	ProvenBadShard(ctx context.Context, node wire.NodeID, detail string) error
 	Disqualified(ctx context.Context) (map[wire.NodeID]string, error)

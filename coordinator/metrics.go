@@ -19,11 +19,12 @@ type metrics struct {
 	nodeAuthFailures *prometheus.CounterVec
 }
 
-// Bad-shard report verdicts.
+// Bad-shard report verdicts. Only proven changes anything: a claim against
+// a node needs evidence a third party can check.
 const (
-	verdictConfirmed = "confirmed"        // the evidence fails verification: the node is banned
-	verdictFalse     = "false_accusation" // the evidence verifies: nothing happens to the node
-	verdictProven    = "proven"           // a signed receipt makes the evidence transferable: the edge is disqualified
+	verdictProven       = "proven"           // the edge's signed receipt covers bytes that fail verification: banned and disqualified
+	verdictFalse        = "false_accusation" // the receipt covers bytes that verify: nothing happens to the edge
+	verdictUnverifiable = "unverifiable"     // no receipt (origins sign none), or one that proves nothing: counted, nothing else
 )
 
 func newMetrics(reg prometheus.Registerer, c *Coordinator) *metrics {
@@ -32,10 +33,10 @@ func newMetrics(reg prometheus.Registerer, c *Coordinator) *metrics {
 		lookups: f.Counter("lookups_total", "Source lookups answered."),
 		lookupLatency: f.Histogram("lookup_duration_seconds", "Time to answer a lookup over HTTP, from decoded request to written response.",
 			prometheus.ExponentialBuckets(10e-6, 2, 14)), // 10µs .. 80ms
-		badShards:  f.CounterVec("bad_shard_reports_total", "Bad-shard reports by verdict (confirmed bans the node; false_accusation does not).", "verdict"),
-		directives: f.CounterVec("directive_shards_total", "Shards named in placement directives, by action.", "action"),
-		plays:      f.Counter("play_reports_total", "Play reports received."),
-		playBytes:  f.CounterVec("play_bytes_total", "Shard bytes viewers reported receiving, by source kind (edge or origin).", "source"),
+		badShards:        f.CounterVec("bad_shard_reports_total", "Bad-shard reports by verdict (proven bans and disqualifies the edge; false_accusation and unverifiable change nothing).", "verdict"),
+		directives:       f.CounterVec("directive_shards_total", "Shards named in placement directives, by action.", "action"),
+		plays:            f.Counter("play_reports_total", "Play reports received."),
+		playBytes:        f.CounterVec("play_bytes_total", "Shard bytes viewers reported receiving, by source kind (edge or origin).", "source"),
 		nodeAuthFailures: f.CounterVec("node_auth_failures_total", "Node requests refused for their signature (missing, stale, forged or replayed), by route.", "route"),
 	}
 	for _, route := range []string{"register", "heartbeat", "leave", "publish"} {
@@ -49,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, c *Coordinator) *metrics {
 		f.GaugeFunc("origin_pool_active_origins", "Origins the AVARDO origin pool keeps on (its stack depth).",
 			func() float64 { _, n := c.OriginPoolActive(); return float64(n) })
 	}
-	for _, v := range []string{verdictConfirmed, verdictFalse, verdictProven} {
+	for _, v := range []string{verdictProven, verdictFalse, verdictUnverifiable} {
 		m.badShards.WithLabelValues(v)
 	}
 	return m

@@ -81,3 +81,13 @@ func (n *network) Banned(node wire.NodeID) bool {
 	_, banned := c.st.banned[node]
 	return banned
 }
+
+// Unban lets a node whose ban the store lifted back into lookups and
+// placement.
+func (n *network) Unban(node wire.NodeID) {
+	c := (*Coordinator)(n)
+	c.mu.Lock()
+	c.st.unban(node)
+	c.mu.Unlock()
+	c.log.Info("node unbanned", "node", node)
+}

@@ -31,38 +31,52 @@ func corrupt(t testing.TB, msgBytes []byte) ([]byte, []byte) {
 }
 
 // TestBadShardReceipt: a report whose receipt is validly signed by the edge
-// over bytes that fail verification disqualifies the edge and removes it
-// from lookups; a forged receipt changes nothing.
+// over a served message that fails verification disqualifies the edge and
+// removes it from lookups; a forged receipt, or the edge's genuine receipt
+// next to good data with a swapped Merkle proof, changes nothing.
 func TestBadShardReceipt(t *testing.T) {
 	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", nil)
 	video := h.video(0)
 	cheat, cheatAPI := h.boundEdge("cheatop", "", set(video, 0, 0, 3))
-	honest, _ := h.boundEdge("honestop", "", set(video, 0, 0, 3))
+	honest, honestAPI := h.boundEdge("honestop", "", set(video, 0, 0, 3))
 	lookup := wire.LookupRequest{Video: video, Count: 1}
 	if got := sourcesOf(h.lookup(lookup), 0); len(got) != 2 {
 		t.Fatalf("sources before: %v", got)
 	}
-	badMsg, badData := corrupt(t, h.fix.shardMessage(t, h.fix.ids[0], 0, 0, 3))
-	report := func(node wire.NodeID, rc wire.ServedShardReceipt) reply {
+	goodBytes := h.fix.shardMessage(t, h.fix.ids[0], 0, 0, 3)
+	badMsg, _ := corrupt(t, goodBytes)
+	report := func(node wire.NodeID, evidence []byte, rc wire.ServedShardReceipt) reply {
 		return h.do("POST", wire.PathBadShard, "", wire.BadShardReport{
-			Node: node, Video: video, Rendition: 0, Segment: 0, Shard: 3, Reason: "hash mismatch", Evidence: badMsg, Receipt: &rc,
+			Node: node, Video: video, Rendition: 0, Segment: 0, Shard: 3, Reason: "hash mismatch", Evidence: evidence, Receipt: &rc,
 		})
 	}
-	// Forged: the "honest" edge never signed this; the reporter did.
 	ref := content.SegmentRef{Video: video}.Shard(3)
-	forged := wire.SignShardReceipt(newTestNode().Key, ref, badData)
+	// ATTACK: a forged receipt: the "honest" edge never signed this.
+	forged := wire.SignShardReceipt(newTestNode().Key, ref, badMsg)
 	forged.Edge = honest.ID
-	h.want(report(honest.ID, forged), http.StatusBadRequest, "proves nothing")
+	h.want(report(honest.ID, badMsg, forged), http.StatusBadRequest, "proves nothing", "bad edge signature")
+	// ATTACK: the honest edge's genuine receipt over its good message, sent
+	// with the good data and a broken proof.
+	goodMsg, _ := content.DecodeShardMessage(goodBytes)
+	genuine := wire.SignShardReceipt(honest.Key, ref, goodBytes)
+	swapped := goodMsg
+	swapped.Shard.Proof = slices.Clone(goodMsg.Shard.Proof)
+	swapped.Shard.Proof[0][0] ^= 0xff
+	h.want(report(honest.ID, swapped.Encode(), genuine), http.StatusBadRequest, "proves nothing", "do not match")
 	// A genuine receipt over good bytes is a false accusation.
-	goodMsg, _ := content.DecodeShardMessage(h.fix.shardMessage(t, h.fix.ids[0], 0, 0, 3))
-	good := h.do("POST", wire.PathBadShard, "", wire.BadShardReport{Node: honest.ID, Video: video, Shard: 3, Evidence: goodMsg.Encode(),
-		Receipt: ptr(wire.SignShardReceipt(honest.Key, ref, goodMsg.Data))})
-	h.want(good, 200, verdictFalse)
+	h.want(report(honest.ID, goodBytes, genuine), 200, verdictFalse)
 	if st, _ := h.store.EdgeReputation(t.Context(), honest.ID); st.Disqualified {
 		t.Fatal("honest edge disqualified")
 	}
+	hs := decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", strings.Replace(wire.PathEdgeStatus, "{node}", string(honest.ID), 1), honestAPI, nil), 200))
+	if hs.Banned || hs.Disqualified {
+		t.Fatalf("honest status after attacks: %+v", hs)
+	}
+	if got := h.metric(`swarmcast_coordinator_bad_shard_reports_total{verdict="unverifiable"}`); got != "2" {
+		t.Fatalf("unverifiable reports %q, want 2", got)
+	}
 	// Genuine receipt over bad bytes: proven.
-	h.want(report(cheat.ID, wire.SignShardReceipt(cheat.Key, ref, badData)), 200, verdictProven)
+	h.want(report(cheat.ID, badMsg, wire.SignShardReceipt(cheat.Key, ref, badMsg)), 200, verdictProven)
 	if got := sourcesOf(h.lookup(lookup), 0); len(got) != 1 || got[0] != honest.ID {
 		t.Fatalf("sources after proof: %v, want only the honest edge", got)
 	}
@@ -70,12 +84,13 @@ func TestBadShardReceipt(t *testing.T) {
 	if !st.Disqualified || !strings.Contains(st.DisqualifiedReason, "bad shard") || st.DisqualifiedAt.IsZero() {
 		t.Fatalf("cheat status: %+v", st)
 	}
+	if !st.Banned || !strings.Contains(st.BanReason, "proven bad shard") || !st.BannedAt.Equal(h.clock.Now()) {
+		t.Fatalf("cheat status shows no ban, reason and time: %+v", st)
+	}
 	if got := h.metric(`swarmcast_coordinator_disqualifications_total{cause="bad_shard_proof"}`); got != "1" {
 		t.Fatalf("disqualification metric %q", got)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // TestRestartKeepsCatalogueAndBans: a new coordinator on the same SQLite
 // file has the catalogue, the bans and the disqualifications back.
@@ -83,9 +98,11 @@ func TestRestartKeepsCatalogueAndBans(t *testing.T) {
 	dsn := "sqlite:" + t.TempDir() + "/c.db"
 	h := newStoreHarness(t, dsn, "", nil)
 	video := h.video(0)
-	banned := h.edge("", set(video, 0, 0, 1))
+	liar, _ := h.boundEdge("liarop", "", set(video, 0, 0, 1))
+	banned := liar.ID
 	badMsg, _ := corrupt(t, h.fix.shardMessage(t, h.fix.ids[0], 0, 0, 1))
-	h.want(h.do("POST", wire.PathBadShard, "", wire.BadShardReport{Node: banned, Video: video, Shard: 1, Evidence: badMsg}), 200, verdictConfirmed)
+	rc := wire.SignShardReceipt(liar.Key, content.SegmentRef{Video: video}.Shard(1), badMsg)
+	h.want(h.do("POST", wire.PathBadShard, "", wire.BadShardReport{Node: banned, Video: video, Shard: 1, Evidence: badMsg, Receipt: &rc}), 200, verdictProven)
 	dq := newTestNode().ID
 	if _, err := h.store.RecordBadShard(t.Context(), dq, "test", h.clock.Now()); err != nil {
 		t.Fatal(err)

@@ -395,6 +395,15 @@ func (s *state) ban(id wire.NodeID, reason string) (newly bool) {
 	return true
 }
 
+// unban lets a node back into lookups and placement (its ban was lifted in
+// the store); its inventory was kept, so it is listed again at once.
+func (s *state) unban(id wire.NodeID) {
+	delete(s.banned, id)
+	if n := s.nodes[id]; n != nil {
+		n.banned = false
+	}
+}
+
 // nodeInfos lists nodes sorted by id.
 func (s *state) nodeInfos(now time.Time) []wire.NodeInfo {
 	out := make([]wire.NodeInfo, 0, len(s.nodes))

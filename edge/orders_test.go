@@ -48,11 +48,10 @@ func TestReceiptsVerifyAndAreSignedOnce(t *testing.T) {
 	mustStore(t, e, f, k, false)
 	for range 5 {
 		body, rc := getShard(t, e.Handler(), k, nil, nil)
-		msg, err := content.DecodeShardMessage(body)
-		if err != nil {
+		if _, err := content.DecodeShardMessage(body); err != nil {
 			t.Fatal(err)
 		}
-		if err := wire.VerifyShardReceipt(&rc, msg.Data); err != nil || rc.Edge != e.ID() || rc.Video != f.id ||
+		if err := wire.VerifyShardReceipt(&rc, body); err != nil || rc.Edge != e.ID() || rc.Video != f.id ||
 			rc.Rendition != 1 || rc.Segment != 2 || rc.Shard != 5 {
 			t.Fatalf("receipt %+v does not verify for this shard: %v", rc, err)
 		}
@@ -74,11 +73,7 @@ func TestLyingEdgeReceiptProvesBadShard(t *testing.T) {
 			mustStore(t, e, f, k, false)
 			mustStore(t, e, f, f.key(0, 1, 4), false)
 			body, rc := getShard(t, e.Handler(), k, nil, nil)
-			msg, err := content.DecodeShardMessage(body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := wire.ProveBadShard(f.m, &rc, msg.Shard); err != nil {
+			if err := wire.ProveBadShard(f.m, &rc, body); err != nil {
 				t.Fatalf("the lie is not provable from the receipt: %v", err)
 			}
 		})

@@ -352,6 +352,9 @@ func (e *Edge) fetchFrom(ctx context.Context, m *content.Manifest, k content.Sha
 		}
 		rep := wire.BadShardReport{Reporter: e.cfg.Identity.ID, Node: node, Video: k.Video,
 			Rendition: k.Rendition, Segment: k.Segment, Shard: k.Shard, Reason: err.Error(), Evidence: b}
+		if rc, err := wire.CheckShardReceipt(resp.Receipt, node, k, b); err == nil {
+			rep.Receipt = rc // only a signed receipt makes the report count against the source
+		}
 		if err := e.cc.ReportBadShard(fctx, rep); err != nil {
 			e.log.Debug("cannot report a bad shard", "err", err)
 		}

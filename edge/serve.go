@@ -120,18 +120,17 @@ func (e *Edge) dropCorrupt(k content.ShardRef, why error) {
 	}
 }
 
-// signReceipt signs a receipt over the shard data of the message body
-// (wire.SignShardReceipt) and returns it encoded for wire.HeaderReceipt;
+// signReceipt signs a receipt over the whole message body, data and proof
+// (wire.SignShardReceipt), and returns it encoded for wire.HeaderReceipt;
 // msg is body decoded, if the caller has it. "" if body is not a shard
 // message (it always is).
 func (e *Edge) signReceipt(k content.ShardRef, body []byte, msg *content.ShardMessage) string {
 	if msg == nil {
-		var err error
-		if msg, err = content.DecodeShardMessage(body); err != nil {
+		if _, err := content.DecodeShardMessage(body); err != nil {
 			return ""
 		}
 	}
-	rc := wire.SignShardReceipt(e.cfg.Identity.Key, k, msg.Data)
+	rc := wire.SignShardReceipt(e.cfg.Identity.Key, k, body)
 	e.metrics.receiptsSigned.Inc()
 	return wire.EncodeHeader(rc)
 }

@@ -28,9 +28,16 @@ var mixedEdges = []serverKind{
 
 func newTestViewer(t *testing.T, n *testNetwork, reg *prometheus.Registry, onSegment func(content.SegmentRef, []content.ShardMessage)) *Viewer {
 	t.Helper()
+	return newTestViewerToken(t, n, reg, onSegment, "")
+}
+
+// newTestViewerToken is newTestViewer signed in with token (a session).
+func newTestViewerToken(t *testing.T, n *testNetwork, reg *prometheus.Registry, onSegment func(content.SegmentRef, []content.ShardMessage), token string) *Viewer {
+	t.Helper()
 	v, err := New(Config{
 		Coordinator: n.coordURL,
 		Identity:    identity.New(),
+		Token:       token,
 		Seed:        1,
 		Registry:    reg,
 		OnSegment:   onSegment,
@@ -124,7 +131,9 @@ func TestSegmentsRebuildBitExactDespiteLiars(t *testing.T) {
 func TestPlayCompletesAndReports(t *testing.T) {
 	n := newTestNetwork(t, mixedEdges)
 	reg := prometheus.NewRegistry()
-	v := newTestViewer(t, n, reg, nil)
+	// Signed in: the coordinator counts only accounts' plays (a viewer
+	// without a token sends no play report: TestNotEntitledIsNotRetried).
+	v := newTestViewerToken(t, n, reg, nil, "session")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	q, err := v.Play(ctx, n.id, PlayOptions{Rendition: -1, Speed: 20})

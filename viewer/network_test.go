@@ -160,8 +160,8 @@ func (s *shardServer) handler(book *shardBook) http.Handler {
 		}
 		w.Header().Set("Content-Type", wire.ContentTypeShard)
 		if s.key != nil {
-			if sent, err := content.DecodeShardMessage(raw); err == nil {
-				rc := wire.SignShardReceipt(s.key, ref, sent.Data)
+			if _, err := content.DecodeShardMessage(raw); err == nil {
+				rc := wire.SignShardReceipt(s.key, ref, raw)
 				w.Header().Set(wire.HeaderReceipt, wire.EncodeHeader(rc))
 			}
 			s.payMu.Lock()
@@ -312,7 +312,11 @@ func (c *testCoordinator) handler() http.Handler {
 	})
 	mux.HandleFunc("POST "+wire.PathPlayReport, func(w http.ResponseWriter, r *http.Request) {
 		var rep wire.PlayReport
-		if !wire.DecodeJSON(w, r, &rep) {
+		if r.Header.Get("Authorization") == "" {
+			wire.WriteError(w, http.StatusUnauthorized, "play report: authentication required")
+			return
+		}
+		if !authed(w, r) || !wire.DecodeJSON(w, r, &rep) {
 			return
 		}
 		c.mu.Lock()

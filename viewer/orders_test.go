@@ -97,11 +97,7 @@ func TestOrdersCumulativeFinalAndReceipts(t *testing.T) {
 		if rep.Receipt == nil {
 			t.Fatalf("bad-shard report against %s carries no receipt", rep.Node)
 		}
-		msg, err := content.DecodeShardMessage(rep.Evidence)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := wire.ProveBadShard(n.man, rep.Receipt, msg.Shard); err != nil {
+		if err := wire.ProveBadShard(n.man, rep.Receipt, rep.Evidence); err != nil {
 			t.Errorf("receipt + evidence is no proof: %v", err)
 		}
 	}
@@ -160,6 +156,9 @@ func TestNotEntitledIsNotRetried(t *testing.T) {
 	}
 	n.coord.mu.Lock()
 	defer n.coord.mu.Unlock()
+	if len(n.coord.plays) != 1 {
+		t.Errorf("%d play reports, want 1: the one with a token (a tokenless viewer sends none)", len(n.coord.plays))
+	}
 	if !slices.Equal(n.coord.binds, []wire.NodeID{withToken.cfg.Identity.ID}) {
 		t.Errorf("binds %v, want exactly the token viewer's key", n.coord.binds)
 	}

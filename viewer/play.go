@@ -211,6 +211,12 @@ func (v *Viewer) fetchAhead(ctx context.Context, id content.VideoID, e *videoEnt
 // reportPlay sends the QoE summary; a play outlives its caller's
 // cancellation just long enough to say how it went.
 func (v *Viewer) reportPlay(ctx context.Context, id content.VideoID, rendition int, q QoE) {
+	if v.cfg.Token == "" {
+		// The coordinator counts plays only from a signed-in account's
+		// bound player key; without a token there is nothing to send.
+		v.log.Debug("play not reported: no account token", "video", id)
+		return
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	rep := wire.PlayReport{

@@ -578,13 +578,10 @@ func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, ref co
 	}
 	raw := resp.Body
 	r.raw = raw
-	msg, err := content.DecodeShardMessage(raw)
-	if err != nil {
-		r.bad = err.Error()
-		return r
-	}
+	// The receipt first: it covers the raw bytes, so even bytes that do
+	// not decode are provable against the edge that signed for them.
 	if !a.Origin {
-		receipt, err := wire.CheckShardReceipt(resp.Receipt, a.Node, ref, msg.Data)
+		receipt, err := wire.CheckShardReceipt(resp.Receipt, a.Node, ref, raw)
 		switch {
 		case err == nil:
 			r.receipt = receipt
@@ -595,6 +592,11 @@ func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, ref co
 			v.met.receipts.WithLabelValues("invalid").Inc()
 			v.log.Debug("an edge's receipt does not match what it sent", "source", a.Node, "err", err)
 		}
+	}
+	msg, err := content.DecodeShardMessage(raw)
+	if err != nil {
+		r.bad = err.Error()
+		return r
 	}
 	if got := msg.Ref(); got != ref {
 		r.bad = fmt.Sprintf("asked for %s/%d/%d shard %d, got %s/%d/%d shard %d", ref.Video, ref.Rendition, ref.Segment, ref.Shard, got.Video, got.Rendition, got.Segment, got.Shard)

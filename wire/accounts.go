@@ -33,6 +33,11 @@ const (
 	HeaderCSRF        = "X-CSRF-Token"
 )
 
+// PathUnban lifts a node's ban (admin): POST UnbanRequest → UnbanResponse.
+// Durable and recorded with who and when; a disqualified edge is also
+// reinstated with a fresh reputation.
+const PathUnban = "/api/v1/admin/nodes/{node}/unban"
+
 // Shard-server additions for proofs of delivery (edges): the viewer sends
 // the coordinator-signed limit and its latest cumulative order with every
 // shard request; the edge answers with a signed receipt over the shard's
@@ -179,6 +184,30 @@ type EdgeStatusInfo struct {
 	DisqualifiedReason string    `json:"disqualified_reason,omitempty"`
 	CreditedPoints     int64     `json:"credited_points"`
 	FrozenPoints       int64     `json:"frozen_points"`
+	// Banned: the coordinator lists the edge in no lookup (a proven bad
+	// shard, or disqualification); BanReason and BannedAt say why and when.
+	// An admin lifts a ban with PathUnban.
+	Banned    bool      `json:"banned"`
+	BannedAt  time.Time `json:"banned_at,omitempty"`
+	BanReason string    `json:"ban_reason,omitempty"`
+}
+
+// UnbanRequest lifts a node's ban. Note says why (kept with the record of
+// who lifted it and when); at most 256 bytes.
+type UnbanRequest struct {
+	Note string `json:"note,omitempty"`
+}
+
+// UnbanResponse is what lifting did: the ban that was lifted, and whether
+// the edge was also reinstated from disqualification with a fresh
+// reputation (its frozen points stay frozen).
+type UnbanResponse struct {
+	NodeID     NodeID    `json:"node_id"`
+	BanReason  string    `json:"ban_reason"`
+	BannedAt   time.Time `json:"banned_at"`
+	Reinstated bool      `json:"reinstated"`
+	LiftedBy   string    `json:"lifted_by"`
+	LiftedAt   time.Time `json:"lifted_at"`
 }
 
 // FlowInfo is settled bytes from one edge to one viewer for one video in

@@ -51,6 +51,12 @@ func (c *CoordinatorClient) EdgeStatus(ctx context.Context, node NodeID) (EdgeSt
 	return resp, c.do(ctx, http.MethodGet, strings.Replace(PathEdgeStatus, "{node}", url.PathEscape(string(node)), 1), nil, &resp)
 }
 
+// Unban lifts a node's ban (admin token).
+func (c *CoordinatorClient) Unban(ctx context.Context, node NodeID, req UnbanRequest) (UnbanResponse, error) {
+	var resp UnbanResponse
+	return resp, c.do(ctx, http.MethodPost, strings.Replace(PathUnban, "{node}", url.PathEscape(string(node)), 1), req, &resp)
+}
+
 // FlowsFromEdge lists settled bytes an edge served, by viewer and video.
 func (c *CoordinatorClient) FlowsFromEdge(ctx context.Context, edge NodeID, since time.Time) ([]FlowInfo, error) {
 	var resp []FlowInfo

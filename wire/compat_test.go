@@ -46,9 +46,11 @@ func TestSigningBytesArePinned(t *testing.T) {
 		t.Errorf("order limit signature = %s, want %s", got, limitSig)
 	}
 
+	// Receipt domain v2 (the hash covers the whole served message): a
+	// deliberate change from v1, so no v1 receipt verifies as v2.
 	r := SignShardReceipt(edgeKey, content.SegmentRef{Video: video, Rendition: 2, Segment: 17}.Shard(31), []byte("shard bytes"))
-	const receiptBytes = "737761726d63617374207365727665642073686172642072656365697074207631000000004064616462643138346132643532366631656264643563303666646164393335396232323837353962346437663739643636363839666132353461616438353436000000403030313132323333343435353636373738383939616162626363646465656666303031313232333334343535363637373838393961616262636364646565666600000002000000110000001f9fbe170c219562f67790e38093509807575ab70635cfdb88f5070b91053a84fa"
-	const receiptSig = "3e2a4c79ebe7cedb7682f57ee1ebd3690bd081886a65be34a21b26a2a1e9a5ef2b11404d78d2ea5ad611ec6c9a5b438cb76a93f3172220f51e602bdbc3fd290d"
+	const receiptBytes = "737761726d63617374207365727665642073686172642072656365697074207632000000004064616462643138346132643532366631656264643563303666646164393335396232323837353962346437663739643636363839666132353461616438353436000000403030313132323333343435353636373738383939616162626363646465656666303031313232333334343535363637373838393961616262636364646565666600000002000000110000001f9fbe170c219562f67790e38093509807575ab70635cfdb88f5070b91053a84fa"
+	const receiptSig = "fe81d525f429fa5f196f2fb9fb44bdfeba8ca97299e534ad5af2f079f7f05a6205f2bac0e72ec4927f7a4118e89ce4ab6bd1c16077418d9b8286f0b99e069405"
 	if got := hex.EncodeToString(r.SigningBytes()); got != receiptBytes {
 		t.Errorf("ServedShardReceipt.SigningBytes =\n%s\nwant\n%s", got, receiptBytes)
 	}
@@ -85,7 +87,7 @@ func TestTypedVideoIDsKeepTheJSON(t *testing.T) {
 		{"OrderLimit", l, new(OrderLimit),
 			`{"serial":"01020300000000000000000000000000","edge":"dadbd184a2d526f1ebdd5c06fdad9359b228759b4d7f79d66689fa254aad8546","viewer":"6b79c57e6a095239282c04818e96112f3f03a4001ba97a564c23852a3f1ea5fc","video":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff","max_bytes":1048576,"expires_unix_ms":1700000000000,"signature":"pB0wluJvQ+GIw/d2eEAFDU5c/gISWNnoyTxQBf6q0PyCjYSCoRLcDF+Ah6qAIJN672wd8whz+VCKx8cZ/AbHDQ=="}`},
 		{"ServedShardReceipt", r, new(ServedShardReceipt),
-			`{"edge":"dadbd184a2d526f1ebdd5c06fdad9359b228759b4d7f79d66689fa254aad8546","video":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff","rendition":2,"segment":17,"shard":31,"shard_sha256":"9fbe170c219562f67790e38093509807575ab70635cfdb88f5070b91053a84fa","signature":"PipMeevnztt2gvV+4evTaQvQgYhqZb40ohsmoqHppe8rEUBNeNLqWtYR7GyaW0OMt2qT8xciIPUeYCvbw/0pDQ=="}`},
+			`{"edge":"dadbd184a2d526f1ebdd5c06fdad9359b228759b4d7f79d66689fa254aad8546","video":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff","rendition":2,"segment":17,"shard":31,"shard_sha256":"9fbe170c219562f67790e38093509807575ab70635cfdb88f5070b91053a84fa","signature":"/oHVJfQp+l8Zby+5+0S9/rqMqXKZ5TStWvLweffwWmIF8rrA5y7Ekn96QRjonOSra9HBYHdBjZuChvC5ngaUBQ=="}`},
 		{"HeartbeatRequest", HeartbeatRequest{NodeID: edgeID, Added: []ShardSet{{Video: video, Segment: 4, Shards: []int{1, 5}}}}, new(HeartbeatRequest),
 			`{"node_id":"dadbd184a2d526f1ebdd5c06fdad9359b228759b4d7f79d66689fa254aad8546","added":[{"video":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff","rendition":0,"segment":4,"shards":[1,5]}],"used_bytes":0,"served_bytes":0}`},
 		{"AccountInfo", AccountInfo{ID: 7, Username: "u", Role: "user", Entitled: []content.VideoID{video}}, new(AccountInfo),

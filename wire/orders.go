@@ -21,7 +21,7 @@ import (
 const (
 	orderLimitDomain   = "swarmcast order limit v1\x00"
 	orderDomain        = "swarmcast order v1\x00"
-	shardReceiptDomain = "swarmcast served shard receipt v1\x00"
+	shardReceiptDomain = "swarmcast served shard receipt v2\x00" // v2: the hash covers the whole served message, not the data alone
 )
 
 // Serial names one OrderLimit; the coordinator settles each serial at most once.
@@ -72,17 +72,21 @@ type Order struct {
 	Signature []byte `json:"signature"` // viewer's ed25519 signature over SigningBytes
 }
 
-// ServedShardReceipt is an edge's signed statement that it served a shard
-// whose bytes hash to ShardSHA256. Viewers ask for one with every shard; if
-// the shard then fails content.VerifyShard the receipt plus the bytes are a
-// proof anyone holding the manifest can check.
+// ServedShardReceipt is an edge's signed statement that it answered a
+// request for a shard with exactly the bytes that hash to ShardSHA256: the
+// whole encoded content.ShardMessage (header, data and Merkle proof), so
+// the edge answers for every byte it sent, and a reporter cannot swap in a
+// broken proof next to good data. Viewers ask for one with every shard; if
+// the bytes do not decode, name another shard, or fail content.VerifyShard,
+// the receipt plus the bytes are a proof anyone holding the manifest can
+// check (ProveBadShard).
 type ServedShardReceipt struct {
 	Edge        NodeID          `json:"edge"`
 	Video       content.VideoID `json:"video"`
 	Rendition   int             `json:"rendition"`
 	Segment     int             `json:"segment"`
 	Shard       int             `json:"shard"`
-	ShardSHA256 HexHash         `json:"shard_sha256"`
+	ShardSHA256 HexHash         `json:"shard_sha256"` // SHA-256 of the encoded ShardMessage as served
 	Signature   []byte          `json:"signature"`
 }
 
@@ -189,23 +193,24 @@ func VerifyOrder(l *OrderLimit, o *Order) error {
 	return nil
 }
 
-// SignShardReceipt makes and signs the receipt for shard data an edge
-// serves as ref.
-func SignShardReceipt(edge ed25519.PrivateKey, ref content.ShardRef, data []byte) ServedShardReceipt {
+// SignShardReceipt makes and signs the receipt for the encoded shard
+// message body an edge serves in answer to a request for ref.
+func SignShardReceipt(edge ed25519.PrivateKey, ref content.ShardRef, body []byte) ServedShardReceipt {
 	r := ServedShardReceipt{
 		Edge:        NodeID(hex.EncodeToString(edge.Public().(ed25519.PublicKey))),
 		Video:       ref.Video,
 		Rendition:   ref.Rendition,
 		Segment:     ref.Segment,
 		Shard:       ref.Shard,
-		ShardSHA256: sha256.Sum256(data),
+		ShardSHA256: sha256.Sum256(body),
 	}
 	r.Signature = ed25519.Sign(edge, r.SigningBytes())
 	return r
 }
 
-// VerifyShardReceipt checks that r is signed by r.Edge and covers exactly data.
-func VerifyShardReceipt(r *ServedShardReceipt, data []byte) error {
+// VerifyShardReceipt checks that r is signed by r.Edge and covers exactly
+// body (the encoded shard message as received).
+func VerifyShardReceipt(r *ServedShardReceipt, body []byte) error {
 	pub, err := hex.DecodeString(string(r.Edge))
 	if err != nil || len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("shard receipt: edge %q is not a hex ed25519 public key", r.Edge)
@@ -213,7 +218,7 @@ func VerifyShardReceipt(r *ServedShardReceipt, data []byte) error {
 	if len(r.Signature) != ed25519.SignatureSize || !ed25519.Verify(pub, r.SigningBytes(), r.Signature) {
 		return errors.New("shard receipt: bad edge signature")
 	}
-	if sha256.Sum256(data) != r.ShardSHA256 {
+	if sha256.Sum256(body) != r.ShardSHA256 {
 		return errors.New("shard receipt: the bytes do not match the receipt's SHA-256")
 	}
 	return nil
@@ -223,24 +228,35 @@ func VerifyShardReceipt(r *ServedShardReceipt, data []byte) error {
 // receipt is genuine but proves nothing against the edge.
 var ErrShardIsGood = errors.New("bad-shard proof: the shard verifies against the manifest; the edge served good data")
 
-// ProveBadShard checks evidence that an edge served a bad shard: the receipt
-// must be validly signed by r.Edge, cover exactly sh.Data, match m's video id
-// and name sh's position, and the shard must fail content.VerifyShard. A nil
-// error means the evidence is conclusive and transferable.
-func ProveBadShard(m *content.Manifest, r *ServedShardReceipt, sh content.Shard) error {
-	if err := VerifyShardReceipt(r, sh.Data); err != nil {
+// ProveBadShard checks evidence that an edge served a bad shard: the
+// receipt must be validly signed by r.Edge over exactly evidence (the
+// encoded message as received), name m's video and a shard position that
+// exists in m; then the evidence is conclusive and transferable if it does
+// not decode as a shard message, is a message for another shard, or fails
+// content.VerifyShard. A nil error means proven; ErrShardIsGood means the
+// edge served good data; any other error means the receipt proves nothing
+// (forged, other bytes, other video, no such shard).
+func ProveBadShard(m *content.Manifest, r *ServedShardReceipt, evidence []byte) error {
+	if err := VerifyShardReceipt(r, evidence); err != nil {
 		return err
 	}
 	if id := m.ID(); id != r.Video {
 		return fmt.Errorf("bad-shard proof: receipt names video %s, manifest is %s", r.Video, id)
 	}
-	if sh.Index != r.Shard {
-		return fmt.Errorf("bad-shard proof: receipt names shard %d, evidence is shard %d", r.Shard, sh.Index)
-	}
 	if r.Rendition < 0 || r.Rendition >= len(m.Renditions) || r.Segment < 0 || r.Segment >= len(m.Renditions[r.Rendition].Segments) {
 		return fmt.Errorf("bad-shard proof: rendition %d segment %d is not in the manifest", r.Rendition, r.Segment)
 	}
-	if err := content.VerifyShard(m, r.Rendition, r.Segment, sh); err == nil {
+	if r.Shard < 0 || r.Shard >= m.Params.NMax {
+		return fmt.Errorf("bad-shard proof: shard %d is outside 0..%d", r.Shard, m.Params.NMax-1)
+	}
+	msg, err := content.DecodeShardMessage(evidence)
+	if err != nil {
+		return nil // the edge signed bytes that are not a shard message
+	}
+	if msg.Ref() != r.Ref() {
+		return nil // the edge answered a request for r.Ref() with another shard
+	}
+	if err := content.VerifyShard(m, r.Rendition, r.Segment, msg.Shard); err == nil {
 		return ErrShardIsGood
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -121,59 +122,83 @@ func TestShardReceiptProvesBadShard(t *testing.T) {
 	edge, edgeID := key(4)
 	m, shard := sampleShard(t)
 	ref := content.SegmentRef{Video: m.ID()}.Shard(shard.Index)
-	r := SignShardReceipt(edge, ref, shard.Data)
-	if r.Edge != edgeID || r.ShardSHA256 != sha256.Sum256(shard.Data) {
+	encode := func(sh content.Shard) []byte {
+		return (&content.ShardMessage{Video: ref.Video, Rendition: ref.Rendition, Segment: ref.Segment, Shard: sh}).Encode()
+	}
+	good := encode(shard)
+	r := SignShardReceipt(edge, ref, good)
+	if r.Edge != edgeID || r.ShardSHA256 != sha256.Sum256(good) {
 		t.Fatalf("receipt %+v", r)
 	}
-	if err := VerifyShardReceipt(&r, shard.Data); err != nil {
+	if err := VerifyShardReceipt(&r, good); err != nil {
 		t.Fatal(err)
 	}
 	// A good shard proves nothing.
-	if err := ProveBadShard(m, &r, shard); !errors.Is(err, ErrShardIsGood) {
+	if err := ProveBadShard(m, &r, good); !errors.Is(err, ErrShardIsGood) {
 		t.Fatalf("good shard: %v", err)
 	}
 	// The edge signed bad bytes: conclusive.
 	badData := bytes.Clone(shard.Data)
 	badData[0] ^= 0xff
-	badShard := content.Shard{Index: shard.Index, Data: badData, Proof: shard.Proof}
-	rb := SignShardReceipt(edge, ref, badData)
-	if err := ProveBadShard(m, &rb, badShard); err != nil {
+	bad := encode(content.Shard{Index: shard.Index, Data: badData, Proof: shard.Proof})
+	rb := SignShardReceipt(edge, ref, bad)
+	if err := ProveBadShard(m, &rb, bad); err != nil {
 		t.Fatalf("bad shard not proven: %v", err)
 	}
 	// JSON round trip keeps the proof.
 	j, _ := json.Marshal(rb)
 	var back ServedShardReceipt
-	if err := json.Unmarshal(j, &back); err != nil || ProveBadShard(m, &back, badShard) != nil {
+	if err := json.Unmarshal(j, &back); err != nil || ProveBadShard(m, &back, bad) != nil {
 		t.Fatalf("proof lost in JSON: %v", err)
 	}
 	// Bytes the edge did not sign prove nothing against it.
-	if err := ProveBadShard(m, &r, badShard); err == nil || errors.Is(err, ErrShardIsGood) {
+	if err := ProveBadShard(m, &r, bad); err == nil || errors.Is(err, ErrShardIsGood) {
 		t.Fatalf("unsigned bad bytes blamed on the edge: %v", err)
+	}
+	// ATTACK: keep the edge's good data, swap in a broken Merkle proof. The
+	// receipt covers the whole message, so the swap proves nothing.
+	broken := slices.Clone(shard.Proof)
+	if len(broken) == 0 {
+		t.Fatal("sample shard has no proof to break")
+	}
+	broken[0][0] ^= 0xff
+	framed := encode(content.Shard{Index: shard.Index, Data: shard.Data, Proof: broken})
+	if err := ProveBadShard(m, &r, framed); err == nil || errors.Is(err, ErrShardIsGood) {
+		t.Fatalf("good data with a swapped proof blamed on the edge: %v", err)
+	}
+	// The edge signed for bytes that are no shard message, or for another
+	// shard's message in answer to this one: conclusive too.
+	garbage := []byte("not a shard message")
+	if rg := SignShardReceipt(edge, ref, garbage); ProveBadShard(m, &rg, garbage) != nil {
+		t.Fatal("signed garbage not proven")
+	}
+	if rw := SignShardReceipt(edge, ref.SegmentRef.Shard(shard.Index+1), good); ProveBadShard(m, &rw, good) != nil {
+		t.Fatal("a message for shard 0 signed as the answer for shard 1 not proven")
 	}
 	// A forged receipt (wrong signer) proves nothing.
 	other, _ := key(5)
-	forged := SignShardReceipt(other, ref, badData)
+	forged := SignShardReceipt(other, ref, bad)
 	forged.Edge = edgeID
-	if ProveBadShard(m, &forged, badShard) == nil {
+	if ProveBadShard(m, &forged, bad) == nil {
 		t.Fatal("forged receipt accepted")
 	}
-	// Position mismatches are refused.
-	rw := SignShardReceipt(edge, ref.SegmentRef.Shard(shard.Index+1), badData)
-	if ProveBadShard(m, &rw, badShard) == nil {
-		t.Fatal("receipt for another shard index accepted")
-	}
-	rv := SignShardReceipt(edge, content.SegmentRef{Video: content.VideoID{}}.Shard(shard.Index), badData)
-	if ProveBadShard(m, &rv, badShard) == nil {
+	// Positions outside the manifest prove nothing.
+	rv := SignShardReceipt(edge, content.SegmentRef{Video: content.VideoID{}}.Shard(shard.Index), bad)
+	if ProveBadShard(m, &rv, bad) == nil {
 		t.Fatal("receipt for another video accepted")
 	}
-	rs := SignShardReceipt(edge, content.SegmentRef{Video: m.ID(), Segment: 999}.Shard(shard.Index), badData)
-	if ProveBadShard(m, &rs, badShard) == nil {
+	rs := SignShardReceipt(edge, content.SegmentRef{Video: m.ID(), Segment: 999}.Shard(shard.Index), bad)
+	if ProveBadShard(m, &rs, bad) == nil {
 		t.Fatal("receipt for a segment outside the manifest accepted")
+	}
+	ri := SignShardReceipt(edge, ref.SegmentRef.Shard(m.Params.NMax), bad)
+	if ProveBadShard(m, &ri, bad) == nil {
+		t.Fatal("receipt for a shard index outside n_max accepted")
 	}
 }
 
 // sampleShard packages one tiny segment and returns its manifest and shard 0.
-func sampleShard(t *testing.T) (*content.Manifest, content.Shard) {
+func sampleShard(t testing.TB) (*content.Manifest, content.Shard) {
 	t.Helper()
 	pub, _ := key(9)
 	p := content.DefaultParams()
@@ -233,6 +258,30 @@ func FuzzSettlementBatchJSON(f *testing.F) {
 			if !bytes.Equal(back.Limit.SigningBytes(), p.Limit.SigningBytes()) || !bytes.Equal(back.Order.SigningBytes(), p.Order.SigningBytes()) {
 				t.Fatal("JSON round trip changed the signed bytes")
 			}
+		}
+	})
+}
+
+// FuzzProveBadShard feeds untrusted evidence (the reported bytes) and
+// receipt JSON through the bad-shard judge: nothing may panic, and nothing
+// but a receipt the edge really signed over exactly those bytes may prove
+// anything.
+func FuzzProveBadShard(f *testing.F) {
+	edge, _ := key(4)
+	m, shard := sampleShard(f)
+	ref := content.SegmentRef{Video: m.ID()}.Shard(shard.Index)
+	good := (&content.ShardMessage{Video: ref.Video, Shard: shard}).Encode()
+	rc, _ := json.Marshal(SignShardReceipt(edge, ref, good))
+	f.Add(good, rc)
+	f.Add([]byte("junk"), rc)
+	f.Add(good[:len(good)/2], []byte(`{"edge":"zz","shard":-1}`))
+	f.Fuzz(func(t *testing.T, evidence, receipt []byte) {
+		var r ServedShardReceipt
+		if json.Unmarshal(receipt, &r) != nil {
+			return
+		}
+		if err := ProveBadShard(m, &r, evidence); err == nil && VerifyShardReceipt(&r, evidence) != nil {
+			t.Fatalf("proven without a valid receipt over the evidence")
 		}
 	})
 }

@@ -97,8 +97,8 @@ func getShard(ctx context.Context, hc *http.Client, url string, header http.Head
 
 // CheckShardReceipt decodes a HeaderReceipt value and verifies it is the
 // receipt for the shard asked for: signed by edge, naming ref, over exactly
-// data.
-func CheckShardReceipt(header string, edge NodeID, ref content.ShardRef, data []byte) (*ServedShardReceipt, error) {
+// body (the response body: the encoded shard message).
+func CheckShardReceipt(header string, edge NodeID, ref content.ShardRef, body []byte) (*ServedShardReceipt, error) {
 	if header == "" {
 		return nil, errors.New("no receipt")
 	}
@@ -109,7 +109,7 @@ func CheckShardReceipt(header string, edge NodeID, ref content.ShardRef, data []
 	if r.Edge != edge || r.Ref() != ref {
 		return nil, fmt.Errorf("receipt names %s %s, asked %s for %s", r.Edge, r.Ref(), edge, ref)
 	}
-	if err := VerifyShardReceipt(&r, data); err != nil {
+	if err := VerifyShardReceipt(&r, body); err != nil {
 		return nil, err
 	}
 	return &r, nil

@@ -230,10 +230,11 @@ type BadShardReport struct {
 	Shard     int             `json:"shard"`
 	Reason    string          `json:"reason"`
 	Evidence  []byte          `json:"evidence,omitempty"`
-	// Receipt is the edge's signed statement over the bytes it sent. With
-	// it, evidence that fails verification is a transferable proof
-	// (ProveBadShard) and disqualifies the edge at once; without it, the
-	// report only counts against the edge.
+	// Receipt is the edge's signed statement over the bytes it sent. Only
+	// with it is a report a transferable proof (ProveBadShard) that bans
+	// and disqualifies the edge; without it (origins sign none), or with
+	// one that proves nothing, the report is counted as unverifiable and
+	// changes nothing: anyone can claim anything about anyone.
 	Receipt *ServedShardReceipt `json:"receipt,omitempty"`
 }
 
@@ -242,7 +243,12 @@ func (r *BadShardReport) Ref() content.ShardRef {
 	return content.SegmentRef{Video: r.Video, Rendition: r.Rendition, Segment: r.Segment}.Shard(r.Shard)
 }
 
-// PlayReport is a viewer's QoE summary of one play, for stats and dashboards.
+// PlayReport is a viewer's QoE summary of one play, for stats and
+// dashboards. It needs the account's login session (bearer token or cookie
+// + CSRF), and ViewerID must be a player key bound to that account
+// (PathBindViewer). Every number is checked against the video: bytes at
+// most its playback budget, PlayedMS at most the rendition's duration,
+// Stalls at most its segment count.
 type PlayReport struct {
 	ViewerID      NodeID           `json:"viewer_id,omitempty"`
 	Video         content.VideoID  `json:"video"`

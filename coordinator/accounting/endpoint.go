@@ -28,6 +28,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+wire.PathRejections, s.adminOnly(s.handleRejections))
 	mux.HandleFunc("GET "+wire.PathEdgeStatus, s.authed(s.handleEdgeStatus))
 	mux.HandleFunc("GET "+wire.PathFlows, s.authed(s.handleFlows))
+	mux.HandleFunc("POST "+wire.PathUnban, s.adminOnly(s.handleUnban))
 }
 
 func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {

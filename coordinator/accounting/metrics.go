@@ -26,6 +26,7 @@ type metrics struct {
 	auditBytes     *prometheus.CounterVec // bytes fetched for audits, by source (edge, origin)
 	disqualified   *prometheus.CounterVec // edges disqualified, by cause
 	uptimeChecks   *prometheus.CounterVec // uptime records, by up/down
+	unbans         *prometheus.CounterVec // bans lifted by admins, by what lifting did
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,6 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		auditBytes:     f.CounterVec("audit_bytes_total", "Bytes fetched to audit edges, by source (edge, origin): the audit's bandwidth cost.", "source"),
 		disqualified:   f.CounterVec("disqualifications_total", "Edges disqualified, by cause (audit, bad_shard_proof).", "cause"),
 		uptimeChecks:   f.CounterVec("uptime_checks_total", "Uptime observations recorded, by state (up, down).", "state"),
+		unbans:         f.CounterVec("bans_lifted_total", "Bans lifted by admins, by outcome (ban_only, reinstated: a disqualified edge got a fresh reputation).", "outcome"),
 	}
 	for _, r := range coordinatordb.Reasons {
 		m.rejections.WithLabelValues(string(r))

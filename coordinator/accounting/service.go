@@ -64,6 +64,10 @@ type DB interface {
 	CreateAudit(ctx context.Context, c coordinatordb.Challenge, now time.Time) (coordinatordb.Audit, error)
 	RecordAuditOutcome(ctx context.Context, id int64, outcome coordinatordb.AuditOutcome, now time.Time) (coordinatordb.Audit, coordinatordb.EdgeStatus, error)
 	AuditTally(ctx context.Context, edge wire.NodeID) (coordinatordb.AuditTally, error)
+
+	// catalogue.go: bans and their lifting (bans.go).
+	BanOf(ctx context.Context, node wire.NodeID) (coordinatordb.Ban, error)
+	LiftBan(ctx context.Context, node wire.NodeID, by, note string, now time.Time) (coordinatordb.LiftedBan, error)
 }
 
 var _ DB = (*coordinatordb.DB)(nil)
@@ -84,6 +88,9 @@ type Network interface {
 	// Banned reports whether it already is.
 	Ban(ctx context.Context, node wire.NodeID, reason string) error
 	Banned(node wire.NodeID) bool
+	// Unban lets a node whose ban was lifted in the store (DB.LiftBan) back
+	// into lookups and placement at once (soft state only).
+	Unban(node wire.NodeID)
 }
 
 // AuditTarget is one challenge chosen for a round and the base URL of the

@@ -48,6 +48,11 @@ func (n *fakeNetwork) Banned(node wire.NodeID) bool {
 	_, ok := n.banned[node]
 	return ok
 }
+func (n *fakeNetwork) Unban(node wire.NodeID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.banned, node)
+}
 func (n *fakeNetwork) Ban(_ context.Context, node wire.NodeID, reason string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -121,12 +121,17 @@ func (s *Service) handleEdgeStatus(w http.ResponseWriter, r *http.Request, who *
 		s.WriteError(w, err)
 		return
 	}
-	wire.WriteJSON(w, wire.EdgeStatusInfo{
+	info := wire.EdgeStatusInfo{
 		NodeID: node, Reputation: st.Audit.Score(), Alpha: st.Audit.Alpha, Beta: st.Audit.Beta,
 		AuditsPassed: tally.Passed, AuditsFailed: tally.Failed, Contained: tally.Contained,
 		Disqualified: st.Disqualified, DisqualifiedAt: st.DisqualifiedAt, DisqualifiedReason: st.DisqualifyReason,
 		CreditedPoints: credited, FrozenPoints: frozen,
-	})
+	}
+	if err := s.addBan(ctx, &info, st); err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	wire.WriteJSON(w, info)
 }
 
 // handleFlows lists settled flows to a viewer key (its owner or an admin)

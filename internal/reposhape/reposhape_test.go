@@ -109,8 +109,7 @@ var sansIOCores = []struct {
 var knownViolations = []struct {
 	file, rule, detail string
 	owner              string
-}{
-}
+}{}
 
 // coreForbiddenImports are the I/O packages a core must not import.
 var coreForbiddenImports = map[string]string{
