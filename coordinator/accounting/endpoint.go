@@ -263,8 +263,8 @@ func (s *Service) handleGrant(w http.ResponseWriter, r *http.Request, who *calle
 	if !wire.DecodeJSON(w, r, &req) {
 		return
 	}
-	if req.Points <= 0 {
-		wire.WriteError(w, http.StatusBadRequest, "grant: points %d: want a positive number", req.Points)
+	if req.Points <= 0 || req.Points > coordinatordb.MaxGrantPoints {
+		wire.WriteError(w, http.StatusBadRequest, "grant: points %d: want 1 to %d per grant (grant more in several steps)", req.Points, coordinatordb.MaxGrantPoints)
 		return
 	}
 	if len(req.Memo) > 256 {
@@ -293,6 +293,10 @@ func (s *Service) handleGrant(w http.ResponseWriter, r *http.Request, who *calle
 		memo = "granted by " + who.acct.Username
 	}
 	if err := s.db.Grant(r.Context(), a.ID, req.Points, memo, s.cfg.Now()); err != nil {
+		if errors.Is(err, coordinatordb.ErrSupplyExhausted) {
+			wire.WriteError(w, http.StatusConflict, "grant: %v", err)
+			return
+		}
 		s.WriteError(w, err)
 		return
 	}
