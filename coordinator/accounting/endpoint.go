@@ -244,8 +244,8 @@ func (s *Service) handleSetPrice(w http.ResponseWriter, r *http.Request, who *ca
 	if !wire.DecodeJSON(w, r, &req) {
 		return
 	}
-	if req.Price < 0 {
-		wire.WriteError(w, http.StatusBadRequest, "price %d: must not be negative (0 = free)", req.Price)
+	if req.Price < 0 || req.Price > coordinatordb.MaxGrantPoints {
+		wire.WriteError(w, http.StatusBadRequest, "price %d: must not be negative (0 = free) nor more than %d points", req.Price, coordinatordb.MaxGrantPoints)
 		return
 	}
 	terms := coordinatordb.VideoTerms{Video: id, Price: req.Price, PlaybackBudgetBytes: coordinatordb.PlaybackBudget(m)}
@@ -264,7 +264,7 @@ func (s *Service) handleGrant(w http.ResponseWriter, r *http.Request, who *calle
 		return
 	}
 	if req.Points <= 0 || req.Points > coordinatordb.MaxGrantPoints {
-		wire.WriteError(w, http.StatusBadRequest, "grant: points %d: want 1 to %d per grant (grant more in several steps)", req.Points, coordinatordb.MaxGrantPoints)
+		wire.WriteError(w, http.StatusBadRequest, "grant: points %d: want a positive number, at most %d per grant (grant more in several steps)", req.Points, coordinatordb.MaxGrantPoints)
 		return
 	}
 	if len(req.Memo) > 256 {
