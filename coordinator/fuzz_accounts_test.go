@@ -16,6 +16,7 @@ func FuzzAccountBodies(f *testing.F) {
 	h := newStoreHarness(f, "sqlite:"+f.TempDir()+"/c.db", "", nil)
 	user := h.user("fuzzer")
 	edge, api := h.boundEdge("fuzzedge", "")
+	h.passAudit(edge.ID) // so settlement reaches the pairs instead of refusing the edge
 	f.Add(uint8(0), []byte(`{"username":"abc","password":"password1"}`))
 	f.Add(uint8(1), []byte(`{"username":"fuzzer","password":"password-fuzzer"}`))
 	f.Add(uint8(2), []byte(`{"node_id":"`+string(edge.ID)+`"}`))

@@ -104,6 +104,7 @@ func newSettleFixture(t *testing.T, dsn string) *settleFixture {
 	h := newStoreHarness(t, dsn, "", nil)
 	video := h.video(1)
 	edge, api := h.boundEdge("edgeop", "", set(video, 0, 0, 0, 1, 2))
+	h.passAudit(edge.ID)
 	viewer := newTestNode()
 	tok := h.user("viewer1")
 	h.want(h.do("POST", wire.PathBindViewer, tok, wire.BindViewerRequest{ViewerID: viewer.ID}), 200)

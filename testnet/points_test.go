@@ -49,11 +49,10 @@ func TestPointsEndToEnd(t *testing.T) {
 	playAll(t, players[:1], n.Videos[0], 8)
 	waitPlacement(n, 8*segmentsOf(n, n.Videos[0]), 10*time.Second)
 	qs := playAll(t, players, n.Videos[0], 4)
-	var fromEdges int64
-	for _, q := range qs {
-		fromEdges += q.EdgeBytes
-	}
+	fromEdges := fromOtherEdges(players, qs)
 
+	// Only audited edges are paid: audit every edge before they stop.
+	auditAll(t, n)
 	// Stopping the edges settles what they hold.
 	var served int64
 	for _, e := range n.AliveEdges() {
@@ -78,12 +77,13 @@ func TestPointsEndToEnd(t *testing.T) {
 			flowBytes += f.Bytes
 		}
 	}
-	t.Logf("players got %d bytes from edges; edges served %d (prefetch included); settled flows %d bytes; %d points credited", fromEdges, served, flowBytes, credited)
+	t.Logf("players got %d bytes from other accounts' edges; edges served %d (prefetch included); settled flows %d bytes; %d points credited", fromEdges, served, flowBytes, credited)
 	if credited <= 0 {
 		t.Fatal("no points credited to any edge")
 	}
-	// Players pay for every verified shard they received from edges
-	// (including late spares), never for more than the edges sent.
+	// Players pay for every verified shard they received from other
+	// accounts' edges (including late spares; their own edge earns nothing
+	// from them), never for more than the edges sent.
 	if flowBytes < fromEdges || flowBytes > served {
 		t.Errorf("settled %d bytes; want between the %d players used and the %d edges served", flowBytes, fromEdges, served)
 	}
@@ -99,4 +99,39 @@ func TestPointsEndToEnd(t *testing.T) {
 			t.Errorf("%d honest pairs rejected as %s", count, reason)
 		}
 	}
+}
+
+// auditAll runs audit rounds until every alive edge that served bytes has
+// passed an audit (settlement pays only audited edges). Rounds pick edges at
+// random, so it runs a bounded number of them.
+func auditAll(t *testing.T, n *Network) {
+	t.Helper()
+	ctx := context.Background()
+	for range 200 {
+		n.Coordinator.Accounting().AuditRound(ctx)
+		missing := 0
+		for _, e := range n.AliveEdges() {
+			if e.Edge.BytesServed() == 0 { // nothing to settle
+				continue
+			}
+			if tally, err := n.Store.AuditTally(ctx, e.Identity.ID); err != nil || tally.Passed == 0 || tally.Contained {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+	}
+	t.Fatal("some edges still not audited after 200 audit rounds")
+}
+
+// fromOtherEdges sums the bytes each player (qs[i], on nodes[i]) received
+// from edges other than its own: what settlement pays for (an account's own
+// edge serving its own player is self-dealing, never paid).
+func fromOtherEdges(nodes []*EdgeNode, qs []viewer.QoE) int64 {
+	var sum int64
+	for i, q := range qs {
+		sum += q.EdgeBytes - q.BytesBySource[nodes[i].Identity.ID]
+	}
+	return sum
 }

@@ -57,13 +57,11 @@ func TestTwoCoordinatorsOnePostgres(t *testing.T) {
 
 	// Players on B play; their edges settle with A when they stop.
 	qs = append(qs, playAll(t, onB, video, 4)...)
-	var fromEdges int64
-	for _, q := range qs {
-		fromEdges += q.EdgeBytes
-	}
+	fromEdges := fromOtherEdges(append(onB[:1:1], onB...), qs)
 	if fromEdges == 0 {
 		t.Fatal("players on B got nothing from edges")
 	}
+	auditAll(t, n) // settlement pays only audited edges
 	n.StopEdges()
 
 	adminB := clientAt(n.CoordinatorURLs[1], n.Admin.Token)
@@ -108,7 +106,7 @@ func TestTwoCoordinatorsOnePostgres(t *testing.T) {
 		}
 	}
 	if flowBytesB < fromEdges {
-		t.Errorf("settled %d bytes, less than the %d players on B received from edges (limits signed by B refused?)", flowBytesB, fromEdges)
+		t.Errorf("settled %d bytes, less than the %d players on B received from other accounts' edges (limits signed by B refused?)", flowBytesB, fromEdges)
 	}
 	if balanceB <= 0 {
 		t.Error("no points credited to any edge account, as seen through B")

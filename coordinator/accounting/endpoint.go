@@ -252,8 +252,8 @@ func (s *Service) handleSetPrice(w http.ResponseWriter, r *http.Request, who *ca
 	if !wire.DecodeJSON(w, r, &req) {
 		return
 	}
-	if req.Price < 0 {
-		wire.WriteError(w, http.StatusBadRequest, "price %d: must not be negative (0 = free)", req.Price)
+	if req.Price < 0 || req.Price > coordinatordb.MaxGrantPoints {
+		wire.WriteError(w, http.StatusBadRequest, "price %d: must not be negative (0 = free) nor more than %d points", req.Price, coordinatordb.MaxGrantPoints)
 		return
 	}
 	terms := coordinatordb.VideoTerms{Video: id, Price: req.Price, PlaybackBudgetBytes: coordinatordb.PlaybackBudget(m)}
@@ -271,8 +271,8 @@ func (s *Service) handleGrant(w http.ResponseWriter, r *http.Request, who *calle
 	if !wire.DecodeJSON(w, r, &req) {
 		return
 	}
-	if req.Points <= 0 {
-		wire.WriteError(w, http.StatusBadRequest, "grant: points %d: want a positive number", req.Points)
+	if req.Points <= 0 || req.Points > coordinatordb.MaxGrantPoints {
+		wire.WriteError(w, http.StatusBadRequest, "grant: points %d: want a positive number, at most %d per grant (grant more in several steps)", req.Points, coordinatordb.MaxGrantPoints)
 		return
 	}
 	if len(req.Memo) > 256 {
@@ -301,6 +301,10 @@ func (s *Service) handleGrant(w http.ResponseWriter, r *http.Request, who *calle
 		memo = "granted by " + who.acct.Username
 	}
 	if err := s.db.Grant(r.Context(), a.ID, req.Points, memo, s.cfg.Now()); err != nil {
+		if errors.Is(err, coordinatordb.ErrSupplyExhausted) {
+			wire.WriteError(w, http.StatusConflict, "grant: %v", err)
+			return
+		}
 		s.WriteError(w, err)
 		return
 	}

@@ -33,11 +33,12 @@ type grantKey struct {
 }
 
 // grant caches whether a viewer key is bound to an account entitled to a
-// video, and the video's playback budget.
+// video, that account, and the video's playback budget.
 type grant struct {
-	ok     bool
-	budget int64
-	until  time.Time
+	ok      bool
+	account int64
+	budget  int64
+	until   time.Time
 }
 
 // IssuedLimit is a signed order limit with its JSON rendering (rendered
@@ -46,6 +47,10 @@ type IssuedLimit struct {
 	Limit   wire.OrderLimit
 	JSON    []byte
 	renewAt time.Time // reuse until then (ExpiresUnixMs minus a margin)
+	// self marks a cached refusal: the edge is run by the viewer's own
+	// account, which settlement never pays (self_dealing), so no limit is
+	// issued for it.
+	self bool
 }
 
 // limitCache holds issued order limits per (viewer, edge, video) and
@@ -125,7 +130,7 @@ func (s *Service) entitlement(ctx context.Context, viewer wire.NodeID, video con
 			if err != nil {
 				return grant{}, err
 			}
-			g = grant{ok: true, budget: terms.PlaybackBudgetBytes, until: now.Add(s.cfg.LimitTTL)}
+			g = grant{ok: true, account: acct.ID, budget: terms.PlaybackBudgetBytes, until: now.Add(s.cfg.LimitTTL)}
 		}
 	}
 	s.limits.mu.Lock()
@@ -136,7 +141,10 @@ func (s *Service) entitlement(ctx context.Context, viewer wire.NodeID, video con
 
 // OrderLimits returns one limit per edge for viewer and video, reusing
 // cached ones; nil when the viewer cannot be paid for (not a key, unbound
-// key, not entitled).
+// key, not entitled). edges are the edges the lookup listed to this viewer
+// (the caller's invariant: a limit exists only for an edge the coordinator
+// itself chose as a source, never for one the viewer names); an edge run by
+// the viewer's own account gets none, as settlement would refuse it.
 func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID) ([]*IssuedLimit, error) {
 	if len(edges) == 0 || wire.CheckNodeID(viewer) != nil {
 		return nil, nil
@@ -155,7 +163,9 @@ func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video con
 	s.limits.mu.RLock()
 	for _, e := range edges {
 		if l, ok := s.limits.limits[limitKey{viewer, e, video}]; ok && now.Before(l.renewAt) {
-			out = append(out, l)
+			if !l.self {
+				out = append(out, l)
+			}
 		} else {
 			missing = append(missing, e)
 		}
@@ -168,6 +178,16 @@ func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video con
 	// the later insert wins (both limits are genuine; the edge settles
 	// whichever its viewer used).
 	for _, e := range missing {
+		owner, err := s.db.EdgeAccount(ctx, e)
+		if err != nil && !errors.Is(err, coordinatordb.ErrNotFound) {
+			return out, err
+		}
+		if err == nil && owner.ID == g.account {
+			s.limits.mu.Lock()
+			s.limits.limits[limitKey{viewer, e, video}] = &IssuedLimit{self: true, renewAt: now.Add(s.cfg.LimitTTL - s.cfg.LimitTTL/5)}
+			s.limits.mu.Unlock()
+			continue
+		}
 		l := wire.OrderLimit{Edge: e, Viewer: viewer, Video: video, MaxBytes: maxBytes, ExpiresUnixMs: now.Add(s.cfg.LimitTTL).UnixMilli()}
 		rand.Read(l.Serial[:])
 		wire.SignOrderLimit(s.cfg.Identity.Key, &l)

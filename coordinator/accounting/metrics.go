@@ -39,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		keys:           f.CounterVec("key_requests_total", "Content-key requests checked against entitlements, by outcome.", "outcome"),
 		grantedPoints:  f.Counter("granted_points_total", "Points granted by admins."),
 		limitsIssued:   f.Counter("order_limits_issued_total", "Order limits signed (cached limits are reused, not counted)."),
-		settlements:    f.CounterVec("settlement_batches_total", "Settlement batches by outcome (settled, replayed, wrong_edge).", "outcome"),
+		settlements:    f.CounterVec("settlement_batches_total", "Settlement batches by outcome (settled, replayed, wrong_edge, batch_id_reused, not_payable: refused until the edge passes an audit).", "outcome"),
 		rejections:     f.CounterVec("settlement_rejections_total", "Settlement pairs rejected, by reason.", "reason"),
 		settledBytes:   f.Counter("settled_bytes_total", "Bytes of delivery accepted at settlement."),
 		creditedPoints: f.Counter("credited_points_total", "Points credited to edges at settlement."),

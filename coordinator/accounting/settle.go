@@ -3,6 +3,7 @@ package accounting
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
@@ -31,7 +32,24 @@ func (s *Service) handleSettle(w http.ResponseWriter, r *http.Request, who *call
 		return
 	}
 	res, err := s.db.Settle(r.Context(), &b, s.cfg.Now())
-	if err != nil {
+	var reused *coordinatordb.BatchIDReusedError
+	var unpaid *coordinatordb.NotPayableError
+	switch {
+	case errors.As(err, &reused):
+		s.metrics.settlements.WithLabelValues("batch_id_reused").Inc()
+		wire.WriteError(w, http.StatusConflict, "%v", err)
+		return
+	case errors.As(err, &unpaid):
+		// Not the edge's fault yet: it keeps the batch and resends it
+		// (edges retry a 503 with the same id), after the next audit round.
+		s.metrics.settlements.WithLabelValues("not_payable").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(s.cfg.AuditInterval.Seconds()))))
+		wire.WriteError(w, http.StatusServiceUnavailable, "%v", err)
+		return
+	case errors.Is(err, coordinatordb.ErrSupplyExhausted):
+		wire.WriteError(w, http.StatusConflict, "settle: %v", err)
+		return
+	case err != nil:
 		s.WriteError(w, err)
 		return
 	}

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 // settleForever settles batches against the SQLite file at path until it is
 // killed, printing "committed <batch id>" after each Settle returns. Each
 // batch has two fresh serials and one serial shared by every batch (only its
-// first settlement may count); every fourth batch replays the previous id.
+// first settlement may count); every fourth batch resends the previous one.
 func settleForever(path string) {
 	ctx := context.Background()
 	db, err := OpenConfig(ctx, "sqlite:"+path, testConfig())
@@ -43,24 +43,23 @@ func settleForever(path string) {
 	}
 	edge, viewer := newParty(1), newParty(2)
 	out := bufio.NewWriter(os.Stdout)
-	prev := ""
+	var prev *wire.SettlementBatch
 	for n := 0; ; n++ {
-		id := randomHex(8)
-		if n%4 == 3 && prev != "" {
-			id = prev
-		}
-		b := &wire.SettlementBatch{ID: id, Edge: edge.id}
+		b := &wire.SettlementBatch{ID: randomHex(8), Edge: edge.id}
 		for range 2 {
 			b.Pairs = append(b.Pairs, pair(binary.LittleEndian.Uint64([]byte(randomHex(4))), edge, viewer, videoID(2), 1_000_000, 250_000, t0.Add(time.Hour)))
 		}
 		b.Pairs = append(b.Pairs, pair(42, edge, viewer, videoID(2), 1_000_000, 250_000, t0.Add(time.Hour)))
+		if n%4 == 3 && prev != nil {
+			b = prev // an edge resending its batch after a lost answer
+		}
 		if _, err := db.Settle(ctx, b, t0.Add(time.Minute)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
-		fmt.Fprintf(out, "committed %s\n", id)
+		fmt.Fprintf(out, "committed %s\n", b.ID)
 		out.Flush()
-		prev = id
+		prev = b
 	}
 }
 
@@ -136,7 +135,7 @@ func TestCrashSafety(t *testing.T) {
 		db.sql.QueryRow("SELECT COUNT(*) FROM settled_serials WHERE status = 'accepted'").Scan(&serials)
 		db.sql.QueryRow("SELECT COALESCE(SUM(bytes), 0) FROM flows").Scan(&flowBytes)
 		bal, _ := db.Balance(ctx, f.edgeAcct.ID)
-		usage, _ := db.ViewerUsage(ctx, f.viewer.id, f.free)
+		usage, _ := db.AccountUsage(ctx, f.viewerAcct.ID, f.free)
 		if bal != credited || serials != acceptedSerials || flowBytes != accepted || usage != accepted || accepted != serials*250_000 {
 			t.Fatalf("round %d: counted twice or lost: balance %d credited %d, serials %d accepted %d, flows %d usage %d accepted bytes %d",
 				round, bal, credited, serials, acceptedSerials, flowBytes, usage, accepted)

@@ -23,24 +23,65 @@
 // the points in circulation); unlocks pay @revenue. CheckLedger proves the
 // invariants.
 //
+// Every amount is bounded (rules.go) so that no balance or sum can
+// overflow int64: at most MaxSupply (2^53-1) points circulate (the mint
+// refuses to go below -MaxSupply, ErrSupplyExhausted), one grant moves at
+// most MaxGrantPoints (10^9), a price is at most MaxGrantPoints, one order
+// at most MaxOrderBytes (2^40), a playback budget at most 2^53 bytes, and
+// PointsPerMB at most MaxPointsPerMB. Every balance therefore stays in
+// [-MaxSupply, MaxSupply], exact in float64 JSON clients too.
+//
 // # Settlement
 //
 // An edge submits a wire.SettlementBatch of (OrderLimit, best Order) pairs.
-// Settle checks each pair (CheckPair for the stateless rules, then unknown
-// video, entitlement, serial reuse and playback budget in the transaction),
-// counts rejections per Reason, writes flow rows, and credits the edge's
-// account, all in one transaction keyed by the batch id; a repeated id
-// returns the stored result. A disqualified edge's earnings are frozen
-// (recorded with the reason, not credited).
+// Settle first checks the edge is payable (EdgePayable), then each pair
+// (CheckPair for the stateless rules, then unknown video, a viewer key
+// bound to an account, self-dealing, entitlement, serial reuse and the
+// playback budget in the transaction), counts rejections per Reason,
+// writes flow rows, and credits the edge's account, all in one transaction
+// keyed by the batch id. The same id with the same content returns the
+// stored result; with other content it is a *BatchIDReusedError (409). A
+// disqualified edge's earnings are frozen (recorded with the reason, not
+// credited).
 //
-// The playback rule is a byte budget per (viewer key, video):
-// PlaybackBudget(manifest) = 1.5 × the largest rendition's ciphertext
-// bytes + 4 MiB. The budget is stored with the video's price (PutVideo); a
-// pair that would push the settled total past it is rejected as
-// beyond_playback_rate. It is a budget, not a rate, because settlement
-// arrives in batches long after delivery, where elapsed-time rules would
-// depend on when an edge chose to settle; a viewer that rewatches gets a
-// fresh budget with a fresh viewer key.
+// Points pay only for real service to someone else:
+//
+//   - Self-dealing: a pair whose viewer key is bound to the account that
+//     runs the edge is rejected as self_dealing (the coordinator issues no
+//     limit for it either). A key bound to no account is never paid for.
+//   - Budget per viewer ACCOUNT: PlaybackBudget(manifest) = 1.5 × the
+//     largest rendition's ciphertext bytes + 4 MiB, stored with the video's
+//     price (PutVideo), is charged per (viewer account, video) over all the
+//     account's keys and all edges, for good: fresh keys and re-watches get
+//     no fresh budget (a re-watch past it is served, unpaid). A pair that
+//     would pass it is rejected as beyond_playback_rate. It is a budget,
+//     not a rate, because settlement arrives in batches long after delivery,
+//     where elapsed-time rules would depend on when an edge chose to settle.
+//   - Alive and audited edges only (EdgePayable): the limit must be
+//     coordinator-signed, and limits are issued only for edges a lookup
+//     listed to that viewer (registered, heartbeating, unbanned then), so it
+//     proves the edge was alive within the limit's life; and the edge must
+//     have passed at least one storage audit and have none in containment.
+//     Otherwise Settle returns *NotPayableError and writes nothing; the
+//     endpoint answers 503 with Retry-After and the edge resends the batch.
+//     Audits pick min(4, N) of the N alive edges holding shards every 30 s,
+//     so a new edge's first audit comes after N/4 rounds on average (7.5·N
+//     seconds: the first round for N ≤ 4, 5 min for N = 40); its earnings
+//     wait on the edge until then and are lost only if still unsettled
+//     SettlementGrace (1 h) after their limit's expiry, about 75 min after
+//     the play (probability (1-4/N)^150: 0.2% for N = 100).
+//
+// The collusion bound. An edge owner E colluding with a viewer account V ≠ E
+// (V signs orders for bytes never sent) earns, per V and per video, at most
+// PointsFor(PlaybackBudget, PointsPerMB) points in total over all of V's
+// keys and all of E's edges: with the default 10 points per MB, 15 points
+// per MB of the top rendition plus about 42 points (the 4 MiB slack). For a paid
+// video V first pays the price to @revenue, so the collusion gains that
+// bound minus the price; with its own keys alone E earns nothing. What an
+// attacker can still multiply is accounts: sign-ups are the sybil cost
+// (and a phantom edge earns nothing until it answers audits with the real
+// bytes, that is until it really stores them). TestSelfDealingAndSybilKeys
+// (package coordinator) asserts the bound exactly.
 //
 // # Order granularity and cost
 //
@@ -66,7 +107,8 @@
 // each consumer declares the one it needs (coordinator.Store,
 // accounting.DB) and *DB satisfies them. The pure rules callers may use
 // directly: ValidateUsername, HashPassword, CheckPassword, LoginLockout,
-// CheckPair, ValidateBatch, PointsFor, PlaybackBudget, ApplyAudit,
+// CheckPair, ValidateBatch, PointsFor, PlaybackBudget (and the bounds
+// MaxSupply, MaxGrantPoints, MaxOrderBytes, MaxPlaybackBudgetBytes), ApplyAudit,
 // ApplyUptime, ApplyBadShard, NextAudit. The wire side (OrderLimit, Order,
 // ServedShardReceipt, SettlementBatch and their Sign/Verify functions,
 // ProveBadShard) lives in package wire.

@@ -29,15 +29,15 @@ func (db *DB) AccountEntitlements(ctx context.Context, accountID int64) ([]conte
 }
 
 // VideoTerms is what the coordinator store knows about a video: its price
-// in points (0 = free) and the most bytes settlement pays for one viewer key
-// (see PlaybackBudget).
+// in points (0 = free) and the most bytes settlement pays for one viewer
+// account, over all its viewer keys (see PlaybackBudget).
 type VideoTerms struct {
 	Video               content.VideoID
 	Price               int64
 	PlaybackBudgetBytes int64
 }
 
-// PlaybackBudget is the settlement cap for one (viewer, video): 1.5 × the
+// PlaybackBudget is the settlement cap for one (viewer account, video): 1.5 × the
 // ciphertext bytes of the largest rendition plus 4 MiB of slack. A viewer
 // needs about 1× (any k shards rebuild a segment); the margin covers hedged
 // requests, rendition switches and a few re-fetches of bad shards.
@@ -50,13 +50,16 @@ func PlaybackBudget(m *content.Manifest) int64 {
 		}
 		top = max(top, sum)
 	}
-	return top*3/2 + 4<<20
+	return min(top*3/2+4<<20, MaxPlaybackBudgetBytes)
 }
 
 // PutVideo sets a video's price and playback budget (insert or update).
 func (db *DB) PutVideo(ctx context.Context, v VideoTerms, now time.Time) error {
 	if v.Price < 0 || v.PlaybackBudgetBytes < 0 {
 		return fmt.Errorf("video %s: price and playback budget must not be negative", v.Video)
+	}
+	if v.Price > MaxSupply || v.PlaybackBudgetBytes > MaxPlaybackBudgetBytes {
+		return fmt.Errorf("video %s: price %d or playback budget %d bytes is beyond the bounds (%d points, %d bytes)", v.Video, v.Price, v.PlaybackBudgetBytes, MaxSupply, MaxPlaybackBudgetBytes)
 	}
 	_, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO videos (video, price, playback_budget_bytes, updated_ms) VALUES (?, ?, ?, ?)
 		ON CONFLICT (video) DO UPDATE SET price = excluded.price, playback_budget_bytes = excluded.playback_budget_bytes, updated_ms = excluded.updated_ms`),

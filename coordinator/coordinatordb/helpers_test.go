@@ -107,3 +107,17 @@ func pair(serial uint64, edge, viewer party, video content.VideoID, maxBytes, am
 	wire.SignOrder(viewer.key, &o)
 	return wire.SettlementPair{Limit: l, Order: o}
 }
+
+// passAudit records one passed storage audit of edge, which settlement
+// requires before it pays the edge (EdgePayable).
+func passAudit(tb testing.TB, db *DB, edge wire.NodeID) {
+	tb.Helper()
+	ctx := context.Background()
+	a, err := db.CreateAudit(ctx, Challenge{Edge: edge, Ref: content.ShardRef{SegmentRef: content.SegmentRef{Video: videoID(2)}}, Length: 1}, t0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, _, err := db.RecordAuditOutcome(ctx, a.ID, OutcomePassed, t0); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -34,6 +34,10 @@ func (e *InsufficientPointsError) Error() string {
 	return fmt.Sprintf("insufficient points: have %d, need %d", e.Have, e.Need)
 }
 
+// ErrSupplyExhausted is returned when a posting from the mint would put
+// more than MaxSupply points in circulation. Nothing was written.
+var ErrSupplyExhausted = fmt.Errorf("ledger: the mint would pass its supply of %d points in circulation; nothing was credited", MaxSupply)
+
 // ErrUnknownVideo is returned for a video that has no price set.
 var ErrUnknownVideo = errors.New("unknown video: it has no price in the coordinator store (publish it first)")
 
@@ -66,6 +70,23 @@ func (db *DB) post(ctx context.Context, tx *sql.Tx, kind, memo string, now time.
 	ps = slices.Clone(ps)
 	slices.SortFunc(ps, func(a, b posting) int { return int(a.account - b.account) })
 	for _, p := range ps {
+		if p.amount < -MaxSupply || p.amount > MaxSupply {
+			return 0, fmt.Errorf("ledger: %s posting of %d points is beyond the supply of %d", kind, p.amount, MaxSupply)
+		}
+	}
+	for _, p := range ps {
+		if p.account == db.mintID && p.amount < 0 {
+			// The mint's balance is minus the points in circulation: keeping
+			// it ≥ -MaxSupply bounds every balance (see MaxSupply).
+			res, err := tx.ExecContext(ctx, db.q("UPDATE balances SET points = points + ? WHERE account_id = ? AND points + ? >= ?"), p.amount, p.account, p.amount, -MaxSupply)
+			if err != nil {
+				return 0, err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return 0, ErrSupplyExhausted
+			}
+			continue
+		}
 		if p.floor && p.amount < 0 {
 			res, err := tx.ExecContext(ctx, db.q("UPDATE balances SET points = points + ? WHERE account_id = ? AND points + ? >= 0"), p.amount, p.account, p.amount)
 			if err != nil {
@@ -113,8 +134,8 @@ func (db *DB) Balance(ctx context.Context, accountID int64) (int64, error) {
 
 // Grant credits points to an account from the mint (admin grants, sign-up bonus).
 func (db *DB) Grant(ctx context.Context, accountID, points int64, memo string, now time.Time) error {
-	if points <= 0 {
-		return fmt.Errorf("grant: points must be positive, got %d", points)
+	if points <= 0 || points > MaxGrantPoints {
+		return fmt.Errorf("grant: %d points: want 1 to %d per grant", points, MaxGrantPoints)
 	}
 	if err := validText("grant memo", memo, 1000); err != nil {
 		return err
@@ -150,10 +171,24 @@ func (db *DB) Entries(ctx context.Context, accountID int64, limit int) ([]Entry,
 	return out, rows.Err()
 }
 
-// CheckLedger verifies the ledger's invariants: all entries sum to zero,
-// every transaction sums to zero, and every cached balance equals the SUM
-// of its account's entries. A nil error means the books balance.
+// CheckLedger verifies the ledger's invariants: every cached balance is an
+// integer within ±MaxSupply, all entries sum to zero, every transaction
+// sums to zero, and every cached balance equals the SUM of its account's
+// entries. A nil error means the books balance. Because postings keep the
+// points in circulation within MaxSupply, none of these sums can overflow.
 func (db *DB) CheckLedger(ctx context.Context) error {
+	var bad int64
+	typeCheck := "FALSE"
+	if db.dialect == dialectSQLite {
+		// SQLite stores an overflowed integer as a float; say so plainly.
+		typeCheck = "typeof(points) <> 'integer'"
+	}
+	if err := db.sql.QueryRowContext(ctx, db.q("SELECT COUNT(*) FROM balances WHERE "+typeCheck+" OR points > ? OR points < ?"), MaxSupply, -MaxSupply).Scan(&bad); err != nil {
+		return err
+	}
+	if bad > 0 {
+		return fmt.Errorf("ledger: %d balances are not integers within ±%d", bad, MaxSupply)
+	}
 	var total int64
 	if err := db.sql.QueryRowContext(ctx, "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries").Scan(&total); err != nil {
 		return err

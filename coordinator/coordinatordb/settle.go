@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -42,12 +45,41 @@ type BatchResult struct {
 // ErrEdgeNotBound is returned by Settle for an edge no account runs.
 var ErrEdgeNotBound = errors.New("settle: the edge is not bound to an account; create an API token for it first")
 
+// BatchIDReusedError is returned by Settle for a batch id that was already
+// settled with other content (other pairs, or by another edge). Nothing was
+// written.
+type BatchIDReusedError struct {
+	ID        string
+	OtherEdge bool // the id was first used by another edge
+}
+
+func (e *BatchIDReusedError) Error() string {
+	if e.OtherEdge {
+		return fmt.Sprintf("settle: batch id %s was already used by another edge; choose a fresh random id", e.ID)
+	}
+	return fmt.Sprintf("settle: batch id %s was already settled with different pairs; resending the same batch returns its stored result, new pairs need a fresh random id", e.ID)
+}
+
+// NotPayableError is returned by Settle when the edge may not be paid yet
+// (see EdgePayable). Nothing was written, the serials stay unused: the edge
+// keeps its orders and sends the same batch again later.
+type NotPayableError struct {
+	Edge wire.NodeID
+	Why  string
+}
+
+func (e *NotPayableError) Error() string {
+	return fmt.Sprintf("settle: edge %s is not paid yet: %s; keep the orders and settle the same batch again later", e.Edge, e.Why)
+}
+
 // Settle settles a batch atomically and idempotently: in one transaction it
-// checks every pair, marks accepted serials used, charges each (viewer,
-// video) playback budget, writes flow rows, and credits the edge's account
-// from the mint (or freezes the credit if the edge is disqualified). A batch
-// id settles once, across processes: a concurrent or repeated Settle of the
-// same id returns the first result with Replayed set.
+// checks that the edge is payable, checks every pair, marks accepted serials
+// used, charges each (viewer account, video) playback budget, writes flow
+// rows, and credits the edge's account from the mint (or freezes the credit
+// if the edge is disqualified). A batch id settles once, across processes: a
+// concurrent or repeated Settle of the same id and content returns the first
+// result with Replayed set; the same id with other content is a
+// *BatchIDReusedError.
 //
 // Stateless checks (signatures) run before the transaction so the write
 // lock is never held during ed25519 work.
@@ -55,6 +87,12 @@ func (db *DB) Settle(ctx context.Context, b *wire.SettlementBatch, now time.Time
 	if err := ValidateBatch(b); err != nil {
 		return BatchResult{}, err
 	}
+	canonical, err := json.Marshal(b)
+	if err != nil {
+		return BatchResult{}, fmt.Errorf("settle batch %s: %w", b.ID, err)
+	}
+	digest := sha256.Sum256(canonical)
+	sum := hex.EncodeToString(digest[:])
 	outcomes := db.checkPairs(b, now)
 	var res BatchResult
 	for attempt := 1; ; attempt++ {
@@ -62,7 +100,7 @@ func (db *DB) Settle(ctx context.Context, b *wire.SettlementBatch, now time.Time
 			var err error
 			// settleTx may mark outcomes (a serial found reused): each
 			// attempt starts from the signature checks' verdicts.
-			res, err = db.settleTx(ctx, tx, b, slices.Clone(outcomes), now)
+			res, err = db.settleTx(ctx, tx, b, sum, slices.Clone(outcomes), now)
 			return err
 		})
 		if err == nil {
@@ -94,19 +132,28 @@ func retryable(err error) bool {
 	return errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001")
 }
 
-func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch, outcomes []Reason, now time.Time) (BatchResult, error) {
-	ins, err := tx.ExecContext(ctx, db.q(`INSERT INTO settlement_batches (batch_id, edge, settled_ms, pairs, accepted, accepted_bytes, credited_points, frozen_points, frozen_reason)
-		VALUES (?, ?, ?, ?, 0, 0, 0, 0, '') ON CONFLICT DO NOTHING`), b.ID, string(b.Edge), now.UnixMilli(), len(b.Pairs))
+func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch, sum string, outcomes []Reason, now time.Time) (BatchResult, error) {
+	ins, err := tx.ExecContext(ctx, db.q(`INSERT INTO settlement_batches (batch_id, edge, settled_ms, pairs, accepted, accepted_bytes, credited_points, frozen_points, frozen_reason, content_sha256)
+		VALUES (?, ?, ?, ?, 0, 0, 0, 0, '', ?) ON CONFLICT DO NOTHING`), b.ID, string(b.Edge), now.UnixMilli(), len(b.Pairs), sum)
 	if err != nil {
 		return BatchResult{}, fmt.Errorf("settle batch %s: %w", b.ID, err)
 	}
 	if n, _ := ins.RowsAffected(); n == 0 {
+		var storedSum string
+		if err := tx.QueryRowContext(ctx, db.q("SELECT content_sha256 FROM settlement_batches WHERE batch_id = ?"), b.ID).Scan(&storedSum); err != nil {
+			return BatchResult{}, err
+		}
 		r, err := db.batch(ctx, tx, b.ID)
 		if err != nil {
 			return BatchResult{}, err
 		}
 		if r.Edge != b.Edge {
-			return BatchResult{}, fmt.Errorf("settle: batch id %s was already used by another edge; choose a fresh random id", b.ID)
+			return BatchResult{}, &BatchIDReusedError{ID: b.ID, OtherEdge: true}
+		}
+		// storedSum is '' for batches settled before content digests were
+		// kept: those replay as they always did.
+		if storedSum != "" && storedSum != sum {
+			return BatchResult{}, &BatchIDReusedError{ID: b.ID}
 		}
 		r.Replayed = true
 		return r, nil
@@ -119,25 +166,44 @@ func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch,
 	if err != nil {
 		return BatchResult{}, err
 	}
+	status, err := db.loadReputation(ctx, tx, b.Edge, false)
+	if err != nil {
+		return BatchResult{}, err
+	}
+	if !status.Disqualified {
+		// A disqualified edge's batch is recorded with its credit frozen
+		// (below); any other edge must be payable now.
+		if why, err := db.unpayable(ctx, tx, b.Edge); err != nil {
+			return BatchResult{}, err
+		} else if why != "" {
+			return BatchResult{}, &NotPayableError{Edge: b.Edge, Why: why}
+		}
+	}
+	viewers, err := db.viewerAccounts(ctx, tx, b, outcomes)
+	if err != nil {
+		return BatchResult{}, err
+	}
 	res := BatchResult{BatchID: b.ID, Edge: b.Edge, SettledAt: time.UnixMilli(now.UnixMilli()), Pairs: len(b.Pairs), Rejected: map[Reason]int{}, Outcomes: outcomes}
 	videos := map[content.VideoID]VideoTerms{}
+	usage := map[usageKey]bool{}
 	flows := map[flowKey]int64{}
 	var flowOrder []flowKey
-	// Visit pairs by (viewer, video, serial): every settlement then locks
-	// the rows it shares with others (viewers' budgets, serials, flows) in
-	// one global order, followed by balances in account order (post), so
-	// edges settling at once queue instead of deadlocking.
+	// Visit pairs by (viewer account, video, serial): every settlement then
+	// locks the rows it shares with others (accounts' budgets, serials,
+	// flows) in one global order, followed by balances in account order
+	// (post), so edges settling at once queue instead of deadlocking.
 	order := make([]int, len(b.Pairs))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(x, y int) int {
 		lx, ly := &b.Pairs[x].Limit, &b.Pairs[y].Limit
-		return cmp.Or(cmp.Compare(lx.Viewer, ly.Viewer), content.CompareVideoIDs(lx.Video, ly.Video), bytes.Compare(lx.Serial[:], ly.Serial[:]))
+		return cmp.Or(cmp.Compare(viewers[lx.Viewer], viewers[ly.Viewer]), cmp.Compare(lx.Viewer, ly.Viewer),
+			content.CompareVideoIDs(lx.Video, ly.Video), bytes.Compare(lx.Serial[:], ly.Serial[:]))
 	})
 	for _, i := range order {
 		if outcomes[i] == Accepted {
-			outcomes[i], err = db.settlePair(ctx, tx, b, &b.Pairs[i], videos, flows)
+			outcomes[i], err = db.settlePair(ctx, tx, b, &b.Pairs[i], account, viewers[b.Pairs[i].Limit.Viewer], videos, usage)
 			if err != nil {
 				return BatchResult{}, err
 			}
@@ -168,10 +234,6 @@ func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch,
 		}
 	}
 	points := PointsFor(res.AcceptedBytes, db.cfg.PointsPerMB)
-	status, err := db.loadReputation(ctx, tx, b.Edge, false)
-	if err != nil {
-		return BatchResult{}, err
-	}
 	switch {
 	case status.Disqualified:
 		res.FrozenPoints = points
@@ -219,10 +281,78 @@ type flowKey struct {
 	video  content.VideoID
 }
 
-// settlePair runs the stateful rules for one pair that passed CheckPair.
-// flows holds the (viewer, video) pairs already accepted in this batch,
-// whose usage row therefore exists.
-func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch, p *wire.SettlementPair, videos map[content.VideoID]VideoTerms, flows map[flowKey]int64) (Reason, error) {
+// usageKey is one viewer account's playback budget for one video.
+type usageKey struct {
+	account int64
+	video   content.VideoID
+}
+
+// EdgePayable says why an edge may not be paid now ("" = it may). An edge is
+// paid only if it is alive and audited:
+//
+//   - alive: the limit it settles is coordinator-signed, and a coordinator
+//     signs limits only for edges it lists in a lookup, which are registered,
+//     heartbeating and unbanned at that moment, so every payable limit proves
+//     the edge was alive within its life;
+//   - audited: at least one storage audit of the edge has passed (its address
+//     answered a fresh random challenge with the origin's bytes), and none is
+//     in containment (timed out, being re-asked).
+//
+// A disqualified edge is not refused here: its batches are recorded with the
+// credit frozen. A new edge therefore earns nothing until its first audit
+// passes; its orders wait on the edge (a refused batch writes nothing) and
+// settle then, as long as that is within SettlementGrace of their limits'
+// expiry (see the package doc for how long a first audit takes).
+func (db *DB) EdgePayable(ctx context.Context, edge wire.NodeID) (string, error) {
+	return db.unpayable(ctx, db.sql, edge)
+}
+
+func (db *DB) unpayable(ctx context.Context, q querier, edge wire.NodeID) (string, error) {
+	var passed, contained int64
+	if err := q.QueryRowContext(ctx, db.q(`SELECT COALESCE(SUM(CASE WHEN state = 'passed' THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN state = 'contained' THEN 1 ELSE 0 END), 0) FROM audits WHERE edge = ?`), string(edge)).Scan(&passed, &contained); err != nil {
+		return "", err
+	}
+	switch {
+	case passed == 0:
+		return "it has not passed a storage audit yet (the coordinator audits a few edges every round; an edge that holds shards and answers at its registered address is audited soon)", nil
+	case contained > 0:
+		return "a storage audit of it timed out and is being re-asked (containment); it is paid again once that audit passes", nil
+	}
+	return "", nil
+}
+
+// viewerAccounts maps the batch's viewer keys (of pairs still accepted) to
+// the accounts they are bound to; an unbound key is absent (0). Bindings
+// never change once made, so reading them before locking anything is safe.
+func (db *DB) viewerAccounts(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch, outcomes []Reason) (map[wire.NodeID]int64, error) {
+	out := map[wire.NodeID]int64{}
+	seen := map[wire.NodeID]bool{}
+	for i := range b.Pairs {
+		v := b.Pairs[i].Limit.Viewer
+		if outcomes[i] != Accepted || seen[v] {
+			continue
+		}
+		seen[v] = true
+		var acct int64
+		err := tx.QueryRowContext(ctx, db.q("SELECT account_id FROM viewer_keys WHERE viewer = ?"), string(v)).Scan(&acct)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, err
+		default:
+			out[v] = acct
+		}
+	}
+	return out, nil
+}
+
+// settlePair runs the stateful rules for one pair that passed CheckPair,
+// submitted by the edge run by edgeAccount, for a viewer key bound to
+// viewerAccount (0: unbound). usage holds the (account, video) budgets
+// already touched in this batch, whose usage row therefore exists.
+func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch, p *wire.SettlementPair, edgeAccount, viewerAccount int64,
+	videos map[content.VideoID]VideoTerms, usage map[usageKey]bool) (Reason, error) {
 	l, amount := &p.Limit, p.Order.Amount
 	v, ok := videos[l.Video]
 	if !ok {
@@ -236,10 +366,20 @@ func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatc
 		}
 		videos[l.Video] = v
 	}
+	// Every payable play belongs to an account: its budget is what bounds
+	// collusion, so a key bound to none is never paid for, free video or not.
+	if viewerAccount == 0 {
+		return ReasonNotEntitled, nil
+	}
+	// An account's own edge serving its own player moves points from the
+	// mint to the account for nothing a third party received.
+	if viewerAccount == edgeAccount {
+		return ReasonSelfDealing, nil
+	}
 	if v.Price > 0 {
 		var n int
-		err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM viewer_keys k JOIN entitlements e ON e.account_id = k.account_id
-			WHERE k.viewer = ? AND e.video = ?`), string(l.Viewer), l.Video.String()).Scan(&n)
+		err := tx.QueryRowContext(ctx, db.q("SELECT COUNT(*) FROM entitlements WHERE account_id = ? AND video = ?"),
+			viewerAccount, l.Video.String()).Scan(&n)
 		if err != nil {
 			return "", err
 		}
@@ -258,14 +398,18 @@ func (db *DB) settlePair(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatc
 	if n, _ := ins.RowsAffected(); n == 0 {
 		return ReasonSerialReused, nil
 	}
-	if flows[flowKey{l.Viewer, l.Video}] == 0 {
-		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO viewer_video_usage (viewer, video, bytes) VALUES (?, ?, 0) ON CONFLICT DO NOTHING"),
-			string(l.Viewer), l.Video.String()); err != nil {
+	uk := usageKey{viewerAccount, l.Video}
+	if !usage[uk] {
+		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO account_video_usage (account_id, video, bytes) VALUES (?, ?, 0) ON CONFLICT DO NOTHING"),
+			viewerAccount, l.Video.String()); err != nil {
 			return "", err
 		}
+		usage[uk] = true
 	}
-	up, err := tx.ExecContext(ctx, db.q("UPDATE viewer_video_usage SET bytes = bytes + ? WHERE viewer = ? AND video = ? AND bytes + ? <= ?"),
-		amount, string(l.Viewer), l.Video.String(), amount, v.PlaybackBudgetBytes)
+	// bytes ≤ MaxPlaybackBudgetBytes and amount ≤ MaxOrderBytes: the sum
+	// cannot overflow.
+	up, err := tx.ExecContext(ctx, db.q("UPDATE account_video_usage SET bytes = bytes + ? WHERE account_id = ? AND video = ? AND bytes + ? <= ?"),
+		amount, viewerAccount, l.Video.String(), amount, v.PlaybackBudgetBytes)
 	if err != nil {
 		return "", err
 	}
@@ -373,11 +517,11 @@ func (db *DB) RejectionCounts(ctx context.Context) (map[Reason]int64, error) {
 	return out, rows.Err()
 }
 
-// ViewerUsage is the bytes settled so far for (viewer, video), against the
-// video's playback budget.
-func (db *DB) ViewerUsage(ctx context.Context, viewer wire.NodeID, video content.VideoID) (int64, error) {
+// AccountUsage is the bytes settled so far for plays of video by any of
+// the account's viewer keys, against the video's playback budget.
+func (db *DB) AccountUsage(ctx context.Context, accountID int64, video content.VideoID) (int64, error) {
 	var n int64
-	err := db.sql.QueryRowContext(ctx, db.q("SELECT bytes FROM viewer_video_usage WHERE viewer = ? AND video = ?"), string(viewer), video.String()).Scan(&n)
+	err := db.sql.QueryRowContext(ctx, db.q("SELECT bytes FROM account_video_usage WHERE account_id = ? AND video = ?"), accountID, video.String()).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

@@ -34,6 +34,7 @@ func newSettleFixture(t testing.TB, db *DB) *settleFixture {
 	if _, err := db.CreateAPIToken(ctx, f.edgeAcct.ID, f.edge.id, t0); err != nil {
 		t.Fatal(err)
 	}
+	passAudit(t, db, f.edge.id)
 	f.viewerAcct, _ = db.CreateAccount(ctx, "watcher", "viewer password", t0)
 	db.BindViewerKey(ctx, f.viewerAcct.ID, f.viewer.id, t0)
 	db.PutVideo(ctx, VideoTerms{Video: videoID(1), Price: 10, PlaybackBudgetBytes: 10_000_000}, t0)
@@ -79,7 +80,7 @@ func TestSettleAcceptsAndCredits(t *testing.T) {
 		if flows, _ := db.FlowsFromEdge(ctx, f.edge.id, t0.Add(2*time.Hour), t0.Add(3*time.Hour)); len(flows) != 0 {
 			t.Fatalf("flows outside the window: %+v", flows)
 		}
-		if u, _ := db.ViewerUsage(ctx, f.viewer.id, f.free); u != 3_500_000 {
+		if u, _ := db.AccountUsage(ctx, f.viewerAcct.ID, f.free); u != 3_500_000 {
 			t.Fatalf("viewer usage %d", u)
 		}
 		mustCheckLedger(t, db)
@@ -93,6 +94,10 @@ func TestSettleRejections(t *testing.T) {
 		f := newSettleFixture(t, db)
 		other := newParty(3)
 		stranger := newParty(4) // viewer key bound to no account
+		own := newParty(5)      // viewer key of the edge's own account
+		if err := db.BindViewerKey(ctx, f.edgeAcct.ID, own.id, t0); err != nil {
+			t.Fatal(err)
+		}
 		now := t0.Add(time.Minute)
 
 		badLimit := pair(10, f.edge, f.viewer, videoID(2), 100, 50, f.expires)
@@ -118,7 +123,8 @@ func TestSettleRejections(t *testing.T) {
 			{pair(20, f.edge, stranger, videoID(1), 100, 50, f.expires), ReasonNotEntitled},
 			{pair(1, f.edge, f.viewer, videoID(2), 100, 70, f.expires), ReasonSerialReused}, // same serial within the batch
 			{pair(21, f.edge, f.viewer, videoID(2), 20_000_000, 10_000_000, f.expires), ReasonBeyondPlayback},
-			{pair(22, f.edge, stranger, videoID(2), 100, 40, f.expires), Accepted}, // free video: any viewer
+			{pair(22, f.edge, stranger, videoID(2), 100, 40, f.expires), ReasonNotEntitled}, // free video, but no account to budget
+			{pair(23, f.edge, own, videoID(2), 100, 40, f.expires), ReasonSelfDealing},
 		}
 		b := &wire.SettlementBatch{ID: "mixed", Edge: f.edge.id}
 		for _, c := range cases {
@@ -133,11 +139,11 @@ func TestSettleRejections(t *testing.T) {
 				t.Errorf("pair %d: %q, want %q", i, r.Outcomes[i], c.want)
 			}
 		}
-		if r.Accepted != 2 || r.AcceptedBytes != 100 || r.CreditedPoints != 0 {
+		if r.Accepted != 1 || r.AcceptedBytes != 60 || r.CreditedPoints != 0 {
 			t.Fatalf("totals %+v", r)
 		}
 		counts, _ := db.RejectionCounts(ctx)
-		if counts[ReasonNotEntitled] != 2 || counts[ReasonBadOrderSignature] != 2 || counts[ReasonBeyondPlayback] != 1 || counts[ReasonSerialReused] != 1 {
+		if counts[ReasonNotEntitled] != 3 || counts[ReasonSelfDealing] != 1 || counts[ReasonBadOrderSignature] != 2 || counts[ReasonBeyondPlayback] != 1 || counts[ReasonSerialReused] != 1 {
 			t.Fatalf("rejection counts %v", counts)
 		}
 		// Serials are once-only across batches too, and an over-budget
@@ -290,7 +296,7 @@ func TestConcurrentSettleCountsOnce(t *testing.T) {
 		if bal != credited {
 			t.Fatalf("balance %d != credited %d", bal, credited)
 		}
-		if u, _ := db2.ViewerUsage(ctx, f.viewer.id, f.free); u != accepted {
+		if u, _ := db2.AccountUsage(ctx, f.viewerAcct.ID, f.free); u != accepted {
 			t.Fatalf("usage %d != accepted %d", u, accepted)
 		}
 		mustCheckLedger(t, db2)
@@ -368,6 +374,7 @@ func TestManyEdgesSettleAtOnce(t *testing.T) {
 			if _, err := dbs[0].CreateAPIToken(ctx, a.ID, p.id, t0); err != nil {
 				t.Fatal(err)
 			}
+			passAudit(t, dbs[0], p.id)
 			parties = append(parties, p)
 		}
 		var wg sync.WaitGroup

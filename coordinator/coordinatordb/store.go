@@ -103,6 +103,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 
 // OpenConfig is Open with an explicit Config.
 func OpenConfig(ctx context.Context, dsn string, cfg Config) (*DB, error) {
+	if cfg.PointsPerMB < 0 || cfg.PointsPerMB > MaxPointsPerMB {
+		return nil, fmt.Errorf("open store: points per MB %d: want 0 (default 10) to %d", cfg.PointsPerMB, MaxPointsPerMB)
+	}
 	db := &DB{cfg: cfg.withDefaults()}
 	var err error
 	switch {
