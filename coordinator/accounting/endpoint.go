@@ -32,7 +32,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 
 func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
 	var cr wire.Credentials
-	if !wire.DecodeJSON(w, r, &cr) {
+	if !wire.DecodeJSONLimit(w, r, &cr, wire.MaxSmallJSONBody) {
 		return
 	}
 	a, err := s.db.CreateAccount(r.Context(), cr.Username, cr.Password, s.cfg.Now())
@@ -52,7 +52,7 @@ func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var cr wire.Credentials
-	if !wire.DecodeJSON(w, r, &cr) {
+	if !wire.DecodeJSONLimit(w, r, &cr, wire.MaxSmallJSONBody) {
 		return
 	}
 	sess, err := s.db.Login(r.Context(), cr.Username, cr.Password, s.cfg.Now())
@@ -128,7 +128,7 @@ func (s *Service) handleBindEdge(w http.ResponseWriter, r *http.Request, who *ca
 		return
 	}
 	var req wire.BindEdgeRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxSmallJSONBody) {
 		return
 	}
 	if err := wire.CheckNodeID(req.NodeID); err != nil {
@@ -149,7 +149,7 @@ func (s *Service) handleBindViewer(w http.ResponseWriter, r *http.Request, who *
 		return
 	}
 	var req wire.BindViewerRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxSmallJSONBody) {
 		return
 	}
 	if err := wire.CheckNodeID(req.ViewerID); err != nil {
@@ -241,7 +241,7 @@ func (s *Service) handleSetPrice(w http.ResponseWriter, r *http.Request, who *ca
 		return
 	}
 	var req wire.SetPriceRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxSmallJSONBody) {
 		return
 	}
 	if req.Price < 0 {
@@ -260,7 +260,7 @@ func (s *Service) handleSetPrice(w http.ResponseWriter, r *http.Request, who *ca
 
 func (s *Service) handleGrant(w http.ResponseWriter, r *http.Request, who *caller) {
 	var req wire.GrantRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxSmallJSONBody) {
 		return
 	}
 	if req.Points <= 0 {
