@@ -229,7 +229,9 @@ func (f fixture) mustManifest(t testing.TB, i int) *content.Manifest {
 func call(c *Coordinator, path string, body any) ([]byte, bool) {
 	b, _ := json.Marshal(body)
 	rec := httptest.NewRecorder()
-	c.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader(b)))
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	c.Handler().ServeHTTP(rec, req)
 	return rec.Body.Bytes(), rec.Code == http.StatusOK
 }
 

@@ -37,7 +37,7 @@ func corrupt(t testing.TB, msgBytes []byte) ([]byte, []byte) {
 func TestBadShardReceipt(t *testing.T) {
 	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", nil)
 	video := h.video(0)
-	cheat, cheatAPI := h.boundEdge("cheatop", "", set(video, 0, 0, 3))
+	cheat, _ := h.boundEdge("cheatop", "", set(video, 0, 0, 3))
 	honest, _ := h.boundEdge("honestop", "", set(video, 0, 0, 3))
 	lookup := wire.LookupRequest{Video: video, Count: 1}
 	if got := sourcesOf(h.lookup(lookup), 0); len(got) != 2 {
@@ -67,7 +67,7 @@ func TestBadShardReceipt(t *testing.T) {
 	if got := sourcesOf(h.lookup(lookup), 0); len(got) != 1 || got[0] != honest.ID {
 		t.Fatalf("sources after proof: %v, want only the honest edge", got)
 	}
-	st := decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", strings.Replace(wire.PathEdgeStatus, "{node}", string(cheat.ID), 1), cheatAPI, nil), 200))
+	st := decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", strings.Replace(wire.PathEdgeStatus, "{node}", string(cheat.ID), 1), h.session("cheatop"), nil), 200))
 	if !st.Disqualified || !strings.Contains(st.DisqualifiedReason, "bad shard") || st.DisqualifiedAt.IsZero() {
 		t.Fatalf("cheat status: %+v", st)
 	}
