@@ -92,8 +92,8 @@ func TestAccountsFlow(t *testing.T) {
 // changes also need the CSRF token from login.
 func TestCookieAuthNeedsCSRF(t *testing.T) {
 	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", nil)
-	h.signup("bob", "bobs-long-secret")
-	r := h.want(h.do("POST", wire.PathLogin, "", wire.Credentials{Username: "bob", Password: "bobs-long-secret"}), 200)
+	h.signup("bob", "long-secret-one")
+	r := h.want(h.do("POST", wire.PathLogin, "", wire.Credentials{Username: "bob", Password: "long-secret-one"}), 200)
 	lr := decode[wire.LoginResponse](t, r)
 	var cookie *http.Cookie
 	for _, c := range (&http.Response{Header: r.header}).Cookies() {

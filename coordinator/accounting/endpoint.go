@@ -75,8 +75,8 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !wire.DecodeJSONLimit(w, r, &cr, wire.MaxSmallJSONBody) {
 		return
 	}
-	now := s.cfg.Now()
-	if err := s.logins.attempt(clientKey(r), now); err != nil {
+	now, client := s.cfg.Now(), clientKey(r)
+	if err := s.logins.attempt(client, now); err != nil {
 		s.metrics.logins.WithLabelValues("throttled").Inc()
 		s.WriteError(w, err)
 		return
@@ -95,7 +95,7 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 	sess, err := s.db.Login(r.Context(), cr.Username, cr.Password, now)
 	if err != nil {
 		if named && errors.Is(err, coordinatordb.ErrBadCredentials) {
-			s.logins.failed(cr.Username, now)
+			s.logins.failed(cr.Username, client, now)
 		}
 		s.metrics.logins.WithLabelValues("bad_credentials").Inc()
 		s.WriteError(w, err)

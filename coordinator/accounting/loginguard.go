@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,9 +23,11 @@ import (
 //     refilled one per ClientRefill. An attacker guessing from one place
 //     gets ClientBurst tries and then one per ClientRefill; everyone else,
 //     the account's owner included, is untouched.
-//   - Per username, against guessing from many addresses: after
-//     NameFailures wrong passwords for one username within NameWindow, the
-//     username is guarded until the oldest of them leaves the window. A
+//   - Per username, against guessing from many addresses: once wrong
+//     passwords for one username have come from NameFailures different
+//     client addresses within NameWindow, the username is guarded until
+//     the oldest of them leaves the window (one address alone never guards
+//     a username: its bucket already limits it). A
 //     guarded username refuses attempts (429) only from clients without a
 //     device cookie for it, which a browser gets by logging in to that
 //     account successfully (OWASP's "device cookies"): the owner's own
@@ -40,7 +43,7 @@ import (
 type LoginThrottle struct {
 	ClientBurst  int           // default 10 attempts
 	ClientRefill time.Duration // default 6 s (10 a minute)
-	NameFailures int           // default 10
+	NameFailures int           // distinct failing clients that guard a username; default 10
 	NameWindow   time.Duration // default 15 min
 	MaxClients   int           // default 65536
 	MaxUsernames int           // default 65536
@@ -134,8 +137,8 @@ func (g *loginGuard) guarded(username string, now time.Time) error {
 	return nil
 }
 
-// failed records a wrong password for username at now.
-func (g *loginGuard) failed(username string, now time.Time) {
+// failed records a wrong password for username from client at now.
+func (g *loginGuard) failed(username, client string, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	w, ok := g.names.get(username)
@@ -143,7 +146,7 @@ func (g *loginGuard) failed(username string, now time.Time) {
 		w = &failureWindow{}
 		g.names.put(username, w)
 	}
-	w.add(now, g.p.NameFailures)
+	w.add(now, client, g.p.NameFailures)
 }
 
 // deviceToken is the device cookie's value for username, valid until
@@ -211,24 +214,31 @@ func (b *tokenBucket) take(now time.Time, burst int, refill time.Duration) time.
 	return time.Duration((1 - b.tokens) * float64(refill))
 }
 
-// failureWindow keeps the times of a username's last n failures, oldest
-// first.
-type failureWindow struct{ at []time.Time }
+// failureWindow keeps, for a username, the latest failure of each of the
+// last n distinct clients that failed, oldest first (at most n entries).
+type failureWindow struct{ last []clientFailure }
 
-func (w *failureWindow) add(now time.Time, n int) {
-	w.at = append(w.at, now)
-	if len(w.at) > n {
-		w.at = w.at[len(w.at)-n:]
+type clientFailure struct {
+	client string
+	at     time.Time
+}
+
+func (w *failureWindow) add(now time.Time, client string, n int) {
+	w.last = slices.DeleteFunc(w.last, func(f clientFailure) bool { return f.client == client })
+	w.last = append(w.last, clientFailure{client, now})
+	if len(w.last) > n {
+		w.last = w.last[len(w.last)-n:]
 	}
 }
 
 // guardedFor is how long the username stays guarded at now: until the
-// oldest of its last n failures is window old (0 if fewer than n).
+// oldest of its n distinct clients' failures is window old (0 if fewer
+// than n clients failed).
 func (w *failureWindow) guardedFor(now time.Time, n int, window time.Duration) time.Duration {
-	if len(w.at) < n {
+	if len(w.last) < n {
 		return 0
 	}
-	return max(0, w.at[len(w.at)-n].Add(window).Sub(now))
+	return max(0, w.last[0].at.Add(window).Sub(now))
 }
 
 // lru is a map bounded to max entries that forgets the least recently

@@ -125,10 +125,10 @@ type Config struct {
 	// LoginThrottle slows password guessing per client and per username
 	// (in memory); the zero value is the documented defaults.
 	LoginThrottle LoginThrottle
-	Seed          int64 // seeds the audit chore's choices
-	Now        func() time.Time // default time.Now
-	Log        *slog.Logger
-	Registry   prometheus.Registerer // metrics; required (the coordinator's registry)
+	Seed          int64            // seeds the audit chore's choices
+	Now           func() time.Time // default time.Now
+	Log           *slog.Logger
+	Registry      prometheus.Registerer // metrics; required (the coordinator's registry)
 }
 
 func (c Config) withDefaults() Config {

@@ -74,7 +74,7 @@ func (e *EdgeBindingError) Error() string {
 const (
 	minUsernameLen = 3
 	maxUsernameLen = 32
-	minPasswordLen = 10 // with the common-password list and the username rule (ValidatePassword)
+	minPasswordLen = 10   // with the common-password list and the username rule (ValidatePassword)
 	maxPasswordLen = 1024 // argon2 cost does not depend on length, but bodies should be bounded
 )
 
