@@ -18,6 +18,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+
+	"github.com/swarmcast/swarmcast/internal/secretfile"
 )
 
 //go:embed migrations/*.sql
@@ -103,6 +105,17 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return OpenConfig(ctx, dsn, Config{})
 }
 
+// sqliteSecrets makes the database file and its -wal and -shm files (when
+// present) mode 0600.
+func sqliteSecrets(path string) error {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := secretfile.Secure(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // OpenConfig is Open with an explicit Config.
 func OpenConfig(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	db := &DB{cfg: cfg.withDefaults()}
@@ -118,6 +131,13 @@ func OpenConfig(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return nil, fmt.Errorf("open store: %w", err)
 			}
+		}
+		// The file holds content keys and password hashes: 0600 before
+		// SQLite opens it, so SQLite's -wal and -shm (created with the
+		// database file's mode) are 0600 too; sqliteSecrets re-checks all
+		// three after the migrations.
+		if err := secretfile.Create(path); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
 		}
 		// One connection: SQLite has one writer anyway, and one connection
 		// means no SQLITE_BUSY inside this process. Other processes on the
@@ -151,6 +171,12 @@ func OpenConfig(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	db.dummyHash() // now, so the first unknown-user login costs what every other does
+	if db.dialect == dialectSQLite {
+		if err := sqliteSecrets(strings.TrimPrefix(dsn, "sqlite:")); err != nil {
+			db.sql.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
 	for name, dst := range map[string]*int64{"@mint": &db.mintID, "@revenue": &db.revenueID} {
 		if err := db.sql.QueryRowContext(ctx, db.q("SELECT id FROM accounts WHERE username = ?"), name).Scan(dst); err != nil {
 			db.sql.Close()
