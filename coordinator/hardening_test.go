@@ -270,3 +270,35 @@ func TestAttackStolenEdgeToken(t *testing.T) {
 	h.want(f.settle(wire.SettlementBatch{ID: "batch-old-fresh", Edge: f.edge.ID}, fresh), http.StatusUnauthorized)
 	h.want(f.settle(wire.SettlementBatch{ID: "batch-new", Edge: f.edge.ID, Pairs: []wire.SettlementPair{order(f.viewer, f.limit, 2000)}}, again), 200)
 }
+
+// TestAttackReusedBatchID: before, a batch id already settled by another
+// edge answered 500, and the same edge reusing an id with new pairs got
+// the old result back as a "replay" (its new pairs silently unpaid). Now
+// both are 409 and change nothing; a true replay is still 200 Replayed.
+func TestAttackReusedBatchID(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		f := newSettleFixture(t, dsn)
+		h := f.h
+		first := wire.SettlementBatch{ID: "batch-reused", Edge: f.edge.ID, Pairs: []wire.SettlementPair{order(f.viewer, f.limit, 1_000_000)}}
+		res := decode[wire.SettlementResult](t, h.want(f.settle(first, f.apiToken), 200))
+		if res.Accepted != 1 || res.Replayed {
+			t.Fatalf("first settle: %+v", res)
+		}
+		balance := func() int64 {
+			return decode[wire.AccountInfo](t, h.want(h.do("GET", wire.PathMe, h.session("edgeop"), nil), 200)).Balance
+		}
+		before := balance()
+		changed := first
+		changed.Pairs = []wire.SettlementPair{order(f.viewer, f.limit, 2_000_000)}
+		h.want(f.settle(changed, f.apiToken), http.StatusConflict, "fresh random id")
+		other, otherAPI := h.boundEdge("otherop2", "")
+		h.want(f.settle(wire.SettlementBatch{ID: "batch-reused", Edge: other.ID}, otherAPI), http.StatusConflict, "another edge")
+		if got := balance(); got != before {
+			t.Fatalf("balance %d after refused reuses, want %d", got, before)
+		}
+		again := decode[wire.SettlementResult](t, h.want(f.settle(first, f.apiToken), 200))
+		if !again.Replayed || again.Accepted != 1 {
+			t.Fatalf("true replay: %+v", again)
+		}
+	})
+}

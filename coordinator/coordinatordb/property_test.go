@@ -73,7 +73,7 @@ func TestLedgerBalancesUnderRandomOperations(t *testing.T) {
 						b.Pairs = append(b.Pairs, pair(serial, e, v, videoID(rapid.IntRange(0, 4).Draw(rt, "video")), 1_000_000, amount, t0.Add(time.Hour)))
 					}
 					_, err := db.Settle(ctx, b, now)
-					if err != nil && err.Error() != "settle: batch id "+b.ID+" was already used by another edge; choose a fresh random id" {
+					if err != nil && !errors.Is(err, ErrBatchIDReused) {
 						rt.Fatal(err)
 					}
 				case 4:

@@ -105,11 +105,14 @@ func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch,
 		if err != nil {
 			return BatchResult{}, err
 		}
-		if r.Edge != b.Edge {
-			return BatchResult{}, fmt.Errorf("settle: batch id %s was already used by another edge; choose a fresh random id", b.ID)
+		if err := db.checkReplay(ctx, tx, b, r); err != nil {
+			return BatchResult{}, err
 		}
 		r.Replayed = true
 		return r, nil
+	}
+	if err := db.recordDigest(ctx, tx, b); err != nil {
+		return BatchResult{}, err
 	}
 	var account int64
 	err = tx.QueryRowContext(ctx, db.q("SELECT account_id FROM edge_bindings WHERE node_id = ?"), string(b.Edge)).Scan(&account)
