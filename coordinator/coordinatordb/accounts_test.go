@@ -40,11 +40,11 @@ func TestMigrationsIdempotent(t *testing.T) {
 				t.Fatal(err)
 			}
 			v, err := db.SchemaVersion(ctx)
-			if err != nil || v != 3 {
-				t.Fatalf("schema version %d, %v; want 3", v, err)
+			if err != nil || v != 4 {
+				t.Fatalf("schema version %d, %v; want 4", v, err)
 			}
-			if n := count(t, db, "schema_migrations"); n != 3 {
-				t.Fatalf("%d migration rows, want 3", n)
+			if n := count(t, db, "schema_migrations"); n != 4 {
+				t.Fatalf("%d migration rows, want 4", n)
 			}
 			if n := count(t, db, "accounts"); n != 2 {
 				t.Fatalf("%d accounts after reopen, want the 2 system accounts", n)

@@ -43,24 +43,24 @@ func settleForever(path string) {
 	}
 	edge, viewer := newParty(1), newParty(2)
 	out := bufio.NewWriter(os.Stdout)
-	prev := ""
+	var prev *wire.SettlementBatch
 	for n := 0; ; n++ {
 		id := randomHex(8)
-		if n%4 == 3 && prev != "" {
-			id = prev
-		}
 		b := &wire.SettlementBatch{ID: id, Edge: edge.id}
 		for range 2 {
 			b.Pairs = append(b.Pairs, pair(binary.LittleEndian.Uint64([]byte(randomHex(4))), edge, viewer, videoID(2), 1_000_000, 250_000, t0.Add(time.Hour)))
 		}
 		b.Pairs = append(b.Pairs, pair(42, edge, viewer, videoID(2), 1_000_000, 250_000, t0.Add(time.Hour)))
+		if n%4 == 3 && prev != nil {
+			b, id = prev, prev.ID // a replay resends the same batch
+		}
 		if _, err := db.Settle(ctx, b, t0.Add(time.Minute)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
 		fmt.Fprintf(out, "committed %s\n", id)
 		out.Flush()
-		prev = id
+		prev = b
 	}
 }
 
