@@ -94,3 +94,19 @@ func TestClientKey(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDeviceToken feeds arbitrary cookie values to the device-cookie
+// check: never a panic, and only a token the guard issued is trusted.
+func FuzzDeviceToken(f *testing.F) {
+	g := newLoginGuard(LoginThrottle{}, []byte("fuzz key"))
+	real := g.deviceToken("alice", guardT0.Add(time.Hour))
+	f.Add(real, "alice")
+	f.Add("", "alice")
+	f.Add("1.2.3", "bob")
+	f.Add("99999999999999999999."+real, "alice")
+	f.Fuzz(func(t *testing.T, token, user string) {
+		if g.trustedDevice(token, user, guardT0) && !(token == real && user == "alice") {
+			t.Fatalf("trusted a token it did not issue: %q for %q", token, user)
+		}
+	})
+}
