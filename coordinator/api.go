@@ -310,7 +310,7 @@ func (c *Coordinator) handleKey(w http.ResponseWriter, r *http.Request) {
 
 func (c *Coordinator) handleLookup(w http.ResponseWriter, r *http.Request) {
 	var req wire.LookupRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxLookupBody) {
 		return
 	}
 	start := time.Now()

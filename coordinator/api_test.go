@@ -29,10 +29,10 @@ func TestCatalogue(t *testing.T) {
 	}
 	// Keys go to signed-in accounts only (both videos are free, so the
 	// first key request is the unlock).
-	if _, err := h.client.Signup(ctx, wire.Credentials{Username: "keyholder", Password: "keyholder-password"}); err != nil {
+	if _, err := h.client.Signup(ctx, wire.Credentials{Username: "keyholder", Password: "vault-door-secret"}); err != nil {
 		t.Fatal(err)
 	}
-	login, err := h.client.Login(ctx, wire.Credentials{Username: "keyholder", Password: "keyholder-password"})
+	login, err := h.client.Login(ctx, wire.Credentials{Username: "keyholder", Password: "vault-door-secret"})
 	if err != nil {
 		t.Fatal(err)
 	}

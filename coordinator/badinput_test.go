@@ -58,6 +58,9 @@ func TestBadRequestsGet4xxWithMessage(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, h.srv.URL+tc.path, strings.NewReader(tc.body))
+			if tc.method == "POST" {
+				req.Header.Set("Content-Type", "application/json")
+			}
 			resp, err := signingClient(http.DefaultClient, h.clock.Now).Do(req)
 			if err != nil {
 				t.Fatal(err)

@@ -29,7 +29,7 @@ func TestUnbanReinstates(t *testing.T) {
 		h := newStoreHarness(t, dsn, "", nil)
 		video := h.video(0)
 		edge, edgeAPI := h.boundEdge("edgeop", "", set(video, 0, 0, 2))
-		ownerSession := h.login("edgeop", "password-edgeop").Token
+		ownerSession := h.login("edgeop", testPassword).Token
 		lookup := wire.LookupRequest{Video: video, Count: 1}
 		badMsg, _ := corrupt(t, h.fix.shardMessage(t, video, 0, 0, 2))
 		rc := wire.SignShardReceipt(edge.Key, content.SegmentRef{Video: video}.Shard(2), badMsg)
@@ -37,7 +37,7 @@ func TestUnbanReinstates(t *testing.T) {
 		if got := sourcesOf(h.lookup(lookup), 0); len(got) != 0 {
 			t.Fatalf("banned edge listed: %v", got)
 		}
-		st := decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", statusPath(edge.ID), edgeAPI, nil), 200))
+		st := decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", statusPath(edge.ID), ownerSession, nil), 200))
 		if !st.Banned || st.BannedAt.IsZero() || !strings.Contains(st.BanReason, "proven bad shard") || !st.Disqualified {
 			t.Fatalf("owner's status: %+v, want banned with reason and time", st)
 		}
@@ -61,7 +61,7 @@ func TestUnbanReinstates(t *testing.T) {
 		if got := sourcesOf(h.lookup(lookup), 0); len(got) != 1 || got[0] != edge.ID {
 			t.Fatalf("sources after unban: %v, want the edge back at once", got)
 		}
-		st = decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", statusPath(edge.ID), edgeAPI, nil), 200))
+		st = decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", statusPath(edge.ID), ownerSession, nil), 200))
 		if st.Banned || st.Disqualified || st.Reputation != 1 || st.Alpha != 1000 {
 			t.Fatalf("status after unban: %+v, want unbanned with a fresh reputation", st)
 		}

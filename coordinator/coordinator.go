@@ -51,8 +51,8 @@ type Config struct {
 	// (0 = free); admins change it per video.
 	DefaultPrice int64
 	// LimitMaxBytes, LimitTTL, AuditInterval, AuditEdgesPerRound,
-	// AuditTimeout, UptimeInterval and HTTPClient configure the
-	// accounting subsystem; see accounting.Config for their meaning and
+	// AuditTimeout, UptimeInterval, HTTPClient and LoginThrottle configure
+	// the accounting subsystem; see accounting.Config for their meaning and
 	// defaults.
 	LimitMaxBytes      int64
 	LimitTTL           time.Duration
@@ -61,6 +61,7 @@ type Config struct {
 	AuditTimeout       time.Duration
 	UptimeInterval     time.Duration
 	HTTPClient         *http.Client
+	LoginThrottle      accounting.LoginThrottle
 
 	// OriginPerServerRate turns on the AVARDO origin pool (see OriginPool):
 	// how many segment requests per second one origin serves, where the
@@ -242,7 +243,7 @@ func New(cfg Config) (*Coordinator, error) {
 		Identity: cfg.Identity, DefaultPrice: cfg.DefaultPrice,
 		LimitMaxBytes: cfg.LimitMaxBytes, LimitTTL: cfg.LimitTTL,
 		AuditInterval: cfg.AuditInterval, AuditEdgesPerRound: cfg.AuditEdgesPerRound, AuditTimeout: cfg.AuditTimeout,
-		UptimeInterval: cfg.UptimeInterval, HTTPClient: cfg.HTTPClient,
+		UptimeInterval: cfg.UptimeInterval, HTTPClient: cfg.HTTPClient, LoginThrottle: cfg.LoginThrottle,
 		Seed: rng.Int63(), Now: cfg.Now, Log: c.log, Registry: cfg.Registry,
 	}, cfg.Store, (*network)(c))
 	c.acct, c.accounting = acct, acct

@@ -33,6 +33,7 @@ func FuzzAccountBodies(f *testing.F) {
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
 		rt := routes[int(route)%len(routes)]
 		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+rt.path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		if rt.token != "" {
 			req.Header.Set("Authorization", "Bearer "+rt.token)
 		}

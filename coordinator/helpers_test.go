@@ -234,6 +234,7 @@ func call(c *Coordinator, path string, body any) ([]byte, bool) {
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(b))
 	req.RemoteAddr = "127.0.0.1:40000"
+	req.Header.Set("Content-Type", "application/json")
 	signersFor(c).sign(req)
 	c.Handler().ServeHTTP(rec, req)
 	return rec.Body.Bytes(), rec.Code == http.StatusOK

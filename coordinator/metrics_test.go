@@ -33,7 +33,7 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_coordinator_frozen_points_total{} Points earned by disqualified edges and withheld.",
 		"swarmcast_coordinator_granted_points_total{} Points granted by admins.",
 		"swarmcast_coordinator_key_requests_total{outcome} Content-key requests checked against entitlements, by outcome.",
-		"swarmcast_coordinator_logins_total{outcome} Login attempts by outcome (ok, bad_credentials, locked).",
+		"swarmcast_coordinator_logins_total{outcome} Login attempts by outcome (ok, bad_credentials, throttled, guarded).",
 		"swarmcast_coordinator_lookup_duration_seconds{} Time to answer a lookup over HTTP, from decoded request to written response.",
 		"swarmcast_coordinator_lookups_total{} Source lookups answered.",
 		"swarmcast_coordinator_node_auth_failures_total{route} Node requests refused for their signature (missing, stale, forged or replayed), by route.",

@@ -35,6 +35,9 @@ func (h *harness) rawPost(path string, body []byte, signer *wire.NodeSigner) (in
 
 func (h *harness) send(req *http.Request) (int, string) {
 	h.t.Helper()
+	if req.Method == http.MethodPost && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := h.srv.Client().Do(req)
 	if err != nil {
 		h.t.Fatal(err)

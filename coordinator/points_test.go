@@ -78,7 +78,7 @@ func TestSelfDealingAndSybilKeysEarnNothingExtra(t *testing.T) {
 		video := h.video(1) // free
 		edge, edgeAPI := h.boundEdge("mallory", "", set(video, 0, 0, 0, 1, 2))
 		h.passAudit(edge.ID)
-		mallory := h.login("mallory", "password-mallory").Token
+		mallory := h.login("mallory", testPassword).Token
 		lookup := func(viewer wire.NodeID) wire.LookupResponse {
 			resp := h.lookup(wire.LookupRequest{Video: video, Count: 1, ViewerID: viewer})
 			limitsOnlyForListedSources(t, resp)
@@ -194,7 +194,7 @@ func TestUnauditedEdgeIsNotPaid(t *testing.T) {
 	honest, honestAPI := h.boundEdge("honestop", honestURL, inv...)
 	honestSrv.id = honest.ID
 	phantom, phantomAPI := h.boundEdge("phantomop", "http://127.0.0.1:1", inv...)
-	honestTok, phantomTok := h.login("honestop", "password-honestop").Token, h.login("phantomop", "password-phantomop").Token
+	honestTok, phantomTok := h.login("honestop", testPassword).Token, h.login("phantomop", testPassword).Token
 
 	viewerTok := h.user("vic")
 	k := h.bindViewer(viewerTok)
@@ -276,7 +276,7 @@ func TestGrantBounds(t *testing.T) {
 		}
 		h.grant("rich", coordinatordb.MaxGrantPoints)
 		h.grant("rich", coordinatordb.MaxGrantPoints)
-		if got := h.login("rich", "password-rich").Account.Balance; got != 5+2*coordinatordb.MaxGrantPoints {
+		if got := h.login("rich", testPassword).Account.Balance; got != 5+2*coordinatordb.MaxGrantPoints {
 			t.Fatalf("balance %d", got)
 		}
 		if got := h.balance(tok); got != 5+2*coordinatordb.MaxGrantPoints {

@@ -37,8 +37,8 @@ func corrupt(t testing.TB, msgBytes []byte) ([]byte, []byte) {
 func TestBadShardReceipt(t *testing.T) {
 	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", nil)
 	video := h.video(0)
-	cheat, cheatAPI := h.boundEdge("cheatop", "", set(video, 0, 0, 3))
-	honest, honestAPI := h.boundEdge("honestop", "", set(video, 0, 0, 3))
+	cheat, _ := h.boundEdge("cheatop", "", set(video, 0, 0, 3))
+	honest, _ := h.boundEdge("honestop", "", set(video, 0, 0, 3))
 	lookup := wire.LookupRequest{Video: video, Count: 1}
 	if got := sourcesOf(h.lookup(lookup), 0); len(got) != 2 {
 		t.Fatalf("sources before: %v", got)
@@ -68,7 +68,7 @@ func TestBadShardReceipt(t *testing.T) {
 	if st, _ := h.store.EdgeReputation(t.Context(), honest.ID); st.Disqualified {
 		t.Fatal("honest edge disqualified")
 	}
-	hs := decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", strings.Replace(wire.PathEdgeStatus, "{node}", string(honest.ID), 1), honestAPI, nil), 200))
+	hs := decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", strings.Replace(wire.PathEdgeStatus, "{node}", string(honest.ID), 1), h.session("honestop"), nil), 200))
 	if hs.Banned || hs.Disqualified {
 		t.Fatalf("honest status after attacks: %+v", hs)
 	}
@@ -80,7 +80,7 @@ func TestBadShardReceipt(t *testing.T) {
 	if got := sourcesOf(h.lookup(lookup), 0); len(got) != 1 || got[0] != honest.ID {
 		t.Fatalf("sources after proof: %v, want only the honest edge", got)
 	}
-	st := decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", strings.Replace(wire.PathEdgeStatus, "{node}", string(cheat.ID), 1), cheatAPI, nil), 200))
+	st := decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", strings.Replace(wire.PathEdgeStatus, "{node}", string(cheat.ID), 1), h.session("cheatop"), nil), 200))
 	if !st.Disqualified || !strings.Contains(st.DisqualifiedReason, "bad shard") || st.DisqualifiedAt.IsZero() {
 		t.Fatalf("cheat status: %+v", st)
 	}

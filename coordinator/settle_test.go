@@ -151,7 +151,7 @@ func TestSettleOverHTTP(t *testing.T) {
 		if !again.Replayed || again.CreditedPoint != 20 {
 			t.Fatalf("replay: %+v", again)
 		}
-		me := decode[wire.AccountInfo](t, h.want(h.do("GET", wire.PathMe, f.apiToken, nil), 200))
+		me := decode[wire.AccountInfo](t, h.want(h.do("GET", wire.PathMe, h.session("edgeop"), nil), 200))
 		if me.Balance != 20 {
 			t.Fatalf("edge owner balance %d after a replay, want 20", me.Balance)
 		}
@@ -206,12 +206,12 @@ func TestSettleOverHTTP(t *testing.T) {
 		h.want(h.do("GET", wire.PathRejections, f.apiToken, nil), http.StatusForbidden)
 
 		// Owner visibility: status and flows.
-		st := decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", strings.Replace(wire.PathEdgeStatus, "{node}", string(f.edge.ID), 1), f.apiToken, nil), 200))
+		st := decode[wire.EdgeStatusInfo](t, h.want(h.do("GET", strings.Replace(wire.PathEdgeStatus, "{node}", string(f.edge.ID), 1), h.session("edgeop"), nil), 200))
 		if st.CreditedPoints < 20 || st.Disqualified || st.Reputation != 1 {
 			t.Fatalf("edge status: %+v", st)
 		}
-		h.want(h.do("GET", strings.Replace(wire.PathEdgeStatus, "{node}", string(f.edge.ID), 1), otherAPI, nil), http.StatusForbidden, "not bound to your account")
-		flows := decode[[]wire.FlowInfo](t, h.want(h.do("GET", wire.PathFlows+"?edge="+string(f.edge.ID), f.apiToken, nil), 200))
+		h.want(h.do("GET", strings.Replace(wire.PathEdgeStatus, "{node}", string(f.edge.ID), 1), h.session("otherop"), nil), http.StatusForbidden, "not bound to your account")
+		flows := decode[[]wire.FlowInfo](t, h.want(h.do("GET", wire.PathFlows+"?edge="+string(f.edge.ID), h.session("edgeop"), nil), 200))
 		var total int64
 		for _, fl := range flows {
 			total += fl.Bytes

@@ -68,10 +68,14 @@ func newStoreHarness(t testing.TB, dsn, originAddr string, tweak func(*Config)) 
 	id := newTestNode()
 	db := openStore(t, dsn, id.Key.Public().(ed25519.PublicKey))
 	clock := newFakeClock()
-	if _, err := accounting.BootstrapAdmin(context.Background(), db, "root", "rootpassword", clock.Now()); err != nil {
+	if _, err := accounting.BootstrapAdmin(context.Background(), db, "root", rootPassword, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Seed: 1, Now: clock.Now, Log: quietLog(), Store: db, Identity: id, AuditInterval: -1}
+	// Every harness request comes from 127.0.0.1 on a fake clock that
+	// refills nothing, so the per-client login bucket is deep here; the
+	// throttle's own tests set it back (tweak).
+	cfg := Config{Seed: 1, Now: clock.Now, Log: quietLog(), Store: db, Identity: id, AuditInterval: -1,
+		LoginThrottle: accounting.LoginThrottle{ClientBurst: 1 << 20}}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -100,7 +104,7 @@ func newStoreHarness(t testing.TB, dsn, originAddr string, tweak func(*Config)) 
 		t.Fatal(err)
 	}
 	sh := &storeHarness{harness: h, store: db, id: id, dsn: dsn}
-	sh.admin = sh.login("root", "rootpassword").Token
+	sh.admin = sh.login("root", rootPassword).Token
 	return sh
 }
 
@@ -130,6 +134,9 @@ func (h *storeHarness) do(method, path, token string, body any, mod ...func(*htt
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for _, m := range mod {
 		m(req)
@@ -177,10 +184,24 @@ func (h *storeHarness) login(user, pass string) wire.LoginResponse {
 }
 
 // user signs up and logs in a new account.
+// rootPassword is the harness admin's password.
+const rootPassword = "operator-secret-9"
+
+// testPassword is every h.user account's password: it passes the
+// password policy (long enough, not common, not containing the username).
+const testPassword = "staple-battery-horse"
+
 func (h *storeHarness) user(name string) string {
 	h.t.Helper()
-	h.signup(name, "password-"+name)
-	return h.login(name, "password-"+name).Token
+	h.signup(name, testPassword)
+	return h.login(name, testPassword).Token
+}
+
+// session is a fresh login session of an h.user account (edge API tokens
+// may only settle, so owners read their edge's status with this).
+func (h *storeHarness) session(name string) string {
+	h.t.Helper()
+	return h.login(name, testPassword).Token
 }
 
 func (h *storeHarness) grant(user string, points int64) {

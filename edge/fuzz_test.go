@@ -70,6 +70,7 @@ func FuzzOrders(f *testing.F) {
 			t.Fatalf("shard request with order headers %q / %q: %d", limitHdr, orderHdr, rec.Code)
 		}
 		req = httptest.NewRequest(http.MethodPost, wire.PathOrders, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		rec = httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code >= 500 {

@@ -232,6 +232,7 @@ func TestOrderHeadersAndFinalOrdersOverHTTP(t *testing.T) {
 	}
 	post := func(body string) int {
 		req := httptest.NewRequest(http.MethodPost, wire.PathOrders, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		e.Handler().ServeHTTP(rec, req)
 		return rec.Code

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -239,6 +240,9 @@ func (e *Edge) writeThrottled(ctx context.Context, w http.ResponseWriter, body [
 		if err := e.waitUpload(ctx, len(chunk)); err != nil {
 			return written, err
 		}
+		// Pacing may keep a shard going past the server's total write
+		// bound; each chunk gets its own (a reader that stops is cut off).
+		httpserve.ExtendWriteDeadline(w, time.Now())
 		n, err := w.Write(chunk)
 		written += int64(n)
 		if err != nil {

@@ -97,6 +97,9 @@ func (e *Edge) persistSoon() {
 
 // servePostOrder takes a viewer's final order (wire.PathOrders).
 func (e *Edge) servePostOrder(w http.ResponseWriter, r *http.Request) {
+	if !wire.CheckJSONContentType(w, r) {
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOrderBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError

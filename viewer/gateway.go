@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -109,7 +110,31 @@ func (v *Viewer) Handler() http.Handler {
 	return mux
 }
 
+// gatewayHostAllowed reports whether a request's Host names this machine's
+// loopback: 127.0.0.1, [::1] or localhost, with any port or none. The
+// gateway hands out content keys to whoever asks, trusting that only local
+// programs can reach 127.0.0.1; a web page on a DNS name the attacker
+// controls can re-point that name at 127.0.0.1 (DNS rebinding) and read
+// the answers as same-origin, but its requests still carry the attacker's
+// name as Host, so naming the loopback is what proves the page is local.
+func gatewayHostAllowed(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	switch h {
+	case "127.0.0.1", "::1", "[::1]", "localhost":
+		return true
+	}
+	return false
+}
+
 func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
+	if !gatewayHostAllowed(r.Host) {
+		wire.WriteError(w, http.StatusMisdirectedRequest, "host %q: the player gateway answers only for 127.0.0.1, [::1] or localhost (open http://127.0.0.1:PORT/...)", r.Host)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		wire.WriteError(w, http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)

@@ -13,7 +13,10 @@ import (
 // Authentication: "Authorization: Bearer <token>" where the token is a
 // session token (from login) or an edge's API token; browsers may use the
 // session cookie instead, and then every state-changing request must also
-// carry HeaderCSRF equal to the csrf_token returned at login.
+// carry HeaderCSRF equal to the csrf_token returned at login. An edge's API
+// token is scoped to settling (PathSettle) and nothing else: it reads no
+// keys, no account and no ledger. Binding the edge again issues a new
+// token and revokes the old; PathRevokeEdgeTokens revokes them all.
 const (
 	PathSignup        = "/api/v1/accounts/signup"         // POST Credentials → AccountInfo
 	PathLogin         = "/api/v1/accounts/login"          // POST Credentials → LoginResponse (+ session cookie)
@@ -21,6 +24,10 @@ const (
 	PathMe            = "/api/v1/accounts/me"             // GET → AccountInfo
 	PathBindEdge      = "/api/v1/accounts/edge"           // POST BindEdgeRequest → BindEdgeResponse (API token for the edge)
 	PathBindViewer    = "/api/v1/accounts/viewer"         // POST BindViewerRequest → {}
+	// PathRevokeEdgeTokens revokes every API token of the caller's edge (a
+	// login session only); the edge stays bound and may be bound again
+	// for a fresh token.
+	PathRevokeEdgeTokens = "/api/v1/accounts/edge/revoke" // POST → RevokeEdgeTokensResponse
 	PathLedger        = "/api/v1/accounts/ledger"         // GET [?limit] → []LedgerEntry (own account)
 	PathUnlock        = "/api/v1/videos/{id}/unlock"      // POST → UnlockResponse
 	PathSetPrice      = "/api/v1/admin/videos/{id}/price" // POST SetPriceRequest → {} (admin)
@@ -120,6 +127,11 @@ type BindEdgeRequest struct {
 // BindEdgeResponse returns the edge's API token (shown once).
 type BindEdgeResponse struct {
 	APIToken string `json:"api_token"`
+}
+
+// RevokeEdgeTokensResponse says how many API tokens stopped working.
+type RevokeEdgeTokensResponse struct {
+	Revoked int64 `json:"revoked"`
 }
 
 // BindViewerRequest binds a player's signing key to the caller's account, so

@@ -35,6 +35,12 @@ func (c *CoordinatorClient) AllowOrigin(ctx context.Context, node NodeID) error 
 	return c.do(ctx, http.MethodPost, PathAllowOrigin, AllowOriginRequest{NodeID: node}, nil)
 }
 
+// RevokeEdgeTokens revokes every API token of the session's edge.
+func (c *CoordinatorClient) RevokeEdgeTokens(ctx context.Context) (RevokeEdgeTokensResponse, error) {
+	var resp RevokeEdgeTokensResponse
+	return resp, c.do(ctx, http.MethodPost, PathRevokeEdgeTokens, nil, &resp)
+}
+
 // Grant credits points to an account (admin token).
 func (c *CoordinatorClient) Grant(ctx context.Context, req GrantRequest) error {
 	return c.do(ctx, http.MethodPost, PathGrant, req, nil)

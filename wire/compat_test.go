@@ -120,7 +120,9 @@ func TestMalformedVideoIDInBody(t *testing.T) {
 	} {
 		rec := httptest.NewRecorder()
 		var req LookupRequest
-		ok := DecodeJSON(rec, httptest.NewRequest("POST", PathLookup, strings.NewReader(body)), &req)
+		hreq := httptest.NewRequest("POST", PathLookup, strings.NewReader(body))
+		hreq.Header.Set("Content-Type", "application/json")
+		ok := DecodeJSON(rec, hreq, &req)
 		if want == "" {
 			if !ok {
 				t.Errorf("%s: refused: %s", body, rec.Body)

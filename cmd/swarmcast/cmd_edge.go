@@ -21,6 +21,7 @@ import (
 	"github.com/swarmcast/swarmcast/edge"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/internal/secretfile"
 	"github.com/swarmcast/swarmcast/viewer"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -201,7 +202,7 @@ func (fl *edgeFlags) signIn(ctx context.Context, cfg *edge.Config, out io.Writer
 	}
 	tokenFile := filepath.Join(fl.dir, "edge.token")
 	if cfg.Token == "" {
-		if b, err := os.ReadFile(tokenFile); err == nil {
+		if b, err := secretfile.Read(tokenFile); err == nil {
 			cfg.Token = strings.TrimSpace(string(b))
 		}
 	}
@@ -212,11 +213,7 @@ func (fl *edgeFlags) signIn(ctx context.Context, cfg *edge.Config, out io.Writer
 		if err != nil {
 			return "", fmt.Errorf("bind this edge to account %s: %w", fl.user, err)
 		}
-		tmp := tokenFile + ".tmp"
-		if err := os.WriteFile(tmp, []byte(bound.APIToken+"\n"), 0o600); err != nil {
-			return "", err
-		}
-		if err := os.Rename(tmp, tokenFile); err != nil {
+		if err := secretfile.Write(tokenFile, []byte(bound.APIToken+"\n")); err != nil {
 			return "", err
 		}
 		cfg.Token = bound.APIToken

@@ -35,18 +35,19 @@ func TestCommandServersServeHealthAndMetrics(t *testing.T) {
 	video := n.Videos[0]
 	// Keys go to signed-in accounts only: one for the edge's player, one
 	// for the standalone player.
+	const accountPassword = "tulip-harbor-lantern" // passes the password policy
 	for _, user := range []string{"alice", "bob"} {
-		if _, err := wire.NewCoordinatorClient(n.CoordinatorURL, nil).Signup(ctx, wire.Credentials{Username: user, Password: user + "-password"}); err != nil {
+		if _, err := wire.NewCoordinatorClient(n.CoordinatorURL, nil).Signup(ctx, wire.Credentials{Username: user, Password: accountPassword}); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	edgeOut := runCommand(t, "edge", "--dir", t.TempDir(), "--coordinator", n.CoordinatorURL,
-		"--listen", "127.0.0.1:0", "--player-listen", "127.0.0.1:0", "--user", "alice", "--password", "alice-password")
+		"--listen", "127.0.0.1:0", "--player-listen", "127.0.0.1:0", "--user", "alice", "--password", accountPassword)
 	edgeURL := edgeOut.await(t, regexp.MustCompile(`serving at (http://\S+)`))
 	hostedURL := edgeOut.await(t, regexp.MustCompile(`play: (http://\S+)/ `))
 	playOut := runCommand(t, "play", video.String(), "--coordinator", n.CoordinatorURL, "--listen", "127.0.0.1:0",
-		"--user", "bob", "--password", "bob-password")
+		"--user", "bob", "--password", accountPassword)
 	playerURL := playOut.await(t, regexp.MustCompile(`catalogue: (http://\S+)/`))
 
 	// One segment through the built-in player: the edge's own /metrics

@@ -32,9 +32,27 @@ func (c *caller) admin() bool { return c.acct.Role == coordinatordb.RoleAdmin }
 // errNoCredentials means the request carries no token or cookie.
 var errNoCredentials = errors.New("authentication required: send Authorization: Bearer <session or API token>, or log in for a session cookie")
 
-// authenticate resolves the request's credentials. A nil caller with a nil
-// error never happens: no credentials is errNoCredentials.
+// errEdgeTokenScope refuses an edge API token outside settlement.
+var errEdgeTokenScope = &wire.StatusError{Status: http.StatusForbidden, Msg: "an edge API token may only settle (POST " + wire.PathSettle + "); use a login session (Authorization: Bearer <session token>) for this route"}
+
+// authenticate resolves the request's credentials, refusing an edge's API
+// token (403): tokens are scoped to settlement, which uses
+// authenticateEdge. A nil caller with a nil error never happens: no
+// credentials is errNoCredentials.
 func (s *Service) authenticate(r *http.Request) (*caller, error) {
+	who, err := s.authenticateEdge(r)
+	if err != nil {
+		return nil, err
+	}
+	if who.edge != "" {
+		return nil, errEdgeTokenScope
+	}
+	return who, nil
+}
+
+// authenticateEdge is authenticate that also accepts an edge API token
+// (caller.edge set): only the settle route uses it.
+func (s *Service) authenticateEdge(r *http.Request) (*caller, error) {
 	ctx, now := r.Context(), s.cfg.Now()
 	if h := r.Header.Get("Authorization"); h != "" {
 		token, ok := strings.CutPrefix(h, "Bearer ")
@@ -90,10 +108,24 @@ func (s *Service) csrfToken(session string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// authed wraps a handler that needs an account: 401/403 on bad credentials.
+// authed wraps a handler that needs an account by login session (or
+// cookie): 401/403 on bad credentials, 403 for an edge API token.
 func (s *Service) authed(h func(w http.ResponseWriter, r *http.Request, who *caller)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		who, err := s.authenticate(r)
+		if err != nil {
+			s.WriteError(w, err)
+			return
+		}
+		h(w, r, who)
+	}
+}
+
+// edgeAuthed is authed that also admits an edge API token: the settle
+// route, and nothing else.
+func (s *Service) edgeAuthed(h func(w http.ResponseWriter, r *http.Request, who *caller)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		who, err := s.authenticateEdge(r)
 		if err != nil {
 			s.WriteError(w, err)
 			return
@@ -136,7 +168,7 @@ func storeStatus(err error) (int, string) {
 		uerr   *coordinatordb.UsernameError
 		perr   *coordinatordb.PasswordError
 		berr   *coordinatordb.EdgeBindingError
-		locked *coordinatordb.LockedError
+		locked *throttledError
 		short  *coordinatordb.InsufficientPointsError
 	)
 	switch {
@@ -150,7 +182,7 @@ func storeStatus(err error) (int, string) {
 		return http.StatusTooManyRequests, err.Error()
 	case errors.As(err, &short):
 		return http.StatusPaymentRequired, fmt.Sprintf("insufficient points: have %d, need %d", short.Have, short.Need)
-	case errors.Is(err, coordinatordb.ErrUsernameTaken), errors.Is(err, coordinatordb.ErrAuditClosed):
+	case errors.Is(err, coordinatordb.ErrUsernameTaken), errors.Is(err, coordinatordb.ErrAuditClosed), errors.Is(err, coordinatordb.ErrBatchIDReused):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, coordinatordb.ErrBadCredentials), errors.Is(err, coordinatordb.ErrSessionInvalid), errors.Is(err, coordinatordb.ErrAPITokenInvalid):
 		return http.StatusUnauthorized, err.Error()
@@ -167,9 +199,9 @@ func storeStatus(err error) (int, string) {
 // 500 and logged); a 429 carries Retry-After in seconds.
 func (s *Service) WriteError(w http.ResponseWriter, err error) {
 	status, msg := storeStatus(err)
-	var locked *coordinatordb.LockedError
+	var locked *throttledError
 	if errors.As(err, &locked) {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(locked.RetryAfter.Seconds()))))
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(locked.retryAfter.Seconds())))))
 	}
 	if status >= 500 {
 		s.log.Error("store error", "err", err)

@@ -19,12 +19,13 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+wire.PathLogout, s.authed(s.handleLogout))
 	mux.HandleFunc("GET "+wire.PathMe, s.authed(s.handleMe))
 	mux.HandleFunc("POST "+wire.PathBindEdge, s.authed(s.handleBindEdge))
+	mux.HandleFunc("POST "+wire.PathRevokeEdgeTokens, s.authed(s.handleRevokeEdgeTokens))
 	mux.HandleFunc("POST "+wire.PathBindViewer, s.authed(s.handleBindViewer))
 	mux.HandleFunc("GET "+wire.PathLedger, s.authed(s.handleLedger))
 	mux.HandleFunc("POST "+wire.PathUnlock, s.authed(s.handleUnlock))
 	mux.HandleFunc("POST "+wire.PathSetPrice, s.adminOnly(s.handleSetPrice))
 	mux.HandleFunc("POST "+wire.PathGrant, s.adminOnly(s.handleGrant))
-	mux.HandleFunc("POST "+wire.PathSettle, s.authed(s.handleSettle))
+	mux.HandleFunc("POST "+wire.PathSettle, s.edgeAuthed(s.handleSettle))
 	mux.HandleFunc("GET "+wire.PathRejections, s.adminOnly(s.handleRejections))
 	mux.HandleFunc("GET "+wire.PathEdgeStatus, s.authed(s.handleEdgeStatus))
 	mux.HandleFunc("GET "+wire.PathFlows, s.authed(s.handleFlows))
@@ -33,7 +34,22 @@ func (s *Service) Routes(mux *http.ServeMux) {
 
 func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
 	var cr wire.Credentials
-	if !wire.DecodeJSON(w, r, &cr) {
+	if !wire.DecodeJSONLimit(w, r, &cr, wire.MaxSmallJSONBody) {
+		return
+	}
+	// A sign-up costs an argon2id hash: it spends the client's login
+	// tokens like a login does.
+	if err := s.logins.attempt(clientKey(r), s.cfg.Now()); err != nil {
+		s.metrics.logins.WithLabelValues("throttled").Inc()
+		s.WriteError(w, err)
+		return
+	}
+	if err := coordinatordb.ValidateUsername(cr.Username); err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	if err := coordinatordb.ValidatePassword(cr.Username, cr.Password); err != nil {
+		s.WriteError(w, err)
 		return
 	}
 	a, err := s.db.CreateAccount(r.Context(), cr.Username, cr.Password, s.cfg.Now())
@@ -51,22 +67,46 @@ func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
 	wire.WriteJSON(w, info)
 }
 
+// handleLogin checks a password under the login throttle (LoginThrottle):
+// the client's bucket first, then the username's guard unless this browser
+// holds the username's device cookie; only then the password, which costs
+// the same argon2id work whether or not the account exists.
 func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var cr wire.Credentials
-	if !wire.DecodeJSON(w, r, &cr) {
+	if !wire.DecodeJSONLimit(w, r, &cr, wire.MaxSmallJSONBody) {
 		return
 	}
-	sess, err := s.db.Login(r.Context(), cr.Username, cr.Password, s.cfg.Now())
-	if err != nil {
-		outcome := "bad_credentials"
-		var locked *coordinatordb.LockedError
-		if errors.As(err, &locked) {
-			outcome = "locked"
-		}
-		s.metrics.logins.WithLabelValues(outcome).Inc()
+	now, client := s.cfg.Now(), clientKey(r)
+	if err := s.logins.attempt(client, now); err != nil {
+		s.metrics.logins.WithLabelValues("throttled").Inc()
 		s.WriteError(w, err)
 		return
 	}
+	named := coordinatordb.ValidateUsername(cr.Username) == nil
+	if named {
+		ck, err := r.Cookie(DeviceCookieName)
+		if err != nil || !s.logins.trustedDevice(ck.Value, cr.Username, now) {
+			if err := s.logins.guarded(cr.Username, now); err != nil {
+				s.metrics.logins.WithLabelValues("guarded").Inc()
+				s.WriteError(w, err)
+				return
+			}
+		}
+	}
+	sess, err := s.db.Login(r.Context(), cr.Username, cr.Password, now)
+	if err != nil {
+		if named && errors.Is(err, coordinatordb.ErrBadCredentials) {
+			s.logins.failed(cr.Username, client, now)
+		}
+		s.metrics.logins.WithLabelValues("bad_credentials").Inc()
+		s.WriteError(w, err)
+		return
+	}
+	deviceExpires := now.Add(s.logins.p.DeviceTTL)
+	http.SetCookie(w, &http.Cookie{
+		Name: DeviceCookieName, Value: s.logins.deviceToken(cr.Username, deviceExpires), Path: wire.PathLogin, Expires: deviceExpires,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+	})
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	a, err := s.db.Account(r.Context(), sess.AccountID)
 	if err != nil {
@@ -129,7 +169,7 @@ func (s *Service) handleBindEdge(w http.ResponseWriter, r *http.Request, who *ca
 		return
 	}
 	var req wire.BindEdgeRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxSmallJSONBody) {
 		return
 	}
 	if err := wire.CheckNodeID(req.NodeID); err != nil {
@@ -152,12 +192,28 @@ func (s *Service) handleBindEdge(w http.ResponseWriter, r *http.Request, who *ca
 	wire.WriteJSON(w, wire.BindEdgeResponse{APIToken: token})
 }
 
+// handleRevokeEdgeTokens is the owner's way to stop a leaked edge token:
+// every API token of the account stops working at once; binding the edge
+// again issues a fresh one.
+func (s *Service) handleRevokeEdgeTokens(w http.ResponseWriter, r *http.Request, who *caller) {
+	if !requireSession(w, who, "revoking edge tokens") {
+		return
+	}
+	n, err := s.db.RevokeAPITokens(r.Context(), who.acct.ID)
+	if err != nil {
+		s.WriteError(w, err)
+		return
+	}
+	s.log.Info("edge API tokens revoked", "account", who.acct.ID, "revoked", n)
+	wire.WriteJSON(w, wire.RevokeEdgeTokensResponse{Revoked: n})
+}
+
 func (s *Service) handleBindViewer(w http.ResponseWriter, r *http.Request, who *caller) {
 	if !requireSession(w, who, "binding a viewer key") {
 		return
 	}
 	var req wire.BindViewerRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxSmallJSONBody) {
 		return
 	}
 	if err := wire.CheckNodeID(req.ViewerID); err != nil {
@@ -249,7 +305,7 @@ func (s *Service) handleSetPrice(w http.ResponseWriter, r *http.Request, who *ca
 		return
 	}
 	var req wire.SetPriceRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxSmallJSONBody) {
 		return
 	}
 	if req.Price < 0 || req.Price > coordinatordb.MaxGrantPoints {
@@ -268,7 +324,7 @@ func (s *Service) handleSetPrice(w http.ResponseWriter, r *http.Request, who *ca
 
 func (s *Service) handleGrant(w http.ResponseWriter, r *http.Request, who *caller) {
 	var req wire.GrantRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxSmallJSONBody) {
 		return
 	}
 	if req.Points <= 0 || req.Points > coordinatordb.MaxGrantPoints {

@@ -70,10 +70,22 @@ func (s *Service) VideoPublished(ctx context.Context, m *content.Manifest) error
 
 // BootstrapAdmin creates the account username with password if it does not
 // exist, and makes it an admin (an existing account keeps its password).
+//
+// A new admin's password must pass coordinatordb.ValidatePassword; it is
+// checked before anything is written.
 func BootstrapAdmin(ctx context.Context, store DB, username, password string, now time.Time) (coordinatordb.Account, error) {
-	a, err := store.CreateAccount(ctx, username, password, now)
-	if errors.Is(err, coordinatordb.ErrUsernameTaken) {
-		a, err = store.AccountByName(ctx, username)
+	a, err := store.AccountByName(ctx, username)
+	if errors.Is(err, coordinatordb.ErrNotFound) {
+		if err := coordinatordb.ValidateUsername(username); err != nil {
+			return coordinatordb.Account{}, fmt.Errorf("bootstrap admin %q: %w", username, err)
+		}
+		if err := coordinatordb.ValidatePassword(username, password); err != nil {
+			return coordinatordb.Account{}, fmt.Errorf("bootstrap admin %q: %w", username, err)
+		}
+		a, err = store.CreateAccount(ctx, username, password, now)
+		if errors.Is(err, coordinatordb.ErrUsernameTaken) { // created meanwhile by another coordinator
+			a, err = store.AccountByName(ctx, username)
+		}
 	}
 	if err != nil {
 		return coordinatordb.Account{}, fmt.Errorf("bootstrap admin %q: %w", username, err)

@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		apiErrors:      f.CounterVec("account_api_errors_total", "Account, points and settlement requests answered with an error, by HTTP status.", "status"),
 		accounts:       f.CounterVec("account_events_total", "Account events (signup).", "event"),
-		logins:         f.CounterVec("logins_total", "Login attempts by outcome (ok, bad_credentials, locked).", "outcome"),
+		logins:         f.CounterVec("logins_total", "Login attempts by outcome (ok, bad_credentials, throttled, guarded).", "outcome"),
 		unlocks:        f.CounterVec("unlocks_total", "Video unlocks by outcome (ok, refused).", "outcome"),
 		keys:           f.CounterVec("key_requests_total", "Content-key requests checked against entitlements, by outcome.", "outcome"),
 		grantedPoints:  f.Counter("granted_points_total", "Points granted by admins."),

@@ -27,12 +27,13 @@ type DB interface {
 	SetRole(ctx context.Context, id int64, role coordinatordb.Role) error
 	CreateAPIToken(ctx context.Context, accountID int64, node wire.NodeID, now time.Time) (string, error)
 	APITokenEdge(ctx context.Context, token string) (coordinatordb.Account, wire.NodeID, error)
+	RevokeAPITokens(ctx context.Context, accountID int64) (int64, error)
 	EdgeAccount(ctx context.Context, node wire.NodeID) (coordinatordb.Account, error)
 	AccountEdge(ctx context.Context, accountID int64) (wire.NodeID, error)
 	BindViewerKey(ctx context.Context, accountID int64, viewer wire.NodeID, now time.Time) error
 	ViewerAccount(ctx context.Context, viewer wire.NodeID) (coordinatordb.Account, error)
 
-	// sessions.go: password login with lockout, session tokens.
+	// sessions.go: password login (constant work; throttling is ours), session tokens.
 	Login(ctx context.Context, username, password string, now time.Time) (coordinatordb.Session, error)
 	SessionAccount(ctx context.Context, token string, now time.Time) (coordinatordb.Account, error)
 	Logout(ctx context.Context, token string) error
@@ -128,10 +129,13 @@ type Config struct {
 	UptimeInterval time.Duration
 	// HTTPClient fetches audit shards; default wire.NewHTTPClient().
 	HTTPClient *http.Client
-	Seed       int64            // seeds the audit chore's choices
-	Now        func() time.Time // default time.Now
-	Log        *slog.Logger
-	Registry   prometheus.Registerer // metrics; required (the coordinator's registry)
+	// LoginThrottle slows password guessing per client and per username
+	// (in memory); the zero value is the documented defaults.
+	LoginThrottle LoginThrottle
+	Seed          int64            // seeds the audit chore's choices
+	Now           func() time.Time // default time.Now
+	Log           *slog.Logger
+	Registry      prometheus.Registerer // metrics; required (the coordinator's registry)
 }
 
 func (c Config) withDefaults() Config {
@@ -181,6 +185,7 @@ type Service struct {
 	log     *slog.Logger
 	metrics *metrics
 	csrfKey []byte // HMAC key deriving a session's CSRF token
+	logins  *loginGuard
 	limits  *limitCache
 	audit   *AuditChore
 	uptime  uptimeRecorder
@@ -193,9 +198,11 @@ func New(cfg Config, db DB, net Network) *Service {
 	// The CSRF key derives from the coordinator's identity, so tokens
 	// handed out at login stay valid across restarts.
 	k := sha256.Sum256(append([]byte("swarmcast csrf v1\x00"), cfg.Identity.Key.Seed()...))
+	dk := sha256.Sum256(append([]byte("swarmcast device v1\x00"), cfg.Identity.Key.Seed()...))
 	s := &Service{
 		cfg: cfg, db: db, net: net, log: cfg.Log, metrics: m,
 		csrfKey: k[:],
+		logins:  newLoginGuard(cfg.LoginThrottle, dk[:]),
 		limits:  newLimitCache(),
 	}
 	s.audit = newAuditChore(s, rand.New(rand.NewSource(cfg.Seed)).Int63())

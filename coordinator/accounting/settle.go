@@ -10,6 +10,10 @@ import (
 	"github.com/swarmcast/swarmcast/wire"
 )
 
+// maxSettleBody fits the largest batch ValidateBatch accepts, plus the
+// envelope.
+const maxSettleBody = coordinatordb.MaxBatchPairs*wire.MaxSettlementPairJSON + 4<<10
+
 // handleSettle turns an edge's (limit, order) pairs into points. Only the
 // edge's own API token may settle, and only for itself: a batch naming
 // another edge is refused before any signature work.
@@ -19,7 +23,7 @@ func (s *Service) handleSettle(w http.ResponseWriter, r *http.Request, who *call
 		return
 	}
 	var b wire.SettlementBatch
-	if !wire.DecodeJSON(w, r, &b) {
+	if !wire.DecodeJSONLimit(w, r, &b, maxSettleBody) {
 		return
 	}
 	if b.Edge != who.edge {

@@ -71,17 +71,10 @@ func (e *EdgeBindingError) Error() string {
 	return fmt.Sprintf("account %d already runs edge %s; an account runs one edge, so node %s cannot be bound (use the existing node identity or another account)", e.AccountID, e.Bound, e.Requested)
 }
 
-// LockedError is returned by Login after too many failures.
-type LockedError struct{ RetryAfter time.Duration }
-
-func (e *LockedError) Error() string {
-	return fmt.Sprintf("too many failed logins; try again in %s", e.RetryAfter.Round(time.Second))
-}
-
 const (
 	minUsernameLen = 3
 	maxUsernameLen = 32
-	minPasswordLen = 8
+	minPasswordLen = 10   // with the common-password list and the username rule (ValidatePassword)
 	maxPasswordLen = 1024 // argon2 cost does not depend on length, but bodies should be bounded
 )
 
@@ -188,9 +181,6 @@ func checkNodeID(what string, node wire.NodeID) error {
 	return nil
 }
 
-// dummyHash keeps Login's timing the same for unknown usernames.
-var dummyHash = HashPassword("swarmcast dummy password", PasswordParams{Time: 1, MemKiB: 8 * 1024, Threads: 1})
-
 // CreateAccount signs up a user. The first admin is made with SetRole.
 func (db *DB) CreateAccount(ctx context.Context, username, password string, now time.Time) (Account, error) {
 	if err := ValidateUsername(username); err != nil {
@@ -289,7 +279,9 @@ func (db *DB) BindEdge(ctx context.Context, accountID int64, node wire.NodeID, n
 }
 
 // CreateAPIToken binds node to the account (see BindEdge) and returns a new
-// API token the edge presents; only its SHA-256 is stored.
+// API token the edge presents; only its SHA-256 is stored. The account's
+// earlier tokens are revoked in the same transaction: one live token per
+// edge, so rebinding is how an owner replaces a token that leaked.
 func (db *DB) CreateAPIToken(ctx context.Context, accountID int64, node wire.NodeID, now time.Time) (string, error) {
 	if _, err := db.Account(ctx, accountID); err != nil {
 		return "", fmt.Errorf("account %d: %w", accountID, err)
@@ -298,12 +290,28 @@ func (db *DB) CreateAPIToken(ctx context.Context, accountID int64, node wire.Nod
 		return "", err
 	}
 	token := newToken()
-	_, err := db.sql.ExecContext(ctx, db.q("INSERT INTO api_tokens (token_sha256, account_id, created_ms) VALUES (?, ?, ?)"),
-		tokenHash(token), accountID, now.UnixMilli())
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q("DELETE FROM api_tokens WHERE account_id = ?"), accountID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.q("INSERT INTO api_tokens (token_sha256, account_id, created_ms) VALUES (?, ?, ?)"),
+			tokenHash(token), accountID, now.UnixMilli())
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
 	return token, nil
+}
+
+// RevokeAPITokens deletes every API token of the account and returns how
+// many there were; the edge binding stays.
+func (db *DB) RevokeAPITokens(ctx context.Context, accountID int64) (int64, error) {
+	res, err := db.sql.ExecContext(ctx, db.q("DELETE FROM api_tokens WHERE account_id = ?"), accountID)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // APITokenEdge resolves an edge's API token to its account and node.

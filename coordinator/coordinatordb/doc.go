@@ -99,14 +99,14 @@
 //
 // *DB's methods are grouped by concern, one file each: accounts.go
 // (accounts, edge and viewer-key bindings, API tokens), sessions.go
-// (password login with lockout, session tokens), ledger.go (the points
+// (password login in constant work, session tokens), ledger.go (the points
 // ledger), entitlements.go (video terms, unlocks, entitlements),
 // settle.go (proofs of delivery turned into points), flows.go (who fed
 // whom), reputation.go, audits.go and catalogue.go (signed manifests,
 // content keys and bans). This package declares no interface of its own:
 // each consumer declares the one it needs (coordinator.Store,
 // accounting.DB) and *DB satisfies them. The pure rules callers may use
-// directly: ValidateUsername, HashPassword, CheckPassword, LoginLockout,
+// directly: ValidateUsername, HashPassword, CheckPassword, ValidatePassword,
 // CheckPair, ValidateBatch, PointsFor, PlaybackBudget (and the bounds
 // MaxSupply, MaxGrantPoints, MaxOrderBytes, MaxPlaybackBudgetBytes), ApplyAudit,
 // ApplyUptime, ApplyBadShard, NextAudit. The wire side (OrderLimit, Order,

@@ -53,6 +53,13 @@ type BatchIDReusedError struct {
 	OtherEdge bool // the id was first used by another edge
 }
 
+// ErrBatchIDReused matches every *BatchIDReusedError (errors.Is), for
+// callers that only need to know the id was taken.
+var ErrBatchIDReused = errors.New("settle: batch id already used for a different batch; send these pairs under a fresh random id")
+
+// Is makes errors.Is(err, ErrBatchIDReused) true.
+func (e *BatchIDReusedError) Is(target error) bool { return target == ErrBatchIDReused }
+
 func (e *BatchIDReusedError) Error() string {
 	if e.OtherEdge {
 		return fmt.Sprintf("settle: batch id %s was already used by another edge; choose a fresh random id", e.ID)

@@ -18,6 +18,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+
+	"github.com/swarmcast/swarmcast/internal/secretfile"
 )
 
 //go:embed migrations/*.sql
@@ -54,8 +56,6 @@ type Config struct {
 	FlowBucket time.Duration
 	// SessionTTL is how long a login session lives. Default 30 days.
 	SessionTTL time.Duration
-	// Login is the failed-login lockout policy.
-	Login LoginPolicy
 	// Password is the argon2id cost for new password hashes.
 	Password PasswordParams
 	// Reputation tunes the beta reputation model.
@@ -75,7 +75,6 @@ func (c Config) withDefaults() Config {
 	if c.SessionTTL == 0 {
 		c.SessionTTL = 30 * 24 * time.Hour
 	}
-	c.Login = c.Login.withDefaults()
 	c.Password = c.Password.withDefaults()
 	c.Reputation = c.Reputation.withDefaults()
 	return c
@@ -92,6 +91,11 @@ type DB struct {
 	mintID, revenueID int64
 
 	rebound sync.Map // query with ? placeholders -> query with $n (PostgreSQL)
+
+	// dummyHash is what Login checks a password against for an unknown
+	// username: a hash at this store's own cost, so an unknown name costs
+	// exactly the argon2id work of a known one (computed on first use).
+	dummyHash func() string
 }
 
 // Open opens (creating if needed) the store named by dsn with the default
@@ -101,12 +105,24 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return OpenConfig(ctx, dsn, Config{})
 }
 
+// sqliteSecrets makes the database file and its -wal and -shm files (when
+// present) mode 0600.
+func sqliteSecrets(path string) error {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := secretfile.Secure(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // OpenConfig is Open with an explicit Config.
 func OpenConfig(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	if cfg.PointsPerMB < 0 || cfg.PointsPerMB > MaxPointsPerMB {
 		return nil, fmt.Errorf("open store: points per MB %d: want 0 (default 10) to %d", cfg.PointsPerMB, MaxPointsPerMB)
 	}
 	db := &DB{cfg: cfg.withDefaults()}
+	db.dummyHash = sync.OnceValue(func() string { return HashPassword("swarmcast dummy password", db.cfg.Password) })
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
@@ -118,6 +134,13 @@ func OpenConfig(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return nil, fmt.Errorf("open store: %w", err)
 			}
+		}
+		// The file holds content keys and password hashes: 0600 before
+		// SQLite opens it, so SQLite's -wal and -shm (created with the
+		// database file's mode) are 0600 too; sqliteSecrets re-checks all
+		// three after the migrations.
+		if err := secretfile.Create(path); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
 		}
 		// One connection: SQLite has one writer anyway, and one connection
 		// means no SQLITE_BUSY inside this process. Other processes on the
@@ -149,6 +172,13 @@ func OpenConfig(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	if err := db.migrate(ctx); err != nil {
 		db.sql.Close()
 		return nil, err
+	}
+	db.dummyHash() // now, so the first unknown-user login costs what every other does
+	if db.dialect == dialectSQLite {
+		if err := sqliteSecrets(strings.TrimPrefix(dsn, "sqlite:")); err != nil {
+			db.sql.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	}
 	for name, dst := range map[string]*int64{"@mint": &db.mintID, "@revenue": &db.revenueID} {
 		if err := db.sql.QueryRowContext(ctx, db.q("SELECT id FROM accounts WHERE username = ?"), name).Scan(dst); err != nil {

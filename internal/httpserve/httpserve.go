@@ -47,10 +47,63 @@ type Server struct {
 	Advertise string // base URL other nodes use, e.g. http://127.0.0.1:7001
 }
 
+// Timeouts bound how long one client may hold a connection. Every server
+// has all four, so a client sending one byte every few seconds (a slow
+// header, a slow body, a response it never reads) is cut off instead of
+// holding a connection and its goroutine forever.
+type Timeouts struct {
+	// ReadHeader bounds reading the request line and headers.
+	ReadHeader time.Duration
+	// Read bounds reading the whole request, body included.
+	Read time.Duration
+	// Write bounds the handler plus writing its response, counted from the
+	// end of the request headers. A handler that streams on purpose (an
+	// edge pacing shards under its upload cap) extends it per chunk with
+	// ExtendWriteDeadline instead of the server raising it for everyone.
+	Write time.Duration
+	// Idle bounds a kept-alive connection between requests.
+	Idle time.Duration
+}
+
+// DefaultTimeouts fit every role's routes on the networks Swarmcast runs
+// on: the largest request body (a publish, up to 256 MiB from an origin on
+// the operator's network) takes seconds, a whole ciphertext segment or a
+// shard goes out in well under a second unthrottled, and a gateway segment
+// waits at most a few playback deadlines for the swarm before the player
+// has given up on it anyway.
+//   - ReadHeader 5 s: headers are a few hundred bytes.
+//   - Read 60 s: 256 MiB at 5 MB/s is under a minute; a 1-byte-per-5-s
+//     body is cut off at 60 s, never held indefinitely.
+//   - Write 60 s: a response that has not finished in a minute is not
+//     worth the connection; streaming handlers extend it per chunk.
+//   - Idle 2 min: long enough for players' keep-alive between segments.
+var DefaultTimeouts = Timeouts{ReadHeader: 5 * time.Second, Read: time.Minute, Write: time.Minute, Idle: 2 * time.Minute}
+
+// WriteProgressTimeout is how long a streaming handler may take to write
+// one chunk before its client is cut off (ExtendWriteDeadline): a client
+// that stops reading is dropped within it, while a shard paced out under
+// an upload cap in many chunks never hits the server's total Write bound.
+const WriteProgressTimeout = 30 * time.Second
+
+// ExtendWriteDeadline moves w's write deadline WriteProgressTimeout past
+// now; a handler that paces its response calls it before each chunk. It
+// is a no-op for writers that cannot set deadlines (httptest recorders).
+func ExtendWriteDeadline(w http.ResponseWriter, now time.Time) {
+	_ = http.NewResponseController(w).SetWriteDeadline(now.Add(WriteProgressTimeout))
+}
+
 // Listen binds addr ("127.0.0.1:0", "[::1]:7001", ":7001") and starts
-// serving h with HTTP/1.1 and cleartext HTTP/2 (h2c). advertise is the base
-// URL to announce; empty means derive it from the bound address.
+// serving h with HTTP/1.1 and cleartext HTTP/2 (h2c) under DefaultTimeouts.
+// advertise is the base URL to announce; empty means derive it from the
+// bound address.
 func Listen(ctx context.Context, addr, advertise string, h http.Handler, log *slog.Logger) (*Server, error) {
+	return ListenTimeouts(ctx, addr, advertise, h, log, DefaultTimeouts)
+}
+
+// ListenTimeouts is Listen with explicit timeouts; a zero field takes its
+// DefaultTimeouts value (never "no timeout").
+func ListenTimeouts(ctx context.Context, addr, advertise string, h http.Handler, log *slog.Logger, t Timeouts) (*Server, error) {
+	t = t.withDefaults()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (is another process using the port? pick another address)", addr, err)
@@ -61,8 +114,10 @@ func Listen(ctx context.Context, addr, advertise string, h http.Handler, log *sl
 	s := &Server{
 		srv: &http.Server{
 			Handler:           h,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			ReadHeaderTimeout: t.ReadHeader,
+			ReadTimeout:       t.Read,
+			WriteTimeout:      t.Write,
+			IdleTimeout:       t.Idle,
 			Protocols:         &protocols,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		},
@@ -87,6 +142,28 @@ func Listen(ctx context.Context, addr, advertise string, h http.Handler, log *sl
 		}
 	}()
 	return s, nil
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	d := DefaultTimeouts
+	if t.ReadHeader <= 0 {
+		t.ReadHeader = d.ReadHeader
+	}
+	if t.Read <= 0 {
+		t.Read = d.Read
+	}
+	if t.Write <= 0 {
+		t.Write = d.Write
+	}
+	if t.Idle <= 0 {
+		t.Idle = d.Idle
+	}
+	return t
+}
+
+// Timeouts is what the server runs with.
+func (s *Server) Timeouts() Timeouts {
+	return Timeouts{ReadHeader: s.srv.ReadHeaderTimeout, Read: s.srv.ReadTimeout, Write: s.srv.WriteTimeout, Idle: s.srv.IdleTimeout}
 }
 
 // Addr is the bound address.

@@ -8,10 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/swarmcast/swarmcast/internal/secretfile"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -33,20 +32,15 @@ func FromKey(priv ed25519.PrivateKey) Identity {
 }
 
 // LoadOrCreate reads the hex seed at path, or creates it (0600, written to a
-// temp file and renamed, so a crash never leaves a half-written key).
+// temp file and renamed, so a crash never leaves a half-written key). An
+// existing key readable by others is made 0600 before it is used
+// (secretfile.Read).
 func LoadOrCreate(path string) (Identity, error) {
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		id := New()
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return Identity{}, err
-		}
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(hex.EncodeToString(id.Key.Seed())+"\n"), 0o600); err != nil {
+		if err := secretfile.Write(path, []byte(hex.EncodeToString(id.Key.Seed())+"\n")); err != nil {
 			return Identity{}, fmt.Errorf("create node identity %s: %w", path, err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return Identity{}, err
 		}
 		return id, nil
 	}

@@ -1,0 +1,122 @@
+package httpserve
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestEveryServerHasTimeouts: Listen never runs a server without all four.
+func TestEveryServerHasTimeouts(t *testing.T) {
+	srv, err := Listen(t.Context(), "127.0.0.1:0", "", http.NotFoundHandler(), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	got := srv.Timeouts()
+	if got != DefaultTimeouts || got.ReadHeader <= 0 || got.Read <= 0 || got.Write <= 0 || got.Idle <= 0 {
+		t.Fatalf("timeouts %+v, want %+v, all positive", got, DefaultTimeouts)
+	}
+	partial, err := ListenTimeouts(t.Context(), "127.0.0.1:0", "", http.NotFoundHandler(), quiet(), Timeouts{Write: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer partial.Close()
+	if p := partial.Timeouts(); p.Write != time.Hour || p.Read != DefaultTimeouts.Read || p.ReadHeader != DefaultTimeouts.ReadHeader || p.Idle != DefaultTimeouts.Idle {
+		t.Fatalf("zero fields were not defaulted: %+v", p)
+	}
+}
+
+// waitClosed reads from c until the server closes it. The deadline only
+// keeps a broken server from hanging the test; the assertion is that the
+// server hangs up, not when.
+func waitClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	_, err := io.Copy(io.Discard, c)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the server still holds the connection of a client that stopped sending")
+	}
+}
+
+// TestSlowClientsAreCutOff is the slow-loris attack: before, a body sent
+// one byte every few seconds held a connection (and its goroutine) for as
+// long as the client liked. Now a stalled header or body is cut off by the
+// server's read bounds, and the server keeps answering others.
+func TestSlowClientsAreCutOff(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Write([]byte("ok"))
+	})
+	srv, err := ListenTimeouts(t.Context(), "127.0.0.1:0", "", h, quiet(), Timeouts{ReadHeader: 50 * time.Millisecond, Read: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for name, prefix := range map[string]string{
+		"slow header": "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+		"slow body":   "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", srv.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, prefix); err != nil {
+				t.Fatal(err)
+			}
+			waitClosed(t, c)
+		})
+	}
+	resp, err := http.Post("http://"+srv.Addr()+"/", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("an ordinary client after the attack: %d", resp.StatusCode)
+	}
+}
+
+// TestExtendWriteDeadline: a handler that paces its response is bound per
+// chunk, not by the server's total write bound. With a write bound that
+// has already passed when the handler runs, only the extended write gets
+// through.
+func TestExtendWriteDeadline(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("extend") {
+			ExtendWriteDeadline(w, time.Now())
+		}
+		w.Write([]byte("shard bytes"))
+	})
+	srv, err := ListenTimeouts(context.Background(), "127.0.0.1:0", "", h, quiet(), Timeouts{Write: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	get := func(q string) (string, error) {
+		resp, err := http.Get("http://" + srv.Addr() + "/" + q)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	if body, err := get(""); err == nil && body == "shard bytes" {
+		t.Fatal("a response past the server's write bound got through: the bound is not applied")
+	}
+	if body, err := get("?extend"); err != nil || body != "shard bytes" {
+		t.Fatalf("extended response: %q %v", body, err)
+	}
+}
