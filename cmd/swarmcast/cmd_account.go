@@ -29,6 +29,11 @@ func newAccountCommand() *cobra.Command {
 		if coordinator == "" || user == "" || password == "" {
 			return wire.Credentials{}, errors.New("need --coordinator, --user and --password (or $SWARMCAST_PASSWORD)")
 		}
+		urls, err := parseCoordinatorURLs(coordinator)
+		if err != nil {
+			return wire.Credentials{}, err
+		}
+		coordinator = urls[0]
 		return wire.Credentials{Username: user, Password: password}, nil
 	}
 	signup := &cobra.Command{
