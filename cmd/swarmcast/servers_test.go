@@ -44,7 +44,15 @@ func TestCommandServersServeHealthAndMetrics(t *testing.T) {
 	edgeOut := runCommand(t, "edge", "--dir", t.TempDir(), "--coordinator", n.CoordinatorURL,
 		"--listen", "127.0.0.1:0", "--player-listen", "127.0.0.1:0", "--user", "alice", "--password", "alice-password")
 	edgeURL := edgeOut.await(t, regexp.MustCompile(`serving at (http://\S+)`))
-	hostedURL := edgeOut.await(t, regexp.MustCompile(`play: (http://\S+)/ `))
+	hostedURL := edgeOut.await(t, regexp.MustCompile(`catalogue: (http://\S+)/ `))
+	// The play: line is a master playlist any HLS player opens as is.
+	playURL := edgeOut.await(t, regexp.MustCompile(`play: (http://\S+)`))
+	if want := fmt.Sprintf("%s/videos/%s/master.m3u8", hostedURL, video); playURL != want {
+		t.Fatalf("edge printed play: %s, want %s", playURL, want)
+	}
+	if code, body := get(t, playURL); code != http.StatusOK || !bytes.HasPrefix(body, []byte("#EXTM3U")) {
+		t.Fatalf("GET %s: %d %.200s, want an HLS master playlist", playURL, code, body)
+	}
 	playOut := runCommand(t, "play", video.String(), "--coordinator", n.CoordinatorURL, "--listen", "127.0.0.1:0",
 		"--user", "bob", "--password", "bob-password")
 	playerURL := playOut.await(t, regexp.MustCompile(`catalogue: (http://\S+)/`))
@@ -136,12 +144,19 @@ func (o *commandOutput) await(t *testing.T, re *regexp.Regexp) string {
 // dropped; failures show its stdout).
 func runCommand(t *testing.T, args ...string) *commandOutput {
 	t.Helper()
+	return runCommandWithStderr(t, io.Discard, args...)
+}
+
+// runCommandWithStderr is runCommand with the command's stderr (its logs
+// and warnings) going to stderr.
+func runCommandWithStderr(t *testing.T, stderr io.Writer, args ...string) *commandOutput {
+	t.Helper()
 	out := &commandOutput{written: make(chan struct{}, 1), exited: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	root := newRootCommand()
 	root.SetArgs(args)
 	root.SetOut(out)
-	root.SetErr(io.Discard)
+	root.SetErr(stderr)
 	go func() { // owned by the test: the cleanup below waits for it
 		defer close(out.exited)
 		out.err = root.ExecuteContext(ctx)
@@ -168,4 +183,61 @@ func get(t *testing.T, url string) (int, []byte) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, body
+}
+
+// TestEdgeWithoutAccountWarnsOnce: an edge run without --user or --token
+// serves but cannot settle, so it says so once, with what to run instead,
+// and prints no play: URL its player could not unlock.
+func TestEdgeWithoutAccountWarnsOnce(t *testing.T) {
+	t.Setenv("SWARMCAST_EDGE_TOKEN", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := testnet.Start(ctx, testnet.Config{Dir: t.TempDir(), Edges: 0, Videos: 1, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	var stderr commandOutput
+	stderr.written = make(chan struct{}, 1)
+	out := runCommandWithStderr(t, &stderr, "edge", "--dir", t.TempDir(), "--coordinator", n.CoordinatorURL)
+	out.await(t, regexp.MustCompile(`(serving at) http://`))
+	warn := stderr.String()
+	if c := strings.Count(warn, "warning:"); c != 1 {
+		t.Fatalf("want exactly one warning, got %d:\n%s", c, warn)
+	}
+	for _, w := range []string{"earn no points", "--user NAME --password PASS", "swarmcast account signup --coordinator " + n.CoordinatorURL} {
+		if !strings.Contains(warn, w) {
+			t.Errorf("warning does not say %q:\n%s", w, warn)
+		}
+	}
+	if m := regexp.MustCompile(`play: http`).FindString(out.String()); m != "" {
+		t.Errorf("an edge without an account printed a play URL:\n%s", out)
+	}
+}
+
+// TestPlayChecksTheVideoBeforePrintingAURL: a video the coordinator does
+// not list is an error naming what it does list, and no URL is printed.
+func TestPlayChecksTheVideoBeforePrintingAURL(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := testnet.Start(ctx, testnet.Config{Dir: t.TempDir(), Edges: 0, Videos: 1, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	if _, err := wire.NewCoordinatorClient(n.CoordinatorURL, nil).Signup(ctx, wire.Credentials{Username: "bob", Password: "bob-password"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "play", aVideoID, "--coordinator", n.CoordinatorURL, "--user", "bob", "--password", "bob-password")
+	if err == nil {
+		t.Fatalf("play of an unknown video succeeded:\n%s", out)
+	}
+	for _, w := range []string{"is not in the catalogue", n.Videos[0].String(), "start an origin"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+	if strings.Contains(out, "http://") {
+		t.Errorf("play printed a URL for a video that cannot play:\n%s", out)
+	}
 }
