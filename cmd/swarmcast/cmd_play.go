@@ -178,6 +178,9 @@ func checkVideoListed(ctx context.Context, coordinator string, id content.VideoI
 func login(ctx context.Context, coordinator, user, password string) (string, error) {
 	cc := wire.NewCoordinatorClient(coordinator, nil)
 	resp, err := cc.Login(ctx, wire.Credentials{Username: user, Password: password})
+	if wire.IsAuthError(err) {
+		return "", fmt.Errorf("log in as %s: %w (check --password; a new user signs up first: swarmcast account signup --coordinator %s --user %s --password PASS)", user, err, coordinator, user)
+	}
 	if err != nil {
 		return "", fmt.Errorf("log in as %s: %w", user, err)
 	}
