@@ -83,9 +83,10 @@ func TestBadInputSaysWhatToDoAndLeavesNothing(t *testing.T) {
 		{name: "coordinator heartbeat", args: []string{"coordinator", "--heartbeat", "0s"}, want: []string{"--heartbeat", "must be positive"}},
 		{name: "coordinator hysteresis", args: []string{"coordinator", "--origin-pool-hysteresis", "1"}, want: []string{"--origin-pool-hysteresis", "[0,1)"}},
 		{name: "coordinator seed", args: []string{"coordinator", "--seed", "x"}, want: []string{`invalid argument "x" for "--seed"`, "swarmcast coordinator --help"}},
+		{name: "coordinator postgres down", args: []string{"coordinator", "--db", "postgres://u:p@127.0.0.1:9/db"}, want: []string{"open postgres store", "set --db"}},
 		// Only binding can find a port in use: the store and key made
 		// before it are taken back.
-		{name: "coordinator port in use", args: []string{"coordinator", "--listen", busy, "--admin", "admin:change-me-please"}, want: []string{"address already in use", "set --listen"}},
+		{name: "coordinator port in use", args: []string{"coordinator", "--listen", busy, "--admin", "admin:" + testPassword}, want: []string{"address already in use", "set --listen"}},
 
 		// edge: the cache directory is made only after every check, and
 		// removed again if the login is refused.
@@ -115,8 +116,8 @@ func TestBadInputSaysWhatToDoAndLeavesNothing(t *testing.T) {
 		{name: "edge advertise", args: edge("--advertise", "ftp://x"), want: []string{"--advertise", "want http or https"}},
 		{name: "edge settle interval", args: edge("--settle-interval", "0s"), want: []string{"--settle-interval must be positive"}},
 		{name: "edge user without password", args: edge("--user", "alice"), want: []string{"--user needs --password"}},
-		{name: "edge password without user", args: edge("--password", "alice-password-1"), want: []string{"--password needs --user"}},
-		{name: "edge coordinator down", args: edge("--user", "alice", "--password", "alice-password-1"), want: []string{"log in as alice", "connection refused"}},
+		{name: "edge password without user", args: edge("--password", testPassword), want: []string{"--password needs --user"}},
+		{name: "edge coordinator down", args: edge("--user", "alice", "--password", testPassword), want: []string{"log in as alice", "connection refused"}},
 
 		// origin: reads a store, never makes one.
 		{name: "origin without store", args: []string{"origin", "--store", "", "--coordinator", down}, want: []string{"no store directory given", "set --store DIR"}},
@@ -157,7 +158,7 @@ func TestBadInputSaysWhatToDoAndLeavesNothing(t *testing.T) {
 		{name: "play headless speed", args: []string{"play", aVideoID, "--coordinator", down, "--headless", "--speed", "0"}, want: []string{"--speed", "must be positive"}},
 
 		{name: "account without credentials", args: []string{"account", "signup", "--coordinator", down}, want: []string{"need --coordinator, --user and --password"}},
-		{name: "account coordinator without scheme", args: []string{"account", "signup", "--coordinator", "127.0.0.1:7000", "--user", "alice", "--password", "alice-password-1"}, want: []string{"did you mean http://127.0.0.1:7000?"}},
+		{name: "account coordinator without scheme", args: []string{"account", "signup", "--coordinator", "127.0.0.1:7000", "--user", "alice", "--password", testPassword}, want: []string{"did you mean http://127.0.0.1:7000?"}},
 
 		{name: "demo sizes", args: []string{"demo", "--edges", "0"}, want: []string{"need --edges ≥ 1"}},
 		{name: "demo churn", args: []string{"demo", "--churn", "2"}, want: []string{"--churn must be in [0,1]"}},
@@ -290,4 +291,20 @@ func TestParseBytesAndRates(t *testing.T) {
 			t.Errorf("parseRate(%q) accepted", bad)
 		}
 	}
+}
+
+// FuzzParseBytes: any string is refused or read as an exact, non-negative
+// whole number of bytes; never a panic.
+func FuzzParseBytes(f *testing.F) {
+	for _, s := range []string{"1.5GB", "512MiB", "1000000B", "1.5", "1.5B", "-1GB", "1e9B", "8388608TiB", "0.5KiB", "10Mbit", "2MB/s", "1bit", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if n, err := parseBytes(s); err == nil && n < 0 {
+			t.Fatalf("parseBytes(%q) = %d", s, n)
+		}
+		if n, err := parseRate(s); err == nil && n < 0 {
+			t.Fatalf("parseRate(%q) = %d", s, n)
+		}
+	})
 }

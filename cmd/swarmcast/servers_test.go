@@ -36,13 +36,13 @@ func TestCommandServersServeHealthAndMetrics(t *testing.T) {
 	// Keys go to signed-in accounts only: one for the edge's player, one
 	// for the standalone player.
 	for _, user := range []string{"alice", "bob"} {
-		if _, err := wire.NewCoordinatorClient(n.CoordinatorURL, nil).Signup(ctx, wire.Credentials{Username: user, Password: user + "-password"}); err != nil {
+		if _, err := wire.NewCoordinatorClient(n.CoordinatorURL, nil).Signup(ctx, wire.Credentials{Username: user, Password: testPassword}); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	edgeOut := runCommand(t, "edge", "--dir", t.TempDir(), "--coordinator", n.CoordinatorURL,
-		"--listen", "127.0.0.1:0", "--player-listen", "127.0.0.1:0", "--user", "alice", "--password", "alice-password")
+		"--listen", "127.0.0.1:0", "--player-listen", "127.0.0.1:0", "--user", "alice", "--password", testPassword)
 	edgeURL := edgeOut.await(t, regexp.MustCompile(`serving at (http://\S+)`))
 	hostedURL := edgeOut.await(t, regexp.MustCompile(`catalogue: (http://\S+)/ `))
 	// The play: line is a master playlist any HLS player opens as is.
@@ -54,7 +54,7 @@ func TestCommandServersServeHealthAndMetrics(t *testing.T) {
 		t.Fatalf("GET %s: %d %.200s, want an HLS master playlist", playURL, code, body)
 	}
 	playOut := runCommand(t, "play", video.String(), "--coordinator", n.CoordinatorURL, "--listen", "127.0.0.1:0",
-		"--user", "bob", "--password", "bob-password")
+		"--user", "bob", "--password", testPassword)
 	playerURL := playOut.await(t, regexp.MustCompile(`catalogue: (http://\S+)/`))
 
 	// One segment through the built-in player: the edge's own /metrics
@@ -95,6 +95,10 @@ func TestCommandServersServeHealthAndMetrics(t *testing.T) {
 		})
 	}
 }
+
+// testPassword passes the account password rules: long, not a common
+// password, unrelated to the usernames.
+const testPassword = "violet-harbour-lamp-7"
 
 // commandOutput is a command's stdout, written by the command's goroutine
 // and read by the test.
@@ -225,10 +229,10 @@ func TestPlayChecksTheVideoBeforePrintingAURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.Close)
-	if _, err := wire.NewCoordinatorClient(n.CoordinatorURL, nil).Signup(ctx, wire.Credentials{Username: "bob", Password: "bob-password"}); err != nil {
+	if _, err := wire.NewCoordinatorClient(n.CoordinatorURL, nil).Signup(ctx, wire.Credentials{Username: "bob", Password: testPassword}); err != nil {
 		t.Fatal(err)
 	}
-	out, err := run(t, "play", aVideoID, "--coordinator", n.CoordinatorURL, "--user", "bob", "--password", "bob-password")
+	out, err := run(t, "play", aVideoID, "--coordinator", n.CoordinatorURL, "--user", "bob", "--password", testPassword)
 	if err == nil {
 		t.Fatalf("play of an unknown video succeeded:\n%s", out)
 	}
@@ -239,5 +243,13 @@ func TestPlayChecksTheVideoBeforePrintingAURL(t *testing.T) {
 	}
 	if strings.Contains(out, "http://") {
 		t.Errorf("play printed a URL for a video that cannot play:\n%s", out)
+	}
+	// A refused login says how a new user gets an account.
+	out, err = run(t, "play", n.Videos[0].String(), "--coordinator", n.CoordinatorURL, "--user", "carol", "--password", testPassword)
+	if err == nil || !strings.Contains(err.Error(), "swarmcast account signup --coordinator "+n.CoordinatorURL+" --user carol") {
+		t.Errorf("play as an unknown user: %v, want a hint to sign up", err)
+	}
+	if strings.Contains(out, "http://") {
+		t.Errorf("play printed a URL after a refused login:\n%s", out)
 	}
 }
