@@ -49,7 +49,7 @@ func newAccountCommand() *cobra.Command {
 			defer stop()
 			a, err := wire.NewCoordinatorClient(coordinator, nil).Signup(ctx, c)
 			if err != nil {
-				return err
+				return fmt.Errorf("sign up %s: %w", c.Username, withUnreachableHint(err, coordinator))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "account %s created (id %d, %d points)\n", a.Username, a.ID, a.Balance)
 			return nil

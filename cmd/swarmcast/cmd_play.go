@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -174,6 +175,17 @@ func checkVideoListed(ctx context.Context, coordinator string, id content.VideoI
 	return fmt.Errorf("video %s is not in the catalogue of %s; it lists %s (or start an origin on the store the video was ingested into)", id, coordinator, strings.Join(ids, ", "))
 }
 
+// withUnreachableHint adds what to check to an error that never reached
+// the coordinator (refused, timed out, unknown host); an answer the
+// coordinator gave is returned as is.
+func withUnreachableHint(err error, coordinator string) error {
+	var transport *url.Error
+	if errors.As(err, &transport) {
+		return fmt.Errorf("%w (is swarmcast coordinator running at %s? check --coordinator)", err, coordinator)
+	}
+	return err
+}
+
 // login exchanges an account's credentials for a session token.
 func login(ctx context.Context, coordinator, user, password string) (string, error) {
 	cc := wire.NewCoordinatorClient(coordinator, nil)
@@ -182,7 +194,7 @@ func login(ctx context.Context, coordinator, user, password string) (string, err
 		return "", fmt.Errorf("log in as %s: %w (check --password; a new user signs up first: swarmcast account signup --coordinator %s --user %s --password PASS)", user, err, coordinator, user)
 	}
 	if err != nil {
-		return "", fmt.Errorf("log in as %s: %w", user, err)
+		return "", fmt.Errorf("log in as %s: %w", user, withUnreachableHint(err, coordinator))
 	}
 	return resp.Token, nil
 }

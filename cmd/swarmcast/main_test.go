@@ -117,7 +117,7 @@ func TestBadInputSaysWhatToDoAndLeavesNothing(t *testing.T) {
 		{name: "edge settle interval", args: edge("--settle-interval", "0s"), want: []string{"--settle-interval must be positive"}},
 		{name: "edge user without password", args: edge("--user", "alice"), want: []string{"--user needs --password"}},
 		{name: "edge password without user", args: edge("--password", testPassword), want: []string{"--password needs --user"}},
-		{name: "edge coordinator down", args: edge("--user", "alice", "--password", testPassword), want: []string{"log in as alice", "connection refused"}},
+		{name: "edge coordinator down", args: edge("--user", "alice", "--password", testPassword), want: []string{"log in as alice", "connection refused", "is swarmcast coordinator running at http://127.0.0.1:9?"}},
 
 		// origin: reads a store, never makes one.
 		{name: "origin without store", args: []string{"origin", "--store", "", "--coordinator", down}, want: []string{"no store directory given", "set --store DIR"}},
@@ -158,12 +158,18 @@ func TestBadInputSaysWhatToDoAndLeavesNothing(t *testing.T) {
 		{name: "play headless speed", args: []string{"play", aVideoID, "--coordinator", down, "--headless", "--speed", "0"}, want: []string{"--speed", "must be positive"}},
 
 		{name: "account without credentials", args: []string{"account", "signup", "--coordinator", down}, want: []string{"need --coordinator, --user and --password"}},
+		{name: "account coordinator down", args: []string{"account", "signup", "--coordinator", down, "--user", "alice", "--password", testPassword}, want: []string{"sign up alice", "is swarmcast coordinator running at http://127.0.0.1:9?"}},
+		{name: "account show coordinator down", args: []string{"account", "show", "--coordinator", down, "--user", "alice", "--password", testPassword}, want: []string{"log in as alice", "is swarmcast coordinator running"}},
 		{name: "account coordinator without scheme", args: []string{"account", "signup", "--coordinator", "127.0.0.1:7000", "--user", "alice", "--password", testPassword}, want: []string{"did you mean http://127.0.0.1:7000?"}},
 
 		{name: "demo sizes", args: []string{"demo", "--edges", "0"}, want: []string{"need --edges ≥ 1"}},
 		{name: "demo churn", args: []string{"demo", "--churn", "2"}, want: []string{"--churn must be in [0,1]"}},
 		{name: "demo report in missing directory", args: []string{"demo", "--report", "out/report.json"}, want: []string{"--report", "directory out does not exist"}},
 		{name: "demo linger", args: []string{"demo", "--linger", "-1s"}, want: []string{"--linger", "must be 0 or more"}},
+
+		{name: "bench serve rounds", args: []string{"bench", "serve", "--rounds", "0"}, want: []string{"--rounds must be positive"}},
+		{name: "bench serve duration", args: []string{"bench", "serve", "--duration", "-1s"}, want: []string{"--duration must be positive"}},
+		{name: "bench lookup edges", args: []string{"bench", "lookup", "--edges", "0"}, want: []string{"--edges must be positive"}},
 
 		{name: "avardo negative blocks", args: []string{"plan", "avardo", "--blocks", "-5"}, want: []string{"Blocks is -5, want ≥ 0", "set --blocks"}},
 		{name: "avardo no blocks", args: []string{"plan", "avardo", "--blocks", "0"}, want: []string{"at least one block is needed"}},
