@@ -29,6 +29,11 @@ func newAccountCommand() *cobra.Command {
 		if coordinator == "" || user == "" || password == "" {
 			return wire.Credentials{}, errors.New("need --coordinator, --user and --password (or $SWARMCAST_PASSWORD)")
 		}
+		urls, err := parseCoordinatorURLs(coordinator)
+		if err != nil {
+			return wire.Credentials{}, err
+		}
+		coordinator = urls[0]
 		return wire.Credentials{Username: user, Password: password}, nil
 	}
 	signup := &cobra.Command{
@@ -44,7 +49,7 @@ func newAccountCommand() *cobra.Command {
 			defer stop()
 			a, err := wire.NewCoordinatorClient(coordinator, nil).Signup(ctx, c)
 			if err != nil {
-				return err
+				return fmt.Errorf("sign up %s: %w", c.Username, withUnreachableHint(err, coordinator))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "account %s created (id %d, %d points)\n", a.Username, a.ID, a.Balance)
 			return nil

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,6 +34,11 @@ and drives both with the same load generator in alternating rounds. Prints the
 median throughput of each and the median ratio edge/nginx. Needs nginx.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// loadbench replaces non-positive values by its defaults; a
+			// user who typed 0 gets told instead.
+			if err := checkPositive(map[string]int64{"--concurrency": int64(opt.Concurrency), "--rounds": int64(opt.Rounds), "--duration": int64(opt.Duration)}); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			if !asJSON {
@@ -69,6 +76,9 @@ whose inventories cover every segment, then drives POST /api/v1/lookup from
 the cores with the coordinator, so the figure is a lower bound.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkPositive(map[string]int64{"--edges": int64(lopt.Edges), "--videos": int64(lopt.Videos), "--window": int64(lopt.Window), "--concurrency": int64(lopt.Concurrency), "--duration": int64(lopt.Duration)}); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			if !lookupJSON {
@@ -101,4 +111,16 @@ the cores with the coordinator, so the figure is a lower bound.`,
 	cmd.AddCommand(lookup)
 	requireSubcommand(cmd)
 	return cmd
+}
+
+// checkPositive names the first flag (in name order) whose value is not
+// positive.
+func checkPositive(flags map[string]int64) error {
+	names := slices.Sorted(maps.Keys(flags))
+	for _, name := range names {
+		if flags[name] <= 0 {
+			return fmt.Errorf("%s must be positive (see the default in --help)", name)
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -51,25 +52,55 @@ catalogue here; edges register, heartbeat their inventory and receive placement
 directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Every flag is checked before the store or the key file is
+			// created; what only the database or the network can refuse is
+			// taken back by created.
+			adminUser, adminPass, err := parseAdmin(admin)
+			if err != nil {
+				return err
+			}
+			sqlitePath, err := checkDSN(dsn)
+			if err != nil {
+				return err
+			}
+			if identityPath == "" {
+				identityPath = defaultIdentityPath(dsn)
+			}
+			if err := checkCreatableFile("--identity", identityPath); err != nil {
+				return err
+			}
+			if err := checkListenAddr("--listen", listen); err != nil {
+				return err
+			}
+			if err := checkAdvertise(advertise); err != nil {
+				return err
+			}
+			if err := checkCoordinatorNumbers(heartbeat, placement, halfLife, defaultPrice, pointsPerMB, originRate, originHysteresis, initialAlpha); err != nil {
+				return err
+			}
+			var allowedOrigins []wire.NodeID
+			for _, k := range originKeys {
+				if err := wire.CheckNodeID(wire.NodeID(k)); err != nil {
+					return withFlagHint(fmt.Errorf("--origin-key: %w", err), "pass the node id `swarmcast origin --print-id` prints")
+				}
+				allowedOrigins = append(allowedOrigins, wire.NodeID(k))
+			}
+			created := &newPaths{}
+			defer created.undoUnlessKept()
+			if sqlitePath != "" {
+				created.note(sqlitePath, sqlitePath+"-wal", sqlitePath+"-shm", sqlitePath+"-journal")
+			}
+			created.note(identityPath, identityPath+".tmp")
+
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			if seed == 0 {
 				seed = time.Now().UnixNano()
 			}
-			var allowedOrigins []wire.NodeID
-			for _, k := range originKeys {
-				if err := wire.CheckNodeID(wire.NodeID(k)); err != nil {
-					return withFlagHint(fmt.Errorf("--origin-key: %w", err), "pass the node id `swarmcast origin` prints at start")
-				}
-				allowedOrigins = append(allowedOrigins, wire.NodeID(k))
-			}
-			if identityPath == "" {
-				identityPath = defaultIdentityPath(dsn)
-			}
 			id, err := identity.LoadOrCreate(identityPath)
 			if err != nil {
-				return fmt.Errorf("coordinator identity: %w", err)
+				return withFlagHint(fmt.Errorf("coordinator identity: %w", err), "check --identity FILE")
 			}
 			store, err := coordinatordb.OpenConfig(ctx, dsn, coordinatordb.Config{
 				CoordinatorKeys: []ed25519.PublicKey{id.Key.Public().(ed25519.PublicKey)},
@@ -86,13 +117,9 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			defer store.Close()
 			log.Info("coordinator store open", "dialect", store.Dialect(), "identity", id.ID)
 			if admin != "" {
-				user, pass, ok := strings.Cut(admin, ":")
-				if !ok {
-					return errors.New("--admin: want USER:PASSWORD")
-				}
-				a, err := accounting.BootstrapAdmin(ctx, store, user, pass, time.Now())
+				a, err := accounting.BootstrapAdmin(ctx, store, adminUser, adminPass, time.Now())
 				if err != nil {
-					return err
+					return withFlagHint(err, "fix --admin USER:PASSWORD")
 				}
 				log.Info("admin account ready", "username", a.Username, "id", a.ID)
 			}
@@ -118,6 +145,7 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			if err != nil {
 				return withFlagHint(err, "set --listen HOST:PORT")
 			}
+			created.keep()
 			log.Info("coordinator listening", "url", srv.Advertise, "bind", srv.Addr())
 			g, gctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return c.Run(gctx) })
@@ -160,4 +188,90 @@ func defaultIdentityPath(dsn string) string {
 		return filepath.Join(filepath.Dir(path), "coordinator.key")
 	}
 	return "coordinator.key"
+}
+
+// parseAdmin checks --admin USER:PASSWORD (empty: no admin) against the
+// account rules the store applies, so a bad value fails before the store
+// is created. The store still has the last word (see newPaths).
+func parseAdmin(admin string) (user, pass string, err error) {
+	if admin == "" {
+		return "", "", nil
+	}
+	user, pass, ok := strings.Cut(admin, ":")
+	if !ok || pass == "" {
+		return "", "", fmt.Errorf("--admin %q: want USER:PASSWORD, e.g. --admin admin:a-long-passphrase", user)
+	}
+	if err := coordinatordb.ValidateUsername(user); err != nil {
+		return "", "", fmt.Errorf("--admin: username %q: %w", user, err)
+	}
+	if len(pass) < minAdminPassword {
+		return "", "", fmt.Errorf("--admin: the password is %d characters; use at least %d", len(pass), minAdminPassword)
+	}
+	if strings.EqualFold(pass, user) {
+		return "", "", errors.New("--admin: the password must not be the username")
+	}
+	return user, pass, nil
+}
+
+// minAdminPassword is the store's minimum password length
+// (coordinatordb's minPasswordLen).
+const minAdminPassword = 8
+
+// checkDSN checks --db without opening it and returns the SQLite file's
+// path ("" for PostgreSQL).
+func checkDSN(dsn string) (sqlitePath string, err error) {
+	const hint = "set --db to sqlite:PATH or postgres://USER:PASS@HOST/DB"
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" {
+			return "", fmt.Errorf("--db %q: empty SQLite path (%s)", dsn, hint)
+		}
+		if strings.HasPrefix(path, "file:") || strings.Contains(path, "?") {
+			return "", fmt.Errorf("--db %q: give a plain file path after sqlite:, e.g. sqlite:coord.db", dsn)
+		}
+		return path, checkCreatableFile("--db", path)
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if u, err := url.Parse(dsn); err != nil || u.Host == "" {
+			return "", fmt.Errorf("--db: not a PostgreSQL URL (%s)", hint)
+		}
+		return "", nil
+	default:
+		return "", fmt.Errorf("--db %q: unsupported store (%s)", redactedDSN(dsn), hint)
+	}
+}
+
+// redactedDSN hides a password in a DSN echoed in an error.
+func redactedDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return dsn
+}
+
+// checkCoordinatorNumbers checks the numeric flags before anything is
+// created.
+func checkCoordinatorNumbers(heartbeat, placement, halfLife time.Duration, price, pointsPerMB int64, originRate, hysteresis, alpha float64) error {
+	switch {
+	case heartbeat <= 0:
+		return fmt.Errorf("--heartbeat %s: must be positive, e.g. 2s", heartbeat)
+	case placement <= 0:
+		return fmt.Errorf("--placement-interval %s: must be positive, e.g. 2s", placement)
+	case halfLife <= 0:
+		return fmt.Errorf("--demand-half-life %s: must be positive, e.g. 60s", halfLife)
+	case price < 0:
+		return fmt.Errorf("--default-price %d: must be 0 (free) or more", price)
+	case pointsPerMB < 0:
+		return fmt.Errorf("--points-per-mb %d: must be 0 or more", pointsPerMB)
+	case !(originRate >= 0):
+		return fmt.Errorf("--origin-pool-rate %v: must be 0 (off) or more", originRate)
+	case !(hysteresis >= 0 && hysteresis < 1):
+		return fmt.Errorf("--origin-pool-hysteresis %v: want a fraction in [0,1), e.g. 0.1", hysteresis)
+	case !(alpha > 0):
+		return fmt.Errorf("--reputation-initial-alpha %v: must be positive (Storj uses 1000)", alpha)
+	}
+	return nil
 }

@@ -68,6 +68,18 @@ func runDemo(cmd *cobra.Command, f demoFlags) error {
 	if f.churn < 0 || f.churn > 1 || f.byzantine < 0 || f.byzantine >= 1 {
 		return fmt.Errorf("--churn must be in [0,1] and --byzantine in [0,1)")
 	}
+	if f.linger < 0 {
+		return fmt.Errorf("--linger %s: must be 0 or more, e.g. 5m", f.linger)
+	}
+	if !(f.zipf >= 0) {
+		return fmt.Errorf("--zipf %v: must be 0 (uniform) or more, e.g. 1.0", f.zipf)
+	}
+	// Checked now rather than after two minutes of workload.
+	if f.report != "" {
+		if err := checkCreatableFile("--report", f.report); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	out := cmd.OutOrStdout()

@@ -39,17 +39,31 @@ type edgeFlags struct {
 	user, password, playerListen                string
 }
 
-// edgeConfig turns the flags into an edge.Config (without network or
-// logging parts), with every size and rate checked.
+// edgeConfig turns the flags into an edge.Config (without identity,
+// network or logging parts), with every flag checked. It creates nothing:
+// the cache directory and the node key are made only after it succeeds.
 func (fl *edgeFlags) edgeConfig() (edge.Config, error) {
 	var cfg edge.Config
 	if fl.dir == "" {
-		// Checked before the identity below would land in the working directory.
 		return cfg, errors.New("no cache directory given (set --dir DIR)")
 	}
-	coordinators := splitList(fl.coordinator)
-	if len(coordinators) == 0 {
-		return cfg, errors.New("--coordinator is required (the coordinator's base URL, e.g. http://127.0.0.1:7000)")
+	coordinators, err := parseCoordinatorURLs(fl.coordinator)
+	if err != nil {
+		return cfg, err
+	}
+	if err := checkCreatableDir("--dir", fl.dir); err != nil {
+		return cfg, err
+	}
+	if err := checkListenAddr("--listen", fl.listen); err != nil {
+		return cfg, err
+	}
+	if fl.playerListen != "" {
+		if err := checkListenAddr("--player-listen", fl.playerListen); err != nil {
+			return cfg, err
+		}
+	}
+	if err := checkAdvertise(fl.advertise); err != nil {
+		return cfg, err
 	}
 	disk, err := parseBytes(fl.disk)
 	if err != nil {
@@ -97,16 +111,18 @@ func (fl *edgeFlags) edgeConfig() (edge.Config, error) {
 	if fl.settleInterval <= 0 {
 		return cfg, errors.New("--settle-interval must be positive, e.g. 30s")
 	}
+	if fl.user != "" && fl.passwordOrEnv() == "" {
+		return cfg, errors.New("--user needs --password (or $SWARMCAST_PASSWORD)")
+	}
+	if fl.user == "" && fl.password != "" {
+		return cfg, errors.New("--password needs --user (the account to run this edge under)")
+	}
 	token := fl.token
 	if token == "" {
 		token = os.Getenv("SWARMCAST_EDGE_TOKEN")
 	}
-	id, err := identity.LoadOrCreate(filepath.Join(fl.dir, "node.key"))
-	if err != nil {
-		return cfg, err
-	}
 	return edge.Config{
-		Dir: fl.dir, Identity: id, Coordinator: coordinators[0], Coordinators: coordinators, Region: fl.region,
+		Dir: fl.dir, Coordinator: coordinators[0], Coordinators: coordinators, Region: fl.region,
 		DiskCapBytes: disk, UploadCapBytes: upload, WatchedTTL: fl.watchedTTL, Fault: fault,
 		Token: token, CoordinatorKey: coordKey, CoordinatorKeys: coordKeys, SettleInterval: fl.settleInterval,
 	}, nil
@@ -127,6 +143,14 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 			if err != nil {
 				return err
 			}
+			// A cache directory this run creates is removed again if the
+			// edge fails before it serves (a refused login, a port in use).
+			created := &newPaths{}
+			defer created.undoUnlessKept()
+			created.note(fl.dir)
+			if cfg.Identity, err = identity.LoadOrCreate(filepath.Join(fl.dir, "node.key")); err != nil {
+				return withFlagHint(err, "check --dir DIR")
+			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM) // cmd.Context: a test stops the edge by cancelling it
 			defer stop()
@@ -135,12 +159,19 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 			if err != nil {
 				return err
 			}
+			if cfg.Token == "" {
+				// Once, plainly: without a token settlement is refused, so
+				// every byte this edge serves goes unpaid.
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: this edge runs without an account: it will serve other viewers but earn no points, and its built-in player cannot unlock videos.\n"+
+					"         To earn, sign up once (swarmcast account signup --coordinator %s --user NAME --password PASS)\n"+
+					"         and run the edge with --user NAME --password PASS (or --token TOKEN).\n", cfg.Coordinator)
+			}
 			e, err := edge.New(cfg)
 			if err != nil {
 				return err
 			}
 			if fl.playerListen == "" {
-				return runEdge(ctx, e, fl.listen, fl.advertise, log, cmd)
+				return runEdge(ctx, e, fl.listen, fl.advertise, log, cmd, created)
 			}
 			// The built-in player: its gateway serves any HLS player on
 			// 127.0.0.1, and what it watches is kept in this edge's cache.
@@ -158,8 +189,8 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 				return withFlagHint(fmt.Errorf("player gateway: %w", err), "set --player-listen HOST:PORT, or empty for no player")
 			}
 			defer gw.Close()
-			fmt.Fprintf(cmd.OutOrStdout(), "play: %s/  (catalogue; open a video's master.m3u8 with ffplay, vlc or mpv)\n", gw.Advertise)
-			return runEdge(ctx, e, fl.listen, fl.advertise, log, cmd)
+			printPlayLines(ctx, cmd.OutOrStdout(), cfg.Coordinator, gw.Advertise, session != "")
+			return runEdge(ctx, e, fl.listen, fl.advertise, log, cmd, created)
 		},
 	}
 	f := cmd.Flags()
@@ -185,26 +216,21 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 // signIn logs in as --user (if given), binds this edge to the account the
 // first time (keeping the API token in --dir/edge.token, 0600) and returns
 // the session token for the built-in player.
+// Without --user it still picks up the token kept by an earlier bound run,
+// so a restarted edge keeps earning.
 func (fl *edgeFlags) signIn(ctx context.Context, cfg *edge.Config, out io.Writer) (string, error) {
-	if fl.user == "" {
-		return "", nil
-	}
-	password := fl.password
-	if password == "" {
-		password = os.Getenv("SWARMCAST_PASSWORD")
-	}
-	if password == "" {
-		return "", errors.New("--user needs --password (or $SWARMCAST_PASSWORD)")
-	}
-	session, err := login(ctx, cfg.Coordinator, fl.user, password)
-	if err != nil {
-		return "", err
-	}
 	tokenFile := filepath.Join(fl.dir, "edge.token")
 	if cfg.Token == "" {
 		if b, err := secretfile.Read(tokenFile); err == nil {
 			cfg.Token = strings.TrimSpace(string(b))
 		}
+	}
+	if fl.user == "" {
+		return "", nil
+	}
+	session, err := login(ctx, cfg.Coordinator, fl.user, fl.passwordOrEnv())
+	if err != nil {
+		return "", err
 	}
 	if cfg.Token == "" {
 		cc := wire.NewCoordinatorClient(cfg.Coordinator, nil)
@@ -222,12 +248,45 @@ func (fl *edgeFlags) signIn(ctx context.Context, cfg *edge.Config, out io.Writer
 	return session, nil
 }
 
+// passwordOrEnv is --password, else $SWARMCAST_PASSWORD.
+func (fl *edgeFlags) passwordOrEnv() string {
+	if fl.password != "" {
+		return fl.password
+	}
+	return os.Getenv("SWARMCAST_PASSWORD")
+}
+
+// printPlayLines tells the user what to open in a player: the gateway's
+// catalogue page (a web page) and, when the catalogue has a video, a
+// master playlist URL an HLS player opens directly. A player without an
+// account gets no key, so it gets no play: URL either.
+func printPlayLines(ctx context.Context, out io.Writer, coordinator, gateway string, signedIn bool) {
+	fmt.Fprintf(out, "catalogue: %s/   (web page listing every video with its playlist URL)\n", gateway)
+	if !signedIn {
+		fmt.Fprintln(out, "play: none: the built-in player needs an account to unlock videos (run the edge with --user NAME --password PASS)")
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	videos, err := wire.NewCoordinatorClient(coordinator, nil).Videos(ctx)
+	switch {
+	case err != nil:
+		fmt.Fprintf(out, "play: %s/videos/VIDEO-ID/master.m3u8   (could not list the catalogue: %v)\n", gateway, err)
+	case len(videos) == 0:
+		fmt.Fprintf(out, "play: %s/videos/VIDEO-ID/master.m3u8   (no video published yet: start an origin; then see the catalogue page)\n", gateway)
+	default:
+		url := fmt.Sprintf("%s/videos/%s/master.m3u8", gateway, videos[0].ID)
+		fmt.Fprintf(out, "play: %s   (%q; open it with ffplay, vlc or mpv)\n", url, videos[0].Title)
+	}
+}
+
 // runEdge serves the edge until ctx ends, then leaves the network.
-func runEdge(ctx context.Context, e *edge.Edge, listen, advertise string, log *slog.Logger, cmd *cobra.Command) error {
+func runEdge(ctx context.Context, e *edge.Edge, listen, advertise string, log *slog.Logger, cmd *cobra.Command, created *newPaths) error {
 	srv, err := httpserve.Listen(ctx, listen, advertise, e.Handler(), log)
 	if err != nil {
 		return withFlagHint(err, "set --listen HOST:PORT")
 	}
+	created.keep()
 	e.SetAdvertise(srv.Advertise)
 	shards, bytes := e.Stored()
 	fmt.Fprintf(cmd.OutOrStdout(), "edge %s serving at %s (bound %s), %d shards (%d bytes) cached\n", e.ID(), srv.Advertise, srv.Addr(), shards, bytes)

@@ -37,13 +37,31 @@ Use --sample to ingest the bundled 30 s test clip.`,
 			return fmt.Errorf("give exactly one video file or HLS directory (or --sample)")
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Everything is checked before the store is created; a store this
+			// run created is removed again if the ingest fails.
+			params := content.Params{K: k, NMax: n}
+			if err := params.Validate(); err != nil {
+				return withFlagHint(err, "set --k and --n-max")
+			}
+			input := ""
+			if !useSam {
+				input = args[0]
+				if _, err := os.Stat(input); err != nil {
+					return fmt.Errorf("%s: %w; give a video file or an MPEG-TS HLS directory (or --sample for the bundled clip)", input, errors.Unwrap(err))
+				}
+			}
+			if err := checkCreatableDir("--store", store); err != nil {
+				return err
+			}
+			created := &newPaths{}
+			defer created.undoUnlessKept()
+			created.note(store)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			s, err := content.OpenStore(store)
 			if err != nil {
 				return withFlagHint(err, "check --store DIR")
 			}
-			input := ""
 			if useSam {
 				dir, err := os.MkdirTemp("", "swarmcast-sample-")
 				if err != nil {
@@ -57,12 +75,10 @@ Use --sample to ingest the bundled 30 s test clip.`,
 				if title == "" {
 					title = sample.Title
 				}
-			} else {
-				input = args[0]
 			}
 			bar := progress.NewBar(cmd.ErrOrStderr())
 			id, err := s.Ingest(ctx, input, content.IngestOptions{
-				Params:   content.Params{K: k, NMax: n},
+				Params:   params,
 				Title:    title,
 				Progress: bar.Update,
 			})
@@ -73,6 +89,7 @@ Use --sample to ingest the bundled 30 s test clip.`,
 			if err != nil {
 				return err
 			}
+			created.keep()
 			fmt.Fprintln(cmd.OutOrStdout(), id)
 			return nil
 		},
@@ -92,15 +109,24 @@ func newVerifyCommand() *cobra.Command {
 		Short: "Check every stored byte of videos against their signed manifests (like git fsck)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// verify only reads: every id and the store are checked first,
+			// and a directory that is not a store is not made into one.
+			ids := make([]content.VideoID, 0, len(args))
+			for _, a := range args {
+				id, err := content.ParseVideoID(a)
+				if err != nil {
+					return fmt.Errorf("%w (a video id is the last line swarmcast ingest printed)", err)
+				}
+				ids = append(ids, id)
+			}
+			if err := checkStoreDir(store); err != nil {
+				return err
+			}
 			s, err := content.OpenStore(store)
 			if err != nil {
 				return withFlagHint(err, "check --store DIR")
 			}
-			for _, a := range args {
-				id, err := content.ParseVideoID(a)
-				if err != nil {
-					return err
-				}
+			for _, id := range ids {
 				bar := progress.NewBar(cmd.ErrOrStderr())
 				err = s.VerifyVideo(id, func(done, total int) { bar.Update("verify", float64(done), float64(total)) })
 				bar.Done()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -42,8 +41,8 @@ catalogue, including content keys.`,
 			if printID {
 				// The coordinator takes only origins it allows
 				// (--origin-key); this is how an operator learns the key.
-				if _, err := os.Stat(filepath.Join(storeDir, "videos")); err != nil {
-					return fmt.Errorf("--store %s is not a store: ingest a video into it first (swarmcast ingest --store %s ...)", storeDir, storeDir)
+				if err := checkStoreDir(storeDir); err != nil {
+					return err
 				}
 				id, err := identity.LoadOrCreate(filepath.Join(storeDir, "node.key"))
 				if err != nil {
@@ -52,21 +51,30 @@ catalogue, including content keys.`,
 				fmt.Fprintln(cmd.OutOrStdout(), id.ID)
 				return nil
 			}
-			coordinators := splitList(coordinator)
-			if len(coordinators) == 0 {
-				return errors.New("--coordinator is required (the coordinator's base URL, e.g. http://127.0.0.1:7000)")
+			coordinators, err := parseCoordinatorURLs(coordinator)
+			if err != nil {
+				return err
 			}
-			if storeDir == "" {
-				return errors.New("no store directory given (set --store DIR, a store made by swarmcast ingest)")
+			if err := checkStoreDir(storeDir); err != nil {
+				return err
 			}
-			if _, err := os.Stat(filepath.Join(storeDir, "videos")); err != nil {
-				return fmt.Errorf("--store %s is not a store: ingest a video into it first (swarmcast ingest --store %s ...)", storeDir, storeDir)
+			if err := checkListenAddr("--listen", listen); err != nil {
+				return err
 			}
+			if err := checkAdvertise(advertise); err != nil {
+				return err
+			}
+			// The node key is the one file an origin adds to its store; it
+			// is taken back if the origin fails before it serves.
+			keyPath := filepath.Join(storeDir, "node.key")
+			created := &newPaths{}
+			defer created.undoUnlessKept()
+			created.note(keyPath, keyPath+".tmp")
 			st, err := content.OpenStore(storeDir)
 			if err != nil {
 				return withFlagHint(err, "check --store DIR")
 			}
-			id, err := identity.LoadOrCreate(filepath.Join(storeDir, "node.key"))
+			id, err := identity.LoadOrCreate(keyPath)
 			if err != nil {
 				return err
 			}
@@ -80,7 +88,7 @@ catalogue, including content keys.`,
 			if err != nil {
 				return err
 			}
-			return runOrigin(ctx, o, listen, advertise, log, cmd)
+			return runOrigin(ctx, o, listen, advertise, log, cmd, created)
 		},
 	}
 	f := cmd.Flags()
@@ -94,11 +102,12 @@ catalogue, including content keys.`,
 }
 
 // runOrigin serves the origin until ctx ends.
-func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, log *slog.Logger, cmd *cobra.Command) error {
+func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, log *slog.Logger, cmd *cobra.Command, created *newPaths) error {
 	srv, err := httpserve.Listen(ctx, listen, advertise, o.Handler(), log)
 	if err != nil {
 		return withFlagHint(err, "set --listen HOST:PORT")
 	}
+	created.keep()
 	o.SetAdvertise(srv.Advertise)
 	fmt.Fprintf(cmd.OutOrStdout(), "origin %s serving at %s (bound %s)\n", o.ID(), srv.Advertise, srv.Addr())
 	fmt.Fprintf(cmd.OutOrStdout(), "the coordinator takes this origin only if allowed: swarmcast coordinator --origin-key %s (or an admin: POST %s)\n", o.ID(), wire.PathAllowOrigin)

@@ -35,6 +35,15 @@ type planReport interface {
 	WritePNG(dir string) error
 }
 
+// checkPlotDir checks --plot before a long run, so a typo in it does not
+// fail (or create a stray tree) only after the work is done.
+func checkPlotDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	return checkCreatableDir("--plot", dir)
+}
+
 // writePlanReport draws the figures (if --plot) and prints JSON or tables.
 func writePlanReport(cmd *cobra.Command, rep planReport, plotDir string, asJSON bool) error {
 	if plotDir != "" {
@@ -73,6 +82,9 @@ func newPlanAvardoCommand() *cobra.Command {
 			"  swarmcast plan avardo --trace requests.csv --block-mb 100 --slots 6000 --servers 100 --json",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkPlotDir(plotDir); err != nil {
+				return err
+			}
 			rep, err := experiment.RunAvardo(cfg)
 			if err != nil {
 				return withFlagNames(err, map[string]string{
@@ -112,6 +124,9 @@ func newPlanRavoCommand() *cobra.Command {
 		Example: "  swarmcast plan ravo --regions 10 --videos 10000 --clusters 1,4,10,20,50,100,200 --plot docs/plan",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkPlotDir(plotDir); err != nil {
+				return err
+			}
 			var err error
 			if cfg.Clusters, err = parsePositiveInts("--clusters", clusters); err != nil {
 				return err
@@ -159,6 +174,9 @@ func newPlanCocosCommand() *cobra.Command {
 			"  swarmcast plan cocos --servers 40 --delays 400,600,800,1000,1200 --plot docs/plan",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkPlotDir(plotDir); err != nil {
+				return err
+			}
 			var err error
 			if cfg.Solver, err = planSolver(solverName); err != nil {
 				return err

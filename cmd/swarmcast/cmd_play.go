@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -54,27 +56,52 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 			if err != nil {
 				return err
 			}
+			// Flags first, then the coordinator and the video, then the
+			// account: no URL is printed for a play that cannot work.
 			if coordinator == "" {
-				return fmt.Errorf("no coordinator: pass --coordinator http://HOST:PORT")
+				return fmt.Errorf("no coordinator: pass --coordinator %s (the coordinator's base URL)", coordinatorExample)
+			}
+			coordinators, err := parseCoordinatorURLs(coordinator)
+			if err != nil {
+				return err
+			}
+			coordinator = coordinators[0]
+			if err := checkListenAddr("--listen", listen); err != nil {
+				return err
+			}
+			if headless && !(speed > 0) {
+				return fmt.Errorf("--speed %v: must be positive (1 = real time)", speed)
+			}
+			if rendition < -1 {
+				return fmt.Errorf("--rendition %d: want a rendition index, or -1 for the highest", rendition)
+			}
+			if token == "" {
+				token = os.Getenv("SWARMCAST_TOKEN")
+			}
+			if user != "" && password == "" {
+				password = os.Getenv("SWARMCAST_PASSWORD")
+			}
+			if user != "" && password == "" {
+				return errors.New("--user needs --password (or $SWARMCAST_PASSWORD)")
+			}
+			if user == "" && token == "" {
+				// The coordinator hands content keys to signed-in accounts
+				// only, free videos included: without one nothing plays.
+				return fmt.Errorf("play needs an account to get the video's key: pass --user NAME --password PASS (create one with swarmcast account signup --coordinator %s --user NAME --password PASS) or --token", coordinator)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt) // cmd.Context: a test stops the gateway by cancelling it
 			defer stop()
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-			if token == "" {
-				token = os.Getenv("SWARMCAST_TOKEN")
+			if err := checkVideoListed(ctx, coordinator, id); err != nil {
+				return err
 			}
 			if user != "" {
-				if password == "" {
-					password = os.Getenv("SWARMCAST_PASSWORD")
-				}
 				if token, err = login(ctx, coordinator, user, password); err != nil {
 					return err
 				}
 			}
-			if token != "" {
-				if err := unlock(ctx, cmd.OutOrStdout(), coordinator, token, id); err != nil {
-					return err
-				}
+			if err := unlock(ctx, cmd.OutOrStdout(), coordinator, token, id); err != nil {
+				return err
 			}
 			reg := httpserve.NewRegistry()
 			v, err := viewer.New(viewer.Config{
@@ -123,12 +150,51 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 	return cmd
 }
 
+// checkVideoListed asks the coordinator for its catalogue: it says so if
+// the coordinator is unreachable or does not list the video.
+func checkVideoListed(ctx context.Context, coordinator string, id content.VideoID) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	videos, err := wire.NewCoordinatorClient(coordinator, nil).Videos(ctx)
+	if err != nil {
+		return fmt.Errorf("the coordinator at %s does not answer (%v): is swarmcast coordinator running there? check --coordinator", coordinator, err)
+	}
+	ids := make([]string, 0, len(videos))
+	for _, v := range videos {
+		if v.ID == id {
+			return nil
+		}
+		ids = append(ids, v.ID.String())
+	}
+	if len(ids) == 0 {
+		return fmt.Errorf("video %s is not in the catalogue of %s, which is empty: start an origin on the store it was ingested into (swarmcast origin --store DIR --coordinator %s)", id, coordinator, coordinator)
+	}
+	if len(ids) > 5 {
+		ids = append(ids[:5], "…")
+	}
+	return fmt.Errorf("video %s is not in the catalogue of %s; it lists %s (or start an origin on the store the video was ingested into)", id, coordinator, strings.Join(ids, ", "))
+}
+
+// withUnreachableHint adds what to check to an error that never reached
+// the coordinator (refused, timed out, unknown host); an answer the
+// coordinator gave is returned as is.
+func withUnreachableHint(err error, coordinator string) error {
+	var transport *url.Error
+	if errors.As(err, &transport) {
+		return fmt.Errorf("%w (is swarmcast coordinator running at %s? check --coordinator)", err, coordinator)
+	}
+	return err
+}
+
 // login exchanges an account's credentials for a session token.
 func login(ctx context.Context, coordinator, user, password string) (string, error) {
 	cc := wire.NewCoordinatorClient(coordinator, nil)
 	resp, err := cc.Login(ctx, wire.Credentials{Username: user, Password: password})
+	if wire.IsAuthError(err) {
+		return "", fmt.Errorf("log in as %s: %w (check --password; a new user signs up first: swarmcast account signup --coordinator %s --user %s --password PASS)", user, err, coordinator, user)
+	}
 	if err != nil {
-		return "", fmt.Errorf("log in as %s: %w", user, err)
+		return "", fmt.Errorf("log in as %s: %w", user, withUnreachableHint(err, coordinator))
 	}
 	return resp.Token, nil
 }

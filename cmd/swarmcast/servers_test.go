@@ -35,19 +35,26 @@ func TestCommandServersServeHealthAndMetrics(t *testing.T) {
 	video := n.Videos[0]
 	// Keys go to signed-in accounts only: one for the edge's player, one
 	// for the standalone player.
-	const accountPassword = "tulip-harbor-lantern" // passes the password policy
 	for _, user := range []string{"alice", "bob"} {
-		if _, err := wire.NewCoordinatorClient(n.CoordinatorURL, nil).Signup(ctx, wire.Credentials{Username: user, Password: accountPassword}); err != nil {
+		if _, err := wire.NewCoordinatorClient(n.CoordinatorURL, nil).Signup(ctx, wire.Credentials{Username: user, Password: testPassword}); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	edgeOut := runCommand(t, "edge", "--dir", t.TempDir(), "--coordinator", n.CoordinatorURL,
-		"--listen", "127.0.0.1:0", "--player-listen", "127.0.0.1:0", "--user", "alice", "--password", accountPassword)
+		"--listen", "127.0.0.1:0", "--player-listen", "127.0.0.1:0", "--user", "alice", "--password", testPassword)
 	edgeURL := edgeOut.await(t, regexp.MustCompile(`serving at (http://\S+)`))
-	hostedURL := edgeOut.await(t, regexp.MustCompile(`play: (http://\S+)/ `))
+	hostedURL := edgeOut.await(t, regexp.MustCompile(`catalogue: (http://\S+)/ `))
+	// The play: line is a master playlist any HLS player opens as is.
+	playURL := edgeOut.await(t, regexp.MustCompile(`play: (http://\S+)`))
+	if want := fmt.Sprintf("%s/videos/%s/master.m3u8", hostedURL, video); playURL != want {
+		t.Fatalf("edge printed play: %s, want %s", playURL, want)
+	}
+	if code, body := get(t, playURL); code != http.StatusOK || !bytes.HasPrefix(body, []byte("#EXTM3U")) {
+		t.Fatalf("GET %s: %d %.200s, want an HLS master playlist", playURL, code, body)
+	}
 	playOut := runCommand(t, "play", video.String(), "--coordinator", n.CoordinatorURL, "--listen", "127.0.0.1:0",
-		"--user", "bob", "--password", accountPassword)
+		"--user", "bob", "--password", testPassword)
 	playerURL := playOut.await(t, regexp.MustCompile(`catalogue: (http://\S+)/`))
 
 	// One segment through the built-in player: the edge's own /metrics
@@ -88,6 +95,10 @@ func TestCommandServersServeHealthAndMetrics(t *testing.T) {
 		})
 	}
 }
+
+// testPassword passes the account password rules: long, not a common
+// password, unrelated to the usernames.
+const testPassword = "violet-harbour-lamp-7"
 
 // commandOutput is a command's stdout, written by the command's goroutine
 // and read by the test.
@@ -137,12 +148,19 @@ func (o *commandOutput) await(t *testing.T, re *regexp.Regexp) string {
 // dropped; failures show its stdout).
 func runCommand(t *testing.T, args ...string) *commandOutput {
 	t.Helper()
+	return runCommandWithStderr(t, io.Discard, args...)
+}
+
+// runCommandWithStderr is runCommand with the command's stderr (its logs
+// and warnings) going to stderr.
+func runCommandWithStderr(t *testing.T, stderr io.Writer, args ...string) *commandOutput {
+	t.Helper()
 	out := &commandOutput{written: make(chan struct{}, 1), exited: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	root := newRootCommand()
 	root.SetArgs(args)
 	root.SetOut(out)
-	root.SetErr(io.Discard)
+	root.SetErr(stderr)
 	go func() { // owned by the test: the cleanup below waits for it
 		defer close(out.exited)
 		out.err = root.ExecuteContext(ctx)
@@ -169,4 +187,69 @@ func get(t *testing.T, url string) (int, []byte) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, body
+}
+
+// TestEdgeWithoutAccountWarnsOnce: an edge run without --user or --token
+// serves but cannot settle, so it says so once, with what to run instead,
+// and prints no play: URL its player could not unlock.
+func TestEdgeWithoutAccountWarnsOnce(t *testing.T) {
+	t.Setenv("SWARMCAST_EDGE_TOKEN", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := testnet.Start(ctx, testnet.Config{Dir: t.TempDir(), Edges: 0, Videos: 1, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	var stderr commandOutput
+	stderr.written = make(chan struct{}, 1)
+	out := runCommandWithStderr(t, &stderr, "edge", "--dir", t.TempDir(), "--coordinator", n.CoordinatorURL)
+	out.await(t, regexp.MustCompile(`(serving at) http://`))
+	warn := stderr.String()
+	if c := strings.Count(warn, "warning:"); c != 1 {
+		t.Fatalf("want exactly one warning, got %d:\n%s", c, warn)
+	}
+	for _, w := range []string{"earn no points", "--user NAME --password PASS", "swarmcast account signup --coordinator " + n.CoordinatorURL} {
+		if !strings.Contains(warn, w) {
+			t.Errorf("warning does not say %q:\n%s", w, warn)
+		}
+	}
+	if m := regexp.MustCompile(`play: http`).FindString(out.String()); m != "" {
+		t.Errorf("an edge without an account printed a play URL:\n%s", out)
+	}
+}
+
+// TestPlayChecksTheVideoBeforePrintingAURL: a video the coordinator does
+// not list is an error naming what it does list, and no URL is printed.
+func TestPlayChecksTheVideoBeforePrintingAURL(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := testnet.Start(ctx, testnet.Config{Dir: t.TempDir(), Edges: 0, Videos: 1, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	if _, err := wire.NewCoordinatorClient(n.CoordinatorURL, nil).Signup(ctx, wire.Credentials{Username: "bob", Password: testPassword}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "play", aVideoID, "--coordinator", n.CoordinatorURL, "--user", "bob", "--password", testPassword)
+	if err == nil {
+		t.Fatalf("play of an unknown video succeeded:\n%s", out)
+	}
+	for _, w := range []string{"is not in the catalogue", n.Videos[0].String(), "start an origin"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+	if strings.Contains(out, "http://") {
+		t.Errorf("play printed a URL for a video that cannot play:\n%s", out)
+	}
+	// A refused login says how a new user gets an account.
+	out, err = run(t, "play", n.Videos[0].String(), "--coordinator", n.CoordinatorURL, "--user", "carol", "--password", testPassword)
+	if err == nil || !strings.Contains(err.Error(), "swarmcast account signup --coordinator "+n.CoordinatorURL+" --user carol") {
+		t.Errorf("play as an unknown user: %v, want a hint to sign up", err)
+	}
+	if strings.Contains(out, "http://") {
+		t.Errorf("play printed a URL after a refused login:\n%s", out)
+	}
 }
