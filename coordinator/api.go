@@ -23,6 +23,10 @@ import (
 // entries. Origins batch their catalogue at wire.MaxJSONBody/2.
 const maxPublishBody = 32 << 20
 
+// maxPlayReportBody fits a play report with the most sources checkPlayReport
+// accepts (4096 node ids with their byte counts, ~90 bytes each).
+const maxPlayReportBody = 1 << 20
+
 // Handler serves every coordinator route of wire/routes.go plus /healthz and
 // /metrics.
 func (c *Coordinator) Handler() http.Handler {
@@ -51,7 +55,7 @@ func (c *Coordinator) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req wire.RegisterRequest
-	if !c.nodeBody(w, r, what, auth, wire.MaxJSONBody, &req) || !signerIs(w, what, auth, "node_id", req.NodeID) {
+	if !c.nodeBody(w, r, what, auth, wire.MaxSmallJSONBody, &req) || !signerIs(w, what, auth, "node_id", req.NodeID) {
 		return
 	}
 	if err := checkRegister(&req); err != nil {
@@ -127,7 +131,7 @@ func (c *Coordinator) handleLeave(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req wire.LeaveRequest
-	if !c.nodeBody(w, r, what, auth, wire.MaxJSONBody, &req) || !signerIs(w, what, auth, "node_id", req.NodeID) {
+	if !c.nodeBody(w, r, what, auth, wire.MaxSmallJSONBody, &req) || !signerIs(w, what, auth, "node_id", req.NodeID) {
 		return
 	}
 	c.mu.Lock()
@@ -420,7 +424,7 @@ func (c *Coordinator) judgeReceipt(ctx context.Context, rep *wire.BadShardReport
 // plays.
 func (c *Coordinator) handlePlayReport(w http.ResponseWriter, r *http.Request) {
 	var rep wire.PlayReport
-	if !wire.DecodeJSON(w, r, &rep) {
+	if !wire.DecodeJSONLimit(w, r, &rep, maxPlayReportBody) {
 		return
 	}
 	if err := c.acct.AuthorizePlayReport(r, rep.ViewerID); err != nil {

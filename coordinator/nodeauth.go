@@ -220,7 +220,7 @@ func (c *Coordinator) handleAllowOrigin(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	var req wire.AllowOriginRequest
-	if !wire.DecodeJSON(w, r, &req) {
+	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxSmallJSONBody) {
 		return
 	}
 	if err := c.AllowOrigin(r.Context(), req.NodeID); err != nil {

@@ -18,26 +18,26 @@ import (
 // keys, no account and no ledger. Binding the edge again issues a new
 // token and revokes the old; PathRevokeEdgeTokens revokes them all.
 const (
-	PathSignup        = "/api/v1/accounts/signup"         // POST Credentials → AccountInfo
-	PathLogin         = "/api/v1/accounts/login"          // POST Credentials → LoginResponse (+ session cookie)
-	PathLogout        = "/api/v1/accounts/logout"         // POST → {}
-	PathMe            = "/api/v1/accounts/me"             // GET → AccountInfo
-	PathBindEdge      = "/api/v1/accounts/edge"           // POST BindEdgeRequest → BindEdgeResponse (API token for the edge)
-	PathBindViewer    = "/api/v1/accounts/viewer"         // POST BindViewerRequest → {}
+	PathSignup     = "/api/v1/accounts/signup" // POST Credentials → AccountInfo
+	PathLogin      = "/api/v1/accounts/login"  // POST Credentials → LoginResponse (+ session cookie)
+	PathLogout     = "/api/v1/accounts/logout" // POST → {}
+	PathMe         = "/api/v1/accounts/me"     // GET → AccountInfo
+	PathBindEdge   = "/api/v1/accounts/edge"   // POST BindEdgeRequest → BindEdgeResponse (API token for the edge)
+	PathBindViewer = "/api/v1/accounts/viewer" // POST BindViewerRequest → {}
 	// PathRevokeEdgeTokens revokes every API token of the caller's edge (a
 	// login session only); the edge stays bound and may be bound again
 	// for a fresh token.
-	PathRevokeEdgeTokens = "/api/v1/accounts/edge/revoke" // POST → RevokeEdgeTokensResponse
-	PathLedger        = "/api/v1/accounts/ledger"         // GET [?limit] → []LedgerEntry (own account)
-	PathUnlock        = "/api/v1/videos/{id}/unlock"      // POST → UnlockResponse
-	PathSetPrice      = "/api/v1/admin/videos/{id}/price" // POST SetPriceRequest → {} (admin)
-	PathGrant         = "/api/v1/admin/grant"             // POST GrantRequest → {} (admin)
-	PathSettle        = "/api/v1/settle"                  // POST SettlementBatch → SettlementResult (edge API token)
-	PathEdgeStatus    = "/api/v1/edges/{node}/status"     // GET → EdgeStatusInfo (the edge's owner or an admin)
-	PathFlows         = "/api/v1/flows"                   // GET ?viewer=ID | ?edge=ID [&since=RFC3339&until=RFC3339] → []FlowInfo
-	PathRejections    = "/api/v1/settlement/rejections"   // GET → map[reason]count (admin)
-	SessionCookieName = "swarmcast_session"
-	HeaderCSRF        = "X-CSRF-Token"
+	PathRevokeEdgeTokens = "/api/v1/accounts/edge/revoke"    // POST → RevokeEdgeTokensResponse
+	PathLedger           = "/api/v1/accounts/ledger"         // GET [?limit] → []LedgerEntry (own account)
+	PathUnlock           = "/api/v1/videos/{id}/unlock"      // POST → UnlockResponse
+	PathSetPrice         = "/api/v1/admin/videos/{id}/price" // POST SetPriceRequest → {} (admin)
+	PathGrant            = "/api/v1/admin/grant"             // POST GrantRequest → {} (admin)
+	PathSettle           = "/api/v1/settle"                  // POST SettlementBatch → SettlementResult (edge API token)
+	PathEdgeStatus       = "/api/v1/edges/{node}/status"     // GET → EdgeStatusInfo (the edge's owner or an admin)
+	PathFlows            = "/api/v1/flows"                   // GET ?viewer=ID | ?edge=ID [&since=RFC3339&until=RFC3339] → []FlowInfo
+	PathRejections       = "/api/v1/settlement/rejections"   // GET → map[reason]count (admin)
+	SessionCookieName    = "swarmcast_session"
+	HeaderCSRF           = "X-CSRF-Token"
 )
 
 // PathUnban lifts a node's ban (admin): POST UnbanRequest → UnbanResponse.
