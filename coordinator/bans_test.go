@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -76,7 +77,7 @@ func TestUnbanReinstates(t *testing.T) {
 		h.want(h.do("POST", unbanPath(edge.ID), h.admin, nil), http.StatusNotFound, "neither banned nor disqualified")
 
 		// A restart on the same store keeps the edge unbanned.
-		c, err := New(Config{Seed: 3, Now: h.clock.Now, Log: quietLog(), Store: openStore(t, dsn, h.id.Key.Public().(ed25519.PublicKey)), Identity: h.id, AuditInterval: -1})
+		c, err := New(Config{Seed: 3, Now: h.clock.Now, Log: quietLog(), Store: openStore(t, dsn, h.id.Key.Public().(ed25519.PublicKey)), Accounting: accounting.Config{Identity: h.id, AuditInterval: -1}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -131,7 +132,7 @@ func BenchmarkLookupCrowded(b *testing.B) {
 func BenchmarkLookupWithLimits(b *testing.B) {
 	id := newTestNode()
 	db := openStore(b, "sqlite:"+b.TempDir()+"/c.db", id.Key.Public().(ed25519.PublicKey))
-	c, reqs := benchNetworkConfig(b, 4, Config{Store: db, Identity: id, AuditInterval: -1})
+	c, reqs := benchNetworkConfig(b, 4, Config{Store: db, Accounting: accounting.Config{Identity: id, AuditInterval: -1}})
 	ctx := context.Background()
 	acct, err := db.CreateAccount(ctx, "viewer", "password-viewer", time.Now())
 	if err != nil {

@@ -18,7 +18,6 @@ import (
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
-	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -43,25 +42,11 @@ type Config struct {
 	// one with coordinatordb.Open (tests and the demo use SQLite in a
 	// temporary directory).
 	Store Store
-	// Identity signs order limits. Its public key must be among the
-	// store's coordinatordb.Config.CoordinatorKeys for settlement to
-	// accept them. Zero: a fresh key (tests).
-	Identity identity.Identity
-	// DefaultPrice is the price in points of a newly published video
-	// (0 = free); admins change it per video.
-	DefaultPrice int64
-	// LimitMaxBytes, LimitTTL, AuditInterval, AuditEdgesPerRound,
-	// AuditTimeout, UptimeInterval, HTTPClient and LoginThrottle configure
-	// the accounting subsystem; see accounting.Config for their meaning and
-	// defaults.
-	LimitMaxBytes      int64
-	LimitTTL           time.Duration
-	AuditInterval      time.Duration
-	AuditEdgesPerRound int
-	AuditTimeout       time.Duration
-	UptimeInterval     time.Duration
-	HTTPClient         *http.Client
-	LoginThrottle      accounting.LoginThrottle
+	// Accounting configures the accounting subsystem (identity, prices,
+	// limits, audits, uptime, login throttle; see accounting.Config). Its
+	// Seed, Now, Log and Registry are the coordinator's own and are set by
+	// New.
+	Accounting accounting.Config
 
 	// OriginPerServerRate turns on the AVARDO origin pool (see OriginPool):
 	// how many segment requests per second one origin serves, where the
@@ -239,13 +224,9 @@ func New(cfg Config) (*Coordinator, error) {
 		}
 		c.originKeys[k] = struct{}{}
 	}
-	acct := accounting.New(accounting.Config{
-		Identity: cfg.Identity, DefaultPrice: cfg.DefaultPrice,
-		LimitMaxBytes: cfg.LimitMaxBytes, LimitTTL: cfg.LimitTTL,
-		AuditInterval: cfg.AuditInterval, AuditEdgesPerRound: cfg.AuditEdgesPerRound, AuditTimeout: cfg.AuditTimeout,
-		UptimeInterval: cfg.UptimeInterval, HTTPClient: cfg.HTTPClient, LoginThrottle: cfg.LoginThrottle,
-		Seed: rng.Int63(), Now: cfg.Now, Log: c.log, Registry: cfg.Registry,
-	}, cfg.Store, (*network)(c))
+	acfg := cfg.Accounting
+	acfg.Seed, acfg.Now, acfg.Log, acfg.Registry = rng.Int63(), cfg.Now, c.log, cfg.Registry
+	acct := accounting.New(acfg, cfg.Store, (*network)(c))
 	c.acct, c.accounting = acct, acct
 	if cfg.OriginPerServerRate != 0 {
 		pool, err := NewOriginPool(OriginPoolConfig{PerServerRate: cfg.OriginPerServerRate, Hysteresis: cfg.OriginHysteresis}, cfg.Now())

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -115,7 +116,7 @@ func TestPlacementDirectives(t *testing.T) {
 func TestRunSweepsAndPlacesInFakeTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fix := sampleStore(t)
-		c, err := New(Config{Seed: 3, Log: quietLog(), HeartbeatInterval: time.Second, PlacementInterval: time.Second, Store: testStore(t), AuditInterval: -1})
+		c, err := New(Config{Seed: 3, Log: quietLog(), HeartbeatInterval: time.Second, PlacementInterval: time.Second, Store: testStore(t), Accounting: accounting.Config{AuditInterval: -1}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -17,7 +18,7 @@ import (
 // the registered one (an edge whose filesystem filled up holds less).
 func TestRegistrationNamesLimitKeyAndHeartbeatUpdatesDiskCap(t *testing.T) {
 	id := identity.New()
-	c, err := New(Config{Seed: 1, Log: quietLog(), Store: testStore(t), AuditInterval: -1, Identity: id})
+	c, err := New(Config{Seed: 1, Log: quietLog(), Store: testStore(t), Accounting: accounting.Config{AuditInterval: -1, Identity: id}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -14,7 +15,7 @@ import (
 // splicing into JSON seeds.
 func fuzzCoordinator(f *testing.F) (http.Handler, string, wire.NodeID) {
 	fix := sampleStore(f)
-	c, err := New(Config{Seed: 1, Log: quietLog(), Store: testStore(f), AuditInterval: -1})
+	c, err := New(Config{Seed: 1, Log: quietLog(), Store: testStore(f), Accounting: accounting.Config{AuditInterval: -1}})
 	if err != nil {
 		f.Fatal(err)
 	}

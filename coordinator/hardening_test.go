@@ -19,7 +19,7 @@ import (
 // throttledHarness is a store harness with the login throttle's defaults
 // (the plain harness deepens the per-client bucket for its many logins).
 func throttledHarness(t *testing.T) *storeHarness {
-	return newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", func(c *Config) { c.LoginThrottle = accounting.LoginThrottle{} })
+	return newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", func(c *Config) { c.Accounting.LoginThrottle = accounting.LoginThrottle{} })
 }
 
 // from sends a JSON request to the coordinator's handler as the client at

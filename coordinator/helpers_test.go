@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/internal/samplestore"
@@ -121,7 +122,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	clock := newFakeClock()
-	c, err := New(Config{Seed: 1, Now: clock.Now, Log: quietLog(), Store: testStore(t), AuditInterval: -1})
+	c, err := New(Config{Seed: 1, Now: clock.Now, Log: quietLog(), Store: testStore(t), Accounting: accounting.Config{AuditInterval: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}

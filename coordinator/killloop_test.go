@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
@@ -55,7 +56,7 @@ func runKillLoopChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	c, err := New(Config{Store: store, Identity: id, AuditInterval: -1, Log: slog.New(slog.DiscardHandler)})
+	c, err := New(Config{Store: store, Log: slog.New(slog.DiscardHandler), Accounting: accounting.Config{Identity: id, AuditInterval: -1}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/internal/testenv"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -273,7 +274,7 @@ func TestAllowOriginAdminRoute(t *testing.T) {
 	}
 	h.want(h.do("POST", wire.PathAllowOrigin, h.admin, wire.AllowOriginRequest{NodeID: n.ID}), http.StatusOK)
 
-	second, err := New(Config{Seed: 9, Now: h.clock.Now, Log: quietLog(), Store: h.store, AuditInterval: -1})
+	second, err := New(Config{Seed: 9, Now: h.clock.Now, Log: quietLog(), Store: h.store, Accounting: accounting.Config{AuditInterval: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}

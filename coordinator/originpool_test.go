@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/plan"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -207,7 +208,7 @@ func poolCoordinator(t *testing.T, perServer float64, origins int) (*Coordinator
 	t.Helper()
 	fix := sampleStore(t)
 	clock := newFakeClock()
-	c, err := New(Config{Seed: 1, Now: clock.Now, Log: quietLog(), OriginPerServerRate: perServer, Store: testStore(t), AuditInterval: -1})
+	c, err := New(Config{Seed: 1, Now: clock.Now, Log: quietLog(), OriginPerServerRate: perServer, Store: testStore(t), Accounting: accounting.Config{AuditInterval: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -185,8 +185,8 @@ func TestUnauditedEdgeIsNotPaid(t *testing.T) {
 	fix := sampleStore(t)
 	_, originURL := startShardServer(t, fix, "honest")
 	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", originURL, func(c *Config) {
-		c.AuditEdgesPerRound = 2
-		c.AuditTimeout = 200 * time.Millisecond
+		c.Accounting.AuditEdgesPerRound = 2
+		c.Accounting.AuditTimeout = 200 * time.Millisecond
 	})
 	video := h.video(0)
 	inv := []wire.ShardSet{set(video, 0, 0, 0, 1, 2, 3)}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -110,7 +111,7 @@ func TestRestartKeepsCatalogueAndBans(t *testing.T) {
 	h.store.Close()
 
 	db := openStore(t, dsn, h.id.Key.Public().(ed25519.PublicKey))
-	c, err := New(Config{Seed: 2, Now: h.clock.Now, Log: quietLog(), Store: db, Identity: h.id, AuditInterval: -1})
+	c, err := New(Config{Seed: 2, Now: h.clock.Now, Log: quietLog(), Store: db, Accounting: accounting.Config{Identity: h.id, AuditInterval: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,8 +204,8 @@ func auditNet(t *testing.T, modes ...string) (*storeHarness, map[string]wire.Nod
 	fix := sampleStore(t)
 	_, originURL := startShardServer(t, fix, "honest")
 	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", originURL, func(c *Config) {
-		c.AuditEdgesPerRound = len(modes)
-		c.AuditTimeout = 200 * time.Millisecond
+		c.Accounting.AuditEdgesPerRound = len(modes)
+		c.Accounting.AuditTimeout = 200 * time.Millisecond
 	})
 	video := h.video(0)
 	var inv []wire.ShardSet
@@ -345,7 +346,7 @@ func TestPartialDropperDetection(t *testing.T) {
 // TestUptimeRecordedOccasionally: the sweep records each edge's up/down in
 // the store once per UptimeInterval, not on every heartbeat.
 func TestUptimeRecordedOccasionally(t *testing.T) {
-	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", func(c *Config) { c.UptimeInterval = time.Minute })
+	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", func(c *Config) { c.Accounting.UptimeInterval = time.Minute })
 	up, down := h.edge(""), h.edge("")
 	h.c.Sweep() // starts the uptime clock
 	for range 30 {

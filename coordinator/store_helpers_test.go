@@ -74,8 +74,7 @@ func newStoreHarness(t testing.TB, dsn, originAddr string, tweak func(*Config)) 
 	// Every harness request comes from 127.0.0.1 on a fake clock that
 	// refills nothing, so the per-client login bucket is deep here; the
 	// throttle's own tests set it back (tweak).
-	cfg := Config{Seed: 1, Now: clock.Now, Log: quietLog(), Store: db, Identity: id, AuditInterval: -1,
-		LoginThrottle: accounting.LoginThrottle{ClientBurst: 1 << 20}}
+	cfg := Config{Seed: 1, Now: clock.Now, Log: quietLog(), Store: db, Accounting: accounting.Config{Identity: id, AuditInterval: -1, LoginThrottle: accounting.LoginThrottle{ClientBurst: 1 << 20}}}
 	if tweak != nil {
 		tweak(&cfg)
 	}

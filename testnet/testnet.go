@@ -206,7 +206,7 @@ func (n *Network) start() error {
 			OriginPerServerRate: cfg.OriginPerServerRate,
 			OriginKeys:          originKeys,
 			// Every account of the testnet logs in from 127.0.0.1.
-			LoginThrottle: accounting.LoginThrottle{ClientBurst: 1 << 20},
+			Accounting: accounting.Config{LoginThrottle: accounting.LoginThrottle{ClientBurst: 1 << 20}},
 		}
 		// Each coordinator opens the store itself, as separate
 		// processes would.
@@ -225,10 +225,10 @@ func (n *Network) start() error {
 				return err
 			}
 		}
-		ccfg.Store, ccfg.Identity = db, n.coordIDs[c]
-		ccfg.AuditInterval = cfg.AuditInterval
-		if ccfg.AuditInterval == 0 {
-			ccfg.AuditInterval = 10 * time.Second
+		ccfg.Store, ccfg.Accounting.Identity = db, n.coordIDs[c]
+		ccfg.Accounting.AuditInterval = cfg.AuditInterval
+		if ccfg.Accounting.AuditInterval == 0 {
+			ccfg.Accounting.AuditInterval = 10 * time.Second
 		}
 		coord, err := coordinator.New(ccfg)
 		if err != nil {
