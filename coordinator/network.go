@@ -28,11 +28,11 @@ func (n *network) Manifest(video content.VideoID) (*content.Manifest, bool) {
 	return v.m, true
 }
 
-func (n *network) PickAudits(now time.Time, rng *rand.Rand, max int) []accounting.AuditTarget {
+func (n *network) PickAudits(now time.Time, rng *rand.Rand, max int, audited func(wire.NodeID) bool) []accounting.AuditTarget {
 	c := (*Coordinator)(n)
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.st.pickAudits(now, rng, max)
+	return c.st.pickAudits(now, rng, max, audited)
 }
 
 func (n *network) AliveOrigins(now time.Time) []string {

@@ -422,7 +422,11 @@ func (s *state) nodeInfos(now time.Time) []wire.NodeInfo {
 // pickAudits is the sans-IO choice of one round: up to n random alive,
 // unbanned edges, each with a random shard from its inventory (of a video
 // in the catalogue) and a random byte range inside that shard's data.
-func (s *state) pickAudits(now time.Time, rng *rand.Rand, n int) []accounting.AuditTarget {
+//
+// Edges for which audited is false come first (in random order among
+// themselves), so a new edge gets its first audit, and with it its first
+// earnings, in its first rounds rather than after N/n of them.
+func (s *state) pickAudits(now time.Time, rng *rand.Rand, n int, audited func(wire.NodeID) bool) []accounting.AuditTarget {
 	var edges []*node
 	for _, nd := range s.nodes {
 		if nd.role == wire.RoleEdge && s.alive(nd, now) && nd.shards > 0 {
@@ -431,6 +435,18 @@ func (s *state) pickAudits(now time.Time, rng *rand.Rand, n int) []accounting.Au
 	}
 	slices.SortFunc(edges, func(a, b *node) int { return strings.Compare(string(a.id), string(b.id)) })
 	rng.Shuffle(len(edges), func(i, j int) { edges[i], edges[j] = edges[j], edges[i] })
+	if audited != nil {
+		slices.SortStableFunc(edges, func(a, b *node) int {
+			switch aa, ba := audited(a.id), audited(b.id); {
+			case aa == ba:
+				return 0
+			case !aa:
+				return -1
+			default:
+				return 1
+			}
+		})
+	}
 	var out []accounting.AuditTarget
 	for _, nd := range edges {
 		if len(out) == n {

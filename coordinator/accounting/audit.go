@@ -69,6 +69,28 @@ type AuditChore struct {
 
 	// Bytes fetched for audits, for AuditBytes (the metric has the same).
 	edgeBytes, originBytes atomic.Int64
+
+	// passed holds the edges seen passing an audit since start (in memory:
+	// after a restart every edge is asked once more before the others,
+	// which costs one audit each). Edges the sweep drops leave it.
+	passedMu sync.Mutex
+	passed   map[wire.NodeID]bool
+}
+
+// audited reports whether edge passed an audit since start.
+func (a *AuditChore) audited(edge wire.NodeID) bool {
+	a.passedMu.Lock()
+	defer a.passedMu.Unlock()
+	return a.passed[edge]
+}
+
+// forget drops edges that left the registry from the passed set.
+func (a *AuditChore) forget(edges []wire.NodeID) {
+	a.passedMu.Lock()
+	defer a.passedMu.Unlock()
+	for _, e := range edges {
+		delete(a.passed, e)
+	}
 }
 
 // originCacheTTL is how long the origin's bytes of an audited shard are
@@ -84,7 +106,7 @@ type originBytes struct {
 }
 
 func newAuditChore(s *Service, seed int64) *AuditChore {
-	return &AuditChore{s: s, rng: rand.New(rand.NewSource(seed)), origin: make(map[content.ShardRef]originBytes)}
+	return &AuditChore{s: s, rng: rand.New(rand.NewSource(seed)), origin: make(map[content.ShardRef]originBytes), passed: make(map[wire.NodeID]bool)}
 }
 
 // Run runs a round every interval until ctx is done.
@@ -117,7 +139,7 @@ func (a *AuditChore) Round(ctx context.Context) []AuditResult {
 	a.roundMu.Lock()
 	defer a.roundMu.Unlock()
 	s := a.s
-	targets := s.net.PickAudits(s.cfg.Now(), a.rng, s.cfg.AuditEdgesPerRound)
+	targets := s.net.PickAudits(s.cfg.Now(), a.rng, s.cfg.AuditEdgesPerRound, a.audited)
 	results := make([]AuditResult, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
@@ -165,6 +187,9 @@ func (a *AuditChore) audit(ctx context.Context, t AuditTarget) AuditResult {
 		"video", au.Ref.Video, "rendition", au.Ref.Rendition, "segment", au.Ref.Segment, "shard", au.Ref.Shard, "score", st.Audit.Score())
 	if outcome == coordinatordb.OutcomePassed {
 		log.Debug("audit")
+		a.passedMu.Lock()
+		a.passed[t.Challenge.Edge] = true
+		a.passedMu.Unlock()
 	} else {
 		log.Warn("audit", "detail", detail)
 	}

@@ -78,8 +78,10 @@ var _ DB = (*coordinatordb.DB)(nil)
 type Network interface {
 	// Manifest is a catalogued video's verified manifest.
 	Manifest(video content.VideoID) (*content.Manifest, bool)
-	// PickAudits chooses up to n challenges at now (see AuditTarget).
-	PickAudits(now time.Time, rng *rand.Rand, n int) []AuditTarget
+	// PickAudits chooses up to n challenges at now (see AuditTarget),
+	// edges for which audited is false first: an edge is paid only after
+	// its first passed audit, so a new edge should not wait for chance.
+	PickAudits(now time.Time, rng *rand.Rand, n int, audited func(wire.NodeID) bool) []AuditTarget
 	// AliveOrigins lists the shard-server base URLs of alive origins.
 	AliveOrigins(now time.Time) []string
 	// EdgeLiveness maps every registered, unbanned edge to whether it is
@@ -234,6 +236,7 @@ func (s *Service) AuditBytes() (fromEdges, fromOrigins int64) {
 // records uptime every UptimeInterval and drops expired cached limits.
 func (s *Service) Swept(now time.Time, droppedEdges []wire.NodeID) {
 	s.recordUptime(now, droppedEdges)
+	s.audit.forget(droppedEdges)
 	s.limits.prune(now)
 }
 

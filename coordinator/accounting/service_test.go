@@ -37,7 +37,7 @@ type fakeNetwork struct {
 func (n *fakeNetwork) Manifest(id content.VideoID) (*content.Manifest, bool) {
 	return n.m, n.m != nil && id == n.m.ID()
 }
-func (n *fakeNetwork) PickAudits(time.Time, *rand.Rand, int) []AuditTarget {
+func (n *fakeNetwork) PickAudits(time.Time, *rand.Rand, int, func(wire.NodeID) bool) []AuditTarget {
 	return []AuditTarget{n.target}
 }
 func (n *fakeNetwork) AliveOrigins(time.Time) []string             { return nil }

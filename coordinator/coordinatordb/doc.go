@@ -65,11 +65,10 @@
 //     Otherwise Settle returns *NotPayableError and writes nothing; the
 //     endpoint answers 503 with Retry-After and the edge resends the batch.
 //     Audits pick min(4, N) of the N alive edges holding shards every 30 s,
-//     so a new edge's first audit comes after N/4 rounds on average (7.5·N
-//     seconds: the first round for N ≤ 4, 5 min for N = 40); its earnings
-//     wait on the edge until then and are lost only if still unsettled
-//     SettlementGrace (1 h) after their limit's expiry, about 75 min after
-//     the play (probability (1-4/N)^150: 0.2% for N = 100).
+//     edges that have not passed one since the coordinator started first
+//     (state.pickAudits), so a new edge is audited in its first round with
+//     shards, unless more than 4 new edges arrived at once (then within
+//     ⌈new/4⌉ rounds); its earnings wait on the edge until then.
 //
 // The collusion bound. An edge owner E colluding with a viewer account V ≠ E
 // (V signs orders for bytes never sent) earns, per V and per video, at most
