@@ -117,6 +117,10 @@ type Coordinator struct {
 	// placeMu serialises placement rounds (Run's ticker and callers of
 	// Place, such as tests triggering a round); it guards placer and nests
 	// outside mu and demandMu.
+	// banGen counts bans and unbans applied here (guarded by mu), so a
+	// store snapshot older than one of them is not applied (syncBans).
+	banGen uint64
+
 	placeMu sync.Mutex
 	placer  *Placer
 	rounds  int // placement rounds run, guarded by mu
@@ -265,23 +269,67 @@ func (c *Coordinator) load(ctx context.Context) error {
 		}
 		c.st.addVideo(rec, m)
 	}
-	bans, err := c.store.Bans(ctx)
+	bans, err := c.storedBans(ctx)
 	if err != nil {
-		return fmt.Errorf("load bans: %w", err)
+		return err
 	}
-	for _, b := range bans {
-		c.st.ban(b.Node, b.Reason)
-	}
-	// Disqualification is the accounting verdict; a ban written before a
-	// crash could be missing, so its list is applied as well.
-	dq, err := c.acct.Disqualified(ctx)
-	if err != nil {
-		return fmt.Errorf("load disqualified edges: %w", err)
-	}
-	for node, reason := range dq {
-		c.st.ban(node, "disqualified: "+reason)
+	for node, reason := range bans {
+		c.st.ban(node, reason)
 	}
 	return nil
+}
+
+// storedBans is every ban the store holds: the ban rows, and the
+// disqualified edges (disqualification is the accounting verdict; a ban
+// written before a crash could be missing, so its list counts as well).
+func (c *Coordinator) storedBans(ctx context.Context) (map[wire.NodeID]string, error) {
+	bans, err := c.store.Bans(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load bans: %w", err)
+	}
+	dq, err := c.acct.Disqualified(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load disqualified edges: %w", err)
+	}
+	out := make(map[wire.NodeID]string, len(bans)+len(dq))
+	for node, reason := range dq {
+		out[node] = "disqualified: " + reason
+	}
+	for _, b := range bans {
+		out[b.Node] = b.Reason
+	}
+	return out, nil
+}
+
+// syncBans makes the in-memory bans the store's, so a ban or an unban made
+// through another coordinator on the same database takes effect here by
+// the next sweep. A ban or unban applied here while the store was read
+// (banGen moved) wins: the snapshot is dropped and the next sweep retries.
+func (c *Coordinator) syncBans(ctx context.Context) {
+	c.mu.RLock()
+	gen := c.banGen
+	c.mu.RUnlock()
+	want, err := c.storedBans(ctx)
+	if err != nil {
+		c.log.Warn("sweep: reload bans", "err", err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.banGen != gen {
+		return
+	}
+	for node, reason := range want {
+		if c.st.ban(node, reason) {
+			c.log.Info("node banned through another coordinator", "node", node, "reason", reason)
+		}
+	}
+	for node := range c.st.banned {
+		if _, ok := want[node]; !ok {
+			c.st.unban(node)
+			c.log.Info("node unbanned through another coordinator", "node", node)
+		}
+	}
 }
 
 // Run does the periodic chores (liveness sweep, placement, and the
@@ -312,8 +360,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 }
 
 // Sweep drops nodes silent for more than 3 heartbeat intervals from the
-// registry. (Lookups already skip them once they are that late; sweeping
-// makes their next heartbeat answer Unknown.)
+// registry (lookups already skip them once they are that late; sweeping
+// makes their next heartbeat answer Unknown), and brings the bans in line
+// with the store's.
 func (c *Coordinator) Sweep() {
 	now := c.cfg.Now()
 	c.mu.Lock()
@@ -327,6 +376,7 @@ func (c *Coordinator) Sweep() {
 		}
 	}
 	c.acct.Swept(now, droppedEdges)
+	c.syncBans(context.Background())
 }
 
 // Place runs one placement round: fold demand, plan, queue directives. It

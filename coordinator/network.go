@@ -70,6 +70,7 @@ func (n *network) Ban(ctx context.Context, node wire.NodeID, reason string) erro
 	}
 	c.mu.Lock()
 	c.st.ban(node, reason)
+	c.banGen++
 	c.mu.Unlock()
 	return nil
 }
@@ -88,6 +89,7 @@ func (n *network) Unban(node wire.NodeID) {
 	c := (*Coordinator)(n)
 	c.mu.Lock()
 	c.st.unban(node)
+	c.banGen++
 	c.mu.Unlock()
 	c.log.Info("node unbanned", "node", node)
 }
