@@ -260,10 +260,11 @@ http {
 	_ = os.MkdirAll(filepath.Join(dir, "nginx-tmp"), 0o755)
 	cmd := exec.CommandContext(ctx, bin, "-c", confFile, "-e", filepath.Join(dir, "nginx-error.log"))
 	cmd.Stderr = os.Stderr
+	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("start nginx: %w", err)
 	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	stop := func() { stopGroup(cmd) }
 	if err := waitHTTP(ctx, "http://"+addr+"/"); err != nil {
 		stop()
 		return "", nil, fmt.Errorf("nginx did not come up: %w", err)
@@ -282,10 +283,11 @@ func startEdge(ctx context.Context, bin, dir string) (string, func(), error) {
 		"--coordinator", "http://127.0.0.1:9", "--listen", addr,
 		"--disk", "100GB", "--upload", "100000Mbit")
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("start edge: %w", err)
 	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	stop := func() { stopGroup(cmd) }
 	if err := waitHTTP(ctx, "http://"+addr+wire.PathHealth); err != nil {
 		stop()
 		return "", nil, fmt.Errorf("edge did not come up: %w", err)
