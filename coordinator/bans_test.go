@@ -105,9 +105,10 @@ func TestPlayReportsAuthenticatedAndBounded(t *testing.T) {
 	video := h.video(0)
 	edge, edgeAPI := h.boundEdge("edgeop", "")
 	alice, bob := h.user("alice"), h.user("bob")
-	aliceKey, bobKey := identity.New().ID, identity.New().ID // their players' keys
-	h.want(h.do("POST", wire.PathBindViewer, alice, wire.BindViewerRequest{ViewerID: aliceKey}), 200)
-	h.want(h.do("POST", wire.PathBindViewer, bob, wire.BindViewerRequest{ViewerID: bobKey}), 200)
+	aliceID, bobID := identity.New(), identity.New() // their players' keys
+	aliceKey := aliceID.ID
+	h.want(h.do("POST", wire.PathBindViewer, alice, h.viewerConsent(alice, aliceID.Key)), 200)
+	h.want(h.do("POST", wire.PathBindViewer, bob, h.viewerConsent(bob, bobID.Key)), 200)
 	m := h.fix.mustManifest(t, 0)
 	durationMS := float64(m.Duration(0).Milliseconds())
 	valid := wire.PlayReport{ViewerID: aliceKey, Video: video, StartupMS: 300, Stalls: 1, StallMS: 200, PlayedMS: durationMS, Completed: true,

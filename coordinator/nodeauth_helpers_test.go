@@ -119,3 +119,11 @@ func (h *storeHarness) consent(tok string, edge wire.NodeID) wire.BindEdgeReques
 	}
 	return wire.NewNodeSigner(key.(ed25519.PrivateKey), h.clock.Now).SignBindEdge(me.ID)
 }
+
+// viewerConsent is a player key's signed consent to be bound to tok's
+// account, as a player makes it (wire.SignBindViewer).
+func (h *storeHarness) viewerConsent(tok string, key ed25519.PrivateKey) wire.BindViewerRequest {
+	h.t.Helper()
+	me := decode[wire.AccountInfo](h.t, h.want(h.do("GET", wire.PathMe, tok, nil), 200))
+	return wire.SignBindViewer(key, me.ID, h.clock.Now())
+}

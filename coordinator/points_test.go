@@ -39,7 +39,7 @@ func (h *storeHarness) balance(token string) int64 {
 func (h *storeHarness) bindViewer(token string) identity.Identity {
 	h.t.Helper()
 	k := identity.New()
-	h.want(h.do("POST", wire.PathBindViewer, token, wire.BindViewerRequest{ViewerID: k.ID}), 200)
+	h.want(h.do("POST", wire.PathBindViewer, token, h.viewerConsent(token, k.Key)), 200)
 	return k
 }
 

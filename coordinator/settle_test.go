@@ -28,9 +28,11 @@ func TestLimitsOnlyForBoundEntitledViewers(t *testing.T) {
 		t.Fatalf("unbound viewer got %d limits", len(got.Limits))
 	}
 	tok := h.user("vera")
-	h.want(h.do("POST", wire.PathBindViewer, tok, wire.BindViewerRequest{ViewerID: viewer.ID}), 200)
-	// A key belongs to one account.
-	h.want(h.do("POST", wire.PathBindViewer, h.user("mallory"), wire.BindViewerRequest{ViewerID: viewer.ID}), http.StatusConflict, "another account")
+	h.want(h.do("POST", wire.PathBindViewer, tok, h.viewerConsent(tok, viewer.Key)), 200)
+	// A key belongs to one account, and only its holder binds it.
+	mallory := h.user("mallory")
+	h.want(h.do("POST", wire.PathBindViewer, mallory, h.viewerConsent(mallory, viewer.Key)), http.StatusConflict, "another account")
+	h.want(h.do("POST", wire.PathBindViewer, mallory, wire.BindViewerRequest{ViewerID: viewer.ID}), http.StatusUnauthorized, "sign")
 
 	first := h.lookup(req)
 	if len(first.Limits) != 2 {
@@ -107,7 +109,7 @@ func newSettleFixture(t *testing.T, dsn string) *settleFixture {
 	h.passAudit(edge.ID)
 	viewer := newTestNode()
 	tok := h.user("viewer1")
-	h.want(h.do("POST", wire.PathBindViewer, tok, wire.BindViewerRequest{ViewerID: viewer.ID}), 200)
+	h.want(h.do("POST", wire.PathBindViewer, tok, h.viewerConsent(tok, viewer.Key)), 200)
 	resp := h.lookup(wire.LookupRequest{Video: video, Count: 1, ViewerID: viewer.ID})
 	if len(resp.Limits) != 1 {
 		t.Fatalf("want one limit, got %d", len(resp.Limits))

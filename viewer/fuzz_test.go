@@ -58,7 +58,10 @@ func FuzzGatewayPath(f *testing.F) {
 				t.Fatalf("accepted %q as %q", p, canon)
 			}
 		}
-		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		// A local player: loopback peer and Host, so the request reaches
+		// the route parser (others are refused before it).
+		req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1/", nil)
+		req.RemoteAddr = "127.0.0.1:40000"
 		req.URL.Path = p
 		rec := httptest.NewRecorder()
 		gw.ServeHTTP(rec, req)

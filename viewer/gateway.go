@@ -130,7 +130,24 @@ func gatewayHostAllowed(host string) bool {
 	return false
 }
 
+// gatewayPeerAllowed reports whether the request comes from this machine
+// (a loopback source address). The Host check alone trusts a header the
+// client writes; a gateway bound to a non-loopback address must still
+// serve keys only to local programs.
+func gatewayPeerAllowed(remoteAddr string) bool {
+	h, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		h = remoteAddr
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
 func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
+	if !gatewayPeerAllowed(r.RemoteAddr) {
+		wire.WriteError(w, http.StatusForbidden, "the player gateway serves only programs on this machine (it hands out content keys); connect from 127.0.0.1 or [::1]")
+		return
+	}
 	if !gatewayHostAllowed(r.Host) {
 		wire.WriteError(w, http.StatusMisdirectedRequest, "host %q: the player gateway answers only for 127.0.0.1, [::1] or localhost (open http://127.0.0.1:PORT/...)", r.Host)
 		return

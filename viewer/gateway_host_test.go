@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,28 @@ func TestGatewayHostAllowed(t *testing.T) {
 	} {
 		if got := gatewayHostAllowed(host); got != want {
 			t.Errorf("gatewayHostAllowed(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+// TestGatewayRefusesRemotePeers: a gateway bound beyond loopback still
+// serves the content key only to programs on this machine, whatever Host a
+// remote client writes.
+func TestGatewayRefusesRemotePeers(t *testing.T) {
+	n := newTestNetwork(t, mixedEdges)
+	v := newTestViewer(t, n, nil, nil)
+	want, _ := n.store.ContentKey(n.id)
+	for peer, allowed := range map[string]bool{
+		"203.0.113.5:40000": false, "192.168.1.20:5000": false, "[2001:db8::1]:443": false,
+		"127.0.0.1:40000": true, "[::1]:40000": true,
+	} {
+		req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1/videos/"+n.id.String()+"/key", nil)
+		req.RemoteAddr = peer
+		rec := httptest.NewRecorder()
+		v.Gateway().ServeHTTP(rec, req)
+		gotKey := bytes.Equal(rec.Body.Bytes(), want[:])
+		if allowed != (rec.Code == http.StatusOK && gotKey) || (!allowed && (rec.Code != http.StatusForbidden || bytes.Contains(rec.Body.Bytes(), want[:]))) {
+			t.Errorf("peer %s: status %d, key served %v; want allowed=%v", peer, rec.Code, gotKey, allowed)
 		}
 	}
 }

@@ -218,9 +218,20 @@ func (c *testCoordinator) handler() http.Handler {
 		}
 		return true
 	}
+	// The token's account is account 1; a bind must carry the player key's
+	// consent to it, as the real coordinator requires.
+	mux.HandleFunc("GET "+wire.PathMe, func(w http.ResponseWriter, r *http.Request) {
+		if authed(w, r) {
+			wire.WriteJSON(w, wire.AccountInfo{ID: 1, Username: "viewer"})
+		}
+	})
 	mux.HandleFunc("POST "+wire.PathBindViewer, func(w http.ResponseWriter, r *http.Request) {
 		var req wire.BindViewerRequest
 		if !authed(w, r) || !wire.DecodeJSON(w, r, &req) {
+			return
+		}
+		if err := wire.VerifyBindViewer(&req, 1, time.Now()); err != nil {
+			wire.WriteError(w, http.StatusUnauthorized, "bind viewer: %v", err)
 			return
 		}
 		c.mu.Lock()

@@ -170,7 +170,7 @@ func (v *Viewer) bind(ctx context.Context) {
 		return
 	}
 	v.bindOnce.Do(func() {
-		if err := v.coord.BindViewer(ctx, v.cfg.Identity.ID); err != nil {
+		if err := v.coord.BindViewer(ctx, v.cfg.Identity.Key); err != nil {
 			v.log.Warn("could not bind this player's key to the account; the coordinator may issue it no order limits", "err", err)
 			return
 		}

@@ -138,6 +138,12 @@ type RevokeEdgeTokensResponse struct {
 // orders it signs count against the account's entitlements.
 type BindViewerRequest struct {
 	ViewerID NodeID `json:"viewer_id"`
+	// Account, UnixMS and Signature are the player key's consent to be
+	// bound to that account (SignBindViewer): the proof that whoever binds
+	// a key holds it, so nobody binds another player's (public) key first.
+	Account   int64  `json:"account"`
+	UnixMS    int64  `json:"unix_ms"`
+	Signature []byte `json:"signature"`
 }
 
 // UnlockResponse reports an unlock: points charged (0 when free or already

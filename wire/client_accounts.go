@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"net/http"
 	"net/url"
@@ -86,8 +87,12 @@ func (c *CoordinatorClient) Me(ctx context.Context) (AccountInfo, error) {
 }
 
 // BindViewer binds a player's signing key to the token's account.
-func (c *CoordinatorClient) BindViewer(ctx context.Context, viewer NodeID) error {
-	return c.do(ctx, http.MethodPost, PathBindViewer, BindViewerRequest{ViewerID: viewer}, nil)
+func (c *CoordinatorClient) BindViewer(ctx context.Context, key ed25519.PrivateKey) error {
+	var me AccountInfo
+	if err := c.do(ctx, http.MethodGet, PathMe, nil, &me); err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodPost, PathBindViewer, SignBindViewer(key, me.ID, time.Now()), nil)
 }
 
 // UnlockVideo spends the account's points on a video (free if already entitled).

@@ -169,6 +169,48 @@ func BindEdgeSigningBytes(node NodeID, account int64, unixMS int64) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(unixMS))
 }
 
+// bindViewerDomain separates a player key's binding consent from every
+// other signature the key makes (orders, node requests).
+const bindViewerDomain = "swarmcast bind viewer v1\x00"
+
+// BindViewerSigningBytes are the bytes a player key signs to consent to be
+// bound to account at unixMS.
+func BindViewerSigningBytes(viewer NodeID, account int64, unixMS int64) []byte {
+	b := []byte(bindViewerDomain)
+	b = appendString(b, string(viewer))
+	b = binary.BigEndian.AppendUint64(b, uint64(account))
+	return binary.BigEndian.AppendUint64(b, uint64(unixMS))
+}
+
+// SignBindViewer is a player key's signed consent to be bound to account.
+func SignBindViewer(key ed25519.PrivateKey, account int64, now time.Time) BindViewerRequest {
+	viewer := NodeID(hex.EncodeToString(key.Public().(ed25519.PublicKey)))
+	ms := now.UnixMilli()
+	return BindViewerRequest{ViewerID: viewer, Account: account, UnixMS: ms, Signature: ed25519.Sign(key, BindViewerSigningBytes(viewer, account, ms))}
+}
+
+// VerifyBindViewer checks req is the player key's fresh consent
+// (NodeRequestMaxSkew) to be bound to account.
+func VerifyBindViewer(req *BindViewerRequest, account int64, now time.Time) error {
+	if err := CheckNodeID(req.ViewerID); err != nil {
+		return err
+	}
+	if len(req.Signature) == 0 {
+		return fmt.Errorf("no signature: the player must sign its consent with its own key (wire.SignBindViewer; swarmcast players do this), so nobody can bind a key they do not hold")
+	}
+	if req.Account != account {
+		return fmt.Errorf("the player key signed consent for account %d, not this account (%d)", req.Account, account)
+	}
+	if err := (NodeRequestAuth{Node: req.ViewerID, UnixMS: req.UnixMS}).CheckFresh(now); err != nil {
+		return err
+	}
+	pub, _ := hex.DecodeString(string(req.ViewerID))
+	if !ed25519.Verify(pub, BindViewerSigningBytes(req.ViewerID, req.Account, req.UnixMS), req.Signature) {
+		return fmt.Errorf("signature does not verify under player key %s; sign with that key", req.ViewerID)
+	}
+	return nil
+}
+
 // SignBindEdge is the edge's signed consent to be bound to account.
 func (s *NodeSigner) SignBindEdge(account int64) BindEdgeRequest {
 	ms := s.stamp()

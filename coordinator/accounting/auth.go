@@ -182,7 +182,7 @@ func storeStatus(err error) (int, string) {
 		return http.StatusTooManyRequests, err.Error()
 	case errors.As(err, &short):
 		return http.StatusPaymentRequired, fmt.Sprintf("insufficient points: have %d, need %d", short.Have, short.Need)
-	case errors.Is(err, coordinatordb.ErrUsernameTaken), errors.Is(err, coordinatordb.ErrAuditClosed), errors.Is(err, coordinatordb.ErrBatchIDReused):
+	case errors.Is(err, coordinatordb.ErrUsernameTaken), errors.Is(err, coordinatordb.ErrViewerKeyTaken), errors.Is(err, coordinatordb.ErrAuditClosed), errors.Is(err, coordinatordb.ErrBatchIDReused):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, coordinatordb.ErrBadCredentials), errors.Is(err, coordinatordb.ErrSessionInvalid), errors.Is(err, coordinatordb.ErrAPITokenInvalid):
 		return http.StatusUnauthorized, err.Error()

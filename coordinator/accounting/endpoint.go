@@ -220,6 +220,10 @@ func (s *Service) handleBindViewer(w http.ResponseWriter, r *http.Request, who *
 		wire.WriteError(w, http.StatusBadRequest, "bind viewer: %v", err)
 		return
 	}
+	if err := wire.VerifyBindViewer(&req, who.acct.ID, s.cfg.Now()); err != nil {
+		wire.WriteError(w, http.StatusUnauthorized, "bind viewer: %v", err)
+		return
+	}
 	owner, err := s.db.ViewerAccount(r.Context(), req.ViewerID)
 	switch {
 	case err == nil && owner.ID != who.acct.ID:

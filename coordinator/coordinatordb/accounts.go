@@ -40,6 +40,7 @@ type Account struct {
 var (
 	ErrNotFound        = errors.New("not found")
 	ErrUsernameTaken   = errors.New("username is already taken; choose another")
+	ErrViewerKeyTaken  = errors.New("bound to another account; generate a new player key")
 	ErrBadCredentials  = errors.New("wrong username or password")
 	ErrSessionInvalid  = errors.New("session token is unknown or expired; log in again")
 	ErrAPITokenInvalid = errors.New("API token is unknown or revoked; create a new one")
@@ -369,7 +370,7 @@ func (db *DB) BindViewerKey(ctx context.Context, accountID int64, viewer wire.No
 			return err
 		}
 		if owner != accountID {
-			return fmt.Errorf("viewer key %s is bound to another account", viewer)
+			return fmt.Errorf("viewer key %s: %w", viewer, ErrViewerKeyTaken)
 		}
 		return nil
 	})
