@@ -24,7 +24,8 @@ import (
 type Config struct {
 	Coordinator string // base URL of the coordinator, e.g. http://127.0.0.1:7000
 	Identity    identity.Identity
-	// Token is a session token (wire.PathLogin) or an edge's API token, sent
+	// Token is a login session token (wire.PathLogin; an edge API token may
+	// only settle, so it will not do here), sent
 	// as a bearer token on every coordinator call. With a Token, the viewer
 	// binds Identity's key to the account on first use, so the coordinator
 	// issues it order limits and keys for the account's entitled videos.

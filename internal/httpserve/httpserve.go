@@ -66,13 +66,13 @@ type Timeouts struct {
 }
 
 // DefaultTimeouts fit every role's routes on the networks Swarmcast runs
-// on: the largest request body (a publish, up to 256 MiB from an origin on
+// on: the largest request body (a publish, up to 32 MiB from an origin on
 // the operator's network) takes seconds, a whole ciphertext segment or a
 // shard goes out in well under a second unthrottled, and a gateway segment
 // waits at most a few playback deadlines for the swarm before the player
 // has given up on it anyway.
 //   - ReadHeader 5 s: headers are a few hundred bytes.
-//   - Read 60 s: 256 MiB at 5 MB/s is under a minute; a 1-byte-per-5-s
+//   - Read 60 s: 32 MiB needs only ~0.5 MB/s to arrive in time; a 1-byte-per-5-s
 //     body is cut off at 60 s, never held indefinitely.
 //   - Write 60 s: a response that has not finished in a minute is not
 //     worth the connection; streaming handlers extend it per chunk.
