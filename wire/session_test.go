@@ -150,7 +150,7 @@ func TestNodeSessionBackoffAndReregister(t *testing.T) {
 		done := make(chan error)
 		go func() { done <- s.Run(ctx) }()
 
-		time.Sleep(3500 * time.Millisecond)
+		time.Sleep(3500 * time.Millisecond) // fake time: the bubble's clock moves 3.5 s at once
 		synctest.Wait() // every call due by now has been made
 		cancel()
 		if err := <-done; err != nil {
@@ -206,7 +206,7 @@ func TestNodeSessionCallbackErrorReregisters(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- s.Run(ctx) }()
-		time.Sleep(1100 * time.Millisecond)
+		time.Sleep(1100 * time.Millisecond) // fake time, as above
 		synctest.Wait()
 		cancel()
 		<-done
