@@ -278,8 +278,11 @@ func (e *Edge) ordersLoop(ctx context.Context) {
 			if err := e.saveOrders(); err != nil {
 				e.log.Warn("cannot persist the order book", "err", err)
 			}
-			if !sleep(ctx, persistInterval) { // coalesce a burst of orders into one write
-				continue
+			// Coalesce a burst of orders into one write: wait before the
+			// next one (the loop's ctx case handles a stop meanwhile).
+			select {
+			case <-ctx.Done():
+			case <-time.After(persistInterval):
 			}
 		}
 	}
@@ -290,19 +293,4 @@ func (e *Edge) unsettled() (int, int64) {
 	e.ordersMu.Lock()
 	defer e.ordersMu.Unlock()
 	return e.orders.unsettled()
-}
-
-// sleep waits d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
