@@ -160,12 +160,31 @@ func MustEval[T any](s *Session, expr string) T {
 	return v
 }
 
-// WaitFor polls a JavaScript expression until it is true, at most d.
+// WaitFor evaluates a JavaScript expression every 100 ms until it is
+// true, at most d. Evaluation errors (a navigation replacing the page
+// mid-call) count as false.
 func (s *Session) WaitFor(expr string, d time.Duration) error {
-	ctx, cancel := context.WithTimeout(s.ctx, d)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(d)))
-	return err
+	deadline := time.Now().Add(d)
+	var last error
+	for {
+		ctx, cancel := context.WithTimeout(s.ctx, min(5*time.Second, max(time.Until(deadline), time.Millisecond)))
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return nil
+		}
+		if err != nil {
+			last = err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s still false after %s (last error: %v)", expr, d, last)
+		}
+		select {
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Screenshot saves full-page PNGs of the current page at every width in
@@ -236,3 +255,52 @@ func (s *Session) CountDialogs() func() int64 {
 	}()
 	return n.Load
 }
+
+// Response is what Open saw of a page's HTML document.
+type Response struct {
+	Status  int64
+	Headers map[string]string // names in lower case
+}
+
+// Open navigates to url, waits for the page to load, and returns the
+// document's HTTP status and headers.
+func (s *Session) Open(url string) Response {
+	s.b.t.Helper()
+	ctx, cancel := context.WithTimeout(s.ctx, DefaultTimeout)
+	defer cancel()
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(url))
+	if err != nil {
+		s.b.t.Fatalf("browser (%s): open %s: %v", s.name, url, err)
+	}
+	out := Response{Status: resp.Status, Headers: make(map[string]string, len(resp.Headers))}
+	for k, v := range resp.Headers {
+		out.Headers[strings.ToLower(k)] = fmt.Sprint(v)
+	}
+	return out
+}
+
+// cspWatcher records Content-Security-Policy violations of every page
+// the session opens from now on into window.__cspViolations (scripts the
+// DevTools protocol injects run whatever the page's policy).
+const cspWatcher = `window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber));`
+
+// WatchCSP makes every page opened afterwards record its CSP violations;
+// CSPViolations reads those of the current page.
+func (s *Session) WatchCSP() {
+	s.b.t.Helper()
+	ctx, cancel := context.WithTimeout(s.ctx, DefaultTimeout)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspWatcher}); err != nil {
+		s.b.t.Fatalf("browser (%s): install the CSP watcher: %v", s.name, err)
+	}
+}
+
+// CSPViolations lists the current page's CSP violations (WatchCSP).
+func (s *Session) CSPViolations() []string {
+	s.b.t.Helper()
+	return MustEval[[]string](s, `window.__cspViolations || []`)
+}
+
+// Name is the session's label.
+func (s *Session) Name() string { return s.name }
