@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -409,5 +410,32 @@ func TestWebLedgerPages(t *testing.T) {
 		if p := b.get(wire.PageLedger + "?page=" + bad); p.status != http.StatusBadRequest {
 			t.Errorf("ledger page %q: %d, want 400", bad, p.status)
 		}
+	}
+}
+
+// TestWebCookiesSecureUnderTLS: over TLS every cookie the app sets is
+// Secure (and still HttpOnly, SameSite=Lax); over plain HTTP on loopback
+// it cannot be.
+func TestWebCookiesSecureUnderTLS(t *testing.T) {
+	h := newWebHarness(t)
+	srv := httptest.NewTLSServer(h.c.Handler())
+	defer srv.Close()
+	b := newBrowser(t, srv.URL)
+	b.c.Transport = srv.Client().Transport
+	form := b.get(wire.PageSignup)
+	p := b.post(wire.PageSignup, url.Values{wire.FormCSRFField: {form.csrf(t)}, "username": {"judy"}, "password": {"correct horse battery"}, "password2": {"correct horse battery"}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("sign up over TLS: %d\n%s", p.status, p.body)
+	}
+	cookies := append(form.header.Values("Set-Cookie"), p.header.Values("Set-Cookie")...)
+	var session bool
+	for _, c := range cookies {
+		session = session || strings.HasPrefix(c, wire.SessionCookieName+"=")
+		if !strings.Contains(c, "Secure") || !strings.Contains(c, "HttpOnly") || !strings.Contains(c, "SameSite=Lax") {
+			t.Errorf("cookie over TLS: %q, want Secure, HttpOnly, SameSite=Lax", c)
+		}
+	}
+	if !session {
+		t.Fatalf("no session cookie among %q", cookies)
 	}
 }
