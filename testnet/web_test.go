@@ -266,6 +266,21 @@ func TestWebInBrowser(t *testing.T) {
 		t.Errorf("%d JavaScript dialogs opened: markup from user data ran", d)
 	}
 
+	// The ledger pages in place (htmx, under the CSP): 22 entries make two pages.
+	for i := range 20 {
+		if err := n.Admin.Grant(ctx, wire.GrantRequest{Username: "viewer1", Points: 1, Memo: fmt.Sprintf("bonus %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	viewer.Open(base + wire.PageDashboard)
+	viewer.MustDo("open the older ledger page", chromedp.Click(chromedp.CSS(`#ledger a[hx-get$="page=2"]`)))
+	if err := viewer.WaitFor(`document.querySelector("#ledger .pager").textContent.includes("page 2") && location.pathname === "/me"`, 10*time.Second); err != nil {
+		t.Errorf("the ledger's older page did not swap in place: %v", err)
+	}
+	if v := viewer.CSPViolations(); len(v) > 0 {
+		t.Errorf("ledger paging: CSP violations %v", v)
+	}
+
 	// The dashboard of the edge's owner shows the edge.
 	owner := b.NewSession("edge-account")
 	logInInBrowser(t, owner, base, n.EdgeCredentials(edgeNode))
