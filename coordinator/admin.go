@@ -351,10 +351,20 @@ func (c *Coordinator) handleAdminAccounts(w http.ResponseWriter, r *http.Request
 			return
 		}
 	}
-	rows, err := c.store.AccountsPage(r.Context(), after, limit)
+	page, err := c.AdminAccounts(r.Context(), after, limit)
 	if err != nil {
 		c.accounting.WriteError(w, err)
 		return
+	}
+	wire.WriteJSON(w, page)
+}
+
+// AdminAccounts is one page of the account table: up to limit accounts
+// with id > after, by id, with their cached balances.
+func (c *Coordinator) AdminAccounts(ctx context.Context, after int64, limit int) (wire.AdminAccountsPage, error) {
+	rows, err := c.store.AccountsPage(ctx, after, limit)
+	if err != nil {
+		return wire.AdminAccountsPage{}, err
 	}
 	page := wire.AdminAccountsPage{Accounts: make([]wire.AdminAccount, len(rows))}
 	for i, a := range rows {
@@ -363,7 +373,7 @@ func (c *Coordinator) handleAdminAccounts(w http.ResponseWriter, r *http.Request
 	if len(rows) == limit {
 		page.Next = rows[len(rows)-1].ID
 	}
-	wire.WriteJSON(w, page)
+	return page, nil
 }
 
 func (c *Coordinator) handleAdminAccountKeys(w http.ResponseWriter, r *http.Request) {

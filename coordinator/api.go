@@ -46,6 +46,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("GET "+wire.PathStats, func(w http.ResponseWriter, _ *http.Request) { wire.WriteJSON(w, c.Stats()) })
 	c.accounting.Routes(mux)
 	c.adminRoutes(mux)
+	c.web.Routes(mux)
 	return mux
 }
 

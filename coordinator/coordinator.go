@@ -18,6 +18,7 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
+	"github.com/swarmcast/swarmcast/coordinator/web"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -183,6 +184,9 @@ type Coordinator struct {
 	acct       accountingService
 	accounting *accounting.Service
 
+	// web is the web app: pages for viewers and admins (coordinator/web).
+	web *web.App
+
 	// Origin pool (nil pool: off). poolMu nests inside mu.
 	poolMu     sync.Mutex
 	pool       *OriginPool
@@ -277,6 +281,7 @@ func New(cfg Config) (*Coordinator, error) {
 	acfg.OnSettled = c.recordSettled
 	acct := accounting.New(acfg, cfg.Store, (*network)(c))
 	c.acct, c.accounting = acct, acct
+	c.web = web.New(web.Config{Accounts: acct, Catalogue: (*webCatalogue)(c), Admin: (*webAdmin)(c), Now: cfg.Now, Log: c.log})
 	if cfg.OriginPerServerRate != 0 {
 		pool, err := NewOriginPool(OriginPoolConfig{PerServerRate: cfg.OriginPerServerRate, Hysteresis: cfg.OriginHysteresis}, cfg.Now())
 		if err != nil {

@@ -167,3 +167,18 @@ type AdminAccountsPage struct {
 	Accounts []AdminAccount `json:"accounts"`
 	Next     int64          `json:"next,omitempty"`
 }
+
+// Admin pages of the web app (coordinator/web), besides wire.PageAdmin.
+const (
+	PageAdminNodes    = "/admin/nodes"    // GET [?after=NODE] a page of the node table
+	PageAdminAccounts = "/admin/accounts" // GET [?after=ID] a page of the account table
+	PageAdminVideo    = "/admin/videos/{id}"
+	// PageAdminFlows shows settled flows over the last day, either
+	// direction: ?edge=ID (which viewers an edge served), ?viewer=ID (which
+	// edges fed a player key) or ?account=ID (every player key of an
+	// account).
+	PageAdminFlows = "/admin/flows"
+)
+
+// AdminFlowsWindow is how far back the admin flow views look.
+const AdminFlowsWindow = 24 * time.Hour

@@ -93,3 +93,18 @@ func expandPath(pattern string, values ...string) string {
 	b.WriteString(rest)
 	return b.String()
 }
+
+// Web playback (issue 10): where a browser finds a stream.
+const (
+	// PathPlayers lists the caller's running players' gateways, most
+	// recent first (session cookie): GET → PlayersResponse.
+	PathPlayers = "/api/v1/accounts/players"
+	// PathWatchMaster is the platform's HTTP fallback playlist of a video
+	// (session cookie; 403 when not entitled).
+	PathWatchMaster = "/watch/{id}/master.m3u8"
+)
+
+// WatchMasterURL is the fallback master playlist of a video at base.
+func WatchMasterURL(base string, id content.VideoID) string {
+	return base + expandPath(PathWatchMaster, id.String())
+}

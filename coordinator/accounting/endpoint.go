@@ -1,6 +1,7 @@
 package accounting
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -37,29 +38,7 @@ func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
 	if !wire.DecodeJSONLimit(w, r, &cr, wire.MaxSmallJSONBody) {
 		return
 	}
-	// A sign-up costs an argon2id hash: it spends the client's login
-	// tokens like a login does.
-	if err := s.logins.attempt(clientKey(r), s.cfg.Now()); err != nil {
-		s.metrics.logins.WithLabelValues("throttled").Inc()
-		s.WriteError(w, err)
-		return
-	}
-	if err := coordinatordb.ValidateUsername(cr.Username); err != nil {
-		s.WriteError(w, err)
-		return
-	}
-	if err := coordinatordb.ValidatePassword(cr.Username, cr.Password); err != nil {
-		s.WriteError(w, err)
-		return
-	}
-	a, err := s.db.CreateAccount(r.Context(), cr.Username, cr.Password, s.cfg.Now())
-	if err != nil {
-		s.WriteError(w, err)
-		return
-	}
-	s.metrics.accounts.WithLabelValues("signup").Inc()
-	s.log.Info("account created", "account", a.ID, "username", a.Username)
-	info, err := s.accountInfo(r, a)
+	info, err := s.SignUp(r.Context(), cr, clientKey(r))
 	if err != nil {
 		s.WriteError(w, err)
 		return
@@ -67,62 +46,31 @@ func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
 	wire.WriteJSON(w, info)
 }
 
-// handleLogin checks a password under the login throttle (LoginThrottle):
-// the client's bucket first, then the username's guard unless this browser
-// holds the username's device cookie; only then the password, which costs
-// the same argon2id work whether or not the account exists.
+// handleLogin is LogIn over JSON: the device cookie goes in, and the
+// session and a fresh device cookie come out.
 func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var cr wire.Credentials
 	if !wire.DecodeJSONLimit(w, r, &cr, wire.MaxSmallJSONBody) {
 		return
 	}
-	now, client := s.cfg.Now(), clientKey(r)
-	if err := s.logins.attempt(client, now); err != nil {
-		s.metrics.logins.WithLabelValues("throttled").Inc()
-		s.WriteError(w, err)
-		return
+	at := LoginAttempt{Username: cr.Username, Password: cr.Password, Client: clientKey(r)}
+	if ck, err := r.Cookie(DeviceCookieName); err == nil {
+		at.DeviceToken = ck.Value
 	}
-	named := coordinatordb.ValidateUsername(cr.Username) == nil
-	if named {
-		ck, err := r.Cookie(DeviceCookieName)
-		if err != nil || !s.logins.trustedDevice(ck.Value, cr.Username, now) {
-			if err := s.logins.guarded(cr.Username, now); err != nil {
-				s.metrics.logins.WithLabelValues("guarded").Inc()
-				s.WriteError(w, err)
-				return
-			}
-		}
-	}
-	sess, err := s.db.Login(r.Context(), cr.Username, cr.Password, now)
-	if err != nil {
-		if named && errors.Is(err, coordinatordb.ErrBadCredentials) {
-			s.logins.failed(cr.Username, client, now)
-		}
-		s.metrics.logins.WithLabelValues("bad_credentials").Inc()
-		s.WriteError(w, err)
-		return
-	}
-	deviceExpires := now.Add(s.logins.p.DeviceTTL)
-	http.SetCookie(w, &http.Cookie{
-		Name: DeviceCookieName, Value: s.logins.deviceToken(cr.Username, deviceExpires), Path: wire.PathLogin, Expires: deviceExpires,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
-	})
-	s.metrics.logins.WithLabelValues("ok").Inc()
-	a, err := s.db.Account(r.Context(), sess.AccountID)
-	if err != nil {
-		s.WriteError(w, err)
-		return
-	}
-	info, err := s.accountInfo(r, a)
+	res, err := s.LogIn(r.Context(), at)
 	if err != nil {
 		s.WriteError(w, err)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: wire.SessionCookieName, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
+		Name: DeviceCookieName, Value: res.DeviceToken, Path: wire.PathLogin, Expires: res.DeviceExpires,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
-	wire.WriteJSON(w, wire.LoginResponse{Token: sess.Token, CSRFToken: s.csrfToken(sess.Token), ExpiresAt: sess.ExpiresAt, Account: info})
+	http.SetCookie(w, &http.Cookie{
+		Name: wire.SessionCookieName, Value: res.Session.Token, Path: "/", Expires: res.Session.ExpiresAt,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+	})
+	wire.WriteJSON(w, wire.LoginResponse{Token: res.Session.Token, CSRFToken: res.CSRFToken, ExpiresAt: res.Session.ExpiresAt, Account: res.Account})
 }
 
 func (s *Service) handleLogout(w http.ResponseWriter, r *http.Request, who *caller) {
@@ -138,8 +86,7 @@ func (s *Service) handleLogout(w http.ResponseWriter, r *http.Request, who *call
 	wire.WriteEmpty(w)
 }
 
-func (s *Service) accountInfo(r *http.Request, a coordinatordb.Account) (wire.AccountInfo, error) {
-	ctx := r.Context()
+func (s *Service) accountInfo(ctx context.Context, a coordinatordb.Account) (wire.AccountInfo, error) {
 	bal, err := s.db.Balance(ctx, a.ID)
 	if err != nil {
 		return wire.AccountInfo{}, err
@@ -156,7 +103,7 @@ func (s *Service) accountInfo(r *http.Request, a coordinatordb.Account) (wire.Ac
 }
 
 func (s *Service) handleMe(w http.ResponseWriter, r *http.Request, who *caller) {
-	info, err := s.accountInfo(r, who.acct)
+	info, err := s.accountInfo(r.Context(), who.acct)
 	if err != nil {
 		s.WriteError(w, err)
 		return
@@ -251,14 +198,10 @@ func (s *Service) handleLedger(w http.ResponseWriter, r *http.Request, who *call
 		}
 		limit = n
 	}
-	es, err := s.db.Entries(r.Context(), who.acct.ID, limit)
+	out, err := s.Ledger(r.Context(), who.acct.ID, limit)
 	if err != nil {
 		s.WriteError(w, err)
 		return
-	}
-	out := make([]wire.LedgerEntry, len(es))
-	for i, e := range es {
-		out[i] = wire.LedgerEntry{TxID: e.TxID, Amount: e.Amount, Kind: e.Kind, Memo: e.Memo, At: e.At}
 	}
 	wire.WriteJSON(w, out)
 }
@@ -280,26 +223,17 @@ func (s *Service) handleUnlock(w http.ResponseWriter, r *http.Request, who *call
 	if !requireSession(w, who, "unlocking a video") {
 		return
 	}
-	id, _, err := s.catalogueVideo(r)
+	id, err := wire.ParseVideoParam(r)
+	if err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	res, err := s.Unlock(r.Context(), who.acct.ID, id)
 	if err != nil {
 		s.WriteError(w, err)
 		return
 	}
-	res, err := s.db.Unlock(r.Context(), who.acct.ID, id, s.cfg.Now())
-	if err != nil {
-		s.metrics.unlocks.WithLabelValues("refused").Inc()
-		s.WriteError(w, err)
-		return
-	}
-	s.metrics.unlocks.WithLabelValues("ok").Inc()
-	s.limits.forgetDenials()
-	bal, err := s.db.Balance(r.Context(), who.acct.ID)
-	if err != nil {
-		s.WriteError(w, err)
-		return
-	}
-	s.log.Info("video unlocked", "account", who.acct.ID, "video", id, "charged", res.Charged, "already", res.AlreadyEntitled)
-	wire.WriteJSON(w, wire.UnlockResponse{Charged: res.Charged, AlreadyEntitled: res.AlreadyEntitled, Balance: bal})
+	wire.WriteJSON(w, res)
 }
 
 func (s *Service) handleSetPrice(w http.ResponseWriter, r *http.Request, who *caller) {

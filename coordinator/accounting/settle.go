@@ -130,29 +130,8 @@ func (s *Service) handleEdgeStatus(w http.ResponseWriter, r *http.Request, who *
 		wire.WriteError(w, http.StatusForbidden, "edge status: edge %s is not bound to your account", node)
 		return
 	}
-	ctx := r.Context()
-	st, err := s.db.EdgeReputation(ctx, node)
+	info, err := s.edgeStatus(r.Context(), node)
 	if err != nil {
-		s.WriteError(w, err)
-		return
-	}
-	tally, err := s.db.AuditTally(ctx, node)
-	if err != nil {
-		s.WriteError(w, err)
-		return
-	}
-	credited, frozen, err := s.db.EdgeEarnings(ctx, node)
-	if err != nil {
-		s.WriteError(w, err)
-		return
-	}
-	info := wire.EdgeStatusInfo{
-		NodeID: node, Reputation: st.Audit.Score(), Alpha: st.Audit.Alpha, Beta: st.Audit.Beta,
-		AuditsPassed: tally.Passed, AuditsFailed: tally.Failed, Contained: tally.Contained,
-		Disqualified: st.Disqualified, DisqualifiedAt: st.DisqualifiedAt, DisqualifiedReason: st.DisqualifyReason,
-		CreditedPoints: credited, FrozenPoints: frozen,
-	}
-	if err := s.addBan(ctx, &info, st); err != nil {
 		s.WriteError(w, err)
 		return
 	}

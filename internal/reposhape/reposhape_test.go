@@ -42,7 +42,8 @@ func (c class) String() string {
 
 // layout classifies every package of the module by its path (relative to
 // the module root; an entry covers its sub-packages, so coordinator covers
-// coordinator/coordinatordb). Adding a role is one line here.
+// its subsystems coordinator/coordinatordb, coordinator/accounting and
+// coordinator/web). Adding a role is one line here.
 var layout = []struct {
 	prefix  string
 	class   class
@@ -622,6 +623,11 @@ func TestImportViolation(t *testing.T) {
 		{"relay", module + "/viewer", ruleRoleImportsRole},
 		{"coordinator", module + "/coordinator/coordinatordb", ""},
 		{"coordinator/coordinatordb", module + "/coordinator", ""},
+		// The web app is a coordinator subsystem: part of that role.
+		{"coordinator", module + "/coordinator/web", ""},
+		{"coordinator/web", module + "/coordinator/accounting", ""},
+		{"coordinator/web", module + "/viewer", ruleRoleImportsRole},
+		{"internal/browsertest", module + "/coordinator/web", ruleLibraryImportsRole},
 		{"viewer", module + "/wire", ""},
 		{"viewer", module + "/content", ""},
 		{"edge", module + "/internal/httpserve", ""},
