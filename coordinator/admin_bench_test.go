@@ -1,15 +1,18 @@
 package coordinator
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -139,6 +142,88 @@ func BenchmarkAdminAPI(b *testing.B) {
 					b.ReportMetric(float64(size), "json-bytes")
 				})
 			}
+		})
+	}
+}
+
+// BenchmarkAdminEventLatency measures an admin event stream's update
+// latency on loopback: from a bucket closing (PublishOverview: advance,
+// encode the overview with an hour of points, fan out) to each
+// subscriber's client having read the whole event, with 1 and 64
+// (maxEventSubscribers) streams open over a real HTTP server. Reports the
+// median and p95 over all deliveries.
+//
+//	go test -run '^$' -bench BenchmarkAdminEventLatency -count 5 ./coordinator/
+func BenchmarkAdminEventLatency(b *testing.B) {
+	for _, subs := range []int{1, maxEventSubscribers} {
+		b.Run(fmt.Sprintf("streams=%d", subs), func(b *testing.B) {
+			store := testStore(b)
+			ctx := context.Background()
+			clock := newFakeClock()
+			if _, err := accounting.BootstrapAdmin(ctx, store, "root", rootPassword, clock.Now()); err != nil {
+				b.Fatal(err)
+			}
+			c, err := New(Config{Seed: 1, Log: quietLog(), Now: clock.Now, Store: store, Accounting: accounting.Config{AuditInterval: -1}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range 360 { // an hour of history in every snapshot
+				c.overview.RecordServed(wire.RoleEdge, int64(i+1)<<20, clock.Now())
+				clock.Advance(defaultOverviewBucket)
+				c.overview.Advance(clock.Now())
+			}
+			srv := httptest.NewServer(c.Handler())
+			defer srv.Close()
+			client := wire.NewCoordinatorClient(srv.URL, srv.Client())
+			sess, err := client.Login(ctx, wire.Credentials{Username: "root", Password: rootPassword})
+			if err != nil {
+				b.Fatal(err)
+			}
+			received := make(chan time.Time, subs*4)
+			streamCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			for range subs {
+				req, _ := http.NewRequestWithContext(streamCtx, "GET", srv.URL+wire.PathAdminEvents, nil)
+				req.Header.Set("Authorization", "Bearer "+sess.Token)
+				resp, err := srv.Client().Do(req)
+				if err != nil || resp.StatusCode != 200 {
+					b.Fatalf("subscribe: %v %v", resp, err)
+				}
+				go func() {
+					defer resp.Body.Close()
+					rd := bufio.NewReaderSize(resp.Body, 1<<16)
+					first := true
+					for {
+						line, err := rd.ReadSlice('\n')
+						if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+							return
+						}
+						if len(line) == 1 { // the blank line ending an event
+							if !first {
+								received <- time.Now()
+							}
+							first = false // the snapshot sent on subscribing
+						}
+					}
+				}()
+			}
+			for c.events.subscribers() < subs {
+				time.Sleep(time.Millisecond) // wait for the real server to register every stream
+			}
+			var lat []time.Duration
+			b.ResetTimer()
+			for b.Loop() {
+				clock.Advance(defaultOverviewBucket)
+				start := time.Now()
+				c.PublishOverview()
+				for range subs {
+					lat = append(lat, (<-received).Sub(start))
+				}
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "median-µs")
+			b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds()), "p95-µs")
 		})
 	}
 }
