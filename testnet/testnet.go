@@ -37,7 +37,10 @@ type Config struct {
 	Edges   int    // edges, each with its own player
 	Origins int    // default 1
 	Videos  int    // catalogue size: the bundled sample packaged under this many titles (distinct keys, so distinct bytes); default 1
-	Params  content.Params
+	// Titles names the first videos (default: the sample's title, then
+	// numbered); it does not add videos beyond Videos.
+	Titles []string
+	Params content.Params
 
 	HeartbeatInterval time.Duration // default 500ms: short so churn is noticed quickly in tests
 	PlacementInterval time.Duration // default 1s
@@ -266,6 +269,9 @@ func (n *Network) start() error {
 		if i > 0 {
 			title = fmt.Sprintf("%s #%d", sample.Title, i+1)
 		}
+		if i < len(cfg.Titles) {
+			title = cfg.Titles[i]
+		}
 		id, err := store.Ingest(n.ctx, hls, content.IngestOptions{Params: cfg.Params, Title: title})
 		if err != nil {
 			return fmt.Errorf("testnet: ingest catalogue: %w", err)
@@ -354,7 +360,7 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 	reg := httpserve.NewRegistry()
 	var account *wire.CoordinatorClient
 	var edgeToken string
-	if account, edgeToken, err = n.setUpAccount(fmt.Sprintf("edge-%d", i), id); err != nil {
+	if account, edgeToken, err = n.setUpAccount(edgeAccountName(i), id); err != nil {
 		cancel()
 		_ = srv.Close()
 		return nil, err
@@ -431,7 +437,7 @@ func (n *Network) login(user, password string) (*wire.CoordinatorClient, error) 
 // setUpAccount signs up an account for one edge, grants it points, binds
 // the edge and returns the logged-in client and the edge's API token.
 func (n *Network) setUpAccount(user string, node identity.Identity) (*wire.CoordinatorClient, string, error) {
-	password := "testnet-account-secret" // passes the policy: long, not common, not the username
+	password := EdgeAccountPassword
 	anon := wire.NewCoordinatorClient(n.CoordinatorURL, nil)
 	if _, err := anon.Signup(n.ctx, wire.Credentials{Username: user, Password: password}); err != nil {
 		return nil, "", fmt.Errorf("testnet: sign up %s: %w", user, err)

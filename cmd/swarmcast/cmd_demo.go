@@ -17,6 +17,7 @@ import (
 
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/testnet"
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 func init() { subcommands = append(subcommands, newDemoCommand) }
@@ -121,6 +122,8 @@ func runDemo(cmd *cobra.Command, f demoFlags) error {
 	defer gw.Close()
 	fmt.Fprintf(out, "play: %s/videos/%s/master.m3u8\n", gw.Advertise, net.Videos[0])
 	fmt.Fprintf(out, "      (open with ffplay, vlc or mpv; catalogue at %s/)\n", gw.Advertise)
+	admin := net.AdminCredentials()
+	fmt.Fprintf(out, "dashboard: %s%s   (log in as %s / %s)\n", net.CoordinatorURL, wire.PageAdmin, admin.Username, admin.Password)
 
 	var plays, failed atomic.Int64
 	w := testnet.Workload{
