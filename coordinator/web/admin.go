@@ -69,7 +69,7 @@ func init() {
 		return strconv.FormatFloat(100*f, 'f', 1, 64) + "%"
 	}
 	templateFuncs["slice1"] = func(v wire.AdminVideo) []wire.AdminVideo { return []wire.AdminVideo{v} }
-	templateFuncs["usd"] = func(f float64) string { return "$" + strconv.FormatFloat(f, 'f', 2, 64) }
+	templateFuncs["usd"] = formatUSD
 	templateFuncs["minutes"] = func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
 	templateFuncs["short"] = func(id wire.NodeID) string {
 		if len(id) <= 12 {
@@ -77,6 +77,15 @@ func init() {
 		}
 		return string(id[:12]) + "…"
 	}
+}
+
+// formatUSD writes dollars with cents, or two significant digits below a
+// cent (a small network saves fractions of a cent).
+func formatUSD(f float64) string {
+	if f > 0 && f < 0.01 {
+		return "$" + strconv.FormatFloat(f, 'g', 2, 64)
+	}
+	return "$" + strconv.FormatFloat(f, 'f', 2, 64)
 }
 
 // adminScripts and adminStyles are what the overview page loads: uPlot and

@@ -38,7 +38,7 @@
     while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
     return i === 0 ? v + " B" : v.toFixed(1) + " " + units[i];
   }
-  function size() { return { width: Math.max(280, el.clientWidth), height: 260 }; }
+  function size() { return { width: Math.max(260, el.clientWidth - 2), height: 260 }; }
 
   // The element keeps the number of points drawn, so tests (and people)
   // can see the chart move.
@@ -58,7 +58,7 @@
       axes: [
         {},
         { scale: "bytes", size: 70, values: (u, vals) => vals.map(rate) },
-        { scale: "ratio", side: 1, size: 50, grid: { show: false }, values: (u, vals) => vals.map(pct) },
+        { scale: "ratio", side: 1, size: 48, grid: { show: false }, values: (u, vals) => vals.map((v) => (100 * v).toFixed(0) + "%") },
       ],
       cursor: { drag: { x: false, y: false } },
     }), series(overview), el);
@@ -73,7 +73,7 @@
     if (plot) plot.setData(series(ov));
     mark(ov);
     const m = ov.metering || {};
-    const usd = (v) => "$" + (v || 0).toFixed(2);
+    const usd = (v) => "$" + (v > 0 && v < 0.01 ? Number(v.toPrecision(2)).toString() : (v || 0).toFixed(2));
     setMetric("offload", pct(m.offload));
     setMetric("window_offload", pct(ov.window_offload));
     setMetric("minutes_streamed", (m.minutes_streamed || 0).toFixed(1));
