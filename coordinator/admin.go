@@ -128,13 +128,16 @@ func (c *Coordinator) untilBucketCloses() time.Duration {
 }
 
 // PublishOverview closes the load buckets that have ended and, if any
-// did, pushes an overview to every admin event stream. Run calls it when a
+// closed since its last call (here or by a reader), pushes an overview to every admin event stream. Run calls it when a
 // bucket ends; tests may call it.
 func (c *Coordinator) PublishOverview() {
 	c.overviewMu.Lock()
-	closed := c.overview.Advance(c.cfg.Now())
+	c.overview.Advance(c.cfg.Now())
+	closed := c.overview.Closed()
+	fresh := closed != c.overviewPushed // a reader's Advance may have closed it first
+	c.overviewPushed = closed
 	c.overviewMu.Unlock()
-	if closed == 0 || c.events.subscribers() == 0 {
+	if !fresh || c.events.subscribers() == 0 {
 		return
 	}
 	b, err := json.Marshal(c.Overview())

@@ -304,3 +304,30 @@ func readOverview(t *testing.T, frame string) wire.AdminOverview {
 	}
 	return ov
 }
+
+// TestPublishOverviewAfterAReaderClosedTheBucket: a dashboard or a metrics
+// scrape that reads the overview just after a bucket ends closes it; the
+// push at that close must still happen, once.
+func TestPublishOverviewAfterAReaderClosedTheBucket(t *testing.T) {
+	h := newHarness(t)
+	sub, err := h.c.events.subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.c.events.unsubscribe(sub)
+	h.c.PublishOverview() // nothing closed since start: no push
+	if len(sub.ch) != 0 {
+		t.Fatal("a push before any bucket closed")
+	}
+	h.clock.Advance(defaultOverviewBucket)
+	h.c.Overview() // the reader closes the bucket first
+	h.c.PublishOverview()
+	if len(sub.ch) != 1 {
+		t.Fatal("the bucket a reader closed was never pushed")
+	}
+	<-sub.ch
+	h.c.PublishOverview()
+	if len(sub.ch) != 0 {
+		t.Fatal("the same bucket was pushed twice")
+	}
+}

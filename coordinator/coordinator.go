@@ -164,9 +164,10 @@ type Coordinator struct {
 	// The admin load overview (admin.go): overview is the sans-IO core,
 	// guarded by overviewMu; events fans closed buckets out to admin
 	// event streams.
-	overviewMu sync.Mutex
-	overview   *LoadOverview
-	events     *eventHub
+	overviewMu     sync.Mutex
+	overview       *LoadOverview
+	overviewPushed int64 // overview.Closed() at the last PublishOverview
+	events         *eventHub
 
 	scratch sync.Pool // *lookupScratch
 

@@ -33,8 +33,9 @@ type LoadOverview struct {
 	head   int
 	filled int       // closed buckets held, ≤ len(ring)-1
 	opened time.Time // start of the open bucket
+	closed int64     // buckets closed since start (monotone)
 
-	totals wire.Metering // since start; PricePerGB and money are filled by Snapshot
+	totals wire.Metering // since start; PricePerGB and money are filled by Metering
 }
 
 // NewLoadOverview keeps window/width buckets of width (clamped to
@@ -71,6 +72,7 @@ func (o *LoadOverview) Advance(now time.Time) int {
 	if n := int64(len(o.ring)); steps > n {
 		// Only the last len(ring) buckets can still be held: skip the rest.
 		o.opened = o.opened.Add(time.Duration(steps-n) * o.width)
+		o.closed += steps - n
 		steps = n
 	}
 	for range steps {
@@ -79,8 +81,14 @@ func (o *LoadOverview) Advance(now time.Time) int {
 		o.ring[o.head] = wire.LoadPoint{Start: o.opened}
 		o.filled = min(o.filled+1, len(o.ring)-1)
 	}
+	o.closed += steps
 	return int(steps)
 }
+
+// Closed counts the buckets closed since start (skipped ones included), so
+// a publisher can tell whether a bucket closed since it last looked, even
+// if another caller's Advance closed it.
+func (o *LoadOverview) Closed() int64 { return o.closed }
 
 // open is the bucket an event at now belongs to, after closing the ended
 // ones. An event stamped before the open bucket (a late caller) counts in

@@ -72,8 +72,12 @@ func TestLoadOverviewMemoryIsBoundedAndSeriesContiguous(t *testing.T) {
 		t.Fatalf("last point %+v: want bucket 990 s with the 100th event", last)
 	}
 	// A jump of a day empties the ring without looping a day's buckets.
+	before := o.Closed()
 	if closed := o.Advance(t0.Add(24 * time.Hour)); closed != 7 {
 		t.Fatalf("a day's jump closed %d buckets, want the ring's 7", closed)
+	}
+	if got, want := o.Closed()-before, int64((24*time.Hour-1000*time.Second)/(10*time.Second)); got != want {
+		t.Fatalf("Closed moved by %d over the day's jump, want %d (skipped buckets count)", got, want)
 	}
 	pts, off := o.Points(nil)
 	if len(pts) != 6 || off != -1 || !pts[5].Start.Equal(t0.Add(24*time.Hour-10*time.Second)) {
