@@ -121,6 +121,9 @@ func TestAdminDashboardCarriesOverviewAndFlowLinks(t *testing.T) {
 	if !strings.Contains(flows, "No settled flows") {
 		t.Fatalf("flows page for an edge with no settlement: %s", flows)
 	}
-	h.want(h.page(wire.PageAdminFlows, h.admin), 400)
+	if form := string(h.want(h.page(wire.PageAdminFlows, h.admin), 200).body); !strings.Contains(form, `name="edge"`) {
+		t.Fatal("the flows page without a query does not ask whose flows")
+	}
+	h.want(h.page(wire.PageAdminFlows+"?edge="+string(edge.ID)+"&viewer="+string(edge.ID), h.admin), 400)
 	h.want(h.page(wire.PageAdminFlows+"?edge=nothex", h.admin), 400)
 }

@@ -233,7 +233,7 @@ func (a *App) adminVideo(w http.ResponseWriter, r *http.Request, rq *request) {
 // adminFlowsView is one flow view: who (an edge, a player key or an
 // account's keys) and the settled flows, summed per counterpart.
 type adminFlowsView struct {
-	Direction string // "edge": viewers an edge served; "viewer": edges that fed a key
+	Direction string // "edge": viewers an edge served; "viewer": edges that fed a key; "": ask whom
 	Edge      wire.NodeID
 	Viewers   []wire.NodeID // the player keys asked about
 	Account   int64
@@ -292,6 +292,10 @@ func (a *App) adminFlows(w http.ResponseWriter, r *http.Request, rq *request) {
 			a.fail(w, r, rq, err)
 			return
 		}
+	case edge == "" && viewer == "" && account == "":
+		// No one named: the page is the form to name someone.
+		a.render(w, rq, http.StatusOK, "admin_flows", view{Title: "Flows", Nav: "admin", Data: v, Styles: adminStyles})
+		return
 	default:
 		a.errorPage(w, r, rq, http.StatusBadRequest, "Give exactly one of ?edge=NODE, ?viewer=KEY or ?account=ID.")
 		return
