@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -329,5 +330,49 @@ func TestPublishOverviewAfterAReaderClosedTheBucket(t *testing.T) {
 	h.c.PublishOverview()
 	if len(sub.ch) != 0 {
 		t.Fatal("the same bucket was pushed twice")
+	}
+}
+
+// TestAdminEventsOutliveServerTimeouts: an event stream on a real server
+// with 300 ms read and write timeouts still delivers a snapshot after
+// those have passed (the handler moves the write deadline on with each
+// event). Real time: the deadlines are the kernel's.
+func TestAdminEventsOutliveServerTimeouts(t *testing.T) {
+	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", nil)
+	short := 300 * time.Millisecond
+	srv, err := httpserve.ListenTimeouts(t.Context(), "127.0.0.1:0", "", h.c.Handler(), quietLog(), httpserve.Timeouts{ReadHeader: short, Read: short, Write: short, Idle: short})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+srv.Addr()+wire.PathAdminEvents, nil)
+	req.Header.Set("Authorization", "Bearer "+h.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("subscribe: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	events := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<24)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data: ") {
+				events <- sc.Text()
+			}
+		}
+		close(events)
+	}()
+	<-events // the snapshot on subscribing
+	<-time.After(4 * short) // past both server timeouts (real time, bounded)
+	h.clock.Advance(defaultOverviewBucket)
+	h.c.PublishOverview()
+	select {
+	case _, ok := <-events:
+		if !ok {
+			t.Fatal("the stream ended at the server's timeouts")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no snapshot within 10 s after the server's timeouts passed")
 	}
 }
