@@ -58,19 +58,23 @@ func (c *Coordinator) recordSettled(_ wire.NodeID, bytes int64) {
 	c.overviewMu.Unlock()
 }
 
-// RecordFallbackBytes counts bytes the coordinator's HTTP playback fallback
-// proxied from an origin to a browser: origin egress, measured here (the
-// origin's own heartbeat counts them too, as served by it, so the overview
-// shows them as their own series and not again as origin egress; the
-// chart's origin line is the origins' heartbeats). Safe for concurrent use.
-func (c *Coordinator) RecordFallbackBytes(n int64) {
-	if n <= 0 {
+// sampleFallback folds what the HTTP playback fallback relayed since the
+// last sample into the open bucket (caller holds overviewMu). The fallback
+// keeps a cumulative counter of ciphertext it relayed from origins to
+// browsers (fallbackEgress, measured by the coordinator itself); it is
+// sampled whenever the overview is read or a bucket closes, so its bytes
+// land at most one bucket late. The origins' heartbeats count the same
+// bytes as served by them: the overview shows the fallback as its own
+// series, not added to origin egress again.
+func (c *Coordinator) sampleFallback(now time.Time) {
+	if c.fallbackEgress == nil {
 		return
 	}
-	c.overviewMu.Lock()
-	c.overview.RecordFallback(n, c.cfg.Now())
-	c.overviewMu.Unlock()
-	c.metrics.fallbackBytes.Add(float64(n))
+	total := c.fallbackEgress()
+	if d := total - c.fallbackSeen; d > 0 {
+		c.overview.RecordFallback(d, now)
+	}
+	c.fallbackSeen = max(total, c.fallbackSeen)
 }
 
 // recordPlay feeds one checked play report to the overview and the
@@ -99,6 +103,7 @@ func (c *Coordinator) recordPlay(rep *wire.PlayReport, edgeBytes, originBytes in
 func (c *Coordinator) Overview() wire.AdminOverview {
 	now := c.cfg.Now()
 	c.overviewMu.Lock()
+	c.sampleFallback(now)
 	c.overview.Advance(now)
 	points, windowOffload := c.overview.Points(nil)
 	metering := c.overview.Metering(c.cfg.PricePerGB)
@@ -131,8 +136,10 @@ func (c *Coordinator) untilBucketCloses() time.Duration {
 // closed since its last call (here or by a reader), pushes an overview to every admin event stream. Run calls it when a
 // bucket ends; tests may call it.
 func (c *Coordinator) PublishOverview() {
+	now := c.cfg.Now()
 	c.overviewMu.Lock()
-	c.overview.Advance(c.cfg.Now())
+	c.sampleFallback(now)
+	c.overview.Advance(now)
 	closed := c.overview.Closed()
 	fresh := closed != c.overviewPushed // a reader's Advance may have closed it first
 	c.overviewPushed = closed

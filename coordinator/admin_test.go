@@ -376,3 +376,30 @@ func TestAdminEventsOutliveServerTimeouts(t *testing.T) {
 		t.Fatal("no snapshot within 10 s after the server's timeouts passed")
 	}
 }
+
+// TestOverviewSamplesTheFallbackCounter: the fallback's cumulative relayed
+// bytes land in the overview as their own series and in metering, counted
+// once however often the overview is read.
+func TestOverviewSamplesTheFallbackCounter(t *testing.T) {
+	h := newHarness(t)
+	var relayed int64
+	h.c.overviewMu.Lock()
+	h.c.fallbackEgress = func() int64 { return relayed }
+	h.c.overviewMu.Unlock()
+	relayed = 1000
+	h.c.Overview()
+	h.c.Overview()
+	relayed = 1500
+	h.clock.Advance(defaultOverviewBucket)
+	ov := h.c.Overview()
+	if m := ov.Metering; m.FallbackBytes != 1500 || m.OriginBytes != 0 || m.Offload != 0 {
+		t.Fatalf("metering %+v: want 1500 fallback bytes, counted once, offload 0", m)
+	}
+	var inPoints int64
+	for _, p := range ov.Points {
+		inPoints += p.FallbackBytes
+	}
+	if inPoints != 1000 { // the last 500 arrived in the open bucket
+		t.Fatalf("closed buckets carry %d fallback bytes, want 1000", inPoints)
+	}
+}

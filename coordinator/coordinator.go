@@ -167,6 +167,13 @@ type Coordinator struct {
 	overviewMu     sync.Mutex
 	overview       *LoadOverview
 	overviewPushed int64 // overview.Closed() at the last PublishOverview
+	// fallbackEgress, when set, is the HTTP playback fallback's cumulative
+	// count of ciphertext bytes relayed from origins to browsers (wire it
+	// to the fallback's counter where the fallback is built); fallbackSeen
+	// is its value at the last sample (sampleFallback). Guarded by
+	// overviewMu.
+	fallbackEgress func() int64
+	fallbackSeen   int64
 	events         *eventHub
 
 	scratch sync.Pool // *lookupScratch

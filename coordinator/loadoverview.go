@@ -116,9 +116,9 @@ func (o *LoadOverview) RecordServed(role wire.Role, bytes int64, now time.Time) 
 	}
 }
 
-// RecordFallback adds bytes the coordinator's HTTP playback fallback sent
-// to browsers (proxied from origins: origin egress the coordinator
-// measured itself).
+// RecordFallback adds bytes the coordinator's HTTP playback fallback
+// relayed from origins to browsers (origin egress the coordinator measured
+// itself).
 func (o *LoadOverview) RecordFallback(bytes int64, now time.Time) {
 	if bytes <= 0 {
 		return

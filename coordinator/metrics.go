@@ -21,7 +21,6 @@ type metrics struct {
 	// The admin overview's inputs (admin.go).
 	nodeServedBytes *prometheus.CounterVec // by role; self-reported in heartbeats, bounded
 	servedClamped   *prometheus.CounterVec // heartbeats whose served bytes exceeded the bound, by role
-	fallbackBytes   prometheus.Counter
 	playedSeconds   prometheus.Counter
 }
 
@@ -46,7 +45,6 @@ func newMetrics(reg prometheus.Registerer, c *Coordinator) *metrics {
 		nodeAuthFailures: f.CounterVec("node_auth_failures_total", "Node requests refused for their signature (missing, stale, forged or replayed), by route.", "route"),
 		nodeServedBytes:  f.CounterVec("node_served_bytes_total", "Bytes nodes reported serving in heartbeats (self-reported, bounded per heartbeat), by role (edge, origin).", "role"),
 		servedClamped:    f.CounterVec("node_served_clamped_total", "Heartbeats whose served bytes exceeded the node's bound and were counted as the bound, by role.", "role"),
-		fallbackBytes:    f.Counter("fallback_bytes_total", "Bytes the HTTP playback fallback proxied from origins to browsers."),
 		playedSeconds:    f.Counter("played_seconds_total", "Seconds of video viewers reported playing (play reports)."),
 	}
 	for _, role := range []wire.Role{wire.RoleEdge, wire.RoleOrigin} {

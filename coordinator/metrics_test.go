@@ -31,7 +31,6 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_coordinator_credited_points_total{} Points credited to edges at settlement.",
 		"swarmcast_coordinator_directive_shards_total{action} Shards named in placement directives, by action.",
 		"swarmcast_coordinator_disqualifications_total{cause} Edges disqualified, by cause (audit, bad_shard_proof).",
-		"swarmcast_coordinator_fallback_bytes_total{} Bytes the HTTP playback fallback proxied from origins to browsers.",
 		"swarmcast_coordinator_frozen_points_total{} Points earned by disqualified edges and withheld.",
 		"swarmcast_coordinator_granted_points_total{} Points granted by admins.",
 		"swarmcast_coordinator_key_requests_total{outcome} Content-key requests checked against entitlements, by outcome.",
