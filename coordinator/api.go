@@ -45,6 +45,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.PathPlayReport, c.handlePlayReport)
 	mux.HandleFunc("GET "+wire.PathStats, func(w http.ResponseWriter, _ *http.Request) { wire.WriteJSON(w, c.Stats()) })
 	c.accounting.Routes(mux)
+	c.adminRoutes(mux)
 	c.web.Routes(mux)
 	return mux
 }
@@ -103,6 +104,10 @@ func (c *Coordinator) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	if !c.nodeBody(w, r, what, auth, wire.MaxJSONBody, &req) || !signerIs(w, what, auth, "node_id", req.NodeID) {
 		return
 	}
+	if req.ServedBytes < 0 {
+		wire.WriteError(w, http.StatusBadRequest, "heartbeat: served_bytes %d: want the bytes served since the previous heartbeat (0 or more)", req.ServedBytes)
+		return
+	}
 	now := c.cfg.Now()
 	c.mu.Lock()
 	n := c.st.nodes[req.NodeID]
@@ -120,8 +125,13 @@ func (c *Coordinator) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusBadRequest, "heartbeat: %v", err)
 		return
 	}
-	directives := c.st.heartbeat(n, &req, now)
+	directives, served := c.st.heartbeat(n, &req, now)
+	role := n.role
 	c.mu.Unlock()
+	if served < req.ServedBytes {
+		c.metrics.servedClamped.WithLabelValues(string(role)).Inc()
+	}
+	c.recordServed(role, served, now)
 	wire.WriteJSON(w, wire.HeartbeatResponse{Directives: directives})
 }
 
@@ -467,6 +477,7 @@ func (c *Coordinator) handlePlayReport(w http.ResponseWriter, r *http.Request) {
 	p.EdgeBytes += edgeBytes
 	p.OriginBytes += originBytes
 	c.playMu.Unlock()
+	c.recordPlay(&rep, edgeBytes, originBytes)
 	c.metrics.plays.Inc()
 	c.metrics.playBytes.WithLabelValues("edge").Add(float64(edgeBytes))
 	c.metrics.playBytes.WithLabelValues("origin").Add(float64(originBytes))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand"
 	"net/http"
 	"sync"
@@ -57,12 +58,26 @@ type Config struct {
 	// OriginHysteresis is the pool's release band in [0, 1); default 0.1.
 	OriginHysteresis float64
 
+	// PricePerGB prices origin egress in USD per 10^9 bytes, for the
+	// metering figure "money saved" (edge egress at this price); default
+	// DefaultPricePerGB. Negative is refused by New.
+	PricePerGB float64
+	// OverviewBucket and OverviewWindow shape the admin load overview:
+	// bucket width (default 10 s) and how much history it keeps (default
+	// 1 h). Each closed bucket is pushed to admin event streams.
+	OverviewBucket time.Duration
+	OverviewWindow time.Duration
+
 	// OriginKeys are the node ids (public keys) allowed to register and
 	// publish as origins, besides those allowed at run time through
 	// wire.PathAllowOrigin (kept in the store). Nobody else may: an origin
 	// publishes the catalogue and its content keys.
 	OriginKeys []wire.NodeID
 }
+
+// DefaultPricePerGB is Config.PricePerGB's default: a typical CDN egress
+// price in USD per 10^9 bytes.
+const DefaultPricePerGB = 0.02
 
 // Store is the durable store a coordinator runs on: its catalogue and bans
 // plus everything the accounting subsystem keeps. *coordinatordb.DB
@@ -75,6 +90,11 @@ type Store interface {
 	Bans(ctx context.Context) ([]coordinatordb.Ban, error)
 	AllowOriginKey(ctx context.Context, node wire.NodeID, now time.Time) error
 	OriginKeyAllowed(ctx context.Context, node wire.NodeID) (bool, error)
+	// The admin tables (admin.go): by key range, never over the ledger.
+	AccountsPage(ctx context.Context, after int64, limit int) ([]coordinatordb.AccountRow, error)
+	ReputationsBetween(ctx context.Context, first, last wire.NodeID) (map[wire.NodeID]coordinatordb.EdgeStatus, error)
+	AccountViewerKeys(ctx context.Context, accountID int64) ([]wire.NodeID, error)
+	DefaultEdgeStatus(node wire.NodeID) coordinatordb.EdgeStatus
 }
 
 var _ Store = (*coordinatordb.DB)(nil)
@@ -114,6 +134,10 @@ type Coordinator struct {
 
 	demandMu sync.Mutex
 	demand   *DemandTracker
+	// videoDemand is each video's decayed lookup rate summed over its
+	// segments, as of the last placement round (guarded by demandMu; the
+	// admin video table reads it). Replaced, never mutated.
+	videoDemand map[content.VideoID]float64
 
 	// placeMu serialises placement rounds (Run's ticker and callers of
 	// Place, such as tests triggering a round); it guards placer and nests
@@ -133,6 +157,24 @@ type Coordinator struct {
 
 	playMu sync.Mutex
 	plays  PlayAggregates
+	// videoUsage sums play reports per catalogued video (guarded by
+	// playMu; bounded by the catalogue, as reports name catalogued videos).
+	videoUsage map[content.VideoID]*videoUsage
+
+	// The admin load overview (admin.go): overview is the sans-IO core,
+	// guarded by overviewMu; events fans closed buckets out to admin
+	// event streams.
+	overviewMu     sync.Mutex
+	overview       *LoadOverview
+	overviewPushed int64 // overview.Closed() at the last PublishOverview
+	// fallbackEgress, when set, is the HTTP playback fallback's cumulative
+	// count of ciphertext bytes relayed from origins to browsers (wire it
+	// to the fallback's counter where the fallback is built); fallbackSeen
+	// is its value at the last sample (sampleFallback). Guarded by
+	// overviewMu.
+	fallbackEgress func() int64
+	fallbackSeen   int64
+	events         *eventHub
 
 	scratch sync.Pool // *lookupScratch
 
@@ -212,6 +254,12 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.OriginHysteresis == 0 {
 		cfg.OriginHysteresis = 0.1
 	}
+	switch {
+	case cfg.PricePerGB == 0:
+		cfg.PricePerGB = DefaultPricePerGB
+	case cfg.PricePerGB < 0 || math.IsNaN(cfg.PricePerGB) || math.IsInf(cfg.PricePerGB, 0):
+		return nil, fmt.Errorf("coordinator: price per GB %v: want a finite price of 0 or more", cfg.PricePerGB)
+	}
 	rng := rand.New(rand.NewSource(cfg.Seed))
 	c := &Coordinator{
 		cfg:        cfg,
@@ -225,6 +273,10 @@ func New(cfg Config) (*Coordinator, error) {
 
 		originKeys:   make(map[wire.NodeID]struct{}),
 		publishSlots: make(chan struct{}, maxConcurrentPublishes),
+
+		videoUsage: make(map[content.VideoID]*videoUsage),
+		overview:   NewLoadOverview(cfg.OverviewBucket, cfg.OverviewWindow, cfg.Now()),
+		events:     newEventHub(maxEventSubscribers),
 	}
 	for _, k := range cfg.OriginKeys {
 		if err := wire.CheckNodeID(k); err != nil {
@@ -234,9 +286,10 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	acfg := cfg.Accounting
 	acfg.Seed, acfg.Now, acfg.Log, acfg.Registry = rng.Int63(), cfg.Now, c.log, cfg.Registry
+	acfg.OnSettled = c.recordSettled
 	acct := accounting.New(acfg, cfg.Store, (*network)(c))
 	c.acct, c.accounting = acct, acct
-	c.web = web.New(web.Config{Accounts: acct, Catalogue: (*webCatalogue)(c), Now: cfg.Now, Log: c.log})
+	c.web = web.New(web.Config{Accounts: acct, Catalogue: (*webCatalogue)(c), Admin: (*webAdmin)(c), Now: cfg.Now, Log: c.log})
 	if cfg.OriginPerServerRate != 0 {
 		pool, err := NewOriginPool(OriginPoolConfig{PerServerRate: cfg.OriginPerServerRate, Hysteresis: cfg.OriginHysteresis}, cfg.Now())
 		if err != nil {
@@ -337,8 +390,9 @@ func (c *Coordinator) syncBans(ctx context.Context) {
 	}
 }
 
-// Run does the periodic chores (liveness sweep, placement, and the
-// accounting subsystem's audits) until ctx is done. It returns after the
+// Run does the periodic chores (liveness sweep, placement, closing load
+// buckets for the admin overview, and the accounting subsystem's audits)
+// until ctx is done; admin event streams end with it. It returns after the
 // audit chore's goroutine, its only other goroutine, has exited.
 func (c *Coordinator) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
@@ -352,6 +406,10 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	defer sweep.Stop()
 	place := time.NewTicker(c.cfg.PlacementInterval)
 	defer place.Stop()
+	// Admin event streams end when Run does (their handlers return).
+	defer c.events.close()
+	closeBucket := time.NewTimer(c.untilBucketCloses())
+	defer closeBucket.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -360,6 +418,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			c.Sweep()
 		case <-place.C:
 			c.Place()
+		case <-closeBucket.C:
+			c.PublishOverview()
+			closeBucket.Reset(c.untilBucketCloses())
 		}
 	}
 }
@@ -393,6 +454,11 @@ func (c *Coordinator) Place() {
 	c.demandMu.Lock()
 	c.demand.Fold(now)
 	demand := c.demand.Demand()
+	perVideo := make(map[content.VideoID]float64)
+	for _, d := range demand {
+		perVideo[d.Key.Video] += d.Rate
+	}
+	c.videoDemand = perVideo
 	c.demandMu.Unlock()
 	if c.pool != nil {
 		c.poolMu.Lock()

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/swarmcast/swarmcast/internal/metric"
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 // metrics are the control plane's series (the accounting subsystem
@@ -17,6 +18,10 @@ type metrics struct {
 	// nodeAuthFailures counts node requests refused for their signature
 	// (missing, stale, forged, replayed), by route.
 	nodeAuthFailures *prometheus.CounterVec
+	// The admin overview's inputs (admin.go).
+	nodeServedBytes *prometheus.CounterVec // by role; self-reported in heartbeats, bounded
+	servedClamped   *prometheus.CounterVec // heartbeats whose served bytes exceeded the bound, by role
+	playedSeconds   prometheus.Counter
 }
 
 // Bad-shard report verdicts. Only proven changes anything: a claim against
@@ -38,7 +43,17 @@ func newMetrics(reg prometheus.Registerer, c *Coordinator) *metrics {
 		plays:            f.Counter("play_reports_total", "Play reports received."),
 		playBytes:        f.CounterVec("play_bytes_total", "Shard bytes viewers reported receiving, by source kind (edge or origin).", "source"),
 		nodeAuthFailures: f.CounterVec("node_auth_failures_total", "Node requests refused for their signature (missing, stale, forged or replayed), by route.", "route"),
+		nodeServedBytes:  f.CounterVec("node_served_bytes_total", "Bytes nodes reported serving in heartbeats (self-reported, bounded per heartbeat), by role (edge, origin).", "role"),
+		servedClamped:    f.CounterVec("node_served_clamped_total", "Heartbeats whose served bytes exceeded the node's bound and were counted as the bound, by role.", "role"),
+		playedSeconds:    f.Counter("played_seconds_total", "Seconds of video viewers reported playing (play reports)."),
 	}
+	for _, role := range []wire.Role{wire.RoleEdge, wire.RoleOrigin} {
+		m.nodeServedBytes.WithLabelValues(string(role))
+		m.servedClamped.WithLabelValues(string(role))
+	}
+	f.GaugeFunc("admin_event_streams", "Admin server-sent event streams open.", func() float64 { return float64(c.events.subscribers()) })
+	f.GaugeFunc("offload_ratio", "Edge egress over all egress (edge, origin, fallback) in the load overview's window; -1 without bytes.",
+		c.windowOffload)
 	for _, route := range []string{"register", "heartbeat", "leave", "publish"} {
 		m.nodeAuthFailures.WithLabelValues(route)
 	}

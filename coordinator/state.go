@@ -35,6 +35,7 @@ type node struct {
 	heartbeats   int     // heartbeats since registration
 	usedBytes    int64   // as the edge reports it
 	servedRate   float64 // bytes per second uploaded, smoothed over heartbeats
+	servedTotal  int64   // bytes counted from heartbeats since registration (self-reported, bounded by servedBound)
 	loadBucket   uint64  // servedRate/uploadCap in 10% steps, 0..255, for ranking
 	salt         uint64  // per-node input to the seeded lookup tie-break
 	banned       bool
@@ -209,14 +210,43 @@ func (s *state) checkShardSets(field string, sets []wire.ShardSet) error {
 	return nil
 }
 
-// heartbeat applies a heartbeat from a known node and returns the
-// directives waiting for it. The request must have passed checkShardSets.
-func (s *state) heartbeat(n *node, req *wire.HeartbeatRequest, now time.Time) []wire.Directive {
+// Bounds on a heartbeat's served-bytes delta (self-reported): an edge may
+// report at most servedCapFactor times its upload cap over the time since
+// its previous heartbeat (at most missedHeartbeats intervals) plus
+// servedBurstBytes; an origin, which has no enforced cap, at most
+// originServedCeiling bytes/s over that time. More is counted as the bound,
+// so a node can overstate only its own figure, and only by that much.
+const (
+	servedCapFactor     = 2
+	servedBurstBytes    = 8 << 20
+	originServedCeiling = 10e9 / 8 // 10 Gbit/s in bytes/s
+)
+
+// servedBound is the most served bytes a heartbeat from n at now counts.
+func (s *state) servedBound(n *node, now time.Time) int64 {
 	elapsed := now.Sub(n.lastSeen)
 	if n.heartbeats == 0 || elapsed <= 0 {
 		elapsed = s.interval
 	}
-	rate := float64(max(req.ServedBytes, 0)) / elapsed.Seconds()
+	elapsed = min(elapsed, missedHeartbeats*s.interval)
+	if n.role == wire.RoleOrigin {
+		return int64(originServedCeiling*elapsed.Seconds()) + servedBurstBytes
+	}
+	return int64(float64(servedCapFactor*max(n.uploadCap, 1))*elapsed.Seconds()) + servedBurstBytes
+}
+
+// heartbeat applies a heartbeat from a known node and returns the
+// directives waiting for it and the served bytes it counted (the request's
+// delta, at most servedBound). The request must have passed
+// checkShardSets and carry a non-negative ServedBytes.
+func (s *state) heartbeat(n *node, req *wire.HeartbeatRequest, now time.Time) ([]wire.Directive, int64) {
+	elapsed := now.Sub(n.lastSeen)
+	if n.heartbeats == 0 || elapsed <= 0 {
+		elapsed = s.interval
+	}
+	served := min(max(req.ServedBytes, 0), s.servedBound(n, now))
+	n.servedTotal += served
+	rate := float64(served) / elapsed.Seconds()
 	if n.heartbeats == 0 {
 		n.servedRate = rate
 	} else {
@@ -244,7 +274,7 @@ func (s *state) heartbeat(n *node, req *wire.HeartbeatRequest, now time.Time) []
 		key := content.SegmentRef{Video: set.Video, Rendition: set.Rendition, Segment: set.Segment}
 		s.setHolding(n, key, n.inventory[key].Union(maskOf(set.Shards...)))
 	}
-	return n.takeDirectives()
+	return n.takeDirectives(), served
 }
 
 // setHolding records that n holds exactly shards of key, updating the

@@ -65,6 +65,9 @@ type Config struct {
 	// OriginPerServerRate turns on the coordinator's AVARDO origin pool
 	// (coordinator.Config.OriginPerServerRate); 0 leaves it off.
 	OriginPerServerRate float64
+	// OverviewBucket is the width of the coordinators' admin load buckets
+	// (coordinator.Config.OverviewBucket); default the coordinator's.
+	OverviewBucket time.Duration
 
 	// Coordinators is how many coordinator instances share the store
 	// (default 1), each with its own identity. Edges and origins talk to
@@ -207,6 +210,7 @@ func (n *Network) start() error {
 			Seed:                cfg.Seed,
 			Log:                 cfg.Log.With("node", name),
 			OriginPerServerRate: cfg.OriginPerServerRate,
+			OverviewBucket:      cfg.OverviewBucket,
 			OriginKeys:          originKeys,
 			// Every account of the testnet logs in from 127.0.0.1.
 			Accounting: accounting.Config{LoginThrottle: accounting.LoginThrottle{ClientBurst: 1 << 20}},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"os/signal"
@@ -40,6 +41,7 @@ func newCoordinatorCommand() *cobra.Command {
 		pointsPerMB       int64
 		auditInterval     time.Duration
 		originRate        float64
+		pricePerGB        float64
 		originHysteresis  float64
 		initialAlpha      float64
 		originKeys        []string
@@ -74,6 +76,9 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			}
 			if err := checkAdvertise(advertise); err != nil {
 				return err
+			}
+			if !(pricePerGB > 0) || math.IsInf(pricePerGB, 0) {
+				return fmt.Errorf("--price-per-gb %v: want a positive price in USD per 10^9 bytes, e.g. %v", pricePerGB, coordinator.DefaultPricePerGB)
 			}
 			if err := checkCoordinatorNumbers(heartbeat, placement, halfLife, defaultPrice, pointsPerMB, originRate, originHysteresis, initialAlpha); err != nil {
 				return err
@@ -137,6 +142,7 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 				},
 				// The AVARDO origin pool (off when the rate is 0).
 				OriginPerServerRate: originRate,
+				PricePerGB:          pricePerGB,
 				OriginHysteresis:    originHysteresis,
 				OriginKeys:          allowedOrigins,
 			})
@@ -174,6 +180,7 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 	cmd.Flags().StringVar(&identityPath, "identity", "", "file holding the coordinator's signing key for order limits, created if missing (default: next to the SQLite file, or ./coordinator.key)")
 	cmd.Flags().StringVar(&admin, "admin", "", "USER:PASSWORD: create this account if needed and make it an admin at start")
 	cmd.Flags().Int64Var(&defaultPrice, "default-price", 0, "price in points of newly published videos (0 = free)")
+	cmd.Flags().Float64Var(&pricePerGB, "price-per-gb", coordinator.DefaultPricePerGB, "origin egress price in USD per 10^9 bytes: the admin dashboard's money saved is edge egress at this price")
 	cmd.Flags().Int64Var(&pointsPerMB, "points-per-mb", 10, "points credited to an edge per settled 1,000,000 bytes")
 	cmd.Flags().DurationVar(&auditInterval, "audit-interval", 30*time.Second, "how often the audit chore challenges random edges (negative: off)")
 	cmd.Flags().Float64Var(&originRate, "origin-pool-rate", 0, "segment requests per second one origin handles: runs the AVARDO origin pool, activating origins in stack order as load crosses thresholds (0: off, every origin listed)")

@@ -134,10 +134,14 @@ type Config struct {
 	// LoginThrottle slows password guessing per client and per username
 	// (in memory); the zero value is the documented defaults.
 	LoginThrottle LoginThrottle
-	Seed          int64            // seeds the audit chore's choices
-	Now           func() time.Time // default time.Now
-	Log           *slog.Logger
-	Registry      prometheus.Registerer // metrics; required (the coordinator's registry)
+	// OnSettled, if set, is told the bytes of delivery accepted by each
+	// settled (not replayed) batch, as they are committed: the proven
+	// figure of the coordinator's load overview. It must not block.
+	OnSettled func(edge wire.NodeID, acceptedBytes int64)
+	Seed      int64            // seeds the audit chore's choices
+	Now       func() time.Time // default time.Now
+	Log       *slog.Logger
+	Registry  prometheus.Registerer // metrics; required (the coordinator's registry)
 }
 
 func (c Config) withDefaults() Config {

@@ -76,6 +76,9 @@ func (s *Service) handleSettle(w http.ResponseWriter, r *http.Request, who *call
 			s.metrics.rejections.WithLabelValues(string(reason)).Add(float64(n))
 		}
 		s.metrics.settledBytes.Add(float64(res.AcceptedBytes))
+		if s.cfg.OnSettled != nil {
+			s.cfg.OnSettled(b.Edge, res.AcceptedBytes)
+		}
 		s.metrics.creditedPoints.Add(float64(res.CreditedPoints))
 		s.metrics.frozenPoints.Add(float64(res.FrozenPoints))
 	}

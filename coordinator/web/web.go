@@ -67,6 +67,7 @@ type NodeStatus struct {
 type Config struct {
 	Accounts  Accounts  // required
 	Catalogue Catalogue // required
+	Admin     AdminData // the admin pages' data (admin.go); nil: they answer 503
 	Now       func() time.Time
 	Log       *slog.Logger
 }
