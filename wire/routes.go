@@ -93,3 +93,19 @@ func expandPath(pattern string, values ...string) string {
 	b.WriteString(rest)
 	return b.String()
 }
+
+// The platform's HTTP fallback for web playback, served by the coordinator
+// to a signed-in account entitled to the video: the playback layout of
+// content (master.m3u8, {r}/index.m3u8, {r}/{s}.ts, key) under /watch/{id}/,
+// segments being the origins' ciphertext passed through.
+const (
+	PathWatchMaster = "/watch/{id}/master.m3u8"
+	// PathWatch routes the rest of the layout (content.ParsePlaybackPath).
+	PathWatch = "/watch/{id}/{path...}"
+)
+
+// WatchMasterURL is the fallback's master playlist of video id on the
+// coordinator at base, built from PathWatchMaster.
+func WatchMasterURL(base string, id content.VideoID) string {
+	return base + expandPath(PathWatchMaster, id.String())
+}

@@ -37,6 +37,7 @@ type edgeFlags struct {
 	token, coordinatorKey                       string
 	settleInterval                              time.Duration
 	user, password, playerListen                string
+	webOrigins                                  []string
 }
 
 // edgeConfig turns the flags into an edge.Config (without identity,
@@ -61,6 +62,9 @@ func (fl *edgeFlags) edgeConfig() (edge.Config, error) {
 		if err := checkListenAddr("--player-listen", fl.playerListen); err != nil {
 			return cfg, err
 		}
+	}
+	if err := checkWebOrigins(fl.webOrigins); err != nil {
+		return cfg, err
 	}
 	if err := checkAdvertise(fl.advertise); err != nil {
 		return cfg, err
@@ -178,7 +182,8 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 			player, err := viewer.New(viewer.Config{
 				Coordinator: cfg.Coordinator, Identity: cfg.Identity, Region: cfg.Region, Token: session,
 				Log: log.With("part", "player"), OnSegment: e.Keep,
-				Registry: cfg.Registry, // its swarmcast_viewer_* series show on the edge's /metrics
+				Registry:   cfg.Registry, // its swarmcast_viewer_* series show on the edge's /metrics
+				WebOrigins: append(append([]string(nil), cfg.Coordinators...), fl.webOrigins...),
 			})
 			if err != nil {
 				return err
@@ -209,6 +214,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 	f.StringVar(&fl.user, "user", "", "account to run this edge under: logs in, binds the edge to it once (the API token is kept in --dir) and gives the built-in player the account's entitlements")
 	f.StringVar(&fl.password, "password", "", "the account's password (default $SWARMCAST_PASSWORD)")
 	f.StringVar(&fl.playerListen, "player-listen", "127.0.0.1:0", "address of the built-in player's HLS gateway (empty: no player)")
+	f.StringSliceVar(&fl.webOrigins, "web-origin", nil, webOriginUsage)
 	f.StringVar(&fl.fault, "byzantine", "honest", "misbehave when serving others, for testing: honest, flip-bits, truncate, wrong-index, slow-drip")
 	return cmd
 }
