@@ -41,6 +41,7 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_coordinator_order_limits_issued_total{} Order limits signed (cached limits are reused, not counted).",
 		"swarmcast_coordinator_play_bytes_total{source} Shard bytes viewers reported receiving, by source kind (edge or origin).",
 		"swarmcast_coordinator_play_reports_total{} Play reports received.",
+		"swarmcast_coordinator_player_gateway_announcements_total{outcome} Players' gateway announcements accepted, by outcome (announced, withdrawn).",
 		"swarmcast_coordinator_settled_bytes_total{} Bytes of delivery accepted at settlement.",
 		"swarmcast_coordinator_settlement_batches_total{outcome} Settlement batches by outcome (settled, replayed, wrong_edge, batch_id_reused, not_payable: refused until the edge passes an audit).",
 		"swarmcast_coordinator_settlement_rejections_total{reason} Settlement pairs rejected, by reason.",

@@ -194,6 +194,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 				return withFlagHint(fmt.Errorf("player gateway: %w", err), "set --player-listen HOST:PORT, or empty for no player")
 			}
 			defer gw.Close()
+			announceGateway(player, gw.Advertise, cmd.ErrOrStderr())
 			printPlayLines(ctx, cmd.OutOrStdout(), cfg.Coordinator, gw.Advertise, session != "")
 			return runEdge(ctx, e, fl.listen, fl.advertise, log, cmd, created)
 		},
@@ -302,4 +303,14 @@ func runEdge(ctx context.Context, e *edge.Edge, listen, advertise string, log *s
 		runErr = err
 	}
 	return runErr
+}
+
+// announceGateway has the coordinator list the player's gateway for its
+// account, so the coordinator's video page plays through it. A gateway
+// bound where a page cannot open it as http://127.0.0.1:PORT (say
+// --player-listen 0.0.0.0:PORT) is not announced: pages use the fallback.
+func announceGateway(player *viewer.Viewer, gateway string, stderr io.Writer) {
+	if err := player.AnnounceGateway(gateway); err != nil {
+		fmt.Fprintf(stderr, "note: web pages will not play through this gateway: %v\n", err)
+	}
 }

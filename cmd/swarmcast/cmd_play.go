@@ -134,6 +134,7 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 			if err != nil {
 				return withFlagHint(err, "set --listen 127.0.0.1:PORT")
 			}
+			announceGateway(v, srv.Advertise, cmd.ErrOrStderr())
 			url := fmt.Sprintf("%s/videos/%s/master.m3u8", srv.Advertise, id)
 			fmt.Fprintf(cmd.OutOrStdout(), "play: %s\n", url)
 			fmt.Fprintf(cmd.OutOrStdout(), "open it in any HLS player, e.g.\n  ffplay %s\n  vlc %s\n  mpv %s\ncatalogue: %s/   (Ctrl-C to stop)\n", url, url, url, srv.Advertise)
