@@ -45,6 +45,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.PathPlayReport, c.handlePlayReport)
 	mux.HandleFunc("GET "+wire.PathStats, func(w http.ResponseWriter, _ *http.Request) { wire.WriteJSON(w, c.Stats()) })
 	c.accounting.Routes(mux)
+	c.playback.Routes(mux)
 	return mux
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
+	"github.com/swarmcast/swarmcast/coordinator/playback"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/wire"
@@ -149,6 +150,9 @@ type Coordinator struct {
 	acct       accountingService
 	accounting *accounting.Service
 
+	// The HTTP playback fallback (/watch), for browsers without a player.
+	playback *playback.Service
+
 	// Origin pool (nil pool: off). poolMu nests inside mu.
 	poolMu     sync.Mutex
 	pool       *OriginPool
@@ -232,6 +236,7 @@ func New(cfg Config) (*Coordinator, error) {
 	acfg.Seed, acfg.Now, acfg.Log, acfg.Registry = rng.Int63(), cfg.Now, c.log, cfg.Registry
 	acct := accounting.New(acfg, cfg.Store, (*network)(c))
 	c.acct, c.accounting = acct, acct
+	c.playback = playback.New(playback.Config{HTTPClient: cfg.Accounting.HTTPClient, Now: cfg.Now, Log: c.log, Registry: cfg.Registry}, (*network)(c), acct)
 	if cfg.OriginPerServerRate != 0 {
 		pool, err := NewOriginPool(OriginPoolConfig{PerServerRate: cfg.OriginPerServerRate, Hysteresis: cfg.OriginHysteresis}, cfg.Now())
 		if err != nil {
@@ -250,6 +255,10 @@ func New(cfg Config) (*Coordinator, error) {
 	c.metrics = newMetrics(cfg.Registry, c)
 	return c, nil
 }
+
+// Playback is the coordinator's HTTP playback fallback; an overview reads
+// its origin egress through playback.EgressSource.
+func (c *Coordinator) Playback() *playback.Service { return c.playback }
 
 // Accounting is the coordinator's accounting subsystem (accounts, points,
 // settlement, audits); tests and tools drive its chores through it.
