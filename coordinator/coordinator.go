@@ -48,6 +48,9 @@ type Config struct {
 	// Seed, Now, Log and Registry are the coordinator's own and are set by
 	// New.
 	Accounting accounting.Config
+	// Playback configures the HTTP playback fallback (its origin client
+	// and header timeout); Now, Log and Registry are set by New.
+	Playback playback.Config
 
 	// OriginPerServerRate turns on the AVARDO origin pool (see OriginPool):
 	// how many segment requests per second one origin serves, where the
@@ -236,7 +239,9 @@ func New(cfg Config) (*Coordinator, error) {
 	acfg.Seed, acfg.Now, acfg.Log, acfg.Registry = rng.Int63(), cfg.Now, c.log, cfg.Registry
 	acct := accounting.New(acfg, cfg.Store, (*network)(c))
 	c.acct, c.accounting = acct, acct
-	c.playback = playback.New(playback.Config{HTTPClient: cfg.Accounting.HTTPClient, Now: cfg.Now, Log: c.log, Registry: cfg.Registry}, (*network)(c), acct)
+	pcfg := cfg.Playback
+	pcfg.Now, pcfg.Log, pcfg.Registry = cfg.Now, c.log, cfg.Registry
+	c.playback = playback.New(pcfg, (*network)(c), acct)
 	if cfg.OriginPerServerRate != 0 {
 		pool, err := NewOriginPool(OriginPoolConfig{PerServerRate: cfg.OriginPerServerRate, Hysteresis: cfg.OriginHysteresis}, cfg.Now())
 		if err != nil {

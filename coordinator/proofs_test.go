@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"math/rand"
@@ -187,6 +188,35 @@ func (s *shardServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", wire.ContentTypeShard)
 		w.Header().Set(wire.HeaderNode, string(s.id))
 		w.Write(b)
+	})
+	// Whole ciphertext segments, as an origin serves them (the playback
+	// fallback relays these): "oversize" answers 16 bytes too many.
+	mux.HandleFunc("GET "+wire.PathSegment, func(w http.ResponseWriter, r *http.Request) {
+		seg, err := wire.ParseSegmentRef(r)
+		if err != nil {
+			wire.WriteError(w, 400, "%v", err)
+			return
+		}
+		s.mu.Lock()
+		s.requests++
+		s.mu.Unlock()
+		switch s.mode {
+		case "drop":
+			wire.WriteError(w, 404, "segment not held")
+			return
+		case "hang":
+			<-r.Context().Done()
+			return
+		}
+		ct, err := s.fix.store.SegmentCiphertext(seg.Video, seg.Rendition, seg.Segment)
+		if err != nil {
+			wire.WriteError(w, 404, "%v", err)
+			return
+		}
+		if s.mode == "oversize" {
+			ct = append(ct, make([]byte, 16)...)
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(ct))
 	})
 	mux.ServeHTTP(w, r)
 }
