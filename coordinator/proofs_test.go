@@ -221,7 +221,7 @@ func (s *shardServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mux.ServeHTTP(w, r)
 }
 
-func startShardServer(t *testing.T, fix fixture, mode string) (*shardServer, string) {
+func startShardServer(t testing.TB, fix fixture, mode string) (*shardServer, string) {
 	s := &shardServer{t: t, fix: fix, mode: mode, cache: make(map[[3]int][]byte)}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
