@@ -29,7 +29,9 @@ func TestFallbackSkipsBadOrigins(t *testing.T) {
 	fix := sampleStore(t)
 	honest, honestURL := startShardServer(t, fix, "honest")
 	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", honestURL, func(c *Config) {
-		c.Playback = playback.Config{OriginHeaderTimeout: 200 * time.Millisecond}
+		// Long enough for the honest origin on a loaded machine; each
+		// request tries the hanging one first with probability 1/4.
+		c.Playback = playback.Config{OriginHeaderTimeout: time.Second}
 	})
 	video := h.video(0)
 	ctx := context.Background()
@@ -46,9 +48,11 @@ func TestFallbackSkipsBadOrigins(t *testing.T) {
 		bad = append(bad, s)
 	}
 	alice := h.user("alice")
-	m := h.fix.mustManifest(t, 0)
+	// Six requests: the chance that the honest origin comes first in all
+	// of them, trying no bad one, is 4⁻⁶.
+	const asked = 6
 	var want int64
-	for s := range m.Renditions[0].Segments {
+	for s := range asked {
 		r := h.do("GET", watchPath(video, content.SegmentPath(0, s)), alice, nil)
 		ct, _ := fix.store.SegmentCiphertext(video, 0, s)
 		if r.status != 200 || !bytes.Equal(r.body, ct) || r.header.Get("Content-Type") != content.SegmentContentType {
@@ -65,8 +69,8 @@ func TestFallbackSkipsBadOrigins(t *testing.T) {
 		tried += s.requests
 		s.mu.Unlock()
 	}
-	if tried == 0 || honestAsked != len(m.Renditions[0].Segments) {
-		t.Fatalf("bad origins asked %d times, honest %d times for %d segments: the order is not random or bad answers were relayed", tried, honestAsked, len(m.Renditions[0].Segments))
+	if tried == 0 || honestAsked != asked {
+		t.Fatalf("bad origins asked %d times, honest %d times for %d segments: the order is not random or bad answers were relayed", tried, honestAsked, asked)
 	}
 	if got := h.c.Playback().OriginEgressBytes(); got != want {
 		t.Fatalf("egress %d, want the %d bytes relayed", got, want)
