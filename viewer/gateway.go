@@ -57,9 +57,11 @@ func parseGatewayPath(p string) (gatewayRoute, error) {
 
 // Gateway is the local HLS gateway: any HLS player opens
 // /videos/{id}/master.m3u8 and gets ciphertext rebuilt from the swarm, the
-// key and playlists with per-segment IVs. Background readahead is owned by
-// the viewer and stopped by Close. Servers serve Handler, which adds
-// /healthz and /metrics.
+// key and playlists with per-segment IVs (content's playback layout, every
+// URI relative), segments with byte ranges. Web pages of the allowed
+// origins (Config.WebOrigins) read it across origins. Background readahead
+// is owned by the viewer and stopped by Close. Servers serve Handler,
+// which adds /healthz and /metrics.
 func (v *Viewer) Gateway() http.Handler {
 	return http.HandlerFunc(v.serveGateway)
 }
@@ -256,7 +258,7 @@ var indexPage = template.Must(template.New("index").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>Swarmcast player</title></head>
 <body><h1>Swarmcast player</h1>
 <p>Open a master playlist in any HLS player: <code>ffplay URL</code>, <code>vlc URL</code>, <code>mpv URL</code>.</p>
-<ul>{{range .}}<li><a href="/videos/{{.ID}}/master.m3u8">{{.Title}}</a> ({{.DurationMS}} ms, {{len .Renditions}} renditions)</li>
+<ul>{{range .}}<li><a href="videos/{{.ID}}/master.m3u8">{{.Title}}</a> ({{.DurationMS}} ms, {{len .Renditions}} renditions)</li>
 {{else}}<li>The catalogue is empty.</li>{{end}}</ul>
 </body></html>
 `))
