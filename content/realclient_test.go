@@ -45,40 +45,36 @@ func writeEncryptedRendition(t *testing.T, st *Store, id VideoID, m *Manifest, r
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "key.bin"), key[:], 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, KeyName), key[:], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	uris := PlaylistURIs{
-		Media: func(r int) string { return fmt.Sprintf("r%d.m3u8", r) },
-		// ffmpeg (Debian 5.1.9 and upstream ≥ 7.1) refuses segment URIs
-		// with extensions it does not know, such as .seg: players get .ts.
-		Segment: func(r, s int) string { return fmt.Sprintf("r%d_%06d.ts", r, s) },
-		Key:     "key.bin",
+	if err := os.MkdirAll(filepath.Join(dir, strconv.Itoa(r)), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	for s := range m.Renditions[r].Segments {
 		ct, err := st.SegmentCiphertext(id, r, s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, uris.Segment(r, s)), ct, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(SegmentPath(r, s))), ct, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pl, err := MediaPlaylist(m, r, key, uris)
+	pl, err := MediaPlaylist(m, r, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, uris.Media(r))
+	path := filepath.Join(dir, filepath.FromSlash(MediaPlaylistPath(r)))
 	if err := os.WriteFile(path, []byte(pl), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "master.m3u8"), []byte(MasterPlaylist(m, uris)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, MasterPlaylistName), []byte(MasterPlaylist(m)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
 }
 
-// -allowed_extensions ALL lets the local key.bin be read (over HTTP the
+// -allowed_extensions ALL lets the local key file be read (over HTTP the
 // key URI is not extension-checked).
 var hlsInputFlags = []string{"-allowed_extensions", "ALL", "-protocol_whitelist", "file,crypto,data"}
 
@@ -141,8 +137,8 @@ func TestRealClientFFprobePlaysRenditions(t *testing.T) {
 	// Without the right key the same playlist must not decode: proves
 	// ffprobe really decrypted above.
 	var wrong ContentKey
-	os.WriteFile(filepath.Join(dir, "key.bin"), wrong[:], 0o600)
-	cmd := exec.Command("ffprobe", append(append([]string{"-v", "error"}, hlsInputFlags...), "-show_entries", "stream=codec_type", "-of", "csv", filepath.Join(dir, "r0.m3u8"))...)
+	os.WriteFile(filepath.Join(dir, KeyName), wrong[:], 0o600)
+	cmd := exec.Command("ffprobe", append(append([]string{"-v", "error"}, hlsInputFlags...), "-show_entries", "stream=codec_type", "-of", "csv", filepath.Join(dir, filepath.FromSlash(MediaPlaylistPath(0))))...)
 	out, _ := cmd.Output()
 	if strings.Contains(string(out), "video") {
 		t.Fatalf("ffprobe found a video stream with the wrong key: %q", out)

@@ -47,6 +47,7 @@ func (c *Coordinator) Handler() http.Handler {
 	c.accounting.Routes(mux)
 	c.adminRoutes(mux)
 	c.web.Routes(mux)
+	c.playback.Routes(mux)
 	return mux
 }
 

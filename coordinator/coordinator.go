@@ -18,6 +18,7 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
+	"github.com/swarmcast/swarmcast/coordinator/playback"
 	"github.com/swarmcast/swarmcast/coordinator/web"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/wire"
@@ -49,6 +50,9 @@ type Config struct {
 	// Seed, Now, Log and Registry are the coordinator's own and are set by
 	// New.
 	Accounting accounting.Config
+	// Playback configures the HTTP playback fallback (its origin client
+	// and header timeout); Now, Log and Registry are set by New.
+	Playback playback.Config
 
 	// OriginPerServerRate turns on the AVARDO origin pool (see OriginPool):
 	// how many segment requests per second one origin serves, where the
@@ -194,6 +198,8 @@ type Coordinator struct {
 
 	// web is the web app: pages for viewers and admins (coordinator/web).
 	web *web.App
+	// The HTTP playback fallback (/watch), for browsers without a player.
+	playback *playback.Service
 
 	// Origin pool (nil pool: off). poolMu nests inside mu.
 	poolMu     sync.Mutex
@@ -290,6 +296,10 @@ func New(cfg Config) (*Coordinator, error) {
 	acct := accounting.New(acfg, cfg.Store, (*network)(c))
 	c.acct, c.accounting = acct, acct
 	c.web = web.New(web.Config{Accounts: acct, Catalogue: (*webCatalogue)(c), Admin: (*webAdmin)(c), Now: cfg.Now, Log: c.log})
+	pcfg := cfg.Playback
+	pcfg.Now, pcfg.Log, pcfg.Registry = cfg.Now, c.log, cfg.Registry
+	c.playback = playback.New(pcfg, (*network)(c), acct)
+	c.fallbackEgress = c.playback.OriginEgressBytes
 	if cfg.OriginPerServerRate != 0 {
 		pool, err := NewOriginPool(OriginPoolConfig{PerServerRate: cfg.OriginPerServerRate, Hysteresis: cfg.OriginHysteresis}, cfg.Now())
 		if err != nil {
@@ -308,6 +318,10 @@ func New(cfg Config) (*Coordinator, error) {
 	c.metrics = newMetrics(cfg.Registry, c)
 	return c, nil
 }
+
+// Playback is the coordinator's HTTP playback fallback; an overview reads
+// its origin egress through playback.EgressSource.
+func (c *Coordinator) Playback() *playback.Service { return c.playback }
 
 // Accounting is the coordinator's accounting subsystem (accounts, points,
 // settlement, audits); tests and tools drive its chores through it.

@@ -24,11 +24,14 @@ func FuzzAccountBodies(f *testing.F) {
 	f.Add(uint8(4), []byte(`{"id":"b1","edge":"`+string(edge.ID)+`","pairs":[{"limit":{"serial":"00000000000000000000000000000000","edge":"`+string(edge.ID)+`","max_bytes":5},"order":{"amount":9}}]}`))
 	f.Add(uint8(5), []byte(`{"username":"fuzzer","points":-1}`))
 	f.Add(uint8(6), []byte(`{"price":9223372036854775807}`))
+	f.Add(uint8(7), []byte(`{"viewer_id":"`+string(edge.ID)+`","account":1,"gateway":"http://127.0.0.1:1","unix_ms":1,"signature":"AAAA"}`))
+	f.Add(uint8(7), []byte(`{"viewer_id":"`+string(edge.ID)+`","gateway":"http://[::1]:99999"}`))
 	f.Add(uint8(4), []byte(`null`))
 	f.Add(uint8(0), []byte(``))
 	routes := []struct{ path, token string }{
 		{wire.PathSignup, ""}, {wire.PathLogin, ""}, {wire.PathBindEdge, user}, {wire.PathBindViewer, user},
 		{wire.PathSettle, api}, {wire.PathGrant, h.admin}, {videoPath(wire.PathSetPrice, h.video(0)), h.admin},
+		{wire.PathPlayers, user},
 	}
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
 		rt := routes[int(route)%len(routes)]

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
+	"github.com/swarmcast/swarmcast/coordinator/playback"
 	"github.com/swarmcast/swarmcast/internal/metric/metrictest"
 )
 
@@ -17,6 +18,7 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 	got := metrictest.Describe(func(reg prometheus.Registerer) {
 		newMetrics(reg, &Coordinator{st: newState(0)})
 		accounting.New(accounting.Config{Registry: reg}, nil, nil)
+		playback.New(playback.Config{Registry: reg}, nil, nil)
 	})
 	want := []string{
 		"swarmcast_coordinator_account_api_errors_total{status} Account, points and settlement requests answered with an error, by HTTP status.",
@@ -31,6 +33,8 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_coordinator_credited_points_total{} Points credited to edges at settlement.",
 		"swarmcast_coordinator_directive_shards_total{action} Shards named in placement directives, by action.",
 		"swarmcast_coordinator_disqualifications_total{cause} Edges disqualified, by cause (audit, bad_shard_proof).",
+		"swarmcast_coordinator_fallback_origin_bytes_total{} Ciphertext bytes the HTTP playback fallback relayed from origins to browsers: origin egress that bypassed the swarm.",
+		"swarmcast_coordinator_fallback_requests_total{resource,outcome} Requests to the HTTP playback fallback (/watch), by resource (master, media, segment, key) and outcome (ok, refused, not_found, origin_failed).",
 		"swarmcast_coordinator_frozen_points_total{} Points earned by disqualified edges and withheld.",
 		"swarmcast_coordinator_granted_points_total{} Points granted by admins.",
 		"swarmcast_coordinator_key_requests_total{outcome} Content-key requests checked against entitlements, by outcome.",
@@ -46,6 +50,7 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_coordinator_play_bytes_total{source} Shard bytes viewers reported receiving, by source kind (edge or origin).",
 		"swarmcast_coordinator_play_reports_total{} Play reports received.",
 		"swarmcast_coordinator_played_seconds_total{} Seconds of video viewers reported playing (play reports).",
+		"swarmcast_coordinator_player_gateway_announcements_total{outcome} Players' gateway announcements accepted, by outcome (announced, withdrawn).",
 		"swarmcast_coordinator_settled_bytes_total{} Bytes of delivery accepted at settlement.",
 		"swarmcast_coordinator_settlement_batches_total{outcome} Settlement batches by outcome (settled, replayed, wrong_edge, batch_id_reused, not_payable: refused until the edge passes an audit).",
 		"swarmcast_coordinator_settlement_rejections_total{reason} Settlement pairs rejected, by reason.",

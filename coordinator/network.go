@@ -7,6 +7,7 @@ import (
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
+	"github.com/swarmcast/swarmcast/coordinator/playback"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -15,7 +16,23 @@ import (
 // off the Coordinator's own method set.
 type network Coordinator
 
-var _ accounting.Network = (*network)(nil)
+var (
+	_ accounting.Network = (*network)(nil)
+	_ playback.Network   = (*network)(nil)
+)
+
+func (n *network) ContentKey(video content.VideoID) (content.ContentKey, bool) {
+	c := (*Coordinator)(n)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var key content.ContentKey
+	v := c.st.videos[video]
+	if v == nil || len(v.key) != len(key) {
+		return key, false
+	}
+	copy(key[:], v.key)
+	return key, true
+}
 
 func (n *network) Manifest(video content.VideoID) (*content.Manifest, bool) {
 	c := (*Coordinator)(n)

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"math/rand"
@@ -188,10 +189,39 @@ func (s *shardServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(wire.HeaderNode, string(s.id))
 		w.Write(b)
 	})
+	// Whole ciphertext segments, as an origin serves them (the playback
+	// fallback relays these): "oversize" answers 16 bytes too many.
+	mux.HandleFunc("GET "+wire.PathSegment, func(w http.ResponseWriter, r *http.Request) {
+		seg, err := wire.ParseSegmentRef(r)
+		if err != nil {
+			wire.WriteError(w, 400, "%v", err)
+			return
+		}
+		s.mu.Lock()
+		s.requests++
+		s.mu.Unlock()
+		switch s.mode {
+		case "drop":
+			wire.WriteError(w, 404, "segment not held")
+			return
+		case "hang":
+			<-r.Context().Done()
+			return
+		}
+		ct, err := s.fix.store.SegmentCiphertext(seg.Video, seg.Rendition, seg.Segment)
+		if err != nil {
+			wire.WriteError(w, 404, "%v", err)
+			return
+		}
+		if s.mode == "oversize" {
+			ct = append(ct, make([]byte, 16)...)
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(ct))
+	})
 	mux.ServeHTTP(w, r)
 }
 
-func startShardServer(t *testing.T, fix fixture, mode string) (*shardServer, string) {
+func startShardServer(t testing.TB, fix fixture, mode string) (*shardServer, string) {
 	s := &shardServer{t: t, fix: fix, mode: mode, cache: make(map[[3]int][]byte)}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)

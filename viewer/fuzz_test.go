@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -41,18 +42,21 @@ func FuzzGatewayPath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p string) {
 		rt, err := parseGatewayPath(p)
 		if err == nil {
-			var canon string
-			switch rt.kind {
-			case routeIndex:
-				canon = "/"
-			case routeMaster:
-				canon = fmt.Sprintf("/videos/%s/master.m3u8", rt.seg.Video)
-			case routeKey:
-				canon = fmt.Sprintf("/videos/%s/key", rt.seg.Video)
-			case routeMedia:
-				canon = fmt.Sprintf("/videos/%s/%d/index.m3u8", rt.seg.Video, rt.seg.Rendition)
-			case routeSegment:
-				canon = fmt.Sprintf("/videos/%s/%d/%d.ts", rt.seg.Video, rt.seg.Rendition, rt.seg.Segment)
+			canon := "/"
+			if !rt.index {
+				base := fmt.Sprintf("/videos/%s/", rt.video)
+				switch rt.res.Resource {
+				case content.ResourceMaster:
+					canon = base + content.MasterPlaylistName
+				case content.ResourceKey:
+					canon = base + content.KeyName
+				case content.ResourceMedia:
+					canon = base + content.MediaPlaylistPath(rt.res.Rendition)
+				case content.ResourceSegment:
+					canon = base + content.SegmentPath(rt.res.Rendition, rt.res.Segment)
+				default:
+					t.Fatalf("%q parsed to resource %d", p, rt.res.Resource)
+				}
 			}
 			if !strings.EqualFold(canon, p) {
 				t.Fatalf("accepted %q as %q", p, canon)

@@ -1,13 +1,13 @@
 package viewer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"html/template"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,81 +21,47 @@ import (
 // fetched in the background.
 const gatewayReadahead = 3
 
-// routeKind says which gateway resource a path names.
-type routeKind int
-
-const (
-	routeIndex routeKind = iota
-	routeMaster
-	routeKey
-	routeMedia
-	routeSegment
-)
-
-// gatewayRoute is a parsed gateway path.
+// gatewayRoute is a parsed gateway path: the catalogue page, or a video and
+// a resource of the playback layout under /videos/{id}/.
 type gatewayRoute struct {
-	kind routeKind
-	// seg is the segment a media-segment route names; other routes fill
-	// only what they name (the video; the rendition of a playlist).
-	seg content.SegmentRef
+	index bool
+	video content.VideoID
+	res   content.PlaybackPath
 }
 
-// parseGatewayPath parses /, /videos/{id}/master.m3u8, /videos/{id}/key,
-// /videos/{id}/{rendition}/index.m3u8 and /videos/{id}/{rendition}/{segment}.ts.
-// Bounds against the manifest are checked later.
+// gatewayVideosPrefix is where the playback layout of each video lives:
+// /videos/{id}/master.m3u8 and the rest (content.ParsePlaybackPath).
+const gatewayVideosPrefix = "/videos/"
+
+// parseGatewayPath parses / and /videos/{id}/{playback path}. Bounds
+// against the manifest are checked later.
 func parseGatewayPath(p string) (gatewayRoute, error) {
-	var rt gatewayRoute
 	if p == "/" {
-		return gatewayRoute{kind: routeIndex}, nil
+		return gatewayRoute{index: true}, nil
 	}
-	rest, ok := strings.CutPrefix(p, "/videos/")
+	rest, ok := strings.CutPrefix(p, gatewayVideosPrefix)
 	if !ok {
-		return rt, fmt.Errorf("no such page %q: open / for the catalogue or /videos/{id}/master.m3u8", p)
+		return gatewayRoute{}, fmt.Errorf("no such page %q: open / for the catalogue or /videos/{id}/master.m3u8", p)
 	}
-	parts := strings.Split(rest, "/")
-	var err error
-	if rt.seg.Video, err = content.ParseVideoID(parts[0]); err != nil {
-		return rt, err
+	ids, rel, _ := strings.Cut(rest, "/")
+	id, err := content.ParseVideoID(ids)
+	if err != nil {
+		return gatewayRoute{}, err
 	}
-	number := func(s, what string, limit int) (int, error) {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 || n >= limit || strconv.Itoa(n) != s {
-			return 0, fmt.Errorf("%s %q: want an integer in 0..%d", what, s, limit-1)
-		}
-		return n, nil
+	res, err := content.ParsePlaybackPath(rel)
+	if err != nil {
+		return gatewayRoute{}, err
 	}
-	switch {
-	case len(parts) == 2 && parts[1] == "master.m3u8":
-		rt.kind = routeMaster
-	case len(parts) == 2 && parts[1] == "key":
-		rt.kind = routeKey
-	case len(parts) == 3:
-		if rt.seg.Rendition, err = number(parts[1], "rendition", 256); err != nil {
-			return rt, err
-		}
-		if parts[2] == "index.m3u8" {
-			rt.kind = routeMedia
-			return rt, nil
-		}
-		seg, ok := strings.CutSuffix(parts[2], ".ts")
-		if !ok {
-			return rt, fmt.Errorf("%q: want index.m3u8 or {segment}.ts", parts[2])
-		}
-		if rt.seg.Segment, err = number(seg, "segment", 1<<20); err != nil {
-			return rt, err
-		}
-		rt.kind = routeSegment
-	default:
-		return rt, fmt.Errorf("no such resource %q: want master.m3u8, key, {rendition}/index.m3u8 or {rendition}/{segment}.ts", p)
-	}
-	return rt, nil
+	return gatewayRoute{video: id, res: res}, nil
 }
 
 // Gateway is the local HLS gateway: any HLS player opens
 // /videos/{id}/master.m3u8 and gets ciphertext rebuilt from the swarm, the
-// key and playlists with per-segment IVs. Background readahead is owned by
-// the viewer and stopped by Close. Servers serve Handler, which adds
-// /healthz and /metrics.
+// key and playlists with per-segment IVs (content's playback layout, every
+// URI relative), segments with byte ranges. Web pages of the allowed
+// origins (Config.WebOrigins) read it across origins. Background readahead
+// is owned by the viewer and stopped by Close. Servers serve Handler,
+// which adds /healthz and /metrics.
 func (v *Viewer) Gateway() http.Handler {
 	return http.HandlerFunc(v.serveGateway)
 }
@@ -107,7 +73,14 @@ func (v *Viewer) Gateway() http.Handler {
 func (v *Viewer) Handler() http.Handler {
 	mux := httpserve.NewMux(v.cfg.Registry)
 	mux.Handle("/", v.Gateway())
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A web page probes /healthz before it plays through the gateway,
+		// so it has the gateway's CORS policy too.
+		if r.URL.Path == wire.PathHealth && !v.cors(w, r) {
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // gatewayHostAllowed reports whether a request's Host names this machine's
@@ -152,8 +125,11 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusMisdirectedRequest, "host %q: the player gateway answers only for 127.0.0.1, [::1] or localhost (open http://127.0.0.1:PORT/...)", r.Host)
 		return
 	}
+	if !v.cors(w, r) {
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		wire.WriteError(w, http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)
 		return
 	}
@@ -162,11 +138,11 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, "%v", err)
 		return
 	}
-	if rt.kind == routeIndex {
+	if rt.index {
 		v.serveIndex(w, r)
 		return
 	}
-	e, err := v.video(r.Context(), rt.seg.Video)
+	e, err := v.video(r.Context(), rt.video)
 	if err != nil {
 		status := http.StatusBadGateway
 		if errors.Is(err, errUnknownVideo) {
@@ -176,42 +152,33 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	man := e.man
-	base := "/videos/" + rt.seg.Video.String()
-	uris := content.PlaylistURIs{
-		Media:   func(r int) string { return fmt.Sprintf("%s/%d/index.m3u8", base, r) },
-		Segment: func(r, s int) string { return fmt.Sprintf("%s/%d/%d.ts", base, r, s) },
-		Key:     base + "/key",
-	}
-	if rt.kind != routeMaster && rt.kind != routeKey && rt.seg.Rendition >= len(man.Renditions) {
-		wire.WriteError(w, http.StatusNotFound, "rendition %d does not exist: video %s has %d", rt.seg.Rendition, rt.seg.Video, len(man.Renditions))
-		return
-	}
-	switch rt.kind {
-	case routeMaster:
-		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
-		_, _ = w.Write([]byte(content.MasterPlaylist(man, uris)))
-	case routeKey:
+	seg := content.SegmentRef{Video: rt.video, Rendition: rt.res.Rendition, Segment: rt.res.Segment}
+	switch rt.res.Resource {
+	case content.ResourceMaster:
+		w.Header().Set("Content-Type", content.PlaylistContentType)
+		_, _ = w.Write([]byte(content.MasterPlaylist(man)))
+	case content.ResourceKey:
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write(e.key[:])
-	case routeMedia:
-		pl, err := content.MediaPlaylist(man, rt.seg.Rendition, e.key, uris)
+	case content.ResourceMedia:
+		pl, err := content.MediaPlaylist(man, rt.res.Rendition, e.key)
 		if err != nil {
 			wire.WriteError(w, http.StatusNotFound, "%v", err)
 			return
 		}
-		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+		w.Header().Set("Content-Type", content.PlaylistContentType)
 		_, _ = w.Write([]byte(pl))
-	case routeSegment:
-		seg, err := man.CheckSegment(rt.seg)
+	case content.ResourceSegment:
+		meta, err := man.CheckSegment(seg)
 		if err != nil {
 			wire.WriteError(w, http.StatusNotFound, "%v", err)
 			return
 		}
-		segDur := time.Duration(seg.Duration) * time.Microsecond
+		segDur := time.Duration(meta.Duration) * time.Microsecond
 		// A player waiting on a segment readahead did not bring is urgent:
 		// half a segment of slack makes the origin race the edges at once.
-		ct, err := v.cachedSegment(r.Context(), e, rt.seg, v.cfg.Now().Add(segDur/2))
+		ct, err := v.cachedSegment(r.Context(), e, seg, v.cfg.Now().Add(segDur/2))
 		if err != nil {
 			if r.Context().Err() != nil {
 				return // the player went away
@@ -220,23 +187,78 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for i := 1; i <= gatewayReadahead; i++ {
-			ahead := rt.seg
+			ahead := seg
 			ahead.Segment += i
 			if _, err := man.CheckSegment(ahead); err == nil {
 				v.startSegment(e, ahead, v.cfg.Now().Add(time.Duration(i+1)*segDur))
 			}
 		}
-		w.Header().Set("Content-Type", "video/mp2t")
-		w.Header().Set("Content-Length", strconv.Itoa(len(ct)))
-		_, _ = w.Write(ct)
+		w.Header().Set("Content-Type", content.SegmentContentType)
+		// ServeContent answers Range (206 with the slice, 416 beyond the
+		// end), If-Range and HEAD over the rebuilt bytes; the zero modtime
+		// keeps it from sending Last-Modified.
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(ct))
 	}
+}
+
+// cors applies the gateway's cross-origin policy and reports whether the
+// request goes on. A request without Origin (ffmpeg, VLC, a navigation) is
+// untouched. An allowed origin (Config.WebOrigins, the coordinator's by
+// default, or the gateway's own) gets Access-Control-Allow-Origin naming it,
+// and its preflight (OPTIONS) is answered here, with
+// Access-Control-Allow-Private-Network for Chrome's private network access
+// (the page may come from a public coordinator). Any other origin is
+// refused with no CORS headers, before the gateway fetches anything: a
+// hostile page must not even make it spend the account's points.
+func (v *Viewer) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+	if origin == "" {
+		if preflight {
+			wire.WriteError(w, http.StatusForbidden, "CORS preflight without an Origin header")
+			return false
+		}
+		return true
+	}
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	if !v.originAllowed(origin, r.Host) {
+		wire.WriteError(w, http.StatusForbidden, "origin %q may not use this player gateway; start the player with --web-origin %s to allow it (the coordinator's origin is allowed already)", origin, origin)
+		return false
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, Accept-Ranges")
+	if !preflight {
+		return true
+	}
+	if m := r.Header.Get("Access-Control-Request-Method"); m != http.MethodGet && m != http.MethodHead {
+		wire.WriteError(w, http.StatusMethodNotAllowed, "CORS preflight for %s: the player gateway answers GET and HEAD only", m)
+		return false
+	}
+	h.Add("Vary", "Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network")
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD")
+	h.Set("Access-Control-Allow-Headers", "Range")
+	h.Set("Access-Control-Allow-Private-Network", "true")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+	return false
+}
+
+// originAllowed reports whether a page of origin may read the gateway: one
+// of the configured web origins, or the gateway's own (its catalogue page).
+func (v *Viewer) originAllowed(origin, host string) bool {
+	if origin == "http://"+strings.ToLower(host) {
+		return true
+	}
+	_, ok := v.webOrigins[origin]
+	return ok
 }
 
 var indexPage = template.Must(template.New("index").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>Swarmcast player</title></head>
 <body><h1>Swarmcast player</h1>
 <p>Open a master playlist in any HLS player: <code>ffplay URL</code>, <code>vlc URL</code>, <code>mpv URL</code>.</p>
-<ul>{{range .}}<li><a href="/videos/{{.ID}}/master.m3u8">{{.Title}}</a> ({{.DurationMS}} ms, {{len .Renditions}} renditions)</li>
+<ul>{{range .}}<li><a href="videos/{{.ID}}/master.m3u8">{{.Title}}</a> ({{.DurationMS}} ms, {{len .Renditions}} renditions)</li>
 {{else}}<li>The catalogue is empty.</li>{{end}}</ul>
 </body></html>
 `))

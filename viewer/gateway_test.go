@@ -44,11 +44,11 @@ func TestGatewayServesHLS(t *testing.T) {
 	vid := base + "/videos/" + n.id.String()
 
 	code, body := get(t, vid+"/master.m3u8")
-	if code != 200 || !strings.Contains(string(body), "#EXT-X-STREAM-INF") || !strings.Contains(string(body), "/0/index.m3u8") {
+	if code != 200 || !strings.Contains(string(body), "#EXT-X-STREAM-INF") || !strings.Contains(string(body), "\n0/index.m3u8\n") || strings.Contains(string(body), "\n/") {
 		t.Fatalf("master: %d %s", code, body)
 	}
 	code, body = get(t, vid+"/1/index.m3u8")
-	if code != 200 || !strings.Contains(string(body), "METHOD=AES-128") || !strings.Contains(string(body), "/1/14.ts") {
+	if code != 200 || !strings.Contains(string(body), "METHOD=AES-128") || !strings.Contains(string(body), "\n14.ts\n") || !strings.Contains(string(body), `URI="../key"`) || strings.Contains(string(body), "\n/") {
 		t.Fatalf("media playlist: %d %s", code, body)
 	}
 	code, key := get(t, vid+"/key")

@@ -204,6 +204,8 @@ type testCoordinator struct {
 	limits   map[wire.NodeID]wire.OrderLimit
 	token    string
 	binds    []wire.NodeID
+	// announces are the verified gateway announcements, in order.
+	announces []wire.PlayerGatewayRequest
 }
 
 func (c *testCoordinator) handler() http.Handler {
@@ -236,6 +238,20 @@ func (c *testCoordinator) handler() http.Handler {
 		}
 		c.mu.Lock()
 		c.binds = append(c.binds, req.ViewerID)
+		c.mu.Unlock()
+		wire.WriteJSON(w, struct{}{})
+	})
+	mux.HandleFunc("POST "+wire.PathPlayers, func(w http.ResponseWriter, r *http.Request) {
+		var req wire.PlayerGatewayRequest
+		if !authed(w, r) || !wire.DecodeJSON(w, r, &req) {
+			return
+		}
+		if err := wire.VerifyPlayerGateway(&req, 1, time.Now()); err != nil {
+			wire.WriteError(w, http.StatusUnauthorized, "announce: %v", err)
+			return
+		}
+		c.mu.Lock()
+		c.announces = append(c.announces, req)
 		c.mu.Unlock()
 		wire.WriteJSON(w, struct{}{})
 	})

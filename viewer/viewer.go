@@ -40,6 +40,12 @@ type Config struct {
 	// built-in player) passes its host's registry, so one scrape shows
 	// both. Default httpserve.NewRegistry().
 	Registry *prometheus.Registry
+	// WebOrigins are the origins (scheme://host[:port]) of web pages
+	// allowed to read the gateway across origins (CORS), besides the
+	// Coordinator's, which is always allowed: the coordinator's video
+	// page plays through this gateway. A coordinator behind a proxy is
+	// named here by its public origin. Each must pass wire.WebOrigin.
+	WebOrigins []string
 	// OnSegment, if set, receives the verified shards of each segment the viewer rebuilt
 	// (the edge's built-in player hands them to edge.Keep so it caches what it watched).
 	OnSegment func(seg content.SegmentRef, shards []content.ShardMessage)
@@ -75,6 +81,8 @@ type Viewer struct {
 	record map[wire.NodeID]*sourceRecord // this session's experience of each edge
 	videos map[content.VideoID]*videoEntry
 	cache  *segmentCache
+
+	webOrigins map[string]struct{} // CORS allow list (Config.WebOrigins and the coordinator's), normalised
 }
 
 // videoEntry is a verified manifest and its key, loaded once per video.
@@ -117,6 +125,14 @@ func New(cfg Config) (*Viewer, error) {
 	if cfg.Coordinator == "" {
 		return nil, errors.New("viewer: no coordinator URL given (want its base URL, e.g. http://HOST:PORT)")
 	}
+	webOrigins := map[string]struct{}{}
+	for _, u := range append([]string{cfg.Coordinator}, cfg.WebOrigins...) {
+		o, err := wire.WebOrigin(u)
+		if err != nil {
+			return nil, fmt.Errorf("viewer: %w", err)
+		}
+		webOrigins[o] = struct{}{}
+	}
 	if cfg.Identity.Key == nil {
 		cfg.Identity = identity.New()
 	}
@@ -149,6 +165,8 @@ func New(cfg Config) (*Viewer, error) {
 		videos: map[content.VideoID]*videoEntry{},
 		cache:  newSegmentCache(32),
 		pay:    newPayer(cfg.Identity.Key, cfg.Identity.ID),
+
+		webOrigins: webOrigins,
 	}, nil
 }
 

@@ -120,6 +120,7 @@ func runDemo(cmd *cobra.Command, f demoFlags) error {
 		return err
 	}
 	defer gw.Close()
+	announceGateway(gwNode.Viewer, gw.Advertise, cmd.ErrOrStderr()) // its account's video page plays through it
 	fmt.Fprintf(out, "play: %s/videos/%s/master.m3u8\n", gw.Advertise, net.Videos[0])
 	fmt.Fprintf(out, "      (open with ffplay, vlc or mpv; catalogue at %s/)\n", gw.Advertise)
 	admin := net.AdminCredentials()

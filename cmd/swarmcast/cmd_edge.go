@@ -37,6 +37,7 @@ type edgeFlags struct {
 	token, coordinatorKey                       string
 	settleInterval                              time.Duration
 	user, password, playerListen                string
+	webOrigins                                  []string
 }
 
 // edgeConfig turns the flags into an edge.Config (without identity,
@@ -61,6 +62,9 @@ func (fl *edgeFlags) edgeConfig() (edge.Config, error) {
 		if err := checkListenAddr("--player-listen", fl.playerListen); err != nil {
 			return cfg, err
 		}
+	}
+	if err := checkWebOrigins(fl.webOrigins); err != nil {
+		return cfg, err
 	}
 	if err := checkAdvertise(fl.advertise); err != nil {
 		return cfg, err
@@ -178,7 +182,8 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 			player, err := viewer.New(viewer.Config{
 				Coordinator: cfg.Coordinator, Identity: cfg.Identity, Region: cfg.Region, Token: session,
 				Log: log.With("part", "player"), OnSegment: e.Keep,
-				Registry: cfg.Registry, // its swarmcast_viewer_* series show on the edge's /metrics
+				Registry:   cfg.Registry, // its swarmcast_viewer_* series show on the edge's /metrics
+				WebOrigins: append(append([]string(nil), cfg.Coordinators...), fl.webOrigins...),
 			})
 			if err != nil {
 				return err
@@ -189,6 +194,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 				return withFlagHint(fmt.Errorf("player gateway: %w", err), "set --player-listen HOST:PORT, or empty for no player")
 			}
 			defer gw.Close()
+			announceGateway(player, gw.Advertise, cmd.ErrOrStderr())
 			printPlayLines(ctx, cmd.OutOrStdout(), cfg.Coordinator, gw.Advertise, session != "")
 			return runEdge(ctx, e, fl.listen, fl.advertise, log, cmd, created)
 		},
@@ -209,6 +215,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 	f.StringVar(&fl.user, "user", "", "account to run this edge under: logs in, binds the edge to it once (the API token is kept in --dir) and gives the built-in player the account's entitlements")
 	f.StringVar(&fl.password, "password", "", "the account's password (default $SWARMCAST_PASSWORD)")
 	f.StringVar(&fl.playerListen, "player-listen", "127.0.0.1:0", "address of the built-in player's HLS gateway (empty: no player)")
+	f.StringSliceVar(&fl.webOrigins, "web-origin", nil, webOriginUsage)
 	f.StringVar(&fl.fault, "byzantine", "honest", "misbehave when serving others, for testing: honest, flip-bits, truncate, wrong-index, slow-drip")
 	return cmd
 }
@@ -296,4 +303,14 @@ func runEdge(ctx context.Context, e *edge.Edge, listen, advertise string, log *s
 		runErr = err
 	}
 	return runErr
+}
+
+// announceGateway has the coordinator list the player's gateway for its
+// account, so the coordinator's video page plays through it. A gateway
+// bound where a page cannot open it as http://127.0.0.1:PORT (say
+// --player-listen 0.0.0.0:PORT) is not announced: pages use the fallback.
+func announceGateway(player *viewer.Viewer, gateway string, stderr io.Writer) {
+	if err := player.AnnounceGateway(gateway); err != nil {
+		fmt.Fprintf(stderr, "note: web pages will not play through this gateway: %v\n", err)
+	}
 }

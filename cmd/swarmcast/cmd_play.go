@@ -37,6 +37,7 @@ func newPlayCommand() *cobra.Command {
 		token       string
 		user        string
 		password    string
+		webOrigins  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "play <video-id> --coordinator URL",
@@ -67,6 +68,9 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 			}
 			coordinator = coordinators[0]
 			if err := checkListenAddr("--listen", listen); err != nil {
+				return err
+			}
+			if err := checkWebOrigins(webOrigins); err != nil {
 				return err
 			}
 			if headless && !(speed > 0) {
@@ -112,6 +116,7 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 				Seed:        seed,
 				Log:         log,
 				Registry:    reg,
+				WebOrigins:  append(coordinators, webOrigins...),
 			})
 			if err != nil {
 				return err
@@ -129,6 +134,7 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 			if err != nil {
 				return withFlagHint(err, "set --listen 127.0.0.1:PORT")
 			}
+			announceGateway(v, srv.Advertise, cmd.ErrOrStderr())
 			url := fmt.Sprintf("%s/videos/%s/master.m3u8", srv.Advertise, id)
 			fmt.Fprintf(cmd.OutOrStdout(), "play: %s\n", url)
 			fmt.Fprintf(cmd.OutOrStdout(), "open it in any HLS player, e.g.\n  ffplay %s\n  vlc %s\n  mpv %s\ncatalogue: %s/   (Ctrl-C to stop)\n", url, url, url, srv.Advertise)
@@ -139,6 +145,7 @@ print the quality of experience (startup, stalls, bytes by source) instead.`,
 	}
 	cmd.Flags().StringVar(&coordinator, "coordinator", "", "coordinator base URL, e.g. http://127.0.0.1:7000")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "gateway address (keep it on 127.0.0.1: it serves the content key)")
+	cmd.Flags().StringSliceVar(&webOrigins, "web-origin", nil, webOriginUsage)
 	cmd.Flags().BoolVar(&headless, "headless", false, "play through with a virtual player and print the QoE table instead of serving HLS")
 	cmd.Flags().IntVar(&rendition, "rendition", -1, "rendition index for --headless (-1 = highest)")
 	cmd.Flags().Float64Var(&speed, "speed", 1, "playback clock multiplier for --headless (1 = real time)")

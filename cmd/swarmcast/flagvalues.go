@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 // Flag values shared by several subcommands: lists, sizes, rates, and the
@@ -271,6 +273,19 @@ func checkStoreDir(dir string) error {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "videos")); err != nil || !fi.IsDir() {
 		return fmt.Errorf("--store %s is not a store: ingest a video into it first (swarmcast ingest --store %s ...)", dir, dir)
+	}
+	return nil
+}
+
+// webOriginUsage documents --web-origin, shared by play and edge.
+const webOriginUsage = "origin of a web page allowed to play through the player's gateway (CORS), besides the --coordinator URLs' origins: the coordinator's public URL when it is behind a proxy; repeatable or comma-separated"
+
+// checkWebOrigins checks every --web-origin value is an http(s) site URL.
+func checkWebOrigins(origins []string) error {
+	for _, o := range origins {
+		if _, err := wire.WebOrigin(o); err != nil {
+			return fmt.Errorf("--web-origin: %w", err)
+		}
 	}
 	return nil
 }

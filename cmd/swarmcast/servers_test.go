@@ -57,6 +57,26 @@ func TestCommandServersServeHealthAndMetrics(t *testing.T) {
 		"--user", "bob", "--password", testPassword)
 	playerURL := playOut.await(t, regexp.MustCompile(`catalogue: (http://\S+)/`))
 
+	// Both players told the coordinator where their gateways listen, for
+	// the video page of their accounts.
+	for user, gateway := range map[string]string{"alice": hostedURL, "bob": playerURL} {
+		c := wire.NewCoordinatorClient(n.CoordinatorURL, nil)
+		login, err := c.Login(ctx, wire.Credentials{Username: user, Password: testPassword})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Token = login.Token
+		var players wire.PlayersResponse
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if players, err = c.Players(ctx); err == nil && len(players.Players) > 0 {
+				break
+			}
+		}
+		if len(players.Players) != 1 || players.Players[0].Gateway != gateway {
+			t.Errorf("%s's players: %+v (%v), want the gateway at %s", user, players, err, gateway)
+		}
+	}
+
 	// One segment through the built-in player: the edge's own /metrics
 	// must count it (and maybe the readahead's next few, hence "at least
 	// one").

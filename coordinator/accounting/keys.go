@@ -25,6 +25,12 @@ func (s *Service) AuthorizeKey(r *http.Request, id content.VideoID) error {
 	return err
 }
 
+// AuthorizePlayback is AuthorizeKey's rule for what the HTTP fallback serves
+// besides the key (playlists, segments): not counted as a key request.
+func (s *Service) AuthorizePlayback(r *http.Request, id content.VideoID) error {
+	return s.authorizeKey(r, id)
+}
+
 func (s *Service) authorizeKey(r *http.Request, id content.VideoID) error {
 	who, err := s.authenticate(r)
 	if err != nil {

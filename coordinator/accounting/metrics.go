@@ -27,6 +27,8 @@ type metrics struct {
 	disqualified   *prometheus.CounterVec // edges disqualified, by cause
 	uptimeChecks   *prometheus.CounterVec // uptime records, by up/down
 	unbans         *prometheus.CounterVec // bans lifted by admins, by what lifting did
+
+	playerAnnouncements *prometheus.CounterVec // players' gateway announcements accepted, by announced/withdrawn
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,6 +51,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		disqualified:   f.CounterVec("disqualifications_total", "Edges disqualified, by cause (audit, bad_shard_proof).", "cause"),
 		uptimeChecks:   f.CounterVec("uptime_checks_total", "Uptime observations recorded, by state (up, down).", "state"),
 		unbans:         f.CounterVec("bans_lifted_total", "Bans lifted by admins, by outcome (ban_only, reinstated: a disqualified edge got a fresh reputation).", "outcome"),
+
+		playerAnnouncements: f.CounterVec("player_gateway_announcements_total", "Players' gateway announcements accepted, by outcome (announced, withdrawn).", "outcome"),
 	}
 	for _, r := range coordinatordb.Reasons {
 		m.rejections.WithLabelValues(string(r))

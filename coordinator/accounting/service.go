@@ -182,8 +182,8 @@ func (c Config) withDefaults() Config {
 // sessions, the points ledger and entitlements, order limits, settlement
 // of proofs of delivery, flows, audits (proof of storage), uptime and
 // reputation. Its endpoints are Routes; its chores run in Run. It holds no
-// soft state of the network: what it needs of the registry and catalogue
-// it asks through Network. Methods are safe for concurrent use.
+// soft state of the network (what it needs of the registry and catalogue
+// it asks through Network), only its accounts' running players' gateways. Methods are safe for concurrent use.
 type Service struct {
 	cfg     Config
 	db      DB
@@ -195,6 +195,7 @@ type Service struct {
 	limits  *limitCache
 	audit   *AuditChore
 	uptime  uptimeRecorder
+	players *playerGateways // running players' gateways: account soft state (players.go)
 }
 
 // New builds the accounting service over db, asking net about the network.
@@ -210,6 +211,7 @@ func New(cfg Config, db DB, net Network) *Service {
 		csrfKey: k[:],
 		logins:  newLoginGuard(cfg.LoginThrottle, dk[:]),
 		limits:  newLimitCache(),
+		players: newPlayerGateways(),
 	}
 	s.audit = newAuditChore(s, rand.New(rand.NewSource(cfg.Seed)).Int63())
 	return s
@@ -242,6 +244,7 @@ func (s *Service) Swept(now time.Time, droppedEdges []wire.NodeID) {
 	s.recordUptime(now, droppedEdges)
 	s.audit.forget(droppedEdges)
 	s.limits.prune(now)
+	s.players.prune(now)
 }
 
 // Disqualified lists disqualified edges and why; the control plane bans
