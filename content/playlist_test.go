@@ -64,6 +64,7 @@ func TestMasterPlaylistDeclaresMeasuredBitrates(t *testing.T) {
 		t.Fatal(err)
 	}
 	master := MasterPlaylist(m)
+	t.Logf("master playlist of the sample:\n%s", master)
 	peak, avg := streamInf(t, master)
 	if len(peak) != len(m.Renditions) {
 		t.Fatalf("%d EXT-X-STREAM-INF for %d renditions:\n%s", len(peak), len(m.Renditions), master)

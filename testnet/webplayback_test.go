@@ -197,6 +197,10 @@ func TestWebPlayback(t *testing.T) {
 		d := egress() - before
 		t.Errorf("a 1128-byte range counted %d bytes of egress", d)
 	}
+	resp, multi := fetchAs(t, seg, viewer, "Range", "bytes=0-9,100-109")
+	if resp.StatusCode != 200 || !bytes.Equal(multi, full) {
+		t.Errorf("multi-range: %d, %d bytes; want the whole segment", resp.StatusCode, len(multi))
+	}
 	resp, _ = fetchAs(t, seg, viewer, "Range", fmt.Sprintf("bytes=%d-", len(full)))
 	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
 		t.Errorf("range past the end: %d, want 416", resp.StatusCode)

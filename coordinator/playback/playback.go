@@ -24,6 +24,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -261,7 +262,10 @@ func (s *Service) fetch(r *http.Request, base string, seg content.SegmentRef, si
 		cancelHeaders()
 		return nil, err
 	}
-	if rg := r.Header.Get("Range"); rg != "" {
+	// One range is passed on; a multi-range request is answered whole
+	// (RFC 9110 lets a server ignore Range), so the relayed body is
+	// always the segment's bytes and never a multipart document.
+	if rg := r.Header.Get("Range"); rg != "" && !strings.Contains(rg, ",") {
 		req.Header.Set("Range", rg)
 	}
 	resp, err := s.cfg.HTTPClient.Do(req)
