@@ -49,9 +49,10 @@ type node struct {
 	assigned map[content.SegmentRef]ShardMask
 	pending  map[content.SegmentRef]pendingDirective
 
-	// jsonHead is `{"node_id":"…","addr":"…"`, rendered once so the lookup
-	// hot path only copies bytes.
-	jsonHead []byte
+	// jsonHead is `{"node_id":"…","addr":"…"`, and binHead the node's entry
+	// in a binary lookup answer's node table (wire.AppendLookupNode),
+	// rendered once so the lookup hot path only copies bytes.
+	jsonHead, binHead []byte
 }
 
 type pendingDirective struct{ fetch, drop ShardMask }
@@ -160,6 +161,7 @@ func (s *state) register(req wire.RegisterRequest, now time.Time, salt uint64) *
 		assigned:     make(map[content.SegmentRef]ShardMask),
 		pending:      make(map[content.SegmentRef]pendingDirective),
 		jsonHead:     head[:len(head)-1], // without the closing brace
+		binHead:      wire.AppendLookupNode(nil, req.NodeID, strings.TrimRight(req.Addr, "/")),
 	}
 	_, n.banned = s.banned[n.id]
 	if n.role == wire.RoleOrigin {
