@@ -315,7 +315,7 @@ func (c *Coordinator) handleKey(w http.ResponseWriter, r *http.Request) {
 
 func (c *Coordinator) handleLookup(w http.ResponseWriter, r *http.Request) {
 	var req wire.LookupRequest
-	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxLookupBody) {
+	if !wire.DecodeLookupRequest(w, r, &req) {
 		return
 	}
 	start := time.Now()

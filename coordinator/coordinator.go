@@ -180,9 +180,9 @@ type lookupScratch struct {
 	// scratch).
 	renderJSON, renderBinary func(*lookupResult)
 	// nodes is the last result's node table (distinct nodes in order of
-	// first appearance) and index each one's position in it.
+	// first appearance) and marks each one's position in it.
 	nodes []*node
-	index map[*node]uint32
+	marks nodeMarks
 	// edges are the distinct edges of the last result, when limits are
 	// wanted, and edgeAt their positions in nodes.
 	edges  []wire.NodeID
@@ -251,9 +251,9 @@ func New(cfg Config) (*Coordinator, error) {
 		c.pool, c.poolStale = pool, true
 	}
 	c.scratch.New = func() any {
-		sc := &lookupScratch{index: make(map[*node]uint32)}
+		sc := new(lookupScratch)
 		sc.renderJSON = func(res *lookupResult) { sc.buf = res.appendJSON(sc.buf[:0]) }
-		sc.renderBinary = func(res *lookupResult) { sc.buf = res.appendBinary(sc.buf[:0], sc.nodes, sc.index) }
+		sc.renderBinary = func(res *lookupResult) { sc.buf = res.appendBinary(sc.buf[:0], sc.nodes, &sc.marks) }
 		return sc
 	}
 	if err := c.load(context.Background()); err != nil {
@@ -538,7 +538,8 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 			c.routeOrigins(req, now, tiebreak, &sc.res)
 		}
 		if sc.binary || req.ViewerID != "" {
-			sc.nodes = sc.res.nodeTable(sc.nodes, sc.index)
+			sc.marks.next(c.st.slots)
+			sc.nodes = sc.res.nodeTable(sc.nodes, &sc.marks)
 		}
 		render(&sc.res)
 		if req.ViewerID != "" {
@@ -546,7 +547,6 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 		}
 		clear(sc.nodes) // drop node pointers so pooled scratch pins nothing
 		sc.nodes = sc.nodes[:0]
-		clear(sc.index)
 	}
 	c.mu.RUnlock()
 	segments := len(sc.res.segments)

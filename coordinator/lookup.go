@@ -282,14 +282,37 @@ func appendLimits(buf []byte, limits []*accounting.IssuedLimit) []byte {
 	return append(buf, "]}\n"...)
 }
 
+// nodeMarks numbers the distinct nodes of one lookup by slot (node.slot)
+// without hashing: pos[slot] is a node's place in the node table, valid
+// when stamp[slot] is the current epoch. Reused across lookups (pooled).
+type nodeMarks struct {
+	stamp []uint32
+	pos   []uint32
+	epoch uint32
+}
+
+// next starts a lookup's numbering for slots below slots.
+func (m *nodeMarks) next(slots int32) {
+	if int(slots) > len(m.stamp) {
+		m.stamp = append(m.stamp, make([]uint32, int(slots)-len(m.stamp))...)
+		m.pos = append(m.pos, make([]uint32, int(slots)-len(m.pos))...)
+	}
+	m.epoch++
+	if m.epoch == 0 { // wrapped: stamps of 2^32 lookups ago would match
+		clear(m.stamp)
+		m.epoch = 1
+	}
+}
+
 // nodeTable lists the distinct nodes of r into nodes (reused) in order of
-// first appearance: sources, then segment origins, then origins; index
-// (cleared by the caller after use) maps each to its position.
-func (r *lookupResult) nodeTable(nodes []*node, index map[*node]uint32) []*node {
+// first appearance: sources, then segment origins, then origins; marks
+// (started with next for the state's slots) gives each one's position.
+func (r *lookupResult) nodeTable(nodes []*node, marks *nodeMarks) []*node {
 	nodes = nodes[:0]
 	add := func(n *node) {
-		if _, ok := index[n]; !ok {
-			index[n] = uint32(len(nodes))
+		if marks.stamp[n.slot] != marks.epoch {
+			marks.stamp[n.slot] = marks.epoch
+			marks.pos[n.slot] = uint32(len(nodes))
 			nodes = append(nodes, n)
 		}
 	}
@@ -321,7 +344,7 @@ func collectEdges(nodes []*node, edges []wire.NodeID, at []uint32) ([]wire.NodeI
 // appendBinary renders the result as a wire.ContentTypeLookupBinary answer
 // up to its limits (appendBinaryLimits ends it), given the result's node
 // table (nodeTable).
-func (r *lookupResult) appendBinary(b []byte, nodes []*node, index map[*node]uint32) []byte {
+func (r *lookupResult) appendBinary(b []byte, nodes []*node, marks *nodeMarks) []byte {
 	b = wire.AppendLookupMagic(b)
 	b = binary.AppendUvarint(b, uint64(len(nodes)))
 	for _, n := range nodes {
@@ -332,17 +355,17 @@ func (r *lookupResult) appendBinary(b []byte, nodes []*node, index map[*node]uin
 		b = binary.AppendUvarint(b, uint64(seg.segment))
 		b = binary.AppendUvarint(b, uint64(seg.end-seg.start))
 		for _, src := range r.sources[seg.start:seg.end] {
-			b = binary.AppendUvarint(b, uint64(index[src.h.n]))
+			b = binary.AppendUvarint(b, uint64(marks.pos[src.h.n.slot]))
 			b = appendMaskBinary(b, src.h.shard)
 		}
 		b = binary.AppendUvarint(b, uint64(seg.oEnd-seg.oStart))
 		for _, o := range r.segOrigins[seg.oStart:seg.oEnd] {
-			b = binary.AppendUvarint(b, uint64(index[o]))
+			b = binary.AppendUvarint(b, uint64(marks.pos[o.slot]))
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(r.origins)))
 	for _, o := range r.origins {
-		b = binary.AppendUvarint(b, uint64(index[o]))
+		b = binary.AppendUvarint(b, uint64(marks.pos[o.slot]))
 	}
 	return b
 }

@@ -21,6 +21,13 @@ func TestBinaryLookupIsTheJSONAnswer(t *testing.T) {
 	for i := range 6 {
 		edges = append(edges, h.edge("", set(video, 0, 0, i, i+10), set(video, 0, 1, i+20)))
 	}
+	// A node that leaves frees its slot (node.slot) and the next one to
+	// register takes it: the node table must not confuse the two.
+	gone := h.edge("", set(video, 0, 0, 30))
+	if err := h.client.Leave(context.Background(), gone); err != nil {
+		t.Fatal(err)
+	}
+	edges = append(edges, h.edge("", set(video, 0, 2, 31)))
 	viewer := h.bindViewer(h.user("vera"))
 	req := wire.LookupRequest{Video: video, Rendition: 0, From: 0, Count: 3, ViewerID: viewer.ID}
 
@@ -29,7 +36,7 @@ func TestBinaryLookupIsTheJSONAnswer(t *testing.T) {
 	var js, bin []byte
 	if err := h.c.lookup(&req, sc, func(res *lookupResult) {
 		js = res.appendJSON(nil)
-		bin = res.appendBinary(nil, sc.nodes, sc.index)
+		bin = res.appendBinary(nil, sc.nodes, &sc.marks)
 	}); err != nil {
 		t.Fatal(err)
 	}

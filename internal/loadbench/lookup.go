@@ -67,12 +67,12 @@ type LookupResult struct {
 	ResponseBytes   float64 `json:"response_bytes"`
 	// WarmPasses is how many passes over the bodies it took for the
 	// limit cache to settle (see warmLookups).
-	WarmPasses int `json:"warm_passes"`
-	PerSecond       float64 `json:"lookups_per_s"`
-	P50ms           float64 `json:"p50_ms"`
-	P99ms           float64 `json:"p99_ms"`
-	Generator       string  `json:"load_generator"`
-	Encoding        string  `json:"encoding"` // of the answers: "binary" or "json"
+	WarmPasses int     `json:"warm_passes"`
+	PerSecond  float64 `json:"lookups_per_s"`
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	Generator  string  `json:"load_generator"`
+	Encoding   string  `json:"encoding"` // of the answers: "binary" or "json"
 }
 
 // lookupBodies is how many distinct request bodies the load cycles through.
