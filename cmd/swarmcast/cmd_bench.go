@@ -105,6 +105,10 @@ the measured run (go tool pprof FILE).`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%d lookups of %d segments (%.1f order limits, %.0f %s bytes each) in %s from %d %s clients (%d errors): %.0f lookups/s, p50 %.2f ms, p99 %.2f ms\n",
 				res.Lookups, res.Window, res.LimitsPerLookup, res.ResponseBytes, res.Encoding, lopt.Duration, res.Concurrency, res.Generator, res.Errors, res.PerSecond, res.P50ms, res.P99ms)
+			if res.CPUBoundPerSecond > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "CPU per lookup: coordinator %.1f µs, %s %.1f µs: %.0f lookups/s on %d otherwise idle cores\n",
+					res.CoordinatorCPUus, res.Generator, res.GeneratorCPUus, res.CPUBoundPerSecond, res.Cores)
+			}
 			return nil
 		},
 	}
@@ -116,6 +120,7 @@ the measured run (go tool pprof FILE).`,
 	lookup.Flags().BoolVar(&lookupJSON, "json", false, "print the result as JSON")
 	lookup.Flags().BoolVar(&lopt.Wrk, "wrk", false, "drive the load with wrk (C) instead of Go clients")
 	lookup.Flags().IntVar(&lopt.Viewers, "viewers", 64, "player keys of a signed-in account the lookups name, so answers carry order limits (0: anonymous lookups)")
+	lookup.Flags().StringVar(&lopt.Binary, "coordinator-binary", "", "swarmcast binary to run the coordinator from, e.g. an older build to compare with (default: this one)")
 	lookup.Flags().BoolVar(&lopt.JSON, "json-answers", false, "ask for JSON answers instead of the binary ones players ask for")
 	lookup.Flags().StringVar(&lopt.CPUProfile, "cpu-profile", "", "write the coordinator's CPU profile of the measured run to this file")
 	cmd.AddCommand(lookup)

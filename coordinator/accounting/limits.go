@@ -41,9 +41,6 @@ type grant struct {
 // binary one (wire.AppendLookupLimit), both rendered once: lookups copy
 // bytes. Callers must not modify any of them.
 type IssuedLimit struct {
-	Limit  wire.OrderLimit
-	JSON   []byte
-	Binary []byte
 	// renewAt is when a lookup stops reusing the limit and signs a fresh
 	// one (ExpiresUnixMs minus a fifth of LimitTTL).
 	renewAt time.Time
@@ -51,6 +48,12 @@ type IssuedLimit struct {
 	// account, which settlement never pays (self_dealing), so no limit is
 	// issued for it.
 	self bool
+	// binary backs Binary, inline so that a lookup reading renewAt and
+	// copying Binary touches one allocation, not two.
+	binary [wire.LookupLimitSize]byte
+	Binary []byte
+	Limit  wire.OrderLimit
+	JSON   []byte
 }
 
 // viewerVideo is the cache of one (viewer key, video): the entitlement
@@ -217,7 +220,8 @@ func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video con
 			rand.Read(l.Serial[:])
 			wire.SignOrderLimit(s.cfg.Identity.Key, &l)
 			b, _ := json.Marshal(&l)
-			cl = &IssuedLimit{Limit: l, JSON: b, Binary: wire.AppendLookupLimit(nil, &l), renewAt: renewAt}
+			cl = &IssuedLimit{Limit: l, JSON: b, renewAt: renewAt}
+			cl.Binary = wire.AppendLookupLimit(cl.binary[:0], &l)
 			s.metrics.limitsIssued.Inc()
 		}
 		s.limits.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,8 +72,18 @@ type LookupResult struct {
 	PerSecond  float64 `json:"lookups_per_s"`
 	P50ms      float64 `json:"p50_ms"`
 	P99ms      float64 `json:"p99_ms"`
-	Generator  string  `json:"load_generator"`
-	Encoding   string  `json:"encoding"` // of the answers: "binary" or "json"
+	// CoordinatorCPUus and GeneratorCPUus are the CPU time (user+system)
+	// the coordinator process and the load generator spent per lookup over
+	// the measured run, in microseconds (Linux only; 0 elsewhere). On a
+	// shared, busy machine they say more than the rate: CPUBoundPerSecond
+	// is the rate the two would reach together on Cores otherwise idle
+	// cores, Cores·10^6 / (coordinator + generator µs per lookup).
+	CoordinatorCPUus  float64 `json:"coordinator_cpu_us_per_lookup"`
+	GeneratorCPUus    float64 `json:"generator_cpu_us_per_lookup"`
+	Cores             int     `json:"cores"`
+	CPUBoundPerSecond float64 `json:"cpu_bound_lookups_per_s"`
+	Generator         string  `json:"load_generator"`
+	Encoding          string  `json:"encoding"` // of the answers: "binary" or "json"
 }
 
 // lookupBodies is how many distinct request bodies the load cycles through.
@@ -219,10 +230,26 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 	} else {
 		profile <- nil
 	}
+	coordStart, cpuErr := processCPU(cmd.Process.Pid)
+	var generatorCPU time.Duration
 	if opt.Wrk {
-		res, err = driveWrk(ctx, opt, base, bodies, res)
+		res, generatorCPU, err = driveWrk(ctx, opt, base, bodies, res)
 	} else {
+		selfStart, selfErr := processCPU(os.Getpid())
 		res, err = driveGo(ctx, opt, base, bodies, res)
+		selfEnd, selfErr2 := processCPU(os.Getpid())
+		// This process also runs the profile fetch and little else.
+		generatorCPU = selfEnd - selfStart
+		cpuErr = errors.Join(cpuErr, selfErr, selfErr2)
+	}
+	coordEnd, cpuErr2 := processCPU(cmd.Process.Pid)
+	if err == nil && cpuErr == nil && cpuErr2 == nil && res.Lookups > 0 {
+		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(res.Lookups) }
+		res.CoordinatorCPUus, res.GeneratorCPUus = per(coordEnd-coordStart), per(generatorCPU)
+		res.Cores = runtime.NumCPU()
+		if sum := res.CoordinatorCPUus + res.GeneratorCPUus; sum > 0 {
+			res.CPUBoundPerSecond = float64(res.Cores) * 1e6 / sum
+		}
 	}
 	if perr := <-profile; err == nil && perr != nil {
 		err = fmt.Errorf("cpu profile: %w", perr)
@@ -458,11 +485,12 @@ func driveGo(ctx context.Context, opt LookupOptions, base string, bodies []strin
 var ErrNoWrk = errors.New("wrk not found: install it (apt-get install wrk) or use the Go load generator")
 
 // driveWrk runs wrk with a Lua script that posts random bodies.
-func driveWrk(ctx context.Context, opt LookupOptions, base string, bodies []string, res LookupResult) (LookupResult, error) {
+// It returns the CPU time wrk used.
+func driveWrk(ctx context.Context, opt LookupOptions, base string, bodies []string, res LookupResult) (LookupResult, time.Duration, error) {
 	res.Generator = "wrk"
 	bin, err := exec.LookPath("wrk")
 	if err != nil {
-		return res, ErrNoWrk
+		return res, 0, ErrNoWrk
 	}
 	quoted := make([]string, len(bodies))
 	for i, b := range bodies {
@@ -478,22 +506,24 @@ func driveWrk(ctx context.Context, opt LookupOptions, base string, bodies []stri
 		"end\n"
 	file := filepath.Join(opt.Dir, "lookup.lua")
 	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
-		return res, err
+		return res, 0, err
 	}
-	out, err := exec.CommandContext(ctx, bin, "-t2", fmt.Sprintf("-c%d", opt.Concurrency),
-		fmt.Sprintf("-d%ds", max(1, int(opt.Duration.Seconds()))), "-s", file, base+wire.PathLookup).Output()
+	wrk := exec.CommandContext(ctx, bin, "-t2", fmt.Sprintf("-c%d", opt.Concurrency),
+		fmt.Sprintf("-d%ds", max(1, int(opt.Duration.Seconds()))), "-s", file, base+wire.PathLookup)
+	out, err := wrk.Output()
 	if err != nil {
-		return res, fmt.Errorf("wrk: %w", err)
+		return res, 0, fmt.Errorf("wrk: %w", err)
 	}
+	cpu := wrk.ProcessState.UserTime() + wrk.ProcessState.SystemTime()
 	for _, line := range strings.Split(string(out), "\n") {
 		if rest, ok := strings.CutPrefix(line, "RESULT "); ok {
 			var secs float64
 			if _, err := fmt.Sscanf(rest, "%d %d %f %f %f", &res.Lookups, &res.Errors, &secs, &res.P50ms, &res.P99ms); err != nil {
-				return res, fmt.Errorf("parse wrk output %q: %w", line, err)
+				return res, 0, fmt.Errorf("parse wrk output %q: %w", line, err)
 			}
 			res.PerSecond = float64(res.Lookups) / secs
-			return res, nil
+			return res, cpu, nil
 		}
 	}
-	return res, fmt.Errorf("wrk printed no result: %s", out)
+	return res, 0, fmt.Errorf("wrk printed no result: %s", out)
 }
