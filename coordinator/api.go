@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -326,18 +327,27 @@ func (c *Coordinator) handleKey(w http.ResponseWriter, r *http.Request) {
 
 func (c *Coordinator) handleLookup(w http.ResponseWriter, r *http.Request) {
 	var req wire.LookupRequest
-	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxLookupBody) {
+	if !wire.DecodeLookupRequest(w, r, &req) {
 		return
 	}
 	start := time.Now()
 	sc := c.scratch.Get().(*lookupScratch)
 	defer c.scratch.Put(sc)
 	sc.prefetch = r.Header.Get(wire.HeaderLookupPurpose) == wire.LookupPurposePrefetch
-	if err := c.lookupJSON(r.Context(), &req, sc); err != nil {
+	sc.binary = strings.Contains(r.Header.Get("Accept"), wire.ContentTypeLookupBinary)
+	if err := c.renderLookup(r.Context(), &req, sc); err != nil {
 		wire.WriteErr(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	h := w.Header()
+	if sc.binary {
+		h["Content-Type"] = contentTypeLookupBinary
+	} else {
+		h["Content-Type"] = contentTypeJSON
+	}
+	// With the length known the answer goes out in one body write, not
+	// chunked.
+	h["Content-Length"] = []string{strconv.Itoa(len(sc.buf))}
 	_, _ = w.Write(sc.buf)
 	c.metrics.lookupLatency.Observe(time.Since(start).Seconds())
 }
@@ -494,20 +504,38 @@ func sortVideos(vs []wire.VideoInfo) {
 	})
 }
 
-// lookupJSON renders a lookup's answer into sc.buf, with the viewer's order
-// limits when it is payable.
-func (c *Coordinator) lookupJSON(ctx context.Context, req *wire.LookupRequest, sc *lookupScratch) error {
-	if err := c.lookup(req, sc, sc.render); err != nil {
+// Header values of lookup answers, allocated once (net/http's Set would
+// allocate a fresh slice per request).
+var (
+	contentTypeJSON         = []string{"application/json"}
+	contentTypeLookupBinary = []string{wire.ContentTypeLookupBinary}
+)
+
+// renderLookup renders a lookup's answer into sc.buf (binary when
+// sc.binary, else JSON), with the viewer's order limits when it is payable.
+func (c *Coordinator) renderLookup(ctx context.Context, req *wire.LookupRequest, sc *lookupScratch) error {
+	render := sc.renderJSON
+	if sc.binary {
+		render = sc.renderBinary
+	}
+	if err := c.lookup(req, sc, render); err != nil {
 		return err
 	}
+	sc.limits = sc.limits[:0]
 	if len(sc.edges) > 0 {
 		// Limits are an addition: a store error costs the viewer its
 		// payability for this lookup, never the lookup itself.
-		limits, err := c.acct.OrderLimits(ctx, req.ViewerID, req.Video, sc.edges)
+		var err error
+		sc.limits, err = c.acct.OrderLimits(ctx, req.ViewerID, req.Video, sc.edges, sc.limits)
 		if err != nil {
 			c.log.Warn("lookup: order limits", "viewer", req.ViewerID, "err", err)
 		}
-		sc.buf = appendLimits(sc.buf, limits)
 	}
+	if sc.binary {
+		sc.buf = appendBinaryLimits(sc.buf, sc.limits, sc.edgeAt)
+	} else {
+		sc.buf = appendLimits(sc.buf, sc.limits)
+	}
+	clear(sc.limits)
 	return nil
 }

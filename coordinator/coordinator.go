@@ -111,7 +111,7 @@ var _ Store = (*coordinatordb.DB)(nil)
 // plane's own admin routes).
 type accountingService interface {
 	AuthorizeAdmin(r *http.Request) error
-	OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID) ([]*accounting.IssuedLimit, error)
+	OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID, out []*accounting.IssuedLimit) ([]*accounting.IssuedLimit, error)
 	AuthorizeKey(r *http.Request, video content.VideoID) error
 	AuthorizePlayReport(r *http.Request, viewer wire.NodeID) error
 	VideoPublished(ctx context.Context, m *content.Manifest) error
@@ -224,11 +224,22 @@ type PlayAggregates struct {
 }
 
 type lookupScratch struct {
-	res    lookupResult
-	buf    []byte
-	render func(*lookupResult) // renders res into buf, allocated once per scratch
-	edges  []wire.NodeID       // distinct edges of the last result, when limits are wanted
-	seen   map[wire.NodeID]struct{}
+	res lookupResult
+	buf []byte
+	// binary asks for the wire.ContentTypeLookupBinary answer, not JSON.
+	binary bool
+	// renderJSON and renderBinary render res into buf (allocated once per
+	// scratch).
+	renderJSON, renderBinary func(*lookupResult)
+	// nodes is the last result's node table (distinct nodes in order of
+	// first appearance) and marks each one's position in it.
+	nodes []*node
+	marks nodeMarks
+	// edges are the distinct edges of the last result, when limits are
+	// wanted, and edgeAt their positions in nodes.
+	edges  []wire.NodeID
+	edgeAt []uint32
+	limits []*accounting.IssuedLimit // edges' limits (aligned; nil: none)
 	// prefetch marks an edge's own placement lookup: it is not viewer
 	// demand, and counting it would let placement feed on itself.
 	prefetch bool
@@ -309,7 +320,8 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	c.scratch.New = func() any {
 		sc := new(lookupScratch)
-		sc.render = func(res *lookupResult) { sc.buf = res.appendJSON(sc.buf[:0]) }
+		sc.renderJSON = func(res *lookupResult) { sc.buf = res.appendJSON(sc.buf[:0]) }
+		sc.renderBinary = func(res *lookupResult) { sc.buf = res.appendBinary(sc.buf[:0], sc.nodes, &sc.marks) }
 		return sc
 	}
 	if err := c.load(context.Background()); err != nil {
@@ -576,18 +588,25 @@ func (c *Coordinator) Plays() PlayAggregates {
 func (c *Coordinator) Lookup(req wire.LookupRequest) (wire.LookupResponse, error) {
 	sc := c.scratch.Get().(*lookupScratch)
 	defer c.scratch.Put(sc)
+	sc.prefetch, sc.binary = false, false // the scratch may come from a prefetch or binary HTTP lookup
 	var resp wire.LookupResponse
 	err := c.lookup(&req, sc, func(res *lookupResult) { resp = res.response() })
 	if err != nil {
 		return resp, err
 	}
-	limits, err := c.acct.OrderLimits(context.Background(), req.ViewerID, req.Video, sc.edges)
+	if len(sc.edges) == 0 {
+		return resp, nil
+	}
+	sc.limits, err = c.acct.OrderLimits(context.Background(), req.ViewerID, req.Video, sc.edges, sc.limits)
 	if err != nil {
 		c.log.Warn("lookup: order limits", "viewer", req.ViewerID, "err", err)
 	}
-	for _, l := range limits {
-		resp.Limits = append(resp.Limits, l.Limit)
+	for _, l := range sc.limits {
+		if l != nil {
+			resp.Limits = append(resp.Limits, l.Limit)
+		}
 	}
+	clear(sc.limits)
 	return resp, nil
 }
 
@@ -603,13 +622,16 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 		if c.pool != nil {
 			c.routeOrigins(req, now, tiebreak, &sc.res)
 		}
+		if sc.binary || req.ViewerID != "" {
+			sc.marks.next(c.st.slots)
+			sc.nodes = sc.res.nodeTable(sc.nodes, &sc.marks)
+		}
 		render(&sc.res)
 		if req.ViewerID != "" {
-			if sc.seen == nil {
-				sc.seen = make(map[wire.NodeID]struct{})
-			}
-			sc.edges = sc.res.collectEdges(sc.edges, sc.seen)
+			sc.edges, sc.edgeAt = collectEdges(sc.nodes, sc.edges, sc.edgeAt)
 		}
+		clear(sc.nodes) // drop node pointers so pooled scratch pins nothing
+		sc.nodes = sc.nodes[:0]
 	}
 	c.mu.RUnlock()
 	segments := len(sc.res.segments)

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -257,36 +258,149 @@ func (r *lookupResult) response() wire.LookupResponse {
 }
 
 // appendLimits splices `,"limits":[...]` into a rendered lookup response
-// (which ends in "}\n").
+// (which ends in "}\n"); nil entries are edges without a limit.
 func appendLimits(buf []byte, limits []*accounting.IssuedLimit) []byte {
-	if len(limits) == 0 || len(buf) < 2 {
+	if len(buf) < 2 {
 		return buf
 	}
-	buf = buf[:len(buf)-2]
-	buf = append(buf, `,"limits":[`...)
-	for i, l := range limits {
-		if i > 0 {
+	first := true
+	for _, l := range limits {
+		if l == nil {
+			continue
+		}
+		if first {
+			buf = append(buf[:len(buf)-2], `,"limits":[`...)
+			first = false
+		} else {
 			buf = append(buf, ',')
 		}
 		buf = append(buf, l.JSON...)
 	}
+	if first {
+		return buf
+	}
 	return append(buf, "]}\n"...)
 }
 
-// collectEdges lists the distinct edges of a ranked result into dst,
-// using seen (cleared first) to deduplicate.
-func (r *lookupResult) collectEdges(dst []wire.NodeID, seen map[wire.NodeID]struct{}) []wire.NodeID {
-	dst = dst[:0]
-	clear(seen)
-	for _, src := range r.sources {
-		n := src.h.n
-		if n.role != wire.RoleEdge {
-			continue
-		}
-		if _, ok := seen[n.id]; !ok {
-			seen[n.id] = struct{}{}
-			dst = append(dst, n.id)
+// nodeMarks numbers the distinct nodes of one lookup by slot (node.slot)
+// without hashing: pos[slot] is a node's place in the node table, valid
+// when stamp[slot] is the current epoch. Reused across lookups (pooled).
+type nodeMarks struct {
+	stamp []uint32
+	pos   []uint32
+	epoch uint32
+}
+
+// next starts a lookup's numbering for slots below slots.
+func (m *nodeMarks) next(slots int32) {
+	if int(slots) > len(m.stamp) {
+		m.stamp = append(m.stamp, make([]uint32, int(slots)-len(m.stamp))...)
+		m.pos = append(m.pos, make([]uint32, int(slots)-len(m.pos))...)
+	}
+	m.epoch++
+	if m.epoch == 0 { // wrapped: stamps of 2^32 lookups ago would match
+		clear(m.stamp)
+		m.epoch = 1
+	}
+}
+
+// nodeTable lists the distinct nodes of r into nodes (reused) in order of
+// first appearance: sources, then segment origins, then origins; marks
+// (started with next for the state's slots) gives each one's position.
+func (r *lookupResult) nodeTable(nodes []*node, marks *nodeMarks) []*node {
+	nodes = nodes[:0]
+	add := func(n *node) {
+		if marks.stamp[n.slot] != marks.epoch {
+			marks.stamp[n.slot] = marks.epoch
+			marks.pos[n.slot] = uint32(len(nodes))
+			nodes = append(nodes, n)
 		}
 	}
-	return dst
+	for _, src := range r.sources {
+		add(src.h.n)
+	}
+	for _, o := range r.segOrigins {
+		add(o)
+	}
+	for _, o := range r.origins {
+		add(o)
+	}
+	return nodes
+}
+
+// collectEdges lists the edges of a node table into edges, with their
+// positions in it into at (both reused).
+func collectEdges(nodes []*node, edges []wire.NodeID, at []uint32) ([]wire.NodeID, []uint32) {
+	edges, at = edges[:0], at[:0]
+	for i, n := range nodes {
+		if n.role == wire.RoleEdge {
+			edges = append(edges, n.id)
+			at = append(at, uint32(i))
+		}
+	}
+	return edges, at
+}
+
+// appendBinary renders the result as a wire.ContentTypeLookupBinary answer
+// up to its limits (appendBinaryLimits ends it), given the result's node
+// table (nodeTable).
+func (r *lookupResult) appendBinary(b []byte, nodes []*node, marks *nodeMarks) []byte {
+	b = wire.AppendLookupMagic(b)
+	b = binary.AppendUvarint(b, uint64(len(nodes)))
+	for _, n := range nodes {
+		b = append(b, n.binHead...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.segments)))
+	for _, seg := range r.segments {
+		b = binary.AppendUvarint(b, uint64(seg.segment))
+		b = binary.AppendUvarint(b, uint64(seg.end-seg.start))
+		for _, src := range r.sources[seg.start:seg.end] {
+			b = binary.AppendUvarint(b, uint64(marks.pos[src.h.n.slot]))
+			b = appendMaskBinary(b, src.h.shard)
+		}
+		b = binary.AppendUvarint(b, uint64(seg.oEnd-seg.oStart))
+		for _, o := range r.segOrigins[seg.oStart:seg.oEnd] {
+			b = binary.AppendUvarint(b, uint64(marks.pos[o.slot]))
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.origins)))
+	for _, o := range r.origins {
+		b = binary.AppendUvarint(b, uint64(marks.pos[o.slot]))
+	}
+	return b
+}
+
+// appendMaskBinary appends a shard count and the indices, ascending.
+func appendMaskBinary(b []byte, m ShardMask) []byte {
+	n := 0
+	for _, word := range m {
+		n += bits.OnesCount64(word)
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for w, word := range m {
+		for word != 0 {
+			b = binary.AppendUvarint(b, uint64(w*64+bits.TrailingZeros64(word)))
+			word &= word - 1
+		}
+	}
+	return b
+}
+
+// appendBinaryLimits ends a binary answer with its limits section: limits
+// are aligned with the edges at node positions at (nil: no limit).
+func appendBinaryLimits(b []byte, limits []*accounting.IssuedLimit, at []uint32) []byte {
+	n := 0
+	for _, l := range limits {
+		if l != nil {
+			n++
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for i, l := range limits {
+		if l != nil {
+			b = binary.AppendUvarint(b, uint64(at[i]))
+			b = append(b, l.Binary...)
+		}
+	}
+	return b
 }

@@ -23,22 +23,27 @@ const missedHeartbeats = 3
 // node is the registry's view of one node. Fields are guarded by the
 // Coordinator's mutex: written under the write lock, read under either.
 type node struct {
-	id           wire.NodeID
+	// What ranking reads for every holder of every segment of a lookup
+	// comes first, within one cache line (a lookup visits hundreds of
+	// holders, and the node behind each is a pointer away).
+	lastSeenNS int64  // lastSeen.UnixNano(), or MaxInt64 for an origin that never heartbeats
+	loadBucket uint64 // servedRate/uploadCap in 10% steps, 0..255, for ranking
+	salt       uint64 // per-node input to the seeded lookup tie-break
+	banned     bool
+	region     string
+	id         wire.NodeID
+	slot       int32 // dense number among registered nodes (state.slots)
+
 	role         wire.Role
 	addr         string
-	region       string
 	diskCap      int64 // bytes
 	uploadCap    int64 // bytes per second
 	registeredAt time.Time
 	lastSeen     time.Time
-	lastSeenNS   int64   // lastSeen.UnixNano(), or MaxInt64 for an origin that never heartbeats
 	heartbeats   int     // heartbeats since registration
 	usedBytes    int64   // as the edge reports it
 	servedRate   float64 // bytes per second uploaded, smoothed over heartbeats
 	servedTotal  int64   // bytes counted from heartbeats since registration (self-reported, bounded by servedBound)
-	loadBucket   uint64  // servedRate/uploadCap in 10% steps, 0..255, for ranking
-	salt         uint64  // per-node input to the seeded lookup tie-break
-	banned       bool
 
 	// inventory is what the node reports holding: segment -> shards. It may
 	// name videos not (yet) in the catalogue; they join the index on publish.
@@ -50,9 +55,10 @@ type node struct {
 	assigned map[content.SegmentRef]ShardMask
 	pending  map[content.SegmentRef]pendingDirective
 
-	// jsonHead is `{"node_id":"…","addr":"…"`, rendered once so the lookup
-	// hot path only copies bytes.
-	jsonHead []byte
+	// jsonHead is `{"node_id":"…","addr":"…"`, and binHead the node's entry
+	// in a binary lookup answer's node table (wire.AppendLookupNode),
+	// rendered once so the lookup hot path only copies bytes.
+	jsonHead, binHead []byte
 }
 
 type pendingDirective struct{ fetch, drop ShardMask }
@@ -88,6 +94,11 @@ type state struct {
 	origins  []*node // the subset of nodes with role origin
 	videos   map[content.VideoID]*video
 	banned   map[wire.NodeID]string // node -> reason; survives re-registration
+	// slots numbers registered nodes densely (node.slot), so a lookup can
+	// mark the nodes it lists in a plain array instead of a map; a removed
+	// node's slot goes to freeSlots for the next registration.
+	slots     int32
+	freeSlots []int32
 }
 
 func newState(heartbeat time.Duration) *state {
@@ -161,6 +172,13 @@ func (s *state) register(req wire.RegisterRequest, now time.Time, salt uint64) *
 		assigned:     make(map[content.SegmentRef]ShardMask),
 		pending:      make(map[content.SegmentRef]pendingDirective),
 		jsonHead:     head[:len(head)-1], // without the closing brace
+		binHead:      wire.AppendLookupNode(nil, req.NodeID, strings.TrimRight(req.Addr, "/")),
+	}
+	if k := len(s.freeSlots); k > 0 {
+		n.slot, s.freeSlots = s.freeSlots[k-1], s.freeSlots[:k-1]
+	} else {
+		n.slot = s.slots
+		s.slots++
 	}
 	_, n.banned = s.banned[n.id]
 	if n.role == wire.RoleOrigin {
@@ -179,6 +197,7 @@ func (s *state) remove(n *node) {
 		s.setHolding(n, key, ShardMask{})
 	}
 	delete(s.nodes, n.id)
+	s.freeSlots = append(s.freeSlots, n.slot)
 	if i := slices.Index(s.origins, n); i >= 0 {
 		s.origins = slices.Delete(s.origins, i, i+1)
 	}

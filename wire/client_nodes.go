@@ -18,9 +18,7 @@ const LookupPurposePrefetch = "prefetch"
 
 // PrefetchLookup is Lookup marked with HeaderLookupPurpose: prefetch.
 func (c *CoordinatorClient) PrefetchLookup(ctx context.Context, req LookupRequest) (LookupResponse, error) {
-	var resp LookupResponse
-	h := http.Header{HeaderLookupPurpose: {LookupPurposePrefetch}}
-	return resp, c.doWith(ctx, http.MethodPost, PathLookup, h, false, req, &resp)
+	return c.lookup(ctx, req, http.Header{HeaderLookupPurpose: {LookupPurposePrefetch}})
 }
 
 // CoordinatorURLs is primary followed by others, trimmed, without blanks or

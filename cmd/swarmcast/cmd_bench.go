@@ -71,11 +71,18 @@ median throughput of each and the median ratio edge/nginx. Needs nginx.`,
 		Use:   "lookup",
 		Short: "Coordinator source lookups per second and latency, against a real coordinator process",
 		Long: `Starts 'swarmcast coordinator' on 127.0.0.1 with a catalogue and --edges edges
-whose inventories cover every segment, then drives POST /api/v1/lookup from
---concurrency clients in this process for --duration. The load generator shares
-the cores with the coordinator, so the figure is a lower bound.`,
+whose inventories cover every segment and --viewers player keys bound to a
+signed-in account (lookups name them, so answers carry order limits), sends
+every request body once to warm the limit cache, then drives POST
+/api/v1/lookup from --concurrency clients (Go, or wrk with --wrk) for
+--duration. The load generator shares the cores with the coordinator, so the
+figure is a lower bound. --cpu-profile saves the coordinator's CPU profile of
+the measured run (go tool pprof FILE).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if lopt.Viewers < 0 {
+				return errors.New("--viewers: want 0 (anonymous lookups, no order limits) or more")
+			}
 			if err := checkPositive(map[string]int64{"--edges": int64(lopt.Edges), "--videos": int64(lopt.Videos), "--window": int64(lopt.Window), "--concurrency": int64(lopt.Concurrency), "--duration": int64(lopt.Duration)}); err != nil {
 				return err
 			}
@@ -96,8 +103,12 @@ the cores with the coordinator, so the figure is a lower bound.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(res)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d lookups of %d segments in %s from %d %s clients (%d errors): %.0f lookups/s, p50 %.2f ms, p99 %.2f ms\n",
-				res.Lookups, res.Window, lopt.Duration, res.Concurrency, res.Generator, res.Errors, res.PerSecond, res.P50ms, res.P99ms)
+			fmt.Fprintf(cmd.OutOrStdout(), "%d lookups of %d segments (%.1f order limits, %.0f %s bytes each) in %s from %d %s clients (%d errors): %.0f lookups/s, p50 %.2f ms, p99 %.2f ms\n",
+				res.Lookups, res.Window, res.LimitsPerLookup, res.ResponseBytes, res.Encoding, lopt.Duration, res.Concurrency, res.Generator, res.Errors, res.PerSecond, res.P50ms, res.P99ms)
+			if res.CPUBoundPerSecond > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "CPU per lookup: coordinator %.1f µs, %s %.1f µs: %.0f lookups/s on %d otherwise idle cores\n",
+					res.CoordinatorCPUus, res.Generator, res.GeneratorCPUus, res.CPUBoundPerSecond, res.Cores)
+			}
 			return nil
 		},
 	}
@@ -108,6 +119,10 @@ the cores with the coordinator, so the figure is a lower bound.`,
 	lookup.Flags().DurationVar(&lopt.Duration, "duration", 10*time.Second, "measured run")
 	lookup.Flags().BoolVar(&lookupJSON, "json", false, "print the result as JSON")
 	lookup.Flags().BoolVar(&lopt.Wrk, "wrk", false, "drive the load with wrk (C) instead of Go clients")
+	lookup.Flags().IntVar(&lopt.Viewers, "viewers", 64, "player keys of a signed-in account the lookups name, so answers carry order limits (0: anonymous lookups)")
+	lookup.Flags().StringVar(&lopt.Binary, "coordinator-binary", "", "swarmcast binary to run the coordinator from, e.g. an older build to compare with (default: this one)")
+	lookup.Flags().BoolVar(&lopt.JSON, "json-answers", false, "ask for JSON answers instead of the binary ones players ask for")
+	lookup.Flags().StringVar(&lopt.CPUProfile, "cpu-profile", "", "write the coordinator's CPU profile of the measured run to this file")
 	cmd.AddCommand(lookup)
 	requireSubcommand(cmd)
 	return cmd

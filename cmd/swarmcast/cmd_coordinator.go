@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -45,6 +47,7 @@ func newCoordinatorCommand() *cobra.Command {
 		originHysteresis  float64
 		initialAlpha      float64
 		originKeys        []string
+		pprofListen       string
 	)
 	cmd := &cobra.Command{
 		Use:   "coordinator",
@@ -79,6 +82,9 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			}
 			if !(pricePerGB > 0) || math.IsInf(pricePerGB, 0) {
 				return fmt.Errorf("--price-per-gb %v: want a positive price in USD per 10^9 bytes, e.g. %v", pricePerGB, coordinator.DefaultPricePerGB)
+			}
+			if err := checkLoopbackListenAddr("--pprof-listen", pprofListen); err != nil {
+				return err
 			}
 			if err := checkCoordinatorNumbers(heartbeat, placement, halfLife, defaultPrice, pointsPerMB, originRate, originHysteresis, initialAlpha); err != nil {
 				return err
@@ -153,6 +159,18 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			if err != nil {
 				return withFlagHint(err, "set --listen HOST:PORT")
 			}
+			if pprofListen != "" {
+				// Profiles of a running coordinator (`swarmcast bench lookup
+				// --cpu-profile`); on its own loopback listener, never on the
+				// public one. It stops with ctx, like the main server.
+				psrv, err := httpserve.Listen(ctx, pprofListen, "", pprofMux(), log)
+				if err != nil {
+					_ = srv.Kill()
+					return withFlagHint(err, "set --pprof-listen 127.0.0.1:PORT")
+				}
+				defer psrv.Close()
+				log.Info("pprof listening", "bind", psrv.Addr())
+			}
 			created.keep()
 			log.Info("coordinator listening", "url", srv.Advertise, "bind", srv.Addr())
 			g, gctx := errgroup.WithContext(ctx)
@@ -186,8 +204,20 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 	cmd.Flags().Float64Var(&originRate, "origin-pool-rate", 0, "segment requests per second one origin handles: runs the AVARDO origin pool, activating origins in stack order as load crosses thresholds (0: off, every origin listed)")
 	cmd.Flags().StringArrayVar(&originKeys, "origin-key", nil, "node id (hex public key) allowed to register and publish as an origin; repeat for several (an admin can allow more at run time: POST "+wire.PathAllowOrigin+")")
 	cmd.Flags().Float64Var(&originHysteresis, "origin-pool-hysteresis", 0.1, "origin pool hysteresis band, a fraction of one origin's rate, in [0,1)")
+	cmd.Flags().StringVar(&pprofListen, "pprof-listen", "", "loopback HOST:PORT serving Go's /debug/pprof/ profiles (default: off)")
 	cmd.Flags().Float64Var(&initialAlpha, "reputation-initial-alpha", 1000, "audit reputation seed of a new edge (Storj: 1000; 1 disqualifies on the first failed audit)")
 	return cmd
+}
+
+// pprofMux serves net/http/pprof's handlers.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // defaultIdentityPath puts the key next to a SQLite database file, else in

@@ -214,6 +214,22 @@ func checkListenAddr(flag, addr string) error {
 	return nil
 }
 
+// checkLoopbackListenAddr checks an optional HOST:PORT that must bind a
+// loopback address (a debugging listener nobody else may reach).
+func checkLoopbackListenAddr(flag, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if err := checkListenAddr(flag, addr); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%s %q: want a loopback address such as 127.0.0.1:6060 or [::1]:6060 (profiles are for this machine only)", flag, addr)
+	}
+	return nil
+}
+
 // checkAdvertise checks an optional --advertise base URL.
 func checkAdvertise(value string) error {
 	if value == "" {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,11 +23,6 @@ import (
 // and video per TTL).
 const denialTTL = time.Second
 
-type limitKey struct {
-	viewer, edge wire.NodeID
-	video        content.VideoID
-}
-
 type grantKey struct {
 	viewer wire.NodeID
 	video  content.VideoID
@@ -41,39 +37,54 @@ type grant struct {
 	until   time.Time
 }
 
-// IssuedLimit is a signed order limit with its JSON rendering (rendered
-// once: lookups copy bytes). Callers must not modify either.
+// IssuedLimit is a signed order limit with its JSON rendering and its
+// binary one (wire.AppendLookupLimit), both rendered once: lookups copy
+// bytes. Callers must not modify any of them.
 type IssuedLimit struct {
-	Limit   wire.OrderLimit
-	JSON    []byte
-	renewAt time.Time // reuse until then (ExpiresUnixMs minus a margin)
+	// renewAt is when a lookup stops reusing the limit and signs a fresh
+	// one (ExpiresUnixMs minus a fifth of LimitTTL).
+	renewAt time.Time
 	// self marks a cached refusal: the edge is run by the viewer's own
 	// account, which settlement never pays (self_dealing), so no limit is
 	// issued for it.
 	self bool
+	// binary backs Binary, inline so that a lookup reading renewAt and
+	// copying Binary touches one allocation, not two.
+	binary [wire.LookupLimitSize]byte
+	Binary []byte
+	Limit  wire.OrderLimit
+	JSON   []byte
 }
 
-// limitCache holds issued order limits per (viewer, edge, video) and
-// entitlement verdicts per (viewer, video), so a lookup signs nothing and
-// queries nothing in the steady state: a play of one viewer over e edges
-// costs e signatures per LimitTTL·4/5.
+// viewerVideo is the cache of one (viewer key, video): the entitlement
+// verdict and the limits issued per edge. A lookup finds both with one
+// hash of the pair and then one per edge, under one read lock.
+type viewerVideo struct {
+	grant  grant // stale when !now.Before(grant.until)
+	limits map[wire.NodeID]*IssuedLimit
+}
+
+// limitCache holds issued order limits and entitlement verdicts per
+// (viewer, video), so a lookup signs nothing and queries nothing in the
+// steady state: a play of one viewer over e edges costs e signatures per
+// LimitTTL·4/5.
 type limitCache struct {
-	mu     sync.RWMutex
-	limits map[limitKey]*IssuedLimit
-	grants map[grantKey]grant
+	mu      sync.RWMutex
+	entries map[grantKey]*viewerVideo
 }
 
 func newLimitCache() *limitCache {
-	return &limitCache{limits: make(map[limitKey]*IssuedLimit), grants: make(map[grantKey]grant)}
+	return &limitCache{entries: make(map[grantKey]*viewerVideo)}
 }
 
 // forgetDenials drops cached negative verdicts (after a bind or unlock).
+// Issued limits stay: they are valid whatever the verdict says next.
 func (lc *limitCache) forgetDenials() {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	for k, g := range lc.grants {
-		if !g.ok {
-			delete(lc.grants, k)
+	for _, e := range lc.entries {
+		if !e.grant.ok {
+			e.grant = grant{}
 		}
 	}
 }
@@ -82,51 +93,45 @@ func (lc *limitCache) forgetDenials() {
 func (lc *limitCache) forgetVideo(video content.VideoID) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	for k := range lc.grants {
+	for k, e := range lc.entries {
 		if k.video == video {
-			delete(lc.grants, k)
+			e.grant = grant{}
 		}
 	}
 }
 
-// prune drops expired limits and verdicts.
+// prune drops expired limits and verdicts, and pairs left with neither.
 func (lc *limitCache) prune(now time.Time) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	for k, l := range lc.limits {
-		if !now.Before(l.renewAt) {
-			delete(lc.limits, k)
+	for k, e := range lc.entries {
+		for edge, l := range e.limits {
+			if !now.Before(l.renewAt) {
+				delete(e.limits, edge)
+			}
 		}
-	}
-	for k, g := range lc.grants {
-		if !now.Before(g.until) {
-			delete(lc.grants, k)
+		if !now.Before(e.grant.until) && len(e.limits) == 0 {
+			delete(lc.entries, k)
 		}
 	}
 }
 
-// entitlement answers from the cache or the store.
-func (s *Service) entitlement(ctx context.Context, viewer wire.NodeID, video content.VideoID, now time.Time) (grant, error) {
-	key := grantKey{viewer, video}
-	s.limits.mu.RLock()
-	g, ok := s.limits.grants[key]
-	s.limits.mu.RUnlock()
-	if ok && now.Before(g.until) {
-		return g, nil
-	}
-	g = grant{until: now.Add(denialTTL)}
-	acct, err := s.db.ViewerAccount(ctx, viewer)
+// entitlement asks the store whether viewer may be paid for video, and
+// caches the verdict.
+func (s *Service) entitlement(ctx context.Context, key grantKey, now time.Time) (grant, error) {
+	g := grant{until: now.Add(denialTTL)}
+	acct, err := s.db.ViewerAccount(ctx, key.viewer)
 	switch {
 	case errors.Is(err, coordinatordb.ErrNotFound):
 	case err != nil:
 		return grant{}, err
 	default:
-		entitled, err := s.db.Entitled(ctx, acct.ID, video)
+		entitled, err := s.db.Entitled(ctx, acct.ID, key.video)
 		if err != nil && !errors.Is(err, coordinatordb.ErrUnknownVideo) {
 			return grant{}, err
 		}
 		if entitled {
-			terms, err := s.db.Video(ctx, video)
+			terms, err := s.db.Video(ctx, key.video)
 			if err != nil {
 				return grant{}, err
 			}
@@ -134,70 +139,126 @@ func (s *Service) entitlement(ctx context.Context, viewer wire.NodeID, video con
 		}
 	}
 	s.limits.mu.Lock()
-	s.limits.grants[key] = g
+	e := s.limits.entries[key]
+	if e == nil {
+		e = &viewerVideo{limits: make(map[wire.NodeID]*IssuedLimit)}
+		s.limits.entries[key] = e
+	}
+	e.grant = g
 	s.limits.mu.Unlock()
 	return g, nil
 }
 
-// OrderLimits returns one limit per edge for viewer and video, reusing
-// cached ones; nil when the viewer cannot be paid for (not a key, unbound
-// key, not entitled). edges are the edges the lookup listed to this viewer
-// (the caller's invariant: a limit exists only for an edge the coordinator
-// itself chose as a source, never for one the viewer names); an edge run by
-// the viewer's own account gets none, as settlement would refuse it.
-func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID) ([]*IssuedLimit, error) {
+// OrderLimits returns one limit per edge for viewer and video in out
+// (reused; out[i] is edges[i]'s, nil for an edge that gets none), reusing
+// cached ones; all nil when the viewer cannot be paid for (not a key,
+// unbound key, not entitled). edges are the distinct edges the lookup
+// listed to this viewer (the caller's invariant: a limit exists only for
+// an edge the coordinator itself chose as a source, never for one the
+// viewer names); an edge run by the viewer's own account gets none, as
+// settlement would refuse it. On a store error, out holds what was found
+// before it.
+func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID, out []*IssuedLimit) ([]*IssuedLimit, error) {
+	out = slices.Grow(out[:0], len(edges))[:len(edges)]
+	clear(out)
 	if len(edges) == 0 || wire.CheckNodeID(viewer) != nil {
-		return nil, nil
+		return out, nil
 	}
 	now := s.cfg.Now()
-	g, err := s.entitlement(ctx, viewer, video, now)
-	if err != nil || !g.ok {
-		return nil, err
+	key := grantKey{viewer, video}
+	missing := 0
+	s.limits.mu.RLock()
+	e := s.limits.entries[key]
+	fresh := e != nil && now.Before(e.grant.until)
+	var g grant
+	if fresh {
+		g = e.grant
+		missing = s.limits.fill(e, edges, out, now)
+	}
+	s.limits.mu.RUnlock()
+	if !fresh {
+		var err error
+		if g, err = s.entitlement(ctx, key, now); err != nil {
+			return out, err
+		}
+		if g.ok {
+			s.limits.mu.RLock()
+			missing = s.limits.fill(s.limits.entries[key], edges, out, now)
+			s.limits.mu.RUnlock()
+		}
+	}
+	if !g.ok {
+		clear(out)
+		return out, nil
+	}
+	if missing == 0 {
+		dropSelf(out)
+		return out, nil
 	}
 	maxBytes := s.cfg.LimitMaxBytes
 	if g.budget > 0 {
 		maxBytes = min(maxBytes, g.budget)
 	}
-	out := make([]*IssuedLimit, 0, len(edges))
-	var missing []wire.NodeID
-	s.limits.mu.RLock()
-	for _, e := range edges {
-		if l, ok := s.limits.limits[limitKey{viewer, e, video}]; ok && now.Before(l.renewAt) {
-			if !l.self {
-				out = append(out, l)
-			}
-		} else {
-			missing = append(missing, e)
-		}
-	}
-	s.limits.mu.RUnlock()
-	if len(missing) == 0 {
-		return out, nil
-	}
 	// Sign outside the lock; two lookups racing on one key both sign and
 	// the later insert wins (both limits are genuine; the edge settles
 	// whichever its viewer used).
-	for _, e := range missing {
-		owner, err := s.db.EdgeAccount(ctx, e)
-		if err != nil && !errors.Is(err, coordinatordb.ErrNotFound) {
-			return out, err
-		}
-		if err == nil && owner.ID == g.account {
-			s.limits.mu.Lock()
-			s.limits.limits[limitKey{viewer, e, video}] = &IssuedLimit{self: true, renewAt: now.Add(s.cfg.LimitTTL - s.cfg.LimitTTL/5)}
-			s.limits.mu.Unlock()
+	renewAt := now.Add(s.cfg.LimitTTL - s.cfg.LimitTTL/5)
+	for i, edge := range edges {
+		if out[i] != nil {
 			continue
 		}
-		l := wire.OrderLimit{Edge: e, Viewer: viewer, Video: video, MaxBytes: maxBytes, ExpiresUnixMs: now.Add(s.cfg.LimitTTL).UnixMilli()}
-		rand.Read(l.Serial[:])
-		wire.SignOrderLimit(s.cfg.Identity.Key, &l)
-		b, _ := json.Marshal(&l)
-		cl := &IssuedLimit{Limit: l, JSON: b, renewAt: now.Add(s.cfg.LimitTTL - s.cfg.LimitTTL/5)}
+		owner, err := s.db.EdgeAccount(ctx, edge)
+		if err != nil && !errors.Is(err, coordinatordb.ErrNotFound) {
+			dropSelf(out)
+			return out, err
+		}
+		var cl *IssuedLimit
+		if err == nil && owner.ID == g.account {
+			cl = &IssuedLimit{self: true, renewAt: renewAt}
+		} else {
+			l := wire.OrderLimit{Edge: edge, Viewer: viewer, Video: video, MaxBytes: maxBytes, ExpiresUnixMs: now.Add(s.cfg.LimitTTL).UnixMilli()}
+			rand.Read(l.Serial[:])
+			wire.SignOrderLimit(s.cfg.Identity.Key, &l)
+			b, _ := json.Marshal(&l)
+			cl = &IssuedLimit{Limit: l, JSON: b, renewAt: renewAt}
+			cl.Binary = wire.AppendLookupLimit(cl.binary[:0], &l)
+			s.metrics.limitsIssued.Inc()
+		}
 		s.limits.mu.Lock()
-		s.limits.limits[limitKey{viewer, e, video}] = cl
+		e := s.limits.entries[key]
+		if e == nil { // pruned since the verdict was cached
+			e = &viewerVideo{grant: g, limits: make(map[wire.NodeID]*IssuedLimit)}
+			s.limits.entries[key] = e
+		}
+		e.limits[edge] = cl
 		s.limits.mu.Unlock()
-		out = append(out, cl)
-		s.metrics.limitsIssued.Inc()
+		out[i] = cl
 	}
+	dropSelf(out)
 	return out, nil
+}
+
+// fill puts e's reusable limits for edges into out and counts the edges
+// left without one. The caller holds lc.mu (read).
+func (lc *limitCache) fill(e *viewerVideo, edges []wire.NodeID, out []*IssuedLimit, now time.Time) (missing int) {
+	if e == nil {
+		return len(edges)
+	}
+	for i, edge := range edges {
+		if l, ok := e.limits[edge]; ok && now.Before(l.renewAt) {
+			out[i] = l
+		} else {
+			missing++
+		}
+	}
+	return missing
+}
+
+// dropSelf replaces cached self-dealing refusals in out with nil.
+func dropSelf(out []*IssuedLimit) {
+	for i, l := range out {
+		if l != nil && l.self {
+			out[i] = nil
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package accounting
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"io"
@@ -139,8 +140,8 @@ func TestOrderLimitsOnlyForEntitledViewerKeys(t *testing.T) {
 	viewer, edges := identity.New(), []wire.NodeID{identity.New().ID, identity.New().ID}
 
 	for _, bad := range []wire.NodeID{"", "not-a-key", viewer.ID} { // the last is unbound
-		if ls, err := ts.OrderLimits(ctx, bad, ts.id, edges); err != nil || ls != nil {
-			t.Fatalf("viewer %q: limits %v, err %v; want none", bad, ls, err)
+		if ls, err := ts.OrderLimits(ctx, bad, ts.id, edges, nil); err != nil || issued(ls) != 0 || len(ls) != len(edges) {
+			t.Fatalf("viewer %q: limits %v, err %v; want none (one nil per edge)", bad, ls, err)
 		}
 	}
 	m, _ := ts.net.Manifest(ts.id)
@@ -158,16 +159,16 @@ func TestOrderLimitsOnlyForEntitledViewerKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts.now = ts.now.Add(2 * time.Second) // past the cached denial
-	if ls, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges); ls != nil {
-		t.Fatalf("bound but not entitled: %d limits, want none", len(ls))
+	if ls, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges, nil); issued(ls) != 0 {
+		t.Fatalf("bound but not entitled: %d limits, want none", issued(ls))
 	}
 	if _, err := ts.db.Unlock(ctx, acct.ID, ts.id, ts.now); err != nil {
 		t.Fatal(err)
 	}
 	ts.now = ts.now.Add(2 * time.Second)
-	ls, err := ts.OrderLimits(ctx, viewer.ID, ts.id, edges)
-	if err != nil || len(ls) != len(edges) {
-		t.Fatalf("entitled: %d limits, err %v; want %d", len(ls), err, len(edges))
+	ls, err := ts.OrderLimits(ctx, viewer.ID, ts.id, edges, nil)
+	if err != nil || issued(ls) != len(edges) {
+		t.Fatalf("entitled: %d limits, err %v; want %d", issued(ls), err, len(edges))
 	}
 	for i, l := range ls {
 		if err := wire.VerifyOrderLimit(ts.Identity().Key.Public().(ed25519.PublicKey), &l.Limit); err != nil {
@@ -176,16 +177,32 @@ func TestOrderLimitsOnlyForEntitledViewerKeys(t *testing.T) {
 		if l.Limit.Edge != edges[i] || l.Limit.Viewer != viewer.ID || l.Limit.MaxBytes <= 0 {
 			t.Fatalf("limit %d = %+v", i, l.Limit)
 		}
+		if !bytes.Equal(l.Binary, wire.AppendLookupLimit(nil, &l.Limit)) {
+			t.Fatalf("limit %d: binary rendering %x is not the limit's", i, l.Binary)
+		}
 	}
-	again, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges[:1])
+	// The output slice is reused: a second call overwrites it in place.
+	again, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges[:1], make([]*IssuedLimit, 5))
 	if len(again) != 1 || again[0].Limit.Serial != ls[0].Limit.Serial {
 		t.Fatal("a lookup within the limit's life signed a new limit instead of reusing it")
 	}
 	ts.now = ts.now.Add(13 * time.Minute) // past LimitTTL·4/5
-	renewed, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges[:1])
+	renewed, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges[:1], nil)
 	if len(renewed) != 1 || renewed[0].Limit.Serial == ls[0].Limit.Serial {
 		t.Fatal("a limit near its expiry was reused instead of renewed")
 	}
+}
+
+// issued counts the limits OrderLimits issued (nil entries are edges
+// without one).
+func issued(ls []*IssuedLimit) int {
+	n := 0
+	for _, l := range ls {
+		if l != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // TestAuditFailureDisqualifiesAndBans: an edge answering a challenge with
