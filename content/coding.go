@@ -172,7 +172,7 @@ func Rebuild(m *Manifest, rendition, segment int, shards []Shard) (ciphertext []
 	if valid < p.K {
 		return nil, bad, fmt.Errorf("rendition %d segment %d: only %d valid distinct shards, need %d", rendition, segment, valid, p.K)
 	}
-	ct, err := joinData(p, slots, int(seg.Size))
+	ct, err := joinData(nil, p, slots, int(seg.Size))
 	return ct, bad, err
 }
 
@@ -203,6 +203,14 @@ func AcceptShard(m *Manifest, rendition, segment int, sh Shard) (VerifiedShard, 
 // anything else and fewer than K distinct shards. When the K shards are the
 // data shards, this is a concatenation (the code is systematic).
 func JoinVerified(m *Manifest, rendition, segment int, shards []VerifiedShard) ([]byte, error) {
+	return JoinVerifiedInto(nil, m, rendition, segment, shards)
+}
+
+// JoinVerifiedInto is JoinVerified writing the ciphertext into dst's
+// memory when its capacity suffices (else into a new buffer), so a player
+// that recycles segment buffers allocates nothing per segment. It returns
+// the ciphertext; dst's previous contents are overwritten.
+func JoinVerifiedInto(dst []byte, m *Manifest, rendition, segment int, shards []VerifiedShard) ([]byte, error) {
 	seg, err := m.segment(rendition, segment)
 	if err != nil {
 		return nil, err
@@ -223,12 +231,13 @@ func JoinVerified(m *Manifest, rendition, segment int, shards []VerifiedShard) (
 	if valid < p.K {
 		return nil, fmt.Errorf("rendition %d segment %d: only %d verified distinct shards, need %d", rendition, segment, valid, p.K)
 	}
-	return joinData(p, slots, int(seg.Size))
+	return joinData(dst, p, slots, int(seg.Size))
 }
 
 // joinData reconstructs missing data shards (slots holds exactly K
-// verified shards, nil elsewhere) and concatenates the first size bytes.
-func joinData(p Params, slots [][]byte, size int) ([]byte, error) {
+// verified shards, nil elsewhere) and concatenates the first size bytes,
+// into dst's memory if its capacity suffices.
+func joinData(dst []byte, p Params, slots [][]byte, size int) ([]byte, error) {
 	enc, err := encoderFor(p)
 	if err != nil {
 		return nil, err
@@ -254,7 +263,15 @@ func joinData(p Params, slots [][]byte, size int) ([]byte, error) {
 			return nil, fmt.Errorf("reconstruct: %w", err)
 		}
 	}
-	// bytes.Join allocates without zeroing the buffer it fills; the data
-	// shards' zero padding beyond size is cut off.
-	return bytes.Join(slots[:p.K], nil)[:size:size], nil
+	if cap(dst) < size {
+		// bytes.Join allocates without zeroing the buffer it fills; the
+		// data shards' zero padding beyond size is cut off.
+		return bytes.Join(slots[:p.K], nil)[:size:size], nil
+	}
+	out := dst[:size]
+	off := 0
+	for i := 0; i < p.K && off < size; i++ {
+		off += copy(out[off:], slots[i])
+	}
+	return out, nil
 }

@@ -41,6 +41,16 @@ func TestPropertyJoinVerifiedMatchesRebuild(t *testing.T) {
 		if err != nil || !bytes.Equal(ct, want) || !bytes.Equal(ct, c.ct) {
 			t.Fatalf("join from %v differs from Rebuild and from the packaged ciphertext (rebuild err %v)", idx, err)
 		}
+		// Into a recycled buffer (too small, then large enough and dirty).
+		for _, dst := range [][]byte{make([]byte, len(c.ct)/2), bytes.Repeat([]byte{0xee}, len(c.ct)+7)} {
+			into, err := JoinVerifiedInto(dst, c.m, 0, 0, accepted)
+			if err != nil || !bytes.Equal(into, c.ct) {
+				t.Fatalf("join into a %d-byte buffer differs (err %v)", len(dst), err)
+			}
+			if cap(dst) >= len(c.ct) && &into[0] != &dst[0] {
+				t.Fatalf("join into a large enough buffer allocated a new one")
+			}
+		}
 		pt, err := DecryptSegmentInPlace(c.key, c.key.SegmentIV(0, 0), ct)
 		if err != nil || !bytes.Equal(pt, plain) {
 			t.Fatalf("in-place decrypt after join: err=%v", err)

@@ -72,13 +72,17 @@ func newViewerPathFixture(tb testing.TB, size int, mixed bool) *viewerPathFixtur
 // BenchmarkViewerPath is the player's whole per-segment CPU path, as
 // viewer.fetchSegment and play call content: decode each of the k shard
 // messages and verify it on arrival (VerifyShard), rebuild the ciphertext,
-// then AES-128-CBC decrypt it. SetBytes is the ciphertext segment size.
+// then AES-128-CBC decrypt it. SetBytes is the ciphertext segment size;
+// cpu-ns/op is process CPU time per op, the per-core figure (MB/s per core
+// = segment bytes / cpu-ns/op) and the steadier one on a shared machine.
 //
 //	viewer-v1  the calls the viewer made before: VerifyShard per shard,
 //	           Rebuild (which verifies every shard again), DecryptSegment
 //	           into a new buffer
 //	viewer     the calls it makes now: AcceptShard per shard, JoinVerified
 //	           (no second hash), DecryptSegmentInPlace into the joined buffer
+//	viewer-reuse  the same into one recycled segment buffer
+//	           (JoinVerifiedInto), as a player that recycles them would
 //	hash-only  the floor: SHA-256 of the k shards' bytes alone
 func BenchmarkViewerPath(b *testing.B) {
 	for _, sz := range viewerPathSizes {
@@ -91,6 +95,7 @@ func BenchmarkViewerPath(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%s/viewer-v1", sz.name, shape), func(b *testing.B) {
 				b.SetBytes(int64(f.m.Renditions[0].Segments[0].Size))
 				b.ReportAllocs()
+				defer reportCPU(b, processCPU())
 				for b.Loop() {
 					shards := make([]Shard, 0, len(f.bodies))
 					for _, body := range f.bodies {
@@ -115,6 +120,7 @@ func BenchmarkViewerPath(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%s/viewer", sz.name, shape), func(b *testing.B) {
 				b.SetBytes(int64(f.m.Renditions[0].Segments[0].Size))
 				b.ReportAllocs()
+				defer reportCPU(b, processCPU())
 				for b.Loop() {
 					shards := make([]VerifiedShard, 0, len(f.bodies))
 					for _, body := range f.bodies {
@@ -137,8 +143,38 @@ func BenchmarkViewerPath(b *testing.B) {
 					}
 				}
 			})
+			b.Run(fmt.Sprintf("%s/%s/viewer-reuse", sz.name, shape), func(b *testing.B) {
+				b.SetBytes(int64(f.m.Renditions[0].Segments[0].Size))
+				b.ReportAllocs()
+				defer reportCPU(b, processCPU())
+				var segBuf []byte
+				shards := make([]VerifiedShard, 0, len(f.bodies))
+				for b.Loop() {
+					shards = shards[:0]
+					for _, body := range f.bodies {
+						msg, err := DecodeShardMessage(body)
+						if err != nil {
+							b.Fatal(err)
+						}
+						v, err := AcceptShard(f.m, 0, 0, msg.Shard)
+						if err != nil {
+							b.Fatal(err)
+						}
+						shards = append(shards, v)
+					}
+					ct, err := JoinVerifiedInto(segBuf, f.m, 0, 0, shards)
+					if err != nil {
+						b.Fatal(err)
+					}
+					segBuf = ct
+					if _, err := DecryptSegmentInPlace(f.key, f.iv, ct); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 			b.Run(fmt.Sprintf("%s/%s/hash-only", sz.name, shape), func(b *testing.B) {
 				b.SetBytes(int64(f.m.Renditions[0].Segments[0].Size))
+				defer reportCPU(b, processCPU())
 				var sink byte
 				for b.Loop() {
 					for _, d := range f.data {

@@ -13,7 +13,7 @@ import (
 
 // Player buffer: the fetcher stays at most bufferSegments ahead of the
 // segment being played. The first startupSegments are fetched as startup
-// segments: edges first, with the origin hedging after startupHedge, since
+// segments: edges first, with the origin hedging after Config.StartupHedge, since
 // they have no playback slack to measure lateness against yet.
 const (
 	bufferSegments  = 5

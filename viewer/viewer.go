@@ -43,6 +43,11 @@ type Config struct {
 	// OnSegment, if set, receives the verified shards of each segment the viewer rebuilt
 	// (the edge's built-in player hands them to edge.Keep so it caches what it watched).
 	OnSegment func(seg content.SegmentRef, shards []content.ShardMessage)
+	// StartupHedge is how long the first segments of a play wait on edges
+	// before the origin races them (0: 250 ms). Shorter starts faster on
+	// long round trips and costs origin bytes; see docs/PERFORMANCE.md
+	// "Startup under emulated RTT".
+	StartupHedge time.Duration
 }
 
 // Lookup windows: how many segments one lookup covers and how long its
@@ -116,6 +121,9 @@ func (e *videoEntry) knownOrigins(rendition int) []candidate {
 func New(cfg Config) (*Viewer, error) {
 	if cfg.Coordinator == "" {
 		return nil, errors.New("viewer: no coordinator URL given (want its base URL, e.g. http://HOST:PORT)")
+	}
+	if cfg.StartupHedge < 0 {
+		return nil, fmt.Errorf("viewer: startup hedge %v is negative (want 0 for the default, or how long to wait on edges before asking the origin)", cfg.StartupHedge)
 	}
 	if cfg.Identity.Key == nil {
 		cfg.Identity = identity.New()
@@ -434,6 +442,9 @@ func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.Segme
 	}
 	v.mu.Unlock()
 	sched := newSegmentFetch(man.Params.K, man.Params.NMax, u.deadline, segDur, u.startup, banned, rand.New(rand.NewSource(seed)))
+	if v.cfg.StartupHedge > 0 {
+		sched.hedge = v.cfg.StartupHedge
+	}
 
 	fctx, cancelAll := context.WithCancel(ctx)
 	var wg sync.WaitGroup
