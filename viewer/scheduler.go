@@ -20,6 +20,14 @@ const (
 	// maxOriginFailures bounds how many origin requests may fail for one
 	// segment before the fetch gives up (the origin is the last resort).
 	maxOriginFailures = 8
+	// freshRequestRTTs is how many round trips a shard request may need
+	// before it counts as late: a fresh connection costs one for the
+	// handshake and one for the request, and the third is margin for the
+	// transfer and jitter. The timeout floor is this many times the
+	// session's round-trip estimate, so a long-RTT network (150 ms: a
+	// fresh request needs 300 ms) does not time out every edge at
+	// minShardTimeout and send every startup shard to the origin.
+	freshRequestRTTs = 3
 	// startupHedge is the default of Config.StartupHedge: how long a
 	// startup segment waits on edges before the origin races them for the
 	// missing shards (a hedged request). Edges that answer within it keep
@@ -95,6 +103,7 @@ type segmentFetch struct {
 	segDur   time.Duration // wall-clock duration of one segment
 	startup  bool          // first segments of a play: edges first, the origin hedges after hedge
 	hedge    time.Duration // how long a startup fetch waits on edges alone (default startupHedge)
+	rtt      time.Duration // the session's round-trip estimate (0: unknown); raises timeout floors
 	started  time.Time     // when the fetch first planned (zero until then)
 	rng      *rand.Rand
 
@@ -267,11 +276,13 @@ func (f *segmentFetch) delta(now time.Time) int {
 }
 
 // shardTimeout is the per-request timeout: a request may use up to half the
-// time left before the deadline, within [minShardTimeout, one segment].
+// time left before the deadline, within [floor, max(floor, one segment)],
+// where floor is minShardTimeout or freshRequestRTTs round trips if longer.
 func (f *segmentFetch) shardTimeout(now time.Time) time.Duration {
+	floor := max(minShardTimeout, freshRequestRTTs*f.rtt)
 	t := f.deadline.Sub(now) / 2
-	t = min(t, max(f.segDur, minShardTimeout))
-	return max(t, minShardTimeout)
+	t = min(t, max(f.segDur, floor))
+	return max(t, floor)
 }
 
 // busy reports whether shard index i is verified or being fetched.

@@ -80,6 +80,20 @@ type Viewer struct {
 	record map[wire.NodeID]*sourceRecord // this session's experience of each edge
 	videos map[content.VideoID]*videoEntry
 	cache  *segmentCache
+	// lookupRTT is the quickest lookup answer this session (0 before the
+	// first): a round trip on a warm connection plus the coordinator's
+	// work, the viewer's estimate of its network's round trip. The
+	// minimum, like TCP's min-RTT filter, ignores queueing and load.
+	lookupRTT time.Duration
+}
+
+// noteLookupRTT records one lookup's duration in lookupRTT.
+func (v *Viewer) noteLookupRTT(d time.Duration) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if d > 0 && (v.lookupRTT == 0 || d < v.lookupRTT) {
+		v.lookupRTT = d
+	}
 }
 
 // videoEntry is a verified manifest and its key, loaded once per video.
@@ -283,7 +297,11 @@ func (v *Viewer) sources(ctx context.Context, e *videoEntry, seg content.Segment
 			Region:    v.cfg.Region,
 			Exclude:   v.Banned(),
 		}
+		asked := v.cfg.Now()
 		resp, err := v.coord.Lookup(ctx, req)
+		if err == nil {
+			v.noteLookupRTT(v.cfg.Now().Sub(asked))
+		}
 		if wire.IsAuthError(err) {
 			return nil, nil, notEntitled(id, err)
 		}
@@ -436,6 +454,7 @@ func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.Segme
 	segDur := time.Duration(float64(time.Duration(seg.Duration)*time.Microsecond) / u.speed)
 	v.mu.Lock()
 	seed := v.rng.Int63()
+	rtt := v.lookupRTT
 	banned := make(map[wire.NodeID]bool, len(v.banned))
 	for n := range v.banned {
 		banned[n] = true
@@ -445,6 +464,7 @@ func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.Segme
 	if v.cfg.StartupHedge > 0 {
 		sched.hedge = v.cfg.StartupHedge
 	}
+	sched.rtt = rtt
 
 	fctx, cancelAll := context.WithCancel(ctx)
 	var wg sync.WaitGroup

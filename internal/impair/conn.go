@@ -29,8 +29,9 @@ type chunk struct {
 
 // Conn is a net.Conn whose writes reach the peer over the out link and
 // whose reads see the peer's bytes over the in link. It owns two
-// goroutines, stopped by Close: one writes queued bytes to the underlying
-// connection when they are due, one reads from it and stamps arrivals.
+// goroutines: one writes queued bytes to the underlying connection when
+// they are due, one reads from it and stamps arrivals. After Close they
+// deliver what was already written and end (Wait waits for that).
 type Conn struct {
 	net.Conn // the underlying connection: LocalAddr, RemoteAddr
 
@@ -51,7 +52,6 @@ type Conn struct {
 
 	done      chan struct{}
 	closeOnce sync.Once
-	closeErr  error
 	wg        sync.WaitGroup
 	closed    atomic.Bool
 }
@@ -133,8 +133,12 @@ func (w *Conn) waitDrainedLocked() {
 }
 
 // writeLoop writes each queued chunk to the underlying connection once due.
+// After Close it still delivers what was queued (at its due time, as a
+// kernel sends a closed socket's buffer before its FIN), then closes the
+// underlying connection and returns.
 func (w *Conn) writeLoop() {
 	defer w.wg.Done()
+	defer w.Conn.Close()
 	for {
 		w.mu.Lock()
 		if len(w.writeQ) == 0 {
@@ -148,9 +152,7 @@ func (w *Conn) writeLoop() {
 		}
 		head := w.writeQ[0]
 		w.mu.Unlock()
-		if !sleepUntil(head.at, w.done) {
-			return
-		}
+		sleepUntil(head.at)
 		_, err := w.Conn.Write(head.data)
 		w.mu.Lock()
 		w.writeQ = w.writeQ[1:]
@@ -323,34 +325,30 @@ func (w *Conn) setDeadlines(read, write *time.Time) {
 	w.dlChange = make(chan struct{})
 }
 
-// Close closes the underlying connection (bytes still in flight are
-// dropped, as a reset would) and stops the Conn's goroutines.
+// Close ends the Conn at once for its user (Read and Write fail) and
+// returns; as with a kernel socket, bytes already written still reach the
+// peer at their due time, after which the underlying connection closes and
+// the Conn's goroutines end (within the out link's delay). Wait blocks
+// until then.
 func (w *Conn) Close() error {
 	w.closeOnce.Do(func() {
 		w.closed.Store(true)
 		close(w.done)
-		w.closeErr = w.Conn.Close()
 		w.mu.Lock()
 		w.drained.Broadcast()
 		w.mu.Unlock()
-		w.wg.Wait()
 	})
-	return w.closeErr
+	return nil
 }
 
-// sleepUntil waits until t or until done closes; it reports whether t came.
-func sleepUntil(t time.Time, done <-chan struct{}) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		return true
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-done:
-		return false
+// Wait blocks until a closed Conn has delivered what was written and its
+// goroutines have ended.
+func (w *Conn) Wait() { w.wg.Wait() }
+
+// sleepUntil waits until t.
+func sleepUntil(t time.Time) {
+	if d := time.Until(t); d > 0 {
+		time.Sleep(d)
 	}
 }
 

@@ -162,18 +162,28 @@ func TestConnReadDeadline(t *testing.T) {
 	})
 }
 
-// Close stops both goroutines even with bytes in flight, and later calls
-// fail cleanly (synctest.Test fails if any goroutine is left).
-func TestConnCloseStopsGoroutines(t *testing.T) {
+// Close fails later calls at once, but bytes already written still reach
+// the peer at their due time (as a kernel flushes a closed socket), then
+// the peer sees EOF and both goroutines end (synctest.Test fails if any
+// goroutine is left).
+func TestConnCloseDeliversInFlightBytes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, b := net.Pipe()
-		go echo(b)
+		got := make(chan []byte)
+		go func() {
+			data, _ := io.ReadAll(b)
+			got <- data
+		}()
 		c := Wrap(a, Profile{Latency: time.Second}, Profile{Latency: time.Second}, 1)
+		start := time.Now()
 		if _, err := c.Write([]byte("in flight")); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("Close blocked for %v", d)
 		}
 		if _, err := c.Write([]byte("late")); !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("write after close: %v", err)
@@ -181,6 +191,14 @@ func TestConnCloseStopsGoroutines(t *testing.T) {
 		if _, err := c.Read(make([]byte, 1)); err == nil {
 			t.Fatal("read after close succeeded")
 		}
+		if data := <-got; string(data) != "in flight" {
+			t.Fatalf("peer read %q before EOF, want the bytes written before Close", data)
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Fatalf("peer got EOF after %v, want the one-way latency, 1s", d)
+		}
+		c.Wait()
+		b.Close()
 	})
 }
 
