@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmcast/swarmcast/edge"
 	"github.com/swarmcast/swarmcast/internal/impair"
 	"github.com/swarmcast/swarmcast/viewer"
 	"github.com/swarmcast/swarmcast/wire"
@@ -75,7 +76,27 @@ func TestStartupUnderRTT(t *testing.T) {
 			t.Fatalf("%s_ROUNDS=%q: want a positive count", startupBenchEnv, r)
 		}
 	}
-	n := startNet(t, Config{Edges: 12, Videos: 1, Seed: 14, AuditInterval: -1})
+	for _, sc := range []struct {
+		name  string
+		fault func(i int) edge.Fault
+	}{
+		{"honest edges", nil},
+		// A quarter of the edges send a few bytes and stall: the startup
+		// fetch must time them out or hedge to the origin.
+		{"3 of 12 edges slow-drip", func(i int) edge.Fault {
+			if i%4 == 1 {
+				return edge.SlowDrip
+			}
+			return edge.Honest
+		}},
+	} {
+		t.Run(sc.name, func(t *testing.T) { measureStartup(t, sc.fault, rounds) })
+	}
+}
+
+// measureStartup runs TestStartupUnderRTT's plays on one network.
+func measureStartup(t *testing.T, fault func(i int) edge.Fault, rounds int) {
+	n := startNet(t, Config{Edges: 12, Videos: 1, Seed: 14, AuditInterval: -1, Fault: fault})
 	video := n.Videos[0]
 	nodes := n.AliveEdges()
 	// Warm-up as in TestOffloadAfterWarmup: one edge's player watches, and

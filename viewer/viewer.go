@@ -222,8 +222,19 @@ func (v *Viewer) video(ctx context.Context, id content.VideoID) (*videoEntry, er
 	}
 	v.mu.Unlock()
 	if !ok {
-		v.bind(ctx)
+		// Binding the player key (two round trips), the manifest and the
+		// key are independent, so they run side by side: on a 150 ms
+		// round trip that is ~300 ms off every first play's startup
+		// (docs/PERFORMANCE.md "Startup under emulated RTT"). The
+		// lookups that follow need the binding (order limits are issued
+		// to a bound key), so this waits for it.
+		bound := make(chan struct{})
+		go func() {
+			defer close(bound)
+			v.bind(ctx)
+		}()
 		e.man, e.key, e.err = v.loadVideo(ctx, id)
+		<-bound
 		close(e.ready)
 		if e.err != nil {
 			v.mu.Lock()
@@ -244,7 +255,19 @@ var errUnknownVideo = errors.New("unknown video")
 
 func (v *Viewer) loadVideo(ctx context.Context, id content.VideoID) (*content.Manifest, content.ContentKey, error) {
 	var key content.ContentKey
+	// The key is asked for alongside the manifest (one round trip instead
+	// of two) and used only once the manifest has verified and names it.
+	type keyAnswer struct {
+		b   []byte
+		err error
+	}
+	keyCh := make(chan keyAnswer, 1)
+	go func() {
+		b, err := v.coord.VideoKey(ctx, id)
+		keyCh <- keyAnswer{b, err}
+	}()
 	raw, err := v.coord.VideoManifest(ctx, id)
+	ka := <-keyCh // always received, so the goroutine has ended on every return
 	if err != nil {
 		if wire.IsNotFound(err) {
 			return nil, key, fmt.Errorf("video %s: %w: %v", id, errUnknownVideo, err)
@@ -261,7 +284,7 @@ func (v *Viewer) loadVideo(ctx context.Context, id content.VideoID) (*content.Ma
 	if man.ID() != id {
 		return nil, key, fmt.Errorf("video %s: the coordinator sent the manifest of %s instead", id, man.ID())
 	}
-	kb, err := v.coord.VideoKey(ctx, id)
+	kb, err := ka.b, ka.err
 	if wire.IsAuthError(err) {
 		return nil, key, notEntitled(id, err)
 	}
