@@ -28,8 +28,9 @@ const (
 	// fresh request needs 300 ms) does not time out every edge at
 	// minShardTimeout and send every startup shard to the origin.
 	freshRequestRTTs = 3
-	// startupHedge is the default of Config.StartupHedge: how long a
-	// startup segment waits on edges before the origin races them for the
+	// startupHedge is the default of Config.StartupHedge on round trips up
+	// to ~83 ms (beyond, hedgeDelay waits freshRequestRTTs round trips): how
+	// long a startup segment waits on edges before the origin races them for the
 	// missing shards (a hedged request). Edges that answer within it keep
 	// the origin out of every play's first segments, which would otherwise
 	// cost ~2/15 of a short video's bytes; beyond it, startup time matters
@@ -102,7 +103,7 @@ type segmentFetch struct {
 	deadline time.Time     // playback instant of the segment
 	segDur   time.Duration // wall-clock duration of one segment
 	startup  bool          // first segments of a play: edges first, the origin hedges after hedge
-	hedge    time.Duration // how long a startup fetch waits on edges alone (default startupHedge)
+	hedge    time.Duration // how long a startup fetch waits on edges alone (0: hedgeDelay's default)
 	rtt      time.Duration // the session's round-trip estimate (0: unknown); raises timeout floors
 	started  time.Time     // when the fetch first planned (zero until then)
 	rng      *rand.Rand
@@ -127,7 +128,7 @@ func newSegmentFetch(k, nMax int, deadline time.Time, segDur time.Duration, star
 		banned = map[wire.NodeID]bool{}
 	}
 	return &segmentFetch{
-		k: k, nMax: nMax, deadline: deadline, segDur: segDur, startup: startup, hedge: startupHedge, rng: rng,
+		k: k, nMax: nMax, deadline: deadline, segDur: segDur, startup: startup, rng: rng,
 		banned:   banned,
 		asked:    map[wire.NodeID]bool{},
 		inflight: map[requestKey]request{},
@@ -247,7 +248,7 @@ func (f *segmentFetch) NextWake(now time.Time) time.Time {
 		consider(req.timeout)
 	}
 	if f.startup && !f.started.IsZero() {
-		consider(f.started.Add(f.hedge))
+		consider(f.started.Add(f.hedgeDelay()))
 	}
 	consider(f.deadline.Add(-2 * f.segDur))
 	consider(f.deadline.Add(-f.segDur))
@@ -273,6 +274,18 @@ func (f *segmentFetch) delta(now time.Time) int {
 	default:
 		return 4
 	}
+}
+
+// hedgeDelay is how long a startup fetch waits on edges before the origin
+// races them: the configured hedge, else startupHedge or, on a long round
+// trip, freshRequestRTTs round trips: before that no edge can have answered
+// a request on a fresh connection, so hedging earlier only spends origin
+// bytes (measured: docs/PERFORMANCE.md "Startup under emulated RTT").
+func (f *segmentFetch) hedgeDelay() time.Duration {
+	if f.hedge > 0 {
+		return f.hedge
+	}
+	return max(startupHedge, freshRequestRTTs*f.rtt)
 }
 
 // shardTimeout is the per-request timeout: a request may use up to half the
@@ -327,7 +340,7 @@ func (f *segmentFetch) plan(now time.Time) []action {
 	// late only once edges had f.hedge to answer.
 	late := f.deadline.Sub(now) <= f.segDur
 	if f.startup {
-		late = now.Sub(f.started) >= f.hedge
+		late = now.Sub(f.started) >= f.hedgeDelay()
 	}
 	{
 		// Edges first, in rank order, one shard per edge per segment.

@@ -467,3 +467,45 @@ func TestSchedulerTimeoutFloorFollowsRTT(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedulerHedgeDefaultFollowsRTT checks that with no configured hedge
+// a startup fetch asks the origin only after max(startupHedge,
+// freshRequestRTTs round trips), and that a configured hedge is exact.
+func TestSchedulerHedgeDefaultFollowsRTT(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	// Enough edges that timed-out requests are replaced by other edges, so
+	// only the hedge brings in the origin.
+	var edges []candidate
+	for i := range 24 {
+		edges = append(edges, candidate{Node: wire.NodeID(fmt.Sprintf("e%d", i)), Shards: []int{i % 8}})
+	}
+	origins := []candidate{{Node: "o", Origin: true}}
+	for _, tc := range []struct {
+		rtt, hedge, want time.Duration
+	}{
+		{0, 0, startupHedge},
+		{50 * time.Millisecond, 0, startupHedge},
+		{150 * time.Millisecond, 0, 450 * time.Millisecond},
+		{150 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond},
+	} {
+		f := newSegmentFetch(2, 8, t0, segDur, true, nil, rand.New(rand.NewSource(1)))
+		f.rtt, f.hedge = tc.rtt, tc.hedge
+		askedOrigin := func(acts []action) bool {
+			for _, a := range acts {
+				if a.Kind == actRequest && a.Origin {
+					return true
+				}
+			}
+			return false
+		}
+		if askedOrigin(f.Sources(t0, edges, origins)) {
+			t.Fatalf("rtt %v hedge %v: origin asked at once", tc.rtt, tc.hedge)
+		}
+		if askedOrigin(f.Tick(t0.Add(tc.want - time.Millisecond))) {
+			t.Errorf("rtt %v hedge %v: origin asked before %v", tc.rtt, tc.hedge, tc.want)
+		}
+		if !askedOrigin(f.Tick(t0.Add(tc.want))) {
+			t.Errorf("rtt %v hedge %v: origin not asked at %v", tc.rtt, tc.hedge, tc.want)
+		}
+	}
+}
