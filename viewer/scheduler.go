@@ -102,7 +102,7 @@ type segmentFetch struct {
 	k, nMax  int
 	deadline time.Time     // playback instant of the segment
 	segDur   time.Duration // wall-clock duration of one segment
-	startup  bool          // first segments of a play: edges first, the origin hedges after hedge
+	startup  bool          // first segments of a play: edges first, the origin hedges after hedgeDelay
 	hedge    time.Duration // how long a startup fetch waits on edges alone (0: hedgeDelay's default)
 	rtt      time.Duration // the session's round-trip estimate (0: unknown); raises timeout floors
 	started  time.Time     // when the fetch first planned (zero until then)
@@ -261,7 +261,7 @@ func (f *segmentFetch) NextWake(now time.Time) time.Time {
 func (f *segmentFetch) delta(now time.Time) int {
 	if f.startup {
 		// A startup segment has no playback slack to measure, but the
-		// origin hedges it after f.hedge: two spares are enough, and
+		// origin hedges it after hedgeDelay: two spares are enough, and
 		// more would draw in edges this session already saw lagging.
 		return 2
 	}
@@ -337,7 +337,7 @@ func (f *segmentFetch) plan(now time.Time) []action {
 
 	// Late: the origin must be able to cover what is missing. A startup
 	// segment has no playback slack yet (its deadline is "now"), so it is
-	// late only once edges had f.hedge to answer.
+	// late only once edges had hedgeDelay to answer.
 	late := f.deadline.Sub(now) <= f.segDur
 	if f.startup {
 		late = now.Sub(f.started) >= f.hedgeDelay()

@@ -281,3 +281,40 @@ type pipeAddr struct{}
 
 func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "pipe" }
+
+// A Listener impairs the server's side: In delays what clients send, Out
+// what the server answers.
+func TestListenerImpairsAccepted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pl := newPipeListener()
+		ln := &Listener{Listener: pl, In: Profile{Latency: 10 * time.Millisecond}, Out: Profile{Latency: 30 * time.Millisecond}}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			echo(c)
+			c.(*Conn).Wait()
+		}()
+		c, err := pl.dial(context.Background(), "pipe", "pipe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := c.Write([]byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 2)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hi" {
+			t.Fatalf("read %q, %v", buf, err)
+		}
+		if d := time.Since(start); d != 40*time.Millisecond {
+			t.Fatalf("round trip through an impaired listener took %v, want 10+30ms", d)
+		}
+		c.Close()
+		<-served // the EOF reaches the server 10 ms later
+		_ = ln.Close()
+	})
+}
