@@ -66,6 +66,9 @@ func DecodeShardMessage(b []byte) (*ShardMessage, error) {
 	if d.err == nil && np > maxProofLen {
 		return nil, fmt.Errorf("shard message: proof of %d hashes, limit %d", np, maxProofLen)
 	}
+	if d.err == nil && np > 0 {
+		s.Proof = make([]Hash, 0, np) // one allocation, not append's doublings
+	}
 	for i := 0; i < np && d.err == nil; i++ {
 		var h Hash
 		copy(h[:], d.bytes(32))

@@ -20,11 +20,22 @@ const (
 	// maxOriginFailures bounds how many origin requests may fail for one
 	// segment before the fetch gives up (the origin is the last resort).
 	maxOriginFailures = 8
-	// startupHedge is how long a startup segment waits on edges before the
-	// origin races them for the missing shards (a hedged request). Edges
-	// that answer within it keep the origin out of every play's first
-	// segments, which would otherwise cost ~2/15 of a short video's bytes;
-	// beyond it, startup time matters more than offload.
+	// freshRequestRTTs is how many round trips a shard request may need
+	// before it counts as late: a fresh connection costs one for the
+	// handshake and one for the request, and the third is margin for the
+	// transfer and jitter. The timeout floor is this many times the
+	// session's round-trip estimate, so a long-RTT network (150 ms: a
+	// fresh request needs 300 ms) does not time out every edge at
+	// minShardTimeout and send every startup shard to the origin.
+	freshRequestRTTs = 3
+	// startupHedge is the default of Config.StartupHedge on round trips up
+	// to ~83 ms (beyond, hedgeDelay waits freshRequestRTTs round trips): how
+	// long a startup segment waits on edges before the origin races them for the
+	// missing shards (a hedged request). Edges that answer within it keep
+	// the origin out of every play's first segments, which would otherwise
+	// cost ~2/15 of a short video's bytes; beyond it, startup time matters
+	// more than offload. docs/PERFORMANCE.md "Startup under emulated RTT"
+	// measures the trade-off at 0, 50 and 150 ms round trips.
 	startupHedge = 250 * time.Millisecond
 )
 
@@ -91,7 +102,9 @@ type segmentFetch struct {
 	k, nMax  int
 	deadline time.Time     // playback instant of the segment
 	segDur   time.Duration // wall-clock duration of one segment
-	startup  bool          // first segments of a play: edges first, the origin hedges after startupHedge
+	startup  bool          // first segments of a play: edges first, the origin hedges after hedgeDelay
+	hedge    time.Duration // how long a startup fetch waits on edges alone (0: hedgeDelay's default)
+	rtt      time.Duration // the session's round-trip estimate (0: unknown); raises timeout floors
 	started  time.Time     // when the fetch first planned (zero until then)
 	rng      *rand.Rand
 
@@ -235,7 +248,7 @@ func (f *segmentFetch) NextWake(now time.Time) time.Time {
 		consider(req.timeout)
 	}
 	if f.startup && !f.started.IsZero() {
-		consider(f.started.Add(startupHedge))
+		consider(f.started.Add(f.hedgeDelay()))
 	}
 	consider(f.deadline.Add(-2 * f.segDur))
 	consider(f.deadline.Add(-f.segDur))
@@ -248,7 +261,7 @@ func (f *segmentFetch) NextWake(now time.Time) time.Time {
 func (f *segmentFetch) delta(now time.Time) int {
 	if f.startup {
 		// A startup segment has no playback slack to measure, but the
-		// origin hedges it after startupHedge: two spares are enough, and
+		// origin hedges it after hedgeDelay: two spares are enough, and
 		// more would draw in edges this session already saw lagging.
 		return 2
 	}
@@ -263,12 +276,26 @@ func (f *segmentFetch) delta(now time.Time) int {
 	}
 }
 
+// hedgeDelay is how long a startup fetch waits on edges before the origin
+// races them: the configured hedge, else startupHedge or, on a long round
+// trip, freshRequestRTTs round trips: before that no edge can have answered
+// a request on a fresh connection, so hedging earlier only spends origin
+// bytes (measured: docs/PERFORMANCE.md "Startup under emulated RTT").
+func (f *segmentFetch) hedgeDelay() time.Duration {
+	if f.hedge > 0 {
+		return f.hedge
+	}
+	return max(startupHedge, freshRequestRTTs*f.rtt)
+}
+
 // shardTimeout is the per-request timeout: a request may use up to half the
-// time left before the deadline, within [minShardTimeout, one segment].
+// time left before the deadline, within [floor, max(floor, one segment)],
+// where floor is minShardTimeout or freshRequestRTTs round trips if longer.
 func (f *segmentFetch) shardTimeout(now time.Time) time.Duration {
+	floor := max(minShardTimeout, freshRequestRTTs*f.rtt)
 	t := f.deadline.Sub(now) / 2
-	t = min(t, max(f.segDur, minShardTimeout))
-	return max(t, minShardTimeout)
+	t = min(t, max(f.segDur, floor))
+	return max(t, floor)
 }
 
 // busy reports whether shard index i is verified or being fetched.
@@ -310,10 +337,10 @@ func (f *segmentFetch) plan(now time.Time) []action {
 
 	// Late: the origin must be able to cover what is missing. A startup
 	// segment has no playback slack yet (its deadline is "now"), so it is
-	// late only once edges had startupHedge to answer.
+	// late only once edges had hedgeDelay to answer.
 	late := f.deadline.Sub(now) <= f.segDur
 	if f.startup {
-		late = now.Sub(f.started) >= startupHedge
+		late = now.Sub(f.started) >= f.hedgeDelay()
 	}
 	{
 		// Edges first, in rank order, one shard per edge per segment.

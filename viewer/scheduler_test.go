@@ -434,3 +434,78 @@ func TestSchedulerBannedSourcesNeverAsked(t *testing.T) {
 		t.Fatalf("got %d requests, want k+1=3: %+v", len(acts), acts)
 	}
 }
+
+// TestSchedulerTimeoutFloorFollowsRTT checks that a startup request on a
+// long round trip gets freshRequestRTTs round trips before it counts as
+// late (a fresh connection needs two), instead of minShardTimeout, which
+// would time every edge out at 150 ms RTT; and that a short RTT keeps the
+// old floor. The hedge is set apart from it.
+func TestSchedulerTimeoutFloorFollowsRTT(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	edges := []candidate{{Node: "a", Shards: []int{0}}, {Node: "b", Shards: []int{1}}, {Node: "c", Shards: []int{2}}, {Node: "d", Shards: []int{3}}}
+	for _, tc := range []struct {
+		rtt  time.Duration
+		want time.Duration
+	}{{0, minShardTimeout}, {20 * time.Millisecond, minShardTimeout}, {150 * time.Millisecond, 450 * time.Millisecond}} {
+		f := newSegmentFetch(2, 8, t0, segDur, true, nil, nil)
+		f.rtt = tc.rtt
+		acts := f.Sources(t0, edges, nil)
+		if len(acts) == 0 {
+			t.Fatalf("rtt %v: no requests", tc.rtt)
+		}
+		for _, a := range acts {
+			if got := a.Timeout.Sub(t0); got != tc.want {
+				t.Errorf("rtt %v: request for shard %d times out after %v, want %v", tc.rtt, a.Shard, got, tc.want)
+			}
+		}
+		// Nothing times out before the floor: a tick just before it
+		// cancels nothing.
+		for _, a := range f.Tick(t0.Add(tc.want - time.Millisecond)) {
+			if a.Kind == actCancel {
+				t.Errorf("rtt %v: %+v before the timeout floor", tc.rtt, a)
+			}
+		}
+	}
+}
+
+// TestSchedulerHedgeDefaultFollowsRTT checks that with no configured hedge
+// a startup fetch asks the origin only after max(startupHedge,
+// freshRequestRTTs round trips), and that a configured hedge is exact.
+func TestSchedulerHedgeDefaultFollowsRTT(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	// Enough edges that timed-out requests are replaced by other edges, so
+	// only the hedge brings in the origin.
+	var edges []candidate
+	for i := range 24 {
+		edges = append(edges, candidate{Node: wire.NodeID(fmt.Sprintf("e%d", i)), Shards: []int{i % 8}})
+	}
+	origins := []candidate{{Node: "o", Origin: true}}
+	for _, tc := range []struct {
+		rtt, hedge, want time.Duration
+	}{
+		{0, 0, startupHedge},
+		{50 * time.Millisecond, 0, startupHedge},
+		{150 * time.Millisecond, 0, 450 * time.Millisecond},
+		{150 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond},
+	} {
+		f := newSegmentFetch(2, 8, t0, segDur, true, nil, rand.New(rand.NewSource(1)))
+		f.rtt, f.hedge = tc.rtt, tc.hedge
+		askedOrigin := func(acts []action) bool {
+			for _, a := range acts {
+				if a.Kind == actRequest && a.Origin {
+					return true
+				}
+			}
+			return false
+		}
+		if askedOrigin(f.Sources(t0, edges, origins)) {
+			t.Fatalf("rtt %v hedge %v: origin asked at once", tc.rtt, tc.hedge)
+		}
+		if askedOrigin(f.Tick(t0.Add(tc.want - time.Millisecond))) {
+			t.Errorf("rtt %v hedge %v: origin asked before %v", tc.rtt, tc.hedge, tc.want)
+		}
+		if !askedOrigin(f.Tick(t0.Add(tc.want))) {
+			t.Errorf("rtt %v hedge %v: origin not asked at %v", tc.rtt, tc.hedge, tc.want)
+		}
+	}
+}

@@ -49,6 +49,13 @@ type Config struct {
 	// OnSegment, if set, receives the verified shards of each segment the viewer rebuilt
 	// (the edge's built-in player hands them to edge.Keep so it caches what it watched).
 	OnSegment func(seg content.SegmentRef, shards []content.ShardMessage)
+	// StartupHedge is how long the first segments of a play wait on edges
+	// before the origin races them. 0 is the measured default: 250 ms, or
+	// three round trips of the session's quickest lookup when longer (an
+	// edge on a fresh connection needs two). A shorter hedge spends origin
+	// bytes and, in the measurements, bought no faster startup; see
+	// docs/PERFORMANCE.md "Startup under emulated RTT".
+	StartupHedge time.Duration
 }
 
 // Lookup windows: how many segments one lookup covers and how long its
@@ -83,6 +90,20 @@ type Viewer struct {
 	cache  *segmentCache
 
 	webOrigins map[string]struct{} // CORS allow list (Config.WebOrigins and the coordinator's), normalised
+	// lookupRTT is the quickest lookup answer this session (0 before the
+	// first): a round trip on a warm connection plus the coordinator's
+	// work, the viewer's estimate of its network's round trip. The
+	// minimum, like TCP's min-RTT filter, ignores queueing and load.
+	lookupRTT time.Duration
+}
+
+// noteLookupRTT records one lookup's duration in lookupRTT.
+func (v *Viewer) noteLookupRTT(d time.Duration) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if d > 0 && (v.lookupRTT == 0 || d < v.lookupRTT) {
+		v.lookupRTT = d
+	}
 }
 
 // videoEntry is a verified manifest and its key, loaded once per video.
@@ -132,6 +153,9 @@ func New(cfg Config) (*Viewer, error) {
 			return nil, fmt.Errorf("viewer: %w", err)
 		}
 		webOrigins[o] = struct{}{}
+	}
+	if cfg.StartupHedge < 0 {
+		return nil, fmt.Errorf("viewer: startup hedge %v is negative (want 0 for the default, or how long to wait on edges before asking the origin)", cfg.StartupHedge)
 	}
 	if cfg.Identity.Key == nil {
 		cfg.Identity = identity.New()
@@ -218,8 +242,19 @@ func (v *Viewer) video(ctx context.Context, id content.VideoID) (*videoEntry, er
 	}
 	v.mu.Unlock()
 	if !ok {
-		v.bind(ctx)
+		// Binding the player key (two round trips), the manifest and the
+		// key are independent, so they run side by side: on a 150 ms
+		// round trip that is ~300 ms off every first play's startup
+		// (docs/PERFORMANCE.md "Startup under emulated RTT"). The
+		// lookups that follow need the binding (order limits are issued
+		// to a bound key), so this waits for it.
+		bound := make(chan struct{})
+		go func() {
+			defer close(bound)
+			v.bind(ctx)
+		}()
 		e.man, e.key, e.err = v.loadVideo(ctx, id)
+		<-bound
 		close(e.ready)
 		if e.err != nil {
 			v.mu.Lock()
@@ -240,7 +275,19 @@ var errUnknownVideo = errors.New("unknown video")
 
 func (v *Viewer) loadVideo(ctx context.Context, id content.VideoID) (*content.Manifest, content.ContentKey, error) {
 	var key content.ContentKey
+	// The key is asked for alongside the manifest (one round trip instead
+	// of two) and used only once the manifest has verified and names it.
+	type keyAnswer struct {
+		b   []byte
+		err error
+	}
+	keyCh := make(chan keyAnswer, 1)
+	go func() {
+		b, err := v.coord.VideoKey(ctx, id)
+		keyCh <- keyAnswer{b, err}
+	}()
 	raw, err := v.coord.VideoManifest(ctx, id)
+	ka := <-keyCh // always received, so the goroutine has ended on every return
 	if err != nil {
 		if wire.IsNotFound(err) {
 			return nil, key, fmt.Errorf("video %s: %w: %v", id, errUnknownVideo, err)
@@ -257,7 +304,7 @@ func (v *Viewer) loadVideo(ctx context.Context, id content.VideoID) (*content.Ma
 	if man.ID() != id {
 		return nil, key, fmt.Errorf("video %s: the coordinator sent the manifest of %s instead", id, man.ID())
 	}
-	kb, err := v.coord.VideoKey(ctx, id)
+	kb, err := ka.b, ka.err
 	if wire.IsAuthError(err) {
 		return nil, key, notEntitled(id, err)
 	}
@@ -293,7 +340,11 @@ func (v *Viewer) sources(ctx context.Context, e *videoEntry, seg content.Segment
 			Region:    v.cfg.Region,
 			Exclude:   v.Banned(),
 		}
+		asked := v.cfg.Now()
 		resp, err := v.coord.Lookup(ctx, req)
+		if err == nil {
+			v.noteLookupRTT(v.cfg.Now().Sub(asked))
+		}
 		if wire.IsAuthError(err) {
 			return nil, nil, notEntitled(id, err)
 		}
@@ -357,9 +408,12 @@ type shardResult struct {
 	key    requestKey
 	origin bool
 	msg    *content.ShardMessage
-	raw    []byte
-	err    error  // transport failure: replace the source
-	bad    string // non-empty: the bytes arrived but fail verification
+	// verified is msg's shard as content.AcceptShard accepted it, so the
+	// rebuild joins it without hashing it again.
+	verified content.VerifiedShard
+	raw      []byte
+	err      error  // transport failure: replace the source
+	bad      string // non-empty: the bytes arrived but fail verification
 	// receipt is the edge's valid receipt over the shard data received
 	// (nil if missing or not matching): with a bad shard it makes the
 	// report a transferable proof.
@@ -443,12 +497,14 @@ func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.Segme
 	segDur := time.Duration(float64(time.Duration(seg.Duration)*time.Microsecond) / u.speed)
 	v.mu.Lock()
 	seed := v.rng.Int63()
+	rtt := v.lookupRTT
 	banned := make(map[wire.NodeID]bool, len(v.banned))
 	for n := range v.banned {
 		banned[n] = true
 	}
 	v.mu.Unlock()
 	sched := newSegmentFetch(man.Params.K, man.Params.NMax, u.deadline, segDur, u.startup, banned, rand.New(rand.NewSource(seed)))
+	sched.hedge, sched.rtt = v.cfg.StartupHedge, rtt
 
 	fctx, cancelAll := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -542,11 +598,11 @@ func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.Segme
 	if !sched.Done() {
 		return nil, fmt.Errorf("video %s rendition %d segment %d: no source left can supply the %d missing shards (origins unreachable?)", ref.Video, ref.Rendition, ref.Segment, man.Params.K-len(sched.verified))
 	}
-	shards := make([]content.Shard, 0, man.Params.K)
+	shards := make([]content.VerifiedShard, 0, man.Params.K)
 	for _, idx := range sched.Verified() {
 		node := sched.verified[idx]
 		r := received[requestKey{node, idx}]
-		shards = append(shards, r.msg.Shard)
+		shards = append(shards, r.verified)
 		res.shards = append(res.shards, *r.msg)
 		n := int64(len(r.msg.Data))
 		res.bytesBy[node] += n
@@ -556,9 +612,11 @@ func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.Segme
 			res.edgeBytes += n
 		}
 	}
-	ct, bad, err := content.Rebuild(man, ref.Rendition, ref.Segment, shards)
-	if err != nil || len(bad) > 0 {
-		return nil, fmt.Errorf("video %s rendition %d segment %d: rebuild from verified shards failed (bad %v): %v", ref.Video, ref.Rendition, ref.Segment, bad, err)
+	// Each shard was verified on arrival (requestShard); the join reuses
+	// those verdicts, so the k shards are hashed once per play.
+	ct, err := content.JoinVerified(man, ref.Rendition, ref.Segment, shards)
+	if err != nil {
+		return nil, fmt.Errorf("video %s rendition %d segment %d: rebuild from verified shards failed: %v", ref.Video, ref.Rendition, ref.Segment, err)
 	}
 	res.ciphertext = ct
 	v.met.shardBytes.WithLabelValues("origin").Add(float64(res.originBytes))
@@ -621,14 +679,15 @@ func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, ref co
 		r.bad = fmt.Sprintf("asked for %s/%d/%d shard %d, got %s/%d/%d shard %d", ref.Video, ref.Rendition, ref.Segment, ref.Shard, got.Video, got.Rendition, got.Segment, got.Shard)
 		return r
 	}
-	if err := content.VerifyShard(man, ref.Rendition, ref.Segment, msg.Shard); err != nil {
+	verified, err := content.AcceptShard(man, ref.Rendition, ref.Segment, msg.Shard)
+	if err != nil {
 		r.bad = err.Error()
 		return r
 	}
 	if paid {
 		v.pay.credit(serial, int64(len(raw)))
 	}
-	r.msg = msg
+	r.msg, r.verified = msg, verified
 	return r
 }
 

@@ -102,6 +102,7 @@ var sansIOCores = []struct {
 	{"edge/orders.go", "the order book: keeps the largest valid order per serial and batches settlement at a given instant"},
 	{"edge/queue.go", "the bounded prefetch work queue"},
 	{"origin/cache.go", "the origin's byte-bounded LRU of encoded segments"},
+	{"internal/impair/link.go", "the emulated link: when bytes handed to it at a given instant arrive, from a seeded rng"},
 	{"plan", "the planning algorithms (package doc: no goroutines, clock or network); plan/lp runs CBC and is not a core"},
 }
 
