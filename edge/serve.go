@@ -133,7 +133,7 @@ func (e *Edge) signReceipt(k content.ShardRef, body []byte, msg *content.ShardMe
 	}
 	rc := wire.SignShardReceipt(e.cfg.Identity.Key, k, body)
 	e.metrics.receiptsSigned.Inc()
-	return wire.EncodeHeader(rc)
+	return wire.EncodeReceiptHeader(&rc)
 }
 
 // cacheReceipt keeps a shard's receipt with its bytes in the memory cache,

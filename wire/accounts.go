@@ -56,7 +56,8 @@ const (
 	// viewer has received and verified from this edge under the limit's
 	// serial before this request (pay as you go, one shard in arrears).
 	HeaderOrder = "X-Swarmcast-Order"
-	// HeaderReceipt carries EncodeHeader(ServedShardReceipt) on shard responses.
+	// HeaderReceipt carries EncodeReceiptHeader(ServedShardReceipt) on
+	// shard responses: the signature only (CheckShardReceipt rebuilds the rest).
 	HeaderReceipt = "X-Swarmcast-Receipt"
 	// PathOrders lets a viewer hand over its final order for a serial at the
 	// end of a play (the last shard is otherwise never paid).

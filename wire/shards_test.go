@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/rand"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -101,7 +103,8 @@ func TestGetShard(t *testing.T) {
 		Key ed25519.PrivateKey
 	}{NodeID(hex.EncodeToString(pub)), key}
 	data := []byte("shard bytes")
-	receipt := EncodeHeader(SignShardReceipt(edge.Key, ref, data))
+	rc := SignShardReceipt(edge.Key, ref, data)
+	receipt := EncodeReceiptHeader(&rc)
 	var gotLimit, gotOrder string
 	size := 100
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -173,4 +176,67 @@ func TestSendFinalOrder(t *testing.T) {
 	if err := SendFinalOrder(t.Context(), srv.Client(), srv.URL, pair); !errors.As(err, &ae) || ae.Status != 403 {
 		t.Fatalf("refused final order: %v", err)
 	}
+}
+
+// The receipt header is the signature alone, and CheckShardReceipt rebuilds
+// the receipt the edge signed: a full, transferable ServedShardReceipt.
+// Anything but the edge's signature over exactly these bytes for exactly
+// this shard is refused.
+func TestCompactReceiptHeader(t *testing.T) {
+	ref := testRef()
+	pub, key, _ := ed25519.GenerateKey(nil)
+	edge := NodeID(hex.EncodeToString(pub))
+	body := []byte("an encoded shard message")
+	rc := SignShardReceipt(key, ref, body)
+	h := EncodeReceiptHeader(&rc)
+	if len(h) != 86 {
+		t.Fatalf("receipt header is %d characters, want 86 (a base64url signature)", len(h))
+	}
+	got, err := CheckShardReceipt(h, edge, ref, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*got, rc) {
+		t.Fatalf("rebuilt receipt %+v, signed %+v", *got, rc)
+	}
+	otherPub, _, _ := ed25519.GenerateKey(nil)
+	flipped := []byte(h)
+	flipped[10] ^= 'A' ^ 'B'
+	for name, tc := range map[string]struct {
+		header string
+		edge   NodeID
+	}{
+		"another edge":   {h, NodeID(hex.EncodeToString(otherPub))},
+		"flipped":        {string(flipped), edge},
+		"short":          {h[:85], edge},
+		"padded":         {h + "=", edge},
+		"not base64":     {strings.Repeat("!", 86), edge},
+		"old JSON value": {EncodeHeader(rc), edge},
+	} {
+		if _, err := CheckShardReceipt(tc.header, tc.edge, ref, body); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// FuzzCheckShardReceipt feeds untrusted receipt headers and bodies: nothing
+// panics, and only the edge's real signature over exactly the body passes.
+func FuzzCheckShardReceipt(f *testing.F) {
+	ref := testRef()
+	pub, key, _ := ed25519.GenerateKey(rand.New(rand.NewSource(1)))
+	edge := NodeID(hex.EncodeToString(pub))
+	good := []byte("shard bytes")
+	rc := SignShardReceipt(key, ref, good)
+	f.Add(EncodeReceiptHeader(&rc), good)
+	f.Add(EncodeReceiptHeader(&rc), []byte("other"))
+	f.Add(EncodeHeader(rc), good)
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		r, err := CheckShardReceipt(header, edge, ref, body)
+		if err != nil {
+			return
+		}
+		if VerifyShardReceipt(r, body) != nil || r.Ref() != ref || r.Edge != edge || !bytes.Equal(body, good) {
+			t.Fatalf("accepted a receipt that is not the edge's over %q", body)
+		}
+	})
 }
