@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -237,6 +238,62 @@ func FuzzCheckShardReceipt(f *testing.F) {
 		}
 		if VerifyShardReceipt(r, body) != nil || r.Ref() != ref || r.Edge != edge || !bytes.Equal(body, good) {
 			t.Fatalf("accepted a receipt that is not the edge's over %q", body)
+		}
+	})
+}
+
+// muxShardRef routes path through a ServeMux with PathShard, as a server
+// that does not parse shard paths itself does; ok is false if the mux did
+// not route it there or ParseShardRef refused it.
+func muxShardRef(path string) (ref content.ShardRef, ok bool) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathShard, func(w http.ResponseWriter, r *http.Request) {
+		var err error
+		ref, err = ParseShardRef(r)
+		ok = err == nil
+	})
+	mux.ServeHTTP(httptest.NewRecorder(), &http.Request{Method: http.MethodGet, URL: &url.URL{Path: path}, Header: http.Header{}})
+	return ref, ok
+}
+
+// ParseShardPath takes the plain form of every shard path and gives the
+// ref the ServeMux route gives; what it refuses goes to the mux.
+func TestParseShardPath(t *testing.T) {
+	ref := testRef()
+	if got, ok := ParseShardPath([]byte(ShardURL("", ref))); !ok || got != ref {
+		t.Fatalf("ParseShardPath(%s) = %v, %v; want %v", ShardURL("", ref), got, ok, ref)
+	}
+	edges := content.SegmentRef{Video: ref.Video, Rendition: maxRenditionParam - 1, Segment: maxSegmentParam - 1}.Shard(content.MaxTotalShards - 1)
+	if got, ok := ParseShardPath([]byte(ShardURL("", edges))); !ok || got != edges {
+		t.Fatalf("largest indices: %v, %v; want %v", got, ok, edges)
+	}
+	base := "/v1/shards/" + ref.Video.String()
+	for _, p := range []string{
+		base + "/256/0/0", base + "/0/1048576/0", base + "/0/0/256", base + "/0/-1/0", base + "/0/+1/0",
+		base + "/0/x/0", base + "/0/0/0/", base + "/0/0/", base + "/0//0", base + "0/0/0", "/v1/shards/ab/0/0/0",
+		base[:len(base)-1] + "g/0/0/0", "/v1/shard/" + ref.Video.String() + "/0/0/0",
+	} {
+		if got, ok := ParseShardPath([]byte(p)); ok {
+			t.Errorf("ParseShardPath(%s) = %v, want refused", p, got)
+		}
+	}
+}
+
+// FuzzParseShardPath: whatever ParseShardPath takes, the ServeMux route
+// takes too, as the same ref.
+func FuzzParseShardPath(f *testing.F) {
+	ref := testRef()
+	f.Add(ShardURL("", ref))
+	f.Add("/v1/shards/" + ref.Video.String() + "/0/01/255")
+	f.Add("/v1/shards/" + strings.ToUpper(ref.Video.String()) + "/1/2/3")
+	f.Add("/v1/shards/x/1/2/3")
+	f.Fuzz(func(t *testing.T, path string) {
+		got, ok := ParseShardPath([]byte(path))
+		if !ok {
+			return
+		}
+		if want, muxOK := muxShardRef(path); !muxOK || want != got {
+			t.Fatalf("ParseShardPath(%q) = %v; the mux route gives %v, %v", path, got, want, muxOK)
 		}
 	})
 }

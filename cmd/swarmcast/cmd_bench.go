@@ -60,7 +60,7 @@ process it started.`,
 				return enc.Encode(res)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%d shards of %d bytes, %d connections, %d rounds of %s\n", res.Shards, res.ShardBytes, res.Concurrency, len(res.Runs)/2, opt.Duration)
-			fmt.Fprintf(cmd.OutOrStdout(), "nginx median %.1f MB/s, %s median %.1f MB/s, ratio %[2]s/nginx %.2f (median of per-round ratios)\n", res.NginxMBps, res.Role, res.SwarmcastMBps, res.Ratio)
+			fmt.Fprintf(cmd.OutOrStdout(), "nginx median %.1f MB/s, %s median %.1f MB/s, ratio %[2]s/nginx %.2[4]f (median of per-round ratios)\n", res.NginxMBps, res.Role, res.SwarmcastMBps, res.Ratio)
 			return nil
 		},
 	}
