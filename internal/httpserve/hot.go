@@ -35,7 +35,13 @@ const hotWriteBuffer = 64 << 10
 // (docs/PERFORMANCE.md). No h2c: Go's HTTP/2 is slower for small objects,
 // and every shard client speaks HTTP/1.1.
 func ListenHot(ctx context.Context, addr, advertise string, hot Hot, rest http.Handler, log *slog.Logger) (*Server, error) {
-	t := DefaultTimeouts
+	return ListenHotTimeouts(ctx, addr, advertise, hot, rest, log, DefaultTimeouts)
+}
+
+// ListenHotTimeouts is ListenHot with explicit timeouts; a zero field takes
+// its DefaultTimeouts value (never "no timeout").
+func ListenHotTimeouts(ctx context.Context, addr, advertise string, hot Hot, rest http.Handler, log *slog.Logger, t Timeouts) (*Server, error) {
+	t = t.withDefaults()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (is another process using the port? pick another address)", addr, err)
