@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -55,16 +57,16 @@ func (e *Edge) ServeHot(c *fasthttp.RequestCtx) bool {
 	h.Set(wire.HeaderNode, string(e.cfg.Identity.ID))
 	h.Set(wire.HeaderReceipt, receipt)
 	e.metrics.requestsOK.Inc()
-	p := &pacedShard{e: e, c: c, body: body, paid: paid}
 	if e.upload == nil {
-		p.sent(len(body), true)
+		e.sentShard(len(body), paid, true)
 		c.Response.SetBodyRaw(body) // the cached bytes are never modified
 		return true
 	}
+	p := &pacedShard{e: e, c: c, body: body, paid: paid}
 	if len(body) <= e.burst {
 		res, delay, err := e.reserveUpload(len(body))
 		if err == nil && delay <= 0 {
-			p.sent(len(body), true)
+			e.sentShard(len(body), paid, true)
 			c.Response.SetBodyRaw(body)
 			return true
 		}
@@ -116,9 +118,7 @@ func (p *pacedShard) Read(b []byte) (int, error) {
 			}
 			p.res, p.delay = res, delay
 		}
-		// Done closes only when the server shuts down: a client that
-		// leaves is noticed by the next write, which ends the response.
-		if err := p.e.sleepUpload(p.c.Done(), p.res, p.delay); err != nil {
+		if err := p.e.sleepUploadWatching(p.c, p.res, p.delay); err != nil {
 			return 0, err
 		}
 		p.granted, p.res = p.pending, nil
@@ -127,18 +127,57 @@ func (p *pacedShard) Read(b []byte) (int, error) {
 	n := copy(b, p.body[p.off:p.off+p.granted])
 	p.off += n
 	p.granted -= n
-	p.sent(n, p.off == len(p.body))
+	p.e.sentShard(n, p.paid, p.off == len(p.body))
 	return n, nil
 }
 
-// sent counts n more body bytes of the shard handed to the connection,
-// and the shard once all of it was.
-func (p *pacedShard) sent(n int, whole bool) {
-	p.e.served(int64(n))
-	if !p.paid {
-		p.e.metrics.unpaidBytes.Add(float64(n))
+// sentShard counts n more body bytes of a shard handed to the connection,
+// and the shard once all of it was (whole).
+func (e *Edge) sentShard(n int, paid, whole bool) {
+	e.served(int64(n))
+	if !paid {
+		e.metrics.unpaidBytes.Add(float64(n))
 	}
 	if whole {
-		p.e.metrics.shardsServed.Inc()
+		e.metrics.shardsServed.Inc()
+	}
+}
+
+// peerCheckInterval is how often a paced shard's wait looks whether its
+// client is still there (one non-blocking peek each).
+const peerCheckInterval = 20 * time.Millisecond
+
+// errPeerGone ends a paced response whose client left during the wait.
+var errPeerGone = errors.New("the client closed its connection")
+
+// sleepUploadWatching is sleepUpload for the hot path: fasthttp's Done
+// closes only at shutdown, so the wait also ends, giving its tokens back,
+// when the client closes its connection (a viewer that had k shards
+// cancels the rest), as net/http's request context does for serveShard.
+func (e *Edge) sleepUploadWatching(c *fasthttp.RequestCtx, res *rate.Reservation, delay time.Duration) error {
+	if delay <= 0 {
+		return nil
+	}
+	e.metrics.throttleWaits.Inc()
+	e.metrics.throttleSeconds.Add(delay.Seconds())
+	end := time.Now().Add(delay)
+	t := time.NewTimer(min(delay, peerCheckInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-c.Done():
+			res.CancelAt(time.Now())
+			return context.Canceled
+		}
+		left := time.Until(end)
+		if left <= 0 {
+			return nil
+		}
+		if httpserve.PeerGone(c) {
+			res.CancelAt(time.Now())
+			return errPeerGone
+		}
+		t.Reset(min(left, peerCheckInterval))
 	}
 }

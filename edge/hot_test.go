@@ -282,11 +282,11 @@ func BenchmarkEdgeShardHandler(b *testing.B) {
 		var c fasthttp.RequestCtx
 		var req fasthttp.Request
 		req.SetRequestURI(path)
+		c.Init(&req, nil, nil)
 		b.ReportAllocs()
 		b.SetBytes(int64(len(f.shards[k])))
 		for b.Loop() {
 			c.Response.Reset()
-			c.Init(&req, nil, nil)
 			if !e.ServeHot(&c) {
 				b.Fatal("not served")
 			}

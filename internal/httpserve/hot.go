@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -99,6 +100,19 @@ func ListenHotTimeouts(ctx context.Context, addr, advertise string, hot Hot, res
 	return s, nil
 }
 
+// PeerGone reports whether the client of a hot-route request has closed
+// or reset its connection, without reading from it: net/http cancels a
+// request's context for that, fasthttp does not, so a hot handler that
+// waits (an edge pacing a shard under its upload cap) polls this to give
+// its reservation back instead of spending it on a reader that left. A
+// pipelined next request does not count as gone.
+func PeerGone(c *fasthttp.RequestCtx) bool {
+	if c.Conn() == nil {
+		return false
+	}
+	return peerGone(c.Conn())
+}
+
 // closeHot is Close for a fasthttp server: stop accepting, give in-flight
 // requests a moment, then cut every connection.
 func (s *Server) closeHot(grace time.Duration) error {
@@ -151,6 +165,14 @@ type trackedConn struct {
 	net.Conn
 	l    *trackingListener
 	once sync.Once
+}
+
+// SyscallConn exposes the socket for PeerGone's peek.
+func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("not a socket")
 }
 
 func (c *trackedConn) Close() error {

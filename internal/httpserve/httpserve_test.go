@@ -234,3 +234,41 @@ func TestHotServerKillAndEarlyClose(t *testing.T) {
 		}
 	}
 }
+
+// PeerGone is false while the client waits for its answer and true once it
+// has closed the connection, so a hot handler that waits can stop.
+func TestPeerGone(t *testing.T) {
+	connected, gone := make(chan bool, 1), make(chan bool, 1)
+	hot := func(c *fasthttp.RequestCtx) bool {
+		connected <- PeerGone(c)
+		// Bounded: 10 s of polling at most, then report what was seen.
+		for range 1000 {
+			if PeerGone(c) {
+				gone <- true
+				return true
+			}
+			time.Sleep(10 * time.Millisecond) // the handler's poll, as an edge's paced wait does
+		}
+		gone <- false
+		return true
+	}
+	srv, err := ListenHot(t.Context(), "127.0.0.1:0", "", hot, http.NotFoundHandler(), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if <-connected {
+		t.Fatal("PeerGone while the client is connected and waiting")
+	}
+	c.Close()
+	if !<-gone {
+		t.Fatal("PeerGone never saw the client close its connection")
+	}
+}
