@@ -64,7 +64,8 @@ const (
 	PathOrders = "/v1/orders" // POST SettlementPair → {}
 )
 
-// EncodeHeader is base64url(JSON(v)), for the order/limit/receipt headers.
+// EncodeHeader is base64url(JSON(v)), for the order and limit headers (the
+// receipt header is EncodeReceiptHeader).
 func EncodeHeader(v any) string {
 	b, _ := json.Marshal(v)
 	return base64.RawURLEncoding.EncodeToString(b)
