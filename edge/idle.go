@@ -11,18 +11,16 @@ import (
 const maxIdleWait = time.Second
 
 // idleGate tracks requests being served so prefetching can wait for a
-// moment when the edge is idle.
+// moment when the edge is idle. Serving allocates nothing: only a waiting
+// prefetcher makes a channel, closed when busy drops to 0.
 type idleGate struct {
 	mu   sync.Mutex
 	busy int           // requests being served
-	idle chan struct{} // closed when busy drops to 0; nil while idle
+	idle chan struct{} // a waiter's, closed when busy drops to 0; nil if nobody waits
 }
 
 func (g *idleGate) enter() {
 	g.mu.Lock()
-	if g.busy == 0 {
-		g.idle = make(chan struct{})
-	}
 	g.busy++
 	g.mu.Unlock()
 }
@@ -30,7 +28,7 @@ func (g *idleGate) enter() {
 func (g *idleGate) leave() {
 	g.mu.Lock()
 	g.busy--
-	if g.busy == 0 {
+	if g.busy == 0 && g.idle != nil {
 		close(g.idle)
 		g.idle = nil
 	}
@@ -41,11 +39,15 @@ func (g *idleGate) leave() {
 // most, or when ctx ends.
 func (g *idleGate) wait(ctx context.Context) {
 	g.mu.Lock()
-	idle := g.idle
-	g.mu.Unlock()
-	if idle == nil {
+	if g.busy == 0 {
+		g.mu.Unlock()
 		return
 	}
+	if g.idle == nil {
+		g.idle = make(chan struct{})
+	}
+	idle := g.idle
+	g.mu.Unlock()
 	t := time.NewTimer(maxIdleWait)
 	defer t.Stop()
 	select {

@@ -34,11 +34,11 @@ func getShard(t *testing.T, h http.Handler, k content.ShardRef, limit *wire.Orde
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET %s: %d %s", shardPath(k), rec.Code, rec.Body)
 	}
-	var rc wire.ServedShardReceipt
-	if err := wire.DecodeHeader(rec.Header().Get(wire.HeaderReceipt), &rc); err != nil {
+	rc, err := wire.CheckShardReceipt(rec.Header().Get(wire.HeaderReceipt), wire.NodeID(rec.Header().Get(wire.HeaderNode)), k, rec.Body.Bytes())
+	if err != nil {
 		t.Fatalf("receipt header: %v", err)
 	}
-	return rec.Body.Bytes(), rc
+	return rec.Body.Bytes(), *rc
 }
 
 func TestReceiptsVerifyAndAreSignedOnce(t *testing.T) {

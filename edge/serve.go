@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/wire"
@@ -29,7 +31,7 @@ func (e *Edge) serveShard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k := ref
-	paid := e.takeOrder(r) // served regardless: see orders.go
+	paid := e.takeOrder(r.Header.Get(wire.HeaderOrderLimit), r.Header.Get(wire.HeaderOrder)) // served regardless: see orders.go
 	body, receipt, err := e.readShardReceipt(k)
 	stored := err == nil
 	if errors.Is(err, errNotHeld) {
@@ -133,7 +135,7 @@ func (e *Edge) signReceipt(k content.ShardRef, body []byte, msg *content.ShardMe
 	}
 	rc := wire.SignShardReceipt(e.cfg.Identity.Key, k, body)
 	e.metrics.receiptsSigned.Inc()
-	return wire.EncodeHeader(rc)
+	return wire.EncodeReceiptHeader(&rc)
 }
 
 // cacheReceipt keeps a shard's receipt with its bytes in the memory cache,
@@ -255,12 +257,27 @@ func (e *Edge) writeThrottled(ctx context.Context, w http.ResponseWriter, body [
 
 // waitUpload takes n tokens from the upload bucket, sleeping as needed.
 func (e *Edge) waitUpload(ctx context.Context, n int) error {
+	res, delay, err := e.reserveUpload(n)
+	if err != nil {
+		return err
+	}
+	return e.sleepUpload(ctx.Done(), res, delay)
+}
+
+// reserveUpload takes n ≤ burst tokens from the upload bucket now and
+// says how long to wait before sending them.
+func (e *Edge) reserveUpload(n int) (*rate.Reservation, time.Duration, error) {
 	now := time.Now()
 	res := e.upload.ReserveN(now, n)
 	if !res.OK() {
-		return errors.New("upload chunk larger than the token bucket") // cannot happen: chunks are ≤ burst
+		return nil, 0, errors.New("upload chunk larger than the token bucket") // cannot happen: chunks are ≤ burst
 	}
-	delay := res.DelayFrom(now)
+	return res, res.DelayFrom(now), nil
+}
+
+// sleepUpload waits out a reservation's delay, or gives the tokens back
+// when done closes first.
+func (e *Edge) sleepUpload(done <-chan struct{}, res *rate.Reservation, delay time.Duration) error {
 	if delay <= 0 {
 		return nil
 	}
@@ -271,9 +288,9 @@ func (e *Edge) waitUpload(ctx context.Context, n int) error {
 	select {
 	case <-t.C:
 		return nil
-	case <-ctx.Done():
+	case <-done:
 		res.CancelAt(time.Now())
-		return ctx.Err()
+		return context.Canceled
 	}
 }
 

@@ -33,8 +33,9 @@ const (
 // takeOrder checks the order headers of a shard request, if any, and keeps
 // the order. It reports whether the request carried a valid limit (the
 // bytes served count as paid for, if only in arrears).
-func (e *Edge) takeOrder(r *http.Request) bool {
-	limitHdr := r.Header.Get(wire.HeaderOrderLimit)
+// limitHdr and orderHdr are the request's HeaderOrderLimit and HeaderOrder
+// values ("" if absent).
+func (e *Edge) takeOrder(limitHdr, orderHdr string) bool {
 	if limitHdr == "" {
 		return false
 	}
@@ -44,7 +45,7 @@ func (e *Edge) takeOrder(r *http.Request) bool {
 		return false
 	}
 	var o *wire.Order
-	if orderHdr := r.Header.Get(wire.HeaderOrder); orderHdr != "" {
+	if orderHdr != "" {
 		o = new(wire.Order)
 		if err := wire.DecodeHeader(orderHdr, o); err != nil {
 			e.metrics.orders.WithLabelValues(string(orderMalformed)).Inc()

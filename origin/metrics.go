@@ -7,9 +7,13 @@ import (
 )
 
 type metrics struct {
-	bytesServed   *prometheus.CounterVec // kind: shard | segment
-	shardsServed  prometheus.Counter
-	requests      *prometheus.CounterVec // route, code
+	bytesServed  *prometheus.CounterVec // kind: shard | segment
+	shardsServed prometheus.Counter
+	requests     *prometheus.CounterVec // route, code
+	// Children resolved once for the hot path (requests{route="shard",
+	// code="200"}, bytes{kind="shard"}).
+	shardOK       prometheus.Counter
+	shardBytes    prometheus.Counter
 	encodes       prometheus.Counter
 	encodeSeconds prometheus.Histogram
 	publishes     prometheus.Counter
@@ -27,6 +31,8 @@ func newMetrics(reg prometheus.Registerer, cacheBytes func() int64) *metrics {
 		publishes:     f.Counter("catalogue_publishes_total", "Catalogue publications sent to the coordinator."),
 		registrations: f.Counter("registrations_total", "Registrations with the coordinator (first and after it forgot us or was down)."),
 	}
+	m.shardOK = m.requests.WithLabelValues("shard", "200")
+	m.shardBytes = m.bytesServed.WithLabelValues("shard")
 	f.GaugeFunc("parity_cache_bytes", "Bytes of encoded segments held in the parity cache.", func() float64 { return float64(cacheBytes()) })
 	return m
 }

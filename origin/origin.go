@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -58,11 +59,14 @@ type Origin struct {
 	bytesServed atomic.Int64
 }
 
-// encodedSegment is every shard of one segment and their Merkle leaves.
+// encodedSegment is every shard of one segment, their Merkle leaves, and
+// every shard's encoded ShardMessage, ready to send: shards[i] aliases the
+// data at the end of messages[i], so the cache holds the bytes once.
 // Read-only once built.
 type encodedSegment struct {
-	shards [][]byte
-	leaves []content.Hash
+	shards   [][]byte
+	leaves   []content.Hash
+	messages [][]byte
 }
 
 // New builds an origin over a store. It does not touch the network.
@@ -183,20 +187,73 @@ func (o *Origin) serveShard(w http.ResponseWriter, r *http.Request) {
 		o.fail(w, route, http.StatusNotFound, "%v", err)
 		return
 	}
-	msg, err := o.shard(m, seg, ref)
+	body, err := o.shardMessage(m, seg, ref)
 	if err != nil {
 		o.log.Error("cannot build shard", "shard", ref, "err", err)
 		o.fail(w, route, http.StatusInternalServerError, "shard %d of video %s rendition %d segment %d: %v", ref.Shard, ref.Video, ref.Rendition, ref.Segment, err)
 		return
 	}
-	body := msg.Encode()
 	w.Header().Set("Content-Type", wire.ContentTypeShard)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Header().Set(wire.HeaderNode, string(o.cfg.Identity.ID))
-	o.metrics.requests.WithLabelValues(route, "200").Inc()
+	o.metrics.shardOK.Inc()
 	n, _ := w.Write(body)
-	o.served("shard", int64(n))
+	o.servedShard(int64(n))
+}
+
+// ServeHot is the origin's shard route on fasthttp (httpserve.ListenHot
+// with Handler as the rest): a GET of a shard of a stored video, the same
+// bytes, headers and metrics as serveShard. It returns false, having
+// written nothing, for every other request, and for any shard request
+// that is not a 200 (serveShard finds the same error and answers it).
+func (o *Origin) ServeHot(c *fasthttp.RequestCtx) bool {
+	if !c.IsGet() {
+		return false
+	}
+	ref, ok := wire.ParseShardPath(c.Path())
+	if !ok {
+		return false
+	}
+	m, err := o.manifest(ref.Video)
+	if err != nil {
+		return false
+	}
+	seg, err := m.CheckSegment(ref.SegmentRef)
+	if err != nil {
+		return false
+	}
+	if _, err := m.CheckShard(ref); err != nil {
+		return false
+	}
+	body, err := o.shardMessage(m, seg, ref)
+	if err != nil {
+		return false
+	}
+	c.Response.Header.SetContentType(wire.ContentTypeShard)
+	c.Response.Header.Set(wire.HeaderNode, string(o.cfg.Identity.ID))
+	o.metrics.shardOK.Inc()
+	c.Response.SetBodyRaw(body) // cached messages are never modified
+	o.servedShard(int64(len(body)))
+	return true
+}
+
+func (o *Origin) servedShard(n int64) {
+	o.bytesServed.Add(n)
+	o.metrics.shardBytes.Add(float64(n))
 	o.metrics.shardsServed.Inc()
+}
+
+// shardMessage is the encoded ShardMessage for ref: the cached one when
+// its segment is encoded, else built (shard). Callers must not modify it.
+func (o *Origin) shardMessage(m *content.Manifest, seg content.Segment, ref content.ShardRef) ([]byte, error) {
+	if enc, ok := o.encoded.get(ref.SegmentRef); ok {
+		return enc.messages[ref.Shard], nil
+	}
+	msg, err := o.shard(m, seg, ref)
+	if err != nil {
+		return nil, err
+	}
+	return msg.Encode(), nil
 }
 
 func (o *Origin) served(kind string, n int64) {
@@ -267,10 +324,17 @@ func (o *Origin) encode(m *content.Manifest, seg content.Segment, key content.Se
 		if content.MerkleRoot(leaves) != seg.Root {
 			return nil, errors.New("stored ciphertext does not match the manifest's segment root: the store is corrupted (run swarmcast verify)")
 		}
+		enc := &encodedSegment{shards: shards, leaves: leaves, messages: make([][]byte, len(shards))}
+		size := 0
+		for i, data := range shards {
+			msg := (&content.ShardMessage{Video: key.Video, Rendition: key.Rendition, Segment: key.Segment,
+				Shard: content.Shard{Index: i, Data: data, Proof: content.InclusionProof(leaves, i)}}).Encode()
+			enc.messages[i], enc.shards[i] = msg, msg[len(msg)-len(data):]
+			size += len(msg)
+		}
 		o.metrics.encodes.Inc()
 		o.metrics.encodeSeconds.Observe(time.Since(start).Seconds())
-		enc := &encodedSegment{shards: shards, leaves: leaves}
-		o.encoded.add(key, enc, int64(len(shards)*len(shards[0])))
+		o.encoded.add(key, enc, int64(size))
 		o.leaves.add(key, leaves, int64(len(leaves)*len(content.Hash{})))
 		return enc, nil
 	})

@@ -6,12 +6,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/internal/samplestore"
 	"github.com/swarmcast/swarmcast/wire"
@@ -19,18 +19,38 @@ import (
 
 func TestMain(m *testing.M) { samplestore.Main(m) }
 
-// newTestOrigin serves the shared sample store (one video) over loopback.
-func newTestOrigin(t testing.TB, cacheBytes int64) (*Origin, *content.Store, content.VideoID, *httptest.Server) {
+// newTestOrigin serves the shared sample store (one video) over loopback,
+// as cmd/swarmcast does: httpserve.ListenHot with ServeHot, then Handler.
+func newTestOrigin(t testing.TB, cacheBytes int64) (*Origin, *content.Store, content.VideoID, *testServer) {
 	t.Helper()
 	st, id := samplestore.Video(t, "origin test")
 	o, err := New(Config{Store: st, Identity: identity.New(), CacheBytes: cacheBytes})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(o.Handler())
+	hs, err := httpserve.ListenHot(context.Background(), "127.0.0.1:0", "", o.ServeHot, o.Handler(), o.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &testServer{URL: hs.Advertise, srv: hs}
 	t.Cleanup(srv.Close)
 	o.cfg.Advertise = srv.URL
 	return o, st, id, srv
+}
+
+// testServer is an origin's server for a test; Close waits for every
+// handler to finish.
+type testServer struct {
+	URL  string
+	srv  *httpserve.Server
+	once sync.Once
+}
+
+func (s *testServer) Close() {
+	s.once.Do(func() {
+		_ = s.srv.Close()
+		_ = s.srv.Wait()
+	})
 }
 
 func fetchShard(t testing.TB, base string, id content.VideoID, r, s, i int) (*content.ShardMessage, http.Header) {

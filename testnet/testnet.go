@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/coordinator"
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
@@ -309,7 +311,8 @@ func (n *Network) goRun(run func(), srv *httpserve.Server) {
 
 func (n *Network) startOrigin(store *content.Store) error {
 	var h lazyHandler
-	srv, err := httpserve.Listen(n.ctx, "127.0.0.1:0", "", &h, n.cfg.Log)
+	var hot lazyHot
+	srv, err := httpserve.ListenHot(n.ctx, "127.0.0.1:0", "", hot.serve, &h, n.cfg.Log)
 	if err != nil {
 		return err
 	}
@@ -327,6 +330,7 @@ func (n *Network) startOrigin(store *content.Store) error {
 		return err
 	}
 	h.set(o.Handler())
+	hot.set(o.ServeHot)
 	n.Origins = append(n.Origins, &OriginNode{Origin: o, Server: srv, Store: store})
 	n.goRun(func() { _ = o.Run(n.ctx) }, srv)
 	return nil
@@ -348,8 +352,9 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 	tr := &severableTransport{base: wire.NewHTTPClient().Transport}
 	hc := &http.Client{Transport: tr}
 	var h lazyHandler
+	var hot lazyHot
 	ctx, cancel := context.WithCancel(n.ctx)
-	srv, err := httpserve.Listen(ctx, "127.0.0.1:0", "", &h, n.cfg.Log)
+	srv, err := httpserve.ListenHot(ctx, "127.0.0.1:0", "", hot.serve, &h, n.cfg.Log)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -388,6 +393,7 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 		return nil, err
 	}
 	h.set(e.Handler())
+	hot.set(e.ServeHot)
 	v, err := viewer.New(viewer.Config{
 		Coordinator: n.CoordinatorURLs[i%len(n.CoordinatorURLs)],
 		Token:       account.Token,
@@ -595,6 +601,18 @@ func (l *lazyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wire.WriteError(w, http.StatusServiceUnavailable, "node starting")
+}
+
+// lazyHot is lazyHandler's hot route: nothing is taken until it is set.
+type lazyHot struct{ h atomic.Pointer[httpserve.Hot] }
+
+func (l *lazyHot) set(h httpserve.Hot) { l.h.Store(&h) }
+
+func (l *lazyHot) serve(c *fasthttp.RequestCtx) bool {
+	if h := l.h.Load(); h != nil {
+		return (*h)(c)
+	}
+	return false
 }
 
 // severableTransport fails every request once severed, so a killed node

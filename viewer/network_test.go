@@ -162,7 +162,7 @@ func (s *shardServer) handler(book *shardBook) http.Handler {
 		if s.key != nil {
 			if _, err := content.DecodeShardMessage(raw); err == nil {
 				rc := wire.SignShardReceipt(s.key, ref, raw)
-				w.Header().Set(wire.HeaderReceipt, wire.EncodeHeader(rc))
+				w.Header().Set(wire.HeaderReceipt, wire.EncodeReceiptHeader(&rc))
 			}
 			s.payMu.Lock()
 			s.sent += int64(len(raw))

@@ -56,14 +56,16 @@ const (
 	// viewer has received and verified from this edge under the limit's
 	// serial before this request (pay as you go, one shard in arrears).
 	HeaderOrder = "X-Swarmcast-Order"
-	// HeaderReceipt carries EncodeHeader(ServedShardReceipt) on shard responses.
+	// HeaderReceipt carries EncodeReceiptHeader(ServedShardReceipt) on
+	// shard responses: the signature only (CheckShardReceipt rebuilds the rest).
 	HeaderReceipt = "X-Swarmcast-Receipt"
 	// PathOrders lets a viewer hand over its final order for a serial at the
 	// end of a play (the last shard is otherwise never paid).
 	PathOrders = "/v1/orders" // POST SettlementPair → {}
 )
 
-// EncodeHeader is base64url(JSON(v)), for the order/limit/receipt headers.
+// EncodeHeader is base64url(JSON(v)), for the order and limit headers (the
+// receipt header is EncodeReceiptHeader).
 func EncodeHeader(v any) string {
 	b, _ := json.Marshal(v)
 	return base64.RawURLEncoding.EncodeToString(b)

@@ -1,9 +1,12 @@
 package wire
 
 import (
+	"bytes"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/swarmcast/swarmcast/content"
 )
@@ -64,4 +67,53 @@ func pathIndex(r *http.Request, name string, limit int) (int, error) {
 		return 0, fmt.Errorf("%s %q: want an integer in 0..%d", name, r.PathValue(name), limit-1)
 	}
 	return v, nil
+}
+
+// shardPathPrefix is PathShard up to its first wildcard.
+var shardPathPrefix = PathShard[:strings.IndexByte(PathShard, '{')]
+
+// ParseShardPath parses a decoded request path of PathShard's shape (for a
+// server that routes shard GETs itself, without a ServeMux) into the ref
+// ParseShardRef would give, with the same bounds. It allocates nothing. It
+// takes only the plain form (64 hex digits, indices in decimal digits);
+// ok is false for anything else, which the caller hands to its ServeMux
+// (routed with PathShard) to be matched and answered as usual.
+func ParseShardPath(path []byte) (ref content.ShardRef, ok bool) {
+	rest, found := bytes.CutPrefix(path, []byte(shardPathPrefix))
+	if !found || len(rest) < 2*len(ref.Video)+1 || rest[2*len(ref.Video)] != '/' {
+		return ref, false
+	}
+	if _, err := hex.Decode(ref.Video[:], rest[:2*len(ref.Video)]); err != nil {
+		return ref, false
+	}
+	rest = rest[2*len(ref.Video)+1:]
+	if ref.Rendition, rest, ok = cutIndex(rest, '/', maxRenditionParam); !ok {
+		return ref, false
+	}
+	if ref.Segment, rest, ok = cutIndex(rest, '/', maxSegmentParam); !ok {
+		return ref, false
+	}
+	if ref.Shard, rest, ok = cutIndex(rest, 0, content.MaxTotalShards); !ok || len(rest) != 0 {
+		return ref, false
+	}
+	return ref, true
+}
+
+// cutIndex reads decimal digits up to sep (0: to the end of b) as an
+// integer below limit and returns it with what follows sep.
+func cutIndex(b []byte, sep byte, limit int) (int, []byte, bool) {
+	v, i := 0, 0
+	for ; i < len(b) && b[i] != sep; i++ {
+		if b[i] < '0' || b[i] > '9' || v >= limit {
+			return 0, nil, false
+		}
+		v = v*10 + int(b[i]-'0')
+	}
+	if i == 0 || v >= limit || (sep != 0 && i == len(b)) {
+		return 0, nil, false
+	}
+	if sep != 0 {
+		i++ // the separator
+	}
+	return v, b[i:], true
 }

@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/rand"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -101,7 +104,8 @@ func TestGetShard(t *testing.T) {
 		Key ed25519.PrivateKey
 	}{NodeID(hex.EncodeToString(pub)), key}
 	data := []byte("shard bytes")
-	receipt := EncodeHeader(SignShardReceipt(edge.Key, ref, data))
+	rc := SignShardReceipt(edge.Key, ref, data)
+	receipt := EncodeReceiptHeader(&rc)
 	var gotLimit, gotOrder string
 	size := 100
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -173,4 +177,123 @@ func TestSendFinalOrder(t *testing.T) {
 	if err := SendFinalOrder(t.Context(), srv.Client(), srv.URL, pair); !errors.As(err, &ae) || ae.Status != 403 {
 		t.Fatalf("refused final order: %v", err)
 	}
+}
+
+// The receipt header is the signature alone, and CheckShardReceipt rebuilds
+// the receipt the edge signed: a full, transferable ServedShardReceipt.
+// Anything but the edge's signature over exactly these bytes for exactly
+// this shard is refused.
+func TestCompactReceiptHeader(t *testing.T) {
+	ref := testRef()
+	pub, key, _ := ed25519.GenerateKey(nil)
+	edge := NodeID(hex.EncodeToString(pub))
+	body := []byte("an encoded shard message")
+	rc := SignShardReceipt(key, ref, body)
+	h := EncodeReceiptHeader(&rc)
+	if len(h) != 86 {
+		t.Fatalf("receipt header is %d characters, want 86 (a base64url signature)", len(h))
+	}
+	got, err := CheckShardReceipt(h, edge, ref, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*got, rc) {
+		t.Fatalf("rebuilt receipt %+v, signed %+v", *got, rc)
+	}
+	otherPub, _, _ := ed25519.GenerateKey(nil)
+	flipped := []byte(h)
+	flipped[10] ^= 'A' ^ 'B'
+	for name, tc := range map[string]struct {
+		header string
+		edge   NodeID
+	}{
+		"another edge":   {h, NodeID(hex.EncodeToString(otherPub))},
+		"flipped":        {string(flipped), edge},
+		"short":          {h[:85], edge},
+		"padded":         {h + "=", edge},
+		"not base64":     {strings.Repeat("!", 86), edge},
+		"old JSON value": {EncodeHeader(rc), edge},
+	} {
+		if _, err := CheckShardReceipt(tc.header, tc.edge, ref, body); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// FuzzCheckShardReceipt feeds untrusted receipt headers and bodies: nothing
+// panics, and only the edge's real signature over exactly the body passes.
+func FuzzCheckShardReceipt(f *testing.F) {
+	ref := testRef()
+	pub, key, _ := ed25519.GenerateKey(rand.New(rand.NewSource(1)))
+	edge := NodeID(hex.EncodeToString(pub))
+	good := []byte("shard bytes")
+	rc := SignShardReceipt(key, ref, good)
+	f.Add(EncodeReceiptHeader(&rc), good)
+	f.Add(EncodeReceiptHeader(&rc), []byte("other"))
+	f.Add(EncodeHeader(rc), good)
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		r, err := CheckShardReceipt(header, edge, ref, body)
+		if err != nil {
+			return
+		}
+		if VerifyShardReceipt(r, body) != nil || r.Ref() != ref || r.Edge != edge || !bytes.Equal(body, good) {
+			t.Fatalf("accepted a receipt that is not the edge's over %q", body)
+		}
+	})
+}
+
+// muxShardRef routes path through a ServeMux with PathShard, as a server
+// that does not parse shard paths itself does; ok is false if the mux did
+// not route it there or ParseShardRef refused it.
+func muxShardRef(path string) (ref content.ShardRef, ok bool) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathShard, func(w http.ResponseWriter, r *http.Request) {
+		var err error
+		ref, err = ParseShardRef(r)
+		ok = err == nil
+	})
+	mux.ServeHTTP(httptest.NewRecorder(), &http.Request{Method: http.MethodGet, URL: &url.URL{Path: path}, Header: http.Header{}})
+	return ref, ok
+}
+
+// ParseShardPath takes the plain form of every shard path and gives the
+// ref the ServeMux route gives; what it refuses goes to the mux.
+func TestParseShardPath(t *testing.T) {
+	ref := testRef()
+	if got, ok := ParseShardPath([]byte(ShardURL("", ref))); !ok || got != ref {
+		t.Fatalf("ParseShardPath(%s) = %v, %v; want %v", ShardURL("", ref), got, ok, ref)
+	}
+	edges := content.SegmentRef{Video: ref.Video, Rendition: maxRenditionParam - 1, Segment: maxSegmentParam - 1}.Shard(content.MaxTotalShards - 1)
+	if got, ok := ParseShardPath([]byte(ShardURL("", edges))); !ok || got != edges {
+		t.Fatalf("largest indices: %v, %v; want %v", got, ok, edges)
+	}
+	base := "/v1/shards/" + ref.Video.String()
+	for _, p := range []string{
+		base + "/256/0/0", base + "/0/1048576/0", base + "/0/0/256", base + "/0/-1/0", base + "/0/+1/0",
+		base + "/0/x/0", base + "/0/0/0/", base + "/0/0/", base + "/0//0", base + "0/0/0", "/v1/shards/ab/0/0/0",
+		base[:len(base)-1] + "g/0/0/0", "/v1/shard/" + ref.Video.String() + "/0/0/0",
+	} {
+		if got, ok := ParseShardPath([]byte(p)); ok {
+			t.Errorf("ParseShardPath(%s) = %v, want refused", p, got)
+		}
+	}
+}
+
+// FuzzParseShardPath: whatever ParseShardPath takes, the ServeMux route
+// takes too, as the same ref.
+func FuzzParseShardPath(f *testing.F) {
+	ref := testRef()
+	f.Add(ShardURL("", ref))
+	f.Add("/v1/shards/" + ref.Video.String() + "/0/01/255")
+	f.Add("/v1/shards/" + strings.ToUpper(ref.Video.String()) + "/1/2/3")
+	f.Add("/v1/shards/x/1/2/3")
+	f.Fuzz(func(t *testing.T, path string) {
+		got, ok := ParseShardPath([]byte(path))
+		if !ok {
+			return
+		}
+		if want, muxOK := muxShardRef(path); !muxOK || want != got {
+			t.Fatalf("ParseShardPath(%q) = %v; the mux route gives %v, %v", path, got, want, muxOK)
+		}
+	})
 }

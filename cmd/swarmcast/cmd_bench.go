@@ -27,17 +27,23 @@ func newBenchCommand() *cobra.Command {
 	var asJSON bool
 	serve := &cobra.Command{
 		Use:   "serve",
-		Short: "Edge shard serving throughput against nginx serving the same bytes from disk",
+		Short: "Edge or origin shard serving throughput against nginx serving the same bytes from disk",
 		Long: `Lays every shard of the bundled sample's top rendition out as an edge cache and
-as static files, starts nginx and a real 'swarmcast edge' process on 127.0.0.1,
-and drives both with the same load generator in alternating rounds. Prints the
-median throughput of each and the median ratio edge/nginx. Needs nginx.`,
+as static files, starts nginx and a real 'swarmcast edge' (--role edge) or
+'swarmcast origin' (--role origin) process on 127.0.0.1, and drives both with
+the same load generator in alternating rounds. Prints the median throughput of
+each and the median ratio swarmcast/nginx (--json: one object with role,
+nginx_mbps, swarmcast_mbps, ratio and every run). Needs nginx; stops every
+process it started.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// loadbench replaces non-positive values by its defaults; a
 			// user who typed 0 gets told instead.
 			if err := checkPositive(map[string]int64{"--concurrency": int64(opt.Concurrency), "--rounds": int64(opt.Rounds), "--duration": int64(opt.Duration)}); err != nil {
 				return err
+			}
+			if opt.Role != loadbench.RoleEdge && opt.Role != loadbench.RoleOrigin {
+				return fmt.Errorf("--role %q: want %s or %s", opt.Role, loadbench.RoleEdge, loadbench.RoleOrigin)
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
@@ -54,13 +60,17 @@ median throughput of each and the median ratio edge/nginx. Needs nginx.`,
 				return enc.Encode(res)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%d shards of %d bytes, %d connections, %d rounds of %s\n", res.Shards, res.ShardBytes, res.Concurrency, len(res.Runs)/2, opt.Duration)
-			fmt.Fprintf(cmd.OutOrStdout(), "nginx median %.1f MB/s, edge median %.1f MB/s, ratio edge/nginx %.2f (median of per-round ratios)\n", res.NginxMBps, res.EdgeMBps, res.Ratio)
+			fmt.Fprintf(cmd.OutOrStdout(), "nginx median %.1f MB/s, %s median %.1f MB/s, ratio %[2]s/nginx %.2[4]f (median of per-round ratios)\n", res.NginxMBps, res.Role, res.SwarmcastMBps, res.Ratio)
+			if res.CPURatio > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "server CPU per request: nginx %.1f µs, %s %.1f µs, nginx/%[2]s %.2[4]f (≥ 1: %[2]s needs no more CPU per shard)\n", res.NginxCPUMicros, res.Role, res.SwarmcastCPUMicros, res.CPURatio)
+			}
 			return nil
 		},
 	}
+	serve.Flags().StringVar(&opt.Role, "role", loadbench.RoleEdge, "server to measure: edge or origin")
 	serve.Flags().IntVar(&opt.Concurrency, "concurrency", 16, "parallel client connections")
 	serve.Flags().DurationVar(&opt.Duration, "duration", 5*time.Second, "length of each measured run")
-	serve.Flags().IntVar(&opt.Rounds, "rounds", 3, "alternating nginx/edge rounds")
+	serve.Flags().IntVar(&opt.Rounds, "rounds", 3, "alternating nginx/swarmcast rounds")
 	serve.Flags().StringVar(&opt.Nginx, "nginx", "", "nginx binary (default: from PATH or /usr/sbin/nginx)")
 	serve.Flags().BoolVar(&asJSON, "json", false, "print every run as JSON")
 	cmd.AddCommand(serve)

@@ -289,7 +289,7 @@ func printPlayLines(ctx context.Context, out io.Writer, coordinator, gateway str
 
 // runEdge serves the edge until ctx ends, then leaves the network.
 func runEdge(ctx context.Context, e *edge.Edge, listen, advertise string, log *slog.Logger, cmd *cobra.Command, created *newPaths) error {
-	srv, err := httpserve.Listen(ctx, listen, advertise, e.Handler(), log)
+	srv, err := httpserve.ListenHot(ctx, listen, advertise, e.ServeHot, e.Handler(), log)
 	if err != nil {
 		return withFlagHint(err, "set --listen HOST:PORT")
 	}

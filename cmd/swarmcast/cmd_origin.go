@@ -103,7 +103,7 @@ catalogue, including content keys.`,
 
 // runOrigin serves the origin until ctx ends.
 func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, log *slog.Logger, cmd *cobra.Command, created *newPaths) error {
-	srv, err := httpserve.Listen(ctx, listen, advertise, o.Handler(), log)
+	srv, err := httpserve.ListenHot(ctx, listen, advertise, o.ServeHot, o.Handler(), log)
 	if err != nil {
 		return withFlagHint(err, "set --listen HOST:PORT")
 	}

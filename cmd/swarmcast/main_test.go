@@ -168,6 +168,7 @@ func TestBadInputSaysWhatToDoAndLeavesNothing(t *testing.T) {
 		{name: "demo linger", args: []string{"demo", "--linger", "-1s"}, want: []string{"--linger", "must be 0 or more"}},
 
 		{name: "bench serve rounds", args: []string{"bench", "serve", "--rounds", "0"}, want: []string{"--rounds must be positive"}},
+		{name: "bench serve role", args: []string{"bench", "serve", "--role", "coordinator"}, want: []string{`--role "coordinator": want edge or origin`}},
 		{name: "bench serve duration", args: []string{"bench", "serve", "--duration", "-1s"}, want: []string{"--duration must be positive"}},
 		{name: "bench lookup edges", args: []string{"bench", "lookup", "--edges", "0"}, want: []string{"--edges must be positive"}},
 

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -40,7 +41,10 @@ func NewMux(reg *prometheus.Registry) *http.ServeMux {
 // Server is a listening HTTP server. Close (or cancelling the context passed
 // to Start) stops it; Wait returns when it has stopped.
 type Server struct {
-	srv       *http.Server
+	srv       *http.Server     // nil for a ListenHot server
+	fast      *fasthttp.Server // nil for a Listen server
+	tl        *trackingListener
+	t         Timeouts // fast's, as Timeouts reports them
 	ln        net.Listener
 	done      chan struct{}
 	err       error
@@ -163,6 +167,9 @@ func (t Timeouts) withDefaults() Timeouts {
 
 // Timeouts is what the server runs with.
 func (s *Server) Timeouts() Timeouts {
+	if s.fast != nil {
+		return s.t
+	}
 	return Timeouts{ReadHeader: s.srv.ReadHeaderTimeout, Read: s.srv.ReadTimeout, Write: s.srv.WriteTimeout, Idle: s.srv.IdleTimeout}
 }
 
@@ -171,6 +178,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Close stops accepting, gives in-flight requests a moment, then cuts them.
 func (s *Server) Close() error {
+	if s.fast != nil {
+		return s.closeHot(2 * time.Second)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {
@@ -180,7 +190,12 @@ func (s *Server) Close() error {
 }
 
 // Kill drops every connection at once, like a crashed process would.
-func (s *Server) Kill() error { return s.srv.Close() }
+func (s *Server) Kill() error {
+	if s.fast != nil {
+		return s.closeHot(0)
+	}
+	return s.srv.Close()
+}
 
 // Wait blocks until the server has stopped and returns its serve error.
 func (s *Server) Wait() error {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -118,5 +120,155 @@ func TestExtendWriteDeadline(t *testing.T) {
 	}
 	if body, err := get("?extend"); err != nil || body != "shard bytes" {
 		t.Fatalf("extended response: %q %v", body, err)
+	}
+}
+
+// hotAndRest is a ListenHot server whose hot route answers /hot and whose
+// net/http handler answers the rest (reading any body).
+func hotAndRest(t *testing.T, timeouts Timeouts) *Server {
+	t.Helper()
+	hot := func(c *fasthttp.RequestCtx) bool {
+		if string(c.Path()) != "/hot" {
+			return false
+		}
+		c.SetContentType("text/plain")
+		c.SetBodyString("hot")
+		return true
+	}
+	rest := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Write([]byte("rest " + r.URL.Path))
+	})
+	srv, err := ListenHotTimeouts(t.Context(), "127.0.0.1:0", "", hot, rest, quiet(), timeouts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A ListenHot server routes the hot path's requests to it and every other
+// one to the net/http handler, under the same four bounds, and cuts slow
+// clients off as Listen's does.
+func TestHotServerRoutesAndCutsSlowClients(t *testing.T) {
+	srv := hotAndRest(t, Timeouts{ReadHeader: 50 * time.Millisecond, Read: 100 * time.Millisecond})
+	if got := srv.Timeouts(); got.ReadHeader != 50*time.Millisecond || got.Read != 100*time.Millisecond || got.Write != DefaultTimeouts.Write || got.Idle != DefaultTimeouts.Idle {
+		t.Fatalf("timeouts %+v", got)
+	}
+	if d := hotAndRest(t, Timeouts{}).Timeouts(); d != DefaultTimeouts {
+		t.Fatalf("default timeouts %+v, want %+v", d, DefaultTimeouts)
+	}
+	base := "http://" + srv.Addr()
+	if got := getBody(t, base+"/hot"); got != "hot" {
+		t.Fatalf("/hot answered %q", got)
+	}
+	if got := getBody(t, base+"/other"); got != "rest /other" {
+		t.Fatalf("/other answered %q", got)
+	}
+	for name, prefix := range map[string]string{
+		"slow header": "GET /hot HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+		"slow body":   "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", srv.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, prefix); err != nil {
+				t.Fatal(err)
+			}
+			waitClosed(t, c)
+		})
+	}
+	if got := getBody(t, base+"/hot"); got != "hot" {
+		t.Fatalf("an ordinary client after the attack: %q", got)
+	}
+}
+
+// Kill drops kept-alive connections at once, and Close right after
+// ListenHot (before its Serve has started) still stops it.
+func TestHotServerKillAndEarlyClose(t *testing.T) {
+	srv := hotAndRest(t, Timeouts{})
+	c, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /hot HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1024)
+	if n, err := c.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "hot") {
+		t.Fatalf("first response %q %v", buf[:n], err)
+	}
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, c)
+	if err := srv.Wait(); err != nil {
+		t.Fatalf("Wait after Kill: %v", err)
+	}
+	for range 20 {
+		early, err := ListenHot(context.Background(), "127.0.0.1:0", "", func(*fasthttp.RequestCtx) bool { return false }, http.NotFoundHandler(), quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = early.Close()
+		if err := early.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// PeerGone is false while the client waits for its answer and true once it
+// has closed the connection, so a hot handler that waits can stop.
+func TestPeerGone(t *testing.T) {
+	connected, gone := make(chan bool, 1), make(chan bool, 1)
+	hot := func(c *fasthttp.RequestCtx) bool {
+		connected <- PeerGone(c)
+		// Bounded: 10 s of polling at most, then report what was seen.
+		for range 1000 {
+			if PeerGone(c) {
+				gone <- true
+				return true
+			}
+			time.Sleep(10 * time.Millisecond) // the handler's poll, as an edge's paced wait does
+		}
+		gone <- false
+		return true
+	}
+	srv, err := ListenHot(t.Context(), "127.0.0.1:0", "", hot, http.NotFoundHandler(), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if <-connected {
+		t.Fatal("PeerGone while the client is connected and waiting")
+	}
+	c.Close()
+	if !<-gone {
+		t.Fatal("PeerGone never saw the client close its connection")
 	}
 }

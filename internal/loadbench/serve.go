@@ -1,4 +1,4 @@
-// Package loadbench measures Swarmcast's servers under load against a reference in the same run: an edge against nginx serving the same bytes.
+// Package loadbench measures Swarmcast's servers under load against a reference in the same run: an edge or an origin against nginx serving the same bytes.
 package loadbench
 
 import (
@@ -22,45 +22,74 @@ import (
 	"github.com/swarmcast/swarmcast/wire"
 )
 
-// ServeOptions configure the edge-versus-nginx benchmark.
+// Roles Serve can measure against nginx.
+const (
+	RoleEdge   = "edge"
+	RoleOrigin = "origin"
+)
+
+// ServeOptions configure the shard-server-versus-nginx benchmark.
 type ServeOptions struct {
-	Binary      string        // the swarmcast binary to run as the edge (default: this executable)
+	Role        string        // RoleEdge (default) or RoleOrigin: which swarmcast server is measured
+	Binary      string        // the swarmcast binary to run as the edge or origin (default: this executable)
 	Nginx       string        // nginx binary (default: "nginx" on PATH, else /usr/sbin/nginx)
 	Concurrency int           // parallel client connections (default 16)
 	Duration    time.Duration // per measured run (default 5s)
-	Rounds      int           // alternating nginx/edge rounds (default 3)
+	Rounds      int           // alternating nginx/swarmcast rounds (default 3)
 	Dir         string        // scratch directory (default: a temp dir, removed after)
 	Progress    io.Writer     // one line per run, may be nil
 }
 
 // ServeRun is one measured run against one server.
 type ServeRun struct {
-	Server   string  `json:"server"` // "nginx" or "edge"
+	Server   string  `json:"server"` // "nginx", "edge" or "origin"
 	Requests int64   `json:"requests"`
 	Bytes    int64   `json:"bytes"`
 	Seconds  float64 `json:"seconds"`
 	MBps     float64 `json:"mb_per_s"`
 	Errors   int64   `json:"errors"`
+	// CPUMicros is the server's CPU time (user + system, all its
+	// processes) per request in µs during the run: unlike MB/s it hardly
+	// depends on what else the machine runs. 0 where it cannot be read.
+	CPUMicros float64 `json:"server_cpu_us_per_request"`
 }
 
-// ServeResult holds every run and the medians.
+// ServeResult holds every run and the medians (MB/s are 10^6 body bytes
+// per second).
 type ServeResult struct {
-	Shards      int        `json:"shards"`
-	ShardBytes  int        `json:"mean_shard_bytes"`
-	Concurrency int        `json:"concurrency"`
-	Runs        []ServeRun `json:"runs"`
-	EdgeMBps    float64    `json:"edge_mb_per_s_median"`
-	NginxMBps   float64    `json:"nginx_mb_per_s_median"`
-	Ratio       float64    `json:"ratio_median"` // median over rounds of edge/nginx
+	Role          string     `json:"role"` // the swarmcast server measured
+	NginxMBps     float64    `json:"nginx_mbps"`
+	SwarmcastMBps float64    `json:"swarmcast_mbps"`
+	Ratio         float64    `json:"ratio"` // median over rounds of swarmcast/nginx
+	// Medians of the servers' CPU µs per request, and of nginx's over
+	// swarmcast's per round: ≥ 1 means swarmcast spends no more CPU per
+	// shard than nginx. 0 where process times cannot be read.
+	NginxCPUMicros     float64 `json:"nginx_cpu_us_per_request"`
+	SwarmcastCPUMicros float64 `json:"swarmcast_cpu_us_per_request"`
+	CPURatio           float64 `json:"cpu_ratio"`
+	Shards        int        `json:"shards"`
+	ShardBytes    int        `json:"mean_shard_bytes"`
+	Concurrency   int        `json:"concurrency"`
+	Runs          []ServeRun `json:"runs"`
 }
 
 // Serve packages the bundled sample, lays every shard of its top rendition
 // out both as an edge cache and as static files, starts nginx and a real
-// `swarmcast edge` process on loopback, and drives both with the same
+// `swarmcast edge` (or `swarmcast origin`, over the publisher store the
+// shards came from) process on loopback, and drives both with the same
 // load generator in alternating rounds. The edge's upload cap is lifted:
-// this measures the data path, not the rate limiter.
+// this measures the data path, not the rate limiter. Every process it
+// started is gone when it returns (nginx's workers included).
 func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 	var res ServeResult
+	switch opt.Role {
+	case "":
+		opt.Role = RoleEdge
+	case RoleEdge, RoleOrigin:
+	default:
+		return res, fmt.Errorf("role %q: want %q or %q", opt.Role, RoleEdge, RoleOrigin)
+	}
+	res.Role = opt.Role
 	if opt.Concurrency <= 0 {
 		opt.Concurrency = 16
 	}
@@ -96,44 +125,62 @@ func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 	}
 	res.Shards, res.ShardBytes, res.Concurrency = len(paths), shardBytes, opt.Concurrency
 
-	nginxAddr, stopNginx, err := startNginx(ctx, opt.Nginx, opt.Dir)
+	nginxAddr, stopNginx, nginxGroup, err := startNginx(ctx, opt.Nginx, opt.Dir)
 	if err != nil {
 		return res, err
 	}
 	defer stopNginx()
-	edgeAddr, stopEdge, err := startEdge(ctx, opt.Binary, opt.Dir)
+	start := startEdge
+	if opt.Role == RoleOrigin {
+		start = startOrigin
+	}
+	ourAddr, stopOurs, ourGroup, err := start(ctx, opt.Binary, opt.Dir)
 	if err != nil {
 		return res, err
 	}
-	defer stopEdge()
+	defer stopOurs()
 
-	servers := []struct{ name, base string }{{"nginx", "http://" + nginxAddr}, {"edge", "http://" + edgeAddr}}
+	servers := []struct {
+		name, base string
+		group      int // process group, for CPU time
+	}{{"nginx", "http://" + nginxAddr, nginxGroup}, {opt.Role, "http://" + ourAddr, ourGroup}}
 	// Warm both (page cache, connection pools, JIT-free but GC-warm) once.
 	for _, s := range servers {
 		if _, err := drive(ctx, s.base, paths, opt.Concurrency, time.Second); err != nil {
 			return res, fmt.Errorf("%s warm-up: %w", s.name, err)
 		}
 	}
-	var edgeRates, nginxRates, ratios []float64
+	var ourRates, nginxRates, ratios, ourCPU, nginxCPU, cpuRatios []float64
 	for round := 0; round < opt.Rounds; round++ {
-		rates := map[string]float64{}
+		rates, cpu := map[string]float64{}, map[string]float64{}
 		for _, s := range servers {
+			cpu0, cpuOK := groupCPU(s.group)
 			run, err := drive(ctx, s.base, paths, opt.Concurrency, opt.Duration)
 			if err != nil {
 				return res, fmt.Errorf("%s: %w", s.name, err)
 			}
+			if cpu1, ok := groupCPU(s.group); ok && cpuOK {
+				run.CPUMicros = float64((cpu1-cpu0).Microseconds()) / float64(run.Requests)
+			}
+			cpu[s.name] = run.CPUMicros
 			run.Server = s.name
 			res.Runs = append(res.Runs, run)
 			rates[s.name] = run.MBps
 			if opt.Progress != nil {
-				fmt.Fprintf(opt.Progress, "round %d %-5s %8.1f MB/s %8d requests %d errors\n", round+1, s.name, run.MBps, run.Requests, run.Errors)
+				fmt.Fprintf(opt.Progress, "round %d %-6s %8.1f MB/s %8d requests %d errors %6.1f µs CPU/request\n", round+1, s.name, run.MBps, run.Requests, run.Errors, run.CPUMicros)
 			}
 		}
-		edgeRates = append(edgeRates, rates["edge"])
+		ourRates = append(ourRates, rates[opt.Role])
 		nginxRates = append(nginxRates, rates["nginx"])
-		ratios = append(ratios, rates["edge"]/rates["nginx"])
+		ratios = append(ratios, rates[opt.Role]/rates["nginx"])
+		if cpu[opt.Role] > 0 {
+			ourCPU = append(ourCPU, cpu[opt.Role])
+			nginxCPU = append(nginxCPU, cpu["nginx"])
+			cpuRatios = append(cpuRatios, cpu["nginx"]/cpu[opt.Role])
+		}
 	}
-	res.EdgeMBps, res.NginxMBps, res.Ratio = median(edgeRates), median(nginxRates), median(ratios)
+	res.SwarmcastMBps, res.NginxMBps, res.Ratio = median(ourRates), median(nginxRates), median(ratios)
+	res.SwarmcastCPUMicros, res.NginxCPUMicros, res.CPURatio = median(ourCPU), median(nginxCPU), median(cpuRatios)
 	return res, nil
 }
 
@@ -221,10 +268,10 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startNginx(ctx context.Context, bin, dir string) (string, func(), error) {
+func startNginx(ctx context.Context, bin, dir string) (string, func(), int, error) {
 	addr, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	user := ""
 	if os.Geteuid() == 0 {
@@ -255,27 +302,27 @@ http {
 `, user, dir, addr)
 	confFile := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	_ = os.MkdirAll(filepath.Join(dir, "nginx-tmp"), 0o755)
 	cmd := exec.CommandContext(ctx, bin, "-c", confFile, "-e", filepath.Join(dir, "nginx-error.log"))
 	cmd.Stderr = os.Stderr
 	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start nginx: %w", err)
+		return "", nil, 0, fmt.Errorf("start nginx: %w", err)
 	}
 	stop := func() { stopGroup(cmd) }
 	if err := waitHTTP(ctx, "http://"+addr+"/"); err != nil {
 		stop()
-		return "", nil, fmt.Errorf("nginx did not come up: %w", err)
+		return "", nil, 0, fmt.Errorf("nginx did not come up: %w", err)
 	}
-	return addr, stop, nil
+	return addr, stop, cmd.Process.Pid, nil // ownGroup: the group is the master's pid
 }
 
-func startEdge(ctx context.Context, bin, dir string) (string, func(), error) {
+func startEdge(ctx context.Context, bin, dir string) (string, func(), int, error) {
 	addr, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	// The coordinator address is deliberately dead: the edge keeps retrying
 	// registration in the background while serving its cache.
@@ -285,14 +332,37 @@ func startEdge(ctx context.Context, bin, dir string) (string, func(), error) {
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start edge: %w", err)
+		return "", nil, 0, fmt.Errorf("start edge: %w", err)
 	}
 	stop := func() { stopGroup(cmd) }
 	if err := waitHTTP(ctx, "http://"+addr+wire.PathHealth); err != nil {
 		stop()
-		return "", nil, fmt.Errorf("edge did not come up: %w", err)
+		return "", nil, 0, fmt.Errorf("edge did not come up: %w", err)
 	}
-	return addr, stop, nil
+	return addr, stop, cmd.Process.Pid, nil
+}
+
+// startOrigin runs `swarmcast origin` over the publisher store layOut
+// ingested into, so it serves the very messages nginx serves from www/.
+func startOrigin(ctx context.Context, bin, dir string) (string, func(), int, error) {
+	addr, err := freePort()
+	if err != nil {
+		return "", nil, 0, err
+	}
+	// As for the edge, the coordinator address is dead on purpose.
+	cmd := exec.CommandContext(ctx, bin, "origin", "--store", filepath.Join(dir, "publisher"),
+		"--coordinator", "http://127.0.0.1:9", "--listen", addr)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	ownGroup(cmd)
+	if err := cmd.Start(); err != nil {
+		return "", nil, 0, fmt.Errorf("start origin: %w", err)
+	}
+	stop := func() { stopGroup(cmd) }
+	if err := waitHTTP(ctx, "http://"+addr+wire.PathHealth); err != nil {
+		stop()
+		return "", nil, 0, fmt.Errorf("origin did not come up: %w", err)
+	}
+	return addr, stop, cmd.Process.Pid, nil
 }
 
 func waitHTTP(ctx context.Context, url string) error {
