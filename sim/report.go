@@ -73,7 +73,8 @@ type Report struct {
 	WallSeconds float64 `json:"wall_seconds"` // wall-clock
 	PeakRSSMB   float64 `json:"peak_rss_mb"`  // wall-clock (process peak, getrusage)
 
-	startups []float64
+	startups  []float64 // sorted, for the plots
+	rebuffers []float64 // per finished play: stalled share, sorted
 }
 
 func (s *Sim) finish(wall time.Duration) {
@@ -122,6 +123,8 @@ func (s *Sim) finish(wall time.Duration) {
 	r.StartupP50MS = round3(quantile(r.startups, 0.5))
 	r.StartupP95MS = round3(quantile(r.startups, 0.95))
 	r.Stalls = m.stalls
+	r.rebuffers = slices.Clone(m.playRebuffer)
+	slices.Sort(r.rebuffers)
 	// Sessions still playing count what they played so far.
 	playNS, stallNS := m.playNS, m.rebufferNS
 	for _, v := range s.viewers {

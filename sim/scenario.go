@@ -108,6 +108,11 @@ type CoordinatorSpec struct {
 	// NoPlacement turns placement off (edges then hold only what their
 	// players watched): the "no caches" and "watch-only" baselines.
 	NoPlacement bool `json:"no_placement,omitempty"`
+	// PlacementCells shards placement (default 1, today's single placer):
+	// edge i belongs to cell i mod PlacementCells, and each cell places its
+	// own edges over the demand of the viewers they host, as coordinators
+	// sharding the edges between them would.
+	PlacementCells int `json:"placement_cells,omitempty"`
 }
 
 // FlashSpec is a flash crowd: Viewers extra starts on Title spread over
@@ -179,6 +184,8 @@ func (sc *Scenario) Validate() error {
 		return bad("edges", "count, upload_mbps and disk_gb >= 0")
 	case sc.Edges.LiarFraction < 0 || sc.Edges.LiarFraction > 1 || sc.Edges.Loss < 0 || sc.Edges.Loss >= 1 || sc.Viewers.Loss < 0 || sc.Viewers.Loss >= 1:
 		return bad("liar_fraction and loss", "in [0, 1)")
+	case sc.Coordinator.PlacementCells < 0:
+		return bad("coordinator.placement_cells", ">= 0")
 	case sc.Edges.ChurnPerHour < 0:
 		return bad("edges.churn_per_hour", ">= 0")
 	case sc.Viewers.Count < 1:

@@ -11,8 +11,10 @@
 //     report byte for byte (the golden tests check it).
 //   - Network: every node has an uplink and a downlink with a capacity; a
 //     transfer queues first-come-first-served on the sender's uplink, then
-//     on the receiver's downlink, plus the one-way latency each way (a
-//     fluid, store-and-forward model at shard granularity). A cancelled
+//     plus the one-way latency each way, and never faster than the
+//     receiver's downlink (which caps each transfer but is not shared: the
+//     uplinks are the bottleneck this models): a fluid, FIFO-per-uplink
+//     model at shard granularity. A cancelled
 //     transfer that is the last in its uplink's queue gives back the time
 //     it had not used. Loss is modelled as delay: with probability loss a
 //     transfer takes one retransmission timeout longer.
@@ -76,6 +78,7 @@ const (
 	evHeartbeat                    // all edges heartbeat
 	evPlacement                    // a placement round
 	evChurn                        // one edge leaves
+	evSweep                        // the coordinator forgets dead edge id
 	evSample                       // close a curve point
 )
 
@@ -169,17 +172,27 @@ type edgeState struct {
 	placed    map[content.SegmentRef]coordinator.ShardMask // directed shards it holds
 	watched   map[content.SegmentRef]coordinator.ShardMask // shards its player kept
 	watchFIFO []content.SegmentRef
+	dropped   map[content.SegmentRef]coordinator.ShardMask // placed shards a drop directive unassigned: still served, evicted first
+	dropFIFO  []content.SegmentRef
 	held      map[content.SegmentRef]coordinator.ShardMask // placed ∪ watched: its reported inventory
 	assigned  map[content.SegmentRef]coordinator.ShardMask // the coordinator's last plan for it
-	jobs      []prefetchJob // directed shards to fetch, in order
-	cur       prefetchJob   // the one in flight while busy
+	jobs      []prefetchJob                                // directed shards to fetch, in order
+	cur       prefetchJob                                  // the one in flight while busy
 	busy      bool
 	waiting   bool // a worker event is queued
 	served    int64
 	rate      float64
 	beats     int
 	bucket    uint64
-	gen       uint32 // bumped on replacement, so transfers to a dead edge are dropped
+	player    int32 // the viewer it hosts (players_are_edges), or -1
+}
+
+// cell is one placement shard: a coordinator placing for its own edges
+// over the demand of the viewers they host (one cell = the single
+// coordinator of today).
+type cell struct {
+	demand *coordinator.DemandTracker
+	placer *coordinator.Placer
 }
 
 type prefetchJob struct {
@@ -236,6 +249,10 @@ type Sim struct {
 	done bool
 
 	segNS      int64
+	// The player's buffer, lookup window and startup segments, in sim
+	// segments: the real player's counts of 2 s segments, converted to the
+	// same durations when a sim segment is longer.
+	bufferSegs, windowSegs, startupSegs int
 	segBytes   int64
 	shardBytes int64
 	k, nmax    int
@@ -252,8 +269,7 @@ type Sim struct {
 	originUp   link
 	originLat  int64
 	origins    []viewer.Candidate
-	demand     *coordinator.DemandTracker
-	placer     *coordinator.Placer
+	cells      []cell
 	heartbeatN int64
 	placeNS    int64
 	prefDelay  int64
@@ -269,6 +285,7 @@ type metrics struct {
 	originViewers, originEdges, edgeViewers, edgeEdges             float64
 	startupsMS                                                     []float64
 	rebufferNS, playNS                                             int64
+	playRebuffer                                                   []float64 // per finished play: stall/(play+stall)
 	stalls                                                         int
 	plays, segments, failedSegments                                int
 	badShards, bannedEdges                                         int
@@ -297,6 +314,10 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 		segS = 2
 	}
 	s.segNS = int64(segS * 1e9)
+	inSimSegments := func(realSegments int) int { return max(1, int(math.Round(float64(realSegments)*2/segS))) }
+	s.bufferSegs = inSimSegments(viewer.BufferSegments)
+	s.windowSegs = inSimSegments(viewer.LookupWindow)
+	s.startupSegs = inSimSegments(viewer.StartupSegments)
 	s.segBytes = int64(sc.Titles.BitrateMbps * 1e6 / 8 * segS)
 	s.k, s.nmax = sc.K, sc.NMax
 	if s.k == 0 {
@@ -328,8 +349,12 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 	s.heartbeatN = int64(hb * 1e9)
 	s.placeNS = int64(secOr(cs.PlacementS, 2) * 1e9)
 	s.prefDelay = int64(secOr(cs.PrefetchOriginDelayS, edge.DefaultPrefetchOriginDelay.Seconds()) * 1e9)
-	s.demand = coordinator.NewDemandTracker(time.Duration(secOr(cs.DemandHalfLifeS, 60)*1e9), epoch)
-	s.placer = coordinator.NewPlacer(seed)
+	for c := range max(cs.PlacementCells, 1) {
+		s.cells = append(s.cells, cell{
+			demand: coordinator.NewDemandTracker(time.Duration(secOr(cs.DemandHalfLifeS, 60)*1e9), epoch),
+			placer: coordinator.NewPlacer(seed + int64(c)),
+		})
+	}
 
 	s.originID = "origin-0"
 	s.originUp = link{rate: mbpsToBytesPerNS(sc.Origin.UplinkMbps)}
@@ -346,14 +371,14 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 		if vs.PlayersAreEdges {
 			v.edge = int32(i)
 			v.region = s.edges[i].region
+			s.edges[i].player = int32(i)
 		}
 		switch vs.Mode {
 		case "continuous":
 			s.at(int64(float64(i)*vs.JoinIntervalS*1e9), evViewerStart, int32(i), 0)
 		case "sessions":
-			// Start staggered over one mean idle+session period, so the
-			// run opens near its steady state.
-			s.at(int64(s.rng.Float64()*(vs.SessionMeanS+vs.IdleMeanS)*1e9), evViewerStart, int32(i), 0)
+			// First attempts spread over one mean idle period.
+			s.at(int64(s.rng.Float64()*vs.IdleMeanS*1e9), evViewerStart, int32(i), 0)
 		}
 	}
 	if f := sc.Flash; f != nil {
@@ -415,13 +440,11 @@ func (s *Sim) newEdge(i int32) {
 		salt:     s.rng.Uint64(),
 		placed:   map[content.SegmentRef]coordinator.ShardMask{},
 		watched:  map[content.SegmentRef]coordinator.ShardMask{},
+		dropped:  map[content.SegmentRef]coordinator.ShardMask{},
 		held:     map[content.SegmentRef]coordinator.ShardMask{},
 		assigned: map[content.SegmentRef]coordinator.ShardMask{},
 	}
-	if old := s.edges[i]; old != nil {
-		e.gen = old.gen + 1
-		delete(s.edgeIdx, old.id)
-	}
+	e.player = -1
 	s.nextID++
 	s.edges[i] = e
 	s.edgeIdx[e.id] = i
@@ -444,7 +467,7 @@ func (s *Sim) newViewer(i int, flash bool) *viewerState {
 }
 
 func (s *Sim) scheduleChurn() {
-	rate := s.sc.Edges.ChurnPerHour * float64(len(s.edges)) / 3600 // leaves per second
+	rate := s.sc.Edges.ChurnPerHour * float64(s.sc.Edges.Count) / 3600 // leaves per second
 	if rate <= 0 {
 		return
 	}
@@ -494,11 +517,8 @@ func (s *Sim) handle(ev event) {
 	case evEdgeShard:
 		s.edgeShard(ev)
 	case evEdgeWork:
-		e := s.edges[ev.id]
-		if e.gen == ev.gen {
-			e.waiting = false
-			s.edgeWork(ev.id)
-		}
+		s.edges[ev.id].waiting = false
+		s.edgeWork(ev.id)
 	case evHeartbeat:
 		s.heartbeat()
 		s.at(s.now+s.heartbeatN, evHeartbeat, 0, 0)
@@ -508,6 +528,12 @@ func (s *Sim) handle(ev event) {
 	case evChurn:
 		s.churn()
 		s.scheduleChurn()
+	case evSweep:
+		e := s.edges[ev.id]
+		for seg := range e.held {
+			s.dropHolder(seg, ev.id)
+		}
+		e.held, e.placed, e.watched, e.dropped, e.assigned, e.jobs = nil, nil, nil, nil, nil, nil
 	case evSample:
 		s.sample()
 		s.at(s.now+s.sampleNS(), evSample, 0, 0)
@@ -569,6 +595,7 @@ func (s *Sim) viewerEnd(id int32) {
 	s.m.activeNow--
 	s.m.rebufferNS += v.stall
 	s.m.playNS += int64(v.end) * s.segNS
+	s.m.playRebuffer = append(s.m.playRebuffer, float64(v.stall)/float64(int64(v.end)*s.segNS+v.stall))
 	vs := s.sc.Viewers
 	switch {
 	case v.flash:
@@ -600,17 +627,17 @@ func (s *Sim) fetchNext(id int32) {
 	if v.started {
 		// The player's buffer: at most BufferSegments ahead of playback.
 		playing := (s.now - v.playAt - v.stall) / s.segNS
-		if int64(j) > playing+viewer.BufferSegments {
-			s.at(v.playAt+v.stall+int64(j-viewer.BufferSegments)*s.segNS, evViewerNext, id, v.fetchGen)
+		if int64(j) > playing+int64(s.bufferSegs) {
+			s.at(v.playAt+v.stall+int64(j-s.bufferSegs)*s.segNS, evViewerNext, id, v.fetchGen)
 			return
 		}
 	}
 	t := &s.titles[v.title]
 	// A new lookup when the segment leaves the window or the answer is
 	// older than the viewer's lookupMaxAge (5 s): it counts as demand.
-	if v.winFrom < 0 || j >= v.winFrom+viewer.LookupWindow || s.now-v.winAt > 5e9 {
+	if v.winFrom < 0 || j >= v.winFrom+s.windowSegs || s.now-v.winAt > 5e9 {
 		v.winFrom, v.winAt = j, s.now
-		s.demand.Record(t.id, 0, j, min(j+viewer.LookupWindow, t.segments), v.region)
+		s.cells[s.cellOf(id)].demand.Record(t.id, 0, j, min(j+s.windowSegs, t.segments), v.region)
 		s.m.lookups++
 	}
 	v.attempt = 0
@@ -621,7 +648,7 @@ func (s *Sim) startFetch(id int32) {
 	v := s.viewers[id]
 	j := v.next
 	seg := content.SegmentRef{Video: s.titles[v.title].id, Rendition: 0, Segment: j}
-	startup := j < viewer.StartupSegments || v.attempt > 0
+	startup := j < s.startupSegs || v.attempt > 0
 	v.fetchGen++
 	v.fetch = viewer.NewSegmentFetch(s.k, s.nmax, epoch.Add(time.Duration(s.deadline(v, j))), time.Duration(s.segNS), startup, v.banned, s.rng)
 	if v.inflight == nil {
@@ -685,10 +712,9 @@ func (s *Sim) transfer(up, down *link, bytes, latency int64, loss float64) (star
 	start = max(t, up.free)
 	upEnd = start + up.dur(bytes)
 	up.free = upEnd
-	dStart := max(start, down.free)
-	dEnd := max(upEnd, dStart+down.dur(bytes))
-	down.free = dEnd
-	arrive = dEnd + latency
+	// The downlink caps the transfer's rate but is not a shared queue: a
+	// FIFO there would hold the origin's shards behind a slow edge's.
+	arrive = max(upEnd, start+down.dur(bytes)) + latency
 	if loss > 0 && s.rng.Float64() < loss {
 		arrive += int64(max(retransmitTimeout, time.Duration(4*latency)))
 	}
@@ -783,13 +809,14 @@ func (s *Sim) viewerShard(ev event) {
 	}
 	key := inflightKey{node, int(ev.b)}
 	r, ok := v.inflight[key]
+
 	if !ok {
 		return
 	}
 	delete(v.inflight, key)
 	now := s.clock()
 	switch {
-	case ev.a >= 0 && (!s.edges[ev.a].alive && s.edges[ev.a].diedAt < r.arriveAt || s.edges[ev.a].id != node):
+	case ev.a >= 0 && !s.edges[ev.a].alive && s.edges[ev.a].diedAt < r.arriveAt:
 		s.apply(ev.id, v.fetch.RequestFailed(now, node, int(ev.b)))
 	case ev.a >= 0 && s.edges[ev.a].liar:
 		s.countToViewer(ev.a, r.bytes)
@@ -870,19 +897,41 @@ func (s *Sim) keepWatched(i int32, seg content.SegmentRef, shards []int) {
 		m.Set(sh)
 	}
 	add := m.Minus(e.held[seg])
-	need := int64(add.Count()) * s.shardBytes
+	if !s.makeRoom(i, int64(add.Count())*s.shardBytes) {
+		return
+	}
+	e.watched[seg] = e.watched[seg].Union(m)
+	e.watchFIFO = append(e.watchFIFO, seg)
+	s.setHeld(i, seg, e.placed[seg].Union(e.watched[seg]))
+}
+
+// makeRoom evicts from edge i until need more bytes fit, as the edge's
+// inventory does: dropped shards first (oldest drop first), then the
+// oldest watched segments. It reports whether they fit.
+func (s *Sim) makeRoom(i int32, need int64) bool {
+	e := s.edges[i]
+	for e.used+need > e.diskCap && len(e.dropFIFO) > 0 {
+		seg := e.dropFIFO[0]
+		e.dropFIFO = e.dropFIFO[1:]
+		d := e.dropped[seg]
+		if d.Empty() {
+			continue
+		}
+		delete(e.dropped, seg)
+		if p := e.placed[seg].Minus(d); p.Empty() {
+			delete(e.placed, seg)
+		} else {
+			e.placed[seg] = p
+		}
+		s.setHeld(i, seg, e.placed[seg].Union(e.watched[seg]))
+	}
 	for e.used+need > e.diskCap && len(e.watchFIFO) > 0 {
 		old := e.watchFIFO[0]
 		e.watchFIFO = e.watchFIFO[1:]
 		delete(e.watched, old)
 		s.setHeld(i, old, e.placed[old])
 	}
-	if e.used+need > e.diskCap {
-		return
-	}
-	e.watched[seg] = e.watched[seg].Union(m)
-	e.watchFIFO = append(e.watchFIFO, seg)
-	s.setHeld(i, seg, e.placed[seg].Union(e.watched[seg]))
+	return e.used+need <= e.diskCap
 }
 
 // setHeld sets edge i's inventory of seg, keeping disk use and the
@@ -936,16 +985,36 @@ func (s *Sim) heartbeat() {
 	}
 }
 
-// place runs one placement round with the real placer and hands each edge
-// its fetch and drop directives (as Coordinator.Place and state.assign).
+// cellOf is the placement cell of viewer id: its edge's, else by index.
+func (s *Sim) cellOf(id int32) int {
+	if e := s.viewers[id].edge; e >= 0 {
+		return int(e) % len(s.cells)
+	}
+	return int(id) % len(s.cells)
+}
+
+// place runs one placement round in every cell.
 func (s *Sim) place() {
+	wall := time.Now()
+	for c := range s.cells {
+		s.placeCell(c)
+	}
+	s.m.placementWall = append(s.m.placementWall, time.Since(wall))
+	s.m.placementRounds++
+}
+
+// placeCell runs one placement round of cell c with the real placer and
+// hands each of its edges its fetch and drop directives (as
+// Coordinator.Place and state.assign do).
+func (s *Sim) placeCell(c int) {
 	now := s.clock()
-	s.demand.Fold(now)
-	demand := s.demand.Demand()
+	cl := s.cells[c]
+	cl.demand.Fold(now)
+	demand := cl.demand.Demand()
 	var st coordinator.PlacementState
 	var idx []int32
 	for i, e := range s.edges {
-		if e.banned || !e.alive {
+		if e.banned || !s.coordAlive(e) || i%len(s.cells) != c {
 			continue
 		}
 		idx = append(idx, int32(i))
@@ -959,10 +1028,7 @@ func (s *Sim) place() {
 			Key: d.Key, Rate: d.Rate, ByRegion: d.ByRegion, ShardBytes: s.shardBytes, K: s.k, NMax: s.nmax,
 		})
 	}
-	wall := time.Now()
-	plan := s.placer.Plan(now, st)
-	s.m.placementWall = append(s.m.placementWall, time.Since(wall))
-	s.m.placementRounds++
+	plan := cl.placer.Plan(now, st)
 	targets := make(map[wire.NodeID]map[content.SegmentRef]coordinator.ShardMask)
 	for _, a := range plan {
 		if targets[a.Edge] == nil {
@@ -976,20 +1042,19 @@ func (s *Sim) place() {
 		if target == nil {
 			target = map[content.SegmentRef]coordinator.ShardMask{}
 		}
-		// Drops first: shards no longer assigned leave the placed set.
+		// Drops: shards no longer assigned stay servable but are marked
+		// to be evicted first (edge.dropShards).
 		keys := make([]content.SegmentRef, 0, len(e.assigned))
 		for seg := range e.assigned {
 			keys = append(keys, seg)
 		}
 		slices.SortFunc(keys, content.CompareSegmentRefs)
 		for _, seg := range keys {
-			if drop := e.assigned[seg].Minus(target[seg]); !drop.Empty() {
-				if p := e.placed[seg].Minus(drop); p.Empty() {
-					delete(e.placed, seg)
-				} else {
-					e.placed[seg] = p
+			if drop := e.assigned[seg].Minus(target[seg]).Minus(e.dropped[seg]); !drop.Empty() {
+				if d := drop.Minus(drop.Minus(e.placed[seg])); !d.Empty() {
+					e.dropped[seg] = e.dropped[seg].Union(d)
+					e.dropFIFO = append(e.dropFIFO, seg)
 				}
-				s.setHeld(i, seg, e.placed[seg].Union(e.watched[seg]))
 			}
 		}
 		keys = keys[:0]
@@ -998,6 +1063,14 @@ func (s *Sim) place() {
 		}
 		slices.SortFunc(keys, content.CompareSegmentRefs)
 		for _, seg := range keys {
+			if d, ok := e.dropped[seg]; ok {
+				// Assigned again: no longer first to go.
+				if d = d.Minus(target[seg]); d.Empty() {
+					delete(e.dropped, seg)
+				} else {
+					e.dropped[seg] = d
+				}
+			}
 			fetch := target[seg].Minus(e.held[seg]).Minus(e.assigned[seg])
 			for _, sh := range fetch.Indices() {
 				e.jobs = append(e.jobs, prefetchJob{seg: seg, shard: sh, firstTry: -1})
@@ -1006,7 +1079,7 @@ func (s *Sim) place() {
 		e.assigned = target
 		if len(e.jobs) > 0 && !e.busy && !e.waiting {
 			e.waiting = true
-			s.at(s.now, evEdgeWork, i, e.gen)
+			s.at(s.now, evEdgeWork, i, 0)
 		}
 	}
 }
@@ -1057,7 +1130,7 @@ func (s *Sim) edgeWork(i int32) {
 			_, _, arrive = s.transfer(&se.up, &e.down, s.shardBytes, e.latency+se.latency, e.loss+se.loss)
 		}
 		e.busy, e.cur = true, j
-		s.atAB(arrive, evEdgeShard, i, e.gen, src, int32(j.shard))
+		s.atAB(arrive, evEdgeShard, i, 0, src, int32(j.shard))
 		if len(deferred) > 0 {
 			s.wakeEdge(i, s.now+s.prefDelay)
 		}
@@ -1074,23 +1147,29 @@ func (s *Sim) wakeEdge(i int32, at int64) {
 		return
 	}
 	e.waiting = true
-	s.at(at, evEdgeWork, i, e.gen)
+	s.at(at, evEdgeWork, i, 0)
 }
 
 func (s *Sim) edgeShard(ev event) {
 	e := s.edges[ev.id]
-	if e.gen != ev.gen {
-		return
-	}
 	e.busy = false
 	j := e.cur
+	if !e.alive {
+		return
+	}
+	if ev.a >= 0 && !s.edges[ev.a].alive {
+		// The source left mid-transfer: try again (another source).
+		e.jobs = append([]prefetchJob{j}, e.jobs...)
+		s.edgeWork(ev.id)
+		return
+	}
 	if ev.a < 0 {
 		s.m.binOriginEdges += float64(s.shardBytes)
 	} else {
 		s.m.binEdgeEdges += float64(s.shardBytes)
 		s.edges[ev.a].served += s.shardBytes
 	}
-	if e.alive && e.assigned[j.seg].Has(j.shard) && e.used+s.shardBytes <= e.diskCap {
+	if e.alive && e.assigned[j.seg].Has(j.shard) && !e.held[j.seg].Has(j.shard) && s.makeRoom(ev.id, s.shardBytes) {
 		p := e.placed[j.seg]
 		p.Set(j.shard)
 		e.placed[j.seg] = p
@@ -1099,24 +1178,32 @@ func (s *Sim) edgeShard(ev event) {
 	s.edgeWork(ev.id)
 }
 
-// churn makes one random alive edge leave; a fresh one takes its slot.
+// churn makes one random alive edge leave and a fresh, empty one join
+// (hosting the leaver's player, if any). The coordinator lists the dead
+// edge until it has missed missedHeartbeats heartbeats.
 func (s *Sim) churn() {
 	if len(s.edges) == 0 {
 		return
 	}
 	i := int32(s.rng.Intn(len(s.edges)))
+	for !s.edges[i].alive {
+		i = int32(s.rng.Intn(len(s.edges)))
+	}
 	old := s.edges[i]
 	old.alive = false
 	old.diedAt = s.now
-	for seg := range old.held {
-		s.dropHolder(seg, i)
-	}
+	s.at(s.now+missedHeartbeats*s.heartbeatN, evSweep, i, 0)
 	s.m.churned++
-	s.newEdge(i)
+	n := int32(len(s.edges))
+	s.edges = append(s.edges, nil)
+	s.newEdge(n)
+	if p := old.player; p >= 0 {
+		s.edges[n].player, old.player = p, -1
+		s.viewers[p].edge = n
+	}
 }
 
-// dropHolder removes slot i from seg's holder index (the dead edge's
-// entries leave with it: the slot now holds its empty replacement).
+// dropHolder removes edge i from seg's holder index.
 func (s *Sim) dropHolder(seg content.SegmentRef, i int32) {
 	hs := s.holders[seg]
 	if j := slices.Index(hs, i); j >= 0 {
@@ -1165,4 +1252,3 @@ func (s *Sim) sample() {
 }
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
-
