@@ -248,16 +248,16 @@ type Sim struct {
 	evs  eventHeap
 	done bool
 
-	segNS      int64
+	segNS int64
 	// The player's buffer, lookup window and startup segments, in sim
 	// segments: the real player's counts of 2 s segments, converted to the
 	// same durations when a sim segment is longer.
 	bufferSegs, windowSegs, startupSegs int
-	segBytes   int64
-	shardBytes int64
-	k, nmax    int
-	titles     []title
-	zipfCDF    []float64
+	segBytes                            int64
+	shardBytes                          int64
+	k, nmax                             int
+	titles                              []title
+	zipfCDF                             []float64
 
 	edges   []*edgeState
 	edgeIdx map[wire.NodeID]int32

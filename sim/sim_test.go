@@ -96,8 +96,6 @@ func firstDiff(want, got []byte) string {
 	return ""
 }
 
-
-
 // TestDeterministic: the same seed gives the same report byte for byte,
 // another seed a different one.
 func TestDeterministic(t *testing.T) {
