@@ -207,10 +207,10 @@ type inflightKey struct {
 }
 
 type inflight struct {
-	src             int32 // edge index, or -1 for the origin
-	start, end      int64 // transmission on the uplink
-	upEnd, arriveAt int64
-	bytes           int64
+	src          int32 // edge index, or -1 for the origin
+	start, upEnd int64 // transmission on the uplink
+	arriveAt     int64
+	bytes        int64
 }
 
 type viewerState struct {
@@ -236,17 +236,15 @@ type viewerState struct {
 	wakeAt   int64
 	inflight map[inflightKey]inflight
 	banned   map[wire.NodeID]bool
-	fetched  map[wire.NodeID]int
 }
 
 // Sim is one run of a scenario.
 type Sim struct {
-	sc   *Scenario
-	rng  *rand.Rand
-	now  int64
-	seq  uint64
-	evs  eventHeap
-	done bool
+	sc  *Scenario
+	rng *rand.Rand
+	now int64
+	seq uint64
+	evs eventHeap
 
 	segNS int64
 	// The player's buffer, lookup window and startup segments, in sim
@@ -281,7 +279,6 @@ type Sim struct {
 // metrics accumulates what the report shows.
 type metrics struct {
 	binOriginViewers, binOriginEdges, binEdgeViewers, binEdgeEdges float64 // bytes in the open bin
-	binWatchNS                                                     int64   // viewer-ns of playback demand in the open bin
 	originViewers, originEdges, edgeViewers, edgeEdges             float64
 	startupsMS                                                     []float64
 	rebufferNS, playNS                                             int64

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,6 +18,7 @@ func newSimCommand() *cobra.Command {
 		asJSON  bool
 		plotDir string
 		seed    int64
+		profile string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim SCENARIO",
@@ -37,7 +40,20 @@ func newSimCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+			}
 			rep := s.Run()
+			if profile != "" {
+				pprof.StopCPUProfile()
+			}
 			if plotDir != "" {
 				if err := rep.WritePNG(plotDir); err != nil {
 					return fmt.Errorf("--plots: %w", err)
@@ -52,5 +68,6 @@ func newSimCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().StringVar(&plotDir, "plots", "", "write PNG plots (origin load, offload, startup, rebuffer) into this directory")
 	cmd.Flags().Int64Var(&seed, "seed", 0, "random seed (0 = the scenario's)")
+	cmd.Flags().StringVar(&profile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	return cmd
 }
