@@ -1010,8 +1010,9 @@ func (s *Sim) placeCell(c int) {
 	demand := cl.demand.Demand()
 	var st coordinator.PlacementState
 	var idx []int32
-	for i, e := range s.edges {
-		if e.banned || !s.coordAlive(e) || i%len(s.cells) != c {
+	for i := c; i < len(s.edges); i += len(s.cells) { // edge i is in cell i mod cells
+		e := s.edges[i]
+		if e.banned || !s.coordAlive(e) {
 			continue
 		}
 		idx = append(idx, int32(i))
