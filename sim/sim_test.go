@@ -182,3 +182,22 @@ func TestBuiltinsParse(t *testing.T) {
 		}
 	}
 }
+
+// TestScale runs the built-in 10^5-node scenario (minutes of CPU: only
+// with SWARMCAST_SIM_SCALE=1) and logs its figures. Speed and memory are
+// reported, not asserted; what is asserted is that plays survive the
+// scenario's churn, liars and loss.
+func TestScale(t *testing.T) {
+	if os.Getenv("SWARMCAST_SIM_SCALE") != "1" {
+		t.Skip("set SWARMCAST_SIM_SCALE=1 to run the 10^5-node scenario")
+	}
+	r := run(t, load(t, "scale"), 0)
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + b.String())
+	if r.Plays == 0 || r.FailedSegments > r.Segments/100 {
+		t.Fatalf("%d plays, %d of %d segments failed; want plays and < 1%% failed", r.Plays, r.FailedSegments, r.Segments)
+	}
+}
