@@ -29,8 +29,10 @@ func newSimCommand() *cobra.Command {
 			"(see sim/testdata/scenarios). The same scenario and seed print the same report.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkPlotDir(plotDir); err != nil {
-				return err
+			if plotDir != "" {
+				if err := checkCreatableDir("--plots", plotDir); err != nil {
+					return err
+				}
 			}
 			sc, err := sim.Load(args[0])
 			if err != nil {
