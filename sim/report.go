@@ -47,6 +47,8 @@ type Report struct {
 	OriginToViewersMbpsAvg float64 `json:"origin_to_viewers_mbps_avg"`
 	OriginToEdgesMbpsAvg   float64 `json:"origin_to_edges_mbps_avg"`
 	BaselineMbpsAvg        float64 `json:"baseline_mbps_avg"`
+	// OriginMbpsByOrigin splits the origin load when there are several.
+	OriginMbpsByOrigin []float64 `json:"origin_mbps_by_origin,omitempty"`
 	// Saving is 1 − origin/baseline over the run.
 	Saving float64 `json:"saving"`
 	// OriginMbpsAt40Min and SavingAt40Min are the curve's point ending at
@@ -93,6 +95,11 @@ func (s *Sim) finish(wall time.Duration) {
 	r.OriginToViewersMbpsAvg = mbps(m.originViewers)
 	r.OriginToEdgesMbpsAvg = mbps(m.originEdges)
 	r.OriginMbpsAvg = mbps(m.originViewers + m.originEdges)
+	if len(m.byOrigin) > 1 {
+		for _, b := range m.byOrigin {
+			r.OriginMbpsByOrigin = append(r.OriginMbpsByOrigin, mbps(b))
+		}
+	}
 	base := 0.0
 	for _, p := range m.points {
 		base += p.BaselineMbps
@@ -187,6 +194,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
 	row("scenario", fmt.Sprintf("%s (seed %d, %.0f s simulated)", r.Scenario, r.Seed, r.SimulatedS))
 	row("origin Mbit/s (avg)", fmt.Sprintf("%.1f = %.1f to viewers + %.1f to edges", r.OriginMbpsAvg, r.OriginToViewersMbpsAvg, r.OriginToEdgesMbpsAvg))
+	if len(r.OriginMbpsByOrigin) > 0 {
+		row("by origin Mbit/s (avg)", fmt.Sprint(r.OriginMbpsByOrigin))
+	}
 	row("without edges Mbit/s (avg)", fmt.Sprintf("%.1f", r.BaselineMbpsAvg))
 	row("saving", fmt.Sprintf("%.1f%%", 100*r.Saving))
 	if r.OriginMbpsAt40Min != nil && r.SavingAt40Min != nil {

@@ -94,8 +94,13 @@ type ViewerSpec struct {
 
 // OriginSpec is the origin server.
 type OriginSpec struct {
-	UplinkMbps float64 `json:"uplink_mbps,omitempty"` // 0 = unlimited
-	LatencyMS  float64 `json:"latency_ms,omitempty"`
+	// Count origins (default 1), each with UplinkMbps. With Count > 1 and
+	// PerServerRate (segment requests per second one origin serves) the
+	// coordinator's origin pool routes segments to origins.
+	Count         int     `json:"count,omitempty"`
+	PerServerRate float64 `json:"per_server_rate,omitempty"`
+	UplinkMbps    float64 `json:"uplink_mbps,omitempty"` // per origin; 0 = unlimited
+	LatencyMS     float64 `json:"latency_ms,omitempty"`
 }
 
 // CoordinatorSpec overrides the coordinator's and edge's timing; defaults
@@ -184,6 +189,8 @@ func (sc *Scenario) Validate() error {
 		return bad("edges", "count, upload_mbps and disk_gb >= 0")
 	case sc.Edges.LiarFraction < 0 || sc.Edges.LiarFraction > 1 || sc.Edges.Loss < 0 || sc.Edges.Loss >= 1 || sc.Viewers.Loss < 0 || sc.Viewers.Loss >= 1:
 		return bad("liar_fraction and loss", "in [0, 1)")
+	case sc.Origin.Count < 0 || sc.Origin.PerServerRate < 0 || sc.Origin.UplinkMbps < 0:
+		return bad("origin", "count, per_server_rate and uplink_mbps >= 0")
 	case sc.Coordinator.PlacementCells < 0:
 		return bad("coordinator.placement_cells", ">= 0")
 	case sc.Edges.ChurnPerHour < 0:

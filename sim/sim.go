@@ -31,8 +31,10 @@
 //   - Churn: edges leave as a Poisson process and are replaced by empty
 //     ones; the coordinator lists a dead edge until it misses 3 heartbeats.
 //
+// With several origins and a per-server rate, the coordinator's origin
+// pool (coordinator.OriginPool, AVARDO) routes each segment's origin.
 // Not driven: the edge's order book and settlement (payment does not
-// change who serves what) and the origin pool (a single origin here).
+// change who serves what).
 package sim
 
 import (
@@ -263,8 +265,11 @@ type Sim struct {
 	viewers []*viewerState
 	holders map[content.SegmentRef][]int32 // the coordinator's holder index
 
-	originID   wire.NodeID
-	originUp   link
+	originIDs  []wire.NodeID
+	originUps  []link // origin o's uplink; a transfer's src is -1-o
+	originIdx  map[wire.NodeID]int32
+	pool       *coordinator.OriginPool // nil with one origin
+	route      []int
 	originLat  int64
 	origins    []viewer.Candidate
 	cells      []cell
@@ -282,6 +287,7 @@ type metrics struct {
 	originViewers, originEdges, edgeViewers, edgeEdges             float64
 	startupsMS                                                     []float64
 	rebufferNS, playNS                                             int64
+	byOrigin                                                       []float64 // bytes sent by each origin
 	playRebuffer                                                   []float64 // per finished play: stall/(play+stall)
 	stalls                                                         int
 	plays, segments, failedSegments                                int
@@ -353,10 +359,34 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 		})
 	}
 
-	s.originID = "origin-0"
-	s.originUp = link{rate: mbpsToBytesPerNS(sc.Origin.UplinkMbps)}
+	s.originIdx = map[wire.NodeID]int32{}
+	s.m.byOrigin = make([]float64, max(sc.Origin.Count, 1))
+	for o := range max(sc.Origin.Count, 1) {
+		id := wire.NodeID("origin-" + strconv.Itoa(o))
+		s.originIDs = append(s.originIDs, id)
+		s.originUps = append(s.originUps, link{rate: mbpsToBytesPerNS(sc.Origin.UplinkMbps)})
+		s.originIdx[id] = int32(o)
+		s.origins = append(s.origins, viewer.Candidate{Node: id, Origin: true})
+	}
+	if len(s.originIDs) > 1 && sc.Origin.PerServerRate > 0 {
+		// The coordinator's origin pool (AVARDO) routes each segment to
+		// one active origin and switches origins on with the request rate.
+		pool, err := coordinator.NewOriginPool(coordinator.OriginPoolConfig{PerServerRate: sc.Origin.PerServerRate, Hysteresis: 0.1}, epoch)
+		if err != nil {
+			return nil, err
+		}
+		var blocks []content.SegmentRef
+		for _, t := range s.titles {
+			for j := range t.segments {
+				blocks = append(blocks, content.SegmentRef{Video: t.id, Segment: j})
+			}
+		}
+		if err := pool.Rebuild(blocks, nil, s.originIDs); err != nil {
+			return nil, err
+		}
+		s.pool = pool
+	}
 	s.originLat = int64(sc.Origin.LatencyMS * 1e6)
-	s.origins = []viewer.Candidate{{Node: s.originID, Origin: true}}
 
 	for i := range sc.Edges.Count {
 		s.edges = append(s.edges, nil)
@@ -653,8 +683,23 @@ func (s *Sim) startFetch(id int32) {
 	}
 	clear(v.inflight)
 	v.wakeAt = -1
-	s.apply(id, v.fetch.Sources(s.clock(), s.rank(seg, v.region, -1), s.origins))
+	s.apply(id, v.fetch.Sources(s.clock(), s.rank(seg, v.region, -1), s.originsFor(seg)))
 	s.afterFetchEvent(id)
+}
+
+// originsFor lists the origins a lookup names for seg: the origin pool's
+// route (dispatched origin first), or every origin without a pool.
+func (s *Sim) originsFor(seg content.SegmentRef) []viewer.Candidate {
+	if s.pool == nil {
+		return s.origins
+	}
+	s.pool.Observe(s.clock(), 1)
+	s.route = s.pool.Route(s.route[:0], seg, s.rng.Float64(), func(int) bool { return true })
+	out := make([]viewer.Candidate, 0, len(s.route))
+	for _, o := range s.route {
+		out = append(out, s.origins[o])
+	}
+	return out
 }
 
 // rank is the lookup ranking of seg's holders for a viewer in region:
@@ -726,9 +771,11 @@ func (s *Sim) apply(id int32, acts []viewer.Action) {
 		switch a.Kind {
 		case viewer.ActRequest:
 			var start, upEnd, arrive int64
-			src := int32(-1)
+			var src int32
 			if a.Origin {
-				start, upEnd, arrive = s.transfer(&s.originUp, &v.down, s.shardBytes, v.latency+s.originLat, v.loss)
+				o := s.originIdx[a.Node]
+				src = -1 - o
+				start, upEnd, arrive = s.transfer(&s.originUps[o], &v.down, s.shardBytes, v.latency+s.originLat, v.loss)
 			} else {
 				src = s.edgeIdx[a.Node]
 				e := s.edges[src]
@@ -763,7 +810,7 @@ func (s *Sim) apply(id int32, acts []viewer.Action) {
 func (s *Sim) cancelled(v *viewerState, r inflight) {
 	var up *link
 	if r.src < 0 {
-		up = &s.originUp
+		up = &s.originUps[-1-r.src]
 	} else {
 		e := s.edges[r.src]
 		if !e.alive {
@@ -787,6 +834,7 @@ func (s *Sim) cancelled(v *viewerState, r inflight) {
 func (s *Sim) countToViewer(src int32, bytes int64) {
 	if src < 0 {
 		s.m.binOriginViewers += float64(bytes)
+		s.m.byOrigin[-1-src] += float64(bytes)
 	} else {
 		s.m.binEdgeViewers += float64(bytes)
 		s.edges[src].served += bytes
@@ -800,7 +848,7 @@ func (s *Sim) viewerShard(ev event) {
 	}
 	var node wire.NodeID
 	if ev.a < 0 {
-		node = s.originID
+		node = s.originIDs[-1-ev.a]
 	} else {
 		node = s.edges[ev.a].id
 	}
@@ -1122,7 +1170,8 @@ func (s *Sim) edgeWork(i int32) {
 		}
 		var arrive int64
 		if src < 0 {
-			_, _, arrive = s.transfer(&s.originUp, &e.down, s.shardBytes, e.latency+s.originLat, e.loss)
+			// The edge asks the lookup's first origin.
+			_, _, arrive = s.transfer(&s.originUps[0], &e.down, s.shardBytes, e.latency+s.originLat, e.loss)
 		} else {
 			se := s.edges[src]
 			_, _, arrive = s.transfer(&se.up, &e.down, s.shardBytes, e.latency+se.latency, e.loss+se.loss)
@@ -1163,6 +1212,7 @@ func (s *Sim) edgeShard(ev event) {
 	}
 	if ev.a < 0 {
 		s.m.binOriginEdges += float64(s.shardBytes)
+		s.m.byOrigin[0] += float64(s.shardBytes)
 	} else {
 		s.m.binEdgeEdges += float64(s.shardBytes)
 		s.edges[ev.a].served += s.shardBytes

@@ -201,3 +201,27 @@ func TestScale(t *testing.T) {
 		t.Fatalf("%d plays, %d of %d segments failed; want plays and < 1%% failed", r.Plays, r.FailedSegments, r.Segments)
 	}
 }
+
+// TestOriginPoolRoutes: with several origins the coordinator's origin pool
+// decides which serve: a rate one origin covers keeps the others off, a
+// rate beyond it switches more on.
+func TestOriginPoolRoutes(t *testing.T) {
+	sc := load(t, "testdata/golden/pool-small.json")
+	sc.DurationS = 180
+	sc.Origin.PerServerRate = 1000
+	r := run(t, sc, 0)
+	if len(r.OriginMbpsByOrigin) != 3 || r.OriginMbpsByOrigin[0] == 0 || r.OriginMbpsByOrigin[1] != 0 || r.OriginMbpsByOrigin[2] != 0 {
+		t.Fatalf("per-server rate 1000/s: by origin %v Mbit/s; want only the first origin on", r.OriginMbpsByOrigin)
+	}
+	sc.Origin.PerServerRate = 1
+	r = run(t, sc, 0)
+	on := 0
+	for _, m := range r.OriginMbpsByOrigin {
+		if m > 0 {
+			on++
+		}
+	}
+	if on < 2 {
+		t.Fatalf("per-server rate 1/s: by origin %v Mbit/s; want at least two origins serving", r.OriginMbpsByOrigin)
+	}
+}
