@@ -265,17 +265,18 @@ type Sim struct {
 	viewers []*viewerState
 	holders map[content.SegmentRef][]int32 // the coordinator's holder index
 
-	originIDs  []wire.NodeID
-	originUps  []link // origin o's uplink; a transfer's src is -1-o
-	originIdx  map[wire.NodeID]int32
-	pool       *coordinator.OriginPool // nil with one origin
-	route      []int
-	originLat  int64
-	origins    []viewer.Candidate
-	cells      []cell
-	heartbeatN int64
-	placeNS    int64
-	prefDelay  int64
+	originIDs   []wire.NodeID
+	originUps   []link // origin o's uplink; a transfer's src is -1-o
+	originIdx   map[wire.NodeID]int32
+	pool        *coordinator.OriginPool // nil with one origin
+	route       []int
+	rankScratch []scored
+	originLat   int64
+	origins     []viewer.Candidate
+	cells       []cell
+	heartbeatN  int64
+	placeNS     int64
+	prefDelay   int64
 
 	m      metrics
 	report *Report
@@ -702,6 +703,12 @@ func (s *Sim) originsFor(seg content.SegmentRef) []viewer.Candidate {
 	return out
 }
 
+// scored is a ranked holder: its coordinator.RankScore and edge index.
+type scored struct {
+	score uint64
+	i     int32
+}
+
 // rank is the lookup ranking of seg's holders for a viewer in region:
 // alive in the coordinator's eyes, not banned, not exclude, best
 // coordinator.SourcesPerSegment first by coordinator.RankScore.
@@ -710,29 +717,56 @@ func (s *Sim) rank(seg content.SegmentRef, region string, exclude int32) []viewe
 	if len(hs) == 0 {
 		return nil
 	}
-	type scored struct {
-		score uint64
-		i     int32
-	}
 	tiebreak := s.rng.Uint64()
-	list := make([]scored, 0, len(hs))
+	// Keep the best SourcesPerSegment in a bounded max-heap (root = worst
+	// kept), as the coordinator's lookup does, so a segment with thousands
+	// of holders costs one pass; (score, index) is a strict order, so the
+	// result is the sorted list's prefix.
+	limit := coordinator.SourcesPerSegment(s.k)
+	worse := func(a, b scored) bool { return a.score > b.score || a.score == b.score && a.i > b.i }
+	list := s.rankScratch[:0]
 	for _, i := range hs {
 		e := s.edges[i]
 		if i == exclude || e.banned || !s.coordAlive(e) {
 			continue
 		}
-		list = append(list, scored{coordinator.RankScore(region, e.region, e.bucket, e.salt, tiebreak), i})
-	}
-	slices.SortFunc(list, func(a, b scored) int {
-		if a.score != b.score {
-			if a.score < b.score {
-				return -1
+		c := scored{coordinator.RankScore(region, e.region, e.bucket, e.salt, tiebreak), i}
+		switch {
+		case len(list) < limit:
+			list = append(list, c)
+			for j := len(list) - 1; j > 0; {
+				p := (j - 1) / 2
+				if !worse(list[j], list[p]) {
+					break
+				}
+				list[j], list[p] = list[p], list[j]
+				j = p
 			}
-			return 1
+		case worse(list[0], c):
+			list[0] = c
+			for j := 0; ; {
+				l, r, m := 2*j+1, 2*j+2, j
+				if l < len(list) && worse(list[l], list[m]) {
+					m = l
+				}
+				if r < len(list) && worse(list[r], list[m]) {
+					m = r
+				}
+				if m == j {
+					break
+				}
+				list[j], list[m] = list[m], list[j]
+				j = m
+			}
 		}
-		return int(a.i - b.i)
+	}
+	s.rankScratch = list
+	slices.SortFunc(list, func(a, b scored) int {
+		if worse(b, a) {
+			return -1
+		}
+		return 1
 	})
-	list = list[:min(len(list), coordinator.SourcesPerSegment(s.k))]
 	out := make([]viewer.Candidate, len(list))
 	for j, sc := range list {
 		e := s.edges[sc.i]
