@@ -163,6 +163,9 @@ func TestBadInputSaysWhatToDoAndLeavesNothing(t *testing.T) {
 		{name: "account coordinator without scheme", args: []string{"account", "signup", "--coordinator", "127.0.0.1:7000", "--user", "alice", "--password", testPassword}, want: []string{"did you mean http://127.0.0.1:7000?"}},
 
 		{name: "demo sizes", args: []string{"demo", "--edges", "0"}, want: []string{"need --edges ≥ 1"}},
+		{name: "sim unknown scenario", args: []string{"sim", "seed-capstne"}, want: []string{`scenario "seed-capstne" is neither a built-in`, "seed-capstone", "scale"}},
+		{name: "sim bad scenario file", setup: aFile("bad.json"), args: []string{"sim", "bad.json"}, want: []string{"scenario:", "invalid character"}},
+		{name: "sim plots in missing directory", args: []string{"sim", "seed-capstone", "--plots", "out/plots"}, want: []string{"--plots", "directory out does not exist"}},
 		{name: "demo churn", args: []string{"demo", "--churn", "2"}, want: []string{"--churn must be in [0,1]"}},
 		{name: "demo report in missing directory", args: []string{"demo", "--report", "out/report.json"}, want: []string{"--report", "directory out does not exist"}},
 		{name: "demo linger", args: []string{"demo", "--linger", "-1s"}, want: []string{"--linger", "must be 0 or more"}},
