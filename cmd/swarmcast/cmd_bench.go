@@ -109,6 +109,7 @@ the cores with the coordinator, so the figure is a lower bound.`,
 	lookup.Flags().BoolVar(&lookupJSON, "json", false, "print the result as JSON")
 	lookup.Flags().BoolVar(&lopt.Wrk, "wrk", false, "drive the load with wrk (C) instead of Go clients")
 	cmd.AddCommand(lookup)
+	cmd.AddCommand(newBenchCoordinatorCommand())
 	requireSubcommand(cmd)
 	return cmd
 }
