@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -171,13 +172,72 @@ func Rebuild(m *Manifest, rendition, segment int, shards []Shard) (ciphertext []
 	if valid < p.K {
 		return nil, bad, fmt.Errorf("rendition %d segment %d: only %d valid distinct shards, need %d", rendition, segment, valid, p.K)
 	}
-	ct, err := joinData(p, slots, int(seg.Size))
+	ct, err := joinData(nil, p, slots, int(seg.Size))
 	return ct, bad, err
 }
 
+// VerifiedShard is a shard VerifyShard accepted for one segment of one
+// manifest. Only AcceptShard makes one, so JoinVerified can rebuild from
+// shards checked on arrival without hashing them a second time. Its bytes
+// alias the accepted Shard's: the holder must not change them.
+type VerifiedShard struct {
+	m                  *Manifest
+	rendition, segment int
+	shard              Shard
+}
+
+// Shard is the accepted shard (its Data aliases the bytes that were checked).
+func (v VerifiedShard) Shard() Shard { return v.shard }
+
+// AcceptShard is VerifyShard that returns the verdict as a VerifiedShard.
+func AcceptShard(m *Manifest, rendition, segment int, sh Shard) (VerifiedShard, error) {
+	if err := VerifyShard(m, rendition, segment, sh); err != nil {
+		return VerifiedShard{}, err
+	}
+	return VerifiedShard{m: m, rendition: rendition, segment: segment, shard: sh}, nil
+}
+
+// JoinVerified rebuilds the ciphertext segment from shards AcceptShard
+// accepted for this manifest (the same *Manifest), rendition and segment,
+// using the first K distinct indices. It refuses a shard accepted for
+// anything else and fewer than K distinct shards. When the K shards are the
+// data shards, this is a concatenation (the code is systematic).
+func JoinVerified(m *Manifest, rendition, segment int, shards []VerifiedShard) ([]byte, error) {
+	return JoinVerifiedInto(nil, m, rendition, segment, shards)
+}
+
+// JoinVerifiedInto is JoinVerified writing the ciphertext into dst's
+// memory when its capacity suffices (else into a new buffer), so a player
+// that recycles segment buffers allocates nothing per segment. It returns
+// the ciphertext; dst's previous contents are overwritten.
+func JoinVerifiedInto(dst []byte, m *Manifest, rendition, segment int, shards []VerifiedShard) ([]byte, error) {
+	seg, err := m.segment(rendition, segment)
+	if err != nil {
+		return nil, err
+	}
+	p := m.Params
+	slots := make([][]byte, p.NMax)
+	valid := 0
+	for _, v := range shards {
+		if v.m != m || v.rendition != rendition || v.segment != segment {
+			return nil, fmt.Errorf("rendition %d segment %d: shard %d was not accepted for this segment of this manifest (AcceptShard it first)", rendition, segment, v.shard.Index)
+		}
+		if slots[v.shard.Index] != nil || valid == p.K {
+			continue
+		}
+		slots[v.shard.Index] = v.shard.Data
+		valid++
+	}
+	if valid < p.K {
+		return nil, fmt.Errorf("rendition %d segment %d: only %d verified distinct shards, need %d", rendition, segment, valid, p.K)
+	}
+	return joinData(dst, p, slots, int(seg.Size))
+}
+
 // joinData reconstructs missing data shards (slots holds exactly K
-// verified shards, nil elsewhere) and concatenates the first size bytes.
-func joinData(p Params, slots [][]byte, size int) ([]byte, error) {
+// verified shards, nil elsewhere) and concatenates the first size bytes,
+// into dst's memory if its capacity suffices.
+func joinData(dst []byte, p Params, slots [][]byte, size int) ([]byte, error) {
 	enc, err := encoderFor(p)
 	if err != nil {
 		return nil, err
@@ -203,10 +263,15 @@ func joinData(p Params, slots [][]byte, size int) ([]byte, error) {
 			return nil, fmt.Errorf("reconstruct: %w", err)
 		}
 	}
-	out := make([]byte, 0, size)
-	for i := 0; i < p.K && len(out) < size; i++ {
-		n := min(len(slots[i]), size-len(out))
-		out = append(out, slots[i][:n]...)
+	if cap(dst) < size {
+		// bytes.Join allocates without zeroing the buffer it fills; the
+		// data shards' zero padding beyond size is cut off.
+		return bytes.Join(slots[:p.K], nil)[:size:size], nil
+	}
+	out := dst[:size]
+	off := 0
+	for i := 0; i < p.K && off < size; i++ {
+		off += copy(out[off:], slots[i])
 	}
 	return out, nil
 }

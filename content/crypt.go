@@ -9,6 +9,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"runtime"
+
+	"github.com/swarmcast/swarmcast/internal/aescbc"
 )
 
 // ContentKey is a video's AES-128 key (standard HLS METHOD=AES-128). Only the
@@ -64,31 +66,73 @@ const parallelDecryptChunk = 128 << 10
 // ErrBadKey means decryption produced invalid padding: wrong key or IV.
 var ErrBadKey = errors.New("decrypt: invalid padding; the content key or IV is wrong, or the ciphertext is corrupted")
 
-// DecryptSegment reverses EncryptSegment.
+// DecryptSegment reverses EncryptSegment into a new buffer; ct is unchanged.
 func DecryptSegment(key ContentKey, iv [16]byte, ct []byte) ([]byte, error) {
-	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
-		return nil, errors.New("decrypt: ciphertext length is not a positive multiple of 16")
+	if err := checkCiphertextLength(ct); err != nil {
+		return nil, err
 	}
-	block, _ := aes.NewCipher(key[:])
-	out := make([]byte, len(ct))
+	return decryptInto(key, iv, make([]byte, len(ct)), ct)
+}
+
+// DecryptSegmentInPlace is DecryptSegment overwriting ct with the plaintext:
+// the returned slice is ct without its padding. On ErrBadKey ct holds the
+// (wrong) decryption, so a caller that must keep the ciphertext copies it
+// first or uses DecryptSegment.
+func DecryptSegmentInPlace(key ContentKey, iv [16]byte, ct []byte) ([]byte, error) {
+	if err := checkCiphertextLength(ct); err != nil {
+		return nil, err
+	}
+	return decryptInto(key, iv, ct, ct)
+}
+
+// CheckSegmentKey reports ErrBadKey when key and iv do not decrypt ct to
+// valid PKCS#7 padding, the same verdict DecryptSegment gives, by
+// decrypting only the last block (CBC needs just it and the one before).
+func CheckSegmentKey(key ContentKey, iv [16]byte, ct []byte) error {
+	if err := checkCiphertextLength(ct); err != nil {
+		return err
+	}
+	chain := iv
+	if len(ct) > aes.BlockSize {
+		copy(chain[:], ct[len(ct)-2*aes.BlockSize:])
+	}
+	var last [aes.BlockSize]byte
+	_, err := decryptInto(key, chain, last[:], ct[len(ct)-aes.BlockSize:])
+	return err
+}
+
+func checkCiphertextLength(ct []byte) error {
+	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+		return errors.New("decrypt: ciphertext length is not a positive multiple of 16")
+	}
+	return nil
+}
+
+// decryptInto decrypts ct into out (len(out) == len(ct); out == ct is in
+// place) and strips the padding.
+func decryptInto(key ContentKey, iv [16]byte, out, ct []byte) ([]byte, error) {
+	dec, _ := aescbc.NewDecrypter(key[:]) // 16-byte key: cannot fail
 	// CBC decryption has no chain: plaintext block i needs only ciphertext
 	// blocks i-1 and i, so chunks decrypt independently, each with the
-	// ciphertext block before it as IV.
+	// ciphertext block before it as IV. In place, a chunk's IV is the last
+	// ciphertext block of the chunk before, which that chunk overwrites:
+	// the IVs are taken before any chunk starts.
 	chunks := 1
 	if len(ct) >= 2*parallelDecryptChunk {
 		chunks = min(runtime.GOMAXPROCS(0), len(ct)/parallelDecryptChunk)
 	}
 	per := len(ct) / aes.BlockSize / chunks * aes.BlockSize
+	ivs := make([][aes.BlockSize]byte, chunks)
+	ivs[0] = iv
+	for c := 1; c < chunks; c++ {
+		copy(ivs[c][:], ct[c*per-aes.BlockSize:c*per])
+	}
 	parallelFor(chunks, func(c int) {
 		lo, hi := c*per, (c+1)*per
 		if c == chunks-1 {
 			hi = len(ct)
 		}
-		civ := iv[:]
-		if lo > 0 {
-			civ = ct[lo-aes.BlockSize : lo]
-		}
-		cipher.NewCBCDecrypter(block, civ).CryptBlocks(out[lo:hi], ct[lo:hi])
+		dec.Decrypt(out[lo:hi], ct[lo:hi], &ivs[c])
 	})
 	pad := int(out[len(out)-1])
 	if pad == 0 || pad > aes.BlockSize {

@@ -609,3 +609,38 @@ func (t *severableTransport) sever() {
 		c.CloseIdleConnections()
 	}
 }
+
+// NewPlayer starts a standalone player (not an edge's) under a new
+// account named user, granted Config.GrantPoints, with cfg's fields as
+// given (HTTPClient for an impaired link, StartupHedge, …) and the
+// network's coordinator, session token, region and log filled in when
+// empty. The caller closes it.
+func (n *Network) NewPlayer(user string, cfg viewer.Config) (*viewer.Viewer, error) {
+	password := "testnet-player-secret" // passes the policy: long, not common, not the username
+	anon := wire.NewCoordinatorClient(n.CoordinatorURL, nil)
+	if _, err := anon.Signup(n.ctx, wire.Credentials{Username: user, Password: password}); err != nil {
+		return nil, fmt.Errorf("testnet: sign up %s: %w", user, err)
+	}
+	c, err := n.login(user, password)
+	if err != nil {
+		return nil, err
+	}
+	if n.cfg.GrantPoints > 0 {
+		if err := n.Admin.Grant(n.ctx, wire.GrantRequest{Username: user, Points: n.cfg.GrantPoints, Memo: "testnet player"}); err != nil {
+			return nil, fmt.Errorf("testnet: grant %s: %w", user, err)
+		}
+	}
+	if cfg.Coordinator == "" {
+		cfg.Coordinator = n.CoordinatorURL
+	}
+	if cfg.Token == "" {
+		cfg.Token = c.Token
+	}
+	if cfg.Region == "" {
+		cfg.Region = "local"
+	}
+	if cfg.Log == nil {
+		cfg.Log = n.cfg.Log.With("node", user)
+	}
+	return viewer.New(cfg)
+}

@@ -13,7 +13,7 @@ import (
 
 // Player buffer: the fetcher stays at most bufferSegments ahead of the
 // segment being played. The first startupSegments are fetched as startup
-// segments: edges first, with the origin hedging after startupHedge, since
+// segments: edges first, with the origin hedging after Config.StartupHedge, since
 // they have no playback slack to measure lateness against yet.
 const (
 	bufferSegments  = 5
@@ -149,8 +149,10 @@ func (v *Viewer) playOut(ctx context.Context, id content.VideoID, key content.Co
 			v.met.startup.Observe(q.Startup.Seconds())
 			next = rd.at
 			// Sanity check once: the key must decrypt what the swarm sends,
-			// or every HLS player would fail on it.
-			if _, err := content.DecryptSegment(key, key.SegmentIV(rendition, 0), rd.res.ciphertext); err != nil {
+			// or every HLS player would fail on it. The padding is the
+			// check (as in DecryptSegment), and it needs the last block only;
+			// the player decrypts the rest.
+			if err := content.CheckSegmentKey(key, key.SegmentIV(rendition, 0), rd.res.ciphertext); err != nil {
 				return fmt.Errorf("play %s: the content key does not decrypt segment 0: %w", id, err)
 			}
 		} else if rd.at.After(next) {

@@ -20,11 +20,13 @@ const (
 	// maxOriginFailures bounds how many origin requests may fail for one
 	// segment before the fetch gives up (the origin is the last resort).
 	maxOriginFailures = 8
-	// startupHedge is how long a startup segment waits on edges before the
-	// origin races them for the missing shards (a hedged request). Edges
-	// that answer within it keep the origin out of every play's first
-	// segments, which would otherwise cost ~2/15 of a short video's bytes;
-	// beyond it, startup time matters more than offload.
+	// startupHedge is the default of Config.StartupHedge: how long a
+	// startup segment waits on edges before the origin races them for the
+	// missing shards (a hedged request). Edges that answer within it keep
+	// the origin out of every play's first segments, which would otherwise
+	// cost ~2/15 of a short video's bytes; beyond it, startup time matters
+	// more than offload. docs/PERFORMANCE.md "Startup under emulated RTT"
+	// measures the trade-off at 0, 50 and 150 ms round trips.
 	startupHedge = 250 * time.Millisecond
 )
 
@@ -91,7 +93,8 @@ type segmentFetch struct {
 	k, nMax  int
 	deadline time.Time     // playback instant of the segment
 	segDur   time.Duration // wall-clock duration of one segment
-	startup  bool          // first segments of a play: edges first, the origin hedges after startupHedge
+	startup  bool          // first segments of a play: edges first, the origin hedges after hedge
+	hedge    time.Duration // how long a startup fetch waits on edges alone (default startupHedge)
 	started  time.Time     // when the fetch first planned (zero until then)
 	rng      *rand.Rand
 
@@ -115,7 +118,7 @@ func newSegmentFetch(k, nMax int, deadline time.Time, segDur time.Duration, star
 		banned = map[wire.NodeID]bool{}
 	}
 	return &segmentFetch{
-		k: k, nMax: nMax, deadline: deadline, segDur: segDur, startup: startup, rng: rng,
+		k: k, nMax: nMax, deadline: deadline, segDur: segDur, startup: startup, hedge: startupHedge, rng: rng,
 		banned:   banned,
 		asked:    map[wire.NodeID]bool{},
 		inflight: map[requestKey]request{},
@@ -235,7 +238,7 @@ func (f *segmentFetch) NextWake(now time.Time) time.Time {
 		consider(req.timeout)
 	}
 	if f.startup && !f.started.IsZero() {
-		consider(f.started.Add(startupHedge))
+		consider(f.started.Add(f.hedge))
 	}
 	consider(f.deadline.Add(-2 * f.segDur))
 	consider(f.deadline.Add(-f.segDur))
@@ -248,7 +251,7 @@ func (f *segmentFetch) NextWake(now time.Time) time.Time {
 func (f *segmentFetch) delta(now time.Time) int {
 	if f.startup {
 		// A startup segment has no playback slack to measure, but the
-		// origin hedges it after startupHedge: two spares are enough, and
+		// origin hedges it after f.hedge: two spares are enough, and
 		// more would draw in edges this session already saw lagging.
 		return 2
 	}
@@ -310,10 +313,10 @@ func (f *segmentFetch) plan(now time.Time) []action {
 
 	// Late: the origin must be able to cover what is missing. A startup
 	// segment has no playback slack yet (its deadline is "now"), so it is
-	// late only once edges had startupHedge to answer.
+	// late only once edges had f.hedge to answer.
 	late := f.deadline.Sub(now) <= f.segDur
 	if f.startup {
-		late = now.Sub(f.started) >= startupHedge
+		late = now.Sub(f.started) >= f.hedge
 	}
 	{
 		// Edges first, in rank order, one shard per edge per segment.

@@ -43,6 +43,11 @@ type Config struct {
 	// OnSegment, if set, receives the verified shards of each segment the viewer rebuilt
 	// (the edge's built-in player hands them to edge.Keep so it caches what it watched).
 	OnSegment func(seg content.SegmentRef, shards []content.ShardMessage)
+	// StartupHedge is how long the first segments of a play wait on edges
+	// before the origin races them (0: 250 ms). Shorter starts faster on
+	// long round trips and costs origin bytes; see docs/PERFORMANCE.md
+	// "Startup under emulated RTT".
+	StartupHedge time.Duration
 }
 
 // Lookup windows: how many segments one lookup covers and how long its
@@ -116,6 +121,9 @@ func (e *videoEntry) knownOrigins(rendition int) []candidate {
 func New(cfg Config) (*Viewer, error) {
 	if cfg.Coordinator == "" {
 		return nil, errors.New("viewer: no coordinator URL given (want its base URL, e.g. http://HOST:PORT)")
+	}
+	if cfg.StartupHedge < 0 {
+		return nil, fmt.Errorf("viewer: startup hedge %v is negative (want 0 for the default, or how long to wait on edges before asking the origin)", cfg.StartupHedge)
 	}
 	if cfg.Identity.Key == nil {
 		cfg.Identity = identity.New()
@@ -339,9 +347,12 @@ type shardResult struct {
 	key    requestKey
 	origin bool
 	msg    *content.ShardMessage
-	raw    []byte
-	err    error  // transport failure: replace the source
-	bad    string // non-empty: the bytes arrived but fail verification
+	// verified is msg's shard as content.AcceptShard accepted it, so the
+	// rebuild joins it without hashing it again.
+	verified content.VerifiedShard
+	raw      []byte
+	err      error  // transport failure: replace the source
+	bad      string // non-empty: the bytes arrived but fail verification
 	// receipt is the edge's valid receipt over the shard data received
 	// (nil if missing or not matching): with a bad shard it makes the
 	// report a transferable proof.
@@ -431,6 +442,9 @@ func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.Segme
 	}
 	v.mu.Unlock()
 	sched := newSegmentFetch(man.Params.K, man.Params.NMax, u.deadline, segDur, u.startup, banned, rand.New(rand.NewSource(seed)))
+	if v.cfg.StartupHedge > 0 {
+		sched.hedge = v.cfg.StartupHedge
+	}
 
 	fctx, cancelAll := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -524,11 +538,11 @@ func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.Segme
 	if !sched.Done() {
 		return nil, fmt.Errorf("video %s rendition %d segment %d: no source left can supply the %d missing shards (origins unreachable?)", ref.Video, ref.Rendition, ref.Segment, man.Params.K-len(sched.verified))
 	}
-	shards := make([]content.Shard, 0, man.Params.K)
+	shards := make([]content.VerifiedShard, 0, man.Params.K)
 	for _, idx := range sched.Verified() {
 		node := sched.verified[idx]
 		r := received[requestKey{node, idx}]
-		shards = append(shards, r.msg.Shard)
+		shards = append(shards, r.verified)
 		res.shards = append(res.shards, *r.msg)
 		n := int64(len(r.msg.Data))
 		res.bytesBy[node] += n
@@ -538,9 +552,11 @@ func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.Segme
 			res.edgeBytes += n
 		}
 	}
-	ct, bad, err := content.Rebuild(man, ref.Rendition, ref.Segment, shards)
-	if err != nil || len(bad) > 0 {
-		return nil, fmt.Errorf("video %s rendition %d segment %d: rebuild from verified shards failed (bad %v): %v", ref.Video, ref.Rendition, ref.Segment, bad, err)
+	// Each shard was verified on arrival (requestShard); the join reuses
+	// those verdicts, so the k shards are hashed once per play.
+	ct, err := content.JoinVerified(man, ref.Rendition, ref.Segment, shards)
+	if err != nil {
+		return nil, fmt.Errorf("video %s rendition %d segment %d: rebuild from verified shards failed: %v", ref.Video, ref.Rendition, ref.Segment, err)
 	}
 	res.ciphertext = ct
 	v.met.shardBytes.WithLabelValues("origin").Add(float64(res.originBytes))
@@ -603,14 +619,15 @@ func (v *Viewer) requestShard(ctx context.Context, man *content.Manifest, ref co
 		r.bad = fmt.Sprintf("asked for %s/%d/%d shard %d, got %s/%d/%d shard %d", ref.Video, ref.Rendition, ref.Segment, ref.Shard, got.Video, got.Rendition, got.Segment, got.Shard)
 		return r
 	}
-	if err := content.VerifyShard(man, ref.Rendition, ref.Segment, msg.Shard); err != nil {
+	verified, err := content.AcceptShard(man, ref.Rendition, ref.Segment, msg.Shard)
+	if err != nil {
 		r.bad = err.Error()
 		return r
 	}
 	if paid {
 		v.pay.credit(serial, int64(len(raw)))
 	}
-	r.msg = msg
+	r.msg, r.verified = msg, verified
 	return r
 }
 
