@@ -1,0 +1,399 @@
+package netemu
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/internal/sample"
+)
+
+// Scenario is a seed-capstone-shaped workload scaled to one machine:
+// caches (edges) with capped uplinks and disks at preset multipliers,
+// users who join one every UserJoinIntervalS and play random titles back
+// to back at real time until the end.
+type Scenario struct {
+	Name              string    `json:"name"`
+	Caches            int       `json:"caches"`
+	Users             int       `json:"users"`
+	UserJoinIntervalS float64   `json:"user_join_interval_s"`
+	Titles            int       `json:"titles"` // copies of the bundled 30 s sample, each its own video
+	CacheUploadMbps   float64   `json:"cache_upload_mbps"`
+	CacheDiskMB       float64   `json:"cache_disk_mb"`
+	CachePresets      []float64 `json:"cache_presets"` // cache i gets CachePresets[i % len] × disk and upload
+	DurationS         float64   `json:"duration_s"`
+	// LatencyMS and LossPercent are added by every edge's and the origin's
+	// listener in each direction (--impair).
+	LatencyMS   float64 `json:"latency_ms"`
+	LossPercent float64 `json:"loss_percent"`
+	Seed        uint64  `json:"seed"`
+}
+
+// Bounds of one emulation on a shared machine.
+const (
+	maxNodes    = 120
+	maxDuration = 10 * time.Minute
+)
+
+// LoadScenario reads and checks a scenario file.
+func LoadScenario(path string) (Scenario, error) {
+	var sc Scenario
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return sc, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sc); err != nil {
+		return sc, fmt.Errorf("%s: %w", path, err)
+	}
+	return sc, sc.Check()
+}
+
+// Check says what is wrong with a scenario, before anything is created.
+func (sc Scenario) Check() error {
+	switch {
+	case sc.Caches < 0 || sc.Users < 1 || sc.Caches+sc.Users > maxNodes:
+		return fmt.Errorf("scenario %q: %d caches + %d users: want ≥ 0 caches, ≥ 1 user, at most %d in all", sc.Name, sc.Caches, sc.Users, maxNodes)
+	case sc.Titles < 1 || sc.Titles > 200:
+		return fmt.Errorf("scenario %q: titles %d: want 1..200", sc.Name, sc.Titles)
+	case !(sc.DurationS > 0) || time.Duration(sc.DurationS*float64(time.Second)) > maxDuration:
+		return fmt.Errorf("scenario %q: duration_s %v: want 0 < d ≤ %v", sc.Name, sc.DurationS, maxDuration.Seconds())
+	case sc.UserJoinIntervalS < 0 || !(sc.CacheUploadMbps > 0) || !(sc.CacheDiskMB > 0):
+		return fmt.Errorf("scenario %q: user_join_interval_s ≥ 0, cache_upload_mbps > 0 and cache_disk_mb > 0 are required", sc.Name)
+	case sc.LatencyMS < 0 || sc.LatencyMS > 1000 || sc.LossPercent < 0 || sc.LossPercent > 50:
+		return fmt.Errorf("scenario %q: latency_ms 0..1000, loss_percent 0..50", sc.Name)
+	}
+	for _, p := range sc.CachePresets {
+		if !(p > 0) || p > 1 {
+			return fmt.Errorf("scenario %q: cache preset %v: want 0 < p ≤ 1", sc.Name, p)
+		}
+	}
+	return nil
+}
+
+// Result is what the emulation measured. Origin figures come from the
+// origin's /metrics (every byte it sent, to users and to caches); offload
+// is the edges' share of the shard bytes users reported receiving (the
+// coordinator's play reports, sent at the end of each completed play).
+type Result struct {
+	Scenario      string    `json:"scenario"`
+	WallSeconds   float64   `json:"wall_seconds"`
+	OriginMbpsAvg float64   `json:"origin_mbps_avg"`
+	UserMbpsAvg   float64   `json:"user_mbps_avg"` // reported shard bytes of completed plays over the run
+	Offload       float64   `json:"offload"`
+	Plays         int       `json:"plays_completed"`
+	PlayErrors    int       `json:"play_errors"`
+	OriginMbps    []float64 `json:"origin_mbps_per_minute"`
+}
+
+// Emulate runs sc with binary (a built swarmcast) in a fresh namespace
+// network named run, and tears everything down before returning.
+func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.Writer) (res Result, err error) {
+	if err := sc.Check(); err != nil {
+		return res, err
+	}
+	res.Scenario = sc.Name
+	say := func(format string, a ...any) {
+		if progress != nil {
+			fmt.Fprintf(progress, format+"\n", a...)
+		}
+	}
+	dir, err := os.MkdirTemp("", "swarmcast-emulate-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+
+	// The catalogue: Titles copies of the sample, each a distinct video.
+	storeDir := filepath.Join(dir, "store")
+	store, err := content.OpenStore(storeDir)
+	if err != nil {
+		return res, err
+	}
+	hls := filepath.Join(dir, "hls")
+	if err := sample.WriteHLS(hls); err != nil {
+		return res, err
+	}
+	var titles []content.VideoID
+	for i := 0; i < sc.Titles; i++ {
+		id, err := store.Ingest(ctx, hls, content.IngestOptions{Title: fmt.Sprintf("%s title %d", sc.Name, i)})
+		if err != nil {
+			return res, err
+		}
+		titles = append(titles, id)
+	}
+	originID, err := identity.LoadOrCreate(filepath.Join(storeDir, "node.key"))
+	if err != nil {
+		return res, err
+	}
+
+	network, err := New(ctx, run)
+	if err != nil {
+		return res, err
+	}
+	// Processes stop before their namespaces go (deferred in this order:
+	// procs.stop runs first).
+	defer func() { err = errors.Join(err, network.Close()) }()
+	var procs processes
+	defer procs.stop()
+
+	impairSpec := fmt.Sprintf("latency=%gms,loss=%g%%", sc.LatencyMS, sc.LossPercent)
+	coordNode, err := network.AddNode(ctx, 2, 0)
+	if err != nil {
+		return res, err
+	}
+	coordURL := "http://" + coordNode.IP + ":7000"
+	if err := procs.start(ctx, coordNode, dir, "coordinator", binary, "coordinator", "--listen", coordNode.IP+":7000",
+		"--db", "sqlite:"+filepath.Join(dir, "coordinator.db"), "--origin-key", string(originID.ID),
+		"--seed", strconv.FormatUint(sc.Seed+1, 10), "--audit-interval", "-1s"); err != nil {
+		return res, err
+	}
+	if err := waitURL(ctx, coordNode, coordURL+"/healthz"); err != nil {
+		return res, fmt.Errorf("coordinator: %w (log in %s)", err, procs.logOf("coordinator"))
+	}
+	originNode, err := network.AddNode(ctx, 3, 0)
+	if err != nil {
+		return res, err
+	}
+	originURL := "http://" + originNode.IP + ":7100"
+	if err := procs.start(ctx, originNode, dir, "origin", binary, "origin", "--store", storeDir, "--coordinator", coordURL,
+		"--listen", originNode.IP+":7100", "--impair", impairSpec); err != nil {
+		return res, err
+	}
+	if err := waitURL(ctx, originNode, originURL+"/healthz"); err != nil {
+		return res, fmt.Errorf("origin: %w", err)
+	}
+	for i := 0; i < sc.Caches; i++ {
+		preset := 1.0
+		if len(sc.CachePresets) > 0 {
+			preset = sc.CachePresets[i%len(sc.CachePresets)]
+		}
+		upload := int64(sc.CacheUploadMbps * preset * 1e6)
+		node, err := network.AddNode(ctx, 10+i, upload)
+		if err != nil {
+			return res, err
+		}
+		if err := procs.start(ctx, node, dir, fmt.Sprintf("edge%d", i), binary, "edge", "--dir", filepath.Join(dir, fmt.Sprintf("edge%d", i)),
+			"--coordinator", coordURL, "--listen", node.IP+":7200", "--player-listen", "",
+			"--disk", fmt.Sprintf("%dB", int64(sc.CacheDiskMB*preset*1e6)), "--upload", fmt.Sprintf("%dbit", upload),
+			"--impair", impairSpec); err != nil {
+			return res, err
+		}
+	}
+	users := make([]*Node, sc.Users)
+	for i := range users {
+		if users[i], err = network.AddNode(ctx, 100+i, 0); err != nil {
+			return res, err
+		}
+		if out, err := users[i].Output(ctx, binary, "account", "signup", "--coordinator", coordURL, "--user", fmt.Sprintf("user%d", i), "--password", userPassword); err != nil {
+			return res, fmt.Errorf("signup user%d: %w: %s", i, err, out)
+		}
+	}
+	say("%s: coordinator, origin, %d caches and %d users up in namespaces %s*; running %v s...", sc.Name, sc.Caches, sc.Users, Prefix+run, sc.DurationS)
+
+	// The run: users join one per interval and play until the end.
+	duration := time.Duration(sc.DurationS * float64(time.Second))
+	start := time.Now()
+	rctx, cancel := context.WithDeadline(ctx, start.Add(duration))
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, u := range users {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(sc.Seed, uint64(i)))
+			join := time.Duration(float64(i) * sc.UserJoinIntervalS * float64(time.Second))
+			select {
+			case <-rctx.Done():
+				return
+			case <-time.After(join):
+			}
+			for play := 0; rctx.Err() == nil; play++ {
+				title := titles[rng.IntN(len(titles))]
+				cmd := u.Command(rctx, binary, "play", title.String(), "--coordinator", coordURL, "--headless",
+					"--user", fmt.Sprintf("user%d", i), "--password", userPassword, "--seed", strconv.FormatUint(sc.Seed*1000+uint64(i*100+play), 10))
+				out, err := cmd.CombinedOutput()
+				if rctx.Err() != nil {
+					return // cut off by the end of the run: not counted
+				}
+				mu.Lock()
+				if err != nil {
+					res.PlayErrors++
+					say("user%d play %d: %v: %s", i, play, err, lastLine(out))
+				} else {
+					res.Plays++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	// Origin egress, sampled each minute (and at the end).
+	var samples []float64
+	origin0, err := scrape(ctx, originNode, originURL+"/metrics", "swarmcast_origin_served_bytes_total")
+	if err != nil {
+		return res, err
+	}
+	last := origin0
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for rctx.Err() == nil {
+		select {
+		case <-rctx.Done():
+		case <-tick.C:
+			v, err := scrape(ctx, originNode, originURL+"/metrics", "swarmcast_origin_served_bytes_total")
+			if err == nil {
+				samples = append(samples, (v-last)*8/60/1e6)
+				last = v
+			}
+		}
+	}
+	originEnd, err := scrape(ctx, originNode, originURL+"/metrics", "swarmcast_origin_served_bytes_total")
+	if err != nil {
+		return res, err
+	}
+	res.WallSeconds = time.Since(start).Seconds()
+	if rest := res.WallSeconds - 60*float64(len(samples)); rest >= 10 {
+		samples = append(samples, (originEnd-last)*8/rest/1e6)
+	}
+	wg.Wait()
+	edgeBytes, err := scrapeLabel(ctx, coordNode, coordURL+"/metrics", "swarmcast_coordinator_play_bytes_total", `source="edge"`)
+	if err != nil {
+		return res, err
+	}
+	originBytes, err := scrapeLabel(ctx, coordNode, coordURL+"/metrics", "swarmcast_coordinator_play_bytes_total", `source="origin"`)
+	if err != nil {
+		return res, err
+	}
+	res.OriginMbps = samples
+	res.OriginMbpsAvg = (originEnd - origin0) * 8 / res.WallSeconds / 1e6
+	res.UserMbpsAvg = (edgeBytes + originBytes) * 8 / res.WallSeconds / 1e6
+	if edgeBytes+originBytes > 0 {
+		res.Offload = edgeBytes / (edgeBytes + originBytes)
+	}
+	return res, nil
+}
+
+// userPassword is every emulated user's password (accounts live only in
+// the run's temporary database).
+const userPassword = "emulated-user-password"
+
+// processes are the run's long-lived nodes.
+type processes struct {
+	mu   sync.Mutex
+	cmds []*exec.Cmd
+	logs map[string]string
+}
+
+func (p *processes) start(ctx context.Context, node *Node, dir, name, binary string, args ...string) error {
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	cmd := node.Command(ctx, binary, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	f.Close() // the child holds its own descriptor
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cmds = append(p.cmds, cmd)
+	if p.logs == nil {
+		p.logs = map[string]string{}
+	}
+	p.logs[name] = logPath
+	return nil
+}
+
+func (p *processes) logOf(name string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs[name]
+}
+
+// stop sends every node SIGTERM (edges leave, origins unregister), then
+// SIGKILL after 5 s, newest first, and reaps them.
+func (p *processes) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.cmds) - 1; i >= 0; i-- {
+		_ = p.cmds[i].Process.Signal(os.Interrupt)
+	}
+	done := make(chan struct{})
+	go func() {
+		for _, c := range p.cmds {
+			_ = c.Wait()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		for _, c := range p.cmds {
+			_ = c.Process.Kill()
+		}
+		<-done
+	}
+	p.cmds = nil
+}
+
+// waitURL polls url from inside node until it answers (15 s at most).
+func waitURL(ctx context.Context, node *Node, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return node.Exec(ctx, "curl", "-sf", "--retry", "30", "--retry-connrefused", "--retry-delay", "0", "--retry-max-time", "15", "-o", "/dev/null", url)
+}
+
+// scrape sums a metric family's samples on a /metrics page read from
+// inside node.
+func scrape(ctx context.Context, node *Node, url, family string) (float64, error) {
+	return scrapeLabel(ctx, node, url, family, "")
+}
+
+// scrapeLabel sums the samples of family whose labels contain label.
+func scrapeLabel(ctx context.Context, node *Node, url, family, label string) (float64, error) {
+	out, err := node.Output(ctx, "curl", "-sf", url)
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, family) || (label != "" && !strings.Contains(line, label)) {
+			continue
+		}
+		rest := strings.TrimPrefix(line, family)
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue // another family with this prefix
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q: %w", url, line, err)
+		}
+		sum += v
+	}
+	return sum, sc.Err()
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}
