@@ -16,8 +16,8 @@ func TestParseImpair(t *testing.T) {
 		{"", impair.Profile{}, true},
 		{"latency=25ms,jitter=5ms,loss=0.5%", impair.Profile{Latency: 25 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.005}, true},
 		{" loss=100% ", impair.Profile{Loss: 1}, true},
-		{"loss=0.5", impair.Profile{}, false},    // a fraction without % is ambiguous
-		{"loss=101%", impair.Profile{}, false},   // not a probability
+		{"loss=0.5", impair.Profile{}, false},     // a fraction without % is ambiguous
+		{"loss=101%", impair.Profile{}, false},    // not a probability
 		{"latency=-1ms", impair.Profile{}, false}, // no negative delay
 		{"latency=1h", impair.Profile{}, false},   // beyond the 10 s bound
 		{"bandwidth=10Mbit", impair.Profile{}, false},

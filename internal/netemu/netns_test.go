@@ -74,4 +74,3 @@ func TestNetworkConnectsNodesAndLeavesNothing(t *testing.T) {
 }
 
 func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
-
