@@ -60,6 +60,7 @@ type CoordinatorResult struct {
 	HeartbeatsOffered   float64 `json:"heartbeats_offered_per_s"` // Edges / Heartbeat
 	HeartbeatsPerS      float64 `json:"heartbeats_per_s"`         // acknowledged
 	HeartbeatErrors     int64   `json:"heartbeat_errors"`
+	ReRegistrations     int64   `json:"re_registrations"` // edges the coordinator forgot (missed heartbeats) and that registered again
 	HeartbeatP99ms      float64 `json:"heartbeat_p99_ms"`
 	HeartbeatLagP99ms   float64 `json:"heartbeat_lag_p99_ms"` // how late past its due time a heartbeat left
 	Lookups             int64   `json:"lookups"`
@@ -157,24 +158,94 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 		res.InventoryShards += int64(len(e.held))
 	}
 
-	// Registration: register, then the full-inventory heartbeat every
-	// (re)registration sends, Workers at a time.
+	// Every worker owns the edges i ≡ w (mod Workers): it registers each
+	// (register, then the full-inventory heartbeat every registration
+	// sends) and from then on heartbeats it once per interval with a
+	// delta, re-registering an edge the coordinator forgot, as
+	// wire.NodeSession does. Edges registered first heartbeat while the
+	// rest register, so none expires during a long registration. The
+	// measured window opens when the last edge has registered and lasts
+	// Duration; lookups run in it.
 	say("registering %d edges (%d shards in all)...", opt.Edges, res.InventoryShards)
-	var regErrs atomic.Int64
+	var regErrs, reRegs atomic.Int64
 	var firstErr atomic.Value
+	var registering sync.WaitGroup
+	registering.Add(opt.Workers)
 	start := time.Now()
-	forEach(opt.Workers, len(edges), func(i int) {
+	var windowStart, windowEnd time.Time
+	windowOpen := make(chan struct{})
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	register := func(i int) bool {
 		e := edges[i]
-		_, err := e.client.Register(ctx, wire.RegisterRequest{NodeID: e.id, Role: wire.RoleEdge, Addr: fmt.Sprintf("http://127.0.0.1:%d", 1024+i%60000),
+		_, err := e.client.Register(rctx, wire.RegisterRequest{NodeID: e.id, Role: wire.RoleEdge, Addr: fmt.Sprintf("http://127.0.0.1:%d", 1024+i%60000),
 			DiskCapBytes: 1 << 31, UploadCapBytes: 10e6 / 8})
 		if err == nil {
-			_, err = e.client.Heartbeat(ctx, e.full(videos))
+			_, err = e.client.Heartbeat(rctx, e.full(videos))
 		}
-		if err != nil {
+		if err != nil && rctx.Err() == nil {
 			regErrs.Add(1)
 			firstErr.CompareAndSwap(nil, err.Error())
 		}
-	})
+		return err == nil
+	}
+	var wg sync.WaitGroup
+	var hbLat, hbLag, lkLat []float64
+	var hbErrs, lkErrs int64
+	var mu sync.Mutex
+	for w := 0; w < opt.Workers; w++ {
+		wg.Go(func() {
+			var lat, lag []float64
+			var errs int64
+			defer func() {
+				mu.Lock()
+				hbLat, hbLag, hbErrs = append(hbLat, lat...), append(hbLag, lag...), hbErrs+errs
+				mu.Unlock()
+			}()
+			last := make([]time.Time, 0, len(edges)/opt.Workers+1)
+			for i := w; i < len(edges); i += opt.Workers {
+				register(i)
+				last = append(last, time.Now())
+			}
+			registering.Done()
+			for rctx.Err() == nil {
+				for j, i := 0, w; i < len(edges); j, i = j+1, i+opt.Workers {
+					due := last[j].Add(opt.Heartbeat)
+					if d := time.Until(due); d > 0 {
+						select {
+						case <-rctx.Done():
+						case <-time.After(d):
+						}
+					}
+					if rctx.Err() != nil {
+						return
+					}
+					sent := time.Now()
+					last[j] = sent
+					resp, err := edges[i].client.Heartbeat(rctx, edges[i].delta(videos, opt.DeltaShards, opt.Segments, nmax))
+					if err == nil && resp.Unknown {
+						reRegs.Add(1)
+						register(i)
+						continue
+					}
+					select {
+					case <-windowOpen:
+					default:
+						continue // before the window: not measured
+					}
+					if err != nil {
+						if rctx.Err() == nil {
+							errs++
+						}
+						continue
+					}
+					lat = append(lat, ms(time.Since(sent)))
+					lag = append(lag, ms(sent.Sub(due)))
+				}
+			}
+		})
+	}
+	registering.Wait()
 	res.RegisterSeconds = time.Since(start).Seconds()
 	res.RegistrationsPerS = float64(opt.Edges) / res.RegisterSeconds
 	res.RegisterErrors = regErrs.Load()
@@ -189,65 +260,24 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	if res.InventoryShards > 0 {
 		res.BytesPerInventoryEl = (rssReg.rss - rssBefore.rss) * (1 << 20) / float64(res.InventoryShards)
 	}
-	say("registered in %.1f s (%.0f/s); coordinator RSS %.0f MB; heartbeating at %s with lookups for %s...", res.RegisterSeconds, res.RegistrationsPerS, rssReg.rss, opt.Heartbeat, opt.Duration)
-
-	// Steady state: every edge heartbeats once per interval at its own
-	// phase; lookups run alongside.
-	rctx, cancel := context.WithTimeout(ctx, opt.Duration)
-	defer cancel()
-	var wg sync.WaitGroup
-	var hbLat, hbLag, lkLat []float64
-	var hbErrs, lkErrs int64
-	var mu sync.Mutex
-	runStart := time.Now()
-	for w := 0; w < opt.Workers; w++ {
-		wg.Go(func() {
-			var lat, lag []float64
-			var errs int64
-			for round := 0; ; round++ {
-				for i := w; i < len(edges); i += opt.Workers {
-					due := runStart.Add(time.Duration(round)*opt.Heartbeat + time.Duration(int64(opt.Heartbeat)*int64(i)/int64(len(edges))))
-					if d := time.Until(due); d > 0 {
-						select {
-						case <-rctx.Done():
-						case <-time.After(d):
-						}
-					}
-					if rctx.Err() != nil {
-						mu.Lock()
-						hbLat, hbLag, hbErrs = append(hbLat, lat...), append(hbLag, lag...), hbErrs+errs
-						mu.Unlock()
-						return
-					}
-					sent := time.Now()
-					resp, err := edges[i].client.Heartbeat(rctx, edges[i].delta(videos, opt.DeltaShards, opt.Segments, nmax))
-					if err == nil && resp.Unknown {
-						err = fmt.Errorf("coordinator forgot edge %s", edges[i].id)
-					}
-					if err != nil {
-						if rctx.Err() == nil {
-							errs++
-						}
-						continue
-					}
-					lat = append(lat, ms(time.Since(sent)))
-					lag = append(lag, ms(sent.Sub(due)))
-				}
-			}
-		})
-	}
+	say("registered in %.1f s (%.0f/s); coordinator RSS %.0f MB; measuring heartbeats at %s with lookups for %s...", res.RegisterSeconds, res.RegistrationsPerS, rssReg.rss, opt.Heartbeat, opt.Duration)
+	windowStart = time.Now()
+	close(windowOpen)
+	lctx, lcancel := context.WithTimeout(rctx, opt.Duration)
+	defer lcancel()
+	var lookups sync.WaitGroup
 	for w := 0; w < opt.LookupClients; w++ {
-		wg.Go(func() {
+		lookups.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 7))
 			popular := rand.NewZipf(r, 1.1, 1, uint64(len(videos)-1))
 			var lat []float64
 			var errs int64
-			for rctx.Err() == nil {
+			for lctx.Err() == nil {
 				// Viewers pick titles as edges do: Zipf-popular.
 				v := videos[popular.Uint64()]
 				body := fmt.Sprintf(`{"video":%q,"rendition":0,"from":%d,"count":%d}`, v, r.IntN(opt.Segments-opt.Window+1), opt.Window)
 				t0 := time.Now()
-				req, _ := http.NewRequestWithContext(rctx, http.MethodPost, base+wire.PathLookup, strings.NewReader(body))
+				req, _ := http.NewRequestWithContext(lctx, http.MethodPost, base+wire.PathLookup, strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := hc.Do(req)
 				if err == nil {
@@ -258,7 +288,7 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 					}
 				}
 				if err != nil {
-					if rctx.Err() == nil {
+					if lctx.Err() == nil {
 						errs++
 					}
 					continue
@@ -270,11 +300,15 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 			mu.Unlock()
 		})
 	}
+	lookups.Wait()
+	windowEnd = time.Now()
+	cancel()
 	wg.Wait()
-	secs := time.Since(runStart).Seconds()
+	secs := windowEnd.Sub(windowStart).Seconds()
 	res.HeartbeatsOffered = float64(opt.Edges) / opt.Heartbeat.Seconds()
 	res.HeartbeatsPerS = float64(len(hbLat)) / secs
 	res.HeartbeatErrors = hbErrs
+	res.ReRegistrations = reRegs.Load()
 	res.HeartbeatP99ms = percentile(hbLat, 99)
 	res.HeartbeatLagP99ms = percentile(hbLag, 99)
 	res.Lookups, res.LookupErrors = int64(len(lkLat)), lkErrs
