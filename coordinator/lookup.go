@@ -161,12 +161,30 @@ func heapDown(h []rankedSource, i int) {
 // similar load tie), then by a seeded random key that spreads load among
 // the ties.
 func rankScore(n *node, region string, tiebreak uint64) uint64 {
+	return RankScore(region, n.region, n.loadBucket, n.salt, tiebreak)
+}
+
+// RankScore is rankScore on plain values, exported for the simulator
+// (package sim), which ranks its edges with the lookup's own rule: a
+// source in nodeRegion with loadBucket (see LoadBucket) and per-node salt,
+// for a viewer in viewerRegion, under the lookup's tiebreak.
+func RankScore(viewerRegion, nodeRegion string, loadBucket, salt, tiebreak uint64) uint64 {
 	var tier uint64 = 1
-	if region != "" && n.region == region {
+	if viewerRegion != "" && nodeRegion == viewerRegion {
 		tier = 0
 	}
-	return tier<<56 | n.loadBucket<<48 | splitmix64(tiebreak^n.salt)>>16
+	return tier<<56 | loadBucket<<48 | splitmix64(tiebreak^salt)>>16
 }
+
+// LoadBucket is a node's ranking load: its smoothed served rate over its
+// upload cap (both bytes per second) in 10% steps, 0..255.
+func LoadBucket(servedRate float64, uploadCapBytes int64) uint64 {
+	return uint64(min(max(servedRate/float64(max(uploadCapBytes, 1))*10, 0), 255))
+}
+
+// SourcesPerSegment is how many ranked edges a lookup returns per segment
+// of a video coded with k data shards (exported for the simulator).
+func SourcesPerSegment(k int) int { return sourcesPerSegment(k) }
 
 // splitmix64 is a fast, well-mixed hash of x (Steele et al., 2014).
 func splitmix64(x uint64) uint64 {

@@ -222,7 +222,7 @@ func (s *state) heartbeat(n *node, req *wire.HeartbeatRequest, now time.Time) []
 	} else {
 		n.servedRate = 0.5*n.servedRate + 0.5*rate
 	}
-	n.loadBucket = uint64(min(max(n.servedRate/float64(max(n.uploadCap, 1))*10, 0), 255))
+	n.loadBucket = LoadBucket(n.servedRate, n.uploadCap)
 	n.heartbeats++
 	n.lastSeen = now
 	n.lastSeenNS = now.UnixNano()

@@ -400,6 +400,39 @@ func (f *segmentFetch) pickEdgeShard(e candidate) (int, bool) {
 	return free[f.rng.Intn(len(free))], true
 }
 
+// The simulator (package sim) drives this scheduler over a simulated clock
+// and network, so it runs the same decisions as a real play. These names
+// export it without changing it: a SegmentFetch is a segmentFetch.
+type (
+	// SegmentFetch is the any-k-of-n scheduler of one segment.
+	SegmentFetch = segmentFetch
+	// Candidate is a source offered to it (edges in rank order, origins).
+	Candidate = candidate
+	// Action is one instruction it hands its driver.
+	Action = action
+	// ActionKind says what an Action asks for.
+	ActionKind = actionKind
+)
+
+// The kinds of Action.
+const (
+	ActRequest = actRequest // start a request for Action.Shard from Action.Node; it fails at Action.Timeout
+	ActCancel  = actCancel  // abort that request
+	ActBan     = actBan     // ban Action.Node for the session: it sent a bad shard
+)
+
+// Scheduling constants the simulator's player follows, as the real player does.
+const (
+	StartupSegments = startupSegments // the first segments of a play are fetched as startup segments
+	BufferSegments  = bufferSegments  // the fetcher stays at most this many segments ahead of playback
+	LookupWindow    = lookupWindow    // segments one lookup covers
+)
+
+// NewSegmentFetch makes a scheduler for one segment (see newSegmentFetch).
+func NewSegmentFetch(k, nMax int, deadline time.Time, segDur time.Duration, startup bool, banned map[wire.NodeID]bool, rng *rand.Rand) *SegmentFetch {
+	return newSegmentFetch(k, nMax, deadline, segDur, startup, banned, rng)
+}
+
 func sortActions(acts []action) {
 	slices.SortFunc(acts, func(a, b action) int {
 		if a.Node != b.Node {

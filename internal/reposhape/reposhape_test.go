@@ -61,6 +61,11 @@ var layout = []struct {
 
 	{prefix: "cmd", class: wiring},
 	{prefix: "testnet", class: wiring},
+	// sim drives the roles' sans-IO cores (viewer scheduler, coordinator
+	// placer, demand and ranking) in one process over a simulated clock and
+	// network: a harness like testnet, so it may import roles and no role
+	// or library may import it.
+	{prefix: "sim", class: wiring},
 }
 
 // Rules, as named in failure messages and in knownViolations.
@@ -664,8 +669,12 @@ import "github.com/prometheus/client_golang/prometheus"`, []string{rulePlanDepen
 import "github.com/swarmcast/swarmcast/edge"`, []string{ruleLibraryImportsRole, rulePlanDependency}},
 		{"viewer", `package viewer
 import _ "github.com/swarmcast/swarmcast/edge"`, []string{ruleRoleImportsRole}},
-		{"sim", `package sim
+		{"simnet", `package simnet
 import "math"`, []string{ruleUnclassified}},
+		{"edge", `package edge
+import "github.com/swarmcast/swarmcast/sim"`, []string{ruleImportsWiring}},
+		{"sim", `package sim
+import "github.com/swarmcast/swarmcast/viewer"`, nil},
 	}
 	for _, c := range cases {
 		fset, f := parseSource(t, c.src)

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package sim
+
+// peakRSSMB is unknown off unix (no getrusage).
+func peakRSSMB() float64 { return 0 }

@@ -1,0 +1,1168 @@
+// Package sim is a deterministic discrete-event simulator of a Swarmcast
+// network. It drives the real sans-IO cores — the viewer's any-k-of-n
+// fetch scheduler (viewer.SegmentFetch), the coordinator's placer
+// (coordinator.Placer), demand tracker (coordinator.DemandTracker) and
+// lookup ranking (coordinator.RankScore, coordinator.LoadBucket) — over a
+// simulated clock and network; it implements no protocol decision itself.
+//
+// What the simulator models, and how:
+//   - Time is a heap of events ordered by (instant, sequence number); the
+//     only randomness is one seeded *rand.Rand, so a seed gives the same
+//     report byte for byte (the golden tests check it).
+//   - Network: every node has an uplink and a downlink with a capacity; a
+//     transfer queues first-come-first-served on the sender's uplink, then
+//     on the receiver's downlink, plus the one-way latency each way (a
+//     fluid, store-and-forward model at shard granularity). A cancelled
+//     transfer that is the last in its uplink's queue gives back the time
+//     it had not used. Loss is modelled as delay: with probability loss a
+//     transfer takes one retransmission timeout longer.
+//   - The coordinator's soft state (holders per segment, liveness, bans,
+//     load buckets from heartbeats) is kept here as plain data; inventory
+//     changes reach it at once rather than at the next heartbeat.
+//   - The edge's prefetch driver follows edge/run.go's policy: a directed
+//     shard comes from an edge holding it or holding k shards of its
+//     segment (which regenerates it); if none, the edge waits
+//     edge.DefaultPrefetchOriginDelay before asking the origin.
+//   - Byzantine edges serve bad shards to viewers; the scheduler bans the
+//     liar and the viewer's proof bans it network-wide (as the receipt
+//     does).
+//   - Churn: edges leave as a Poisson process and are replaced by empty
+//     ones; the coordinator lists a dead edge until it misses 3 heartbeats.
+//
+// Not driven: the edge's order book and settlement (payment does not
+// change who serves what) and the origin pool (a single origin here).
+package sim
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator"
+	"github.com/swarmcast/swarmcast/edge"
+	"github.com/swarmcast/swarmcast/viewer"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// epoch is the simulated clock's zero (any fixed instant works: the cores
+// only compare times).
+var epoch = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+// missedHeartbeats mirrors the coordinator's liveness rule: a node silent
+// for this many intervals leaves lookups.
+const missedHeartbeats = 3
+
+// retransmitTimeout is the delay one lost transfer adds (Linux's minimum RTO).
+const retransmitTimeout = 200 * time.Millisecond
+
+// maxFetchAttempts is how many times the player retries a failed segment
+// (the real viewer's fetchSegment loop), each attempt as a startup fetch.
+const maxFetchAttempts = 3
+
+type eventKind uint8
+
+const (
+	evViewerStart eventKind = iota // viewer id starts (or resumes) watching
+	evViewerWake                   // viewer id's scheduler asked to be ticked at this instant
+	evViewerShard                  // a shard transfer to viewer id ended
+	evViewerNext                   // viewer id may fetch its next segment (buffer room)
+	evViewerEnd                    // viewer id's playback ended
+	evEdgeShard                    // a prefetch transfer to edge id ended
+	evEdgeWork                     // edge id's prefetch worker runs
+	evHeartbeat                    // all edges heartbeat
+	evPlacement                    // a placement round
+	evChurn                        // one edge leaves
+	evSample                       // close a curve point
+)
+
+type event struct {
+	at   int64 // ns since epoch
+	seq  uint64
+	kind eventKind
+	id   int32
+	gen  uint32
+	a, b int32
+}
+
+type eventHeap []event
+
+func (h eventHeap) less(i, j int) bool {
+	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].seq < h[j].seq
+}
+
+func (h *eventHeap) push(e event) {
+	*h = append(*h, e)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q.less(i, p) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+}
+
+func (h *eventHeap) pop() event {
+	q := *h
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q = q[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && q.less(l, m) {
+			m = l
+		}
+		if r < n && q.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
+}
+
+// link is one direction of a node's access link: FIFO, rate bytes/ns
+// (0 = unlimited), busy until free.
+type link struct {
+	rate float64
+	free int64
+}
+
+func (l *link) dur(bytes int64) int64 {
+	if l.rate <= 0 {
+		return 0
+	}
+	return int64(float64(bytes) / l.rate)
+}
+
+func mbpsToBytesPerNS(mbps float64) float64 { return mbps * 1e6 / 8 / 1e9 }
+
+type title struct {
+	id       content.VideoID
+	segments int
+}
+
+type edgeState struct {
+	id        wire.NodeID
+	region    string
+	up, down  link
+	upCap     int64 // bytes per second, as advertised
+	diskCap   int64
+	latency   int64
+	loss      float64
+	alive     bool
+	diedAt    int64
+	liar      bool
+	banned    bool
+	salt      uint64
+	used      int64
+	placed    map[content.SegmentRef]coordinator.ShardMask // directed shards it holds
+	watched   map[content.SegmentRef]coordinator.ShardMask // shards its player kept
+	watchFIFO []content.SegmentRef
+	held      map[content.SegmentRef]coordinator.ShardMask // placed ∪ watched: its reported inventory
+	assigned  map[content.SegmentRef]coordinator.ShardMask // the coordinator's last plan for it
+	jobs      []prefetchJob // directed shards to fetch, in order
+	cur       prefetchJob   // the one in flight while busy
+	busy      bool
+	waiting   bool // a worker event is queued
+	served    int64
+	rate      float64
+	beats     int
+	bucket    uint64
+	gen       uint32 // bumped on replacement, so transfers to a dead edge are dropped
+}
+
+type prefetchJob struct {
+	seg      content.SegmentRef
+	shard    int
+	firstTry int64 // when no edge could supply it first (-1: not yet)
+}
+
+type inflightKey struct {
+	node  wire.NodeID
+	shard int
+}
+
+type inflight struct {
+	src             int32 // edge index, or -1 for the origin
+	start, end      int64 // transmission on the uplink
+	upEnd, arriveAt int64
+	bytes           int64
+}
+
+type viewerState struct {
+	region   string
+	edge     int32 // its own edge (players_are_edges), or -1
+	down     link
+	latency  int64
+	loss     float64
+	flash    bool
+	active   bool
+	title    int
+	next     int // next segment to fetch
+	end      int // segments to watch in this session: [0, end)
+	joinAt   int64
+	started  bool  // segment 0 arrived
+	playAt   int64 // playback instant of segment 0
+	stall    int64 // ns stalled so far in this session
+	winFrom  int   // current lookup window [winFrom, winFrom+window)
+	winAt    int64
+	fetch    *viewer.SegmentFetch
+	fetchGen uint32
+	attempt  int
+	wakeAt   int64
+	inflight map[inflightKey]inflight
+	banned   map[wire.NodeID]bool
+	fetched  map[wire.NodeID]int
+}
+
+// Sim is one run of a scenario.
+type Sim struct {
+	sc   *Scenario
+	rng  *rand.Rand
+	now  int64
+	seq  uint64
+	evs  eventHeap
+	done bool
+
+	segNS      int64
+	segBytes   int64
+	shardBytes int64
+	k, nmax    int
+	titles     []title
+	zipfCDF    []float64
+
+	edges   []*edgeState
+	edgeIdx map[wire.NodeID]int32
+	nextID  int
+	viewers []*viewerState
+	holders map[content.SegmentRef][]int32 // the coordinator's holder index
+
+	originID   wire.NodeID
+	originUp   link
+	originLat  int64
+	origins    []viewer.Candidate
+	demand     *coordinator.DemandTracker
+	placer     *coordinator.Placer
+	heartbeatN int64
+	placeNS    int64
+	prefDelay  int64
+
+	m      metrics
+	report *Report
+}
+
+// metrics accumulates what the report shows.
+type metrics struct {
+	binOriginViewers, binOriginEdges, binEdgeViewers, binEdgeEdges float64 // bytes in the open bin
+	binWatchNS                                                     int64   // viewer-ns of playback demand in the open bin
+	originViewers, originEdges, edgeViewers, edgeEdges             float64
+	startupsMS                                                     []float64
+	rebufferNS, playNS                                             int64
+	stalls                                                         int
+	plays, segments, failedSegments                                int
+	badShards, bannedEdges                                         int
+	lookups, heartbeats, churned                                   int64
+	placementRounds                                                int
+	placementWall                                                  []time.Duration
+	activeNow                                                      int
+	points                                                         []Point
+}
+
+// New prepares a run of sc with seed (0 = the scenario's seed).
+func New(sc *Scenario, seed int64) (*Sim, error) {
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	if seed == 0 {
+		seed = sc.Seed
+	}
+	if seed == 0 {
+		seed = 1
+	}
+	s := &Sim{sc: sc, rng: rand.New(rand.NewSource(seed)), edgeIdx: map[wire.NodeID]int32{}, holders: map[content.SegmentRef][]int32{}}
+	s.report = &Report{Scenario: sc.Name, Seed: seed}
+	segS := sc.SegmentS
+	if segS == 0 {
+		segS = 2
+	}
+	s.segNS = int64(segS * 1e9)
+	s.segBytes = int64(sc.Titles.BitrateMbps * 1e6 / 8 * segS)
+	s.k, s.nmax = sc.K, sc.NMax
+	if s.k == 0 {
+		s.k = content.DefaultDataShards
+	}
+	if s.nmax == 0 {
+		s.nmax = max(content.DefaultTotalShards, s.k)
+	}
+	s.shardBytes = (s.segBytes + int64(s.k) - 1) / int64(s.k)
+	nseg := int(math.Ceil(sc.Titles.DurationS / segS))
+	for i := range sc.Titles.Count {
+		var id content.VideoID
+		copy(id[:], fmt.Sprintf("sim-title-%08d", i))
+		s.titles = append(s.titles, title{id: id, segments: nseg})
+	}
+	if sc.Titles.Zipf > 0 {
+		s.zipfCDF = make([]float64, sc.Titles.Count)
+		sum := 0.0
+		for i := range s.zipfCDF {
+			sum += 1 / math.Pow(float64(i+1), sc.Titles.Zipf)
+			s.zipfCDF[i] = sum
+		}
+		for i := range s.zipfCDF {
+			s.zipfCDF[i] /= sum
+		}
+	}
+	cs := sc.Coordinator
+	hb := secOr(cs.HeartbeatS, 2)
+	s.heartbeatN = int64(hb * 1e9)
+	s.placeNS = int64(secOr(cs.PlacementS, 2) * 1e9)
+	s.prefDelay = int64(secOr(cs.PrefetchOriginDelayS, edge.DefaultPrefetchOriginDelay.Seconds()) * 1e9)
+	s.demand = coordinator.NewDemandTracker(time.Duration(secOr(cs.DemandHalfLifeS, 60)*1e9), epoch)
+	s.placer = coordinator.NewPlacer(seed)
+
+	s.originID = "origin-0"
+	s.originUp = link{rate: mbpsToBytesPerNS(sc.Origin.UplinkMbps)}
+	s.originLat = int64(sc.Origin.LatencyMS * 1e6)
+	s.origins = []viewer.Candidate{{Node: s.originID, Origin: true}}
+
+	for i := range sc.Edges.Count {
+		s.edges = append(s.edges, nil)
+		s.newEdge(int32(i))
+	}
+	vs := sc.Viewers
+	for i := range vs.Count {
+		v := s.newViewer(i, false)
+		if vs.PlayersAreEdges {
+			v.edge = int32(i)
+			v.region = s.edges[i].region
+		}
+		switch vs.Mode {
+		case "continuous":
+			s.at(int64(float64(i)*vs.JoinIntervalS*1e9), evViewerStart, int32(i), 0)
+		case "sessions":
+			// Start staggered over one mean idle+session period, so the
+			// run opens near its steady state.
+			s.at(int64(s.rng.Float64()*(vs.SessionMeanS+vs.IdleMeanS)*1e9), evViewerStart, int32(i), 0)
+		}
+	}
+	if f := sc.Flash; f != nil {
+		for range f.Viewers {
+			v := s.newViewer(len(s.viewers), true)
+			v.title = f.Title
+			s.at(int64((f.AtS+s.rng.Float64()*f.OverS)*1e9), evViewerStart, int32(len(s.viewers)-1), 0)
+		}
+	}
+	s.at(s.heartbeatN, evHeartbeat, 0, 0)
+	if !cs.NoPlacement && len(s.edges) > 0 {
+		s.at(s.placeNS, evPlacement, 0, 0)
+	}
+	s.scheduleChurn()
+	s.at(s.sampleNS(), evSample, 0, 0)
+	return s, nil
+}
+
+func secOr(v, def float64) float64 {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+func (s *Sim) sampleNS() int64 { return int64(secOr(s.sc.SampleS, 60) * 1e9) }
+
+func (s *Sim) at(t int64, kind eventKind, id int32, gen uint32) {
+	s.seq++
+	s.evs.push(event{at: t, seq: s.seq, kind: kind, id: id, gen: gen})
+}
+
+func (s *Sim) atAB(t int64, kind eventKind, id int32, gen uint32, a, b int32) {
+	s.seq++
+	s.evs.push(event{at: t, seq: s.seq, kind: kind, id: id, gen: gen, a: a, b: b})
+}
+
+func (s *Sim) clock() time.Time { return epoch.Add(time.Duration(s.now)) }
+
+// newEdge puts a fresh edge in slot i (at start, or replacing a churned one).
+func (s *Sim) newEdge(i int32) {
+	es := s.sc.Edges
+	mult := 1.0
+	if len(es.Multipliers) > 0 {
+		mult = es.Multipliers[s.nextID%len(es.Multipliers)]
+	}
+	regions := max(es.Regions, 1)
+	e := &edgeState{
+		id:       wire.NodeID("edge-" + strconv.Itoa(s.nextID)),
+		region:   "r" + strconv.Itoa(s.nextID%regions),
+		up:       link{rate: mbpsToBytesPerNS(es.UploadMbps * mult)},
+		down:     link{rate: mbpsToBytesPerNS(secOr(es.DownlinkMbps, 100))},
+		upCap:    int64(es.UploadMbps * mult * 1e6 / 8),
+		diskCap:  int64(es.DiskGB * mult * 1e9),
+		latency:  int64(es.LatencyMS * 1e6),
+		loss:     es.Loss,
+		alive:    true,
+		liar:     s.rng.Float64() < es.LiarFraction,
+		salt:     s.rng.Uint64(),
+		placed:   map[content.SegmentRef]coordinator.ShardMask{},
+		watched:  map[content.SegmentRef]coordinator.ShardMask{},
+		held:     map[content.SegmentRef]coordinator.ShardMask{},
+		assigned: map[content.SegmentRef]coordinator.ShardMask{},
+	}
+	if old := s.edges[i]; old != nil {
+		e.gen = old.gen + 1
+		delete(s.edgeIdx, old.id)
+	}
+	s.nextID++
+	s.edges[i] = e
+	s.edgeIdx[e.id] = i
+}
+
+func (s *Sim) newViewer(i int, flash bool) *viewerState {
+	vs := s.sc.Viewers
+	v := &viewerState{
+		region:  "r" + strconv.Itoa(i%max(s.sc.Edges.Regions, 1)),
+		edge:    -1,
+		down:    link{rate: mbpsToBytesPerNS(secOr(vs.DownlinkMbps, 50))},
+		latency: int64(vs.LatencyMS * 1e6),
+		loss:    vs.Loss,
+		flash:   flash,
+		banned:  map[wire.NodeID]bool{},
+		wakeAt:  -1,
+	}
+	s.viewers = append(s.viewers, v)
+	return v
+}
+
+func (s *Sim) scheduleChurn() {
+	rate := s.sc.Edges.ChurnPerHour * float64(len(s.edges)) / 3600 // leaves per second
+	if rate <= 0 {
+		return
+	}
+	s.at(s.now+int64(s.rng.ExpFloat64()/rate*1e9), evChurn, 0, 0)
+}
+
+// Run simulates the scenario to its end and returns the report.
+func (s *Sim) Run() *Report {
+	wall := time.Now()
+	end := int64(s.sc.DurationS * 1e9)
+	for len(s.evs) > 0 {
+		ev := s.evs.pop()
+		if ev.at > end {
+			break
+		}
+		s.now = ev.at
+		s.handle(ev)
+	}
+	s.now = end
+	s.finish(time.Since(wall))
+	return s.report
+}
+
+func (s *Sim) handle(ev event) {
+	switch ev.kind {
+	case evViewerStart:
+		s.viewerStart(ev.id)
+	case evViewerWake:
+		v := s.viewers[ev.id]
+		if ev.gen == v.fetchGen && v.fetch != nil && v.wakeAt == ev.at {
+			v.wakeAt = -1
+			s.apply(ev.id, v.fetch.Tick(s.clock()))
+			s.afterFetchEvent(ev.id)
+		}
+	case evViewerShard:
+		s.viewerShard(ev)
+	case evViewerNext:
+		v := s.viewers[ev.id]
+		if v.active && ev.gen == v.fetchGen && v.fetch == nil {
+			s.fetchNext(ev.id)
+		}
+	case evViewerEnd:
+		v := s.viewers[ev.id]
+		if v.active && ev.gen == v.fetchGen {
+			s.viewerEnd(ev.id)
+		}
+	case evEdgeShard:
+		s.edgeShard(ev)
+	case evEdgeWork:
+		e := s.edges[ev.id]
+		if e.gen == ev.gen {
+			e.waiting = false
+			s.edgeWork(ev.id)
+		}
+	case evHeartbeat:
+		s.heartbeat()
+		s.at(s.now+s.heartbeatN, evHeartbeat, 0, 0)
+	case evPlacement:
+		s.place()
+		s.at(s.now+s.placeNS, evPlacement, 0, 0)
+	case evChurn:
+		s.churn()
+		s.scheduleChurn()
+	case evSample:
+		s.sample()
+		s.at(s.now+s.sampleNS(), evSample, 0, 0)
+	}
+}
+
+// pickTitle draws a title by the catalogue's popularity.
+func (s *Sim) pickTitle() int {
+	if s.zipfCDF == nil {
+		return s.rng.Intn(len(s.titles))
+	}
+	i, _ := slices.BinarySearch(s.zipfCDF, s.rng.Float64())
+	return min(i, len(s.titles)-1)
+}
+
+// diurnal is the session-start acceptance at now: 1 at the peak, 1/swing
+// at the trough (the run starts at the trough).
+func (s *Sim) diurnal() float64 {
+	vs := s.sc.Viewers
+	if vs.DiurnalPeriodS <= 0 || vs.DiurnalSwing <= 1 {
+		return 1
+	}
+	phase := 0.5 - 0.5*math.Cos(2*math.Pi*float64(s.now)/1e9/vs.DiurnalPeriodS)
+	return (1 + (vs.DiurnalSwing-1)*phase) / vs.DiurnalSwing
+}
+
+func (s *Sim) viewerStart(id int32) {
+	v := s.viewers[id]
+	vs := s.sc.Viewers
+	if v.active {
+		return
+	}
+	if !v.flash && vs.Mode == "sessions" && s.rng.Float64() >= s.diurnal() {
+		// Thinned: try again after another idle period.
+		s.at(s.now+int64(s.rng.ExpFloat64()*max(vs.IdleMeanS, 60)*1e9), evViewerStart, id, 0)
+		return
+	}
+	if !v.flash {
+		v.title = s.pickTitle()
+	}
+	v.end = s.titles[v.title].segments
+	if !v.flash && vs.Mode == "sessions" {
+		v.end = min(v.end, max(1, int(s.rng.ExpFloat64()*vs.SessionMeanS*1e9/float64(s.segNS))))
+	}
+	v.active = true
+	v.next, v.started, v.stall, v.joinAt = 0, false, 0, s.now
+	v.winFrom, v.winAt = -1, 0
+	v.fetchGen++
+	s.m.plays++
+	s.m.activeNow++
+	s.fetchNext(id)
+}
+
+func (s *Sim) viewerEnd(id int32) {
+	v := s.viewers[id]
+	v.active = false
+	v.fetch = nil
+	v.fetchGen++
+	s.m.activeNow--
+	s.m.rebufferNS += v.stall
+	s.m.playNS += int64(v.end) * s.segNS
+	vs := s.sc.Viewers
+	switch {
+	case v.flash:
+	case vs.Mode == "continuous":
+		s.at(s.now, evViewerStart, id, 0)
+	default:
+		s.at(s.now+int64(s.rng.ExpFloat64()*vs.IdleMeanS*1e9), evViewerStart, id, 0)
+	}
+}
+
+// deadline is segment j's playback instant as the viewer knows it now
+// (before segment 0 arrives, "now": it is a startup segment).
+func (s *Sim) deadline(v *viewerState, j int) int64 {
+	if !v.started {
+		return s.now
+	}
+	return v.playAt + int64(j)*s.segNS + v.stall
+}
+
+// fetchNext starts the fetch of the viewer's next segment, or waits for
+// buffer room, or ends the session.
+func (s *Sim) fetchNext(id int32) {
+	v := s.viewers[id]
+	if v.next >= v.end {
+		s.at(max(s.deadline(v, v.end), s.now), evViewerEnd, id, v.fetchGen)
+		return
+	}
+	j := v.next
+	if v.started {
+		// The player's buffer: at most BufferSegments ahead of playback.
+		playing := (s.now - v.playAt - v.stall) / s.segNS
+		if int64(j) > playing+viewer.BufferSegments {
+			s.at(v.playAt+v.stall+int64(j-viewer.BufferSegments)*s.segNS, evViewerNext, id, v.fetchGen)
+			return
+		}
+	}
+	t := &s.titles[v.title]
+	// A new lookup when the segment leaves the window or the answer is
+	// older than the viewer's lookupMaxAge (5 s): it counts as demand.
+	if v.winFrom < 0 || j >= v.winFrom+viewer.LookupWindow || s.now-v.winAt > 5e9 {
+		v.winFrom, v.winAt = j, s.now
+		s.demand.Record(t.id, 0, j, min(j+viewer.LookupWindow, t.segments), v.region)
+		s.m.lookups++
+	}
+	v.attempt = 0
+	s.startFetch(id)
+}
+
+func (s *Sim) startFetch(id int32) {
+	v := s.viewers[id]
+	j := v.next
+	seg := content.SegmentRef{Video: s.titles[v.title].id, Rendition: 0, Segment: j}
+	startup := j < viewer.StartupSegments || v.attempt > 0
+	v.fetchGen++
+	v.fetch = viewer.NewSegmentFetch(s.k, s.nmax, epoch.Add(time.Duration(s.deadline(v, j))), time.Duration(s.segNS), startup, v.banned, s.rng)
+	if v.inflight == nil {
+		v.inflight = map[inflightKey]inflight{}
+	}
+	clear(v.inflight)
+	v.wakeAt = -1
+	s.apply(id, v.fetch.Sources(s.clock(), s.rank(seg, v.region, -1), s.origins))
+	s.afterFetchEvent(id)
+}
+
+// rank is the lookup ranking of seg's holders for a viewer in region:
+// alive in the coordinator's eyes, not banned, not exclude, best
+// coordinator.SourcesPerSegment first by coordinator.RankScore.
+func (s *Sim) rank(seg content.SegmentRef, region string, exclude int32) []viewer.Candidate {
+	hs := s.holders[seg]
+	if len(hs) == 0 {
+		return nil
+	}
+	type scored struct {
+		score uint64
+		i     int32
+	}
+	tiebreak := s.rng.Uint64()
+	list := make([]scored, 0, len(hs))
+	for _, i := range hs {
+		e := s.edges[i]
+		if i == exclude || e.banned || !s.coordAlive(e) {
+			continue
+		}
+		list = append(list, scored{coordinator.RankScore(region, e.region, e.bucket, e.salt, tiebreak), i})
+	}
+	slices.SortFunc(list, func(a, b scored) int {
+		if a.score != b.score {
+			if a.score < b.score {
+				return -1
+			}
+			return 1
+		}
+		return int(a.i - b.i)
+	})
+	list = list[:min(len(list), coordinator.SourcesPerSegment(s.k))]
+	out := make([]viewer.Candidate, len(list))
+	for j, sc := range list {
+		e := s.edges[sc.i]
+		out[j] = viewer.Candidate{Node: e.id, Shards: e.held[seg].Indices()}
+	}
+	return out
+}
+
+// coordAlive is the coordinator's view: alive, or dead for less than
+// missedHeartbeats intervals.
+func (s *Sim) coordAlive(e *edgeState) bool {
+	return e.alive || s.now-e.diedAt <= missedHeartbeats*s.heartbeatN
+}
+
+// transfer queues bytes from up to down and returns when the uplink
+// starts and stops sending and when the last byte arrives.
+func (s *Sim) transfer(up, down *link, bytes, latency int64, loss float64) (start, upEnd, arrive int64) {
+	t := s.now + latency
+	start = max(t, up.free)
+	upEnd = start + up.dur(bytes)
+	up.free = upEnd
+	dStart := max(start, down.free)
+	dEnd := max(upEnd, dStart+down.dur(bytes))
+	down.free = dEnd
+	arrive = dEnd + latency
+	if loss > 0 && s.rng.Float64() < loss {
+		arrive += int64(max(retransmitTimeout, time.Duration(4*latency)))
+	}
+	return start, upEnd, arrive
+}
+
+// apply carries out the scheduler's actions for viewer id.
+func (s *Sim) apply(id int32, acts []viewer.Action) {
+	v := s.viewers[id]
+	for _, a := range acts {
+		key := inflightKey{a.Node, a.Shard}
+		switch a.Kind {
+		case viewer.ActRequest:
+			var start, upEnd, arrive int64
+			src := int32(-1)
+			if a.Origin {
+				start, upEnd, arrive = s.transfer(&s.originUp, &v.down, s.shardBytes, v.latency+s.originLat, v.loss)
+			} else {
+				src = s.edgeIdx[a.Node]
+				e := s.edges[src]
+				if !e.alive {
+					// A dead edge: the connection fails after a round trip.
+					arrive = s.now + 2*(v.latency+e.latency) + int64(time.Millisecond)
+					start, upEnd = arrive, arrive
+				} else {
+					start, upEnd, arrive = s.transfer(&e.up, &v.down, s.shardBytes, v.latency+e.latency, v.loss+e.loss)
+				}
+			}
+			v.inflight[key] = inflight{src: src, start: start, upEnd: upEnd, arriveAt: arrive, bytes: s.shardBytes}
+			s.atAB(arrive, evViewerShard, id, v.fetchGen, src, int32(a.Shard))
+		case viewer.ActCancel:
+			if r, ok := v.inflight[key]; ok {
+				delete(v.inflight, key)
+				s.cancelled(v, r)
+			}
+		case viewer.ActBan:
+			if i, ok := s.edgeIdx[a.Node]; ok && !s.edges[i].banned {
+				// The viewer's report carries the edge's receipt over the
+				// bad bytes: the coordinator bans it network-wide.
+				s.edges[i].banned = true
+				s.m.bannedEdges++
+			}
+		}
+	}
+}
+
+// cancelled accounts the part of a cancelled transfer already sent and
+// gives the uplink back the rest if nothing queued behind it.
+func (s *Sim) cancelled(v *viewerState, r inflight) {
+	var up *link
+	if r.src < 0 {
+		up = &s.originUp
+	} else {
+		e := s.edges[r.src]
+		if !e.alive {
+			return
+		}
+		up = &e.up
+	}
+	sent := r.bytes
+	if s.now < r.upEnd {
+		sent = 0
+		if s.now > r.start && r.upEnd > r.start {
+			sent = int64(float64(r.bytes) * float64(s.now-r.start) / float64(r.upEnd-r.start))
+		}
+		if up.free == r.upEnd {
+			up.free = max(s.now, r.start)
+		}
+	}
+	s.countToViewer(r.src, sent)
+}
+
+func (s *Sim) countToViewer(src int32, bytes int64) {
+	if src < 0 {
+		s.m.binOriginViewers += float64(bytes)
+	} else {
+		s.m.binEdgeViewers += float64(bytes)
+		s.edges[src].served += bytes
+	}
+}
+
+func (s *Sim) viewerShard(ev event) {
+	v := s.viewers[ev.id]
+	if ev.gen != v.fetchGen || v.fetch == nil {
+		return
+	}
+	var node wire.NodeID
+	if ev.a < 0 {
+		node = s.originID
+	} else {
+		node = s.edges[ev.a].id
+	}
+	key := inflightKey{node, int(ev.b)}
+	r, ok := v.inflight[key]
+	if !ok {
+		return
+	}
+	delete(v.inflight, key)
+	now := s.clock()
+	switch {
+	case ev.a >= 0 && (!s.edges[ev.a].alive && s.edges[ev.a].diedAt < r.arriveAt || s.edges[ev.a].id != node):
+		s.apply(ev.id, v.fetch.RequestFailed(now, node, int(ev.b)))
+	case ev.a >= 0 && s.edges[ev.a].liar:
+		s.countToViewer(ev.a, r.bytes)
+		s.m.badShards++
+		s.apply(ev.id, v.fetch.ShardBad(now, node, int(ev.b)))
+	default:
+		s.countToViewer(ev.a, r.bytes)
+		s.apply(ev.id, v.fetch.ShardVerified(now, node, int(ev.b)))
+	}
+	s.afterFetchEvent(ev.id)
+}
+
+// afterFetchEvent finishes, retries or re-arms the viewer's fetch.
+func (s *Sim) afterFetchEvent(id int32) {
+	v := s.viewers[id]
+	f := v.fetch
+	switch {
+	case f.Done():
+		s.segmentDone(id)
+	case f.Failed():
+		for _, r := range v.inflight {
+			s.cancelled(v, r)
+		}
+		if v.attempt++; v.attempt < maxFetchAttempts {
+			s.startFetch(id)
+			return
+		}
+		// Given up: the player skips it (counted as failed, and as a
+		// stall until the next segment plays).
+		s.m.failedSegments++
+		s.segmentDone(id)
+	default:
+		if w := f.NextWake(s.clock()); !w.IsZero() {
+			at := int64(w.Sub(epoch))
+			if at != v.wakeAt {
+				v.wakeAt = at
+				s.at(at, evViewerWake, id, v.fetchGen)
+			}
+		}
+	}
+}
+
+// segmentDone records the arrival of segment v.next and moves on.
+func (s *Sim) segmentDone(id int32) {
+	v := s.viewers[id]
+	for _, r := range v.inflight {
+		s.cancelled(v, r)
+	}
+	clear(v.inflight)
+	j := v.next
+	s.m.segments++
+	if !v.started {
+		v.started = true
+		v.playAt = s.now
+		s.m.startupsMS = append(s.m.startupsMS, float64(s.now-v.joinAt)/1e6)
+	} else if d := s.deadline(v, j); s.now > d {
+		v.stall += s.now - d
+		s.m.stalls++
+	}
+	if v.edge >= 0 && v.fetch.Done() {
+		s.keepWatched(v.edge, content.SegmentRef{Video: s.titles[v.title].id, Segment: j}, v.fetch.Verified())
+	}
+	v.fetch = nil
+	v.fetchGen++
+	v.next++
+	s.fetchNext(id)
+}
+
+// keepWatched is edge.Keep: the edge stores the k shards its player
+// verified, evicting its oldest watched segments to fit.
+func (s *Sim) keepWatched(i int32, seg content.SegmentRef, shards []int) {
+	e := s.edges[i]
+	if !e.alive || e.diskCap <= 0 {
+		return
+	}
+	var m coordinator.ShardMask
+	for _, sh := range shards {
+		m.Set(sh)
+	}
+	add := m.Minus(e.held[seg])
+	need := int64(add.Count()) * s.shardBytes
+	for e.used+need > e.diskCap && len(e.watchFIFO) > 0 {
+		old := e.watchFIFO[0]
+		e.watchFIFO = e.watchFIFO[1:]
+		delete(e.watched, old)
+		s.setHeld(i, old, e.placed[old])
+	}
+	if e.used+need > e.diskCap {
+		return
+	}
+	e.watched[seg] = e.watched[seg].Union(m)
+	e.watchFIFO = append(e.watchFIFO, seg)
+	s.setHeld(i, seg, e.placed[seg].Union(e.watched[seg]))
+}
+
+// setHeld sets edge i's inventory of seg, keeping disk use and the
+// coordinator's holder index in step.
+func (s *Sim) setHeld(i int32, seg content.SegmentRef, m coordinator.ShardMask) {
+	e := s.edges[i]
+	old := e.held[seg]
+	e.used += int64(m.Count()-old.Count()) * s.shardBytes
+	switch {
+	case m.Empty():
+		delete(e.held, seg)
+	default:
+		e.held[seg] = m
+	}
+	if old.Empty() == m.Empty() {
+		return
+	}
+	hs := s.holders[seg]
+	if m.Empty() {
+		if j := slices.Index(hs, i); j >= 0 {
+			hs[j] = hs[len(hs)-1]
+			hs = hs[:len(hs)-1]
+		}
+		if len(hs) == 0 {
+			delete(s.holders, seg)
+		} else {
+			s.holders[seg] = hs
+		}
+	} else {
+		s.holders[seg] = append(hs, i)
+	}
+}
+
+// heartbeat is every edge's heartbeat: its served bytes become the
+// smoothed rate and load bucket the lookup ranks by (as state.heartbeat).
+func (s *Sim) heartbeat() {
+	for _, e := range s.edges {
+		if !e.alive {
+			continue
+		}
+		rate := float64(e.served) / (float64(s.heartbeatN) / 1e9)
+		if e.beats == 0 {
+			e.rate = rate
+		} else {
+			e.rate = 0.5*e.rate + 0.5*rate
+		}
+		e.bucket = coordinator.LoadBucket(e.rate, e.upCap)
+		e.beats++
+		e.served = 0
+		s.m.heartbeats++
+	}
+}
+
+// place runs one placement round with the real placer and hands each edge
+// its fetch and drop directives (as Coordinator.Place and state.assign).
+func (s *Sim) place() {
+	now := s.clock()
+	s.demand.Fold(now)
+	demand := s.demand.Demand()
+	var st coordinator.PlacementState
+	var idx []int32
+	for i, e := range s.edges {
+		if e.banned || !e.alive {
+			continue
+		}
+		idx = append(idx, int32(i))
+		st.Edges = append(st.Edges, coordinator.PlacementEdge{
+			ID: e.id, Region: e.region, DiskCapBytes: e.diskCap, UploadCapBytes: e.upCap,
+			Held: e.held, Assigned: e.assigned,
+		})
+	}
+	for _, d := range demand {
+		st.Segments = append(st.Segments, coordinator.PlacementSegment{
+			Key: d.Key, Rate: d.Rate, ByRegion: d.ByRegion, ShardBytes: s.shardBytes, K: s.k, NMax: s.nmax,
+		})
+	}
+	wall := time.Now()
+	plan := s.placer.Plan(now, st)
+	s.m.placementWall = append(s.m.placementWall, time.Since(wall))
+	s.m.placementRounds++
+	targets := make(map[wire.NodeID]map[content.SegmentRef]coordinator.ShardMask)
+	for _, a := range plan {
+		if targets[a.Edge] == nil {
+			targets[a.Edge] = map[content.SegmentRef]coordinator.ShardMask{}
+		}
+		targets[a.Edge][a.Segment] = a.Shards
+	}
+	for _, i := range idx {
+		e := s.edges[i]
+		target := targets[e.id]
+		if target == nil {
+			target = map[content.SegmentRef]coordinator.ShardMask{}
+		}
+		// Drops first: shards no longer assigned leave the placed set.
+		keys := make([]content.SegmentRef, 0, len(e.assigned))
+		for seg := range e.assigned {
+			keys = append(keys, seg)
+		}
+		slices.SortFunc(keys, content.CompareSegmentRefs)
+		for _, seg := range keys {
+			if drop := e.assigned[seg].Minus(target[seg]); !drop.Empty() {
+				if p := e.placed[seg].Minus(drop); p.Empty() {
+					delete(e.placed, seg)
+				} else {
+					e.placed[seg] = p
+				}
+				s.setHeld(i, seg, e.placed[seg].Union(e.watched[seg]))
+			}
+		}
+		keys = keys[:0]
+		for seg := range target {
+			keys = append(keys, seg)
+		}
+		slices.SortFunc(keys, content.CompareSegmentRefs)
+		for _, seg := range keys {
+			fetch := target[seg].Minus(e.held[seg]).Minus(e.assigned[seg])
+			for _, sh := range fetch.Indices() {
+				e.jobs = append(e.jobs, prefetchJob{seg: seg, shard: sh, firstTry: -1})
+			}
+		}
+		e.assigned = target
+		if len(e.jobs) > 0 && !e.busy && !e.waiting {
+			e.waiting = true
+			s.at(s.now, evEdgeWork, i, e.gen)
+		}
+	}
+}
+
+// edgeWork runs edge i's prefetch worker: one directed shard at a time,
+// from an edge that holds it or can regenerate it, else (after
+// PrefetchOriginDelay without one) from the origin.
+func (s *Sim) edgeWork(i int32) {
+	e := s.edges[i]
+	if !e.alive || e.busy {
+		return
+	}
+	var deferred []prefetchJob
+	defer func() {
+		e.jobs = append(e.jobs, deferred...)
+	}()
+	for len(e.jobs) > 0 {
+		j := e.jobs[0]
+		e.jobs = e.jobs[1:]
+		if !e.assigned[j.seg].Has(j.shard) || e.held[j.seg].Has(j.shard) {
+			continue // dropped meanwhile, or already here
+		}
+		src := int32(-1)
+		for _, c := range s.rank(j.seg, e.region, i) {
+			ci := s.edgeIdx[c.Node]
+			h := s.edges[ci].held[j.seg]
+			if s.edges[ci].alive && !s.edges[ci].liar && (h.Has(j.shard) || h.Count() >= s.k) {
+				src = ci
+				break
+			}
+		}
+		if src < 0 {
+			if j.firstTry < 0 {
+				j.firstTry = s.now
+			}
+			if s.now-j.firstTry < s.prefDelay {
+				// No edge can supply it yet: wait for one rather than
+				// pull it from the origin.
+				deferred = append(deferred, j)
+				continue
+			}
+		}
+		var arrive int64
+		if src < 0 {
+			_, _, arrive = s.transfer(&s.originUp, &e.down, s.shardBytes, e.latency+s.originLat, e.loss)
+		} else {
+			se := s.edges[src]
+			_, _, arrive = s.transfer(&se.up, &e.down, s.shardBytes, e.latency+se.latency, e.loss+se.loss)
+		}
+		e.busy, e.cur = true, j
+		s.atAB(arrive, evEdgeShard, i, e.gen, src, int32(j.shard))
+		if len(deferred) > 0 {
+			s.wakeEdge(i, s.now+s.prefDelay)
+		}
+		return
+	}
+	if len(deferred) > 0 {
+		s.wakeEdge(i, s.now+s.prefDelay)
+	}
+}
+
+func (s *Sim) wakeEdge(i int32, at int64) {
+	e := s.edges[i]
+	if e.waiting {
+		return
+	}
+	e.waiting = true
+	s.at(at, evEdgeWork, i, e.gen)
+}
+
+func (s *Sim) edgeShard(ev event) {
+	e := s.edges[ev.id]
+	if e.gen != ev.gen {
+		return
+	}
+	e.busy = false
+	j := e.cur
+	if ev.a < 0 {
+		s.m.binOriginEdges += float64(s.shardBytes)
+	} else {
+		s.m.binEdgeEdges += float64(s.shardBytes)
+		s.edges[ev.a].served += s.shardBytes
+	}
+	if e.alive && e.assigned[j.seg].Has(j.shard) && e.used+s.shardBytes <= e.diskCap {
+		p := e.placed[j.seg]
+		p.Set(j.shard)
+		e.placed[j.seg] = p
+		s.setHeld(ev.id, j.seg, p.Union(e.watched[j.seg]))
+	}
+	s.edgeWork(ev.id)
+}
+
+// churn makes one random alive edge leave; a fresh one takes its slot.
+func (s *Sim) churn() {
+	if len(s.edges) == 0 {
+		return
+	}
+	i := int32(s.rng.Intn(len(s.edges)))
+	old := s.edges[i]
+	old.alive = false
+	old.diedAt = s.now
+	for seg := range old.held {
+		s.dropHolder(seg, i)
+	}
+	s.m.churned++
+	s.newEdge(i)
+}
+
+// dropHolder removes slot i from seg's holder index (the dead edge's
+// entries leave with it: the slot now holds its empty replacement).
+func (s *Sim) dropHolder(seg content.SegmentRef, i int32) {
+	hs := s.holders[seg]
+	if j := slices.Index(hs, i); j >= 0 {
+		hs[j] = hs[len(hs)-1]
+		hs = hs[:len(hs)-1]
+	}
+	if len(hs) == 0 {
+		delete(s.holders, seg)
+	} else {
+		s.holders[seg] = hs
+	}
+}
+
+// sample closes one curve point.
+func (s *Sim) sample() {
+	w := float64(s.sampleNS()) / 1e9
+	toMbps := func(b float64) float64 { return round3(b * 8 / w / 1e6) }
+	m := &s.m
+	p := Point{
+		Minute:           round3(float64(s.now) / 60e9),
+		OriginMbps:       toMbps(m.binOriginViewers + m.binOriginEdges),
+		OriginToViewers:  toMbps(m.binOriginViewers),
+		OriginToEdges:    toMbps(m.binOriginEdges),
+		EdgeToViewers:    toMbps(m.binEdgeViewers),
+		EdgeToEdges:      toMbps(m.binEdgeEdges),
+		BaselineMbps:     round3(float64(m.activeNow) * s.sc.Titles.BitrateMbps),
+		ActiveViewers:    m.activeNow,
+		ViewerOffload:    0,
+		AliveEdges:       0,
+		CumulativeLookup: m.lookups,
+	}
+	if tot := m.binOriginViewers + m.binEdgeViewers; tot > 0 {
+		p.ViewerOffload = round3(m.binEdgeViewers / tot)
+	}
+	for _, e := range s.edges {
+		if e.alive && !e.banned {
+			p.AliveEdges++
+		}
+	}
+	m.originViewers += m.binOriginViewers
+	m.originEdges += m.binOriginEdges
+	m.edgeViewers += m.binEdgeViewers
+	m.edgeEdges += m.binEdgeEdges
+	m.binOriginViewers, m.binOriginEdges, m.binEdgeViewers, m.binEdgeEdges = 0, 0, 0, 0
+	m.points = append(m.points, p)
+}
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
