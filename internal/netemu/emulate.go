@@ -4,10 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -25,22 +25,37 @@ import (
 // Scenario is a seed-capstone-shaped workload scaled to one machine:
 // caches (edges) with capped uplinks and disks at preset multipliers,
 // users who join one every UserJoinIntervalS and play random titles back
-// to back at real time until the end.
+// to back at real time until the end. `swarmcast emulate` builds it from
+// a simulator scenario file (package sim's format), so both run the same
+// file.
 type Scenario struct {
-	Name              string    `json:"name"`
-	Caches            int       `json:"caches"`
-	Users             int       `json:"users"`
-	UserJoinIntervalS float64   `json:"user_join_interval_s"`
-	Titles            int       `json:"titles"` // copies of the bundled 30 s sample, each its own video
-	CacheUploadMbps   float64   `json:"cache_upload_mbps"`
-	CacheDiskMB       float64   `json:"cache_disk_mb"`
-	CachePresets      []float64 `json:"cache_presets"` // cache i gets CachePresets[i % len] × disk and upload
-	DurationS         float64   `json:"duration_s"`
-	// LatencyMS and LossPercent are added by every edge's and the origin's
-	// listener in each direction (--impair).
-	LatencyMS   float64 `json:"latency_ms"`
-	LossPercent float64 `json:"loss_percent"`
-	Seed        uint64  `json:"seed"`
+	Name              string
+	Caches            int
+	Users             int
+	UserJoinIntervalS float64
+	// Titles are copies of the bundled sample, each its own video: the
+	// emulation plays real bytes. TitleS and TitleMbps say what the
+	// scenario expects of them; Emulate refuses a scenario whose titles
+	// the sample does not match (length exactly, top-rendition bitrate
+	// within 25%).
+	Titles          int
+	TitleS          float64
+	TitleMbps       float64
+	CacheUploadMbps float64
+	CacheDiskMB     float64
+	CachePresets    []float64 // cache i gets CachePresets[i % len] × disk and upload
+	DurationS       float64
+	// CacheLatencyMS and OriginLatencyMS are added by each cache's and the
+	// origin's listener in each direction (--impair), plus ViewerLatencyMS:
+	// a user's request and the answer each cross the user's and the
+	// server's one-way latency, as in the simulator.
+	CacheLatencyMS, OriginLatencyMS, ViewerLatencyMS float64
+	// LossPerTransfer is the simulator's loss: the probability that one
+	// shard transfer suffers a retransmission timeout. The emulated link
+	// draws loss per packet, so it gets LossPerTransfer divided by the
+	// packets of an average shard.
+	LossPerTransfer float64
+	Seed            uint64
 }
 
 // Bounds of one emulation on a shared machine.
@@ -48,21 +63,6 @@ const (
 	maxNodes    = 120
 	maxDuration = 10 * time.Minute
 )
-
-// LoadScenario reads and checks a scenario file.
-func LoadScenario(path string) (Scenario, error) {
-	var sc Scenario
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return sc, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sc); err != nil {
-		return sc, fmt.Errorf("%s: %w", path, err)
-	}
-	return sc, sc.Check()
-}
 
 // Check says what is wrong with a scenario, before anything is created.
 func (sc Scenario) Check() error {
@@ -74,13 +74,15 @@ func (sc Scenario) Check() error {
 	case !(sc.DurationS > 0) || time.Duration(sc.DurationS*float64(time.Second)) > maxDuration:
 		return fmt.Errorf("scenario %q: duration_s %v: want 0 < d ≤ %v", sc.Name, sc.DurationS, maxDuration.Seconds())
 	case sc.UserJoinIntervalS < 0 || !(sc.CacheUploadMbps > 0) || !(sc.CacheDiskMB > 0):
-		return fmt.Errorf("scenario %q: user_join_interval_s ≥ 0, cache_upload_mbps > 0 and cache_disk_mb > 0 are required", sc.Name)
-	case sc.LatencyMS < 0 || sc.LatencyMS > 1000 || sc.LossPercent < 0 || sc.LossPercent > 50:
-		return fmt.Errorf("scenario %q: latency_ms 0..1000, loss_percent 0..50", sc.Name)
+		return fmt.Errorf("scenario %q: a join interval ≥ 0, a cache upload > 0 and a cache disk > 0 are required", sc.Name)
+	case sc.CacheLatencyMS < 0 || sc.OriginLatencyMS < 0 || sc.ViewerLatencyMS < 0 || sc.CacheLatencyMS+sc.OriginLatencyMS+sc.ViewerLatencyMS > 3000:
+		return fmt.Errorf("scenario %q: latencies must be ≥ 0 and at most 3 s in all", sc.Name)
+	case sc.LossPerTransfer < 0 || sc.LossPerTransfer >= 0.5:
+		return fmt.Errorf("scenario %q: loss %v: want 0 ≤ loss < 0.5", sc.Name, sc.LossPerTransfer)
 	}
 	for _, p := range sc.CachePresets {
-		if !(p > 0) || p > 1 {
-			return fmt.Errorf("scenario %q: cache preset %v: want 0 < p ≤ 1", sc.Name, p)
+		if !(p > 0) || p > 10 {
+			return fmt.Errorf("scenario %q: cache multiplier %v: want 0 < m ≤ 10", sc.Name, p)
 		}
 	}
 	return nil
@@ -137,6 +139,10 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 		}
 		titles = append(titles, id)
 	}
+	if err := checkTitles(store, titles[0], sc); err != nil {
+		return res, err
+	}
+	lossPerPacket := sc.LossPerTransfer / packetsPerShard(store, titles[0])
 	originID, err := identity.LoadOrCreate(filepath.Join(storeDir, "node.key"))
 	if err != nil {
 		return res, err
@@ -152,7 +158,9 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 	var procs processes
 	defer procs.stop()
 
-	impairSpec := fmt.Sprintf("latency=%gms,loss=%g%%", sc.LatencyMS, sc.LossPercent)
+	link := func(serverMS float64) string {
+		return fmt.Sprintf("latency=%gms,loss=%g%%", serverMS+sc.ViewerLatencyMS, 100*lossPerPacket)
+	}
 	coordNode, err := network.AddNode(ctx, 2, 0)
 	if err != nil {
 		return res, err
@@ -172,7 +180,7 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 	}
 	originURL := "http://" + originNode.IP + ":7100"
 	if err := procs.start(ctx, originNode, dir, "origin", binary, "origin", "--store", storeDir, "--coordinator", coordURL,
-		"--listen", originNode.IP+":7100", "--impair", impairSpec); err != nil {
+		"--listen", originNode.IP+":7100", "--impair", link(sc.OriginLatencyMS)); err != nil {
 		return res, err
 	}
 	if err := waitURL(ctx, originNode, originURL+"/healthz"); err != nil {
@@ -191,7 +199,7 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 		if err := procs.start(ctx, node, dir, fmt.Sprintf("edge%d", i), binary, "edge", "--dir", filepath.Join(dir, fmt.Sprintf("edge%d", i)),
 			"--coordinator", coordURL, "--listen", node.IP+":7200", "--player-listen", "",
 			"--disk", fmt.Sprintf("%dB", int64(sc.CacheDiskMB*preset*1e6)), "--upload", fmt.Sprintf("%dbit", upload),
-			"--impair", impairSpec); err != nil {
+			"--impair", link(sc.CacheLatencyMS)); err != nil {
 			return res, err
 		}
 	}
@@ -285,6 +293,41 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 		res.Offload = edgeBytes / (edgeBytes + originBytes)
 	}
 	return res, nil
+}
+
+// checkTitles refuses a scenario whose titles the bundled sample cannot
+// stand for.
+func checkTitles(store *content.Store, id content.VideoID, sc Scenario) error {
+	m, err := store.Manifest(id)
+	if err != nil {
+		return err
+	}
+	top := len(m.Renditions) - 1
+	secs := m.Duration(top).Seconds()
+	var bytes int64
+	for _, seg := range m.Renditions[top].Segments {
+		bytes += int64(seg.Size)
+	}
+	mbps := float64(bytes) * 8 / secs / 1e6
+	if math.Abs(secs-sc.TitleS) > 0.5 || math.Abs(mbps-sc.TitleMbps) > 0.25*mbps {
+		return fmt.Errorf("scenario %q: titles of %g s at %g Mbit/s, but the emulation plays the bundled sample: %.0f s at %.3f Mbit/s (top rendition); set titles.duration_s to %.0f and titles.bitrate_mbps to %.3f", sc.Name, sc.TitleS, sc.TitleMbps, secs, mbps, secs, mbps)
+	}
+	return nil
+}
+
+// packetsPerShard is an average shard of the title's top rendition in
+// 1460-byte packets (at least 1).
+func packetsPerShard(store *content.Store, id content.VideoID) float64 {
+	m, err := store.Manifest(id)
+	if err != nil {
+		return 1
+	}
+	segs := m.Renditions[len(m.Renditions)-1].Segments
+	var bytes float64
+	for _, seg := range segs {
+		bytes += float64(seg.Size)
+	}
+	return max(1, math.Ceil(bytes/float64(len(segs))/float64(m.Params.K)/1460))
 }
 
 // userPassword is every emulated user's password (accounts live only in

@@ -20,10 +20,7 @@ func TestEmulateSmoke(t *testing.T) {
 	requireNamespaces(t)
 	testenv.RequireTool(t, "curl", "curl")
 	gobin := testenv.RequireTool(t, "go", "golang")
-	sc, err := LoadScenario(filepath.Join("scenarios", "smoke.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := smoke
 	binary := filepath.Join(t.TempDir(), "swarmcast")
 	// The test binary's own build settings, so the build cache serves it.
 	build := exec.Command(gobin, "build", "-o", binary, "github.com/swarmcast/swarmcast/cmd/swarmcast")
@@ -48,17 +45,26 @@ func TestEmulateSmoke(t *testing.T) {
 	}
 }
 
+// smoke is a 40 s run: 3 caches, 2 users, 2 titles (the sample's length
+// and bitrate).
+var smoke = Scenario{
+	Name: "smoke", Caches: 3, Users: 2, UserJoinIntervalS: 5, Titles: 2, TitleS: 30, TitleMbps: 0.4,
+	CacheUploadMbps: 10, CacheDiskMB: 4, CachePresets: []float64{1}, DurationS: 40,
+	CacheLatencyMS: 10, OriginLatencyMS: 10, ViewerLatencyMS: 10, LossPerTransfer: 0.01, Seed: 1,
+}
+
 func TestScenarioCheckRefusesUnboundedRuns(t *testing.T) {
-	good, err := LoadScenario(filepath.Join("scenarios", "seed-capstone-small.json"))
-	if err != nil {
+	good := smoke
+	if err := good.Check(); err != nil {
 		t.Fatal(err)
 	}
 	for name, mutate := range map[string]func(*Scenario){
-		"too many nodes": func(s *Scenario) { s.Caches = maxNodes },
-		"too long":       func(s *Scenario) { s.DurationS = 3600 },
-		"no users":       func(s *Scenario) { s.Users = 0 },
-		"preset above 1": func(s *Scenario) { s.CachePresets = []float64{2} },
-		"negative loss":  func(s *Scenario) { s.LossPercent = -1 },
+		"too many nodes":  func(s *Scenario) { s.Caches = maxNodes },
+		"too long":        func(s *Scenario) { s.DurationS = 3600 },
+		"no users":        func(s *Scenario) { s.Users = 0 },
+		"zero multiplier": func(s *Scenario) { s.CachePresets = []float64{0} },
+		"negative loss":   func(s *Scenario) { s.LossPerTransfer = -1 },
+		"latency of 4 s":  func(s *Scenario) { s.ViewerLatencyMS = 4000 },
 	} {
 		s := good
 		mutate(&s)
