@@ -119,7 +119,13 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if err == nil {
+			os.RemoveAll(dir)
+		} else {
+			err = fmt.Errorf("%w (the nodes' logs are kept in %s)", err, dir)
+		}
+	}()
 
 	// The catalogue: Titles copies of the sample, each a distinct video.
 	storeDir := filepath.Join(dir, "store")
@@ -172,7 +178,7 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 		return res, err
 	}
 	if err := waitURL(ctx, coordNode, coordURL+"/healthz"); err != nil {
-		return res, fmt.Errorf("coordinator: %w (log in %s)", err, procs.logOf("coordinator"))
+		return res, fmt.Errorf("coordinator: %w", err)
 	}
 	originNode, err := network.AddNode(ctx, 3, 0)
 	if err != nil {
@@ -191,16 +197,19 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 		if len(sc.CachePresets) > 0 {
 			preset = sc.CachePresets[i%len(sc.CachePresets)]
 		}
-		upload := int64(sc.CacheUploadMbps * preset * 1e6)
-		node, err := network.AddNode(ctx, 10+i, upload)
+		uploadBytes := int64(math.Round(sc.CacheUploadMbps * preset * 1e6 / 8)) // the edge takes whole bytes per second
+		node, err := network.AddNode(ctx, 10+i, 8*uploadBytes)
 		if err != nil {
 			return res, err
 		}
 		if err := procs.start(ctx, node, dir, fmt.Sprintf("edge%d", i), binary, "edge", "--dir", filepath.Join(dir, fmt.Sprintf("edge%d", i)),
 			"--coordinator", coordURL, "--listen", node.IP+":7200", "--player-listen", "",
-			"--disk", fmt.Sprintf("%dB", int64(sc.CacheDiskMB*preset*1e6)), "--upload", fmt.Sprintf("%dbit", upload),
+			"--disk", fmt.Sprintf("%dB", int64(sc.CacheDiskMB*preset*1e6)), "--upload", fmt.Sprintf("%dB/s", uploadBytes),
 			"--impair", link(sc.CacheLatencyMS)); err != nil {
 			return res, err
+		}
+		if err := waitURL(ctx, node, "http://"+node.IP+":7200/healthz"); err != nil {
+			return res, fmt.Errorf("edge %d: %w", i, err)
 		}
 	}
 	users := make([]*Node, sc.Users)
@@ -338,7 +347,6 @@ const userPassword = "emulated-user-password"
 type processes struct {
 	mu   sync.Mutex
 	cmds []*exec.Cmd
-	logs map[string]string
 }
 
 func (p *processes) start(ctx context.Context, node *Node, dir, name, binary string, args ...string) error {
@@ -357,17 +365,7 @@ func (p *processes) start(ctx context.Context, node *Node, dir, name, binary str
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cmds = append(p.cmds, cmd)
-	if p.logs == nil {
-		p.logs = map[string]string{}
-	}
-	p.logs[name] = logPath
 	return nil
-}
-
-func (p *processes) logOf(name string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs[name]
 }
 
 // stop sends every node SIGTERM (edges leave, origins unregister), then
