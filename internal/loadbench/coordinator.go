@@ -426,24 +426,6 @@ func syntheticCatalogue(ctx context.Context, dir string, videos, segments int) (
 	return pub, ids, nmax, nil
 }
 
-// forEach runs f(0..n-1) on workers goroutines and waits for them.
-func forEach(workers, n int, f func(int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				f(i)
-			}
-		})
-	}
-	wg.Wait()
-}
-
 type rssSample struct{ rss, hwm float64 } // MiB
 
 // processRSS reads a process's resident and peak resident memory from
