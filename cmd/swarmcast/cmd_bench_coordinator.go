@@ -83,7 +83,7 @@ the coordinator: the figures are lower bounds.`,
 	f.IntVar(&opt.ShardsPerEdge, "shards", 2000, "shards each edge holds (one per segment)")
 	f.DurationVar(&opt.Heartbeat, "heartbeat", 30*time.Second, "heartbeat interval the coordinator tells nodes")
 	f.IntVar(&opt.DeltaShards, "delta", 2, "shards added and removed per heartbeat")
-	f.IntVar(&opt.Workers, "workers", 64, "concurrent node requests of the load process")
+	f.IntVar(&opt.Workers, "workers", 512, "concurrent node requests of the load process (each owns edges/workers edges and waits for its answers, so it must exceed heartbeats/s × latency)")
 	f.IntVar(&opt.LookupClients, "lookup-clients", 8, "concurrent lookup clients")
 	f.IntVar(&opt.Window, "window", 8, "segments per lookup")
 	f.DurationVar(&opt.Duration, "duration", 60*time.Second, "heartbeat and lookup phase")

@@ -168,7 +168,7 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	// Duration; lookups run in it.
 	say("registering %d edges (%d shards in all)...", opt.Edges, res.InventoryShards)
 	var regErrs, reRegs atomic.Int64
-	var firstErr atomic.Value
+	var firstErr, firstHBErr atomic.Value
 	var registering sync.WaitGroup
 	registering.Add(opt.Workers)
 	start := time.Now()
@@ -202,46 +202,68 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 				hbLat, hbLag, hbErrs = append(hbLat, lat...), append(hbLag, lag...), hbErrs+errs
 				mu.Unlock()
 			}()
-			last := make([]time.Time, 0, len(edges)/opt.Workers+1)
-			for i := w; i < len(edges); i += opt.Workers {
-				register(i)
-				last = append(last, time.Now())
+			// queue holds this worker's registered edges in the order they
+			// last reached the coordinator, so its head is always the next
+			// heartbeat due (one interval for all). A due heartbeat goes
+			// before the next registration: edges registered first keep
+			// heartbeating while the rest register, as real ones would.
+			type sent struct {
+				edge int
+				at   time.Time
 			}
-			registering.Done()
-			for rctx.Err() == nil {
-				for j, i := 0, w; i < len(edges); j, i = j+1, i+opt.Workers {
-					due := last[j].Add(opt.Heartbeat)
-					if d := time.Until(due); d > 0 {
-						select {
-						case <-rctx.Done():
-						case <-time.After(d):
-						}
-					}
-					if rctx.Err() != nil {
-						return
-					}
-					sent := time.Now()
-					last[j] = sent
-					resp, err := edges[i].client.Heartbeat(rctx, edges[i].delta(videos, opt.DeltaShards, opt.Segments, nmax))
-					if err == nil && resp.Unknown {
-						reRegs.Add(1)
-						register(i)
-						continue
-					}
-					select {
-					case <-windowOpen:
-					default:
-						continue // before the window: not measured
-					}
-					if err != nil {
-						if rctx.Err() == nil {
-							errs++
-						}
-						continue
-					}
-					lat = append(lat, ms(time.Since(sent)))
-					lag = append(lag, ms(sent.Sub(due)))
+			var queue []sent
+			next := w // next edge of this worker to register
+			if next >= len(edges) {
+				registering.Done()
+			}
+			defer func() {
+				if next < len(edges) { // cut short: still counted as done
+					registering.Done()
 				}
+			}()
+			for rctx.Err() == nil {
+				if next < len(edges) && (len(queue) == 0 || time.Until(queue[0].at.Add(opt.Heartbeat)) > 0) {
+					register(next)
+					queue = append(queue, sent{next, time.Now()})
+					if next += opt.Workers; next >= len(edges) {
+						registering.Done()
+					}
+					continue
+				}
+				head := queue[0]
+				queue = queue[1:]
+				due := head.at.Add(opt.Heartbeat)
+				if d := time.Until(due); d > 0 {
+					select {
+					case <-rctx.Done():
+						return
+					case <-time.After(d):
+					}
+				}
+				at := time.Now()
+				i := head.edge
+				resp, err := edges[i].client.Heartbeat(rctx, edges[i].delta(videos, opt.DeltaShards, opt.Segments, nmax))
+				if err == nil && resp.Unknown {
+					reRegs.Add(1)
+					register(i)
+					queue = append(queue, sent{i, time.Now()})
+					continue
+				}
+				queue = append(queue, sent{i, at})
+				select {
+				case <-windowOpen:
+				default:
+					continue // before the window: not measured
+				}
+				if err != nil {
+					if rctx.Err() == nil {
+						errs++
+						firstHBErr.CompareAndSwap(nil, err.Error())
+					}
+					continue
+				}
+				lat = append(lat, ms(time.Since(at)))
+				lag = append(lag, ms(at.Sub(due)))
 			}
 		})
 	}
@@ -309,6 +331,9 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	res.HeartbeatsPerS = float64(len(hbLat)) / secs
 	res.HeartbeatErrors = hbErrs
 	res.ReRegistrations = reRegs.Load()
+	if hbErrs > 0 {
+		say("%d heartbeats failed, first: %v", hbErrs, firstHBErr.Load())
+	}
 	res.HeartbeatP99ms = percentile(hbLat, 99)
 	res.HeartbeatLagP99ms = percentile(hbLag, 99)
 	res.Lookups, res.LookupErrors = int64(len(lkLat)), lkErrs
