@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/internal/sample"
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 // Scenario is a seed-capstone-shaped workload scaled to one machine:
@@ -99,6 +101,7 @@ type Result struct {
 	UserMbpsAvg   float64   `json:"user_mbps_avg"` // reported shard bytes of completed plays over the run
 	Offload       float64   `json:"offload"`
 	Plays         int       `json:"plays_completed"`
+	PlayWallSAvg  float64   `json:"play_wall_s_avg"` // a completed play's process from start to exit: title length + startup + stalls + overhead
 	PlayErrors    int       `json:"play_errors"`
 	OriginMbps    []float64 `json:"origin_mbps_per_minute"`
 }
@@ -177,7 +180,7 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 		"--seed", strconv.FormatUint(sc.Seed+1, 10), "--audit-interval", "-1s"); err != nil {
 		return res, err
 	}
-	if err := waitURL(ctx, coordNode, coordURL+"/healthz"); err != nil {
+	if err := waitURL(ctx, coordNode, coordURL+wire.PathHealth); err != nil {
 		return res, fmt.Errorf("coordinator: %w", err)
 	}
 	originNode, err := network.AddNode(ctx, 3, 0)
@@ -189,7 +192,7 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 		"--listen", originNode.IP+":7100", "--impair", link(sc.OriginLatencyMS)); err != nil {
 		return res, err
 	}
-	if err := waitURL(ctx, originNode, originURL+"/healthz"); err != nil {
+	if err := waitURL(ctx, originNode, originURL+wire.PathHealth); err != nil {
 		return res, fmt.Errorf("origin: %w", err)
 	}
 	for i := 0; i < sc.Caches; i++ {
@@ -213,12 +216,19 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 		}
 	}
 	users := make([]*Node, sc.Users)
+	tokens := make([]string, sc.Users)
 	for i := range users {
 		if users[i], err = network.AddNode(ctx, 100+i, 0); err != nil {
 			return res, err
 		}
 		if out, err := users[i].Output(ctx, binary, "account", "signup", "--coordinator", coordURL, "--user", fmt.Sprintf("user%d", i), "--password", userPassword); err != nil {
 			return res, fmt.Errorf("signup user%d: %w: %s", i, err, out)
+		}
+		// One login per user, as a player app keeps its session: a play
+		// then costs no password hash, and users move on to the next title
+		// as fast as the simulator's do.
+		if tokens[i], err = loginFrom(ctx, users[i], coordURL, fmt.Sprintf("user%d", i)); err != nil {
+			return res, err
 		}
 	}
 	say("%s: coordinator, origin, %d caches and %d users up in namespaces %s*; running %v s...", sc.Name, sc.Caches, sc.Users, Prefix+run, sc.DurationS)
@@ -230,6 +240,7 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	var playWall float64 // seconds, completed plays
 	for i, u := range users {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(sc.Seed, uint64(i)))
@@ -242,7 +253,8 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 			for play := 0; rctx.Err() == nil; play++ {
 				title := titles[rng.IntN(len(titles))]
 				cmd := u.Command(rctx, binary, "play", title.String(), "--coordinator", coordURL, "--headless",
-					"--user", fmt.Sprintf("user%d", i), "--password", userPassword, "--seed", strconv.FormatUint(sc.Seed*1000+uint64(i*100+play), 10))
+					"--token", tokens[i], "--seed", strconv.FormatUint(sc.Seed*1000+uint64(i*100+play), 10))
+				began := time.Now()
 				out, err := cmd.CombinedOutput()
 				if rctx.Err() != nil {
 					return // cut off by the end of the run: not counted
@@ -253,6 +265,7 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 					say("user%d play %d: %v: %s", i, play, err, lastLine(out))
 				} else {
 					res.Plays++
+					playWall += time.Since(began).Seconds()
 				}
 				mu.Unlock()
 			}
@@ -260,7 +273,7 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 	}
 	// Origin egress, sampled each minute (and at the end).
 	var samples []float64
-	origin0, err := scrape(ctx, originNode, originURL+"/metrics", "swarmcast_origin_served_bytes_total")
+	origin0, err := scrape(ctx, originNode, originURL+wire.PathMetrics, "swarmcast_origin_served_bytes_total")
 	if err != nil {
 		return res, err
 	}
@@ -271,14 +284,14 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 		select {
 		case <-rctx.Done():
 		case <-tick.C:
-			v, err := scrape(ctx, originNode, originURL+"/metrics", "swarmcast_origin_served_bytes_total")
+			v, err := scrape(ctx, originNode, originURL+wire.PathMetrics, "swarmcast_origin_served_bytes_total")
 			if err == nil {
 				samples = append(samples, (v-last)*8/60/1e6)
 				last = v
 			}
 		}
 	}
-	originEnd, err := scrape(ctx, originNode, originURL+"/metrics", "swarmcast_origin_served_bytes_total")
+	originEnd, err := scrape(ctx, originNode, originURL+wire.PathMetrics, "swarmcast_origin_served_bytes_total")
 	if err != nil {
 		return res, err
 	}
@@ -287,15 +300,18 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 		samples = append(samples, (originEnd-last)*8/rest/1e6)
 	}
 	wg.Wait()
-	edgeBytes, err := scrapeLabel(ctx, coordNode, coordURL+"/metrics", "swarmcast_coordinator_play_bytes_total", `source="edge"`)
+	edgeBytes, err := scrapeLabel(ctx, coordNode, coordURL+wire.PathMetrics, "swarmcast_coordinator_play_bytes_total", `source="edge"`)
 	if err != nil {
 		return res, err
 	}
-	originBytes, err := scrapeLabel(ctx, coordNode, coordURL+"/metrics", "swarmcast_coordinator_play_bytes_total", `source="origin"`)
+	originBytes, err := scrapeLabel(ctx, coordNode, coordURL+wire.PathMetrics, "swarmcast_coordinator_play_bytes_total", `source="origin"`)
 	if err != nil {
 		return res, err
 	}
 	res.OriginMbps = samples
+	if res.Plays > 0 {
+		res.PlayWallSAvg = playWall / float64(res.Plays)
+	}
 	res.OriginMbpsAvg = (originEnd - origin0) * 8 / res.WallSeconds / 1e6
 	res.UserMbpsAvg = (edgeBytes + originBytes) * 8 / res.WallSeconds / 1e6
 	if edgeBytes+originBytes > 0 {
@@ -337,6 +353,20 @@ func packetsPerShard(store *content.Store, id content.VideoID) float64 {
 		bytes += float64(seg.Size)
 	}
 	return max(1, math.Ceil(bytes/float64(len(segs))/float64(m.Params.K)/1460))
+}
+
+// loginFrom logs user in from inside node and returns the session token.
+func loginFrom(ctx context.Context, node *Node, coordURL, user string) (string, error) {
+	body, _ := json.Marshal(wire.Credentials{Username: user, Password: userPassword})
+	out, err := node.Output(ctx, "curl", "-sf", "-H", "Content-Type: application/json", "--data-binary", string(body), coordURL+wire.PathLogin)
+	if err != nil {
+		return "", fmt.Errorf("log in %s: %w", user, err)
+	}
+	var resp wire.LoginResponse
+	if err := json.Unmarshal(out, &resp); err != nil || resp.Token == "" {
+		return "", fmt.Errorf("log in %s: answer %q: %v", user, out, err)
+	}
+	return resp.Token, nil
 }
 
 // userPassword is every emulated user's password (accounts live only in
