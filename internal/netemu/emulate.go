@@ -211,7 +211,7 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 			"--impair", link(sc.CacheLatencyMS)); err != nil {
 			return res, err
 		}
-		if err := waitURL(ctx, node, "http://"+node.IP+":7200/healthz"); err != nil {
+		if err := waitURL(ctx, node, "http://"+node.IP+":7200"+wire.PathHealth); err != nil {
 			return res, fmt.Errorf("edge %d: %w", i, err)
 		}
 	}
