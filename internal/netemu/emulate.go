@@ -104,6 +104,10 @@ type Result struct {
 	PlayWallSAvg  float64   `json:"play_wall_s_avg"` // a completed play's process from start to exit: title length + startup + stalls + overhead
 	PlayErrors    int       `json:"play_errors"`
 	OriginMbps    []float64 `json:"origin_mbps_per_minute"`
+	// OffloadPerMinute is the edges' share of the bytes of the plays
+	// reported in each minute (a play reports when it ends, so it lags
+	// the bytes by up to a title).
+	OffloadPerMinute []float64 `json:"offload_per_minute"`
 }
 
 // Emulate runs sc with binary (a built swarmcast) in a fresh namespace
@@ -278,6 +282,8 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 		return res, err
 	}
 	last := origin0
+	var minuteOffload []float64
+	var lastEdge, lastOrigin float64
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
 	for rctx.Err() == nil {
@@ -288,6 +294,10 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 			if err == nil {
 				samples = append(samples, (v-last)*8/60/1e6)
 				last = v
+			}
+			if edge, origin, err := playBytes(ctx, coordNode, coordURL); err == nil {
+				minuteOffload = append(minuteOffload, ratio(edge-lastEdge, edge-lastEdge+origin-lastOrigin))
+				lastEdge, lastOrigin = edge, origin
 			}
 		}
 	}
@@ -300,15 +310,11 @@ func Emulate(ctx context.Context, binary, run string, sc Scenario, progress io.W
 		samples = append(samples, (originEnd-last)*8/rest/1e6)
 	}
 	wg.Wait()
-	edgeBytes, err := scrapeLabel(ctx, coordNode, coordURL+wire.PathMetrics, "swarmcast_coordinator_play_bytes_total", `source="edge"`)
+	edgeBytes, originBytes, err := playBytes(ctx, coordNode, coordURL)
 	if err != nil {
 		return res, err
 	}
-	originBytes, err := scrapeLabel(ctx, coordNode, coordURL+wire.PathMetrics, "swarmcast_coordinator_play_bytes_total", `source="origin"`)
-	if err != nil {
-		return res, err
-	}
-	res.OriginMbps = samples
+	res.OriginMbps, res.OffloadPerMinute = samples, minuteOffload
 	if res.Plays > 0 {
 		res.PlayWallSAvg = playWall / float64(res.Plays)
 	}
@@ -353,6 +359,23 @@ func packetsPerShard(store *content.Store, id content.VideoID) float64 {
 		bytes += float64(seg.Size)
 	}
 	return max(1, math.Ceil(bytes/float64(len(segs))/float64(m.Params.K)/1460))
+}
+
+// playBytes is the shard bytes users reported receiving from edges and
+// from the origin (the coordinator's play reports).
+func playBytes(ctx context.Context, coordNode *Node, coordURL string) (edge, origin float64, err error) {
+	if edge, err = scrapeLabel(ctx, coordNode, coordURL+wire.PathMetrics, "swarmcast_coordinator_play_bytes_total", `source="edge"`); err != nil {
+		return 0, 0, err
+	}
+	origin, err = scrapeLabel(ctx, coordNode, coordURL+wire.PathMetrics, "swarmcast_coordinator_play_bytes_total", `source="origin"`)
+	return edge, origin, err
+}
+
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
 }
 
 // loginFrom logs user in from inside node and returns the session token.
