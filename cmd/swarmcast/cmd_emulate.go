@@ -19,6 +19,7 @@ func init() { subcommands = append(subcommands, newEmulateCommand) }
 
 func newEmulateCommand() *cobra.Command {
 	var asJSON bool
+	var seed int64
 	cmd := &cobra.Command{
 		Use:   "emulate SCENARIO",
 		Short: "Run a scaled scenario as real swarmcast processes in network namespaces (root)",
@@ -37,6 +38,9 @@ Every namespace is deleted on exit. Needs root and iproute2.`,
 			simScenario, err := sim.Load(args[0])
 			if err != nil {
 				return err
+			}
+			if seed != 0 {
+				simScenario.Seed = seed
 			}
 			sc, err := emulationOf(simScenario)
 			if err != nil {
@@ -71,6 +75,7 @@ Every namespace is deleted on exit. Needs root and iproute2.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().Int64Var(&seed, "seed", 0, "override the scenario's seed (the users' title choices and players' seeds), as for swarmcast sim")
 	return cmd
 }
 
