@@ -31,7 +31,8 @@ func newBenchCoordinatorCommand() *cobra.Command {
 node requests, one shard each of --shards distinct segments drawn as runs of
 Zipf-popular titles, sent as the full heartbeat of a registration), then has
 every edge heartbeat once per --heartbeat with a delta of --delta shards added
-and removed while --lookup-clients issue lookups, for --duration. Prints the
+and removed (for half of --duration alone, then with --lookup-clients issuing
+lookups). Audits are off (the synthetic edges serve nothing). Prints the
 rates, p99s, the edges still alive at the end and the coordinator's RSS. The
 synthetic edges are goroutines of this process, which shares the cores with
 the coordinator: the figures are lower bounds.`,
@@ -73,6 +74,8 @@ the coordinator: the figures are lower bounds.`,
 				res.HeartbeatsPerS, res.HeartbeatsOffered, res.HeartbeatErrors, res.HeartbeatP99ms, res.HeartbeatLagP99ms, res.AliveEdgesAtEnd)
 			fmt.Fprintf(out, "lookups while heartbeating: %.0f/s (%d errors), p50 %.2f ms, p99 %.2f ms; coordinator RSS %.0f MB at the end, peak %.0f MB\n",
 				res.LookupsPerS, res.LookupErrors, res.LookupP50ms, res.LookupP99ms, res.RSSAtEndMB, res.PeakRSSMB)
+			fmt.Fprintf(out, "coordinator CPU: %.3f ms per registration, %.3f ms per heartbeat, %.3f ms per lookup\n",
+				res.CPUPerRegistrationMS, res.CPUPerHeartbeatMS, res.CPUPerLookupMS)
 			return nil
 		},
 	}

@@ -69,6 +69,12 @@ type CoordinatorResult struct {
 	LookupP50ms         float64 `json:"lookup_p50_ms"`
 	LookupP99ms         float64 `json:"lookup_p99_ms"`
 	AliveEdgesAtEnd     int     `json:"alive_edges_at_end"`
+	// Coordinator CPU time per operation (user + system): on a shared
+	// machine a rate measures the machine, this measures the coordinator.
+	// 1000 / ms is what one core sustains.
+	CPUPerRegistrationMS float64 `json:"coordinator_cpu_ms_per_registration"` // register + full heartbeat
+	CPUPerHeartbeatMS    float64 `json:"coordinator_cpu_ms_per_heartbeat"`
+	CPUPerLookupMS       float64 `json:"coordinator_cpu_ms_per_lookup"`
 	RSSAfterRegisterMB  float64 `json:"coordinator_rss_after_register_mb"`
 	RSSAtEndMB          float64 `json:"coordinator_rss_at_end_mb"`
 	PeakRSSMB           float64 `json:"coordinator_peak_rss_mb"`
@@ -120,8 +126,10 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 		return res, err
 	}
 	origin := identity.New()
+	// Audits are off: the synthetic edges serve no shards (their
+	// addresses lead nowhere), so every audit would only time out.
 	cmd := exec.CommandContext(ctx, opt.Binary, "coordinator", "--listen", addr,
-		"--heartbeat", opt.Heartbeat.String(), "--db", "sqlite:"+filepath.Join(dir, "coordinator.db"), "--origin-key", string(origin.ID))
+		"--heartbeat", opt.Heartbeat.String(), "--audit-interval", "-1s", "--db", "sqlite:"+filepath.Join(dir, "coordinator.db"), "--origin-key", string(origin.ID))
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start coordinator: %w", err)
@@ -167,11 +175,12 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	// measured window opens when the last edge has registered and lasts
 	// Duration; lookups run in it.
 	say("registering %d edges (%d shards in all)...", opt.Edges, res.InventoryShards)
-	var regErrs, reRegs atomic.Int64
+	var regErrs, reRegs, acked atomic.Int64
 	var firstErr, firstHBErr atomic.Value
 	var registering sync.WaitGroup
 	registering.Add(opt.Workers)
 	start := time.Now()
+	cpuStart, _ := processCPU(cmd.Process.Pid)
 	var windowStart, windowEnd time.Time
 	windowOpen := make(chan struct{})
 	rctx, cancel := context.WithCancel(ctx)
@@ -250,6 +259,9 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 					continue
 				}
 				queue = append(queue, sent{i, at})
+				if err == nil {
+					acked.Add(1)
+				}
 				select {
 				case <-windowOpen:
 				default:
@@ -283,9 +295,27 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 		res.BytesPerInventoryEl = (rssReg.rss - rssBefore.rss) * (1 << 20) / float64(res.InventoryShards)
 	}
 	say("registered in %.1f s (%.0f/s); coordinator RSS %.0f MB; measuring heartbeats at %s with lookups for %s...", res.RegisterSeconds, res.RegistrationsPerS, rssReg.rss, opt.Heartbeat, opt.Duration)
+	// CPU per registration: the coordinator's CPU time while edges
+	// registered, less what the heartbeats of the registered ones cost
+	// (measured next, with heartbeats alone, for half the window).
+	cpuReg, _ := processCPU(cmd.Process.Pid)
+	hbDuringReg := acked.Load()
 	windowStart = time.Now()
 	close(windowOpen)
-	lctx, lcancel := context.WithTimeout(rctx, opt.Duration)
+	select {
+	case <-rctx.Done():
+		return res, rctx.Err()
+	case <-time.After(opt.Duration / 2):
+	}
+	cpuHB, _ := processCPU(cmd.Process.Pid)
+	hbAlone := acked.Load() - hbDuringReg
+	if hbAlone > 0 {
+		res.CPUPerHeartbeatMS = 1000 * (cpuHB - cpuReg) / float64(hbAlone)
+	}
+	res.CPUPerRegistrationMS = 1000 * max(0, cpuReg-cpuStart-res.CPUPerHeartbeatMS/1000*float64(hbDuringReg)) / float64(opt.Edges)
+	say("heartbeats alone: %.0f/s, %.3f ms of coordinator CPU each; lookups join for %s...", float64(hbAlone)/time.Since(windowStart).Seconds(), res.CPUPerHeartbeatMS, opt.Duration/2)
+	hbBeforeLookups := acked.Load()
+	lctx, lcancel := context.WithTimeout(rctx, opt.Duration/2)
 	defer lcancel()
 	var lookups sync.WaitGroup
 	for w := 0; w < opt.LookupClients; w++ {
@@ -324,6 +354,8 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	}
 	lookups.Wait()
 	windowEnd = time.Now()
+	cpuEnd, _ := processCPU(cmd.Process.Pid)
+	hbWithLookups := acked.Load() - hbBeforeLookups
 	cancel()
 	wg.Wait()
 	secs := windowEnd.Sub(windowStart).Seconds()
@@ -337,7 +369,10 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	res.HeartbeatP99ms = percentile(hbLat, 99)
 	res.HeartbeatLagP99ms = percentile(hbLag, 99)
 	res.Lookups, res.LookupErrors = int64(len(lkLat)), lkErrs
-	res.LookupsPerS = float64(len(lkLat)) / secs
+	res.LookupsPerS = float64(len(lkLat)) / (secs / 2)
+	if len(lkLat) > 0 {
+		res.CPUPerLookupMS = 1000 * max(0, cpuEnd-cpuHB-res.CPUPerHeartbeatMS/1000*float64(hbWithLookups)) / float64(len(lkLat))
+	}
 	res.LookupP50ms, res.LookupP99ms = percentile(lkLat, 50), percentile(lkLat, 99)
 	if st, err := cc.Stats(ctx); err == nil {
 		res.AliveEdgesAtEnd = st.AliveEdges
@@ -449,6 +484,25 @@ func syntheticCatalogue(ctx context.Context, dir string, videos, segments int) (
 		nmax = m.Params.NMax
 	}
 	return pub, ids, nmax, nil
+}
+
+// processCPU is a process's user + system CPU time in seconds, from
+// /proc/PID/stat (Linux; clock ticks of 1/100 s).
+func processCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("coordinator CPU: %w", err)
+	}
+	// Fields after the parenthesised command name: state is field 3,
+	// utime 14 and stime 15.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("coordinator CPU: cannot parse /proc/%d/stat", pid)
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100, nil
 }
 
 type rssSample struct{ rss, hwm float64 } // MiB
