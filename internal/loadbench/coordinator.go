@@ -49,36 +49,36 @@ type CoordinatorOptions struct {
 
 // CoordinatorResult is what the coordinator sustained.
 type CoordinatorResult struct {
-	Edges               int     `json:"edges"`
-	ShardsPerEdge       int     `json:"shards_per_edge"`
-	InventoryShards     int64   `json:"inventory_shards"`
-	CatalogueSegments   int     `json:"catalogue_segments"`
-	HeartbeatIntervalS  float64 `json:"heartbeat_interval_s"`
-	RegisterSeconds     float64 `json:"register_seconds"`
-	RegistrationsPerS   float64 `json:"registrations_per_s"` // register + full-inventory heartbeat, per edge
-	RegisterErrors      int64   `json:"register_errors"`
-	HeartbeatsOffered   float64 `json:"heartbeats_offered_per_s"` // Edges / Heartbeat
-	HeartbeatsPerS      float64 `json:"heartbeats_per_s"`         // acknowledged
-	HeartbeatErrors     int64   `json:"heartbeat_errors"`
-	ReRegistrations     int64   `json:"re_registrations"` // edges the coordinator forgot (missed heartbeats) and that registered again
-	HeartbeatP99ms      float64 `json:"heartbeat_p99_ms"`
-	HeartbeatLagP99ms   float64 `json:"heartbeat_lag_p99_ms"` // how late past its due time a heartbeat left
-	Lookups             int64   `json:"lookups"`
-	LookupErrors        int64   `json:"lookup_errors"`
-	LookupsPerS         float64 `json:"lookups_per_s"`
-	LookupP50ms         float64 `json:"lookup_p50_ms"`
-	LookupP99ms         float64 `json:"lookup_p99_ms"`
-	AliveEdgesAtEnd     int     `json:"alive_edges_at_end"`
+	Edges              int     `json:"edges"`
+	ShardsPerEdge      int     `json:"shards_per_edge"`
+	InventoryShards    int64   `json:"inventory_shards"`
+	CatalogueSegments  int     `json:"catalogue_segments"`
+	HeartbeatIntervalS float64 `json:"heartbeat_interval_s"`
+	RegisterSeconds    float64 `json:"register_seconds"`
+	RegistrationsPerS  float64 `json:"registrations_per_s"` // register + full-inventory heartbeat, per edge
+	RegisterErrors     int64   `json:"register_errors"`
+	HeartbeatsOffered  float64 `json:"heartbeats_offered_per_s"` // Edges / Heartbeat
+	HeartbeatsPerS     float64 `json:"heartbeats_per_s"`         // acknowledged
+	HeartbeatErrors    int64   `json:"heartbeat_errors"`
+	ReRegistrations    int64   `json:"re_registrations"` // edges the coordinator forgot (missed heartbeats) and that registered again
+	HeartbeatP99ms     float64 `json:"heartbeat_p99_ms"`
+	HeartbeatLagP99ms  float64 `json:"heartbeat_lag_p99_ms"` // how late past its due time a heartbeat left
+	Lookups            int64   `json:"lookups"`
+	LookupErrors       int64   `json:"lookup_errors"`
+	LookupsPerS        float64 `json:"lookups_per_s"`
+	LookupP50ms        float64 `json:"lookup_p50_ms"`
+	LookupP99ms        float64 `json:"lookup_p99_ms"`
+	AliveEdgesAtEnd    int     `json:"alive_edges_at_end"`
 	// The coordinator's CPU (user + system): on a shared machine a rate
 	// measures the machine, this measures the coordinator. Cores are CPU
 	// seconds per wall second in each phase; CPUPerHeartbeatMS is all of
 	// its CPU in the heartbeats-alone phase over the heartbeats in it, so
 	// it includes the background work (placement every 2 s, sweeps, GC)
 	// and bounds a heartbeat's cost from above.
-	CoresRegistering  float64 `json:"coordinator_cores_registering"`
-	CoresHeartbeats   float64 `json:"coordinator_cores_heartbeats_alone"`
-	CoresWithLookups  float64 `json:"coordinator_cores_heartbeats_and_lookups"`
-	CPUPerHeartbeatMS float64 `json:"coordinator_cpu_ms_per_heartbeat_upper_bound"`
+	CoresRegistering    float64 `json:"coordinator_cores_registering"`
+	CoresHeartbeats     float64 `json:"coordinator_cores_heartbeats_alone"`
+	CoresWithLookups    float64 `json:"coordinator_cores_heartbeats_and_lookups"`
+	CPUPerHeartbeatMS   float64 `json:"coordinator_cpu_ms_per_heartbeat_upper_bound"`
 	RSSAfterRegisterMB  float64 `json:"coordinator_rss_after_register_mb"`
 	RSSAtEndMB          float64 `json:"coordinator_rss_at_end_mb"`
 	PeakRSSMB           float64 `json:"coordinator_peak_rss_mb"`
