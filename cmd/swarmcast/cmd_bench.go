@@ -134,6 +134,7 @@ the measured run (go tool pprof FILE).`,
 	lookup.Flags().BoolVar(&lopt.JSON, "json-answers", false, "ask for JSON answers instead of the binary ones players ask for")
 	lookup.Flags().StringVar(&lopt.CPUProfile, "cpu-profile", "", "write the coordinator's CPU profile of the measured run to this file")
 	cmd.AddCommand(lookup)
+	cmd.AddCommand(newBenchCoordinatorCommand())
 	requireSubcommand(cmd)
 	return cmd
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/swarmcast/swarmcast/edge"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/internal/impair"
 	"github.com/swarmcast/swarmcast/internal/secretfile"
 	"github.com/swarmcast/swarmcast/viewer"
 	"github.com/swarmcast/swarmcast/wire"
@@ -38,6 +39,8 @@ type edgeFlags struct {
 	settleInterval                              time.Duration
 	user, password, playerListen                string
 	webOrigins                                  []string
+	impair                                      string
+	link                                        impair.Profile // parsed --impair
 }
 
 // edgeConfig turns the flags into an edge.Config (without identity,
@@ -99,6 +102,9 @@ func (fl *edgeFlags) edgeConfig() (edge.Config, error) {
 	fault, err := edge.ParseFault(fl.fault)
 	if err != nil {
 		return cfg, fmt.Errorf("--byzantine: %w", err)
+	}
+	if fl.link, err = parseImpair(fl.impair); err != nil {
+		return cfg, err
 	}
 	var coordKeys []ed25519.PublicKey
 	for _, k := range splitList(fl.coordinatorKey) {
@@ -175,7 +181,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 				return err
 			}
 			if fl.playerListen == "" {
-				return runEdge(ctx, e, fl.listen, fl.advertise, log, cmd, created)
+				return runEdge(ctx, e, fl.listen, fl.advertise, fl.link, log, cmd, created)
 			}
 			// The built-in player: its gateway serves any HLS player on
 			// 127.0.0.1, and what it watches is kept in this edge's cache.
@@ -196,7 +202,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 			defer gw.Close()
 			announceGateway(player, gw.Advertise, cmd.ErrOrStderr())
 			printPlayLines(ctx, cmd.OutOrStdout(), cfg.Coordinator, gw.Advertise, session != "")
-			return runEdge(ctx, e, fl.listen, fl.advertise, log, cmd, created)
+			return runEdge(ctx, e, fl.listen, fl.advertise, fl.link, log, cmd, created)
 		},
 	}
 	f := cmd.Flags()
@@ -216,6 +222,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 	f.StringVar(&fl.password, "password", "", "the account's password (default $SWARMCAST_PASSWORD)")
 	f.StringVar(&fl.playerListen, "player-listen", "127.0.0.1:0", "address of the built-in player's HLS gateway (empty: no player)")
 	f.StringSliceVar(&fl.webOrigins, "web-origin", nil, webOriginUsage)
+	f.StringVar(&fl.impair, "impair", "", impairFlagHelp)
 	f.StringVar(&fl.fault, "byzantine", "honest", "misbehave when serving others, for testing: honest, flip-bits, truncate, wrong-index, slow-drip")
 	return cmd
 }
@@ -288,8 +295,8 @@ func printPlayLines(ctx context.Context, out io.Writer, coordinator, gateway str
 }
 
 // runEdge serves the edge until ctx ends, then leaves the network.
-func runEdge(ctx context.Context, e *edge.Edge, listen, advertise string, log *slog.Logger, cmd *cobra.Command, created *newPaths) error {
-	srv, err := httpserve.ListenHot(ctx, listen, advertise, e.ServeHot, e.Handler(), log)
+func runEdge(ctx context.Context, e *edge.Edge, listen, advertise string, link impair.Profile, log *slog.Logger, cmd *cobra.Command, created *newPaths) error {
+	srv, err := listenImpaired(ctx, listen, advertise, e.ServeHot, e.Handler(), log, link)
 	if err != nil {
 		return withFlagHint(err, "set --listen HOST:PORT")
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/internal/impair"
 	"github.com/swarmcast/swarmcast/origin"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -23,6 +24,7 @@ func init() { subcommands = append(subcommands, newOriginCommand) }
 func newOriginCommand() *cobra.Command {
 	var (
 		storeDir, coordinator, listen, advertise, cache string
+		impairSpec                                      string
 		printID                                         bool
 	)
 	cmd := &cobra.Command{
@@ -37,6 +39,10 @@ catalogue, including content keys.`,
 			cacheBytes, err := parseBytes(cache)
 			if err != nil {
 				return fmt.Errorf("--cache: %w", err)
+			}
+			link, err := parseImpair(impairSpec)
+			if err != nil {
+				return err
 			}
 			if printID {
 				// The coordinator takes only origins it allows
@@ -88,7 +94,7 @@ catalogue, including content keys.`,
 			if err != nil {
 				return err
 			}
-			return runOrigin(ctx, o, listen, advertise, log, cmd, created)
+			return runOrigin(ctx, o, listen, advertise, link, log, cmd, created)
 		},
 	}
 	f := cmd.Flags()
@@ -97,13 +103,14 @@ catalogue, including content keys.`,
 	f.StringVar(&listen, "listen", "127.0.0.1:7100", "address to bind, e.g. 127.0.0.1:7100, [::1]:7100, :7100")
 	f.StringVar(&advertise, "advertise", "", "base URL others reach this origin at (default: derived from --listen); set it behind NAT or in the cloud")
 	f.BoolVar(&printID, "print-id", false, "print this origin's node id (the key the coordinator must allow with --origin-key) and exit")
+	f.StringVar(&impairSpec, "impair", "", impairFlagHelp)
 	f.StringVar(&cache, "cache", "256MiB", "memory bound of the cache of encoded segments (e.g. 64MiB, 1GB)")
 	return cmd
 }
 
 // runOrigin serves the origin until ctx ends.
-func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, log *slog.Logger, cmd *cobra.Command, created *newPaths) error {
-	srv, err := httpserve.ListenHot(ctx, listen, advertise, o.ServeHot, o.Handler(), log)
+func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, link impair.Profile, log *slog.Logger, cmd *cobra.Command, created *newPaths) error {
+	srv, err := listenImpaired(ctx, listen, advertise, o.ServeHot, o.Handler(), log, link)
 	if err != nil {
 		return withFlagHint(err, "set --listen HOST:PORT")
 	}

@@ -174,6 +174,11 @@ func TestBadInputSaysWhatToDoAndLeavesNothing(t *testing.T) {
 		{name: "bench serve role", args: []string{"bench", "serve", "--role", "coordinator"}, want: []string{`--role "coordinator": want edge or origin`}},
 		{name: "bench serve duration", args: []string{"bench", "serve", "--duration", "-1s"}, want: []string{"--duration must be positive"}},
 		{name: "bench lookup edges", args: []string{"bench", "lookup", "--edges", "0"}, want: []string{"--edges must be positive"}},
+		{name: "bench coordinator edges", args: []string{"bench", "coordinator", "--edges", "0"}, want: []string{"--edges must be positive"}},
+		{name: "bench coordinator unbounded", args: []string{"bench", "coordinator", "--duration", "2h"}, want: []string{"--duration 2h0m0s: at most 30m0s"}},
+		{name: "bench coordinator window", args: []string{"bench", "coordinator", "--segments", "4"}, want: []string{"--window 8 is longer than a title (--segments 4)"}},
+		{name: "emulate unknown scenario", args: []string{"emulate", "nosuch"}, want: []string{`scenario "nosuch" is neither a built-in`}},
+		{name: "emulate liars", args: []string{"emulate", "small"}, want: []string{"the emulation does not run viewers.players_are_edges"}},
 
 		{name: "avardo negative blocks", args: []string{"plan", "avardo", "--blocks", "-5"}, want: []string{"Blocks is -5, want ≥ 0", "set --blocks"}},
 		{name: "avardo no blocks", args: []string{"plan", "avardo", "--blocks", "0"}, want: []string{"at least one block is needed"}},

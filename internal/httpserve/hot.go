@@ -42,10 +42,23 @@ func ListenHot(ctx context.Context, addr, advertise string, hot Hot, rest http.H
 // ListenHotTimeouts is ListenHot with explicit timeouts; a zero field takes
 // its DefaultTimeouts value (never "no timeout").
 func ListenHotTimeouts(ctx context.Context, addr, advertise string, hot Hot, rest http.Handler, log *slog.Logger, t Timeouts) (*Server, error) {
+	return listenHot(ctx, addr, advertise, hot, rest, log, t, nil)
+}
+
+// ListenHotWrapped is ListenHot with every accepted connection passing
+// through wrap (an emulated link: internal/impair's Listener).
+func ListenHotWrapped(ctx context.Context, addr, advertise string, hot Hot, rest http.Handler, log *slog.Logger, wrap func(net.Listener) net.Listener) (*Server, error) {
+	return listenHot(ctx, addr, advertise, hot, rest, log, DefaultTimeouts, wrap)
+}
+
+func listenHot(ctx context.Context, addr, advertise string, hot Hot, rest http.Handler, log *slog.Logger, t Timeouts, wrap func(net.Listener) net.Listener) (*Server, error) {
 	t = t.withDefaults()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (is another process using the port? pick another address)", addr, err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	tl := &trackingListener{Listener: ln, conns: map[net.Conn]struct{}{}}
 	restFast := fasthttpadaptor.NewFastHTTPHandler(rest)

@@ -107,10 +107,23 @@ func Listen(ctx context.Context, addr, advertise string, h http.Handler, log *sl
 // ListenTimeouts is Listen with explicit timeouts; a zero field takes its
 // DefaultTimeouts value (never "no timeout").
 func ListenTimeouts(ctx context.Context, addr, advertise string, h http.Handler, log *slog.Logger, t Timeouts) (*Server, error) {
+	return listen(ctx, addr, advertise, h, log, t, nil)
+}
+
+// ListenWrapped is Listen with every accepted connection passing through
+// wrap (an emulated link: internal/impair's Listener).
+func ListenWrapped(ctx context.Context, addr, advertise string, h http.Handler, log *slog.Logger, wrap func(net.Listener) net.Listener) (*Server, error) {
+	return listen(ctx, addr, advertise, h, log, DefaultTimeouts, wrap)
+}
+
+func listen(ctx context.Context, addr, advertise string, h http.Handler, log *slog.Logger, t Timeouts, wrap func(net.Listener) net.Listener) (*Server, error) {
 	t = t.withDefaults()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (is another process using the port? pick another address)", addr, err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)

@@ -57,20 +57,20 @@ type ServeRun struct {
 // ServeResult holds every run and the medians (MB/s are 10^6 body bytes
 // per second).
 type ServeResult struct {
-	Role          string     `json:"role"` // the swarmcast server measured
-	NginxMBps     float64    `json:"nginx_mbps"`
-	SwarmcastMBps float64    `json:"swarmcast_mbps"`
-	Ratio         float64    `json:"ratio"` // median over rounds of swarmcast/nginx
+	Role          string  `json:"role"` // the swarmcast server measured
+	NginxMBps     float64 `json:"nginx_mbps"`
+	SwarmcastMBps float64 `json:"swarmcast_mbps"`
+	Ratio         float64 `json:"ratio"` // median over rounds of swarmcast/nginx
 	// Medians of the servers' CPU µs per request, and of nginx's over
 	// swarmcast's per round: ≥ 1 means swarmcast spends no more CPU per
 	// shard than nginx. 0 where process times cannot be read.
-	NginxCPUMicros     float64 `json:"nginx_cpu_us_per_request"`
-	SwarmcastCPUMicros float64 `json:"swarmcast_cpu_us_per_request"`
-	CPURatio           float64 `json:"cpu_ratio"`
-	Shards        int        `json:"shards"`
-	ShardBytes    int        `json:"mean_shard_bytes"`
-	Concurrency   int        `json:"concurrency"`
-	Runs          []ServeRun `json:"runs"`
+	NginxCPUMicros     float64    `json:"nginx_cpu_us_per_request"`
+	SwarmcastCPUMicros float64    `json:"swarmcast_cpu_us_per_request"`
+	CPURatio           float64    `json:"cpu_ratio"`
+	Shards             int        `json:"shards"`
+	ShardBytes         int        `json:"mean_shard_bytes"`
+	Concurrency        int        `json:"concurrency"`
+	Runs               []ServeRun `json:"runs"`
 }
 
 // Serve packages the bundled sample, lays every shard of its top rendition
@@ -160,7 +160,7 @@ func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 				return res, fmt.Errorf("%s: %w", s.name, err)
 			}
 			if cpu1, ok := groupCPU(s.group); ok && cpuOK {
-				run.CPUMicros = float64((cpu1-cpu0).Microseconds()) / float64(run.Requests)
+				run.CPUMicros = float64((cpu1 - cpu0).Microseconds()) / float64(run.Requests)
 			}
 			cpu[s.name] = run.CPUMicros
 			run.Server = s.name
