@@ -2,9 +2,11 @@ package coordinator
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -338,5 +340,102 @@ func TestWebEscapesUserData(t *testing.T) {
 	}
 	if _, err := h.store.AccountByName(t.Context(), evil); err == nil || !errors.Is(err, coordinatordb.ErrNotFound) {
 		t.Errorf("account named with markup: %v", err)
+	}
+}
+
+// logIn logs the browser in through the login form.
+func (b *browser) logIn(user, pass string) {
+	b.t.Helper()
+	p := b.formPost(wire.PageLogin, wire.PageLogin, url.Values{"username": {user}, "password": {pass}})
+	if p.status != http.StatusSeeOther {
+		b.t.Fatalf("log in %s: %d\n%s", user, p.status, p.body)
+	}
+}
+
+// TestWebDashboardShowsBannedEdge: the owner of a banned edge sees why
+// on the dashboard, with the edge's caps and standing.
+func TestWebDashboardShowsBannedEdge(t *testing.T) {
+	h := newWebHarness(t)
+	e, _ := h.boundEdge("grace", "")
+	b := newBrowser(t, h.srv.URL)
+	b.logIn("grace", testPassword)
+	p := b.get(wire.PageDashboard)
+	if p.status != 200 || !strings.Contains(p.body, string(e.ID)) || !strings.Contains(p.body, "online") || strings.Contains(p.body, "is banned") {
+		t.Fatalf("dashboard of a healthy edge's owner (%d):\n%s", p.status, p.body)
+	}
+	const reason = "served a shard that fails its proof (receipt 7)"
+	if err := (*network)(h.c).Ban(t.Context(), e.ID, reason); err != nil {
+		t.Fatal(err)
+	}
+	p = b.get(wire.PageDashboard)
+	if !strings.Contains(p.body, `class="banner error"`) || !strings.Contains(p.body, "is banned: "+reason) {
+		t.Fatalf("dashboard of a banned edge's owner shows no ban banner with the reason:\n%s", p.body)
+	}
+	// Another account sees nothing of it.
+	other := newBrowser(t, h.srv.URL)
+	other.signUp("heidi", "correct horse battery")
+	if p := other.get(wire.PageDashboard); strings.Contains(p.body, string(e.ID)) {
+		t.Fatal("another account's dashboard shows grace's edge")
+	}
+}
+
+// TestWebLedgerPages: the ledger behind the chart is paged, newest first;
+// htmx asks for a page and gets the table alone.
+func TestWebLedgerPages(t *testing.T) {
+	h := newWebHarness(t)
+	b := newBrowser(t, h.srv.URL)
+	b.signUp("ivan", "correct horse battery")
+	for i := 1; i <= 25; i++ {
+		h.want(h.do("POST", wire.PathGrant, h.admin, wire.GrantRequest{Username: "ivan", Points: int64(i), Memo: fmt.Sprintf("grant number %d", i)}), 200)
+	}
+	p := b.get(wire.PageDashboard)
+	if !strings.Contains(p.body, "grant number 25") || strings.Contains(p.body, "grant number 5<") || !strings.Contains(p.body, wire.PageLedger+"?page=2") {
+		t.Fatalf("dashboard ledger page 1:\n%s", p.body)
+	}
+	req, _ := http.NewRequest("GET", h.srv.URL+wire.PageLedger+"?page=2", nil)
+	req.Header.Set("HX-Request", "true")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frag := readPage(t, resp)
+	if frag.status != 200 || strings.Contains(frag.body, "<html") || !strings.HasPrefix(frag.body, `<div id="ledger">`) ||
+		!strings.Contains(frag.body, "grant number 5<") || strings.Contains(frag.body, "grant number 6<") || !strings.Contains(frag.body, "page=1") {
+		t.Fatalf("ledger page 2 as an htmx fragment (%d):\n%s", frag.status, frag.body)
+	}
+	if full := b.get(wire.PageLedger + "?page=2"); !strings.Contains(full.body, "<html") || !strings.Contains(full.body, "grant number 1<") {
+		t.Fatalf("ledger page 2 without htmx is a whole page:\n%s", full.body)
+	}
+	for _, bad := range []string{"0", "-1", "x", "51"} {
+		if p := b.get(wire.PageLedger + "?page=" + bad); p.status != http.StatusBadRequest {
+			t.Errorf("ledger page %q: %d, want 400", bad, p.status)
+		}
+	}
+}
+
+// TestWebCookiesSecureUnderTLS: over TLS every cookie the app sets is
+// Secure (and still HttpOnly, SameSite=Lax); over plain HTTP on loopback
+// it cannot be.
+func TestWebCookiesSecureUnderTLS(t *testing.T) {
+	h := newWebHarness(t)
+	srv := httptest.NewTLSServer(h.c.Handler())
+	defer srv.Close()
+	b := newBrowser(t, srv.URL)
+	b.c.Transport = srv.Client().Transport
+	form := b.get(wire.PageSignup)
+	p := b.post(wire.PageSignup, url.Values{wire.FormCSRFField: {form.csrf(t)}, "username": {"judy"}, "password": {"correct horse battery"}, "password2": {"correct horse battery"}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("sign up over TLS: %d\n%s", p.status, p.body)
+	}
+	cookies := append(form.header.Values("Set-Cookie"), p.header.Values("Set-Cookie")...)
+	var session bool
+	for _, c := range cookies {
+		session = session || strings.HasPrefix(c, wire.SessionCookieName+"=")
+		if !strings.Contains(c, "Secure") || !strings.Contains(c, "HttpOnly") || !strings.Contains(c, "SameSite=Lax") {
+			t.Errorf("cookie over TLS: %q, want Secure, HttpOnly, SameSite=Lax", c)
+		}
+	}
+	if !session {
+		t.Fatalf("no session cookie among %q", cookies)
 	}
 }

@@ -94,17 +94,18 @@ func expandPath(pattern string, values ...string) string {
 	return b.String()
 }
 
-// Web playback (issue 10): where a browser finds a stream.
+// The platform's HTTP fallback for web playback, served by the coordinator
+// to a signed-in account entitled to the video: the playback layout of
+// content (master.m3u8, {r}/index.m3u8, {r}/{s}.ts, key) under /watch/{id}/,
+// segments being the origins' ciphertext passed through.
 const (
-	// PathPlayers lists the caller's running players' gateways, most
-	// recent first (session cookie): GET → PlayersResponse.
-	PathPlayers = "/api/v1/accounts/players"
-	// PathWatchMaster is the platform's HTTP fallback playlist of a video
-	// (session cookie; 403 when not entitled).
 	PathWatchMaster = "/watch/{id}/master.m3u8"
+	// PathWatch routes the rest of the layout (content.ParsePlaybackPath).
+	PathWatch = "/watch/{id}/{path...}"
 )
 
-// WatchMasterURL is the fallback master playlist of a video at base.
+// WatchMasterURL is the fallback's master playlist of video id on the
+// coordinator at base, built from PathWatchMaster.
 func WatchMasterURL(base string, id content.VideoID) string {
 	return base + expandPath(PathWatchMaster, id.String())
 }

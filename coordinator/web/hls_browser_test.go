@@ -47,7 +47,12 @@ func TestVendoredHLSPlaysInChromium(t *testing.T) {
 		h.on(Hls.Events.ERROR, (_e, d) => window.hlsErrors.push(d.details + (d.fatal ? " (fatal)" : "")));
 		h.loadSource("/hls/master.m3u8");
 		h.attachMedia(v);
-		h.on(Hls.Events.MANIFEST_PARSED, () => v.play());
+		// As player.js does: start at the first buffered frame (TS starts
+		// after 0), so playback does not stall in the gap at 0.
+		h.once(Hls.Events.FRAG_BUFFERED, () => {
+			if (v.buffered.length > 0 && v.currentTime < v.buffered.start(0)) v.currentTime = v.buffered.start(0);
+			v.play();
+		});
 		return true;
 	})()`)
 	if err := s.WaitFor(`document.getElementById("v").currentTime >= 5`, 40*time.Second); err != nil {

@@ -156,9 +156,17 @@ func (a *App) toLogin(w http.ResponseWriter, r *http.Request) {
 
 // localPath is next if it names a page of this site, else the dashboard:
 // a login link must not forward anyone to another site.
+// Browsers drop tabs and newlines from URLs and read a backslash as a
+// slash, so "/\t/evil" would become "//evil": any control character,
+// space or backslash is refused outright.
 func localPath(next string) string {
-	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") {
 		return wire.PageDashboard
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return wire.PageDashboard
+		}
 	}
 	u, err := url.Parse(next)
 	if err != nil || u.Scheme != "" || u.Host != "" {

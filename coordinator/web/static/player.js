@@ -69,7 +69,8 @@
       const hls = new Hls({ enableWorker: true, lowLatencyMode: false });
       state.hls = hls;
       hls.on(Hls.Events.ERROR, function (_ev, data) {
-        state.errors.push({ type: data.type, details: data.details, fatal: !!data.fatal });
+        // at: where playback was; hole: the gap (s) hls.js jumped, if any.
+        state.errors.push({ type: data.type, details: data.details, fatal: !!data.fatal, at: video.currentTime, hole: data.hole || 0 });
         if (data.fatal) {
           state.fatal = true;
           fail("Playback failed (" + data.type + ": " + data.details + "). Reload the page to try again.");
@@ -79,7 +80,13 @@
       });
       hls.loadSource(src.url);
       hls.attachMedia(video);
-      hls.on(Hls.Events.MANIFEST_PARSED, function () {
+      // Start once the first fragment is buffered, at its first frame:
+      // TS segments start a little after 0 (the encoder's priming delay),
+      // and playing from 0 would stall in that gap until hls.js jumps it.
+      hls.once(Hls.Events.FRAG_BUFFERED, function () {
+        if (video.buffered.length > 0 && video.currentTime < video.buffered.start(0)) {
+          video.currentTime = video.buffered.start(0);
+        }
         video.play().catch(function () { say("Press play to start (" + src.label + ")."); });
       });
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
