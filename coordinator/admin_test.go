@@ -363,7 +363,7 @@ func TestAdminEventsOutliveServerTimeouts(t *testing.T) {
 		}
 		close(events)
 	}()
-	<-events // the snapshot on subscribing
+	<-events                // the snapshot on subscribing
 	<-time.After(4 * short) // past both server timeouts (real time, bounded)
 	h.clock.Advance(defaultOverviewBucket)
 	h.c.PublishOverview()
@@ -401,5 +401,27 @@ func TestOverviewSamplesTheFallbackCounter(t *testing.T) {
 	}
 	if inPoints != 1000 { // the last 500 arrived in the open bucket
 		t.Fatalf("closed buckets carry %d fallback bytes, want 1000", inPoints)
+	}
+}
+
+// TestAdminEventStreamsAreBounded: with every slot taken, one more stream
+// is refused with 503 and Retry-After, and a freed slot is usable again.
+func TestAdminEventStreamsAreBounded(t *testing.T) {
+	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", nil)
+	var subs []*eventSub
+	for range maxEventSubscribers {
+		s, err := h.c.events.subscribe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	r := h.want(h.do("GET", wire.PathAdminEvents, h.admin, nil), http.StatusServiceUnavailable, "streams are open already")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("a refused stream without Retry-After")
+	}
+	h.c.events.unsubscribe(subs[0])
+	if _, err := h.c.events.subscribe(); err != nil {
+		t.Fatalf("a freed slot is not reusable: %v", err)
 	}
 }

@@ -174,7 +174,8 @@ func (db *DB) Entries(ctx context.Context, accountID int64, limit int) ([]Entry,
 // CheckLedger verifies the ledger's invariants: every cached balance is an
 // integer within ±MaxSupply, all entries sum to zero, every transaction
 // sums to zero, and every cached balance equals the SUM of its account's
-// entries. A nil error means the books balance. Because postings keep the
+// entries, and the cached settlement-rejection totals equal the batches'
+// rejections. A nil error means the books balance. Because postings keep the
 // points in circulation within MaxSupply, none of these sums can overflow.
 func (db *DB) CheckLedger(ctx context.Context) error {
 	var bad int64
@@ -210,6 +211,17 @@ func (db *DB) CheckLedger(ctx context.Context) error {
 		WHERE b.points <> COALESCE(s.total, 0) LIMIT 1`).Scan(&account, &cached, &derived)
 	if err == nil {
 		return fmt.Errorf("ledger: account %d caches balance %d but its entries sum to %d", account, cached, derived)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	// The rejection totals (the admin's counts) agree with the batches'.
+	var reason string
+	err = db.sql.QueryRowContext(ctx, `SELECT COALESCE(t.reason, s.reason), COALESCE(t.count, 0), COALESCE(s.total, 0) FROM rejection_totals t
+		FULL OUTER JOIN (SELECT reason, SUM(count) AS total FROM batch_rejections GROUP BY reason) s ON s.reason = t.reason
+		WHERE COALESCE(t.count, 0) <> COALESCE(s.total, 0) LIMIT 1`).Scan(&reason, &cached, &derived)
+	if err == nil {
+		return fmt.Errorf("ledger: rejection total %q is %d but the batches' rejections sum to %d", reason, cached, derived)
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return err

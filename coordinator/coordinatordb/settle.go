@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	mrand "math/rand/v2"
 	"runtime"
 	"slices"
@@ -235,8 +236,16 @@ func (db *DB) settleTx(ctx context.Context, tx *sql.Tx, b *wire.SettlementBatch,
 			return BatchResult{}, err
 		}
 	}
-	for reason, n := range res.Rejected {
+	// Reasons in a fixed order: concurrent settlements upsert the same
+	// total rows, and PostgreSQL must see them locked in one order.
+	reasons := slices.Sorted(maps.Keys(res.Rejected))
+	for _, reason := range reasons {
+		n := res.Rejected[reason]
 		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO batch_rejections (batch_id, reason, count) VALUES (?, ?, ?)"), b.ID, string(reason), n); err != nil {
+			return BatchResult{}, err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO rejection_totals (reason, count) VALUES (?, ?)
+			ON CONFLICT (reason) DO UPDATE SET count = rejection_totals.count + excluded.count`), string(reason), n); err != nil {
 			return BatchResult{}, err
 		}
 	}
@@ -505,9 +514,10 @@ func (db *DB) EdgeEarnings(ctx context.Context, edge wire.NodeID) (credited, fro
 	return credited, frozen, err
 }
 
-// RejectionCounts sums rejected pairs per reason over all batches.
+// RejectionCounts sums rejected pairs per reason over all batches (from
+// the rejection_totals cache: one row per reason, whatever the history).
 func (db *DB) RejectionCounts(ctx context.Context) (map[Reason]int64, error) {
-	rows, err := db.sql.QueryContext(ctx, "SELECT reason, SUM(count) FROM batch_rejections GROUP BY reason")
+	rows, err := db.sql.QueryContext(ctx, "SELECT reason, count FROM rejection_totals")
 	if err != nil {
 		return nil, err
 	}
