@@ -151,7 +151,7 @@ func TestNodeSessionBackoffAndReregister(t *testing.T) {
 		go func() { done <- s.Run(ctx) }()
 
 		time.Sleep(3500 * time.Millisecond) // fake time: the bubble's clock moves 3.5 s at once
-		synctest.Wait() // every call due by now has been made
+		synctest.Wait()                     // every call due by now has been made
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("Run = %v", err)
