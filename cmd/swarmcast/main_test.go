@@ -26,6 +26,24 @@ func run(t *testing.T, args ...string) (string, error) {
 }
 
 // aVideoID is well formed; no store holds it.
+// playersAreEdgesScenario is a scenario the simulator runs but the
+// emulation refuses: its players are edges too.
+const playersAreEdgesScenario = `{
+  "name": "players-are-edges", "seed": 1, "duration_s": 300,
+  "titles": {"count": 12, "duration_s": 30, "bitrate_mbps": 0.372},
+  "edges": {"count": 12, "upload_mbps": 1.16, "disk_gb": 0.0017, "multipliers": [0.2, 0.5, 1]},
+  "viewers": {"count": 12, "mode": "continuous", "join_interval_s": 10, "players_are_edges": true}
+}`
+
+// writeFile is a setup that writes content to name in the working directory.
+func writeFile(name, content string) func(t *testing.T) {
+	return func(t *testing.T) {
+		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 const aVideoID = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 // TestBadInputSaysWhatToDoAndLeavesNothing runs every command with each bad
@@ -178,7 +196,7 @@ func TestBadInputSaysWhatToDoAndLeavesNothing(t *testing.T) {
 		{name: "bench coordinator unbounded", args: []string{"bench", "coordinator", "--duration", "2h"}, want: []string{"--duration 2h0m0s: at most 30m0s"}},
 		{name: "bench coordinator window", args: []string{"bench", "coordinator", "--segments", "4"}, want: []string{"--window 8 is longer than a title (--segments 4)"}},
 		{name: "emulate unknown scenario", args: []string{"emulate", "nosuch"}, want: []string{`scenario "nosuch" is neither a built-in`}},
-		{name: "emulate liars", args: []string{"emulate", "small"}, want: []string{"the emulation does not run viewers.players_are_edges"}},
+		{name: "emulate players as edges", setup: writeFile("scenario.json", playersAreEdgesScenario), args: []string{"emulate", "scenario.json"}, want: []string{"the emulation does not run viewers.players_are_edges"}},
 
 		{name: "avardo negative blocks", args: []string{"plan", "avardo", "--blocks", "-5"}, want: []string{"Blocks is -5, want ≥ 0", "set --blocks"}},
 		{name: "avardo no blocks", args: []string{"plan", "avardo", "--blocks", "0"}, want: []string{"at least one block is needed"}},
