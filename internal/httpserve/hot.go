@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -93,23 +92,7 @@ func listenHot(ctx context.Context, addr, advertise string, hot Hot, rest http.H
 		done: make(chan struct{}),
 		t:    t,
 	}
-	s.Advertise = strings.TrimRight(advertise, "/")
-	if s.Advertise == "" {
-		s.Advertise = "http://" + ln.Addr().String()
-	}
-	go func() {
-		defer close(s.done)
-		if err := s.fast.Serve(tl); err != nil && !errors.Is(err, net.ErrClosed) {
-			s.err = err
-		}
-	}()
-	go func() {
-		select {
-		case <-ctx.Done():
-			s.Close()
-		case <-s.done:
-		}
-	}()
+	s.start(ctx, advertise, func() error { return s.fast.Serve(tl) }, net.ErrClosed)
 	return s, nil
 }
 

@@ -141,13 +141,22 @@ func listen(ctx context.Context, addr, advertise string, h http.Handler, log *sl
 		ln:   ln,
 		done: make(chan struct{}),
 	}
+	s.start(ctx, advertise, func() error { return s.srv.Serve(ln) }, http.ErrServerClosed)
+	return s, nil
+}
+
+// start sets the advertised URL (advertise, or the bound address) and
+// runs serve until it returns; a return other than closed (the server's
+// own "closed" error) is kept for Wait. The server is closed when ctx ends.
+// Both goroutines end when serve does.
+func (s *Server) start(ctx context.Context, advertise string, serve func() error, closed error) {
 	s.Advertise = strings.TrimRight(advertise, "/")
 	if s.Advertise == "" {
-		s.Advertise = "http://" + ln.Addr().String()
+		s.Advertise = "http://" + s.ln.Addr().String()
 	}
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, closed) {
 			s.err = err
 		}
 	}()
@@ -158,7 +167,6 @@ func listen(ctx context.Context, addr, advertise string, h http.Handler, log *sl
 		case <-s.done:
 		}
 	}()
-	return s, nil
 }
 
 func (t Timeouts) withDefaults() Timeouts {
