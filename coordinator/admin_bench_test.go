@@ -211,8 +211,12 @@ func BenchmarkAdminEventLatency(b *testing.B) {
 					}
 				}()
 			}
-			for c.events.subscribers() < subs {
-				time.Sleep(time.Millisecond) // wait for the real server to register every stream
+			// Real sockets, so no fake time: poll until the server has
+			// registered every stream, bounded at 10 s.
+			for deadline := time.Now().Add(10 * time.Second); c.events.subscribers() < subs; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatalf("%d of %d event streams registered after 10 s", c.events.subscribers(), subs)
+				}
 			}
 			var lat []time.Duration
 			b.ResetTimer()

@@ -28,19 +28,6 @@ func webNet(t *testing.T) *Network {
 	return startNet(t, Config{Edges: 1, Videos: 2, Titles: []string{sample.Title, evilTitle}})
 }
 
-// routeMissing reports whether the coordinator has no route at path
-// (the mux's own 404), as opposed to a handler refusing the request.
-func routeMissing(t *testing.T, url string) bool {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	return resp.StatusCode == http.StatusNotFound && string(body) == "404 page not found\n"
-}
-
 // fillPattern turns a page route into a path to try.
 func fillPattern(pattern string, video content.VideoID, node wire.NodeID) string {
 	return strings.NewReplacer("{$}", "", "{id}", video.String(), "{node}", string(node)).Replace(pattern)
@@ -204,18 +191,12 @@ func TestWebInBrowser(t *testing.T) {
 	viewer.Screenshot("dashboard-after-unlock")
 
 	t.Run("fallback", func(t *testing.T) {
-		if routeMissing(t, wire.WatchMasterURL(base, plain)) {
-			t.Skipf("the coordinator has no %s route yet (the gateway branch adds the HTTP fallback)", wire.PathWatchMaster)
-		}
 		viewer.Open(base + wire.VideoPageURL("", plain))
 		playInBrowser(t, viewer, "fallback")
 		viewer.Screenshot("video-fallback")
 	})
 
 	t.Run("gateway", func(t *testing.T) {
-		if routeMissing(t, base+wire.PathPlayers) {
-			t.Skipf("the coordinator has no %s route yet (the gateway branch makes players' gateways known)", wire.PathPlayers)
-		}
 		// The edge's own player serves a gateway, as swarmcast edge and
 		// the demo start it; its account watches through it.
 		gw, err := httpserve.Listen(ctx, "127.0.0.1:0", "", edgeNode.Viewer.Handler(), n.cfg.Log)
@@ -223,13 +204,8 @@ func TestWebInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer gw.Close()
-		// The player announces its gateway (the gateway branch adds
-		// AnnounceGateway; asked for by interface so this compiles before).
-		announcer, ok := any(edgeNode.Viewer).(interface{ AnnounceGateway(string) error })
-		if !ok {
-			t.Skip("the player cannot announce its gateway yet (viewer.AnnounceGateway comes with the gateway branch)")
-		}
-		if err := announcer.AnnounceGateway(gw.Advertise); err != nil {
+		// The player announces its gateway, as swarmcast edge does.
+		if err := edgeNode.Viewer.AnnounceGateway(gw.Advertise); err != nil {
 			t.Fatal(err)
 		}
 		waitListed(t, base, edgeNode.Account.Token, gw.Advertise)

@@ -43,7 +43,7 @@ func processesMentioning(t *testing.T, dir string) []string {
 // not nginx's master, not its workers, not the swarmcast server.
 func TestServeMeasuresAndCleansUp(t *testing.T) {
 	if _, err := os.Stat("/proc/self/cmdline"); err != nil {
-		t.Skip("needs /proc to list processes")
+		t.Fatalf("listing processes needs /proc (Linux): %v", err)
 	}
 	nginx := testenv.RequireTool(t, "nginx", "nginx-light")
 	bin := filepath.Join(t.TempDir(), "swarmcast")
