@@ -333,17 +333,7 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 				v := videos[popular.Uint64()]
 				body := fmt.Sprintf(`{"video":%q,"rendition":0,"from":%d,"count":%d}`, v, r.IntN(opt.Segments-opt.Window+1), opt.Window)
 				t0 := time.Now()
-				req, _ := http.NewRequestWithContext(lctx, http.MethodPost, base+wire.PathLookup, strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := hc.Do(req)
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
+				if err := postLookup(lctx, hc, base, body, ""); err != nil {
 					if lctx.Err() == nil {
 						errs++
 					}

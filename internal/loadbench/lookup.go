@@ -444,18 +444,7 @@ func driveGo(ctx context.Context, opt LookupOptions, base string, bodies []strin
 			var localErr int64
 			for rctx.Err() == nil {
 				t0 := time.Now()
-				req, _ := http.NewRequestWithContext(rctx, http.MethodPost, base+wire.PathLookup, strings.NewReader(bodies[r.IntN(len(bodies))]))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Accept", accept(opt))
-				resp, err := hc.Do(req)
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
+				if err := postLookup(rctx, hc, base, bodies[r.IntN(len(bodies))], accept(opt)); err != nil {
 					if rctx.Err() == nil {
 						localErr++
 					}
@@ -526,4 +515,29 @@ func driveWrk(ctx context.Context, opt LookupOptions, base string, bodies []stri
 		}
 	}
 	return res, 0, fmt.Errorf("wrk printed no result: %s", out)
+}
+
+// postLookup sends one lookup body to the coordinator at base and reads the
+// whole answer; any status but 200 is an error. accept may be empty.
+func postLookup(ctx context.Context, hc *http.Client, base, body, accept string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+wire.PathLookup, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
