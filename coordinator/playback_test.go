@@ -72,7 +72,13 @@ func TestFallbackSkipsBadOrigins(t *testing.T) {
 	if tried == 0 || honestAsked != asked {
 		t.Fatalf("bad origins asked %d times, honest %d times for %d segments: the order is not random or bad answers were relayed", tried, honestAsked, asked)
 	}
-	if got := h.c.Playback().OriginEgressBytes(); got != want {
+	// The relay counts a write once it returns, which may be just after the
+	// client has read the last bytes: wait for the count, bounded.
+	got := h.c.Playback().OriginEgressBytes()
+	for deadline := time.Now().Add(5 * time.Second); got < want && time.Now().Before(deadline); got = h.c.Playback().OriginEgressBytes() {
+		time.Sleep(time.Millisecond)
+	}
+	if got != want {
 		t.Fatalf("egress %d, want the %d bytes relayed", got, want)
 	}
 	if got := h.metric(`swarmcast_coordinator_fallback_origin_bytes_total`); got != strconv.FormatInt(want, 10) {
