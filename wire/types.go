@@ -34,6 +34,9 @@ type RegisterRequest struct {
 	Region         string `json:"region,omitempty"`
 	DiskCapBytes   int64  `json:"disk_cap_bytes,omitempty"`
 	UploadCapBytes int64  `json:"upload_cap_bytes_per_s,omitempty"`
+	// PricePerGB is what a relay's upload costs the platform (COCOS's
+	// upload price), in points per GB; 0 for edges and origins.
+	PricePerGB float64 `json:"price_per_gb,omitempty"`
 }
 
 // RegisterResponse tells the node how often to heartbeat (an edge that
@@ -90,6 +93,12 @@ type HeartbeatRequest struct {
 	// space on its filesystem may have shrunk below the registered one;
 	// 0 leaves the cap unchanged.
 	DiskCapBytes int64 `json:"disk_cap_bytes,omitempty"`
+	// LiveWatching are the live chains this edge's players watch now, so
+	// the coordinator puts the edge in their overlays (docs/LIVE.md).
+	LiveWatching []content.VideoID `json:"live_watching,omitempty"`
+	// PeerRTTMS are round trips this node measured to other nodes (ms),
+	// COCOS's link delays; relays report their parents and children.
+	PeerRTTMS map[NodeID]float64 `json:"peer_rtt_ms,omitempty"`
 }
 
 // Directive actions.
@@ -110,6 +119,16 @@ type Directive struct {
 type HeartbeatResponse struct {
 	Unknown    bool        `json:"unknown,omitempty"`
 	Directives []Directive `json:"directives,omitempty"`
+	// Live is the node's full set of places in live overlays (replaces the
+	// previous one when its Version is newer); nil means unchanged.
+	Live *LiveSet `json:"live,omitempty"`
+}
+
+// LiveSet is a node's whole live assignment: every route it serves. A new
+// Version replaces the old set; a node drops routes no longer listed.
+type LiveSet struct {
+	Version int64       `json:"version"`
+	Routes  []LiveRoute `json:"routes"`
 }
 
 // LeaveRequest removes a node from lookups at once (graceful shutdown).

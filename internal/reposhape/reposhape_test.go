@@ -59,6 +59,9 @@ var layout = []struct {
 	{prefix: "wire", class: library},
 	{prefix: "plan", class: library},
 	{prefix: "internal", class: library},
+	// fanout pushes live segments down a channel's overlay: the origin (the
+	// trees' root) and relays both run it, so it is a library.
+	{prefix: "fanout", class: library, planned: true},
 
 	{prefix: "cmd", class: wiring},
 	{prefix: "testnet", class: wiring},

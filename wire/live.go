@@ -1,0 +1,158 @@
+package wire
+
+import (
+	"strconv"
+
+	"github.com/swarmcast/swarmcast/content"
+)
+
+// Live channels (docs/LIVE.md). A channel is the coordinator's long-lived
+// name with a stream key; each broadcast on it is a chain (content.LiveGenesis
+// + signed entries) whose id is a content.VideoID, so live shards use the
+// VoD shard routes, lookups, orders and receipts with the chain id as video.
+//
+// {channel} is a channel id (ChannelID), {chain} a hex chain id.
+const (
+	// POST CreateChannelRequest → ChannelCreated (an admin, or an account
+	// the admin allowed to broadcast); GET → []ChannelInfo (anyone).
+	PathLiveChannels = "/api/v1/live/channels"
+	// GET → ChannelInfo.
+	PathLiveChannel = "/api/v1/live/channels/{channel}"
+	// POST → ChannelInfo: the owner (or an admin) ends the broadcast; the
+	// origin seals the chain into a recording.
+	PathLiveEnd = "/api/v1/live/channels/{channel}/end"
+	// POST IngestAuthRequest → IngestAuthResponse (origins only, signed):
+	// the origin asks whether a stream key may publish, before it accepts
+	// one byte of media.
+	PathLiveIngestAuth = "/api/v1/live/ingest/authorize"
+	// POST ChannelStateReport → {} (origins only, signed): publishing,
+	// waiting (publisher dropped, may resume), error (with the reason the
+	// publisher was also given), ended (with the recording's video id).
+	PathLiveState = "/api/v1/live/channels/{channel}/state"
+	// POST LiveStartRequest → {} (origins only, signed): a new chain
+	// (signed genesis + content key) for a channel.
+	PathLiveChains = "/api/v1/live/chains"
+	// GET → the signed genesis bytes (application/octet-stream).
+	PathLiveGenesis = "/api/v1/live/chains/{chain}/genesis"
+	// POST the signed entry bytes → {} (origins only, signed; appended
+	// only if it chains). GET ?from=SEQ[&wait_ms=N] → LiveEntries framing
+	// (ContentTypeLiveEntries) of the held entries from SEQ on; waits up to
+	// wait_ms (≤ 10 s) for the first one when none is held yet.
+	PathLiveEntries = "/api/v1/live/chains/{chain}/entries"
+	// GET → the 16-byte AES-128 key of the chain (same rules as PathKey).
+	PathLiveKey = "/api/v1/live/chains/{chain}/key"
+)
+
+// Relay and edge route: a parent in a channel's overlay pushes a segment's
+// shards to a child. POST LivePush framing (ContentTypeLivePush), signed
+// by the sending node (NodeSigner headers); the child accepts it only from
+// a parent the coordinator assigned it and verifies every shard against
+// the entry before keeping or forwarding it.
+const PathLivePush = "/v1/live/push"
+
+// Content types of the live binary bodies.
+const (
+	ContentTypeLiveEntries = "application/x-swarmcast-live-entries"
+	ContentTypeLivePush    = "application/x-swarmcast-live-push"
+)
+
+// RoleRelay is a live fan-out node (swarmcast relay).
+const RoleRelay Role = "relay"
+
+// ChannelID names a channel: "ch_" and 16 lowercase hex digits, assigned
+// by the coordinator.
+type ChannelID string
+
+// Channel states, as ChannelInfo.State.
+const (
+	ChannelIdle       = "idle"       // created, never published or ended
+	ChannelPublishing = "publishing" // a publisher is connected and segments flow
+	ChannelWaiting    = "waiting"    // the publisher dropped; the chain resumes if it returns
+	ChannelError      = "error"      // the last publish attempt was refused (Error says why)
+	ChannelEnded      = "ended"      // sealed; Recording plays as a video
+)
+
+// CreateChannelRequest creates a channel. Zero fields take the defaults:
+// 1000 ms segments, the origin's default ladder, free to watch.
+type CreateChannelRequest struct {
+	Name      string `json:"name"`
+	SegmentMS int    `json:"segment_ms,omitempty"`
+}
+
+// ChannelCreated is the answer to a create: the stream key is shown once
+// (the coordinator keeps only its hash).
+type ChannelCreated struct {
+	Channel   ChannelInfo `json:"channel"`
+	StreamKey string      `json:"stream_key"`
+}
+
+// ChannelInfo is a channel as anyone may see it.
+type ChannelInfo struct {
+	ID        ChannelID `json:"id"`
+	Name      string    `json:"name"`
+	Owner     int64     `json:"owner"`
+	State     string    `json:"state"`
+	Error     string    `json:"error,omitempty"`
+	SegmentMS int       `json:"segment_ms"`
+	// Chain is the current (or last) broadcast's chain id; zero before the
+	// first publish.
+	Chain content.VideoID `json:"chain,omitzero"`
+	// Head is the newest entry's Seq (-1 before the first).
+	Head int64 `json:"head"`
+	// Recordings are the sealed broadcasts, newest first.
+	Recordings []content.VideoID `json:"recordings,omitempty"`
+}
+
+// IngestAuthRequest asks whether StreamKey may publish.
+type IngestAuthRequest struct {
+	StreamKey string `json:"stream_key"`
+}
+
+// IngestAuthResponse describes the channel a key publishes to. Chain, if
+// non-zero, is a broadcast that is waiting for its publisher: the origin
+// resumes it (same chain, next Seq, Discontinuity) rather than start one.
+type IngestAuthResponse struct {
+	Channel    ChannelInfo     `json:"channel"`
+	Resume     content.VideoID `json:"resume,omitzero"`
+	K          int             `json:"k"`
+	NMax       int             `json:"n_max"`
+	PushShards int             `json:"push_shards"`
+}
+
+// ChannelStateReport is an origin's report of a channel's state.
+type ChannelStateReport struct {
+	State     string          `json:"state"`
+	Error     string          `json:"error,omitempty"`
+	Chain     content.VideoID `json:"chain,omitzero"`
+	Recording content.VideoID `json:"recording,omitzero"`
+}
+
+// LiveStartRequest registers a chain: the signed genesis and its content
+// key (16 bytes), like a publish of a video.
+type LiveStartRequest struct {
+	Genesis []byte `json:"genesis"`
+	Key     []byte `json:"key"`
+}
+
+// LiveRoute is one node's place in one substream tree of one chain, handed
+// out in heartbeat answers. The origin gets every substream with no
+// Parent; a relay or edge forwards what arrives from Parent to Children.
+type LiveRoute struct {
+	Chain     content.VideoID `json:"chain"`
+	Substream int             `json:"substream"`
+	// Indices are the shard indices the substream carries
+	// (content.SubstreamIndices).
+	Indices  []int    `json:"indices"`
+	Parent   NodeID   `json:"parent,omitempty"`
+	Children []Source `json:"children,omitempty"`
+}
+
+// LiveEntriesURL is the entries of chain on the coordinator at base, from
+// seq on, waiting up to waitMS for the first.
+func LiveEntriesURL(base string, chain content.VideoID, from uint64, waitMS int) string {
+	u := base + expandPath(PathLiveEntries, chain.String()) + "?from=" + strconv.FormatUint(from, 10)
+	if waitMS > 0 {
+		u += "&wait_ms=" + strconv.Itoa(waitMS)
+	}
+	return u
+}
