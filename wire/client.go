@@ -85,13 +85,19 @@ func (c *CoordinatorClient) doWith(ctx context.Context, method, path string, hea
 // (the caller closes its body); any other status is the error it names.
 func (c *CoordinatorClient) send(ctx context.Context, method, path string, header http.Header, sign bool, in any) (*http.Response, error) {
 	var body []byte
+	contentType := ""
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return nil, err
 		}
-		body = b
+		body, contentType = b, "application/json"
 	}
+	return c.sendBytes(ctx, method, path, header, sign, contentType, body)
+}
+
+// sendBytes is send with a body already encoded (contentType "" for none).
+func (c *CoordinatorClient) sendBytes(ctx context.Context, method, path string, header http.Header, sign bool, contentType string, body []byte) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -102,8 +108,8 @@ func (c *CoordinatorClient) send(ctx context.Context, method, path string, heade
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)

@@ -50,6 +50,12 @@ const (
 // the entry before keeping or forwarding it.
 const PathLivePush = "/v1/live/push"
 
+// Origin ingest route for HLS push: ffmpeg -f hls -method PUT
+// http://ORIGIN/live/KEY/index.m3u8 PUTs the playlist and each segment
+// under the stream key (the key is the credential, as in RTMP). RTMP
+// ingest is rtmp://ORIGIN:PORT/live/KEY on the origin's --rtmp listener.
+const PathLiveIngestHLS = "/live/{key}/{file}"
+
 // Content types of the live binary bodies.
 const (
 	ContentTypeLiveEntries = "application/x-swarmcast-live-entries"
