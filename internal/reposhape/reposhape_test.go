@@ -61,7 +61,7 @@ var layout = []struct {
 	{prefix: "internal", class: library},
 	// fanout pushes live segments down a channel's overlay: the origin (the
 	// trees' root) and relays both run it, so it is a library.
-	{prefix: "fanout", class: library, planned: true},
+	{prefix: "fanout", class: library},
 
 	{prefix: "cmd", class: wiring},
 	{prefix: "testnet", class: wiring},
@@ -111,6 +111,7 @@ var sansIOCores = []struct {
 	{"edge/queue.go", "the bounded prefetch work queue"},
 	{"origin/cache.go", "the origin's byte-bounded LRU of encoded segments"},
 	{"internal/impair/link.go", "the emulated link: when bytes handed to it at a given instant arrive, from a seeded rng"},
+	{"fanout/decide.go", "the receiver's decisions: which sender may push which shards, and whether they verify against their entry"},
 	{"plan", "the planning algorithms (package doc: no goroutines, clock or network); plan/lp runs CBC and is not a core"},
 }
 
