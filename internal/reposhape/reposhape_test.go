@@ -62,6 +62,10 @@ var layout = []struct {
 	// fanout pushes live segments down a channel's overlay: the origin (the
 	// trees' root) and relays both run it, so it is a library.
 	{prefix: "fanout", class: library},
+	// btr is bounded-time recovery for live transcoding (signed outputs,
+	// proofs, accusations, the judge's agreement core, the bound R): the
+	// coordinator judges and workers sign, so it is a library.
+	{prefix: "btr", class: library},
 
 	{prefix: "cmd", class: wiring},
 	{prefix: "testnet", class: wiring},
@@ -112,6 +116,7 @@ var sansIOCores = []struct {
 	{"origin/cache.go", "the origin's byte-bounded LRU of encoded segments"},
 	{"internal/impair/link.go", "the emulated link: when bytes handed to it at a given instant arrive, from a seeded rng"},
 	{"fanout/decide.go", "the receiver's decisions: which sender may push which shards, and whether they verify against their entry"},
+	{"btr", "BTR: statements and their checks, the judge's f+1 agreement core fed outputs and instants, the standby plans and the bound R; re-execution is behind an interface"},
 	{"plan", "the planning algorithms (package doc: no goroutines, clock or network); plan/lp runs CBC and is not a core"},
 }
 
