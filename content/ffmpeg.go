@@ -31,6 +31,10 @@ var DefaultLadder = []Rung{
 // SegmentSeconds is the fixed, keyframe-aligned segment duration.
 const SegmentSeconds = 2
 
+// LadderFor is the ladder for a source sourceHeight pixels high (see
+// ladderFor); origin/live builds its live ladder with it.
+func LadderFor(ladder []Rung, sourceHeight int) []Rung { return ladderFor(ladder, sourceHeight) }
+
 // ladderFor drops rungs above the source (never upscale) and, when the
 // source sits between rungs, adds a rung at the source height so the best
 // quality available is not thrown away.

@@ -7,15 +7,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swarmcast/swarmcast/internal/metric/metrictest"
+	"github.com/swarmcast/swarmcast/origin/live"
 )
 
 // TestMetricFamiliesUnchanged pins every family the origin declares (name,
 // labels, help) as dashboards and alerts know them; a rename here breaks
 // them, so it must be deliberate.
 func TestMetricFamiliesUnchanged(t *testing.T) {
-	got := metrictest.Describe(func(reg prometheus.Registerer) { newMetrics(reg, func() int64 { return 0 }) })
+	got := metrictest.Describe(func(reg prometheus.Registerer) { newMetrics(reg, func() int64 { return 0 }); live.NewMetrics(reg) })
 	want := []string{
 		"swarmcast_origin_catalogue_publishes_total{} Catalogue publications sent to the coordinator.",
+		"swarmcast_origin_live_ingest_refused_total{reason} Publish attempts refused, by reason (key, codec, keyframe, garbage, busy).",
+		"swarmcast_origin_live_publish_delay_seconds{} From the arrival of the frame that closed a live segment (the next keyframe, or the publisher's drop) to its entry accepted by the coordinator.",
+		"swarmcast_origin_live_segments_published_total{} Live segments packaged, signed and appended on the coordinator.",
+		"swarmcast_origin_live_transcode_tail_seconds{} From a live segment's close to its ladder transcode finished (the encoder's tail).",
 		"swarmcast_origin_parity_cache_bytes{} Bytes of encoded segments held in the parity cache.",
 		"swarmcast_origin_registrations_total{} Registrations with the coordinator (first and after it forgot us or was down).",
 		"swarmcast_origin_requests_total{route,code} Requests by route and HTTP status.",

@@ -39,6 +39,19 @@ type Config struct {
 	Log          *slog.Logger
 	Registry     *prometheus.Registry
 	HTTPClient   *http.Client
+	// Live, if set, is the live ingest (origin/live.Ingest): its chains are
+	// served on the shard and segment routes like stored videos (the chain
+	// id is the video id), and it takes HLS pushes on
+	// wire.PathLiveIngestHLS.
+	Live LiveSource
+}
+
+// LiveSource is what the origin serves of its live broadcasts.
+type LiveSource interface {
+	// Manifest is the manifest view of a live chain (it grows: never cache it).
+	Manifest(id content.VideoID) (*content.Manifest, bool)
+	SegmentCiphertext(id content.VideoID, rendition, segment int) ([]byte, error)
+	HandleHLSPush(w http.ResponseWriter, r *http.Request)
 }
 
 // Origin serves shards, whole segments and manifests of its store.
@@ -107,6 +120,9 @@ func New(cfg Config) (*Origin, error) {
 	mux.HandleFunc("GET "+wire.PathShard, o.serveShard)
 	mux.HandleFunc("GET "+wire.PathSegment, o.serveSegment)
 	mux.HandleFunc("GET "+wire.PathOriginManifest, o.serveManifest)
+	if cfg.Live != nil {
+		mux.HandleFunc("PUT "+wire.PathLiveIngestHLS, cfg.Live.HandleHLSPush)
+	}
 	o.handler = mux
 	return o, nil
 }
@@ -130,6 +146,11 @@ func (o *Origin) ID() wire.NodeID { return o.cfg.Identity.ID }
 
 // manifest returns the verified manifest of a stored video.
 func (o *Origin) manifest(id content.VideoID) (*content.Manifest, error) {
+	if o.cfg.Live != nil {
+		if m, ok := o.cfg.Live.Manifest(id); ok {
+			return m, nil
+		}
+	}
 	o.manifestsMu.RLock()
 	m, ok := o.manifests[id]
 	o.manifestsMu.RUnlock()
@@ -144,6 +165,13 @@ func (o *Origin) manifest(id content.VideoID) (*content.Manifest, error) {
 	o.manifests[id] = m
 	o.manifestsMu.Unlock()
 	return m, nil
+}
+
+func (o *Origin) liveManifest(id content.VideoID) (*content.Manifest, bool) {
+	if o.cfg.Live == nil {
+		return nil, false
+	}
+	return o.cfg.Live.Manifest(id)
 }
 
 // lookupVideo resolves a request's video and segment, writing a 4xx and
@@ -294,7 +322,15 @@ func (o *Origin) shard(m *content.Manifest, seg content.Segment, ref content.Sha
 
 // ciphertext reads a stored segment and checks its size against the manifest.
 func (o *Origin) ciphertext(seg content.Segment, key content.SegmentRef) ([]byte, error) {
-	ct, err := o.cfg.Store.SegmentCiphertext(key.Video, key.Rendition, key.Segment)
+	var (
+		ct  []byte
+		err error
+	)
+	if _, live := o.liveManifest(key.Video); live {
+		ct, err = o.cfg.Live.SegmentCiphertext(key.Video, key.Rendition, key.Segment)
+	} else {
+		ct, err = o.cfg.Store.SegmentCiphertext(key.Video, key.Rendition, key.Segment)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/internal/impair"
 	"github.com/swarmcast/swarmcast/origin"
+	"github.com/swarmcast/swarmcast/origin/live"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -26,6 +29,9 @@ func newOriginCommand() *cobra.Command {
 		storeDir, coordinator, listen, advertise, cache string
 		impairSpec                                      string
 		printID                                         bool
+		liveOn                                          bool
+		rtmpAddr                                        string
+		liveResume                                      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "origin --store DIR --coordinator URL",
@@ -70,6 +76,15 @@ catalogue, including content keys.`,
 			if err := checkAdvertise(advertise); err != nil {
 				return err
 			}
+			if rtmpAddr != "" {
+				if err := checkListenAddr("--rtmp", rtmpAddr); err != nil {
+					return err
+				}
+				liveOn = true
+			}
+			if liveResume <= 0 {
+				return fmt.Errorf("--live-resume %v: want a positive duration, e.g. 60s", liveResume)
+			}
 			// The node key is the one file an origin adds to its store; it
 			// is taken back if the origin fails before it serves.
 			keyPath := filepath.Join(storeDir, "node.key")
@@ -87,12 +102,41 @@ catalogue, including content keys.`,
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			o, err := origin.New(origin.Config{
+			reg := httpserve.NewRegistry()
+			var ingest *live.Ingest
+			if liveOn {
+				// Ingest talks to the primary coordinator, signed as this origin.
+				cc := wire.NewCoordinatorClient(coordinators[0], wire.NewHTTPClient()).AsNode(wire.NewNodeSigner(id.Key, nil))
+				ingest, err = live.New(live.Config{Store: st, Coordinator: cc, Origin: id.ID, Resume: liveResume, Log: log, Registry: reg})
+				if err != nil {
+					return err
+				}
+				defer ingest.Close()
+			}
+			cfg := origin.Config{
 				Store: st, Identity: id, Coordinator: coordinators[0], Coordinators: coordinators, CacheBytes: cacheBytes,
-				Log: log, Registry: httpserve.NewRegistry(),
-			})
+				Log: log, Registry: reg,
+			}
+			if ingest != nil {
+				cfg.Live = ingest
+			}
+			o, err := origin.New(cfg)
 			if err != nil {
 				return err
+			}
+			if rtmpAddr != "" {
+				ln, err := net.Listen("tcp", rtmpAddr)
+				if err != nil {
+					return withFlagHint(err, "set --rtmp HOST:PORT")
+				}
+				rtmpDone := make(chan error, 1)
+				rctx, stopRTMP := context.WithCancel(ctx)
+				go func() { rtmpDone <- ingest.ServeRTMP(rctx, ln) }()
+				defer func() { stopRTMP(); <-rtmpDone }()
+				fmt.Fprintf(cmd.OutOrStdout(), "live: RTMP ingest at rtmp://%s/live/STREAM_KEY\n", ln.Addr())
+			}
+			if liveOn {
+				fmt.Fprintf(cmd.OutOrStdout(), "live: HLS push ingest at <this origin>%s (ffmpeg -f hls -method PUT .../live/STREAM_KEY/index.m3u8)\n", "/live/STREAM_KEY/index.m3u8")
 			}
 			return runOrigin(ctx, o, listen, advertise, link, log, cmd, created)
 		},
@@ -105,6 +149,9 @@ catalogue, including content keys.`,
 	f.BoolVar(&printID, "print-id", false, "print this origin's node id (the key the coordinator must allow with --origin-key) and exit")
 	f.StringVar(&impairSpec, "impair", "", impairFlagHelp)
 	f.StringVar(&cache, "cache", "256MiB", "memory bound of the cache of encoded segments (e.g. 64MiB, 1GB)")
+	f.BoolVar(&liveOn, "live", false, "take live broadcasts: HLS push on this origin's HTTP address (PUT /live/STREAM_KEY/...); needs ffmpeg")
+	f.StringVar(&rtmpAddr, "rtmp", "", "also take RTMP publishers on this address, e.g. 127.0.0.1:1935 (implies --live)")
+	f.DurationVar(&liveResume, "live-resume", live.DefaultResume, "how long a dropped live publisher may take to return and continue the same broadcast before it is sealed into a recording")
 	return cmd
 }
 

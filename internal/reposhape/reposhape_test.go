@@ -114,6 +114,7 @@ var sansIOCores = []struct {
 	{"edge/orders.go", "the order book: keeps the largest valid order per serial and batches settlement at a given instant"},
 	{"edge/queue.go", "the bounded prefetch work queue"},
 	{"origin/cache.go", "the origin's byte-bounded LRU of encoded segments"},
+	{"origin/live/cutter.go", "the live source segmenter: cuts at keyframes from the source's timestamps, refuses sparse keyframes"},
 	{"internal/impair/link.go", "the emulated link: when bytes handed to it at a given instant arrive, from a seeded rng"},
 	{"fanout/decide.go", "the receiver's decisions: which sender may push which shards, and whether they verify against their entry"},
 	{"btr", "BTR: statements and their checks, the judge's f+1 agreement core fed outputs and instants, the standby plans and the bound R; re-execution is behind an interface"},

@@ -1,0 +1,429 @@
+package live
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// broadcast is one chain: created when a channel's publisher connects
+// without a broadcast to resume, it lives through drops and resumes until
+// it is sealed. One worker goroutine publishes its closed segments in
+// order; sources (one at a time) feed it.
+type broadcast struct {
+	in      *Ingest
+	channel wire.ChannelInfo
+	params  content.Params
+	key     content.ContentKey
+	priv    ed25519.PrivateKey
+
+	// Set once, by the first source's first keyframe (before any segment
+	// is queued); read by the worker after it receives a segment.
+	genesis *content.LiveGenesis
+	chain   *content.LiveChain
+	recipe  Recipe
+	dir     string // store/live/<chain>
+
+	queue     chan *closedSegment // closed by seal once no source is attached
+	done      chan struct{}       // closed when sealed (or Close)
+	queueOnce sync.Once
+
+	mu        sync.Mutex
+	state     string      // wire.ChannelPublishing, ChannelWaiting, ChannelEnded
+	source    *source     // attached source, nil when waiting
+	resume    *time.Timer // running while waiting
+	end       int64       // output-timeline PTS (ticks) where the last closed segment ended
+	nextDisc  bool        // the next segment opens after a resume
+	ending    bool        // seal requested (owner ended it, End, or resume window over)
+	recording content.VideoID
+	started   bool // StartChain accepted (worker only)
+	queued    int  // segments handed to the worker, by every source
+	head      int64
+}
+
+// closedSegment is a source segment whose transcode is finishing.
+type closedSegment struct {
+	job         *transcodeJob
+	dir         string
+	duration    uint32 // µs
+	programTime time.Time
+	disc        bool
+	closedAt    time.Time // arrival of the frame (or drop) that closed it
+}
+
+func (in *Ingest) newBroadcast(ch wire.ChannelInfo, auth wire.IngestAuthResponse) (*broadcast, error) {
+	params := content.DefaultLiveParams()
+	if auth.K > 0 && auth.NMax > 0 {
+		params = content.Params{K: auth.K, NMax: auth.NMax}
+	}
+	if err := params.Validate(); err != nil {
+		return nil, fmt.Errorf("the coordinator's coding parameters: %w", err)
+	}
+	key, err := content.NewContentKey()
+	if err != nil {
+		return nil, err
+	}
+	priv, err := in.cfg.Store.PublisherKey()
+	if err != nil {
+		return nil, err
+	}
+	b := &broadcast{
+		in: in, channel: ch, params: params, key: key, priv: priv,
+		queue: make(chan *closedSegment, 8), done: make(chan struct{}),
+		state: wire.ChannelPublishing, head: -1,
+	}
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		b.work()
+	}()
+	return b, nil
+}
+
+// targetTicks is the channel's segment duration in 90 kHz ticks.
+func (b *broadcast) targetTicks() int64 {
+	ms := int64(b.channel.SegmentMS)
+	if ms <= 0 {
+		ms = content.DefaultLiveSegment.Milliseconds()
+	}
+	return ms * ticksPerSecond / 1000
+}
+
+// begin fixes the chain at the first keyframe of the first source: the
+// ladder from the source's size, the genesis. Nothing leaves the origin
+// until the first segment is published (StartChain comes then), so a
+// source refused before that publishes nothing.
+func (b *broadcast) begin(width, height int, audio bool) error {
+	rungs := LadderFor(b.in.cfg.Ladder, width, height)
+	if len(rungs) == 0 {
+		return fmt.Errorf("no ladder rung fits a %dx%d source", width, height)
+	}
+	rec := Recipe{Rungs: rungs, Audio: audio}
+	g := &content.LiveGenesis{
+		Channel: string(b.channel.ID), Title: b.channel.Name, Params: b.params, KeyID: b.key.ID(),
+		TargetDuration: uint32(b.targetTicks() * 1_000_000 / ticksPerSecond), Started: time.Now().UnixMicro(),
+	}
+	for _, r := range rungs {
+		g.Renditions = append(g.Renditions, content.LiveRendition{
+			Name: r.Name, Bandwidth: uint32(r.VideoKbps+r.AudioKbps) * 1000, Width: uint16(r.Width), Height: uint16(r.Height), Codecs: rec.Codecs(),
+		})
+	}
+	if _, err := rand.Read(g.Nonce[:]); err != nil {
+		return err
+	}
+	g.Sign(b.priv)
+	if err := g.Verify(b.priv.Public().(ed25519.PublicKey)); err != nil {
+		return fmt.Errorf("live genesis: %w", err)
+	}
+	b.genesis, b.chain, b.recipe = g, content.NewLiveChain(g), rec
+	b.dir = filepath.Join(b.in.cfg.Store.Dir(), "live", g.ID().String())
+	b.in.mu.Lock()
+	b.in.byChain[g.ID()] = b
+	b.in.mu.Unlock()
+	return nil
+}
+
+func (b *broadcast) segmentPath(r int, seq uint64) string {
+	return filepath.Join(b.dir, strconv.Itoa(r), strconv.FormatUint(seq, 10)+".ts.enc")
+}
+
+func (b *broadcast) describe() Broadcast {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d := Broadcast{Channel: b.channel.ID, State: b.state, Head: b.head, Recording: b.recording}
+	if b.genesis != nil {
+		d.Chain = b.genesis.ID()
+		d.RecipeID = b.recipe.ID()
+	}
+	return d
+}
+
+// work publishes closed segments in order until the queue closes, then
+// seals.
+func (b *broadcast) work() {
+	defer close(b.done)
+	for {
+		var cs *closedSegment
+		select {
+		case <-b.in.ctx.Done():
+			return // origin shutting down: leave the chain unsealed on disk
+		case c, ok := <-b.queue:
+			if !ok {
+				b.seal()
+				return
+			}
+			cs = c
+		}
+		if err := b.publish(cs); err != nil {
+			if errors.Is(err, wire.ErrChannelEnded) {
+				b.in.log.Info("the channel's owner ended the broadcast", "channel", b.channel.ID)
+				b.requestEnd()
+				continue
+			}
+			b.in.log.Error("live segment not published", "channel", b.channel.ID, "err", err)
+		}
+	}
+}
+
+// publish finishes one segment's transcode, packages, stores and signs it,
+// and appends it on the coordinator.
+func (b *broadcast) publish(cs *closedSegment) error {
+	defer os.RemoveAll(cs.dir)
+	outs, err := cs.job.finish()
+	b.in.metrics.transcode.Observe(time.Since(cs.closedAt).Seconds())
+	if err != nil {
+		return err
+	}
+	ctx := b.in.ctx
+	if !b.started {
+		if err := b.in.cfg.Coordinator.StartChain(ctx, b.genesis.Encode(), b.key); err != nil {
+			return fmt.Errorf("start chain on the coordinator: %w", err)
+		}
+		b.started = true
+		if err := os.MkdirAll(b.dir, 0o755); err != nil {
+			return err
+		}
+		if err := writeAtomic(filepath.Join(b.dir, "genesis"), b.genesis.Encode()); err != nil {
+			return err
+		}
+	}
+	var seq uint64
+	prev := content.Hash(b.chain.ID())
+	if h := b.chain.Head(); h != nil {
+		seq, prev = h.Seq+1, h.Hash()
+	}
+	e := &content.LiveEntry{Chain: b.chain.ID(), Seq: seq, Prev: prev, ProgramTime: cs.programTime.UnixMicro(), Discontinuity: cs.disc}
+	for r, plain := range outs {
+		ct, root, err := content.PackageSegment(b.params, b.key, r, int(seq), plain)
+		if err != nil {
+			return fmt.Errorf("package rendition %d of segment %d: %w", r, seq, err)
+		}
+		p := b.segmentPath(r, seq)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := writeAtomic(p, ct); err != nil {
+			return err
+		}
+		e.Segments = append(e.Segments, content.Segment{Duration: cs.duration, Size: uint32(len(ct)), Root: root})
+	}
+	e.Sign(b.priv)
+	if err := b.chain.Append(e); err != nil {
+		return fmt.Errorf("own entry %d refused by the chain: %w", seq, err)
+	}
+	b.mu.Lock()
+	b.head = int64(seq)
+	b.mu.Unlock()
+	if err := b.appendRemote(ctx, e.Encode()); err != nil {
+		return fmt.Errorf("append entry %d on the coordinator: %w", seq, err)
+	}
+	b.in.metrics.segments.Inc()
+	b.in.metrics.publishDelay.Observe(time.Since(cs.closedAt).Seconds())
+	return nil
+}
+
+// appendRemote appends an entry, retrying briefly (the next entries chain
+// on it, so a lost one would stall the channel's viewers).
+func (b *broadcast) appendRemote(ctx context.Context, entry []byte) error {
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			}
+		}
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = b.in.cfg.Coordinator.AppendEntry(actx, b.chain.ID(), entry)
+		cancel()
+		if err == nil || errors.Is(err, wire.ErrChannelEnded) {
+			return err
+		}
+	}
+	return err
+}
+
+// attach makes s the broadcast's source; a broadcast that was waiting
+// resumes (next segment marked Discontinuity).
+func (b *broadcast) attach(s *source) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.ending || b.state == wire.ChannelEnded:
+		return errors.New("the broadcast is ending; publish again in a moment to start a new one")
+	case b.source != nil:
+		return errors.New("another publisher is already live on this channel: stop it first")
+	}
+	if b.resume != nil {
+		b.resume.Stop()
+		b.resume = nil
+		b.nextDisc = true
+	}
+	b.source, b.state = s, wire.ChannelPublishing
+	return nil
+}
+
+// detach is the source's end. The broadcast then waits Resume for its
+// publisher to return; one that never queued a segment (the source was
+// refused or left before its first keyframe closed a segment) is
+// discarded: nothing of it was published.
+func (b *broadcast) detach(s *source, discard bool) {
+	b.mu.Lock()
+	if b.source != s {
+		b.mu.Unlock()
+		return
+	}
+	b.source = nil
+	if discard && !b.ending {
+		b.ending = true
+		b.mu.Unlock()
+		b.in.mu.Lock()
+		if b.in.byChannel[b.channel.ID] == b {
+			delete(b.in.byChannel, b.channel.ID)
+		}
+		if b.genesis != nil {
+			delete(b.in.byChain, b.genesis.ID())
+		}
+		b.in.mu.Unlock()
+		b.closeQueue()
+		return
+	}
+	if b.ending {
+		b.mu.Unlock()
+		b.closeQueue()
+		return
+	}
+	b.state = wire.ChannelWaiting
+	b.resume = time.AfterFunc(b.in.cfg.Resume, func() {
+		b.in.log.Info("publisher did not return: sealing", "channel", b.channel.ID, "resume_window", b.in.cfg.Resume)
+		b.requestEnd()
+	})
+	b.mu.Unlock()
+	b.in.report(b.channel.ID, wire.ChannelStateReport{State: wire.ChannelWaiting, Chain: b.chainID()})
+}
+
+// fresh reports whether no source ever queued a segment of b.
+func (b *broadcast) fresh() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.queued == 0
+}
+
+// requestEnd seals the broadcast: now if no source is attached, else when
+// the attached one stops (it is told to).
+func (b *broadcast) requestEnd() {
+	b.mu.Lock()
+	if b.ending {
+		b.mu.Unlock()
+		return
+	}
+	b.ending = true
+	if b.resume != nil {
+		b.resume.Stop()
+		b.resume = nil
+	}
+	s := b.source
+	b.mu.Unlock()
+	if s != nil {
+		s.stop()
+		return
+	}
+	b.closeQueue()
+}
+
+func (b *broadcast) closeQueue() { b.queueOnce.Do(func() { close(b.queue) }) }
+
+// seal turns the chain into a video of the store, publishes it and
+// reports the channel ended.
+func (b *broadcast) seal() {
+	ctx := b.in.ctx
+	rep := wire.ChannelStateReport{State: wire.ChannelEnded}
+	if b.chain == nil || b.chain.Head() == nil {
+		b.mu.Lock()
+		b.state = wire.ChannelEnded
+		b.mu.Unlock()
+		return // nothing was published: nothing to seal or report
+	}
+	defer func() {
+		b.mu.Lock()
+		b.state = wire.ChannelEnded
+		b.mu.Unlock()
+		b.in.report(b.channel.ID, rep)
+	}()
+	rep.Chain = b.chain.ID()
+	b.chain.Seal()
+	m, err := b.chain.SealManifest(b.priv)
+	if err != nil {
+		b.in.log.Error("seal", "channel", b.channel.ID, "err", err)
+		return
+	}
+	segs := make([][][]byte, len(m.Renditions))
+	for r, rend := range m.Renditions {
+		for s := range rend.Segments {
+			ct, err := os.ReadFile(b.segmentPath(r, uint64(s)))
+			if err != nil {
+				b.in.log.Error("seal: a live segment is missing", "channel", b.channel.ID, "err", err)
+				return
+			}
+			segs[r] = append(segs[r], ct)
+		}
+	}
+	id, err := b.in.cfg.Store.PutVideo(m, segs, &b.key)
+	if err != nil {
+		b.in.log.Error("seal: store the recording", "channel", b.channel.ID, "err", err)
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = b.in.cfg.Coordinator.Publish(pctx, wire.PublishRequest{OriginID: b.in.cfg.Origin, Videos: []wire.PublishedVideo{{Manifest: m.Encode(), Key: b.key[:]}}})
+	cancel()
+	if err != nil {
+		// The origin's heartbeat publishes the store's catalogue again.
+		b.in.log.Warn("seal: publish the recording (the next heartbeat retries)", "video", id, "err", err)
+	}
+	b.mu.Lock()
+	b.recording = id
+	b.mu.Unlock()
+	rep.Recording = id
+	b.in.log.Info("broadcast sealed", "channel", b.channel.ID, "chain", b.chain.ID(), "recording", id, "segments", len(segs[0]))
+}
+
+// report tells the coordinator a channel's state (logged on failure: the
+// state is advisory, the entries are what viewers follow).
+func (in *Ingest) report(ch wire.ChannelID, rep wire.ChannelStateReport) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := in.cfg.Coordinator.ReportChannelState(ctx, ch, rep); err != nil {
+		in.log.Warn("channel state not reported", "channel", ch, "state", rep.State, "err", err)
+	}
+}
+
+// writeAtomic writes a file next to its final name and renames it over,
+// so a reader sees the whole file or none.
+func writeAtomic(name string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr != nil || cerr != nil {
+		_ = os.Remove(f.Name())
+		return errors.Join(werr, cerr)
+	}
+	if err := os.Rename(f.Name(), name); err != nil {
+		_ = os.Remove(f.Name())
+		return err
+	}
+	return nil
+}
