@@ -46,6 +46,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.PathPlayReport, c.handlePlayReport)
 	mux.HandleFunc("GET "+wire.PathStats, func(w http.ResponseWriter, _ *http.Request) { wire.WriteJSON(w, c.Stats()) })
 	c.accounting.Routes(mux)
+	c.live.Routes(mux)
 	c.adminRoutes(mux)
 	c.web.Routes(mux)
 	c.playback.Routes(mux)
@@ -69,6 +70,9 @@ func (c *Coordinator) handleRegister(w http.ResponseWriter, r *http.Request) {
 	from, err := remoteIP(r)
 	if err == nil {
 		req.Addr, err = checkAdvertisedAddr(req.Addr, from)
+	}
+	if err == nil && req.RTMPAddr != "" {
+		req.RTMPAddr, err = checkRTMPAddr(req.RTMPAddr, from)
 	}
 	if err != nil {
 		wire.WriteError(w, http.StatusBadRequest, "register: %v", err)

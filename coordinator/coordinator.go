@@ -18,6 +18,7 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
+	"github.com/swarmcast/swarmcast/coordinator/live"
 	"github.com/swarmcast/swarmcast/coordinator/playback"
 	"github.com/swarmcast/swarmcast/coordinator/web"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
@@ -50,6 +51,9 @@ type Config struct {
 	// Seed, Now, Log and Registry are the coordinator's own and are set by
 	// New.
 	Accounting accounting.Config
+	// Live configures the live-channel subsystem (coordinator/live); its
+	// Now, Log and Registry are the coordinator's own and are set by New.
+	Live live.Config
 	// Playback configures the HTTP playback fallback (its origin client
 	// and header timeout); Now, Log and Registry are set by New.
 	Playback playback.Config
@@ -88,6 +92,7 @@ const DefaultPricePerGB = 0.02
 // implements it.
 type Store interface {
 	accounting.DB
+	live.DB
 	PutCatalogueVideo(ctx context.Context, v coordinatordb.CatalogueVideo, now time.Time) error
 	CatalogueVideos(ctx context.Context) ([]coordinatordb.CatalogueVideo, error)
 	PutBan(ctx context.Context, node wire.NodeID, reason string, now time.Time) error
@@ -195,6 +200,9 @@ type Coordinator struct {
 	// uses; accounting the service itself, for its routes and chores.
 	acct       accountingService
 	accounting *accounting.Service
+
+	// live is the live-channel subsystem (coordinator/live).
+	live *live.Service
 
 	// web is the web app: pages for viewers and admins (coordinator/web).
 	web *web.App
@@ -306,6 +314,13 @@ func New(cfg Config) (*Coordinator, error) {
 	acfg.OnSettled = c.recordSettled
 	acct := accounting.New(acfg, cfg.Store, (*network)(c))
 	c.acct, c.accounting = acct, acct
+	lcfg := cfg.Live
+	lcfg.Now, lcfg.Log, lcfg.Registry = cfg.Now, c.log, cfg.Registry
+	lv, err := live.New(context.Background(), lcfg, cfg.Store, acct, (*liveNetwork)(c))
+	if err != nil {
+		return nil, err
+	}
+	c.live = lv
 	c.web = web.New(web.Config{Accounts: acct, Catalogue: (*webCatalogue)(c), Admin: (*webAdmin)(c), Now: cfg.Now, Log: c.log})
 	pcfg := cfg.Playback
 	pcfg.Now, pcfg.Log, pcfg.Registry = cfg.Now, c.log, cfg.Registry
@@ -334,6 +349,9 @@ func New(cfg Config) (*Coordinator, error) {
 // Playback is the coordinator's HTTP playback fallback; an overview reads
 // its origin egress through playback.EgressSource.
 func (c *Coordinator) Playback() *playback.Service { return c.playback }
+
+// Live is the coordinator's live-channel subsystem.
+func (c *Coordinator) Live() *live.Service { return c.live }
 
 // Accounting is the coordinator's accounting subsystem (accounts, points,
 // settlement, audits); tests and tools drive its chores through it.

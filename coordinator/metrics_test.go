@@ -1,12 +1,14 @@
 package coordinator
 
 import (
+	"context"
 	"slices"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
+	"github.com/swarmcast/swarmcast/coordinator/live"
 	"github.com/swarmcast/swarmcast/coordinator/playback"
 	"github.com/swarmcast/swarmcast/internal/metric/metrictest"
 )
@@ -19,6 +21,9 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		newMetrics(reg, &Coordinator{st: newState(0)})
 		accounting.New(accounting.Config{Registry: reg}, nil, nil)
 		playback.New(playback.Config{Registry: reg}, nil, nil)
+		if _, err := live.New(context.Background(), live.Config{Registry: reg}, nil, nil, nil); err != nil {
+			t.Fatal(err)
+		}
 	})
 	want := []string{
 		"swarmcast_coordinator_account_api_errors_total{status} Account, points and settlement requests answered with an error, by HTTP status.",
@@ -38,6 +43,13 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_coordinator_frozen_points_total{} Points earned by disqualified edges and withheld.",
 		"swarmcast_coordinator_granted_points_total{} Points granted by admins.",
 		"swarmcast_coordinator_key_requests_total{outcome} Content-key requests checked against entitlements, by outcome.",
+		"swarmcast_coordinator_live_channels{state} Live channels by state (idle, publishing, waiting, error, ended).",
+		"swarmcast_coordinator_live_entries_appended_total{} Live chain entries verified and appended.",
+		"swarmcast_coordinator_live_fork_proofs_total{} Fork proofs found: two validly signed, different entries at one position of a chain.",
+		"swarmcast_coordinator_live_publish_rejections_total{reason} Live publish requests refused, by reason (unknown_key, bad_genesis, forged, out_of_order, fork, ended, wrong_origin).",
+		"swarmcast_coordinator_live_relays{} Relays registered for live fan-out.",
+		"swarmcast_coordinator_live_tree_rebuilds_total{} Live fan-out tree rebuilds (one per changed chain).",
+		"swarmcast_coordinator_live_watchers{} Edges reporting players watching a live chain.",
 		"swarmcast_coordinator_logins_total{outcome} Login attempts by outcome (ok, bad_credentials, throttled, guarded).",
 		"swarmcast_coordinator_lookup_duration_seconds{} Time to answer a lookup over HTTP, from decoded request to written response.",
 		"swarmcast_coordinator_lookups_total{} Source lookups answered.",

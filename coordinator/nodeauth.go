@@ -91,6 +91,16 @@ func (c *Coordinator) nodeHeaders(w http.ResponseWriter, r *http.Request, what s
 // signature over it, refuses a replay and decodes the JSON into v. On
 // failure it has answered (401, 413, 400 or 503).
 func (c *Coordinator) nodeBody(w http.ResponseWriter, r *http.Request, what string, auth wire.NodeRequestAuth, limit int64, v any) bool {
+	body, ok := c.nodeRawBody(w, r, what, auth, limit)
+	if !ok {
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return wire.DecodeJSONLimit(w, r, v, limit)
+}
+
+// nodeRawBody is nodeBody without the decoding: the verified body bytes.
+func (c *Coordinator) nodeRawBody(w http.ResponseWriter, r *http.Request, what string, auth wire.NodeRequestAuth, limit int64) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -99,7 +109,7 @@ func (c *Coordinator) nodeBody(w http.ResponseWriter, r *http.Request, what stri
 		} else {
 			wire.WriteError(w, http.StatusBadRequest, "%s: reading the body: %v", what, err)
 		}
-		return false
+		return nil, false
 	}
 	err = auth.Verify(r.Method, r.URL.Path, body)
 	if err == nil {
@@ -115,10 +125,9 @@ func (c *Coordinator) nodeBody(w http.ResponseWriter, r *http.Request, what stri
 			w.Header().Set("Retry-After", "5")
 		}
 		wire.WriteError(w, status, "%s: %s", what, msg)
-		return false
+		return nil, false
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	return wire.DecodeJSONLimit(w, r, v, limit)
+	return body, true
 }
 
 // signerIs answers 403 unless the body's node is the signer.
@@ -163,6 +172,31 @@ func checkAdvertisedAddr(addr string, from netip.Addr) (string, error) {
 		return "", fmt.Errorf("addr %q: host %s is not the address this registration came from (%s); a node may only advertise its own address", addr, host, from)
 	}
 	return u.Scheme + "://" + u.Host, nil
+}
+
+// checkRTMPAddr accepts an origin's RTMP listener, rtmp://IP:PORT with the
+// IP the registration came from (as checkAdvertisedAddr, for the same
+// reason: the coordinator hands it to broadcasters), in canonical form.
+func checkRTMPAddr(addr string, from netip.Addr) (string, error) {
+	hint := "want the origin's RTMP listener, like rtmp://203.0.113.7:1935 (the IP it reaches the coordinator from, a port; nothing else)"
+	u, err := url.Parse(addr)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("rtmp_addr %q: %v; %s", addr, err, hint)
+	case u.Scheme != "rtmp" || u.Opaque != "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return "", fmt.Errorf("rtmp_addr %q: %s", addr, hint)
+	}
+	host, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		return "", fmt.Errorf("rtmp_addr %q: host %q is not an IP address; %s", addr, u.Hostname(), hint)
+	}
+	if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("rtmp_addr %q: port %q is not in 1..65535; %s", addr, u.Port(), hint)
+	}
+	if host.Unmap() != from.Unmap() {
+		return "", fmt.Errorf("rtmp_addr %q: host %s is not the address this registration came from (%s)", addr, host, from)
+	}
+	return "rtmp://" + u.Host, nil
 }
 
 // remoteIP is the IP address r came from.

@@ -36,8 +36,10 @@ type node struct {
 
 	role         wire.Role
 	addr         string
-	diskCap      int64 // bytes
-	uploadCap    int64 // bytes per second
+	rtmpAddr     string  // an origin's RTMP ingest listener (rtmp://IP:PORT), or ""
+	pricePerGB   float64 // a relay's upload price (COCOS), points per GB
+	diskCap      int64   // bytes
+	uploadCap    int64   // bytes per second
 	registeredAt time.Time
 	lastSeen     time.Time
 	heartbeats   int     // heartbeats since registration
@@ -125,8 +127,14 @@ func checkRegister(req *wire.RegisterRequest) error {
 	if err := wire.CheckNodeID(req.NodeID); err != nil {
 		return err
 	}
-	if req.Role != wire.RoleEdge && req.Role != wire.RoleOrigin {
-		return fmt.Errorf("role %q: want %q or %q", req.Role, wire.RoleEdge, wire.RoleOrigin)
+	if req.Role != wire.RoleEdge && req.Role != wire.RoleOrigin && req.Role != wire.RoleRelay {
+		return fmt.Errorf("role %q: want %q, %q or %q", req.Role, wire.RoleEdge, wire.RoleOrigin, wire.RoleRelay)
+	}
+	if req.PricePerGB < 0 || math.IsNaN(req.PricePerGB) || math.IsInf(req.PricePerGB, 0) {
+		return fmt.Errorf("price_per_gb %v: want a finite price of 0 or more", req.PricePerGB)
+	}
+	if req.RTMPAddr != "" && req.Role != wire.RoleOrigin {
+		return fmt.Errorf("rtmp_addr: only origins ingest RTMP; leave it empty for a %s", req.Role)
 	}
 	u, err := url.Parse(req.Addr)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -161,6 +169,8 @@ func (s *state) register(req wire.RegisterRequest, now time.Time, salt uint64) *
 		id:           req.NodeID,
 		role:         req.Role,
 		addr:         strings.TrimRight(req.Addr, "/"),
+		rtmpAddr:     req.RTMPAddr,
+		pricePerGB:   req.PricePerGB,
 		region:       req.Region,
 		diskCap:      req.DiskCapBytes,
 		uploadCap:    req.UploadCapBytes,

@@ -38,6 +38,11 @@ func (c *CoordinatorClient) EndChannel(ctx context.Context, id ChannelID) (Chann
 	return out, c.do(ctx, http.MethodPost, expandPath(PathLiveEnd, string(id)), struct{}{}, &out)
 }
 
+// AllowBroadcaster lets an account create channels (an admin's session).
+func (c *CoordinatorClient) AllowBroadcaster(ctx context.Context, username string) error {
+	return c.do(ctx, http.MethodPost, PathLiveBroadcasters, AllowBroadcasterRequest{Username: username}, nil)
+}
+
 // AuthorizeIngest asks whether a stream key may publish (origin).
 func (c *CoordinatorClient) AuthorizeIngest(ctx context.Context, key string) (IngestAuthResponse, error) {
 	var out IngestAuthResponse

@@ -41,7 +41,27 @@ const (
 	PathLiveEntries = "/api/v1/live/chains/{chain}/entries"
 	// GET → the 16-byte AES-128 key of the chain (same rules as PathKey).
 	PathLiveKey = "/api/v1/live/chains/{chain}/key"
+	// POST AllowBroadcasterRequest → {} (admins): the account may create
+	// channels from now on.
+	PathLiveBroadcasters = "/api/v1/admin/live/broadcasters"
 )
+
+// AllowBroadcasterRequest names the account an admin allows to broadcast.
+type AllowBroadcasterRequest struct {
+	Username string `json:"username"`
+}
+
+// LiveIngestHLSURL is the HLS-push ingest URL of streamKey on the origin
+// whose shard server is at base (ffmpeg -f hls -method PUT).
+func LiveIngestHLSURL(base, streamKey string) string {
+	return base + expandPath(PathLiveIngestHLS, streamKey, "index.m3u8")
+}
+
+// LiveIngestRTMPURL is the RTMP ingest URL of streamKey on the origin whose
+// RTMP listener is rtmpAddr (rtmp://HOST:PORT).
+func LiveIngestRTMPURL(rtmpAddr, streamKey string) string {
+	return rtmpAddr + "/live/" + streamKey
+}
 
 // Relay and edge route: a parent in a channel's overlay pushes a segment's
 // shards to a child. POST LivePush framing (ContentTypeLivePush), signed
@@ -90,6 +110,10 @@ type CreateChannelRequest struct {
 type ChannelCreated struct {
 	Channel   ChannelInfo `json:"channel"`
 	StreamKey string      `json:"stream_key"`
+	// RTMPIngest and HLSIngest are the ingest URLs of the alive origins
+	// (each with the key in it): push to any one.
+	RTMPIngest []string `json:"rtmp_ingest,omitempty"`
+	HLSIngest  []string `json:"hls_ingest,omitempty"`
 }
 
 // ChannelInfo is a channel as anyone may see it.
@@ -107,6 +131,9 @@ type ChannelInfo struct {
 	Head int64 `json:"head"`
 	// Recordings are the sealed broadcasts, newest first.
 	Recordings []content.VideoID `json:"recordings,omitempty"`
+	// Viewers counts the edges whose players watch the current chain
+	// (HeartbeatRequest.LiveWatching), as of their last heartbeats.
+	Viewers int `json:"viewers"`
 }
 
 // IngestAuthRequest asks whether StreamKey may publish.

@@ -37,6 +37,9 @@ type RegisterRequest struct {
 	// PricePerGB is what a relay's upload costs the platform (COCOS's
 	// upload price), in points per GB; 0 for edges and origins.
 	PricePerGB float64 `json:"price_per_gb,omitempty"`
+	// RTMPAddr is an origin's RTMP ingest listener, rtmp://IP:PORT with the
+	// IP the registration comes from (docs/LIVE.md); empty without one.
+	RTMPAddr string `json:"rtmp_addr,omitempty"`
 }
 
 // RegisterResponse tells the node how often to heartbeat (an edge that

@@ -218,3 +218,18 @@ func requireSession(w http.ResponseWriter, who *caller, what string) bool {
 	}
 	return true
 }
+
+// Caller is the account behind r's login session (a bearer session token,
+// or the session cookie with the CSRF header on a state change): 401
+// without one, 403 for an edge API token. For the coordinator's
+// subsystems that decide by account (coordinator/live's channels).
+func (s *Service) Caller(r *http.Request) (coordinatordb.Account, error) {
+	who, err := s.authenticate(r)
+	if err != nil {
+		return coordinatordb.Account{}, err
+	}
+	if who.session == "" {
+		return coordinatordb.Account{}, &wire.StatusError{Status: http.StatusForbidden, Msg: "this route needs a login session; an edge API token may only settle"}
+	}
+	return who.acct, nil
+}

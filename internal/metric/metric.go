@@ -54,3 +54,8 @@ func (f Factory) GaugeFunc(name, help string, value func() float64) prometheus.G
 func (f Factory) Histogram(name, help string, buckets []float64) prometheus.Histogram {
 	return f.auto.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: f.role, Name: name, Help: help, Buckets: buckets})
 }
+
+// GaugeVec is a gauge with the given variable labels.
+func (f Factory) GaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return f.auto.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: f.role, Name: name, Help: help}, labels)
+}

@@ -1,0 +1,61 @@
+package coordinator
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// liveNetwork is what the live subsystem (coordinator/live) asks of the
+// control plane: signed origin requests and the origins' ingest addresses.
+type liveNetwork Coordinator
+
+// OriginRequest authenticates a signed request from an allowed origin that
+// is registered as one, and returns its verified body: the checks of
+// handlePublish, in the same order (headers, allowed, registered, body).
+func (ln *liveNetwork) OriginRequest(w http.ResponseWriter, r *http.Request, what string, limit int64) (wire.NodeID, []byte, bool) {
+	c := (*Coordinator)(ln)
+	auth, ok := c.nodeHeaders(w, r, what)
+	if !ok {
+		return "", nil, false
+	}
+	allowed, err := c.originAllowed(r.Context(), auth.Node)
+	if err == nil && !allowed {
+		err = notAllowedOrigin(what, auth.Node)
+	}
+	if err != nil {
+		wire.WriteErr(w, err)
+		return "", nil, false
+	}
+	c.mu.RLock()
+	origin := c.st.nodes[auth.Node]
+	c.mu.RUnlock()
+	switch {
+	case origin == nil:
+		wire.WriteError(w, http.StatusNotFound, "%s: origin %q is not registered; register with role %q first", what, auth.Node, wire.RoleOrigin)
+		return "", nil, false
+	case origin.role != wire.RoleOrigin:
+		wire.WriteError(w, http.StatusForbidden, "%s: node %s is registered as %q; only origins publish", what, auth.Node, origin.role)
+		return "", nil, false
+	}
+	body, ok := c.nodeRawBody(w, r, what, auth, limit)
+	return auth.Node, body, ok
+}
+
+// IngestAddrs lists the alive origins' shard-server URLs and RTMP listeners.
+func (ln *liveNetwork) IngestAddrs(now time.Time) (hls, rtmp []string) {
+	c := (*Coordinator)(ln)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, n := range c.st.origins {
+		if !c.st.alive(n, now) {
+			continue
+		}
+		hls = append(hls, n.addr)
+		if n.rtmpAddr != "" {
+			rtmp = append(rtmp, n.rtmpAddr)
+		}
+	}
+	return hls, rtmp
+}
