@@ -23,6 +23,7 @@ func FuzzGatewayPath(f *testing.F) {
 		"/videos/" + id + "/0/-1.ts", "/videos/" + id + "/00/1.ts", "/videos/" + id + "/0/1.ts/",
 		"/videos//master.m3u8", "/videos/" + id, "/videos/" + id + "/999/0.ts", "/favicon.ico",
 		"/videos/" + id + "/0/99999999999999999999.ts", "/videos/" + id + "/0/+1.ts",
+		"/live/" + id + "/master.m3u8", "/live/ch_0123456789abcdef/0/index.m3u8", "/live/ch_/key", "/live/" + id + "/0/1048575.ts",
 	} {
 		f.Add(p)
 	}
@@ -74,6 +75,44 @@ func FuzzGatewayPath(f *testing.F) {
 		}
 		if err != nil && rec.Code/100 != 4 {
 			t.Fatalf("GET %q: parse error %v but status %d", p, err, rec.Code)
+		}
+	})
+}
+
+// FuzzLivePath checks that the live path parser never panics and that what
+// it accepts is canonical: one resource, one path.
+func FuzzLivePath(f *testing.F) {
+	id := strings.Repeat("cd", 32)
+	for _, p := range []string{
+		id + "/master.m3u8", id + "/key", id + "/1/index.m3u8", id + "/0/5123.ts", "ch_0123456789abcdef/master.m3u8",
+		"ch_0123456789ABCDEF/key", "ch_0123/key", id + "/0/01.ts", "/master.m3u8", id,
+	} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		lt, err := parseLivePath(p)
+		if err != nil {
+			return
+		}
+		name := lt.chain.String()
+		if lt.channel != "" {
+			name = string(lt.channel)
+		}
+		var rel string
+		switch lt.res.Resource {
+		case content.ResourceMaster:
+			rel = content.MasterPlaylistName
+		case content.ResourceKey:
+			rel = content.KeyName
+		case content.ResourceMedia:
+			rel = content.MediaPlaylistPath(lt.res.Rendition)
+		case content.ResourceSegment:
+			rel = content.SegmentPath(lt.res.Rendition, lt.res.Segment)
+		default:
+			t.Fatalf("%q parsed to resource %d", p, lt.res.Resource)
+		}
+		if canon := name + "/" + rel; !strings.EqualFold(canon, p) || (lt.channel != "" && canon != p) {
+			t.Fatalf("accepted %q as %q", p, canon)
 		}
 	})
 }

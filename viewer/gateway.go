@@ -133,6 +133,10 @@ func (v *Viewer) serveGateway(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)
 		return
 	}
+	if rest, ok := strings.CutPrefix(r.URL.Path, gatewayLivePrefix); ok {
+		v.serveLive(w, r, rest)
+		return
+	}
 	rt, err := parseGatewayPath(r.URL.Path)
 	if err != nil {
 		wire.WriteError(w, http.StatusNotFound, "%v", err)

@@ -19,11 +19,14 @@ type metrics struct {
 	receipts    *prometheus.CounterVec // result: valid | missing | invalid
 	ordersSent  prometheus.Counter
 	finalOrders *prometheus.CounterVec // result: ok | error
+
+	liveEntries *prometheus.CounterVec // result: accepted | refused | fork
+	liveLatency prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := metric.For(reg, "viewer")
-	return &metrics{
+	m := &metrics{
 		startup:    f.Histogram("startup_seconds", "Time from a Play call to the first segment ready to play.", []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10}),
 		stalls:     f.Counter("stalls_total", "Playback stalls: the next segment was not ready at its playback instant."),
 		stallTime:  f.Counter("stall_seconds_total", "Wall-clock time spent stalled."),
@@ -35,5 +38,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		receipts:    f.CounterVec("receipts_total", "Edge shard responses by receipt: valid, missing, or invalid (signature, position or bytes do not match).", "result"),
 		ordersSent:  f.Counter("orders_sent_total", "Shard requests that carried a signed cumulative order."),
 		finalOrders: f.CounterVec("final_orders_total", "Final orders handed to edges at the end of a play, by result (ok, error).", "result"),
+
+		liveEntries: f.CounterVec("live_entries_total", "Live manifest entries received, by result: accepted (verified and chained), refused (bad signature, shape or chaining), fork (a second signed entry for a held position).", "result"),
+		liveLatency: f.Histogram("live_latency_seconds", "Glass-to-glass latency of each live segment the gateway rebuilt: when it became servable minus the end of its first frame's program time, plus the advertised hold-back.", []float64{0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 8, 10, 15}),
 	}
+	for _, r := range []string{"accepted", "refused", "fork"} {
+		m.liveEntries.WithLabelValues(r) // every result shows from the first scrape
+	}
+	return m
 }

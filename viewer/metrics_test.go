@@ -18,6 +18,8 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_viewer_bad_shards_total{} Shards that failed verification.",
 		"swarmcast_viewer_bans_total{} Sources banned for the session after sending a bad shard.",
 		"swarmcast_viewer_final_orders_total{result} Final orders handed to edges at the end of a play, by result (ok, error).",
+		"swarmcast_viewer_live_entries_total{result} Live manifest entries received, by result: accepted (verified and chained), refused (bad signature, shape or chaining), fork (a second signed entry for a held position).",
+		"swarmcast_viewer_live_latency_seconds{} Glass-to-glass latency of each live segment the gateway rebuilt: when it became servable minus the end of its first frame's program time, plus the advertised hold-back.",
 		"swarmcast_viewer_orders_sent_total{} Shard requests that carried a signed cumulative order.",
 		"swarmcast_viewer_receipts_total{result} Edge shard responses by receipt: valid, missing, or invalid (signature, position or bytes do not match).",
 		"swarmcast_viewer_segments_total{} Segments rebuilt from verified shards.",

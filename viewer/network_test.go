@@ -41,11 +41,14 @@ type shardBook struct {
 	store *content.Store
 	id    content.VideoID
 	man   *content.Manifest
-	mu    sync.Mutex
-	segs  map[[2]int][][]byte
+	// liveID, if set, is a live chain whose segments are the video's
+	// (live_test.go): its shards are the video's under the chain's id.
+	liveID content.VideoID
+	mu     sync.Mutex
+	segs   map[[2]int][][]byte
 }
 
-func (b *shardBook) message(r, s, i int) (*content.ShardMessage, error) {
+func (b *shardBook) message(video content.VideoID, r, s, i int) (*content.ShardMessage, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	shards, ok := b.segs[[2]int{r, s}]
@@ -63,7 +66,7 @@ func (b *shardBook) message(r, s, i int) (*content.ShardMessage, error) {
 		return nil, fmt.Errorf("no shard %d", i)
 	}
 	return &content.ShardMessage{
-		Video: b.id, Rendition: r, Segment: s,
+		Video: video, Rendition: r, Segment: s,
 		Shard: content.Shard{Index: i, Data: shards[i], Proof: content.InclusionProof(content.ShardLeaves(shards), i)},
 	}, nil
 }
@@ -119,7 +122,10 @@ func (s *shardServer) handler(book *shardBook) http.Handler {
 			s.orders = append(s.orders, so)
 			s.payMu.Unlock()
 		}
-		if s.kind == kindGone || ref.Video != book.id || (!s.origin && !slices.Contains(s.shards, ref.Shard)) {
+		book.mu.Lock()
+		known := ref.Video == book.id || (ref.Video == book.liveID && book.liveID != content.VideoID{})
+		book.mu.Unlock()
+		if s.kind == kindGone || !known || (!s.origin && !slices.Contains(s.shards, ref.Shard)) {
 			wire.WriteError(w, http.StatusNotFound, "shard not held")
 			return
 		}
@@ -127,7 +133,7 @@ func (s *shardServer) handler(book *shardBook) http.Handler {
 		if s.kind == kindWrongIndex {
 			idx = (idx + 1) % book.man.Params.NMax
 		}
-		msg, err := book.message(ref.Rendition, ref.Segment, idx)
+		msg, err := book.message(ref.Video, ref.Rendition, ref.Segment, idx)
 		if err != nil {
 			wire.WriteError(w, http.StatusNotFound, "%v", err)
 			return
@@ -206,6 +212,8 @@ type testCoordinator struct {
 	binds    []wire.NodeID
 	// announces are the verified gateway announcements, in order.
 	announces []wire.PlayerGatewayRequest
+	// live, if set, is the chain the coordinator serves (live_test.go).
+	live *liveBook
 }
 
 func (c *testCoordinator) handler() http.Handler {
@@ -351,6 +359,7 @@ func (c *testCoordinator) handler() http.Handler {
 		c.mu.Unlock()
 		wire.WriteJSON(w, struct{}{})
 	})
+	c.liveRoutes(mux)
 	return mux
 }
 

@@ -56,6 +56,10 @@ type Config struct {
 	// bytes and, in the measurements, bought no faster startup; see
 	// docs/PERFORMANCE.md "Startup under emulated RTT".
 	StartupHedge time.Duration
+	// OnLiveServable, if set, is told when the gateway can first serve each
+	// live segment it rebuilt (the latency figure's T_serve). It runs on
+	// the fetch's goroutine: keep it quick.
+	OnLiveServable func(LiveServable)
 }
 
 // Lookup windows: how many segments one lookup covers and how long its
@@ -88,6 +92,10 @@ type Viewer struct {
 	record map[wire.NodeID]*sourceRecord // this session's experience of each edge
 	videos map[content.VideoID]*videoEntry
 	cache  *segmentCache
+	// lives are the chains the gateway follows; channels caches which
+	// chain a channel id names (live.go).
+	lives    map[content.VideoID]*liveChannel
+	channels map[wire.ChannelID]channelResolution
 
 	webOrigins map[string]struct{} // CORS allow list (Config.WebOrigins and the coordinator's), normalised
 	// lookupRTT is the quickest lookup answer this session (0 before the
@@ -113,8 +121,21 @@ type videoEntry struct {
 	man   *content.Manifest
 	key   content.ContentKey
 
+	// live, for a chain, is its verified entries: the manifest the fetch
+	// path checks shards against grows with every entry (manifest()).
+	live *content.LiveChain
+
 	mu      sync.Mutex
 	windows map[int]*lookupResult // rendition → latest lookup
+}
+
+// manifest is the manifest shards verify against: the video's, or the
+// current view of a live chain's held entries.
+func (e *videoEntry) manifest() *content.Manifest {
+	if e.live != nil {
+		return e.live.Manifest()
+	}
+	return e.man
 }
 
 type lookupResult struct {
@@ -176,19 +197,21 @@ func New(cfg Config) (*Viewer, error) {
 	coord := wire.NewCoordinatorClient(cfg.Coordinator, cfg.HTTPClient)
 	coord.Token = cfg.Token
 	return &Viewer{
-		cfg:    cfg,
-		coord:  coord,
-		hc:     cfg.HTTPClient,
-		log:    cfg.Log.With("role", "viewer", "node", cfg.Identity.ID),
-		met:    newMetrics(cfg.Registry),
-		ctx:    ctx,
-		cancel: cancel,
-		rng:    rand.New(rand.NewSource(cfg.Seed)),
-		banned: map[wire.NodeID]bool{},
-		record: map[wire.NodeID]*sourceRecord{},
-		videos: map[content.VideoID]*videoEntry{},
-		cache:  newSegmentCache(32),
-		pay:    newPayer(cfg.Identity.Key, cfg.Identity.ID),
+		cfg:      cfg,
+		coord:    coord,
+		hc:       cfg.HTTPClient,
+		log:      cfg.Log.With("role", "viewer", "node", cfg.Identity.ID),
+		met:      newMetrics(cfg.Registry),
+		ctx:      ctx,
+		cancel:   cancel,
+		rng:      rand.New(rand.NewSource(cfg.Seed)),
+		banned:   map[wire.NodeID]bool{},
+		record:   map[wire.NodeID]*sourceRecord{},
+		videos:   map[content.VideoID]*videoEntry{},
+		cache:    newSegmentCache(32),
+		lives:    map[content.VideoID]*liveChannel{},
+		channels: map[wire.ChannelID]channelResolution{},
+		pay:      newPayer(cfg.Identity.Key, cfg.Identity.ID),
 
 		webOrigins: webOrigins,
 	}, nil
@@ -330,7 +353,7 @@ func (v *Viewer) sources(ctx context.Context, e *videoEntry, seg content.Segment
 	w := e.windows[rendition]
 	e.mu.Unlock()
 	if fresh || w == nil || segment < w.from || segment >= w.to || now.Sub(w.at) > lookupMaxAge {
-		total := len(e.man.Renditions[rendition].Segments)
+		total := len(e.manifest().Renditions[rendition].Segments)
 		req := wire.LookupRequest{
 			Video:     id,
 			Rendition: rendition,
@@ -489,7 +512,7 @@ func (v *Viewer) fetchSegment(ctx context.Context, e *videoEntry, seg content.Se
 // asks for, verifies what arrives and feeds the outcomes back. Every request
 // goroutine has exited when it returns.
 func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.SegmentRef, u urgency, edges, origins []candidate) (*segmentResult, error) {
-	man := e.man
+	man := e.manifest()
 	seg, err := man.CheckSegment(ref)
 	if err != nil {
 		return nil, err

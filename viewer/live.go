@@ -1,0 +1,669 @@
+package viewer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// Live playback (docs/LIVE.md "Playback"). The gateway serves a chain under
+// /live/{chain}/ (or /live/{channel}/, resolved to the channel's current
+// chain) in the VoD playback layout. Behind it, one follower per chain
+// fetches the genesis once, then long-polls the coordinator's entries and
+// passes each through LiveChain.Append, so only entries that verify and
+// chain reach the playlist; a forged, reordered or forked one is refused
+// and the good chain kept. As soon as an entry arrives, its segment of
+// every rendition a player is watching is fetched any k of n through the
+// VoD fetch path (the chain id is the video; shards verify against the
+// chain's manifest view), so it is servable early, and the instant it
+// became servable is recorded: that is T_serve of the latency figure.
+
+// Live gateway and follower bounds.
+const (
+	gatewayLivePrefix = "/live/"
+	// liveWindowSegments is how many segments a live media playlist lists:
+	// the hold-back plus room for a player that reloads late.
+	liveWindowSegments = content.LiveHoldBackSegments + 3
+	// liveKeepSegments bounds the entries and rebuilt segments a gateway
+	// keeps per chain (older ones fall out of every window).
+	liveKeepSegments = 2 * liveWindowSegments
+	// liveEntriesWait is how long one entries long-poll waits on the
+	// coordinator (it caps wait_ms at 10 s).
+	liveEntriesWait = 5 * time.Second
+	// liveWatchTTL: a rendition whose media playlist nobody asked for in
+	// this long is no longer fetched ahead.
+	liveWatchTTL = 15 * time.Second
+	// liveIdleTimeout: a chain nobody asked the gateway about in this long
+	// is no longer followed (its state is dropped).
+	liveIdleTimeout = 30 * time.Second
+	// liveChannelTTL is how long a channel → chain resolution is reused.
+	liveChannelTTL = 2 * time.Second
+	// liveRetryMin and liveRetryMax bound the follower's back-off after a
+	// failed or refused entries answer.
+	liveRetryMin = 100 * time.Millisecond
+	liveRetryMax = 2 * time.Second
+)
+
+// LiveServable is reported (Config.OnLiveServable) once per segment of a
+// chain the gateway rebuilt: when it could first serve it, and from where.
+type LiveServable struct {
+	Chain       content.VideoID
+	Rendition   int
+	Seq         uint64
+	ProgramTime time.Time     // the entry's ProgramTime: the segment's first frame at the origin
+	Duration    time.Duration // the rendition segment's duration
+	At          time.Time     // T_serve: when the verified ciphertext was ready
+	HoldBack    time.Duration // what the playlist advertises
+	OriginBytes int64
+	EdgeBytes   int64
+}
+
+// Latency is glass-to-glass as docs/LIVE.md defines it: T_serve − (the
+// segment's program time + its duration) + HOLD-BACK.
+func (s LiveServable) Latency() time.Duration {
+	return s.At.Sub(s.ProgramTime.Add(s.Duration)) + s.HoldBack
+}
+
+// liveChannel is the gateway's state of one chain.
+type liveChannel struct {
+	id    content.VideoID
+	ready chan struct{} // closed when loaded (or failed)
+	err   error
+
+	chain *content.LiveChain
+	key   content.ContentKey
+	entry *videoEntry // the fetch path's view: entry.live = chain
+	hold  time.Duration
+
+	lastAsked time.Time // guarded by the viewer's mu (idle check)
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every change
+	watched map[int]time.Time
+	segs    map[segKey]*liveSegment
+	discs   []uint64 // Seqs of the held entries with Discontinuity
+	// discsTrimmed counts the discontinuities of entries already trimmed.
+	discsTrimmed int
+	ended        bool
+}
+
+type segKey struct {
+	rendition int
+	seq       uint64
+}
+
+// liveSegment is one rebuilt (or failed, or in-flight) segment.
+type liveSegment struct {
+	done chan struct{}
+	ct   []byte
+	err  error
+}
+
+func (s *liveSegment) finished() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// notifyLocked wakes everyone waiting for a change. lc.mu is held.
+func (lc *liveChannel) notifyLocked() {
+	close(lc.changed)
+	lc.changed = make(chan struct{})
+}
+
+// liveTarget is a parsed /live/ path: a chain, or a channel to resolve.
+type liveTarget struct {
+	channel wire.ChannelID
+	chain   content.VideoID
+	res     content.PlaybackPath
+}
+
+// parseLivePath parses {chain or channel}/{playback path} (the part after
+// /live/).
+func parseLivePath(rest string) (liveTarget, error) {
+	name, rel, _ := strings.Cut(rest, "/")
+	var t liveTarget
+	if strings.HasPrefix(name, "ch_") {
+		if !validChannelID(name) {
+			return t, fmt.Errorf("channel %q: want ch_ and 16 lowercase hex digits, or a 64-digit chain id", name)
+		}
+		t.channel = wire.ChannelID(name)
+	} else {
+		id, err := content.ParseVideoID(name)
+		if err != nil {
+			return t, fmt.Errorf("live: %w (want /live/{chain id or channel id}/master.m3u8)", err)
+		}
+		t.chain = id
+	}
+	res, err := content.ParsePlaybackPath(rel)
+	if err != nil {
+		return t, err
+	}
+	t.res = res
+	return t, nil
+}
+
+func validChannelID(s string) bool {
+	hex, ok := strings.CutPrefix(s, "ch_")
+	if !ok || len(hex) != 16 {
+		return false
+	}
+	for _, c := range hex {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveChannel returns a channel's current (or last) chain.
+func (v *Viewer) resolveChannel(ctx context.Context, id wire.ChannelID) (content.VideoID, error) {
+	now := v.cfg.Now()
+	v.mu.Lock()
+	r, ok := v.channels[id]
+	v.mu.Unlock()
+	if ok && now.Sub(r.at) < liveChannelTTL {
+		return r.chain, nil
+	}
+	info, err := v.coord.Channel(ctx, id)
+	if err != nil {
+		return content.VideoID{}, fmt.Errorf("channel %s: %w", id, err)
+	}
+	if info.Chain == (content.VideoID{}) {
+		return content.VideoID{}, &wire.APIError{Status: http.StatusNotFound, Message: fmt.Sprintf("channel %s has not broadcast yet (state %s): start publishing, then reload", id, info.State)}
+	}
+	v.mu.Lock()
+	v.channels[id] = channelResolution{at: now, chain: info.Chain}
+	v.mu.Unlock()
+	return info.Chain, nil
+}
+
+type channelResolution struct {
+	at    time.Time
+	chain content.VideoID
+}
+
+// liveChain returns the loaded state of a chain, starting its follower on
+// first use, and marks it asked for now (keeping the follower alive).
+func (v *Viewer) liveChain(ctx context.Context, id content.VideoID) (*liveChannel, error) {
+	v.mu.Lock()
+	lc, ok := v.lives[id]
+	if !ok {
+		lc = &liveChannel{id: id, ready: make(chan struct{}), changed: make(chan struct{}),
+			watched: map[int]time.Time{}, segs: map[segKey]*liveSegment{}}
+		v.lives[id] = lc
+	}
+	lc.lastAsked = v.cfg.Now()
+	v.mu.Unlock()
+	if !ok {
+		next, err := v.loadLive(ctx, lc)
+		lc.err = err
+		if err == nil && v.ctx.Err() != nil {
+			lc.err = v.ctx.Err()
+		}
+		if lc.err != nil {
+			v.mu.Lock()
+			delete(v.lives, id) // retried on the next request
+			v.mu.Unlock()
+		} else {
+			v.wg.Add(1)
+			go v.followLive(lc, next)
+		}
+		close(lc.ready)
+	}
+	select {
+	case <-lc.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return lc, lc.err
+}
+
+// loadLive fetches and verifies the genesis and key, and the entries from
+// a few before the head; it returns the Seq to follow from.
+func (v *Viewer) loadLive(ctx context.Context, lc *liveChannel) (uint64, error) {
+	raw, err := v.coord.LiveGenesis(ctx, lc.id)
+	if err != nil {
+		return 0, fmt.Errorf("live chain %s: genesis: %w", lc.id, err)
+	}
+	g, err := content.DecodeLiveGenesis(raw)
+	if err != nil {
+		return 0, fmt.Errorf("live chain %s: the coordinator's genesis fails verification: %w", lc.id, err)
+	}
+	if g.ID() != lc.id {
+		return 0, fmt.Errorf("live chain %s: the coordinator sent the genesis of %s instead", lc.id, g.ID())
+	}
+	kb, err := v.coord.LiveKey(ctx, lc.id)
+	if err != nil {
+		if wire.IsAuthError(err) {
+			return 0, notEntitled(lc.id, err)
+		}
+		return 0, fmt.Errorf("live chain %s: content key: %w", lc.id, err)
+	}
+	if len(kb) != len(lc.key) {
+		return 0, fmt.Errorf("live chain %s: content key of %d bytes, want %d", lc.id, len(kb), len(lc.key))
+	}
+	copy(lc.key[:], kb)
+	if lc.key.ID() != g.KeyID {
+		return 0, fmt.Errorf("live chain %s: the coordinator's key does not match the genesis' key id", lc.id)
+	}
+	lc.chain = content.NewLiveChain(g)
+	lc.hold = content.LiveHoldBack(g.TargetDuration)
+	lc.entry = &videoEntry{ready: make(chan struct{}), key: lc.key, live: lc.chain, windows: map[int]*lookupResult{}}
+	close(lc.entry.ready)
+	v.bind(ctx)
+	// Join a few entries before the head: enough for a player's
+	// hold-back. Without the channel's head, follow from 0 (one answer
+	// holds at most MaxLiveEntriesPerAnswer; the follower asks on).
+	var from uint64
+	if info, err := v.coord.Channel(ctx, wire.ChannelID(g.Channel)); err == nil && info.Chain == lc.id {
+		if info.Head >= liveKeepSegments {
+			from = uint64(info.Head) - liveKeepSegments + 1
+		}
+		if info.State == wire.ChannelEnded {
+			lc.ended = true
+		}
+	}
+	raws, err := v.coord.LiveEntries(ctx, lc.id, from, 0)
+	if err != nil && !isGone(err) {
+		return 0, fmt.Errorf("live chain %s: entries: %w", lc.id, err)
+	}
+	return v.appendEntries(lc, raws, from), nil
+}
+
+func isGone(err error) bool {
+	var ae *wire.APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusGone
+}
+
+// appendEntries verifies and appends raw entries in order, stopping at the
+// first refused one (the rest cannot chain), and returns the Seq to ask
+// for next.
+func (v *Viewer) appendEntries(lc *liveChannel, raws [][]byte, from uint64) uint64 {
+	g := lc.chain.Genesis()
+	for _, raw := range raws {
+		e, err := content.DecodeLiveEntry(raw, g, lc.id)
+		if err == nil {
+			err = lc.chain.Append(e)
+		}
+		var fork *content.LiveForkError
+		switch {
+		case errors.As(err, &fork):
+			v.met.liveEntries.WithLabelValues("fork").Inc()
+			v.log.Warn("the coordinator sent a second, validly signed entry for a held position: the publisher forked the chain; keeping the first", "chain", lc.id, "seq", fork.Proof.A.Seq)
+		case err != nil:
+			v.met.liveEntries.WithLabelValues("refused").Inc()
+			v.log.Warn("refused a live entry", "chain", lc.id, "err", err)
+		}
+		if err != nil {
+			break
+		}
+		v.met.liveEntries.WithLabelValues("accepted").Inc()
+		v.onEntry(lc, e)
+	}
+	if h := lc.chain.Head(); h != nil {
+		return h.Seq + 1
+	}
+	return from
+}
+
+// onEntry starts the fetch of the new segment in every watched rendition
+// and forgets what fell out of every window.
+func (v *Viewer) onEntry(lc *liveChannel, e *content.LiveEntry) {
+	now := v.cfg.Now()
+	lc.mu.Lock()
+	if e.Discontinuity {
+		lc.discs = append(lc.discs, e.Seq)
+	}
+	var watched []int
+	for r, at := range lc.watched {
+		if now.Sub(at) <= liveWatchTTL {
+			watched = append(watched, r)
+		}
+	}
+	if e.Seq >= liveKeepSegments {
+		low := e.Seq - liveKeepSegments + 1
+		for k := range lc.segs {
+			if k.seq < low {
+				delete(lc.segs, k)
+			}
+		}
+		for len(lc.discs) > 0 && lc.discs[0] < low {
+			// The count must survive the trim: a window's
+			// DISCONTINUITY-SEQUENCE counts from the first entry held.
+			lc.discsTrimmed++
+			lc.discs = lc.discs[1:]
+		}
+		lc.chain.Trim(low)
+	}
+	lc.notifyLocked()
+	lc.mu.Unlock()
+	for _, r := range watched {
+		v.startLiveSegment(lc, r, e.Seq)
+	}
+}
+
+// followLive long-polls the chain's entries until the viewer closes or
+// nobody asked for the chain for liveIdleTimeout.
+func (v *Viewer) followLive(lc *liveChannel, next uint64) {
+	defer v.wg.Done()
+	g := lc.chain.Genesis()
+	wait := time.Duration(0)
+	lastCheck := v.cfg.Now()
+	for {
+		if v.idleLive(lc) {
+			return
+		}
+		if wait > 0 {
+			if sleepUntil(v.ctx, v.cfg.Now, v.cfg.Now().Add(wait)) != nil {
+				return
+			}
+		}
+		lc.mu.Lock()
+		ended := lc.ended
+		lc.mu.Unlock()
+		if ended {
+			// Nothing follows a sealed chain: stay (the ended playlist is
+			// served) until idle.
+			wait = liveRetryMax
+			continue
+		}
+		ctx, cancel := context.WithTimeout(v.ctx, liveEntriesWait+5*time.Second)
+		raws, err := v.coord.LiveEntries(ctx, lc.id, next, int(liveEntriesWait/time.Millisecond))
+		cancel()
+		if v.ctx.Err() != nil {
+			return
+		}
+		switch {
+		case isGone(err):
+			v.markEnded(lc)
+			continue
+		case err != nil:
+			v.log.Debug("live entries long-poll failed; retrying", "chain", lc.id, "err", err)
+			wait = min(max(2*wait, liveRetryMin), liveRetryMax)
+			continue
+		}
+		got := v.appendEntries(lc, raws, next)
+		switch {
+		case got > next:
+			next, wait = got, 0
+		case len(raws) > 0:
+			// Everything refused: the coordinator (or what it relays) is
+			// wrong; keep the good chain and ask again, backing off.
+			wait = min(max(2*wait, liveRetryMin), liveRetryMax)
+		}
+		// No entry for a while: has the broadcast ended (or moved on to
+		// another chain)?
+		if len(raws) == 0 || v.cfg.Now().Sub(lastCheck) >= liveEntriesWait {
+			lastCheck = v.cfg.Now()
+			ctx, cancel := context.WithTimeout(v.ctx, liveEntriesWait)
+			info, err := v.coord.Channel(ctx, wire.ChannelID(g.Channel))
+			cancel()
+			if err == nil && ((info.State == wire.ChannelEnded && info.Chain == lc.id) || (info.Chain != lc.id && info.Chain != content.VideoID{})) {
+				v.markEnded(lc)
+			}
+		}
+	}
+}
+
+func (v *Viewer) markEnded(lc *liveChannel) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if !lc.ended {
+		lc.ended = true
+		lc.chain.Seal()
+		lc.notifyLocked()
+	}
+}
+
+// idleLive drops the chain's state if nobody asked for it lately; a
+// request after that loads it afresh.
+func (v *Viewer) idleLive(lc *liveChannel) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ctx.Err() != nil {
+		return true
+	}
+	if v.cfg.Now().Sub(lc.lastAsked) < liveIdleTimeout {
+		return false
+	}
+	if v.lives[lc.id] == lc {
+		delete(v.lives, lc.id)
+	}
+	return true
+}
+
+// startLiveSegment makes sure segment seq of rendition r is rebuilt or
+// being rebuilt (a failed one is tried again), under the viewer's context.
+func (v *Viewer) startLiveSegment(lc *liveChannel, r int, seq uint64) *liveSegment {
+	k := segKey{r, seq}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if s, ok := lc.segs[k]; ok && (!s.finished() || s.err == nil) {
+		return s
+	}
+	s := &liveSegment{done: make(chan struct{})}
+	if v.ctx.Err() != nil {
+		s.err = v.ctx.Err()
+		close(s.done)
+		return s
+	}
+	lc.segs[k] = s
+	e, _ := lc.chain.Entry(seq)
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		ref := content.SegmentRef{Video: lc.id, Rendition: r, Segment: int(seq)}
+		var dur time.Duration
+		if e != nil {
+			dur = time.Duration(e.Segments[r].Duration) * time.Microsecond
+		}
+		res, err := v.fetchSegment(v.ctx, lc.entry, ref, urgency{deadline: v.cfg.Now().Add(dur), speed: 1})
+		at := v.cfg.Now()
+		lc.mu.Lock()
+		if err != nil {
+			s.err = err
+		} else {
+			s.ct = res.ciphertext
+		}
+		close(s.done)
+		lc.notifyLocked()
+		lc.mu.Unlock()
+		if err != nil {
+			if v.ctx.Err() == nil {
+				v.log.Warn("could not rebuild a live segment", "chain", lc.id, "rendition", r, "seq", seq, "err", err)
+			}
+			return
+		}
+		if e == nil {
+			return
+		}
+		sv := LiveServable{Chain: lc.id, Rendition: r, Seq: seq, ProgramTime: time.UnixMicro(e.ProgramTime), Duration: dur,
+			At: at, HoldBack: lc.hold, OriginBytes: res.originBytes, EdgeBytes: res.edgeBytes}
+		v.met.liveLatency.Observe(sv.Latency().Seconds())
+		if v.cfg.OnLiveServable != nil {
+			v.cfg.OnLiveServable(sv)
+		}
+	}()
+	return s
+}
+
+// window is what rendition r's media playlist lists now: the newest run of
+// consecutive segments this gateway has finished (a failed one is listed:
+// a request for it tries again), up to liveWindowSegments.
+func (lc *liveChannel) window(r int) content.LiveWindow {
+	g := lc.chain.Genesis()
+	w := content.LiveWindow{Rendition: r, TargetDuration: g.TargetDuration}
+	entries := lc.chain.Entries(0, 0)
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	var run []content.LiveWindowSegment
+	complete := true
+	for _, e := range entries {
+		s, ok := lc.segs[segKey{r, e.Seq}]
+		if !ok {
+			run, complete = nil, false
+			continue
+		}
+		if !s.finished() {
+			complete = false
+			break
+		}
+		complete = true
+		run = append(run, content.LiveWindowSegment{Seq: e.Seq, Duration: e.Segments[r].Duration, ProgramTime: e.ProgramTime, Discontinuity: e.Discontinuity})
+	}
+	if len(run) > liveWindowSegments {
+		run = run[len(run)-liveWindowSegments:]
+	}
+	w.Segments = run
+	if len(run) > 0 {
+		w.DiscontinuitySeq = lc.discsTrimmed
+		for _, d := range lc.discs {
+			if d < run[0].Seq {
+				w.DiscontinuitySeq++
+			}
+		}
+		w.Ended = lc.ended && complete && len(entries) > 0 && run[len(run)-1].Seq == entries[len(entries)-1].Seq
+	}
+	return w
+}
+
+// joinLive marks rendition r watched; a player that just joined gets the
+// newest hold-back's worth of segments fetched, and the first playlist
+// waits (bounded) until they are servable, so it starts at the live edge.
+func (v *Viewer) joinLive(ctx context.Context, lc *liveChannel, r int) {
+	now := v.cfg.Now()
+	lc.mu.Lock()
+	last, seen := lc.watched[r]
+	lc.watched[r] = now
+	lc.mu.Unlock()
+	if seen && now.Sub(last) <= liveWatchTTL {
+		return
+	}
+	want := content.LiveHoldBackSegments + 1
+	deadline := now.Add(2 * lc.hold)
+	for {
+		entries := lc.chain.Entries(0, 0)
+		if len(entries) > want {
+			entries = entries[len(entries)-want:]
+		}
+		for _, e := range entries {
+			v.startLiveSegment(lc, r, e.Seq)
+		}
+		lc.mu.Lock()
+		changed, ended := lc.changed, lc.ended
+		lc.mu.Unlock()
+		if n := len(lc.window(r).Segments); n >= want || (ended && n > 0) {
+			return
+		}
+		wait := deadline.Sub(v.cfg.Now())
+		if wait <= 0 {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// serveLive answers /live/{chain or channel}/{playback path}.
+func (v *Viewer) serveLive(w http.ResponseWriter, r *http.Request, rest string) {
+	t, err := parseLivePath(rest)
+	if err != nil {
+		wire.WriteError(w, http.StatusNotFound, "%v", err)
+		return
+	}
+	chain := t.chain
+	if t.channel != "" {
+		if chain, err = v.resolveChannel(r.Context(), t.channel); err != nil {
+			writeLiveError(w, err)
+			return
+		}
+	}
+	lc, err := v.liveChain(r.Context(), chain)
+	if err != nil {
+		writeLiveError(w, err)
+		return
+	}
+	g := lc.chain.Genesis()
+	if t.res.Resource == content.ResourceMedia || t.res.Resource == content.ResourceSegment {
+		if t.res.Rendition >= len(g.Renditions) {
+			wire.WriteError(w, http.StatusNotFound, "rendition %d does not exist (the channel has %d)", t.res.Rendition, len(g.Renditions))
+			return
+		}
+	}
+	switch t.res.Resource {
+	case content.ResourceMaster:
+		w.Header().Set("Content-Type", content.PlaylistContentType)
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write([]byte(content.LiveMasterPlaylist(g)))
+	case content.ResourceKey:
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(lc.key[:])
+	case content.ResourceMedia:
+		v.joinLive(r.Context(), lc, t.res.Rendition)
+		pl, err := content.LiveMediaPlaylist(lc.window(t.res.Rendition), lc.key)
+		if err != nil {
+			wire.WriteError(w, http.StatusInternalServerError, "%v", err)
+			return
+		}
+		w.Header().Set("Content-Type", content.PlaylistContentType)
+		// A live playlist changes every segment: no cache may hold it.
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write([]byte(pl))
+	case content.ResourceSegment:
+		seq := uint64(t.res.Segment)
+		if _, ok := lc.chain.Entry(seq); !ok {
+			head := int64(-1)
+			if h := lc.chain.Head(); h != nil {
+				head = int64(h.Seq)
+			}
+			wire.WriteError(w, http.StatusNotFound, "live segment %d is not held here (the newest is %d; older ones leave the window): reload the playlist", seq, head)
+			return
+		}
+		s := v.startLiveSegment(lc, t.res.Rendition, seq)
+		select {
+		case <-s.done:
+		case <-r.Context().Done():
+			return
+		}
+		if s.err != nil {
+			wire.WriteError(w, http.StatusBadGateway, "%v", s.err)
+			return
+		}
+		w.Header().Set("Content-Type", content.SegmentContentType)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(s.ct))
+	}
+}
+
+// writeLiveError maps a load error to a status: unknown chains and
+// channels are 404s, refusals 403, the rest 502.
+func writeLiveError(w http.ResponseWriter, err error) {
+	status := http.StatusBadGateway
+	switch {
+	case wire.IsNotFound(err):
+		status = http.StatusNotFound
+	case errors.Is(err, ErrNotEntitled):
+		status = http.StatusForbidden
+	}
+	wire.WriteError(w, status, "%v", err)
+}
