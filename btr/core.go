@@ -92,6 +92,7 @@ type Core struct {
 	current  uint64 // newest opened segment
 	segs     map[uint64]*segment
 	order    []uint64           // held segments, ascending (Open's order)
+	settled  int                // order[:settled] are past their deadline with no accusation open
 	excluded map[NodeKey]uint64 // culprit → switch segment
 	strikes  map[NodeKey][]uint64
 	out      []Decision
@@ -189,6 +190,7 @@ func (c *Core) Open(seg uint64, input content.Hash, available time.Time) error {
 	for len(c.order) > 0 && c.order[0]+uint64(c.keep) <= seg {
 		delete(c.segs, c.order[0])
 		c.order = c.order[1:]
+		c.settled = max(0, c.settled-1)
 	}
 	return nil
 }
@@ -278,7 +280,14 @@ func (c *Core) Reexecuted(seg uint64, digest content.Hash, now time.Time) error 
 // Tick handles the deadlines that passed by now: missing outputs are
 // accused (and the segment re-executed), unanswered accusations excluded.
 func (c *Core) Tick(now time.Time) {
-	for _, seg := range c.order {
+	for c.settled < len(c.order) {
+		s := c.segs[c.order[c.settled]]
+		if !s.timedOut || len(s.accused) > 0 {
+			break
+		}
+		c.settled++
+	}
+	for _, seg := range c.order[c.settled:] {
 		s := c.segs[seg]
 		if s.timedOut && len(s.accused) == 0 {
 			continue

@@ -2,6 +2,7 @@ package btr
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -237,4 +238,22 @@ func DecodeExclusion(data []byte) (*Exclusion, error) {
 		return nil, err
 	}
 	return x, nil
+}
+
+// LadderDigest is the Output digest of a recipe that writes several
+// outputs (one MPEG-TS per rendition of the live ladder, in ladder order):
+// SHA-256 over a domain tag, the count and each output's SHA-256, so a
+// replica signs one statement per segment and any rendition that differs
+// changes it.
+func LadderDigest(outputs [][]byte) content.Hash {
+	h := sha256.New()
+	h.Write([]byte("swarmcast btr ladder v1\x00"))
+	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(outputs))))
+	for _, o := range outputs {
+		d := sha256.Sum256(o)
+		h.Write(d[:])
+	}
+	var out content.Hash
+	h.Sum(out[:0])
+	return out
 }

@@ -282,3 +282,18 @@ func TestBound(t *testing.T) {
 		t.Errorf("a deeper tree did not raise the switch lead")
 	}
 }
+
+func TestLadderDigest(t *testing.T) {
+	a, b := []byte("rendition 0"), []byte("rendition 1")
+	d := LadderDigest([][]byte{a, b})
+	for name, other := range map[string][][]byte{
+		"swapped": {b, a}, "one missing": {a}, "joined": {append(append([]byte{}, a...), b...)}, "changed": {a, []byte("rendition 2")},
+	} {
+		if LadderDigest(other) == d {
+			t.Errorf("%s: same digest", name)
+		}
+	}
+	if LadderDigest([][]byte{a, b}) != d {
+		t.Error("not deterministic")
+	}
+}
