@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/swarmcast/swarmcast/content"
 )
 
 // The fault-injection suite: seeded runs of the judge's core over f = 1 and
@@ -79,6 +81,21 @@ type faultRun struct {
 	accepted     map[uint64]time.Time
 	excluded     map[string]Decision
 	honestOutput *Output // for the forged-proof check
+}
+
+// signed caches the replicas' statements across runs (keys, segments and
+// digests repeat): the suite's time under -race is in ed25519, and the
+// judge still verifies every statement it is fed.
+var signed = map[[3]string]*Output{}
+
+func (r *faultRun) sign(name string, s uint64, d content.Hash) *Output {
+	k := [3]string{name, fmt.Sprint(s), string(d[:])}
+	if o, ok := signed[k]; ok {
+		return o
+	}
+	o := signedOutput(r.people.keys[name], s, d)
+	signed[k] = o
+	return o
 }
 
 func (r *faultRun) at(t time.Time, fn func(time.Time)) {
@@ -240,10 +257,9 @@ func (r *faultRun) open(s uint64, stamp, trueAvail time.Time) {
 	deadline := stamp.Add(p.DetectionTimeout())
 	for _, k := range r.core.Assigned(s) {
 		name := r.people.names[k]
-		key := r.people.keys[name]
 		// Honest: input within δ, transcode within D, output within δ.
 		arrive := trueAvail.Add(r.uniform(p.NetworkDelay) + r.uniform(p.ReplicaDeadline) + r.uniform(p.NetworkDelay))
-		correct := signedOutput(key, s, correctDigest(testRecipe, inputOf(s)))
+		correct := r.sign(name, s, correctDigest(testRecipe, inputOf(s)))
 		kind := r.kind[name]
 		if kind != simHonest && s >= r.onset[name] {
 			if _, ok := r.manifest[name]; !ok {
@@ -266,7 +282,7 @@ func (r *faultRun) open(s uint64, stamp, trueAvail time.Time) {
 			}
 			send(arrive, correct)
 		case simCommission:
-			send(arrive, signedOutput(key, s, wrongDigest(inputOf(s), "bad")))
+			send(arrive, r.sign(name, s, wrongDigest(inputOf(s), "bad")))
 		case simOmission:
 		case simTiming:
 			// Late past the deadline: within the answer window (a strike) or
@@ -275,7 +291,7 @@ func (r *faultRun) open(s uint64, stamp, trueAvail time.Time) {
 		case simEquivocation:
 			send(arrive, correct)
 			// The other digest went to another party, which forwards it.
-			send(arrive.Add(r.uniform(p.Propagation())), signedOutput(key, s, wrongDigest(inputOf(s), "bad2")))
+			send(arrive.Add(r.uniform(p.Propagation())), r.sign(name, s, wrongDigest(inputOf(s), "bad2")))
 		}
 	}
 }
