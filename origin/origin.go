@@ -52,6 +52,9 @@ type LiveSource interface {
 	Manifest(id content.VideoID) (*content.Manifest, bool)
 	SegmentCiphertext(id content.VideoID, rendition, segment int) ([]byte, error)
 	HandleHLSPush(w http.ResponseWriter, r *http.Request)
+	// SetLive takes the origin's live assignment (the trees it roots)
+	// from each heartbeat answer that carries one.
+	SetLive(set *wire.LiveSet)
 }
 
 // Origin serves shards, whole segments and manifests of its store.

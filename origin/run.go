@@ -83,6 +83,9 @@ func (o *Origin) session(cc *wire.CoordinatorClient) *wire.NodeSession {
 				return nil // Unknown: the session registers again
 			}
 			reported += res.Request.ServedBytes
+			if o.cfg.Live != nil && res.Response.Live != nil {
+				o.cfg.Live.SetLive(res.Response.Live)
+			}
 			return publishChanges(ctx)
 		},
 	}

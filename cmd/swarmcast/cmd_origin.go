@@ -106,8 +106,10 @@ catalogue, including content keys.`,
 			var ingest *live.Ingest
 			if liveOn {
 				// Ingest talks to the primary coordinator, signed as this origin.
-				cc := wire.NewCoordinatorClient(coordinators[0], wire.NewHTTPClient()).AsNode(wire.NewNodeSigner(id.Key, nil))
-				ingest, err = live.New(live.Config{Store: st, Coordinator: cc, Origin: id.ID, Resume: liveResume, Log: log, Registry: reg})
+				// It roots the relay trees: pushes are signed as this origin too.
+				signer := wire.NewNodeSigner(id.Key, nil)
+				cc := wire.NewCoordinatorClient(coordinators[0], wire.NewHTTPClient()).AsNode(signer)
+				ingest, err = live.New(live.Config{Store: st, Coordinator: cc, Origin: id.ID, Resume: liveResume, Signer: signer, Log: log, Registry: reg})
 				if err != nil {
 					return err
 				}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/fanout"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -24,8 +25,10 @@ type broadcast struct {
 	in      *Ingest
 	channel wire.ChannelInfo
 	params  content.Params
-	key     content.ContentKey
-	priv    ed25519.PrivateKey
+	// pushShards is how many shard indices per rendition go into the trees.
+	pushShards int
+	key        content.ContentKey
+	priv       ed25519.PrivateKey
 
 	// Set once, by the first source's first keyframe (before any segment
 	// is queued); read by the worker after it receives a segment.
@@ -77,8 +80,12 @@ func (in *Ingest) newBroadcast(ch wire.ChannelInfo, auth wire.IngestAuthResponse
 	if err != nil {
 		return nil, err
 	}
+	push := auth.PushShards
+	if push <= 0 || push > params.NMax {
+		push = min(content.DefaultLivePushShards, params.NMax)
+	}
 	b := &broadcast{
-		in: in, channel: ch, params: params, key: key, priv: priv,
+		in: in, channel: ch, params: params, pushShards: push, key: key, priv: priv,
 		queue: make(chan *closedSegment, 8), done: make(chan struct{}),
 		state: wire.ChannelPublishing, head: -1,
 	}
@@ -228,7 +235,39 @@ func (b *broadcast) publish(cs *closedSegment) error {
 		return fmt.Errorf("append entry %d on the coordinator: %w", seq, err)
 	}
 	b.in.metrics.segments.Inc()
-	b.in.metrics.publishDelay.Observe(time.Since(cs.closedAt).Seconds())
+	delay := time.Since(cs.closedAt)
+	b.in.metrics.publishDelay.Observe(delay.Seconds())
+	if b.in.cfg.OnPublished != nil {
+		b.in.cfg.OnPublished(e.Chain, seq, delay)
+	}
+	if b.in.sender != nil {
+		if err := b.push(e, outs); err != nil {
+			b.in.log.Warn("live segment not pushed", "channel", b.channel.ID, "seq", seq, "err", err)
+		}
+	}
+	return nil
+}
+
+// push hands a published segment to the trees: shard indices
+// 0..pushShards-1 of every rendition, each with its Merkle proof.
+func (b *broadcast) push(e *content.LiveEntry, plains [][]byte) error {
+	seg := fanout.Segment{Chain: e.Chain, Seq: e.Seq, Entry: e.Encode()}
+	for r := range plains {
+		ct, err := os.ReadFile(b.segmentPath(r, e.Seq))
+		if err != nil {
+			return err
+		}
+		shards, err := content.EncodeShards(b.params, ct)
+		if err != nil {
+			return err
+		}
+		leaves := content.ShardLeaves(shards)
+		for i := range min(b.pushShards, len(shards)) {
+			seg.Shards = append(seg.Shards, &content.ShardMessage{Video: e.Chain, Rendition: r, Segment: int(e.Seq),
+				Shard: content.Shard{Index: i, Data: shards[i], Proof: content.InclusionProof(leaves, i)}})
+		}
+	}
+	b.in.sender.Send(seg)
 	return nil
 }
 

@@ -214,3 +214,29 @@ func storeFiles(t *testing.T, st *content.Store) []string {
 	}
 	return out
 }
+
+// LiveGenesis and LiveEntries make the fake a fanout.Coordinator too (a
+// relay or edge fetches genesis and missing entries from it).
+func (f *fakeCoordinator) LiveGenesis(_ context.Context, chain content.VideoID) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g, ok := f.genesis[chain]
+	if !ok {
+		return nil, &wire.APIError{Status: http.StatusNotFound, Message: "unknown chain"}
+	}
+	return g.Encode(), nil
+}
+
+func (f *fakeCoordinator) LiveEntries(_ context.Context, chain content.VideoID, from uint64, _ int) ([][]byte, error) {
+	f.mu.Lock()
+	c, ok := f.chains[chain]
+	f.mu.Unlock()
+	if !ok {
+		return nil, &wire.APIError{Status: http.StatusNotFound, Message: "unknown chain"}
+	}
+	var out [][]byte
+	for _, e := range c.Entries(from, 0) {
+		out = append(out, e.Encode())
+	}
+	return out, nil
+}

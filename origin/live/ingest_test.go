@@ -227,3 +227,42 @@ func TestRecipeBitExact(t *testing.T) {
 		t.Fatalf("recipe id %q", rec.ID())
 	}
 }
+
+// TestOwnerEndStopsThePublisher: AppendEntry answering ErrChannelEnded
+// (the owner ended the channel on the coordinator) stops the publisher
+// and seals what was published.
+func TestOwnerEndStopsThePublisher(t *testing.T) {
+	ti := newTestIngest(t, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub := exec.CommandContext(ctx, ti.ffmpeg, append(testSource(30), "-f", "flv", "rtmp://"+ti.rtmp+"/live/"+testKey)...)
+	if err := pub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first entry", func() bool {
+		_, chains, _ := ti.coord.snapshot()
+		return len(chains) == 1 && chains[0].Head() != nil
+	})
+	chain := onlyChain(t, ti)
+	ti.coord.mu.Lock()
+	ti.coord.ended[chain.ID()] = true
+	ti.coord.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- pub.Wait() }()
+	select {
+	case <-done: // the origin closed the publisher's connection
+	case <-ctx.Done():
+		t.Fatal("the publisher was not stopped")
+	}
+	waitFor(t, "the seal", func() bool {
+		b, ok := ti.Broadcast(testChannel)
+		return ok && b.State == wire.ChannelEnded
+	})
+	b, _ := ti.Broadcast(testChannel)
+	if b.Recording == (content.VideoID{}) {
+		t.Fatal("no recording after the owner ended the broadcast")
+	}
+	if got := ti.coord.lastState(); got != wire.ChannelEnded {
+		t.Fatalf("last state %q, want ended", got)
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/fanout"
 	"github.com/swarmcast/swarmcast/internal/metric"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -59,6 +60,16 @@ type Config struct {
 	Resume time.Duration
 	FFmpeg string // ffmpeg binary (default: found on PATH)
 	Log    *slog.Logger
+	// Signer, if set, makes the origin the root of the channels' relay
+	// trees: each published segment's first PushShards shard indices of
+	// every rendition are pushed (fanout.Sender, signed as this node) to
+	// the children SetLive names. Nil: segments are only served on pull.
+	Signer *wire.NodeSigner
+	// OnPublished, if set, is told of each segment the coordinator took,
+	// with its publish delay (the publish_delay_seconds histogram's
+	// observation); demo and benchmarks report from it. Called from the
+	// broadcast's worker: it must not block.
+	OnPublished func(chain content.VideoID, seq uint64, delay time.Duration)
 	// Registry gets the live metrics (swarmcast_origin_live_*); nil: none
 	// exported.
 	Registry prometheus.Registerer
@@ -69,6 +80,7 @@ type Ingest struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *Metrics
+	sender  *fanout.Sender  // nil without Config.Signer
 	ctx     context.Context // cancelled by Close: stops sources, workers and timers
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // every goroutine Ingest starts
@@ -115,13 +127,29 @@ func New(cfg Config) (*Ingest, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Store.Dir(), "live"), 0o755); err != nil {
 		return nil, fmt.Errorf("live ingest: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Ingest{
+	in := &Ingest{
 		cfg: cfg, log: cfg.Log.With("subsystem", "live"), metrics: NewMetrics(reg),
-		ctx: ctx, cancel: cancel,
 		byChannel: make(map[wire.ChannelID]*broadcast), byChain: make(map[content.VideoID]*broadcast),
 		hls: make(map[string]*hlsSession),
-	}, nil
+	}
+	if cfg.Signer != nil {
+		s, err := fanout.NewSender(fanout.SenderConfig{Signer: cfg.Signer, Log: in.log})
+		if err != nil {
+			return nil, err
+		}
+		in.sender = s
+	}
+	in.ctx, in.cancel = context.WithCancel(context.Background())
+	return in, nil
+}
+
+// SetLive takes the origin's live assignment from a heartbeat answer:
+// the trees it roots (every substream of its chains, with their first
+// children). Without a Signer it is ignored.
+func (in *Ingest) SetLive(set *wire.LiveSet) {
+	if in.sender != nil && set != nil {
+		in.sender.SetRoutes(set.Routes)
+	}
 }
 
 // Close stops every source and worker; broadcasts that are live are not
@@ -132,6 +160,9 @@ func (in *Ingest) Close() {
 	in.mu.Unlock()
 	in.cancel()
 	in.wg.Wait()
+	if in.sender != nil {
+		in.sender.Close()
+	}
 }
 
 // Manifest is the manifest view of a live chain this origin publishes
