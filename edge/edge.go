@@ -149,6 +149,8 @@ type Edge struct {
 
 	bytesServed atomic.Int64
 
+	live *edgeLive // live pushes and their window (live.go)
+
 	ordersMu      sync.Mutex
 	orders        *orderBook    // guarded by ordersMu
 	settleRng     *rand.Rand    // batch ids; guarded by ordersMu
@@ -246,6 +248,11 @@ func New(cfg Config) (*Edge, error) {
 		e.coordinators = []*wire.CoordinatorClient{wire.NewCoordinatorClient("", cfg.HTTPClient)} // Run refuses to start
 	}
 	e.cc = e.coordinators[0]
+	live, err := newEdgeLive(e)
+	if err != nil {
+		return nil, err
+	}
+	e.live = live
 	if cfg.UploadCapBytes > 0 {
 		e.burst = int(min(uploadBurstBytes, cfg.UploadCapBytes))
 		e.upload = rate.NewLimiter(rate.Limit(cfg.UploadCapBytes), e.burst)
@@ -261,6 +268,7 @@ func New(cfg Config) (*Edge, error) {
 	mux := httpserve.NewMux(cfg.Registry)
 	mux.HandleFunc("GET "+wire.PathShard, e.serveShard)
 	mux.HandleFunc("POST "+wire.PathOrders, e.servePostOrder)
+	mux.HandleFunc("POST "+wire.PathLivePush, e.servePush)
 	e.handler = mux
 	return e, nil
 }
@@ -272,7 +280,7 @@ func shortID(id wire.NodeID) string {
 	return string(id)
 }
 
-// Handler serves wire.PathShard, wire.PathOrders, /healthz and /metrics.
+// Handler serves wire.PathShard, wire.PathOrders, wire.PathLivePush, /healthz and /metrics.
 func (e *Edge) Handler() http.Handler { return e.handler }
 
 // ID is the edge's node id.

@@ -27,6 +27,7 @@ type metrics struct {
 	settleBatches  *prometheus.CounterVec // result: ok | error | refused
 	settlePairs    *prometheus.CounterVec // result: accepted | <coordinator rejection reason> | batch_refused
 	receiptsSigned prometheus.Counter
+	livePushes     *prometheus.CounterVec // result: ok | rejected | refused
 }
 
 func newMetrics(reg prometheus.Registerer, stored func() (int, int64), unsettled func() (int, int64), diskCap func() int64) *metrics {
@@ -38,7 +39,7 @@ func newMetrics(reg prometheus.Registerer, stored func() (int, int64), unsettled
 		evictions:       f.CounterVec("evictions_total", "Shards removed from the cache, by reason (dropped, lru, expired, cap, corrupt: failed verification when served, disk_full: the filesystem filled up).", "reason"),
 		prefetched:      f.CounterVec("prefetched_shards_total", "Directed shards fetched and stored, by source kind (edge, origin).", "source"),
 		prefetchFailed:  f.Counter("prefetch_failures_total", "Directed shards no source could provide."),
-		verifyFailures:  f.CounterVec("verify_failures_total", "Shards or manifests that failed verification, by where (load, prefetch, keep; serve: a stored shard about to be served, dropped and fetched again).", "where"),
+		verifyFailures:  f.CounterVec("verify_failures_total", "Shards or manifests that failed verification, by where (load, prefetch, keep; serve: a stored shard about to be served, dropped and fetched again; push: a live push).", "where"),
 		throttleWaits:   f.Counter("throttle_waits_total", "Writes delayed by the upload cap."),
 		throttleSeconds: f.Counter("throttle_wait_seconds_total", "Time writes spent waiting for the upload cap."),
 		queueFull:       f.Counter("work_queue_full_total", "Prefetch or keep jobs refused because the queue was full."),
@@ -51,6 +52,7 @@ func newMetrics(reg prometheus.Registerer, stored func() (int, int64), unsettled
 		settleBatches:  f.CounterVec("settlement_batches_total", "Settlement submissions by result (ok, error: retried with the same batch id, refused: dropped).", "result"),
 		settlePairs:    f.CounterVec("settlement_pairs_total", "Settled (limit, order) pairs by result: accepted, the coordinator's rejection reason, or batch_refused.", "result"),
 		receiptsSigned: f.Counter("receipts_signed_total", "Served-shard receipts signed (cached receipts are not re-signed)."),
+		livePushes:     f.CounterVec("live_pushes_total", "Live pushes received from parents, by result (ok; rejected: the entry or a shard failed verification; refused: not the assigned parent, unsigned, malformed, stale, a fork).", "result"),
 	}
 	m.requestsOK = m.requests.WithLabelValues("200")
 	f.GaugeFunc("stored_shards", "Shards in the cache.", func() float64 { n, _ := stored(); return float64(n) })

@@ -20,6 +20,7 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_edge_disk_cap_bytes{} Disk cap advertised to coordinators: the configured cap, bounded by free space on the cache filesystem.",
 		"swarmcast_edge_evictions_total{reason} Shards removed from the cache, by reason (dropped, lru, expired, cap, corrupt: failed verification when served, disk_full: the filesystem filled up).",
 		"swarmcast_edge_heartbeats_total{result} Heartbeats by result (ok, error, unknown).",
+		"swarmcast_edge_live_pushes_total{result} Live pushes received from parents, by result (ok; rejected: the entry or a shard failed verification; refused: not the assigned parent, unsigned, malformed, stale, a fork).",
 		"swarmcast_edge_orders_total{result} Order limits/orders received with shard requests or as final orders, by result (accepted, not_larger, no_order, settled; invalid: wrong_edge, expired, bad_limit, unverifiable, bad_order, over_limit, malformed, too_many_pairs).",
 		"swarmcast_edge_prefetch_failures_total{} Directed shards no source could provide.",
 		"swarmcast_edge_prefetch_origin_deferred_total{} Directed shards not fetched from the origin yet, waiting for an edge to hold them.",
@@ -38,7 +39,7 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_edge_unpaid_bytes_total{} Shard bytes served on requests without a valid order limit (served anyway).",
 		"swarmcast_edge_unsettled_bytes{} Bytes covered by orders not yet settled.",
 		"swarmcast_edge_unsettled_orders{} Serials with an order not yet settled.",
-		"swarmcast_edge_verify_failures_total{where} Shards or manifests that failed verification, by where (load, prefetch, keep; serve: a stored shard about to be served, dropped and fetched again).",
+		"swarmcast_edge_verify_failures_total{where} Shards or manifests that failed verification, by where (load, prefetch, keep; serve: a stored shard about to be served, dropped and fetched again; push: a live push).",
 		"swarmcast_edge_work_queue_full_total{} Prefetch or keep jobs refused because the queue was full.",
 	}
 	if !slices.Equal(got, want) {

@@ -82,6 +82,7 @@ func (e *Edge) session(c int) *wire.NodeSession {
 			return wire.HeartbeatRequest{
 				Full: taken.full, Added: shardSets(taken.added), Removed: shardSets(taken.removed),
 				UsedBytes: used, ServedBytes: e.BytesServed() - reported, DiskCapBytes: diskCap,
+				LiveWatching: e.liveWatching(),
 			}
 		},
 		OnHeartbeat: func(_ context.Context, res wire.HeartbeatResult) error {
@@ -100,6 +101,7 @@ func (e *Edge) session(c int) *wire.NodeSession {
 				reported += res.Request.ServedBytes
 				if c == 0 {
 					e.applyDirectives(res.Response.Directives)
+					e.applyLive(res.Response.Live)
 				}
 			}
 			return nil

@@ -201,8 +201,12 @@ func (e *Edge) saveManifest(id content.VideoID, raw []byte) (*content.Manifest, 
 
 func (e *Edge) manifest(id content.VideoID) *content.Manifest {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.manifests[id]
+	m := e.manifests[id]
+	e.mu.Unlock()
+	if m == nil {
+		m = e.liveManifest(id) // a live chain's view (live.go)
+	}
+	return m
 }
 
 // errNoRoom says a shard is larger than the whole disk cap.

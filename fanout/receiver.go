@@ -57,6 +57,10 @@ type Receiver struct {
 	locks   map[content.VideoID]*sync.Mutex
 }
 
+// coordinatorTimeout bounds the coordinator calls one push may make (the
+// genesis once per chain, entries to fill a gap).
+const coordinatorTimeout = 5 * time.Second
+
 // maxForks bounds the fork proofs kept (one is enough to act on).
 const maxForks = 16
 
@@ -338,7 +342,12 @@ func (r *Receiver) HandlePush(w http.ResponseWriter, req *http.Request) (Receive
 		wire.WriteError(w, status, "%v", err)
 		return Received{}, err
 	}
-	got, err := r.Receive(req.Context(), sender, p)
+	// Not req.Context(): under fasthttp (an edge's hot listener) it is the
+	// recycled RequestCtx, which an HTTP client's cleanup may touch after
+	// this handler returned. The coordinator calls get their own bound.
+	ctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
+	defer cancel()
+	got, err := r.Receive(ctx, sender, p)
 	if err != nil {
 		wire.WriteError(w, StatusOf(err), "%v", err)
 		return Received{}, err

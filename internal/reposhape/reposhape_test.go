@@ -53,7 +53,7 @@ var layout = []struct {
 	{prefix: "origin", class: role},
 	{prefix: "edge", class: role},
 	{prefix: "viewer", class: role},
-	{prefix: "relay", class: role, planned: true},
+	{prefix: "relay", class: role},
 
 	{prefix: "content", class: library},
 	{prefix: "wire", class: library},

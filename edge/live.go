@@ -1,0 +1,97 @@
+package edge
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"sync"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/fanout"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// Live serving (docs/LIVE.md): an edge is a leaf of a chain's substream
+// trees. Its assigned parent pushes each segment's shards of the edge's
+// substreams; the fanout.Receiver verifies the entry and every shard
+// before it keeps them in a memory window, and the shard route (the hot
+// path included) serves them like stored shards: verified before each
+// receipt is signed, order limits taken, the upload cap applied. The
+// window's chain view is the manifest the edge's lookup finds for a chain
+// id, so receipts and orders for live shards are the VoD ones.
+type edgeLive struct {
+	recv *fanout.Receiver
+
+	mu       sync.Mutex
+	watching []content.VideoID // chains the edge's players watch now
+}
+
+func newEdgeLive(e *Edge) (*edgeLive, error) {
+	recv, err := fanout.NewReceiver(fanout.ReceiverConfig{Coordinator: e.cc, Log: e.log, Now: e.cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+	return &edgeLive{recv: recv}, nil
+}
+
+// LiveWindow is the edge's window of verified live shards.
+func (e *Edge) LiveWindow() *fanout.Window { return e.live.recv.Window() }
+
+// LiveRoutes are the edge's current live routes.
+func (e *Edge) LiveRoutes() []wire.LiveRoute { return e.live.recv.Routes() }
+
+// LiveForks are the fork proofs the edge caught in pushes.
+func (e *Edge) LiveForks() []content.ForkProof { return e.live.recv.Forks() }
+
+// SetLiveWatching sets the chains this edge's players watch, reported in
+// every heartbeat (HeartbeatRequest.LiveWatching) so the coordinator puts
+// the edge in their trees. The built-in player calls it as it starts and
+// stops live channels.
+func (e *Edge) SetLiveWatching(chains []content.VideoID) {
+	e.live.mu.Lock()
+	e.live.watching = slices.Clone(chains)
+	e.live.mu.Unlock()
+}
+
+func (e *Edge) liveWatching() []content.VideoID {
+	e.live.mu.Lock()
+	defer e.live.mu.Unlock()
+	return slices.Clone(e.live.watching)
+}
+
+// applyLive takes the primary coordinator's newer live set.
+func (e *Edge) applyLive(set *wire.LiveSet) {
+	if e.live.recv.SetLive(set) {
+		e.log.Info("live routes", "version", set.Version, "routes", len(set.Routes))
+	}
+}
+
+// servePush takes a push from the edge's assigned parent (edges are
+// leaves: nothing is forwarded).
+func (e *Edge) servePush(w http.ResponseWriter, r *http.Request) {
+	_, err := e.live.recv.HandlePush(w, r)
+	switch {
+	case err == nil:
+		e.metrics.livePushes.WithLabelValues("ok").Inc()
+	case errors.Is(err, fanout.ErrRejected):
+		e.metrics.livePushes.WithLabelValues("rejected").Inc()
+		e.metrics.verifyFailures.WithLabelValues("push").Inc()
+	default:
+		e.metrics.livePushes.WithLabelValues("refused").Inc()
+		e.log.Debug("refused a live push", "err", err)
+	}
+}
+
+// liveShard is a live shard's message bytes from the window.
+func (e *Edge) liveShard(k content.ShardRef) ([]byte, bool) {
+	st, ok := e.live.recv.Window().Shard(k)
+	if !ok {
+		return nil, false
+	}
+	return st.Encoded, true
+}
+
+// liveManifest is the manifest view of a chain the edge holds shards of.
+func (e *Edge) liveManifest(id content.VideoID) *content.Manifest {
+	return e.live.recv.Window().Manifest(id)
+}

@@ -1,0 +1,78 @@
+package edge
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/fanout"
+	"github.com/swarmcast/swarmcast/fanout/fanouttest"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// An edge keeps only its assigned parent's verified pushes and serves them
+// on the shard route with a receipt, as stored shards; a push from anyone
+// else changes nothing, and the VoD cache is untouched either way.
+func TestEdgeServesLivePushesFromItsParentOnly(t *testing.T) {
+	pub := fanouttest.NewPublisher(1, 31)
+	mux := http.NewServeMux()
+	pub.Routes(mux)
+	coord := httptest.NewServer(mux)
+	defer coord.Close()
+	f := sampleFixture(t)
+	e := newTestEdge(t, t.TempDir(), func(c *Config) { c.Coordinator = coord.URL })
+	mustStore(t, e, f, f.key(0, 0, 1), false)
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+	parent := wire.NewNodeSigner(identity.New().Key, nil)
+	outsider := wire.NewNodeSigner(identity.New().Key, nil)
+	e.applyLive(&wire.LiveSet{Version: 3, Routes: []wire.LiveRoute{{Chain: pub.Chain, Substream: 1, Indices: []int{1}, Parent: parent.ID()}}})
+	_, seg := pub.Next()
+	var mine []*content.ShardMessage
+	for _, sh := range seg.Shards {
+		if sh.Index == 1 {
+			mine = append(mine, sh)
+		}
+	}
+	body := (&fanout.Push{Chain: seg.Chain, Seq: seg.Seq, Entry: seg.Entry, Shards: mine}).Encode()
+	vodShards, vodBytes := e.Stored()
+
+	err := fanout.PushTo(t.Context(), srv.Client(), outsider, srv.URL, body)
+	if pe, ok := err.(*fanout.PushError); !ok || pe.Status != http.StatusForbidden {
+		t.Fatalf("outsider's push: %v, want 403", err)
+	}
+	if e.LiveWindow().Chain(pub.Chain) != nil {
+		t.Fatal("the outsider's push made the edge hold the chain")
+	}
+	ref := content.SegmentRef{Video: pub.Chain, Segment: 0}.Shard(1)
+	if _, _, err := fetchShard(t.Context(), srv.Client(), srv.URL, ref); err == nil {
+		t.Fatal("the edge served a live shard nobody assigned pushed")
+	}
+
+	if err := fanout.PushTo(t.Context(), srv.Client(), parent, srv.URL, body); err != nil {
+		t.Fatalf("the parent's push: %v", err)
+	}
+	resp, err := wire.GetShard(t.Context(), srv.Client(), wire.ShardRequest{Base: srv.URL, Ref: ref, MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(resp.Body, mine[0].Encode()) {
+		t.Fatal("the edge served other bytes than the pushed shard")
+	}
+	if _, err := wire.CheckShardReceipt(resp.Receipt, e.ID(), ref, resp.Body); err != nil {
+		t.Fatalf("live shard receipt: %v", err)
+	}
+	if n, b := e.Stored(); n != vodShards || b != vodBytes {
+		t.Fatalf("the VoD cache changed: %d shards %d bytes, was %d, %d", n, b, vodShards, vodBytes)
+	}
+	if got := counter(t, e, "swarmcast_edge_live_pushes_total", "result", "ok"); got != 1 {
+		t.Fatalf("live_pushes_total{ok} = %v, want 1", got)
+	}
+	// VoD shards are served as before.
+	if _, _, err := fetchShard(t.Context(), srv.Client(), srv.URL, f.key(0, 0, 1)); err != nil {
+		t.Fatalf("VoD shard after live: %v", err)
+	}
+}

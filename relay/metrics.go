@@ -1,0 +1,41 @@
+package relay
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmcast/swarmcast/internal/metric"
+)
+
+type metrics struct {
+	pushesIn       *prometheus.CounterVec // result: ok | unsigned | bad | not_parent | rejected | fork | stale | unavailable
+	pushBytesIn    prometheus.Counter
+	pushesOut      *prometheus.CounterVec // result: ok | error
+	pushBytesOut   prometheus.Counter
+	queueDrops     prometheus.Counter
+	forwardDelay   prometheus.Histogram
+	verifyFailures prometheus.Counter
+	shardRequests  *prometheus.CounterVec // code
+	servedBytes    prometheus.Counter
+	heartbeats     *prometheus.CounterVec // result: ok | error | unknown
+	parentQuiet    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, held func() float64, children func() float64) *metrics {
+	f := metric.For(reg, "relay")
+	m := &metrics{
+		pushesIn:       f.CounterVec("pushes_in_total", "Live pushes received, by result (ok; refused: unsigned, bad, not_parent, rejected, fork, stale, unavailable).", "result"),
+		pushBytesIn:    f.Counter("push_in_bytes_total", "Bytes of live pushes accepted."),
+		pushesOut:      f.CounterVec("pushes_out_total", "Live pushes sent to children, by result (ok, error).", "result"),
+		pushBytesOut:   f.Counter("push_out_bytes_total", "Bytes of live pushes children accepted."),
+		queueDrops:     f.Counter("queue_drops_total", "Segments dropped unsent because a child's queue was full (the child is slower than the stream)."),
+		forwardDelay:   f.Histogram("forward_delay_seconds", "From a push's arrival to a child's acceptance of its forward.", []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}),
+		verifyFailures: f.Counter("verify_failures_total", "Pushes whose entry or shards failed verification (refused, nothing kept)."),
+		shardRequests:  f.CounterVec("requests_total", "Shard requests by HTTP status.", "code"),
+		servedBytes:    f.Counter("served_bytes_total", "Shard bytes uploaded to players."),
+		heartbeats:     f.CounterVec("heartbeats_total", "Heartbeats by result (ok, error, unknown).", "result"),
+		parentQuiet:    f.Counter("parent_quiet_total", "Times a substream's parent sent nothing for 3 segment durations while the chain was live."),
+	}
+	f.GaugeFunc("held_segments", "Live segments held in the window, over every chain.", held)
+	f.GaugeFunc("children", "Children this relay pushes to.", children)
+	return m
+}
