@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,6 +82,9 @@ type faultRun struct {
 	accepted     map[uint64]time.Time
 	excluded     map[string]Decision
 	honestOutput *Output // for the forged-proof check
+	// view is a node without ffmpeg (a relay) replaying the exclusions
+	// from their bytes in the log: it must derive the judge's assignment.
+	view *View
 }
 
 // signed caches the replicas' statements across runs (keys, segments and
@@ -144,6 +148,9 @@ func runFaults(t *testing.T, f int, seed uint64, st *faultStats) {
 		t: t, rng: rng, p: p, core: core, people: people, re: &digestReexecutor{},
 		kind: map[string]faultKindSim{}, onset: map[string]uint64{}, manifest: map[string]uint64{},
 		avail: map[uint64]time.Time{}, accepted: map[uint64]time.Time{}, excluded: map[string]Decision{},
+	}
+	if r.view, err = NewView(testChain(), KeyOf(judge), sb, ParentPlan{}, p); err != nil {
+		t.Fatal(err)
 	}
 	var nodes []string
 	for _, k := range append(append([]NodeKey{}, sb.Active...), sb.Spares...) {
@@ -229,6 +236,11 @@ func runFaults(t *testing.T, f int, seed uint64, st *faultStats) {
 					}
 				}
 			}
+		}
+	}
+	for s := range segs + 10 {
+		if got, want := r.view.Replicas(s), core.Assigned(s); !slices.Equal(got, want) {
+			t.Errorf("segment %d: a node replaying the log assigns %v, the judge %v", s, got, want)
 		}
 	}
 	for s := range segs {
@@ -336,6 +348,13 @@ func (r *faultRun) decide(now time.Time) {
 				}
 			}
 			r.excluded[name] = d
+			logged, err := DecodeExclusion(d.Exclusion.Encode())
+			if err == nil {
+				err = r.view.Apply(logged, nil)
+			}
+			if err != nil {
+				r.t.Errorf("a node replaying the log refused the exclusion of %s: %v", name, err)
+			}
 		}
 	}
 }

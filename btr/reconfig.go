@@ -1,5 +1,11 @@
 package btr
 
+import (
+	"fmt"
+
+	"github.com/swarmcast/swarmcast/content"
+)
+
 // Standby is a chain's precomputed replica plan: the f+1 active replicas
 // and the spares that replace them, in order. Assign is a pure function of
 // the excluded set, so every correct node holding the same exclusions
@@ -84,4 +90,58 @@ func (p ParentPlan) ParentOf(child NodeKey, excluded func(NodeKey) bool) (parent
 		up = next
 	}
 	return up, true
+}
+
+// View is what any node of a chain (replica, relay, edge, player) derives
+// from the chain's plan and the exclusions in its log: which replicas run
+// each segment and which parent each child uses. It holds no clock and asks
+// no one: two correct nodes that applied the same exclusions agree on every
+// segment's configuration.
+type View struct {
+	chain    content.VideoID
+	judge    NodeKey
+	standby  Standby
+	parents  ParentPlan
+	params   Params
+	switchAt map[NodeKey]uint64
+}
+
+// NewView starts a view with no exclusions.
+func NewView(chain content.VideoID, judge NodeKey, standby Standby, parents ParentPlan, params Params) (*View, error) {
+	if err := params.Validate(); err != nil {
+		return nil, err
+	}
+	return &View{chain: chain, judge: judge, standby: standby, parents: parents, params: params, switchAt: map[NodeKey]uint64{}}, nil
+}
+
+// Apply checks an exclusion read from the channel log (Exclusion.Check with
+// re, which may be nil: see there) and records its switch segment. A
+// refused exclusion changes nothing; applying one twice is a no-op (the
+// first switch segment stands: exclusion is permanent).
+func (v *View) Apply(x *Exclusion, re Reexecutor) error {
+	if x.Chain != v.chain {
+		return fmt.Errorf("exclusion of %s: for chain %s, this view is of %s", x.Culprit, x.Chain, v.chain)
+	}
+	if err := x.Check(v.judge, re); err != nil {
+		return err
+	}
+	if _, ok := v.switchAt[x.Culprit]; !ok {
+		v.switchAt[x.Culprit] = x.SwitchAt(v.params)
+	}
+	return nil
+}
+
+func (v *View) excludedAt(seg uint64) func(NodeKey) bool {
+	return func(k NodeKey) bool {
+		s, ok := v.switchAt[k]
+		return ok && s <= seg
+	}
+}
+
+// Replicas is the replica set of segment seg.
+func (v *View) Replicas(seg uint64) []NodeKey { return v.standby.Assign(v.excludedAt(seg)) }
+
+// ParentOf is the parent child takes segment seg from.
+func (v *View) ParentOf(child NodeKey, seg uint64) (NodeKey, bool) {
+	return v.parents.ParentOf(child, v.excludedAt(seg))
 }

@@ -297,3 +297,53 @@ func TestLadderDigest(t *testing.T) {
 		t.Error("not deterministic")
 	}
 }
+
+// A node replaying the log: a forged exclusion changes nothing, a repeated
+// one keeps its first switch segment, a relay's exclusion moves its child
+// to the backup parent from the switch segment on.
+func TestViewReplaysTheLog(t *testing.T) {
+	k := func(n string) NodeKey { return KeyOf(testKey(n)) }
+	judge := testKey("judge")
+	p := DefaultParams()
+	sb := Standby{Active: []NodeKey{k("r0"), k("r1")}, Spares: []NodeKey{k("s0")}}
+	pp := ParentPlan{
+		Parent: map[NodeKey]NodeKey{k("relay1"): k("origin"), k("relay2"): k("origin"), k("edge1"): k("relay1")},
+		Backup: map[NodeKey]NodeKey{k("edge1"): k("relay2")},
+	}
+	v, err := NewView(testChain(), KeyOf(judge), sb, pp, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := &Accusation{Task: Task{Chain: testChain(), Segment: 10, Recipe: testRecipe, Input: inputOf(10)}, Accused: k("relay1"), Kind: Omission, AnswerBy: 1}
+	acc.Sign(judge)
+	x := &Exclusion{Chain: testChain(), Culprit: k("relay1"), Kind: Omission, Current: 10, Evidence: acc.Encode()}
+	x.Sign(judge)
+
+	forged := *x
+	forged.Sign(testKey("r0"))
+	if err := v.Apply(&forged, nil); err == nil {
+		t.Fatal("a forged exclusion applied")
+	}
+	if got, _ := v.ParentOf(k("edge1"), 100); got != k("relay1") {
+		t.Fatalf("a refused exclusion changed the view")
+	}
+	if err := v.Apply(x, nil); err != nil {
+		t.Fatal(err)
+	}
+	later := *x
+	later.Current = 20
+	later.Sign(judge)
+	if err := v.Apply(&later, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := 10 + uint64(p.SwitchLead())
+	if got, _ := v.ParentOf(k("edge1"), s-1); got != k("relay1") {
+		t.Errorf("switched before s* = %d", s)
+	}
+	if got, _ := v.ParentOf(k("edge1"), s); got != k("relay2") {
+		t.Errorf("not switched to the backup parent at s* = %d (a repeated exclusion moved it?)", s)
+	}
+	if got := v.Replicas(s); len(got) != 2 || got[0] != k("r0") || got[1] != k("r1") {
+		t.Errorf("a relay's exclusion changed the replicas: %v", got)
+	}
+}
