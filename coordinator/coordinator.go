@@ -632,9 +632,10 @@ func (c *Coordinator) Lookup(req wire.LookupRequest) (wire.LookupResponse, error
 // lock still holds (results point into the index), and counts its demand.
 func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render func(*lookupResult)) error {
 	now := c.cfg.Now()
-	tiebreak := splitmix64(c.lookupSeed + c.lookupSeq.Add(1))
+	slot := int(c.lookupSeq.Add(1) % rankSlotCount)
+	tiebreak := rankSeed(c.lookupSeed, slot)
 	c.mu.RLock()
-	err := c.st.lookup(req, now, tiebreak, &sc.res)
+	err := c.st.lookup(req, now, tiebreak, slot, &sc.res)
 	sc.edges = sc.edges[:0]
 	if err == nil {
 		if c.pool != nil {

@@ -2,9 +2,11 @@ package coordinator
 
 import (
 	"encoding/binary"
+	"math"
 	"math/bits"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
@@ -58,10 +60,86 @@ func (r *lookupResult) reset() {
 	r.segOrigins = r.segOrigins[:0]
 }
 
+// rankSlotCount is how many tie-break seeds lookups take turns with
+// (rankSeed): the random order among equally good sources is one of this
+// many per segment, each cached (rankSlots) until the segment's version
+// changes, instead of drawn afresh per lookup. Over a play of hundreds of
+// lookups every slot is used alike, so ties still share the load evenly.
+const rankSlotCount = 64
+
+// rankSlots caches one segment's rankings, one list of regions per
+// tie-break slot.
+type rankSlots [rankSlotCount]atomic.Pointer[rankEntry]
+
+// rankEntry is one cached ranking of a segment (immutable once stored):
+// for viewers in region, at the segment's version, valid while every
+// listed source stays fresh (nowNS <= validUntilNS). next holds the same
+// slot's rankings for other regions.
+type rankEntry struct {
+	version      uint64
+	region       string
+	validUntilNS int64
+	sources      []rankedSource
+	next         *rankEntry
+}
+
+// maxCachedRegions bounds the regions one slot of a segment remembers.
+const maxCachedRegions = 8
+
+// rankSeed is the tie-break of slot (0..rankSlotCount-1) under seed.
+func rankSeed(seed uint64, slot int) uint64 { return splitmix64(seed + uint64(slot)) }
+
+// cached returns the valid ranking of seg in slot for region, or nil.
+func (seg *segmentEntry) cached(slot int, region string, nowNS int64) *rankEntry {
+	slots := seg.ranks.Load()
+	if slots == nil {
+		return nil
+	}
+	for e := slots[slot].Load(); e != nil; e = e.next {
+		if e.region == region {
+			if e.version == seg.version && nowNS <= e.validUntilNS {
+				return e
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// remember caches ranked as seg's ranking in slot for region; freshFor
+// is how long a source stays fresh after its last heartbeat (ns).
+func (seg *segmentEntry) remember(slot int, region string, ranked []rankedSource, freshFor int64) {
+	slots := seg.ranks.Load()
+	if slots == nil {
+		seg.ranks.CompareAndSwap(nil, new(rankSlots))
+		slots = seg.ranks.Load()
+	}
+	e := &rankEntry{version: seg.version, region: region, validUntilNS: math.MaxInt64, sources: slices.Clone(ranked)}
+	for _, src := range ranked {
+		if last := src.h.n.lastSeenNS; last <= math.MaxInt64-freshFor {
+			e.validUntilNS = min(e.validUntilNS, last+freshFor)
+		}
+	}
+	// Keep the slot's rankings for other regions that are still current
+	// (a lost race with another lookup only costs a re-rank later).
+	tail := &e.next
+	kept := 1
+	for o := slots[slot].Load(); o != nil && kept < maxCachedRegions; o = o.next {
+		if o.region != region && o.version == seg.version {
+			*tail = &rankEntry{version: o.version, region: o.region, validUntilNS: o.validUntilNS, sources: o.sources}
+			tail = &(*tail).next
+			kept++
+		}
+	}
+	slots[slot].Store(e)
+}
+
 // lookup ranks the alive holders of each segment in the window. It only
 // reads state, so many run at once under the read lock. tiebreak seeds the
-// random order among equally good sources.
-func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, out *lookupResult) error {
+// random order among equally good sources: rankSeed(seed, slot), whose
+// ranking of each segment is cached for the next lookups in that slot;
+// a lookup with an Exclude list ranks afresh and caches nothing.
+func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, slot int, out *lookupResult) error {
 	v := s.videos[req.Video]
 	if v == nil {
 		return wire.NotFound("video %q is not in the catalogue", req.Video)
@@ -85,10 +163,21 @@ func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, 
 	end := min(req.From+req.Count, len(segs))
 	limit := sourcesPerSegment(v.m.Params.K)
 	// A node is fresh if it was seen at or after freshSince (see alive).
-	freshSince := now.UnixNano() - int64(missedHeartbeats*s.interval)
+	freshFor := int64(missedHeartbeats * s.interval)
+	nowNS := now.UnixNano()
+	freshSince := nowNS - freshFor
+	cache := len(req.Exclude) == 0
 	for i := req.From; i < end; i++ {
 		start := len(out.sources)
-		holders := segs[i].holders
+		seg := &segs[i]
+		if cache {
+			if e := seg.cached(slot, req.Region, nowNS); e != nil {
+				out.sources = append(out.sources, e.sources...)
+				out.segments = append(out.segments, rankedSegment{segment: i, start: start, end: len(out.sources)})
+				continue
+			}
+		}
+		holders := seg.holders
 		for j := range holders {
 			n := holders[j].n
 			if n.banned || n.lastSeenNS < freshSince || (len(req.Exclude) > 0 && slices.Contains(req.Exclude, n.id)) {
@@ -117,6 +206,9 @@ func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, 
 			}
 			return 0
 		})
+		if cache {
+			seg.remember(slot, req.Region, ranked, freshFor)
+		}
 		out.segments = append(out.segments, rankedSegment{segment: i, start: start, end: len(out.sources)})
 	}
 	for _, o := range s.origins {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -80,6 +81,33 @@ type video struct {
 // lookups rank them).
 type segmentEntry struct {
 	holders []holder
+	// version changes (under the write lock) whenever anything a ranking
+	// of this segment reads changes: the holder list, a holder's shards,
+	// or a holder's load bucket, ban or return from silence. Rankings
+	// cached at another version are stale (rankCache).
+	version uint64
+	// ranks caches this segment's rankings (allocated by the first lookup).
+	ranks atomic.Pointer[rankSlots]
+}
+
+// bumpHoldings invalidates the cached rankings of every segment n holds:
+// what ranking reads of n itself changed.
+func (s *state) bumpHoldings(n *node) {
+	for key := range n.inventory {
+		if seg := s.segment(key); seg != nil {
+			seg.version++
+		}
+	}
+}
+
+// segment is key's index entry, or nil if the catalogue has no such
+// segment.
+func (s *state) segment(key content.SegmentRef) *segmentEntry {
+	v := s.videos[key.Video]
+	if v == nil || key.Rendition >= len(v.segs) || key.Segment >= len(v.segs[key.Rendition]) {
+		return nil
+	}
+	return &v.segs[key.Rendition][key.Segment]
 }
 
 type holder struct {
@@ -281,7 +309,14 @@ func (s *state) heartbeat(n *node, req *wire.HeartbeatRequest, now time.Time) ([
 	} else {
 		n.servedRate = 0.5*n.servedRate + 0.5*rate
 	}
-	n.loadBucket = LoadBucket(n.servedRate, n.uploadCap)
+	bucket := LoadBucket(n.servedRate, n.uploadCap)
+	if bucket != n.loadBucket || !s.alive(n, now) || n.lastSeenNS == math.MaxInt64 {
+		// Ranked differently from now on, back from silence (a cached
+		// ranking left it out), or an origin's first heartbeat (cached
+		// rankings took it as fresh forever): its segments re-rank.
+		s.bumpHoldings(n)
+	}
+	n.loadBucket = bucket
 	n.heartbeats++
 	n.lastSeen = now
 	n.lastSeenNS = now.UnixNano()
@@ -316,11 +351,10 @@ func (s *state) setHolding(n *node, key content.SegmentRef, shards ShardMask) {
 	} else {
 		n.inventory[key] = shards
 	}
-	v := s.videos[key.Video]
-	if v == nil || key.Rendition >= len(v.segs) || key.Segment >= len(v.segs[key.Rendition]) {
+	seg := s.segment(key)
+	if seg == nil {
 		return
 	}
-	seg := &v.segs[key.Rendition][key.Segment]
 	i := slices.IndexFunc(seg.holders, func(h holder) bool { return h.n == n })
 	switch {
 	case shards.Empty() && i >= 0:
@@ -328,11 +362,16 @@ func (s *state) setHolding(n *node, key content.SegmentRef, shards ShardMask) {
 		seg.holders[i] = seg.holders[last]
 		seg.holders[last] = holder{}
 		seg.holders = seg.holders[:last]
+		seg.version++
 	case shards.Empty():
 	case i >= 0:
-		seg.holders[i].shard = shards
+		if seg.holders[i].shard != shards {
+			seg.holders[i].shard = shards
+			seg.version++
+		}
 	default:
 		seg.holders = append(seg.holders, holder{n: n, shard: shards})
+		seg.version++
 	}
 }
 
@@ -450,6 +489,7 @@ func (s *state) ban(id wire.NodeID, reason string) (newly bool) {
 	s.banned[id] = reason
 	if n := s.nodes[id]; n != nil {
 		n.banned = true
+		s.bumpHoldings(n)
 	}
 	return true
 }
@@ -460,6 +500,7 @@ func (s *state) unban(id wire.NodeID) {
 	delete(s.banned, id)
 	if n := s.nodes[id]; n != nil {
 		n.banned = false
+		s.bumpHoldings(n)
 	}
 }
 

@@ -243,7 +243,7 @@ func (n *Network) start() error {
 		if err != nil {
 			return err
 		}
-		srv, err := httpserve.Listen(n.ctx, "127.0.0.1:0", "", coord.Handler(), cfg.Log)
+		srv, err := httpserve.ListenSplit(n.ctx, "127.0.0.1:0", "", coord.ServeHotLookup, coord.Handler(), cfg.Log)
 		if err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ func DecodeLookupRequest(w http.ResponseWriter, r *http.Request, req *LookupRequ
 
 // lookupBodyPool holds buffers for lookup bodies; a body that does not fit
 // one takes the general decoder.
-var lookupBodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+var lookupBodyPool = sync.Pool{New: func() any { b := make([]byte, 0, LookupFastPathMaxBody); return &b }}
 
 type readCloser struct {
 	io.Reader
@@ -235,3 +235,25 @@ func (p *lookupParser) int() (int, bool) {
 	}
 	return v, true
 }
+
+// ParseLookupRequest is DecodeLookupRequest's fast path on a whole body
+// already read (a server that is not net/http): it parses b into req and
+// reports true only for a body of the plain shape, for which
+// DecodeLookupRequest would decode the same request; on false the caller
+// leaves the request to DecodeLookupRequest, which answers every other
+// body (and every refusal) as always.
+func ParseLookupRequest(b []byte, req *LookupRequest) bool {
+	if len(b) >= LookupFastPathMaxBody {
+		return false
+	}
+	if !parseLookupRequest(b, req) {
+		*req = LookupRequest{}
+		return false
+	}
+	return true
+}
+
+// LookupFastPathMaxBody bounds the bodies DecodeLookupRequest and
+// ParseLookupRequest parse without reflection: a body this long or longer
+// (a long Exclude list) takes the general decoder.
+const LookupFastPathMaxBody = 4096

@@ -155,7 +155,9 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			if err != nil {
 				return err
 			}
-			srv, err := httpserve.Listen(ctx, listen, advertise, c.Handler(), log)
+			// Lookups (players' hottest request) on fasthttp, every other
+			// request on net/http: httpserve.ListenSplit.
+			srv, err := httpserve.ListenSplit(ctx, listen, advertise, c.ServeHotLookup, c.Handler(), log)
 			if err != nil {
 				return withFlagHint(err, "set --listen HOST:PORT")
 			}

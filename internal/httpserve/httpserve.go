@@ -41,7 +41,7 @@ func NewMux(reg *prometheus.Registry) *http.ServeMux {
 // Server is a listening HTTP server. Close (or cancelling the context passed
 // to Start) stops it; Wait returns when it has stopped.
 type Server struct {
-	srv       *http.Server     // nil for a ListenHot server
+	srv       *http.Server     // nil for a ListenHot server; moved connections' for ListenSplit
 	fast      *fasthttp.Server // nil for a Listen server
 	tl        *trackingListener
 	t         Timeouts // fast's, as Timeouts reports them
@@ -200,7 +200,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Close stops accepting, gives in-flight requests a moment, then cuts them.
 func (s *Server) Close() error {
 	if s.fast != nil {
-		return s.closeHot(2 * time.Second)
+		return s.closeFast(2 * time.Second)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -213,9 +213,30 @@ func (s *Server) Close() error {
 // Kill drops every connection at once, like a crashed process would.
 func (s *Server) Kill() error {
 	if s.fast != nil {
-		return s.closeHot(0)
+		return s.closeFast(0)
 	}
 	return s.srv.Close()
+}
+
+// closeFast closes a ListenHot or ListenSplit server within grace: for
+// ListenSplit, the net/http server of moved connections shuts down
+// alongside fasthttp.
+func (s *Server) closeFast(grace time.Duration) error {
+	if s.srv == nil {
+		return s.closeHot(grace)
+	}
+	netDone := make(chan struct{})
+	go func() {
+		defer close(netDone)
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		if s.srv.Shutdown(ctx) != nil {
+			_ = s.srv.Close()
+		}
+	}()
+	err := s.closeHot(grace)
+	<-netDone
+	return err
 }
 
 // Wait blocks until the server has stopped and returns its serve error.
