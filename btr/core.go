@@ -79,7 +79,7 @@ type Decision struct {
 	Rebuttal   *Rebuttal            // Clear
 	Exclusion  *Exclusion           // Exclude
 	Proof      *ProofOfMisbehaviour // Exclude (commission, equivocation)
-	SwitchAt   uint64               // Exclude: s*
+	SwitchAt   uint64               // Exclude: s* (Segment is then the exclusion's Current)
 }
 
 // Core is the judge's agreement state for one chain and recipe. It is not
@@ -108,6 +108,7 @@ type segment struct {
 	reexecing bool
 	correct   *content.Hash // the judge's re-execution result
 	accepted  bool
+	byReexec  bool         // accepted on the judge's re-execution
 	digest    content.Hash // accepted output
 }
 
@@ -271,6 +272,13 @@ func (c *Core) Reexecuted(seg uint64, digest content.Hash, now time.Time) error 
 	if !s.reexecing {
 		return fmt.Errorf("btr: re-execution of segment %d was not requested", seg)
 	}
+	if s.accepted && !s.byReexec && digest != s.digest {
+		// The replicas' agreement includes a correct one, so a different
+		// re-execution means this judge's recipe run is not the replicas'
+		// (another ffmpeg build, a non-deterministic argument): it must not
+		// produce proofs. Nothing changes.
+		return fmt.Errorf("btr: re-execution of segment %d gave %x, the replicas agreed on %x: the judge's transcode is not the recipe's (check its ffmpeg build)", seg, digest[:6], s.digest[:6])
+	}
 	c.Tick(now)
 	s.correct = &digest
 	c.evaluate(s, now)
@@ -362,7 +370,7 @@ func (c *Core) evaluate(s *segment, now time.Time) {
 }
 
 func (c *Core) accept(s *segment, digest content.Hash, byReexec bool, now time.Time) {
-	s.accepted, s.digest = true, digest
+	s.accepted, s.digest, s.byReexec = true, digest, byReexec
 	var agreed []NodeKey
 	for _, r := range s.assigned {
 		if o, ok := s.outputs[r]; ok && o.Digest == digest && !c.isExcluded(r) {

@@ -347,3 +347,35 @@ func TestViewReplaysTheLog(t *testing.T) {
 		t.Errorf("a relay's exclusion changed the replicas: %v", got)
 	}
 }
+
+// A judge whose re-execution disagrees with an agreement of the replicas
+// is the one that is wrong (its ffmpeg is not the recipe's): it proves
+// nothing and changes nothing.
+func TestReexecutionAgainstAgreementIsRefused(t *testing.T) {
+	people, sb := newCast(1, 1)
+	core, err := NewCore(Config{Chain: testChain(), Recipe: testRecipe, Standby: sb, Params: DefaultParams(), Judge: testKey("judge")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := correctDigest(testRecipe, inputOf(0))
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(core.Open(0, inputOf(0), t0))
+	must(core.Output(signedOutput(people.keys["r0"], 0, ok), t0.Add(100*time.Millisecond)))
+	core.Tick(t0.Add(720 * time.Millisecond)) // r1 accused, re-execution asked
+	must(core.Output(signedOutput(people.keys["r1"], 0, ok), t0.Add(800*time.Millisecond)))
+	core.Decisions()
+	if err := core.Reexecuted(0, wrongDigest(inputOf(0), "bad"), t0.Add(900*time.Millisecond)); err == nil {
+		t.Fatal("a re-execution against the replicas' agreement was taken")
+	}
+	if d := core.Decisions(); len(d) != 0 {
+		t.Fatalf("decisions after a refused re-execution: %v", d)
+	}
+	if _, out := core.Excluded(KeyOf(people.keys["r0"])); out {
+		t.Fatal("an agreeing replica was excluded")
+	}
+}
