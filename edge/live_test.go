@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/fanout"
 	"github.com/swarmcast/swarmcast/fanout/fanouttest"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -74,5 +76,34 @@ func TestEdgeServesLivePushesFromItsParentOnly(t *testing.T) {
 	// VoD shards are served as before.
 	if _, _, err := fetchShard(t.Context(), srv.Client(), srv.URL, f.key(0, 0, 1)); err != nil {
 		t.Fatalf("VoD shard after live: %v", err)
+	}
+}
+
+// A push larger than the hot listener's 1 MiB body bound (a child of every
+// substream of a large segment) still reaches the edge.
+func TestEdgeTakesLargePushesOnTheHotListener(t *testing.T) {
+	pub := fanouttest.NewPublisher(1, 32)
+	mux := http.NewServeMux()
+	pub.Routes(mux)
+	coord := httptest.NewServer(mux)
+	defer coord.Close()
+	e := newTestEdge(t, t.TempDir(), func(c *Config) { c.Coordinator = coord.URL })
+	srv, err := httpserve.ListenHot(t.Context(), "127.0.0.1:0", "", e.ServeHot, e.Handler(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	parent := wire.NewNodeSigner(identity.New().Key, nil)
+	e.applyLive(&wire.LiveSet{Version: 1, Routes: []wire.LiveRoute{{Chain: pub.Chain, Indices: []int{0, 1, 2, 3, 4}, Parent: parent.ID()}}})
+	_, seg := pub.NextSized(2 << 20) // 5 shards of 512 KiB
+	body := (&fanout.Push{Chain: seg.Chain, Seq: seg.Seq, Entry: seg.Entry, Shards: seg.Shards}).Encode()
+	if len(body) <= 1<<20 {
+		t.Fatalf("push of %d bytes is not over 1 MiB", len(body))
+	}
+	if err := fanout.PushTo(t.Context(), http.DefaultClient, parent, srv.Advertise, body); err != nil {
+		t.Fatalf("large push: %v", err)
+	}
+	if got := e.LiveWindow().Indices(pub.Chain, 0, 0); len(got) != 5 {
+		t.Fatalf("edge holds indices %v of the large segment, want all 5", got)
 	}
 }

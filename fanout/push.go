@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 // Push is the body of one POST wire.PathLivePush (wire.ContentTypeLivePush):
@@ -35,7 +36,7 @@ const (
 	// MaxPushBytes bounds one push body: a substream's shards of one
 	// segment of every rendition (a 1 s segment of a 16-rung ladder at
 	// 8 Mbit/s is a few MB; this leaves room for 6 s segments).
-	MaxPushBytes = 32 << 20
+	MaxPushBytes = wire.MaxLivePushBytes
 	// MaxPushShards bounds the shards of one push: every index of every
 	// rendition (16 renditions × content.MaxTotalShards would be far more
 	// than any tree pushes; one segment's pushed indices of 16 renditions).

@@ -157,12 +157,15 @@ func (r *Receiver) Receive(ctx context.Context, sender wire.NodeID, p *Push) (Re
 	}
 	stored := make([]StoredShard, len(p.Shards))
 	for i, sh := range p.Shards {
-		// The push's bytes are the request body: copy the shard out so the
-		// window holds only what it keeps.
-		own := *sh
-		own.Data = slices.Clone(sh.Data)
-		own.Proof = slices.Clone(sh.Proof)
-		stored[i] = StoredShard{Msg: &own, Encoded: own.Encode()}
+		// The push's bytes are the request body: the window keeps one
+		// fresh encoding per shard, and the message it serves from aliases
+		// it (one copy of the data, not two).
+		enc := sh.Encode()
+		own, err := content.DecodeShardMessage(enc)
+		if err != nil {
+			return Received{}, fmt.Errorf("%w: shard %d re-encoding: %v", ErrRejected, i, err) // cannot happen: it decoded once
+		}
+		stored[i] = StoredShard{Msg: own, Encoded: enc}
 	}
 	r.win.put(p.Chain, e.Seq, stored)
 	seg := Segment{Chain: p.Chain, Seq: e.Seq, Entry: p.Entry, Shards: make([]*content.ShardMessage, len(stored))}

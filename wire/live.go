@@ -70,6 +70,12 @@ func LiveIngestRTMPURL(rtmpAddr, streamKey string) string {
 // the entry before keeping or forwarding it.
 const PathLivePush = "/v1/live/push"
 
+// MaxLivePushBytes bounds one push body (fanout.MaxPushBytes): a child's
+// substreams' shards of one segment of every rendition. Servers let
+// PathLivePush bodies grow to it (the hot listener's other bodies stay
+// at 1 MiB).
+const MaxLivePushBytes = 32 << 20
+
 // Origin ingest route for HLS push: ffmpeg -f hls -method PUT
 // http://ORIGIN/live/KEY/index.m3u8 PUTs the playlist and each segment
 // under the stream key (the key is the credential, as in RTMP). RTMP

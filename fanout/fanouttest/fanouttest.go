@@ -51,7 +51,11 @@ func NewPublisher(renditions int, seed uint64) *Publisher {
 
 // Next packages and signs the next segment: its entry and the shards of
 // indices 0..Pushed-1 of every rendition.
-func (p *Publisher) Next() (*content.LiveEntry, fanout.Segment) {
+func (p *Publisher) Next() (*content.LiveEntry, fanout.Segment) { return p.NextSized(0) }
+
+// NextSized is Next with every rendition's segment size bytes (rounded up
+// to the AES block); 0 is a random 1–2 KB.
+func (p *Publisher) NextSized(size int) (*content.LiveEntry, fanout.Segment) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	seq := uint64(len(p.entries))
@@ -62,7 +66,11 @@ func (p *Publisher) Next() (*content.LiveEntry, fanout.Segment) {
 	e := &content.LiveEntry{Chain: p.Chain, Seq: seq, Prev: prev, ProgramTime: p.Genesis.Started + int64(seq)*1_000_000}
 	var shards []*content.ShardMessage
 	for r := range p.Genesis.Renditions {
-		ct := make([]byte, 16*(64+p.rng.IntN(64)))
+		n := 16 * (64 + p.rng.IntN(64))
+		if size > 0 {
+			n = (size + 15) / 16 * 16
+		}
+		ct := make([]byte, n)
 		for i := range ct {
 			ct[i] = byte(p.rng.Uint32())
 		}

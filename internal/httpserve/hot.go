@@ -13,6 +13,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 // Hot answers the requests of a server's hot route (shard GETs: ~12 KB
@@ -74,6 +76,11 @@ func listenHot(ctx context.Context, addr, advertise string, hot Hot, rest http.H
 			ReadTimeout: t.ReadHeader,
 			HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 				if h.ContentLength() != 0 {
+					if h.IsPost() && string(h.RequestURI()) == wire.PathLivePush {
+						// A live push carries a segment's shards: larger
+						// than any other body (the receiver bounds it again).
+						return fasthttp.RequestConfig{ReadTimeout: t.Read, MaxRequestBodySize: wire.MaxLivePushBytes}
+					}
 					return fasthttp.RequestConfig{ReadTimeout: t.Read}
 				}
 				return fasthttp.RequestConfig{}
