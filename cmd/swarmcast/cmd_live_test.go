@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmcast/swarmcast/coordinator"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
+	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// swarmcast live against a real coordinator: create prints the id and the
+// key, list shows the channel, end ends it; each error case says what to do
+// and changes nothing.
+func TestLiveCommand(t *testing.T) {
+	t.Setenv("SWARMCAST_PASSWORD", "")
+	ctx := context.Background()
+	store, err := coordinatordb.OpenConfig(ctx, "sqlite:"+filepath.Join(t.TempDir(), "c.db"), coordinatordb.Config{
+		PointsPerMB: 10, Password: coordinatordb.PasswordParams{Time: 1, MemKiB: 1024, Threads: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if _, err := accounting.BootstrapAdmin(ctx, store, "root", testPassword, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := coordinator.New(coordinator.Config{Store: store, Log: slog.New(slog.DiscardHandler), Accounting: accounting.Config{AuditInterval: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c.Handler())
+	t.Cleanup(srv.Close)
+	if _, err := wire.NewCoordinatorClient(srv.URL, nil).Signup(ctx, wire.Credentials{Username: "bob", Password: testPassword}); err != nil {
+		t.Fatal(err)
+	}
+	admin := []string{"--coordinator", srv.URL, "--user", "root", "--password", testPassword}
+	bob := []string{"--coordinator", srv.URL, "--user", "bob", "--password", testPassword}
+
+	for _, tc := range []struct {
+		args []string
+		says []string
+	}{
+		{[]string{"live", "create", "news"}, []string{"need --coordinator"}},
+		{[]string{"live", "create", "news", "--coordinator", srv.URL}, []string{"need --user and --password"}},
+		{append([]string{"live", "create"}, admin...), []string{"the channel's name"}},
+		{append([]string{"live", "create", "news"}, bob...), []string{"may not broadcast", wire.PathLiveBroadcasters}},
+		{append([]string{"live", "create", "bad/name"}, admin...), []string{"channel name", "letters, digits"}},
+		{[]string{"live", "create", "news", "--coordinator", srv.URL, "--user", "root", "--password", "wrong-password-1"}, []string{"check --password"}},
+		{append([]string{"live", "end", "nonsense"}, admin...), []string{"ch_"}},
+		{append([]string{"live", "end", "ch_0000000000000000"}, admin...), []string{"no channel", "swarmcast live list"}},
+		{append([]string{"live", "allow", "nobody"}, admin...), []string{"no account"}},
+		{append([]string{"live", "allow", "bob"}, bob...), []string{"for admins"}},
+	} {
+		out, err := run(t, tc.args...)
+		if err == nil {
+			t.Fatalf("%q succeeded:\n%s", tc.args, out)
+		}
+		for _, w := range tc.says {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %q does not say %q", tc.args, err, w)
+			}
+		}
+	}
+	if out, err := run(t, append([]string{"live", "list"}, "--coordinator", srv.URL)...); err != nil || !strings.Contains(out, "no channels yet") {
+		t.Fatalf("list after the refusals: %v\n%s", err, out)
+	}
+
+	if out, err := run(t, append([]string{"live", "allow", "bob"}, admin...)...); err != nil || !strings.Contains(out, "bob may create channels") {
+		t.Fatalf("allow: %v\n%s", err, out)
+	}
+	out, err := run(t, append([]string{"live", "create", "news"}, bob...)...)
+	if err != nil {
+		t.Fatalf("create: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`channel\s+(ch_[0-9a-f]{16}) \(news\)`).FindStringSubmatch(out)
+	if m == nil || !regexp.MustCompile(`stream key\s+sk_[0-9a-f]{48}`).MatchString(out) || !strings.Contains(out, "no origin is registered") {
+		t.Fatalf("create printed:\n%s", out)
+	}
+	id := m[1]
+	out, err = run(t, "live", "list", "--coordinator", srv.URL)
+	if err != nil || !regexp.MustCompile(id+`\s+news\s+idle\s+-\s+0\s+-`).MatchString(out) {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	if out, err := run(t, append([]string{"live", "end", id}, bob...)...); err != nil || !strings.Contains(out, "ended") {
+		t.Fatalf("end: %v\n%s", err, out)
+	}
+	if info, err := c.Live().Channel(wire.ChannelID(id)); err != nil || info.State != wire.ChannelEnded {
+		t.Fatalf("after end: %+v %v", info, err)
+	}
+}
