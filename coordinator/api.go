@@ -14,6 +14,7 @@ import (
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
+	"github.com/swarmcast/swarmcast/coordinator/live"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -92,6 +93,7 @@ func (c *Coordinator) handleRegister(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	n := c.st.register(req, now, c.rng.Uint64())
 	c.mu.Unlock()
+	c.live.NodeUp(live.TreeNode{ID: n.id, Role: n.role, Addr: n.addr, UploadCap: n.uploadCap, PricePerGB: n.pricePerGB})
 	c.log.Info("node registered", "node", n.id, "role", n.role, "addr", n.addr, "region", n.region,
 		"disk_cap_bytes", n.diskCap, "upload_cap_bytes_per_s", n.uploadCap, "banned", n.banned)
 	wire.WriteJSON(w, wire.RegisterResponse{
@@ -114,6 +116,10 @@ func (c *Coordinator) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusBadRequest, "heartbeat: served_bytes %d: want the bytes served since the previous heartbeat (0 or more)", req.ServedBytes)
 		return
 	}
+	if err := checkLiveReport(&req); err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "heartbeat: %v", err)
+		return
+	}
 	now := c.cfg.Now()
 	c.mu.Lock()
 	n := c.st.nodes[req.NodeID]
@@ -132,13 +138,17 @@ func (c *Coordinator) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	directives, served := c.st.heartbeat(n, &req, now)
-	role := n.role
+	role, banned := n.role, n.banned
 	c.mu.Unlock()
 	if served < req.ServedBytes {
 		c.metrics.servedClamped.WithLabelValues(string(role)).Inc()
 	}
 	c.recordServed(role, served, now)
-	wire.WriteJSON(w, wire.HeartbeatResponse{Directives: directives})
+	resp := wire.HeartbeatResponse{Directives: directives}
+	if !banned {
+		resp.Live = c.live.Heartbeat(req.NodeID, req.LiveWatching, req.PeerRTTMS, now)
+	}
+	wire.WriteJSON(w, resp)
 }
 
 func (c *Coordinator) handleLeave(w http.ResponseWriter, r *http.Request) {
@@ -161,6 +171,7 @@ func (c *Coordinator) handleLeave(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, "leave: node %q is not registered", req.NodeID)
 		return
 	}
+	c.live.NodeDown(n.id)
 	c.log.Info("node left", "node", n.id, "role", n.role)
 	wire.WriteEmpty(w)
 }

@@ -480,6 +480,7 @@ func (c *Coordinator) Sweep() {
 	c.mu.Unlock()
 	var droppedEdges []wire.NodeID
 	for _, n := range gone {
+		c.live.NodeDown(n.id)
 		c.log.Info("node missed heartbeats, dropped", "node", n.id, "role", n.role, "last_seen", n.lastSeen)
 		if n.role == wire.RoleEdge && !n.banned {
 			droppedEdges = append(droppedEdges, n.id)

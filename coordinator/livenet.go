@@ -1,6 +1,8 @@
 package coordinator
 
 import (
+	"fmt"
+	"math"
 	"net/http"
 	"time"
 
@@ -58,4 +60,30 @@ func (ln *liveNetwork) IngestAddrs(now time.Time) (hls, rtmp []string) {
 		}
 	}
 	return hls, rtmp
+}
+
+// Bounds of a heartbeat's live report.
+const (
+	maxLiveWatching = 64   // chains one edge's players watch at once
+	maxPeerRTTs     = 1024 // round trips one node reports
+)
+
+// checkLiveReport validates a heartbeat's live fields before anything uses
+// them.
+func checkLiveReport(req *wire.HeartbeatRequest) error {
+	if len(req.LiveWatching) > maxLiveWatching {
+		return fmt.Errorf("live_watching lists %d chains, at most %d", len(req.LiveWatching), maxLiveWatching)
+	}
+	if len(req.PeerRTTMS) > maxPeerRTTs {
+		return fmt.Errorf("peer_rtt_ms lists %d peers, at most %d", len(req.PeerRTTMS), maxPeerRTTs)
+	}
+	for id, ms := range req.PeerRTTMS {
+		if err := wire.CheckNodeID(id); err != nil {
+			return fmt.Errorf("peer_rtt_ms: %v", err)
+		}
+		if ms < 0 || math.IsNaN(ms) || math.IsInf(ms, 0) || ms > 60_000 {
+			return fmt.Errorf("peer_rtt_ms[%s] = %v: want a round trip of 0..60000 ms", id, ms)
+		}
+	}
+	return nil
 }

@@ -327,7 +327,10 @@ func (s *Service) CreateChannel(ctx context.Context, owner int64, req wire.Creat
 	info := s.info(c)
 	s.mu.Unlock()
 	out := wire.ChannelCreated{Channel: info, StreamKey: key}
-	hls, rtmp := s.net.IngestAddrs(s.cfg.Now())
+	var hls, rtmp []string
+	if s.net != nil {
+		hls, rtmp = s.net.IngestAddrs(s.cfg.Now())
+	}
 	for _, a := range rtmp {
 		out.RTMPIngest = append(out.RTMPIngest, wire.LiveIngestRTMPURL(a, key))
 	}

@@ -1,16 +1,359 @@
 package live
 
-// treeState is placeholder soft state for the fan-out trees.
-type treeState struct {
-	relays   map[string]struct{}
-	watchers map[string]int
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/plan"
+	"github.com/swarmcast/swarmcast/plan/lp"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// The fan-out tree builder: a pure function of a snapshot (BuildTrees), so
+// it runs the same in the coordinator, in tests and in a simulator. No
+// clock, no I/O, no goroutines, no randomness (ties break by node id).
+//
+// Per chain and per substream j (S substreams, substream j carries the
+// pushed indices i ≡ j mod S), it maps the nodes to a plan.CocosInstance:
+// the origin is server 0, relays and the chain's edges are demanding
+// servers; delays are measured round trips (HeartbeatRequest.PeerRTTMS, the
+// mean of both directions when both are known) or DefaultHopDelayMS; upload
+// prices are the relays' PricePerGB, the origin's OriginPriceFactor times
+// the dearest relay's (so relays carry what they can), and edges' a price
+// no tree pays (edges are leaves). The delay bound is the segment duration.
+// plan.Cocos solves it (plan.DelayBoundedPrim if the LP cannot be solved);
+// relays used by earlier substreams of the chain cost more for later ones,
+// so substreams spread over relays and one relay's loss costs few of them.
+// The tree is then made what the fan-out can run:
+//   - an edge never forwards: an edge's children move to its nearest
+//     non-edge ancestor;
+//   - at most MaxRelayLevels relays between the origin and a leaf;
+//   - a relay forwards at most its upload cap (bytes/s over every tree
+//     of every chain): past it, a child moves to the origin;
+//   - a relay with nobody below it leaves the tree.
+
+// DefaultHopDelayMS is the delay assumed between two nodes without a
+// measured round trip.
+const DefaultHopDelayMS = 40.0
+
+// MaxRelayLevels bounds the relays between the origin and an edge.
+const MaxRelayLevels = 2
+
+// OriginPriceFactor prices the origin's upload relative to the dearest relay.
+const OriginPriceFactor = 4.0
+
+// edgeUploadPrice makes edges' upload dearer than any path through relays.
+const edgeUploadPrice = 1e6
+
+// TreeNode is one node the builder may place.
+type TreeNode struct {
+	ID   wire.NodeID
+	Role wire.Role
+	Addr string
+	// UploadCap is the node's upload capacity, bytes per second (relays).
+	UploadCap int64
+	// PricePerGB is a relay's upload price.
+	PricePerGB float64
+	// RTTMS are round trips this node measured to others, ms.
+	RTTMS map[wire.NodeID]float64
 }
 
-func newTreeState() *treeState { return &treeState{} }
+// TreeChain is one chain to build trees for.
+type TreeChain struct {
+	Chain  content.VideoID
+	Origin wire.NodeID
+	// RateBytes is the chain's whole stream, bytes per second (every
+	// rendition's bandwidth); SegmentMS its target segment duration.
+	RateBytes float64
+	SegmentMS float64
+	K         int // shards needed to rebuild a segment
+	// Edges are the edges in the chain (watching it, or assigned to it).
+	Edges []wire.NodeID
+}
 
-// treesChanged marks the trees for a rebuild (s.mu held).
-func (s *Service) treesChanged() {}
+// TreeInput is the builder's snapshot.
+type TreeInput struct {
+	Nodes      map[wire.NodeID]TreeNode // every alive origin, relay and edge
+	Chains     []TreeChain
+	Substreams int // S
+	PushShards int // indices pushed per segment (0..PushShards-1)
+}
 
-func (s *Service) watchers(any) int  { return 0 }
-func (s *Service) relayCount() int   { return 0 }
-func (s *Service) watcherCount() int { return 0 }
+// TreeOutput is every node's routes, and each chain's trees for reading.
+type TreeOutput struct {
+	Routes map[wire.NodeID][]wire.LiveRoute
+	// Parent is chain → substream → node → parent, for lookups and tests.
+	Parent map[content.VideoID][]map[wire.NodeID]wire.NodeID
+}
+
+// BuildTrees builds one tree per substream of every chain.
+func BuildTrees(in TreeInput) TreeOutput {
+	out := TreeOutput{Routes: map[wire.NodeID][]wire.LiveRoute{}, Parent: map[content.VideoID][]map[wire.NodeID]wire.NodeID{}}
+	s := max(in.Substreams, 1)
+	budget := map[wire.NodeID]float64{} // relays' remaining upload, bytes/s
+	for id, n := range in.Nodes {
+		if n.Role == wire.RoleRelay {
+			budget[id] = float64(n.UploadCap)
+		}
+	}
+	chains := slices.Clone(in.Chains)
+	slices.SortFunc(chains, func(a, b TreeChain) int { return content.CompareVideoIDs(a.Chain, b.Chain) })
+	for _, ch := range chains {
+		if _, ok := in.Nodes[ch.Origin]; !ok {
+			continue
+		}
+		uses := map[wire.NodeID]int{} // relay → substreams of this chain it forwards
+		trees := make([]map[wire.NodeID]wire.NodeID, s)
+		for j := range s {
+			indices := content.SubstreamIndices(j, s, in.PushShards)
+			rate := ch.RateBytes * float64(len(indices)) / float64(max(ch.K, 1))
+			parent := buildSubstream(in, ch, uses, budget, rate)
+			trees[j] = parent
+			forwarding := map[wire.NodeID]bool{}
+			for _, p := range parent {
+				if in.Nodes[p].Role == wire.RoleRelay {
+					forwarding[p] = true
+				}
+			}
+			for r := range forwarding {
+				uses[r]++
+			}
+			addRoutes(out.Routes, in, ch, j, indices, parent)
+		}
+		out.Parent[ch.Chain] = trees
+	}
+	for id := range out.Routes {
+		slices.SortFunc(out.Routes[id], func(a, b wire.LiveRoute) int {
+			if c := content.CompareVideoIDs(a.Chain, b.Chain); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Substream, b.Substream)
+		})
+	}
+	return out
+}
+
+// buildSubstream is one substream's tree: node → parent.
+func buildSubstream(in TreeInput, ch TreeChain, uses map[wire.NodeID]int, budget map[wire.NodeID]float64, rate float64) map[wire.NodeID]wire.NodeID {
+	// Server 0 is the origin, then relays, then edges, each sorted by id.
+	ids := []wire.NodeID{ch.Origin}
+	var relays, edges []wire.NodeID
+	for id, n := range in.Nodes {
+		if n.Role == wire.RoleRelay && budget[id] >= rate {
+			relays = append(relays, id)
+		}
+	}
+	for _, e := range ch.Edges {
+		if n, ok := in.Nodes[e]; ok && n.Role == wire.RoleEdge && !slices.Contains(edges, e) {
+			edges = append(edges, e)
+		}
+	}
+	slices.Sort(relays)
+	slices.Sort(edges)
+	ids = append(append(ids, relays...), edges...)
+	parent := map[wire.NodeID]wire.NodeID{}
+	if len(edges) == 0 {
+		return parent
+	}
+	n := len(ids)
+	maxRelayPrice := 0.0
+	for _, r := range relays {
+		maxRelayPrice = max(maxRelayPrice, in.Nodes[r].PricePerGB)
+	}
+	if maxRelayPrice == 0 {
+		maxRelayPrice = 1
+	}
+	inst := &plan.CocosInstance{Delay: square(n), Link: square(n), Upload: make([]float64, n), DelayBound: max(ch.SegmentMS, 2*DefaultHopDelayMS*float64(MaxRelayLevels+1))}
+	for i, id := range ids {
+		node := in.Nodes[id]
+		switch {
+		case i == 0:
+			inst.Upload[i] = OriginPriceFactor * maxRelayPrice / 8000 // per GB → per Mbit
+		case node.Role == wire.RoleRelay:
+			// A relay already forwarding substreams of this chain costs more.
+			inst.Upload[i] = (node.PricePerGB + maxRelayPrice*0.01) * (1 + 2*float64(uses[id])) / 8000
+		default:
+			inst.Upload[i] = edgeUploadPrice
+		}
+		for j, other := range ids {
+			if i != j {
+				inst.Delay[i][j] = hopDelay(in.Nodes, id, other)
+			}
+		}
+	}
+	demand := make([]int, 0, n-1)
+	for i := 1; i < n; i++ {
+		demand = append(demand, i)
+	}
+	inst.Channels = []plan.Channel{{Origin: 0, Rate: math.Max(rate*8/1e6, 1e-6), Demand: demand}}
+	// CBC when installed: on these small, degenerate LPs the in-process
+	// simplex can take seconds where CBC takes milliseconds (measured:
+	// BenchmarkBuildTrees). If the LP fails, the Prim baseline.
+	var solver lp.Solver = lp.Auto{}
+	if lp.CoinAvailable() {
+		solver = lp.Coin{}
+	}
+	res, err := plan.Cocos(inst, plan.CocosOptions{Substreams: 4, Candidates: 4, Solver: solver})
+	if err != nil {
+		res = plan.DelayBoundedPrim(inst)
+	}
+	for v, p := range res.Trees[0].Parent {
+		parent[ids[v]] = ids[p]
+	}
+	return shape(in, ch.Origin, parent, budget, rate)
+}
+
+// shape makes a planned tree runnable (see the package comment): edges are
+// leaves, at most MaxRelayLevels relays deep, relays within their upload
+// budget (which it spends), no childless relay.
+func shape(in TreeInput, origin wire.NodeID, parent map[wire.NodeID]wire.NodeID, budget map[wire.NodeID]float64, rate float64) map[wire.NodeID]wire.NodeID {
+	role := func(id wire.NodeID) wire.Role { return in.Nodes[id].Role }
+	// up is the nearest ancestor of v that may forward, at most
+	// MaxRelayLevels relays below the origin.
+	up := func(v wire.NodeID) wire.NodeID {
+		var path []wire.NodeID // ancestors that may forward, nearest first
+		for p, hops := parent[v], 0; hops <= len(parent); p, hops = parent[p], hops+1 {
+			if p == origin || p == "" {
+				break
+			}
+			if role(p) == wire.RoleRelay {
+				path = append(path, p)
+			}
+		}
+		if len(path) == 0 {
+			return origin
+		}
+		if len(path) > MaxRelayLevels {
+			// Keep the top MaxRelayLevels relays: hang v below the lowest of them.
+			return path[len(path)-MaxRelayLevels]
+		}
+		return path[0]
+	}
+	fixed := map[wire.NodeID]wire.NodeID{}
+	for _, v := range sortedKeys(parent) {
+		fixed[v] = up(v)
+	}
+	// Spend relay budgets, nearest the origin first (a relay's own parent
+	// is settled before its children count against it).
+	depth := func(v wire.NodeID) int {
+		d := 0
+		for p := fixed[v]; p != origin && p != "" && d <= len(fixed); p = fixed[p] {
+			d++
+		}
+		return d
+	}
+	order := sortedKeys(fixed)
+	slices.SortStableFunc(order, func(a, b wire.NodeID) int { return cmp.Compare(depth(a), depth(b)) })
+	// Prune childless relays first (repeatedly: a relay may only feed relays).
+	for {
+		children := map[wire.NodeID]int{}
+		for _, p := range fixed {
+			children[p]++
+		}
+		pruned := false
+		for _, v := range order {
+			if _, ok := fixed[v]; ok && role(v) == wire.RoleRelay && children[v] == 0 {
+				delete(fixed, v)
+				pruned = true
+			}
+		}
+		if !pruned {
+			break
+		}
+	}
+	for _, v := range order {
+		p, ok := fixed[v]
+		if !ok || p == origin {
+			continue
+		}
+		if _, kept := fixed[p]; !kept || budget[p] < rate {
+			fixed[v] = origin
+			continue
+		}
+		budget[p] -= rate
+	}
+	// A relay left without children after the budget moves is dropped too.
+	children := map[wire.NodeID]int{}
+	for _, p := range fixed {
+		children[p]++
+	}
+	for _, v := range order {
+		if p, ok := fixed[v]; ok && role(v) == wire.RoleRelay && children[v] == 0 {
+			delete(fixed, v)
+			if p != origin {
+				budget[p] += rate
+			}
+		}
+	}
+	return fixed
+}
+
+// addRoutes turns one substream tree into the routes of its nodes.
+func addRoutes(routes map[wire.NodeID][]wire.LiveRoute, in TreeInput, ch TreeChain, j int, indices []int, parent map[wire.NodeID]wire.NodeID) {
+	if len(parent) == 0 {
+		return
+	}
+	kids := map[wire.NodeID][]wire.Source{}
+	for _, v := range sortedKeys(parent) {
+		p := parent[v]
+		kids[p] = append(kids[p], wire.Source{NodeID: v, Addr: in.Nodes[v].Addr, Shards: indices})
+	}
+	routes[ch.Origin] = append(routes[ch.Origin], wire.LiveRoute{Chain: ch.Chain, Substream: j, Indices: indices, Children: kids[ch.Origin]})
+	for _, v := range sortedKeys(parent) {
+		routes[v] = append(routes[v], wire.LiveRoute{Chain: ch.Chain, Substream: j, Indices: indices, Parent: parent[v], Children: kids[v]})
+	}
+}
+
+// hopDelay is the delay between a and b, ms: the mean of the round trips
+// either measured, else DefaultHopDelayMS. (A round trip, not half: the
+// bound is loose and a push is a request and its answer.)
+func hopDelay(nodes map[wire.NodeID]TreeNode, a, b wire.NodeID) float64 {
+	var sum float64
+	var k int
+	if d, ok := nodes[a].RTTMS[b]; ok && d > 0 && !math.IsInf(d, 0) {
+		sum, k = sum+d, k+1
+	}
+	if d, ok := nodes[b].RTTMS[a]; ok && d > 0 && !math.IsInf(d, 0) {
+		sum, k = sum+d, k+1
+	}
+	if k == 0 {
+		return DefaultHopDelayMS
+	}
+	return sum / float64(k)
+}
+
+func square(n int) [][]float64 {
+	m := make([][]float64, n)
+	for i := range m {
+		m[i] = make([]float64, n)
+	}
+	return m
+}
+
+func sortedKeys[V any](m map[wire.NodeID]V) []wire.NodeID {
+	keys := make([]wire.NodeID, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// describe renders a tree for test failures.
+func describe(parent map[wire.NodeID]wire.NodeID) string {
+	s := ""
+	for _, v := range sortedKeys(parent) {
+		s += fmt.Sprintf("%s←%s ", short(v), short(parent[v]))
+	}
+	return s
+}
+
+func short(id wire.NodeID) string {
+	if len(id) > 8 {
+		return string(id[:8])
+	}
+	return string(id)
+}

@@ -109,6 +109,7 @@ var sansIOCores = []struct {
 	{"coordinator/lookup.go", "lookup ranking over the registry snapshot"},
 	{"coordinator/state.go", "registry, inventory and liveness state, advanced by heartbeats at given instants"},
 	{"coordinator/originpool.go", "the AVARDO origin pool: activates origins from measured rates with hysteresis"},
+	{"coordinator/live/trees.go", "the live fan-out tree builder: a pure function of a node and chain snapshot (plan.Cocos per substream)"},
 	{"coordinator/loadoverview.go", "the admin load overview: a fixed ring of egress buckets advanced to the instant it is given"},
 	{"edge/inventory.go", "which shards the edge holds, LRU by tick and watch expiry at a given instant"},
 	{"edge/orders.go", "the order book: keeps the largest valid order per serial and batches settlement at a given instant"},

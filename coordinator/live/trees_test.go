@@ -1,0 +1,256 @@
+package live
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// Scenario tests of the sans-IO tree builder, in the style of the viewer
+// scheduler's: a network is described, trees built, properties checked.
+
+func nodeID(role string, i int) wire.NodeID {
+	return wire.NodeID(fmt.Sprintf("%s%02d", role, i))
+}
+
+// network is an origin, relays (upload cap bytes/s each) and edges.
+func network(relays int, relayCap int64, edges int) map[wire.NodeID]TreeNode {
+	nodes := map[wire.NodeID]TreeNode{"origin": {ID: "origin", Role: wire.RoleOrigin, Addr: "http://o"}}
+	for i := range relays {
+		id := nodeID("relay", i)
+		nodes[id] = TreeNode{ID: id, Role: wire.RoleRelay, Addr: "http://" + string(id), UploadCap: relayCap, PricePerGB: 0.01 * float64(i+1)}
+	}
+	for i := range edges {
+		id := nodeID("edge", i)
+		nodes[id] = TreeNode{ID: id, Role: wire.RoleEdge, Addr: "http://" + string(id)}
+	}
+	return nodes
+}
+
+var testChainID = content.VideoID{0xc4}
+
+func watched(edges ...wire.NodeID) []TreeChain {
+	return []TreeChain{{Chain: testChainID, Origin: "origin", RateBytes: 100_000, SegmentMS: 1000, K: 4, Edges: edges}}
+}
+
+func edgesOf(nodes map[wire.NodeID]TreeNode) []wire.NodeID {
+	var out []wire.NodeID
+	for id, n := range nodes {
+		if n.Role == wire.RoleEdge {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkTrees asserts what every built tree must be: every watched edge has
+// a parent in every substream, parents are the origin or relays, edges
+// forward nothing, at most MaxRelayLevels relays deep, routes agree with
+// the parents and name the substream's indices.
+func checkTrees(t *testing.T, in TreeInput, out TreeOutput, edges []wire.NodeID) {
+	t.Helper()
+	trees := out.Parent[testChainID]
+	if len(trees) != in.Substreams {
+		t.Fatalf("%d trees, want %d", len(trees), in.Substreams)
+	}
+	for j, parent := range trees {
+		for _, e := range edges {
+			if parent[e] == "" {
+				t.Fatalf("substream %d: edge %s has no parent: %s", j, e, describe(parent))
+			}
+		}
+		for v, p := range parent {
+			if r := in.Nodes[p].Role; r != wire.RoleRelay && r != wire.RoleOrigin {
+				t.Fatalf("substream %d: %s's parent %s is a %s: %s", j, v, p, r, describe(parent))
+			}
+			relays := 0
+			for a := p; a != "origin"; a = parent[a] {
+				relays++
+				if relays > MaxRelayLevels {
+					t.Fatalf("substream %d: %s is more than %d relays below the origin: %s", j, v, MaxRelayLevels, describe(parent))
+				}
+			}
+		}
+	}
+	for id, routes := range out.Routes {
+		for _, r := range routes {
+			want := content.SubstreamIndices(r.Substream, in.Substreams, in.PushShards)
+			if !slices.Equal(r.Indices, want) {
+				t.Fatalf("%s substream %d carries %v, want %v", id, r.Substream, r.Indices, want)
+			}
+			if in.Nodes[id].Role == wire.RoleEdge && len(r.Children) > 0 {
+				t.Fatalf("edge %s forwards to %v", id, r.Children)
+			}
+			if id != "origin" && r.Parent != out.Parent[r.Chain][r.Substream][id] {
+				t.Fatalf("%s's route names parent %s, the tree %s", id, r.Parent, out.Parent[r.Chain][r.Substream][id])
+			}
+			for _, c := range r.Children {
+				if out.Parent[r.Chain][r.Substream][c.NodeID] != id || !slices.Equal(c.Shards, want) || c.Addr != in.Nodes[c.NodeID].Addr {
+					t.Fatalf("%s lists child %+v that is not its child in substream %d", id, c, r.Substream)
+				}
+			}
+		}
+	}
+}
+
+// Five substreams map to one index each; every edge gets a parent in each;
+// the substreams spread over the relays.
+func TestTreesSubstreamsMapToIndices(t *testing.T) {
+	nodes := network(3, 10_000_000, 4)
+	edges := edgesOf(nodes)
+	in := TreeInput{Nodes: nodes, Chains: watched(edges...), Substreams: 5, PushShards: 5}
+	out := BuildTrees(in)
+	checkTrees(t, in, out, edges)
+	if got := len(out.Routes["origin"]); got != 5 {
+		t.Fatalf("origin has %d routes, want one per substream", got)
+	}
+	used := map[wire.NodeID]bool{}
+	for _, parent := range out.Parent[testChainID] {
+		for _, p := range parent {
+			if p != "origin" {
+				used[p] = true
+			}
+		}
+	}
+	if len(used) < 2 {
+		t.Fatalf("the substreams use relays %v: one relay's loss would cost all of them", used)
+	}
+	// Three substreams of five pushed indices: 0,3 / 1,4 / 2.
+	in.Substreams = 3
+	out = BuildTrees(in)
+	checkTrees(t, in, out, edges)
+}
+
+// A relay that leaves is replaced: the next build uses none of its routes
+// and every edge still has a parent in every substream.
+func TestTreesRelayLossReplaced(t *testing.T) {
+	nodes := network(3, 10_000_000, 4)
+	edges := edgesOf(nodes)
+	in := TreeInput{Nodes: nodes, Chains: watched(edges...), Substreams: 5, PushShards: 5}
+	out := BuildTrees(in)
+	var lost wire.NodeID
+	for _, p := range out.Parent[testChainID][0] {
+		if p != "origin" {
+			lost = p
+		}
+	}
+	if lost == "" {
+		t.Fatalf("substream 0 uses no relay: %s", describe(out.Parent[testChainID][0]))
+	}
+	delete(in.Nodes, lost)
+	out = BuildTrees(in)
+	checkTrees(t, in, out, edges)
+	if _, ok := out.Routes[lost]; ok {
+		t.Fatalf("the lost relay %s still has routes", lost)
+	}
+	for j, parent := range out.Parent[testChainID] {
+		for v, p := range parent {
+			if p == lost || v == lost {
+				t.Fatalf("substream %d still uses %s", j, lost)
+			}
+		}
+	}
+}
+
+// Relays without the upload for even one child are not used: every edge
+// hangs off the origin. Without relays at all, likewise.
+func TestTreesLeavesGetParentsWithoutRelays(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		relays int
+		cap    int64
+	}{{"no relays", 0, 0}, {"relays without upload", 3, 1000}} {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes := network(tc.relays, tc.cap, 3)
+			edges := edgesOf(nodes)
+			in := TreeInput{Nodes: nodes, Chains: watched(edges...), Substreams: 5, PushShards: 5}
+			out := BuildTrees(in)
+			checkTrees(t, in, out, edges)
+			for j, parent := range out.Parent[testChainID] {
+				for v, p := range parent {
+					if p != "origin" {
+						t.Fatalf("substream %d: %s hangs off %s, which cannot carry it", j, v, p)
+					}
+				}
+			}
+		})
+	}
+}
+
+// A relay's upload cap bounds its children over every tree: with room for
+// exactly two children (each substream's rate is 100000/4 bytes/s), one
+// relay carries two and the rest go to the origin.
+func TestTreesRelayUploadCapBounds(t *testing.T) {
+	nodes := network(1, 50_000, 4)
+	edges := edgesOf(nodes)
+	in := TreeInput{Nodes: nodes, Chains: watched(edges...), Substreams: 5, PushShards: 5}
+	out := BuildTrees(in)
+	checkTrees(t, in, out, edges)
+	children := 0
+	for _, parent := range out.Parent[testChainID] {
+		for _, p := range parent {
+			if p == nodeID("relay", 0) {
+				children++
+			}
+		}
+	}
+	if children > 2 {
+		t.Fatalf("relay with upload for 2 children has %d", children)
+	}
+}
+
+// Measured round trips steer the tree: a relay far from everyone is not used.
+func TestTreesUseMeasuredDelays(t *testing.T) {
+	nodes := network(2, 10_000_000, 3)
+	far := nodeID("relay", 0) // also the cheapest
+	n := nodes[far]
+	n.RTTMS = map[wire.NodeID]float64{}
+	for id := range nodes {
+		if id != far {
+			n.RTTMS[id] = 900
+		}
+	}
+	nodes[far] = n
+	edges := edgesOf(nodes)
+	in := TreeInput{Nodes: nodes, Chains: watched(edges...), Substreams: 5, PushShards: 5}
+	out := BuildTrees(in)
+	checkTrees(t, in, out, edges)
+	for j, parent := range out.Parent[testChainID] {
+		if _, ok := parent[far]; ok {
+			t.Fatalf("substream %d uses the relay 900 ms away: %s", j, describe(parent))
+		}
+	}
+}
+
+// A watched chain with one watching edge gets a second edge assigned when
+// one is alive; with enough watchers none is added.
+func TestAssignEdgesToPopularChains(t *testing.T) {
+	nodes := network(0, 0, 5)
+	all := edgesOf(nodes)
+	got := assignEdges(testChainID, all[:1], all, nodes)
+	if len(got) != MinEdgesPerChain || !slices.Contains(got, all[0]) {
+		t.Fatalf("one watcher: edges %v, want it and one more", got)
+	}
+	if got := assignEdges(testChainID, all[:3], all, nodes); len(got) != 3 {
+		t.Fatalf("three watchers: %v", got)
+	}
+	if got := assignEdges(testChainID, all[:1], all[:1], nodes); len(got) != 1 {
+		t.Fatalf("only one edge alive: %v", got)
+	}
+}
+
+func BenchmarkBuildTrees(b *testing.B) {
+	for _, size := range []struct{ relays, edges int }{{3, 4}, {6, 12}} {
+		b.Run(fmt.Sprintf("relays=%d/edges=%d", size.relays, size.edges), func(b *testing.B) {
+			nodes := network(size.relays, 10_000_000, size.edges)
+			in := TreeInput{Nodes: nodes, Chains: watched(edgesOf(nodes)...), Substreams: 5, PushShards: 5}
+			for b.Loop() {
+				BuildTrees(in)
+			}
+		})
+	}
+}

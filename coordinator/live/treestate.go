@@ -1,0 +1,264 @@
+package live
+
+import (
+	"maps"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// MinRebuildInterval rate-limits rebuilds caused by watcher changes; a
+// relay or edge that leaves, or a chain that starts or ends, rebuilds at
+// the next heartbeat.
+const MinRebuildInterval = time.Second
+
+// MinEdgesPerChain is how many edges the coordinator keeps in a watched
+// chain's trees when enough edges are alive (every substream then reaches
+// at least that many edges).
+const MinEdgesPerChain = 2
+
+// treeState is the soft state the trees are built from, and what was
+// handed out. Guarded by Service.treeMu, which nests inside Service.mu
+// (never the other way: rebuild releases one before it takes the other).
+type treeState struct {
+	nodes    map[wire.NodeID]TreeNode
+	watching map[wire.NodeID][]content.VideoID // edge → chains its players watch
+	// dirty asks for a rebuild; urgent skips the rate limit.
+	dirty, urgent bool
+	lastBuild     time.Time
+	version       int64
+	out           TreeOutput
+	routes        map[wire.NodeID][]wire.LiveRoute // as last handed out
+	pending       map[wire.NodeID]bool             // nodes whose set changed since their last heartbeat
+}
+
+func newTreeState() *treeState {
+	return &treeState{nodes: map[wire.NodeID]TreeNode{}, watching: map[wire.NodeID][]content.VideoID{},
+		routes: map[wire.NodeID][]wire.LiveRoute{}, pending: map[wire.NodeID]bool{}}
+}
+
+// treesChanged asks for a rebuild at the next heartbeat (a chain started or
+// ended). Called with s.mu held.
+func (s *Service) treesChanged() {
+	s.treeMu.Lock()
+	s.trees.dirty, s.trees.urgent = true, true
+	s.treeMu.Unlock()
+}
+
+// NodeUp records a registered node (origin, relay or edge): its next
+// heartbeat gets its whole set again.
+func (s *Service) NodeUp(n TreeNode) {
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	t := s.trees
+	old, had := t.nodes[n.ID]
+	t.nodes[n.ID] = n
+	if len(t.routes[n.ID]) > 0 {
+		t.pending[n.ID] = true
+	}
+	if n.Role == wire.RoleRelay && (!had || old.UploadCap != n.UploadCap || old.PricePerGB != n.PricePerGB) {
+		t.dirty, t.urgent = true, true
+	}
+}
+
+// NodeDown forgets a node that left or missed its heartbeats; a relay or
+// edge in a tree is replaced at the next heartbeat of anyone.
+func (s *Service) NodeDown(id wire.NodeID) {
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	t := s.trees
+	if _, ok := t.nodes[id]; !ok {
+		return
+	}
+	delete(t.nodes, id)
+	if len(t.watching[id]) > 0 || len(t.routes[id]) > 0 {
+		t.dirty, t.urgent = true, true
+	}
+	delete(t.watching, id)
+	delete(t.pending, id)
+}
+
+// Heartbeat takes a node's live report (the chains its players watch, the
+// round trips it measured) and returns its live set when it changed, else
+// nil. It rebuilds the trees first when they are due.
+func (s *Service) Heartbeat(id wire.NodeID, watching []content.VideoID, rtt map[wire.NodeID]float64, now time.Time) *wire.LiveSet {
+	s.treeMu.Lock()
+	t := s.trees
+	n, ok := t.nodes[id]
+	if !ok {
+		s.treeMu.Unlock()
+		return nil
+	}
+	if rtt != nil && !maps.Equal(n.RTTMS, rtt) {
+		n.RTTMS = maps.Clone(rtt)
+		t.nodes[id] = n
+	}
+	if n.Role == wire.RoleEdge {
+		w := slices.Clone(watching)
+		slices.SortFunc(w, content.CompareVideoIDs)
+		w = slices.Compact(w)
+		if !slices.Equal(w, t.watching[id]) {
+			if len(w) == 0 {
+				delete(t.watching, id)
+			} else {
+				t.watching[id] = w
+			}
+			t.dirty = true
+		}
+	}
+	due := t.dirty && (t.urgent || now.Sub(t.lastBuild) >= MinRebuildInterval)
+	s.treeMu.Unlock()
+	if due {
+		s.rebuild(now)
+	}
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	if !t.pending[id] {
+		return nil
+	}
+	delete(t.pending, id)
+	return &wire.LiveSet{Version: t.version, Routes: slices.Clone(t.routes[id])}
+}
+
+// Rebuild rebuilds the trees now (tests, and the heartbeat path when due).
+func (s *Service) rebuild(now time.Time) {
+	// Chains with watchers, from the chain table (s.mu), then the snapshot
+	// of nodes (treeMu): the two locks are never held together.
+	s.treeMu.Lock()
+	watchers := map[content.VideoID][]wire.NodeID{}
+	for e, chains := range s.trees.watching {
+		for _, c := range chains {
+			watchers[c] = append(watchers[c], e)
+		}
+	}
+	s.treeMu.Unlock()
+	var chains []TreeChain
+	s.mu.Lock()
+	for id, edges := range watchers {
+		ch := s.chains[id]
+		if ch == nil || ch.rec.Sealed {
+			continue
+		}
+		var rate float64
+		for _, r := range ch.genesis.Renditions {
+			rate += float64(r.Bandwidth) / 8
+		}
+		slices.Sort(edges)
+		chains = append(chains, TreeChain{Chain: id, Origin: ch.rec.Origin, RateBytes: rate,
+			SegmentMS: float64(ch.genesis.TargetDuration) / 1000, K: ch.genesis.Params.K, Edges: edges})
+	}
+	s.mu.Unlock()
+
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	t := s.trees
+	in := TreeInput{Nodes: maps.Clone(t.nodes), Substreams: s.cfg.Substreams, PushShards: s.cfg.PushShards}
+	var allEdges []wire.NodeID
+	for id, n := range t.nodes {
+		if n.Role == wire.RoleEdge {
+			allEdges = append(allEdges, id)
+		}
+	}
+	slices.Sort(allEdges)
+	for i := range chains {
+		chains[i].Edges = assignEdges(chains[i].Chain, chains[i].Edges, allEdges, t.nodes)
+	}
+	in.Chains = chains
+	out := BuildTrees(in)
+	t.version++
+	t.out, t.dirty, t.urgent, t.lastBuild = out, false, false, now
+	for id := range t.routes {
+		if _, ok := out.Routes[id]; !ok {
+			delete(t.routes, id)
+			t.pending[id] = true
+		}
+	}
+	for id, r := range out.Routes {
+		if !reflect.DeepEqual(t.routes[id], r) {
+			t.routes[id] = r
+			t.pending[id] = true
+		}
+	}
+	s.metrics.rebuilds.Add(float64(len(chains)))
+}
+
+// assignEdges adds alive edges to a watched chain that has fewer than
+// MinEdgesPerChain, picking by a per-chain rendezvous order so different
+// chains spread over different edges.
+func assignEdges(chain content.VideoID, have, all []wire.NodeID, nodes map[wire.NodeID]TreeNode) []wire.NodeID {
+	var live []wire.NodeID
+	for _, e := range have {
+		if _, ok := nodes[e]; ok {
+			live = append(live, e)
+		}
+	}
+	if len(live) >= MinEdgesPerChain {
+		return live
+	}
+	cand := slices.DeleteFunc(slices.Clone(all), func(e wire.NodeID) bool { return slices.Contains(live, e) })
+	slices.SortFunc(cand, func(a, b wire.NodeID) int { return rendezvous(chain, a) - rendezvous(chain, b) })
+	for _, e := range cand {
+		if len(live) >= MinEdgesPerChain {
+			break
+		}
+		live = append(live, e)
+	}
+	slices.Sort(live)
+	return live
+}
+
+// rendezvous is a chain-specific rank of an edge (highest random weight).
+func rendezvous(chain content.VideoID, e wire.NodeID) int {
+	h := uint32(2166136261)
+	for _, b := range chain[:8] {
+		h = (h ^ uint32(b)) * 16777619
+	}
+	for i := 0; i < len(e); i++ {
+		h = (h ^ uint32(e[i])) * 16777619
+	}
+	return int(h >> 1)
+}
+
+// watchers is how many edges watch chain (s.mu may be held).
+func (s *Service) watchers(chain content.VideoID) int {
+	if chain == (content.VideoID{}) {
+		return 0
+	}
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	n := 0
+	for _, chains := range s.trees.watching {
+		if slices.Contains(chains, chain) {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *Service) relayCount() int {
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	n := 0
+	for _, node := range s.trees.nodes {
+		if node.Role == wire.RoleRelay {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *Service) watcherCount() int {
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	return len(s.trees.watching)
+}
+
+// Trees is chain → substream → node → parent as last built (tests, lookups).
+func (s *Service) Trees() map[content.VideoID][]map[wire.NodeID]wire.NodeID {
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	return s.trees.out.Parent
+}
