@@ -534,6 +534,15 @@ func (c *Coordinator) renderLookup(ctx context.Context, req *wire.LookupRequest,
 		render = sc.renderBinary
 	}
 	if err := c.lookup(req, sc, render); err != nil {
+		// Not a catalogued video: a live chain's lookup answers from its trees.
+		if status, _ := wire.StatusOf(err); status == http.StatusNotFound {
+			if resp, ok, lerr := c.liveLookup(ctx, req); ok {
+				if lerr != nil {
+					return lerr
+				}
+				return renderLiveLookup(&resp, sc)
+			}
+		}
 		return err
 	}
 	sc.limits = sc.limits[:0]

@@ -611,6 +611,11 @@ func (c *Coordinator) Lookup(req wire.LookupRequest) (wire.LookupResponse, error
 	var resp wire.LookupResponse
 	err := c.lookup(&req, sc, func(res *lookupResult) { resp = res.response() })
 	if err != nil {
+		if status, _ := wire.StatusOf(err); status == http.StatusNotFound {
+			if live, ok, lerr := c.liveLookup(context.Background(), &req); ok {
+				return live, lerr
+			}
+		}
 		return resp, err
 	}
 	if len(sc.edges) == 0 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/live"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -260,4 +261,109 @@ func TestLiveChannelLifecycle(t *testing.T) {
 			t.Fatalf("entries after restart: %d %v", len(raws), err)
 		}
 	})
+}
+
+// A lookup of a live chain answers from its trees: segments up to the head
+// only, edges before relays with the indices their substreams carry, the
+// origin, and order limits for the edges; a segment past the head is 404.
+// Heartbeats hand the watching edges their routes.
+func TestLiveLookupFromTrees(t *testing.T) {
+	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", nil)
+	ctx := context.Background()
+	origin := h.newLiveOrigin()
+	created, err := wire.NewCoordinatorClient(h.srv.URL, h.srv.Client()).CreateChannel(ctx, wire.CreateChannelRequest{Name: "lookup"})
+	requireAPIError(t, err, http.StatusUnauthorized)
+	admin := wire.NewCoordinatorClient(h.srv.URL, h.srv.Client())
+	admin.Token = h.admin
+	if created, err = admin.CreateChannel(ctx, wire.CreateChannelRequest{Name: "lookup"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := origin.client.AuthorizeIngest(ctx, created.StreamKey); err != nil {
+		t.Fatal(err)
+	}
+	tc := newTestChain(t, origin, created.Channel.ID)
+	chain := tc.g.ID()
+	if err := origin.client.StartChain(ctx, tc.g.Encode(), tc.key); err != nil {
+		t.Fatal(err)
+	}
+	for seq := range uint64(3) {
+		e := tc.entry(origin, seq, byte(seq+1))
+		if err := origin.client.AppendEntry(ctx, chain, e.Encode()); err != nil {
+			t.Fatal(err)
+		}
+		tc.entries = append(tc.entries, e)
+	}
+	var relays, edges []wire.NodeID
+	for range 2 {
+		r := newTestNode().ID
+		if _, err := h.client.Register(ctx, wire.RegisterRequest{NodeID: r, Role: wire.RoleRelay, Addr: "http://127.0.0.1:7300", UploadCapBytes: 10_000_000, PricePerGB: 0.01}); err != nil {
+			t.Fatal(err)
+		}
+		h.heartbeat(wire.HeartbeatRequest{NodeID: r})
+		relays = append(relays, r)
+	}
+	for range 3 {
+		edges = append(edges, h.edge(""))
+	}
+	var edgeSet *wire.LiveSet
+	for _, e := range edges {
+		if resp := h.heartbeat(wire.HeartbeatRequest{NodeID: e, LiveWatching: []content.VideoID{chain}}); resp.Live != nil && e == edges[0] {
+			edgeSet = resp.Live
+		}
+	}
+	h.clock.Advance(live.MinRebuildInterval)
+	if resp := h.heartbeat(wire.HeartbeatRequest{NodeID: edges[0], LiveWatching: []content.VideoID{chain}}); resp.Live != nil {
+		edgeSet = resp.Live
+	}
+	if edgeSet == nil || len(edgeSet.Routes) != content.DefaultLivePushShards {
+		t.Fatalf("watching edge's live set: %+v", edgeSet)
+	}
+	// Malformed live reports are refused.
+	_, err = h.client.Heartbeat(ctx, wire.HeartbeatRequest{NodeID: edges[0], PeerRTTMS: map[wire.NodeID]float64{edges[1]: -5}})
+	requireAPIError(t, err, http.StatusBadRequest, "peer_rtt_ms")
+
+	viewer := newTestNode()
+	bob := h.user("bob")
+	h.want(h.do("POST", wire.PathBindViewer, bob, h.viewerConsent(bob, viewer.Key)), 200)
+	resp := h.lookup(wire.LookupRequest{Video: chain, From: 0, Count: 10, ViewerID: viewer.ID})
+	if len(resp.Segments) != 3 {
+		t.Fatalf("%d segments, want the 3 up to the head", len(resp.Segments))
+	}
+	if len(resp.Origins) != 1 || resp.Origins[0].NodeID != origin.id.ID {
+		t.Fatalf("origins %+v", resp.Origins)
+	}
+	covered := map[int]int{}
+	seenRelay := false
+	for _, src := range resp.Segments[0].Sources {
+		isRelay := slices.Contains(relays, src.NodeID)
+		if !isRelay && !slices.Contains(edges, src.NodeID) {
+			t.Fatalf("source %s is neither a watching edge nor a relay", src.NodeID)
+		}
+		if seenRelay && !isRelay {
+			t.Fatalf("edge %s ranked after a relay", src.NodeID)
+		}
+		seenRelay = seenRelay || isRelay
+		if !isRelay {
+			for _, i := range src.Shards {
+				covered[i]++
+			}
+		}
+	}
+	for i := range content.DefaultLivePushShards {
+		if covered[i] < 2 {
+			t.Fatalf("index %d reaches %d edges, want every pushed index on at least 2: %v", i, covered[i], covered)
+		}
+	}
+	if len(resp.Limits) == 0 {
+		t.Fatal("no order limits for the live edges")
+	}
+	for _, l := range resp.Limits {
+		if l.Video != chain || l.Viewer != viewer.ID || !slices.Contains(edges, l.Edge) {
+			t.Fatalf("limit %+v", l)
+		}
+	}
+	_, err = h.client.Lookup(ctx, wire.LookupRequest{Video: chain, From: 3, Count: 1})
+	requireAPIError(t, err, http.StatusNotFound, "not published yet")
+	_, err = h.client.Lookup(ctx, wire.LookupRequest{Video: chain, Rendition: 1, From: 0, Count: 1})
+	requireAPIError(t, err, http.StatusBadRequest, "rendition")
 }

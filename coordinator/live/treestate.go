@@ -262,3 +262,34 @@ func (s *Service) Trees() map[content.VideoID][]map[wire.NodeID]wire.NodeID {
 	defer s.treeMu.Unlock()
 	return s.trees.out.Parent
 }
+
+// Carriers maps every node in chain's trees as last built (relays and
+// edges) to the shard indices its substreams carry, ascending; a lookup of
+// the chain lists them. The chain's origin is not among them.
+func (s *Service) Carriers(chain content.VideoID) map[wire.NodeID][]int {
+	s.treeMu.Lock()
+	trees := s.trees.out.Parent[chain]
+	s.treeMu.Unlock()
+	out := map[wire.NodeID][]int{}
+	for j, parent := range trees {
+		indices := content.SubstreamIndices(j, len(trees), s.cfg.PushShards)
+		for v := range parent {
+			out[v] = append(out[v], indices...)
+		}
+	}
+	for v := range out {
+		slices.Sort(out[v])
+	}
+	return out
+}
+
+// ChainOrigin is the origin publishing chain.
+func (s *Service) ChainOrigin(chain content.VideoID) (wire.NodeID, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.chains[chain]
+	if ch == nil {
+		return "", false
+	}
+	return ch.rec.Origin, true
+}
