@@ -24,14 +24,29 @@ type edgeLive struct {
 
 	mu       sync.Mutex
 	watching []content.VideoID // chains the edge's players watch now
+	// receipts are the receipts signed over window shards, each for the
+	// exact bytes it was signed over (the window's immutable encoding), so
+	// a hot live shard is signed once, as a hot stored one is.
+	receipts map[content.ShardRef]liveReceipt
 }
+
+type liveReceipt struct {
+	body    *byte // &Encoded[0] of the window shard signed over
+	size    int
+	receipt string
+}
+
+// maxLiveReceipts bounds the receipt cache; beyond it the receipts of
+// shards the window no longer holds are forgotten (and, if all are
+// still held, every one: they are signed again on demand).
+const maxLiveReceipts = 1 << 14
 
 func newEdgeLive(e *Edge) (*edgeLive, error) {
 	recv, err := fanout.NewReceiver(fanout.ReceiverConfig{Coordinator: e.cc, Log: e.log, Now: e.cfg.Now})
 	if err != nil {
 		return nil, err
 	}
-	return &edgeLive{recv: recv}, nil
+	return &edgeLive{recv: recv, receipts: map[content.ShardRef]liveReceipt{}}, nil
 }
 
 // LiveWindow is the edge's window of verified live shards.
@@ -82,13 +97,41 @@ func (e *Edge) servePush(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// liveShard is a live shard's message bytes from the window.
-func (e *Edge) liveShard(k content.ShardRef) ([]byte, bool) {
+// liveShard is a live shard's message bytes from the window and the
+// receipt cached for them ("" if none yet).
+func (e *Edge) liveShard(k content.ShardRef) ([]byte, string, bool) {
 	st, ok := e.live.recv.Window().Shard(k)
 	if !ok {
-		return nil, false
+		return nil, "", false
 	}
-	return st.Encoded, true
+	e.live.mu.Lock()
+	rc, cached := e.live.receipts[k]
+	e.live.mu.Unlock()
+	if cached && rc.size == len(st.Encoded) && rc.body == &st.Encoded[0] {
+		return st.Encoded, rc.receipt, true
+	}
+	return st.Encoded, "", true
+}
+
+// cacheLiveReceipt keeps receipt for the window shard k whose bytes are body.
+func (e *Edge) cacheLiveReceipt(k content.ShardRef, body []byte, receipt string) {
+	st, ok := e.live.recv.Window().Shard(k)
+	if !ok || len(body) == 0 || len(st.Encoded) != len(body) || &st.Encoded[0] != &body[0] {
+		return
+	}
+	e.live.mu.Lock()
+	defer e.live.mu.Unlock()
+	if len(e.live.receipts) >= maxLiveReceipts {
+		for rk := range e.live.receipts {
+			if _, held := e.live.recv.Window().Shard(rk); !held {
+				delete(e.live.receipts, rk)
+			}
+		}
+		if len(e.live.receipts) >= maxLiveReceipts {
+			clear(e.live.receipts)
+		}
+	}
+	e.live.receipts[k] = liveReceipt{body: &body[0], size: len(body), receipt: receipt}
 }
 
 // liveManifest is the manifest view of a chain the edge holds shards of.

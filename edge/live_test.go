@@ -67,6 +67,14 @@ func TestEdgeServesLivePushesFromItsParentOnly(t *testing.T) {
 	if _, err := wire.CheckShardReceipt(resp.Receipt, e.ID(), ref, resp.Body); err != nil {
 		t.Fatalf("live shard receipt: %v", err)
 	}
+	// A second request is answered with the receipt signed for the first.
+	again, err := wire.GetShard(t.Context(), srv.Client(), wire.ShardRequest{Base: srv.URL, Ref: ref, MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Receipt != resp.Receipt || counter(t, e, "swarmcast_edge_receipts_signed_total") != 1 {
+		t.Fatalf("the live shard was signed again (%v receipts signed)", counter(t, e, "swarmcast_edge_receipts_signed_total"))
+	}
 	if n, b := e.Stored(); n != vodShards || b != vodBytes {
 		t.Fatalf("the VoD cache changed: %d shards %d bytes, was %d, %d", n, b, vodShards, vodBytes)
 	}

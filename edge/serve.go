@@ -142,9 +142,13 @@ func (e *Edge) signReceipt(k content.ShardRef, body []byte, msg *content.ShardMe
 // if body is exactly the cached copy (signing costs more than serving).
 func (e *Edge) cacheReceipt(k content.ShardRef, body []byte, receipt string) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if h, ok := e.inv.held[k]; ok && len(h.hot) > 0 && len(body) == len(h.hot) && &h.hot[0] == &body[0] {
+	h, ok := e.inv.held[k]
+	if ok && len(h.hot) > 0 && len(body) == len(h.hot) && &h.hot[0] == &body[0] {
 		h.receipt = receipt
+	}
+	e.mu.Unlock()
+	if !ok {
+		e.cacheLiveReceipt(k, body, receipt) // a live shard's (live.go)
 	}
 }
 
@@ -182,8 +186,8 @@ func (e *Edge) readShardReceipt(k content.ShardRef) ([]byte, string, error) {
 		}
 		e.mu.Unlock()
 		if !ok {
-			if b, live := e.liveShard(k); live {
-				return b, "", nil
+			if b, rc, live := e.liveShard(k); live {
+				return b, rc, nil
 			}
 			return nil, "", errNotHeld
 		}

@@ -67,7 +67,7 @@ type Relay struct {
 	// parent; quiet marks those already reported quiet.
 	lastPush map[substreamKey]time.Time
 	quiet    map[substreamKey]bool
-	rtt      map[wire.NodeID]float64 // ms, the last round trip measured to each child
+	rtt      map[wire.NodeID]float64 // ms, the last round trip measured to each peer
 }
 
 type substreamKey struct {
@@ -305,7 +305,7 @@ func (r *Relay) applyLive(set *wire.LiveSet) {
 	r.log.Info("live routes", "version", set.Version, "routes", len(set.Routes))
 }
 
-// RTTs are the round trips last measured to each child, ms.
+// RTTs are the round trips last measured to each child and parent, ms.
 func (r *Relay) RTTs() map[wire.NodeID]float64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -323,7 +323,7 @@ func (r *Relay) RTTs() map[wire.NodeID]float64 {
 // its children.
 const watchInterval = time.Second
 
-// watchLoop measures children's round trips and reports quiet parents
+// watchLoop measures peers' round trips and reports quiet parents
 // until ctx ends.
 func (r *Relay) watchLoop(ctx context.Context) {
 	t := time.NewTicker(watchInterval)
@@ -335,7 +335,7 @@ func (r *Relay) watchLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		r.checkQuiet()
-		r.measureChildren(ctx)
+		r.measurePeers(ctx)
 	}
 }
 
@@ -366,12 +366,16 @@ func (r *Relay) checkQuiet() {
 	}
 }
 
-// measureChildren times one /healthz round trip to each child.
-func (r *Relay) measureChildren(ctx context.Context) {
+// measurePeers times one /healthz round trip to each child, and to each
+// parent whose address the route names.
+func (r *Relay) measurePeers(ctx context.Context) {
 	seen := map[wire.NodeID]string{}
 	for _, route := range r.recv.Routes() {
 		for _, c := range route.Children {
 			seen[c.NodeID] = c.Addr
+		}
+		if route.Parent != "" && route.ParentAddr != "" {
+			seen[route.Parent] = route.ParentAddr
 		}
 	}
 	for id, addr := range seen {

@@ -107,6 +107,10 @@ func TestLiveFanoutThroughRelaysToEdge(t *testing.T) {
 		}
 		return r2ID
 	}
+	// The origin's own listener (its /healthz is what relays time).
+	originSrv := httptest.NewServer(httpserve.NewMux(httpserve.NewRegistry()))
+	defer originSrv.Close()
+	originURL := originSrv.URL
 	coord := &liveCoordinator{pub: pub, addrs: map[wire.NodeID]string{}, rtts: map[wire.NodeID]map[wire.NodeID]float64{},
 		watching: map[wire.NodeID][]content.VideoID{}, left: map[wire.NodeID]bool{}}
 	coord.plan = func(addrs map[wire.NodeID]string) map[wire.NodeID]wire.LiveSet {
@@ -120,7 +124,7 @@ func TestLiveFanoutThroughRelaysToEdge(t *testing.T) {
 			idx := content.SubstreamIndices(j, 5, 5)
 			rs := sets[rid]
 			rs.Version = 1
-			rs.Routes = append(rs.Routes, wire.LiveRoute{Chain: pub.Chain, Substream: j, Indices: idx, Parent: origin.ID(),
+			rs.Routes = append(rs.Routes, wire.LiveRoute{Chain: pub.Chain, Substream: j, Indices: idx, Parent: origin.ID(), ParentAddr: originURL,
 				Children: []wire.Source{{NodeID: edgeID.ID, Addr: edgeAddr}}})
 			sets[rid] = rs
 			es := sets[edgeID.ID]
@@ -257,8 +261,9 @@ func TestLiveFanoutThroughRelaysToEdge(t *testing.T) {
 	waitLive(t, "round trips and watching in heartbeats", func() bool {
 		coord.mu.Lock()
 		defer coord.mu.Unlock()
-		_, rtt := coord.rtts[r1ID.ID][edgeID.ID]
-		return rtt && slices.Equal(coord.watching[edgeID.ID], []content.VideoID{pub.Chain})
+		_, child := coord.rtts[r1ID.ID][edgeID.ID]
+		_, parent := coord.rtts[r1ID.ID][origin.ID()]
+		return child && parent && slices.Equal(coord.watching[edgeID.ID], []content.VideoID{pub.Chain})
 	})
 
 	// Relay 2 dies mid-stream: the edge keeps getting substreams 0..2.

@@ -181,9 +181,12 @@ type LiveRoute struct {
 	Substream int             `json:"substream"`
 	// Indices are the shard indices the substream carries
 	// (content.SubstreamIndices).
-	Indices  []int    `json:"indices"`
-	Parent   NodeID   `json:"parent,omitempty"`
-	Children []Source `json:"children,omitempty"`
+	Indices []int  `json:"indices"`
+	Parent  NodeID `json:"parent,omitempty"`
+	// ParentAddr is Parent's base URL, so a relay measures its round
+	// trip to the parent too (PeerRTTMS); empty: only children are measured.
+	ParentAddr string   `json:"parent_addr,omitempty"`
+	Children   []Source `json:"children,omitempty"`
 }
 
 // LiveEntriesURL is the entries of chain on the coordinator at base, from
