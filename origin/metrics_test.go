@@ -8,14 +8,19 @@ import (
 
 	"github.com/swarmcast/swarmcast/internal/metric/metrictest"
 	"github.com/swarmcast/swarmcast/origin/live"
+	"github.com/swarmcast/swarmcast/origin/worker"
 )
 
 // TestMetricFamiliesUnchanged pins every family the origin declares (name,
 // labels, help) as dashboards and alerts know them; a rename here breaks
 // them, so it must be deliberate.
 func TestMetricFamiliesUnchanged(t *testing.T) {
-	got := metrictest.Describe(func(reg prometheus.Registerer) { newMetrics(reg, func() int64 { return 0 }); live.NewMetrics(reg) })
+	got := metrictest.Describe(func(reg prometheus.Registerer) { newMetrics(reg, func() int64 { return 0 }); live.NewMetrics(reg); worker.NewMetrics(reg) })
 	want := []string{
+		"swarmcast_origin_btr_accusations_total{} Accusations the judges signed (a worker's output missing at the detection deadline).",
+		"swarmcast_origin_btr_faults_detected_total{kind} Workers excluded by this origin's judges, by fault kind (commission, equivocation, omission, timing).",
+		"swarmcast_origin_btr_recovery_bound_seconds{} The bound R for the running BTR configuration (btr.Params.Bound): from the first segment a fault spoils to every node running without the culprit.",
+		"swarmcast_origin_btr_segments_accepted_total{how} Live segments the judges accepted, by how (agreed: every replica signed one digest; reexecuted: the judge's re-execution decided).",
 		"swarmcast_origin_catalogue_publishes_total{} Catalogue publications sent to the coordinator.",
 		"swarmcast_origin_live_ingest_refused_total{reason} Publish attempts refused, by reason (key, codec, keyframe, garbage, busy).",
 		"swarmcast_origin_live_publish_delay_seconds{} From the arrival of the frame that closed a live segment (the next keyframe, or the publisher's drop) to its entry accepted by the coordinator.",

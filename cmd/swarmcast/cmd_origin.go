@@ -2,23 +2,29 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/swarmcast/swarmcast/btr"
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/internal/impair"
 	"github.com/swarmcast/swarmcast/origin"
 	"github.com/swarmcast/swarmcast/origin/live"
+	"github.com/swarmcast/swarmcast/origin/worker"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -32,6 +38,9 @@ func newOriginCommand() *cobra.Command {
 		liveOn                                          bool
 		rtmpAddr                                        string
 		liveResume                                      time.Duration
+		btrF                                            int
+		btrWorkers                                      string
+		btrDeadline                                     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "origin --store DIR --coordinator URL",
@@ -109,7 +118,16 @@ catalogue, including content keys.`,
 				// It roots the relay trees: pushes are signed as this origin too.
 				signer := wire.NewNodeSigner(id.Key, nil)
 				cc := wire.NewCoordinatorClient(coordinators[0], wire.NewHTTPClient()).AsNode(signer)
-				ingest, err = live.New(live.Config{Store: st, Coordinator: cc, Origin: id.ID, Resume: liveResume, Signer: signer, Log: log, Registry: reg})
+				lc := live.Config{Store: st, Coordinator: cc, Origin: id.ID, Resume: liveResume, Signer: signer, Log: log, Registry: reg}
+				if btrF > 0 {
+					reps, err := startBTR(ctx, btrF, btrWorkers, btrDeadline, id.Key, signer, nil, reg, log)
+					if err != nil {
+						return err
+					}
+					defer reps.Close() // after ingest.Close: the ingest's workers call it
+					lc.Replicas = reps
+				}
+				ingest, err = live.New(lc)
 				if err != nil {
 					return err
 				}
@@ -154,6 +172,9 @@ catalogue, including content keys.`,
 	f.BoolVar(&liveOn, "live", false, "take live broadcasts: HLS push on this origin's HTTP address (PUT /live/STREAM_KEY/...); needs ffmpeg")
 	f.StringVar(&rtmpAddr, "rtmp", "", "also take RTMP publishers on this address, e.g. 127.0.0.1:1935 (implies --live)")
 	f.DurationVar(&liveResume, "live-resume", live.DefaultResume, "how long a dropped live publisher may take to return and continue the same broadcast before it is sealed into a recording")
+	f.IntVar(&btrF, "btr-f", 0, "BTR: tolerate F faulty transcode workers by running each live segment's ladder on F+1 of --btr-workers (0: transcode locally)")
+	f.StringVar(&btrWorkers, "btr-workers", "", "BTR workers' base URLs (swarmcast worker), comma-separated: the first F+1 are the active replicas, the rest spares in order")
+	f.DurationVar(&btrDeadline, "btr-deadline", btr.DefaultParams().ReplicaDeadline, "BTR: the longest a correct worker takes to transcode one segment (D; also the judge's re-execution X); set from the measured transcode time")
 	return cmd
 }
 
@@ -173,4 +194,38 @@ func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, 
 		runErr = err
 	}
 	return runErr
+}
+
+// startBTR discovers the workers and starts the origin's judges (the
+// origin's node key signs tasks, accusations and exclusions).
+func startBTR(ctx context.Context, f int, workers string, deadline time.Duration, key ed25519.PrivateKey, signer *wire.NodeSigner,
+	channelLog worker.ChannelLog, reg prometheus.Registerer, log *slog.Logger) (*worker.Replicas, error) {
+	urls := splitList(workers)
+	if len(urls) < f+1 {
+		return nil, fmt.Errorf("--btr-f %d needs at least %d --btr-workers, have %d (start them with swarmcast worker)", f, f+1, len(urls))
+	}
+	if deadline <= 0 {
+		return nil, fmt.Errorf("--btr-deadline %v: want a positive duration, e.g. 600ms", deadline)
+	}
+	client := wire.NewHTTPClient()
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ws, err := worker.Discover(dctx, client, urls)
+	if err != nil {
+		return nil, withFlagHint(err, "check --btr-workers")
+	}
+	params := btr.DefaultParams()
+	params.Segment = content.DefaultLiveSegment
+	params.ReplicaDeadline, params.Reexec = deadline, deadline
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		return nil, errors.New("a BTR judge needs ffmpeg on PATH to re-execute disputed segments")
+	}
+	reps, err := worker.NewReplicas(worker.ReplicasConfig{Workers: ws, F: f, Params: params, Signer: signer, Judge: key, FFmpeg: ffmpeg,
+		Client: client, Log: log.With("subsystem", "btr"), ChannelLog: channelLog, Metrics: worker.NewMetrics(reg)})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("btr: live segments replicated", "f", f, "workers", len(ws), "recovery_bound", params.Bound())
+	return reps, nil
 }

@@ -59,3 +59,8 @@ func (f Factory) Histogram(name, help string, buckets []float64) prometheus.Hist
 func (f Factory) GaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
 	return f.auto.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: f.role, Name: name, Help: help}, labels)
 }
+
+// Gauge is a gauge without labels.
+func (f Factory) Gauge(name, help string) prometheus.Gauge {
+	return f.auto.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: f.role, Name: name, Help: help})
+}

@@ -192,6 +192,15 @@ func (b *broadcast) publish(cs *closedSegment) error {
 		return err
 	}
 	ctx := b.in.ctx
+	if r := b.in.cfg.Replicas; r != nil {
+		seq := uint64(0)
+		if h := b.chain.Head(); h != nil {
+			seq = h.Seq + 1
+		}
+		if outs, err = r.Replicate(ctx, ReplicaTask{Chain: b.chain.ID(), Segment: seq, Recipe: b.recipe, Source: cs.job.source.Bytes()}); err != nil {
+			return fmt.Errorf("segment %d: btr replicas: %w", seq, err)
+		}
+	}
 	if !b.started {
 		if err := b.in.cfg.Coordinator.StartChain(ctx, b.genesis.Encode(), b.key); err != nil {
 			return fmt.Errorf("start chain on the coordinator: %w", err)

@@ -70,6 +70,10 @@ type Config struct {
 	// observation); demo and benchmarks report from it. Called from the
 	// broadcast's worker: it must not block.
 	OnPublished func(chain content.VideoID, seq uint64, delay time.Duration)
+	// Replicas, if set, replicates each segment's transcode on f+1 BTR
+	// workers and decides which ladder is packaged (docs/LIVE.md, "BTR");
+	// nil: the local transcode is packaged.
+	Replicas Replicator
 	// Registry gets the live metrics (swarmcast_origin_live_*); nil: none
 	// exported.
 	Registry prometheus.Registerer

@@ -146,7 +146,8 @@ type transcodeJob struct {
 	stdin   io.WriteCloser
 	stderr  bytes.Buffer
 	outputs []string
-	werr    error // first write error (ffmpeg died); reported by finish
+	werr    error         // first write error (ffmpeg died); reported by finish
+	source  *bytes.Buffer // with Config.Replicas: every byte fed (keepSource)
 }
 
 func startTranscode(ctx context.Context, ffmpeg string, r Recipe, dir string) (*transcodeJob, error) {
@@ -172,6 +173,9 @@ func startTranscode(ctx context.Context, ffmpeg string, r Recipe, dir string) (*
 // Write feeds source bytes. After ffmpeg died it swallows the bytes
 // (finish reports why), so the frame reader keeps its pace.
 func (j *transcodeJob) Write(p []byte) (int, error) {
+	if j.source != nil {
+		j.source.Write(p)
+	}
 	if j.werr != nil {
 		return len(p), nil
 	}

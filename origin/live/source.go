@@ -271,6 +271,9 @@ func (s *source) openSegment(pts int64, now time.Time) error {
 		_ = os.RemoveAll(dir)
 		return err
 	}
+	if s.in.cfg.Replicas != nil {
+		job.keepSource()
+	}
 	seg := &openSegment{start: pts, programTime: now, job: job, dir: dir, buf: bufio.NewWriterSize(job, 64<<10),
 		video: &mpegts.Track{Codec: &tscodecs.H264{}}}
 	tracks := []*mpegts.Track{seg.video}

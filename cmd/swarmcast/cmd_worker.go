@@ -1,0 +1,91 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/origin/worker"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+func init() { subcommands = append(subcommands, newWorkerCommand) }
+
+// A worker is its own process rather than a flag of the origin: it needs
+// only ffmpeg and a key (no store), and the f+1 replicas of a chain are
+// only worth their count when they run on machines (and owners) that fail
+// independently of the origin that judges them. Its code is an origin
+// subsystem (origin/worker) because it runs origin/live's recipe.
+func newWorkerCommand() *cobra.Command {
+	var listen, advertise, keyFile, allow string
+	var slots int
+	cmd := &cobra.Command{
+		Use:   "worker --allow-origin NODE_ID --listen HOST:PORT",
+		Short: "Run a BTR worker: transcode live source segments for the origins it allows and sign the output",
+		Long: `Run a BTR worker (docs/LIVE.md, "BTR"): an origin started with --btr-f F and
+--btr-workers URL,... hands each live source segment to F+1 workers; each runs the
+pinned ladder recipe with ffmpeg and signs the digest of what it produced. The
+origin packages a segment only when every assigned worker signed the same digest;
+a worker that signs a wrong one is excluded with a proof anyone can re-check,
+one that does not answer in time is accused and excluded.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkListenAddr("--listen", listen); err != nil {
+				return err
+			}
+			if err := checkAdvertise(advertise); err != nil {
+				return err
+			}
+			allowed := map[wire.NodeID]bool{}
+			for _, id := range splitList(allow) {
+				if err := wire.CheckNodeID(wire.NodeID(id)); err != nil {
+					return fmt.Errorf("--allow-origin %q: %v (the origin's id: swarmcast origin --print-id)", id, err)
+				}
+				allowed[wire.NodeID(id)] = true
+			}
+			if len(allowed) == 0 {
+				return errors.New("--allow-origin is required: the node ids of the origins that may hand this worker tasks (swarmcast origin --print-id)")
+			}
+			if slots < 1 {
+				return errors.New("--slots must be at least 1 (concurrent transcodes)")
+			}
+			ffmpeg, err := exec.LookPath("ffmpeg")
+			if err != nil {
+				return errors.New("a worker needs ffmpeg on PATH (apt install ffmpeg) to run the ladder recipe")
+			}
+			id := identity.New()
+			if keyFile != "" {
+				if id, err = identity.LoadOrCreate(keyFile); err != nil {
+					return withFlagHint(err, "check --key FILE")
+				}
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("role", "worker")
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv := &worker.Server{Worker: &worker.Worker{Key: id.Key, FFmpeg: ffmpeg}, Allowed: func(n wire.NodeID) bool { return allowed[n] }, Slots: slots, Log: log}
+			hs, err := httpserve.Listen(ctx, listen, advertise, srv.Handler(), log)
+			if err != nil {
+				return withFlagHint(err, "set --listen HOST:PORT")
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "worker %s serving at %s (bound %s); origins start with --btr-workers %s\n", id.ID, hs.Advertise, hs.Addr(), hs.Advertise)
+			<-ctx.Done()
+			hs.Close()
+			return hs.Wait()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:7400", "address to bind, e.g. 127.0.0.1:7400, [::1]:7400, :7400")
+	f.StringVar(&advertise, "advertise", "", "base URL origins reach this worker at (default: derived from --listen)")
+	f.StringVar(&allow, "allow-origin", "", "node ids of the origins that may hand this worker tasks, comma-separated")
+	f.StringVar(&keyFile, "key", "", "node key file (created if missing): a worker's key is its identity in the chains' standby plans")
+	f.IntVar(&slots, "slots", 2, "concurrent transcodes")
+	return cmd
+}

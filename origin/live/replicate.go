@@ -1,0 +1,30 @@
+package live
+
+import (
+	"bytes"
+	"context"
+
+	"github.com/swarmcast/swarmcast/content"
+)
+
+// Replicator replicates each source segment's ladder transcode (BTR,
+// docs/LIVE.md; origin/worker.Replicas is the implementation). With
+// Config.Replicas set, the ingest keeps every source segment's bytes and
+// packages the renditions Replicate returns instead of its own transcode.
+type Replicator interface {
+	// Replicate returns the ladder the judge accepted for the segment (the
+	// replicas' agreed bytes, or the judge's re-execution on a dispute), in
+	// ladder order. An error means the segment stays missing, never wrong.
+	Replicate(ctx context.Context, task ReplicaTask) ([][]byte, error)
+}
+
+// ReplicaTask is one source segment handed to the replicas.
+type ReplicaTask struct {
+	Chain   content.VideoID
+	Segment uint64
+	Recipe  Recipe
+	Source  []byte // the source segment (MPEG-TS) exactly as it was fed to the local transcode
+}
+
+// keepSource makes the job keep a copy of every source byte it is fed.
+func (j *transcodeJob) keepSource() { j.source = &bytes.Buffer{} }

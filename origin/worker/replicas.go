@@ -1,0 +1,502 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmcast/swarmcast/btr"
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/metric"
+	"github.com/swarmcast/swarmcast/origin/live"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// RemoteWorker is a worker a judge hands tasks to.
+type RemoteWorker struct {
+	Key btr.NodeKey
+	URL string // base URL of its wire.PathBTRTask server
+}
+
+// ChannelLog is where the judge's statements go (the coordinator's channel
+// log, wire.PathBTRLog). Calls come from the Replicas' own goroutine.
+type ChannelLog interface {
+	AppendBTRStatement(ctx context.Context, chain content.VideoID, statement []byte) error
+}
+
+// ReplicasConfig configures the origin's side of BTR.
+type ReplicasConfig struct {
+	// Workers: the first F+1 are each chain's active replicas, the rest its
+	// spares in order (btr.Standby).
+	Workers []RemoteWorker
+	F       int
+	Params  btr.Params
+	// Signer signs task requests as this origin; Judge signs accusations
+	// and exclusions (the same node key: the judge is the origin).
+	Signer *wire.NodeSigner
+	Judge  ed25519.PrivateKey
+	FFmpeg string // the judge's re-execution
+	Client *http.Client
+	Log    *slog.Logger
+	// ChannelLog, if set, gets every accusation and exclusion (encoded).
+	ChannelLog ChannelLog
+	Metrics    *Metrics
+}
+
+// Replicas is the origin's live.Replicator: one Judge per chain, tasks sent
+// to the chain's assigned workers, the accepted ladder handed back to the
+// packager. Close stops every goroutine it started.
+type Replicas struct {
+	cfg    ReplicasConfig
+	byKey  map[btr.NodeKey]string
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	log    chan logged // statements for the channel log, drained by one goroutine
+
+	mu     sync.Mutex
+	chains map[content.VideoID]*chainJudge
+}
+
+type logged struct {
+	chain     content.VideoID
+	statement []byte
+}
+
+// NewReplicas checks cfg and starts the channel-log sender.
+func NewReplicas(cfg ReplicasConfig) (*Replicas, error) {
+	if cfg.F < 1 {
+		return nil, fmt.Errorf("btr: f = %d, want ≥ 1 (f = 0 is the local transcode)", cfg.F)
+	}
+	if len(cfg.Workers) < cfg.F+1 {
+		return nil, fmt.Errorf("btr: f = %d needs at least %d workers, have %d (add --btr-workers)", cfg.F, cfg.F+1, len(cfg.Workers))
+	}
+	if err := cfg.Params.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Signer == nil || cfg.Judge == nil {
+		return nil, errors.New("btr: needs the origin's signer and judge key")
+	}
+	if cfg.Client == nil {
+		cfg.Client = wire.NewHTTPClient()
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	cfg.Metrics.bound.Set(cfg.Params.Bound().Seconds())
+	r := &Replicas{cfg: cfg, byKey: map[btr.NodeKey]string{}, chains: map[content.VideoID]*chainJudge{}, log: make(chan logged, 256)}
+	for _, w := range cfg.Workers {
+		if _, dup := r.byKey[w.Key]; dup {
+			return nil, fmt.Errorf("btr: worker %s listed twice", w.Key)
+		}
+		r.byKey[w.Key] = w.URL
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.sendLog()
+	}()
+	return r, nil
+}
+
+// Close stops every judge, task and the log sender, and waits for them.
+func (r *Replicas) Close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+func (r *Replicas) standby() btr.Standby {
+	var s btr.Standby
+	for i, w := range r.cfg.Workers {
+		if i <= r.cfg.F {
+			s.Active = append(s.Active, w.Key)
+		} else {
+			s.Spares = append(s.Spares, w.Key)
+		}
+	}
+	return s
+}
+
+// chainJudge is one chain's judge and what it waits for.
+type chainJudge struct {
+	r     *Replicas
+	chain content.VideoID
+	judge *Judge
+	re    *keepingReexecutor
+
+	mu      sync.Mutex
+	next    uint64                               // the next task segment number
+	waiting map[uint64]chan btr.Decision         // Accept (or a failure) per open segment
+	outs    map[uint64]map[content.Hash][][]byte // renditions received, by segment and digest
+	failed  map[uint64]error
+}
+
+func (r *Replicas) chain(t live.ReplicaTask) (*chainJudge, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cj := r.chains[t.Chain]; cj != nil {
+		return cj, nil
+	}
+	if r.ctx.Err() != nil {
+		return nil, errors.New("btr: closed")
+	}
+	cj := &chainJudge{r: r, chain: t.Chain, waiting: map[uint64]chan btr.Decision{},
+		outs: map[uint64]map[content.Hash][][]byte{}, failed: map[uint64]error{}}
+	cj.re = &keepingReexecutor{ffmpeg: r.cfg.FFmpeg, recipe: t.Recipe, sources: map[content.Hash][]byte{}, outs: map[content.Hash][][]byte{}}
+	j, err := NewJudge(btr.Config{Chain: t.Chain, Recipe: t.Recipe.ID(), Standby: r.standby(), Params: r.cfg.Params, Judge: r.cfg.Judge}, cj.re, cj)
+	if err != nil {
+		return nil, err
+	}
+	cj.judge = j
+	r.chains[t.Chain] = cj
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		j.Run(r.ctx)
+	}()
+	return cj, nil
+}
+
+// Replicate implements live.Replicator: it opens the segment at the judge,
+// hands it to the assigned workers and waits for the judge's decision (at
+// most the bound R).
+func (r *Replicas) Replicate(ctx context.Context, t live.ReplicaTask) ([][]byte, error) {
+	cj, err := r.chain(t)
+	if err != nil {
+		return nil, err
+	}
+	input := sha256.Sum256(t.Source)
+	recipe, err := json.Marshal(t.Recipe)
+	if err != nil {
+		return nil, err
+	}
+	cj.mu.Lock()
+	// A segment that failed keeps its entry seq for the next source segment,
+	// so the task numbering is the judge's own: never reused for another
+	// input.
+	seg := max(t.Segment, cj.next)
+	cj.next = seg + 1
+	done := make(chan btr.Decision, 1)
+	cj.waiting[seg] = done
+	cj.outs[seg] = map[content.Hash][][]byte{}
+	cj.mu.Unlock()
+	cj.re.hold(input, t.Source, r.cfg.Params)
+	defer cj.forget(seg)
+
+	if err := cj.judge.Open(seg, input, time.Now()); err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(wire.BTRTask{Chain: t.Chain, Segment: seg, RecipeID: t.Recipe.ID(), Recipe: recipe, Source: t.Source})
+	if err != nil {
+		return nil, err
+	}
+	task := btr.Task{Chain: t.Chain, Segment: seg, Recipe: t.Recipe.ID(), Input: input}
+	for _, k := range cj.judge.Assigned(seg) {
+		url, ok := r.byKey[k]
+		if !ok {
+			continue // not a worker of this origin's plan: the judge will accuse it
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			cj.send(k, url, task, body)
+		}()
+	}
+	p := r.cfg.Params
+	timer := time.NewTimer(p.Bound())
+	defer timer.Stop()
+	select {
+	case d := <-done:
+		if d.Kind != btr.Accept {
+			cj.mu.Lock()
+			err := cj.failed[seg]
+			cj.mu.Unlock()
+			return nil, fmt.Errorf("segment %d undecided: %v", seg, err)
+		}
+		if d.ByReexecution {
+			if outs := cj.re.outputs(input); outs != nil && btr.LadderDigest(outs) == d.Digest {
+				return outs, nil
+			}
+			return nil, fmt.Errorf("segment %d: the judge's re-execution is not held", seg)
+		}
+		cj.mu.Lock()
+		outs := cj.outs[seg][d.Digest]
+		cj.mu.Unlock()
+		if outs == nil {
+			return nil, fmt.Errorf("segment %d: no agreed replica sent its renditions", seg)
+		}
+		return outs, nil
+	case <-timer.C:
+		return nil, fmt.Errorf("segment %d undecided after the bound R = %v", seg, p.Bound())
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-r.ctx.Done():
+		return nil, errors.New("btr: closed")
+	}
+}
+
+func (cj *chainJudge) forget(seg uint64) {
+	cj.mu.Lock()
+	delete(cj.waiting, seg)
+	delete(cj.outs, seg)
+	delete(cj.failed, seg)
+	cj.mu.Unlock()
+}
+
+// send hands one worker the task and feeds its answer to the judge. A
+// worker that does not answer is the judge's to accuse (its core ticks); a
+// late answer still reaches it (a strike, not an omission).
+func (cj *chainJudge) send(k btr.NodeKey, base string, task btr.Task, body []byte) {
+	r := cj.r
+	p := r.cfg.Params
+	ctx, cancel := context.WithTimeout(r.ctx, p.DetectionTimeout()+p.AnswerWindow+p.Segment)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+wire.PathBTRTask, bytes.NewReader(body))
+	if err != nil {
+		r.cfg.Log.Warn("btr task", "worker", k.String(), "err", err)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	r.cfg.Signer.SignRequest(req, body)
+	resp, err := r.cfg.Client.Do(req)
+	if err != nil {
+		r.cfg.Log.Info("btr worker did not answer", "worker", k.String(), "segment", task.Segment, "err", err)
+		return
+	}
+	defer resp.Body.Close()
+	var res wire.BTRTaskResult
+	if resp.StatusCode != http.StatusOK {
+		r.cfg.Log.Warn("btr worker refused the task", "worker", k.String(), "segment", task.Segment, "status", resp.StatusCode)
+		return
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 4*wire.MaxBTRTaskBytes)).Decode(&res); err != nil {
+		r.cfg.Log.Warn("btr worker's answer", "worker", k.String(), "err", err)
+		return
+	}
+	o, err := btr.DecodeOutput(res.Output)
+	if err != nil {
+		r.cfg.Log.Warn("btr worker's output", "worker", k.String(), "err", err)
+		return
+	}
+	if o.Replica != k || o.Task != task {
+		r.cfg.Log.Warn("btr worker answered another task or key", "worker", k.String(), "signed_by", o.Replica.String(), "task", o.Task.String())
+		return
+	}
+	// Only renditions that hash to the signed digest can be packaged: an
+	// agreed digest then names exactly these bytes.
+	if btr.LadderDigest(res.Renditions) == o.Digest {
+		cj.mu.Lock()
+		if m := cj.outs[task.Segment]; m != nil {
+			m[o.Digest] = res.Renditions
+		}
+		cj.mu.Unlock()
+	}
+	if err := cj.judge.Output(o); err != nil {
+		r.cfg.Log.Warn("btr judge refused an output", "worker", k.String(), "err", err)
+	}
+}
+
+// Decide implements Sink (called with the judge's lock held: it must not
+// block).
+func (cj *chainJudge) Decide(d btr.Decision) {
+	r := cj.r
+	switch d.Kind {
+	case btr.Accept:
+		if d.ByReexecution {
+			r.cfg.Metrics.segments.WithLabelValues("reexecuted").Inc()
+		} else {
+			r.cfg.Metrics.segments.WithLabelValues("agreed").Inc()
+		}
+		cj.mu.Lock()
+		if ch := cj.waiting[d.Segment]; ch != nil {
+			select {
+			case ch <- d:
+			default:
+			}
+		}
+		cj.mu.Unlock()
+	case btr.Accuse:
+		r.cfg.Metrics.accusations.Inc()
+		r.enqueue(cj.chain, d.Accusation.Encode())
+	case btr.Exclude:
+		r.cfg.Metrics.faults.WithLabelValues(d.Exclusion.Kind.String()).Inc()
+		r.cfg.Log.Warn("btr: worker excluded", "chain", cj.chain.String(), "worker", d.Exclusion.Culprit.String(),
+			"kind", d.Exclusion.Kind.String(), "switch_at", d.SwitchAt)
+		r.enqueue(cj.chain, d.Exclusion.Encode())
+	}
+}
+
+// ReexecFailed implements Sink.
+func (cj *chainJudge) ReexecFailed(task btr.Task, err error) {
+	cj.r.cfg.Log.Error("btr re-execution failed: the segment stays missing", "task", task.String(), "err", err)
+	cj.mu.Lock()
+	defer cj.mu.Unlock()
+	cj.failed[task.Segment] = err
+	if ch := cj.waiting[task.Segment]; ch != nil {
+		select {
+		case ch <- btr.Decision{Kind: btr.Reexecute, Segment: task.Segment}:
+		default:
+		}
+	}
+}
+
+func (r *Replicas) enqueue(chain content.VideoID, st []byte) {
+	if r.cfg.ChannelLog == nil {
+		return
+	}
+	select {
+	case r.log <- logged{chain, st}:
+	default:
+		r.cfg.Log.Error("btr: channel log queue full; statement dropped", "chain", chain.String())
+	}
+}
+
+func (r *Replicas) sendLog() {
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case l := <-r.log:
+			ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+			if err := r.cfg.ChannelLog.AppendBTRStatement(ctx, l.chain, l.statement); err != nil {
+				r.cfg.Log.Error("btr: the channel log refused a statement", "chain", l.chain.String(), "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// keepingReexecutor is the judge's btr.Reexecutor: it re-runs the chain's
+// recipe on a held source segment and keeps the renditions, so a segment
+// decided by re-execution is packaged from the judge's own output.
+type keepingReexecutor struct {
+	ffmpeg string
+	recipe live.Recipe
+
+	mu      sync.Mutex
+	order   []content.Hash // oldest first; bounded by keepSegments
+	sources map[content.Hash][]byte
+	outs    map[content.Hash][][]byte
+}
+
+// keepSegments bounds the source segments a judge holds: the core's window.
+const keepSegments = 64
+
+func (k *keepingReexecutor) hold(input content.Hash, src []byte, _ btr.Params) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.sources[input]; ok {
+		return
+	}
+	k.sources[input] = src
+	k.order = append(k.order, input)
+	for len(k.order) > keepSegments {
+		delete(k.sources, k.order[0])
+		delete(k.outs, k.order[0])
+		k.order = k.order[1:]
+	}
+}
+
+func (k *keepingReexecutor) outputs(input content.Hash) [][]byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.outs[input]
+}
+
+// Source returns a held source segment (Sources, for third parties and
+// proofs' checks on this node).
+func (k *keepingReexecutor) Source(input content.Hash) ([]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s, ok := k.sources[input]; ok {
+		return s, nil
+	}
+	return nil, fmt.Errorf("source segment %x is no longer held (the judge keeps %d)", input[:6], keepSegments)
+}
+
+func (k *keepingReexecutor) Run(recipe string, input content.Hash) (content.Hash, error) {
+	if recipe != k.recipe.ID() {
+		return content.Hash{}, fmt.Errorf("re-execute: recipe %s is not the chain's %s", recipe, k.recipe.ID())
+	}
+	src, err := k.Source(input)
+	if err != nil {
+		return content.Hash{}, err
+	}
+	outs, err := transcode(k.recipe, k.ffmpeg, src, input, 0)
+	if err != nil {
+		return content.Hash{}, err
+	}
+	k.mu.Lock()
+	if _, ok := k.sources[input]; ok {
+		k.outs[input] = outs
+	}
+	k.mu.Unlock()
+	return btr.LadderDigest(outs), nil
+}
+
+// Metrics are the origin's BTR families (swarmcast_origin_btr_*).
+type Metrics struct {
+	bound       prometheus.Gauge
+	faults      *prometheus.CounterVec
+	accusations prometheus.Counter
+	segments    *prometheus.CounterVec
+}
+
+// NewMetrics registers the BTR families on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := metric.For(reg, "origin")
+	m := &Metrics{
+		bound: f.Gauge("btr_recovery_bound_seconds",
+			"The bound R for the running BTR configuration (btr.Params.Bound): from the first segment a fault spoils to every node running without the culprit."),
+		faults:      f.CounterVec("btr_faults_detected_total", "Workers excluded by this origin's judges, by fault kind (commission, equivocation, omission, timing).", "kind"),
+		accusations: f.Counter("btr_accusations_total", "Accusations the judges signed (a worker's output missing at the detection deadline)."),
+		segments:    f.CounterVec("btr_segments_accepted_total", "Live segments the judges accepted, by how (agreed: every replica signed one digest; reexecuted: the judge's re-execution decided).", "how"),
+	}
+	for _, k := range []btr.FaultKind{btr.Commission, btr.Equivocation, btr.Omission, btr.Timing} {
+		m.faults.WithLabelValues(k.String())
+	}
+	return m
+}
+
+// Discover asks each worker base URL for its node id (wire.PathBTRWorker),
+// in order: the chain's standby plan names workers by key.
+func Discover(ctx context.Context, client *http.Client, urls []string) ([]RemoteWorker, error) {
+	var out []RemoteWorker
+	for _, u := range urls {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+wire.PathBTRWorker, nil)
+		if err != nil {
+			return nil, fmt.Errorf("btr worker %s: %w", u, err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("btr worker %s: %w (is swarmcast worker running there?)", u, err)
+		}
+		var info wire.BTRWorkerInfo
+		err = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&info)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("btr worker %s: status %d, %v: not a swarmcast worker", u, resp.StatusCode, err)
+		}
+		k, err := btr.ParseNodeKey(string(info.NodeID))
+		if err != nil {
+			return nil, fmt.Errorf("btr worker %s: %w", u, err)
+		}
+		out = append(out, RemoteWorker{Key: k, URL: u})
+	}
+	return out, nil
+}

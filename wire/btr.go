@@ -1,0 +1,55 @@
+package wire
+
+import (
+	"encoding/json"
+
+	"github.com/swarmcast/swarmcast/content"
+)
+
+// BTR (bounded-time recovery, docs/LIVE.md "BTR"): the judge (the origin
+// that cut a live source segment) hands the segment's ladder transcode to
+// f+1 workers and accepts it only when every assigned worker signed the
+// same digest.
+
+// RoleWorker is a BTR worker: it runs origin/live's pinned ladder recipe on
+// source segments it is handed by the origins it allows, and signs what it
+// produced (a btr.Output).
+const RoleWorker Role = "worker"
+
+const (
+	// POST BTRTask → BTRTaskResult (on a worker; signed by the judge's
+	// node key, and only from the origins the worker allows): transcode
+	// this source segment with this recipe and sign the ladder's digest.
+	PathBTRTask = "/v1/btr/task"
+	// GET → BTRWorkerInfo (on a worker): its node id, so a judge can name
+	// it in the chain's standby plan before it hands it anything.
+	PathBTRWorker = "/v1/btr/worker"
+)
+
+// MaxBTRTaskBytes bounds a task body: one source segment (a few seconds of
+// a 1080p source is well under 8 MiB) in base64 plus the recipe.
+const MaxBTRTaskBytes = 16 << 20
+
+// BTRTask is one replicated transcode: Source (whose SHA-256 is the task's
+// input) run through Recipe (origin/live.Recipe as JSON, whose ID must be
+// RecipeID) for segment Segment of Chain.
+type BTRTask struct {
+	Chain    content.VideoID `json:"chain"`
+	Segment  uint64          `json:"segment"`
+	RecipeID string          `json:"recipe_id"`
+	Recipe   json.RawMessage `json:"recipe"`
+	Source   []byte          `json:"source"`
+}
+
+// BTRTaskResult is the worker's answer: Output is its signed btr.Output
+// (canonical encoding), Renditions the ladder's outputs in ladder order
+// (their btr.LadderDigest is the Output's digest; the judge checks it).
+type BTRTaskResult struct {
+	Output     []byte   `json:"output"`
+	Renditions [][]byte `json:"renditions"`
+}
+
+// BTRWorkerInfo identifies a worker.
+type BTRWorkerInfo struct {
+	NodeID NodeID `json:"node_id"`
+}
