@@ -2,6 +2,7 @@ package live
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -34,6 +35,8 @@ import (
 //   - a relay forwards at most its upload cap (bytes/s over every tree
 //     of every chain): past it, a child moves to the origin;
 //   - a relay with nobody below it leaves the tree.
+
+var errPrimOnly = errors.New("prim only")
 
 // DefaultHopDelayMS is the delay assumed between two nodes without a
 // measured round trip.
@@ -80,6 +83,10 @@ type TreeInput struct {
 	Chains     []TreeChain
 	Substreams int // S
 	PushShards int // indices pushed per segment (0..PushShards-1)
+
+	// primOnly builds with the Prim baseline instead of COCOS (the
+	// benchmark's reference).
+	primOnly bool
 }
 
 // TreeOutput is every node's routes, and each chain's trees for reading.
@@ -196,7 +203,11 @@ func buildSubstream(in TreeInput, ch TreeChain, uses map[wire.NodeID]int, budget
 	if lp.CoinAvailable() {
 		solver = lp.Coin{}
 	}
-	res, err := plan.Cocos(inst, plan.CocosOptions{Substreams: 4, Candidates: 4, Solver: solver})
+	var res *plan.CocosResult
+	err := errPrimOnly
+	if !in.primOnly {
+		res, err = plan.Cocos(inst, plan.CocosOptions{Substreams: 4, Candidates: 4, Solver: solver})
+	}
 	if err != nil {
 		res = plan.DelayBoundedPrim(inst)
 	}

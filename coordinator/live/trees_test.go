@@ -243,14 +243,19 @@ func TestAssignEdgesToPopularChains(t *testing.T) {
 	}
 }
 
+// BenchmarkBuildTrees times one build of every substream's tree (5) for a
+// watched chain, COCOS against the Prim baseline on the same snapshot (the
+// reference: ratios are what docs/PERFORMANCE.md records).
 func BenchmarkBuildTrees(b *testing.B) {
 	for _, size := range []struct{ relays, edges int }{{3, 4}, {6, 12}} {
-		b.Run(fmt.Sprintf("relays=%d/edges=%d", size.relays, size.edges), func(b *testing.B) {
-			nodes := network(size.relays, 10_000_000, size.edges)
-			in := TreeInput{Nodes: nodes, Chains: watched(edgesOf(nodes)...), Substreams: 5, PushShards: 5}
-			for b.Loop() {
-				BuildTrees(in)
-			}
-		})
+		for _, scheme := range []string{"cocos", "prim"} {
+			b.Run(fmt.Sprintf("relays=%d/edges=%d/%s", size.relays, size.edges, scheme), func(b *testing.B) {
+				nodes := network(size.relays, 10_000_000, size.edges)
+				in := TreeInput{Nodes: nodes, Chains: watched(edgesOf(nodes)...), Substreams: 5, PushShards: 5, primOnly: scheme == "prim"}
+				for b.Loop() {
+					BuildTrees(in)
+				}
+			})
+		}
 	}
 }

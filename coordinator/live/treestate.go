@@ -110,6 +110,10 @@ func (s *Service) Heartbeat(id wire.NodeID, watching []content.VideoID, rtt map[
 		}
 	}
 	due := t.dirty && (t.urgent || now.Sub(t.lastBuild) >= MinRebuildInterval)
+	if due {
+		// This heartbeat rebuilds; a change from now on asks for the next.
+		t.dirty, t.urgent = false, false
+	}
 	s.treeMu.Unlock()
 	if due {
 		s.rebuild(now)
@@ -123,7 +127,8 @@ func (s *Service) Heartbeat(id wire.NodeID, watching []content.VideoID, rtt map[
 	return &wire.LiveSet{Version: t.version, Routes: slices.Clone(t.routes[id])}
 }
 
-// Rebuild rebuilds the trees now (tests, and the heartbeat path when due).
+// rebuild rebuilds the trees now (the heartbeat path, when due). It holds
+// treeMu while it builds: heartbeats wait for it (BenchmarkBuildTrees).
 func (s *Service) rebuild(now time.Time) {
 	// Chains with watchers, from the chain table (s.mu), then the snapshot
 	// of nodes (treeMu): the two locks are never held together.
@@ -169,7 +174,7 @@ func (s *Service) rebuild(now time.Time) {
 	in.Chains = chains
 	out := BuildTrees(in)
 	t.version++
-	t.out, t.dirty, t.urgent, t.lastBuild = out, false, false, now
+	t.out, t.lastBuild = out, now
 	for id := range t.routes {
 		if _, ok := out.Routes[id]; !ok {
 			delete(t.routes, id)
