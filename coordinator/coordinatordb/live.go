@@ -238,6 +238,18 @@ func (db *DB) AppendLiveEntry(ctx context.Context, chain content.VideoID, seq ui
 	return nil
 }
 
+// LiveHead is the Seq of a chain's newest stored entry, -1 if none.
+func (db *DB) LiveHead(ctx context.Context, chain content.VideoID) (int64, error) {
+	var head sql.NullInt64
+	if err := db.sql.QueryRowContext(ctx, db.q("SELECT MAX(seq) FROM live_entries WHERE chain = ?"), chain.String()).Scan(&head); err != nil {
+		return 0, err
+	}
+	if !head.Valid {
+		return -1, nil
+	}
+	return head.Int64, nil
+}
+
 // LiveEntries returns a chain's stored entries from seq on, in order (at
 // most limit; limit ≤ 0 means all).
 func (db *DB) LiveEntries(ctx context.Context, chain content.VideoID, from uint64, limit int) ([][]byte, error) {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -137,18 +139,31 @@ func (s *Service) AppendEntry(ctx context.Context, origin wire.NodeID, id conten
 	ch.appendMu.Lock()
 	defer ch.appendMu.Unlock()
 	s.mu.Lock()
-	head := len(ch.raw)
+	next := ch.base + uint64(len(ch.raw))
 	sealed := ch.rec.Sealed
 	var held []byte
-	if e.Seq < uint64(head) {
-		held = ch.raw[e.Seq]
+	if e.Seq >= ch.base && e.Seq < next {
+		held = ch.raw[e.Seq-ch.base]
 	}
 	s.mu.Unlock()
+	if e.Seq < ch.base {
+		// Older than the memory window: the stored entry is the held one.
+		stored, err := s.db.LiveEntries(ctx, id, e.Seq, 1)
+		if err != nil {
+			return err
+		}
+		if len(stored) == 1 {
+			held = stored[0]
+		}
+	}
 	switch {
 	case held != nil && bytes.Equal(held, raw):
 		return nil
 	case held != nil:
-		prior, _ := ch.lc.Entry(e.Seq)
+		prior, err := content.DecodeLiveEntry(held, ch.genesis, id)
+		if err != nil {
+			return fmt.Errorf("append entry %d: the held entry: %w", e.Seq, err)
+		}
 		proof := content.ForkProof{A: prior, B: e}
 		if err := proof.Check(ch.genesis); err != nil {
 			s.metrics.rejections.WithLabelValues(rejectForged).Inc()
@@ -164,17 +179,17 @@ func (s *Service) AppendEntry(ctx context.Context, origin wire.NodeID, id conten
 	case sealed:
 		s.metrics.rejections.WithLabelValues(rejectEnded).Inc()
 		return wire.Errorf(http.StatusGone, "append entry %d: the channel's broadcast was ended; seal the chain", e.Seq)
-	case e.Seq != uint64(head):
+	case e.Seq != next:
 		s.metrics.rejections.WithLabelValues(rejectOrder).Inc()
-		return wire.Errorf(http.StatusConflict, "append entry %d: %v: the next entry is %d", e.Seq, content.ErrLiveOutOfOrder, head)
+		return wire.Errorf(http.StatusConflict, "append entry %d: %v: the next entry is %d", e.Seq, content.ErrLiveOutOfOrder, next)
 	}
 	want := content.Hash(id)
-	if head > 0 {
+	if next > 0 {
 		want = ch.lc.Head().Hash()
 	}
 	if e.Prev != want {
 		s.metrics.rejections.WithLabelValues(rejectOrder).Inc()
-		return wire.Errorf(http.StatusConflict, "append entry %d: %v: it names a predecessor other than entry %d held here", e.Seq, content.ErrLiveOutOfOrder, head-1)
+		return wire.Errorf(http.StatusConflict, "append entry %d: %v: it names a predecessor other than entry %d held here", e.Seq, content.ErrLiveOutOfOrder, int64(next)-1)
 	}
 	if err := s.db.AppendLiveEntry(ctx, id, e.Seq, raw); err != nil {
 		return err
@@ -185,6 +200,13 @@ func (s *Service) AppendEntry(ctx context.Context, origin wire.NodeID, id conten
 	}
 	s.mu.Lock()
 	ch.raw = append(ch.raw, raw)
+	if len(ch.raw) >= 2*s.cfg.MemoryEntries {
+		// Keep the newest MemoryEntries (amortised: one copy per window).
+		drop := len(ch.raw) - s.cfg.MemoryEntries
+		ch.raw = slices.Clone(ch.raw[drop:])
+		ch.base += uint64(drop)
+		ch.lc.Trim(ch.base)
+	}
 	close(ch.wake)
 	ch.wake = make(chan struct{})
 	s.mu.Unlock()
@@ -204,6 +226,11 @@ func (s *Service) Entries(ctx context.Context, id content.VideoID, from uint64, 
 	if ch == nil {
 		s.mu.Unlock()
 		return nil, wire.NotFound("live chain %s is not registered", id)
+	}
+	if from < ch.base {
+		// Older than the memory window, so held: from the store.
+		s.mu.Unlock()
+		return s.db.LiveEntries(ctx, id, from, wire.MaxLiveEntriesPerAnswer)
 	}
 	out, wake, sealed := ch.entriesLocked(from), ch.wake, ch.rec.Sealed
 	s.mu.Unlock()
@@ -235,12 +262,13 @@ func (s *Service) Entries(ctx context.Context, id content.VideoID, from uint64, 
 	}
 }
 
-// entriesLocked is the held entries from seq on, bounded (s.mu held).
+// entriesLocked is the in-memory entries from seq (≥ base) on, bounded
+// (s.mu held).
 func (ch *chain) entriesLocked(from uint64) [][]byte {
-	if from >= uint64(len(ch.raw)) {
+	if from < ch.base || from-ch.base >= uint64(len(ch.raw)) {
 		return nil
 	}
-	out := ch.raw[from:]
+	out := ch.raw[from-ch.base:]
 	if len(out) > wire.MaxLiveEntriesPerAnswer {
 		out = out[:wire.MaxLiveEntriesPerAnswer]
 	}
@@ -278,8 +306,11 @@ func (s *Service) IsChain(id content.VideoID) (head int64, ok bool) {
 	if ch == nil {
 		return 0, false
 	}
-	return int64(len(ch.raw)) - 1, true
+	return ch.headLocked(), true
 }
+
+// headLocked is the newest entry's Seq, -1 before the first (s.mu held).
+func (ch *chain) headLocked() int64 { return int64(ch.base) + int64(len(ch.raw)) - 1 }
 
 // Manifest is a chain's manifest view (for lookups' segment checks), or
 // false.

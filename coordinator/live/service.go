@@ -51,6 +51,7 @@ type DB interface {
 	LiveChains(ctx context.Context) ([]coordinatordb.LiveChainRecord, error)
 	AppendLiveEntry(ctx context.Context, chain content.VideoID, seq uint64, entry []byte) error
 	LiveEntries(ctx context.Context, chain content.VideoID, from uint64, limit int) ([][]byte, error)
+	LiveHead(ctx context.Context, chain content.VideoID) (int64, error)
 	PutLiveFork(ctx context.Context, chain content.VideoID, seq uint64, a, b []byte, now time.Time) error
 
 	AccountByName(ctx context.Context, username string) (coordinatordb.Account, error)
@@ -95,6 +96,10 @@ type Config struct {
 	// MaxWaiters bounds entries long-polls waiting at once (default 4096);
 	// past it a long-poll is answered 503 with Retry-After.
 	MaxWaiters int
+	// MemoryEntries is how many of each chain's newest entries are kept in
+	// memory (default 3600: an hour of 1 s segments); older ones are read
+	// from the store.
+	MemoryEntries int
 	// PushShards is the number of shard indices the origin pushes per
 	// segment (default content.DefaultLivePushShards) and Substreams the
 	// trees per chain (default PushShards: one index each).
@@ -148,9 +153,11 @@ type chain struct {
 	rec     coordinatordb.LiveChainRecord
 	genesis *content.LiveGenesis
 	lc      *content.LiveChain
-	// raw are the signed encodings of entries 0..head, as stored (the
-	// coordinator holds each chain from entry 0).
-	raw [][]byte
+	// raw are the signed encodings of entries base..head, as stored: the
+	// newest Config.MemoryEntries or more (older ones are read from the
+	// store). The store holds every chain from entry 0.
+	raw  [][]byte
+	base uint64
 	// wake is closed (and replaced) on every append and on the seal, so
 	// long-polls wake.
 	wake chan struct{}
@@ -172,6 +179,9 @@ func New(ctx context.Context, cfg Config, db DB, acct Accounts, net Network) (*S
 	}
 	if cfg.MaxWaiters <= 0 {
 		cfg.MaxWaiters = 4096
+	}
+	if cfg.MemoryEntries <= 0 {
+		cfg.MemoryEntries = 3600
 	}
 	if cfg.PushShards <= 0 {
 		cfg.PushShards = content.DefaultLivePushShards
@@ -217,17 +227,25 @@ func (s *Service) load(ctx context.Context) error {
 			return fmt.Errorf("live: load chain %s: %w", rec.Chain, err)
 		}
 		ch := &chain{rec: rec, genesis: g, lc: content.NewLiveChain(g), wake: make(chan struct{})}
-		raws, err := s.db.LiveEntries(ctx, rec.Chain, 0, 0)
+		head, err := s.db.LiveHead(ctx, rec.Chain)
+		if err != nil {
+			return fmt.Errorf("live: load chain %s head: %w", rec.Chain, err)
+		}
+		ch.base = uint64(max(head-int64(s.cfg.MemoryEntries)+1, 0))
+		raws, err := s.db.LiveEntries(ctx, rec.Chain, ch.base, 0)
 		if err != nil {
 			return fmt.Errorf("live: load chain %s entries: %w", rec.Chain, err)
 		}
-		for _, raw := range raws {
+		for i, raw := range raws {
 			e, err := content.DecodeLiveEntry(raw, g, rec.Chain)
+			if err == nil && e.Seq != ch.base+uint64(i) {
+				err = fmt.Errorf("at position %d", e.Seq)
+			}
 			if err == nil {
 				err = ch.lc.Append(e)
 			}
 			if err != nil {
-				return fmt.Errorf("live: load chain %s: stored entry %d: %w", rec.Chain, len(ch.raw), err)
+				return fmt.Errorf("live: load chain %s: stored entry %d: %w", rec.Chain, ch.base+uint64(i), err)
 			}
 			ch.raw = append(ch.raw, raw)
 		}
@@ -246,7 +264,7 @@ func (s *Service) info(c *channel) wire.ChannelInfo {
 		SegmentMS: c.rec.SegmentMS, Chain: c.rec.Chain, Head: -1, Recordings: slices.Clone(c.rec.Recordings),
 	}
 	if ch := s.chains[c.rec.Chain]; ch != nil {
-		in.Head = int64(len(ch.raw)) - 1
+		in.Head = ch.headLocked()
 	}
 	in.Viewers = s.watchers(c.rec.Chain)
 	return in

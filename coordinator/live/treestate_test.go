@@ -126,3 +126,90 @@ func TestLiveSetsThroughHeartbeats(t *testing.T) {
 		t.Fatalf("after the end: %+v, want an empty set", set)
 	}
 }
+
+// Only the newest MemoryEntries entries stay in memory; older ones are
+// answered, compared (a fork of an old position is still a fork) and
+// reloaded from the store.
+func TestLiveMemoryWindow(t *testing.T) {
+	ctx := context.Background()
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "c.db")
+	open := func() *coordinatordb.DB {
+		db, err := coordinatordb.OpenConfig(ctx, dsn, coordinatordb.Config{PointsPerMB: 10, Password: coordinatordb.PasswordParams{Time: 1, MemKiB: 1024, Threads: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	db := open()
+	s, err := New(ctx, Config{MemoryEntries: 2}, db, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := db.CreateAccount(ctx, "owner", "correct horse battery", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	origin := wire.NodeID(hex.EncodeToString(pub))
+	created, err := s.CreateChannel(ctx, owner.ID, wire.CreateChannelRequest{Name: "window"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AuthorizeIngest(origin, created.StreamKey); err != nil {
+		t.Fatal(err)
+	}
+	var ck content.ContentKey
+	g := &content.LiveGenesis{Channel: string(created.Channel.ID), Params: content.DefaultLiveParams(), KeyID: ck.ID(), TargetDuration: 1_000_000,
+		Renditions: []content.LiveRendition{{Name: "360p", Bandwidth: 800_000}}}
+	g.Sign(key)
+	chain, err := s.StartChain(ctx, origin, wire.LiveStartRequest{Genesis: g.Encode(), Key: ck[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []*content.LiveEntry
+	entry := func(seq uint64, root byte) *content.LiveEntry {
+		prev := content.Hash(chain)
+		if seq > 0 {
+			prev = entries[seq-1].Hash()
+		}
+		e := &content.LiveEntry{Chain: chain, Seq: seq, Prev: prev, Segments: []content.Segment{{Duration: 1_000_000, Size: 4096, Root: content.Hash{root}}}}
+		e.Sign(key)
+		return e
+	}
+	for seq := range uint64(6) {
+		e := entry(seq, 1)
+		if err := s.AppendEntry(ctx, origin, chain, e.Encode()); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, e)
+	}
+	if got, _ := s.Entries(ctx, chain, 0, 0); len(got) != 6 {
+		t.Fatalf("entries from 0: %d, want 6 (the old ones from the store)", len(got))
+	}
+	if got, _ := s.Entries(ctx, chain, 5, 0); len(got) != 1 {
+		t.Fatalf("entries from 5: %d", len(got))
+	}
+	if err := s.AppendEntry(ctx, origin, chain, entries[0].Encode()); err != nil {
+		t.Fatalf("re-sending entry 0: %v", err)
+	}
+	if err := s.AppendEntry(ctx, origin, chain, entry(0, 9).Encode()); err == nil {
+		t.Fatal("a fork of entry 0 was accepted")
+	} else if st, _ := wire.StatusOf(err); st != 409 {
+		t.Fatalf("fork of entry 0: %v", err)
+	}
+	s2, err := New(ctx, Config{MemoryEntries: 2}, open(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head, ok := s2.IsChain(chain); !ok || head != 5 {
+		t.Fatalf("after restart: head %d %v", head, ok)
+	}
+	if got, _ := s2.Entries(ctx, chain, 0, 0); len(got) != 6 {
+		t.Fatalf("entries from 0 after restart: %d", len(got))
+	}
+	e6 := entry(6, 1)
+	if err := s2.AppendEntry(ctx, origin, chain, e6.Encode()); err != nil {
+		t.Fatalf("append after restart: %v", err)
+	}
+}
