@@ -314,7 +314,7 @@ func addRoutes(routes map[wire.NodeID][]wire.LiveRoute, in TreeInput, ch TreeCha
 	}
 	routes[ch.Origin] = append(routes[ch.Origin], wire.LiveRoute{Chain: ch.Chain, Substream: j, Indices: indices, Children: kids[ch.Origin]})
 	for _, v := range sortedKeys(parent) {
-		routes[v] = append(routes[v], wire.LiveRoute{Chain: ch.Chain, Substream: j, Indices: indices, Parent: parent[v], Children: kids[v]})
+		routes[v] = append(routes[v], wire.LiveRoute{Chain: ch.Chain, Substream: j, Indices: indices, Parent: parent[v], ParentAddr: in.Nodes[parent[v]].Addr, Children: kids[v]})
 	}
 }
 

@@ -85,8 +85,8 @@ func checkTrees(t *testing.T, in TreeInput, out TreeOutput, edges []wire.NodeID)
 			if in.Nodes[id].Role == wire.RoleEdge && len(r.Children) > 0 {
 				t.Fatalf("edge %s forwards to %v", id, r.Children)
 			}
-			if id != "origin" && r.Parent != out.Parent[r.Chain][r.Substream][id] {
-				t.Fatalf("%s's route names parent %s, the tree %s", id, r.Parent, out.Parent[r.Chain][r.Substream][id])
+			if id != "origin" && (r.Parent != out.Parent[r.Chain][r.Substream][id] || r.ParentAddr != in.Nodes[r.Parent].Addr) {
+				t.Fatalf("%s's route names parent %s at %q, the tree %s", id, r.Parent, r.ParentAddr, out.Parent[r.Chain][r.Substream][id])
 			}
 			for _, c := range r.Children {
 				if out.Parent[r.Chain][r.Substream][c.NodeID] != id || !slices.Equal(c.Shards, want) || c.Addr != in.Nodes[c.NodeID].Addr {
