@@ -367,3 +367,36 @@ func TestLiveLookupFromTrees(t *testing.T) {
 	_, err = h.client.Lookup(ctx, wire.LookupRequest{Video: chain, Rendition: 1, From: 0, Count: 1})
 	requireAPIError(t, err, http.StatusBadRequest, "rendition")
 }
+
+// A registration's RTMP address must be an origin's, rtmp://IP:PORT from
+// the address it registers from; anything else is refused and registers
+// nothing.
+func TestRegisterRTMPAddr(t *testing.T) {
+	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", nil)
+	ctx := context.Background()
+	id := newTestNode()
+	if err := h.c.AllowOrigin(ctx, id.ID); err != nil {
+		t.Fatal(err)
+	}
+	cl := wire.NewCoordinatorClient(h.srv.URL, h.srv.Client()).AsNode(wire.NewNodeSigner(id.Key, h.clock.Now))
+	for _, tc := range []struct {
+		role wire.Role
+		rtmp string
+		says string
+	}{
+		{wire.RoleOrigin, "rtmp://192.0.2.1:1935", "not the address this registration came from"},
+		{wire.RoleOrigin, "http://127.0.0.1:1935", "rtmp_addr"},
+		{wire.RoleOrigin, "rtmp://127.0.0.1", "port"},
+		{wire.RoleOrigin, "rtmp://127.0.0.1:1935/live", "rtmp_addr"},
+		{wire.RoleEdge, "rtmp://127.0.0.1:1935", "only origins"},
+	} {
+		_, err := cl.Register(ctx, wire.RegisterRequest{NodeID: id.ID, Role: tc.role, Addr: "http://127.0.0.1:7100", RTMPAddr: tc.rtmp})
+		requireAPIError(t, err, http.StatusBadRequest, tc.says)
+	}
+	h.c.mu.RLock()
+	registered := h.c.st.nodes[id.ID] != nil
+	h.c.mu.RUnlock()
+	if registered {
+		t.Fatal("a refused registration registered the node")
+	}
+}

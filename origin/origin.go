@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,6 +41,9 @@ type Config struct {
 	Log          *slog.Logger
 	Registry     *prometheus.Registry
 	HTTPClient   *http.Client
+	// RTMPPort is the RTMP ingest listener's port, registered as
+	// rtmp://HOST:PORT with Advertise's host (0: no RTMP listener).
+	RTMPPort int
 	// Live, if set, is the live ingest (origin/live.Ingest): its chains are
 	// served on the shard and segment routes like stored videos (the chain
 	// id is the video id), and it takes HLS pushes on
@@ -475,3 +480,16 @@ var _ io.Writer = (*countingWriter)(nil)
 // SetAdvertise sets the advertised base URL once the server is listening
 // (the bound port may only be known then). Call it before Run.
 func (o *Origin) SetAdvertise(url string) { o.cfg.Advertise = url }
+
+// SetRTMPPort sets the RTMP ingest listener's port once it listens (before
+// Run); the coordinator hands rtmp://HOST:PORT to broadcasters.
+func (o *Origin) SetRTMPPort(port int) { o.cfg.RTMPPort = port }
+
+// rtmpAddr is the RTMP ingest address to register, or "".
+func (o *Origin) rtmpAddr() string {
+	u, err := url.Parse(o.cfg.Advertise)
+	if o.cfg.RTMPPort == 0 || err != nil || u.Hostname() == "" {
+		return ""
+	}
+	return "rtmp://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(o.cfg.RTMPPort))
+}

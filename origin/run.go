@@ -65,7 +65,7 @@ func (o *Origin) session(cc *wire.CoordinatorClient) *wire.NodeSession {
 	}
 	return &wire.NodeSession{
 		Client:   cc,
-		Register: wire.RegisterRequest{NodeID: o.cfg.Identity.ID, Role: wire.RoleOrigin, Addr: o.cfg.Advertise},
+		Register: wire.RegisterRequest{NodeID: o.cfg.Identity.ID, Role: wire.RoleOrigin, Addr: o.cfg.Advertise, RTMPAddr: o.rtmpAddr()},
 		Log:      o.log,
 		OnRegistered: func(ctx context.Context, _ wire.RegisterResponse) error {
 			o.metrics.registrations.Inc()

@@ -149,6 +149,7 @@ catalogue, including content keys.`,
 				if err != nil {
 					return withFlagHint(err, "set --rtmp HOST:PORT")
 				}
+				o.SetRTMPPort(ln.Addr().(*net.TCPAddr).Port)
 				rtmpDone := make(chan error, 1)
 				rctx, stopRTMP := context.WithCancel(ctx)
 				go func() { rtmpDone <- ingest.ServeRTMP(rctx, ln) }()
