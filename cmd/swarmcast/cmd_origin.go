@@ -118,7 +118,7 @@ catalogue, including content keys.`,
 				// It roots the relay trees: pushes are signed as this origin too.
 				signer := wire.NewNodeSigner(id.Key, nil)
 				cc := wire.NewCoordinatorClient(coordinators[0], wire.NewHTTPClient()).AsNode(signer)
-				lc := live.Config{Store: st, Coordinator: cc, Origin: id.ID, Resume: liveResume, Signer: signer, Log: log, Registry: reg}
+				lc := live.Config{Store: st, Coordinator: cc, Origin: id.ID, Publisher: id.Key, Resume: liveResume, Signer: signer, Log: log, Registry: reg}
 				if btrF > 0 {
 					reps, err := startBTR(ctx, btrF, btrWorkers, btrDeadline, id.Key, signer, nil, reg, log)
 					if err != nil {
@@ -140,21 +140,21 @@ catalogue, including content keys.`,
 			if ingest != nil {
 				cfg.Live = ingest
 			}
-			o, err := origin.New(cfg)
-			if err != nil {
-				return err
-			}
 			if rtmpAddr != "" {
 				ln, err := net.Listen("tcp", rtmpAddr)
 				if err != nil {
 					return withFlagHint(err, "set --rtmp HOST:PORT")
 				}
-				o.SetRTMPPort(ln.Addr().(*net.TCPAddr).Port)
+				cfg.RTMPPort = ln.Addr().(*net.TCPAddr).Port
 				rtmpDone := make(chan error, 1)
 				rctx, stopRTMP := context.WithCancel(ctx)
 				go func() { rtmpDone <- ingest.ServeRTMP(rctx, ln) }()
 				defer func() { stopRTMP(); <-rtmpDone }()
-				fmt.Fprintf(cmd.OutOrStdout(), "live: RTMP ingest at rtmp://%s/live/STREAM_KEY\n", ln.Addr())
+				fmt.Fprintf(cmd.OutOrStdout(), "live: RTMP ingest on %s: rtmp://HOST:%d/live/STREAM_KEY\n", ln.Addr(), cfg.RTMPPort)
+			}
+			o, err := origin.New(cfg)
+			if err != nil {
+				return err
 			}
 			if liveOn {
 				fmt.Fprintf(cmd.OutOrStdout(), "live: HLS push ingest at <this origin>%s (ffmpeg -f hls -method PUT .../live/STREAM_KEY/index.m3u8)\n", "/live/STREAM_KEY/index.m3u8")

@@ -30,16 +30,21 @@ type broadcast struct {
 	key        content.ContentKey
 	priv       ed25519.PrivateKey
 
-	// Set once, by the first source's first keyframe (before any segment
-	// is queued); read by the worker after it receives a segment.
+	// Set once under mu, by the first source's first keyframe (before any
+	// segment is queued); the worker reads them after it receives a
+	// segment, sources through begun.
 	genesis *content.LiveGenesis
 	chain   *content.LiveChain
 	recipe  Recipe
 	dir     string // store/live/<chain>
 
-	queue     chan *closedSegment // closed by seal once no source is attached
-	done      chan struct{}       // closed when sealed (or Close)
-	queueOnce sync.Once
+	queue chan *closedSegment // closed by seal once no source is attached
+	done  chan struct{}       // closed when sealed (or Close)
+	// qmu serialises sends on queue with its close (a source's last
+	// segment and report can race End or the resume timer); the worker
+	// never takes it, so a sender blocked on a full queue cannot deadlock.
+	qmu     sync.Mutex
+	qclosed bool
 
 	mu        sync.Mutex
 	state     string      // wire.ChannelPublishing, ChannelWaiting, ChannelEnded
@@ -54,8 +59,11 @@ type broadcast struct {
 	head      int64
 }
 
-// closedSegment is a source segment whose transcode is finishing.
+// closedSegment is a source segment whose transcode is finishing, or (job
+// nil) a channel state to report once the segments queued before it are
+// published (so the coordinator knows the chain it names).
 type closedSegment struct {
+	report      *wire.ChannelStateReport
 	job         *transcodeJob
 	dir         string
 	duration    uint32 // µs
@@ -76,9 +84,11 @@ func (in *Ingest) newBroadcast(ch wire.ChannelInfo, auth wire.IngestAuthResponse
 	if err != nil {
 		return nil, err
 	}
-	priv, err := in.cfg.Store.PublisherKey()
-	if err != nil {
-		return nil, err
+	priv := in.cfg.Publisher
+	if priv == nil {
+		if priv, err = in.cfg.Store.PublisherKey(); err != nil {
+			return nil, err
+		}
 	}
 	push := auth.PushShards
 	if push <= 0 || push > params.NMax {
@@ -132,8 +142,10 @@ func (b *broadcast) begin(width, height int, audio bool) error {
 	if err := g.Verify(b.priv.Public().(ed25519.PublicKey)); err != nil {
 		return fmt.Errorf("live genesis: %w", err)
 	}
+	b.mu.Lock()
 	b.genesis, b.chain, b.recipe = g, content.NewLiveChain(g), rec
 	b.dir = filepath.Join(b.in.cfg.Store.Dir(), "live", g.ID().String())
+	b.mu.Unlock()
 	b.in.mu.Lock()
 	b.in.byChain[g.ID()] = b
 	b.in.mu.Unlock()
@@ -148,6 +160,7 @@ func (b *broadcast) describe() Broadcast {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d := Broadcast{Channel: b.channel.ID, State: b.state, Head: b.head, Recording: b.recording}
+	// genesis and recipe are read under mu here (held above).
 	if b.genesis != nil {
 		d.Chain = b.genesis.ID()
 		d.RecipeID = b.recipe.ID()
@@ -170,6 +183,14 @@ func (b *broadcast) work() {
 				return
 			}
 			cs = c
+		}
+		if cs.report != nil {
+			rep := *cs.report
+			if b.started {
+				rep.Chain = b.chain.ID()
+			}
+			b.in.report(b.channel.ID, rep)
+			continue
 		}
 		if err := b.publish(cs); err != nil {
 			if errors.Is(err, wire.ErrChannelEnded) {
@@ -335,13 +356,14 @@ func (b *broadcast) detach(s *source, discard bool) {
 	b.source = nil
 	if discard && !b.ending {
 		b.ending = true
+		g := b.genesis
 		b.mu.Unlock()
 		b.in.mu.Lock()
 		if b.in.byChannel[b.channel.ID] == b {
 			delete(b.in.byChannel, b.channel.ID)
 		}
-		if b.genesis != nil {
-			delete(b.in.byChain, b.genesis.ID())
+		if g != nil {
+			delete(b.in.byChain, g.ID())
 		}
 		b.in.mu.Unlock()
 		b.closeQueue()
@@ -358,7 +380,8 @@ func (b *broadcast) detach(s *source, discard bool) {
 		b.requestEnd()
 	})
 	b.mu.Unlock()
-	b.in.report(b.channel.ID, wire.ChannelStateReport{State: wire.ChannelWaiting, Chain: b.chainID()})
+	// Reported by the worker after the segments queued before the drop.
+	b.enqueue(&closedSegment{report: &wire.ChannelStateReport{State: wire.ChannelWaiting}})
 }
 
 // fresh reports whether no source ever queued a segment of b.
@@ -390,7 +413,26 @@ func (b *broadcast) requestEnd() {
 	b.closeQueue()
 }
 
-func (b *broadcast) closeQueue() { b.queueOnce.Do(func() { close(b.queue) }) }
+func (b *broadcast) closeQueue() {
+	b.qmu.Lock()
+	defer b.qmu.Unlock()
+	if !b.qclosed {
+		b.qclosed = true
+		close(b.queue)
+	}
+}
+
+// enqueue hands an item to the worker; false once the queue is closed
+// (the broadcast is being sealed), when the caller owns the item still.
+func (b *broadcast) enqueue(cs *closedSegment) bool {
+	b.qmu.Lock()
+	defer b.qmu.Unlock()
+	if b.qclosed {
+		return false
+	}
+	b.queue <- cs
+	return true
+}
 
 // seal turns the chain into a video of the store, publishes it and
 // reports the channel ended.

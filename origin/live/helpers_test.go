@@ -34,6 +34,10 @@ type fakeCoordinator struct {
 	states    []wire.ChannelStateReport
 	published []wire.PublishedVideo
 	ended     map[content.VideoID]bool // AppendEntry answers ErrChannelEnded
+	// current is the channel's unsealed chain while it is publishing or
+	// waiting: AuthorizeIngest's Resume, as the real coordinator answers.
+	current   content.VideoID
+	state     string
 	authCalls int
 }
 
@@ -56,7 +60,11 @@ func (f *fakeCoordinator) AuthorizeIngest(_ context.Context, key string) (wire.I
 	if !ok {
 		return wire.IngestAuthResponse{}, &wire.APIError{Status: http.StatusForbidden, Message: "unknown stream key"}
 	}
-	return wire.IngestAuthResponse{Channel: ch}, nil
+	out := wire.IngestAuthResponse{Channel: ch}
+	if f.state == wire.ChannelPublishing || f.state == wire.ChannelWaiting {
+		out.Resume = f.current
+	}
+	return out, nil
 }
 
 func (f *fakeCoordinator) StartChain(_ context.Context, genesis []byte, key content.ContentKey) error {
@@ -67,6 +75,7 @@ func (f *fakeCoordinator) StartChain(_ context.Context, genesis []byte, key cont
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.genesis[g.ID()], f.chains[g.ID()], f.keyOf[g.ID()] = g, content.NewLiveChain(g), key
+	f.current = g.ID()
 	return nil
 }
 
@@ -91,6 +100,10 @@ func (f *fakeCoordinator) ReportChannelState(_ context.Context, id wire.ChannelI
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.states = append(f.states, rep)
+	f.state = rep.State
+	if rep.State == wire.ChannelEnded {
+		f.current = content.VideoID{}
+	}
 	return nil
 }
 

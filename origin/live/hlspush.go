@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -36,12 +37,77 @@ const (
 
 // hlsSession is one stream key's pushing publisher.
 type hlsSession struct {
-	key    string
-	s      *source
-	mu     sync.Mutex // one PUT at a time feeds the source
+	key  string
+	s    *source
+	idle *time.Timer
+
+	mu     sync.Mutex // one PUT at a time feeds the source; guards the rest
 	times  mpegts.TimeDecoder
-	idle   *time.Timer
 	authAt time.Time
+	// next is the number of the segment file expected next (ffmpeg names
+	// them index0.ts, index1.ts, …): PUTs on separate connections may be
+	// handled out of order, so a later one waits (bounded) for it.
+	next     int
+	progress chan struct{} // closed and replaced each time a segment is done
+	received map[string]bool
+	// endList, once the ENDLIST playlist came, names every segment it
+	// lists: the session ends cleanly when all of them are received.
+	endList []string
+}
+
+// hlsOrderWait bounds how long a segment PUT waits for an earlier one
+// (a segment lost on the way is skipped after it).
+const hlsOrderWait = 2 * time.Second
+
+// segmentNumber is the number ending a segment file name (index12.ts →
+// 12), or -1.
+func segmentNumber(file string) int {
+	base := strings.TrimSuffix(file, ".ts")
+	i := len(base)
+	for i > 0 && base[i-1] >= '0' && base[i-1] <= '9' {
+		i--
+	}
+	if i == len(base) || len(base)-i > 9 {
+		return -1
+	}
+	n := 0
+	for _, c := range base[i:] {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// playlistSegments lists a media playlist's segment URIs (base names).
+func playlistSegments(body []byte) []string {
+	var out []string
+	for _, l := range strings.Split(string(body), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, path.Base(l))
+		}
+	}
+	return out
+}
+
+// doneLocked records a finished segment and reports whether the ENDLIST
+// playlist's segments are all in (the session should end).
+func (sess *hlsSession) doneLocked(file string, num int) bool {
+	sess.received[file] = true
+	if num >= 0 && num >= sess.next {
+		sess.next = num + 1
+	}
+	close(sess.progress)
+	sess.progress = make(chan struct{})
+	return sess.endList != nil && sess.allReceivedLocked()
+}
+
+func (sess *hlsSession) allReceivedLocked() bool {
+	for _, f := range sess.endList {
+		if !sess.received[f] {
+			return false
+		}
+	}
+	return true
 }
 
 // HandleHLSPush serves PUT wire.PathLiveIngestHLS.
@@ -78,24 +144,26 @@ func (in *Ingest) hlsPlaylist(w http.ResponseWriter, r *http.Request, key string
 		return
 	}
 	if bytes.Contains(body, []byte("#EXT-X-ENDLIST")) {
-		in.endHLS(sess, nil)
+		// The publisher stopped; its last segments may still be in flight
+		// on other connections: end once every listed one is in.
+		sess.mu.Lock()
+		sess.endList = playlistSegments(body)
+		all := sess.allReceivedLocked()
+		sess.mu.Unlock()
+		if all {
+			in.endHLS(sess, nil)
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (in *Ingest) hlsSegment(w http.ResponseWriter, r *http.Request, key string) {
 	body := http.MaxBytesReader(w, r.Body, maxHLSPushSegment)
+	file := r.PathValue("file")
+	num := segmentNumber(file)
 	in.mu.Lock()
 	sess := in.hls[key]
 	in.mu.Unlock()
-	if sess != nil && time.Since(sess.authAt) > hlsReauth {
-		if _, err := in.authorize(r.Context(), key); err != nil {
-			in.endHLS(sess, err)
-			wire.WriteError(w, httpStatus(err), "%v", err)
-			return
-		}
-		sess.authAt = time.Now()
-	}
 	rd := &mpegts.Reader{R: body}
 	if err := rd.Initialize(); err != nil {
 		err := refuse("garbage", "not an MPEG-TS segment (push H.264/AAC in MPEG-TS: ffmpeg -f hls -hls_segment_type mpegts): %v", err)
@@ -127,7 +195,7 @@ func (in *Ingest) hlsSegment(w http.ResponseWriter, r *http.Request, key string)
 			wire.WriteError(w, httpStatus(err), "%v", err)
 			return
 		}
-		sess = &hlsSession{key: key, s: s, authAt: time.Now()}
+		sess = &hlsSession{key: key, s: s, authAt: time.Now(), next: num, progress: make(chan struct{}), received: map[string]bool{}}
 		sess.idle = time.AfterFunc(hlsIdle, func() { in.endHLS(sess, nil) })
 		in.mu.Lock()
 		in.hls[key] = sess
@@ -143,7 +211,30 @@ func (in *Ingest) hlsSegment(w http.ResponseWriter, r *http.Request, key string)
 	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
+	for giveUp := time.After(hlsOrderWait); num >= 0 && num > sess.next; {
+		wait := sess.progress
+		sess.mu.Unlock()
+		select {
+		case <-wait:
+		case <-giveUp:
+			num = -1 // skip the missing one(s)
+		case <-r.Context().Done():
+			sess.mu.Lock()
+			return
+		}
+		sess.mu.Lock()
+	}
 	sess.idle.Reset(hlsIdle)
+	if time.Since(sess.authAt) > hlsReauth {
+		if _, err := in.authorize(r.Context(), key); err != nil {
+			sess.mu.Unlock()
+			in.endHLS(sess, err)
+			sess.mu.Lock()
+			wire.WriteError(w, httpStatus(err), "%v", err)
+			return
+		}
+		sess.authAt = time.Now()
+	}
 	s := sess.s
 	rd.OnDecodeError(func(error) {}) // damaged packets are skipped, as a player would
 	rd.OnDataH264(video, func(pts, dts int64, au [][]byte) error {
@@ -170,6 +261,11 @@ func (in *Ingest) hlsSegment(w http.ResponseWriter, r *http.Request, key string)
 			wire.WriteError(w, httpStatus(err), "%v", err)
 			return
 		}
+	}
+	if sess.doneLocked(file, segmentNumber(file)) {
+		sess.mu.Unlock()
+		in.endHLS(sess, nil)
+		sess.mu.Lock()
 	}
 	w.WriteHeader(http.StatusCreated)
 }

@@ -175,9 +175,18 @@ func TestRTMPPublishResumeAndSeal(t *testing.T) {
 		if out, err := runFFmpeg(t, ti.ffmpeg, args...); err != nil {
 			t.Fatalf("ffmpeg RTMP publish %d: %v\n%s", run, err, out)
 		}
+		// The origin reads a publisher's first 2 s before it attaches
+		// (gortmplib's track analysis), so ffmpeg may be gone before:
+		// wait for this run's own drop report.
 		waitFor(t, "the publisher's drop", func() bool {
-			b, ok := ti.Broadcast(testChannel)
-			return ok && b.State == wire.ChannelWaiting
+			states, _, _ := ti.coord.snapshot()
+			n := 0
+			for _, st := range states {
+				if st.State == wire.ChannelWaiting {
+					n++
+				}
+			}
+			return n == run+1
 		})
 	}
 	b, err := ti.End(testChannel)

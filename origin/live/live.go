@@ -16,6 +16,7 @@ package live
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,8 +54,13 @@ const DefaultResume = 60 * time.Second
 type Config struct {
 	Store       *content.Store // the origin's store: live/<chain>/ and, sealed, videos/
 	Coordinator Coordinator
-	Origin      wire.NodeID    // this origin (PublishRequest.OriginID)
-	Ladder      []content.Rung // default content.DefaultLadder
+	Origin      wire.NodeID // this origin (PublishRequest.OriginID)
+	// Publisher signs the chains and their recordings. The coordinator
+	// takes a chain only from the origin whose node key signed its genesis,
+	// so this is the origin's node key (identity.Identity.Key); nil: the
+	// store's publisher key (tests with their own coordinator).
+	Publisher ed25519.PrivateKey
+	Ladder    []content.Rung // default content.DefaultLadder
 	// Resume is how long a dropped publisher may take to return and
 	// continue the same chain (default DefaultResume).
 	Resume time.Duration

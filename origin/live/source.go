@@ -16,6 +16,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -68,6 +69,12 @@ func (in *Ingest) open(auth wire.IngestAuthResponse, tracks sourceTracks, kind s
 	}
 	b := in.byChannel[ch.ID]
 	in.mu.Unlock()
+	if g, _ := b.begun(); g != nil && auth.Resume != g.ID() {
+		// The coordinator is the authority on what may resume (its owner
+		// may have ended the channel meanwhile): seal the held broadcast
+		// and start a new one.
+		b.requestEnd()
+	}
 	if b != nil {
 		b.mu.Lock()
 		finished := b.ending || b.state == wire.ChannelEnded
@@ -90,8 +97,8 @@ func (in *Ingest) open(auth wire.IngestAuthResponse, tracks sourceTracks, kind s
 		in.byChannel[ch.ID] = nb
 		in.mu.Unlock()
 		b = nb
-	} else if b.genesis != nil && b.recipe.Audio != (tracks.audio != nil) {
-		return nil, refuse("codec", "the broadcast being resumed had audio=%v; publish the same tracks to resume it (or wait %v for it to end)", b.recipe.Audio, in.cfg.Resume)
+	} else if g, rec := b.begun(); g != nil && rec.Audio != (tracks.audio != nil) {
+		return nil, refuse("codec", "the broadcast being resumed had audio=%v; publish the same tracks to resume it (or wait %v for it to end)", rec.Audio, in.cfg.Resume)
 	}
 	ctx, cancel := context.WithCancel(in.ctx)
 	s := &source{in: in, b: b, kind: kind, tracks: tracks, ctx: ctx, cancel: cancel, cut: newCutter(b.targetTicks())}
@@ -99,16 +106,19 @@ func (in *Ingest) open(auth wire.IngestAuthResponse, tracks sourceTracks, kind s
 		cancel()
 		return nil, refuse("busy", "%v", err)
 	}
-	in.report(ch.ID, wire.ChannelStateReport{State: wire.ChannelPublishing, Chain: b.chainID()})
+	b.enqueue(&closedSegment{report: &wire.ChannelStateReport{State: wire.ChannelPublishing}})
 	in.log.Info("publisher connected", "channel", ch.ID, "ingest", kind, "audio", tracks.audio != nil)
 	return s, nil
 }
 
-func (b *broadcast) chainID() (id [32]byte) {
-	if b.genesis != nil {
-		return b.genesis.ID()
+// begun is the genesis and recipe once the first keyframe fixed them (nil before).
+func (b *broadcast) begun() (*content.LiveGenesis, Recipe) {
+	if b == nil {
+		return nil, Recipe{}
 	}
-	return id
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.genesis, b.recipe
 }
 
 // source is one publisher connection feeding a broadcast: it cuts the
@@ -237,7 +247,7 @@ func (s *source) audio(pts int64, aus [][]byte) error {
 // for a new one, which keeps B-frame DTS positive).
 func (s *source) first(pts int64) error {
 	b := s.b
-	if b.genesis == nil {
+	if g, _ := b.begun(); g == nil {
 		var sps h264.SPS
 		if err := sps.Unmarshal(s.sps); err != nil {
 			return refuse("garbage", "the H.264 SPS does not parse: %v", err)
@@ -310,8 +320,12 @@ func (s *source) closeSegment(duration int64, closedAt time.Time) error {
 	s.b.queued++
 	s.b.mu.Unlock()
 	s.queued++
-	s.b.queue <- &closedSegment{job: seg.job, dir: seg.dir, duration: uint32(duration * 1_000_000 / ticksPerSecond),
-		programTime: seg.programTime, disc: seg.disc, closedAt: closedAt}
+	if !s.b.enqueue(&closedSegment{job: seg.job, dir: seg.dir, duration: uint32(duration * 1_000_000 / ticksPerSecond),
+		programTime: seg.programTime, disc: seg.disc, closedAt: closedAt}) {
+		seg.job.abort()
+		_ = os.RemoveAll(seg.dir)
+		return errors.New("the broadcast is being sealed")
+	}
 	return nil
 }
 
@@ -351,7 +365,7 @@ func (s *source) finish(cause error) {
 		}
 		s.in.metrics.refused.WithLabelValues(reason).Inc()
 		s.in.log.Warn("publisher refused", "channel", ch, "ingest", s.kind, "reason", cause)
-		s.in.report(ch, wire.ChannelStateReport{State: wire.ChannelError, Error: cause.Error(), Chain: s.b.chainID()})
+		s.b.enqueue(&closedSegment{report: &wire.ChannelStateReport{State: wire.ChannelError, Error: cause.Error()}})
 	} else {
 		s.in.log.Info("publisher left", "channel", ch, "ingest", s.kind)
 	}
