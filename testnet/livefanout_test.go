@@ -302,3 +302,155 @@ func asPushError(err error, target **fanout.PushError) bool {
 	}
 	return ok
 }
+
+// The same fan-out on the real coordinator: it builds the trees (COCOS)
+// from the registered relays and the edges that report watching the
+// chain, hands each node its live set in heartbeat answers, and the
+// origin's pushes reach every watching edge through them.
+func TestLiveFanoutOnTheCoordinatorsTrees(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	quiet := slog.New(slog.DiscardHandler)
+	net, err := Start(ctx, Config{Dir: t.TempDir(), Edges: 2, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	created, err := net.Admin.CreateChannel(ctx, wire.CreateChannelRequest{Name: "fanout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	originID := net.originIDs[0]
+	signer := wire.NewNodeSigner(originID.Key, nil)
+	oc := wire.NewCoordinatorClient(net.CoordinatorURL, nil).AsNode(signer)
+	if _, err := oc.AuthorizeIngest(ctx, created.StreamKey); err != nil {
+		t.Fatal(err)
+	}
+	key, err := content.NewContentKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := fanouttest.NewPublisherFor(originID.Key, string(created.Channel.ID), key.ID(), 2, 12)
+	if err := oc.StartChain(ctx, pub.Genesis.Encode(), key); err != nil {
+		t.Fatal(err)
+	}
+	var relays []*RelayNode
+	for i := range 2 {
+		r, err := net.AddRelay(float64(i) + 0.5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		relays = append(relays, r)
+	}
+	edges := net.Edges()
+	for _, e := range edges {
+		e.Edge.SetLiveWatching([]content.VideoID{pub.Chain})
+	}
+	substreams := func(routes []wire.LiveRoute) int {
+		n := 0
+		for _, r := range routes {
+			if r.Chain == pub.Chain {
+				n++
+			}
+		}
+		return n
+	}
+	waitLive(t, "every watching edge in all 5 substream trees", func() bool {
+		for _, e := range edges {
+			if substreams(e.Edge.LiveRoutes()) != 5 {
+				return false
+			}
+		}
+		return true
+	})
+	// The origin's routes: its children are the nodes whose parent it is
+	// (the testnet's origin process does not run the live ingest). Nodes
+	// take a new set at their next heartbeat, so wait until every relay an
+	// edge names as parent has that edge as its child.
+	addr := map[wire.NodeID]string{}
+	relayRoutes := map[wire.NodeID][]wire.LiveRoute{}
+	for _, e := range edges {
+		addr[e.Identity.ID] = e.Server.Advertise
+	}
+	for _, r := range relays {
+		addr[r.Identity.ID] = r.Server.Advertise
+	}
+	var originRoutes []wire.LiveRoute
+	viaRelay := 0
+	waitLive(t, "consistent live sets at the relays and edges", func() bool {
+		viaRelay = 0
+		nodes := map[wire.NodeID][]wire.LiveRoute{}
+		for _, r := range relays {
+			relayRoutes[r.Identity.ID] = r.Relay.Routes()
+			nodes[r.Identity.ID] = relayRoutes[r.Identity.ID]
+		}
+		for _, e := range edges {
+			nodes[e.Identity.ID] = e.Edge.LiveRoutes()
+			for _, er := range nodes[e.Identity.ID] {
+				rr, isRelay := relayRoutes[er.Parent]
+				if !isRelay {
+					continue
+				}
+				viaRelay++
+				ok := false
+				for _, r := range rr {
+					if r.Substream == er.Substream && slices.ContainsFunc(r.Children, func(c wire.Source) bool { return c.NodeID == e.Identity.ID }) {
+						ok = true
+					}
+				}
+				if !ok {
+					return false
+				}
+			}
+		}
+		bySub := map[int]*wire.LiveRoute{}
+		for id, routes := range nodes {
+			for _, r := range routes {
+				if r.Chain != pub.Chain || r.Parent != originID.ID {
+					continue
+				}
+				o := bySub[r.Substream]
+				if o == nil {
+					o = &wire.LiveRoute{Chain: r.Chain, Substream: r.Substream, Indices: r.Indices}
+					bySub[r.Substream] = o
+				}
+				o.Children = append(o.Children, wire.Source{NodeID: id, Addr: addr[id]})
+			}
+		}
+		originRoutes = originRoutes[:0]
+		for _, r := range bySub {
+			originRoutes = append(originRoutes, *r)
+		}
+		return len(originRoutes) == 5
+	})
+	if viaRelay == 0 {
+		t.Fatal("no edge route goes through a relay: the trees did not use the relays")
+	}
+	sender, err := fanout.NewSender(fanout.SenderConfig{Signer: signer, Hooks: fanout.SenderHooks{
+		Failed: func(child wire.NodeID, err error) { t.Errorf("push to %s: %v", child, err) }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close()
+	sender.SetRoutes(originRoutes)
+	for range 3 {
+		_, seg := pub.Next()
+		if err := oc.AppendEntry(ctx, pub.Chain, seg.Entry); err != nil {
+			t.Fatal(err)
+		}
+		sender.Send(seg)
+	}
+	all5 := []int{0, 1, 2, 3, 4}
+	waitLive(t, "segments 0..2 at every watching edge", func() bool {
+		for _, e := range edges {
+			for s := range uint64(3) {
+				for r := range 2 {
+					if !slices.Equal(e.Edge.LiveWindow().Indices(pub.Chain, r, s), all5) {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	})
+}

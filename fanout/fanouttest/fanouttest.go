@@ -39,7 +39,14 @@ type Publisher struct {
 // (content.DefaultLiveParams), 1 s segments, seeded by seed.
 func NewPublisher(renditions int, seed uint64) *Publisher {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	g := &content.LiveGenesis{Channel: "ch_0123456789abcdef", Title: "fanout test", Params: content.DefaultLiveParams(),
+	return NewPublisherFor(key, "ch_0123456789abcdef", content.KeyID{}, renditions, seed)
+}
+
+// NewPublisherFor is NewPublisher signing with key (an origin's node key,
+// for a coordinator that checks who starts a chain) for channel, with the
+// content key id keyID.
+func NewPublisherFor(key ed25519.PrivateKey, channel string, keyID content.KeyID, renditions int, seed uint64) *Publisher {
+	g := &content.LiveGenesis{Channel: channel, KeyID: keyID, Title: "fanout test", Params: content.DefaultLiveParams(),
 		TargetDuration: uint32(content.DefaultLiveSegment / time.Microsecond), Started: 1_780_000_000_000_000}
 	for r := range renditions {
 		g.Renditions = append(g.Renditions, content.LiveRendition{Name: fmt.Sprintf("r%d", r), Bandwidth: 800_000, Width: 640, Height: 360, Codecs: "avc1.64001e"})
