@@ -118,9 +118,12 @@ const DefaultPrefetchOriginDelay = 10 * time.Second
 // Edge is a running cache node.
 type Edge struct {
 	cfg Config
-	log *slog.Logger
-	hc  *http.Client
-	cc  *wire.CoordinatorClient // the primary coordinator
+	// hotNodeID is cfg.Identity.ID as ServeHot's header value (no copy
+	// per response).
+	hotNodeID []byte
+	log       *slog.Logger
+	hc        *http.Client
+	cc        *wire.CoordinatorClient // the primary coordinator
 	// coordinators are clients of every coordinator, the primary first;
 	// index c is also the inventory's pending-delta index.
 	coordinators []*wire.CoordinatorClient
@@ -231,6 +234,7 @@ func New(cfg Config) (*Edge, error) {
 		work:      newWorkQueue(maxQueuedJobs),
 		hotOrder:  list.New(),
 		hotCap:    min(hotCacheBytes, cfg.DiskCapBytes/4),
+		hotNodeID: []byte(cfg.Identity.ID),
 
 		orders:        newOrderBook(cfg.Identity.ID, coordKeys...),
 		settleRng:     rand.New(rand.NewSource(time.Now().UnixNano())),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 	"golang.org/x/time/rate"
@@ -54,8 +55,10 @@ func (e *Edge) ServeHot(c *fasthttp.RequestCtx) bool {
 	paid := e.takeOrder(peekString(&c.Request.Header, wire.HeaderOrderLimit), peekString(&c.Request.Header, wire.HeaderOrder))
 	h := &c.Response.Header
 	h.SetContentType(wire.ContentTypeShard)
-	h.Set(wire.HeaderNode, string(e.cfg.Identity.ID))
-	h.Set(wire.HeaderReceipt, receipt)
+	// The names are canonical already: SetCanonical skips the per-response
+	// normalisation Set does (a third of this handler's own CPU).
+	h.SetCanonical(hotHeaderNode, e.hotNodeID)
+	h.SetCanonical(hotHeaderReceipt, unsafe.Slice(unsafe.StringData(receipt), len(receipt))) // read only: fasthttp copies it
 	e.metrics.requestsOK.Inc()
 	if e.upload == nil {
 		e.sentShard(len(body), paid, true)
@@ -75,6 +78,12 @@ func (e *Edge) ServeHot(c *fasthttp.RequestCtx) bool {
 	c.Response.SetBodyStream(p, len(body))
 	return true
 }
+
+// Canonical header names for SetCanonical.
+var (
+	hotHeaderNode    = []byte(wire.HeaderNode)
+	hotHeaderReceipt = []byte(wire.HeaderReceipt)
+)
 
 func peekString(h *fasthttp.RequestHeader, key string) string {
 	v := h.Peek(key)
