@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/fanout"
@@ -23,7 +24,10 @@ type edgeLive struct {
 	recv *fanout.Receiver
 
 	mu       sync.Mutex
-	watching []content.VideoID // chains the edge's players watch now
+	watching []content.VideoID // chains the edge's players watch now (SetLiveWatching)
+	// seen is when the built-in player last served a segment of each chain
+	// (NoteLiveWatched); a chain counts as watched for liveWatchedTTL.
+	seen map[content.VideoID]time.Time
 	// receipts are the receipts signed over window shards, each for the
 	// exact bytes it was signed over (the window's immutable encoding), so
 	// a hot live shard is signed once, as a hot stored one is.
@@ -46,7 +50,7 @@ func newEdgeLive(e *Edge) (*edgeLive, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &edgeLive{recv: recv, receipts: map[content.ShardRef]liveReceipt{}}, nil
+	return &edgeLive{recv: recv, receipts: map[content.ShardRef]liveReceipt{}, seen: map[content.VideoID]time.Time{}}, nil
 }
 
 // LiveWindow is the edge's window of verified live shards.
@@ -68,10 +72,37 @@ func (e *Edge) SetLiveWatching(chains []content.VideoID) {
 	e.live.mu.Unlock()
 }
 
+// liveWatchedTTL is how long a chain the built-in player served a segment
+// of still counts as watched: a few heartbeats past a paused player, so
+// the edge does not leave and rejoin the trees on every hiccup.
+const liveWatchedTTL = 30 * time.Second
+
+// NoteLiveWatched records that the edge's built-in player served a segment
+// of chain now (wire it to viewer.Config.OnLiveServable): the chain is
+// reported as watched for liveWatchedTTL.
+func (e *Edge) NoteLiveWatched(chain content.VideoID) {
+	now := e.cfg.Now()
+	e.live.mu.Lock()
+	e.live.seen[chain] = now
+	e.live.mu.Unlock()
+}
+
+// liveWatching is every chain set by SetLiveWatching or noted within
+// liveWatchedTTL, sorted; it forgets the expired ones.
 func (e *Edge) liveWatching() []content.VideoID {
+	now := e.cfg.Now()
 	e.live.mu.Lock()
 	defer e.live.mu.Unlock()
-	return slices.Clone(e.live.watching)
+	out := slices.Clone(e.live.watching)
+	for c, at := range e.live.seen {
+		if now.Sub(at) > liveWatchedTTL {
+			delete(e.live.seen, c)
+			continue
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, content.CompareVideoIDs)
+	return slices.Compact(out)
 }
 
 // applyLive takes the primary coordinator's newer live set.

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"time"
 	"testing"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -113,5 +115,23 @@ func TestEdgeTakesLargePushesOnTheHotListener(t *testing.T) {
 	}
 	if got := e.LiveWindow().Indices(pub.Chain, 0, 0); len(got) != 5 {
 		t.Fatalf("edge holds indices %v of the large segment, want all 5", got)
+	}
+}
+
+// What the built-in player serves live counts as watched for a while,
+// alongside what SetLiveWatching names, and then is forgotten.
+func TestLiveWatchingExpires(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_780_000_000, 0)}
+	e := newTestEdge(t, t.TempDir(), func(c *Config) { c.Now = clk.Now })
+	a, b := content.VideoID{1}, content.VideoID{2}
+	e.SetLiveWatching([]content.VideoID{b})
+	e.NoteLiveWatched(a)
+	e.NoteLiveWatched(b)
+	if got := e.liveWatching(); !slices.Equal(got, []content.VideoID{a, b}) {
+		t.Fatalf("watching %v, want [a b] once each", got)
+	}
+	clk.Advance(liveWatchedTTL + time.Second)
+	if got := e.liveWatching(); !slices.Equal(got, []content.VideoID{b}) {
+		t.Fatalf("watching %v after the TTL, want only the set one", got)
 	}
 }

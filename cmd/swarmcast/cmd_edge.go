@@ -188,8 +188,10 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 			player, err := viewer.New(viewer.Config{
 				Coordinator: cfg.Coordinator, Identity: cfg.Identity, Region: cfg.Region, Token: session,
 				Log: log.With("part", "player"), OnSegment: e.Keep,
-				Registry:   cfg.Registry, // its swarmcast_viewer_* series show on the edge's /metrics
-				WebOrigins: append(append([]string(nil), cfg.Coordinators...), fl.webOrigins...),
+				// What it watches live puts the edge in that chain's trees.
+				OnLiveServable: func(s viewer.LiveServable) { e.NoteLiveWatched(s.Chain) },
+				Registry:       cfg.Registry, // its swarmcast_viewer_* series show on the edge's /metrics
+				WebOrigins:     append(append([]string(nil), cfg.Coordinators...), fl.webOrigins...),
 			})
 			if err != nil {
 				return err
