@@ -166,3 +166,33 @@ func TestSplitServerKeepsNetHTTPContexts(t *testing.T) {
 	_ = srv2.Kill()
 	waitClosed(t, c2)
 }
+
+// TestSplitServerPipelined: a hot request and a moved one sent in one
+// write (pipelined) are answered in order: fasthttp's answer is flushed
+// before the connection moves, and the moved request's bytes, already in
+// fasthttp's read buffer, reach net/http.
+func TestSplitServerPipelined(t *testing.T) {
+	srv := splitServer(t, nil)
+	c, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	br := bufio.NewReader(c)
+	io.WriteString(c, "POST /hot HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"+
+		"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"+
+		"GET /hot HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	for _, want := range []string{"fasthttp", `net/http POST /x "abc" x=[] from=true`, `net/http GET /hot "" x=[] from=true`} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("want %q: %v", want, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != want {
+			t.Fatalf("got %q, want %q", b, want)
+		}
+	}
+	waitClosed(t, c) // Connection: close is net/http's to honour
+}
