@@ -68,6 +68,9 @@ func (e *Edge) session(c int) *wire.NodeSession {
 		Log:          e.log,
 		OnRegistered: func(_ context.Context, resp wire.RegisterResponse) error {
 			e.learnCoordinatorKey(c, resp)
+			if c == 0 {
+				e.live.recv.Reregistered() // a restarted coordinator numbers live sets from 1 again
+			}
 			return nil
 		},
 		NextHeartbeat: func(full bool) wire.HeartbeatRequest {

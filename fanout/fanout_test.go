@@ -500,3 +500,22 @@ func (c ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 var _ = context.Background
+
+// Live sets apply only when newer, except the first after a
+// (re)registration: a restarted coordinator numbers them from 1 again.
+func TestLiveSetVersions(t *testing.T) {
+	recv, _ := fanout.NewReceiver(fanout.ReceiverConfig{Coordinator: fanouttest.NewPublisher(1, 8)})
+	set := func(v int64, sub int) *wire.LiveSet {
+		return &wire.LiveSet{Version: v, Routes: []wire.LiveRoute{{Substream: sub}}}
+	}
+	if !recv.SetLive(set(5, 0)) || recv.SetLive(set(5, 1)) || recv.SetLive(set(4, 1)) || recv.SetLive(nil) {
+		t.Fatal("a set not newer than the held one applied, or a newer one did not")
+	}
+	recv.Reregistered()
+	if !recv.SetLive(set(1, 2)) || recv.Routes()[0].Substream != 2 {
+		t.Fatal("the first set after re-registration did not apply")
+	}
+	if recv.SetLive(set(1, 3)) {
+		t.Fatal("a set of the same version applied twice")
+	}
+}

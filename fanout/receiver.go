@@ -100,6 +100,15 @@ func (r *Receiver) SetLive(set *wire.LiveSet) bool {
 	return true
 }
 
+// Reregistered makes the next live set apply whatever its Version: call it
+// when the node (re)registers, since a restarted coordinator numbers its
+// sets from the start again. The routes held stay until that set arrives.
+func (r *Receiver) Reregistered() {
+	r.mu.Lock()
+	r.version = -1
+	r.mu.Unlock()
+}
+
 // Routes are the routes held now.
 func (r *Receiver) Routes() []wire.LiveRoute {
 	r.mu.Lock()

@@ -273,6 +273,10 @@ func (r *Relay) Run(ctx context.Context) error {
 			UploadCapBytes: r.cfg.UploadCapBytes, PricePerGB: r.cfg.PricePerGB},
 		LeaveTimeout: wire.DefaultLeaveTimeout,
 		Log:          r.log,
+		OnRegistered: func(context.Context, wire.RegisterResponse) error {
+			r.recv.Reregistered() // a restarted coordinator numbers live sets from 1 again
+			return nil
+		},
 		NextHeartbeat: func(bool) wire.HeartbeatRequest {
 			return wire.HeartbeatRequest{PeerRTTMS: r.RTTs(), ServedBytes: 0}
 		},
