@@ -15,7 +15,11 @@ import (
 // labels, help) as dashboards and alerts know them; a rename here breaks
 // them, so it must be deliberate.
 func TestMetricFamiliesUnchanged(t *testing.T) {
-	got := metrictest.Describe(func(reg prometheus.Registerer) { newMetrics(reg, func() int64 { return 0 }); live.NewMetrics(reg); worker.NewMetrics(reg) })
+	got := metrictest.Describe(func(reg prometheus.Registerer) {
+		newMetrics(reg, func() int64 { return 0 })
+		live.NewMetrics(reg)
+		worker.NewMetrics(reg)
+	})
 	want := []string{
 		"swarmcast_origin_btr_accusations_total{} Accusations the judges signed (a worker's output missing at the detection deadline).",
 		"swarmcast_origin_btr_faults_detected_total{kind} Workers excluded by this origin's judges, by fault kind (commission, equivocation, omission, timing).",

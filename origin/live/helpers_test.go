@@ -144,7 +144,7 @@ type testIngest struct {
 	reg    *prometheus.Registry
 }
 
-func newTestIngest(t *testing.T, resume time.Duration) *testIngest {
+func newTestIngest(t testing.TB, resume time.Duration, tweak ...func(*Config)) *testIngest {
 	t.Helper()
 	ffmpeg := testenv.RequireTool(t, "ffmpeg", "ffmpeg")
 	testenv.RequireTool(t, "ffprobe", "ffmpeg")
@@ -154,7 +154,11 @@ func newTestIngest(t *testing.T, resume time.Duration) *testIngest {
 	}
 	coord := newFakeCoordinator()
 	reg := prometheus.NewRegistry()
-	in, err := New(Config{Store: st, Coordinator: coord, Origin: "origin-test", Resume: resume, FFmpeg: ffmpeg, Registry: reg})
+	cfg := Config{Store: st, Coordinator: coord, Origin: "origin-test", Resume: resume, FFmpeg: ffmpeg, Registry: reg}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	in, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

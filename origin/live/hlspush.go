@@ -27,9 +27,6 @@ import (
 const (
 	// hlsIdle: a pushing publisher that PUTs nothing for this long has dropped.
 	hlsIdle = 10 * time.Second
-	// hlsReauth: a session asks the coordinator again whether its key may
-	// still publish at most this long after it last did.
-	hlsReauth = 10 * time.Second
 	// maxHLSPushSegment bounds one PUT segment body; maxHLSPushPlaylist a playlist.
 	maxHLSPushSegment  = 64 << 20
 	maxHLSPushPlaylist = 1 << 20
@@ -225,7 +222,7 @@ func (in *Ingest) hlsSegment(w http.ResponseWriter, r *http.Request, key string)
 		sess.mu.Lock()
 	}
 	sess.idle.Reset(hlsIdle)
-	if time.Since(sess.authAt) > hlsReauth {
+	if time.Since(sess.authAt) > in.cfg.Reauth {
 		if _, err := in.authorize(r.Context(), key); err != nil {
 			sess.mu.Unlock()
 			in.endHLS(sess, err)

@@ -275,3 +275,31 @@ func TestOwnerEndStopsThePublisher(t *testing.T) {
 		t.Fatalf("last state %q, want ended", got)
 	}
 }
+
+// TestRevokedKeyStopsThePublisher: the key is asked about again while the
+// publisher is live; once the coordinator refuses it the publisher is cut
+// off and the channel says why.
+func TestRevokedKeyStopsThePublisher(t *testing.T) {
+	ti := newTestIngest(t, time.Minute, func(c *Config) { c.Reauth = 500 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub := exec.CommandContext(ctx, ti.ffmpeg, append(testSource(30), "-f", "flv", "rtmp://"+ti.rtmp+"/live/"+testKey)...)
+	if err := pub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first entry", func() bool {
+		_, chains, _ := ti.coord.snapshot()
+		return len(chains) == 1 && chains[0].Head() != nil
+	})
+	ti.coord.mu.Lock()
+	delete(ti.coord.keys, testKey)
+	ti.coord.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- pub.Wait() }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("a publisher with a revoked key kept publishing")
+	}
+	assertChannelError(t, ti, "stream key refused")
+}

@@ -50,6 +50,9 @@ type Coordinator interface {
 // before it is sealed.
 const DefaultResume = 60 * time.Second
 
+// DefaultReauth is how often a live publisher's key is checked again.
+const DefaultReauth = 10 * time.Second
+
 // Config wires an Ingest.
 type Config struct {
 	Store       *content.Store // the origin's store: live/<chain>/ and, sealed, videos/
@@ -65,6 +68,9 @@ type Config struct {
 	// continue the same chain (default DefaultResume).
 	Resume time.Duration
 	FFmpeg string // ffmpeg binary (default: found on PATH)
+	// Reauth is how often a live publisher's stream key is asked about
+	// again (default DefaultReauth): a revoked key stops within it.
+	Reauth time.Duration
 	Log    *slog.Logger
 	// Signer, if set, makes the origin the root of the channels' relay
 	// trees: each published segment's first PushShards shard indices of
@@ -116,6 +122,9 @@ func New(cfg Config) (*Ingest, error) {
 	}
 	if cfg.Resume == 0 {
 		cfg.Resume = DefaultResume
+	}
+	if cfg.Reauth <= 0 {
+		cfg.Reauth = DefaultReauth
 	}
 	if cfg.Resume < 0 {
 		return nil, fmt.Errorf("live ingest: resume window %v is negative", cfg.Resume)

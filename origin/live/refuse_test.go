@@ -28,15 +28,19 @@ func assertNothingPublished(t *testing.T, ti *testIngest) {
 	}
 }
 
-// assertChannelError: the channel's state says why.
+// assertChannelError: the channel's state says why (an error report
+// mentioning want).
 func assertChannelError(t *testing.T, ti *testIngest, want string) {
 	t.Helper()
-	waitFor(t, "the channel error", func() bool { return ti.coord.lastState() == wire.ChannelError })
-	states, _, _ := ti.coord.snapshot()
-	last := states[len(states)-1]
-	if !strings.Contains(last.Error, want) {
-		t.Errorf("channel error %q does not say %q", last.Error, want)
-	}
+	waitFor(t, "a channel error saying "+want, func() bool {
+		states, _, _ := ti.coord.snapshot()
+		for _, st := range states {
+			if st.State == wire.ChannelError && strings.Contains(st.Error, want) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // putSegment encodes one second of the test source with codec args and

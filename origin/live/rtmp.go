@@ -175,13 +175,45 @@ func (in *Ingest) rtmpConn(ctx context.Context, conn net.Conn) {
 			}
 		})
 	}
+	// The key is asked about again every Config.Reauth while the publisher
+	// is live, so a revoked key stops publishing within that.
+	revoked := make(chan error, 1)
+	reauthDone := make(chan struct{})
+	go func() { // owned: stops when the source ends (s.ctx) or this function returns
+		defer close(reauthDone)
+		t := time.NewTicker(in.cfg.Reauth)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-t.C:
+				if _, err := in.authorize(s.ctx, key); err != nil {
+					var r *refusal
+					if errors.As(err, &r) && r.reason == "key" {
+						revoked <- err
+						_ = conn.Close()
+						return
+					}
+				}
+			}
+		}
+	}()
 	for failed == nil {
 		_ = conn.SetReadDeadline(time.Now().Add(rtmpIdle))
 		if err := rd.Read(); err != nil {
 			break // the publisher stopped or dropped (or fail closed the conn)
 		}
 	}
-	s.finish(failed)
+	select {
+	case err := <-revoked:
+		if failed == nil {
+			failed = err
+		}
+	default:
+	}
+	s.finish(failed) // cancels s.ctx: the re-authorizer exits
+	<-reauthDone
 }
 
 // durTicks converts an RTMP timestamp to 90 kHz ticks.
