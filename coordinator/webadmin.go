@@ -27,6 +27,8 @@ func (wa *webAdmin) AdminNodes(ctx context.Context, after wire.NodeID, limit int
 
 func (wa *webAdmin) AdminVideos() []wire.AdminVideo { return wa.c().AdminVideos() }
 
+func (wa *webAdmin) LiveChannels() []wire.ChannelInfo { return wa.c().live.Channels() }
+
 func (wa *webAdmin) AdminVideo(id content.VideoID) (wire.AdminVideo, bool) {
 	rows := wa.c().adminVideos(&id, true)
 	if len(rows) == 0 {

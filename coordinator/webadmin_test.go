@@ -126,4 +126,23 @@ func TestAdminDashboardCarriesOverviewAndFlowLinks(t *testing.T) {
 	}
 	h.want(h.page(wire.PageAdminFlows+"?edge="+string(edge.ID)+"&viewer="+string(edge.ID), h.admin), 400)
 	h.want(h.page(wire.PageAdminFlows+"?edge=nothex", h.admin), 400)
+
+	// Live channels get a table once there is one (names escaped).
+	if strings.Contains(body, `id="live-channels"`) {
+		t.Fatal("a live channels table without channels")
+	}
+	root, err := h.store.AccountByName(context.Background(), "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := h.c.Live().CreateChannel(context.Background(), root.ID, wire.CreateChannelRequest{Name: "Evening news"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = string(h.want(h.page(wire.PageAdmin, h.admin), 200).body)
+	for _, want := range []string{`id="live-channels"`, "Evening news", string(created.Channel.ID), wire.ChannelIdle} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("admin page lacks %q", want)
+		}
+	}
 }

@@ -29,6 +29,8 @@ type AdminData interface {
 	// FlowsToViewer / FlowsFromEdge are settled flows in [since, until).
 	FlowsToViewer(ctx context.Context, viewer wire.NodeID, since, until time.Time) ([]wire.FlowInfo, error)
 	FlowsFromEdge(ctx context.Context, edge wire.NodeID, since, until time.Time) ([]wire.FlowInfo, error)
+	// LiveChannels lists the live channels, by name (coordinator/live).
+	LiveChannels() []wire.ChannelInfo
 }
 
 // adminTableRows is how many rows the dashboard shows per table; the
@@ -117,6 +119,8 @@ type adminHomeView struct {
 	Videos       []wire.AdminVideo
 	MoreVideos   int
 	Accounts     wire.AdminAccountsPage
+	Channels     []wire.ChannelInfo
+	MoreChannels int
 }
 
 type reasonCount struct {
@@ -166,6 +170,11 @@ func (a *App) adminHome(w http.ResponseWriter, r *http.Request, rq *request) {
 	if v.Accounts, err = d.AdminAccounts(ctx, 0, adminTableRows); err != nil {
 		a.fail(w, r, rq, err)
 		return
+	}
+	v.Channels = d.LiveChannels()
+	if len(v.Channels) > adminTableRows {
+		v.MoreChannels = len(v.Channels) - adminTableRows
+		v.Channels = v.Channels[:adminTableRows]
 	}
 	a.render(w, rq, http.StatusOK, "admin", view{Title: "Admin", Nav: "admin", Data: v, Scripts: adminScripts, Styles: adminStyles})
 }
