@@ -30,6 +30,10 @@ import (
 // earlier fetch may have failed).
 const reissueRounds = 5
 
+// ReissueRounds is reissueRounds, for the simulator (package sim), which
+// replays the coordinator's placement rounds.
+const ReissueRounds = reissueRounds
+
 // Config configures a Coordinator. Zero values take the defaults.
 type Config struct {
 	HeartbeatInterval time.Duration    // default 2s; told to nodes in RegisterResponse; an edge silent for 3 intervals leaves lookups
@@ -39,6 +43,11 @@ type Config struct {
 	Now               func() time.Time // default time.Now; tests inject
 	Log               *slog.Logger
 	Registry          *prometheus.Registry // if nil, httpserve.NewRegistry()
+
+	// PlacementMinViewers is how many distinct viewers must ask for a
+	// segment before placement replicates it (Placer.MinViewers); 0 takes
+	// DefaultPlacementMinViewers, 1 replicates on any demand.
+	PlacementMinViewers int
 
 	// Store holds everything durable: the catalogue and bans this package
 	// rebuilds its index from, and what the accounting subsystem keeps
@@ -267,6 +276,9 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.DemandHalfLife <= 0 {
 		cfg.DemandHalfLife = 60 * time.Second
 	}
+	if cfg.PlacementMinViewers <= 0 {
+		cfg.PlacementMinViewers = DefaultPlacementMinViewers
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -286,6 +298,8 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: price per GB %v: want a finite price of 0 or more", cfg.PricePerGB)
 	}
 	rng := rand.New(rand.NewSource(cfg.Seed))
+	placer := NewPlacer(rng.Int63())
+	placer.MinViewers = cfg.PlacementMinViewers
 	c := &Coordinator{
 		cfg:        cfg,
 		store:      cfg.Store,
@@ -293,7 +307,7 @@ func New(cfg Config) (*Coordinator, error) {
 		st:         newState(cfg.HeartbeatInterval),
 		rng:        rng,
 		demand:     NewDemandTracker(cfg.DemandHalfLife, cfg.Now()),
-		placer:     NewPlacer(rng.Int63()),
+		placer:     placer,
 		lookupSeed: rng.Uint64(),
 
 		originKeys:   make(map[wire.NodeID]struct{}),
@@ -533,6 +547,7 @@ func (c *Coordinator) Place() {
 		st.Segments = append(st.Segments, PlacementSegment{
 			Key: d.Key, Rate: d.Rate, ByRegion: d.ByRegion,
 			ShardBytes: int64(v.m.Params.ShardSize(int(size))), K: v.m.Params.K, NMax: v.m.Params.NMax,
+			Viewers: d.Viewers,
 		})
 	}
 	c.mu.RUnlock()
@@ -668,7 +683,7 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 	c.metrics.lookups.Inc()
 	if !sc.prefetch {
 		c.demandMu.Lock()
-		c.demand.Record(req.Video, req.Rendition, req.From, req.From+segments, req.Region)
+		c.demand.RecordBy(req.Video, req.Rendition, req.From, req.From+segments, req.Region, req.ViewerID)
 		c.demandMu.Unlock()
 	}
 	return nil

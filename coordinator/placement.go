@@ -28,6 +28,9 @@ type PlacementSegment struct {
 	ByRegion   map[string]float64 // requests per second by viewer region
 	ShardBytes int64              // size of each of its shards
 	K, NMax    int
+	// Viewers is how many distinct viewers asked for it (SegmentDemand.Viewers;
+	// 0 = unknown, placed as if enough).
+	Viewers int
 }
 
 // PlacementState is the input of one placement round.
@@ -59,10 +62,27 @@ type Assignment struct {
 //
 // Plan is pure apart from the Placer's seeded random source: the same seed
 // and the same sequence of states give the same plans.
+//
+// MinViewers is the demand a segment needs before it is replicated: at
+// least that many distinct viewers (0 or 1: any demand). Most segments of
+// a large catalogue are asked for by one viewer in a demand window;
+// copying k shards of each to edges costs more than it returns, and the
+// viewer's own edge (when its player is an edge) already holds it. A
+// segment below the minimum is not assigned: what edges hold of it stays
+// servable until evicted. docs/PERFORMANCE.md ("Scale") measures it.
 type Placer struct {
+	MinViewers int
+
 	rng  *rand.Rand
 	pick []candidate // scratch for bestFresh
 }
+
+// DefaultPlacementMinViewers is the coordinator's default Placer.MinViewers:
+// replicate on any demand. The scale scenario (a catalogue far larger than
+// the edges' disks) runs with 2; whether 2 keeps the demo's offload (its
+// small catalogue is all re-watched) awaits a quiet machine
+// (docs/PERFORMANCE.md, "Scale").
+const DefaultPlacementMinViewers = 1
 
 // candidate is an edge ranked for one segment: higher region demand, then
 // more headroom, then lower tiebreak is better.
@@ -191,7 +211,12 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 		byID[st.Edges[i].ID] = i
 	}
 
-	segs := slices.Clone(st.Segments)
+	segs := make([]PlacementSegment, 0, len(st.Segments))
+	for _, seg := range st.Segments {
+		if seg.Viewers == 0 || seg.Viewers >= p.MinViewers {
+			segs = append(segs, seg)
+		}
+	}
 	slices.SortStableFunc(segs, func(a, b PlacementSegment) int {
 		if a.Rate != b.Rate {
 			if a.Rate > b.Rate {

@@ -308,3 +308,71 @@ func TestDemandTrackerDecay(t *testing.T) {
 		t.Fatal("demand not forgotten")
 	}
 }
+
+func TestDemandTrackerCountsDistinctViewers(t *testing.T) {
+	d := NewDemandTracker(time.Minute, epoch)
+	v := videoNamed("v")
+	viewers := func() []int {
+		var out []int
+		for _, sd := range d.Demand() {
+			out = append(out, sd.Viewers)
+		}
+		return out
+	}
+	// One viewer asking again and again is one viewer, in every region.
+	for range 5 {
+		d.RecordBy(v, 0, 0, 2, "eu", "viewer-a")
+	}
+	d.RecordBy(v, 0, 1, 2, "us", "viewer-a")
+	d.Fold(epoch.Add(time.Second))
+	if got := viewers(); !slices.Equal(got, []int{1, 1}) {
+		t.Fatalf("one viewer's repeated lookups: viewers %v, want [1 1]", got)
+	}
+	// A second viewer on segment 1 only.
+	d.RecordBy(v, 0, 1, 2, "eu", "viewer-b")
+	d.Fold(epoch.Add(2 * time.Second))
+	if got := viewers(); !slices.Equal(got, []int{1, 2}) {
+		t.Fatalf("after a second viewer on segment 1: viewers %v, want [1 2]", got)
+	}
+	// An unknown viewer counts as another one.
+	d.Record(v, 0, 0, 1, "eu")
+	d.Fold(epoch.Add(3 * time.Second))
+	if got := viewers(); !slices.Equal(got, []int{2, 2}) {
+		t.Fatalf("after an anonymous lookup of segment 0: viewers %v, want [2 2]", got)
+	}
+	// Once the demand is forgotten, so are its viewers.
+	d.Fold(epoch.Add(time.Hour))
+	if len(d.Demand()) != 0 || len(d.seen) != 0 {
+		t.Fatalf("after an hour of silence: demand %v, %d viewer records", d.Demand(), len(d.seen))
+	}
+	d.RecordBy(v, 0, 0, 1, "eu", "viewer-b")
+	d.Fold(epoch.Add(time.Hour + time.Second))
+	if got := viewers(); !slices.Equal(got, []int{1}) {
+		t.Fatalf("a new viewer after the demand was forgotten: viewers %v, want [1]", got)
+	}
+}
+
+func TestPlacerMinViewers(t *testing.T) {
+	one, two, unknown := seg("v", 0, 1), seg("v", 1, 1), seg("v", 2, 1)
+	one.Viewers, two.Viewers = 1, 2
+	st := PlacementState{Edges: edgesN(12, 1e9, 1e9), Segments: []PlacementSegment{one, two, unknown}}
+	p := NewPlacer(1)
+	p.MinViewers = 2
+	plan := viewOf(p.Plan(epoch, st))
+	if n := plan.distinct(one.Key); n != 0 {
+		t.Fatalf("a segment one viewer asked for went to %d edges with MinViewers 2", n)
+	}
+	for _, s := range []PlacementSegment{two, unknown} {
+		if n := plan.distinct(s.Key); n < s.K {
+			t.Fatalf("segment %v (viewers %d) has %d holders, want ≥ k = %d", s.Key, s.Viewers, n, s.K)
+		}
+	}
+	// MinViewers 0 or 1: any demand is replicated, as before.
+	for _, min := range []int{0, 1} {
+		p := NewPlacer(1)
+		p.MinViewers = min
+		if n := viewOf(p.Plan(epoch, st)).distinct(one.Key); n < one.K {
+			t.Fatalf("MinViewers %d: the one-viewer segment has %d holders, want ≥ %d", min, n, one.K)
+		}
+	}
+}

@@ -118,6 +118,10 @@ type CoordinatorSpec struct {
 	// own edges over the demand of the viewers they host, as coordinators
 	// sharding the edges between them would.
 	PlacementCells int `json:"placement_cells,omitempty"`
+	// PlacementMinViewers is the coordinator's PlacementMinViewers (distinct
+	// viewers a segment needs before it is replicated); default
+	// coordinator.DefaultPlacementMinViewers (1: any demand is replicated).
+	PlacementMinViewers int `json:"placement_min_viewers,omitempty"`
 }
 
 // FlashSpec is a flash crowd: Viewers extra starts on Title spread over

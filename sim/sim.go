@@ -158,35 +158,36 @@ type title struct {
 }
 
 type edgeState struct {
-	id        wire.NodeID
-	region    string
-	up, down  link
-	upCap     int64 // bytes per second, as advertised
-	diskCap   int64
-	latency   int64
-	loss      float64
-	alive     bool
-	diedAt    int64
-	liar      bool
-	banned    bool
-	salt      uint64
-	used      int64
-	placed    map[content.SegmentRef]coordinator.ShardMask // directed shards it holds
-	watched   map[content.SegmentRef]coordinator.ShardMask // shards its player kept
-	watchFIFO []content.SegmentRef
-	dropped   map[content.SegmentRef]coordinator.ShardMask // placed shards a drop directive unassigned: still served, evicted first
-	dropFIFO  []content.SegmentRef
-	held      map[content.SegmentRef]coordinator.ShardMask // placed ∪ watched: its reported inventory
-	assigned  map[content.SegmentRef]coordinator.ShardMask // the coordinator's last plan for it
-	jobs      []prefetchJob                                // directed shards to fetch, in order
-	cur       prefetchJob                                  // the one in flight while busy
-	busy      bool
-	waiting   bool // a worker event is queued
-	served    int64
-	rate      float64
-	beats     int
-	bucket    uint64
-	player    int32 // the viewer it hosts (players_are_edges), or -1
+	id       wire.NodeID
+	region   string
+	up, down link
+	upCap    int64 // bytes per second, as advertised
+	diskCap  int64
+	latency  int64
+	loss     float64
+	alive    bool
+	diedAt   int64
+	liar     bool
+	banned   bool
+	salt     uint64
+	used     int64
+	placed   map[content.SegmentRef]coordinator.ShardMask // directed shards it holds
+	watched  map[content.SegmentRef]coordinator.ShardMask // shards its player kept
+	lastUsed map[content.SegmentRef]int64                 // when a shard of the segment was last stored or served (the edge's LRU clock)
+	dropped  map[content.SegmentRef]coordinator.ShardMask // placed shards a drop directive unassigned: still served, evicted first
+	dropFIFO []content.SegmentRef
+	held     map[content.SegmentRef]coordinator.ShardMask // placed ∪ watched: its reported inventory
+	assigned map[content.SegmentRef]coordinator.ShardMask // the coordinator's last plan for it
+	jobs     []prefetchJob                                // directed shards to fetch, in order
+	cur      prefetchJob                                  // the one in flight while busy
+	busy     bool
+	waiting  bool // a worker event is queued
+	served   int64
+	rate     float64
+	beats    int
+	beatAt   int64 // the heartbeat (Sim.beatN) its rate and bucket are as of
+	bucket   uint64
+	player   int32 // the viewer it hosts (players_are_edges), or -1
 }
 
 // cell is one placement shard: a coordinator placing for its own edges
@@ -216,28 +217,30 @@ type inflight struct {
 }
 
 type viewerState struct {
-	region   string
-	edge     int32 // its own edge (players_are_edges), or -1
-	down     link
-	latency  int64
-	loss     float64
-	flash    bool
-	active   bool
-	title    int
-	next     int // next segment to fetch
-	end      int // segments to watch in this session: [0, end)
-	joinAt   int64
-	started  bool  // segment 0 arrived
-	playAt   int64 // playback instant of segment 0
-	stall    int64 // ns stalled so far in this session
-	winFrom  int   // current lookup window [winFrom, winFrom+window)
-	winAt    int64
-	fetch    *viewer.SegmentFetch
-	fetchGen uint32
-	attempt  int
-	wakeAt   int64
-	inflight map[inflightKey]inflight
-	banned   map[wire.NodeID]bool
+	id        wire.NodeID // as its lookups name it
+	region    string
+	regionIdx int   // region's index in Sim.regionNames
+	edge      int32 // its own edge (players_are_edges), or -1
+	down      link
+	latency   int64
+	loss      float64
+	flash     bool
+	active    bool
+	title     int
+	next      int // next segment to fetch
+	end       int // segments to watch in this session: [0, end)
+	joinAt    int64
+	started   bool  // segment 0 arrived
+	playAt    int64 // playback instant of segment 0
+	stall     int64 // ns stalled so far in this session
+	winFrom   int   // current lookup window [winFrom, winFrom+window)
+	winAt     int64
+	fetch     *viewer.SegmentFetch
+	fetchGen  uint32
+	attempt   int
+	wakeAt    int64
+	inflight  map[inflightKey]inflight
+	banned    map[wire.NodeID]bool
 }
 
 // Sim is one run of a scenario.
@@ -255,15 +258,20 @@ type Sim struct {
 	bufferSegs, windowSegs, startupSegs int
 	segBytes                            int64
 	shardBytes                          int64
+	msgBytes                            int64 // an encoded shard message: shardBytes plus header and proof, as sent and stored
 	k, nmax                             int
 	titles                              []title
 	zipfCDF                             []float64
 
-	edges   []*edgeState
-	edgeIdx map[wire.NodeID]int32
-	nextID  int
-	viewers []*viewerState
-	holders map[content.SegmentRef][]int32 // the coordinator's holder index
+	edges []*edgeState
+	// edgeRegion is edge i's region as an index of regionNames, in one
+	// dense array so rank can skip holders of other regions cheaply.
+	edgeRegion  []uint16
+	regionNames []string // "r0", "r1", ...: one string per region, shared
+	edgeIdx     map[wire.NodeID]int32
+	nextID      int
+	viewers     []*viewerState
+	holders     map[content.SegmentRef][]int32 // the coordinator's holder index
 
 	originIDs   []wire.NodeID
 	originUps   []link // origin o's uplink; a transfer's src is -1-o
@@ -275,6 +283,8 @@ type Sim struct {
 	origins     []viewer.Candidate
 	cells       []cell
 	heartbeatN  int64
+	beatN       int64 // heartbeats so far
+	deadEdges   int   // churned edges (their slots stay, replaced by new ones)
 	placeNS     int64
 	prefDelay   int64
 
@@ -331,6 +341,7 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 		s.nmax = max(content.DefaultTotalShards, s.k)
 	}
 	s.shardBytes = (s.segBytes + int64(s.k) - 1) / int64(s.k)
+	s.msgBytes = s.shardBytes + shardMessageOverhead(s.nmax)
 	nseg := int(math.Ceil(sc.Titles.DurationS / segS))
 	for i := range sc.Titles.Count {
 		var id content.VideoID
@@ -353,10 +364,16 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 	s.heartbeatN = int64(hb * 1e9)
 	s.placeNS = int64(secOr(cs.PlacementS, 2) * 1e9)
 	s.prefDelay = int64(secOr(cs.PrefetchOriginDelayS, edge.DefaultPrefetchOriginDelay.Seconds()) * 1e9)
+	minViewers := cs.PlacementMinViewers
+	if minViewers <= 0 {
+		minViewers = coordinator.DefaultPlacementMinViewers
+	}
 	for c := range max(cs.PlacementCells, 1) {
+		placer := coordinator.NewPlacer(seed + int64(c))
+		placer.MinViewers = minViewers
 		s.cells = append(s.cells, cell{
 			demand: coordinator.NewDemandTracker(time.Duration(secOr(cs.DemandHalfLifeS, 60)*1e9), epoch),
-			placer: coordinator.NewPlacer(seed + int64(c)),
+			placer: placer,
 		})
 	}
 
@@ -389,6 +406,9 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 	}
 	s.originLat = int64(sc.Origin.LatencyMS * 1e6)
 
+	for r := range max(sc.Edges.Regions, 1) {
+		s.regionNames = append(s.regionNames, "r"+strconv.Itoa(r))
+	}
 	for i := range sc.Edges.Count {
 		s.edges = append(s.edges, nil)
 		s.newEdge(int32(i))
@@ -398,7 +418,7 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 		v := s.newViewer(i, false)
 		if vs.PlayersAreEdges {
 			v.edge = int32(i)
-			v.region = s.edges[i].region
+			v.region, v.regionIdx = s.edges[i].region, int(s.edgeRegion[i])
 			s.edges[i].player = int32(i)
 		}
 		switch vs.Mode {
@@ -453,10 +473,10 @@ func (s *Sim) newEdge(i int32) {
 	if len(es.Multipliers) > 0 {
 		mult = es.Multipliers[s.nextID%len(es.Multipliers)]
 	}
-	regions := max(es.Regions, 1)
+	region := s.nextID % max(es.Regions, 1)
 	e := &edgeState{
 		id:       wire.NodeID("edge-" + strconv.Itoa(s.nextID)),
-		region:   "r" + strconv.Itoa(s.nextID%regions),
+		region:   s.regionNames[region],
 		up:       link{rate: mbpsToBytesPerNS(es.UploadMbps * mult)},
 		down:     link{rate: mbpsToBytesPerNS(secOr(es.DownlinkMbps, 100))},
 		upCap:    int64(es.UploadMbps * mult * 1e6 / 8),
@@ -471,24 +491,33 @@ func (s *Sim) newEdge(i int32) {
 		dropped:  map[content.SegmentRef]coordinator.ShardMask{},
 		held:     map[content.SegmentRef]coordinator.ShardMask{},
 		assigned: map[content.SegmentRef]coordinator.ShardMask{},
+		lastUsed: map[content.SegmentRef]int64{},
 	}
 	e.player = -1
 	s.nextID++
+	e.beatAt = s.beatN
 	s.edges[i] = e
+	if int(i) == len(s.edgeRegion) {
+		s.edgeRegion = append(s.edgeRegion, uint16(region))
+	} else {
+		s.edgeRegion[i] = uint16(region)
+	}
 	s.edgeIdx[e.id] = i
 }
 
 func (s *Sim) newViewer(i int, flash bool) *viewerState {
 	vs := s.sc.Viewers
 	v := &viewerState{
-		region:  "r" + strconv.Itoa(i%max(s.sc.Edges.Regions, 1)),
-		edge:    -1,
-		down:    link{rate: mbpsToBytesPerNS(secOr(vs.DownlinkMbps, 50))},
-		latency: int64(vs.LatencyMS * 1e6),
-		loss:    vs.Loss,
-		flash:   flash,
-		banned:  map[wire.NodeID]bool{},
-		wakeAt:  -1,
+		id:        wire.NodeID("viewer-" + strconv.Itoa(i)),
+		region:    s.regionNames[i%len(s.regionNames)],
+		regionIdx: i % len(s.regionNames),
+		edge:      -1,
+		down:      link{rate: mbpsToBytesPerNS(secOr(vs.DownlinkMbps, 50))},
+		latency:   int64(vs.LatencyMS * 1e6),
+		loss:      vs.Loss,
+		flash:     flash,
+		banned:    map[wire.NodeID]bool{},
+		wakeAt:    -1,
 	}
 	s.viewers = append(s.viewers, v)
 	return v
@@ -665,7 +694,7 @@ func (s *Sim) fetchNext(id int32) {
 	// older than the viewer's lookupMaxAge (5 s): it counts as demand.
 	if v.winFrom < 0 || j >= v.winFrom+s.windowSegs || s.now-v.winAt > 5e9 {
 		v.winFrom, v.winAt = j, s.now
-		s.cells[s.cellOf(id)].demand.Record(t.id, 0, j, min(j+s.windowSegs, t.segments), v.region)
+		s.cells[s.cellOf(id)].demand.RecordBy(t.id, 0, j, min(j+s.windowSegs, t.segments), v.region, v.id)
 		s.m.lookups++
 	}
 	v.attempt = 0
@@ -684,7 +713,7 @@ func (s *Sim) startFetch(id int32) {
 	}
 	clear(v.inflight)
 	v.wakeAt = -1
-	s.apply(id, v.fetch.Sources(s.clock(), s.rank(seg, v.region, -1), s.originsFor(seg)))
+	s.apply(id, v.fetch.Sources(s.clock(), s.rank(seg, v.regionIdx, -1), s.originsFor(seg)))
 	s.afterFetchEvent(id)
 }
 
@@ -709,10 +738,11 @@ type scored struct {
 	i     int32
 }
 
-// rank is the lookup ranking of seg's holders for a viewer in region:
-// alive in the coordinator's eyes, not banned, not exclude, best
-// coordinator.SourcesPerSegment first by coordinator.RankScore.
-func (s *Sim) rank(seg content.SegmentRef, region string, exclude int32) []viewer.Candidate {
+// rank is the lookup ranking of seg's holders for a viewer in region (an
+// index of regionNames): alive in the coordinator's eyes, not banned, not
+// exclude, best coordinator.SourcesPerSegment first by
+// coordinator.RankScore.
+func (s *Sim) rank(seg content.SegmentRef, region int, exclude int32) []viewer.Candidate {
 	hs := s.holders[seg]
 	if len(hs) == 0 {
 		return nil
@@ -721,48 +751,27 @@ func (s *Sim) rank(seg content.SegmentRef, region string, exclude int32) []viewe
 	// Keep the best SourcesPerSegment in a bounded max-heap (root = worst
 	// kept), as the coordinator's lookup does, so a segment with thousands
 	// of holders costs one pass; (score, index) is a strict order, so the
-	// result is the sorted list's prefix.
+	// result is the sorted list's prefix. A holder in the viewer's region
+	// outranks every other (RankScore's top bits), so when those fill the
+	// list the others need not be scored: a popular segment's thousands
+	// of holders cost one byte each (edgeRegion) instead of a score.
 	limit := coordinator.SourcesPerSegment(s.k)
-	worse := func(a, b scored) bool { return a.score > b.score || a.score == b.score && a.i > b.i }
 	list := s.rankScratch[:0]
 	for _, i := range hs {
-		e := s.edges[i]
-		if i == exclude || e.banned || !s.coordAlive(e) {
-			continue
+		if int(s.edgeRegion[i]) == region {
+			list = s.consider(list, limit, i, region, exclude, tiebreak)
 		}
-		c := scored{coordinator.RankScore(region, e.region, e.bucket, e.salt, tiebreak), i}
-		switch {
-		case len(list) < limit:
-			list = append(list, c)
-			for j := len(list) - 1; j > 0; {
-				p := (j - 1) / 2
-				if !worse(list[j], list[p]) {
-					break
-				}
-				list[j], list[p] = list[p], list[j]
-				j = p
-			}
-		case worse(list[0], c):
-			list[0] = c
-			for j := 0; ; {
-				l, r, m := 2*j+1, 2*j+2, j
-				if l < len(list) && worse(list[l], list[m]) {
-					m = l
-				}
-				if r < len(list) && worse(list[r], list[m]) {
-					m = r
-				}
-				if m == j {
-					break
-				}
-				list[j], list[m] = list[m], list[j]
-				j = m
+	}
+	if len(list) < limit {
+		for _, i := range hs {
+			if int(s.edgeRegion[i]) != region {
+				list = s.consider(list, limit, i, region, exclude, tiebreak)
 			}
 		}
 	}
 	s.rankScratch = list
 	slices.SortFunc(list, func(a, b scored) int {
-		if worse(b, a) {
+		if worseScore(b, a) {
 			return -1
 		}
 		return 1
@@ -773,6 +782,49 @@ func (s *Sim) rank(seg content.SegmentRef, region string, exclude int32) []viewe
 		out[j] = viewer.Candidate{Node: e.id, Shards: e.held[seg].Indices()}
 	}
 	return out
+}
+
+// worseScore orders ranked holders: a higher score, then a higher index, is worse.
+func worseScore(a, b scored) bool { return a.score > b.score || a.score == b.score && a.i > b.i }
+
+// consider scores holder i for rank and keeps it in list, a max-heap of
+// at most limit entries (root = worst kept).
+func (s *Sim) consider(list []scored, limit int, i int32, region int, exclude int32, tiebreak uint64) []scored {
+	e := s.edges[i]
+	if i == exclude || e.banned || !s.coordAlive(e) {
+		return list
+	}
+	s.syncLoad(e)
+	c := scored{coordinator.RankScore(s.regionNames[region], e.region, e.bucket, e.salt, tiebreak), i}
+	switch {
+	case len(list) < limit:
+		list = append(list, c)
+		for j := len(list) - 1; j > 0; {
+			p := (j - 1) / 2
+			if !worseScore(list[j], list[p]) {
+				break
+			}
+			list[j], list[p] = list[p], list[j]
+			j = p
+		}
+	case worseScore(list[0], c):
+		list[0] = c
+		for j := 0; ; {
+			l, r, m := 2*j+1, 2*j+2, j
+			if l < len(list) && worseScore(list[l], list[m]) {
+				m = l
+			}
+			if r < len(list) && worseScore(list[r], list[m]) {
+				m = r
+			}
+			if m == j {
+				break
+			}
+			list[j], list[m] = list[m], list[j]
+			j = m
+		}
+	}
+	return list
 }
 
 // coordAlive is the coordinator's view: alive, or dead for less than
@@ -809,7 +861,7 @@ func (s *Sim) apply(id int32, acts []viewer.Action) {
 			if a.Origin {
 				o := s.originIdx[a.Node]
 				src = -1 - o
-				start, upEnd, arrive = s.transfer(&s.originUps[o], &v.down, s.shardBytes, v.latency+s.originLat, v.loss)
+				start, upEnd, arrive = s.transfer(&s.originUps[o], &v.down, s.msgBytes, v.latency+s.originLat, v.loss)
 			} else {
 				src = s.edgeIdx[a.Node]
 				e := s.edges[src]
@@ -818,10 +870,11 @@ func (s *Sim) apply(id int32, acts []viewer.Action) {
 					arrive = s.now + 2*(v.latency+e.latency) + int64(time.Millisecond)
 					start, upEnd = arrive, arrive
 				} else {
-					start, upEnd, arrive = s.transfer(&e.up, &v.down, s.shardBytes, v.latency+e.latency, v.loss+e.loss)
+					start, upEnd, arrive = s.transfer(&e.up, &v.down, s.msgBytes, v.latency+e.latency, v.loss+e.loss)
+					s.touch(e, content.SegmentRef{Video: s.titles[v.title].id, Segment: v.next})
 				}
 			}
-			v.inflight[key] = inflight{src: src, start: start, upEnd: upEnd, arriveAt: arrive, bytes: s.shardBytes}
+			v.inflight[key] = inflight{src: src, start: start, upEnd: upEnd, arriveAt: arrive, bytes: s.msgBytes}
 			s.atAB(arrive, evViewerShard, id, v.fetchGen, src, int32(a.Shard))
 		case viewer.ActCancel:
 			if r, ok := v.inflight[key]; ok {
@@ -871,6 +924,7 @@ func (s *Sim) countToViewer(src int32, bytes int64) {
 		s.m.byOrigin[-1-src] += float64(bytes)
 	} else {
 		s.m.binEdgeViewers += float64(bytes)
+		s.syncLoad(s.edges[src])
 		s.edges[src].served += bytes
 	}
 }
@@ -976,18 +1030,22 @@ func (s *Sim) keepWatched(i int32, seg content.SegmentRef, shards []int) {
 		m.Set(sh)
 	}
 	add := m.Minus(e.held[seg])
-	if !s.makeRoom(i, int64(add.Count())*s.shardBytes) {
+	if !s.makeRoom(i, int64(add.Count())*s.msgBytes, seg) {
 		return
 	}
 	e.watched[seg] = e.watched[seg].Union(m)
-	e.watchFIFO = append(e.watchFIFO, seg)
 	s.setHeld(i, seg, e.placed[seg].Union(e.watched[seg]))
 }
 
 // makeRoom evicts from edge i until need more bytes fit, as the edge's
-// inventory does: dropped shards first (oldest drop first), then the
-// oldest watched segments. It reports whether they fit.
-func (s *Sim) makeRoom(i int32, need int64) bool {
+// inventory does (edge.inventory.victims): dropped shards first (oldest
+// drop first), then the least recently used shards, assigned or watched
+// alike: the edge stores shard messages (data plus header and proof)
+// while the placer budgets data bytes, so a plan that fills the disk makes
+// the edge evict assigned shards, which the coordinator's reissue then
+// fetches again. Shards of except (the segment being stored) stay. It
+// reports whether they fit.
+func (s *Sim) makeRoom(i int32, need int64, except content.SegmentRef) bool {
 	e := s.edges[i]
 	for e.used+need > e.diskCap && len(e.dropFIFO) > 0 {
 		seg := e.dropFIFO[0]
@@ -1004,13 +1062,49 @@ func (s *Sim) makeRoom(i int32, need int64) bool {
 		}
 		s.setHeld(i, seg, e.placed[seg].Union(e.watched[seg]))
 	}
-	for e.used+need > e.diskCap && len(e.watchFIFO) > 0 {
-		old := e.watchFIFO[0]
-		e.watchFIFO = e.watchFIFO[1:]
-		delete(e.watched, old)
-		s.setHeld(i, old, e.placed[old])
+	for e.used+need > e.diskCap {
+		// The least recently used segment (ties by key, so map order never
+		// leaks into the run); its shards on this edge were stored or
+		// served together, so they go together.
+		var lru content.SegmentRef
+		var at int64
+		found := false
+		for seg := range e.held {
+			if seg == except {
+				continue
+			}
+			if u := e.lastUsed[seg]; !found || u < at || u == at && content.CompareSegmentRefs(seg, lru) < 0 {
+				lru, at, found = seg, u, true
+			}
+		}
+		if !found {
+			break
+		}
+		delete(e.placed, lru)
+		delete(e.watched, lru)
+		delete(e.dropped, lru)
+		s.setHeld(i, lru, coordinator.ShardMask{})
 	}
 	return e.used+need <= e.diskCap
+}
+
+// touch marks edge e's shards of seg as just used (a request for one
+// arrived), as edge.inventory.touch does.
+func (s *Sim) touch(e *edgeState, seg content.SegmentRef) {
+	if _, ok := e.held[seg]; ok {
+		e.lastUsed[seg] = s.now
+	}
+}
+
+// shardMessageOverhead is what an encoded content.ShardMessage adds to its
+// data: the fixed header, the Merkle proof over nmax leaves and the data
+// length.
+func shardMessageOverhead(nmax int) int64 {
+	depth := 0
+	for 1<<depth < nmax {
+		depth++
+	}
+	return int64(content.ShardHeaderSize + 32*depth + 4)
 }
 
 // setHeld sets edge i's inventory of seg, keeping disk use and the
@@ -1018,10 +1112,14 @@ func (s *Sim) makeRoom(i int32, need int64) bool {
 func (s *Sim) setHeld(i int32, seg content.SegmentRef, m coordinator.ShardMask) {
 	e := s.edges[i]
 	old := e.held[seg]
-	e.used += int64(m.Count()-old.Count()) * s.shardBytes
+	e.used += int64(m.Count()-old.Count()) * s.msgBytes
+	if m.Count() > old.Count() {
+		e.lastUsed[seg] = s.now
+	}
 	switch {
 	case m.Empty():
 		delete(e.held, seg)
+		delete(e.lastUsed, seg)
 	default:
 		e.held[seg] = m
 	}
@@ -1044,24 +1142,38 @@ func (s *Sim) setHeld(i int32, seg content.SegmentRef, m coordinator.ShardMask) 
 	}
 }
 
-// heartbeat is every edge's heartbeat: its served bytes become the
+// heartbeat is every alive edge's heartbeat: its served bytes become the
 // smoothed rate and load bucket the lookup ranks by (as state.heartbeat).
+// Edges apply their heartbeats lazily (syncLoad), when they serve or are
+// ranked: an edge that served nothing since its last beat only halves its
+// rate, so catching up gives the same rate and bucket as beating every
+// edge every interval, and a beat costs nothing for the 10^5 edges of the
+// scale scenario that nobody asked.
 func (s *Sim) heartbeat() {
-	for _, e := range s.edges {
-		if !e.alive {
-			continue
-		}
-		rate := float64(e.served) / (float64(s.heartbeatN) / 1e9)
-		if e.beats == 0 {
-			e.rate = rate
-		} else {
-			e.rate = 0.5*e.rate + 0.5*rate
-		}
-		e.bucket = coordinator.LoadBucket(e.rate, e.upCap)
-		e.beats++
-		e.served = 0
-		s.m.heartbeats++
+	s.beatN++
+	s.m.heartbeats += int64(len(s.edges) - s.deadEdges)
+}
+
+// syncLoad applies the heartbeats alive edge e missed since it last
+// served or was ranked.
+func (s *Sim) syncLoad(e *edgeState) {
+	if !e.alive || e.beatAt == s.beatN {
+		return
 	}
+	missed := int(s.beatN - e.beatAt)
+	rate := float64(e.served) / (float64(s.heartbeatN) / 1e9)
+	if e.beats == 0 {
+		e.rate = rate
+	} else {
+		e.rate = 0.5*e.rate + 0.5*rate
+	}
+	// The other missed beats had nothing served: each halves the rate
+	// (exact in binary floating point).
+	e.rate = math.Ldexp(e.rate, -(missed - 1))
+	e.bucket = coordinator.LoadBucket(e.rate, e.upCap)
+	e.beats += missed
+	e.served = 0
+	e.beatAt = s.beatN
 }
 
 // cellOf is the placement cell of viewer id: its edge's, else by index.
@@ -1087,6 +1199,10 @@ func (s *Sim) place() {
 // Coordinator.Place and state.assign do).
 func (s *Sim) placeCell(c int) {
 	now := s.clock()
+	// Every coordinator.ReissueRounds rounds the coordinator sends fetch
+	// directives again for assigned shards the edge does not hold (an
+	// earlier fetch failed, or the edge evicted the shard).
+	reissue := (s.m.placementRounds+1)%coordinator.ReissueRounds == 0
 	cl := s.cells[c]
 	cl.demand.Fold(now)
 	demand := cl.demand.Demand()
@@ -1105,7 +1221,7 @@ func (s *Sim) placeCell(c int) {
 	}
 	for _, d := range demand {
 		st.Segments = append(st.Segments, coordinator.PlacementSegment{
-			Key: d.Key, Rate: d.Rate, ByRegion: d.ByRegion, ShardBytes: s.shardBytes, K: s.k, NMax: s.nmax,
+			Key: d.Key, Rate: d.Rate, ByRegion: d.ByRegion, ShardBytes: s.shardBytes, K: s.k, NMax: s.nmax, Viewers: d.Viewers,
 		})
 	}
 	plan := cl.placer.Plan(now, st)
@@ -1151,7 +1267,10 @@ func (s *Sim) placeCell(c int) {
 					e.dropped[seg] = d
 				}
 			}
-			fetch := target[seg].Minus(e.held[seg]).Minus(e.assigned[seg])
+			fetch := target[seg].Minus(e.held[seg])
+			if !reissue {
+				fetch = fetch.Minus(e.assigned[seg])
+			}
 			for _, sh := range fetch.Indices() {
 				e.jobs = append(e.jobs, prefetchJob{seg: seg, shard: sh, firstTry: -1})
 			}
@@ -1183,7 +1302,7 @@ func (s *Sim) edgeWork(i int32) {
 			continue // dropped meanwhile, or already here
 		}
 		src := int32(-1)
-		for _, c := range s.rank(j.seg, e.region, i) {
+		for _, c := range s.rank(j.seg, int(s.edgeRegion[i]), i) {
 			ci := s.edgeIdx[c.Node]
 			h := s.edges[ci].held[j.seg]
 			if s.edges[ci].alive && !s.edges[ci].liar && (h.Has(j.shard) || h.Count() >= s.k) {
@@ -1205,10 +1324,11 @@ func (s *Sim) edgeWork(i int32) {
 		var arrive int64
 		if src < 0 {
 			// The edge asks the lookup's first origin.
-			_, _, arrive = s.transfer(&s.originUps[0], &e.down, s.shardBytes, e.latency+s.originLat, e.loss)
+			_, _, arrive = s.transfer(&s.originUps[0], &e.down, s.msgBytes, e.latency+s.originLat, e.loss)
 		} else {
 			se := s.edges[src]
-			_, _, arrive = s.transfer(&se.up, &e.down, s.shardBytes, e.latency+se.latency, e.loss+se.loss)
+			_, _, arrive = s.transfer(&se.up, &e.down, s.msgBytes, e.latency+se.latency, e.loss+se.loss)
+			s.touch(se, j.seg)
 		}
 		e.busy, e.cur = true, j
 		s.atAB(arrive, evEdgeShard, i, 0, src, int32(j.shard))
@@ -1245,13 +1365,14 @@ func (s *Sim) edgeShard(ev event) {
 		return
 	}
 	if ev.a < 0 {
-		s.m.binOriginEdges += float64(s.shardBytes)
-		s.m.byOrigin[0] += float64(s.shardBytes)
+		s.m.binOriginEdges += float64(s.msgBytes)
+		s.m.byOrigin[0] += float64(s.msgBytes)
 	} else {
-		s.m.binEdgeEdges += float64(s.shardBytes)
-		s.edges[ev.a].served += s.shardBytes
+		s.m.binEdgeEdges += float64(s.msgBytes)
+		s.syncLoad(s.edges[ev.a])
+		s.edges[ev.a].served += s.msgBytes
 	}
-	if e.alive && e.assigned[j.seg].Has(j.shard) && !e.held[j.seg].Has(j.shard) && s.makeRoom(ev.id, s.shardBytes) {
+	if e.alive && e.assigned[j.seg].Has(j.shard) && !e.held[j.seg].Has(j.shard) && s.makeRoom(ev.id, s.msgBytes, j.seg) {
 		p := e.placed[j.seg]
 		p.Set(j.shard)
 		e.placed[j.seg] = p
@@ -1272,7 +1393,9 @@ func (s *Sim) churn() {
 		i = int32(s.rng.Intn(len(s.edges)))
 	}
 	old := s.edges[i]
+	s.syncLoad(old) // its beats while alive
 	old.alive = false
+	s.deadEdges++
 	old.diedAt = s.now
 	s.at(s.now+missedHeartbeats*s.heartbeatN, evSweep, i, 0)
 	s.m.churned++

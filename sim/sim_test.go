@@ -5,9 +5,13 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator"
 )
 
 // rewrite regenerates the golden files (etcd-io/raft's interaction tests
@@ -224,5 +228,58 @@ func TestOriginPoolRoutes(t *testing.T) {
 	}
 	if on < 2 {
 		t.Fatalf("per-server rate 1/s: by origin %v Mbit/s; want at least two origins serving", r.OriginMbpsByOrigin)
+	}
+}
+
+// TestFullDiskEvictsLikeTheEdge: the simulated edge stores shard messages
+// (data plus header and proof: more than the data bytes the placer
+// budgets) and, when full, evicts dropped shards first, then the least
+// recently used segment, assigned or not, as edge.inventory does.
+func TestFullDiskEvictsLikeTheEdge(t *testing.T) {
+	s, err := New(load(t, "testdata/golden/small.json"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.msgBytes <= s.shardBytes {
+		t.Fatalf("a shard message (%d B) is not larger than its data (%d B)", s.msgBytes, s.shardBytes)
+	}
+	e := s.edges[0]
+	e.diskCap = 3 * s.shardBytes // what the placer sees as room for 3 shards holds 2 messages
+	seg := func(j int) content.SegmentRef { return content.SegmentRef{Video: s.titles[0].id, Segment: j} }
+	var one coordinator.ShardMask
+	one.Set(0)
+	store := func(j int) {
+		t.Helper()
+		if !s.makeRoom(0, s.msgBytes, seg(j)) {
+			t.Fatalf("no room for segment %d", j)
+		}
+		e.placed[seg(j)], e.assigned[seg(j)] = one, one
+		s.setHeld(0, seg(j), one)
+	}
+	has := func(j int) bool { _, ok := e.held[seg(j)]; return ok }
+	s.now = 1
+	store(0)
+	s.now = 2
+	store(1)
+	s.now = 3
+	s.touch(e, seg(0)) // a viewer asked for segment 0: segment 1 is now the least recently used
+	store(2)
+	if !has(0) || has(1) || !has(2) {
+		t.Fatalf("after storing segment 2 on a full disk: holds 0 %v, 1 %v, 2 %v; want the LRU segment 1 evicted", has(0), has(1), has(2))
+	}
+	if slices.Contains(s.holders[seg(1)], 0) || !slices.Contains(s.holders[seg(0)], 0) {
+		t.Fatalf("holder index not in step with the inventory: %v / %v", s.holders[seg(1)], s.holders[seg(0)])
+	}
+	// A dropped shard goes first, however recently it was used.
+	e.dropped[seg(0)] = one
+	e.dropFIFO = append(e.dropFIFO, seg(0))
+	s.now = 4
+	s.touch(e, seg(0))
+	store(3)
+	if has(0) || !has(2) || !has(3) {
+		t.Fatalf("after storing segment 3: holds 0 %v, 2 %v, 3 %v; want the dropped segment 0 evicted", has(0), has(2), has(3))
+	}
+	if e.used != 2*s.msgBytes {
+		t.Fatalf("disk use %d B, want 2 messages = %d B", e.used, 2*s.msgBytes)
 	}
 }
