@@ -59,6 +59,13 @@ catalogue, including content keys.`,
 			if err != nil {
 				return err
 			}
+			if liveOn || rtmpAddr != "" {
+				// A live-only origin starts from an empty store: its
+				// broadcasts and recordings fill it.
+				if err := makeLiveStore(storeDir); err != nil {
+					return err
+				}
+			}
 			if printID {
 				// The coordinator takes only origins it allows
 				// (--origin-key); this is how an operator learns the key.
@@ -229,4 +236,19 @@ func startBTR(ctx context.Context, f int, workers string, deadline time.Duration
 	}
 	log.Info("btr: live segments replicated", "f", f, "workers", len(ws), "recovery_bound", params.Bound())
 	return reps, nil
+}
+
+// makeLiveStore creates an empty store at dir for a live origin, unless
+// there is one.
+func makeLiveStore(dir string) error {
+	if dir == "" || checkStoreDir(dir) == nil {
+		return nil
+	}
+	if _, err := content.OpenStore(dir); err != nil {
+		return withFlagHint(err, "check --store DIR")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "videos"), 0o755); err != nil {
+		return fmt.Errorf("--store %s: %w", dir, err)
+	}
+	return nil
 }

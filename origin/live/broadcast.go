@@ -47,12 +47,13 @@ type broadcast struct {
 	qclosed bool
 
 	mu        sync.Mutex
-	state     string      // wire.ChannelPublishing, ChannelWaiting, ChannelEnded
-	source    *source     // attached source, nil when waiting
-	resume    *time.Timer // running while waiting
-	end       int64       // output-timeline PTS (ticks) where the last closed segment ended
-	nextDisc  bool        // the next segment opens after a resume
-	ending    bool        // seal requested (owner ended it, End, or resume window over)
+	state     string        // wire.ChannelPublishing, ChannelWaiting, ChannelEnded
+	source    *source       // attached source, nil when waiting
+	resume    *time.Timer   // running while waiting
+	stopWatch chan struct{} // closed when waiting ends (watchEnded stops)
+	end       int64         // output-timeline PTS (ticks) where the last closed segment ended
+	nextDisc  bool          // the next segment opens after a resume
+	ending    bool          // seal requested (owner ended it, End, or resume window over)
 	recording content.VideoID
 	started   bool // StartChain accepted (worker only)
 	queued    int  // segments handed to the worker, by every source
@@ -337,6 +338,7 @@ func (b *broadcast) attach(s *source) error {
 	if b.resume != nil {
 		b.resume.Stop()
 		b.resume = nil
+		close(b.stopWatch)
 		b.nextDisc = true
 	}
 	b.source, b.state = s, wire.ChannelPublishing
@@ -379,9 +381,41 @@ func (b *broadcast) detach(s *source, discard bool) {
 		b.in.log.Info("publisher did not return: sealing", "channel", b.channel.ID, "resume_window", b.in.cfg.Resume)
 		b.requestEnd()
 	})
+	b.stopWatch = make(chan struct{})
+	stop := b.stopWatch
+	b.in.wg.Add(1)
+	go func() { // owned: ends at resume, at the seal, or at Close
+		defer b.in.wg.Done()
+		b.watchEnded(stop)
+	}()
 	b.mu.Unlock()
 	// Reported by the worker after the segments queued before the drop.
 	b.enqueue(&closedSegment{report: &wire.ChannelStateReport{State: wire.ChannelWaiting}})
+}
+
+// watchEnded asks the coordinator, while the broadcast waits for its
+// publisher, whether the owner ended the channel (no entry is appended
+// then to learn it), and seals at once if so.
+func (b *broadcast) watchEnded(stop <-chan struct{}) {
+	t := time.NewTicker(b.in.cfg.Reauth / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-b.in.ctx.Done():
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(b.in.ctx, 5*time.Second)
+			info, err := b.in.cfg.Coordinator.Channel(ctx, b.channel.ID)
+			cancel()
+			if err == nil && info.State == wire.ChannelEnded {
+				b.in.log.Info("the channel's owner ended the broadcast while it waited", "channel", b.channel.ID)
+				b.requestEnd() // closes stop too
+				return
+			}
+		}
+	}
 }
 
 // fresh reports whether no source ever queued a segment of b.
@@ -403,6 +437,7 @@ func (b *broadcast) requestEnd() {
 	if b.resume != nil {
 		b.resume.Stop()
 		b.resume = nil
+		close(b.stopWatch)
 	}
 	s := b.source
 	b.mu.Unlock()

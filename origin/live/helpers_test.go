@@ -36,9 +36,10 @@ type fakeCoordinator struct {
 	ended     map[content.VideoID]bool // AppendEntry answers ErrChannelEnded
 	// current is the channel's unsealed chain while it is publishing or
 	// waiting: AuthorizeIngest's Resume, as the real coordinator answers.
-	current   content.VideoID
-	state     string
-	authCalls int
+	current    content.VideoID
+	ownerEnded bool // the owner ended the channel (Channel answers ended)
+	state      string
+	authCalls  int
 }
 
 const testKey = "sk_good"
@@ -105,6 +106,21 @@ func (f *fakeCoordinator) ReportChannelState(_ context.Context, id wire.ChannelI
 		f.current = content.VideoID{}
 	}
 	return nil
+}
+
+func (f *fakeCoordinator) Channel(_ context.Context, id wire.ChannelID) (wire.ChannelInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ch := range f.keys {
+		if ch.ID == id {
+			ch.State = f.state
+			if f.ownerEnded {
+				ch.State = wire.ChannelEnded
+			}
+			return ch, nil
+		}
+	}
+	return wire.ChannelInfo{}, &wire.APIError{Status: http.StatusNotFound, Message: "no such channel"}
 }
 
 func (f *fakeCoordinator) Publish(_ context.Context, req wire.PublishRequest) error {

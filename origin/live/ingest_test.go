@@ -303,3 +303,21 @@ func TestRevokedKeyStopsThePublisher(t *testing.T) {
 	}
 	assertChannelError(t, ti, "stream key refused")
 }
+
+// TestOwnerEndWhileWaiting: the owner ends the channel while the
+// broadcast waits for its publisher; the origin learns it from the
+// coordinator and seals at once, not at the end of the resume window.
+func TestOwnerEndWhileWaiting(t *testing.T) {
+	ti := newTestIngest(t, time.Hour, func(c *Config) { c.Reauth = 400 * time.Millisecond })
+	if out, err := runFFmpeg(t, ti.ffmpeg, append(testSource(2.5), "-f", "flv", "rtmp://"+ti.rtmp+"/live/"+testKey)...); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	waitFor(t, "the drop", func() bool { return ti.coord.lastState() == wire.ChannelWaiting })
+	ti.coord.mu.Lock()
+	ti.coord.ownerEnded = true
+	ti.coord.mu.Unlock()
+	waitFor(t, "the seal", func() bool {
+		b, ok := ti.Broadcast(testChannel)
+		return ok && b.State == wire.ChannelEnded && b.Recording != (content.VideoID{})
+	})
+}

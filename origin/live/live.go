@@ -43,6 +43,9 @@ type Coordinator interface {
 	// channel's owner ended the broadcast.
 	AppendEntry(ctx context.Context, chain content.VideoID, entry []byte) error
 	ReportChannelState(ctx context.Context, id wire.ChannelID, rep wire.ChannelStateReport) error
+	// Channel is the coordinator's view of a channel: a waiting broadcast
+	// learns from it that the owner ended it.
+	Channel(ctx context.Context, id wire.ChannelID) (wire.ChannelInfo, error)
 	Publish(ctx context.Context, req wire.PublishRequest) error
 }
 

@@ -36,6 +36,9 @@ func (appendOnly) ReportChannelState(context.Context, wire.ChannelID, wire.Chann
 	return nil
 }
 func (appendOnly) Publish(context.Context, wire.PublishRequest) error { return nil }
+func (appendOnly) Channel(context.Context, wire.ChannelID) (wire.ChannelInfo, error) {
+	return wire.ChannelInfo{State: wire.ChannelWaiting}, nil
+}
 
 // TestOriginServesLiveShards: the origin wires the ingest in: HLS pushed
 // to its own HTTP handler, and the chain's shards on the ordinary shard
