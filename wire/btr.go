@@ -1,7 +1,10 @@
 package wire
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 
 	"github.com/swarmcast/swarmcast/content"
 )
@@ -24,7 +27,31 @@ const (
 	// GET → BTRWorkerInfo (on a worker): its node id, so a judge can name
 	// it in the chain's standby plan before it hands it anything.
 	PathBTRWorker = "/v1/btr/worker"
+	// POST one encoded btr statement (an Accusation or an Exclusion) → {}
+	// (on the coordinator; signed by the origin that publishes the chain,
+	// which is the chain's judge): the coordinator checks it against the
+	// judge's key and the evidence (Exclusion.Check) before it appends it
+	// to the chain's channel log. GET → BTRLog (anyone).
+	PathBTRLog = "/api/v1/live/chains/{chain}/btr"
 )
+
+// MaxBTRStatementBytes bounds one statement posted to the channel log.
+const MaxBTRStatementBytes = 16 << 10
+
+// BTRLog is a chain's channel log: every statement in the order the
+// coordinator recorded it, and the workers excluded so far (node ids, with
+// the segment each switches out at and why).
+type BTRLog struct {
+	Statements [][]byte          `json:"statements"`
+	Excluded   []BTRExcludedNode `json:"excluded"`
+}
+
+// BTRExcludedNode is one exclusion of the log, summarised.
+type BTRExcludedNode struct {
+	Node    NodeID `json:"node"`
+	Kind    string `json:"kind"`    // commission, equivocation, omission, timing
+	Current uint64 `json:"current"` // the segment the judge decided it at
+}
 
 // MaxBTRTaskBytes bounds a task body: one source segment (a few seconds of
 // a 1080p source is well under 8 MiB) in base64 plus the recipe.
@@ -52,4 +79,22 @@ type BTRTaskResult struct {
 // BTRWorkerInfo identifies a worker.
 type BTRWorkerInfo struct {
 	NodeID NodeID `json:"node_id"`
+}
+
+// AppendBTRStatement posts a judge's statement to a chain's channel log
+// (signed: a client made with AsNode by the chain's origin).
+func (c *CoordinatorClient) AppendBTRStatement(ctx context.Context, chain content.VideoID, statement []byte) error {
+	resp, err := c.sendBytes(ctx, http.MethodPost, expandPath(PathBTRLog, chain.String()), nil, true, "application/octet-stream", statement)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
+}
+
+// BTRLog reads a chain's channel log.
+func (c *CoordinatorClient) BTRLog(ctx context.Context, chain content.VideoID) (BTRLog, error) {
+	var out BTRLog
+	err := c.do(ctx, http.MethodGet, expandPath(PathBTRLog, chain.String()), nil, &out)
+	return out, err
 }

@@ -127,7 +127,7 @@ catalogue, including content keys.`,
 				cc := wire.NewCoordinatorClient(coordinators[0], wire.NewHTTPClient()).AsNode(signer)
 				lc := live.Config{Store: st, Coordinator: cc, Origin: id.ID, Publisher: id.Key, Resume: liveResume, Signer: signer, Log: log, Registry: reg}
 				if btrF > 0 {
-					reps, err := startBTR(ctx, btrF, btrWorkers, btrDeadline, id.Key, signer, nil, reg, log)
+					reps, err := startBTR(ctx, btrF, btrWorkers, btrDeadline, id.Key, signer, cc, reg, log)
 					if err != nil {
 						return err
 					}

@@ -24,6 +24,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+wire.PathLiveEntries, s.handleAppend)
 	mux.HandleFunc("GET "+wire.PathLiveEntries, s.handleEntries)
 	mux.HandleFunc("GET "+wire.PathLiveKey, s.handleKey)
+	mux.HandleFunc("POST "+wire.PathBTRLog, s.handleBTRAppend)
+	mux.HandleFunc("GET "+wire.PathBTRLog, s.handleBTRLog)
 }
 
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {

@@ -53,6 +53,8 @@ type DB interface {
 	LiveEntries(ctx context.Context, chain content.VideoID, from uint64, limit int) ([][]byte, error)
 	LiveHead(ctx context.Context, chain content.VideoID) (int64, error)
 	PutLiveFork(ctx context.Context, chain content.VideoID, seq uint64, a, b []byte, now time.Time) error
+	AppendLiveBTR(ctx context.Context, st coordinatordb.LiveBTRStatement, now time.Time) error
+	LiveBTRLog(ctx context.Context) ([]coordinatordb.LiveBTRStatement, error)
 
 	AccountByName(ctx context.Context, username string) (coordinatordb.Account, error)
 	// A chain's terms (price 0: free to any signed-in account) make its key
@@ -140,6 +142,8 @@ type Service struct {
 
 	trees  *treeState // guarded by treeMu
 	treeMu sync.Mutex
+
+	btr btrLogs // the chains' BTR channel logs (btrlog.go)
 }
 
 type channel struct {
@@ -199,6 +203,9 @@ func New(ctx context.Context, cfg Config, db DB, acct Accounts, net Network) (*S
 	s.metrics = newMetrics(cfg.Registry, s)
 	if db != nil {
 		if err := s.load(ctx); err != nil {
+			return nil, err
+		}
+		if err := s.loadBTR(ctx); err != nil {
 			return nil, err
 		}
 	}

@@ -2,14 +2,17 @@ package worker
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/swarmcast/swarmcast/btr"
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/testenv"
 )
 
@@ -104,6 +107,64 @@ func TestJudgeOnTheClock(t *testing.T) {
 		}
 		if a := j.Assigned(2); len(a) != 2 || a[0] != btr.KeyOf(key("honest")) || a[1] != btr.KeyOf(key("spare")) {
 			t.Errorf("segment 2 runs on %v", a)
+		}
+	})
+}
+
+// failingReexecutor fails the test if the judge re-executes.
+type failingReexecutor struct{ t *testing.T }
+
+func (f failingReexecutor) Run(recipe string, _ content.Hash) (content.Hash, error) {
+	f.t.Errorf("re-executed %s: honest replicas within their bound disagreed or were missed", recipe)
+	return content.Hash{}, nil
+}
+
+// Honest but slow, in fake time: two correct replicas whose every output
+// arrives 1 ms before the detection deadline τ (a replica within δ, D and
+// ε is in by τ; at τ itself the judge's tick may come first) for 12 segments, one segment every T, are never accused, never
+// re-executed, and every segment is accepted with both of them agreed.
+func TestJudgeHonestSlowNeverAccused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := btr.DefaultParams()
+		a, b := key("slow-a"), key("slow-b")
+		sink := &recordingSink{start: time.Now()}
+		cfg := btr.Config{Chain: chain, Recipe: "ladder", Params: p, Judge: key("judge"),
+			Standby: btr.Standby{Active: []btr.NodeKey{btr.KeyOf(a), btr.KeyOf(b)}}}
+		j, err := NewJudge(cfg, failingReexecutor{t}, sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { j.Run(ctx); close(done) }()
+		const segments = 12
+		for s := range uint64(segments) {
+			input := content.Hash{byte(s + 1)}
+			if err := j.Open(s, input, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(p.DetectionTimeout() - time.Millisecond)
+			for _, k := range []ed25519.PrivateKey{a, b} {
+				o := &btr.Output{Task: btr.Task{Chain: chain, Segment: s, Recipe: "ladder", Input: input}, Digest: content.Hash{byte(s + 100)}}
+				o.Sign(k)
+				if err := j.Output(o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(p.Segment - p.DetectionTimeout() + time.Millisecond)
+		}
+		time.Sleep(5 * p.Segment)
+		synctest.Wait()
+		cancel()
+		<-done
+		got, _ := sink.snapshot()
+		if len(got) != segments {
+			t.Fatalf("decisions %q, want %d accepts and nothing else", got, segments)
+		}
+		for _, d := range got {
+			if !strings.Contains(d, "accept") {
+				t.Fatalf("decisions %q: an honest replica within its bound was accused", got)
+			}
 		}
 	})
 }

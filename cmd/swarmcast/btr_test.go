@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmcast/swarmcast/btr"
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/internal/testenv"
+	"github.com/swarmcast/swarmcast/origin/live"
+	"github.com/swarmcast/swarmcast/origin/worker"
+	"github.com/swarmcast/swarmcast/testnet"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// A real commission end to end: two `swarmcast worker` processes' servers
+// and one cheat (it signs the digest of black frames) take the origin's
+// signed tasks; the origin's judge re-executes, packages its own ladder and
+// posts the exclusion to the coordinator, which re-checks it against the
+// chain's origin key and the evidence before it records it; anyone reads
+// it back and an independent verifier re-running ffmpeg accepts the proof.
+func TestBTRCommissionThroughTheCoordinator(t *testing.T) {
+	ffmpeg := testenv.RequireTool(t, "ffmpeg", "ffmpeg")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := testnet.Start(ctx, testnet.Config{Dir: t.TempDir(), Videos: 0, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	admin := wire.NewCoordinatorClient(n.CoordinatorURL, nil)
+	login, err := admin.Login(ctx, n.AdminCredentials())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin.Token = login.Token
+
+	// The origin (the chain's judge): allowed, registered, a channel's key
+	// authorized, its chain started.
+	id := identity.New()
+	if err := admin.AllowOrigin(ctx, id.ID); err != nil {
+		t.Fatal(err)
+	}
+	signer := wire.NewNodeSigner(id.Key, nil)
+	oc := wire.NewCoordinatorClient(n.CoordinatorURL, nil).AsNode(signer)
+	if _, err := oc.Register(ctx, wire.RegisterRequest{NodeID: id.ID, Role: wire.RoleOrigin, Addr: "http://127.0.0.1:9"}); err != nil {
+		t.Fatal(err)
+	}
+	created, err := admin.CreateChannel(ctx, wire.CreateChannelRequest{Name: "btr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oc.AuthorizeIngest(ctx, created.StreamKey); err != nil {
+		t.Fatal(err)
+	}
+	key, err := content.NewContentKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := live.Recipe{Rungs: live.LadderFor(content.DefaultLadder, 320, 180), Audio: true}
+	g := &content.LiveGenesis{Channel: string(created.Channel.ID), Title: "btr", Params: content.DefaultLiveParams(), KeyID: key.ID(),
+		TargetDuration: 1_000_000, Started: time.Now().UnixMicro(),
+		Renditions: []content.LiveRendition{{Name: rc.Rungs[0].Name, Bandwidth: 400_000, Width: uint16(rc.Rungs[0].Width), Height: uint16(rc.Rungs[0].Height), Codecs: rc.Codecs()}}}
+	g.Sign(id.Key)
+	if err := oc.StartChain(ctx, g.Encode(), key); err != nil {
+		t.Fatal(err)
+	}
+	chain := g.ID()
+
+	// Two honest workers run as the CLI runs them, and a cheat.
+	var urls []string
+	for range 2 {
+		out := runCommand(t, "worker", "--listen", "127.0.0.1:0", "--allow-origin", string(id.ID))
+		urls = append(urls, out.await(t, regexp.MustCompile(`serving at (http://\S+)`)))
+	}
+	ws, err := worker.Discover(ctx, wire.NewHTTPClient(), urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := lavfiSegment(t, ffmpeg, "")
+	black := lavfiSegment(t, ffmpeg, "lutyuv=y=16:u=128:v=128")
+	cheat := cheatWorker(t, ffmpeg, rc, black)
+	params := btr.DefaultParams()
+	params.ReplicaDeadline, params.Reexec = 4*time.Second, 4*time.Second
+	reps, err := worker.NewReplicas(worker.ReplicasConfig{Workers: []worker.RemoteWorker{ws[0], cheat, ws[1]}, F: 1, Params: params,
+		Signer: signer, Judge: id.Key, FFmpeg: ffmpeg, ChannelLog: oc, Metrics: worker.NewMetrics(prometheus.NewRegistry())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reps.Close()
+	outs, err := reps.Replicate(ctx, live.ReplicaTask{Chain: chain, Segment: 0, Recipe: rc, Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := rc.Transcode(ctx, ffmpeg, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if btr.LadderDigest(outs) != btr.LadderDigest(want) {
+		t.Fatal("the packager did not get the recipe's ladder")
+	}
+
+	anon := wire.NewCoordinatorClient(n.CoordinatorURL, nil)
+	var log wire.BTRLog
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && len(log.Excluded) == 0; time.Sleep(20 * time.Millisecond) {
+		if log, err = anon.BTRLog(ctx, chain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(log.Excluded) != 1 || log.Excluded[0].Node != wire.NodeID(cheat.Key.String()) || log.Excluded[0].Kind != "commission" {
+		t.Fatalf("the coordinator's log excludes %+v, want the cheat for commission", log.Excluded)
+	}
+	x, err := btr.DecodeExclusion(log.Statements[len(log.Statements)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	third := worker.NewReexecutor(ffmpeg, heldSource{sha256.Sum256(src): src}, rc)
+	if err := x.Check(btr.KeyOf(id.Key), third); err != nil {
+		t.Fatalf("an independent verifier refused the logged proof: %v", err)
+	}
+}
+
+type heldSource map[content.Hash][]byte
+
+func (h heldSource) Source(in content.Hash) ([]byte, error) {
+	if b, ok := h[in]; ok {
+		return b, nil
+	}
+	return nil, context.Canceled
+}
+
+// lavfiSegment is 1 s of a test pattern as the origin's cutter makes
+// source segments (H.264 + AAC in MPEG-TS from a keyframe); vf filters it.
+func lavfiSegment(t *testing.T, ffmpeg, vf string) []byte {
+	t.Helper()
+	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=25",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "1"}
+	if vf != "" {
+		args = append(args, "-vf", vf)
+	}
+	args = append(args, "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts", "pipe:1")
+	out, err := exec.Command(ffmpeg, args...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// cheatWorker answers every task with black frames' ladder, signed for the
+// real task (Livepeer's cheat), behind a real HTTP server.
+func cheatWorker(t *testing.T, ffmpeg string, rc live.Recipe, black []byte) worker.RemoteWorker {
+	outs, err := rc.Transcode(context.Background(), ffmpeg, black)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := identity.New().Key
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var task wire.BTRTask
+		if err := json.NewDecoder(r.Body).Decode(&task); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		o := &btr.Output{Task: btr.Task{Chain: task.Chain, Segment: task.Segment, Recipe: task.RecipeID, Input: sha256.Sum256(task.Source)}, Digest: btr.LadderDigest(outs)}
+		o.Sign(key)
+		wire.WriteJSON(w, wire.BTRTaskResult{Output: o.Encode(), Renditions: outs})
+	}))
+	t.Cleanup(hs.Close)
+	return worker.RemoteWorker{Key: btr.KeyOf(key), URL: hs.URL}
+}

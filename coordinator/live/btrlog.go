@@ -1,0 +1,223 @@
+package live
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/swarmcast/swarmcast/btr"
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// The BTR channel log (docs/LIVE.md, "BTR"): each chain's judge (the
+// origin that publishes it) posts its accusations and exclusions; the
+// coordinator records one only after it checked it against the judge's key
+// and its evidence, and anyone reads the log to derive the chain's
+// configuration (btr.View). Durable (migration 009, append-only).
+
+// btrLogs holds every chain's log. mu serialises appends around their
+// store write (appends are rare: one per fault) and is never taken with
+// Service.mu held.
+type btrLogs struct {
+	mu     sync.Mutex
+	chains map[content.VideoID]*btrChainLog
+}
+
+type btrChainLog struct {
+	raw      [][]byte
+	excluded []wire.BTRExcludedNode
+}
+
+func (l *btrLogs) chainLocked(id content.VideoID) *btrChainLog {
+	if l.chains == nil {
+		l.chains = map[content.VideoID]*btrChainLog{}
+	}
+	c := l.chains[id]
+	if c == nil {
+		c = &btrChainLog{}
+		l.chains[id] = c
+	}
+	return c
+}
+
+// btrStatement is a checked statement: its kind and culprit.
+type btrStatement struct {
+	kind    string // "accusation" or "exclusion"
+	culprit btr.NodeKey
+	x       *btr.Exclusion
+}
+
+// checkBTRStatement decodes raw and checks it is the judge's statement
+// about this chain: an exclusion whose Check passes against the judge's
+// key (its evidence names the culprit and verifies), or an accusation
+// signed by the judge.
+func checkBTRStatement(raw []byte, chain content.VideoID, judge btr.NodeKey) (btrStatement, error) {
+	switch {
+	case bytes.HasPrefix(raw, []byte("SCBX")):
+		x, err := btr.DecodeExclusion(raw)
+		if err != nil {
+			return btrStatement{}, wire.Errorf(http.StatusBadRequest, "btr log: %v", err)
+		}
+		if x.Chain != chain {
+			return btrStatement{}, wire.Errorf(http.StatusBadRequest, "btr log: the exclusion is for chain %s, posted to %s", x.Chain, chain)
+		}
+		if err := x.Check(judge, nil); err != nil {
+			return btrStatement{}, wire.Errorf(http.StatusBadRequest, "btr log: exclusion refused: %v", err)
+		}
+		return btrStatement{kind: "exclusion", culprit: x.Culprit, x: x}, nil
+	case bytes.HasPrefix(raw, []byte("SCBA")):
+		a, err := btr.DecodeAccusation(raw)
+		if err != nil {
+			return btrStatement{}, wire.Errorf(http.StatusBadRequest, "btr log: %v", err)
+		}
+		if a.Chain != chain {
+			return btrStatement{}, wire.Errorf(http.StatusBadRequest, "btr log: the accusation is for chain %s, posted to %s", a.Chain, chain)
+		}
+		if a.Accuser != judge {
+			return btrStatement{}, wire.Errorf(http.StatusForbidden, "btr log: the accusation is signed by %s, not by the chain's judge %s", a.Accuser, judge)
+		}
+		return btrStatement{kind: "accusation", culprit: a.Accused}, nil
+	}
+	return btrStatement{}, wire.Errorf(http.StatusBadRequest, "btr log: want an encoded btr Accusation or Exclusion (origin/worker posts them)")
+}
+
+// AppendBTR checks a statement the chain's origin posts and appends it to
+// the chain's log. Re-posting a recorded statement, or another exclusion
+// of an excluded worker (the first one stands: exclusion is permanent),
+// changes nothing and succeeds.
+func (s *Service) AppendBTR(ctx context.Context, origin wire.NodeID, id content.VideoID, raw []byte) error {
+	s.mu.Lock()
+	ch := s.chains[id]
+	var publisher wire.NodeID
+	if ch != nil {
+		publisher = ch.rec.Origin
+	}
+	s.mu.Unlock()
+	if ch == nil {
+		return wire.NotFound("live chain %s is not registered", id)
+	}
+	if publisher != origin {
+		return wire.Errorf(http.StatusForbidden, "btr log: live chain %s is judged by its origin %s, not %s", id, publisher, origin)
+	}
+	judge, err := btr.ParseNodeKey(string(origin))
+	if err != nil {
+		return wire.Errorf(http.StatusBadRequest, "btr log: %v", err)
+	}
+	st, err := checkBTRStatement(raw, id, judge)
+	if err != nil {
+		return err
+	}
+	s.btr.mu.Lock()
+	defer s.btr.mu.Unlock()
+	c := s.btr.chainLocked(id)
+	for _, have := range c.raw {
+		if bytes.Equal(have, raw) {
+			return nil
+		}
+	}
+	if st.x != nil {
+		for _, e := range c.excluded {
+			if e.Node == wire.NodeID(st.culprit.String()) {
+				return nil
+			}
+		}
+	}
+	rec := coordinatordb.LiveBTRStatement{Chain: id, Seq: uint64(len(c.raw)), Kind: st.kind, Culprit: st.culprit.String(), Statement: bytes.Clone(raw)}
+	if s.db != nil {
+		if err := s.db.AppendLiveBTR(ctx, rec, s.cfg.Now()); err != nil {
+			return fmt.Errorf("btr log: store: %w", err)
+		}
+	}
+	c.add(rec.Statement, st)
+	if st.x != nil {
+		s.log.Warn("btr: worker excluded", "chain", id, "worker", st.culprit, "kind", st.x.Kind, "current", st.x.Current)
+	}
+	return nil
+}
+
+func (c *btrChainLog) add(raw []byte, st btrStatement) {
+	c.raw = append(c.raw, raw)
+	if st.x != nil {
+		c.excluded = append(c.excluded, wire.BTRExcludedNode{Node: wire.NodeID(st.culprit.String()), Kind: st.x.Kind.String(), Current: st.x.Current})
+	}
+}
+
+// BTRLog is a chain's log (empty for a chain without faults).
+func (s *Service) BTRLog(id content.VideoID) (wire.BTRLog, error) {
+	s.mu.Lock()
+	known := s.chains[id] != nil
+	s.mu.Unlock()
+	if !known {
+		return wire.BTRLog{}, wire.NotFound("live chain %s is not registered", id)
+	}
+	s.btr.mu.Lock()
+	defer s.btr.mu.Unlock()
+	out := wire.BTRLog{Statements: [][]byte{}, Excluded: []wire.BTRExcludedNode{}}
+	if c := s.btr.chains[id]; c != nil {
+		out.Statements = append(out.Statements, c.raw...)
+		out.Excluded = append(out.Excluded, c.excluded...)
+	}
+	return out, nil
+}
+
+// loadBTR reads the logs back, checking each statement again against its
+// chain's judge.
+func (s *Service) loadBTR(ctx context.Context) error {
+	recs, err := s.db.LiveBTRLog(ctx)
+	if err != nil {
+		return fmt.Errorf("live: load btr log: %w", err)
+	}
+	s.btr.mu.Lock()
+	defer s.btr.mu.Unlock()
+	for _, rec := range recs {
+		s.mu.Lock()
+		ch := s.chains[rec.Chain]
+		s.mu.Unlock()
+		if ch == nil {
+			return fmt.Errorf("live: btr log of unknown chain %s", rec.Chain)
+		}
+		judge, err := btr.ParseNodeKey(string(ch.rec.Origin))
+		if err != nil {
+			return err
+		}
+		st, err := checkBTRStatement(rec.Statement, rec.Chain, judge)
+		if err != nil {
+			return fmt.Errorf("live: chain %s: stored btr statement %d: %w", rec.Chain, rec.Seq, err)
+		}
+		s.btr.chainLocked(rec.Chain).add(rec.Statement, st)
+	}
+	return nil
+}
+
+func (s *Service) handleBTRAppend(w http.ResponseWriter, r *http.Request) {
+	id, ok := chainParam(w, r)
+	if !ok {
+		return
+	}
+	origin, body, ok := s.net.OriginRequest(w, r, "btr statement", wire.MaxBTRStatementBytes)
+	if !ok {
+		return
+	}
+	if err := s.AppendBTR(r.Context(), origin, id, body); err != nil {
+		wire.WriteErr(w, err)
+		return
+	}
+	wire.WriteEmpty(w)
+}
+
+func (s *Service) handleBTRLog(w http.ResponseWriter, r *http.Request) {
+	id, ok := chainParam(w, r)
+	if !ok {
+		return
+	}
+	log, err := s.BTRLog(id)
+	if err != nil {
+		wire.WriteErr(w, err)
+		return
+	}
+	wire.WriteJSON(w, log)
+}
