@@ -40,11 +40,11 @@ func TestMigrationsIdempotent(t *testing.T) {
 				t.Fatal(err)
 			}
 			v, err := db.SchemaVersion(ctx)
-			if err != nil || v != 8 {
-				t.Fatalf("schema version %d, %v; want 8", v, err)
+			if err != nil || v != 9 {
+				t.Fatalf("schema version %d, %v; want 9", v, err)
 			}
-			if n := count(t, db, "schema_migrations"); n != 8 {
-				t.Fatalf("%d migration rows, want 8", n)
+			if n := count(t, db, "schema_migrations"); n != 9 {
+				t.Fatalf("%d migration rows, want 9", n)
 			}
 			if n := count(t, db, "accounts"); n != 2 {
 				t.Fatalf("%d accounts after reopen, want the 2 system accounts", n)
