@@ -29,6 +29,7 @@ import (
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/internal/sample"
 	"github.com/swarmcast/swarmcast/origin"
+	"github.com/swarmcast/swarmcast/origin/live"
 	"github.com/swarmcast/swarmcast/viewer"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -80,6 +81,21 @@ type Config struct {
 	// DSN is the store every coordinator opens; default
 	// SQLite in Dir. A postgres:// DSN puts them on PostgreSQL.
 	DSN string
+
+	// Live makes every origin take live broadcasts (live.go): HLS push on
+	// its HTTP address and RTMP on a loopback listener of its own
+	// (OriginNode.RTMP). LiveLadder is their ladder (default
+	// DefaultLiveLadder), LiveResume how long a dropped publisher may take
+	// to return (default the origin's).
+	Live       bool
+	LiveLadder []content.Rung
+	LiveResume time.Duration
+	// OnLiveServable, if set, is every edge player's
+	// viewer.Config.OnLiveServable (the live latency figures); the edge
+	// is told the chains its player serves either way.
+	OnLiveServable func(viewer.LiveServable)
+	// Relays is how many live relays start before the edges (Relays()).
+	Relays int
 }
 
 // Network is a running network. Close stops every node.
@@ -104,7 +120,8 @@ type Network struct {
 	stores    []*coordinatordb.DB // each coordinator's handle on the store; stores[0] is Store
 
 	mu        sync.Mutex
-	edges     []*EdgeNode // every edge ever started, killed ones included
+	edges     []*EdgeNode  // every edge ever started, killed ones included
+	relays    []*RelayNode // Config.Relays, started with the network
 	nextIndex int
 
 	wg sync.WaitGroup // every node's Run goroutine
@@ -115,6 +132,10 @@ type OriginNode struct {
 	Origin *origin.Origin
 	Server *httpserve.Server
 	Store  *content.Store
+	// Live is the origin's live ingest and RTMP its RTMP ingest base URL
+	// (rtmp://127.0.0.1:PORT), with Config.Live only.
+	Live *live.Ingest
+	RTMP string
 }
 
 // EdgeNode is one running edge with its built-in player.
@@ -287,6 +308,15 @@ func (n *Network) start() error {
 			return err
 		}
 	}
+	for i := range cfg.Relays {
+		r, err := n.AddRelay(0.5 + 0.1*float64(i))
+		if err != nil {
+			return err
+		}
+		n.mu.Lock()
+		n.relays = append(n.relays, r)
+		n.mu.Unlock()
+	}
 	for i := 0; i < cfg.Edges; i++ {
 		if _, err := n.AddEdge(); err != nil {
 			return err
@@ -316,7 +346,7 @@ func (n *Network) startOrigin(store *content.Store) error {
 	if err != nil {
 		return err
 	}
-	o, err := origin.New(origin.Config{
+	ocfg := origin.Config{
 		Store:        store,
 		Identity:     n.originIDs[len(n.Origins)],
 		Coordinator:  n.CoordinatorURL,
@@ -324,14 +354,25 @@ func (n *Network) startOrigin(store *content.Store) error {
 		Advertise:    srv.Advertise,
 		Log:          n.cfg.Log.With("node", "origin"),
 		HTTPClient:   wire.NewHTTPClient(),
-	})
+	}
+	var ingest *live.Ingest
+	var rtmp string
+	if n.cfg.Live {
+		var err error
+		if ingest, rtmp, err = n.startLiveIngest(len(n.Origins), store); err != nil {
+			_ = srv.Close()
+			return err
+		}
+		ocfg.Live = ingest
+	}
+	o, err := origin.New(ocfg)
 	if err != nil {
 		_ = srv.Close()
 		return err
 	}
 	h.set(o.Handler())
 	hot.set(o.ServeHot)
-	n.Origins = append(n.Origins, &OriginNode{Origin: o, Server: srv, Store: store})
+	n.Origins = append(n.Origins, &OriginNode{Origin: o, Server: srv, Store: store, Live: ingest, RTMP: rtmp})
 	n.goRun(func() { _ = o.Run(n.ctx) }, srv)
 	return nil
 }
@@ -404,6 +445,14 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 		Log:         log.With("part", "player"),
 		Registry:    reg,
 		OnSegment:   e.Keep,
+
+		OnLiveServable: func(s viewer.LiveServable) {
+			e.NoteLiveWatched(s.Chain)
+			if n.cfg.OnLiveServable != nil {
+				n.cfg.OnLiveServable(s)
+			}
+		},
+		OnLiveWatching: e.SetLiveWatching,
 	})
 	if err != nil {
 		cancel()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -221,6 +222,9 @@ func (v *Viewer) liveChain(ctx context.Context, id content.VideoID) (*liveChanne
 			go v.followLive(lc, next)
 		}
 		close(lc.ready)
+		if lc.err == nil {
+			v.announceLiveWatching()
+		}
 	}
 	select {
 	case <-lc.ready:
@@ -440,8 +444,34 @@ func (v *Viewer) idleLive(lc *liveChannel) bool {
 	}
 	if v.lives[lc.id] == lc {
 		delete(v.lives, lc.id)
+		v.wg.Add(1)
+		go func() { // not under v.mu: the callback may call back in
+			defer v.wg.Done()
+			v.announceLiveWatching()
+		}()
 	}
 	return true
+}
+
+// announceLiveWatching hands Config.OnLiveWatching the followed chains.
+func (v *Viewer) announceLiveWatching() {
+	if v.cfg.OnLiveWatching == nil {
+		return
+	}
+	v.mu.Lock()
+	chains := make([]content.VideoID, 0, len(v.lives))
+	for id, lc := range v.lives {
+		select {
+		case <-lc.ready:
+			if lc.err == nil {
+				chains = append(chains, id)
+			}
+		default:
+		}
+	}
+	v.mu.Unlock()
+	slices.SortFunc(chains, func(a, b content.VideoID) int { return bytes.Compare(a[:], b[:]) })
+	v.cfg.OnLiveWatching(chains)
 }
 
 // startLiveSegment makes sure segment seq of rendition r is rebuilt or

@@ -205,9 +205,11 @@ func (c *testCoordinator) liveRoutes(mux *http.ServeMux) {
 // in count and time).
 func waitPlaylist(t *testing.T, url string, what string, ok func(string) bool) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	// Generous: rebuilding through slow-drip and lying edges on a loaded
+	// CI machine can take seconds a segment.
+	deadline := time.Now().Add(120 * time.Second)
 	var last string
-	for i := 0; i < 300 && time.Now().Before(deadline); i++ {
+	for i := 0; i < 1200 && time.Now().Before(deadline); i++ {
 		status, b := get(t, url)
 		last = string(b)
 		if status == http.StatusOK && ok(last) {

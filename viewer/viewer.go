@@ -46,8 +46,10 @@ type Config struct {
 	// page plays through this gateway. A coordinator behind a proxy is
 	// named here by its public origin. Each must pass wire.WebOrigin.
 	WebOrigins []string
-	// OnSegment, if set, receives the verified shards of each segment the viewer rebuilt
-	// (the edge's built-in player hands them to edge.Keep so it caches what it watched).
+	// OnSegment, if set, receives the verified shards of each segment of a
+	// video the viewer rebuilt (the edge's built-in player hands them to
+	// edge.Keep so it caches what it watched). Live segments are not
+	// handed over: edges get those pushed down the chain's trees.
 	OnSegment func(seg content.SegmentRef, shards []content.ShardMessage)
 	// StartupHedge is how long the first segments of a play wait on edges
 	// before the origin races them. 0 is the measured default: 250 ms, or
@@ -60,6 +62,11 @@ type Config struct {
 	// live segment it rebuilt (the latency figure's T_serve). It runs on
 	// the fetch's goroutine: keep it quick.
 	OnLiveServable func(LiveServable)
+	// OnLiveWatching, if set, is given the chains the gateway follows
+	// whenever that set changes (the edge's built-in player hands it to
+	// edge.SetLiveWatching, so the coordinator puts the edge in those
+	// chains' trees). Called without the viewer's locks held.
+	OnLiveWatching func(chains []content.VideoID)
 }
 
 // Lookup windows: how many segments one lookup covers and how long its
@@ -645,7 +652,7 @@ func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.Segme
 	v.met.shardBytes.WithLabelValues("origin").Add(float64(res.originBytes))
 	v.met.shardBytes.WithLabelValues("edge").Add(float64(res.edgeBytes))
 	v.met.segments.Inc()
-	if v.cfg.OnSegment != nil {
+	if v.cfg.OnSegment != nil && e.live == nil {
 		v.cfg.OnSegment(ref, res.shards)
 	}
 	return res, nil

@@ -30,6 +30,10 @@ type demoFlags struct {
 	seed                   int64
 	report                 string
 	verbose                bool
+	// demo --live (cmd_demo_live.go)
+	live      bool
+	relays    int
+	killRelay time.Duration
 }
 
 func newDemoCommand() *cobra.Command {
@@ -59,6 +63,9 @@ non-zero if any play failed.`,
 	fl.StringVar(&f.report, "report", "", "also write the final table as JSON to this file")
 	fl.DurationVar(&f.linger, "linger", 0, "keep the network serving this long after the workload (to watch the play: URL)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log every node's activity to stderr")
+	fl.BoolVar(&f.live, "live", false, "run a live channel instead: ffmpeg publishes the test source over RTMP for --duration (default 60s), --relays relays fan it out, --viewers players watch the live edge; needs ffmpeg")
+	fl.IntVar(&f.relays, "relays", 4, "with --live: live relays in the fan-out trees")
+	fl.DurationVar(&f.killRelay, "kill-relay", 0, "with --live: kill one relay carrying a substream this long into the broadcast (0: none)")
 	return cmd
 }
 
@@ -89,6 +96,9 @@ func runDemo(cmd *cobra.Command, f demoFlags) error {
 		logOut = cmd.ErrOrStderr()
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if f.live {
+		return runLiveDemo(ctx, cmd, f, log)
+	}
 
 	dir, err := os.MkdirTemp("", "swarmcast-demo-")
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,10 +100,12 @@ type Ingest struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *Metrics
-	sender  *fanout.Sender  // nil without Config.Signer
-	ctx     context.Context // cancelled by Close: stops sources, workers and timers
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup // every goroutine Ingest starts
+	sender  *fanout.Sender // nil without Config.Signer
+	// pushed counts the push body bytes children accepted (PushedBytes).
+	pushed atomic.Int64
+	ctx    context.Context // cancelled by Close: stops sources, workers and timers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine Ingest starts
 
 	mu        sync.Mutex
 	byChannel map[wire.ChannelID]*broadcast // the channel's current broadcast (publishing or waiting)
@@ -155,7 +158,8 @@ func New(cfg Config) (*Ingest, error) {
 		hls: make(map[string]*hlsSession),
 	}
 	if cfg.Signer != nil {
-		s, err := fanout.NewSender(fanout.SenderConfig{Signer: cfg.Signer, Log: in.log})
+		s, err := fanout.NewSender(fanout.SenderConfig{Signer: cfg.Signer, Log: in.log,
+			Hooks: fanout.SenderHooks{Pushed: func(_ wire.NodeID, n int, _ time.Duration) { in.pushed.Add(int64(n)) }}})
 		if err != nil {
 			return nil, err
 		}
@@ -173,6 +177,10 @@ func (in *Ingest) SetLive(set *wire.LiveSet) {
 		in.sender.SetRoutes(set.Routes)
 	}
 }
+
+// PushedBytes is every push body byte the origin's children accepted: the
+// origin's share of the live fan-out (the demo's origin copies per segment).
+func (in *Ingest) PushedBytes() int64 { return in.pushed.Load() }
 
 // Close stops every source and worker; broadcasts that are live are not
 // sealed (their segments stay under live/). It waits for every goroutine.
