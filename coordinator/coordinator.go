@@ -260,6 +260,15 @@ type lookupScratch struct {
 	// prefetch marks an edge's own placement lookup: it is not viewer
 	// demand, and counting it would let placement feed on itself.
 	prefetch bool
+	// pool is the pool this scratch belongs to (Close puts it back).
+	pool *sync.Pool
+}
+
+// Close puts sc back in its pool: fasthttp closes it (a user value of
+// ServeHotLookup's request) once the answer in sc.buf has been written.
+func (sc *lookupScratch) Close() error {
+	sc.pool.Put(sc)
+	return nil
 }
 
 // New builds a coordinator and loads its durable state from cfg.Store.
@@ -348,7 +357,7 @@ func New(cfg Config) (*Coordinator, error) {
 		c.pool, c.poolStale = pool, true
 	}
 	c.scratch.New = func() any {
-		sc := new(lookupScratch)
+		sc := &lookupScratch{pool: &c.scratch}
 		sc.renderJSON = func(res *lookupResult) { sc.buf = res.appendJSON(sc.buf[:0]) }
 		sc.renderBinary = func(res *lookupResult) { sc.buf = res.appendBinary(sc.buf[:0], sc.nodes, &sc.marks) }
 		return sc

@@ -47,10 +47,10 @@ func (c *Coordinator) ServeHotLookup(fc *fasthttp.RequestCtx) bool {
 	}
 	start := time.Now()
 	sc := c.scratch.Get().(*lookupScratch)
-	defer c.scratch.Put(sc)
 	sc.prefetch = string(h.Peek(wire.HeaderLookupPurpose)) == wire.LookupPurposePrefetch
 	sc.binary = bytes.Contains(h.Peek("Accept"), []byte(wire.ContentTypeLookupBinary))
 	if err := c.renderLookup(fc, &req, sc); err != nil {
+		c.scratch.Put(sc)
 		return httpserve.Decline(fc, body)
 	}
 	if sc.binary {
@@ -58,10 +58,18 @@ func (c *Coordinator) ServeHotLookup(fc *fasthttp.RequestCtx) bool {
 	} else {
 		fc.Response.Header.SetContentType("application/json")
 	}
-	fc.Response.SetBody(sc.buf) // a copy: sc.buf goes back to the pool
+	// The answer is written from sc.buf without a copy; fasthttp closes
+	// user values that are io.Closers when it resets the request, after
+	// the response was written (or the connection failed), and sc goes
+	// back to the pool then.
+	fc.Response.SetBodyRaw(sc.buf)
+	fc.SetUserValue(hotScratchKey{}, sc)
 	c.metrics.lookupLatency.Observe(time.Since(start).Seconds())
 	return true
 }
+
+// hotScratchKey is the user value key of a hot lookup's scratch.
+type hotScratchKey struct{}
 
 // hotBodyPool holds ServeHotLookup's body buffers.
 var hotBodyPool = sync.Pool{New: func() any { b := make([]byte, wire.LookupFastPathMaxBody); return &b }}
