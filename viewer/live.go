@@ -51,6 +51,9 @@ const (
 	// failed or refused entries answer.
 	liveRetryMin = 100 * time.Millisecond
 	liveRetryMax = 2 * time.Second
+	// livePushGrace is how long after an entry arrives its segment is
+	// fetched (see onEntry).
+	livePushGrace = 250 * time.Millisecond
 )
 
 // LiveServable is reported (Config.OnLiveServable) once per segment of a
@@ -353,9 +356,23 @@ func (v *Viewer) onEntry(lc *liveChannel, e *content.LiveEntry) {
 	}
 	lc.notifyLocked()
 	lc.mu.Unlock()
-	for _, r := range watched {
-		v.startLiveSegment(lc, r, e.Seq)
+	if len(watched) == 0 {
+		return
 	}
+	// The entry reaches players as the origin starts pushing the
+	// segment's shards down the trees: asked at once, the edges do not
+	// hold them yet and the scheduler turns to the origin. A short wait
+	// lets the push land (measured in docs/PERFORMANCE.md "Live channels").
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		if sleepUntil(v.ctx, v.cfg.Now, v.cfg.Now().Add(livePushGrace)) != nil {
+			return
+		}
+		for _, r := range watched {
+			v.startLiveSegment(lc, r, e.Seq)
+		}
+	}()
 }
 
 // followLive long-polls the chain's entries until the viewer closes or
