@@ -292,3 +292,44 @@ func TestLiveRelayKilledMidStreamCostsNoFailedPlay(t *testing.T) {
 	p95, count := lat.Percentile(95)
 	t.Logf("relay %s killed: %+v; glass-to-glass p95 %v over %d segments; origin sent %d bytes", victim.Identity.ID, f, p95, count, n.OriginBytes())
 }
+
+// TestLivePublisherDropsAndResumesKeepsPlaying: the publisher disconnects
+// and reconnects within the resume window; the same chain goes on with a
+// discontinuity, and a player watching across the gap does not fail.
+func TestLivePublisherDropsAndResumesKeepsPlaying(t *testing.T) {
+	n, ch, _ := liveNet(t, 1)
+	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 6 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := waitChain(t, n, ch.Channel.ID, 2, pub)
+	gw := gatewayOf(t, n, 0)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	var play LivePlay
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		play = PlayLive(ctx, http.DefaultClient, gw+"/live/"+string(ch.Channel.ID)+"/0/index.m3u8", 18*time.Second)
+	}()
+	_ = pub.Wait()
+	// The publisher is gone; it comes back two seconds later.
+	time.Sleep(2 * time.Second) // the drop's length, not a synchronisation
+	pub2, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 8 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub2.Stop)
+	<-done
+	if play.Err != nil || play.Segments < 8 {
+		t.Fatalf("the play across the drop: %+v", play)
+	}
+	info, err := n.Admin.Channel(t.Context(), ch.Channel.ID)
+	if err != nil || info.Chain != first.Chain {
+		t.Fatalf("after the resume the channel's chain is %s, want the same chain %s (%v)", info.Chain, first.Chain, err)
+	}
+	_, pl := httpGet(t, gw+"/live/"+first.Chain.String()+"/0/index.m3u8")
+	if !strings.Contains(string(pl), "#EXT-X-DISCONTINUITY") && !strings.Contains(string(pl), "#EXT-X-DISCONTINUITY-SEQUENCE:") {
+		t.Errorf("the resumed chain's playlist marks no discontinuity:\n%s", pl)
+	}
+}
