@@ -557,10 +557,18 @@ func (lc *liveChannel) window(r int) content.LiveWindow {
 	defer lc.mu.Unlock()
 	var run []content.LiveWindowSegment
 	complete := true
-	for _, e := range entries {
+	for i, e := range entries {
 		s, ok := lc.segs[segKey{r, e.Seq}]
 		if !ok {
-			run, complete = nil, false
+			complete = false
+			if len(run) > 0 && !lc.fetchedAfterLocked(r, entries[i+1:]) {
+				// The newest entries' fetches have not started yet
+				// (livePushGrace): the run ends here for now.
+				break
+			}
+			// Never fetched (before the player joined, or while nobody
+			// watched): a later run replaces the one before the gap.
+			run = nil
 			continue
 		}
 		if !s.finished() {
@@ -584,6 +592,17 @@ func (lc *liveChannel) window(r int) content.LiveWindow {
 		w.Ended = lc.ended && complete && len(entries) > 0 && run[len(run)-1].Seq == entries[len(entries)-1].Seq
 	}
 	return w
+}
+
+// fetchedAfterLocked reports whether any of entries has a fetch of
+// rendition r. lc.mu is held.
+func (lc *liveChannel) fetchedAfterLocked(r int, entries []*content.LiveEntry) bool {
+	for _, e := range entries {
+		if _, ok := lc.segs[segKey{r, e.Seq}]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // joinLive marks rendition r watched; a player that just joined gets the
