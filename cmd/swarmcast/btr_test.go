@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,4 +180,102 @@ func cheatWorker(t *testing.T, ffmpeg string, rc live.Recipe, black []byte) work
 	}))
 	t.Cleanup(hs.Close)
 	return worker.RemoteWorker{Key: btr.KeyOf(key), URL: hs.URL}
+}
+
+// The whole live path under BTR with the CLI's processes: `swarmcast origin
+// --live --btr-f 1` with two `swarmcast worker`s, a real coordinator and an
+// ffmpeg publisher pushing HLS. Every segment the origin publishes was
+// agreed by both workers (none re-executed, nobody accused: honest workers
+// within D), and the origin's /metrics carry R for its configuration.
+func TestOriginLiveWithBTRWorkers(t *testing.T) {
+	ffmpeg := testenv.RequireTool(t, "ffmpeg", "ffmpeg")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := testnet.Start(ctx, testnet.Config{Dir: t.TempDir(), Videos: 0, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	admin := wire.NewCoordinatorClient(n.CoordinatorURL, nil)
+	login, err := admin.Login(ctx, n.AdminCredentials())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin.Token = login.Token
+	store := t.TempDir()
+	id, err := identity.LoadOrCreate(filepath.Join(store, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.AllowOrigin(ctx, id.ID); err != nil {
+		t.Fatal(err)
+	}
+	var urls []string
+	for range 2 {
+		out := runCommand(t, "worker", "--listen", "127.0.0.1:0", "--allow-origin", string(id.ID))
+		urls = append(urls, out.await(t, regexp.MustCompile(`serving at (http://\S+)`)))
+	}
+	const deadline = 4 * time.Second
+	origin := runCommand(t, "origin", "--store", store, "--coordinator", n.CoordinatorURL, "--listen", "127.0.0.1:0", "--live",
+		"--btr-f", "1", "--btr-workers", strings.Join(urls, ","), "--btr-deadline", deadline.String())
+	originURL := origin.await(t, regexp.MustCompile(`serving at (http://\S+)`))
+	created, err := admin.CreateChannel(ctx, wire.CreateChannelRequest{Name: "btr-live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushCtx, pushDone := context.WithTimeout(ctx, 60*time.Second)
+	defer pushDone()
+	push := exec.CommandContext(pushCtx, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4.5",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-c:a", "aac",
+		"-f", "hls", "-hls_time", "1", "-hls_segment_type", "mpegts", "-method", "PUT", wire.LiveIngestHLSURL(originURL, created.StreamKey))
+	if out, err := push.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg HLS push: %v\n%s", err, out)
+	}
+	metric := func(scrape []byte, name string) float64 {
+		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(scrape)
+		if m == nil {
+			return -1
+		}
+		v, _ := strconv.ParseFloat(string(m[1]), 64)
+		return v
+	}
+	var scrape []byte
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		_, scrape = get(t, originURL+wire.PathMetrics)
+		if metric(scrape, `swarmcast_origin_btr_segments_accepted_total{how="agreed"}`) >= 4 && metric(scrape, "swarmcast_origin_live_segments_published_total") >= 4 {
+			break
+		}
+	}
+	agreed := metric(scrape, `swarmcast_origin_btr_segments_accepted_total{how="agreed"}`)
+	if agreed < 4 {
+		t.Fatalf("%v segments agreed by both workers, want ≥ 4 of 4.5 s:\n%s", agreed, scrape)
+	}
+	for _, name := range []string{`swarmcast_origin_btr_segments_accepted_total{how="reexecuted"}`, `swarmcast_origin_btr_accusations_total`,
+		`swarmcast_origin_btr_faults_detected_total{kind="omission"}`, `swarmcast_origin_btr_faults_detected_total{kind="timing"}`,
+		`swarmcast_origin_btr_faults_detected_total{kind="commission"}`} {
+		if v := metric(scrape, name); v > 0 {
+			t.Errorf("%s = %v with honest workers, want 0", name, v)
+		}
+	}
+	p := btr.DefaultParams()
+	p.ReplicaDeadline, p.Reexec = deadline, deadline
+	if got := metric(scrape, "swarmcast_origin_btr_recovery_bound_seconds"); got != p.Bound().Seconds() {
+		t.Errorf("R on /metrics %v, want %v", got, p.Bound().Seconds())
+	}
+	// The publisher is gone: wait (bounded) until the origin saw its HLS
+	// session end, so the origin stops with no session open.
+	var info wire.ChannelInfo
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if info, err = admin.Channel(ctx, created.Channel.ID); err != nil {
+			t.Fatal(err)
+		}
+		if info.State != wire.ChannelPublishing {
+			break
+		}
+	}
+	raws, err := admin.LiveEntries(ctx, info.Chain, 0, 0)
+	if err != nil || float64(len(raws)) < agreed {
+		t.Fatalf("the coordinator holds %d entries (%v), the judge agreed %v segments", len(raws), err, agreed)
+	}
 }
