@@ -33,7 +33,7 @@ func newSigner(t testing.TB) *wire.NodeSigner {
 func TestPushRoundTrip(t *testing.T) {
 	pub := fanouttest.NewPublisher(2, 1)
 	_, seg := pub.Next()
-	p := fanout.Push{Chain: seg.Chain, Seq: seg.Seq, Entry: seg.Entry, Shards: seg.Shards}
+	p := fanout.Push(seg)
 	got, err := fanout.DecodePush(p.Encode())
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +221,7 @@ func (v *victim) push(t *testing.T, signer *wire.NodeSigner, body []byte) (int, 
 }
 
 func encode(seg fanout.Segment) []byte {
-	p := fanout.Push{Chain: seg.Chain, Seq: seg.Seq, Entry: seg.Entry, Shards: seg.Shards}
+	p := fanout.Push(seg)
 	return p.Encode()
 }
 

@@ -161,7 +161,7 @@ func (r *Receiver) Receive(ctx context.Context, sender wire.NodeID, p *Push) (Re
 	if err := VerifyPushShards(g, e, p.Shards); err != nil {
 		return Received{}, err
 	}
-	if chain, err = r.append(ctx, chain, e); err != nil {
+	if _, err = r.append(ctx, chain, e); err != nil {
 		return Received{}, err
 	}
 	stored := make([]StoredShard, len(p.Shards))

@@ -100,11 +100,9 @@ func (in *Ingest) newBroadcast(ch wire.ChannelInfo, auth wire.IngestAuthResponse
 		queue: make(chan *closedSegment, 8), done: make(chan struct{}),
 		state: wire.ChannelPublishing, head: -1,
 	}
-	in.wg.Add(1)
-	go func() {
-		defer in.wg.Done()
-		b.work()
-	}()
+	if !in.spawn(b.work) {
+		return nil, refuse("busy", "the origin is shutting down")
+	}
 	return b, nil
 }
 
@@ -383,11 +381,9 @@ func (b *broadcast) detach(s *source, discard bool) {
 	})
 	b.stopWatch = make(chan struct{})
 	stop := b.stopWatch
-	b.in.wg.Add(1)
-	go func() { // owned: ends at resume, at the seal, or at Close
-		defer b.in.wg.Done()
-		b.watchEnded(stop)
-	}()
+	// Owned: ends at resume, at the seal, or at Close (not started once
+	// Close began: it stops everything then).
+	b.in.spawn(func() { b.watchEnded(stop) })
 	b.mu.Unlock()
 	// Reported by the worker after the segments queued before the drop.
 	b.enqueue(&closedSegment{report: &wire.ChannelStateReport{State: wire.ChannelWaiting}})

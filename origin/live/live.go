@@ -182,6 +182,24 @@ func (in *Ingest) SetLive(set *wire.LiveSet) {
 // origin's share of the live fan-out (the demo's origin copies per segment).
 func (in *Ingest) PushedBytes() int64 { return in.pushed.Load() }
 
+// spawn runs f on a goroutine the Ingest owns (Close waits for it), unless
+// Close has begun: then it starts nothing and reports false. The check and
+// the WaitGroup's Add share in.mu with Close's flag, so no Add can race
+// Close's Wait.
+func (in *Ingest) spawn(f func()) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return false
+	}
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		f()
+	}()
+	return true
+}
+
 // Close stops every source and worker; broadcasts that are live are not
 // sealed (their segments stay under live/). It waits for every goroutine.
 func (in *Ingest) Close() {

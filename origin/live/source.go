@@ -55,7 +55,7 @@ func (in *Ingest) authorize(ctx context.Context, key string) (wire.IngestAuthRes
 
 // sourceTracks is what a publisher sends: H.264 and, optionally, AAC.
 type sourceTracks struct {
-	audio *mpeg4audio.Config // nil: video only
+	audio *mpeg4audio.AudioSpecificConfig // nil: video only
 }
 
 // open attaches a new source to the channel's broadcast: the one waiting
