@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,6 +54,7 @@ func checkPublished(t *testing.T, ti *testIngest, chain *content.LiveChain) [][]
 			if !strings.Contains(probe, "h264,320,180") || !strings.Contains(probe, "aac") {
 				t.Fatalf("entry %d rendition %d decodes as %q, want h264 320x180 + aac", e.Seq, r, probe)
 			}
+			requirePicture(t, plain, fmt.Sprintf("entry %d rendition %d", e.Seq, r))
 			if r == 0 {
 				plains = append(plains, plain)
 			}
@@ -70,6 +72,27 @@ func ffprobeStreams(t *testing.T, ts []byte) string {
 		t.Fatalf("ffprobe: %v", err)
 	}
 	return strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", ";")
+}
+
+// requirePicture fails when a segment's first frame is one flat colour:
+// the transcode ran but encoded no picture (once: uniform grey from RTMP
+// sources, when ffmpeg's 32-byte probe set the video up before the SPS).
+// The test sources are colour bars, so their frames are never flat.
+func requirePicture(t *testing.T, ts []byte, what string) {
+	t.Helper()
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", "-", "-vframes", "1", "-vf", "scale=16:9", "-f", "rawvideo", "-pix_fmt", "gray", "-")
+	cmd.Stdin = bytes.NewReader(ts)
+	px, err := cmd.Output()
+	if err != nil || len(px) != 16*9 {
+		t.Fatalf("%s: decoding its first frame: %v (%d bytes)", what, err, len(px))
+	}
+	lo, hi := px[0], px[0]
+	for _, v := range px {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	if hi-lo < 16 {
+		t.Fatalf("%s: the first frame is flat (luma %d..%d): the transcode encoded no picture", what, lo, hi)
+	}
 }
 
 // framemd5 is ffmpeg's per-frame digest list of a TS (video only).

@@ -67,9 +67,14 @@ func outputPlaceholder(i int) string { return "OUT" + strconv.Itoa(i) }
 // written to outputs[i].
 func (r Recipe) Args(outputs []string) []string {
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-		// Read as the bytes arrive: the smallest probe, so encoding starts
-		// with the first frames and only the tail is left at the cut.
-		"-probesize", "32", "-analyzeduration", "0",
+		// Read as the bytes arrive: a small probe, so encoding starts with
+		// the first frames and only the tail is left at the cut. Not
+		// smaller: with a 32-byte probe and an audio track, ffmpeg set up
+		// the video before it had parsed the SPS and encoded uniform grey
+		// (seen with RTMP sources, whose first packet is the keyframe with
+		// the parameter sets the origin prepends); 8 KB holds the PAT/PMT
+		// and the first keyframe's SPS/PPS, ~a frame of media.
+		"-probesize", "8192", "-analyzeduration", "0",
 		"-f", "mpegts", "-i", "pipe:0",
 		"-copyts", "-fflags", "+bitexact"}
 	var filter strings.Builder
