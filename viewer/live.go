@@ -516,7 +516,12 @@ func (v *Viewer) startLiveSegment(lc *liveChannel, r int, seq uint64) *liveSegme
 		if e != nil {
 			dur = time.Duration(e.Segments[r].Duration) * time.Microsecond
 		}
-		res, err := v.fetchSegment(v.ctx, lc.entry, ref, urgency{deadline: v.cfg.Now().Add(dur), speed: 1})
+		// The player needs segment seq when its playhead, HOLD-BACK behind
+		// the live edge, reaches the segment's start: about hold − dur from
+		// now (the entry arrives as the segment ends). A deadline of one
+		// segment made every live fetch "late" at once, so the origin raced
+		// the edges for every segment (offload 50 %, 9 origin copies).
+		res, err := v.fetchSegment(v.ctx, lc.entry, ref, urgency{deadline: v.cfg.Now().Add(max(dur, lc.hold-dur)), speed: 1})
 		at := v.cfg.Now()
 		lc.mu.Lock()
 		if err != nil {
