@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/fanout"

@@ -17,8 +17,8 @@ import (
 	"github.com/swarmcast/swarmcast/wire"
 )
 
-// startupBenchEnv turns TestStartupUnderRTT on: it is a measurement (a few
-// minutes), not a check, so the default test run skips it.
+// startupBenchEnv + "_ROUNDS" sets BenchmarkStartupUnderRTT's rounds: a
+// measurement (a few minutes), so a benchmark the test run never starts.
 const startupBenchEnv = "SWARMCAST_BENCH_STARTUP"
 
 // firstShardClock records when the first shard response's headers came
@@ -56,20 +56,18 @@ type startupSample struct {
 	usedOrigin    int64 // verified shard bytes the play used from the origin
 }
 
-// TestStartupUnderRTT measures a cold player's first-segment time to first
+// BenchmarkStartupUnderRTT measures a cold player's first-segment time to first
 // byte and startup time (Play → first segment ready) with every link of the
 // player (coordinator, edges, origin) behind an emulated round trip of 0,
 // 50 and 150 ms, for several startup hedge delays; and what each costs in
 // origin bytes. Run it with
 //
-//	SWARMCAST_BENCH_STARTUP=1 go test -run TestStartupUnderRTT -v -timeout 20m ./testnet
+//	go test -run '^$' -bench BenchmarkStartupUnderRTT -benchtime 1x -v -timeout 20m ./testnet
 //
 // (SWARMCAST_BENCH_STARTUP_ROUNDS sets the rounds, default 5).
 // docs/PERFORMANCE.md "Startup under emulated RTT" holds the figures.
-func TestStartupUnderRTT(t *testing.T) {
-	if os.Getenv(startupBenchEnv) == "" {
-		t.Skipf("a measurement, not a check: set %s=1 to run it", startupBenchEnv)
-	}
+func BenchmarkStartupUnderRTT(b *testing.B) {
+	t := b
 	rounds := 5
 	if r := os.Getenv(startupBenchEnv + "_ROUNDS"); r != "" {
 		if _, err := fmt.Sscan(r, &rounds); err != nil || rounds < 1 {
@@ -90,12 +88,12 @@ func TestStartupUnderRTT(t *testing.T) {
 			return edge.Honest
 		}},
 	} {
-		t.Run(sc.name, func(t *testing.T) { measureStartup(t, sc.fault, rounds) })
+		b.Run(sc.name, func(b *testing.B) { measureStartup(b, sc.fault, rounds) })
 	}
 }
 
-// measureStartup runs TestStartupUnderRTT's plays on one network.
-func measureStartup(t *testing.T, fault func(i int) edge.Fault, rounds int) {
+// measureStartup runs BenchmarkStartupUnderRTT's plays on one network.
+func measureStartup(t testing.TB, fault func(i int) edge.Fault, rounds int) {
 	n := startNet(t, Config{Edges: 12, Videos: 1, Seed: 14, AuditInterval: -1, Fault: fault})
 	video := n.Videos[0]
 	nodes := n.AliveEdges()

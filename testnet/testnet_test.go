@@ -20,7 +20,7 @@ import (
 	"github.com/swarmcast/swarmcast/wire"
 )
 
-func startNet(t *testing.T, cfg Config) *Network {
+func startNet(t testing.TB, cfg Config) *Network {
 	t.Helper()
 	cfg.Dir = t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -34,7 +34,7 @@ func startNet(t *testing.T, cfg Config) *Network {
 }
 
 // playAll plays video on each node's player concurrently and returns QoE by node.
-func playAll(t *testing.T, nodes []*EdgeNode, video content.VideoID, speed float64) []viewer.QoE {
+func playAll(t testing.TB, nodes []*EdgeNode, video content.VideoID, speed float64) []viewer.QoE {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -56,7 +56,7 @@ func logInInBrowser(t *testing.T, s *browsertest.Session, base string, cr wire.C
 	waitPath(t, s, wire.PageDashboard)
 }
 
-func waitPath(t *testing.T, s *browsertest.Session, path string) {
+func waitPath(t testing.TB, s *browsertest.Session, path string) {
 	t.Helper()
 	if err := s.WaitFor(fmt.Sprintf(`location.pathname === %q && document.readyState === "complete"`, path), 15*time.Second); err != nil {
 		t.Fatalf("browser (%s): never reached %s (at %s): %v", s.Name(), path, browsertest.MustEval[string](s, `location.href`), err)

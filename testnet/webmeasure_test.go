@@ -28,9 +28,9 @@ const pageCostJS = `(() => {
 	return {html: nav.decodedBodySize, assets: res.reduce((a, r) => a + r.decodedBodySize, 0), resources: res.length, fcp: fcp ? fcp.startTime : -1};
 })()`
 
-// TestWebMeasure measures the web app's page weight and time to first
+// BenchmarkWebMeasure measures the web app's page weight and time to first
 // paint in chromium on loopback (docs/PERFORMANCE.md, "Web app: page
-// weight and first paint"). Opt-in: SWARMCAST_WEB_MEASURE=1.
+// weight and first paint"): go test ./testnet -run '^$' -bench BenchmarkWebMeasure -benchtime 1x -v
 //
 // Each of 5 rounds opens a fresh browser profile, logs in as an edge's
 // account (an edge, a ledger entry, so the dashboard is complete; the
@@ -39,10 +39,8 @@ const pageCostJS = `(() => {
 // the first view has only what earlier pages loaded in the cache (app.css
 // at least), the second is a warm repeat view. The landing page is the
 // reference.
-func TestWebMeasure(t *testing.T) {
-	if os.Getenv("SWARMCAST_WEB_MEASURE") == "" {
-		t.Skip("set SWARMCAST_WEB_MEASURE=1 to measure page weight and first paint")
-	}
+func BenchmarkWebMeasure(bm *testing.B) {
+	t := bm
 	b := browsertest.Start(t)
 	n := startNet(t, Config{Edges: 1, Videos: 3, GrantPoints: 1000})
 	base := n.CoordinatorURL
