@@ -129,6 +129,11 @@ func (s *Server) closeHot(grace time.Duration) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil // cut, as net/http's Close after a failed Shutdown
 	}
+	if errors.Is(err, net.ErrClosed) {
+		// fasthttp closes the listeners Serve registered, and the one above
+		// is already closed when Serve had taken it: not a failure.
+		return nil
+	}
 	return err
 }
 
