@@ -117,6 +117,8 @@ type child struct {
 type queued struct {
 	push Push
 	at   time.Time // when Send queued it
+	// notBefore is when the push may leave (SendAfter); zero: at once.
+	notBefore time.Time
 }
 
 // NewSender makes a sender; call SetRoutes, then Send.
@@ -202,8 +204,18 @@ func (s *Sender) Children() []wire.NodeID {
 // Send queues seg for every child of seg.Chain's routes, each with the
 // shards of its substreams, and returns at once. It returns the number of
 // children the segment was queued for.
-func (s *Sender) Send(seg Segment) int {
+func (s *Sender) Send(seg Segment) int { return s.SendAfter(seg, 0) }
+
+// SendAfter is Send with every push held back hold before it leaves (the
+// child's worker waits, so a held push delays that child's later pushes by
+// no more than its own hold). It exists to inject a slow parent in fault
+// runs (relay.Fault); the live path sends at once.
+func (s *Sender) SendAfter(seg Segment, hold time.Duration) int {
 	now := time.Now()
+	var notBefore time.Time
+	if hold > 0 {
+		notBefore = now.Add(hold)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -235,7 +247,7 @@ func (s *Sender) Send(seg Segment) int {
 			continue
 		}
 		p := Push{Chain: seg.Chain, Seq: seg.Seq, Entry: seg.Entry, Shards: perChild[id]}
-		if dropped, ok := c.enqueue(queued{push: p, at: now}, s.cfg.QueueSegments); ok && s.cfg.Hooks.Dropped != nil {
+		if dropped, ok := c.enqueue(queued{push: p, at: now, notBefore: notBefore}, s.cfg.QueueSegments); ok && s.cfg.Hooks.Dropped != nil {
 			s.cfg.Hooks.Dropped(id, dropped.push.Chain, dropped.push.Seq)
 		}
 	}
@@ -284,6 +296,18 @@ func (s *Sender) run(c *child) {
 			q, addr, ok := c.pop()
 			if !ok {
 				break
+			}
+			if wait := time.Until(q.notBefore); !q.notBefore.IsZero() && wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-s.ctx.Done():
+					t.Stop()
+					return
+				case <-c.stop:
+					t.Stop()
+					return
+				}
 			}
 			select {
 			case s.sem <- struct{}{}:

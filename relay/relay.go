@@ -48,6 +48,9 @@ type Config struct {
 	Log           *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Fault makes the relay misbehave on purpose (fault-injection runs);
+	// the zero value is honest.
+	Fault Fault
 }
 
 // Relay is one relay node.
@@ -60,6 +63,8 @@ type Relay struct {
 	sender *fanout.Sender
 	m      *metrics
 	reg    *prometheus.Registry
+
+	faultOnce sync.Once // logs the first injected fault
 
 	mu        sync.Mutex
 	advertise string
@@ -88,6 +93,9 @@ func New(cfg Config) (*Relay, error) {
 	}
 	if cfg.PricePerGB < 0 {
 		return nil, errors.New("relay: the price cannot be negative (set --price, points per GB, e.g. 0.5)")
+	}
+	if err := cfg.Fault.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.HTTP == nil {
 		cfg.HTTP = wire.NewHTTPClient()
@@ -184,7 +192,15 @@ func (r *Relay) servePush(w http.ResponseWriter, req *http.Request) {
 	}
 	r.m.pushBytesIn.Add(float64(size))
 	r.notePush(got)
-	r.sender.Send(got.Segment)
+	var target time.Duration
+	if c := r.recv.Window().Chain(got.Segment.Chain); c != nil {
+		target = time.Duration(c.Genesis().TargetDuration) * time.Microsecond
+	}
+	if did, _ := r.cfg.Fault.forward(r.sender, got.Segment, target); did != FaultNone {
+		r.faultOnce.Do(func() {
+			r.log.Warn("injected fault: misbehaving on purpose from this segment on", "fault", did, "chain", got.Segment.Chain, "seq", got.Segment.Seq)
+		})
+	}
 }
 
 // pushResult is the pushes_in_total label of a refusal.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +22,9 @@ func newRelayCommand() *cobra.Command {
 	var coordinator, listen, advertise, region, upload, keyFile string
 	var price float64
 	var window, queue int
+	var faultKind string
+	var faultFrom uint64
+	var faultDelay time.Duration
 	cmd := &cobra.Command{
 		Use:   "relay --coordinator URL --upload-cap RATE --price POINTS_PER_GB",
 		Short: "Run a live relay: receive live segments from a parent, verify them, forward them to children",
@@ -54,6 +58,16 @@ serves the last --window segments to players on the shard route.`,
 			if window < 0 || queue < 0 {
 				return errors.New("--window and --queue must be 0 (the default) or more")
 			}
+			kind, err := relay.ParseFaultKind(faultKind)
+			if err != nil {
+				return withFlagHint(err, "check --fault")
+			}
+			if faultDelay < 0 {
+				return errors.New("--fault-delay must be 0 (two segment durations) or more, e.g. 3s")
+			}
+			if kind == relay.FaultNone && (cmd.Flags().Changed("fault-from") || faultDelay != 0) {
+				return errors.New("--fault-from and --fault-delay need --fault stall|corrupt|slow")
+			}
 			id := identity.New()
 			if keyFile != "" {
 				if id, err = identity.LoadOrCreate(keyFile); err != nil {
@@ -65,6 +79,7 @@ serves the last --window segments to players on the shard route.`,
 			defer stop()
 			r, err := relay.New(relay.Config{Coordinator: coordinators[0], Identity: id, Region: region,
 				UploadCapBytes: capBytes, PricePerGB: price, WindowSegments: window, QueueSegments: queue,
+				Fault:    relay.Fault{Kind: kind, From: faultFrom, Delay: faultDelay},
 				Registry: httpserve.NewRegistry(), Log: log.With("role", "relay")})
 			if err != nil {
 				return err
@@ -93,5 +108,8 @@ serves the last --window segments to players on the shard route.`,
 	f.StringVar(&keyFile, "key", "", "node key file (created if missing), so a restarted relay keeps its identity; default: a fresh identity per run")
 	f.IntVar(&window, "window", 0, "live segments kept per chain for players (0: 30)")
 	f.IntVar(&queue, "queue", 0, "segments queued per child before the oldest is dropped (0: 3)")
+	f.StringVar(&faultKind, "fault", "", "fault injection (tests, demo --faults): stall (forward nothing), corrupt (forward altered shards) or slow (forward late); default: honest")
+	f.Uint64Var(&faultFrom, "fault-from", 0, "first live segment (entry seq) the --fault applies to")
+	f.DurationVar(&faultDelay, "fault-delay", 0, "--fault slow: how late each segment is forwarded (0: two segment durations)")
 	return cmd
 }

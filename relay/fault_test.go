@@ -1,0 +1,214 @@
+package relay
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/fanout"
+	"github.com/swarmcast/swarmcast/fanout/fanouttest"
+	"github.com/swarmcast/swarmcast/internal/identity"
+	"github.com/swarmcast/swarmcast/wire"
+)
+
+// faultRig is parent → relay (with a fault) → child, over real HTTP on
+// 127.0.0.1: the child is a fanout.Receiver that records every push it
+// accepted or refused, and when.
+type faultRig struct {
+	pub    *fanouttest.Publisher
+	relay  *Relay
+	url    string
+	parent *wire.NodeSigner
+
+	mu       sync.Mutex
+	accepted map[uint64]time.Time // seq → when the child accepted it
+	refused  map[uint64]error
+	pushedAt map[uint64]time.Time // seq → when the relay was handed it
+	answers  int                  // pushes the child answered
+	sent     []fanout.Segment     // what the parent pushed, by seq
+	events   chan struct{}
+}
+
+func newFaultRig(t *testing.T, f Fault) *faultRig {
+	t.Helper()
+	pub := fanouttest.NewPublisher(1, 31)
+	mux := http.NewServeMux()
+	pub.Routes(mux)
+	coord := httptest.NewServer(mux)
+	t.Cleanup(coord.Close)
+	rig := &faultRig{pub: pub, parent: wire.NewNodeSigner(identity.New().Key, nil),
+		accepted: map[uint64]time.Time{}, refused: map[uint64]error{}, pushedAt: map[uint64]time.Time{}, events: make(chan struct{}, 64)}
+	r, err := New(Config{Coordinator: coord.URL, Identity: identity.New(), UploadCapBytes: 1 << 20, Fault: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.sender.Close)
+	rig.relay = r
+	srv := httptest.NewServer(r.Handler())
+	t.Cleanup(srv.Close)
+	rig.url = srv.URL
+
+	child, err := fanout.NewReceiver(fanout.ReceiverConfig{Coordinator: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := content.SubstreamIndices(0, 1, content.DefaultLivePushShards)
+	child.SetLive(&wire.LiveSet{Version: 1, Routes: []wire.LiveRoute{{Chain: pub.Chain, Indices: all, Parent: r.ID()}}})
+	cmux := http.NewServeMux()
+	cmux.HandleFunc("POST "+wire.PathLivePush, func(w http.ResponseWriter, req *http.Request) {
+		sender, p, err := fanout.ReadPush(req, time.Now())
+		if err != nil {
+			wire.WriteError(w, http.StatusUnauthorized, "%v", err)
+			return
+		}
+		_, err = child.Receive(req.Context(), sender, p)
+		rig.mu.Lock()
+		rig.answers++
+		switch _, had := rig.accepted[p.Seq]; {
+		case had: // a re-push of a kept segment changes nothing
+		case err != nil:
+			rig.refused[p.Seq] = err
+		default:
+			rig.accepted[p.Seq] = time.Now()
+		}
+		rig.mu.Unlock()
+		rig.events <- struct{}{}
+		if err != nil {
+			wire.WriteError(w, fanout.StatusOf(err), "%v", err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	csrv := httptest.NewServer(cmux)
+	t.Cleanup(csrv.Close)
+	r.applyLive(&wire.LiveSet{Version: 1, Routes: []wire.LiveRoute{{Chain: pub.Chain, Indices: all, Parent: rig.parent.ID(),
+		Children: []wire.Source{{NodeID: "child", Addr: csrv.URL, Shards: all}}}}})
+	return rig
+}
+
+// push hands the relay the next segment from its parent.
+func (rig *faultRig) push(t *testing.T) uint64 {
+	t.Helper()
+	_, seg := rig.pub.Next()
+	rig.mu.Lock()
+	rig.pushedAt[seg.Seq] = time.Now()
+	rig.sent = append(rig.sent, seg)
+	rig.mu.Unlock()
+	body := (&fanout.Push{Chain: seg.Chain, Seq: seg.Seq, Entry: seg.Entry, Shards: seg.Shards}).Encode()
+	if err := fanout.PushTo(t.Context(), http.DefaultClient, rig.parent, rig.url, body); err != nil {
+		t.Fatal(err)
+	}
+	return seg.Seq
+}
+
+// waitChild waits (bounded) until the child has answered n pushes.
+func (rig *faultRig) waitChild(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		rig.mu.Lock()
+		got := rig.answers
+		rig.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-rig.events:
+		case <-deadline:
+			t.Fatalf("the child answered %d pushes, want %d", got, n)
+		}
+	}
+}
+
+// A stalled relay relays segments before From and none from From on,
+// while it still accepts (and serves) what its parent pushes.
+func TestFaultStallForwardsNothingFromItsSegment(t *testing.T) {
+	rig := newFaultRig(t, Fault{Kind: FaultStall, From: 2})
+	for range 4 {
+		rig.push(t)
+	}
+	rig.waitChild(t, 2)
+	// What reaches the child is what the fault queued: nothing from From on.
+	_, seg := rig.pub.Next()
+	if did, queued := rig.relay.cfg.Fault.forward(rig.relay.sender, seg, time.Second); did != FaultStall || queued != 0 {
+		t.Fatalf("segment %d: the stalled relay did %q and queued it for %d children, want stall and 0", seg.Seq, did, queued)
+	}
+	early := rig.sent[1]
+	if did, queued := rig.relay.cfg.Fault.forward(rig.relay.sender, early, time.Second); did != FaultNone || queued != 1 {
+		t.Fatalf("segment 1: did %q queued %d, want honest and 1", did, queued)
+	}
+	rig.waitChild(t, 3) // the re-sent segment 1 came through: the stalled ones would have been before it
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	for seq := range uint64(4) {
+		_, ok := rig.accepted[seq]
+		if ok != (seq < 2) {
+			t.Fatalf("child accepted %v refused %v, want exactly segments 0 and 1", rig.accepted, rig.refused)
+		}
+	}
+	if held := rig.relay.Window().HeldSegments(rig.pub.Chain); len(held) != 4 {
+		t.Fatalf("the stalled relay holds %v, want all 4 segments (it stalls forwarding, not receiving)", held)
+	}
+}
+
+// A corrupting relay's altered shards are refused by the child (the Merkle
+// check against the signed entry), so no wrong byte is kept; earlier
+// segments pass.
+func TestFaultCorruptIsRefusedByTheChild(t *testing.T) {
+	rig := newFaultRig(t, Fault{Kind: FaultCorrupt, From: 1})
+	for range 3 {
+		rig.push(t)
+	}
+	rig.waitChild(t, 3)
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	if _, ok := rig.accepted[0]; !ok || len(rig.accepted) != 1 {
+		t.Fatalf("child accepted %v, want only segment 0", rig.accepted)
+	}
+	for _, seq := range []uint64{1, 2} {
+		if err := rig.refused[seq]; !errors.Is(err, fanout.ErrRejected) {
+			t.Fatalf("segment %d: child answered %v, want a verification refusal", seq, err)
+		}
+	}
+	// The relay's own window kept the good bytes.
+	ref := content.SegmentRef{Video: rig.pub.Chain, Segment: 1}.Shard(0)
+	if _, ok := rig.relay.Window().Shard(ref); !ok {
+		t.Fatal("the corrupting relay lost its own verified shard")
+	}
+}
+
+// A slow relay forwards every segment from From on no sooner than Delay
+// after it got it, and earlier ones at once.
+func TestFaultSlowHoldsEachSegment(t *testing.T) {
+	const hold = 400 * time.Millisecond
+	rig := newFaultRig(t, Fault{Kind: FaultSlow, From: 1, Delay: hold})
+	for range 3 {
+		rig.push(t)
+	}
+	rig.waitChild(t, 3)
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	if len(rig.accepted) != 3 {
+		t.Fatalf("child accepted %v, want all 3 segments (late, not lost)", rig.accepted)
+	}
+	for _, seq := range []uint64{1, 2} {
+		if late := rig.accepted[seq].Sub(rig.pushedAt[seq]); late < hold {
+			t.Fatalf("segment %d reached the child %v after the relay got it, want ≥ %v", seq, late, hold)
+		}
+	}
+}
+
+func TestFaultConfigRefused(t *testing.T) {
+	for _, f := range []Fault{{Kind: "explode"}, {Kind: FaultSlow, Delay: -time.Second}} {
+		if _, err := New(Config{Coordinator: "http://127.0.0.1:1", Identity: identity.New(), UploadCapBytes: 1, Fault: f}); err == nil {
+			t.Errorf("fault %+v accepted", f)
+		}
+	}
+	if k, err := ParseFaultKind("stall"); err != nil || k != FaultStall {
+		t.Fatalf("ParseFaultKind(stall) = %q, %v", k, err)
+	}
+}
