@@ -185,8 +185,26 @@ type LiveRoute struct {
 	Parent  NodeID `json:"parent,omitempty"`
 	// ParentAddr is Parent's base URL, so a relay measures its round
 	// trip to the parent too (PeerRTTMS); empty: only children are measured.
-	ParentAddr string   `json:"parent_addr,omitempty"`
-	Children   []Source `json:"children,omitempty"`
+	ParentAddr string `json:"parent_addr,omitempty"`
+	// BackupParent is the precomputed standby parent of this substream
+	// (docs/LIVE.md, "Relays under BTR"): a node of the same substream
+	// tree outside Parent's subtree, which takes over from the switch
+	// segment the channel's BTR log names when Parent is excluded. Empty
+	// when Parent is the origin (the root is never excluded).
+	BackupParent     NodeID   `json:"backup_parent,omitempty"`
+	BackupParentAddr string   `json:"backup_parent_addr,omitempty"`
+	Children         []Source `json:"children,omitempty"`
+	// Standby are the children this node is the backup parent of in this
+	// substream: it pushes to one from the switch segment on once the
+	// child's parent (For) is excluded.
+	Standby []LiveStandby `json:"standby,omitempty"`
+}
+
+// LiveStandby is a standby child: Child, whose parent in the substream is
+// For, switches to the route's node when For is excluded.
+type LiveStandby struct {
+	Child Source `json:"child"`
+	For   NodeID `json:"for"`
 }
 
 // LiveEntriesURL is the entries of chain on the coordinator at base, from

@@ -94,6 +94,9 @@ type TreeOutput struct {
 	Routes map[wire.NodeID][]wire.LiveRoute
 	// Parent is chain → substream → node → parent, for lookups and tests.
 	Parent map[content.VideoID][]map[wire.NodeID]wire.NodeID
+	// Backup is chain → substream → node → backup parent (backup.go), for
+	// every node whose parent is not the origin.
+	Backup map[content.VideoID][]map[wire.NodeID]wire.NodeID
 }
 
 // BuildTrees builds one tree per substream of every chain.
@@ -106,6 +109,7 @@ func BuildTrees(in TreeInput) TreeOutput {
 			budget[id] = float64(n.UploadCap)
 		}
 	}
+	var built []builtSubstream // for the backups, once every primary tree took its budget
 	chains := slices.Clone(in.Chains)
 	slices.SortFunc(chains, func(a, b TreeChain) int { return content.CompareVideoIDs(a.Chain, b.Chain) })
 	for _, ch := range chains {
@@ -129,9 +133,11 @@ func BuildTrees(in TreeInput) TreeOutput {
 				uses[r]++
 			}
 			addRoutes(out.Routes, in, ch, j, indices, parent)
+			built = append(built, builtSubstream{chain: ch, j: j, indices: indices, rate: rate, parent: parent})
 		}
 		out.Parent[ch.Chain] = trees
 	}
+	out.Backup = addBackups(out.Routes, in, built, budget)
 	for id := range out.Routes {
 		slices.SortFunc(out.Routes[id], func(a, b wire.LiveRoute) int {
 			if c := content.CompareVideoIDs(a.Chain, b.Chain); c != 0 {
