@@ -537,20 +537,40 @@ func (c *Coordinator) Place() {
 	c.mu.RLock()
 	var st PlacementState
 	nodes := make(map[wire.NodeID]*node)
+	// edgeAt is each snapshot edge's place in st.Edges, by node slot (-1:
+	// not in the snapshot).
+	edgeAt := make([]int32, c.st.slots)
+	for i := range edgeAt {
+		edgeAt[i] = -1
+	}
 	for _, n := range c.st.nodes {
 		if n.role != wire.RoleEdge || !c.st.alive(n, now) {
 			continue
 		}
 		nodes[n.id] = n
+		edgeAt[n.slot] = int32(len(st.Edges))
 		st.Edges = append(st.Edges, PlacementEdge{
 			ID: n.id, Region: n.region, DiskCapBytes: n.diskCap, UploadCapBytes: n.uploadCap,
-			Held: maps.Clone(n.inventory), Assigned: maps.Clone(n.assigned),
+			Assigned: maps.Clone(n.assigned),
 		})
 	}
 	for _, d := range demand {
-		v := c.st.videos[d.Key.Video]
-		if v == nil || d.Key.Rendition >= len(v.m.Renditions) || d.Key.Segment >= len(v.m.Renditions[d.Key.Rendition].Segments) {
+		v, seg := c.st.catalogued(d.Key)
+		if seg == nil {
 			continue
+		}
+		// What edges hold is given for the segments with demand only, from
+		// the segment's holder list: the placer reads holdings of those
+		// alone, so the plan is the one the whole inventories would give,
+		// at a cost that follows demand rather than 10^8 held shards.
+		for _, h := range seg.holders {
+			if i := edgeAt[h.node]; i >= 0 {
+				e := &st.Edges[i]
+				if e.Held == nil {
+					e.Held = make(map[content.SegmentRef]ShardMask)
+				}
+				e.Held[d.Key] = c.st.shardsOf(h.shards)
+			}
 		}
 		size := v.m.Renditions[d.Key.Rendition].Segments[d.Key.Segment].Size
 		st.Segments = append(st.Segments, PlacementSegment{

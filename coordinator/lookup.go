@@ -24,12 +24,13 @@ const maxExclude = 1024
 // maxRegionLen bounds region names (they key the demand table).
 const maxRegionLen = 64
 
-// rankedSource is one candidate with its ranking key (lower is better).
-// h points into a segment's holder list, so a result is only valid while
-// the read lock that produced it is held.
+// rankedSource is one candidate with its ranking key (lower is better):
+// a holder of the segment, by node slot and shard code, so a result is
+// only valid while the read lock that produced it is held (or, cached, at
+// the segment version it was ranked at).
 type rankedSource struct {
 	score uint64
-	h     *holder
+	holder
 }
 
 // rankedSegment is a segment's slice [start, end) of lookupResult.sources
@@ -43,6 +44,7 @@ type rankedSegment struct {
 
 // lookupResult is reusable scratch for one lookup (pooled by the caller).
 type lookupResult struct {
+	st       *state // what sources' slots and codes resolve in
 	segments []rankedSegment
 	sources  []rankedSource
 	origins  []*node
@@ -51,8 +53,8 @@ type lookupResult struct {
 }
 
 func (r *lookupResult) reset() {
+	r.st = nil
 	r.segments = r.segments[:0]
-	clear(r.sources) // drop node pointers so pooled scratch pins nothing
 	r.sources = r.sources[:0]
 	clear(r.origins)
 	r.origins = r.origins[:0]
@@ -108,7 +110,7 @@ func (seg *segmentEntry) cached(slot int, region string, nowNS int64) *rankEntry
 
 // remember caches ranked as seg's ranking in slot for region; freshFor
 // is how long a source stays fresh after its last heartbeat (ns).
-func (seg *segmentEntry) remember(slot int, region string, ranked []rankedSource, freshFor int64) {
+func (s *state) remember(seg *segmentEntry, slot int, region string, ranked []rankedSource, freshFor int64) {
 	slots := seg.ranks.Load()
 	if slots == nil {
 		seg.ranks.CompareAndSwap(nil, new(rankSlots))
@@ -116,7 +118,7 @@ func (seg *segmentEntry) remember(slot int, region string, ranked []rankedSource
 	}
 	e := &rankEntry{version: seg.version, region: region, validUntilNS: math.MaxInt64, sources: slices.Clone(ranked)}
 	for _, src := range ranked {
-		if last := src.h.n.lastSeenNS; last <= math.MaxInt64-freshFor {
+		if last := s.bySlot[src.node].lastSeenNS; last <= math.MaxInt64-freshFor {
 			e.validUntilNS = min(e.validUntilNS, last+freshFor)
 		}
 	}
@@ -167,6 +169,7 @@ func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, 
 	nowNS := now.UnixNano()
 	freshSince := nowNS - freshFor
 	cache := len(req.Exclude) == 0
+	out.st = s
 	for i := req.From; i < end; i++ {
 		start := len(out.sources)
 		seg := &segs[i]
@@ -177,13 +180,12 @@ func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, 
 				continue
 			}
 		}
-		holders := seg.holders
-		for j := range holders {
-			n := holders[j].n
+		for _, h := range seg.holders {
+			n := s.bySlot[h.node]
 			if n.banned || n.lastSeenNS < freshSince || (len(req.Exclude) > 0 && slices.Contains(req.Exclude, n.id)) {
 				continue
 			}
-			src := rankedSource{score: rankScore(n, req.Region, tiebreak), h: &holders[j]}
+			src := rankedSource{score: rankScore(n, req.Region, tiebreak), holder: h}
 			// Keep the best limit in a max-heap on score, so
 			// a segment with hundreds of holders costs one pass.
 			top := out.sources[start:]
@@ -207,7 +209,7 @@ func (s *state) lookup(req *wire.LookupRequest, now time.Time, tiebreak uint64, 
 			return 0
 		})
 		if cache {
-			seg.remember(slot, req.Region, ranked, freshFor)
+			s.remember(seg, slot, req.Region, ranked, freshFor)
 		}
 		out.segments = append(out.segments, rankedSegment{segment: i, start: start, end: len(out.sources)})
 	}
@@ -302,9 +304,9 @@ func (r *lookupResult) appendJSON(b []byte) []byte {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, src.h.n.jsonHead...)
+			b = append(b, r.st.bySlot[src.node].jsonHead...)
 			b = append(b, `,"shards":[`...)
-			b = appendMask(b, src.h.shard)
+			b = appendMask(b, r.st.shardsOf(src.shards))
 			b = append(b, "]}"...)
 		}
 		b = append(b, ']')
@@ -354,7 +356,8 @@ func (r *lookupResult) response() wire.LookupResponse {
 	for _, seg := range r.segments {
 		ss := wire.SegmentSources{Segment: seg.segment, Sources: make([]wire.Source, 0, seg.end-seg.start)}
 		for _, src := range r.sources[seg.start:seg.end] {
-			ss.Sources = append(ss.Sources, wire.Source{NodeID: src.h.n.id, Addr: src.h.n.addr, Shards: src.h.shard.Indices()})
+			n := r.st.bySlot[src.node]
+			ss.Sources = append(ss.Sources, wire.Source{NodeID: n.id, Addr: n.addr, Shards: r.st.shardsOf(src.shards).Indices()})
 		}
 		for _, o := range r.segOrigins[seg.oStart:seg.oEnd] {
 			ss.Origins = append(ss.Origins, wire.Source{NodeID: o.id, Addr: o.addr})
@@ -427,7 +430,7 @@ func (r *lookupResult) nodeTable(nodes []*node, marks *nodeMarks) []*node {
 		}
 	}
 	for _, src := range r.sources {
-		add(src.h.n)
+		add(r.st.bySlot[src.node])
 	}
 	for _, o := range r.segOrigins {
 		add(o)
@@ -465,8 +468,8 @@ func (r *lookupResult) appendBinary(b []byte, nodes []*node, marks *nodeMarks) [
 		b = binary.AppendUvarint(b, uint64(seg.segment))
 		b = binary.AppendUvarint(b, uint64(seg.end-seg.start))
 		for _, src := range r.sources[seg.start:seg.end] {
-			b = binary.AppendUvarint(b, uint64(marks.pos[src.h.n.slot]))
-			b = appendMaskBinary(b, src.h.shard)
+			b = binary.AppendUvarint(b, uint64(marks.pos[src.node]))
+			b = appendMaskBinary(b, r.st.shardsOf(src.shards))
 		}
 		b = binary.AppendUvarint(b, uint64(seg.oEnd-seg.oStart))
 		for _, o := range r.segOrigins[seg.oStart:seg.oEnd] {

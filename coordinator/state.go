@@ -48,10 +48,13 @@ type node struct {
 	servedRate   float64 // bytes per second uploaded, smoothed over heartbeats
 	servedTotal  int64   // bytes counted from heartbeats since registration (self-reported, bounded by servedBound)
 
-	// inventory is what the node reports holding: segment -> shards. It may
-	// name videos not (yet) in the catalogue; they join the index on publish.
-	inventory map[content.SegmentRef]ShardMask
-	shards    int // total shards in inventory
+	// held is what the node reports holding of catalogued segments (the
+	// holder index, index.go), sorted by segment slot; unknown is what it
+	// reports of videos not (yet) in the catalogue (nil when nothing),
+	// which joins the index on publish.
+	held    []heldSegment
+	unknown map[content.SegmentRef]ShardMask
+	shards  int // total shards held (both)
 
 	// assigned is the current placement for this edge; pending holds
 	// directives not yet delivered in a heartbeat response.
@@ -75,6 +78,10 @@ type video struct {
 	origin   wire.NodeID
 	info     wire.VideoInfo
 	segs     [][]segmentEntry // [rendition][segment]
+	// Segment slots: segment s of rendition r is base+renditionBase[r]+s;
+	// the video has segments slots in all.
+	base, segments uint32
+	renditionBase  []uint32
 }
 
 // segmentEntry lists the nodes holding shards of one segment (unordered;
@@ -93,26 +100,12 @@ type segmentEntry struct {
 // bumpHoldings invalidates the cached rankings of every segment n holds:
 // what ranking reads of n itself changed.
 func (s *state) bumpHoldings(n *node) {
-	for key := range n.inventory {
-		if seg := s.segment(key); seg != nil {
-			seg.version++
-		}
+	var v *video
+	for _, e := range n.held {
+		var r, i int
+		v, r, i = s.segmentAt(e.seg, v)
+		v.segs[r][i].version++
 	}
-}
-
-// segment is key's index entry, or nil if the catalogue has no such
-// segment.
-func (s *state) segment(key content.SegmentRef) *segmentEntry {
-	v := s.videos[key.Video]
-	if v == nil || key.Rendition >= len(v.segs) || key.Segment >= len(v.segs[key.Rendition]) {
-		return nil
-	}
-	return &v.segs[key.Rendition][key.Segment]
-}
-
-type holder struct {
-	n     *node
-	shard ShardMask
 }
 
 // state is the coordinator's sans-IO core: registry, inventory index,
@@ -129,6 +122,17 @@ type state struct {
 	// node's slot goes to freeSlots for the next registration.
 	slots     int32
 	freeSlots []int32
+	bySlot    []*node // node by slot; nil for a free slot
+
+	// The holder index's spill (index.go): shard sets of more than three
+	// shards, with free entries for reuse.
+	masks     []ShardMask
+	freeMasks []uint32
+	// byBase lists the catalogue by segment slot (video.base, ascending);
+	// segmentSlots is the next video's base.
+	byBase       []*video
+	segmentSlots uint32
+	build        []heldBuild // scratch of addFullInventory
 }
 
 func newState(heartbeat time.Duration) *state {
@@ -206,7 +210,6 @@ func (s *state) register(req wire.RegisterRequest, now time.Time, salt uint64) *
 		lastSeen:     now,
 		lastSeenNS:   now.UnixNano(),
 		salt:         salt,
-		inventory:    make(map[content.SegmentRef]ShardMask),
 		assigned:     make(map[content.SegmentRef]ShardMask),
 		pending:      make(map[content.SegmentRef]pendingDirective),
 		jsonHead:     head[:len(head)-1], // without the closing brace
@@ -214,9 +217,11 @@ func (s *state) register(req wire.RegisterRequest, now time.Time, salt uint64) *
 	}
 	if k := len(s.freeSlots); k > 0 {
 		n.slot, s.freeSlots = s.freeSlots[k-1], s.freeSlots[:k-1]
+		s.bySlot[n.slot] = n
 	} else {
 		n.slot = s.slots
 		s.slots++
+		s.bySlot = append(s.bySlot, n)
 	}
 	_, n.banned = s.banned[n.id]
 	if n.role == wire.RoleOrigin {
@@ -231,10 +236,9 @@ func (s *state) register(req wire.RegisterRequest, now time.Time, salt uint64) *
 
 // remove drops a node from the registry and the holder index.
 func (s *state) remove(n *node) {
-	for key := range n.inventory {
-		s.setHolding(n, key, ShardMask{})
-	}
+	s.clearHoldings(n)
 	delete(s.nodes, n.id)
+	s.bySlot[n.slot] = nil
 	s.freeSlots = append(s.freeSlots, n.slot)
 	if i := slices.Index(s.origins, n); i >= 0 {
 		s.origins = slices.Delete(s.origins, i, i+1)
@@ -326,53 +330,21 @@ func (s *state) heartbeat(n *node, req *wire.HeartbeatRequest, now time.Time) ([
 	}
 
 	if req.Full {
-		for key := range n.inventory {
-			s.setHolding(n, key, ShardMask{})
-		}
+		// Everything is replaced (what Removed names is then already
+		// gone), in one sorted pass.
+		s.clearHoldings(n)
+		s.addFullInventory(n, req.Added)
+		return n.takeDirectives(), served
 	}
 	for _, set := range req.Removed {
 		key := content.SegmentRef{Video: set.Video, Rendition: set.Rendition, Segment: set.Segment}
-		s.setHolding(n, key, n.inventory[key].Minus(maskOf(set.Shards...)))
+		s.setHolding(n, key, s.holding(n, key).Minus(maskOf(set.Shards...)))
 	}
 	for _, set := range req.Added {
 		key := content.SegmentRef{Video: set.Video, Rendition: set.Rendition, Segment: set.Segment}
-		s.setHolding(n, key, n.inventory[key].Union(maskOf(set.Shards...)))
+		s.setHolding(n, key, s.holding(n, key).Union(maskOf(set.Shards...)))
 	}
 	return n.takeDirectives(), served
-}
-
-// setHolding records that n holds exactly shards of key, updating the
-// node's inventory and the segment's holder list.
-func (s *state) setHolding(n *node, key content.SegmentRef, shards ShardMask) {
-	old := n.inventory[key]
-	n.shards += shards.Count() - old.Count()
-	if shards.Empty() {
-		delete(n.inventory, key)
-	} else {
-		n.inventory[key] = shards
-	}
-	seg := s.segment(key)
-	if seg == nil {
-		return
-	}
-	i := slices.IndexFunc(seg.holders, func(h holder) bool { return h.n == n })
-	switch {
-	case shards.Empty() && i >= 0:
-		last := len(seg.holders) - 1
-		seg.holders[i] = seg.holders[last]
-		seg.holders[last] = holder{}
-		seg.holders = seg.holders[:last]
-		seg.version++
-	case shards.Empty():
-	case i >= 0:
-		if seg.holders[i].shard != shards {
-			seg.holders[i].shard = shards
-			seg.version++
-		}
-	default:
-		seg.holders = append(seg.holders, holder{n: n, shard: shards})
-		seg.version++
-	}
 }
 
 // takeDirectives drains n's pending directives in a stable order.
@@ -422,7 +394,7 @@ func (s *state) assign(n *node, target map[content.SegmentRef]ShardMask, reissue
 		queue(key, ShardMask{}, old.Minus(target[key]))
 	}
 	for key, want := range target {
-		fetch := want.Minus(n.inventory[key])
+		fetch := want.Minus(s.holding(n, key))
 		if !reissue {
 			fetch = fetch.Minus(n.assigned[key])
 		}
@@ -460,20 +432,28 @@ func (s *state) addVideo(rec coordinatordb.CatalogueVideo, m *content.Manifest) 
 	v := &video{id: rec.ID, m: m, manifest: rec.Manifest, key: rec.Key, origin: rec.Origin}
 	v.info = wire.VideoInfo{ID: rec.ID, Title: m.Title, DurationMS: m.Duration(0).Milliseconds(), K: m.Params.K, NMax: m.Params.NMax}
 	v.segs = make([][]segmentEntry, len(m.Renditions))
+	v.base = s.segmentSlots
 	for i, r := range m.Renditions {
 		v.info.Renditions = append(v.info.Renditions, wire.RenditionInfo{
 			Name: r.Name, Bandwidth: r.Bandwidth, Width: r.Width, Height: r.Height, Segments: len(r.Segments),
 		})
 		v.segs[i] = make([]segmentEntry, len(r.Segments))
+		v.renditionBase = append(v.renditionBase, v.segments)
+		v.segments += uint32(len(r.Segments))
 	}
+	s.segmentSlots += v.segments
 	s.videos[rec.ID] = v
+	s.byBase = append(s.byBase, v)
+	// What nodes reported of the video before it was published joins the
+	// index, less indices the manifest does not have.
 	for _, n := range s.nodes {
-		for key, shards := range n.inventory {
-			if key.Video == rec.ID {
-				if s.checkShardSets("inventory", []wire.ShardSet{wire.NewShardSet(key, shards.Indices())}) != nil {
-					s.setHolding(n, key, ShardMask{}) // held indices the manifest does not have
-					continue
-				}
+		for key, shards := range n.unknown {
+			if key.Video != rec.ID {
+				continue
+			}
+			delete(n.unknown, key)
+			n.shards -= shards.Count()
+			if s.checkShardSets("inventory", []wire.ShardSet{wire.NewShardSet(key, shards.Indices())}) == nil {
 				s.setHolding(n, key, shards)
 			}
 		}
@@ -552,19 +532,13 @@ func (s *state) pickAudits(now time.Time, rng *rand.Rand, n int, audited func(wi
 		if len(out) == n {
 			break
 		}
-		keys := make([]content.SegmentRef, 0, len(nd.inventory))
-		for k := range nd.inventory {
-			if v := s.videos[k.Video]; v != nil {
-				keys = append(keys, k)
-			}
-		}
-		if len(keys) == 0 {
+		if len(nd.held) == 0 { // holds nothing of the catalogue
 			continue
 		}
-		slices.SortFunc(keys, content.CompareSegmentRefs)
-		key := keys[rng.Intn(len(keys))]
-		shards := nd.inventory[key].Indices()
-		v := s.videos[key.Video]
+		e := nd.held[rng.Intn(len(nd.held))]
+		v, r, i := s.segmentAt(e.seg, nil)
+		key := content.SegmentRef{Video: v.id, Rendition: r, Segment: i}
+		shards := s.shardsOf(v.segs[r][i].holders[e.at].shards).Indices()
 		seg, err := v.m.Segment(key.Rendition, key.Segment)
 		if err != nil || len(shards) == 0 {
 			continue

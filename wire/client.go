@@ -164,6 +164,19 @@ func (c *CoordinatorClient) Heartbeat(ctx context.Context, req HeartbeatRequest)
 	return resp, c.doNode(ctx, PathHeartbeat, req, &resp)
 }
 
+// HeartbeatJSON is Heartbeat with the request already encoded as a JSON
+// HeartbeatRequest (load generators render thousands of shard sets
+// without reflection); it is signed as c's node like any heartbeat.
+func (c *CoordinatorClient) HeartbeatJSON(ctx context.Context, body []byte) (HeartbeatResponse, error) {
+	var out HeartbeatResponse
+	resp, err := c.sendBytes(ctx, http.MethodPost, PathHeartbeat, nil, true, "application/json", body)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&out)
+}
+
 // Leave removes a node from lookups.
 func (c *CoordinatorClient) Leave(ctx context.Context, id NodeID) error {
 	return c.doNode(ctx, PathLeave, LeaveRequest{NodeID: id}, nil)

@@ -50,8 +50,8 @@ the coordinator: the figures are lower bounds.`,
 				return fmt.Errorf("--duration %s: at most %s", opt.Duration, maxBenchDuration)
 			case opt.Window > opt.Segments:
 				return fmt.Errorf("--window %d is longer than a title (--segments %d)", opt.Window, opt.Segments)
-			case opt.Videos > 1<<16 || opt.Segments > 1<<20:
-				return fmt.Errorf("--videos at most %d, --segments at most %d", 1<<16, 1<<20)
+			case opt.Videos >= 1<<12 || opt.Segments >= 1<<20:
+				return fmt.Errorf("--videos at most %d, --segments at most %d", 1<<12-1, 1<<20-1)
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
@@ -90,6 +90,8 @@ the coordinator: the figures are lower bounds.`,
 	f.IntVar(&opt.LookupClients, "lookup-clients", 8, "concurrent lookup clients")
 	f.IntVar(&opt.Window, "window", 8, "segments per lookup")
 	f.DurationVar(&opt.Duration, "duration", 60*time.Second, "heartbeat and lookup phase")
+	f.StringVar(&opt.Binary, "coordinator-binary", "", "swarmcast binary to run the coordinator from, e.g. an older build to compare with (default: this one)")
+	f.StringVar(&opt.CPUProfile, "cpu-profile", "", "write the coordinator's CPU profile of the first 30 s of registrations to this file")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

@@ -44,7 +44,10 @@ type CoordinatorOptions struct {
 	// the edges heartbeat, for Duration.
 	LookupClients, Window int
 	Duration              time.Duration
-	Progress              io.Writer
+	// CPUProfile, if set, is where the coordinator's CPU profile of the
+	// first 30 s of registrations is written (from its --pprof-listen).
+	CPUProfile string
+	Progress   io.Writer
 }
 
 // CoordinatorResult is what the coordinator sustained.
@@ -86,15 +89,20 @@ type CoordinatorResult struct {
 }
 
 // syntheticEdge is one edge of the load process: its signing client and
-// the segments it holds, packed as (video << 32 | segment) with the shard
-// index kept beside (one shard per segment, as placement assigns).
+// the segments it holds, packed as (video << segmentBits | segment) with
+// the shard index kept beside (one shard per segment, as placement
+// assigns): 5 bytes per held shard, so 10^5 edges × 2,000 shards fit the
+// load process in 1 GB.
 type syntheticEdge struct {
 	client *wire.CoordinatorClient
 	id     wire.NodeID
-	held   []uint64
+	held   []uint32
 	shard  []uint8
 	rng    *rand.Rand
 }
+
+// segmentBits is the bits of a held entry that number the segment.
+const segmentBits = 20
 
 // Coordinator starts a real `swarmcast coordinator` process on loopback
 // with a synthetic catalogue, registers Edges signed edges with full
@@ -112,6 +120,9 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	opt.Binary, opt.Dir = binary, dir
 	res.Edges, res.ShardsPerEdge, res.HeartbeatIntervalS = opt.Edges, opt.ShardsPerEdge, opt.Heartbeat.Seconds()
 	res.CatalogueSegments = opt.Videos * opt.Segments
+	if opt.Segments >= 1<<segmentBits || opt.Videos >= 1<<(32-segmentBits) {
+		return res, fmt.Errorf("%d videos of %d segments: the bench numbers at most %d videos of %d segments", opt.Videos, opt.Segments, 1<<(32-segmentBits)-1, 1<<segmentBits-1)
+	}
 	if opt.ShardsPerEdge > res.CatalogueSegments {
 		return res, fmt.Errorf("%d shards per edge from a catalogue of %d segments: an edge holds one shard per segment, so raise --videos or --segments", opt.ShardsPerEdge, res.CatalogueSegments)
 	}
@@ -125,6 +136,12 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	if err != nil {
 		return res, err
 	}
+	// Heartbeat bodies are rendered by hand (appendSet): encoding/json
+	// spent more CPU on a 2,000-shard inventory than the coordinator.
+	hexIDs := make([]string, len(videos))
+	for i, v := range videos {
+		hexIDs[i] = v.String()
+	}
 	addr, err := freePort()
 	if err != nil {
 		return res, err
@@ -132,8 +149,16 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	origin := identity.New()
 	// Audits are off: the synthetic edges serve no shards (their
 	// addresses lead nowhere), so every audit would only time out.
-	cmd := exec.CommandContext(ctx, opt.Binary, "coordinator", "--listen", addr,
-		"--heartbeat", opt.Heartbeat.String(), "--audit-interval", "-1s", "--db", "sqlite:"+filepath.Join(dir, "coordinator.db"), "--origin-key", string(origin.ID))
+	args := []string{"coordinator", "--listen", addr,
+		"--heartbeat", opt.Heartbeat.String(), "--audit-interval", "-1s", "--db", "sqlite:" + filepath.Join(dir, "coordinator.db"), "--origin-key", string(origin.ID)}
+	pprofAddr := ""
+	if opt.CPUProfile != "" {
+		if pprofAddr, err = freePort(); err != nil {
+			return res, err
+		}
+		args = append(args, "--pprof-listen", pprofAddr)
+	}
+	cmd := exec.CommandContext(ctx, opt.Binary, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start coordinator: %w", err)
@@ -183,6 +208,12 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	var firstErr, firstHBErr atomic.Value
 	var registering sync.WaitGroup
 	registering.Add(opt.Workers)
+	profile := make(chan error, 1)
+	if pprofAddr != "" {
+		go func() { profile <- fetchProfile(ctx, "http://"+pprofAddr, 30*time.Second, opt.CPUProfile) }()
+	} else {
+		profile <- nil
+	}
 	start := time.Now()
 	cpuStart := cpuSeconds(cmd.Process.Pid)
 	var windowStart, windowEnd time.Time
@@ -194,7 +225,7 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 		_, err := e.client.Register(rctx, wire.RegisterRequest{NodeID: e.id, Role: wire.RoleEdge, Addr: fmt.Sprintf("http://127.0.0.1:%d", 1024+i%60000),
 			DiskCapBytes: 1 << 31, UploadCapBytes: 10e6 / 8})
 		if err == nil {
-			_, err = e.client.Heartbeat(rctx, e.full(videos))
+			_, err = e.client.HeartbeatJSON(rctx, e.full(hexIDs))
 		}
 		if err != nil && rctx.Err() == nil {
 			regErrs.Add(1)
@@ -255,7 +286,7 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 				}
 				at := time.Now()
 				i := head.edge
-				resp, err := edges[i].client.Heartbeat(rctx, edges[i].delta(videos, opt.DeltaShards, opt.Segments, nmax))
+				resp, err := edges[i].client.HeartbeatJSON(rctx, edges[i].delta(hexIDs, opt.DeltaShards, opt.Segments, nmax))
 				if err == nil && resp.Unknown {
 					reRegs.Add(1)
 					register(i)
@@ -373,19 +404,23 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 		return res, err
 	}
 	res.RSSAtEndMB, res.PeakRSSMB = end.rss, end.hwm
+	if err := <-profile; err != nil {
+		return res, fmt.Errorf("coordinator CPU profile: %w", err)
+	}
 	return res, nil
 }
 
 // fill draws n distinct segments as runs of 30–300 consecutive segments of
 // Zipf-popular titles, one random shard index each.
 func (e *syntheticEdge) fill(n, segments, nmax int, video func() uint64) {
-	seen := make(map[uint64]bool, n)
+	seen := make(map[uint32]bool, n)
+	e.held, e.shard = make([]uint32, 0, n), make([]uint8, 0, n)
 	for len(e.held) < n {
-		v := video()
+		v := uint32(video())
 		run := min(segments, 30+e.rng.IntN(271), n-len(e.held))
 		from := e.rng.IntN(segments - run + 1)
 		for s := from; s < from+run && len(e.held) < n; s++ {
-			k := v<<32 | uint64(s)
+			k := v<<segmentBits | uint32(s)
 			if !seen[k] {
 				seen[k] = true
 				e.held = append(e.held, k)
@@ -395,42 +430,94 @@ func (e *syntheticEdge) fill(n, segments, nmax int, video func() uint64) {
 	}
 }
 
-func (e *syntheticEdge) ref(videos []content.VideoID, i int) wire.ShardSet {
+// appendSet appends held entry i as a wire.ShardSet in JSON.
+func (e *syntheticEdge) appendSet(b []byte, videos []string, i int) []byte {
 	k := e.held[i]
-	return wire.NewShardSet(content.SegmentRef{Video: videos[k>>32], Rendition: 0, Segment: int(uint32(k))}, []int{int(e.shard[i])})
+	b = append(b, `{"video":"`...)
+	b = append(b, videos[k>>segmentBits]...)
+	b = append(b, `","rendition":0,"segment":`...)
+	b = strconv.AppendUint(b, uint64(k&(1<<segmentBits-1)), 10)
+	b = append(b, `,"shards":[`...)
+	b = strconv.AppendUint(b, uint64(e.shard[i]), 10)
+	return append(b, "]}"...)
 }
 
-// full is the heartbeat of a fresh registration: the whole inventory.
-func (e *syntheticEdge) full(videos []content.VideoID) wire.HeartbeatRequest {
-	hb := wire.HeartbeatRequest{NodeID: e.id, Full: true, UsedBytes: int64(len(e.held)) << 17}
+// heartbeatHead starts a heartbeat body.
+func (e *syntheticEdge) heartbeatHead(b []byte) []byte {
+	b = append(b, `{"node_id":"`...)
+	b = append(b, e.id...)
+	return append(b, '"')
+}
+
+// heartbeatTail ends a heartbeat body.
+func (e *syntheticEdge) heartbeatTail(b []byte, served int64) []byte {
+	b = append(b, `,"used_bytes":`...)
+	b = strconv.AppendInt(b, int64(len(e.held))<<17, 10)
+	b = append(b, `,"served_bytes":`...)
+	b = strconv.AppendInt(b, served, 10)
+	return append(b, '}')
+}
+
+// full is the heartbeat of a fresh registration: the whole inventory, as
+// a JSON wire.HeartbeatRequest.
+func (e *syntheticEdge) full(videos []string) []byte {
+	b := make([]byte, 0, 160+len(e.held)*112)
+	b = e.heartbeatHead(b)
+	b = append(b, `,"full":true,"added":[`...)
 	for i := range e.held {
-		hb.Added = append(hb.Added, e.ref(videos, i))
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = e.appendSet(b, videos, i)
 	}
-	return hb
+	b = append(b, ']')
+	return e.heartbeatTail(b, 0)
 }
 
 // delta evicts n random held segments and adds the n segments following
-// the edge's newest run (its player watching on), as a full disk does.
-// The added segment may already be held (a run that met an older one);
-// the coordinator takes that add as a no-op, so its inventory can end a
-// few shards smaller than the load process's count, never larger.
-func (e *syntheticEdge) delta(videos []content.VideoID, n, segments, nmax int) wire.HeartbeatRequest {
-	hb := wire.HeartbeatRequest{NodeID: e.id, UsedBytes: int64(len(e.held)) << 17, ServedBytes: int64(e.rng.IntN(1 << 20))}
+// the edge's newest run (its player watching on), as a full disk does,
+// and returns the heartbeat that says so (JSON). The added segment may
+// already be held (a run that met an older one); the coordinator takes
+// that add as a no-op, so its inventory can end a few shards smaller than
+// the load process's count, never larger.
+func (e *syntheticEdge) delta(videos []string, n, segments, nmax int) []byte {
+	b := make([]byte, 0, 256+2*n*112)
+	b = e.heartbeatHead(b)
+	var added []int // held entries added (indices are stable below)
+	b = append(b, `,"removed":[`...)
 	for j := 0; j < n && len(e.held) > 1; j++ {
 		i := e.rng.IntN(len(e.held) - 1)
-		hb.Removed = append(hb.Removed, e.ref(videos, i))
+		if j > 0 {
+			b = append(b, ',')
+		}
+		b = e.appendSet(b, videos, i)
 		last := len(e.held) - 1
 		next := e.held[last] + 1
-		if int(uint32(next)) >= segments {
-			next = e.held[last] &^ 0xffffffff
+		if int(next&(1<<segmentBits-1)) >= segments {
+			next = e.held[last] &^ (1<<segmentBits - 1)
 		}
 		// The evicted slot takes the newest run's last segment and the new
 		// one goes last, so held stays distinct unless next was held.
 		e.held[i], e.shard[i] = e.held[last], e.shard[last]
 		e.held[last], e.shard[last] = next, uint8(e.rng.IntN(nmax))
-		hb.Added = append(hb.Added, e.ref(videos, last))
+		added = append(added, int(e.held[last]), int(e.shard[last]))
 	}
-	return hb
+	b = append(b, `],"added":[`...)
+	for j := 0; j < len(added); j += 2 {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		k := uint32(added[j])
+		b = append(b, `{"video":"`...)
+		b = append(b, videos[k>>segmentBits]...)
+		b = append(b, `","rendition":0,"segment":`...)
+		b = strconv.AppendUint(b, uint64(k&(1<<segmentBits-1)), 10)
+		b = append(b, `,"shards":[`...)
+		b = strconv.AppendUint(b, uint64(added[j+1]), 10)
+		b = append(b, "]}"...)
+	}
+	b = append(b, ']')
+	return e.heartbeatTail(b, int64(e.rng.IntN(1<<20)))
 }
 
 // syntheticCatalogue ingests videos titles of segments tiny segments each

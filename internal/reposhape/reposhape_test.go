@@ -108,6 +108,7 @@ var sansIOCores = []struct {
 	{"coordinator/shardmask.go", "a bit set of shard indices"},
 	{"coordinator/lookup.go", "lookup ranking over the registry snapshot"},
 	{"coordinator/state.go", "registry, inventory and liveness state, advanced by heartbeats at given instants"},
+	{"coordinator/index.go", "the packed holder index (node and segment slots): plain data structure operations"},
 	{"coordinator/originpool.go", "the AVARDO origin pool: activates origins from measured rates with hysteresis"},
 	{"coordinator/live/trees.go", "the live fan-out tree builder: a pure function of a node and chain snapshot (plan.Cocos per substream)"},
 	{"coordinator/loadoverview.go", "the admin load overview: a fixed ring of egress buckets advanced to the instant it is given"},
