@@ -140,6 +140,44 @@ func (t Params) Detection() map[FaultKind]time.Duration {
 	}
 }
 
+// RelayTimeout is a child's slack over the segment cadence at depth hops
+// below the origin (fanout.ParentWatch): each hop within HopDelay, and
+// each relay's watch ticking within TickPeriod, so a starved relay's
+// excuse (its own accusation of its parent) reaches its children before
+// their deadline: depth · (HopDelay + TickPeriod).
+func (t Params) RelayTimeout(depth int) time.Duration {
+	return time.Duration(depth) * (t.HopDelay + t.TickPeriod)
+}
+
+// RelayDetection is Detection for relays (the relays' judge, btr.RelayJudge),
+// from the availability A_s of the first segment s a faulty relay spoils to
+// the judge signing its exclusion. With L = RelayTimeout(TreeDepth):
+//
+//   - omission: the parent's previous push arrived by A_{s−1} + L ≤ A_s + L,
+//     so its child names s by A_s + T + 2L (+ G, its tick); the accusation
+//     reaches the judge within δ, the accused has W to answer the judge's
+//     countersigned accusation, and the judge's next tick excludes:
+//     T + 2L + 2G + δ + W;
+//   - timing: StrikeWindow − 1 segments of late answers more:
+//     (StrikeWindow − 1)·T + the omission time;
+//   - commission and equivocation (two different signed pushes for one
+//     segment and substream: at most one has the correct digest, so at
+//     least one child holds a push that is a commission): the push reaches
+//     the child by A_s + L, its proof the judge within δ, checked on
+//     arrival within HopDelay: L + δ + HopDelay.
+func (t Params) RelayDetection() map[FaultKind]time.Duration {
+	l := t.RelayTimeout(t.TreeDepth)
+	g := t.TickPeriod
+	omission := t.Segment + 2*l + 2*g + t.NetworkDelay + t.AnswerWindow
+	commission := l + t.NetworkDelay + t.HopDelay
+	return map[FaultKind]time.Duration{
+		Commission:   commission,
+		Equivocation: commission,
+		Omission:     omission,
+		Timing:       time.Duration(t.StrikeWindow-1)*t.Segment + omission,
+	}
+}
+
 // Bound is R: the longest time from the availability of the first segment
 // a fault touches to the switch segment's availability, after which the
 // culprit has no part in the chain. R = max over kinds of Detection + Δ·T:
@@ -148,10 +186,15 @@ func (t Params) Detection() map[FaultKind]time.Duration {
 // the agreement of the replicas not yet excluded, or by re-execution: an
 // output may be missing for at most the detection time, never wrong. R does
 // not depend on how long a faulty node waits before misbehaving: it is
-// measured from the first segment it spoils.
+// measured from the first segment it spoils. The maximum is over the
+// workers' detection times and the relays' (RelayDetection): one R for
+// the chain, whichever kind of node fails.
 func (t Params) Bound() time.Duration {
 	var worst time.Duration
 	for _, d := range t.Detection() {
+		worst = max(worst, d)
+	}
+	for _, d := range t.RelayDetection() {
 		worst = max(worst, d)
 	}
 	return worst + time.Duration(t.SwitchLead())*t.Segment

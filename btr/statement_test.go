@@ -267,7 +267,17 @@ func TestBound(t *testing.T) {
 	if got := p.SwitchLead(); got != 2 {
 		t.Errorf("switch lead %d", got)
 	}
-	if got := p.Bound(); got != 2890*time.Millisecond+2*time.Second {
+	// The workers' timing path is 2890 ms; the relays' is slower (their
+	// children see a miss only a segment plus twice the path latency after
+	// it, L = 3·(30+10) = 120 ms): (3−1)·1000 + 1000 + 2·120 + 2·10 + 50 +
+	// 150 = 3460 ms, so R = 3460 ms + Δ·T = 5.46 s.
+	if got := p.Detection()[Timing]; got != 2890*time.Millisecond {
+		t.Errorf("worker timing detection %v", got)
+	}
+	if got := p.RelayDetection()[Timing]; got != 3460*time.Millisecond {
+		t.Errorf("relay timing detection %v", got)
+	}
+	if got := p.Bound(); got != 3460*time.Millisecond+2*time.Second {
 		t.Errorf("R = %v", got)
 	}
 	// R grows with every term and does not depend on anything else.

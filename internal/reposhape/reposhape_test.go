@@ -119,6 +119,7 @@ var sansIOCores = []struct {
 	{"origin/live/cutter.go", "the live source segmenter: cuts at keyframes from the source's timestamps, refuses sparse keyframes"},
 	{"internal/impair/link.go", "the emulated link: when bytes handed to it at a given instant arrive, from a seeded rng"},
 	{"fanout/decide.go", "the receiver's decisions: which sender may push which shards, and whether they verify against their entry"},
+	{"fanout/watch.go", "a child's parent watch (relays under BTR): pushes overdue against the segment cadence, fed arrivals and instants"},
 	{"btr", "BTR: statements and their checks, the judge's f+1 agreement core fed outputs and instants, the standby plans and the bound R; re-execution is behind an interface"},
 	{"plan", "the planning algorithms (package doc: no goroutines, clock or network); plan/lp runs CBC and is not a core"},
 }
