@@ -116,17 +116,17 @@ func (q *rQueue) Pop() any {
 }
 
 type rNode struct {
-	name   string
-	key    ed25519.PrivateKey
-	id     btr.NodeKey
-	edge   bool
-	depth  []int // per substream: hops below the origin in the primary tree
-	watch  *fanout.ParentWatch
-	kind   relayFault
-	onset  uint64
-	switch_ map[btr.NodeKey]uint64 // the exclusions this node holds
-	got    map[[2]uint64]bool     // (seq, substream) kept
-	wrong  int                    // shards kept whose bytes are not the publisher's
+	name  string
+	key   ed25519.PrivateKey
+	id    btr.NodeKey
+	edge  bool
+	depth []int // per substream: hops below the origin in the primary tree
+	watch *fanout.ParentWatch
+	kind  relayFault
+	onset uint64
+	holds map[btr.NodeKey]uint64 // the exclusions this node holds
+	got   map[[2]uint64]bool     // (seq, substream) kept
+	wrong int                    // shards kept whose bytes are not the publisher's
 }
 
 type relayRun struct {
@@ -169,7 +169,7 @@ func (r *relayRun) draw(max time.Duration) time.Duration {
 
 // parentOf is child's parent of substream j for segment s in n's view.
 func (r *relayRun) parentOf(view *rNode, child btr.NodeKey, j int, s uint64) (btr.NodeKey, bool) {
-	return r.plans[j].ParentOf(child, func(k btr.NodeKey) bool { at, ok := view.switch_[k]; return ok && at <= s })
+	return r.plans[j].ParentOf(child, func(k btr.NodeKey) bool { at, ok := view.holds[k]; return ok && at <= s })
 }
 
 // childrenOf are n's children of substream j for segment s, in n's view.
@@ -188,7 +188,7 @@ func (r *relayRun) childrenOf(n *rNode, j int, s uint64) []*rNode {
 func (r *relayRun) checkConfig(n *rNode, s uint64) {
 	for culprit, d := range r.excluded {
 		if d.SwitchAt <= s {
-			if _, ok := n.switch_[culprit]; !ok {
+			if _, ok := n.holds[culprit]; !ok {
 				r.stale = append(r.stale, fmt.Sprintf("%s decided segment %d without the exclusion of %s (switch %d)", n.name, s, r.byKey[culprit].name, d.SwitchAt))
 			}
 		}
@@ -377,8 +377,8 @@ func (r *relayRun) drain() {
 					if err := got.Check(r.judge.Judge(), nil); err != nil {
 						r.t.Fatalf("%s refused the exclusion: %v", n.name, err)
 					}
-					if _, ok := n.switch_[got.Culprit]; !ok {
-						n.switch_[got.Culprit] = got.SwitchAt(r.p)
+					if _, ok := n.holds[got.Culprit]; !ok {
+						n.holds[got.Culprit] = got.SwitchAt(r.p)
 					}
 				})
 			}
@@ -427,7 +427,7 @@ func newRelayRun(t *testing.T, fx *relayFixture, seed uint64, f int) *relayRun {
 	mk := func(name string, edge bool) *rNode {
 		_, key, _ := ed25519.GenerateKey(nil)
 		n := &rNode{name: name, key: key, id: btr.KeyOf(key), edge: edge, depth: make([]int, relaySubs),
-			switch_: map[btr.NodeKey]uint64{}, got: map[[2]uint64]bool{}}
+			holds: map[btr.NodeKey]uint64{}, got: map[[2]uint64]bool{}}
 		r.byKey[n.id] = n
 		return n
 	}
@@ -506,8 +506,8 @@ func (r *relayRun) run() {
 
 type relayStats struct {
 	runs, injected, manifested, detected, proofs int
-	byKind                                      map[relayFault]int
-	maxRecovery                                 map[relayFault]time.Duration
+	byKind                                       map[relayFault]int
+	maxRecovery                                  map[relayFault]time.Duration
 }
 
 func TestRelayFaultSuite(t *testing.T) {
