@@ -86,12 +86,16 @@ type Config struct {
 	// (default: statfs of Dir; tests inject a full disk). The advertised
 	// disk cap is DiskCapBytes bounded by it (see diskspace.go); a negative
 	// answer means unknown.
-	FreeSpace  func() (int64, error)
-	Fault      Fault            // misbehaviour when serving others
-	Now        func() time.Time // default time.Now
-	Log        *slog.Logger
-	Registry   *prometheus.Registry
-	HTTPClient *http.Client
+	FreeSpace func() (int64, error)
+	Fault     Fault            // misbehaviour when serving others
+	Now       func() time.Time // default time.Now
+	// LiveParentTimeout is the slack over a chain's segment cadence before
+	// a live parent's push is overdue (fanout.ParentMonitor); ≤ 0 is one
+	// segment duration.
+	LiveParentTimeout time.Duration
+	Log               *slog.Logger
+	Registry          *prometheus.Registry
+	HTTPClient        *http.Client
 
 	// Token is the edge's API token (from binding the edge to an account,
 	// wire.PathBindEdge), sent as a bearer token on coordinator calls;

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -22,6 +23,8 @@ import (
 // id, so receipts and orders for live shards are the VoD ones.
 type edgeLive struct {
 	recv *fanout.Receiver
+	// watch names parents whose pushes are overdue (relays under BTR).
+	watch *fanout.ParentMonitor
 
 	mu       sync.Mutex
 	watching []content.VideoID // chains the edge's players watch now (SetLiveWatching)
@@ -32,6 +35,7 @@ type edgeLive struct {
 	// exact bytes it was signed over (the window's immutable encoding), so
 	// a hot live shard is signed once, as a hot stored one is.
 	receipts map[content.ShardRef]liveReceipt
+	accused  []fanout.Accused // newest overdue pushes named, oldest first
 }
 
 type liveReceipt struct {
@@ -50,7 +54,53 @@ func newEdgeLive(e *Edge) (*edgeLive, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &edgeLive{recv: recv, receipts: map[content.ShardRef]liveReceipt{}, seen: map[content.VideoID]time.Time{}}, nil
+	return &edgeLive{recv: recv, watch: fanout.NewParentMonitor(e.cfg.Identity.Key, e.cc, recv.Window(), e.cfg.LiveParentTimeout),
+		receipts: map[content.ShardRef]liveReceipt{}, seen: map[content.VideoID]time.Time{}}, nil
+}
+
+// liveCadenceInterval is how often the edge looks for overdue pushes (G,
+// the watch's tick, in the bound R).
+const liveCadenceInterval = 100 * time.Millisecond
+
+// liveWatchLoop names overdue parent pushes until ctx ends: each is
+// counted, logged and kept with the edge's signed accusation of the
+// parent (LiveAccusations) for the relays' judge.
+func (e *Edge) liveWatchLoop(ctx context.Context) {
+	t := time.NewTicker(liveCadenceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.checkLiveParents(ctx)
+	}
+}
+
+func (e *Edge) checkLiveParents(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for _, a := range e.live.watch.Check(ctx, e.live.recv.Routes(), e.cfg.Now()) {
+		e.metrics.liveParentMisses.Inc()
+		e.log.Warn("live parent overdue: its push did not arrive by the segment cadence plus the slack; accusing it", "chain", a.Chain, "substream", a.Miss.Substream, "seq", a.Miss.Seq, "parent", a.Parent, "signed", a.Accusation != nil)
+		e.live.mu.Lock()
+		e.live.accused = append(e.live.accused, a)
+		if len(e.live.accused) > maxLiveAccusations {
+			e.live.accused = slices.Delete(e.live.accused, 0, len(e.live.accused)-maxLiveAccusations)
+		}
+		e.live.mu.Unlock()
+	}
+}
+
+// maxLiveAccusations bounds LiveAccusations.
+const maxLiveAccusations = 64
+
+// LiveAccusations are the newest overdue pushes the edge named, oldest first.
+func (e *Edge) LiveAccusations() []fanout.Accused {
+	e.live.mu.Lock()
+	defer e.live.mu.Unlock()
+	return slices.Clone(e.live.accused)
 }
 
 // LiveWindow is the edge's window of verified live shards.
@@ -115,10 +165,11 @@ func (e *Edge) applyLive(set *wire.LiveSet) {
 // servePush takes a push from the edge's assigned parent (edges are
 // leaves: nothing is forwarded).
 func (e *Edge) servePush(w http.ResponseWriter, r *http.Request) {
-	_, err := e.live.recv.HandlePush(w, r)
+	got, err := e.live.recv.HandlePush(w, r)
 	switch {
 	case err == nil:
 		e.metrics.livePushes.WithLabelValues("ok").Inc()
+		e.live.watch.Received(e.live.recv.Routes(), got, e.cfg.Now())
 	case errors.Is(err, fanout.ErrRejected):
 		e.metrics.livePushes.WithLabelValues("rejected").Inc()
 		e.metrics.verifyFailures.WithLabelValues("push").Inc()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmcast/swarmcast/btr"
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/fanout"
 	"github.com/swarmcast/swarmcast/fanout/fanouttest"
@@ -133,5 +134,66 @@ func TestLiveWatchingExpires(t *testing.T) {
 	clk.Advance(liveWatchedTTL + time.Second)
 	if got := e.liveWatching(); !slices.Equal(got, []content.VideoID{b}) {
 		t.Fatalf("watching %v after the TTL, want only the set one", got)
+	}
+}
+
+// An edge names a live parent that stops pushing (its children are the
+// detectors of a stalled relay): the first overdue segment, with the
+// edge's signed accusation of the parent; on-time pushes are never named.
+func TestEdgeAccusesAStalledLiveParent(t *testing.T) {
+	pub := fanouttest.NewPublisher(1, 32)
+	mux := http.NewServeMux()
+	pub.Routes(mux)
+	coord := httptest.NewServer(mux)
+	defer coord.Close()
+	clk := &fakeClock{t: time.Unix(1_780_000_000, 0)}
+	id := identity.New()
+	e := newTestEdge(t, t.TempDir(), func(c *Config) { c.Coordinator = coord.URL; c.Now = clk.Now; c.Identity = id })
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+	parentID := identity.New()
+	parent := wire.NewNodeSigner(parentID.Key, clk.Now)
+	e.applyLive(&wire.LiveSet{Version: 1, Routes: []wire.LiveRoute{{Chain: pub.Chain, Substream: 1, Indices: []int{1}, Parent: parent.ID()}}})
+	next := func(push bool) []byte {
+		t.Helper()
+		_, seg := pub.Next()
+		if push {
+			var mine []*content.ShardMessage
+			for _, sh := range seg.Shards {
+				if sh.Index == 1 {
+					mine = append(mine, sh)
+				}
+			}
+			body := (&fanout.Push{Chain: seg.Chain, Seq: seg.Seq, Entry: seg.Entry, Shards: mine}).Encode()
+			if err := fanout.PushTo(t.Context(), srv.Client(), parent, srv.URL, body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return seg.Entry
+	}
+	for range 4 {
+		next(true)
+		for range 10 {
+			clk.Advance(100 * time.Millisecond)
+			e.checkLiveParents(t.Context())
+		}
+	}
+	if n := len(e.LiveAccusations()); n != 0 {
+		t.Fatalf("a parent pushing every segment on time was named %d times", n)
+	}
+	entry := next(false)
+	// The last push came at 3 s: segment 4 is due by 3 + T + slack (one
+	// segment) = 5 s; tick to 5.5 s, before segment 5's 6 s.
+	for range 15 {
+		clk.Advance(100 * time.Millisecond)
+		e.checkLiveParents(t.Context())
+	}
+	acc := e.LiveAccusations()
+	if len(acc) != 1 || acc[0].Miss.Seq != 4 || acc[0].Accusation == nil || counter(t, e, "swarmcast_edge_live_parent_misses_total") != 1 {
+		t.Fatalf("accusations %+v, want one of segment 4, signed and counted", acc)
+	}
+	a := acc[0].Accusation
+	if err := a.Check(); err != nil || a.Task != btr.RelayTask(pub.Chain, 4, 1, entry) || a.Accuser != btr.KeyOf(id.Key) || a.Accused != btr.KeyOf(parentID.Key) {
+		t.Fatalf("accusation %+v (%v), want the edge's of its parent for segment 4 substream 1", a, err)
 	}
 }

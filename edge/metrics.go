@@ -22,12 +22,13 @@ type metrics struct {
 	regenerated     prometheus.Counter
 	originDeferred  prometheus.Counter
 
-	orders         *prometheus.CounterVec // result: accepted | not_larger | no_order | settled | wrong_edge | expired | bad_limit | unverifiable | bad_order | over_limit | malformed | too_many_pairs
-	unpaidBytes    prometheus.Counter
-	settleBatches  *prometheus.CounterVec // result: ok | error | refused
-	settlePairs    *prometheus.CounterVec // result: accepted | <coordinator rejection reason> | batch_refused
-	receiptsSigned prometheus.Counter
-	livePushes     *prometheus.CounterVec // result: ok | rejected | refused
+	orders           *prometheus.CounterVec // result: accepted | not_larger | no_order | settled | wrong_edge | expired | bad_limit | unverifiable | bad_order | over_limit | malformed | too_many_pairs
+	unpaidBytes      prometheus.Counter
+	settleBatches    *prometheus.CounterVec // result: ok | error | refused
+	settlePairs      *prometheus.CounterVec // result: accepted | <coordinator rejection reason> | batch_refused
+	receiptsSigned   prometheus.Counter
+	livePushes       *prometheus.CounterVec // result: ok | rejected | refused
+	liveParentMisses prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, stored func() (int, int64), unsettled func() (int, int64), diskCap func() int64) *metrics {
@@ -47,12 +48,13 @@ func newMetrics(reg prometheus.Registerer, stored func() (int, int64), unsettled
 		regenerated:     f.Counter("regenerated_segments_total", "Segments rebuilt from k held shards to serve shards this edge does not store."),
 		originDeferred:  f.Counter("prefetch_origin_deferred_total", "Directed shards not fetched from the origin yet, waiting for an edge to hold them."),
 
-		orders:         f.CounterVec("orders_total", "Order limits/orders received with shard requests or as final orders, by result (accepted, not_larger, no_order, settled; invalid: wrong_edge, expired, bad_limit, unverifiable, bad_order, over_limit, malformed, too_many_pairs).", "result"),
-		unpaidBytes:    f.Counter("unpaid_bytes_total", "Shard bytes served on requests without a valid order limit (served anyway)."),
-		settleBatches:  f.CounterVec("settlement_batches_total", "Settlement submissions by result (ok, error: retried with the same batch id, refused: dropped).", "result"),
-		settlePairs:    f.CounterVec("settlement_pairs_total", "Settled (limit, order) pairs by result: accepted, the coordinator's rejection reason, or batch_refused.", "result"),
-		receiptsSigned: f.Counter("receipts_signed_total", "Served-shard receipts signed (cached receipts are not re-signed)."),
-		livePushes:     f.CounterVec("live_pushes_total", "Live pushes received from parents, by result (ok; rejected: the entry or a shard failed verification; refused: not the assigned parent, unsigned, malformed, stale, a fork).", "result"),
+		orders:           f.CounterVec("orders_total", "Order limits/orders received with shard requests or as final orders, by result (accepted, not_larger, no_order, settled; invalid: wrong_edge, expired, bad_limit, unverifiable, bad_order, over_limit, malformed, too_many_pairs).", "result"),
+		unpaidBytes:      f.Counter("unpaid_bytes_total", "Shard bytes served on requests without a valid order limit (served anyway)."),
+		settleBatches:    f.CounterVec("settlement_batches_total", "Settlement submissions by result (ok, error: retried with the same batch id, refused: dropped).", "result"),
+		settlePairs:      f.CounterVec("settlement_pairs_total", "Settled (limit, order) pairs by result: accepted, the coordinator's rejection reason, or batch_refused.", "result"),
+		receiptsSigned:   f.Counter("receipts_signed_total", "Served-shard receipts signed (cached receipts are not re-signed)."),
+		livePushes:       f.CounterVec("live_pushes_total", "Live pushes received from parents, by result (ok; rejected: the entry or a shard failed verification; refused: not the assigned parent, unsigned, malformed, stale, a fork).", "result"),
+		liveParentMisses: f.Counter("live_parent_misses_total", "Live pushes a substream's parent did not deliver by the segment cadence plus the slack, each accused with this edge's signed statement (relays under BTR)."),
 	}
 	m.requestsOK = m.requests.WithLabelValues("200")
 	f.GaugeFunc("stored_shards", "Shards in the cache.", func() float64 { n, _ := stored(); return float64(n) })

@@ -20,6 +20,7 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_edge_disk_cap_bytes{} Disk cap advertised to coordinators: the configured cap, bounded by free space on the cache filesystem.",
 		"swarmcast_edge_evictions_total{reason} Shards removed from the cache, by reason (dropped, lru, expired, cap, corrupt: failed verification when served, disk_full: the filesystem filled up).",
 		"swarmcast_edge_heartbeats_total{result} Heartbeats by result (ok, error, unknown).",
+		"swarmcast_edge_live_parent_misses_total{} Live pushes a substream's parent did not deliver by the segment cadence plus the slack, each accused with this edge's signed statement (relays under BTR).",
 		"swarmcast_edge_live_pushes_total{result} Live pushes received from parents, by result (ok; rejected: the entry or a shard failed verification; refused: not the assigned parent, unsigned, malformed, stale, a fork).",
 		"swarmcast_edge_orders_total{result} Order limits/orders received with shard requests or as final orders, by result (accepted, not_larger, no_order, settled; invalid: wrong_edge, expired, bad_limit, unverifiable, bad_order, over_limit, malformed, too_many_pairs).",
 		"swarmcast_edge_prefetch_failures_total{} Directed shards no source could provide.",

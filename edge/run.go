@@ -40,6 +40,7 @@ func (e *Edge) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { e.workLoop(ctx) })
 	wg.Go(func() { e.ordersLoop(ctx) }) // settles what is left when ctx ends
+	wg.Go(func() { e.liveWatchLoop(ctx) })
 	// One session per coordinator, each in its own goroutine, so a slow
 	// or unreachable one never delays the primary's heartbeats.
 	sessions := make([]*wire.NodeSession, len(e.coordinators))

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/swarmcast/swarmcast/btr"
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/fanout"
 	"github.com/swarmcast/swarmcast/fanout/fanouttest"
@@ -210,5 +213,79 @@ func TestFaultConfigRefused(t *testing.T) {
 	}
 	if k, err := ParseFaultKind("stall"); err != nil || k != FaultStall {
 		t.Fatalf("ParseFaultKind(stall) = %q, %v", k, err)
+	}
+}
+
+// A relay watches its parent's cadence: pushes within a segment plus the
+// slack of each other are never named (honest but slow); once the parent
+// stalls, the first overdue segment is named with the relay's signed
+// accusation of that parent for that segment's relaying task.
+func TestRelayAccusesAStalledParent(t *testing.T) {
+	pub := fanouttest.NewPublisher(1, 41)
+	mux := http.NewServeMux()
+	pub.Routes(mux)
+	coord := httptest.NewServer(mux)
+	defer coord.Close()
+	clk := &clock{t: time.Unix(1_780_000_000, 0)}
+	id := identity.New()
+	r, err := New(Config{Coordinator: coord.URL, Identity: id, UploadCapBytes: 1 << 20, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.sender.Close()
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	parentID := identity.New()
+	parent := wire.NewNodeSigner(parentID.Key, clk.now)
+	r.applyLive(&wire.LiveSet{Version: 1, Routes: []wire.LiveRoute{{Chain: pub.Chain, Substream: 0, Indices: []int{0, 1, 2, 3, 4}, Parent: parent.ID()}}})
+	var entries [][]byte
+	next := func(push bool) {
+		t.Helper()
+		_, seg := pub.Next()
+		entries = append(entries, seg.Entry)
+		if !push {
+			return
+		}
+		body := (&fanout.Push{Chain: seg.Chain, Seq: seg.Seq, Entry: seg.Entry, Shards: seg.Shards}).Encode()
+		if err := fanout.PushTo(t.Context(), srv.Client(), parent, srv.URL, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Honest but slow: the slack (one segment) is used up every other time.
+	for s := range 6 {
+		next(true)
+		step := 500 * time.Millisecond
+		if s%2 == 0 {
+			step = 1500 * time.Millisecond
+		}
+		for range 3 {
+			clk.add(step / 3)
+			r.checkParents(t.Context())
+		}
+	}
+	if got := testutil.ToFloat64(r.m.parentMisses); got != 0 {
+		t.Fatalf("an honest parent within its slack was named %v times: %+v", got, r.Accusations())
+	}
+	// The stall: segment 6 is published but never pushed.
+	next(false)
+	for range 30 {
+		clk.add(100 * time.Millisecond)
+		r.checkParents(t.Context())
+	}
+	acc := r.Accusations()
+	if len(acc) == 0 || testutil.ToFloat64(r.m.parentMisses) != float64(len(acc)) {
+		t.Fatalf("a stalled parent was not named (misses %v, accusations %d)", testutil.ToFloat64(r.m.parentMisses), len(acc))
+	}
+	a := acc[0]
+	if a.Miss.Seq != 6 || a.Parent != parent.ID() || a.Accusation == nil {
+		t.Fatalf("first accusation %+v, want segment 6 of parent %s, signed", a, parent.ID())
+	}
+	got, err := btr.DecodeAccusation(a.Accusation.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := btr.RelayTask(pub.Chain, 6, 0, entries[6])
+	if got.Task != want || got.Accuser != btr.KeyOf(id.Key) || got.Accused != btr.KeyOf(parentID.Key) || got.Kind != btr.Omission {
+		t.Fatalf("accusation %+v, want the relay's of its parent for %s", got, want)
 	}
 }

@@ -18,6 +18,7 @@ type metrics struct {
 	servedBytes    prometheus.Counter
 	heartbeats     *prometheus.CounterVec // result: ok | error | unknown
 	parentQuiet    prometheus.Counter
+	parentMisses   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, held func() float64, children func() float64) *metrics {
@@ -34,6 +35,7 @@ func newMetrics(reg prometheus.Registerer, held func() float64, children func() 
 		servedBytes:    f.Counter("served_bytes_total", "Shard bytes uploaded to players."),
 		heartbeats:     f.CounterVec("heartbeats_total", "Heartbeats by result (ok, error, unknown).", "result"),
 		parentQuiet:    f.Counter("parent_quiet_total", "Times a substream's parent sent nothing for 3 segment durations while the chain was live."),
+		parentMisses:   f.Counter("parent_misses_total", "Pushes a substream's parent did not deliver by the segment cadence plus the slack, each accused with this relay's signed statement (relays under BTR)."),
 	}
 	f.GaugeFunc("held_segments", "Live segments held in the window, over every chain.", held)
 	f.GaugeFunc("children", "Children this relay pushes to.", children)

@@ -20,6 +20,7 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_relay_forward_delay_seconds{} From a push's arrival to a child's acceptance of its forward.",
 		"swarmcast_relay_heartbeats_total{result} Heartbeats by result (ok, error, unknown).",
 		"swarmcast_relay_held_segments{} Live segments held in the window, over every chain.",
+		"swarmcast_relay_parent_misses_total{} Pushes a substream's parent did not deliver by the segment cadence plus the slack, each accused with this relay's signed statement (relays under BTR).",
 		"swarmcast_relay_parent_quiet_total{} Times a substream's parent sent nothing for 3 segment durations while the chain was live.",
 		"swarmcast_relay_push_in_bytes_total{} Bytes of live pushes accepted.",
 		"swarmcast_relay_push_out_bytes_total{} Bytes of live pushes children accepted.",
