@@ -51,6 +51,10 @@ func RelayTask(chain content.VideoID, seq uint64, substream int, entry []byte) T
 	return Task{Chain: chain, Segment: seq, Recipe: relayRecipePrefix + strconv.Itoa(substream), Input: sha256.Sum256(entry)}
 }
 
+// WithRecipe is t with another recipe (to compare tasks up to the
+// substream).
+func (t Task) WithRecipe(recipe string) Task { t.Recipe = recipe; return t }
+
 // RelaySubstream is the substream of a relaying task (ok false for a
 // transcoding task).
 func RelaySubstream(t Task) (int, bool) {

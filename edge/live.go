@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmcast/swarmcast/btr"
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/fanout"
 	"github.com/swarmcast/swarmcast/wire"
@@ -95,6 +96,10 @@ func (e *Edge) checkLiveParents(ctx context.Context) {
 
 // maxLiveAccusations bounds LiveAccusations.
 const maxLiveAccusations = 64
+
+// LiveProofs are the commission proofs the edge holds against live
+// parents whose pushes failed verification (their own signed statements).
+func (e *Edge) LiveProofs() []*btr.ProofOfMisbehaviour { return e.live.recv.Proofs() }
 
 // LiveAccusations are the newest overdue pushes the edge named, oldest first.
 func (e *Edge) LiveAccusations() []fanout.Accused {

@@ -2,15 +2,18 @@ package fanout
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/swarmcast/swarmcast/btr"
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -49,6 +52,7 @@ type Receiver struct {
 	version int64
 	routes  []wire.LiveRoute
 	forks   []content.ForkProof
+	proofs  []*btr.ProofOfMisbehaviour
 
 	// chainMu serialises the verification and append of each chain's
 	// entries (and the one genesis fetch), so pushes of two substreams for
@@ -122,6 +126,86 @@ func (r *Receiver) Forks() []content.ForkProof {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.forks)
+}
+
+// Proofs are the commission proofs this receiver built against parents
+// whose pushed shards failed verification (each their own signed push
+// statement; ProofOfMisbehaviour.Check with a RelayReexecutor decides it).
+func (r *Receiver) Proofs() []*btr.ProofOfMisbehaviour {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.proofs)
+}
+
+// maxProofs bounds the commission proofs kept (one is enough to act on).
+const maxProofs = 16
+
+// ProveCommission keeps a commission proof for each substream of a refused push
+// whose shards do not verify (or are not the substream's), when the
+// sender's signed statement for that substream names exactly those shards.
+// It returns how many it kept.
+// HandlePush calls it on every refusal of a push's shards; header is the
+// push's wire.HeaderPushStatements.
+func (r *Receiver) ProveCommission(sender wire.NodeID, p *Push, header string) int {
+	if header == "" {
+		return 0
+	}
+	chain := r.win.Chain(p.Chain)
+	if chain == nil {
+		return 0
+	}
+	g := chain.Genesis()
+	e, err := content.DecodeLiveEntry(p.Entry, g, p.Chain)
+	if err != nil || e.Seq != p.Seq {
+		return 0 // a bad entry, not a bad relaying of a good one
+	}
+	key, err := btr.ParseNodeKey(string(sender))
+	if err != nil {
+		return 0
+	}
+	stmts := map[int]*btr.Output{}
+	for i, part := range strings.Split(header, ",") {
+		if i >= wire.MaxPushStatements {
+			break
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(part)
+		if err != nil {
+			continue
+		}
+		o, err := btr.DecodeOutput(raw)
+		if err != nil || o.Replica != key || o.Task != btr.RelayTask(p.Chain, p.Seq, 0, p.Entry).WithRecipe(o.Recipe) {
+			continue
+		}
+		if j, ok := btr.RelaySubstream(o.Task); ok {
+			stmts[j] = o
+		}
+	}
+	kept := 0
+	for _, route := range r.Routes() {
+		if route.Chain != p.Chain || route.Parent != sender {
+			continue
+		}
+		var mine []*content.ShardMessage
+		for _, sh := range p.Shards {
+			if slices.Contains(route.Indices, sh.Index) {
+				mine = append(mine, sh)
+			}
+		}
+		o := stmts[route.Substream]
+		if o == nil || CheckRelayPush(g, e, mine, route.Indices) == nil || btr.PushDigest(mine) != o.Digest {
+			continue
+		}
+		r.mu.Lock()
+		if len(r.proofs) < maxProofs {
+			r.proofs = append(r.proofs, &btr.ProofOfMisbehaviour{Kind: btr.Commission, A: o})
+			kept++
+		}
+		r.mu.Unlock()
+	}
+	if kept > 0 {
+		r.log.Warn("live push refused: the parent's own signed push statement proves the commission; keeping the proof", "parent", sender, "chain", p.Chain, "seq", p.Seq)
+	}
+	return kept
 }
 
 // Received is an accepted push: its entry and its verified shards, as a
@@ -361,6 +445,9 @@ func (r *Receiver) HandlePush(w http.ResponseWriter, req *http.Request) (Receive
 	defer cancel()
 	got, err := r.Receive(ctx, sender, p)
 	if err != nil {
+		if errors.Is(err, ErrRejected) {
+			r.ProveCommission(sender, p, req.Header.Get(wire.HeaderPushStatements))
+		}
 		wire.WriteError(w, StatusOf(err), "%v", err)
 		return Received{}, err
 	}

@@ -3,14 +3,18 @@ package fanout
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/swarmcast/swarmcast/btr"
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -67,8 +71,13 @@ type SenderConfig struct {
 	ParallelPushes int
 	// PushTimeout per push; ≤ 0 is DefaultPushTimeout.
 	PushTimeout time.Duration
-	Hooks       SenderHooks
-	Log         *slog.Logger // nil: discard
+	// StatementKey, when set, signs every push's statements (a btr.Output
+	// per substream, wire.HeaderPushStatements): what a relay's children
+	// prove a bad push with. It is the node's key (Signer's); nil (the
+	// origin, the trees' trusted root) sends none.
+	StatementKey ed25519.PrivateKey
+	Hooks        SenderHooks
+	Log          *slog.Logger // nil: discard
 }
 
 // Sender pushes live segments down the trees this node is a parent in:
@@ -116,7 +125,9 @@ type child struct {
 
 type queued struct {
 	push Push
-	at   time.Time // when Send queued it
+	// statements is the wire.HeaderPushStatements value ("" for none).
+	statements string
+	at         time.Time // when Send queued it
 	// notBefore is when the push may leave (SendAfter); zero: at once.
 	notBefore time.Time
 }
@@ -223,6 +234,7 @@ func (s *Sender) SendAfter(seg Segment, hold time.Duration) int {
 	}
 	// One push per child, even when it is a child in several substreams.
 	perChild := map[wire.NodeID][]*content.ShardMessage{}
+	stmts := map[wire.NodeID][]string{}
 	var order []wire.NodeID
 	for _, r := range s.routes[seg.Chain] {
 		var shards []*content.ShardMessage
@@ -234,11 +246,20 @@ func (s *Sender) SendAfter(seg Segment, hold time.Duration) int {
 		if len(shards) == 0 {
 			continue
 		}
+		var stmt string
+		if s.cfg.StatementKey != nil {
+			// One signature per substream, the same for every child of it.
+			o := btr.SignPush(s.cfg.StatementKey, btr.RelayTask(seg.Chain, seg.Seq, r.Substream, seg.Entry), shards)
+			stmt = base64.RawURLEncoding.EncodeToString(o.Encode())
+		}
 		for _, c := range r.Children {
 			if _, seen := perChild[c.NodeID]; !seen {
 				order = append(order, c.NodeID)
 			}
 			perChild[c.NodeID] = append(perChild[c.NodeID], shards...)
+			if stmt != "" && len(stmts[c.NodeID]) < wire.MaxPushStatements {
+				stmts[c.NodeID] = append(stmts[c.NodeID], stmt)
+			}
 		}
 	}
 	for _, id := range order {
@@ -247,7 +268,7 @@ func (s *Sender) SendAfter(seg Segment, hold time.Duration) int {
 			continue
 		}
 		p := Push{Chain: seg.Chain, Seq: seg.Seq, Entry: seg.Entry, Shards: perChild[id]}
-		if dropped, ok := c.enqueue(queued{push: p, at: now, notBefore: notBefore}, s.cfg.QueueSegments); ok && s.cfg.Hooks.Dropped != nil {
+		if dropped, ok := c.enqueue(queued{push: p, statements: strings.Join(stmts[id], ","), at: now, notBefore: notBefore}, s.cfg.QueueSegments); ok && s.cfg.Hooks.Dropped != nil {
 			s.cfg.Hooks.Dropped(id, dropped.push.Chain, dropped.push.Seq)
 		}
 	}
@@ -316,7 +337,7 @@ func (s *Sender) run(c *child) {
 			case <-c.stop:
 				return
 			}
-			n, err := s.push(addr, &q.push)
+			n, err := s.push(addr, &q)
 			<-s.sem
 			if err != nil {
 				if s.ctx.Err() != nil {
@@ -336,11 +357,11 @@ func (s *Sender) run(c *child) {
 }
 
 // push sends one push to the child at base and returns the body size.
-func (s *Sender) push(base string, p *Push) (int, error) {
+func (s *Sender) push(base string, q *queued) (int, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PushTimeout)
 	defer cancel()
-	body := p.Encode()
-	if err := PushTo(ctx, s.cfg.HTTP, s.cfg.Signer, base, body); err != nil {
+	body := q.push.Encode()
+	if err := PushWithStatements(ctx, s.cfg.HTTP, s.cfg.Signer, base, body, q.statements); err != nil {
 		return 0, err
 	}
 	return len(body), nil
@@ -350,11 +371,20 @@ func (s *Sender) push(base string, p *Push) (int, error) {
 // "http://127.0.0.1:7001"), signed by signer, and reads the answer. A
 // refusal is a *wire.APIError-like error carrying the child's message.
 func PushTo(ctx context.Context, hc *http.Client, signer *wire.NodeSigner, base string, body []byte) error {
+	return PushWithStatements(ctx, hc, signer, base, body, "")
+}
+
+// PushWithStatements is PushTo with the wire.HeaderPushStatements value
+// statements ("" sends none).
+func PushWithStatements(ctx context.Context, hc *http.Client, signer *wire.NodeSigner, base string, body []byte, statements string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+wire.PathLivePush, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("live push to %s: %w", base, err)
 	}
 	req.Header.Set("Content-Type", wire.ContentTypeLivePush)
+	if statements != "" {
+		req.Header.Set(wire.HeaderPushStatements, statements)
+	}
 	signer.SignRequest(req, body)
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 type faultRig struct {
 	pub    *fanouttest.Publisher
 	relay  *Relay
+	child  *fanout.Receiver
 	url    string
 	parent *wire.NodeSigner
 
@@ -59,6 +60,7 @@ func newFaultRig(t *testing.T, f Fault) *faultRig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rig.child = child
 	all := content.SubstreamIndices(0, 1, content.DefaultLivePushShards)
 	child.SetLive(&wire.LiveSet{Version: 1, Routes: []wire.LiveRoute{{Chain: pub.Chain, Indices: all, Parent: r.ID()}}})
 	cmux := http.NewServeMux()
@@ -69,6 +71,9 @@ func newFaultRig(t *testing.T, f Fault) *faultRig {
 			return
 		}
 		_, err = child.Receive(req.Context(), sender, p)
+		if errors.Is(err, fanout.ErrRejected) {
+			child.ProveCommission(sender, p, req.Header.Get(wire.HeaderPushStatements))
+		}
 		rig.mu.Lock()
 		rig.answers++
 		switch _, had := rig.accepted[p.Seq]; {
@@ -176,6 +181,37 @@ func TestFaultCorruptIsRefusedByTheChild(t *testing.T) {
 		if err := rig.refused[seq]; !errors.Is(err, fanout.ErrRejected) {
 			t.Fatalf("segment %d: child answered %v, want a verification refusal", seq, err)
 		}
+	}
+	// The child holds the relay's own signed push statements as proofs
+	// that an independent checker, re-digesting the origin's shards,
+	// accepts against the relay.
+	proofs := rig.child.Proofs()
+	if len(proofs) != 2 {
+		t.Fatalf("the child holds %d commission proofs, want one per refused segment (2)", len(proofs))
+	}
+	re := fanout.NewRelayReexecutor()
+	all := content.SubstreamIndices(0, 1, content.DefaultLivePushShards)
+	for _, seg := range rig.sent {
+		if err := re.Add(rig.pub.Genesis, seg.Entry, 0, all, seg.Shards); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range proofs {
+		raw, err := btr.DecodeProof(p.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw.Culprit() != btr.KeyOf(rig.relay.cfg.Identity.Key) {
+			t.Fatal("the proof names someone else than the corrupting relay")
+		}
+		if err := raw.Check(re); err != nil {
+			t.Fatalf("an independent checker refuses the proof: %v", err)
+		}
+	}
+	// The same checker refuses a proof built on an honest push.
+	honest := btr.SignPush(rig.relay.cfg.Identity.Key, btr.RelayTask(rig.pub.Chain, 0, 0, rig.sent[0].Entry), rig.sent[0].Shards)
+	if err := (&btr.ProofOfMisbehaviour{Kind: btr.Commission, A: honest}).Check(re); err == nil {
+		t.Fatal("a proof against an honest push was accepted")
 	}
 	// The relay's own window kept the good bytes.
 	ref := content.SegmentRef{Video: rig.pub.Chain, Segment: 1}.Shard(0)

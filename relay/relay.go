@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/swarmcast/swarmcast/btr"
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/fanout"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
@@ -131,7 +132,7 @@ func New(cfg Config) (*Relay, error) {
 	r.watch = fanout.NewParentMonitor(cfg.Identity.Key, r.coord, r.recv.Window(), cfg.ParentTimeout)
 	r.m = newMetrics(cfg.Registry, r.heldSegments, func() float64 { return float64(len(r.sender.Children())) })
 	r.sender, err = fanout.NewSender(fanout.SenderConfig{
-		Signer: r.signer, HTTP: cfg.HTTP, QueueSegments: cfg.QueueSegments, Log: cfg.Log,
+		Signer: r.signer, StatementKey: cfg.Identity.Key, HTTP: cfg.HTTP, QueueSegments: cfg.QueueSegments, Log: cfg.Log,
 		Hooks: fanout.SenderHooks{
 			Pushed: func(_ wire.NodeID, n int, delay time.Duration) {
 				r.m.pushesOut.WithLabelValues("ok").Inc()
@@ -163,6 +164,10 @@ func (r *Relay) Window() *fanout.Window { return r.recv.Window() }
 
 // Routes are the relay's current routes.
 func (r *Relay) Routes() []wire.LiveRoute { return r.recv.Routes() }
+
+// Proofs are the commission proofs the relay holds against parents whose
+// pushes failed verification (their own signed push statements).
+func (r *Relay) Proofs() []*btr.ProofOfMisbehaviour { return r.recv.Proofs() }
 
 // Forks are the fork proofs the relay caught.
 func (r *Relay) Forks() []content.ForkProof { return r.recv.Forks() }

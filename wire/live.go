@@ -200,6 +200,17 @@ type LiveRoute struct {
 	Standby []LiveStandby `json:"standby,omitempty"`
 }
 
+// HeaderPushStatements carries, on a live push (PathLivePush), the
+// parent's signed statements of what it pushed: one encoded btr.Output per
+// substream of the push (the relaying task and the digest of its shards),
+// base64url without padding, comma-separated. A child that refuses the
+// push's shards keeps the statement as the parent's proof of commission
+// (docs/LIVE.md, "Relays under BTR"). The origin sends none (the root).
+const HeaderPushStatements = "X-Swarmcast-Push-Statements"
+
+// MaxPushStatements bounds the statements one push header may carry.
+const MaxPushStatements = 16
+
 // LiveStandby is a standby child: Child, whose parent in the substream is
 // For, switches to the route's node when For is excluded.
 type LiveStandby struct {
