@@ -49,6 +49,14 @@ type Config struct {
 	// id is the video id), and it takes HLS pushes on
 	// wire.PathLiveIngestHLS.
 	Live LiveSource
+	// BTR, if set, is the origin's BTR judge (origin/worker.Replicas): it
+	// takes statements any party hands in on wire.PathBTRForward.
+	BTR BTRJudge
+}
+
+// BTRJudge is what the origin mounts of its BTR judges.
+type BTRJudge interface {
+	HandleForward(w http.ResponseWriter, r *http.Request)
 }
 
 // LiveSource is what the origin serves of its live broadcasts.
@@ -130,6 +138,9 @@ func New(cfg Config) (*Origin, error) {
 	mux.HandleFunc("GET "+wire.PathOriginManifest, o.serveManifest)
 	if cfg.Live != nil {
 		mux.HandleFunc("PUT "+wire.PathLiveIngestHLS, cfg.Live.HandleHLSPush)
+	}
+	if cfg.BTR != nil {
+		mux.HandleFunc("POST "+wire.PathBTRForward, cfg.BTR.HandleForward)
 	}
 	o.handler = mux
 	return o, nil

@@ -1,8 +1,10 @@
 package wire
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -33,6 +35,15 @@ const (
 	// judge's key and the evidence (Exclusion.Check) before it appends it
 	// to the chain's channel log. GET → BTRLog (anyone).
 	PathBTRLog = "/api/v1/live/chains/{chain}/btr"
+	// POST one encoded btr.Output → 204 (on the origin that judges the
+	// chain; anyone may post): a signed output someone holds for one of
+	// the judge's tasks (BTRTask.Forward names where). The statement
+	// authenticates itself (the replica's signature, its task open at the
+	// judge, the replica assigned to it): a forged, unassigned or unknown
+	// one is refused with 400 and changes nothing. It is how a worker that
+	// signed different digests for different parties (equivocation) is
+	// caught: the second statement reaches the judge.
+	PathBTRForward = "/v1/btr/forward"
 )
 
 // MaxBTRStatementBytes bounds one statement posted to the channel log.
@@ -66,6 +77,15 @@ type BTRTask struct {
 	RecipeID string          `json:"recipe_id"`
 	Recipe   json.RawMessage `json:"recipe"`
 	Source   []byte          `json:"source"`
+	// Deadline is the judge's detection deadline for the task (unix µs, the
+	// judge's clock): an output that reaches it later is accused.
+	// AnswerWindowMS is how long an accused replica then has to answer.
+	// Forward is the judge's base URL for statements about the task
+	// (PathBTRForward). All three are informative: the judge decides by its
+	// own clock, whatever a worker makes of them.
+	Deadline       int64  `json:"deadline_us,omitempty"`
+	AnswerWindowMS int64  `json:"answer_window_ms,omitempty"`
+	Forward        string `json:"forward,omitempty"`
 }
 
 // BTRTaskResult is the worker's answer: Output is its signed btr.Output
@@ -97,4 +117,24 @@ func (c *CoordinatorClient) BTRLog(ctx context.Context, chain content.VideoID) (
 	var out BTRLog
 	err := c.do(ctx, http.MethodGet, expandPath(PathBTRLog, chain.String()), nil, &out)
 	return out, err
+}
+
+// ForwardBTROutput posts one encoded btr.Output to the judge at base
+// (PathBTRForward).
+func ForwardBTROutput(ctx context.Context, hc *http.Client, base string, output []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+PathBTRForward, bytes.NewReader(output))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("forward a btr output to %s: %s: %s", base, resp.Status, bytes.TrimSpace(b))
+	}
+	return nil
 }

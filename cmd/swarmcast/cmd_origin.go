@@ -120,6 +120,8 @@ catalogue, including content keys.`,
 			defer stop()
 			reg := httpserve.NewRegistry()
 			var ingest *live.Ingest
+			var btrReplicas *worker.Replicas
+			onListen := func(string) {}
 			if liveOn {
 				// Ingest talks to the primary coordinator, signed as this origin.
 				// It roots the relay trees: pushes are signed as this origin too.
@@ -133,6 +135,7 @@ catalogue, including content keys.`,
 					}
 					defer reps.Close() // after ingest.Close: the ingest's workers call it
 					lc.Replicas = reps
+					btrReplicas = reps
 				}
 				ingest, err = live.New(lc)
 				if err != nil {
@@ -146,6 +149,10 @@ catalogue, including content keys.`,
 			}
 			if ingest != nil {
 				cfg.Live = ingest
+			}
+			if btrReplicas != nil {
+				cfg.BTR = btrReplicas
+				onListen = btrReplicas.SetForward
 			}
 			if rtmpAddr != "" {
 				ln, err := net.Listen("tcp", rtmpAddr)
@@ -166,7 +173,7 @@ catalogue, including content keys.`,
 			if liveOn {
 				fmt.Fprintf(cmd.OutOrStdout(), "live: HLS push ingest at <this origin>%s (ffmpeg -f hls -method PUT .../live/STREAM_KEY/index.m3u8)\n", "/live/STREAM_KEY/index.m3u8")
 			}
-			return runOrigin(ctx, o, listen, advertise, link, log, cmd, created)
+			return runOrigin(ctx, o, listen, advertise, link, log, cmd, created, onListen)
 		},
 	}
 	f := cmd.Flags()
@@ -187,13 +194,14 @@ catalogue, including content keys.`,
 }
 
 // runOrigin serves the origin until ctx ends.
-func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, link impair.Profile, log *slog.Logger, cmd *cobra.Command, created *newPaths) error {
+func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, link impair.Profile, log *slog.Logger, cmd *cobra.Command, created *newPaths, onListen func(advertise string)) error {
 	srv, err := listenImpaired(ctx, listen, advertise, o.ServeHot, o.Handler(), log, link)
 	if err != nil {
 		return withFlagHint(err, "set --listen HOST:PORT")
 	}
 	created.keep()
 	o.SetAdvertise(srv.Advertise)
+	onListen(srv.Advertise)
 	fmt.Fprintf(cmd.OutOrStdout(), "origin %s serving at %s (bound %s)\n", o.ID(), srv.Advertise, srv.Addr())
 	fmt.Fprintf(cmd.OutOrStdout(), "the coordinator takes this origin only if allowed: swarmcast coordinator --origin-key %s (or an admin: POST %s)\n", o.ID(), wire.PathAllowOrigin)
 	runErr := o.Run(ctx)

@@ -25,8 +25,9 @@ func init() { subcommands = append(subcommands, newWorkerCommand) }
 // independently of the origin that judges them. Its code is an origin
 // subsystem (origin/worker) because it runs origin/live's recipe.
 func newWorkerCommand() *cobra.Command {
-	var listen, advertise, keyFile, allow string
+	var listen, advertise, keyFile, allow, faultKind string
 	var slots int
+	var faultFrom uint64
 	cmd := &cobra.Command{
 		Use:   "worker --allow-origin NODE_ID --listen HOST:PORT",
 		Short: "Run a BTR worker: transcode live source segments for the origins it allows and sign the output",
@@ -57,6 +58,13 @@ one that does not answer in time is accused and excluded.`,
 			if slots < 1 {
 				return errors.New("--slots must be at least 1 (concurrent transcodes)")
 			}
+			fault, err := worker.ParseFault(faultKind, faultFrom)
+			if err != nil {
+				return err
+			}
+			if faultKind == "" && cmd.Flags().Changed("fault-from") {
+				return errors.New("--fault-from needs --fault commission|omission|timing|equivocation")
+			}
 			ffmpeg, err := exec.LookPath("ffmpeg")
 			if err != nil {
 				return errors.New("a worker needs ffmpeg on PATH (apt install ffmpeg) to run the ladder recipe")
@@ -70,12 +78,16 @@ one that does not answer in time is accused and excluded.`,
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("role", "worker")
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			srv := &worker.Server{Worker: &worker.Worker{Key: id.Key, FFmpeg: ffmpeg}, Allowed: func(n wire.NodeID) bool { return allowed[n] }, Slots: slots, Log: log}
+			srv := &worker.Server{Worker: &worker.Worker{Key: id.Key, FFmpeg: ffmpeg, Fault: fault}, Allowed: func(n wire.NodeID) bool { return allowed[n] },
+				Slots: slots, Log: log, Client: wire.NewHTTPClient(), Registry: httpserve.NewRegistry()}
 			hs, err := httpserve.Listen(ctx, listen, advertise, srv.Handler(), log)
 			if err != nil {
 				return withFlagHint(err, "set --listen HOST:PORT")
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "worker %s serving at %s (bound %s); origins start with --btr-workers %s\n", id.ID, hs.Advertise, hs.Addr(), hs.Advertise)
+			if fault.Kind != 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "FAULT INJECTION: this worker is faulty (%s): its origins' judges will exclude it\n", fault)
+			}
 			<-ctx.Done()
 			hs.Close()
 			return hs.Wait()
@@ -87,5 +99,7 @@ one that does not answer in time is accused and excluded.`,
 	f.StringVar(&allow, "allow-origin", "", "node ids of the origins that may hand this worker tasks, comma-separated")
 	f.StringVar(&keyFile, "key", "", "node key file (created if missing): a worker's key is its identity in the chains' standby plans")
 	f.IntVar(&slots, "slots", 2, "concurrent transcodes")
+	f.StringVar(&faultKind, "fault", "", "fault injection (tests and demos): behave faultily from --fault-from on: commission (sign spoiled frames), omission (never answer), timing (answer after the deadline), equivocation (sign a different output for another party)")
+	f.Uint64Var(&faultFrom, "fault-from", 0, "with --fault: the first segment number the worker misbehaves on")
 	return cmd
 }

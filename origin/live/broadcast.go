@@ -206,19 +206,26 @@ func (b *broadcast) work() {
 // and appends it on the coordinator.
 func (b *broadcast) publish(cs *closedSegment) error {
 	defer os.RemoveAll(cs.dir)
-	outs, err := cs.job.finish()
-	b.in.metrics.transcode.Observe(time.Since(cs.closedAt).Seconds())
-	if err != nil {
-		return err
-	}
 	ctx := b.in.ctx
+	var outs [][]byte
+	var err error
 	if r := b.in.cfg.Replicas; r != nil {
+		// No local transcode ran (sourceOnlyJob): the ladder is the
+		// replicas' agreed one, or the judge's re-execution of a dispute.
 		seq := uint64(0)
 		if h := b.chain.Head(); h != nil {
 			seq = h.Seq + 1
 		}
-		if outs, err = r.Replicate(ctx, ReplicaTask{Chain: b.chain.ID(), Segment: seq, Recipe: b.recipe, Source: cs.job.source.Bytes()}); err != nil {
+		outs, err = r.Replicate(ctx, ReplicaTask{Chain: b.chain.ID(), Segment: seq, Recipe: b.recipe, Source: cs.job.source.Bytes()})
+		b.in.metrics.transcode.Observe(time.Since(cs.closedAt).Seconds())
+		if err != nil {
 			return fmt.Errorf("segment %d: btr replicas: %w", seq, err)
+		}
+	} else {
+		outs, err = cs.job.finish()
+		b.in.metrics.transcode.Observe(time.Since(cs.closedAt).Seconds())
+		if err != nil {
+			return err
 		}
 	}
 	if !b.started {

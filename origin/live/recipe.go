@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/swarmcast/swarmcast/content"
 )
@@ -128,20 +129,32 @@ func (r Recipe) ID() string {
 // per rung. BTR replicas call it; the ingest pipeline streams instead
 // (startTranscode).
 func (r Recipe) Transcode(ctx context.Context, ffmpeg string, source []byte) ([][]byte, error) {
+	outs, _, err := r.TranscodeCPU(ctx, ffmpeg, source)
+	return outs, err
+}
+
+// TranscodeCPU is Transcode that also returns the CPU time (user +
+// system) ffmpeg spent: BTR's cost per segment is measured from it.
+func (r Recipe) TranscodeCPU(ctx context.Context, ffmpeg string, source []byte) ([][]byte, time.Duration, error) {
 	dir, err := os.MkdirTemp("", "swarmcast-live-transcode-")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer os.RemoveAll(dir)
 	job, err := startTranscode(ctx, ffmpeg, r, dir)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if _, err := job.Write(source); err != nil {
 		job.abort()
-		return nil, err
+		return nil, 0, err
 	}
-	return job.finish()
+	outs, err := job.finish()
+	var cpu time.Duration
+	if ps := job.cmd.ProcessState; ps != nil {
+		cpu = ps.UserTime() + ps.SystemTime()
+	}
+	return outs, cpu, err
 }
 
 // transcodeJob is one running ffmpeg of the recipe, fed the source
@@ -152,7 +165,7 @@ type transcodeJob struct {
 	stderr  bytes.Buffer
 	outputs []string
 	werr    error         // first write error (ffmpeg died); reported by finish
-	source  *bytes.Buffer // with Config.Replicas: every byte fed (keepSource)
+	source  *bytes.Buffer // with Config.Replicas: every byte fed (sourceOnlyJob, no ffmpeg)
 }
 
 func startTranscode(ctx context.Context, ffmpeg string, r Recipe, dir string) (*transcodeJob, error) {
@@ -175,13 +188,19 @@ func startTranscode(ctx context.Context, ffmpeg string, r Recipe, dir string) (*
 	return j, nil
 }
 
+// sourceOnlyJob keeps a source segment's bytes and runs no ffmpeg: with BTR
+// the replicas transcode and the origin packages the ladder they agree on
+// (its judge re-executes only a disputed segment), so a local transcode of
+// every segment would be wasted CPU.
+func sourceOnlyJob() *transcodeJob { return &transcodeJob{source: &bytes.Buffer{}} }
+
 // Write feeds source bytes. After ffmpeg died it swallows the bytes
 // (finish reports why), so the frame reader keeps its pace.
 func (j *transcodeJob) Write(p []byte) (int, error) {
 	if j.source != nil {
 		j.source.Write(p)
 	}
-	if j.werr != nil {
+	if j.cmd == nil || j.werr != nil {
 		return len(p), nil
 	}
 	if _, err := j.stdin.Write(p); err != nil {
@@ -190,8 +209,12 @@ func (j *transcodeJob) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// finish closes the source and waits for ffmpeg's tail: the outputs.
+// finish closes the source and waits for ffmpeg's tail: the outputs (none
+// for a source-only job).
 func (j *transcodeJob) finish() ([][]byte, error) {
+	if j.cmd == nil {
+		return nil, nil
+	}
 	_ = j.stdin.Close()
 	err := j.cmd.Wait()
 	if err != nil {
@@ -214,6 +237,9 @@ func (j *transcodeJob) finish() ([][]byte, error) {
 
 // abort kills ffmpeg and waits for it.
 func (j *transcodeJob) abort() {
+	if j.cmd == nil {
+		return
+	}
 	_ = j.stdin.Close()
 	if j.cmd.Process != nil {
 		_ = j.cmd.Process.Kill()

@@ -1,7 +1,6 @@
 package live
 
 import (
-	"bytes"
 	"context"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -9,8 +8,9 @@ import (
 
 // Replicator replicates each source segment's ladder transcode (BTR,
 // docs/LIVE.md; origin/worker.Replicas is the implementation). With
-// Config.Replicas set, the ingest keeps every source segment's bytes and
-// packages the renditions Replicate returns instead of its own transcode.
+// Config.Replicas set, the ingest runs no transcode of its own: it keeps
+// every source segment's bytes (sourceOnlyJob) and packages the renditions
+// Replicate returns.
 type Replicator interface {
 	// Replicate returns the ladder the judge accepted for the segment (the
 	// replicas' agreed bytes, or the judge's re-execution on a dispute), in
@@ -23,8 +23,5 @@ type ReplicaTask struct {
 	Chain   content.VideoID
 	Segment uint64
 	Recipe  Recipe
-	Source  []byte // the source segment (MPEG-TS) exactly as it was fed to the local transcode
+	Source  []byte // the source segment (MPEG-TS) exactly as the cutter wrote it
 }
-
-// keepSource makes the job keep a copy of every source byte it is fed.
-func (j *transcodeJob) keepSource() { j.source = &bytes.Buffer{} }

@@ -276,13 +276,12 @@ func (s *source) openSegment(pts int64, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	job, err := startTranscode(s.in.ctx, s.in.cfg.FFmpeg, b.recipe, dir)
-	if err != nil {
+	var job *transcodeJob
+	if s.in.cfg.Replicas != nil {
+		job = sourceOnlyJob()
+	} else if job, err = startTranscode(s.in.ctx, s.in.cfg.FFmpeg, b.recipe, dir); err != nil {
 		_ = os.RemoveAll(dir)
 		return err
-	}
-	if s.in.cfg.Replicas != nil {
-		job.keepSource()
 	}
 	seg := &openSegment{start: pts, programTime: now, job: job, dir: dir, buf: bufio.NewWriterSize(job, 64<<10),
 		video: &mpegts.Track{Codec: &tscodecs.H264{}}}

@@ -65,8 +65,18 @@ type Replicas struct {
 	wg     sync.WaitGroup
 	log    chan logged // statements for the channel log, drained by one goroutine
 
-	mu     sync.Mutex
-	chains map[content.VideoID]*chainJudge
+	mu      sync.Mutex
+	chains  map[content.VideoID]*chainJudge
+	forward string // SetForward
+}
+
+// SetForward sets this origin's base URL (once it listens): tasks name it as
+// where any party hands in a statement about them (wire.PathBTRForward,
+// HandleForward).
+func (r *Replicas) SetForward(base string) {
+	r.mu.Lock()
+	r.forward = base
+	r.mu.Unlock()
 }
 
 type logged struct {
@@ -157,7 +167,8 @@ func (r *Replicas) chain(t live.ReplicaTask) (*chainJudge, error) {
 	}
 	cj := &chainJudge{r: r, chain: t.Chain, waiting: map[uint64]chan btr.Decision{},
 		outs: map[uint64]map[content.Hash][][]byte{}, failed: map[uint64]error{}}
-	cj.re = &keepingReexecutor{ffmpeg: r.cfg.FFmpeg, recipe: t.Recipe, sources: map[content.Hash][]byte{}, outs: map[content.Hash][][]byte{}}
+	cj.re = &keepingReexecutor{ffmpeg: r.cfg.FFmpeg, recipe: t.Recipe, sources: map[content.Hash][]byte{}, outs: map[content.Hash][][]byte{},
+		onCPU: func(d time.Duration) { r.cfg.Metrics.reexecCPU.Add(d.Seconds()) }}
 	j, err := NewJudge(btr.Config{Chain: t.Chain, Recipe: t.Recipe.ID(), Standby: r.standby(), Params: r.cfg.Params, Judge: r.cfg.Judge}, cj.re, cj)
 	if err != nil {
 		return nil, err
@@ -198,10 +209,17 @@ func (r *Replicas) Replicate(ctx context.Context, t live.ReplicaTask) ([][]byte,
 	cj.re.hold(input, t.Source, r.cfg.Params)
 	defer cj.forget(seg)
 
-	if err := cj.judge.Open(seg, input, time.Now()); err != nil {
+	p := r.cfg.Params
+	available := time.Now()
+	if err := cj.judge.Open(seg, input, available); err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(wire.BTRTask{Chain: t.Chain, Segment: seg, RecipeID: t.Recipe.ID(), Recipe: recipe, Source: t.Source})
+	wt := wire.BTRTask{Chain: t.Chain, Segment: seg, RecipeID: t.Recipe.ID(), Recipe: recipe, Source: t.Source,
+		Deadline: available.Add(p.DetectionTimeout()).UnixMicro(), AnswerWindowMS: p.AnswerWindow.Milliseconds()}
+	r.mu.Lock()
+	wt.Forward = r.forward
+	r.mu.Unlock()
+	body, err := json.Marshal(wt)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +235,6 @@ func (r *Replicas) Replicate(ctx context.Context, t live.ReplicaTask) ([][]byte,
 			cj.send(k, url, task, body)
 		}()
 	}
-	p := r.cfg.Params
 	timer := time.NewTimer(p.Bound())
 	defer timer.Stop()
 	select {
@@ -273,6 +290,7 @@ func (cj *chainJudge) send(k btr.NodeKey, base string, task btr.Task, body []byt
 	}
 	req.Header.Set("Content-Type", "application/json")
 	r.cfg.Signer.SignRequest(req, body)
+	r.cfg.Metrics.messages.WithLabelValues("task").Inc()
 	resp, err := r.cfg.Client.Do(req)
 	if err != nil {
 		r.cfg.Log.Info("btr worker did not answer", "worker", k.String(), "segment", task.Segment, "err", err)
@@ -288,6 +306,7 @@ func (cj *chainJudge) send(k btr.NodeKey, base string, task btr.Task, body []byt
 		r.cfg.Log.Warn("btr worker's answer", "worker", k.String(), "err", err)
 		return
 	}
+	r.cfg.Metrics.messages.WithLabelValues("output").Inc()
 	o, err := btr.DecodeOutput(res.Output)
 	if err != nil {
 		r.cfg.Log.Warn("btr worker's output", "worker", k.String(), "err", err)
@@ -355,6 +374,37 @@ func (cj *chainJudge) ReexecFailed(task btr.Task, err error) {
 	}
 }
 
+// HandleForward serves wire.PathBTRForward: a signed btr.Output for one of
+// this origin's open tasks, handed in by any party. The statement is its
+// own authentication (Core.Output verifies the replica's signature, the
+// task and the assignment); anything refused changes nothing and gets 400
+// (404 for a chain this origin does not judge).
+func (r *Replicas) HandleForward(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, wire.MaxBTRStatementBytes))
+	if err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "reading the statement: %v (one encoded btr.Output of at most %d bytes)", err, wire.MaxBTRStatementBytes)
+		return
+	}
+	o, err := btr.DecodeOutput(body)
+	if err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "%v (want one encoded btr.Output)", err)
+		return
+	}
+	r.mu.Lock()
+	cj := r.chains[o.Chain]
+	r.mu.Unlock()
+	if cj == nil {
+		wire.WriteError(w, http.StatusNotFound, "this origin judges no chain %s: forward the output to the origin that sent the task", o.Chain)
+		return
+	}
+	if err := cj.judge.Output(o); err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	r.cfg.Metrics.messages.WithLabelValues("forwarded").Inc()
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (r *Replicas) enqueue(chain content.VideoID, st []byte) {
 	if r.cfg.ChannelLog == nil {
 		return
@@ -373,6 +423,7 @@ func (r *Replicas) sendLog() {
 			return
 		case l := <-r.log:
 			ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+			r.cfg.Metrics.messages.WithLabelValues("log").Inc()
 			if err := r.cfg.ChannelLog.AppendBTRStatement(ctx, l.chain, l.statement); err != nil {
 				r.cfg.Log.Error("btr: the channel log refused a statement", "chain", l.chain.String(), "err", err)
 			}
@@ -387,6 +438,7 @@ func (r *Replicas) sendLog() {
 type keepingReexecutor struct {
 	ffmpeg string
 	recipe live.Recipe
+	onCPU  func(time.Duration) // each re-execution's ffmpeg CPU time
 
 	mu      sync.Mutex
 	order   []content.Hash // oldest first; bounded by keepSegments
@@ -437,7 +489,10 @@ func (k *keepingReexecutor) Run(recipe string, input content.Hash) (content.Hash
 	if err != nil {
 		return content.Hash{}, err
 	}
-	outs, err := transcode(k.recipe, k.ffmpeg, src, input, 0)
+	outs, cpu, err := transcode(k.recipe, k.ffmpeg, src, input, 0)
+	if k.onCPU != nil && cpu > 0 {
+		k.onCPU(cpu)
+	}
 	if err != nil {
 		return content.Hash{}, err
 	}
@@ -455,6 +510,8 @@ type Metrics struct {
 	faults      *prometheus.CounterVec
 	accusations prometheus.Counter
 	segments    *prometheus.CounterVec
+	messages    *prometheus.CounterVec
+	reexecCPU   prometheus.Counter
 }
 
 // NewMetrics registers the BTR families on reg.
@@ -466,6 +523,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		faults:      f.CounterVec("btr_faults_detected_total", "Workers excluded by this origin's judges, by fault kind (commission, equivocation, omission, timing).", "kind"),
 		accusations: f.Counter("btr_accusations_total", "Accusations the judges signed (a worker's output missing at the detection deadline)."),
 		segments:    f.CounterVec("btr_segments_accepted_total", "Live segments the judges accepted, by how (agreed: every replica signed one digest; reexecuted: the judge's re-execution decided).", "how"),
+		messages:    f.CounterVec("btr_messages_total", "BTR messages the judges sent or took, by kind (task: a source segment to a worker; output: a worker's signed answer; forwarded: a statement handed in on the forward route; log: a statement to the coordinator's channel log).", "kind"),
+		reexecCPU:   f.Counter("btr_reexec_cpu_seconds_total", "CPU time (user + system) of the judges' ffmpeg re-executions of disputed segments."),
+	}
+	for _, k := range []string{"task", "output", "forwarded", "log"} {
+		m.messages.WithLabelValues(k)
 	}
 	for _, k := range []btr.FaultKind{btr.Commission, btr.Equivocation, btr.Omission, btr.Timing} {
 		m.faults.WithLabelValues(k.String())

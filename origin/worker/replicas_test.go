@@ -74,7 +74,7 @@ func cheatServer(t *testing.T, ffmpeg, name string, black []byte) RemoteWorker {
 	}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		task, _, _, err := decodeTask(body)
+		_, task, _, _, err := decodeTask(body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

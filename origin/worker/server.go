@@ -8,9 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/swarmcast/swarmcast/btr"
+	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/internal/metric"
 	"github.com/swarmcast/swarmcast/origin/live"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -29,6 +34,13 @@ type Server struct {
 	Log   *slog.Logger
 	// Now is the clock for signature freshness (nil: time.Now).
 	Now func() time.Time
+	// Client forwards an equivocation fault's second statement (nil:
+	// http.DefaultClient).
+	Client *http.Client
+	// Registry, if set, gets the worker's metrics (swarmcast_worker_*),
+	// served with /healthz on GET /metrics.
+	Registry *prometheus.Registry
+	metrics  *WorkerMetrics
 
 	slots chan struct{}
 }
@@ -47,6 +59,17 @@ func (s *Server) Handler() http.Handler {
 		s.Now = time.Now
 	}
 	mux := http.NewServeMux()
+	if s.Registry != nil {
+		mux = httpserve.NewMux(s.Registry)
+		s.metrics = NewWorkerMetrics(s.Registry)
+		prev := s.Worker.OnCPU
+		s.Worker.OnCPU = func(d time.Duration) {
+			s.metrics.cpu.Add(d.Seconds())
+			if prev != nil {
+				prev(d)
+			}
+		}
+	}
 	mux.HandleFunc("GET "+wire.PathBTRWorker, func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteJSON(w, wire.BTRWorkerInfo{NodeID: wire.NodeID(btr.KeyOf(s.Worker.Key).String())})
 	})
@@ -82,9 +105,16 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusUnauthorized, "%v", err)
 		return
 	}
-	task, rc, source, err := decodeTask(body)
+	req, task, rc, source, err := decodeTask(body)
 	if err != nil {
 		wire.WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	fault := s.Worker.Fault
+	if fault.Kind == btr.Omission && fault.Active(task.Segment) {
+		// An omission fault: the task is taken and never answered.
+		s.Log.Info("btr fault: no answer", "task", task.String())
+		<-r.Context().Done()
 		return
 	}
 	select {
@@ -94,31 +124,96 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 	}
 	out, outs, err := s.Worker.Do(task, rc, source)
 	<-s.slots
+	if s.metrics != nil {
+		outcome := "answered"
+		if err != nil {
+			outcome = "failed"
+		}
+		s.metrics.tasks.WithLabelValues(outcome).Inc()
+	}
 	if err != nil {
 		s.Log.Warn("btr task failed", "task", task.String(), "err", err)
 		wire.WriteError(w, http.StatusUnprocessableEntity, "%v", err)
 		return
 	}
-	wire.WriteJSON(w, wire.BTRTaskResult{Output: out.Encode(), Renditions: outs})
+	if fault.Kind == btr.Timing && fault.Active(task.Segment) && req.Deadline > 0 {
+		// A timing fault: the right answer, after the judge's deadline.
+		late := time.UnixMicro(req.Deadline).Add(lateBy(req.AnswerWindowMS))
+		s.Log.Info("btr fault: a late answer", "task", task.String(), "late_by", lateBy(req.AnswerWindowMS))
+		t := time.NewTimer(time.Until(late))
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	b, err := json.Marshal(wire.BTRTaskResult{Output: out.Encode(), Renditions: outs})
+	if err != nil {
+		wire.WriteError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	_, _ = w.Write(b)
+	if fault.Kind == btr.Equivocation && fault.Active(task.Segment) && req.Forward != "" {
+		// An equivocation fault: the judge got the right output (the whole
+		// answer is written: Content-Length); another party gets a second,
+		// different one signed by the same key, and hands it in where the
+		// task says statements about it go.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		other := s.Worker.equivocate(task, outs)
+		s.Log.Info("btr fault: a second, different output forwarded", "task", task.String())
+		if err := wire.ForwardBTROutput(r.Context(), s.forwardClient(), req.Forward, other.Encode()); err != nil {
+			s.Log.Warn("btr fault: forward", "err", err)
+		}
+	}
+}
+
+func (s *Server) forwardClient() *http.Client {
+	if s.Client != nil {
+		return s.Client
+	}
+	return http.DefaultClient
 }
 
 // decodeTask checks a task body: the recipe parses and is the one named,
 // the source is non-empty.
-func decodeTask(body []byte) (btr.Task, live.Recipe, []byte, error) {
+func decodeTask(body []byte) (wire.BTRTask, btr.Task, live.Recipe, []byte, error) {
 	var req wire.BTRTask
 	if err := json.Unmarshal(body, &req); err != nil {
-		return btr.Task{}, live.Recipe{}, nil, fmt.Errorf("task body: %v (want a wire.BTRTask as JSON)", err)
+		return req, btr.Task{}, live.Recipe{}, nil, fmt.Errorf("task body: %v (want a wire.BTRTask as JSON)", err)
 	}
 	var rc live.Recipe
 	if err := json.Unmarshal(req.Recipe, &rc); err != nil || len(rc.Rungs) == 0 {
-		return btr.Task{}, live.Recipe{}, nil, fmt.Errorf("task recipe: want an origin/live.Recipe with at least one rung (%v)", err)
+		return req, btr.Task{}, live.Recipe{}, nil, fmt.Errorf("task recipe: want an origin/live.Recipe with at least one rung (%v)", err)
 	}
 	if rc.ID() != req.RecipeID {
-		return btr.Task{}, live.Recipe{}, nil, fmt.Errorf("task recipe: its id is %s, the task names %s", rc.ID(), req.RecipeID)
+		return req, btr.Task{}, live.Recipe{}, nil, fmt.Errorf("task recipe: its id is %s, the task names %s", rc.ID(), req.RecipeID)
 	}
 	if len(req.Source) == 0 {
-		return btr.Task{}, live.Recipe{}, nil, errors.New("task: empty source segment")
+		return req, btr.Task{}, live.Recipe{}, nil, errors.New("task: empty source segment")
 	}
 	t := btr.Task{Chain: req.Chain, Segment: req.Segment, Recipe: req.RecipeID, Input: sha256.Sum256(req.Source)}
-	return t, rc, req.Source, nil
+	return req, t, rc, req.Source, nil
+}
+
+// WorkerMetrics are a worker's families (swarmcast_worker_*).
+type WorkerMetrics struct {
+	tasks *prometheus.CounterVec
+	cpu   prometheus.Counter
+}
+
+// NewWorkerMetrics registers the worker families on reg.
+func NewWorkerMetrics(reg prometheus.Registerer) *WorkerMetrics {
+	f := metric.For(reg, "worker")
+	m := &WorkerMetrics{
+		tasks: f.CounterVec("tasks_total", "Transcode tasks this worker ran, by outcome (answered: a signed output sent; failed: the transcode failed, 422).", "outcome"),
+		cpu:   f.Counter("transcode_cpu_seconds_total", "CPU time (user + system) of this worker's ffmpeg runs of the ladder recipe."),
+	}
+	m.tasks.WithLabelValues("answered")
+	m.tasks.WithLabelValues("failed")
+	return m
 }

@@ -62,7 +62,7 @@ func (r *Reexecutor) Run(recipe string, input content.Hash) (content.Hash, error
 	if err != nil {
 		return content.Hash{}, fmt.Errorf("re-execute %s: source segment %x: %w", recipe, input[:6], err)
 	}
-	outs, err := transcode(rc, r.FFmpeg, src, input, r.Timeout)
+	outs, _, err := transcode(rc, r.FFmpeg, src, input, r.Timeout)
 	if err != nil {
 		return content.Hash{}, err
 	}
@@ -74,35 +74,57 @@ type Worker struct {
 	Key     ed25519.PrivateKey
 	FFmpeg  string
 	Timeout time.Duration // one transcode (0: one minute); the chain's ReplicaDeadline bounds it
+	// Fault, if set, makes this worker faulty from a segment on (fault
+	// injection; see Fault). Zero: honest.
+	Fault Fault
+	// OnCPU, if set, is told the CPU time (user + system) of each of its
+	// ffmpeg runs: the cost per segment is measured from it.
+	OnCPU func(time.Duration)
 }
 
 // Do runs rc for task on source (whose SHA-256 must be task.Input) and
 // returns the signed statement and the ladder's outputs, in ladder order.
+// A commission fault signs (and returns) a spoiled ladder instead.
 func (w *Worker) Do(task btr.Task, rc live.Recipe, source []byte) (*btr.Output, [][]byte, error) {
 	if task.Recipe != rc.ID() {
 		return nil, nil, fmt.Errorf("worker: the task names recipe %s, this recipe is %s", task.Recipe, rc.ID())
 	}
-	outs, err := transcode(rc, w.FFmpeg, source, task.Input, w.Timeout)
+	outs, cpu, err := transcode(rc, w.FFmpeg, source, task.Input, w.Timeout)
+	if w.OnCPU != nil && cpu > 0 {
+		w.OnCPU(cpu)
+	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if w.Fault.Kind == btr.Commission && w.Fault.Active(task.Segment) {
+		outs = spoil(outs)
 	}
 	o := &btr.Output{Task: task, Digest: btr.LadderDigest(outs)}
 	o.Sign(w.Key)
 	return o, outs, nil
 }
 
-func transcode(rc live.Recipe, ffmpeg string, src []byte, input content.Hash, timeout time.Duration) ([][]byte, error) {
+// equivocate signs a second output for task with a digest other than the
+// one the worker answered (an equivocation fault's statement for another
+// party).
+func (w *Worker) equivocate(task btr.Task, answered [][]byte) *btr.Output {
+	o := &btr.Output{Task: task, Digest: btr.LadderDigest(spoil(answered))}
+	o.Sign(w.Key)
+	return o
+}
+
+func transcode(rc live.Recipe, ffmpeg string, src []byte, input content.Hash, timeout time.Duration) ([][]byte, time.Duration, error) {
 	if sha256.Sum256(src) != input {
-		return nil, fmt.Errorf("transcode %s: the source bytes do not hash to the task's input %x: refusing to run on them", rc.ID(), input[:6])
+		return nil, 0, fmt.Errorf("transcode %s: the source bytes do not hash to the task's input %x: refusing to run on them", rc.ID(), input[:6])
 	}
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	outs, err := rc.Transcode(ctx, ffmpeg, src)
+	outs, cpu, err := rc.TranscodeCPU(ctx, ffmpeg, src)
 	if err != nil {
-		return nil, fmt.Errorf("transcode %s: %w", rc.ID(), err)
+		return nil, cpu, fmt.Errorf("transcode %s: %w", rc.ID(), err)
 	}
-	return outs, nil
+	return outs, cpu, nil
 }
