@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -27,8 +24,8 @@ import (
 	"github.com/swarmcast/swarmcast/wire"
 )
 
-// A real commission end to end: two `swarmcast worker` processes' servers
-// and one cheat (it signs the digest of black frames) take the origin's
+// A real commission end to end: three `swarmcast worker`s, one started
+// with --fault commission (it signs the digest of spoiled frames), take the origin's
 // signed tasks; the origin's judge re-executes, packages its own ladder and
 // posts the exclusion to the coordinator, which re-checks it against the
 // chain's origin key and the evidence before it records it; anyone reads
@@ -81,22 +78,22 @@ func TestBTRCommissionThroughTheCoordinator(t *testing.T) {
 	}
 	chain := g.ID()
 
-	// Two honest workers run as the CLI runs them, and a cheat.
+	// Three workers run as the CLI runs them: an honest one, one injected
+	// with a commission fault (it signs spoiled frames), and an honest spare.
 	var urls []string
-	for range 2 {
-		out := runCommand(t, "worker", "--listen", "127.0.0.1:0", "--allow-origin", string(id.ID))
+	for _, fault := range [][]string{nil, {"--fault", "commission", "--fault-from", "0"}, nil} {
+		out := runCommand(t, append([]string{"worker", "--listen", "127.0.0.1:0", "--allow-origin", string(id.ID)}, fault...)...)
 		urls = append(urls, out.await(t, regexp.MustCompile(`serving at (http://\S+)`)))
 	}
 	ws, err := worker.Discover(ctx, wire.NewHTTPClient(), urls)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cheat := ws[1]
 	src := lavfiSegment(t, ffmpeg, "")
-	black := lavfiSegment(t, ffmpeg, "lutyuv=y=16:u=128:v=128")
-	cheat := cheatWorker(t, ffmpeg, rc, black)
 	params := btr.DefaultParams()
 	params.ReplicaDeadline, params.Reexec = 4*time.Second, 4*time.Second
-	reps, err := worker.NewReplicas(worker.ReplicasConfig{Workers: []worker.RemoteWorker{ws[0], cheat, ws[1]}, F: 1, Params: params,
+	reps, err := worker.NewReplicas(worker.ReplicasConfig{Workers: ws, F: 1, Params: params,
 		Signer: signer, Judge: id.Key, FFmpeg: ffmpeg, ChannelLog: oc, Metrics: worker.NewMetrics(prometheus.NewRegistry())})
 	if err != nil {
 		t.Fatal(err)
@@ -158,28 +155,6 @@ func lavfiSegment(t *testing.T, ffmpeg, vf string) []byte {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// cheatWorker answers every task with black frames' ladder, signed for the
-// real task (Livepeer's cheat), behind a real HTTP server.
-func cheatWorker(t *testing.T, ffmpeg string, rc live.Recipe, black []byte) worker.RemoteWorker {
-	outs, err := rc.Transcode(context.Background(), ffmpeg, black)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := identity.New().Key
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var task wire.BTRTask
-		if err := json.NewDecoder(r.Body).Decode(&task); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		o := &btr.Output{Task: btr.Task{Chain: task.Chain, Segment: task.Segment, Recipe: task.RecipeID, Input: sha256.Sum256(task.Source)}, Digest: btr.LadderDigest(outs)}
-		o.Sign(key)
-		wire.WriteJSON(w, wire.BTRTaskResult{Output: o.Encode(), Renditions: outs})
-	}))
-	t.Cleanup(hs.Close)
-	return worker.RemoteWorker{Key: btr.KeyOf(key), URL: hs.URL}
 }
 
 // The whole live path under BTR with the CLI's processes: `swarmcast origin
