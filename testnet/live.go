@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -45,14 +46,21 @@ func (n *Network) startLiveIngest(idx int, store *content.Store) (*live.Ingest, 
 	if ladder == nil {
 		ladder = DefaultLiveLadder
 	}
-	in, err := live.New(live.Config{Store: store, Coordinator: cc, Origin: id.ID, Publisher: id.Key, Signer: signer, Ladder: ladder, Resume: n.cfg.LiveResume,
-		Log: n.cfg.Log.With("node", "origin-live")})
+	lc := live.Config{Store: store, Coordinator: cc, Origin: id.ID, Publisher: id.Key, Signer: signer, Ladder: ladder, Resume: n.cfg.LiveResume,
+		Log: n.cfg.Log.With("node", "origin-live")}
+	reps, err := n.startBTRJudge(idx, &lc) // Config.BTR (btr.go)
 	if err != nil {
+		return nil, "", err
+	}
+	in, err := live.New(lc)
+	if err != nil {
+		reps.Close()
 		return nil, "", err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		in.Close()
+		reps.Close()
 		return nil, "", err
 	}
 	n.wg.Add(1)
@@ -60,6 +68,7 @@ func (n *Network) startLiveIngest(idx int, store *content.Store) (*live.Ingest, 
 		defer n.wg.Done()
 		_ = in.ServeRTMP(n.ctx, ln)
 		in.Close()
+		reps.Close() // after the ingest: its workers call the judges
 	}()
 	return in, "rtmp://" + ln.Addr().String(), nil
 }
@@ -274,6 +283,15 @@ type LivePlay struct {
 	Skipped   int // segments that left the window before the player got them
 	Ended     bool
 	Err       error // non-nil: the play failed
+	// Digests are the played segments' bytes, by seq (SHA-256 and size):
+	// the BTR demo compares them with an honest re-run of the ladder.
+	Digests map[uint64]PlayedSegment
+}
+
+// PlayedSegment is one segment as a player got it.
+type PlayedSegment struct {
+	SHA256 [32]byte
+	Size   int
 }
 
 // RebufferRatio is stall time over the play's wall time.
@@ -418,10 +436,15 @@ func PlayLive(ctx context.Context, hc *http.Client, mediaURL string, d time.Dura
 			if !joined || s.seq < next || !time.Now().Before(stop) {
 				continue
 			}
-			if _, err := get(base + s.uri); err != nil {
+			seg, err := get(base + s.uri)
+			if err != nil {
 				res.Err = err
 				return res
 			}
+			if res.Digests == nil {
+				res.Digests = map[uint64]PlayedSegment{}
+			}
+			res.Digests[s.seq] = PlayedSegment{SHA256: sha256.Sum256(seg), Size: len(seg)}
 			now := time.Now()
 			if playStart.IsZero() {
 				playStart, bufferEnd = now, now

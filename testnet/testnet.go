@@ -30,6 +30,7 @@ import (
 	"github.com/swarmcast/swarmcast/internal/sample"
 	"github.com/swarmcast/swarmcast/origin"
 	"github.com/swarmcast/swarmcast/origin/live"
+	"github.com/swarmcast/swarmcast/origin/worker"
 	"github.com/swarmcast/swarmcast/viewer"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -96,6 +97,9 @@ type Config struct {
 	OnLiveServable func(viewer.LiveServable)
 	// Relays is how many live relays start before the edges (Relays()).
 	Relays int
+	// BTR, if set (with Live), starts BTR workers and has every origin
+	// replicate its live transcodes on them (btr.go).
+	BTR *BTRConfig
 }
 
 // Network is a running network. Close stops every node.
@@ -120,8 +124,11 @@ type Network struct {
 	stores    []*coordinatordb.DB // each coordinator's handle on the store; stores[0] is Store
 
 	mu        sync.Mutex
-	edges     []*EdgeNode  // every edge ever started, killed ones included
-	relays    []*RelayNode // Config.Relays, started with the network
+	edges     []*EdgeNode              // every edge ever started, killed ones included
+	relays    []*RelayNode             // Config.Relays, started with the network
+	workers   []*WorkerNode            // Config.BTR's workers (btr.go)
+	judges    map[int]*worker.Replicas // Config.BTR: each live origin's judges, by origin index
+	records   map[int]*BTRRecord
 	nextIndex int
 
 	wg sync.WaitGroup // every node's Run goroutine
@@ -135,6 +142,8 @@ type OriginNode struct {
 	// Live is the origin's live ingest and RTMP its RTMP ingest base URL
 	// (rtmp://127.0.0.1:PORT), with Config.Live only.
 	Live *live.Ingest
+	// BTR records the origin's replicated segments (Config.BTR only).
+	BTR  *BTRRecord
 	RTMP string
 }
 
@@ -364,6 +373,10 @@ func (n *Network) startOrigin(store *content.Store) error {
 			return err
 		}
 		ocfg.Live = ingest
+		if j := n.judges[len(n.Origins)]; j != nil {
+			ocfg.BTR = j
+			j.SetForward(srv.Advertise)
+		}
 	}
 	o, err := origin.New(ocfg)
 	if err != nil {
@@ -372,7 +385,7 @@ func (n *Network) startOrigin(store *content.Store) error {
 	}
 	h.set(o.Handler())
 	hot.set(o.ServeHot)
-	n.Origins = append(n.Origins, &OriginNode{Origin: o, Server: srv, Store: store, Live: ingest, RTMP: rtmp})
+	n.Origins = append(n.Origins, &OriginNode{Origin: o, Server: srv, Store: store, Live: ingest, RTMP: rtmp, BTR: n.records[len(n.Origins)]})
 	n.goRun(func() { _ = o.Run(n.ctx) }, srv)
 	return nil
 }

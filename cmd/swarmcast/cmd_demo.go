@@ -34,6 +34,10 @@ type demoFlags struct {
 	live      bool
 	relays    int
 	killRelay time.Duration
+	btrF      int // demo --live --btr-f F (cmd_demo_live.go)
+	faults    int // demo --live --faults N: N faults of every kind
+	// demo --live --btr-deadline D (0: measured)
+	btrDeadline time.Duration
 }
 
 func newDemoCommand() *cobra.Command {
@@ -66,6 +70,9 @@ non-zero if any play failed.`,
 	fl.BoolVar(&f.live, "live", false, "run a live channel instead: ffmpeg publishes the test source over RTMP for --duration (default 60s), --relays relays fan it out, --viewers players watch the live edge; needs ffmpeg")
 	fl.IntVar(&f.relays, "relays", 4, "with --live: live relays in the fan-out trees")
 	fl.DurationVar(&f.killRelay, "kill-relay", 0, "with --live: kill one relay carrying a substream this long into the broadcast (0: none)")
+	fl.IntVar(&f.btrF, "btr-f", 0, "with --live: BTR, each segment's ladder transcoded by F+1 workers (plus spares) and judged by the origin (0: the origin transcodes)")
+	fl.DurationVar(&f.btrDeadline, "btr-deadline", 0, "with --btr-f: a worker's deadline per segment D (also the judge's re-execution X); 0: measured from this machine's transcode time")
+	fl.IntVar(&f.faults, "faults", 0, "with --live: inject N faults of every kind (commission, omission, timing, equivocation) into the BTR workers at seeded segments, and report detection, recovery and wrong bytes (implies --btr-f 1 unless set)")
 	return cmd
 }
 

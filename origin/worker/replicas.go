@@ -149,6 +149,7 @@ type chainJudge struct {
 	judge *Judge
 	re    *keepingReexecutor
 
+	openMu  sync.Mutex // held while a segment is numbered and opened (in order)
 	mu      sync.Mutex
 	next    uint64                               // the next task segment number
 	waiting map[uint64]chan btr.Decision         // Accept (or a failure) per open segment
@@ -196,6 +197,10 @@ func (r *Replicas) Replicate(ctx context.Context, t live.ReplicaTask) ([][]byte,
 	if err != nil {
 		return nil, err
 	}
+	// Segments of a chain may be replicated concurrently (the ingest hands
+	// each over as it closes); the core opens them in increasing order, so
+	// numbering and opening are one step.
+	cj.openMu.Lock()
 	cj.mu.Lock()
 	// A segment that failed keeps its entry seq for the next source segment,
 	// so the task numbering is the judge's own: never reused for another
@@ -211,7 +216,9 @@ func (r *Replicas) Replicate(ctx context.Context, t live.ReplicaTask) ([][]byte,
 
 	p := r.cfg.Params
 	available := time.Now()
-	if err := cj.judge.Open(seg, input, available); err != nil {
+	err = cj.judge.Open(seg, input, available)
+	cj.openMu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	wt := wire.BTRTask{Chain: t.Chain, Segment: seg, RecipeID: t.Recipe.ID(), Recipe: recipe, Source: t.Source,

@@ -37,6 +37,9 @@ type Server struct {
 	// Client forwards an equivocation fault's second statement (nil:
 	// http.DefaultClient).
 	Client *http.Client
+	// OnFault, if set, is told each task the worker's Fault applies to (the
+	// fault injection's record of its onset), before it misbehaves.
+	OnFault func(btr.Task)
 	// Registry, if set, gets the worker's metrics (swarmcast_worker_*),
 	// served with /healthz on GET /metrics.
 	Registry *prometheus.Registry
@@ -111,6 +114,9 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fault := s.Worker.Fault
+	if fault.Active(task.Segment) && s.OnFault != nil {
+		s.OnFault(task)
+	}
 	if fault.Kind == btr.Omission && fault.Active(task.Segment) {
 		// An omission fault: the task is taken and never answered.
 		s.Log.Info("btr fault: no answer", "task", task.String())
