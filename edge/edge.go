@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
@@ -133,7 +132,7 @@ type Edge struct {
 	coordinators []*wire.CoordinatorClient
 	metrics      *metrics
 	handler      http.Handler
-	upload       *rate.Limiter // nil when unlimited
+	upload       *uploadBucket // nil when unlimited
 	burst        int           // bytes written per limiter reservation
 
 	mu        sync.Mutex
@@ -263,7 +262,7 @@ func New(cfg Config) (*Edge, error) {
 	e.live = live
 	if cfg.UploadCapBytes > 0 {
 		e.burst = int(min(uploadBurstBytes, cfg.UploadCapBytes))
-		e.upload = rate.NewLimiter(rate.Limit(cfg.UploadCapBytes), e.burst)
+		e.upload = newUploadBucket(cfg.UploadCapBytes, e.burst, time.Now())
 	}
 	e.metrics = newMetrics(cfg.Registry, e.Stored, e.unsettled, e.advertisedDiskCap)
 	if err := e.load(); err != nil {

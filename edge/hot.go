@@ -8,7 +8,6 @@ import (
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
-	"golang.org/x/time/rate"
 
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/wire"
@@ -65,17 +64,17 @@ func (e *Edge) ServeHot(c *fasthttp.RequestCtx) bool {
 		c.Response.SetBodyRaw(body) // the cached bytes are never modified
 		return true
 	}
-	p := &pacedShard{e: e, c: c, body: body, paid: paid}
 	if len(body) <= e.burst {
-		res, delay, err := e.reserveUpload(len(body))
-		if err == nil && delay <= 0 {
+		delay := e.reserveUpload(len(body))
+		if delay <= 0 {
 			e.sentShard(len(body), paid, true)
 			c.Response.SetBodyRaw(body)
 			return true
 		}
-		p.res, p.delay, p.pending = res, delay, len(body)
+		c.Response.SetBodyStream(&pacedShard{e: e, c: c, body: body, paid: paid, reserved: true, delay: delay, pending: len(body)}, len(body))
+		return true
 	}
-	c.Response.SetBodyStream(p, len(body))
+	c.Response.SetBodyStream(&pacedShard{e: e, c: c, body: body, paid: paid}, len(body))
 	return true
 }
 
@@ -108,10 +107,11 @@ type pacedShard struct {
 	off  int // bytes handed to fasthttp
 
 	granted int // bytes whose tokens were waited for, not yet handed over
-	// A reservation of pending bytes taken but not yet waited for.
-	res     *rate.Reservation
-	delay   time.Duration
-	pending int
+	// A reservation of pending bytes taken but not yet waited for, due
+	// after delay.
+	reserved bool
+	delay    time.Duration
+	pending  int
 }
 
 func (p *pacedShard) Read(b []byte) (int, error) {
@@ -119,18 +119,14 @@ func (p *pacedShard) Read(b []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if p.granted == 0 {
-		if p.res == nil {
+		if !p.reserved {
 			p.pending = min(len(p.body)-p.off, p.e.burst)
-			res, delay, err := p.e.reserveUpload(p.pending)
-			if err != nil {
-				return 0, err
-			}
-			p.res, p.delay = res, delay
+			p.delay, p.reserved = p.e.reserveUpload(p.pending), true
 		}
-		if err := p.e.sleepUploadWatching(p.c, p.res, p.delay); err != nil {
+		if err := p.e.sleepUploadWatching(p.c, p.pending, p.delay); err != nil {
 			return 0, err
 		}
-		p.granted, p.res = p.pending, nil
+		p.granted, p.reserved = p.pending, false
 		_ = p.c.SetWriteDeadline(time.Now().Add(httpserve.WriteProgressTimeout))
 	}
 	n := copy(b, p.body[p.off:p.off+p.granted])
@@ -163,7 +159,7 @@ var errPeerGone = errors.New("the client closed its connection")
 // closes only at shutdown, so the wait also ends, giving its tokens back,
 // when the client closes its connection (a viewer that had k shards
 // cancels the rest), as net/http's request context does for serveShard.
-func (e *Edge) sleepUploadWatching(c *fasthttp.RequestCtx, res *rate.Reservation, delay time.Duration) error {
+func (e *Edge) sleepUploadWatching(c *fasthttp.RequestCtx, n int, delay time.Duration) error {
 	if delay <= 0 {
 		return nil
 	}
@@ -176,7 +172,7 @@ func (e *Edge) sleepUploadWatching(c *fasthttp.RequestCtx, res *rate.Reservation
 		select {
 		case <-t.C:
 		case <-c.Done():
-			res.CancelAt(time.Now())
+			e.upload.giveBack(n)
 			return context.Canceled
 		}
 		left := time.Until(end)
@@ -184,7 +180,7 @@ func (e *Edge) sleepUploadWatching(c *fasthttp.RequestCtx, res *rate.Reservation
 			return nil
 		}
 		if httpserve.PeerGone(c) {
-			res.CancelAt(time.Now())
+			e.upload.giveBack(n)
 			return errPeerGone
 		}
 		t.Reset(min(left, peerCheckInterval))

@@ -141,9 +141,14 @@ func (inv *inventory) remove(k content.ShardRef) {
 // touch marks a shard as just used.
 func (inv *inventory) touch(k content.ShardRef) {
 	if h, ok := inv.held[k]; ok {
-		inv.tick++
-		h.lastUsed = inv.tick
+		inv.touchHeld(h)
 	}
+}
+
+// touchHeld is touch for a shard the caller has looked up already.
+func (inv *inventory) touchHeld(h *heldShard) {
+	inv.tick++
+	h.lastUsed = inv.tick
 }
 
 // expired lists unassigned watched shards whose time is up.

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/wire"
@@ -175,7 +173,7 @@ func (e *Edge) readShardReceipt(k content.ShardRef) ([]byte, string, error) {
 		h, ok := e.inv.held[k]
 		var name string
 		if ok {
-			e.inv.touch(k)
+			e.inv.touchHeld(h)
 			if h.hot != nil {
 				e.hotOrder.MoveToFront(h.hotEl)
 				b, rc := h.hot, h.receipt
@@ -264,27 +262,19 @@ func (e *Edge) writeThrottled(ctx context.Context, w http.ResponseWriter, body [
 
 // waitUpload takes n tokens from the upload bucket, sleeping as needed.
 func (e *Edge) waitUpload(ctx context.Context, n int) error {
-	res, delay, err := e.reserveUpload(n)
-	if err != nil {
-		return err
-	}
-	return e.sleepUpload(ctx.Done(), res, delay)
+	return e.sleepUpload(ctx.Done(), n, e.reserveUpload(n))
 }
 
 // reserveUpload takes n ≤ burst tokens from the upload bucket now and
-// says how long to wait before sending them.
-func (e *Edge) reserveUpload(n int) (*rate.Reservation, time.Duration, error) {
-	now := time.Now()
-	res := e.upload.ReserveN(now, n)
-	if !res.OK() {
-		return nil, 0, errors.New("upload chunk larger than the token bucket") // cannot happen: chunks are ≤ burst
-	}
-	return res, res.DelayFrom(now), nil
+// says how long to wait before sending them; a caller that does not wait
+// it out gives them back (e.upload.giveBack).
+func (e *Edge) reserveUpload(n int) time.Duration {
+	return e.upload.take(time.Now(), n)
 }
 
-// sleepUpload waits out a reservation's delay, or gives the tokens back
-// when done closes first.
-func (e *Edge) sleepUpload(done <-chan struct{}, res *rate.Reservation, delay time.Duration) error {
+// sleepUpload waits out the delay of a reservation of n bytes, or gives
+// the tokens back when done closes first.
+func (e *Edge) sleepUpload(done <-chan struct{}, n int, delay time.Duration) error {
 	if delay <= 0 {
 		return nil
 	}
@@ -296,7 +286,7 @@ func (e *Edge) sleepUpload(done <-chan struct{}, res *rate.Reservation, delay ti
 	case <-t.C:
 		return nil
 	case <-done:
-		res.CancelAt(time.Now())
+		e.upload.giveBack(n)
 		return context.Canceled
 	}
 }

@@ -23,10 +23,19 @@ import (
 // every request it does not take; those go to the server's net/http handler.
 type Hot func(*fasthttp.RequestCtx) bool
 
-// hotWriteBuffer is the connection's write buffer: a shard message (~12 KB
-// at the default parameters, up to ~64 KB for large segments) and its
-// headers leave in one write(2) when they fit, as nginx's tcp_nopush does.
+// hotWriteBuffer is the connection's write buffer where fasthttp cannot
+// write vectored (ListenSplit, emulated links): a shard message (~12 KB at
+// the default parameters, up to ~64 KB for large segments) and its headers
+// leave in one write(2) when they fit, as nginx's tcp_nopush does.
 const hotWriteBuffer = 64 << 10
+
+// hotVectoredWriteBuffer is ListenHot's write buffer on a plain TCP
+// connection: a response larger than it (every shard) leaves in one
+// writev(2) of the serialized header and the body where it is (the edge's
+// and origin's cached bytes), so the ~12 KB body is never copied into a
+// buffer first; smaller responses are copied and written at once. That copy
+// was ~10 % of the edge's CPU under bench serve (docs/PERFORMANCE.md).
+const hotVectoredWriteBuffer = 4 << 10
 
 // ListenHot binds addr and serves HTTP/1.1 with fasthttp: hot first, then
 // rest (a net/http handler: /healthz, /metrics and every other route)
@@ -61,7 +70,14 @@ func listenHot(ctx context.Context, addr, advertise string, hot Hot, rest http.H
 	if wrap != nil {
 		ln = wrap(ln)
 	}
-	tl := &trackingListener{Listener: ln, conns: map[net.Conn]struct{}{}}
+	// Unwrapped connections: fasthttp writes vectored only to a
+	// *net.TCPConn (a wrapped link keeps the wrapper and the large buffer).
+	raw := wrap == nil
+	tl := &trackingListener{Listener: ln, raw: raw, conns: map[net.Conn]struct{}{}}
+	writeBuffer := hotWriteBuffer
+	if raw {
+		writeBuffer = hotVectoredWriteBuffer
+	}
 	restFast := fasthttpadaptor.NewFastHTTPHandler(rest)
 	s := &Server{
 		fast: &fasthttp.Server{
@@ -87,7 +103,8 @@ func listenHot(ctx context.Context, addr, advertise string, hot Hot, rest http.H
 			},
 			WriteTimeout:          t.Write,
 			IdleTimeout:           t.Idle,
-			WriteBufferSize:       hotWriteBuffer,
+			WriteBufferSize:       writeBuffer,
+			ConnState:             tl.connState,
 			NoDefaultServerHeader: true,
 			// Bodies are JSON orders at most (MaxSettlementPairJSON-sized);
 			// each route still applies its own smaller limit.
@@ -141,6 +158,12 @@ func (s *Server) closeHot(grace time.Duration) error {
 // all at once (fasthttp's shutdown only waits for them).
 type trackingListener struct {
 	net.Listener
+	// raw: Accept returns each connection as it is (fasthttp's writev path
+	// takes only a *net.TCPConn) and the server's ConnState hook forgets it
+	// when fasthttp closes it (or hands it to a hijacker, which ListenHot's
+	// routes never do). Otherwise each is wrapped to forget itself on
+	// Close: ListenSplit hijacks connections and closes them later.
+	raw   bool
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 }
@@ -150,11 +173,27 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &trackedConn{Conn: c, l: l}
+	if !l.raw {
+		c = &trackedConn{Conn: c, l: l}
+	}
 	l.mu.Lock()
-	l.conns[tc] = struct{}{}
+	l.conns[c] = struct{}{}
 	l.mu.Unlock()
-	return tc, nil
+	return c, nil
+}
+
+// connState is fasthttp's ConnState hook: a raw connection is forgotten
+// once fasthttp is done with it.
+func (l *trackingListener) connState(c net.Conn, s fasthttp.ConnState) {
+	if l.raw && (s == fasthttp.StateClosed || s == fasthttp.StateHijacked) {
+		l.forget(c)
+	}
+}
+
+func (l *trackingListener) forget(c net.Conn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
 }
 
 func (l *trackingListener) closeAll() {
@@ -184,11 +223,7 @@ func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
 }
 
 func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		c.l.mu.Lock()
-		delete(c.l.conns, c)
-		c.l.mu.Unlock()
-	})
+	c.once.Do(func() { c.l.forget(c) })
 	return c.Conn.Close()
 }
 

@@ -272,3 +272,59 @@ func TestPeerGone(t *testing.T) {
 		t.Fatal("PeerGone never saw the client close its connection")
 	}
 }
+
+// A hot response larger than the write buffer (every shard) reaches
+// fasthttp's one-writev path, which takes only a plain *net.TCPConn, and
+// arrives whole; the server still knows every open connection (Kill cuts
+// them) and forgets each one fasthttp closed.
+func TestHotServerWritesShardsVectoredAndTracksConnections(t *testing.T) {
+	body := make([]byte, 3*hotVectoredWriteBuffer+17)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	plainTCP := make(chan bool, 16)
+	hot := func(c *fasthttp.RequestCtx) bool {
+		_, ok := c.Conn().(*net.TCPConn)
+		plainTCP <- ok
+		c.Response.SetBodyRaw(body)
+		return true
+	}
+	srv, err := ListenHot(t.Context(), "127.0.0.1:0", "", hot, http.NotFoundHandler(), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for range 3 {
+		resp, err := hc.Get(srv.Advertise + "/shard")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(got) != string(body) || resp.ContentLength != int64(len(body)) {
+			t.Fatalf("got %d bytes (Content-Length %d, err %v), want the %d bytes handed to fasthttp", len(got), resp.ContentLength, err, len(body))
+		}
+		if !<-plainTCP {
+			t.Fatal("the hot handler's connection is wrapped: fasthttp copies the body into its buffer instead of one writev")
+		}
+	}
+	open := func() int {
+		srv.tl.mu.Lock()
+		defer srv.tl.mu.Unlock()
+		return len(srv.tl.conns)
+	}
+	if n := open(); n != 1 {
+		t.Fatalf("%d connections tracked while one keep-alive connection is open, want 1", n)
+	}
+	tr.CloseIdleConnections()
+	deadline := time.Now().Add(10 * time.Second)
+	for open() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d closed connections still tracked after 10 s: the tracking map leaks", open())
+		}
+		time.Sleep(time.Millisecond) // bounded condition wait
+	}
+}

@@ -115,6 +115,7 @@ var sansIOCores = []struct {
 	{"edge/inventory.go", "which shards the edge holds, LRU by tick and watch expiry at a given instant"},
 	{"edge/orders.go", "the order book: keeps the largest valid order per serial and batches settlement at a given instant"},
 	{"edge/queue.go", "the bounded prefetch work queue"},
+	{"edge/uploadbucket.go", "the upload cap's lock-free token bucket, advanced to the instant it is given"},
 	{"origin/cache.go", "the origin's byte-bounded LRU of encoded segments"},
 	{"origin/live/cutter.go", "the live source segmenter: cuts at keyframes from the source's timestamps, refuses sparse keyframes"},
 	{"internal/impair/link.go", "the emulated link: when bytes handed to it at a given instant arrive, from a seeded rng"},
