@@ -1,11 +1,13 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -108,8 +110,20 @@ func (c *Coordinator) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	body, ok := c.nodeRawBody(w, r, what, auth, wire.MaxJSONBody)
+	if !ok {
+		return
+	}
+	// A full inventory is thousands of shard sets: the plain shape edges
+	// send is parsed without reflection, anything else as any node body.
 	var req wire.HeartbeatRequest
-	if !c.nodeBody(w, r, what, auth, wire.MaxJSONBody, &req) || !signerIs(w, what, auth, "node_id", req.NodeID) {
+	if r.Header.Get("Content-Type") != "application/json" || !wire.ParseHeartbeatRequest(body, &req) {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if !wire.DecodeJSONLimit(w, r, &req, wire.MaxJSONBody) {
+			return
+		}
+	}
+	if !signerIs(w, what, auth, "node_id", req.NodeID) {
 		return
 	}
 	if req.ServedBytes < 0 {
@@ -550,7 +564,7 @@ func (c *Coordinator) renderLookup(ctx context.Context, req *wire.LookupRequest,
 		// Limits are an addition: a store error costs the viewer its
 		// payability for this lookup, never the lookup itself.
 		var err error
-		sc.limits, err = c.acct.OrderLimits(ctx, req.ViewerID, req.Video, sc.edges, sc.limits)
+		sc.limits, err = c.acct.OrderLimits(ctx, req.ViewerID, req.Video, sc.edges, sc.edgeSlots, sc.limits)
 		if err != nil {
 			c.log.Warn("lookup: order limits", "viewer", req.ViewerID, "err", err)
 		}

@@ -125,7 +125,7 @@ var _ Store = (*coordinatordb.DB)(nil)
 // plane's own admin routes).
 type accountingService interface {
 	AuthorizeAdmin(r *http.Request) error
-	OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID, out []*accounting.IssuedLimit) ([]*accounting.IssuedLimit, error)
+	OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID, keys accounting.EdgeKeys, out []*accounting.IssuedLimit) ([]*accounting.IssuedLimit, error)
 	AuthorizeKey(r *http.Request, video content.VideoID) error
 	AuthorizePlayReport(r *http.Request, viewer wire.NodeID) error
 	VideoPublished(ctx context.Context, m *content.Manifest) error
@@ -253,9 +253,11 @@ type lookupScratch struct {
 	nodes []*node
 	marks nodeMarks
 	// edges are the distinct edges of the last result, when limits are
-	// wanted, and edgeAt their positions in nodes.
-	edges  []wire.NodeID
-	edgeAt []uint32
+	// wanted, edgeAt their positions in nodes and edgeSlots their node
+	// slots (which key the limit cache).
+	edges     []wire.NodeID
+	edgeAt    []uint32
+	edgeSlots accounting.EdgeKeys
 	limits []*accounting.IssuedLimit // edges' limits (aligned; nil: none)
 	// prefetch marks an edge's own placement lookup: it is not viewer
 	// demand, and counting it would let placement feed on itself.
@@ -665,7 +667,7 @@ func (c *Coordinator) Lookup(req wire.LookupRequest) (wire.LookupResponse, error
 	if len(sc.edges) == 0 {
 		return resp, nil
 	}
-	sc.limits, err = c.acct.OrderLimits(context.Background(), req.ViewerID, req.Video, sc.edges, sc.limits)
+	sc.limits, err = c.acct.OrderLimits(context.Background(), req.ViewerID, req.Video, sc.edges, sc.edgeSlots, sc.limits)
 	if err != nil {
 		c.log.Warn("lookup: order limits", "viewer", req.ViewerID, "err", err)
 	}
@@ -697,7 +699,7 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 		}
 		render(&sc.res)
 		if req.ViewerID != "" {
-			sc.edges, sc.edgeAt = collectEdges(sc.nodes, sc.edges, sc.edgeAt)
+			sc.edges, sc.edgeAt, sc.edgeSlots = collectEdges(sc.nodes, sc.edges, sc.edgeAt, sc.edgeSlots)
 		}
 		clear(sc.nodes) // drop node pointers so pooled scratch pins nothing
 		sc.nodes = sc.nodes[:0]

@@ -9,6 +9,8 @@
 //   - state.go: the sans-IO core. Registry and liveness, inventory and the
 //     per-segment holder index, the catalogue, bans, audit-target choice.
 //     Every method takes the time it acts at; none locks or does I/O.
+//   - index.go: the holder index packed for 10^8 held shards: nodes and
+//     catalogued segments by dense slots, 16 bytes per (node, segment).
 //   - lookup.go: ranking a window of segments' holders (sans-IO, read-only,
 //     so lookups share the read lock), and rendering the answer.
 //   - demand.go, placement.go, shardmask.go: decayed per-segment demand and

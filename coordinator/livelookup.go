@@ -78,7 +78,7 @@ func (c *Coordinator) liveLookup(ctx context.Context, req *wire.LookupRequest) (
 		resp.Origins = []wire.Source{}
 	}
 	if req.ViewerID != "" && len(edges) > 0 {
-		limits, err := c.acct.OrderLimits(ctx, req.ViewerID, req.Video, edges, nil)
+		limits, err := c.acct.OrderLimits(ctx, req.ViewerID, req.Video, edges, nil, nil)
 		if err != nil {
 			c.log.Warn("live lookup: order limits", "viewer", req.ViewerID, "err", err)
 		}

@@ -442,16 +442,17 @@ func (r *lookupResult) nodeTable(nodes []*node, marks *nodeMarks) []*node {
 }
 
 // collectEdges lists the edges of a node table into edges, with their
-// positions in it into at (both reused).
-func collectEdges(nodes []*node, edges []wire.NodeID, at []uint32) ([]wire.NodeID, []uint32) {
-	edges, at = edges[:0], at[:0]
+// positions in it into at and their node slots into slots (all reused).
+func collectEdges(nodes []*node, edges []wire.NodeID, at []uint32, slots accounting.EdgeKeys) ([]wire.NodeID, []uint32, accounting.EdgeKeys) {
+	edges, at, slots = edges[:0], at[:0], slots[:0]
 	for i, n := range nodes {
 		if n.role == wire.RoleEdge {
 			edges = append(edges, n.id)
 			at = append(at, uint32(i))
+			slots = append(slots, uint32(n.slot))
 		}
 	}
-	return edges, at
+	return edges, at, slots
 }
 
 // appendBinary renders the result as a wire.ContentTypeLookupBinary answer

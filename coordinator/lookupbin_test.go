@@ -40,7 +40,7 @@ func TestBinaryLookupIsTheJSONAnswer(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	limits, err := h.c.acct.OrderLimits(context.Background(), viewer.ID, video, sc.edges, nil)
+	limits, err := h.c.acct.OrderLimits(context.Background(), viewer.ID, video, sc.edges, sc.edgeSlots, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,6 +74,8 @@ the coordinator: the figures are lower bounds.`,
 				res.HeartbeatsPerS, res.HeartbeatsOffered, res.HeartbeatErrors, res.HeartbeatP99ms, res.HeartbeatLagP99ms, res.AliveEdgesAtEnd)
 			fmt.Fprintf(out, "lookups while heartbeating: %.0f/s (%d errors), p50 %.2f ms, p99 %.2f ms; coordinator RSS %.0f MB at the end, peak %.0f MB\n",
 				res.LookupsPerS, res.LookupErrors, res.LookupP50ms, res.LookupP99ms, res.RSSAtEndMB, res.PeakRSSMB)
+			fmt.Fprintf(out, "coordinator: %.2f ms of CPU per registration (%.2f µs per inventory shard); live heap %.0f MB after registration (%.1f B per inventory shard)\n",
+				res.CPUPerRegistrationMS, res.CPUPerShardUS, res.HeapAfterRegisterMB, res.HeapPerInventoryEl)
 			fmt.Fprintf(out, "coordinator CPU: %.2f cores registering, %.2f heartbeating alone (≤ %.3f ms per heartbeat, background included), %.2f with lookups\n",
 				res.CoresRegistering, res.CoresHeartbeats, res.CPUPerHeartbeatMS, res.CoresWithLookups)
 			return nil

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"time"
@@ -48,6 +49,9 @@ type IssuedLimit struct {
 	// account, which settlement never pays (self_dealing), so no limit is
 	// issued for it.
 	self bool
+	// edge is who the limit (or refusal) is for: the cache is keyed by the
+	// caller's number for an edge, which another edge may take later.
+	edge wire.NodeID
 	// binary backs Binary, inline so that a lookup reading renewAt and
 	// copying Binary touches one allocation, not two.
 	binary [wire.LookupLimitSize]byte
@@ -57,11 +61,31 @@ type IssuedLimit struct {
 }
 
 // viewerVideo is the cache of one (viewer key, video): the entitlement
-// verdict and the limits issued per edge. A lookup finds both with one
-// hash of the pair and then one per edge, under one read lock.
+// verdict and the limits issued per edge, by edge key (EdgeKeys). A lookup
+// finds both with one hash of the pair and then one small-integer hash
+// per edge, under one read lock.
 type viewerVideo struct {
 	grant  grant // stale when !now.Before(grant.until)
-	limits map[wire.NodeID]*IssuedLimit
+	limits map[uint32]*IssuedLimit
+}
+
+// EdgeKeys are a lookup's numbers for its edges (aligned with them), which
+// key the limit cache instead of the 64-character ids: the coordinator's
+// node slots, dense and stable while an edge stays registered. A number
+// may name another edge later (a slot reused); a cached limit is only
+// taken for the edge it was issued to, so that costs a signature, never a
+// wrong limit. nil keys the cache by a hash of each id.
+type EdgeKeys []uint32
+
+// edgeKeySeed seeds the id hash of callers without EdgeKeys.
+var edgeKeySeed = maphash.MakeSeed()
+
+// key is edges[i]'s cache key.
+func (k EdgeKeys) key(edges []wire.NodeID, i int) uint32 {
+	if k != nil {
+		return k[i]
+	}
+	return uint32(maphash.String(edgeKeySeed, string(edges[i])))
 }
 
 // limitCache holds issued order limits and entitlement verdicts per
@@ -141,7 +165,7 @@ func (s *Service) entitlement(ctx context.Context, key grantKey, now time.Time) 
 	s.limits.mu.Lock()
 	e := s.limits.entries[key]
 	if e == nil {
-		e = &viewerVideo{limits: make(map[wire.NodeID]*IssuedLimit)}
+		e = &viewerVideo{limits: make(map[uint32]*IssuedLimit)}
 		s.limits.entries[key] = e
 	}
 	e.grant = g
@@ -157,8 +181,9 @@ func (s *Service) entitlement(ctx context.Context, key grantKey, now time.Time) 
 // an edge the coordinator itself chose as a source, never for one the
 // viewer names); an edge run by the viewer's own account gets none, as
 // settlement would refuse it. On a store error, out holds what was found
-// before it.
-func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID, out []*IssuedLimit) ([]*IssuedLimit, error) {
+// before it. keys are the caller's numbers for the edges (EdgeKeys; nil:
+// none).
+func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID, keys EdgeKeys, out []*IssuedLimit) ([]*IssuedLimit, error) {
 	out = slices.Grow(out[:0], len(edges))[:len(edges)]
 	clear(out)
 	if len(edges) == 0 || wire.CheckNodeID(viewer) != nil {
@@ -173,7 +198,7 @@ func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video con
 	var g grant
 	if fresh {
 		g = e.grant
-		missing = s.limits.fill(e, edges, out, now)
+		missing = s.limits.fill(e, edges, keys, out, now)
 	}
 	s.limits.mu.RUnlock()
 	if !fresh {
@@ -183,7 +208,7 @@ func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video con
 		}
 		if g.ok {
 			s.limits.mu.RLock()
-			missing = s.limits.fill(s.limits.entries[key], edges, out, now)
+			missing = s.limits.fill(s.limits.entries[key], edges, keys, out, now)
 			s.limits.mu.RUnlock()
 		}
 	}
@@ -214,23 +239,23 @@ func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video con
 		}
 		var cl *IssuedLimit
 		if err == nil && owner.ID == g.account {
-			cl = &IssuedLimit{self: true, renewAt: renewAt}
+			cl = &IssuedLimit{self: true, edge: edge, renewAt: renewAt}
 		} else {
 			l := wire.OrderLimit{Edge: edge, Viewer: viewer, Video: video, MaxBytes: maxBytes, ExpiresUnixMs: now.Add(s.cfg.LimitTTL).UnixMilli()}
 			rand.Read(l.Serial[:])
 			wire.SignOrderLimit(s.cfg.Identity.Key, &l)
 			b, _ := json.Marshal(&l)
-			cl = &IssuedLimit{Limit: l, JSON: b, renewAt: renewAt}
+			cl = &IssuedLimit{Limit: l, JSON: b, edge: edge, renewAt: renewAt}
 			cl.Binary = wire.AppendLookupLimit(cl.binary[:0], &l)
 			s.metrics.limitsIssued.Inc()
 		}
 		s.limits.mu.Lock()
 		e := s.limits.entries[key]
 		if e == nil { // pruned since the verdict was cached
-			e = &viewerVideo{grant: g, limits: make(map[wire.NodeID]*IssuedLimit)}
+			e = &viewerVideo{grant: g, limits: make(map[uint32]*IssuedLimit)}
 			s.limits.entries[key] = e
 		}
-		e.limits[edge] = cl
+		e.limits[keys.key(edges, i)] = cl
 		s.limits.mu.Unlock()
 		out[i] = cl
 	}
@@ -240,12 +265,14 @@ func (s *Service) OrderLimits(ctx context.Context, viewer wire.NodeID, video con
 
 // fill puts e's reusable limits for edges into out and counts the edges
 // left without one. The caller holds lc.mu (read).
-func (lc *limitCache) fill(e *viewerVideo, edges []wire.NodeID, out []*IssuedLimit, now time.Time) (missing int) {
+func (lc *limitCache) fill(e *viewerVideo, edges []wire.NodeID, keys EdgeKeys, out []*IssuedLimit, now time.Time) (missing int) {
 	if e == nil {
 		return len(edges)
 	}
 	for i, edge := range edges {
-		if l, ok := e.limits[edge]; ok && now.Before(l.renewAt) {
+		// The id check is one pointer comparison when the caller passes the
+		// id the limit was issued with (the coordinator's node ids).
+		if l, ok := e.limits[keys.key(edges, i)]; ok && l.edge == edge && now.Before(l.renewAt) {
 			out[i] = l
 		} else {
 			missing++

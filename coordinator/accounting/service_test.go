@@ -140,7 +140,7 @@ func TestOrderLimitsOnlyForEntitledViewerKeys(t *testing.T) {
 	viewer, edges := identity.New(), []wire.NodeID{identity.New().ID, identity.New().ID}
 
 	for _, bad := range []wire.NodeID{"", "not-a-key", viewer.ID} { // the last is unbound
-		if ls, err := ts.OrderLimits(ctx, bad, ts.id, edges, nil); err != nil || issued(ls) != 0 || len(ls) != len(edges) {
+		if ls, err := ts.OrderLimits(ctx, bad, ts.id, edges, nil, nil); err != nil || issued(ls) != 0 || len(ls) != len(edges) {
 			t.Fatalf("viewer %q: limits %v, err %v; want none (one nil per edge)", bad, ls, err)
 		}
 	}
@@ -159,14 +159,14 @@ func TestOrderLimitsOnlyForEntitledViewerKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts.now = ts.now.Add(2 * time.Second) // past the cached denial
-	if ls, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges, nil); issued(ls) != 0 {
+	if ls, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges, nil, nil); issued(ls) != 0 {
 		t.Fatalf("bound but not entitled: %d limits, want none", issued(ls))
 	}
 	if _, err := ts.db.Unlock(ctx, acct.ID, ts.id, ts.now); err != nil {
 		t.Fatal(err)
 	}
 	ts.now = ts.now.Add(2 * time.Second)
-	ls, err := ts.OrderLimits(ctx, viewer.ID, ts.id, edges, nil)
+	ls, err := ts.OrderLimits(ctx, viewer.ID, ts.id, edges, nil, nil)
 	if err != nil || issued(ls) != len(edges) {
 		t.Fatalf("entitled: %d limits, err %v; want %d", issued(ls), err, len(edges))
 	}
@@ -182,12 +182,28 @@ func TestOrderLimitsOnlyForEntitledViewerKeys(t *testing.T) {
 		}
 	}
 	// The output slice is reused: a second call overwrites it in place.
-	again, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges[:1], make([]*IssuedLimit, 5))
+	again, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges[:1], nil, make([]*IssuedLimit, 5))
 	if len(again) != 1 || again[0].Limit.Serial != ls[0].Limit.Serial {
 		t.Fatal("a lookup within the limit's life signed a new limit instead of reusing it")
 	}
+	// Keyed by the caller's numbers (the coordinator's node slots): the
+	// same numbers find the same limits; a number another edge has taken
+	// since (a slot reused) gets that edge its own limit, never the last
+	// holder's.
+	slots := EdgeKeys{7, 9}
+	byKey, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges[:2], slots, nil)
+	again2, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges[:2], slots, nil)
+	if issued(byKey) != 2 || again2[0].Limit.Serial != byKey[0].Limit.Serial || again2[1].Limit.Serial != byKey[1].Limit.Serial {
+		t.Fatal("limits keyed by edge numbers were not reused by the next lookup with the same numbers")
+	}
+	swapped, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, []wire.NodeID{edges[1], edges[0]}, slots, nil)
+	for i, l := range swapped {
+		if want := []wire.NodeID{edges[1], edges[0]}[i]; l == nil || l.Limit.Edge != want {
+			t.Fatalf("edge %d, whose number named another edge before, got a limit for %v; want its own", i, l)
+		}
+	}
 	ts.now = ts.now.Add(13 * time.Minute) // past LimitTTL·4/5
-	renewed, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges[:1], nil)
+	renewed, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges[:1], nil, nil)
 	if len(renewed) != 1 || renewed[0].Limit.Serial == ls[0].Limit.Serial {
 		t.Fatal("a limit near its expiry was reused instead of renewed")
 	}

@@ -86,6 +86,16 @@ type CoordinatorResult struct {
 	RSSAtEndMB          float64 `json:"coordinator_rss_at_end_mb"`
 	PeakRSSMB           float64 `json:"coordinator_peak_rss_mb"`
 	BytesPerInventoryEl float64 `json:"coordinator_bytes_per_inventory_shard"` // (RSS after register − RSS before) / inventory shards
+	// The coordinator's live heap after a forced collection (its
+	// /debug/pprof/heap?gc=1), after registration: RSS also counts the
+	// garbage a collector at GOGC=100 lets grow to the live heap's size.
+	HeapAfterRegisterMB float64 `json:"coordinator_live_heap_after_register_mb"`
+	HeapPerInventoryEl  float64 `json:"coordinator_live_heap_bytes_per_inventory_shard"` // (heap after register − heap before) / inventory shards
+	// CPU per registration: the coordinator's CPU while edges registered
+	// (the heartbeats of edges already registered included) over the
+	// edges, and the same per inventory shard.
+	CPUPerRegistrationMS float64 `json:"coordinator_cpu_ms_per_registration"`
+	CPUPerShardUS        float64 `json:"coordinator_cpu_us_per_inventory_shard"`
 }
 
 // syntheticEdge is one edge of the load process: its signing client and
@@ -151,13 +161,13 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	// addresses lead nowhere), so every audit would only time out.
 	args := []string{"coordinator", "--listen", addr,
 		"--heartbeat", opt.Heartbeat.String(), "--audit-interval", "-1s", "--db", "sqlite:" + filepath.Join(dir, "coordinator.db"), "--origin-key", string(origin.ID)}
-	pprofAddr := ""
-	if opt.CPUProfile != "" {
-		if pprofAddr, err = freePort(); err != nil {
-			return res, err
-		}
-		args = append(args, "--pprof-listen", pprofAddr)
+	// The pprof listener (loopback) gives the live heap, and the CPU
+	// profile when asked for.
+	pprofAddr, err := freePort()
+	if err != nil {
+		return res, err
 	}
+	args = append(args, "--pprof-listen", pprofAddr)
 	cmd := exec.CommandContext(ctx, opt.Binary, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
@@ -180,6 +190,7 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 		return res, err
 	}
 	rssBefore, _ := processRSS(cmd.Process.Pid)
+	heapBefore, _ := liveHeapMB(ctx, "http://"+pprofAddr)
 	say("coordinator up (%.0f MB) with %d videos of %d segments; building %d edges of %d shards...", rssBefore.rss, opt.Videos, opt.Segments, opt.Edges, opt.ShardsPerEdge)
 
 	edges := make([]*syntheticEdge, opt.Edges)
@@ -209,7 +220,7 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	var registering sync.WaitGroup
 	registering.Add(opt.Workers)
 	profile := make(chan error, 1)
-	if pprofAddr != "" {
+	if opt.CPUProfile != "" {
 		go func() { profile <- fetchProfile(ctx, "http://"+pprofAddr, 30*time.Second, opt.CPUProfile) }()
 	} else {
 		profile <- nil
@@ -335,6 +346,16 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	// (measured next, with heartbeats alone, for half the window).
 	cpuReg := cpuSeconds(cmd.Process.Pid)
 	hbDuringReg := acked.Load()
+	res.CPUPerRegistrationMS = 1000 * (cpuReg - cpuStart) / float64(opt.Edges)
+	if res.InventoryShards > 0 {
+		res.CPUPerShardUS = 1e6 * (cpuReg - cpuStart) / float64(res.InventoryShards)
+	}
+	if heap, err := liveHeapMB(ctx, "http://"+pprofAddr); err == nil {
+		res.HeapAfterRegisterMB = heap
+		if res.InventoryShards > 0 {
+			res.HeapPerInventoryEl = (heap - heapBefore) * (1 << 20) / float64(res.InventoryShards)
+		}
+	}
 	windowStart = time.Now()
 	close(windowOpen)
 	select {
@@ -562,6 +583,32 @@ func syntheticCatalogue(ctx context.Context, dir string, videos, segments int) (
 		nmax = m.Params.NMax
 	}
 	return pub, ids, nmax, nil
+}
+
+// liveHeapMB is the coordinator's live heap (MiB) right after a forced
+// collection: HeapAlloc of its /debug/pprof/heap?gc=1 text form.
+func liveHeapMB(ctx context.Context, base string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/heap?gc=1&debug=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 1<<16), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			b, err := strconv.ParseFloat(v, 64)
+			return b / (1 << 20), err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("no HeapAlloc in the heap profile")
 }
 
 // cpuSeconds is process pid's user + system CPU time in seconds, 0 where
