@@ -204,13 +204,11 @@ type prefetchJob struct {
 	firstTry int64 // when no edge could supply it first (-1: not yet)
 }
 
-type inflightKey struct {
-	node  wire.NodeID
-	shard int
-}
-
+// inflight is one request of a viewer's current fetch, named by its
+// source and shard (the scheduler's own key: one per node and shard).
 type inflight struct {
-	src          int32 // edge index, or -1 for the origin
+	src          int32 // edge index, or -1-o for origin o
+	shard        int32
 	start, upEnd int64 // transmission on the uplink
 	arriveAt     int64
 	bytes        int64
@@ -239,8 +237,32 @@ type viewerState struct {
 	fetchGen  uint32
 	attempt   int
 	wakeAt    int64
-	inflight  map[inflightKey]inflight
-	banned    map[wire.NodeID]bool
+	// inflight is the current fetch's requests in the order they were
+	// made (a handful: k plus the scheduler's spares), searched linearly.
+	inflight []inflight
+	banned   map[wire.NodeID]bool
+	// cand is the edge index of each candidate handed to the current
+	// fetch, so the scheduler's actions (which name nodes) map back to
+	// edges without hashing node ids; candBuf and shardBuf back the
+	// candidates' lists (the fetch keeps them until it is replaced).
+	cand     []int32
+	candBuf  []viewer.Candidate
+	shardBuf []int
+}
+
+// findInflight is the index of the request for shard from src, or -1.
+func (v *viewerState) findInflight(src int32, shard int) int {
+	for j := range v.inflight {
+		if v.inflight[j].src == src && int(v.inflight[j].shard) == shard {
+			return j
+		}
+	}
+	return -1
+}
+
+// removeInflight deletes request j, keeping the others in order.
+func (v *viewerState) removeInflight(j int) {
+	v.inflight = slices.Delete(v.inflight, j, j+1)
 }
 
 // Sim is one run of a scenario.
@@ -268,14 +290,12 @@ type Sim struct {
 	// dense array so rank can skip holders of other regions cheaply.
 	edgeRegion  []uint16
 	regionNames []string // "r0", "r1", ...: one string per region, shared
-	edgeIdx     map[wire.NodeID]int32
 	nextID      int
 	viewers     []*viewerState
 	holders     map[content.SegmentRef][]int32 // the coordinator's holder index
 
 	originIDs   []wire.NodeID
-	originUps   []link // origin o's uplink; a transfer's src is -1-o
-	originIdx   map[wire.NodeID]int32
+	originUps   []link                  // origin o's uplink; a transfer's src is -1-o
 	pool        *coordinator.OriginPool // nil with one origin
 	route       []int
 	rankScratch []scored
@@ -321,7 +341,7 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 	if seed == 0 {
 		seed = 1
 	}
-	s := &Sim{sc: sc, rng: rand.New(rand.NewSource(seed)), edgeIdx: map[wire.NodeID]int32{}, holders: map[content.SegmentRef][]int32{}}
+	s := &Sim{sc: sc, rng: rand.New(rand.NewSource(seed)), holders: map[content.SegmentRef][]int32{}}
 	s.report = &Report{Scenario: sc.Name, Seed: seed}
 	segS := sc.SegmentS
 	if segS == 0 {
@@ -377,13 +397,11 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 		})
 	}
 
-	s.originIdx = map[wire.NodeID]int32{}
 	s.m.byOrigin = make([]float64, max(sc.Origin.Count, 1))
 	for o := range max(sc.Origin.Count, 1) {
 		id := wire.NodeID("origin-" + strconv.Itoa(o))
 		s.originIDs = append(s.originIDs, id)
 		s.originUps = append(s.originUps, link{rate: mbpsToBytesPerNS(sc.Origin.UplinkMbps)})
-		s.originIdx[id] = int32(o)
 		s.origins = append(s.origins, viewer.Candidate{Node: id, Origin: true})
 	}
 	if len(s.originIDs) > 1 && sc.Origin.PerServerRate > 0 {
@@ -502,7 +520,6 @@ func (s *Sim) newEdge(i int32) {
 	} else {
 		s.edgeRegion[i] = uint16(region)
 	}
-	s.edgeIdx[e.id] = i
 }
 
 func (s *Sim) newViewer(i int, flash bool) *viewerState {
@@ -708,12 +725,9 @@ func (s *Sim) startFetch(id int32) {
 	startup := j < s.startupSegs || v.attempt > 0
 	v.fetchGen++
 	v.fetch = viewer.NewSegmentFetch(s.k, s.nmax, epoch.Add(time.Duration(s.deadline(v, j))), time.Duration(s.segNS), startup, v.banned, s.rng)
-	if v.inflight == nil {
-		v.inflight = map[inflightKey]inflight{}
-	}
-	clear(v.inflight)
+	v.inflight = v.inflight[:0]
 	v.wakeAt = -1
-	s.apply(id, v.fetch.Sources(s.clock(), s.rank(seg, v.regionIdx, -1), s.originsFor(seg)))
+	s.apply(id, v.fetch.Sources(s.clock(), s.viewerCandidates(v, seg), s.originsFor(seg)))
 	s.afterFetchEvent(id)
 }
 
@@ -738,11 +752,55 @@ type scored struct {
 	i     int32
 }
 
+// viewerCandidates is the lookup's answer for seg as viewer v's fetch
+// takes it: the ranked holders with the shards each holds, built in v's
+// buffers (the previous fetch, which used them, is over).
+func (s *Sim) viewerCandidates(v *viewerState, seg content.SegmentRef) []viewer.Candidate {
+	ranked := s.rank(seg, v.regionIdx, -1)
+	v.cand, v.candBuf, v.shardBuf = v.cand[:0], v.candBuf[:0], v.shardBuf[:0]
+	if len(ranked) == 0 {
+		return nil
+	}
+	for _, sc := range ranked {
+		e := s.edges[sc.i]
+		from := len(v.shardBuf)
+		v.shardBuf = e.held[seg].AppendIndices(v.shardBuf)
+		v.cand = append(v.cand, sc.i)
+		v.candBuf = append(v.candBuf, viewer.Candidate{Node: e.id, Shards: v.shardBuf[from:len(v.shardBuf):len(v.shardBuf)]})
+	}
+	return v.candBuf
+}
+
+// noSource is what candidateEdge answers for a node that is not one of
+// the fetch's candidates (-1 would name origin 0).
+const noSource = math.MinInt32
+
+// candidateEdge is the edge index of node among v's current candidates,
+// or noSource.
+func (s *Sim) candidateEdge(v *viewerState, node wire.NodeID) int32 {
+	for _, i := range v.cand {
+		if s.edges[i].id == node {
+			return i
+		}
+	}
+	return noSource
+}
+
+// originOf is the index of origin node, or -1.
+func (s *Sim) originOf(node wire.NodeID) int32 {
+	for o, id := range s.originIDs {
+		if id == node {
+			return int32(o)
+		}
+	}
+	return -1
+}
+
 // rank is the lookup ranking of seg's holders for a viewer in region (an
 // index of regionNames): alive in the coordinator's eyes, not banned, not
 // exclude, best coordinator.SourcesPerSegment first by
-// coordinator.RankScore.
-func (s *Sim) rank(seg content.SegmentRef, region int, exclude int32) []viewer.Candidate {
+// coordinator.RankScore. The result is scratch, valid until the next call.
+func (s *Sim) rank(seg content.SegmentRef, region int, exclude int32) []scored {
 	hs := s.holders[seg]
 	if len(hs) == 0 {
 		return nil
@@ -776,12 +834,7 @@ func (s *Sim) rank(seg content.SegmentRef, region int, exclude int32) []viewer.C
 		}
 		return 1
 	})
-	out := make([]viewer.Candidate, len(list))
-	for j, sc := range list {
-		e := s.edges[sc.i]
-		out[j] = viewer.Candidate{Node: e.id, Shards: e.held[seg].Indices()}
-	}
-	return out
+	return list
 }
 
 // worseScore orders ranked holders: a higher score, then a higher index, is worse.
@@ -853,17 +906,16 @@ func (s *Sim) transfer(up, down *link, bytes, latency int64, loss float64) (star
 func (s *Sim) apply(id int32, acts []viewer.Action) {
 	v := s.viewers[id]
 	for _, a := range acts {
-		key := inflightKey{a.Node, a.Shard}
 		switch a.Kind {
 		case viewer.ActRequest:
 			var start, upEnd, arrive int64
 			var src int32
 			if a.Origin {
-				o := s.originIdx[a.Node]
+				o := s.originOf(a.Node)
 				src = -1 - o
 				start, upEnd, arrive = s.transfer(&s.originUps[o], &v.down, s.msgBytes, v.latency+s.originLat, v.loss)
 			} else {
-				src = s.edgeIdx[a.Node]
+				src = s.candidateEdge(v, a.Node)
 				e := s.edges[src]
 				if !e.alive {
 					// A dead edge: the connection fails after a round trip.
@@ -874,15 +926,26 @@ func (s *Sim) apply(id int32, acts []viewer.Action) {
 					s.touch(e, content.SegmentRef{Video: s.titles[v.title].id, Segment: v.next})
 				}
 			}
-			v.inflight[key] = inflight{src: src, start: start, upEnd: upEnd, arriveAt: arrive, bytes: s.msgBytes}
+			r := inflight{src: src, shard: int32(a.Shard), start: start, upEnd: upEnd, arriveAt: arrive, bytes: s.msgBytes}
+			if j := v.findInflight(src, a.Shard); j >= 0 {
+				v.inflight[j] = r
+			} else {
+				v.inflight = append(v.inflight, r)
+			}
 			s.atAB(arrive, evViewerShard, id, v.fetchGen, src, int32(a.Shard))
 		case viewer.ActCancel:
-			if r, ok := v.inflight[key]; ok {
-				delete(v.inflight, key)
+			// (A cancel names the node, not whether it is an origin.)
+			src := s.candidateEdge(v, a.Node)
+			if o := s.originOf(a.Node); o >= 0 {
+				src = -1 - o
+			}
+			if j := v.findInflight(src, a.Shard); src != noSource && j >= 0 {
+				r := v.inflight[j]
+				v.removeInflight(j)
 				s.cancelled(v, r)
 			}
 		case viewer.ActBan:
-			if i, ok := s.edgeIdx[a.Node]; ok && !s.edges[i].banned {
+			if i := s.candidateEdge(v, a.Node); i != noSource && !s.edges[i].banned {
 				// The viewer's report carries the edge's receipt over the
 				// bad bytes: the coordinator bans it network-wide.
 				s.edges[i].banned = true
@@ -940,13 +1003,12 @@ func (s *Sim) viewerShard(ev event) {
 	} else {
 		node = s.edges[ev.a].id
 	}
-	key := inflightKey{node, int(ev.b)}
-	r, ok := v.inflight[key]
-
-	if !ok {
+	j := v.findInflight(ev.a, int(ev.b))
+	if j < 0 {
 		return
 	}
-	delete(v.inflight, key)
+	r := v.inflight[j]
+	v.removeInflight(j)
 	now := s.clock()
 	switch {
 	case ev.a >= 0 && !s.edges[ev.a].alive && s.edges[ev.a].diedAt < r.arriveAt:
@@ -998,7 +1060,7 @@ func (s *Sim) segmentDone(id int32) {
 	for _, r := range v.inflight {
 		s.cancelled(v, r)
 	}
-	clear(v.inflight)
+	v.inflight = v.inflight[:0]
 	j := v.next
 	s.m.segments++
 	if !v.started {
@@ -1303,7 +1365,7 @@ func (s *Sim) edgeWork(i int32) {
 		}
 		src := int32(-1)
 		for _, c := range s.rank(j.seg, int(s.edgeRegion[i]), i) {
-			ci := s.edgeIdx[c.Node]
+			ci := c.i
 			h := s.edges[ci].held[j.seg]
 			if s.edges[ci].alive && !s.edges[ci].liar && (h.Has(j.shard) || h.Count() >= s.k) {
 				src = ci
