@@ -41,8 +41,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -171,10 +174,9 @@ type edgeState struct {
 	banned   bool
 	salt     uint64
 	used     int64
-	placed   map[content.SegmentRef]coordinator.ShardMask // directed shards it holds
-	watched  map[content.SegmentRef]coordinator.ShardMask // shards its player kept
-	lastUsed map[content.SegmentRef]int64                 // when a shard of the segment was last stored or served (the edge's LRU clock)
-	dropped  map[content.SegmentRef]coordinator.ShardMask // placed shards a drop directive unassigned: still served, evicted first
+	// inv is what it stores of each segment it holds (an entry exists
+	// exactly when held has the segment).
+	inv      map[content.SegmentRef]invEntry
 	dropFIFO []content.SegmentRef
 	held     map[content.SegmentRef]coordinator.ShardMask // placed ∪ watched: its reported inventory
 	assigned map[content.SegmentRef]coordinator.ShardMask // the coordinator's last plan for it
@@ -188,6 +190,14 @@ type edgeState struct {
 	beatAt   int64 // the heartbeat (Sim.beatN) its rate and bucket are as of
 	bucket   uint64
 	player   int32 // the viewer it hosts (players_are_edges), or -1
+}
+
+// invEntry is an edge's store of one segment. Invariant: dropped ⊆ placed.
+type invEntry struct {
+	placed   coordinator.ShardMask // directed shards it holds
+	watched  coordinator.ShardMask // shards its player kept
+	dropped  coordinator.ShardMask // placed shards a drop directive unassigned: still served, evicted first
+	lastUsed int64                 // when a shard of the segment was last stored or served (the edge's LRU clock)
 }
 
 // cell is one placement shard: a coordinator placing for its own edges
@@ -349,7 +359,15 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 	}
 	s.segNS = int64(segS * 1e9)
 	inSimSegments := func(realSegments int) int { return max(1, int(math.Round(float64(realSegments)*2/segS))) }
-	s.bufferSegs = inSimSegments(viewer.BufferSegments)
+	// The buffer keeps at least two sim segments: the scheduler deems a
+	// fetch late once its deadline is one segment away (and the origin
+	// then races the edges for every missing shard), and the real player
+	// starts each fetch BufferSegments (5) segments ahead, well before
+	// that. A one-segment buffer, what 10 s of buffer rounds to with 60 s
+	// batches, would start every batch already late: the origin raced
+	// every edge from the first instant (the scale scenario's 7 % offload
+	// before this floor; docs/PERFORMANCE.md "Scale").
+	s.bufferSegs = max(2, inSimSegments(viewer.BufferSegments))
 	s.windowSegs = inSimSegments(viewer.LookupWindow)
 	s.startupSegs = inSimSegments(viewer.StartupSegments)
 	s.segBytes = int64(sc.Titles.BitrateMbps * 1e6 / 8 * segS)
@@ -504,12 +522,9 @@ func (s *Sim) newEdge(i int32) {
 		alive:    true,
 		liar:     s.rng.Float64() < es.LiarFraction,
 		salt:     s.rng.Uint64(),
-		placed:   map[content.SegmentRef]coordinator.ShardMask{},
-		watched:  map[content.SegmentRef]coordinator.ShardMask{},
-		dropped:  map[content.SegmentRef]coordinator.ShardMask{},
+		inv:      map[content.SegmentRef]invEntry{},
 		held:     map[content.SegmentRef]coordinator.ShardMask{},
 		assigned: map[content.SegmentRef]coordinator.ShardMask{},
-		lastUsed: map[content.SegmentRef]int64{},
 	}
 	e.player = -1
 	s.nextID++
@@ -607,7 +622,7 @@ func (s *Sim) handle(ev event) {
 		for seg := range e.held {
 			s.dropHolder(seg, ev.id)
 		}
-		e.held, e.placed, e.watched, e.dropped, e.assigned, e.jobs = nil, nil, nil, nil, nil, nil
+		e.held, e.inv, e.assigned, e.jobs = nil, nil, nil, nil
 	case evSample:
 		s.sample()
 		s.at(s.now+s.sampleNS(), evSample, 0, 0)
@@ -1095,8 +1110,9 @@ func (s *Sim) keepWatched(i int32, seg content.SegmentRef, shards []int) {
 	if !s.makeRoom(i, int64(add.Count())*s.msgBytes, seg) {
 		return
 	}
-	e.watched[seg] = e.watched[seg].Union(m)
-	s.setHeld(i, seg, e.placed[seg].Union(e.watched[seg]))
+	x := e.inv[seg]
+	x.watched = x.watched.Union(m)
+	s.setHeld(i, seg, x)
 }
 
 // makeRoom evicts from edge i until need more bytes fit, as the edge's
@@ -1112,17 +1128,13 @@ func (s *Sim) makeRoom(i int32, need int64, except content.SegmentRef) bool {
 	for e.used+need > e.diskCap && len(e.dropFIFO) > 0 {
 		seg := e.dropFIFO[0]
 		e.dropFIFO = e.dropFIFO[1:]
-		d := e.dropped[seg]
-		if d.Empty() {
+		x := e.inv[seg]
+		if x.dropped.Empty() {
 			continue
 		}
-		delete(e.dropped, seg)
-		if p := e.placed[seg].Minus(d); p.Empty() {
-			delete(e.placed, seg)
-		} else {
-			e.placed[seg] = p
-		}
-		s.setHeld(i, seg, e.placed[seg].Union(e.watched[seg]))
+		x.placed = x.placed.Minus(x.dropped)
+		x.dropped = coordinator.ShardMask{}
+		s.setHeld(i, seg, x)
 	}
 	for e.used+need > e.diskCap {
 		// The least recently used segment (ties by key, so map order never
@@ -1131,21 +1143,18 @@ func (s *Sim) makeRoom(i int32, need int64, except content.SegmentRef) bool {
 		var lru content.SegmentRef
 		var at int64
 		found := false
-		for seg := range e.held {
+		for seg, x := range e.inv {
 			if seg == except {
 				continue
 			}
-			if u := e.lastUsed[seg]; !found || u < at || u == at && content.CompareSegmentRefs(seg, lru) < 0 {
+			if u := x.lastUsed; !found || u < at || u == at && content.CompareSegmentRefs(seg, lru) < 0 {
 				lru, at, found = seg, u, true
 			}
 		}
 		if !found {
 			break
 		}
-		delete(e.placed, lru)
-		delete(e.watched, lru)
-		delete(e.dropped, lru)
-		s.setHeld(i, lru, coordinator.ShardMask{})
+		s.setHeld(i, lru, invEntry{})
 	}
 	return e.used+need <= e.diskCap
 }
@@ -1153,8 +1162,9 @@ func (s *Sim) makeRoom(i int32, need int64, except content.SegmentRef) bool {
 // touch marks edge e's shards of seg as just used (a request for one
 // arrived), as edge.inventory.touch does.
 func (s *Sim) touch(e *edgeState, seg content.SegmentRef) {
-	if _, ok := e.held[seg]; ok {
-		e.lastUsed[seg] = s.now
+	if x, ok := e.inv[seg]; ok {
+		x.lastUsed = s.now
+		e.inv[seg] = x
 	}
 }
 
@@ -1169,21 +1179,24 @@ func shardMessageOverhead(nmax int) int64 {
 	return int64(content.ShardHeaderSize + 32*depth + 4)
 }
 
-// setHeld sets edge i's inventory of seg, keeping disk use and the
+// setHeld sets edge i's store of seg to x (held: x.placed ∪ x.watched),
+// keeping its reported inventory, disk use, LRU clock and the
 // coordinator's holder index in step.
-func (s *Sim) setHeld(i int32, seg content.SegmentRef, m coordinator.ShardMask) {
+func (s *Sim) setHeld(i int32, seg content.SegmentRef, x invEntry) {
 	e := s.edges[i]
 	old := e.held[seg]
+	m := x.placed.Union(x.watched)
 	e.used += int64(m.Count()-old.Count()) * s.msgBytes
 	if m.Count() > old.Count() {
-		e.lastUsed[seg] = s.now
+		x.lastUsed = s.now
 	}
 	switch {
 	case m.Empty():
 		delete(e.held, seg)
-		delete(e.lastUsed, seg)
+		delete(e.inv, seg)
 	default:
 		e.held[seg] = m
+		e.inv[seg] = x
 	}
 	if old.Empty() == m.Empty() {
 		return
@@ -1246,25 +1259,46 @@ func (s *Sim) cellOf(id int32) int {
 	return int(id) % len(s.cells)
 }
 
-// place runs one placement round in every cell.
+// place runs one placement round in every cell. The cells' plans are
+// computed in parallel (each reads only its own edges and demand, and
+// its placer has its own seeded random source), then applied one cell
+// after another in cell order, so the events they schedule, and the
+// report, are the same on any number of cores.
 func (s *Sim) place() {
 	wall := time.Now()
+	now := s.clock()
+	plans := make([]cellPlan, len(s.cells))
+	workers := min(runtime.GOMAXPROCS(0), len(s.cells))
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := int(next.Add(1) - 1); c < len(s.cells); c = int(next.Add(1) - 1) {
+				plans[c] = s.planCell(c, now)
+			}
+		}()
+	}
+	wg.Wait()
 	for c := range s.cells {
-		s.placeCell(c)
+		s.applyCell(plans[c])
 	}
 	s.m.placementWall = append(s.m.placementWall, time.Since(wall))
 	s.m.placementRounds++
 }
 
-// placeCell runs one placement round of cell c with the real placer and
-// hands each of its edges its fetch and drop directives (as
-// Coordinator.Place and state.assign do).
-func (s *Sim) placeCell(c int) {
-	now := s.clock()
-	// Every coordinator.ReissueRounds rounds the coordinator sends fetch
-	// directives again for assigned shards the edge does not hold (an
-	// earlier fetch failed, or the edge evicted the shard).
-	reissue := (s.m.placementRounds+1)%coordinator.ReissueRounds == 0
+// cellPlan is one cell's placement round: its edges (indices, in cell
+// order) and the real placer's plan for them.
+type cellPlan struct {
+	idx     []int32
+	targets map[wire.NodeID]map[content.SegmentRef]coordinator.ShardMask
+}
+
+// planCell runs one placement round of cell c with the real placer. It
+// changes nothing outside the cell's demand tracker and placer (it runs
+// concurrently with the other cells').
+func (s *Sim) planCell(c int, now time.Time) cellPlan {
 	cl := s.cells[c]
 	cl.demand.Fold(now)
 	demand := cl.demand.Demand()
@@ -1294,6 +1328,17 @@ func (s *Sim) placeCell(c int) {
 		}
 		targets[a.Edge][a.Segment] = a.Shards
 	}
+	return cellPlan{idx: idx, targets: targets}
+}
+
+// applyCell hands each edge of a cell its fetch and drop directives from
+// the cell's plan (as Coordinator.Place and state.assign do).
+func (s *Sim) applyCell(p cellPlan) {
+	// Every coordinator.ReissueRounds rounds the coordinator sends fetch
+	// directives again for assigned shards the edge does not hold (an
+	// earlier fetch failed, or the edge evicted the shard).
+	reissue := (s.m.placementRounds+1)%coordinator.ReissueRounds == 0
+	idx, targets := p.idx, p.targets
 	for _, i := range idx {
 		e := s.edges[i]
 		target := targets[e.id]
@@ -1308,9 +1353,11 @@ func (s *Sim) placeCell(c int) {
 		}
 		slices.SortFunc(keys, content.CompareSegmentRefs)
 		for _, seg := range keys {
-			if drop := e.assigned[seg].Minus(target[seg]).Minus(e.dropped[seg]); !drop.Empty() {
-				if d := drop.Minus(drop.Minus(e.placed[seg])); !d.Empty() {
-					e.dropped[seg] = e.dropped[seg].Union(d)
+			x := e.inv[seg]
+			if drop := e.assigned[seg].Minus(target[seg]).Minus(x.dropped); !drop.Empty() {
+				if d := drop.Minus(drop.Minus(x.placed)); !d.Empty() {
+					x.dropped = x.dropped.Union(d)
+					e.inv[seg] = x // d ⊆ placed: the entry exists
 					e.dropFIFO = append(e.dropFIFO, seg)
 				}
 			}
@@ -1321,13 +1368,10 @@ func (s *Sim) placeCell(c int) {
 		}
 		slices.SortFunc(keys, content.CompareSegmentRefs)
 		for _, seg := range keys {
-			if d, ok := e.dropped[seg]; ok {
+			if x, ok := e.inv[seg]; ok && !x.dropped.Empty() {
 				// Assigned again: no longer first to go.
-				if d = d.Minus(target[seg]); d.Empty() {
-					delete(e.dropped, seg)
-				} else {
-					e.dropped[seg] = d
-				}
+				x.dropped = x.dropped.Minus(target[seg])
+				e.inv[seg] = x
 			}
 			fetch := target[seg].Minus(e.held[seg])
 			if !reissue {
@@ -1435,10 +1479,9 @@ func (s *Sim) edgeShard(ev event) {
 		s.edges[ev.a].served += s.msgBytes
 	}
 	if e.alive && e.assigned[j.seg].Has(j.shard) && !e.held[j.seg].Has(j.shard) && s.makeRoom(ev.id, s.msgBytes, j.seg) {
-		p := e.placed[j.seg]
-		p.Set(j.shard)
-		e.placed[j.seg] = p
-		s.setHeld(ev.id, j.seg, p.Union(e.watched[j.seg]))
+		x := e.inv[j.seg]
+		x.placed.Set(j.shard)
+		s.setHeld(ev.id, j.seg, x)
 	}
 	s.edgeWork(ev.id)
 }

@@ -253,8 +253,8 @@ func TestFullDiskEvictsLikeTheEdge(t *testing.T) {
 		if !s.makeRoom(0, s.msgBytes, seg(j)) {
 			t.Fatalf("no room for segment %d", j)
 		}
-		e.placed[seg(j)], e.assigned[seg(j)] = one, one
-		s.setHeld(0, seg(j), one)
+		e.assigned[seg(j)] = one
+		s.setHeld(0, seg(j), invEntry{placed: one})
 	}
 	has := func(j int) bool { _, ok := e.held[seg(j)]; return ok }
 	s.now = 1
@@ -271,7 +271,9 @@ func TestFullDiskEvictsLikeTheEdge(t *testing.T) {
 		t.Fatalf("holder index not in step with the inventory: %v / %v", s.holders[seg(1)], s.holders[seg(0)])
 	}
 	// A dropped shard goes first, however recently it was used.
-	e.dropped[seg(0)] = one
+	x := e.inv[seg(0)]
+	x.dropped = one
+	e.inv[seg(0)] = x
 	e.dropFIFO = append(e.dropFIFO, seg(0))
 	s.now = 4
 	s.touch(e, seg(0))
