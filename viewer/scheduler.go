@@ -92,6 +92,18 @@ type request struct {
 	timeout time.Time
 }
 
+// inflightRequest is one entry of segmentFetch.inflight.
+type inflightRequest struct {
+	key requestKey
+	request
+}
+
+// verifiedShard is a shard that passed verification and its source.
+type verifiedShard struct {
+	shard int
+	node  wire.NodeID
+}
+
 // segmentFetch is the sans-IO any-k-of-n scheduler for one segment. It is fed
 // events (sources known, shard verified or bad, request failed, clock ticks)
 // and answers with actions. Invariants: at most one request per edge per
@@ -111,11 +123,14 @@ type segmentFetch struct {
 	edges   []candidate // coordinator rank order, banned ones removed
 	origins []candidate
 
+	// The per-segment sets are short slices searched linearly (at most
+	// one request per edge, about k + 4 in flight, k verified): cheaper
+	// than maps at these sizes, and nothing depends on their order
+	// except where the actions are sorted.
 	banned   map[wire.NodeID]bool // shared with the session; the scheduler adds to it
-	asked    map[wire.NodeID]bool // edges already asked for this segment
-	inflight map[requestKey]request
-	verified map[int]wire.NodeID // shard index → the source that delivered it
-	order    []int               // verified shard indices in arrival order
+	asked    []wire.NodeID        // edges already asked for this segment
+	inflight []inflightRequest    // at most one per key
+	verified []verifiedShard      // in arrival order
 
 	originFailures int
 	failed         bool
@@ -129,11 +144,52 @@ func newSegmentFetch(k, nMax int, deadline time.Time, segDur time.Duration, star
 	}
 	return &segmentFetch{
 		k: k, nMax: nMax, deadline: deadline, segDur: segDur, startup: startup, rng: rng,
-		banned:   banned,
-		asked:    map[wire.NodeID]bool{},
-		inflight: map[requestKey]request{},
-		verified: map[int]wire.NodeID{},
+		banned: banned,
 	}
+}
+
+// findInflight is the index of key in f.inflight, or -1.
+func (f *segmentFetch) findInflight(key requestKey) int {
+	for i := range f.inflight {
+		if f.inflight[i].key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// removeInflight deletes f.inflight[i].
+func (f *segmentFetch) removeInflight(i int) {
+	f.inflight = slices.Delete(f.inflight, i, i+1)
+}
+
+// addInflight records a request for key (replacing one with the same key).
+func (f *segmentFetch) addInflight(key requestKey, req request) {
+	if i := f.findInflight(key); i >= 0 {
+		f.inflight[i].request = req
+		return
+	}
+	f.inflight = append(f.inflight, inflightRequest{key, req})
+}
+
+// isVerified reports whether shard passed verification.
+func (f *segmentFetch) isVerified(shard int) bool {
+	for _, v := range f.verified {
+		if v.shard == shard {
+			return true
+		}
+	}
+	return false
+}
+
+// verifiedBy is the source that delivered verified shard, or "".
+func (f *segmentFetch) verifiedBy(shard int) wire.NodeID {
+	for _, v := range f.verified {
+		if v.shard == shard {
+			return v.node
+		}
+	}
+	return ""
 }
 
 // Done reports whether k verified shards have arrived.
@@ -144,7 +200,13 @@ func (f *segmentFetch) Done() bool { return len(f.verified) >= f.k }
 func (f *segmentFetch) Failed() bool { return f.failed }
 
 // Verified returns the indices of the verified shards in arrival order.
-func (f *segmentFetch) Verified() []int { return slices.Clone(f.order) }
+func (f *segmentFetch) Verified() []int {
+	out := make([]int, len(f.verified))
+	for i, v := range f.verified {
+		out[i] = v.shard
+	}
+	return out
+}
 
 // InFlight is the number of outstanding requests.
 func (f *segmentFetch) InFlight() int { return len(f.inflight) }
@@ -170,32 +232,34 @@ func (f *segmentFetch) Sources(now time.Time, edges, origins []candidate) []acti
 
 // ShardVerified records that the shard from node passed verification.
 func (f *segmentFetch) ShardVerified(now time.Time, node wire.NodeID, shard int) []action {
-	key := requestKey{node, shard}
-	if _, ok := f.inflight[key]; !ok {
+	i := f.findInflight(requestKey{node, shard})
+	if i < 0 {
 		return nil // cancelled or timed out before it arrived: not counted
 	}
-	delete(f.inflight, key)
-	if f.Done() || f.verified[shard] != "" {
+	f.removeInflight(i)
+	if f.Done() || f.isVerified(shard) {
 		return nil
 	}
-	f.verified[shard] = node
-	f.order = append(f.order, shard)
+	f.verified = append(f.verified, verifiedShard{shard, node})
 	return f.plan(now)
 }
 
 // ShardBad records that node sent a shard failing verification: the node is
 // banned for the session and replaced.
 func (f *segmentFetch) ShardBad(now time.Time, node wire.NodeID, shard int) []action {
-	delete(f.inflight, requestKey{node, shard})
+	if i := f.findInflight(requestKey{node, shard}); i >= 0 {
+		f.removeInflight(i)
+	}
 	acts := []action{{Kind: actBan, Node: node, Shard: shard}}
 	f.banned[node] = true
 	// Cancel anything else in flight from the liar (origins may have several).
-	for key := range f.inflight {
-		if key.Node == node {
-			delete(f.inflight, key)
-			acts = append(acts, action{Kind: actCancel, Node: key.Node, Shard: key.Shard})
+	f.inflight = slices.DeleteFunc(f.inflight, func(r inflightRequest) bool {
+		if r.key.Node != node {
+			return false
 		}
-	}
+		acts = append(acts, action{Kind: actCancel, Node: r.key.Node, Shard: r.key.Shard})
+		return true
+	})
 	sortActions(acts[1:])
 	return append(acts, f.plan(now)...)
 }
@@ -203,12 +267,12 @@ func (f *segmentFetch) ShardBad(now time.Time, node wire.NodeID, shard int) []ac
 // RequestFailed records that a request ended without a shard (connection
 // reset, 404, timeout). The source is not banned, only replaced.
 func (f *segmentFetch) RequestFailed(now time.Time, node wire.NodeID, shard int) []action {
-	key := requestKey{node, shard}
-	req, ok := f.inflight[key]
-	if !ok {
+	i := f.findInflight(requestKey{node, shard})
+	if i < 0 {
 		return nil
 	}
-	delete(f.inflight, key)
+	req := f.inflight[i].request
+	f.removeInflight(i)
 	if req.origin {
 		f.originFailures++
 	}
@@ -219,15 +283,16 @@ func (f *segmentFetch) RequestFailed(now time.Time, node wire.NodeID, shard int)
 // and δ grows as the deadline nears.
 func (f *segmentFetch) Tick(now time.Time) []action {
 	var acts []action
-	for key, req := range f.inflight {
-		if !now.Before(req.timeout) {
-			delete(f.inflight, key)
-			if req.origin {
-				f.originFailures++
-			}
-			acts = append(acts, action{Kind: actCancel, Node: key.Node, Shard: key.Shard, TimedOut: true})
+	f.inflight = slices.DeleteFunc(f.inflight, func(r inflightRequest) bool {
+		if now.Before(r.timeout) {
+			return false
 		}
-	}
+		if r.origin {
+			f.originFailures++
+		}
+		acts = append(acts, action{Kind: actCancel, Node: r.key.Node, Shard: r.key.Shard, TimedOut: true})
+		return true
+	})
 	sortActions(acts)
 	return append(acts, f.plan(now)...)
 }
@@ -244,8 +309,8 @@ func (f *segmentFetch) NextWake(now time.Time) time.Time {
 			next = t
 		}
 	}
-	for _, req := range f.inflight {
-		consider(req.timeout)
+	for _, r := range f.inflight {
+		consider(r.timeout)
 	}
 	if f.startup && !f.started.IsZero() {
 		consider(f.started.Add(f.hedgeDelay()))
@@ -300,11 +365,11 @@ func (f *segmentFetch) shardTimeout(now time.Time) time.Duration {
 
 // busy reports whether shard index i is verified or being fetched.
 func (f *segmentFetch) busy(i int) bool {
-	if f.verified[i] != "" {
+	if f.isVerified(i) {
 		return true
 	}
-	for key := range f.inflight {
-		if key.Shard == i {
+	for _, r := range f.inflight {
+		if r.key.Shard == i {
 			return true
 		}
 	}
@@ -321,10 +386,10 @@ func (f *segmentFetch) plan(now time.Time) []action {
 	}
 	if f.Done() {
 		acts := make([]action, 0, len(f.inflight))
-		for key := range f.inflight {
-			acts = append(acts, action{Kind: actCancel, Node: key.Node, Shard: key.Shard})
+		for _, r := range f.inflight {
+			acts = append(acts, action{Kind: actCancel, Node: r.key.Node, Shard: r.key.Shard})
 		}
-		clear(f.inflight)
+		f.inflight = f.inflight[:0]
 		sortActions(acts)
 		return acts
 	}
@@ -348,15 +413,15 @@ func (f *segmentFetch) plan(now time.Time) []action {
 			if len(f.inflight) >= target {
 				break
 			}
-			if f.asked[e.Node] || f.banned[e.Node] {
+			if slices.Contains(f.asked, e.Node) || f.banned[e.Node] {
 				continue
 			}
 			shard, ok := f.pickEdgeShard(e)
 			if !ok {
 				continue
 			}
-			f.asked[e.Node] = true
-			f.inflight[requestKey{e.Node, shard}] = request{timeout: timeout}
+			f.asked = append(f.asked, e.Node)
+			f.addInflight(requestKey{e.Node, shard}, request{timeout: timeout})
 			acts = append(acts, action{Kind: actRequest, Node: e.Node, Addr: e.Addr, Shard: shard, Timeout: timeout})
 		}
 	}
@@ -380,8 +445,8 @@ func (f *segmentFetch) plan(now time.Time) []action {
 			continue
 		}
 		inflight := 0
-		for key, req := range f.inflight {
-			if req.origin && key.Node == o.Node {
+		for _, r := range f.inflight {
+			if r.origin && r.key.Node == o.Node {
 				inflight++
 			}
 		}
@@ -393,7 +458,7 @@ func (f *segmentFetch) plan(now time.Time) []action {
 			if f.busy(i) {
 				continue
 			}
-			f.inflight[requestKey{o.Node, i}] = request{origin: true, timeout: originTimeout}
+			f.addInflight(requestKey{o.Node, i}, request{origin: true, timeout: originTimeout})
 			acts = append(acts, action{Kind: actRequest, Node: o.Node, Addr: o.Addr, Shard: i, Origin: true, Timeout: originTimeout})
 			inflight++
 		}

@@ -299,11 +299,11 @@ func runScenario(t *testing.T, sc scenario) runResult {
 		}
 		// Invariant: no shard index in flight twice.
 		seen := map[int]bool{}
-		for key := range f.inflight {
-			if seen[key.Shard] {
-				t.Fatalf("shard %d in flight twice: %v", key.Shard, f.inflight)
+		for _, r := range f.inflight {
+			if seen[r.key.Shard] {
+				t.Fatalf("shard %d in flight twice: %v", r.key.Shard, f.inflight)
 			}
-			seen[key.Shard] = true
+			seen[r.key.Shard] = true
 		}
 	}
 	apply(f.Sources(now, edges, origins))
@@ -343,7 +343,7 @@ func runScenario(t *testing.T, sc scenario) runResult {
 	res.done, res.failed = f.Done(), f.Failed()
 	res.finish = now.Sub(t0)
 	for _, idx := range f.Verified() {
-		if !specs[f.verified[idx]].origin {
+		if !specs[f.verifiedBy(idx)].origin {
 			res.edgeShards++
 		}
 	}
@@ -357,7 +357,7 @@ func runScenario(t *testing.T, sc scenario) runResult {
 		// k distinct shards from k distinct edges (origins may send several).
 		byNode := map[wire.NodeID]int{}
 		for _, idx := range f.Verified() {
-			byNode[f.verified[idx]]++
+			byNode[f.verifiedBy(idx)]++
 		}
 		for node, n := range byNode {
 			if !specs[node].origin && n > 1 {

@@ -630,7 +630,7 @@ func (v *Viewer) fetchOnce(ctx context.Context, e *videoEntry, ref content.Segme
 	}
 	shards := make([]content.VerifiedShard, 0, man.Params.K)
 	for _, idx := range sched.Verified() {
-		node := sched.verified[idx]
+		node := sched.verifiedBy(idx)
 		r := received[requestKey{node, idx}]
 		shards = append(shards, r.verified)
 		res.shards = append(res.shards, *r.msg)
