@@ -74,6 +74,10 @@ type Report struct {
 
 	WallSeconds float64 `json:"wall_seconds"` // wall-clock
 	PeakRSSMB   float64 `json:"peak_rss_mb"`  // wall-clock (process peak, getrusage)
+	// CPUSeconds is the process's user + system time during the run, on
+	// every core (wall-clock; omitted where getrusage is missing): on a
+	// shared machine the floor under wall_seconds.
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
 
 	startups  []float64 // sorted, for the plots
 	rebuffers []float64 // per finished play: stalled share, sorted
@@ -161,6 +165,7 @@ func (s *Sim) finish(wall time.Duration) {
 	r.Curve = m.points
 	r.WallSeconds = round3(wall.Seconds())
 	r.PeakRSSMB = peakRSSMB()
+	r.CPUSeconds = round3(processCPUSeconds() - s.cpuAtStart)
 }
 
 // quantile of sorted xs (nearest rank), 0 when empty.
@@ -176,7 +181,7 @@ func quantile(xs []float64, q float64) float64 {
 // (what golden files and determinism checks compare).
 func (r *Report) WithoutWallClock() *Report {
 	c := *r
-	c.WallSeconds, c.PeakRSSMB = 0, 0
+	c.WallSeconds, c.PeakRSSMB, c.CPUSeconds = 0, 0, 0
 	c.Coordinator.PlacementMSAvg, c.Coordinator.PlacementMSMax = 0, 0
 	return &c
 }
@@ -210,6 +215,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("coordinator lookups/s, heartbeats/s", fmt.Sprintf("%.1f, %.1f", r.Coordinator.LookupsPerS, r.Coordinator.HeartbeatsPerS))
 	row("placement rounds, ms avg / max", fmt.Sprintf("%d, %.1f / %.1f", r.Coordinator.PlacementRounds, r.Coordinator.PlacementMSAvg, r.Coordinator.PlacementMSMax))
 	row("wall s, peak RSS MB", fmt.Sprintf("%.2f, %.0f", r.WallSeconds, r.PeakRSSMB))
+	if r.CPUSeconds > 0 {
+		row("process CPU s (user + sys)", fmt.Sprintf("%.2f", r.CPUSeconds))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -13,3 +13,12 @@ func peakRSSMB() float64 {
 	}
 	return round3(float64(ru.Maxrss) / 1024)
 }
+
+// processCPUSeconds is the process's user + system time so far.
+func processCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}

@@ -318,8 +318,9 @@ type Sim struct {
 	placeNS     int64
 	prefDelay   int64
 
-	m      metrics
-	report *Report
+	m          metrics
+	report     *Report
+	cpuAtStart float64 // processCPUSeconds when Run began
 }
 
 // metrics accumulates what the report shows.
@@ -566,6 +567,7 @@ func (s *Sim) scheduleChurn() {
 // Run simulates the scenario to its end and returns the report.
 func (s *Sim) Run() *Report {
 	wall := time.Now()
+	s.cpuAtStart = processCPUSeconds()
 	end := int64(s.sc.DurationS * 1e9)
 	for len(s.evs) > 0 {
 		ev := s.evs.pop()

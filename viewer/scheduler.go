@@ -142,9 +142,14 @@ func newSegmentFetch(k, nMax int, deadline time.Time, segDur time.Duration, star
 	if banned == nil {
 		banned = map[wire.NodeID]bool{}
 	}
+	// Room for the usual sizes up front (k verified, k plus a few spares
+	// asked and in flight), so a fetch does not regrow them.
 	return &segmentFetch{
 		k: k, nMax: nMax, deadline: deadline, segDur: segDur, startup: startup, rng: rng,
-		banned: banned,
+		banned:   banned,
+		asked:    make([]wire.NodeID, 0, k+4),
+		inflight: make([]inflightRequest, 0, k+4),
+		verified: make([]verifiedShard, 0, k),
 	}
 }
 
@@ -214,7 +219,7 @@ func (f *segmentFetch) InFlight() int { return len(f.inflight) }
 // Sources replaces the known sources (edges in coordinator rank order, then
 // origins) and schedules requests.
 func (f *segmentFetch) Sources(now time.Time, edges, origins []candidate) []action {
-	f.edges = f.edges[:0]
+	f.edges = slices.Grow(f.edges[:0], len(edges))
 	for _, e := range edges {
 		if !f.banned[e.Node] && !e.Origin {
 			f.edges = append(f.edges, e)
@@ -399,6 +404,9 @@ func (f *segmentFetch) plan(now time.Time) []action {
 	timeout := now.Add(f.shardTimeout(now))
 	originTimeout := now.Add(max(f.shardTimeout(now), minOriginTimeout, 2*f.segDur))
 	var acts []action
+	if target > len(f.inflight) {
+		acts = make([]action, 0, target-len(f.inflight))
+	}
 
 	// Late: the origin must be able to cover what is missing. A startup
 	// segment has no playback slack yet (its deadline is "now"), so it is
@@ -474,7 +482,8 @@ func (f *segmentFetch) plan(now time.Time) []action {
 // in flight, choosing at random among them so that concurrent viewers spread
 // over the shards.
 func (f *segmentFetch) pickEdgeShard(e candidate) (int, bool) {
-	var free []int
+	var buf [32]int // on the stack for the usual few shards per edge
+	free := buf[:0]
 	for _, i := range e.Shards {
 		if i >= 0 && i < f.nMax && !f.busy(i) && !slices.Contains(free, i) {
 			free = append(free, i)
