@@ -460,15 +460,21 @@ func (c *Coordinator) syncBans(ctx context.Context) {
 }
 
 // Run does the periodic chores (liveness sweep, placement, closing load
-// buckets for the admin overview, and the accounting subsystem's audits)
-// until ctx is done; admin event streams end with it. It returns after the
-// audit chore's goroutine, its only other goroutine, has exited.
+// buckets for the admin overview, the accounting subsystem's audits and
+// the live subsystem's tree rebuilds) until ctx is done; admin event
+// streams end with it. It returns after the audit and tree chores'
+// goroutines, its only other goroutines, have exited.
 func (c *Coordinator) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		c.accounting.Run(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.live.RunTrees(ctx) // live tree rebuilds, off the heartbeat path
 	}()
 	defer wg.Wait()
 	sweep := time.NewTicker(c.cfg.HeartbeatInterval)

@@ -3,6 +3,7 @@ package testnet
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ type LiveStats struct {
 	LiveLatencies
 	mu                     sync.Mutex
 	originBytes, edgeBytes int64
+	byCause                map[string]int64 // origin bytes by OriginCause
 }
 
 // Record keeps one report.
@@ -28,7 +30,36 @@ func (s *LiveStats) Record(r viewer.LiveServable) {
 	s.mu.Lock()
 	s.originBytes += r.OriginBytes
 	s.edgeBytes += r.EdgeBytes
+	if r.OriginBytes > 0 {
+		if s.byCause == nil {
+			s.byCause = map[string]int64{}
+		}
+		s.byCause[OriginCause(r)] += r.OriginBytes
+	}
 	s.mu.Unlock()
+}
+
+// OriginCause says why a live segment's fetch took shards from the origin:
+// "no_carriers" (the lookup listed no carrier: the chain's trees reached no
+// edge yet), "join_late" / "entry_late" / "request_late" (carriers did not
+// deliver k shards before the segment was one duration from the player's
+// playhead: its push was late or lost; the prefix is what started the
+// fetch, viewer.LiveServable.Fetch), or "other".
+func OriginCause(r viewer.LiveServable) string {
+	switch {
+	case r.NoCarriers:
+		return "no_carriers"
+	case r.OriginFallback:
+		return r.Fetch + "_late"
+	}
+	return "other"
+}
+
+// OriginBytesByCause is the origin's shard bytes to players by OriginCause.
+func (s *LiveStats) OriginBytesByCause() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.byCause)
 }
 
 // Bytes are the shard bytes the players' gateways used, from origins and
@@ -76,7 +107,22 @@ type LiveReport struct {
 	SegmentCopyBytes       int64   `json:"segment_copy_bytes"`
 	ServableReports        int     `json:"servable_reports"`
 	RelaysKilled           int     `json:"relays_killed"`
-	FirstError             string  `json:"first_error,omitempty"`
+	// OriginCopiesByCause splits the players' share of the origin copies
+	// per segment by OriginCause (the rest of OriginCopiesPerSegment is
+	// the origin's pushes into the trees).
+	OriginCopiesByCause map[string]float64 `json:"origin_copies_by_cause,omitempty"`
+	// OriginPushCopiesPerSegment is the origin's pushes alone.
+	OriginPushCopiesPerSegment float64 `json:"origin_push_copies_per_segment"`
+	// TreeRelayLevels is the most relays between the origin and an edge in
+	// the chain's trees as sampled every second while players watched;
+	// TreeRelaysUsed the relays those trees used (the last sample).
+	TreeRelayLevels int `json:"tree_relay_levels"`
+	TreeRelaysUsed  int `json:"tree_relays_used"`
+	// OriginChildrenPerSubstream is the mean number of the origin's
+	// children per substream tree over the samples (1 is a push of one
+	// copy of each substream).
+	OriginChildrenPerSubstream float64 `json:"origin_children_per_substream"`
+	FirstError                 string  `json:"first_error,omitempty"`
 }
 
 // RunLive runs w on the network (started with Config.Live and
@@ -128,6 +174,22 @@ func (n *Network) RunLive(ctx context.Context, w LiveWorkload) (LiveReport, erro
 	if w.OnReady != nil && viewers > 0 {
 		w.OnReady(ch, gws[0]+"/live/"+string(ch.Channel.ID)+"/master.m3u8")
 	}
+	// Sample the chain's trees every second while the players watch.
+	var shape treeShape
+	sampleStop, sampleDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampleDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-sampleStop:
+				return
+			case <-t.C:
+				shape.sample(n.Coordinator.Live().Trees()[chain], n.originIDs[0].ID)
+			}
+		}
+	}()
 	started := time.Now()
 	stop := started.Add(w.Duration)
 	plays := make([]LivePlay, viewers)
@@ -192,6 +254,52 @@ func (n *Network) RunLive(ctx context.Context, w LiveWorkload) (LiveReport, erro
 	}
 	if rep.SegmentCopyBytes > 0 {
 		rep.OriginCopiesPerSegment = float64(rep.OriginBytes) / float64(rep.SegmentCopyBytes)
+		rep.OriginPushCopiesPerSegment = float64(rep.OriginPushedBytes) / float64(rep.SegmentCopyBytes)
+		for cause, b := range w.Stats.OriginBytesByCause() {
+			if rep.OriginCopiesByCause == nil {
+				rep.OriginCopiesByCause = map[string]float64{}
+			}
+			rep.OriginCopiesByCause[cause] = float64(b) / float64(rep.SegmentCopyBytes)
+		}
+	}
+	close(sampleStop)
+	<-sampleDone
+	rep.TreeRelayLevels, rep.TreeRelaysUsed = shape.levels, shape.relays
+	if shape.samples > 0 {
+		rep.OriginChildrenPerSubstream = shape.originChildren / float64(shape.samples)
 	}
 	return rep, nil
+}
+
+// treeShape sums samples of one chain's trees (substream → node → parent).
+type treeShape struct {
+	samples        int
+	originChildren float64 // per substream, summed over samples
+	levels, relays int
+}
+
+func (t *treeShape) sample(trees []map[wire.NodeID]wire.NodeID, origin wire.NodeID) {
+	if len(trees) == 0 {
+		return
+	}
+	used := map[wire.NodeID]bool{}
+	children := 0
+	for _, parent := range trees {
+		for _, p := range parent {
+			if p == origin {
+				children++
+			}
+			if p != origin {
+				used[p] = true
+			}
+			levels := 0
+			for a := p; a != origin && a != "" && levels <= len(parent); a = parent[a] {
+				levels++
+			}
+			t.levels = max(t.levels, levels)
+		}
+	}
+	t.samples++
+	t.originChildren += float64(children) / float64(len(trees))
+	t.relays = len(used)
 }

@@ -54,6 +54,21 @@ const (
 	// livePushGrace is how long after an entry arrives its segment is
 	// fetched (see onEntry).
 	livePushGrace = 250 * time.Millisecond
+	// liveCarrierRetry is the pause between two carriers-only rounds of a
+	// live fetch (fetchLive): a carrier that answered 404 had not yet
+	// received the segment's push, which crosses up to two relay levels.
+	liveCarrierRetry = 150 * time.Millisecond
+	// liveCarriersPerRound bounds the carriers one carriers-only round asks
+	// (in multiples of k), so a round where the push has not landed costs
+	// a few 404s, not one per carrier of the chain.
+	liveCarriersPerRound = 2
+)
+
+// Why a live segment's fetch started (LiveServable.Fetch).
+const (
+	LiveFetchEntry   = "entry"   // its entry arrived while a player watched the rendition
+	LiveFetchJoin    = "join"    // a player joined: the hold-back's segments
+	LiveFetchRequest = "request" // a player asked for it before anything fetched it
 )
 
 // LiveServable is reported (Config.OnLiveServable) once per segment of a
@@ -68,6 +83,16 @@ type LiveServable struct {
 	HoldBack    time.Duration // what the playlist advertises
 	OriginBytes int64
 	EdgeBytes   int64
+	// Why the origin served shards, for the figures: Fetch is what started
+	// the fetch (LiveFetchEntry, LiveFetchJoin, LiveFetchRequest),
+	// CarrierRounds how many carriers-only rounds ran, NoCarriers that the
+	// lookup listed no carrier (the chain's trees did not reach any edge
+	// yet), OriginFallback that the carriers did not deliver k shards
+	// before the fetch turned to the origin (the push was late or lost).
+	Fetch          string
+	CarrierRounds  int
+	NoCarriers     bool
+	OriginFallback bool
 }
 
 // Latency is glass-to-glass as docs/LIVE.md defines it: T_serve − (the
@@ -370,7 +395,7 @@ func (v *Viewer) onEntry(lc *liveChannel, e *content.LiveEntry) {
 			return
 		}
 		for _, r := range watched {
-			v.startLiveSegment(lc, r, e.Seq)
+			v.startLiveSegment(lc, r, e.Seq, LiveFetchEntry)
 		}
 	}()
 }
@@ -492,8 +517,9 @@ func (v *Viewer) announceLiveWatching() {
 }
 
 // startLiveSegment makes sure segment seq of rendition r is rebuilt or
-// being rebuilt (a failed one is tried again), under the viewer's context.
-func (v *Viewer) startLiveSegment(lc *liveChannel, r int, seq uint64) *liveSegment {
+// being rebuilt (a failed one is tried again), under the viewer's context;
+// why says what asked for it (LiveServable.Fetch).
+func (v *Viewer) startLiveSegment(lc *liveChannel, r int, seq uint64, why string) *liveSegment {
 	k := segKey{r, seq}
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
@@ -521,7 +547,7 @@ func (v *Viewer) startLiveSegment(lc *liveChannel, r int, seq uint64) *liveSegme
 		// now (the entry arrives as the segment ends). A deadline of one
 		// segment made every live fetch "late" at once, so the origin raced
 		// the edges for every segment (offload 50 %, 9 origin copies).
-		res, err := v.fetchSegment(v.ctx, lc.entry, ref, urgency{deadline: v.cfg.Now().Add(max(dur, lc.hold-dur)), speed: 1})
+		res, how, err := v.fetchLive(v.ctx, lc, ref, v.cfg.Now().Add(max(dur, lc.hold-dur)))
 		at := v.cfg.Now()
 		lc.mu.Lock()
 		if err != nil {
@@ -542,13 +568,78 @@ func (v *Viewer) startLiveSegment(lc *liveChannel, r int, seq uint64) *liveSegme
 			return
 		}
 		sv := LiveServable{Chain: lc.id, Rendition: r, Seq: seq, ProgramTime: time.UnixMicro(e.ProgramTime), Duration: dur,
-			At: at, HoldBack: lc.hold, OriginBytes: res.originBytes, EdgeBytes: res.edgeBytes}
+			At: at, HoldBack: lc.hold, OriginBytes: res.originBytes, EdgeBytes: res.edgeBytes,
+			Fetch: why, CarrierRounds: how.rounds, NoCarriers: how.noCarriers, OriginFallback: how.fallback}
 		v.met.liveLatency.Observe(sv.Latency().Seconds())
 		if v.cfg.OnLiveServable != nil {
 			v.cfg.OnLiveServable(sv)
 		}
 	}()
 	return s
+}
+
+// liveFetchHow is how fetchLive got a segment (LiveServable's fields).
+type liveFetchHow struct {
+	rounds     int
+	noCarriers bool
+	fallback   bool
+}
+
+// fetchLive rebuilds a live segment due at deadline (when the player's
+// playhead reaches it). The carriers (the edges and relays of the chain's
+// trees) are asked first, and only they, while the deadline is more than a
+// segment away: a carrier that answers 404 has not received the push yet
+// (the entry reaches the gateway as the push leaves the origin, and the
+// push crosses up to two relay levels), so the next round, after
+// liveCarrierRetry, asks carriers again rather than the origin. Once the
+// segment is within one duration of its deadline (the scheduler's "late")
+// it is an ordinary fetch, origin included. Without this, a fetch that met
+// a few 404s in its first milliseconds turned to the origin for every
+// missing shard (docs/PERFORMANCE.md, "Live at 50 viewers").
+func (v *Viewer) fetchLive(ctx context.Context, lc *liveChannel, ref content.SegmentRef, deadline time.Time) (*segmentResult, liveFetchHow, error) {
+	var how liveFetchHow
+	e := lc.entry
+	segDur := time.Second
+	if ent, ok := lc.chain.Entry(uint64(ref.Segment)); ok && ref.Rendition < len(ent.Segments) {
+		segDur = time.Duration(ent.Segments[ref.Rendition].Duration) * time.Microsecond
+	}
+	k := lc.chain.Genesis().Params.K
+	for round := 0; deadline.Sub(v.cfg.Now()) > segDur+liveCarrierRetry; round++ {
+		if round > 0 {
+			if err := sleepUntil(ctx, v.cfg.Now, v.cfg.Now().Add(liveCarrierRetry)); err != nil {
+				return nil, how, err
+			}
+		}
+		edges, _, err := v.sources(ctx, e, ref, false)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrNotEntitled) {
+				return nil, how, err
+			}
+			break // the ordinary fetch retries the lookup
+		}
+		if len(edges) == 0 {
+			how.noCarriers = true
+			break
+		}
+		// Each round asks the next few carriers in rank order, so rounds
+		// spread over the carriers rather than re-asking the first ones.
+		per := max(liveCarriersPerRound*k, 1)
+		if len(edges) > per {
+			off := (round * per) % len(edges)
+			edges = append(slices.Clone(edges[off:]), edges[:off]...)[:per]
+		}
+		how.rounds++
+		res, err := v.fetchOnce(ctx, e, ref, urgency{deadline: deadline, speed: 1}, edges, nil)
+		if err == nil {
+			return res, how, nil
+		}
+		if ctx.Err() != nil {
+			return nil, how, err
+		}
+	}
+	how.fallback = !how.noCarriers
+	res, err := v.fetchSegment(ctx, e, ref, urgency{deadline: deadline, speed: 1})
+	return res, how, err
 }
 
 // window is what rendition r's media playlist lists now: the newest run of
@@ -630,7 +721,7 @@ func (v *Viewer) joinLive(ctx context.Context, lc *liveChannel, r int) {
 			entries = entries[len(entries)-want:]
 		}
 		for _, e := range entries {
-			v.startLiveSegment(lc, r, e.Seq)
+			v.startLiveSegment(lc, r, e.Seq, LiveFetchJoin)
 		}
 		lc.mu.Lock()
 		changed, ended := lc.changed, lc.ended
@@ -711,7 +802,7 @@ func (v *Viewer) serveLive(w http.ResponseWriter, r *http.Request, rest string) 
 			wire.WriteError(w, http.StatusNotFound, "live segment %d is not held here (the newest is %d; older ones leave the window): reload the playlist", seq, head)
 			return
 		}
-		s := v.startLiveSegment(lc, t.res.Rendition, seq)
+		s := v.startLiveSegment(lc, t.res.Rendition, seq, LiveFetchRequest)
 		select {
 		case <-s.done:
 		case <-r.Context().Done():

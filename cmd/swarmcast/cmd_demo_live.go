@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -250,6 +251,11 @@ func printLiveReport(out io.Writer, r testnet.LiveReport) {
 	fmt.Fprintf(tw, "glass-to-glass p50 / p95 (servable + hold-back)\t%.0f ms / %.0f ms\n", r.LiveLatencyP50MS, r.LiveLatencyP95MS)
 	fmt.Fprintf(tw, "offload (1 - origin / delivered)\t%.1f%%\n", 100*r.Offload)
 	fmt.Fprintf(tw, "origin copies per segment (all renditions)\t%.2f\n", r.OriginCopiesPerSegment)
+	fmt.Fprintf(tw, "  pushed into the trees\t%.2f\n", r.OriginPushCopiesPerSegment)
+	for _, cause := range slices.Sorted(maps.Keys(r.OriginCopiesByCause)) {
+		fmt.Fprintf(tw, "  to players: %s\t%.2f\n", cause, r.OriginCopiesByCause[cause])
+	}
+	fmt.Fprintf(tw, "trees: relay levels / relays used / origin children per substream\t%d / %d / %.2f\n", r.TreeRelayLevels, r.TreeRelaysUsed, r.OriginChildrenPerSubstream)
 	fmt.Fprintf(tw, "rebuffering ratio\t%.2f%%\n", 100*r.RebufferRatio)
 	fmt.Fprintf(tw, "plays / failed\t%d / %d\n", r.Plays, r.PlaysFailed)
 	if r.RelaysKilled > 0 {

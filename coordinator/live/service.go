@@ -142,6 +142,8 @@ type Service struct {
 
 	trees  *treeState // guarded by treeMu
 	treeMu sync.Mutex
+	// buildMu serialises tree builds (taken before treeMu, never inside).
+	buildMu sync.Mutex
 
 	btr btrLogs // the chains' BTR channel logs (btrlog.go)
 }

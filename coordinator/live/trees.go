@@ -32,6 +32,18 @@ import (
 //   - an edge never forwards: an edge's children move to its nearest
 //     non-edge ancestor;
 //   - at most MaxRelayLevels relays between the origin and a leaf;
+//   - at most MaxRelayChildren children per relay per tree: past it, a
+//     relay's extra edges move one level down, under a relay it feeds
+//     (one it already feeds, else a relay not yet in this tree, recruited
+//     under it); this is what puts a relay under a relay when many edges
+//     watch (COCOS prices upload, not fan-out, so it hangs every edge of a
+//     substream on its cheapest relay);
+//   - an edge keeps its parent of the previous build (TreeInput.Previous)
+//     when that relay is still in the tree at a level it may be a parent
+//     at and has room: a parent change loses the pushes in flight (a
+//     child refuses a push from anyone but the parent its set names, and
+//     the two ends learn of the change at different heartbeats), so the
+//     trees change no more than the nodes do;
 //   - a relay forwards at most its upload cap (bytes/s over every tree
 //     of every chain): past it, a child moves to the origin;
 //   - a relay with nobody below it leaves the tree.
@@ -44,6 +56,12 @@ const DefaultHopDelayMS = 40.0
 
 // MaxRelayLevels bounds the relays between the origin and an edge.
 const MaxRelayLevels = 2
+
+// MaxRelayChildren bounds a relay's children in one substream tree. A
+// relay's sender runs fanout.DefaultParallelPushes (16) pushes at once, so
+// up to 16 children all get a segment in one wave; a 17th waits for one
+// of them. Two levels of 16 reach 16 × 16 edges per substream.
+const MaxRelayChildren = 16
 
 // OriginPriceFactor prices the origin's upload relative to the dearest relay.
 const OriginPriceFactor = 4.0
@@ -83,6 +101,11 @@ type TreeInput struct {
 	Chains     []TreeChain
 	Substreams int // S
 	PushShards int // indices pushed per segment (0..PushShards-1)
+	// Previous is the last build's TreeOutput.Parent (nil: none): edges
+	// keep their parents where they still may (see the package comment).
+	Previous map[content.VideoID][]map[wire.NodeID]wire.NodeID
+	// MaxChildren overrides MaxRelayChildren when > 0 (tests).
+	MaxChildren int
 
 	// primOnly builds with the Prim baseline instead of COCOS (the
 	// benchmark's reference).
@@ -116,12 +139,17 @@ func BuildTrees(in TreeInput) TreeOutput {
 		if _, ok := in.Nodes[ch.Origin]; !ok {
 			continue
 		}
-		uses := map[wire.NodeID]int{} // relay → substreams of this chain it forwards
+		uses := map[wire.NodeID]int{}   // relay → substreams of this chain it forwards
+		roots := map[wire.NodeID]bool{} // relays that are the origin's child in a substream
 		trees := make([]map[wire.NodeID]wire.NodeID, s)
 		for j := range s {
 			indices := content.SubstreamIndices(j, s, in.PushShards)
 			rate := ch.RateBytes * float64(len(indices)) / float64(max(ch.K, 1))
-			parent := buildSubstream(in, ch, uses, budget, rate)
+			var prev map[wire.NodeID]wire.NodeID
+			if p := in.Previous[ch.Chain]; j < len(p) {
+				prev = p[j]
+			}
+			parent := buildSubstream(in, ch, uses, roots, budget, rate, prev)
 			trees[j] = parent
 			forwarding := map[wire.NodeID]bool{}
 			for _, p := range parent {
@@ -131,6 +159,11 @@ func BuildTrees(in TreeInput) TreeOutput {
 			}
 			for r := range forwarding {
 				uses[r]++
+			}
+			for v, p := range parent {
+				if p == ch.Origin && in.Nodes[v].Role == wire.RoleRelay {
+					roots[v] = true
+				}
 			}
 			addRoutes(out.Routes, in, ch, j, indices, parent)
 			built = append(built, builtSubstream{chain: ch, j: j, indices: indices, rate: rate, parent: parent})
@@ -150,7 +183,7 @@ func BuildTrees(in TreeInput) TreeOutput {
 }
 
 // buildSubstream is one substream's tree: node → parent.
-func buildSubstream(in TreeInput, ch TreeChain, uses map[wire.NodeID]int, budget map[wire.NodeID]float64, rate float64) map[wire.NodeID]wire.NodeID {
+func buildSubstream(in TreeInput, ch TreeChain, uses map[wire.NodeID]int, roots map[wire.NodeID]bool, budget map[wire.NodeID]float64, rate float64, prev map[wire.NodeID]wire.NodeID) map[wire.NodeID]wire.NodeID {
 	// Server 0 is the origin, then relays, then edges, each sorted by id.
 	ids := []wire.NodeID{ch.Origin}
 	var relays, edges []wire.NodeID
@@ -220,13 +253,13 @@ func buildSubstream(in TreeInput, ch TreeChain, uses map[wire.NodeID]int, budget
 	for v, p := range res.Trees[0].Parent {
 		parent[ids[v]] = ids[p]
 	}
-	return shape(in, ch.Origin, parent, budget, rate)
+	return shape(in, ch.Origin, parent, budget, rate, inst.DelayBound, uses, roots, prev)
 }
 
 // shape makes a planned tree runnable (see the package comment): edges are
 // leaves, at most MaxRelayLevels relays deep, relays within their upload
 // budget (which it spends), no childless relay.
-func shape(in TreeInput, origin wire.NodeID, parent map[wire.NodeID]wire.NodeID, budget map[wire.NodeID]float64, rate float64) map[wire.NodeID]wire.NodeID {
+func shape(in TreeInput, origin wire.NodeID, parent map[wire.NodeID]wire.NodeID, budget map[wire.NodeID]float64, rate, delayBound float64, uses map[wire.NodeID]int, roots map[wire.NodeID]bool, prev map[wire.NodeID]wire.NodeID) map[wire.NodeID]wire.NodeID {
 	role := func(id wire.NodeID) wire.Role { return in.Nodes[id].Role }
 	// up is the nearest ancestor of v that may forward, at most
 	// MaxRelayLevels relays below the origin.
@@ -281,6 +314,9 @@ func shape(in TreeInput, origin wire.NodeID, parent map[wire.NodeID]wire.NodeID,
 			break
 		}
 	}
+	bound(in, origin, fixed, budget, rate, delayBound, uses, roots, prev)
+	order = sortedKeys(fixed)
+	slices.SortStableFunc(order, func(a, b wire.NodeID) int { return cmp.Compare(depth(a), depth(b)) })
 	for _, v := range order {
 		p, ok := fixed[v]
 		if !ok || p == origin {
@@ -306,6 +342,214 @@ func shape(in TreeInput, origin wire.NodeID, parent map[wire.NodeID]wire.NodeID,
 		}
 	}
 	return fixed
+}
+
+// bound keeps edges with their previous parents where they may stay and
+// moves relays' children past the fan-out bound one level down (see the
+// package comment). fixed has edges as leaves and at most MaxRelayLevels
+// relays per path; it keeps both.
+func bound(in TreeInput, origin wire.NodeID, fixed map[wire.NodeID]wire.NodeID, budget map[wire.NodeID]float64, rate, delayBound float64, uses map[wire.NodeID]int, roots map[wire.NodeID]bool, prev map[wire.NodeID]wire.NodeID) {
+	limit := MaxRelayChildren
+	if in.MaxChildren > 0 {
+		limit = in.MaxChildren
+	}
+	role := func(id wire.NodeID) wire.Role { return in.Nodes[id].Role }
+	// level is how many relays lead from the origin to v, v included.
+	level := func(v wire.NodeID) int {
+		l := 0
+		for a := v; a != origin && a != "" && l <= len(fixed); a = fixed[a] {
+			l++
+		}
+		return l
+	}
+	kids := func(p wire.NodeID) (relays, edges []wire.NodeID) {
+		for _, v := range sortedKeys(fixed) {
+			if fixed[v] != p {
+				continue
+			}
+			if role(v) == wire.RoleRelay {
+				relays = append(relays, v)
+			} else {
+				edges = append(edges, v)
+			}
+		}
+		return relays, edges
+	}
+	count := func(p wire.NodeID) int {
+		n := 0
+		for _, q := range fixed {
+			if q == p {
+				n++
+			}
+		}
+		return n
+	}
+	// A relay that is already the origin's child in an earlier substream
+	// of the chain hands that place here to a relay that is not (one of
+	// this tree's second level, else one outside it): otherwise one
+	// relay's loss would cost every substream for every edge at once.
+	for _, r := range sortedKeys(fixed) {
+		if fixed[r] != origin || role(r) != wire.RoleRelay || !roots[r] {
+			continue
+		}
+		// A candidate must keep r's children within the delay bound.
+		near := func(c wire.NodeID) bool {
+			for _, v := range sortedKeys(fixed) {
+				if fixed[v] == r && v != c && hopDelay(in.Nodes, origin, c)+hopDelay(in.Nodes, c, v) > delayBound {
+					return false
+				}
+			}
+			return true
+		}
+		var s wire.NodeID
+		for _, c := range sortedKeys(fixed) {
+			if role(c) == wire.RoleRelay && fixed[c] != origin && !roots[c] && budget[c] >= 2*rate && near(c) {
+				s = c
+				break
+			}
+		}
+		if s == "" {
+			for _, c := range sortedKeys(in.Nodes) {
+				if _, used := fixed[c]; !used && role(c) == wire.RoleRelay && !roots[c] && budget[c] >= 2*rate && near(c) {
+					s = c
+					break
+				}
+			}
+		}
+		if s == "" {
+			continue
+		}
+		if ps, inTree := fixed[s]; inTree {
+			// Swap the two places: s's children go to r and r's to s.
+			for _, v := range sortedKeys(fixed) {
+				switch fixed[v] {
+				case r:
+					fixed[v] = s
+				case s:
+					fixed[v] = r
+				}
+			}
+			if ps == r {
+				ps = s
+			}
+			fixed[s], fixed[r] = origin, ps
+		} else {
+			for _, v := range sortedKeys(fixed) {
+				if fixed[v] == r {
+					fixed[v] = s
+				}
+			}
+			fixed[s] = origin
+			delete(fixed, r)
+		}
+	}
+	// Edges stay with their previous parent where it is still a relay of
+	// this tree with room.
+	for _, v := range sortedKeys(fixed) {
+		pp, ok := prev[v]
+		if role(v) != wire.RoleEdge || !ok || pp == fixed[v] || pp == origin {
+			continue
+		}
+		if _, in := fixed[pp]; in && role(pp) == wire.RoleRelay && count(pp) < limit && budget[pp] >= 2*rate {
+			fixed[v] = pp
+		}
+	}
+	// Relays not in this tree, cheapest to recruit first: those forwarding
+	// fewer substreams of the chain, then by price, then id.
+	var spare []wire.NodeID
+	for _, id := range sortedKeys(in.Nodes) {
+		if _, used := fixed[id]; !used && role(id) == wire.RoleRelay && budget[id] >= 2*rate {
+			spare = append(spare, id)
+		}
+	}
+	slices.SortStableFunc(spare, func(a, b wire.NodeID) int {
+		if c := cmp.Compare(uses[a], uses[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(in.Nodes[a].PricePerGB, in.Nodes[b].PricePerGB)
+	})
+	// movable orders p's edges for moving under q: those whose previous
+	// parent is q, then those that were not p's, then the rest (by id,
+	// from the end, so p keeps the same ones build after build).
+	movable := func(p, q wire.NodeID, edges []wire.NodeID) []wire.NodeID {
+		out := slices.Clone(edges)
+		slices.Reverse(out)
+		rank := func(v wire.NodeID) int {
+			switch prev[v] {
+			case q:
+				return 0
+			case p:
+				return 2
+			}
+			return 1
+		}
+		slices.SortStableFunc(out, func(a, b wire.NodeID) int { return cmp.Compare(rank(a), rank(b)) })
+		return out
+	}
+	parents := sortedKeys(fixed)
+	slices.SortStableFunc(parents, func(a, b wire.NodeID) int { return cmp.Compare(level(a), level(b)) })
+	for _, p := range parents {
+		if role(p) != wire.RoleRelay || count(p) <= limit {
+			continue
+		}
+		relays, edges := kids(p)
+		deeper := level(p) < MaxRelayLevels // p's children may be relays with children
+		for count(p) > limit && len(edges) > 0 {
+			// A relay child of p with room, preferring one that some of
+			// p's edges had as parent.
+			var q wire.NodeID
+			if deeper {
+				for _, r := range relays {
+					if count(r) < limit && budget[r] >= 2*rate {
+						q = r
+						break
+					}
+				}
+				if q == "" && len(spare) > 0 {
+					// Recruit: the spare that p had as a child before, else
+					// the first.
+					// within the delay bound for p's edges.
+					fits := func(r wire.NodeID) bool {
+						for _, v := range edges {
+							if hopDelay(in.Nodes, origin, p)+hopDelay(in.Nodes, p, r)+hopDelay(in.Nodes, r, v) > delayBound {
+								return false
+							}
+						}
+						return true
+					}
+					pick := -1
+					for i, r := range spare {
+						if fits(r) && (pick < 0 || prev[r] == p) {
+							pick = i
+							if prev[r] == p {
+								break
+							}
+						}
+					}
+					if pick < 0 {
+						break // no spare near enough: p stays past the bound
+					}
+					q = spare[pick]
+					spare = slices.Delete(spare, pick, pick+1)
+					fixed[q] = p
+					relays = append(relays, q)
+				}
+			}
+			if q == "" {
+				break // nowhere below p: p stays past the bound (better than the origin)
+			}
+			for _, v := range movable(p, q, edges) {
+				if count(p) <= limit || count(q) >= limit {
+					break
+				}
+				fixed[v] = q
+				edges = slices.DeleteFunc(edges, func(e wire.NodeID) bool { return e == v })
+			}
+			if count(q) >= limit || budget[q] < 2*rate {
+				relays = slices.DeleteFunc(relays, func(r wire.NodeID) bool { return r == q })
+			}
+		}
+	}
 }
 
 // addRoutes turns one substream tree into the routes of its nodes.

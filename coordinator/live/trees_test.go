@@ -259,3 +259,80 @@ func BenchmarkBuildTrees(b *testing.B) {
 		}
 	}
 }
+
+// Fifty edges and six relays of the same price band (the demo's): every
+// substream's tree puts relays under a relay (two levels, no relay past
+// MaxRelayChildren children), the origin feeds one relay per substream,
+// and no relay is the origin's child in two substreams (so one relay's
+// loss costs one substream at the top).
+func TestTreesTwoLevelsAtFiftyEdges(t *testing.T) {
+	nodes := network(6, 12_500_000, 50)
+	for id, n := range nodes {
+		if n.Role == wire.RoleRelay {
+			n.PricePerGB = 0.5 + 0.1*float64(id[len(id)-1]-'0')
+			nodes[id] = n
+		}
+	}
+	edges := edgesOf(nodes)
+	in := TreeInput{Nodes: nodes, Chains: watched(edges...), Substreams: 5, PushShards: 5}
+	in.Chains[0].RateBytes = 45_500 // 364 kbit/s: the testnet's live ladder
+	out := BuildTrees(in)
+	checkTrees(t, in, out, edges)
+	roots := map[wire.NodeID]int{}
+	for j, parent := range out.Parent[testChainID] {
+		children := map[wire.NodeID]int{}
+		deep := 0
+		for v, p := range parent {
+			children[p]++
+			if p == "origin" {
+				roots[v]++
+			} else if parent[p] != "origin" {
+				deep++
+			}
+		}
+		if children["origin"] != 1 {
+			t.Fatalf("substream %d: the origin has %d children, want 1: %s", j, children["origin"], describe(parent))
+		}
+		if deep == 0 {
+			t.Fatalf("substream %d: no edge is two relays below the origin: %s", j, describe(parent))
+		}
+		for p, n := range children {
+			if p != "origin" && n > MaxRelayChildren {
+				t.Fatalf("substream %d: %s has %d children, more than %d", j, p, n, MaxRelayChildren)
+			}
+		}
+	}
+	for r, n := range roots {
+		if n > 1 {
+			t.Fatalf("relay %s is the origin's child in %d substreams", r, n)
+		}
+	}
+}
+
+// An edge that joins moves nobody: every edge of the previous build keeps
+// its parent in every substream (a parent change loses pushes in flight).
+func TestTreesStableWhenAnEdgeJoins(t *testing.T) {
+	nodes := network(6, 12_500_000, 40)
+	edges := edgesOf(nodes)
+	in := TreeInput{Nodes: nodes, Chains: watched(edges...), Substreams: 5, PushShards: 5}
+	in.Chains[0].RateBytes = 45_500
+	before := BuildTrees(in)
+	joined := nodeID("edge", 40)
+	nodes[joined] = TreeNode{ID: joined, Role: wire.RoleEdge, Addr: "http://" + string(joined)}
+	in.Chains = watched(append(slices.Clone(edges), joined)...)
+	in.Chains[0].RateBytes = 45_500
+	in.Previous = before.Parent
+	after := BuildTrees(in)
+	checkTrees(t, in, after, append(slices.Clone(edges), joined))
+	moved := 0
+	for j := range after.Parent[testChainID] {
+		for _, e := range edges {
+			if before.Parent[testChainID][j][e] != after.Parent[testChainID][j][e] {
+				moved++
+			}
+		}
+	}
+	if moved > 0 {
+		t.Fatalf("%d edge-substream parents changed when one edge joined", moved)
+	}
+}

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"context"
 	"maps"
 	"reflect"
 	"slices"
@@ -33,19 +34,83 @@ type treeState struct {
 	out           TreeOutput
 	routes        map[wire.NodeID][]wire.LiveRoute // as last handed out
 	pending       map[wire.NodeID]bool             // nodes whose set changed since their last heartbeat
+	// chore is true while RunTrees runs: rebuilds are its job, and a
+	// heartbeat only asks for one (wake). Without it (a bare Service) the
+	// heartbeat that finds a rebuild due runs it.
+	chore bool
+	wake  chan struct{} // capacity 1: a rebuild may be due
 }
 
 func newTreeState() *treeState {
 	return &treeState{nodes: map[wire.NodeID]TreeNode{}, watching: map[wire.NodeID][]content.VideoID{},
-		routes: map[wire.NodeID][]wire.LiveRoute{}, pending: map[wire.NodeID]bool{}}
+		routes: map[wire.NodeID][]wire.LiveRoute{}, pending: map[wire.NodeID]bool{}, wake: make(chan struct{}, 1)}
 }
 
-// treesChanged asks for a rebuild at the next heartbeat (a chain started or
-// ended). Called with s.mu held.
+// poke tells the chore a rebuild may be due. treeMu is held.
+func (t *treeState) poke() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// treesChanged asks for a rebuild now (a chain started or ended). Called
+// with s.mu held.
 func (s *Service) treesChanged() {
 	s.treeMu.Lock()
 	s.trees.dirty, s.trees.urgent = true, true
+	s.trees.poke()
 	s.treeMu.Unlock()
+}
+
+// treeChoreTick is how often RunTrees looks for a rate-limited rebuild
+// (MinRebuildInterval after the last) without being woken.
+const treeChoreTick = MinRebuildInterval / 4
+
+// RunTrees rebuilds the trees whenever they are due (see Heartbeat) until
+// ctx is done, on the Service's clock: heartbeats then never wait for a
+// build (BenchmarkBuildTrees: 0.1–1 s of CBC per build), they ask for one
+// and take the sets the last build made. The coordinator's Run owns it.
+func (s *Service) RunTrees(ctx context.Context) {
+	s.treeMu.Lock()
+	s.trees.chore = true
+	wake := s.trees.wake
+	s.treeMu.Unlock()
+	defer func() {
+		s.treeMu.Lock()
+		s.trees.chore = false
+		s.treeMu.Unlock()
+	}()
+	tick := time.NewTicker(treeChoreTick)
+	defer tick.Stop()
+	for {
+		s.rebuildIfDue(s.cfg.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// rebuildIfDue rebuilds if a change asked for it and the rate limit
+// allows (a watcher change at most once per MinRebuildInterval; a node
+// lost or a chain started or ended at once). It reports whether it did.
+func (s *Service) rebuildIfDue(now time.Time) bool {
+	s.treeMu.Lock()
+	t := s.trees
+	due := t.dirty && (t.urgent || now.Sub(t.lastBuild) >= MinRebuildInterval)
+	if due {
+		// This build takes every change so far; a change from now on asks
+		// for the next.
+		t.dirty, t.urgent = false, false
+	}
+	s.treeMu.Unlock()
+	if due {
+		s.rebuild(now)
+	}
+	return due
 }
 
 // NodeUp records a registered node (origin, relay or edge): its next
@@ -61,6 +126,7 @@ func (s *Service) NodeUp(n TreeNode) {
 	}
 	if n.Role == wire.RoleRelay && (!had || old.UploadCap != n.UploadCap || old.PricePerGB != n.PricePerGB) {
 		t.dirty, t.urgent = true, true
+		t.poke()
 	}
 }
 
@@ -76,6 +142,7 @@ func (s *Service) NodeDown(id wire.NodeID) {
 	delete(t.nodes, id)
 	if len(t.watching[id]) > 0 || len(t.routes[id]) > 0 {
 		t.dirty, t.urgent = true, true
+		t.poke()
 	}
 	delete(t.watching, id)
 	delete(t.pending, id)
@@ -83,7 +150,8 @@ func (s *Service) NodeDown(id wire.NodeID) {
 
 // Heartbeat takes a node's live report (the chains its players watch, the
 // round trips it measured) and returns its live set when it changed, else
-// nil. It rebuilds the trees first when they are due.
+// nil. A change asks RunTrees for a rebuild; without the chore, the
+// heartbeat rebuilds first when one is due.
 func (s *Service) Heartbeat(id wire.NodeID, watching []content.VideoID, rtt map[wire.NodeID]float64, now time.Time) *wire.LiveSet {
 	s.treeMu.Lock()
 	t := s.trees
@@ -107,16 +175,13 @@ func (s *Service) Heartbeat(id wire.NodeID, watching []content.VideoID, rtt map[
 				t.watching[id] = w
 			}
 			t.dirty = true
+			t.poke()
 		}
 	}
-	due := t.dirty && (t.urgent || now.Sub(t.lastBuild) >= MinRebuildInterval)
-	if due {
-		// This heartbeat rebuilds; a change from now on asks for the next.
-		t.dirty, t.urgent = false, false
-	}
+	chore := t.chore
 	s.treeMu.Unlock()
-	if due {
-		s.rebuild(now)
+	if !chore {
+		s.rebuildIfDue(now)
 	}
 	s.treeMu.Lock()
 	defer s.treeMu.Unlock()
@@ -127,9 +192,13 @@ func (s *Service) Heartbeat(id wire.NodeID, watching []content.VideoID, rtt map[
 	return &wire.LiveSet{Version: t.version, Routes: slices.Clone(t.routes[id])}
 }
 
-// rebuild rebuilds the trees now (the heartbeat path, when due). It holds
-// treeMu while it builds: heartbeats wait for it (BenchmarkBuildTrees).
+// rebuild rebuilds the trees now. It holds treeMu only to take the
+// snapshot and to install the result, never while it builds, so heartbeats
+// go on meanwhile; builds run one at a time (buildMu), each from the
+// previous one's trees (TreeInput.Previous).
 func (s *Service) rebuild(now time.Time) {
+	s.buildMu.Lock()
+	defer s.buildMu.Unlock()
 	// Chains with watchers, from the chain table (s.mu), then the snapshot
 	// of nodes (treeMu): the two locks are never held together.
 	s.treeMu.Lock()
@@ -142,6 +211,18 @@ func (s *Service) rebuild(now time.Time) {
 	s.treeMu.Unlock()
 	var chains []TreeChain
 	s.mu.Lock()
+	// A channel's chain on air gets trees from its start, to its
+	// MinEdgesPerChain assigned edges while nobody watches: its first
+	// players then find its first segments pushed rather than only at the
+	// origin (before, the trees waited for a watcher's heartbeat, a
+	// build and every node's next heartbeat).
+	for _, c := range s.channels {
+		if c.rec.State == wire.ChannelPublishing && c.rec.Chain != (content.VideoID{}) {
+			if _, ok := watchers[c.rec.Chain]; !ok {
+				watchers[c.rec.Chain] = nil
+			}
+		}
+	}
 	for id, edges := range watchers {
 		ch := s.chains[id]
 		if ch == nil || ch.rec.Sealed {
@@ -158,9 +239,8 @@ func (s *Service) rebuild(now time.Time) {
 	s.mu.Unlock()
 
 	s.treeMu.Lock()
-	defer s.treeMu.Unlock()
 	t := s.trees
-	in := TreeInput{Nodes: maps.Clone(t.nodes), Substreams: s.cfg.Substreams, PushShards: s.cfg.PushShards}
+	in := TreeInput{Nodes: maps.Clone(t.nodes), Substreams: s.cfg.Substreams, PushShards: s.cfg.PushShards, Previous: t.out.Parent}
 	var allEdges []wire.NodeID
 	for id, n := range t.nodes {
 		if n.Role == wire.RoleEdge {
@@ -172,7 +252,17 @@ func (s *Service) rebuild(now time.Time) {
 		chains[i].Edges = assignEdges(chains[i].Chain, chains[i].Edges, allEdges, t.nodes)
 	}
 	in.Chains = chains
+	s.treeMu.Unlock()
 	out := BuildTrees(in)
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	// Nodes that left while it built are not handed routes; their loss
+	// asked for the next build, which replaces them.
+	for id := range out.Routes {
+		if _, ok := t.nodes[id]; !ok {
+			delete(out.Routes, id)
+		}
+	}
 	t.version++
 	t.out, t.lastBuild = out, now
 	for id := range t.routes {
