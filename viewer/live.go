@@ -58,6 +58,12 @@ const (
 	// live fetch (fetchLive): a carrier that answered 404 had not yet
 	// received the segment's push, which crosses up to two relay levels.
 	liveCarrierRetry = 150 * time.Millisecond
+	// livePushWait bounds the carriers-only phase of a live fetch: a push
+	// lands within a few hundred milliseconds of its entry on a healthy
+	// network (the entry is published as the push leaves, and the fetch
+	// starts livePushGrace after the entry); past that, a missing shard is
+	// more likely lost than late, and the origin must have the time left.
+	livePushWait = 400 * time.Millisecond
 	// liveCarriersPerRound bounds the carriers one carriers-only round asks
 	// (in multiples of k), so a round where the push has not landed costs
 	// a few 404s, not one per carrier of the chain.
@@ -592,8 +598,9 @@ type liveFetchHow struct {
 // (the entry reaches the gateway as the push leaves the origin, and the
 // push crosses up to two relay levels), so the next round, after
 // liveCarrierRetry, asks carriers again rather than the origin. Once the
-// segment is within one duration of its deadline (the scheduler's "late")
-// it is an ordinary fetch, origin included. Without this, a fetch that met
+// segment is within one duration of its deadline (the scheduler's "late"),
+// or livePushWait has passed, or the carriers are fewer than k, it is an
+// ordinary fetch, origin included. Without this, a fetch that met
 // a few 404s in its first milliseconds turned to the origin for every
 // missing shard (docs/PERFORMANCE.md, "Live at 50 viewers").
 func (v *Viewer) fetchLive(ctx context.Context, lc *liveChannel, ref content.SegmentRef, deadline time.Time) (*segmentResult, liveFetchHow, error) {
@@ -604,7 +611,8 @@ func (v *Viewer) fetchLive(ctx context.Context, lc *liveChannel, ref content.Seg
 		segDur = time.Duration(ent.Segments[ref.Rendition].Duration) * time.Microsecond
 	}
 	k := lc.chain.Genesis().Params.K
-	for round := 0; deadline.Sub(v.cfg.Now()) > segDur+liveCarrierRetry; round++ {
+	start := v.cfg.Now()
+	for round := 0; v.cfg.Now().Sub(start) < livePushWait && deadline.Sub(v.cfg.Now()) > segDur+liveCarrierRetry; round++ {
 		if round > 0 {
 			if err := sleepUntil(ctx, v.cfg.Now, v.cfg.Now().Add(liveCarrierRetry)); err != nil {
 				return nil, how, err
@@ -620,6 +628,9 @@ func (v *Viewer) fetchLive(ctx context.Context, lc *liveChannel, ref content.Seg
 		if len(edges) == 0 {
 			how.noCarriers = true
 			break
+		}
+		if len(edges) < k {
+			break // fewer carriers than k: only the origin can complete it
 		}
 		// Each round asks the next few carriers in rank order, so rounds
 		// spread over the carriers rather than re-asking the first ones.
