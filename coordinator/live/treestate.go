@@ -211,18 +211,6 @@ func (s *Service) rebuild(now time.Time) {
 	s.treeMu.Unlock()
 	var chains []TreeChain
 	s.mu.Lock()
-	// A channel's chain on air gets trees from its start, to its
-	// MinEdgesPerChain assigned edges while nobody watches: its first
-	// players then find its first segments pushed rather than only at the
-	// origin (before, the trees waited for a watcher's heartbeat, a
-	// build and every node's next heartbeat).
-	for _, c := range s.channels {
-		if c.rec.State == wire.ChannelPublishing && c.rec.Chain != (content.VideoID{}) {
-			if _, ok := watchers[c.rec.Chain]; !ok {
-				watchers[c.rec.Chain] = nil
-			}
-		}
-	}
 	for id, edges := range watchers {
 		ch := s.chains[id]
 		if ch == nil || ch.rec.Sealed {
