@@ -40,7 +40,9 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.PathLeave, c.handleLeave)
 	mux.HandleFunc("GET "+wire.PathNodes, c.handleNodes)
 	mux.HandleFunc("POST "+wire.PathPublish, c.handlePublish)
-	mux.HandleFunc("POST "+wire.PathAllowOrigin, c.handleAllowOrigin)
+	mux.HandleFunc("POST "+wire.PathNodeKeys, c.handleAllowNodeKey)
+	mux.HandleFunc("GET "+wire.PathNodeKeys, c.handleNodeKeys)
+	mux.HandleFunc("POST "+wire.PathNodeKeyRevoke, c.handleRevokeNodeKey)
 	mux.HandleFunc("GET "+wire.PathVideos, c.handleVideos)
 	mux.HandleFunc("GET "+wire.PathManifest, c.handleManifest)
 	mux.HandleFunc("GET "+wire.PathKey, c.handleKey)
@@ -81,10 +83,10 @@ func (c *Coordinator) handleRegister(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusBadRequest, "register: %v", err)
 		return
 	}
-	if req.Role == wire.RoleOrigin {
-		allowed, err := c.originAllowed(r.Context(), req.NodeID)
+	if wire.CheckAllowListedRole(req.Role) == nil {
+		allowed, err := c.nodeAllowed(r.Context(), req.Role, req.NodeID)
 		if err == nil && !allowed {
-			err = notAllowedOrigin(what, req.NodeID)
+			err = notAllowed(what, req.Role, req.NodeID)
 		}
 		if err != nil {
 			wire.WriteErr(w, err)

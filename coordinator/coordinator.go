@@ -85,11 +85,15 @@ type Config struct {
 	OverviewBucket time.Duration
 	OverviewWindow time.Duration
 
-	// OriginKeys are the node ids (public keys) allowed to register and
-	// publish as origins, besides those allowed at run time through
-	// wire.PathAllowOrigin (kept in the store). Nobody else may: an origin
-	// publishes the catalogue and its content keys.
+	// OriginKeys, RelayKeys and WorkerKeys are the node ids (public keys)
+	// allowed to register as origins, relays and BTR workers, besides those
+	// allowed at run time through wire.PathNodeKeys (kept in the store;
+	// nodekeys.go). Nobody else may: an origin publishes the catalogue and
+	// its content keys, a relay receives live pushes and sits in the trees,
+	// a worker's signed outputs decide what is packaged.
 	OriginKeys []wire.NodeID
+	RelayKeys  []wire.NodeID
+	WorkerKeys []wire.NodeID
 }
 
 // DefaultPricePerGB is Config.PricePerGB's default: a typical CDN egress
@@ -106,8 +110,10 @@ type Store interface {
 	CatalogueVideos(ctx context.Context) ([]coordinatordb.CatalogueVideo, error)
 	PutBan(ctx context.Context, node wire.NodeID, reason string, now time.Time) error
 	Bans(ctx context.Context) ([]coordinatordb.Ban, error)
-	AllowOriginKey(ctx context.Context, node wire.NodeID, now time.Time) error
-	OriginKeyAllowed(ctx context.Context, node wire.NodeID) (bool, error)
+	AllowNodeKey(ctx context.Context, role wire.Role, node wire.NodeID, now time.Time) error
+	RevokeNodeKey(ctx context.Context, role wire.Role, node wire.NodeID) (bool, error)
+	NodeKeyAllowed(ctx context.Context, role wire.Role, node wire.NodeID) (bool, error)
+	NodeKeys(ctx context.Context) ([]coordinatordb.NodeKey, error)
 	// The admin tables (admin.go): by key range, never over the ledger.
 	AccountsPage(ctx context.Context, after int64, limit int) ([]coordinatordb.AccountRow, error)
 	ReputationsBetween(ctx context.Context, first, last wire.NodeID) (map[wire.NodeID]coordinatordb.EdgeStatus, error)
@@ -197,12 +203,12 @@ type Coordinator struct {
 	scratch sync.Pool // *lookupScratch
 
 	// Node-request authentication (nodeauth.go): signatures accepted
-	// within the freshness window, the allowed origin keys (a cache of
-	// Config.OriginKeys and the store's list; guarded by originMu), and
-	// the slots bounding publish bodies read at once.
+	// within the freshness window, the admitted node keys per role
+	// (nodekeys.go; the cached part guarded by keysMu, which nests outside
+	// mu), and the slots bounding publish bodies read at once.
 	replays      replayCache
-	originMu     sync.RWMutex
-	originKeys   map[wire.NodeID]struct{}
+	keysMu       sync.RWMutex
+	keys         admittedKeys
 	publishSlots chan struct{}
 
 	// The accounting subsystem: acct is the narrow view the control plane
@@ -321,19 +327,17 @@ func New(cfg Config) (*Coordinator, error) {
 		placer:     placer,
 		lookupSeed: rng.Uint64(),
 
-		originKeys:   make(map[wire.NodeID]struct{}),
 		publishSlots: make(chan struct{}, maxConcurrentPublishes),
 
 		videoUsage: make(map[content.VideoID]*videoUsage),
 		overview:   NewLoadOverview(cfg.OverviewBucket, cfg.OverviewWindow, cfg.Now()),
 		events:     newEventHub(maxEventSubscribers),
 	}
-	for _, k := range cfg.OriginKeys {
-		if err := wire.CheckNodeID(k); err != nil {
-			return nil, fmt.Errorf("coordinator: origin key: %w", err)
-		}
-		c.originKeys[k] = struct{}{}
+	keys, err := newAdmittedKeys(cfg)
+	if err != nil {
+		return nil, err
 	}
+	c.keys = keys
 	acfg := cfg.Accounting
 	acfg.Seed, acfg.Now, acfg.Log, acfg.Registry = rng.Int63(), cfg.Now, c.log, cfg.Registry
 	acfg.OnSettled = c.recordSettled
@@ -502,8 +506,8 @@ func (c *Coordinator) Run(ctx context.Context) error {
 
 // Sweep drops nodes silent for more than 3 heartbeat intervals from the
 // registry (lookups already skip them once they are that late; sweeping
-// makes their next heartbeat answer Unknown), and brings the bans in line
-// with the store's.
+// makes their next heartbeat answer Unknown), and brings the bans and the
+// admitted node keys in line with the store's.
 func (c *Coordinator) Sweep() {
 	now := c.cfg.Now()
 	c.mu.Lock()
@@ -519,6 +523,7 @@ func (c *Coordinator) Sweep() {
 	}
 	c.acct.Swept(now, droppedEdges)
 	c.syncBans(context.Background())
+	c.syncNodeKeys(context.Background())
 }
 
 // Place runs one placement round: fold demand, plan, queue directives. It

@@ -296,6 +296,9 @@ func TestLiveLookupFromTrees(t *testing.T) {
 	var relays, edges []wire.NodeID
 	for range 2 {
 		r := newTestNode().ID
+		if err := h.c.AllowNode(ctx, wire.RoleRelay, r); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := h.client.Register(ctx, wire.RegisterRequest{NodeID: r, Role: wire.RoleRelay, Addr: "http://127.0.0.1:7300", UploadCapBytes: 10_000_000, PricePerGB: 0.01}); err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -206,61 +205,4 @@ func remoteIP(r *http.Request) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("cannot tell the address this request came from (%q)", r.RemoteAddr)
 	}
 	return ap.Addr(), nil
-}
-
-// originAllowed reports whether the operator allows node to be an origin
-// (Config.OriginKeys, or allowed at run time through PathAllowOrigin by
-// this or another coordinator sharing the store).
-func (c *Coordinator) originAllowed(ctx context.Context, node wire.NodeID) (bool, error) {
-	c.originMu.RLock()
-	_, ok := c.originKeys[node]
-	c.originMu.RUnlock()
-	if ok {
-		return true, nil
-	}
-	ok, err := c.store.OriginKeyAllowed(ctx, node)
-	if err != nil || !ok {
-		return false, err
-	}
-	c.originMu.Lock()
-	c.originKeys[node] = struct{}{}
-	c.originMu.Unlock()
-	return true, nil
-}
-
-// notAllowedOrigin is the 403 for a node that is not an allowed origin.
-func notAllowedOrigin(what string, node wire.NodeID) error {
-	return wire.Errorf(http.StatusForbidden, "%s: node %s is not an allowed origin; the operator allows it with `swarmcast coordinator --origin-key %s` or POST %s", what, node, node, wire.PathAllowOrigin)
-}
-
-// AllowOrigin allows node to register and publish as an origin, durably.
-func (c *Coordinator) AllowOrigin(ctx context.Context, node wire.NodeID) error {
-	if err := wire.CheckNodeID(node); err != nil {
-		return wire.BadRequest("allow origin: %v", err)
-	}
-	if err := c.store.AllowOriginKey(ctx, node, c.cfg.Now()); err != nil {
-		return fmt.Errorf("allow origin: %w", err)
-	}
-	c.originMu.Lock()
-	c.originKeys[node] = struct{}{}
-	c.originMu.Unlock()
-	return nil
-}
-
-// handleAllowOrigin is the admin route allowing an origin key.
-func (c *Coordinator) handleAllowOrigin(w http.ResponseWriter, r *http.Request) {
-	if err := c.acct.AuthorizeAdmin(r); err != nil {
-		c.accounting.WriteError(w, err)
-		return
-	}
-	var req wire.AllowOriginRequest
-	if !wire.DecodeJSONLimit(w, r, &req, wire.MaxSmallJSONBody) {
-		return
-	}
-	if err := c.AllowOrigin(r.Context(), req.NodeID); err != nil {
-		wire.WriteErr(w, err)
-		return
-	}
-	c.log.Info("origin key allowed", "node", req.NodeID)
-	wire.WriteEmpty(w)
 }

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/internal/testenv"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -257,29 +256,6 @@ func TestAttackRegisterAsOrigin(t *testing.T) {
 	resp := h.lookup(wire.LookupRequest{Video: h.video(0), Count: 1})
 	if len(resp.Origins) != 1 || resp.Origins[0].NodeID != h.origin.ID {
 		t.Fatalf("origins in lookups: %+v", resp.Origins)
-	}
-}
-
-// Allowing an origin at run time is an admin route, kept in the store: a
-// second coordinator on the same store takes the origin too.
-func TestAllowOriginAdminRoute(t *testing.T) {
-	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", nil)
-	n := newTestNode()
-	user := h.user("mallory")
-	h.want(h.do("POST", wire.PathAllowOrigin, user, wire.AllowOriginRequest{NodeID: n.ID}), http.StatusForbidden, "admins")
-	h.want(h.do("POST", wire.PathAllowOrigin, "", wire.AllowOriginRequest{NodeID: n.ID}), http.StatusUnauthorized, "")
-	h.want(h.do("POST", wire.PathAllowOrigin, h.admin, wire.AllowOriginRequest{NodeID: "nope"}), http.StatusBadRequest, "64 lowercase hex")
-	if ok, _ := h.store.OriginKeyAllowed(t.Context(), n.ID); ok {
-		t.Fatal("refused requests allowed the key")
-	}
-	h.want(h.do("POST", wire.PathAllowOrigin, h.admin, wire.AllowOriginRequest{NodeID: n.ID}), http.StatusOK)
-
-	second, err := New(Config{Seed: 9, Now: h.clock.Now, Log: quietLog(), Store: h.store, Accounting: accounting.Config{AuditInterval: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := call(second, wire.PathRegister, wire.RegisterRequest{NodeID: n.ID, Role: wire.RoleOrigin, Addr: "http://127.0.0.1:1"}); !ok {
-		t.Fatal("origin allowed through the store refused by a second coordinator")
 	}
 }
 

@@ -159,8 +159,8 @@ func checkRegister(req *wire.RegisterRequest) error {
 	if err := wire.CheckNodeID(req.NodeID); err != nil {
 		return err
 	}
-	if req.Role != wire.RoleEdge && req.Role != wire.RoleOrigin && req.Role != wire.RoleRelay {
-		return fmt.Errorf("role %q: want %q, %q or %q", req.Role, wire.RoleEdge, wire.RoleOrigin, wire.RoleRelay)
+	if req.Role != wire.RoleEdge && wire.CheckAllowListedRole(req.Role) != nil {
+		return fmt.Errorf("role %q: want %q, %q, %q or %q", req.Role, wire.RoleEdge, wire.RoleOrigin, wire.RoleRelay, wire.RoleWorker)
 	}
 	if req.PricePerGB < 0 || math.IsNaN(req.PricePerGB) || math.IsInf(req.PricePerGB, 0) {
 		return fmt.Errorf("price_per_gb %v: want a finite price of 0 or more", req.PricePerGB)

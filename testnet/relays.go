@@ -27,10 +27,15 @@ type RelayNode struct {
 const RelayUploadCap = 100_000_000 / 8
 
 // AddRelay starts a relay registered with the primary coordinator, with
-// the given price (points per GB). It runs until the network closes or
+// the given price (points per GB). The operator allows its key first
+// (coordinators admit relays by key; the store is shared, so every
+// coordinator takes it). It runs until the network closes or
 // KillRelay/StopRelay.
 func (n *Network) AddRelay(pricePerGB float64) (*RelayNode, error) {
 	id := identity.New()
+	if err := n.Coordinators[0].AllowNode(n.ctx, wire.RoleRelay, id.ID); err != nil {
+		return nil, fmt.Errorf("allow relay: %w", err)
+	}
 	tr := &severableTransport{base: wire.NewHTTPClient().Transport}
 	ctx, cancel := context.WithCancel(n.ctx)
 	r, err := relay.New(relay.Config{Coordinator: n.CoordinatorURL, Identity: id, Region: "local",

@@ -31,9 +31,26 @@ func (c *CoordinatorClient) BindEdge(ctx context.Context, edge *NodeSigner) (Bin
 	return resp, c.do(ctx, http.MethodPost, PathBindEdge, edge.SignBindEdge(me.ID), &resp)
 }
 
-// AllowOrigin lets node register and publish as an origin (admin token).
+// AllowNodeKey lets node register as role (an AllowListedRoles role;
+// admin token).
+func (c *CoordinatorClient) AllowNodeKey(ctx context.Context, role Role, node NodeID) error {
+	return c.do(ctx, http.MethodPost, PathNodeKeys, NodeKeyRequest{Role: role, NodeID: node}, nil)
+}
+
+// RevokeNodeKey takes node's allowance as role back (admin token).
+func (c *CoordinatorClient) RevokeNodeKey(ctx context.Context, role Role, node NodeID) error {
+	return c.do(ctx, http.MethodPost, PathNodeKeyRevoke, NodeKeyRequest{Role: role, NodeID: node}, nil)
+}
+
+// NodeKeys lists the allowed node keys of every role (admin token).
+func (c *CoordinatorClient) NodeKeys(ctx context.Context) ([]NodeKeyInfo, error) {
+	var resp []NodeKeyInfo
+	return resp, c.do(ctx, http.MethodGet, PathNodeKeys, nil, &resp)
+}
+
+// AllowOrigin is AllowNodeKey(ctx, RoleOrigin, node).
 func (c *CoordinatorClient) AllowOrigin(ctx context.Context, node NodeID) error {
-	return c.do(ctx, http.MethodPost, PathAllowOrigin, AllowOriginRequest{NodeID: node}, nil)
+	return c.AllowNodeKey(ctx, RoleOrigin, node)
 }
 
 // RevokeEdgeTokens revokes every API token of the session's edge.

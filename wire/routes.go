@@ -23,9 +23,15 @@ const (
 	PathBadShard   = "/api/v1/reports/bad-shard"    // POST BadShardReport → {}
 	PathPlayReport = "/api/v1/reports/play"         // POST PlayReport → {}
 	PathStats      = "/api/v1/stats"                // GET → Stats
-	// PathAllowOrigin lets a node key register and publish as an origin
-	// (admin; kept in the coordinator's store).
-	PathAllowOrigin = "/api/v1/admin/origins" // POST AllowOriginRequest → {}
+	// PathNodeKeys admits node keys per role (origins, relays, BTR workers:
+	// AllowListedRoles), kept in the coordinator's store (admin): POST
+	// allows one, GET lists the allowed (the command line's and the
+	// store's).
+	PathNodeKeys = "/api/v1/admin/node-keys" // POST NodeKeyRequest → {}; GET → []NodeKeyInfo
+	// PathNodeKeyRevoke takes an allowance back (admin): the node is
+	// dropped from the registry at once (a relay leaves the trees) and its
+	// next registration in that role is refused.
+	PathNodeKeyRevoke = "/api/v1/admin/node-keys/revoke" // POST NodeKeyRequest → {}
 )
 
 // Shard-server routes, served by origins and edges alike so a viewer treats

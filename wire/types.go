@@ -168,10 +168,45 @@ type PublishRequest struct {
 	Videos   []PublishedVideo `json:"videos"`
 }
 
-// AllowOriginRequest allows the node with this id (its public key) to
-// register and publish as an origin.
-type AllowOriginRequest struct {
+// NodeKeyRequest allows (PathNodeKeys) or revokes (PathNodeKeyRevoke) the
+// node with this id (its public key) in a role admitted by key.
+type NodeKeyRequest struct {
+	Role   Role   `json:"role"`
 	NodeID NodeID `json:"node_id"`
+}
+
+// NodeKeyInfo is one allowed key (GET PathNodeKeys). Source is
+// NodeKeySourceFlag for a key the coordinator was started with (revoked
+// only by restarting without it) or NodeKeySourceStore for one allowed at
+// run time (AllowedMS is when).
+type NodeKeyInfo struct {
+	Role      Role   `json:"role"`
+	NodeID    NodeID `json:"node_id"`
+	Source    string `json:"source"`
+	AllowedMS int64  `json:"allowed_ms,omitempty"`
+}
+
+// NodeKeyInfo.Source values.
+const (
+	NodeKeySourceFlag  = "flag"
+	NodeKeySourceStore = "store"
+)
+
+// AllowListedRoles are the roles a node may register in only when the
+// operator allowed its key: an origin publishes the catalogue and its
+// content keys, a relay receives live pushes and sits in the fan-out
+// trees, a BTR worker's signed outputs decide what is packaged. Edges are
+// user-run and admitted by audits and bans instead.
+var AllowListedRoles = []Role{RoleOrigin, RoleRelay, RoleWorker}
+
+// CheckAllowListedRole refuses a role that is not admitted by key.
+func CheckAllowListedRole(role Role) error {
+	for _, r := range AllowListedRoles {
+		if role == r {
+			return nil
+		}
+	}
+	return fmt.Errorf("role %q: want %q, %q or %q (the roles admitted by key; edges need no allowance)", role, RoleOrigin, RoleRelay, RoleWorker)
 }
 
 // RenditionInfo summarises one rendition for catalogue listings.

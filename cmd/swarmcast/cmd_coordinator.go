@@ -47,6 +47,8 @@ func newCoordinatorCommand() *cobra.Command {
 		originHysteresis  float64
 		initialAlpha      float64
 		originKeys        []string
+		relayKeys         []string
+		workerKeys        []string
 		pprofListen       string
 	)
 	cmd := &cobra.Command{
@@ -89,12 +91,17 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			if err := checkCoordinatorNumbers(heartbeat, placement, halfLife, defaultPrice, pointsPerMB, originRate, originHysteresis, initialAlpha); err != nil {
 				return err
 			}
-			var allowedOrigins []wire.NodeID
-			for _, k := range originKeys {
-				if err := wire.CheckNodeID(wire.NodeID(k)); err != nil {
-					return withFlagHint(fmt.Errorf("--origin-key: %w", err), "pass the node id `swarmcast origin --print-id` prints")
-				}
-				allowedOrigins = append(allowedOrigins, wire.NodeID(k))
+			allowedOrigins, err := parseNodeKeys(wire.RoleOrigin, originKeys)
+			if err != nil {
+				return err
+			}
+			allowedRelays, err := parseNodeKeys(wire.RoleRelay, relayKeys)
+			if err != nil {
+				return err
+			}
+			allowedWorkers, err := parseNodeKeys(wire.RoleWorker, workerKeys)
+			if err != nil {
+				return err
 			}
 			created := &newPaths{}
 			defer created.undoUnlessKept()
@@ -151,6 +158,8 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 				PricePerGB:          pricePerGB,
 				OriginHysteresis:    originHysteresis,
 				OriginKeys:          allowedOrigins,
+				RelayKeys:           allowedRelays,
+				WorkerKeys:          allowedWorkers,
 			})
 			if err != nil {
 				return err
@@ -204,7 +213,9 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 	cmd.Flags().Int64Var(&pointsPerMB, "points-per-mb", 10, "points credited to an edge per settled 1,000,000 bytes")
 	cmd.Flags().DurationVar(&auditInterval, "audit-interval", 30*time.Second, "how often the audit chore challenges random edges (negative: off)")
 	cmd.Flags().Float64Var(&originRate, "origin-pool-rate", 0, "segment requests per second one origin handles: runs the AVARDO origin pool, activating origins in stack order as load crosses thresholds (0: off, every origin listed)")
-	cmd.Flags().StringArrayVar(&originKeys, "origin-key", nil, "node id (hex public key) allowed to register and publish as an origin; repeat for several (an admin can allow more at run time: POST "+wire.PathAllowOrigin+")")
+	cmd.Flags().StringArrayVar(&originKeys, "origin-key", nil, "node id (hex public key, `swarmcast origin --print-id`) allowed to register and publish as an origin; repeat for several (an admin allows more at run time: swarmcast node-keys allow origin ID)")
+	cmd.Flags().StringArrayVar(&relayKeys, "relay-key", nil, "node id (`swarmcast relay --key FILE --print-id`) allowed to register as a live relay; repeat for several (at run time: swarmcast node-keys allow relay ID)")
+	cmd.Flags().StringArrayVar(&workerKeys, "worker-key", nil, "node id (`swarmcast worker --key FILE --print-id`) allowed to register as a BTR worker; repeat for several (at run time: swarmcast node-keys allow worker ID)")
 	cmd.Flags().Float64Var(&originHysteresis, "origin-pool-hysteresis", 0.1, "origin pool hysteresis band, a fraction of one origin's rate, in [0,1)")
 	cmd.Flags().StringVar(&pprofListen, "pprof-listen", "", "loopback HOST:PORT serving Go's /debug/pprof/ profiles (default: off)")
 	cmd.Flags().Float64Var(&initialAlpha, "reputation-initial-alpha", 1000, "audit reputation seed of a new edge (Storj: 1000; 1 disqualifies on the first failed audit)")

@@ -203,7 +203,7 @@ func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, 
 	o.SetAdvertise(srv.Advertise)
 	onListen(srv.Advertise)
 	fmt.Fprintf(cmd.OutOrStdout(), "origin %s serving at %s (bound %s)\n", o.ID(), srv.Advertise, srv.Addr())
-	fmt.Fprintf(cmd.OutOrStdout(), "the coordinator takes this origin only if allowed: swarmcast coordinator --origin-key %s (or an admin: POST %s)\n", o.ID(), wire.PathAllowOrigin)
+	fmt.Fprintf(cmd.OutOrStdout(), "the coordinator takes this origin only if allowed: swarmcast coordinator --origin-key %s (or at run time: swarmcast node-keys allow origin %s)\n", o.ID(), o.ID())
 	runErr := o.Run(ctx)
 	srv.Close()
 	if err := srv.Wait(); err != nil && runErr == nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/relay"
+	"github.com/swarmcast/swarmcast/wire"
 )
 
 func init() { subcommands = append(subcommands, newRelayCommand) }
@@ -25,6 +26,7 @@ func newRelayCommand() *cobra.Command {
 	var faultKind string
 	var faultFrom uint64
 	var faultDelay time.Duration
+	var printID bool
 	cmd := &cobra.Command{
 		Use:   "relay --coordinator URL --upload-cap RATE --price POINTS_PER_GB",
 		Short: "Run a live relay: receive live segments from a parent, verify them, forward them to children",
@@ -32,9 +34,16 @@ func newRelayCommand() *cobra.Command {
 with the coordinator with its upload capacity and price, takes its places in the
 trees from heartbeat answers, accepts each segment's push only from its assigned
 parent, verifies the entry and every shard before keeping or forwarding them, and
-serves the last --window segments to players on the shard route.`,
+serves the last --window segments to players on the shard route.
+
+The coordinator takes only relays the operator allowed: run with --key FILE
+--print-id to learn the relay's id, then swarmcast coordinator --relay-key ID
+(or, at run time, swarmcast node-keys allow relay ID).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if printID {
+				return printNodeID(cmd, wire.RoleRelay, keyFile)
+			}
 			coordinators, err := parseCoordinatorURLs(coordinator)
 			if err != nil {
 				return err
@@ -90,6 +99,7 @@ serves the last --window segments to players on the shard route.`,
 			}
 			r.SetAdvertise(srv.Advertise)
 			fmt.Fprintf(cmd.OutOrStdout(), "relay %s serving at %s (bound %s)\n", r.ID(), srv.Advertise, srv.Addr())
+			fmt.Fprintf(cmd.OutOrStdout(), "the coordinator takes this relay only if allowed: swarmcast coordinator --relay-key %s (or at run time: swarmcast node-keys allow relay %s)\n", r.ID(), r.ID())
 			runErr := r.Run(ctx) // leaves the network when ctx ends
 			srv.Close()
 			if err := srv.Wait(); err != nil && runErr == nil {
@@ -106,6 +116,7 @@ serves the last --window segments to players on the shard route.`,
 	f.StringVar(&upload, "upload-cap", "100Mbit", "upload bandwidth offered to the trees (e.g. 100Mbit, 20MB/s)")
 	f.Float64Var(&price, "price", 0, "what this relay's upload costs the platform, points per GB")
 	f.StringVar(&keyFile, "key", "", "node key file (created if missing), so a restarted relay keeps its identity; default: a fresh identity per run")
+	f.BoolVar(&printID, "print-id", false, "print this relay's node id (the key the coordinator must allow with --relay-key; needs --key FILE) and exit")
 	f.IntVar(&window, "window", 0, "live segments kept per chain for players (0: 30)")
 	f.IntVar(&queue, "queue", 0, "segments queued per child before the oldest is dropped (0: 3)")
 	f.StringVar(&faultKind, "fault", "", "fault injection (tests, demo --faults): stall (forward nothing), corrupt (forward altered shards) or slow (forward late); default: honest")

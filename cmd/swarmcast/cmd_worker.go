@@ -28,6 +28,7 @@ func newWorkerCommand() *cobra.Command {
 	var listen, advertise, keyFile, allow, faultKind string
 	var slots int
 	var faultFrom uint64
+	var printID bool
 	cmd := &cobra.Command{
 		Use:   "worker --allow-origin NODE_ID --listen HOST:PORT",
 		Short: "Run a BTR worker: transcode live source segments for the origins it allows and sign the output",
@@ -39,6 +40,9 @@ a worker that signs a wrong one is excluded with a proof anyone can re-check,
 one that does not answer in time is accused and excluded.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if printID {
+				return printNodeID(cmd, wire.RoleWorker, keyFile)
+			}
 			if err := checkListenAddr("--listen", listen); err != nil {
 				return err
 			}
@@ -101,5 +105,6 @@ one that does not answer in time is accused and excluded.`,
 	f.IntVar(&slots, "slots", 2, "concurrent transcodes")
 	f.StringVar(&faultKind, "fault", "", "fault injection (tests and demos): behave faultily from --fault-from on: commission (sign spoiled frames), omission (never answer), timing (answer after the deadline), equivocation (sign a different output for another party)")
 	f.Uint64Var(&faultFrom, "fault-from", 0, "with --fault: the first segment number the worker misbehaves on")
+	f.BoolVar(&printID, "print-id", false, "print this worker's node id (the key the coordinator allows with --worker-key; needs --key FILE) and exit")
 	return cmd
 }
