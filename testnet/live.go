@@ -285,8 +285,14 @@ type LivePlay struct {
 	Err       error // non-nil: the play failed
 	// Digests are the played segments' bytes, by seq (SHA-256 and size):
 	// the BTR demo compares them with an honest re-run of the ladder.
-	Digests map[uint64]PlayedSegment
+	Digests PlayedSegments
 }
+
+// PlayedSegments are a play's segments by seq.
+type PlayedSegments map[uint64]PlayedSegment
+
+// String keeps a play's printout short (tests log plays with %+v).
+func (p PlayedSegments) String() string { return fmt.Sprintf("%d segments", len(p)) }
 
 // PlayedSegment is one segment as a player got it.
 type PlayedSegment struct {
@@ -442,7 +448,7 @@ func PlayLive(ctx context.Context, hc *http.Client, mediaURL string, d time.Dura
 				return res
 			}
 			if res.Digests == nil {
-				res.Digests = map[uint64]PlayedSegment{}
+				res.Digests = PlayedSegments{}
 			}
 			res.Digests[s.seq] = PlayedSegment{SHA256: sha256.Sum256(seg), Size: len(seg)}
 			now := time.Now()
