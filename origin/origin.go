@@ -72,11 +72,14 @@ type LiveSource interface {
 
 // Origin serves shards, whole segments and manifests of its store.
 type Origin struct {
-	cfg     Config
-	log     *slog.Logger
-	hc      *http.Client
-	metrics *metrics
-	handler http.Handler
+	cfg Config
+	// hotNodeID is cfg.Identity.ID as ServeHot's header value (no copy
+	// per response).
+	hotNodeID []byte
+	log       *slog.Logger
+	hc        *http.Client
+	metrics   *metrics
+	handler   http.Handler
 
 	manifestsMu sync.RWMutex
 	manifests   map[content.VideoID]*content.Manifest // verified manifests loaded so far
@@ -123,6 +126,7 @@ func New(cfg Config) (*Origin, error) {
 	}
 	o := &Origin{
 		cfg:       cfg,
+		hotNodeID: []byte(cfg.Identity.ID),
 		log:       cfg.Log.With("role", "origin", "node", shortID(cfg.Identity.ID)),
 		hc:        cfg.HTTPClient,
 		manifests: make(map[content.VideoID]*content.Manifest),
@@ -277,12 +281,17 @@ func (o *Origin) ServeHot(c *fasthttp.RequestCtx) bool {
 		return false
 	}
 	c.Response.Header.SetContentType(wire.ContentTypeShard)
-	c.Response.Header.Set(wire.HeaderNode, string(o.cfg.Identity.ID))
+	// The name is canonical already: SetCanonical skips Set's per-response
+	// normalisation, as the edge's ServeHot does.
+	c.Response.Header.SetCanonical(hotHeaderNode, o.hotNodeID)
 	o.metrics.shardOK.Inc()
 	c.Response.SetBodyRaw(body) // cached messages are never modified
 	o.servedShard(int64(len(body)))
 	return true
 }
+
+// hotHeaderNode is wire.HeaderNode for SetCanonical.
+var hotHeaderNode = []byte(wire.HeaderNode)
 
 func (o *Origin) servedShard(n int64) {
 	o.bytesServed.Add(n)

@@ -72,6 +72,7 @@ process it started.`,
 	serve.Flags().DurationVar(&opt.Duration, "duration", 5*time.Second, "length of each measured run")
 	serve.Flags().IntVar(&opt.Rounds, "rounds", 3, "alternating nginx/swarmcast rounds")
 	serve.Flags().StringVar(&opt.Nginx, "nginx", "", "nginx binary (default: from PATH or /usr/sbin/nginx)")
+	serve.Flags().StringVar(&opt.Binary, "binary", "", "swarmcast binary to run as the edge or origin, e.g. an older build for a before/after under the same load generator (default: this executable)")
 	serve.Flags().BoolVar(&asJSON, "json", false, "print every run as JSON")
 	cmd.AddCommand(serve)
 

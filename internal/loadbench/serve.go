@@ -77,7 +77,7 @@ type ServeResult struct {
 // out both as an edge cache and as static files, starts nginx and a real
 // `swarmcast edge` (or `swarmcast origin`, over the publisher store the
 // shards came from) process on loopback, and drives both with the same
-// load generator in alternating rounds. The edge's upload cap is lifted:
+// load generator in alternating rounds (ABBA). The edge's upload cap is lifted:
 // this measures the data path, not the rate limiter. Every process it
 // started is gone when it returns (nginx's workers included).
 func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
@@ -153,7 +153,14 @@ func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 	var ourRates, nginxRates, ratios, ourCPU, nginxCPU, cpuRatios []float64
 	for round := 0; round < opt.Rounds; round++ {
 		rates, cpu := map[string]float64{}, map[string]float64{}
-		for _, s := range servers {
+		// ABBA order (nginx first in even rounds, last in odd ones): a
+		// machine getting busier or quieter during a run favours neither.
+		order := servers
+		if round%2 == 1 {
+			order = slices.Clone(servers)
+			slices.Reverse(order)
+		}
+		for _, s := range order {
 			cpu0, cpuOK := groupCPU(s.group)
 			run, err := drive(ctx, s.base, paths, opt.Concurrency, opt.Duration)
 			if err != nil {
