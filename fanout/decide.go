@@ -33,14 +33,16 @@ var (
 )
 
 // CheckSender accepts a push only if every shard it carries belongs to a
-// substream of the push's chain whose route here names sender as parent.
+// substream of the push's chain whose route here names sender as the
+// parent of the push's segment: Parent, or, from the route's SwitchAt on
+// (Parent excluded), BackupParent.
 func CheckSender(routes []wire.LiveRoute, sender wire.NodeID, p *Push) error {
 	for _, sh := range p.Shards {
 		ok := false
 		for _, r := range routes {
 			if r.Chain == p.Chain && slices.Contains(r.Indices, sh.Index) {
-				if r.Parent != sender {
-					return fmt.Errorf("%w: node %s pushed shard index %d of chain %s, whose substream %d parent here is %q; pushes are accepted only from the parent the coordinator assigned", ErrNotParent, sender, sh.Index, p.Chain, r.Substream, r.Parent)
+				if parent := ParentFor(r, p.Seq); parent != sender {
+					return fmt.Errorf("%w: node %s pushed shard index %d of chain %s segment %d, whose substream %d parent here is %q; pushes are accepted only from the parent the coordinator assigned", ErrNotParent, sender, sh.Index, p.Chain, p.Seq, r.Substream, parent)
 				}
 				ok = true
 				break
@@ -51,6 +53,15 @@ func CheckSender(routes []wire.LiveRoute, sender wire.NodeID, p *Push) error {
 		}
 	}
 	return nil
+}
+
+// ParentFor is the route's parent for segment seq: BackupParent from
+// SwitchAt on when the route names a switch, else Parent.
+func ParentFor(r wire.LiveRoute, seq uint64) wire.NodeID {
+	if r.SwitchAt != 0 && r.BackupParent != "" && seq >= r.SwitchAt {
+		return r.BackupParent
+	}
+	return r.Parent
 }
 
 // VerifyPushShards checks every shard of a push against the segment roots

@@ -75,7 +75,7 @@ func (m *ParentMonitor) Received(routes []wire.LiveRoute, got Received, now time
 	}
 	m.last[got.Segment.Chain] = now
 	for _, r := range routes {
-		if r.Chain != got.Segment.Chain || r.Parent != got.Sender {
+		if r.Chain != got.Segment.Chain || ParentFor(r, got.Segment.Seq) != got.Sender {
 			continue
 		}
 		if slices.ContainsFunc(got.Segment.Shards, func(sh *content.ShardMessage) bool { return slices.Contains(r.Indices, sh.Index) }) {
@@ -90,8 +90,10 @@ func (m *ParentMonitor) Received(routes []wire.LiveRoute, got Received, now time
 // the entries; ctx bounds that.
 func (m *ParentMonitor) Check(ctx context.Context, routes []wire.LiveRoute, now time.Time) []Accused {
 	parent := map[[2]any]wire.NodeID{}
+	byKey := map[[2]any]wire.LiveRoute{}
 	for _, r := range routes {
 		parent[[2]any{r.Chain, r.Substream}] = r.Parent
+		byKey[[2]any{r.Chain, r.Substream}] = r
 	}
 	var due []Accused
 	m.mu.Lock()
@@ -115,7 +117,8 @@ func (m *ParentMonitor) Check(ctx context.Context, routes []wire.LiveRoute, now 
 			continue
 		}
 		for _, miss := range w.Tick(now) {
-			p, ok := parent[[2]any{chain, miss.Substream}]
+			r, ok := byKey[[2]any{chain, miss.Substream}]
+			p := ParentFor(r, miss.Seq) // the parent of that segment (the backup after a switch)
 			if !ok || p == "" {
 				w.Stop(miss.Substream) // no longer a child in that substream
 				continue

@@ -173,12 +173,17 @@ func (s *Sender) SetRoutes(routes []wire.LiveRoute) {
 	s.routes = map[content.VideoID][]wire.LiveRoute{}
 	want := map[wire.NodeID]string{}
 	for _, r := range routes {
-		if len(r.Children) == 0 {
+		if len(r.Children) == 0 && !slices.ContainsFunc(r.Standby, func(sb wire.LiveStandby) bool { return sb.From != 0 }) {
 			continue
 		}
 		s.routes[r.Chain] = append(s.routes[r.Chain], r)
 		for _, c := range r.Children {
 			want[c.NodeID] = c.Addr
+		}
+		for _, sb := range r.Standby {
+			if sb.From != 0 {
+				want[sb.Child.NodeID] = sb.Child.Addr
+			}
 		}
 	}
 	for id, c := range s.children {
@@ -252,7 +257,7 @@ func (s *Sender) SendAfter(seg Segment, hold time.Duration) int {
 			o := btr.SignPush(s.cfg.StatementKey, btr.RelayTask(seg.Chain, seg.Seq, r.Substream, seg.Entry), shards)
 			stmt = base64.RawURLEncoding.EncodeToString(o.Encode())
 		}
-		for _, c := range r.Children {
+		for _, c := range childrenFor(r, seg.Seq) {
 			if _, seen := perChild[c.NodeID]; !seen {
 				order = append(order, c.NodeID)
 			}
@@ -273,6 +278,18 @@ func (s *Sender) SendAfter(seg Segment, hold time.Duration) int {
 		}
 	}
 	return len(order)
+}
+
+// childrenFor are the route's children for segment seq: its children and,
+// from each standby child's From on (its parent excluded), that child.
+func childrenFor(r wire.LiveRoute, seq uint64) []wire.Source {
+	out := r.Children
+	for _, sb := range r.Standby {
+		if sb.From != 0 && seq >= sb.From && !slices.ContainsFunc(out, func(c wire.Source) bool { return c.NodeID == sb.Child.NodeID }) {
+			out = append(slices.Clip(out), sb.Child)
+		}
+	}
+	return out
 }
 
 // enqueue adds q, dropping the oldest if the queue holds limit already.

@@ -191,9 +191,15 @@ type LiveRoute struct {
 	// tree outside Parent's subtree, which takes over from the switch
 	// segment the channel's BTR log names when Parent is excluded. Empty
 	// when Parent is the origin (the root is never excluded).
-	BackupParent     NodeID   `json:"backup_parent,omitempty"`
-	BackupParentAddr string   `json:"backup_parent_addr,omitempty"`
-	Children         []Source `json:"children,omitempty"`
+	BackupParent     NodeID `json:"backup_parent,omitempty"`
+	BackupParentAddr string `json:"backup_parent_addr,omitempty"`
+	// SwitchAt, when nonzero, is the segment from which BackupParent
+	// replaces Parent: Parent is excluded, and SwitchAt is the switch
+	// segment of its exclusion in the channel's BTR log (Current + Δ).
+	// Pushes of earlier segments are taken from Parent, later ones only
+	// from BackupParent: every child switches at the same segment.
+	SwitchAt uint64   `json:"switch_at,omitempty"`
+	Children []Source `json:"children,omitempty"`
 	// Standby are the children this node is the backup parent of in this
 	// substream: it pushes to one from the switch segment on once the
 	// child's parent (For) is excluded.
@@ -216,6 +222,9 @@ const MaxPushStatements = 16
 type LiveStandby struct {
 	Child Source `json:"child"`
 	For   NodeID `json:"for"`
+	// From, when nonzero, is the switch segment of For's exclusion: the
+	// node pushes this substream to Child from segment From on.
+	From uint64 `json:"from,omitempty"`
 }
 
 // LiveEntriesURL is the entries of chain on the coordinator at base, from
