@@ -183,8 +183,9 @@ func TestEdgeAccusesAStalledLiveParent(t *testing.T) {
 	}
 	entry := next(false)
 	// The last push came at 3 s: segment 4 is due by 3 + T + slack (one
-	// segment) = 5 s; tick to 5.5 s, before segment 5's 6 s.
-	for range 15 {
+	// segment) = 5 s, seen published then, so accused a slack later, after
+	// 6 s; segment 5 (due 6 s) is never published, so never accused.
+	for range 25 {
 		clk.Advance(100 * time.Millisecond)
 		e.checkLiveParents(t.Context())
 	}

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -33,6 +34,8 @@ type ParentMonitor struct {
 	// against: a new parent (a rebuilt tree) restarts that substream's
 	// watch at its first push, so it never answers for the old one's misses.
 	parents map[[2]any]wire.NodeID
+	pending map[missKey]*pendingMiss
+	polled  map[content.VideoID]time.Time // the last publication poll per chain
 }
 
 // NewParentMonitor accuses as key's node; coord serves the entries (the
@@ -43,7 +46,8 @@ type ParentMonitor struct {
 // parent later than a whole segment, is.
 func NewParentMonitor(key ed25519.PrivateKey, coord Coordinator, win *Window, timeout time.Duration) *ParentMonitor {
 	return &ParentMonitor{key: key, coord: coord, win: win, timeout: timeout,
-		watches: map[content.VideoID]*ParentWatch{}, last: map[content.VideoID]time.Time{}, parents: map[[2]any]wire.NodeID{}}
+		watches: map[content.VideoID]*ParentWatch{}, last: map[content.VideoID]time.Time{}, parents: map[[2]any]wire.NodeID{},
+		pending: map[missKey]*pendingMiss{}, polled: map[content.VideoID]time.Time{}}
 }
 
 // Accused is one overdue push and the child's signed accusation of it.
@@ -80,14 +84,19 @@ func (m *ParentMonitor) Received(routes []wire.LiveRoute, got Received, now time
 		}
 		if slices.ContainsFunc(got.Segment.Shards, func(sh *content.ShardMessage) bool { return slices.Contains(r.Indices, sh.Index) }) {
 			w.Received(r.Substream, got.Segment.Seq, now)
+			delete(m.pending, missKey{got.Segment.Chain, r.Substream, got.Segment.Seq}) // late, not lost
 		}
 	}
 }
 
 // Check names the pushes overdue at now on the routes held (a sealed
 // chain's watch ends; a chain without pushes for a minute is forgotten) and
-// signs an accusation of each one's parent. It calls the coordinator for
-// the entries; ctx bounds that.
+// signs an accusation of each one's parent. A push overdue on the cadence
+// is accused only once its segment is on the coordinator (asked at most
+// every pollInterval per chain; ctx bounds the calls) and the slack has
+// passed since this node first saw it there: a late origin is not its
+// parent's fault, and a correct parent delivers within the slack of the
+// publication.
 func (m *ParentMonitor) Check(ctx context.Context, routes []wire.LiveRoute, now time.Time) []Accused {
 	parent := map[[2]any]wire.NodeID{}
 	byKey := map[[2]any]wire.LiveRoute{}
@@ -95,8 +104,8 @@ func (m *ParentMonitor) Check(ctx context.Context, routes []wire.LiveRoute, now 
 		parent[[2]any{r.Chain, r.Substream}] = r.Parent
 		byKey[[2]any{r.Chain, r.Substream}] = r
 	}
-	var due []Accused
 	m.mu.Lock()
+	defer m.mu.Unlock() // re-taken after the coordinator calls below
 	for k, p := range parent {
 		if was, ok := m.parents[k]; ok && was != p {
 			if w := m.watches[k[0].(content.VideoID)]; w != nil {
@@ -111,11 +120,13 @@ func (m *ParentMonitor) Check(ctx context.Context, routes []wire.LiveRoute, now 
 		}
 	}
 	for chain, w := range m.watches {
-		if c := m.win.Chain(chain); c == nil || c.Sealed() || now.Sub(m.last[chain]) > time.Minute {
+		c := m.win.Chain(chain)
+		if c == nil || c.Sealed() || now.Sub(m.last[chain]) > time.Minute {
 			delete(m.watches, chain)
 			delete(m.last, chain)
 			continue
 		}
+		origin := wire.NodeID(hex.EncodeToString(c.Genesis().Publisher))
 		for _, miss := range w.Tick(now) {
 			r, ok := byKey[[2]any{chain, miss.Substream}]
 			p := ParentFor(r, miss.Seq) // the parent of that segment (the backup after a switch)
@@ -123,30 +134,124 @@ func (m *ParentMonitor) Check(ctx context.Context, routes []wire.LiveRoute, now 
 				w.Stop(miss.Substream) // no longer a child in that substream
 				continue
 			}
-			due = append(due, Accused{Chain: chain, Miss: miss, Parent: p})
+			if p == origin {
+				continue // the root is never accused
+			}
+			if len(m.pending) < maxPendingMisses {
+				m.pending[missKey{chain, miss.Substream, miss.Seq}] = &pendingMiss{a: Accused{Chain: chain, Miss: miss, Parent: p}}
+			}
 		}
 	}
+	polls := m.pollsDueLocked(now)
+	// The coordinator is asked without the lock: pushes keep being
+	// recorded meanwhile.
 	m.mu.Unlock()
+	answers := map[content.VideoID][][]byte{}
+	for chain, seq := range polls {
+		if raw, err := m.coord.LiveEntries(ctx, chain, seq, 0); err == nil {
+			answers[chain] = raw
+		}
+	}
+	m.mu.Lock()
+	m.publishedLocked(answers, now)
 	var out []Accused
-	for _, a := range due {
-		c := m.win.Chain(a.Chain)
+	for k, pm := range m.pending {
+		c := m.win.Chain(k.chain)
+		switch {
+		case c == nil || now.Sub(pm.a.Miss.Due) > time.Minute:
+			delete(m.pending, k) // the chain ended, or never published it
+		case !pm.published.IsZero() && now.After(pm.published.Add(m.timeoutOf(c))):
+			if key, err := btr.ParseNodeKey(string(pm.a.Parent)); err == nil {
+				acc := &btr.Accusation{Task: btr.RelayTask(k.chain, k.seq, k.sub, pm.entry), Accused: key, Kind: btr.Omission}
+				acc.Sign(m.key)
+				pm.a.Accusation = acc
+			}
+			out = append(out, pm.a)
+			delete(m.pending, k)
+		}
+	}
+	slices.SortFunc(out, func(a, b Accused) int {
+		if c := content.CompareVideoIDs(a.Chain, b.Chain); c != 0 {
+			return c
+		}
+		if a.Miss.Seq != b.Miss.Seq {
+			return cmp.Compare(a.Miss.Seq, b.Miss.Seq)
+		}
+		return cmp.Compare(a.Miss.Substream, b.Miss.Substream)
+	})
+	return out
+}
+
+// missKey names one overdue push.
+type missKey struct {
+	chain content.VideoID
+	sub   int
+	seq   uint64
+}
+
+// pendingMiss is a push overdue on the cadence, accused only once its
+// segment is published and the slack has passed since: a late origin (a
+// loaded machine, a slow encoder) is not the parent's fault.
+type pendingMiss struct {
+	a         Accused
+	entry     []byte    // the segment's signed entry, once published
+	published time.Time // when this node first saw it on the coordinator
+}
+
+// maxPendingMisses bounds the overdue pushes waiting on publication.
+const maxPendingMisses = 256
+
+// pollInterval bounds how often the coordinator is asked whether the
+// segments of pending misses are published (one call per chain).
+const pollInterval = 500 * time.Millisecond
+
+func (m *ParentMonitor) timeoutOf(c *content.LiveChain) time.Duration {
+	if m.timeout > 0 {
+		return m.timeout
+	}
+	return time.Duration(c.Genesis().TargetDuration) * time.Microsecond
+}
+
+// pollsDueLocked is, per chain whose pending misses wait on publication and
+// was not polled within pollInterval, the lowest such segment.
+func (m *ParentMonitor) pollsDueLocked(now time.Time) map[content.VideoID]uint64 {
+	from := map[content.VideoID]uint64{}
+	for k, pm := range m.pending {
+		if pm.published.IsZero() && now.Sub(m.polled[k.chain]) >= pollInterval {
+			if f, ok := from[k.chain]; !ok || k.seq < f {
+				from[k.chain] = k.seq
+			}
+		}
+	}
+	for chain := range from {
+		m.polled[chain] = now
+	}
+	return from
+}
+
+// publishedLocked marks the pending misses whose entries the coordinator
+// answered as published now.
+func (m *ParentMonitor) publishedLocked(answers map[content.VideoID][][]byte, now time.Time) {
+	for chain, raw := range answers {
+		c := m.win.Chain(chain)
 		if c == nil {
 			continue
 		}
-		g := c.Genesis()
-		if hex.EncodeToString(g.Publisher) == string(a.Parent) {
-			continue // the origin: the root is never accused
-		}
-		if key, err := btr.ParseNodeKey(string(a.Parent)); err == nil {
-			if raw, err := m.coord.LiveEntries(ctx, a.Chain, a.Miss.Seq, 0); err == nil && len(raw) > 0 {
-				if e, err := content.DecodeLiveEntry(raw[0], g, a.Chain); err == nil && e.Seq == a.Miss.Seq {
-					acc := &btr.Accusation{Task: btr.RelayTask(a.Chain, a.Miss.Seq, a.Miss.Substream, raw[0]), Accused: key, Kind: btr.Omission}
-					acc.Sign(m.key)
-					a.Accusation = acc
+		for _, b := range raw {
+			e, err := content.DecodeLiveEntry(b, c.Genesis(), chain)
+			if err != nil {
+				break
+			}
+			for k, pm := range m.pending {
+				if k.chain == chain && k.seq == e.Seq && pm.published.IsZero() {
+					pm.published, pm.entry = now, b
 				}
 			}
 		}
-		out = append(out, a)
 	}
-	return out
+	for chain := range m.polled {
+		if _, live := m.watches[chain]; !live {
+			delete(m.polled, chain)
+		}
+	}
 }
