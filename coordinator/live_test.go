@@ -7,9 +7,11 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/live"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
@@ -401,5 +403,72 @@ func TestRegisterRTMPAddr(t *testing.T) {
 	h.c.mu.RUnlock()
 	if registered {
 		t.Fatal("a refused registration registered the node")
+	}
+}
+
+// Rotating a channel's stream key is its owner's or an admin's: an
+// anonymous caller, another account and an unknown channel are refused
+// with the key unchanged; after a rotation the old key is refused and the
+// new one authorizes, offering the broadcast's chain to resume.
+func TestRotateStreamKey(t *testing.T) {
+	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", nil)
+	ctx := context.Background()
+	origin := h.newLiveOrigin()
+	bob := h.user("bob")
+	h.want(h.do("POST", wire.PathLiveBroadcasters, h.admin, wire.AllowBroadcasterRequest{Username: "bob"}), http.StatusOK)
+	owner := wire.NewCoordinatorClient(h.srv.URL, h.srv.Client())
+	owner.Token = bob
+	created, err := owner.CreateChannel(ctx, wire.CreateChannelRequest{Name: "rotating"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.Channel.ID
+	if _, err := origin.client.AuthorizeIngest(ctx, created.StreamKey); err != nil {
+		t.Fatal(err)
+	}
+	tc := newTestChain(t, origin, id)
+	if err := origin.client.StartChain(ctx, tc.g.Encode(), tc.key); err != nil {
+		t.Fatal(err)
+	}
+	if err := origin.client.AppendEntry(ctx, tc.g.ID(), tc.entry(origin, 0, 1).Encode()); err != nil {
+		t.Fatal(err)
+	}
+	rotate := strings.Replace(wire.PathLiveRotateKey, "{channel}", string(id), 1)
+	h.want(h.do("POST", rotate, "", struct{}{}), http.StatusUnauthorized)
+	h.want(h.do("POST", rotate, h.user("mallory"), struct{}{}), http.StatusForbidden, "neither owns the channel nor is an admin")
+	h.want(h.do("POST", strings.Replace(wire.PathLiveRotateKey, "{channel}", "ch_00000000000000ff", 1), bob, struct{}{}), http.StatusNotFound)
+	if _, err := origin.client.AuthorizeIngest(ctx, created.StreamKey); err != nil {
+		t.Fatalf("a refused rotation changed the key: %v", err)
+	}
+
+	rotated, err := owner.RotateStreamKey(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rotated.StreamKey == created.StreamKey || rotated.Channel.ID != id || len(rotated.RTMPIngest) != 1 || !strings.HasSuffix(rotated.RTMPIngest[0], rotated.StreamKey) {
+		t.Fatalf("rotation answered %+v", rotated)
+	}
+	_, err = origin.client.AuthorizeIngest(ctx, created.StreamKey)
+	requireAPIError(t, err, http.StatusForbidden, "no channel has this stream key")
+	auth, err := origin.client.AuthorizeIngest(ctx, rotated.StreamKey)
+	if err != nil || auth.Channel.ID != id || auth.Resume != tc.g.ID() {
+		t.Fatalf("the new key: %+v %v, want channel %s resuming chain %s", auth, err, id, tc.g.ID())
+	}
+	// An admin rotates too; the key survives a restart of the coordinator.
+	admin := wire.NewCoordinatorClient(h.srv.URL, h.srv.Client())
+	admin.Token = h.admin
+	again, err := admin.RotateStreamKey(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted, err := New(Config{Seed: 2, Now: h.clock.Now, Log: quietLog(), Store: h.store, Accounting: accounting.Config{AuditInterval: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restarted.Live().AuthorizeIngest(origin.id.ID, again.StreamKey); err != nil {
+		t.Fatalf("the rotated key after a restart: %v", err)
+	}
+	if _, err := restarted.Live().AuthorizeIngest(origin.id.ID, rotated.StreamKey); err == nil {
+		t.Fatal("the key rotated away authorizes after a restart")
 	}
 }

@@ -35,8 +35,9 @@ import (
 var DefaultLiveLadder = []content.Rung{{Height: 240, VideoKbps: 300, AudioKbps: 64}}
 
 // startLiveIngest gives an origin its live ingest and RTMP listener; the
-// listener's goroutine is owned by the network (stopped by Close).
-func (n *Network) startLiveIngest(idx int, store *content.Store) (*live.Ingest, string, error) {
+// listener's goroutine is owned by the network (on its WaitGroup and on
+// done; stopped by ctx), and closes the ingest when it returns.
+func (n *Network) startLiveIngest(ctx context.Context, idx int, store *content.Store, done *sync.WaitGroup) (*live.Ingest, string, error) {
 	id := n.originIDs[idx]
 	// The ingest talks to the coordinator and pushes into the relay trees
 	// signed as this origin.
@@ -64,9 +65,11 @@ func (n *Network) startLiveIngest(idx int, store *content.Store) (*live.Ingest, 
 		return nil, "", err
 	}
 	n.wg.Add(1)
+	done.Add(1)
 	go func() {
 		defer n.wg.Done()
-		_ = in.ServeRTMP(n.ctx, ln)
+		defer done.Done()
+		_ = in.ServeRTMP(ctx, ln)
 		in.Close()
 		reps.Close() // after the ingest: its workers call the judges
 	}()

@@ -73,9 +73,14 @@ func waitChain(t *testing.T, n *Network, id wire.ChannelID, entries int64, pub *
 // appends signed entries on the coordinator; two players play their
 // gateways' live playlists as hls.js would (joining at the live edge)
 // without a failed play, and every servable segment has a latency figure.
+// Meanwhile ffmpeg reads the first gateway's live master playlist for 10 s
+// and decodes frames whose burned-in clock advances: the RTMP path carries
+// the picture itself (a ladder that encoded uniform grey from an RTMP
+// source once passed every other check).
 func TestLiveRTMPPublishPlaysThroughGateways(t *testing.T) {
+	ffmpeg := testenv.RequireTool(t, "ffmpeg", "ffmpeg")
 	n, ch, lat := liveNet(t, 2)
-	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 20 * time.Second})
+	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,12 +97,20 @@ func TestLiveRTMPPublishPlaysThroughGateways(t *testing.T) {
 			plays[i] = PlayLive(ctx, http.DefaultClient, gatewayOf(t, n, i)+"/live/"+string(ch.Channel.ID)+"/0/index.m3u8", 8*time.Second)
 		}()
 	}
+	var times []time.Duration
+	var clockErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		times, clockErr = ReadBurnedClock(ctx, ffmpeg, gatewayOf(t, n, 0)+"/live/"+string(ch.Channel.ID)+"/master.m3u8", 10*time.Second)
+	}()
 	wg.Wait()
 	for i, p := range plays {
 		if p.Err != nil || p.Segments < 4 {
 			t.Errorf("player %d: %+v", i, p)
 		}
 	}
+	checkAdvancingClock(t, "RTMP", times, clockErr)
 	p50, count := lat.Percentile(50)
 	p95, _ := lat.Percentile(95)
 	if count == 0 || p50 <= 0 {
@@ -121,20 +134,7 @@ func TestLiveHLSPushPlaysInFFmpegWithAdvancingClock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	times, err := ReadBurnedClock(ctx, ffmpeg, gatewayOf(t, n, 0)+"/live/"+string(ch.Channel.ID)+"/master.m3u8", 10*time.Second)
-	if err != nil {
-		t.Fatalf("ffmpeg through the gateway: %v", err)
-	}
-	if len(times) < 200 {
-		t.Fatalf("ffmpeg decoded %d frames with a readable clock in 10 s, want ≥ 200 (25 fps)", len(times))
-	}
-	for i := 1; i < len(times); i++ {
-		if times[i] < times[i-1] {
-			t.Fatalf("burned-in clock went back from %v to %v at frame %d", times[i-1], times[i], i)
-		}
-	}
-	if span := times[len(times)-1] - times[0]; span < 9*time.Second {
-		t.Errorf("burned-in clock advanced %v over the 10 s read, want ≥ 9 s", span)
-	}
+	checkAdvancingClock(t, "HLS push", times, err)
 	// Let the origin see the pushing publisher leave (its idle timeout)
 	// before the network closes: Close racing a live HLS-push session's
 	// end is a data race in origin/live (reported to its owner).
@@ -145,6 +145,27 @@ func TestLiveHLSPushPlaysInFFmpegWithAdvancingClock(t *testing.T) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond) // bounded poll of the channel's state
+	}
+}
+
+// checkAdvancingClock fails unless a 10 s ffmpeg read of a live playlist
+// (ReadBurnedClock) decoded 25 fps of frames with a readable burned-in
+// clock that never goes back and advances ≥ 9 s.
+func checkAdvancingClock(t *testing.T, ingest string, times []time.Duration, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: ffmpeg through the gateway: %v", ingest, err)
+	}
+	if len(times) < 200 {
+		t.Fatalf("%s: ffmpeg decoded %d frames with a readable clock in 10 s, want ≥ 200 (25 fps)", ingest, len(times))
+	}
+	for i := 1; i < len(times); i++ {
+		if times[i] < times[i-1] {
+			t.Fatalf("%s: burned-in clock went back from %v to %v at frame %d", ingest, times[i-1], times[i], i)
+		}
+	}
+	if span := times[len(times)-1] - times[0]; span < 9*time.Second {
+		t.Errorf("%s: burned-in clock advanced %v over the 10 s read, want ≥ 9 s", ingest, span)
 	}
 }
 

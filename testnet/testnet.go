@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,6 +146,10 @@ type OriginNode struct {
 	// BTR records the origin's replicated segments (Config.BTR only).
 	BTR  *BTRRecord
 	RTMP string
+
+	index  int                // in Network.Origins and the origin identities
+	cancel context.CancelFunc // stops Run and the RTMP listener
+	done   sync.WaitGroup     // Run and the RTMP listener
 }
 
 // EdgeNode is one running edge with its built-in player.
@@ -313,9 +318,11 @@ func (n *Network) start() error {
 	_ = os.RemoveAll(hls)
 
 	for i := 0; i < cfg.Origins; i++ {
-		if err := n.startOrigin(store); err != nil {
+		o, err := n.startOrigin(i, store)
+		if err != nil {
 			return err
 		}
+		n.Origins = append(n.Origins, o)
 	}
 	for i := range cfg.Relays {
 		r, err := n.AddRelay(0.5 + 0.1*float64(i))
@@ -348,32 +355,41 @@ func (n *Network) goRun(run func(), srv *httpserve.Server) {
 	}()
 }
 
-func (n *Network) startOrigin(store *content.Store) error {
+// startOrigin starts origin idx (its identity is the network's idx-th
+// origin key) on store; Run and, with Config.Live, the RTMP listener run
+// until the network closes or KillOrigin.
+func (n *Network) startOrigin(idx int, store *content.Store) (*OriginNode, error) {
+	ctx, cancel := context.WithCancel(n.ctx)
 	var h lazyHandler
 	var hot lazyHot
-	srv, err := httpserve.ListenHot(n.ctx, "127.0.0.1:0", "", hot.serve, &h, n.cfg.Log)
+	srv, err := httpserve.ListenHot(ctx, "127.0.0.1:0", "", hot.serve, &h, n.cfg.Log)
 	if err != nil {
-		return err
+		cancel()
+		return nil, err
 	}
 	ocfg := origin.Config{
 		Store:        store,
-		Identity:     n.originIDs[len(n.Origins)],
+		Identity:     n.originIDs[idx],
 		Coordinator:  n.CoordinatorURL,
 		Coordinators: n.CoordinatorURLs,
 		Advertise:    srv.Advertise,
 		Log:          n.cfg.Log.With("node", "origin"),
 		HTTPClient:   wire.NewHTTPClient(),
 	}
-	var ingest *live.Ingest
-	var rtmp string
+	node := &OriginNode{Server: srv, Store: store, index: idx, cancel: cancel}
 	if n.cfg.Live {
 		var err error
-		if ingest, rtmp, err = n.startLiveIngest(len(n.Origins), store); err != nil {
+		if node.Live, node.RTMP, err = n.startLiveIngest(ctx, idx, store, &node.done); err != nil {
 			_ = srv.Close()
-			return err
+			cancel()
+			return nil, err
 		}
-		ocfg.Live = ingest
-		if j := n.judges[len(n.Origins)]; j != nil {
+		ocfg.Live = node.Live
+		n.mu.Lock()
+		j := n.judges[idx]
+		node.BTR = n.records[idx]
+		n.mu.Unlock()
+		if j != nil {
 			ocfg.BTR = j
 			j.SetForward(srv.Advertise)
 		}
@@ -381,13 +397,60 @@ func (n *Network) startOrigin(store *content.Store) error {
 	o, err := origin.New(ocfg)
 	if err != nil {
 		_ = srv.Close()
-		return err
+		cancel()
+		node.done.Wait()
+		return nil, err
 	}
+	node.Origin = o
 	h.set(o.Handler())
 	hot.set(o.ServeHot)
-	n.Origins = append(n.Origins, &OriginNode{Origin: o, Server: srv, Store: store, Live: ingest, RTMP: rtmp, BTR: n.records[len(n.Origins)]})
-	n.goRun(func() { _ = o.Run(n.ctx) }, srv)
-	return nil
+	node.done.Add(1)
+	n.goRun(func() {
+		defer node.done.Done()
+		_ = o.Run(ctx)
+	}, srv)
+	return node, nil
+}
+
+// KillOrigin stops origin i as a crash would, as far as one process can:
+// its listeners close at once (publishers and players are cut off), its
+// live broadcasts are left unsealed on disk and nothing is reported to
+// the coordinator about them. It waits until every goroutine of the origin
+// returned.
+func (n *Network) KillOrigin(i int) {
+	o := n.Origins[i]
+	_ = o.Server.Kill()
+	o.cancel()
+	o.done.Wait()
+}
+
+// RestartOrigin kills origin i (KillOrigin) and starts it again with the
+// same identity and store, on new ports (RTMPIngestURL and HLSIngestURL
+// name the new ones): a restarted origin process. It returns once the
+// new origin is registered with the primary coordinator.
+func (n *Network) RestartOrigin(i int) error {
+	n.KillOrigin(i)
+	o, err := n.startOrigin(i, n.Origins[i].Store)
+	if err != nil {
+		return err
+	}
+	n.Origins[i] = o
+	id := n.originIDs[i].ID
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		nodes, err := wire.NewCoordinatorClient(n.CoordinatorURL, nil).Nodes(n.ctx)
+		if err == nil && slices.ContainsFunc(nodes, func(ni wire.NodeInfo) bool { return ni.NodeID == id && ni.Addr == o.Server.Advertise }) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testnet: restarted origin %s did not register at %s in 30 s (%v)", id, o.Server.Advertise, err)
+		}
+		select {
+		case <-n.ctx.Done():
+			return n.ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // AddEdge starts one more edge with its player (churn replaces killed

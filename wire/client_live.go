@@ -38,6 +38,13 @@ func (c *CoordinatorClient) EndChannel(ctx context.Context, id ChannelID) (Chann
 	return out, c.do(ctx, http.MethodPost, expandPath(PathLiveEnd, string(id)), struct{}{}, &out)
 }
 
+// RotateStreamKey gives a channel a new stream key (its owner's or an
+// admin's session); the answer holds it and the ingest URLs, once.
+func (c *CoordinatorClient) RotateStreamKey(ctx context.Context, id ChannelID) (ChannelCreated, error) {
+	var out ChannelCreated
+	return out, c.do(ctx, http.MethodPost, expandPath(PathLiveRotateKey, string(id)), struct{}{}, &out)
+}
+
 // AllowBroadcaster lets an account create channels (an admin's session).
 func (c *CoordinatorClient) AllowBroadcaster(ctx context.Context, username string) error {
 	return c.do(ctx, http.MethodPost, PathLiveBroadcasters, AllowBroadcasterRequest{Username: username}, nil)

@@ -21,6 +21,11 @@ const (
 	// POST → ChannelInfo: the owner (or an admin) ends the broadcast; the
 	// origin seals the chain into a recording.
 	PathLiveEnd = "/api/v1/live/channels/{channel}/end"
+	// PathLiveRotateKey gives a channel a new stream key (its owner or an
+	// admin): the answer shows it once, and the old key is refused from
+	// then on, so a publisher still using it is cut off at its origin's
+	// next re-check (live.Config.Reauth).
+	PathLiveRotateKey = "/api/v1/live/channels/{channel}/rotate-key" // POST {} → ChannelCreated
 	// POST IngestAuthRequest → IngestAuthResponse (origins only, signed):
 	// the origin asks whether a stream key may publish, before it accepts
 	// one byte of media.

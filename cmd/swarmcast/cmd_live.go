@@ -23,7 +23,7 @@ func newLiveCommand() *cobra.Command {
 	var coordinator, user, password string
 	cmd := &cobra.Command{
 		Use:   "live",
-		Short: "Live channels: create (stream key, ingest URLs), list, end; allow broadcasters",
+		Short: "Live channels: create (stream key, ingest URLs), list, end, rotate a stream key; allow broadcasters",
 	}
 	// client is a coordinator client, logged in when login is true.
 	client := func(ctx context.Context, loginNeeded bool) (*wire.CoordinatorClient, error) {
@@ -140,6 +140,41 @@ func newLiveCommand() *cobra.Command {
 			return nil
 		},
 	}
+	rotate := &cobra.Command{
+		Use:   "rotate-key ID",
+		Short: "Give a channel a new stream key (its owner or an admin); the old key stops working",
+		Long: `Give a channel a new stream key, shown once. The old key is refused from now on:
+a publisher still using it is cut off at its origin's next key check (within 10 s),
+and the broadcast waits for its publisher; publish with the new key within the
+resume window to continue the same broadcast.`,
+		Args: exactArgs(1, "the channel id (ch_…) from swarmcast live list"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !strings.HasPrefix(args[0], "ch_") {
+				return fmt.Errorf("channel id %q: want ch_ and 16 hex digits, as swarmcast live list shows", args[0])
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			cc, err := client(ctx, true)
+			if err != nil {
+				return err
+			}
+			rotated, err := cc.RotateStreamKey(ctx, wire.ChannelID(args[0]))
+			if err != nil {
+				return fmt.Errorf("rotate the stream key of %s: %w", args[0], withUnreachableHint(err, coordinator))
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "channel     %s (%s)\n", rotated.Channel.ID, rotated.Channel.Name)
+			for _, u := range rotated.RTMPIngest {
+				fmt.Fprintf(out, "rtmp        %s\n", u)
+			}
+			for _, u := range rotated.HLSIngest {
+				fmt.Fprintf(out, "hls push    %s\n", u)
+			}
+			fmt.Fprintf(out, "stream key  %s\n", rotated.StreamKey)
+			fmt.Fprintf(out, "(the old key is refused from now on; a publisher using it is cut off within 10 s)\n")
+			return nil
+		},
+	}
 	allow := &cobra.Command{
 		Use:   "allow USERNAME",
 		Short: "Allow an account to create channels (an admin)",
@@ -158,7 +193,7 @@ func newLiveCommand() *cobra.Command {
 			return nil
 		},
 	}
-	for _, c := range []*cobra.Command{create, list, end, allow} {
+	for _, c := range []*cobra.Command{create, list, end, rotate, allow} {
 		c.Flags().StringVar(&coordinator, "coordinator", "", "coordinator base URL")
 		c.Flags().StringVar(&user, "user", "", "username")
 		c.Flags().StringVar(&password, "password", "", "password (default $SWARMCAST_PASSWORD)")

@@ -32,7 +32,8 @@ func TestLiveCommand(t *testing.T) {
 	if _, err := accounting.BootstrapAdmin(ctx, store, "root", testPassword, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	c, err := coordinator.New(coordinator.Config{Store: store, Log: slog.New(slog.DiscardHandler), Accounting: accounting.Config{AuditInterval: -1}})
+	// Every login of the test comes from 127.0.0.1: a deep login bucket.
+	c, err := coordinator.New(coordinator.Config{Store: store, Log: slog.New(slog.DiscardHandler), Accounting: accounting.Config{AuditInterval: -1, LoginThrottle: accounting.LoginThrottle{ClientBurst: 1 << 20}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +86,37 @@ func TestLiveCommand(t *testing.T) {
 		t.Fatalf("create printed:\n%s", out)
 	}
 	id := m[1]
+	oldKey := regexp.MustCompile(`stream key\s+(sk_[0-9a-f]{48})`).FindStringSubmatch(out)[1]
 	out, err = run(t, "live", "list", "--coordinator", srv.URL)
 	if err != nil || !regexp.MustCompile(id+`\s+news\s+idle\s+-\s+0\s+-`).MatchString(out) {
 		t.Fatalf("list: %v\n%s", err, out)
+	}
+
+	// Rotation: only the owner or an admin; the old key is refused from
+	// then on, the new one (shown once) authorizes.
+	if _, err := wire.NewCoordinatorClient(srv.URL, nil).Signup(ctx, wire.Credentials{Username: "carol", Password: testPassword}); err != nil {
+		t.Fatal(err)
+	}
+	carol := []string{"--coordinator", srv.URL, "--user", "carol", "--password", testPassword}
+	if _, err := run(t, append([]string{"live", "rotate-key", id}, carol...)...); err == nil || !strings.Contains(err.Error(), "neither owns the channel nor is an admin") {
+		t.Fatalf("rotate-key by another account: %v", err)
+	}
+	if _, err := run(t, append([]string{"live", "rotate-key", "nonsense"}, bob...)...); err == nil || !strings.Contains(err.Error(), "ch_") {
+		t.Fatalf("rotate-key of a malformed id: %v", err)
+	}
+	if _, err := c.Live().AuthorizeIngest(wire.NodeID(strings.Repeat("ab", 32)), oldKey); err != nil {
+		t.Fatalf("the refused rotations changed the key: %v", err)
+	}
+	out, err = run(t, append([]string{"live", "rotate-key", id}, bob...)...)
+	newKey := regexp.MustCompile(`stream key\s+(sk_[0-9a-f]{48})`).FindStringSubmatch(out)
+	if err != nil || newKey == nil || newKey[1] == oldKey || !strings.Contains(out, "old key is refused") {
+		t.Fatalf("rotate-key: %v\n%s", err, out)
+	}
+	if _, err := c.Live().AuthorizeIngest(wire.NodeID(strings.Repeat("ab", 32)), oldKey); err == nil || !strings.Contains(err.Error(), "no channel has this stream key") {
+		t.Fatalf("the old key after the rotation: %v", err)
+	}
+	if auth, err := c.Live().AuthorizeIngest(wire.NodeID(strings.Repeat("ab", 32)), newKey[1]); err != nil || string(auth.Channel.ID) != id {
+		t.Fatalf("the new key: %+v %v", auth, err)
 	}
 	if out, err := run(t, append([]string{"live", "end", id}, bob...)...); err != nil || !strings.Contains(out, "ended") {
 		t.Fatalf("end: %v\n%s", err, out)

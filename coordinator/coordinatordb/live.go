@@ -116,6 +116,19 @@ func (db *DB) SetLiveChannelState(ctx context.Context, id wire.ChannelID, state,
 	return nil
 }
 
+// SetLiveChannelKey replaces a channel's stream key hash (a rotation).
+func (db *DB) SetLiveChannelKey(ctx context.Context, id wire.ChannelID, keyHash [32]byte, now time.Time) error {
+	res, err := db.sql.ExecContext(ctx, db.q("UPDATE live_channels SET key_hash = ?, updated_ms = ? WHERE id = ?"),
+		hex.EncodeToString(keyHash[:]), now.UnixMilli(), string(id))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // AddLiveRecording records a sealed broadcast of a channel (idempotent).
 func (db *DB) AddLiveRecording(ctx context.Context, id wire.ChannelID, video content.VideoID, now time.Time) error {
 	_, err := db.sql.ExecContext(ctx, db.q("INSERT INTO live_recordings (channel, video, at_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),

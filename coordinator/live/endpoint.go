@@ -16,6 +16,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+wire.PathLiveChannels, func(w http.ResponseWriter, _ *http.Request) { wire.WriteJSON(w, s.Channels()) })
 	mux.HandleFunc("GET "+wire.PathLiveChannel, s.handleChannel)
 	mux.HandleFunc("POST "+wire.PathLiveEnd, s.handleEnd)
+	mux.HandleFunc("POST "+wire.PathLiveRotateKey, s.handleRotateKey)
 	mux.HandleFunc("POST "+wire.PathLiveBroadcasters, s.handleAllowBroadcaster)
 	mux.HandleFunc("POST "+wire.PathLiveIngestAuth, s.handleIngestAuth)
 	mux.HandleFunc("POST "+wire.PathLiveState, s.handleState)
@@ -73,6 +74,20 @@ func (s *Service) handleEnd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wire.WriteJSON(w, info)
+}
+
+func (s *Service) handleRotateKey(w http.ResponseWriter, r *http.Request) {
+	who, err := s.acct.Caller(r)
+	if err != nil {
+		s.acct.WriteError(w, err)
+		return
+	}
+	out, err := s.RotateKey(r.Context(), who, channelParam(r))
+	if err != nil {
+		wire.WriteErr(w, err)
+		return
+	}
+	wire.WriteJSON(w, out)
 }
 
 func (s *Service) handleAllowBroadcaster(w http.ResponseWriter, r *http.Request) {

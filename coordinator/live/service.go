@@ -44,6 +44,7 @@ type DB interface {
 	BroadcasterAllowed(ctx context.Context, accountID int64) (bool, error)
 	CreateLiveChannel(ctx context.Context, ch coordinatordb.LiveChannel, now time.Time) error
 	SetLiveChannelState(ctx context.Context, id wire.ChannelID, state, errMsg string, chain content.VideoID, now time.Time) error
+	SetLiveChannelKey(ctx context.Context, id wire.ChannelID, keyHash [32]byte, now time.Time) error
 	AddLiveRecording(ctx context.Context, id wire.ChannelID, video content.VideoID, now time.Time) error
 	LiveChannels(ctx context.Context) ([]coordinatordb.LiveChannel, error)
 	PutLiveChain(ctx context.Context, rec coordinatordb.LiveChainRecord, now time.Time) error
@@ -333,10 +334,8 @@ func (s *Service) CreateChannel(ctx context.Context, owner int64, req wire.Creat
 		return wire.ChannelCreated{}, wire.BadRequest("create channel: segment_ms %d: want %d..%d (0 for %d)", req.SegmentMS, minSegmentMS, maxSegmentMS, defaultSegment)
 	}
 	var idb [8]byte
-	var keyb [24]byte
 	rand.Read(idb[:])
-	rand.Read(keyb[:])
-	key := streamKeyPrefix + hex.EncodeToString(keyb[:])
+	key := newStreamKey()
 	rec := coordinatordb.LiveChannel{
 		ID: wire.ChannelID("ch_" + hex.EncodeToString(idb[:])), Name: req.Name, Owner: owner,
 		KeyHash: sha256.Sum256([]byte(key)), SegmentMS: req.SegmentMS, State: wire.ChannelIdle, Created: s.cfg.Now(),
@@ -353,19 +352,62 @@ func (s *Service) CreateChannel(ctx context.Context, owner int64, req wire.Creat
 	s.countStatesLocked()
 	info := s.info(c)
 	s.mu.Unlock()
-	out := wire.ChannelCreated{Channel: info, StreamKey: key}
+	out := s.withIngest(wire.ChannelCreated{Channel: info, StreamKey: key})
+	s.log.Info("live channel created", "channel", rec.ID, "name", rec.Name, "owner", owner)
+	return out, nil
+}
+
+// newStreamKey is a fresh stream key (192 random bits).
+func newStreamKey() string {
+	var keyb [24]byte
+	rand.Read(keyb[:])
+	return streamKeyPrefix + hex.EncodeToString(keyb[:])
+}
+
+// withIngest adds the alive origins' ingest URLs for out's key.
+func (s *Service) withIngest(out wire.ChannelCreated) wire.ChannelCreated {
 	var hls, rtmp []string
 	if s.net != nil {
 		hls, rtmp = s.net.IngestAddrs(s.cfg.Now())
 	}
 	for _, a := range rtmp {
-		out.RTMPIngest = append(out.RTMPIngest, wire.LiveIngestRTMPURL(a, key))
+		out.RTMPIngest = append(out.RTMPIngest, wire.LiveIngestRTMPURL(a, out.StreamKey))
 	}
 	for _, a := range hls {
-		out.HLSIngest = append(out.HLSIngest, wire.LiveIngestHLSURL(a, key))
+		out.HLSIngest = append(out.HLSIngest, wire.LiveIngestHLSURL(a, out.StreamKey))
 	}
-	s.log.Info("live channel created", "channel", rec.ID, "name", rec.Name, "owner", owner)
-	return out, nil
+	return out
+}
+
+// RotateKey gives channel id a new stream key, for its owner or an admin,
+// and returns it (shown once). The old key is refused from then on: an
+// origin asks again every live.Config.Reauth while a publisher is live,
+// so one still using the old key is cut off within that; the broadcast
+// waits for its publisher, and one that returns with the new key within
+// the resume window continues the same chain. A refusal changes nothing.
+func (s *Service) RotateKey(ctx context.Context, who coordinatordb.Account, id wire.ChannelID) (wire.ChannelCreated, error) {
+	s.mu.Lock()
+	c := s.channels[id]
+	if c == nil {
+		s.mu.Unlock()
+		return wire.ChannelCreated{}, unknownChannel(id)
+	}
+	if c.rec.Owner != who.ID && who.Role != coordinatordb.RoleAdmin {
+		s.mu.Unlock()
+		return wire.ChannelCreated{}, wire.Errorf(http.StatusForbidden, "rotate stream key of %s: account %q neither owns the channel nor is an admin", id, who.Username)
+	}
+	s.mu.Unlock()
+	key := newStreamKey()
+	hash := sha256.Sum256([]byte(key))
+	if err := s.db.SetLiveChannelKey(ctx, id, hash, s.cfg.Now()); err != nil {
+		return wire.ChannelCreated{}, fmt.Errorf("rotate stream key of %s: %w", id, err)
+	}
+	s.mu.Lock()
+	c.rec.KeyHash = hash
+	info := s.info(c)
+	s.mu.Unlock()
+	s.log.Info("live stream key rotated", "channel", id, "by", who.Username)
+	return s.withIngest(wire.ChannelCreated{Channel: info, StreamKey: key}), nil
 }
 
 // AllowBroadcaster lets the named account create channels.

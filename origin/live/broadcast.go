@@ -54,6 +54,8 @@ type broadcast struct {
 	end       int64         // output-timeline PTS (ticks) where the last closed segment ended
 	nextDisc  bool          // the next segment opens after a resume
 	ending    bool          // seal requested (owner ended it, End, or resume window over)
+	quietSeal bool          // seal without reporting the channel's state (a reloaded chain its channel moved on from)
+	restored  bool          // reloaded after a restart (restore.go): started before this process; set at construction
 	recording content.VideoID
 	started   bool // StartChain accepted (worker only)
 	queued    int  // segments handed to the worker, by every source
@@ -233,10 +235,7 @@ func (b *broadcast) publish(cs *closedSegment) error {
 			return fmt.Errorf("start chain on the coordinator: %w", err)
 		}
 		b.started = true
-		if err := os.MkdirAll(b.dir, 0o755); err != nil {
-			return err
-		}
-		if err := writeAtomic(filepath.Join(b.dir, "genesis"), b.genesis.Encode()); err != nil {
+		if err := b.persistStarted(); err != nil {
 			return err
 		}
 	}
@@ -381,6 +380,15 @@ func (b *broadcast) detach(s *source, discard bool) {
 		b.closeQueue()
 		return
 	}
+	b.startWaitingLocked()
+	b.mu.Unlock()
+	// Reported by the worker after the segments queued before the drop.
+	b.enqueue(&closedSegment{report: &wire.ChannelStateReport{State: wire.ChannelWaiting}})
+}
+
+// startWaitingLocked makes the broadcast wait Resume for its publisher
+// (b.mu held): then it seals, or sooner if the owner ends the channel.
+func (b *broadcast) startWaitingLocked() {
 	b.state = wire.ChannelWaiting
 	b.resume = time.AfterFunc(b.in.cfg.Resume, func() {
 		b.in.log.Info("publisher did not return: sealing", "channel", b.channel.ID, "resume_window", b.in.cfg.Resume)
@@ -391,9 +399,6 @@ func (b *broadcast) detach(s *source, discard bool) {
 	// Owned: ends at resume, at the seal, or at Close (not started once
 	// Close began: it stops everything then).
 	b.in.spawn(func() { b.watchEnded(stop) })
-	b.mu.Unlock()
-	// Reported by the worker after the segments queued before the drop.
-	b.enqueue(&closedSegment{report: &wire.ChannelStateReport{State: wire.ChannelWaiting}})
 }
 
 // watchEnded asks the coordinator, while the broadcast waits for its
@@ -421,11 +426,12 @@ func (b *broadcast) watchEnded(stop <-chan struct{}) {
 	}
 }
 
-// fresh reports whether no source ever queued a segment of b.
+// fresh reports whether no source ever queued a segment of b (a reloaded
+// chain is never fresh: it started before the restart).
 func (b *broadcast) fresh() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.queued == 0
+	return b.queued == 0 && !b.restored
 }
 
 // requestEnd seals the broadcast: now if no source is attached, else when
@@ -477,17 +483,26 @@ func (b *broadcast) enqueue(cs *closedSegment) bool {
 func (b *broadcast) seal() {
 	ctx := b.in.ctx
 	rep := wire.ChannelStateReport{State: wire.ChannelEnded}
+	b.mu.Lock()
+	quiet := b.quietSeal
+	b.mu.Unlock()
 	if b.chain == nil || b.chain.Head() == nil {
 		b.mu.Lock()
 		b.state = wire.ChannelEnded
 		b.mu.Unlock()
-		return // nothing was published: nothing to seal or report
+		if b.started && !quiet {
+			// Started on the coordinator, no entry: end it there.
+			b.in.report(b.channel.ID, wire.ChannelStateReport{State: wire.ChannelEnded, Chain: b.chain.ID()})
+		}
+		return // nothing was published: nothing to seal
 	}
 	defer func() {
 		b.mu.Lock()
 		b.state = wire.ChannelEnded
 		b.mu.Unlock()
-		b.in.report(b.channel.ID, rep)
+		if !quiet {
+			b.in.report(b.channel.ID, rep)
+		}
 	}()
 	rep.Chain = b.chain.ID()
 	b.chain.Seal()
@@ -523,6 +538,10 @@ func (b *broadcast) seal() {
 	b.recording = id
 	b.mu.Unlock()
 	rep.Recording = id
+	// A restarted origin does not reload a sealed chain.
+	if err := writeAtomic(filepath.Join(b.dir, sealedFile), []byte(id.String()+"\n")); err != nil {
+		b.in.log.Warn("seal: marker not written (a restart would reload the chain and seal it again)", "chain", b.chain.ID(), "err", err)
+	}
 	b.in.log.Info("broadcast sealed", "channel", b.channel.ID, "chain", b.chain.ID(), "recording", id, "segments", len(segs[0]))
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -38,6 +39,10 @@ type realNetwork struct {
 	origin *httptest.Server
 	rtmp   string
 	ffmpeg string
+	store  *content.Store
+	// ingestConfig is the ingest's configuration: a restarted origin's
+	// ingest is live.New(ingestConfig) on the same store.
+	ingestConfig live.Config
 }
 
 func newRealNetwork(t *testing.T) *realNetwork {
@@ -80,8 +85,11 @@ func newRealNetwork(t *testing.T) *realNetwork {
 		t.Fatal(err)
 	}
 	signer := wire.NewNodeSigner(originID.Key, nil)
-	ingest, err := live.New(live.Config{Store: st, Coordinator: wire.NewCoordinatorClient(csrv.URL, csrv.Client()).AsNode(signer),
-		Origin: originID.ID, Publisher: originID.Key, Resume: time.Minute, FFmpeg: ffmpeg, Signer: signer, Registry: prometheus.NewRegistry()})
+	icfg := live.Config{Store: st, Coordinator: wire.NewCoordinatorClient(csrv.URL, csrv.Client()).AsNode(signer),
+		Origin: originID.ID, Publisher: originID.Key, Resume: time.Minute, FFmpeg: ffmpeg, Signer: signer, Reauth: 2 * time.Second}
+	cfg := icfg
+	cfg.Registry = prometheus.NewRegistry()
+	ingest, err := live.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +124,7 @@ func newRealNetwork(t *testing.T) *realNetwork {
 		var ae *wire.APIError
 		return errorsAs(err, &ae) && ae.Status == http.StatusForbidden && !contains(ae.Message, "not an allowed origin") && !contains(ae.Message, "register")
 	})
-	return &realNetwork{coord: anon, admin: admin, ingest: ingest, origin: osrv, rtmp: ln.Addr().String(), ffmpeg: ffmpeg}
+	return &realNetwork{coord: anon, admin: admin, ingest: ingest, origin: osrv, rtmp: ln.Addr().String(), ffmpeg: ffmpeg, store: st, ingestConfig: icfg}
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -264,3 +272,164 @@ func TestWithTheRealCoordinator(t *testing.T) {
 func errorsAs(err error, target **wire.APIError) bool { return errors.As(err, target) }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestRestartReloadsIntactChainsOnly: the ingest is closed while two
+// channels wait for their publishers (an origin process stopping without
+// sealing) and a new one starts on the same store: it reloads the chain
+// whose segments are as their entries signed them, at the same head and
+// waiting, and seals it into a recording of every segment when told to
+// end; the chain with a segment altered on disk is not reloaded, and the
+// coordinator's view of it is unchanged.
+func TestRestartReloadsIntactChainsOnly(t *testing.T) {
+	n := newRealNetwork(t)
+	ctx := context.Background()
+	type published struct {
+		id    wire.ChannelID
+		chain content.VideoID
+		head  int64
+	}
+	var chs []published
+	for _, name := range []string{"intact", "altered"} {
+		created, err := n.admin.CreateChannel(ctx, wire.CreateChannelRequest{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish(t, n.ffmpeg, append(source("2.5"), "-f", "flv", "rtmp://"+n.rtmp+"/live/"+created.StreamKey)...)
+		var info wire.ChannelInfo
+		waitUntil(t, name+" waiting", func() bool {
+			info, err = n.coord.Channel(ctx, created.Channel.ID)
+			return err == nil && info.State == wire.ChannelWaiting && info.Head >= 1
+		})
+		chs = append(chs, published{created.Channel.ID, info.Chain, info.Head})
+	}
+	n.ingest.Close()
+	altered := filepath.Join(n.store.Dir(), "live", chs[1].chain.String(), "0", "0.ts.enc")
+	b, err := os.ReadFile(altered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(altered, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := n.ingestConfig
+	cfg.Registry = prometheus.NewRegistry()
+	restarted, err := live.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restarted.Close()
+	waitUntil(t, "the intact chain reloaded and waiting", func() bool {
+		b, ok := restarted.Broadcast(chs[0].id)
+		return ok && b.Chain == chs[0].chain && b.State == wire.ChannelWaiting && b.Head == chs[0].head
+	})
+	if b, ok := restarted.Broadcast(chs[1].id); ok {
+		t.Fatalf("the chain with an altered segment was reloaded: %+v", b)
+	}
+	if info, err := n.coord.Channel(ctx, chs[1].id); err != nil || info.Chain != chs[1].chain || info.Head != chs[1].head || info.State != wire.ChannelWaiting {
+		t.Fatalf("the altered chain's channel changed: %+v (%v)", info, err)
+	}
+	if _, ok := restarted.Manifest(chs[0].chain); !ok {
+		t.Fatal("the reloaded chain's segments are not served")
+	}
+	sealed, err := restarted.End(chs[0].id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := n.store.Manifest(sealed.Recording)
+	if err != nil || len(m.Renditions[0].Segments) != int(chs[0].head+1) {
+		t.Fatalf("the reloaded chain's recording (%v): want %d segments", err, chs[0].head+1)
+	}
+	info, err := n.coord.Channel(ctx, chs[0].id)
+	if err != nil || info.State != wire.ChannelEnded || !slices.Contains(info.Recordings, sealed.Recording) {
+		t.Fatalf("the reloaded chain's channel after the seal: %+v (%v)", info, err)
+	}
+}
+
+// TestRotatedKeyCutsThePublisherOff: the owner rotates the stream key while
+// an RTMP publisher is live; the origin's next key check (Reauth, 2 s here)
+// refuses the old key and cuts the publisher off, the broadcast waits, and
+// the publisher back with the new key continues the same chain with one
+// discontinuity.
+func TestRotatedKeyCutsThePublisherOff(t *testing.T) {
+	n := newRealNetwork(t)
+	ctx := context.Background()
+	created, err := n.admin.CreateChannel(ctx, wire.CreateChannelRequest{Name: "rotated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.Channel.ID
+	pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	old := exec.CommandContext(pctx, n.ffmpeg, append(source("40"), "-f", "flv", "rtmp://"+n.rtmp+"/live/"+created.StreamKey)...)
+	if err := old.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- old.Wait() }() // owned: the publisher exits when cut off, or at pctx's end
+	var first wire.ChannelInfo
+	waitUntil(t, "the first segments", func() bool {
+		first, err = n.coord.Channel(ctx, id)
+		return err == nil && first.State == wire.ChannelPublishing && first.Head >= 1
+	})
+	rotated, err := n.admin.RotateStreamKey(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotatedAt := time.Now()
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the publisher with the rotated-away key was not cut off in 30 s")
+	}
+	if cut := time.Since(rotatedAt); cut > 20*time.Second {
+		t.Errorf("the old key was cut off %v after the rotation, want within a few Reauth intervals", cut)
+	}
+	var waiting wire.ChannelInfo
+	waitUntil(t, "the broadcast waiting", func() bool {
+		waiting, err = n.coord.Channel(ctx, id)
+		return err == nil && waiting.State != wire.ChannelPublishing
+	})
+	if waiting.Chain != first.Chain {
+		t.Fatalf("after the cut the channel is %+v, want chain %s", waiting, first.Chain)
+	}
+	// The old key publishes nothing now.
+	if out, err := exec.Command(n.ffmpeg, append(source("1"), "-f", "flv", "rtmp://"+n.rtmp+"/live/"+created.StreamKey)...).CombinedOutput(); err == nil {
+		t.Fatalf("the rotated-away key published: %s", out)
+	}
+	publish(t, n.ffmpeg, append(source("2.5"), "-f", "flv", "rtmp://"+n.rtmp+"/live/"+rotated.StreamKey)...)
+	var resumed wire.ChannelInfo
+	waitUntil(t, "the resumed segments", func() bool {
+		resumed, err = n.coord.Channel(ctx, id)
+		return err == nil && resumed.State == wire.ChannelWaiting && resumed.Head >= waiting.Head+2
+	})
+	if resumed.Chain != first.Chain {
+		t.Fatalf("the new key started chain %s, want the same chain %s", resumed.Chain, first.Chain)
+	}
+	gb, err := n.coord.LiveGenesis(ctx, first.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := content.DecodeLiveGenesis(gb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := n.coord.LiveEntries(ctx, first.Chain, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	discs := 0
+	for _, r := range raw {
+		e, err := content.DecodeLiveEntry(r, g, first.Chain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Discontinuity {
+			discs++
+		}
+	}
+	if discs != 1 {
+		t.Fatalf("%d discontinuities in %d entries, want the one resume", discs, len(raw))
+	}
+}

@@ -48,6 +48,9 @@ type Coordinator interface {
 	// learns from it that the owner ended it.
 	Channel(ctx context.Context, id wire.ChannelID) (wire.ChannelInfo, error)
 	Publish(ctx context.Context, req wire.PublishRequest) error
+	// LiveEntries is a chain's signed entries from seq on (waitMS 0: what
+	// it holds now); a restarted origin reloads its unsealed chains from it.
+	LiveEntries(ctx context.Context, chain content.VideoID, from uint64, waitMS int) ([][]byte, error)
 }
 
 // DefaultResume is how long a broadcast waits for its publisher to return
@@ -112,6 +115,9 @@ type Ingest struct {
 	byChain   map[content.VideoID]*broadcast
 	hls       map[string]*hlsSession // stream key → its pushing publisher
 	closed    bool
+	// restored closes when the unsealed chains of the store are reloaded
+	// (restore.go); publishers wait for it.
+	restored chan struct{}
 }
 
 // New builds an Ingest. It finds ffmpeg now, so a missing one is a
@@ -166,6 +172,8 @@ func New(cfg Config) (*Ingest, error) {
 		in.sender = s
 	}
 	in.ctx, in.cancel = context.WithCancel(context.Background())
+	in.restored = make(chan struct{})
+	in.spawn(in.restore)
 	return in, nil
 }
 

@@ -36,6 +36,9 @@ func (appendOnly) ReportChannelState(context.Context, wire.ChannelID, wire.Chann
 	return nil
 }
 func (appendOnly) Publish(context.Context, wire.PublishRequest) error { return nil }
+func (appendOnly) LiveEntries(context.Context, content.VideoID, uint64, int) ([][]byte, error) {
+	return nil, nil
+}
 func (appendOnly) Channel(context.Context, wire.ChannelID) (wire.ChannelInfo, error) {
 	return wire.ChannelInfo{State: wire.ChannelWaiting}, nil
 }

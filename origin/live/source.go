@@ -62,6 +62,9 @@ type sourceTracks struct {
 // for its publisher (resumed), or a new one.
 func (in *Ingest) open(auth wire.IngestAuthResponse, tracks sourceTracks, kind string) (*source, error) {
 	ch := auth.Channel
+	if err := in.awaitRestored(); err != nil {
+		return nil, err
+	}
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
