@@ -102,6 +102,15 @@ func TestNodeKeysAdminRoute(t *testing.T) {
 				t.Fatal("allowed relay refused")
 			}
 		}
+		// A sweep keeps allowed nodes (the store's and the command line's).
+		if _, ok := call(h.c, wire.PathRegister, wire.RegisterRequest{NodeID: flagRelay.ID, Role: wire.RoleRelay, Addr: "http://127.0.0.1:1"}); !ok {
+			t.Fatal("the command line's relay refused")
+		}
+		h.c.Sweep()
+		second.Sweep()
+		if !registered(h.c, relay.ID) || !registered(h.c, flagRelay.ID) || !registered(second, relay.ID) || !registered(h.c, h.origin.ID) {
+			t.Fatal("a sweep dropped an allowed node")
+		}
 		h.want(h.do("POST", wire.PathNodeKeyRevoke, h.admin, allow), http.StatusOK)
 		if h.nodeInfo(relay.ID) != nil {
 			t.Fatal("revoked relay still registered")
