@@ -264,7 +264,7 @@ type lookupScratch struct {
 	edges     []wire.NodeID
 	edgeAt    []uint32
 	edgeSlots accounting.EdgeKeys
-	limits []*accounting.IssuedLimit // edges' limits (aligned; nil: none)
+	limits    []*accounting.IssuedLimit // edges' limits (aligned; nil: none)
 	// prefetch marks an edge's own placement lookup: it is not viewer
 	// demand, and counting it would let placement feed on itself.
 	prefetch bool
