@@ -13,6 +13,7 @@ func FuzzDecodeStatement(f *testing.F) {
 	for _, b := range [][]byte{o.Encode(), a.Encode(), r.Encode(), pc.Encode(), pe.Encode(), x.Encode()} {
 		f.Add(b)
 	}
+	f.Add(sampleAgreement(f, 1).Encode())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if o, err := DecodeOutput(data); err == nil && !bytes.Equal(o.Encode(), data) {
 			t.Errorf("output re-encodes differently")
@@ -28,6 +29,12 @@ func FuzzDecodeStatement(f *testing.F) {
 				t.Errorf("proof re-encodes differently")
 			}
 			_ = p.Check(&digestReexecutor{})
+		}
+		if g, err := DecodeAgreement(data); err == nil {
+			if !bytes.Equal(g.Encode(), data) {
+				t.Errorf("agreement re-encodes differently")
+			}
+			_ = g.Check(g.Judge)
 		}
 		if x, err := DecodeExclusion(data); err == nil {
 			if !bytes.Equal(x.Encode(), data) {

@@ -39,6 +39,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.PathHeartbeat, c.handleHeartbeat)
 	mux.HandleFunc("POST "+wire.PathLeave, c.handleLeave)
 	mux.HandleFunc("GET "+wire.PathNodes, c.handleNodes)
+	mux.HandleFunc("GET "+wire.PathBTRWorkers, c.handleBTRWorkers)
 	mux.HandleFunc("POST "+wire.PathPublish, c.handlePublish)
 	mux.HandleFunc("POST "+wire.PathNodeKeys, c.handleAllowNodeKey)
 	mux.HandleFunc("GET "+wire.PathNodeKeys, c.handleNodeKeys)
@@ -97,7 +98,9 @@ func (c *Coordinator) handleRegister(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	n := c.st.register(req, now, c.rng.Uint64())
 	c.mu.Unlock()
-	c.live.NodeUp(live.TreeNode{ID: n.id, Role: n.role, Addr: n.addr, UploadCap: n.uploadCap, PricePerGB: n.pricePerGB})
+	if n.role != wire.RoleWorker { // workers transcode; they carry no live substream
+		c.live.NodeUp(live.TreeNode{ID: n.id, Role: n.role, Addr: n.addr, UploadCap: n.uploadCap, PricePerGB: n.pricePerGB})
+	}
 	c.log.Info("node registered", "node", n.id, "role", n.role, "addr", n.addr, "region", n.region,
 		"disk_cap_bytes", n.diskCap, "upload_cap_bytes_per_s", n.uploadCap, "banned", n.banned)
 	wire.WriteJSON(w, wire.RegisterResponse{
@@ -161,7 +164,7 @@ func (c *Coordinator) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	c.recordServed(role, served, now)
 	resp := wire.HeartbeatResponse{Directives: directives}
-	if !banned {
+	if !banned && role != wire.RoleWorker {
 		resp.Live = c.live.Heartbeat(req.NodeID, req.LiveWatching, req.PeerRTTMS, now)
 	}
 	wire.WriteJSON(w, resp)

@@ -524,6 +524,7 @@ func (c *Coordinator) Sweep() {
 	c.acct.Swept(now, droppedEdges)
 	c.syncBans(context.Background())
 	c.syncNodeKeys(context.Background())
+	c.live.SettleDue(context.Background())
 }
 
 // Place runs one placement round: fold demand, plan, queue directives. It

@@ -77,6 +77,9 @@ func (c *Coordinator) liveLookup(ctx context.Context, req *wire.LookupRequest) (
 	if resp.Origins == nil {
 		resp.Origins = []wire.Source{}
 	}
+	if req.ViewerID != "" && end > int64(req.From) {
+		c.live.Fetched(ctx, req.Video, req.ViewerID, int64(req.From), end)
+	}
 	if req.ViewerID != "" && len(edges) > 0 {
 		limits, err := c.acct.OrderLimits(ctx, req.ViewerID, req.Video, edges, nil, nil)
 		if err != nil {

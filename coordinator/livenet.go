@@ -45,6 +45,18 @@ func (ln *liveNetwork) OriginRequest(w http.ResponseWriter, r *http.Request, wha
 	return auth.Node, body, ok
 }
 
+// NodeRequest authenticates a fresh signed request from any node key and
+// returns the signer and its verified body.
+func (ln *liveNetwork) NodeRequest(w http.ResponseWriter, r *http.Request, what string, limit int64) (wire.NodeID, []byte, bool) {
+	c := (*Coordinator)(ln)
+	auth, ok := c.nodeHeaders(w, r, what)
+	if !ok {
+		return "", nil, false
+	}
+	body, ok := c.nodeRawBody(w, r, what, auth, limit)
+	return auth.Node, body, ok
+}
+
 // IngestAddrs lists the alive origins' shard-server URLs and RTMP listeners.
 func (ln *liveNetwork) IngestAddrs(now time.Time) (hls, rtmp []string) {
 	c := (*Coordinator)(ln)

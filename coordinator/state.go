@@ -39,6 +39,8 @@ type node struct {
 	addr         string
 	rtmpAddr     string  // an origin's RTMP ingest listener (rtmp://IP:PORT), or ""
 	pricePerGB   float64 // a relay's upload price (COCOS), points per GB
+	btrSlots     int     // a worker's concurrent transcodes
+	btrBusy      int     // a worker's busy slots at its last heartbeat
 	diskCap      int64   // bytes
 	uploadCap    int64   // bytes per second
 	registeredAt time.Time
@@ -162,6 +164,12 @@ func checkRegister(req *wire.RegisterRequest) error {
 	if req.Role != wire.RoleEdge && wire.CheckAllowListedRole(req.Role) != nil {
 		return fmt.Errorf("role %q: want %q, %q, %q or %q", req.Role, wire.RoleEdge, wire.RoleOrigin, wire.RoleRelay, wire.RoleWorker)
 	}
+	if req.Role == wire.RoleWorker && (req.BTRSlots < 1 || req.BTRSlots > maxBTRSlots) {
+		return fmt.Errorf("btr_slots %d: a worker registers its concurrent transcodes, 1..%d", req.BTRSlots, maxBTRSlots)
+	}
+	if req.Role != wire.RoleWorker && req.BTRSlots != 0 {
+		return fmt.Errorf("btr_slots: only workers transcode; leave it 0 for a %s", req.Role)
+	}
 	if req.PricePerGB < 0 || math.IsNaN(req.PricePerGB) || math.IsInf(req.PricePerGB, 0) {
 		return fmt.Errorf("price_per_gb %v: want a finite price of 0 or more", req.PricePerGB)
 	}
@@ -203,6 +211,7 @@ func (s *state) register(req wire.RegisterRequest, now time.Time, salt uint64) *
 		addr:         strings.TrimRight(req.Addr, "/"),
 		rtmpAddr:     req.RTMPAddr,
 		pricePerGB:   req.PricePerGB,
+		btrSlots:     req.BTRSlots,
 		region:       req.Region,
 		diskCap:      req.DiskCapBytes,
 		uploadCap:    req.UploadCapBytes,
@@ -325,6 +334,9 @@ func (s *state) heartbeat(n *node, req *wire.HeartbeatRequest, now time.Time) ([
 	n.lastSeen = now
 	n.lastSeenNS = now.UnixNano()
 	n.usedBytes = max(req.UsedBytes, 0)
+	if n.role == wire.RoleWorker {
+		n.btrBusy = min(max(req.BTRBusy, 0), n.btrSlots)
+	}
 	if req.DiskCapBytes > 0 { // an edge whose filesystem filled up advertises less
 		n.diskCap = req.DiskCapBytes
 	}

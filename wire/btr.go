@@ -3,10 +3,14 @@ package wire
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/swarmcast/swarmcast/content"
 )
@@ -135,6 +139,192 @@ func ForwardBTROutput(ctx context.Context, hc *http.Client, base string, output 
 	if resp.StatusCode != http.StatusNoContent {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("forward a btr output to %s: %s: %s", base, resp.Status, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+// Workers register with the coordinator as RoleWorker (wire.NodeSession:
+// PathRegister with BTRSlots, heartbeats with BTRBusy), bind to the account
+// they earn for, and are paid per agreed segment; an origin finds its
+// workers here instead of from a list of URLs (docs/LIVE.md, "BTR").
+const (
+	// GET → []BTRWorkerEntry (anyone): the alive, unbanned workers,
+	// least loaded first.
+	PathBTRWorkers = "/api/v1/btr/workers"
+	// POST one encoded btr.Agreement → BTRCreditResult (on the coordinator;
+	// signed by the chain's origin, its judge): the agreement's f+1
+	// replicas' signed outputs are the evidence; each bound worker named
+	// is credited once per (chain, segment). GET ?segment=N → the stored
+	// agreement's bytes (anyone: the evidence a payment rests on).
+	PathBTRAgreed = "/api/v1/live/chains/{chain}/btr/agreed"
+	// POST one encoded btr.Rebuttal → {} (on the coordinator; signed by
+	// the accused worker): the accusation must be in the chain's log and
+	// the rebuttal received by its answer deadline; it is recorded in the
+	// log, and the coordinator refuses an omission or timing exclusion
+	// resting on a rebutted accusation.
+	PathBTRRebuttal = "/api/v1/live/chains/{chain}/btr/rebuttals"
+	// POST BindWorkerRequest → {} (a login session): bind a worker key
+	// the worker signed its consent for to the caller's account. GET →
+	// WorkerAccountInfo (the caller's workers, earnings and forfeits).
+	PathAccountWorkers = "/api/v1/accounts/workers"
+	// POST BTRAccusedRequest → BTRAccusedAnswer (on a worker; signed by
+	// the judge): "you were accused"; the worker answers with its rebuttal
+	// if it holds its signed output for the task, and posts it to the
+	// coordinator first.
+	PathBTRAccused = "/v1/btr/accused"
+)
+
+// BTRWorkerEntry is one registered worker.
+type BTRWorkerEntry struct {
+	NodeID NodeID `json:"node_id"`
+	Addr   string `json:"addr"`  // base URL of its PathBTRTask server
+	Slots  int    `json:"slots"` // concurrent transcodes
+	Busy   int    `json:"busy"`  // as of its last heartbeat
+}
+
+// BTRCreditResult says whom an agreement paid: Credited got a new
+// unsettled credit, Already had one for this segment (a replay changes
+// nothing), Unbound have no account (bind with PathAccountWorkers),
+// Excluded are out of the chain (they earn nothing more).
+type BTRCreditResult struct {
+	Evidence string   `json:"evidence"` // hex SHA-256 of the agreement
+	Points   int64    `json:"points"`   // per credited worker
+	Credited []NodeID `json:"credited"`
+	Already  []NodeID `json:"already"`
+	Unbound  []NodeID `json:"unbound"`
+	Excluded []NodeID `json:"excluded"`
+}
+
+// BindWorkerRequest binds a worker to the caller's account: the worker
+// consents by signing (Account, UnixMS) with its key (SignBindWorker, a
+// domain of its own so an edge's binding consent never binds a worker).
+type BindWorkerRequest struct {
+	NodeID    NodeID `json:"node_id"`
+	Account   int64  `json:"account"`
+	UnixMS    int64  `json:"unix_ms"`
+	Signature []byte `json:"signature"`
+}
+
+// WorkerAccountInfo is an account's transcoding: per worker its points by
+// state (unsettled until the chain ends or the hold passes; forfeited when
+// an exclusion came first), and each forfeit with the exclusion that caused
+// it (Evidence: hex SHA-256 of the exclusion in the chain's channel log).
+type WorkerAccountInfo struct {
+	Workers  []WorkerEarningInfo `json:"workers"`
+	Forfeits []WorkerForfeitInfo `json:"forfeits"`
+}
+
+// WorkerEarningInfo is one worker's points.
+type WorkerEarningInfo struct {
+	NodeID    NodeID `json:"node_id"`
+	Unsettled int64  `json:"unsettled"`
+	Settled   int64  `json:"settled"`
+	Forfeited int64  `json:"forfeited"`
+}
+
+// WorkerForfeitInfo is one exclusion's forfeit.
+type WorkerForfeitInfo struct {
+	NodeID   NodeID          `json:"node_id"`
+	Chain    content.VideoID `json:"chain"`
+	Kind     string          `json:"kind"`
+	Evidence string          `json:"evidence"`
+	Points   int64           `json:"points"`
+	Segments int64           `json:"segments"`
+}
+
+// BTRAccusedRequest hands an accused worker the judge's accusation and the
+// coordinator to post its rebuttal to.
+type BTRAccusedRequest struct {
+	Accusation  []byte `json:"accusation"`  // encoded btr.Accusation
+	Coordinator string `json:"coordinator"` // base URL of the chain's coordinator ("" to skip)
+}
+
+// BTRAccusedAnswer is the worker's rebuttal (encoded btr.Rebuttal), or
+// empty when it holds no output for the task.
+type BTRAccusedAnswer struct {
+	Rebuttal []byte `json:"rebuttal,omitempty"`
+}
+
+// BTRWorkers lists the registered workers.
+func (c *CoordinatorClient) BTRWorkers(ctx context.Context) ([]BTRWorkerEntry, error) {
+	var out []BTRWorkerEntry
+	err := c.do(ctx, http.MethodGet, PathBTRWorkers, nil, &out)
+	return out, err
+}
+
+// PostBTRAgreement posts a judge's agreement (signed: a client made with
+// AsNode by the chain's origin).
+func (c *CoordinatorClient) PostBTRAgreement(ctx context.Context, chain content.VideoID, agreement []byte) (BTRCreditResult, error) {
+	var out BTRCreditResult
+	resp, err := c.sendBytes(ctx, http.MethodPost, expandPath(PathBTRAgreed, chain.String()), nil, true, "application/octet-stream", agreement)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out)
+	return out, err
+}
+
+// PostBTRRebuttal posts an accused worker's rebuttal (signed: a client made
+// with AsNode by the accused worker).
+func (c *CoordinatorClient) PostBTRRebuttal(ctx context.Context, chain content.VideoID, rebuttal []byte) error {
+	resp, err := c.sendBytes(ctx, http.MethodPost, expandPath(PathBTRRebuttal, chain.String()), nil, true, "application/octet-stream", rebuttal)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
+}
+
+// AccountWorkers is the signed-in account's workers and earnings.
+func (c *CoordinatorClient) AccountWorkers(ctx context.Context) (WorkerAccountInfo, error) {
+	var out WorkerAccountInfo
+	err := c.do(ctx, http.MethodGet, PathAccountWorkers, nil, &out)
+	return out, err
+}
+
+// BindWorker binds a worker to the signed-in account.
+func (c *CoordinatorClient) BindWorker(ctx context.Context, req BindWorkerRequest) error {
+	return c.do(ctx, http.MethodPost, PathAccountWorkers, req, nil)
+}
+
+// bindWorkerDomain separates a worker's binding consent from every other
+// signature its key makes (outputs, node requests, an edge's consent).
+const bindWorkerDomain = "swarmcast bind worker v1\x00"
+
+// BindWorkerSigningBytes are the bytes a worker signs to consent to earn
+// for account, at unixMS.
+func BindWorkerSigningBytes(node NodeID, account int64, unixMS int64) []byte {
+	b := []byte(bindWorkerDomain)
+	b = appendString(b, string(node))
+	b = binary.BigEndian.AppendUint64(b, uint64(account))
+	return binary.BigEndian.AppendUint64(b, uint64(unixMS))
+}
+
+// SignBindWorker is the worker's signed consent to earn for account.
+func (s *NodeSigner) SignBindWorker(account int64) BindWorkerRequest {
+	ms := s.stamp()
+	return BindWorkerRequest{NodeID: s.id, Account: account, UnixMS: ms, Signature: ed25519.Sign(s.key, BindWorkerSigningBytes(s.id, account, ms))}
+}
+
+// VerifyBindWorker checks req is the worker's fresh consent
+// (NodeRequestMaxSkew) to earn for account.
+func VerifyBindWorker(req *BindWorkerRequest, account int64, now time.Time) error {
+	if err := CheckNodeID(req.NodeID); err != nil {
+		return err
+	}
+	if len(req.Signature) == 0 {
+		return fmt.Errorf("no signature: the worker must sign its consent with its own key (swarmcast worker --bind-account prints it), so nobody binds a worker they do not run")
+	}
+	if req.Account != account {
+		return fmt.Errorf("the worker signed consent for account %d, not this account (%d)", req.Account, account)
+	}
+	if err := (NodeRequestAuth{Node: req.NodeID, UnixMS: req.UnixMS}).CheckFresh(now); err != nil {
+		return err
+	}
+	pub, _ := hex.DecodeString(string(req.NodeID))
+	if !ed25519.Verify(pub, BindWorkerSigningBytes(req.NodeID, req.Account, req.UnixMS), req.Signature) {
+		return fmt.Errorf("signature does not verify under worker %s's key; sign with the worker's own key", req.NodeID)
 	}
 	return nil
 }

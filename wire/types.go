@@ -40,6 +40,9 @@ type RegisterRequest struct {
 	// RTMPAddr is an origin's RTMP ingest listener, rtmp://IP:PORT with the
 	// IP the registration comes from (docs/LIVE.md); empty without one.
 	RTMPAddr string `json:"rtmp_addr,omitempty"`
+	// BTRSlots is a worker's concurrent transcodes (swarmcast worker
+	// --slots); 0 for other roles.
+	BTRSlots int `json:"btr_slots,omitempty"`
 }
 
 // RegisterResponse tells the node how often to heartbeat (an edge that
@@ -102,6 +105,9 @@ type HeartbeatRequest struct {
 	// PeerRTTMS are round trips this node measured to other nodes (ms),
 	// COCOS's link delays; relays report their parents and children.
 	PeerRTTMS map[NodeID]float64 `json:"peer_rtt_ms,omitempty"`
+	// BTRBusy is how many of a worker's slots are transcoding now (its
+	// load; origins prefer idle workers).
+	BTRBusy int `json:"btr_busy,omitempty"`
 }
 
 // Directive actions.

@@ -22,6 +22,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+wire.PathBindEdge, s.authed(s.handleBindEdge))
 	mux.HandleFunc("POST "+wire.PathRevokeEdgeTokens, s.authed(s.handleRevokeEdgeTokens))
 	mux.HandleFunc("POST "+wire.PathBindViewer, s.authed(s.handleBindViewer))
+	mux.HandleFunc("POST "+wire.PathAccountWorkers, s.authed(s.handleBindWorker))
+	mux.HandleFunc("GET "+wire.PathAccountWorkers, s.authed(s.handleAccountWorkers))
 	mux.HandleFunc("GET "+wire.PathPlayers, s.authed(s.handlePlayers))
 	mux.HandleFunc("POST "+wire.PathPlayers, s.authed(s.handleAnnouncePlayer))
 	mux.HandleFunc("GET "+wire.PathLedger, s.authed(s.handleLedger))

@@ -66,6 +66,10 @@ type DB interface {
 	RecordAuditOutcome(ctx context.Context, id int64, outcome coordinatordb.AuditOutcome, now time.Time) (coordinatordb.Audit, coordinatordb.EdgeStatus, error)
 	AuditTally(ctx context.Context, edge wire.NodeID) (coordinatordb.AuditTally, error)
 
+	// btrpay.go: BTR workers' bindings and transcoding credits (workers.go).
+	BindWorker(ctx context.Context, accountID int64, node wire.NodeID, now time.Time) error
+	AccountWork(ctx context.Context, accountID int64) ([]coordinatordb.WorkerEarning, []coordinatordb.WorkForfeit, error)
+
 	// catalogue.go: bans and their lifting (bans.go).
 	BanOf(ctx context.Context, node wire.NodeID) (coordinatordb.Ban, error)
 	LiftBan(ctx context.Context, node wire.NodeID, by, note string, now time.Time) (coordinatordb.LiftedBan, error)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/swarmcast/swarmcast/btr"
 	"github.com/swarmcast/swarmcast/content"
@@ -23,13 +24,15 @@ import (
 // store write (appends are rare: one per fault) and is never taken with
 // Service.mu held.
 type btrLogs struct {
-	mu     sync.Mutex
-	chains map[content.VideoID]*btrChainLog
+	mu         sync.Mutex
+	chains     map[content.VideoID]*btrChainLog
+	lastSettle time.Time // SettleDue's last run (btrpay.go)
 }
 
 type btrChainLog struct {
 	raw      [][]byte
 	excluded []wire.BTRExcludedNode
+	rebutted map[string]bool // accusations (btr.EvidenceID) answered by a recorded rebuttal (btrpay.go)
 }
 
 func (l *btrLogs) chainLocked(id content.VideoID) *btrChainLog {
@@ -46,9 +49,10 @@ func (l *btrLogs) chainLocked(id content.VideoID) *btrChainLog {
 
 // btrStatement is a checked statement: its kind and culprit.
 type btrStatement struct {
-	kind    string // "accusation" or "exclusion"
-	culprit btr.NodeKey
-	x       *btr.Exclusion
+	kind       string // "accusation", "exclusion" or "rebuttal"
+	culprit    btr.NodeKey
+	x          *btr.Exclusion
+	accusation string // a rebuttal's accusation (btr.EvidenceID)
 }
 
 // checkBTRStatement decodes raw and checks it is the judge's statement
@@ -81,6 +85,17 @@ func checkBTRStatement(raw []byte, chain content.VideoID, judge btr.NodeKey) (bt
 			return btrStatement{}, wire.Errorf(http.StatusForbidden, "btr log: the accusation is signed by %s, not by the chain's judge %s", a.Accuser, judge)
 		}
 		return btrStatement{kind: "accusation", culprit: a.Accused}, nil
+	case bytes.HasPrefix(raw, []byte("SCBR")):
+		// Only loadBTR meets one here: rebuttals arrive from the accused
+		// (AppendRebuttal, which also checked their timeliness).
+		r, err := btr.DecodeRebuttal(raw)
+		if err != nil {
+			return btrStatement{}, wire.Errorf(http.StatusBadRequest, "btr log: %v", err)
+		}
+		if r.Accusation.Chain != chain || r.Accusation.Accuser != judge {
+			return btrStatement{}, wire.Errorf(http.StatusBadRequest, "btr log: the rebuttal answers an accusation of chain %s by %s", r.Accusation.Chain, r.Accusation.Accuser)
+		}
+		return btrStatement{kind: "rebuttal", culprit: r.Accusation.Accused, accusation: btr.EvidenceID(r.Accusation.Encode())}, nil
 	}
 	return btrStatement{}, wire.Errorf(http.StatusBadRequest, "btr log: want an encoded btr Accusation or Exclusion (origin/worker posts them)")
 }
@@ -111,6 +126,9 @@ func (s *Service) AppendBTR(ctx context.Context, origin wire.NodeID, id content.
 	if err != nil {
 		return err
 	}
+	if st.kind == "rebuttal" {
+		return wire.BadRequest("btr log: a rebuttal is the accused worker's to post (POST %s)", wire.PathBTRRebuttal)
+	}
 	s.btr.mu.Lock()
 	defer s.btr.mu.Unlock()
 	c := s.btr.chainLocked(id)
@@ -126,6 +144,9 @@ func (s *Service) AppendBTR(ctx context.Context, origin wire.NodeID, id content.
 			}
 		}
 	}
+	if st.x != nil && c.rebuttedLocked(st.x) {
+		return wire.Errorf(http.StatusConflict, "btr log: worker %s rebutted the accusation this %s exclusion rests on (its signed output came in time): not excluded", st.culprit, st.x.Kind)
+	}
 	rec := coordinatordb.LiveBTRStatement{Chain: id, Seq: uint64(len(c.raw)), Kind: st.kind, Culprit: st.culprit.String(), Statement: bytes.Clone(raw)}
 	if s.db != nil {
 		if err := s.db.AppendLiveBTR(ctx, rec, s.cfg.Now()); err != nil {
@@ -134,6 +155,7 @@ func (s *Service) AppendBTR(ctx context.Context, origin wire.NodeID, id content.
 	}
 	c.add(rec.Statement, st)
 	if st.x != nil {
+		s.forfeitLocked(ctx, st.x, rec.Statement)
 		s.log.Warn("btr: worker excluded", "chain", id, "worker", st.culprit, "kind", st.x.Kind, "current", st.x.Current)
 	}
 	return nil
@@ -141,6 +163,12 @@ func (s *Service) AppendBTR(ctx context.Context, origin wire.NodeID, id content.
 
 func (c *btrChainLog) add(raw []byte, st btrStatement) {
 	c.raw = append(c.raw, raw)
+	if st.kind == "rebuttal" {
+		if c.rebutted == nil {
+			c.rebutted = map[string]bool{}
+		}
+		c.rebutted[st.accusation] = true
+	}
 	if st.x != nil {
 		c.excluded = append(c.excluded, wire.BTRExcludedNode{Node: wire.NodeID(st.culprit.String()), Kind: st.x.Kind.String(), Current: st.x.Current})
 	}
@@ -189,6 +217,9 @@ func (s *Service) loadBTR(ctx context.Context) error {
 			return fmt.Errorf("live: chain %s: stored btr statement %d: %w", rec.Chain, rec.Seq, err)
 		}
 		s.btr.chainLocked(rec.Chain).add(rec.Statement, st)
+		if st.x != nil {
+			s.forfeitLocked(ctx, st.x, rec.Statement)
+		}
 	}
 	return nil
 }

@@ -27,6 +27,11 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+wire.PathLiveKey, s.handleKey)
 	mux.HandleFunc("POST "+wire.PathBTRLog, s.handleBTRAppend)
 	mux.HandleFunc("GET "+wire.PathBTRLog, s.handleBTRLog)
+	mux.HandleFunc("POST "+wire.PathBTRAgreed, s.handleBTRAgreed)
+	mux.HandleFunc("GET "+wire.PathBTRAgreed, s.handleBTRAgreement)
+	mux.HandleFunc("POST "+wire.PathBTRRebuttal, s.handleBTRRebuttal)
+	mux.HandleFunc("GET "+wire.PathLiveChannelMinutes, s.handleChannelMinutes)
+	mux.HandleFunc("GET "+wire.PathAccountMinutes, s.handleAccountMinutes)
 }
 
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,12 @@ type metrics struct {
 	forks      prometheus.Counter
 	rebuilds   prometheus.Counter
 	states     *prometheus.GaugeVec // channels by state, set by countStates
+
+	workCredits   prometheus.Counter // btrpay.go
+	workSettled   prometheus.Counter
+	workForfeited prometheus.Counter
+	rebuttals     prometheus.Counter
+	minutes       *prometheus.CounterVec // minutes.go: by channel (bounded: see there)
 }
 
 func newMetrics(reg prometheus.Registerer, s *Service) *metrics {
@@ -28,6 +34,11 @@ func newMetrics(reg prometheus.Registerer, s *Service) *metrics {
 	for _, r := range rejectReasons {
 		m.rejections.WithLabelValues(r)
 	}
+	m.workCredits = f.Counter("btr_work_credits_total", "Transcoding credits recorded: one per worker of an agreed live segment (checked btr.Agreement).")
+	m.workSettled = f.Counter("btr_work_points_settled_total", "Transcoding points settled into the ledger after the hold.")
+	m.workForfeited = f.Counter("btr_work_points_forfeited_total", "Unsettled transcoding points forfeited by exclusions in the channel logs.")
+	m.rebuttals = f.Counter("btr_rebuttals_total", "Accused workers' rebuttals checked and recorded in the channel logs.")
+	m.minutes = f.CounterVec("live_minutes_total", "Minutes of live media players fetched (segments the coordinator handed a bound player key sources for, each once per key), by channel id; channels past the first 256 count under channel=\"other\".", "channel")
 	m.states = f.GaugeVec("live_channels", "Live channels by state (idle, publishing, waiting, error, ended).", "state")
 	f.GaugeFunc("live_relays", "Relays registered for live fan-out.", func() float64 { return float64(s.relayCount()) })
 	f.GaugeFunc("live_watchers", "Edges reporting players watching a live chain.", func() float64 { return float64(s.watcherCount()) })

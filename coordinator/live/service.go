@@ -57,6 +57,16 @@ type DB interface {
 	AppendLiveBTR(ctx context.Context, st coordinatordb.LiveBTRStatement, now time.Time) error
 	LiveBTRLog(ctx context.Context) ([]coordinatordb.LiveBTRStatement, error)
 
+	// btrpay.go and minutes.go (migration 011): transcoding credits and
+	// live minutes.
+	CreditWork(ctx context.Context, c coordinatordb.WorkCredit, now time.Time) (coordinatordb.WorkCreditResult, error)
+	SettleWork(ctx context.Context, before, now time.Time) (int64, error)
+	ForfeitWork(ctx context.Context, worker wire.NodeID, exclusion, kind string, now time.Time) (int64, error)
+	WorkAgreement(ctx context.Context, chain content.VideoID, segment uint64) ([]byte, error)
+	AddLiveMinutes(ctx context.Context, m coordinatordb.LiveMinutes, now time.Time) error
+	AllLiveMinutes(ctx context.Context) ([]coordinatordb.LiveMinutes, error)
+	ViewerAccount(ctx context.Context, viewer wire.NodeID) (coordinatordb.Account, error)
+
 	AccountByName(ctx context.Context, username string) (coordinatordb.Account, error)
 	// A chain's terms (price 0: free to any signed-in account) make its key
 	// route the VoD key route's rule (Accounts.AuthorizeKey).
@@ -86,6 +96,11 @@ type Network interface {
 	// verified body (at most limit bytes, refused past it). On failure it
 	// has answered (401, 403, 404, 413) and ok is false.
 	OriginRequest(w http.ResponseWriter, r *http.Request, what string, limit int64) (origin wire.NodeID, body []byte, ok bool)
+	// NodeRequest authenticates a fresh signed node request from any key
+	// (a worker's rebuttal: the handler checks the signer is the accused)
+	// and returns the signer and the verified body; on failure it has
+	// answered (401, 413) and ok is false.
+	NodeRequest(w http.ResponseWriter, r *http.Request, what string, limit int64) (node wire.NodeID, body []byte, ok bool)
 	// IngestAddrs lists the alive origins' shard-server base URLs (HLS
 	// push) and RTMP listeners (rtmp://IP:PORT, those that have one).
 	IngestAddrs(now time.Time) (hls, rtmp []string)
@@ -107,6 +122,11 @@ type Config struct {
 	// segment (default content.DefaultLivePushShards) and Substreams the
 	// trees per chain (default PushShards: one index each).
 	PushShards, Substreams int
+	// PointsPerAgreedSegment is what each worker of an agreed segment
+	// earns (default DefaultPointsPerAgreedSegment); WorkHold how long the
+	// credit stays forfeitable before it settles (default DefaultWorkHold).
+	PointsPerAgreedSegment int64
+	WorkHold               time.Duration
 }
 
 // MaxWaitMS bounds an entries long-poll's wait_ms.
@@ -147,6 +167,8 @@ type Service struct {
 	buildMu sync.Mutex
 
 	btr btrLogs // the chains' BTR channel logs (btrlog.go)
+
+	minutes minutesState // live minutes metering (minutes.go)
 }
 
 type channel struct {
@@ -193,6 +215,12 @@ func New(ctx context.Context, cfg Config, db DB, acct Accounts, net Network) (*S
 	if cfg.PushShards <= 0 {
 		cfg.PushShards = content.DefaultLivePushShards
 	}
+	if cfg.PointsPerAgreedSegment <= 0 {
+		cfg.PointsPerAgreedSegment = DefaultPointsPerAgreedSegment
+	}
+	if cfg.WorkHold <= 0 {
+		cfg.WorkHold = DefaultWorkHold
+	}
 	if cfg.Substreams <= 0 || cfg.Substreams > cfg.PushShards {
 		cfg.Substreams = cfg.PushShards
 	}
@@ -209,6 +237,9 @@ func New(ctx context.Context, cfg Config, db DB, acct Accounts, net Network) (*S
 			return nil, err
 		}
 		if err := s.loadBTR(ctx); err != nil {
+			return nil, err
+		}
+		if err := s.loadMinutes(ctx); err != nil {
 			return nil, err
 		}
 	}
