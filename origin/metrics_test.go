@@ -22,8 +22,10 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 	})
 	want := []string{
 		"swarmcast_origin_btr_accusations_total{} Accusations the judges signed (a worker's output missing at the detection deadline).",
+		"swarmcast_origin_btr_agreements_posted_total{} Agreements of f+1 workers the coordinator took (each pays its bound workers for the segment).",
 		"swarmcast_origin_btr_faults_detected_total{kind} Workers excluded by this origin's judges, by fault kind (commission, equivocation, omission, timing).",
 		"swarmcast_origin_btr_messages_total{kind} BTR messages the judges sent or took, by kind (task: a source segment to a worker; output: a worker's signed answer; forwarded: a statement handed in on the forward route; log: a statement to the coordinator's channel log).",
+		"swarmcast_origin_btr_rebuttals_total{} Accused workers' rebuttals the judges accepted (the accusation cleared, no exclusion).",
 		"swarmcast_origin_btr_recovery_bound_seconds{} The bound R for the running BTR configuration (btr.Params.Bound): from the first segment a fault spoils to every node running without the culprit.",
 		"swarmcast_origin_btr_reexec_cpu_seconds_total{} CPU time (user + system) of the judges' ffmpeg re-executions of disputed segments.",
 		"swarmcast_origin_btr_segments_accepted_total{how} Live segments the judges accepted, by how (agreed: every replica signed one digest; reexecuted: the judge's re-execution decided).",

@@ -55,6 +55,9 @@ type Config struct {
 	Fault func(i int) edge.Fault
 	Seed  int64
 	Log   *slog.Logger
+	// WorkerKeys are the BTR workers' node ids the coordinators allow to
+	// register (coordinator.Config.WorkerKeys).
+	WorkerKeys []wire.NodeID
 
 	// Every edge runs under its own account on the coordinators' durable
 	// store (signed up, edge bound, API token); its player uses the
@@ -249,6 +252,7 @@ func (n *Network) start() error {
 			OriginPerServerRate: cfg.OriginPerServerRate,
 			OverviewBucket:      cfg.OverviewBucket,
 			OriginKeys:          originKeys,
+			WorkerKeys:          cfg.WorkerKeys,
 			// Every account of the testnet logs in from 127.0.0.1.
 			Accounting: accounting.Config{LoginThrottle: accounting.LoginThrottle{ClientBurst: 1 << 20}},
 		}

@@ -232,11 +232,10 @@ type WorkerForfeitInfo struct {
 	Segments int64           `json:"segments"`
 }
 
-// BTRAccusedRequest hands an accused worker the judge's accusation and the
-// coordinator to post its rebuttal to.
+// BTRAccusedRequest hands an accused worker the judge's accusation (it
+// posts its rebuttal to the coordinators it registered with).
 type BTRAccusedRequest struct {
-	Accusation  []byte `json:"accusation"`  // encoded btr.Accusation
-	Coordinator string `json:"coordinator"` // base URL of the chain's coordinator ("" to skip)
+	Accusation []byte `json:"accusation"` // encoded btr.Accusation
 }
 
 // BTRAccusedAnswer is the worker's rebuttal (encoded btr.Rebuttal), or
@@ -283,9 +282,20 @@ func (c *CoordinatorClient) AccountWorkers(ctx context.Context) (WorkerAccountIn
 	return out, err
 }
 
-// BindWorker binds a worker to the signed-in account.
+// BindWorker posts a worker's signed consent to the signed-in account.
 func (c *CoordinatorClient) BindWorker(ctx context.Context, req BindWorkerRequest) error {
 	return c.do(ctx, http.MethodPost, PathAccountWorkers, req, nil)
+}
+
+// BindWorkerAs binds the worker that worker signs for to the token's
+// account: it asks for the account's id and has the worker sign its
+// consent to exactly that account.
+func (c *CoordinatorClient) BindWorkerAs(ctx context.Context, worker *NodeSigner) error {
+	var me AccountInfo
+	if err := c.do(ctx, http.MethodGet, PathMe, nil, &me); err != nil {
+		return err
+	}
+	return c.BindWorker(ctx, worker.SignBindWorker(me.ID))
 }
 
 // bindWorkerDomain separates a worker's binding consent from every other

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"crypto/sha256"
 	"log/slog"
 	"os/exec"
@@ -252,5 +253,115 @@ func TestOriginLiveWithBTRWorkers(t *testing.T) {
 	raws, err := admin.LiveEntries(ctx, info.Chain, 0, 0)
 	if err != nil || float64(len(raws)) < agreed {
 		t.Fatalf("the coordinator holds %d entries (%v), the judge agreed %v segments", len(raws), err, agreed)
+	}
+}
+
+// Workers found through the coordinator and paid: two `swarmcast worker`s
+// register with the coordinator (allowed keys) and bind to one account;
+// `swarmcast origin --live --btr-f 1` without --btr-workers takes them from
+// the coordinator's list; every agreed segment's agreement reaches the
+// coordinator and credits both workers' account (unsettled, then settled
+// after the hold).
+func TestOriginFindsRegisteredWorkersAndPays(t *testing.T) {
+	ffmpeg := testenv.RequireTool(t, "ffmpeg", "ffmpeg")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	var keyFiles []string
+	var workerIDs []wire.NodeID
+	for i := range 2 {
+		f := filepath.Join(dir, fmt.Sprintf("worker%d.key", i))
+		wid, err := identity.LoadOrCreate(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyFiles, workerIDs = append(keyFiles, f), append(workerIDs, wid.ID)
+	}
+	n, err := testnet.Start(ctx, testnet.Config{Dir: t.TempDir(), Videos: 0, Log: slog.New(slog.DiscardHandler), WorkerKeys: workerIDs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	admin := wire.NewCoordinatorClient(n.CoordinatorURL, nil)
+	login, err := admin.Login(ctx, n.AdminCredentials())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin.Token = login.Token
+	const password = "worker owner passphrase"
+	if _, err := admin.Signup(ctx, wire.Credentials{Username: "workerowner", Password: password}); err != nil {
+		t.Fatal(err)
+	}
+	store := t.TempDir()
+	id, err := identity.LoadOrCreate(filepath.Join(store, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.AllowOrigin(ctx, id.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, kf := range keyFiles {
+		w := runCommand(t, "worker", "--listen", "127.0.0.1:0", "--allow-origin", string(id.ID), "--coordinator", n.CoordinatorURL,
+			"--key", kf, "--user", "workerowner", "--password", password)
+		w.await(t, regexp.MustCompile(`registering with (http://\S+)`))
+	}
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ws, err := admin.BTRWorkers(ctx)
+		if err == nil && len(ws) == 2 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("registered workers %+v %v, want 2", ws, err)
+		}
+	}
+	// D generous for a loaded -race machine: a worker slower than D is
+	// (rightly) excluded and its points forfeited, which is not this test.
+	const deadline = 10 * time.Second
+	origin := runCommand(t, "origin", "--store", store, "--coordinator", n.CoordinatorURL, "--listen", "127.0.0.1:0", "--live",
+		"--btr-f", "1", "--btr-deadline", deadline.String())
+	originURL := origin.await(t, regexp.MustCompile(`serving at (http://\S+)`))
+	created, err := admin.CreateChannel(ctx, wire.CreateChannelRequest{Name: "btr-paid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushCtx, pushDone := context.WithTimeout(ctx, 60*time.Second)
+	defer pushDone()
+	push := exec.CommandContext(pushCtx, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc=size=320x180:rate=25", "-t", "3.5",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "25",
+		"-f", "hls", "-hls_time", "1", "-hls_segment_type", "mpegts", "-method", "PUT", wire.LiveIngestHLSURL(originURL, created.StreamKey))
+	if out, err := push.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg HLS push: %v\n%s", err, out)
+	}
+	owner := wire.NewCoordinatorClient(n.CoordinatorURL, nil)
+	ol, err := owner.Login(ctx, wire.Credentials{Username: "workerowner", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.Token = ol.Token
+	var info wire.WorkerAccountInfo
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if info, err = owner.AccountWorkers(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(info.Workers) == 2 && info.Workers[0].Unsettled >= 3 && info.Workers[1].Unsettled >= 3 {
+			break
+		}
+	}
+	if len(info.Workers) != 2 || info.Workers[0].Unsettled < 3 || info.Workers[1].Unsettled < 3 {
+		ci, _ := admin.Channel(ctx, created.Channel.ID)
+		l, _ := admin.BTRLog(ctx, ci.Chain)
+		_, scrape := get(t, originURL+wire.PathMetrics)
+		t.Fatalf("the owner's workers %+v: want both credited for ≥ 3 agreed segments; excluded %+v; forfeits %+v\n%s", info.Workers, l.Excluded, info.Forfeits, scrape)
+	}
+	_, scrape := get(t, originURL+wire.PathMetrics)
+	if !regexp.MustCompile(`(?m)^swarmcast_origin_btr_agreements_posted_total [1-9]`).Match(scrape) {
+		t.Fatalf("no agreement posted on the origin's /metrics:\n%s", scrape)
+	}
+	// The publisher is gone: let the origin see its HLS session end.
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if ci, err := admin.Channel(ctx, created.Channel.ID); err != nil || ci.State != wire.ChannelPublishing {
+			break
+		}
 	}
 }

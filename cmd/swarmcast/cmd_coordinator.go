@@ -23,6 +23,7 @@ import (
 	"github.com/swarmcast/swarmcast/coordinator"
 	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
+	"github.com/swarmcast/swarmcast/coordinator/live"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/wire"
@@ -49,6 +50,7 @@ func newCoordinatorCommand() *cobra.Command {
 		originKeys        []string
 		relayKeys         []string
 		workerKeys        []string
+		btrPoints         int64
 		pprofListen       string
 	)
 	cmd := &cobra.Command{
@@ -102,6 +104,9 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			allowedWorkers, err := parseNodeKeys(wire.RoleWorker, workerKeys)
 			if err != nil {
 				return err
+			}
+			if btrPoints < 1 {
+				return fmt.Errorf("--btr-points-per-segment %d: want 1 or more (points each worker of an agreed live segment earns)", btrPoints)
 			}
 			created := &newPaths{}
 			defer created.undoUnlessKept()
@@ -160,6 +165,7 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 				OriginKeys:          allowedOrigins,
 				RelayKeys:           allowedRelays,
 				WorkerKeys:          allowedWorkers,
+				Live:                live.Config{PointsPerAgreedSegment: btrPoints},
 			})
 			if err != nil {
 				return err
@@ -216,6 +222,7 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 	cmd.Flags().StringArrayVar(&originKeys, "origin-key", nil, "node id (hex public key, `swarmcast origin --print-id`) allowed to register and publish as an origin; repeat for several (an admin allows more at run time: swarmcast node-keys allow origin ID)")
 	cmd.Flags().StringArrayVar(&relayKeys, "relay-key", nil, "node id (`swarmcast relay --key FILE --print-id`) allowed to register as a live relay; repeat for several (at run time: swarmcast node-keys allow relay ID)")
 	cmd.Flags().StringArrayVar(&workerKeys, "worker-key", nil, "node id (`swarmcast worker --key FILE --print-id`) allowed to register as a BTR worker; repeat for several (at run time: swarmcast node-keys allow worker ID)")
+	cmd.Flags().Int64Var(&btrPoints, "btr-points-per-segment", live.DefaultPointsPerAgreedSegment, "points each BTR worker earns per agreed live segment (its f+1 replicas signed one digest), settled 10 min after the credit unless an exclusion forfeits it")
 	cmd.Flags().Float64Var(&originHysteresis, "origin-pool-hysteresis", 0.1, "origin pool hysteresis band, a fraction of one origin's rate, in [0,1)")
 	cmd.Flags().StringVar(&pprofListen, "pprof-listen", "", "loopback HOST:PORT serving Go's /debug/pprof/ profiles (default: off)")
 	cmd.Flags().Float64Var(&initialAlpha, "reputation-initial-alpha", 1000, "audit reputation seed of a new edge (Storj: 1000; 1 disqualifies on the first failed audit)")

@@ -188,7 +188,7 @@ catalogue, including content keys.`,
 	f.StringVar(&rtmpAddr, "rtmp", "", "also take RTMP publishers on this address, e.g. 127.0.0.1:1935 (implies --live)")
 	f.DurationVar(&liveResume, "live-resume", live.DefaultResume, "how long a dropped live publisher may take to return and continue the same broadcast before it is sealed into a recording")
 	f.IntVar(&btrF, "btr-f", 0, "BTR: tolerate F faulty transcode workers by running each live segment's ladder on F+1 of --btr-workers (0: transcode locally)")
-	f.StringVar(&btrWorkers, "btr-workers", "", "BTR workers' base URLs (swarmcast worker), comma-separated: the first F+1 are the active replicas, the rest spares in order")
+	f.StringVar(&btrWorkers, "btr-workers", "", "BTR workers' base URLs (swarmcast worker), comma-separated: the first F+1 are the active replicas, the rest spares in order (default: the workers registered with the coordinator, least loaded first)")
 	f.DurationVar(&btrDeadline, "btr-deadline", btr.DefaultParams().ReplicaDeadline, "BTR: the longest a correct worker takes to transcode one segment (D; also the judge's re-execution X); set from the measured transcode time")
 	return cmd
 }
@@ -212,23 +212,31 @@ func runOrigin(ctx context.Context, o *origin.Origin, listen, advertise string, 
 	return runErr
 }
 
-// startBTR discovers the workers and starts the origin's judges (the
-// origin's node key signs tasks, accusations and exclusions).
+// startBTR finds the workers and starts the origin's judges (the origin's
+// node key signs tasks, accusations, exclusions and agreements). Without
+// --btr-workers each new chain takes the workers registered with the
+// coordinator (least loaded first); --btr-workers overrides that.
 func startBTR(ctx context.Context, f int, workers string, deadline time.Duration, key ed25519.PrivateKey, signer *wire.NodeSigner,
-	channelLog worker.ChannelLog, reg prometheus.Registerer, log *slog.Logger) (*worker.Replicas, error) {
+	cc *wire.CoordinatorClient, reg prometheus.Registerer, log *slog.Logger) (*worker.Replicas, error) {
 	urls := splitList(workers)
-	if len(urls) < f+1 {
-		return nil, fmt.Errorf("--btr-f %d needs at least %d --btr-workers, have %d (start them with swarmcast worker)", f, f+1, len(urls))
+	if len(urls) > 0 && len(urls) < f+1 {
+		return nil, fmt.Errorf("--btr-f %d needs at least %d --btr-workers, have %d (start them with swarmcast worker, or leave --btr-workers out to use the workers registered with the coordinator)", f, f+1, len(urls))
 	}
 	if deadline <= 0 {
 		return nil, fmt.Errorf("--btr-deadline %v: want a positive duration, e.g. 600ms", deadline)
 	}
 	client := wire.NewHTTPClient()
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	ws, err := worker.Discover(dctx, client, urls)
-	if err != nil {
-		return nil, withFlagHint(err, "check --btr-workers")
+	var ws []worker.RemoteWorker
+	var discover func(context.Context) ([]worker.RemoteWorker, error)
+	if len(urls) > 0 {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		var err error
+		if ws, err = worker.Discover(dctx, client, urls); err != nil {
+			return nil, withFlagHint(err, "check --btr-workers")
+		}
+	} else {
+		discover = worker.DiscoverRegistered(cc)
 	}
 	params := btr.DefaultParams()
 	params.Segment = content.DefaultLiveSegment
@@ -237,12 +245,12 @@ func startBTR(ctx context.Context, f int, workers string, deadline time.Duration
 	if err != nil {
 		return nil, errors.New("a BTR judge needs ffmpeg on PATH to re-execute disputed segments")
 	}
-	reps, err := worker.NewReplicas(worker.ReplicasConfig{Workers: ws, F: f, Params: params, Signer: signer, Judge: key, FFmpeg: ffmpeg,
-		Client: client, Log: log.With("subsystem", "btr"), ChannelLog: channelLog, Metrics: worker.NewMetrics(reg)})
+	reps, err := worker.NewReplicas(worker.ReplicasConfig{Workers: ws, Discover: discover, F: f, Params: params, Signer: signer, Judge: key, FFmpeg: ffmpeg,
+		Client: client, Log: log.With("subsystem", "btr"), ChannelLog: cc, Payments: cc, Metrics: worker.NewMetrics(reg)})
 	if err != nil {
 		return nil, err
 	}
-	log.Info("btr: live segments replicated", "f", f, "workers", len(ws), "recovery_bound", params.Bound())
+	log.Info("btr: live segments replicated", "f", f, "workers", len(ws), "registered_workers", discover != nil, "recovery_bound", params.Bound())
 	return reps, nil
 }
 

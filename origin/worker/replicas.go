@@ -35,13 +35,26 @@ type ChannelLog interface {
 	AppendBTRStatement(ctx context.Context, chain content.VideoID, statement []byte) error
 }
 
+// Payments is where the judge's agreements go (the coordinator's
+// wire.PathBTRAgreed): each pays the agreeing workers. Calls come from the
+// Replicas' own goroutine.
+type Payments interface {
+	PostBTRAgreement(ctx context.Context, chain content.VideoID, agreement []byte) (wire.BTRCreditResult, error)
+}
+
 // ReplicasConfig configures the origin's side of BTR.
 type ReplicasConfig struct {
 	// Workers: the first F+1 are each chain's active replicas, the rest its
-	// spares in order (btr.Standby).
+	// spares in order (btr.Standby). With Discover set they are only the
+	// fallback when discovery fails.
 	Workers []RemoteWorker
-	F       int
-	Params  btr.Params
+	// Discover, if set, lists the workers for each new chain's standby plan
+	// (the coordinator's registered workers, least loaded first:
+	// DiscoverRegistered); the plan is fixed for the chain's life, as its
+	// exclusions are.
+	Discover func(ctx context.Context) ([]RemoteWorker, error)
+	F        int
+	Params   btr.Params
 	// Signer signs task requests as this origin; Judge signs accusations
 	// and exclusions (the same node key: the judge is the origin).
 	Signer *wire.NodeSigner
@@ -51,7 +64,10 @@ type ReplicasConfig struct {
 	Log    *slog.Logger
 	// ChannelLog, if set, gets every accusation and exclusion (encoded).
 	ChannelLog ChannelLog
-	Metrics    *Metrics
+	// Payments, if set, gets every agreement of f+1 replicas (encoded
+	// btr.Agreement): the evidence that pays them.
+	Payments Payments
+	Metrics  *Metrics
 }
 
 // Replicas is the origin's live.Replicator: one Judge per chain, tasks sent
@@ -59,7 +75,6 @@ type ReplicasConfig struct {
 // packager. Close stops every goroutine it started.
 type Replicas struct {
 	cfg    ReplicasConfig
-	byKey  map[btr.NodeKey]string
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -82,6 +97,7 @@ func (r *Replicas) SetForward(base string) {
 type logged struct {
 	chain     content.VideoID
 	statement []byte
+	agreement bool // a btr.Agreement for Payments, else a statement for the ChannelLog
 }
 
 // NewReplicas checks cfg and starts the channel-log sender.
@@ -89,7 +105,7 @@ func NewReplicas(cfg ReplicasConfig) (*Replicas, error) {
 	if cfg.F < 1 {
 		return nil, fmt.Errorf("btr: f = %d, want ≥ 1 (f = 0 is the local transcode)", cfg.F)
 	}
-	if len(cfg.Workers) < cfg.F+1 {
+	if len(cfg.Workers) < cfg.F+1 && cfg.Discover == nil {
 		return nil, fmt.Errorf("btr: f = %d needs at least %d workers, have %d (add --btr-workers)", cfg.F, cfg.F+1, len(cfg.Workers))
 	}
 	if err := cfg.Params.Validate(); err != nil {
@@ -108,12 +124,9 @@ func NewReplicas(cfg ReplicasConfig) (*Replicas, error) {
 		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
 	cfg.Metrics.bound.Set(cfg.Params.Bound().Seconds())
-	r := &Replicas{cfg: cfg, byKey: map[btr.NodeKey]string{}, chains: map[content.VideoID]*chainJudge{}, log: make(chan logged, 256)}
-	for _, w := range cfg.Workers {
-		if _, dup := r.byKey[w.Key]; dup {
-			return nil, fmt.Errorf("btr: worker %s listed twice", w.Key)
-		}
-		r.byKey[w.Key] = w.URL
+	r := &Replicas{cfg: cfg, chains: map[content.VideoID]*chainJudge{}, log: make(chan logged, 256)}
+	if _, err := plan(cfg.Workers, cfg.F); err != nil && cfg.Discover == nil {
+		return nil, err
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.wg.Add(1)
@@ -130,16 +143,42 @@ func (r *Replicas) Close() {
 	r.wg.Wait()
 }
 
-func (r *Replicas) standby() btr.Standby {
+// plan is the standby plan of workers (the first f+1 active, the rest
+// spares in order) and their URLs by key.
+func plan(workers []RemoteWorker, f int) (btr.Standby, error) {
 	var s btr.Standby
-	for i, w := range r.cfg.Workers {
-		if i <= r.cfg.F {
+	seen := map[btr.NodeKey]bool{}
+	for i, w := range workers {
+		if seen[w.Key] {
+			return s, fmt.Errorf("btr: worker %s listed twice", w.Key)
+		}
+		seen[w.Key] = true
+		if i <= f {
 			s.Active = append(s.Active, w.Key)
 		} else {
 			s.Spares = append(s.Spares, w.Key)
 		}
 	}
-	return s
+	if len(s.Active) < f+1 {
+		return s, fmt.Errorf("btr: f = %d needs at least %d workers, have %d (start more swarmcast workers, registered with the coordinator or listed in --btr-workers)", f, f+1, len(workers))
+	}
+	return s, nil
+}
+
+// chainWorkers is the worker list of a new chain: discovered (falling back
+// to the configured list when discovery fails or finds too few).
+func (r *Replicas) chainWorkers() []RemoteWorker {
+	if r.cfg.Discover == nil {
+		return r.cfg.Workers
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	defer cancel()
+	ws, err := r.cfg.Discover(ctx)
+	if err == nil && len(ws) >= r.cfg.F+1 {
+		return ws
+	}
+	r.cfg.Log.Warn("btr: worker discovery failed; using the configured workers", "found", len(ws), "err", err, "configured", len(r.cfg.Workers))
+	return r.cfg.Workers
 }
 
 // chainJudge is one chain's judge and what it waits for.
@@ -148,12 +187,14 @@ type chainJudge struct {
 	chain content.VideoID
 	judge *Judge
 	re    *keepingReexecutor
+	byKey map[btr.NodeKey]string // the chain's workers' URLs (fixed with its plan)
 
 	openMu  sync.Mutex // held while a segment is numbered and opened (in order)
 	mu      sync.Mutex
-	next    uint64                               // the next task segment number
-	waiting map[uint64]chan btr.Decision         // Accept (or a failure) per open segment
-	outs    map[uint64]map[content.Hash][][]byte // renditions received, by segment and digest
+	next    uint64                                 // the next task segment number
+	waiting map[uint64]chan btr.Decision           // Accept (or a failure) per open segment
+	outs    map[uint64]map[content.Hash][][]byte   // renditions received, by segment and digest
+	signed  map[uint64]map[btr.NodeKey]*btr.Output // signed outputs received, by segment (for agreements)
 	failed  map[uint64]error
 }
 
@@ -166,11 +207,19 @@ func (r *Replicas) chain(t live.ReplicaTask) (*chainJudge, error) {
 	if r.ctx.Err() != nil {
 		return nil, errors.New("btr: closed")
 	}
-	cj := &chainJudge{r: r, chain: t.Chain, waiting: map[uint64]chan btr.Decision{},
-		outs: map[uint64]map[content.Hash][][]byte{}, failed: map[uint64]error{}}
+	workers := r.chainWorkers()
+	standby, err := plan(workers, r.cfg.F)
+	if err != nil {
+		return nil, err
+	}
+	cj := &chainJudge{r: r, chain: t.Chain, waiting: map[uint64]chan btr.Decision{}, byKey: map[btr.NodeKey]string{},
+		outs: map[uint64]map[content.Hash][][]byte{}, signed: map[uint64]map[btr.NodeKey]*btr.Output{}, failed: map[uint64]error{}}
+	for _, w := range workers {
+		cj.byKey[w.Key] = w.URL
+	}
 	cj.re = &keepingReexecutor{ffmpeg: r.cfg.FFmpeg, recipe: t.Recipe, sources: map[content.Hash][]byte{}, outs: map[content.Hash][][]byte{},
 		onCPU: func(d time.Duration) { r.cfg.Metrics.reexecCPU.Add(d.Seconds()) }}
-	j, err := NewJudge(btr.Config{Chain: t.Chain, Recipe: t.Recipe.ID(), Standby: r.standby(), Params: r.cfg.Params, Judge: r.cfg.Judge}, cj.re, cj)
+	j, err := NewJudge(btr.Config{Chain: t.Chain, Recipe: t.Recipe.ID(), Standby: standby, Params: r.cfg.Params, Judge: r.cfg.Judge}, cj.re, cj)
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +259,7 @@ func (r *Replicas) Replicate(ctx context.Context, t live.ReplicaTask) ([][]byte,
 	done := make(chan btr.Decision, 1)
 	cj.waiting[seg] = done
 	cj.outs[seg] = map[content.Hash][][]byte{}
+	cj.signed[seg] = map[btr.NodeKey]*btr.Output{}
 	cj.mu.Unlock()
 	cj.re.hold(input, t.Source, r.cfg.Params)
 	defer cj.forget(seg)
@@ -232,7 +282,7 @@ func (r *Replicas) Replicate(ctx context.Context, t live.ReplicaTask) ([][]byte,
 	}
 	task := btr.Task{Chain: t.Chain, Segment: seg, Recipe: t.Recipe.ID(), Input: input}
 	for _, k := range cj.judge.Assigned(seg) {
-		url, ok := r.byKey[k]
+		url, ok := cj.byKey[k]
 		if !ok {
 			continue // not a worker of this origin's plan: the judge will accuse it
 		}
@@ -278,6 +328,7 @@ func (cj *chainJudge) forget(seg uint64) {
 	cj.mu.Lock()
 	delete(cj.waiting, seg)
 	delete(cj.outs, seg)
+	delete(cj.signed, seg)
 	delete(cj.failed, seg)
 	cj.mu.Unlock()
 }
@@ -325,13 +376,16 @@ func (cj *chainJudge) send(k btr.NodeKey, base string, task btr.Task, body []byt
 	}
 	// Only renditions that hash to the signed digest can be packaged: an
 	// agreed digest then names exactly these bytes.
+	cj.mu.Lock()
 	if btr.LadderDigest(res.Renditions) == o.Digest {
-		cj.mu.Lock()
 		if m := cj.outs[task.Segment]; m != nil {
 			m[o.Digest] = res.Renditions
 		}
-		cj.mu.Unlock()
 	}
+	if m := cj.signed[task.Segment]; m != nil {
+		m[o.Replica] = o
+	}
+	cj.mu.Unlock()
 	if err := cj.judge.Output(o); err != nil {
 		r.cfg.Log.Warn("btr judge refused an output", "worker", k.String(), "err", err)
 	}
@@ -355,10 +409,15 @@ func (cj *chainJudge) Decide(d btr.Decision) {
 			default:
 			}
 		}
+		agreement := cj.agreementLocked(d)
 		cj.mu.Unlock()
+		if agreement != nil {
+			r.enqueuePayment(cj.chain, agreement)
+		}
 	case btr.Accuse:
 		r.cfg.Metrics.accusations.Inc()
 		r.enqueue(cj.chain, d.Accusation.Encode())
+		cj.askRebuttal(d.Accusation)
 	case btr.Exclude:
 		r.cfg.Metrics.faults.WithLabelValues(d.Exclusion.Kind.String()).Inc()
 		r.cfg.Log.Warn("btr: worker excluded", "chain", cj.chain.String(), "worker", d.Exclusion.Culprit.String(),
@@ -417,12 +476,25 @@ func (r *Replicas) enqueue(chain content.VideoID, st []byte) {
 		return
 	}
 	select {
-	case r.log <- logged{chain, st}:
+	case r.log <- logged{chain: chain, statement: st}:
 	default:
 		r.cfg.Log.Error("btr: channel log queue full; statement dropped", "chain", chain.String())
 	}
 }
 
+func (r *Replicas) enqueuePayment(chain content.VideoID, agreement []byte) {
+	if r.cfg.Payments == nil {
+		return
+	}
+	select {
+	case r.log <- logged{chain: chain, statement: agreement, agreement: true}:
+	default:
+		r.cfg.Log.Error("btr: queue full; an agreement was not posted (its workers go unpaid for the segment)", "chain", chain.String())
+	}
+}
+
+// sendLog posts statements and agreements in decision order, one at a
+// time (a fault's exclusion reaches the log before a later agreement).
 func (r *Replicas) sendLog() {
 	for {
 		select {
@@ -430,13 +502,96 @@ func (r *Replicas) sendLog() {
 			return
 		case l := <-r.log:
 			ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
-			r.cfg.Metrics.messages.WithLabelValues("log").Inc()
-			if err := r.cfg.ChannelLog.AppendBTRStatement(ctx, l.chain, l.statement); err != nil {
-				r.cfg.Log.Error("btr: the channel log refused a statement", "chain", l.chain.String(), "err", err)
+			if l.agreement {
+				if res, err := r.cfg.Payments.PostBTRAgreement(ctx, l.chain, l.statement); err != nil {
+					r.cfg.Log.Error("btr: the coordinator refused an agreement", "chain", l.chain.String(), "err", err)
+				} else {
+					r.cfg.Metrics.agreements.Inc()
+					if len(res.Unbound) > 0 {
+						r.cfg.Log.Info("btr: agreed workers without an account earn nothing (bind them: swarmcast worker --user)", "chain", l.chain.String(), "unbound", res.Unbound)
+					}
+				}
+			} else {
+				r.cfg.Metrics.messages.WithLabelValues("log").Inc()
+				if err := r.cfg.ChannelLog.AppendBTRStatement(ctx, l.chain, l.statement); err != nil {
+					r.cfg.Log.Error("btr: the channel log refused a statement", "chain", l.chain.String(), "err", err)
+				}
 			}
 			cancel()
 		}
 	}
+}
+
+// agreementLocked is the signed agreement of an Accept decided by f+1
+// replicas' one digest (nil otherwise: a re-execution decided, or fewer
+// agreed after an exclusion, which pays nobody); cj.mu held.
+func (cj *chainJudge) agreementLocked(d btr.Decision) []byte {
+	f := cj.r.cfg.F
+	if d.ByReexecution || len(d.Agreed) < f+1 {
+		return nil
+	}
+	var outs []*btr.Output
+	for _, k := range d.Agreed {
+		if o := cj.signed[d.Segment][k]; o != nil && o.Digest == d.Digest {
+			outs = append(outs, o)
+		}
+	}
+	g, err := btr.NewAgreement(f, outs, cj.r.cfg.Judge)
+	if err != nil {
+		cj.r.cfg.Log.Warn("btr: no agreement for an accepted segment", "chain", cj.chain.String(), "segment", d.Segment, "err", err)
+		return nil
+	}
+	return g.Encode()
+}
+
+// askRebuttal hands the accused worker its accusation (PathBTRAccused,
+// signed by this origin) and feeds the rebuttal it answers to the judge
+// (PeerReview: an accused node answers with its signed output; it posts the
+// rebuttal to the coordinator's log itself). Called with the judge's lock
+// held: the request runs on its own goroutine, bounded by the answer
+// deadline.
+func (cj *chainJudge) askRebuttal(a *btr.Accusation) {
+	r := cj.r
+	base, ok := cj.byKey[a.Accused]
+	if !ok || r.ctx.Err() != nil {
+		return
+	}
+	body, err := json.Marshal(wire.BTRAccusedRequest{Accusation: a.Encode()})
+	if err != nil {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ctx, cancel := context.WithDeadline(r.ctx, time.UnixMicro(a.AnswerBy))
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+wire.PathBTRAccused, bytes.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		r.cfg.Signer.SignRequest(req, body)
+		resp, err := r.cfg.Client.Do(req)
+		if err != nil {
+			r.cfg.Log.Info("btr: accused worker did not answer", "worker", a.Accused.String(), "segment", a.Segment, "err", err)
+			return
+		}
+		defer resp.Body.Close()
+		var ans wire.BTRAccusedAnswer
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 2*wire.MaxBTRStatementBytes)).Decode(&ans) != nil || len(ans.Rebuttal) == 0 {
+			return
+		}
+		reb, err := btr.DecodeRebuttal(ans.Rebuttal)
+		if err != nil || reb.Accusation.Accused != a.Accused || !bytes.Equal(reb.Accusation.Encode(), a.Encode()) {
+			r.cfg.Log.Warn("btr: accused worker's rebuttal refused", "worker", a.Accused.String(), "err", err)
+			return
+		}
+		if err := cj.judge.Rebut(reb); err != nil {
+			r.cfg.Log.Warn("btr: the judge refused a rebuttal", "worker", a.Accused.String(), "err", err)
+			return
+		}
+		r.cfg.Metrics.rebuttals.Inc()
+	}()
 }
 
 // keepingReexecutor is the judge's btr.Reexecutor: it re-runs the chain's
@@ -519,6 +674,8 @@ type Metrics struct {
 	segments    *prometheus.CounterVec
 	messages    *prometheus.CounterVec
 	reexecCPU   prometheus.Counter
+	agreements  prometheus.Counter
+	rebuttals   prometheus.Counter
 }
 
 // NewMetrics registers the BTR families on reg.
@@ -530,6 +687,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		faults:      f.CounterVec("btr_faults_detected_total", "Workers excluded by this origin's judges, by fault kind (commission, equivocation, omission, timing).", "kind"),
 		accusations: f.Counter("btr_accusations_total", "Accusations the judges signed (a worker's output missing at the detection deadline)."),
 		segments:    f.CounterVec("btr_segments_accepted_total", "Live segments the judges accepted, by how (agreed: every replica signed one digest; reexecuted: the judge's re-execution decided).", "how"),
+		agreements:  f.Counter("btr_agreements_posted_total", "Agreements of f+1 workers the coordinator took (each pays its bound workers for the segment)."),
+		rebuttals:   f.Counter("btr_rebuttals_total", "Accused workers' rebuttals the judges accepted (the accusation cleared, no exclusion)."),
 		messages:    f.CounterVec("btr_messages_total", "BTR messages the judges sent or took, by kind (task: a source segment to a worker; output: a worker's signed answer; forwarded: a statement handed in on the forward route; log: a statement to the coordinator's channel log).", "kind"),
 		reexecCPU:   f.Counter("btr_reexec_cpu_seconds_total", "CPU time (user + system) of the judges' ffmpeg re-executions of disputed segments."),
 	}
@@ -540,6 +699,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.faults.WithLabelValues(k.String())
 	}
 	return m
+}
+
+// DiscoverRegistered lists the workers registered with the coordinator,
+// least loaded first (wire.PathBTRWorkers), for a chain's standby plan.
+func DiscoverRegistered(cc *wire.CoordinatorClient) func(ctx context.Context) ([]RemoteWorker, error) {
+	return func(ctx context.Context) ([]RemoteWorker, error) {
+		list, err := cc.BTRWorkers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out []RemoteWorker
+		for _, w := range list {
+			k, err := btr.ParseNodeKey(string(w.NodeID))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, RemoteWorker{Key: k, URL: w.Addr})
+		}
+		return out, nil
+	}
 }
 
 // Discover asks each worker base URL for its node id (wire.PathBTRWorker),

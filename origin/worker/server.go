@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -9,11 +10,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swarmcast/swarmcast/btr"
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/metric"
 	"github.com/swarmcast/swarmcast/origin/live"
@@ -44,8 +47,44 @@ type Server struct {
 	// served with /healthz on GET /metrics.
 	Registry *prometheus.Registry
 	metrics  *WorkerMetrics
+	// Rebuttals, if set, gets this worker's rebuttals (the coordinators it
+	// registered with: wire.PathBTRRebuttal, signed as this worker) before
+	// the judge gets them, so the channel log records the answer.
+	Rebuttals []RebuttalPoster
 
 	slots chan struct{}
+
+	mu     sync.Mutex
+	recent map[btr.Task][]byte // encoded signed outputs of the last keepOutputs tasks
+	order  []btr.Task
+}
+
+// RebuttalPoster posts a rebuttal to a chain's channel log.
+type RebuttalPoster interface {
+	PostBTRRebuttal(ctx context.Context, chain content.VideoID, rebuttal []byte) error
+}
+
+// keepOutputs bounds the signed outputs a worker keeps to answer
+// accusations with: far more than the judge's answer window in segments.
+const keepOutputs = 128
+
+// Busy is how many slots are transcoding now (the heartbeat's load).
+func (s *Server) Busy() int { return len(s.slots) }
+
+func (s *Server) remember(o *btr.Output) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recent == nil {
+		s.recent = map[btr.Task][]byte{}
+	}
+	if _, ok := s.recent[o.Task]; !ok {
+		s.order = append(s.order, o.Task)
+	}
+	s.recent[o.Task] = o.Encode()
+	for len(s.order) > keepOutputs {
+		delete(s.recent, s.order[0])
+		s.order = s.order[1:]
+	}
 }
 
 // Handler serves the worker routes.
@@ -77,35 +116,99 @@ func (s *Server) Handler() http.Handler {
 		wire.WriteJSON(w, wire.BTRWorkerInfo{NodeID: wire.NodeID(btr.KeyOf(s.Worker.Key).String())})
 	})
 	mux.HandleFunc("POST "+wire.PathBTRTask, s.handleTask)
+	mux.HandleFunc("POST "+wire.PathBTRAccused, s.handleAccused)
 	return mux
 }
 
-func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
+// judgeRequest authenticates a signed request from an allowed origin and
+// returns the signer and the verified body; on failure it has answered.
+func (s *Server) judgeRequest(w http.ResponseWriter, r *http.Request, limit int64) (wire.NodeID, []byte, bool) {
 	auth, err := wire.ParseNodeRequestAuth(r.Header)
+	if err == nil {
+		err = auth.CheckFresh(s.Now())
+	}
 	if err != nil {
 		wire.WriteError(w, http.StatusUnauthorized, "%v", err)
-		return
-	}
-	if err := auth.CheckFresh(s.Now()); err != nil {
-		wire.WriteError(w, http.StatusUnauthorized, "%v", err)
-		return
+		return "", nil, false
 	}
 	if s.Allowed == nil || !s.Allowed(auth.Node) {
 		wire.WriteError(w, http.StatusForbidden, "origin %s may not hand this worker tasks: start the worker with --allow-origin %s", auth.Node, auth.Node)
-		return
+		return "", nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, wire.MaxBTRTaskBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			wire.WriteError(w, http.StatusRequestEntityTooLarge, "task of more than %d bytes: cut shorter source segments", wire.MaxBTRTaskBytes)
-			return
+			wire.WriteError(w, http.StatusRequestEntityTooLarge, "request of more than %d bytes", limit)
+			return "", nil, false
 		}
-		wire.WriteError(w, http.StatusBadRequest, "reading the task: %v", err)
-		return
+		wire.WriteError(w, http.StatusBadRequest, "reading the request: %v", err)
+		return "", nil, false
 	}
 	if err := auth.Verify(r.Method, r.URL.Path, body); err != nil {
 		wire.WriteError(w, http.StatusUnauthorized, "%v", err)
+		return "", nil, false
+	}
+	return auth.Node, body, true
+}
+
+// handleAccused answers a judge's accusation with this worker's rebuttal
+// when it holds its signed output for the accused task (the answer was
+// lost on the way, or is still on it), after posting it to the
+// coordinators' channel log; with no output it answers no rebuttal.
+func (s *Server) handleAccused(w http.ResponseWriter, r *http.Request) {
+	judge, body, ok := s.judgeRequest(w, r, 2*wire.MaxBTRStatementBytes)
+	if !ok {
+		return
+	}
+	var req wire.BTRAccusedRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "accusation body: %v (want a wire.BTRAccusedRequest)", err)
+		return
+	}
+	a, err := btr.DecodeAccusation(req.Accusation)
+	if err != nil {
+		wire.WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if wire.NodeID(a.Accuser.String()) != judge {
+		wire.WriteError(w, http.StatusForbidden, "the accusation is signed by %s, not by the origin %s that sent it", a.Accuser, judge)
+		return
+	}
+	if a.Accused != btr.KeyOf(s.Worker.Key) {
+		wire.WriteError(w, http.StatusBadRequest, "the accusation is against %s, not this worker", a.Accused)
+		return
+	}
+	s.mu.Lock()
+	enc := s.recent[a.Task]
+	s.mu.Unlock()
+	if f := s.Worker.Fault; f.Kind != 0 && f.Active(a.Segment) {
+		enc = nil // an injected fault stays a fault: no rebuttal
+	}
+	if enc == nil {
+		wire.WriteJSON(w, wire.BTRAccusedAnswer{})
+		return
+	}
+	o, err := btr.DecodeOutput(enc)
+	if err != nil {
+		wire.WriteError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	reb := (&btr.Rebuttal{Accusation: a, Output: o}).Encode()
+	for _, p := range s.Rebuttals {
+		ctx, cancel := context.WithDeadline(r.Context(), time.UnixMicro(a.AnswerBy))
+		if err := p.PostBTRRebuttal(ctx, a.Chain, reb); err != nil {
+			s.Log.Warn("btr: the coordinator refused this worker's rebuttal", "task", a.Task.String(), "err", err)
+		}
+		cancel()
+	}
+	s.Log.Info("btr: accused; answered with the signed output", "task", a.Task.String())
+	wire.WriteJSON(w, wire.BTRAccusedAnswer{Rebuttal: reb})
+}
+
+func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
+	_, body, ok := s.judgeRequest(w, r, wire.MaxBTRTaskBytes)
+	if !ok {
 		return
 	}
 	req, task, rc, source, err := decodeTask(body)
@@ -142,6 +245,7 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusUnprocessableEntity, "%v", err)
 		return
 	}
+	s.remember(out)
 	if fault.Kind == btr.Timing && fault.Active(task.Segment) && req.Deadline > 0 {
 		// A timing fault: the right answer, after the judge's deadline.
 		late := time.UnixMicro(req.Deadline).Add(lateBy(req.AnswerWindowMS))
