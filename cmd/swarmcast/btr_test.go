@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"crypto/sha256"
+	"fmt"
 	"log/slog"
 	"os/exec"
 	"path/filepath"
