@@ -79,8 +79,10 @@ func (s *Service) CreditAgreement(ctx context.Context, origin wire.NodeID, id co
 	if g.Chain != id {
 		return wire.BTRCreditResult{}, wire.BadRequest("%s: the agreement is for chain %s, posted to %s", what, g.Chain, id)
 	}
-	if err := g.Check(judge); err != nil {
-		return wire.BTRCreditResult{}, wire.BadRequest("%s refused: %v", what, err)
+	// DecodeAgreement ran Check against the statement's own judge; it
+	// remains that the judge is this chain's.
+	if g.Judge != judge {
+		return wire.BTRCreditResult{}, wire.BadRequest("%s refused: signed by %s, not the chain's judge %s", what, g.Judge, judge)
 	}
 	out := wire.BTRCreditResult{Evidence: g.ID(), Points: s.cfg.PointsPerAgreedSegment, Credited: []wire.NodeID{}, Already: []wire.NodeID{}, Unbound: []wire.NodeID{}, Excluded: []wire.NodeID{}}
 	// btr.mu orders credits against exclusions: a worker whose exclusion
