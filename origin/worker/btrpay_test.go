@@ -1,7 +1,9 @@
 package worker
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -172,5 +174,67 @@ func TestAccusedWorkerRebuts(t *testing.T) {
 	log.mu.Unlock()
 	if !accused {
 		t.Fatal("the channel log has no accusation of the lossy worker")
+	}
+}
+
+// The accused route refuses what is not the judge's accusation of this
+// worker, sent by that judge: nothing is posted to the coordinator and no
+// rebuttal is answered.
+func TestAccusedRefusesOutsiders(t *testing.T) {
+	coord := &memRebuttals{}
+	srv := &Server{Worker: &Worker{Key: key("w")}, Allowed: func(n wire.NodeID) bool { return n == judgeID }, Rebuttals: []RebuttalPoster{coord}}
+	// The worker holds its signed output for the task, so a valid
+	// accusation would be answered.
+	task := btr.Task{Chain: chain, Segment: 3, Recipe: "ladder-test", Input: content.Hash{3}}
+	o := &btr.Output{Task: task, Digest: content.Hash{7}}
+	o.Sign(key("w"))
+	srv.remember(o)
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	accusation := func(signer string, accused string) []byte {
+		a := &btr.Accusation{Task: task, Accused: btr.KeyOf(key(accused)), Kind: btr.Omission, AnswerBy: time.Now().Add(time.Minute).UnixMicro()}
+		a.Sign(key(signer))
+		b, _ := json.Marshal(wire.BTRAccusedRequest{Accusation: a.Encode()})
+		return b
+	}
+	post := func(signer string, body []byte) (int, wire.BTRAccusedAnswer) {
+		req, _ := http.NewRequest(http.MethodPost, hs.URL+wire.PathBTRAccused, bytes.NewReader(body))
+		if signer != "" {
+			wire.NewNodeSigner(key(signer), nil).SignRequest(req, body)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ans wire.BTRAccusedAnswer
+		_ = json.NewDecoder(resp.Body).Decode(&ans)
+		return resp.StatusCode, ans
+	}
+	cases := []struct {
+		name, sender string
+		body         []byte
+		want         int
+	}{
+		{"unsigned", "", accusation("judge", "w"), http.StatusUnauthorized},
+		{"an outsider origin", "outsider", accusation("outsider", "w"), http.StatusForbidden},
+		{"another key's accusation, sent by the judge", "judge", accusation("outsider", "w"), http.StatusForbidden},
+		{"another worker's accusation", "judge", accusation("judge", "other"), http.StatusBadRequest},
+		{"not an accusation", "judge", []byte(`{"accusation":"AAAA"}`), http.StatusBadRequest},
+	}
+	for _, c := range cases {
+		if got, ans := post(c.sender, c.body); got != c.want || len(ans.Rebuttal) != 0 {
+			t.Errorf("%s: status %d (rebuttal %d bytes), want %d and none", c.name, got, len(ans.Rebuttal), c.want)
+		}
+	}
+	if n := len(coord.all()); n != 0 {
+		t.Fatalf("refused accusations posted %d rebuttals", n)
+	}
+	got, ans := post("judge", accusation("judge", "w"))
+	if got != http.StatusOK || len(ans.Rebuttal) == 0 || len(coord.all()) != 1 {
+		t.Fatalf("the judge's accusation: status %d, rebuttal %d bytes, %d posted", got, len(ans.Rebuttal), len(coord.all()))
+	}
+	if r, err := btr.DecodeRebuttal(ans.Rebuttal); err != nil || r.Output.Digest != o.Digest {
+		t.Fatalf("rebuttal %v", err)
 	}
 }

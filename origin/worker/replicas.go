@@ -586,6 +586,11 @@ func (cj *chainJudge) askRebuttal(a *btr.Accusation) {
 			r.cfg.Log.Warn("btr: accused worker's rebuttal refused", "worker", a.Accused.String(), "err", err)
 			return
 		}
+		cj.mu.Lock()
+		if m := cj.signed[a.Segment]; m != nil {
+			m[reb.Output.Replica] = reb.Output // a rebutted output counts in the segment's agreement
+		}
+		cj.mu.Unlock()
 		if err := cj.judge.Rebut(reb); err != nil {
 			r.cfg.Log.Warn("btr: the judge refused a rebuttal", "worker", a.Accused.String(), "err", err)
 			return
