@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -139,11 +140,16 @@ func TestAccusedWorkerRebuts(t *testing.T) {
 	defer hs.Close()
 	lossyW := RemoteWorker{Key: btr.KeyOf(key("lossy")), URL: hs.URL}
 	log := &memLog{}
+	pay := &memPayments{}
 	judgeKey := key("judge")
 	p := remoteParams()
-	p.AnswerWindow = 2 * time.Second // the -race machine is loaded; the answer is one local round trip
+	// The -race machine is loaded: the lossy worker must finish its
+	// transcode before the detection deadline (else it holds no output and
+	// is rightly excluded), and the answer is one local round trip.
+	p.ReplicaDeadline, p.Reexec = 12*time.Second, 12*time.Second
+	p.AnswerWindow = 2 * time.Second
 	r, err := NewReplicas(ReplicasConfig{Workers: []RemoteWorker{a, lossyW}, F: 1, Params: p, Signer: wire.NewNodeSigner(judgeKey, nil),
-		Judge: judgeKey, FFmpeg: ffmpeg, ChannelLog: log, Metrics: NewMetrics(prometheus.NewRegistry())})
+		Judge: judgeKey, FFmpeg: ffmpeg, ChannelLog: log, Payments: pay, Metrics: NewMetrics(prometheus.NewRegistry())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +169,12 @@ func TestAccusedWorkerRebuts(t *testing.T) {
 	r.Close()
 	if xs := log.exclusions(); len(xs) != 0 {
 		t.Fatalf("a rebutted worker was excluded (%s)", xs[0].Kind)
+	}
+	// Its rebutted output counts: the segment's agreement pays it too.
+	if got := pay.all(); len(got) != 1 {
+		t.Fatalf("%d agreements, want 1", len(got))
+	} else if g, err := btr.DecodeAgreement(got[0]); err != nil || !slices.Contains(g.Replicas(), lossyW.Key) {
+		t.Fatalf("the agreement does not name the rebutted worker (%v)", err)
 	}
 	accused := false
 	log.mu.Lock()
