@@ -78,7 +78,11 @@ func TestReplicasPostAgreements(t *testing.T) {
 	b, _ := workerServer(t, ffmpeg, "b", judgeID)
 	pay := &memPayments{}
 	judgeKey := key("judge")
-	r, err := NewReplicas(ReplicasConfig{Workers: []RemoteWorker{a, b}, F: 1, Params: remoteParams(), Signer: wire.NewNodeSigner(judgeKey, nil),
+	// D generous for the loaded -race machine: a worker slower than D makes
+	// the judge's re-execution decide, which (rightly) pays nobody.
+	p := remoteParams()
+	p.ReplicaDeadline, p.Reexec = 12*time.Second, 12*time.Second
+	r, err := NewReplicas(ReplicasConfig{Workers: []RemoteWorker{a, b}, F: 1, Params: p, Signer: wire.NewNodeSigner(judgeKey, nil),
 		Judge: judgeKey, FFmpeg: ffmpeg, Payments: pay, Metrics: NewMetrics(prometheus.NewRegistry())})
 	if err != nil {
 		t.Fatal(err)

@@ -195,6 +195,7 @@ type chainJudge struct {
 	waiting map[uint64]chan btr.Decision           // Accept (or a failure) per open segment
 	outs    map[uint64]map[content.Hash][][]byte   // renditions received, by segment and digest
 	signed  map[uint64]map[btr.NodeKey]*btr.Output // signed outputs received, by segment (for agreements)
+	arrived map[uint64]chan struct{}               // signalled when renditions of the segment arrive
 	failed  map[uint64]error
 }
 
@@ -213,7 +214,7 @@ func (r *Replicas) chain(t live.ReplicaTask) (*chainJudge, error) {
 		return nil, err
 	}
 	cj := &chainJudge{r: r, chain: t.Chain, waiting: map[uint64]chan btr.Decision{}, byKey: map[btr.NodeKey]string{},
-		outs: map[uint64]map[content.Hash][][]byte{}, signed: map[uint64]map[btr.NodeKey]*btr.Output{}, failed: map[uint64]error{}}
+		outs: map[uint64]map[content.Hash][][]byte{}, signed: map[uint64]map[btr.NodeKey]*btr.Output{}, arrived: map[uint64]chan struct{}{}, failed: map[uint64]error{}}
 	for _, w := range workers {
 		cj.byKey[w.Key] = w.URL
 	}
@@ -260,6 +261,7 @@ func (r *Replicas) Replicate(ctx context.Context, t live.ReplicaTask) ([][]byte,
 	cj.waiting[seg] = done
 	cj.outs[seg] = map[content.Hash][][]byte{}
 	cj.signed[seg] = map[btr.NodeKey]*btr.Output{}
+	cj.arrived[seg] = make(chan struct{}, 1)
 	cj.mu.Unlock()
 	cj.re.hold(input, t.Source, r.cfg.Params)
 	defer cj.forget(seg)
@@ -308,13 +310,27 @@ func (r *Replicas) Replicate(ctx context.Context, t live.ReplicaTask) ([][]byte,
 			}
 			return nil, fmt.Errorf("segment %d: the judge's re-execution is not held", seg)
 		}
-		cj.mu.Lock()
-		outs := cj.outs[seg][d.Digest]
-		cj.mu.Unlock()
-		if outs == nil {
+		// A rebuttal can decide the segment while the agreed renditions
+		// are still on their way (the answer to the task): wait for them,
+		// within the same bound.
+		for {
+			cj.mu.Lock()
+			outs, arrived := cj.outs[seg][d.Digest], cj.arrived[seg]
+			cj.mu.Unlock()
+			if outs != nil {
+				return outs, nil
+			}
+			select {
+			case <-arrived:
+				continue
+			case <-timer.C:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-r.ctx.Done():
+				return nil, errors.New("btr: closed")
+			}
 			return nil, fmt.Errorf("segment %d: no agreed replica sent its renditions", seg)
 		}
-		return outs, nil
 	case <-timer.C:
 		return nil, fmt.Errorf("segment %d undecided after the bound R = %v", seg, p.Bound())
 	case <-ctx.Done():
@@ -329,6 +345,7 @@ func (cj *chainJudge) forget(seg uint64) {
 	delete(cj.waiting, seg)
 	delete(cj.outs, seg)
 	delete(cj.signed, seg)
+	delete(cj.arrived, seg)
 	delete(cj.failed, seg)
 	cj.mu.Unlock()
 }
@@ -380,6 +397,10 @@ func (cj *chainJudge) send(k btr.NodeKey, base string, task btr.Task, body []byt
 	if btr.LadderDigest(res.Renditions) == o.Digest {
 		if m := cj.outs[task.Segment]; m != nil {
 			m[o.Digest] = res.Renditions
+			select {
+			case cj.arrived[task.Segment] <- struct{}{}:
+			default:
+			}
 		}
 	}
 	if m := cj.signed[task.Segment]; m != nil {
