@@ -141,8 +141,8 @@ func TestBTRWorkersRegisterAndPay(t *testing.T) {
 		// Registration: outsiders and bad slots refused; listing.
 		out := wire.NewCoordinatorClient(h.srv.URL, h.srv.Client()).AsNode(wire.NewNodeSigner(f.outsider.Key, h.clock.Now))
 		_, err := out.Register(ctx, wire.RegisterRequest{NodeID: f.outsider.ID, Role: wire.RoleWorker, Addr: "http://127.0.0.1:7400", BTRSlots: 2})
-		requireAPIError(t, err, http.StatusForbidden, "not an allowed btr worker", "--worker-key")
-		_, err = f.wc[0].Register(ctx, wire.RegisterRequest{NodeID: f.w[0].ID, Role: wire.RoleWorker, Addr: "http://127.0.0.1:7400"})
+		requireAPIError(t, err, http.StatusForbidden, "not an allowed worker", "--worker-key")
+		_, err = f.wc[0].Register(ctx, wire.RegisterRequest{NodeID: f.w[0].ID, Role: wire.RoleWorker, Addr: "http://127.0.0.1:7400", BTRSlots: -1})
 		requireAPIError(t, err, http.StatusBadRequest, "btr_slots")
 		if _, err := f.wc[0].Heartbeat(ctx, wire.HeartbeatRequest{NodeID: f.w[0].ID, BTRBusy: 2}); err != nil {
 			t.Fatal(err)

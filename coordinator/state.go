@@ -164,8 +164,8 @@ func checkRegister(req *wire.RegisterRequest) error {
 	if req.Role != wire.RoleEdge && wire.CheckAllowListedRole(req.Role) != nil {
 		return fmt.Errorf("role %q: want %q, %q, %q or %q", req.Role, wire.RoleEdge, wire.RoleOrigin, wire.RoleRelay, wire.RoleWorker)
 	}
-	if req.Role == wire.RoleWorker && (req.BTRSlots < 1 || req.BTRSlots > maxBTRSlots) {
-		return fmt.Errorf("btr_slots %d: a worker registers its concurrent transcodes, 1..%d", req.BTRSlots, maxBTRSlots)
+	if req.Role == wire.RoleWorker && (req.BTRSlots < 0 || req.BTRSlots > maxBTRSlots) {
+		return fmt.Errorf("btr_slots %d: a worker registers its concurrent transcodes, 1..%d (0: 1)", req.BTRSlots, maxBTRSlots)
 	}
 	if req.Role != wire.RoleWorker && req.BTRSlots != 0 {
 		return fmt.Errorf("btr_slots: only workers transcode; leave it 0 for a %s", req.Role)
@@ -211,7 +211,7 @@ func (s *state) register(req wire.RegisterRequest, now time.Time, salt uint64) *
 		addr:         strings.TrimRight(req.Addr, "/"),
 		rtmpAddr:     req.RTMPAddr,
 		pricePerGB:   req.PricePerGB,
-		btrSlots:     req.BTRSlots,
+		btrSlots:     max(req.BTRSlots, 1), // 0 (unset) is one slot
 		region:       req.Region,
 		diskCap:      req.DiskCapBytes,
 		uploadCap:    req.UploadCapBytes,
