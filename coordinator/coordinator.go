@@ -480,6 +480,11 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		defer wg.Done()
 		c.live.RunTrees(ctx) // live tree rebuilds, off the heartbeat path
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.live.RunRelayJudges(ctx) // the relays' judges' answer windows
+	}()
 	defer wg.Wait()
 	sweep := time.NewTicker(c.cfg.HeartbeatInterval)
 	defer sweep.Stop()

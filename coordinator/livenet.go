@@ -57,6 +57,33 @@ func (ln *liveNetwork) NodeRequest(w http.ResponseWriter, r *http.Request, what 
 	return auth.Node, body, ok
 }
 
+// RelayNodeRequest authenticates a signed request from a registered relay
+// or edge (the relays' judge's statements) and returns its verified body.
+func (ln *liveNetwork) RelayNodeRequest(w http.ResponseWriter, r *http.Request, what string, limit int64) (wire.NodeID, []byte, bool) {
+	c := (*Coordinator)(ln)
+	auth, ok := c.nodeHeaders(w, r, what)
+	if !ok {
+		return "", nil, false
+	}
+	c.mu.RLock()
+	n := c.st.nodes[auth.Node]
+	var role wire.Role
+	if n != nil {
+		role = n.role
+	}
+	c.mu.RUnlock()
+	switch {
+	case n == nil:
+		wire.WriteError(w, http.StatusNotFound, "%s: node %q is not registered; register as a %q or %q first", what, auth.Node, wire.RoleRelay, wire.RoleEdge)
+		return "", nil, false
+	case role != wire.RoleRelay && role != wire.RoleEdge:
+		wire.WriteError(w, http.StatusForbidden, "%s: node %s is registered as %q; only relays and edges accuse their parents", what, auth.Node, role)
+		return "", nil, false
+	}
+	body, ok := c.nodeRawBody(w, r, what, auth, limit)
+	return auth.Node, body, ok
+}
+
 // IngestAddrs lists the alive origins' shard-server URLs and RTMP listeners.
 func (ln *liveNetwork) IngestAddrs(now time.Time) (hls, rtmp []string) {
 	c := (*Coordinator)(ln)

@@ -85,6 +85,13 @@ func (e *Edge) checkLiveParents(ctx context.Context) {
 	for _, a := range e.live.watch.Check(ctx, e.live.recv.Routes(), e.cfg.Now()) {
 		e.metrics.liveParentMisses.Inc()
 		e.log.Warn("live parent overdue: its push did not arrive by the segment cadence plus the slack; accusing it", "chain", a.Chain, "substream", a.Miss.Substream, "seq", a.Miss.Seq, "parent", a.Parent, "signed", a.Accusation != nil)
+		if a.Accusation != nil {
+			// To the relays' judge (the coordinator), which upholds it only
+			// if the accused is this edge's parent there.
+			if err := e.cc.PostRelayStatement(ctx, a.Chain, a.Accusation.Encode()); err != nil {
+				e.log.Warn("live parent overdue: the relays' judge refused or missed the accusation", "chain", a.Chain, "parent", a.Parent, "seq", a.Miss.Seq, "err", err)
+			}
+		}
 		e.live.mu.Lock()
 		e.live.accused = append(e.live.accused, a)
 		if len(e.live.accused) > maxLiveAccusations {

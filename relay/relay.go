@@ -394,6 +394,13 @@ func (r *Relay) checkParents(ctx context.Context) {
 	for _, a := range r.watch.Check(ctx, r.recv.Routes(), r.cfg.Now()) {
 		r.m.parentMisses.Inc()
 		r.log.Warn("live parent overdue: its push did not arrive by the segment cadence plus the slack; accusing it", "chain", a.Chain, "substream", a.Miss.Substream, "seq", a.Miss.Seq, "parent", a.Parent, "due", a.Miss.Due, "signed", a.Accusation != nil)
+		if a.Accusation != nil {
+			// To the relays' judge (the coordinator): it upholds the
+			// accusation only if the accused is this relay's parent there.
+			if err := r.coord.PostRelayStatement(ctx, a.Chain, a.Accusation.Encode()); err != nil {
+				r.log.Warn("live parent overdue: the relays' judge refused or missed the accusation", "chain", a.Chain, "parent", a.Parent, "seq", a.Miss.Seq, "err", err)
+			}
+		}
 		r.mu.Lock()
 		r.accused = append(r.accused, a)
 		if len(r.accused) > maxAccusationsKept {

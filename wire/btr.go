@@ -48,7 +48,46 @@ const (
 	// signed different digests for different parties (equivocation) is
 	// caught: the second statement reaches the judge.
 	PathBTRForward = "/v1/btr/forward"
+	// POST one encoded btr statement → {} (on the coordinator, the relays'
+	// judge; a signed node request from a registered relay or edge, see
+	// docs/LIVE.md "Relays under BTR"): a btr.Accusation the sender signed
+	// of its parent in one substream (a relaying task, btr.RelayTask), or a
+	// btr.Rebuttal an accused parent signed, answering the judge's
+	// countersigned accusation with its signed push. A statement not signed
+	// by the sender, an accusation of a node that is not the sender's parent
+	// for that segment, or a forged signature is refused (400/403) and
+	// changes nothing. GET → RelayJudgeCases (anyone): the judge's open
+	// accusations of the chain, which the accused answer.
+	PathRelayJudge = "/api/v1/live/chains/{chain}/relay-judge"
 )
+
+// RelayJudgeCases are the relays' judge's open accusations of a chain
+// (each an encoded btr.Accusation the judge signed, answerable until its
+// AnswerBy) and its key (what relay exclusions in the channel log verify
+// against).
+type RelayJudgeCases struct {
+	Judge       NodeID   `json:"judge"`
+	Accusations [][]byte `json:"accusations"`
+}
+
+// PostRelayStatement posts a relay's or edge's accusation of its parent,
+// or an accused parent's rebuttal, to the relays' judge (signed: a client
+// made with AsNode).
+func (c *CoordinatorClient) PostRelayStatement(ctx context.Context, chain content.VideoID, statement []byte) error {
+	resp, err := c.sendBytes(ctx, http.MethodPost, expandPath(PathRelayJudge, chain.String()), nil, true, "application/octet-stream", statement)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
+}
+
+// RelayJudgeCases reads the relays' judge's open accusations of chain.
+func (c *CoordinatorClient) RelayJudgeCases(ctx context.Context, chain content.VideoID) (RelayJudgeCases, error) {
+	var out RelayJudgeCases
+	err := c.do(ctx, http.MethodGet, expandPath(PathRelayJudge, chain.String()), nil, &out)
+	return out, err
+}
 
 // MaxBTRStatementBytes bounds one statement posted to the channel log.
 const MaxBTRStatementBytes = 16 << 10
@@ -59,6 +98,10 @@ const MaxBTRStatementBytes = 16 << 10
 type BTRLog struct {
 	Statements [][]byte          `json:"statements"`
 	Excluded   []BTRExcludedNode `json:"excluded"`
+	// RelayJudge is the coordinator's key as the relays' judge: a relay's
+	// exclusion (its Kind's node is a relay or an edge) verifies against
+	// it (btr.Exclusion.Check), a worker's against the chain's origin.
+	RelayJudge NodeID `json:"relay_judge,omitempty"`
 }
 
 // BTRExcludedNode is one exclusion of the log, summarised.
@@ -66,6 +109,9 @@ type BTRExcludedNode struct {
 	Node    NodeID `json:"node"`
 	Kind    string `json:"kind"`    // commission, equivocation, omission, timing
 	Current uint64 `json:"current"` // the segment the judge decided it at
+	// SwitchAt is the segment from which the node's children take their
+	// backup parents (relay exclusions; 0 for workers').
+	SwitchAt uint64 `json:"switch_at,omitempty"`
 }
 
 // MaxBTRTaskBytes bounds a task body: one source segment (a few seconds of

@@ -19,19 +19,23 @@ type LiveBTRStatement struct {
 	Kind      string
 	Culprit   string
 	Statement []byte
+	// Judge is the node id of the key the statement verifies against when
+	// it is not the chain's origin (the coordinator as the relays' judge,
+	// migration 013); empty for the origin's.
+	Judge string
 }
 
 // AppendLiveBTR appends a statement at position st.Seq of its chain's log
 // (the next one; a taken position is the primary key's error).
 func (db *DB) AppendLiveBTR(ctx context.Context, st LiveBTRStatement, now time.Time) error {
-	_, err := db.sql.ExecContext(ctx, db.q("INSERT INTO live_btr_log (chain, seq, kind, culprit, statement, at_ms) VALUES (?, ?, ?, ?, ?, ?)"),
-		st.Chain.String(), int64(min(st.Seq, 1<<62)), st.Kind, st.Culprit, base64.StdEncoding.EncodeToString(st.Statement), now.UnixMilli())
+	_, err := db.sql.ExecContext(ctx, db.q("INSERT INTO live_btr_log (chain, seq, kind, culprit, statement, at_ms, judge) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+		st.Chain.String(), int64(min(st.Seq, 1<<62)), st.Kind, st.Culprit, base64.StdEncoding.EncodeToString(st.Statement), now.UnixMilli(), st.Judge)
 	return err
 }
 
 // LiveBTRLog is every chain's log, in chain and position order.
 func (db *DB) LiveBTRLog(ctx context.Context) ([]LiveBTRStatement, error) {
-	rows, err := db.sql.QueryContext(ctx, "SELECT chain, seq, kind, culprit, statement FROM live_btr_log ORDER BY chain, seq")
+	rows, err := db.sql.QueryContext(ctx, "SELECT chain, seq, kind, culprit, statement, judge FROM live_btr_log ORDER BY chain, seq")
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +45,7 @@ func (db *DB) LiveBTRLog(ctx context.Context) ([]LiveBTRStatement, error) {
 		var st LiveBTRStatement
 		var seq int64
 		var enc string
-		if err := rows.Scan(videoColumn{&st.Chain}, &seq, &st.Kind, &st.Culprit, &enc); err != nil {
+		if err := rows.Scan(videoColumn{&st.Chain}, &seq, &st.Kind, &st.Culprit, &enc, &st.Judge); err != nil {
 			return nil, err
 		}
 		st.Seq = uint64(seq)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -53,6 +54,8 @@ type btrStatement struct {
 	culprit    btr.NodeKey
 	x          *btr.Exclusion
 	accusation string // a rebuttal's accusation (btr.EvidenceID)
+	// switchAt is a relay exclusion's s* (0 for a worker's).
+	switchAt uint64
 }
 
 // checkBTRStatement decodes raw and checks it is the judge's statement
@@ -161,6 +164,41 @@ func (s *Service) AppendBTR(ctx context.Context, origin wire.NodeID, id content.
 	return nil
 }
 
+// btrRelayExclusion is the stored kind of the relays' judge's exclusions:
+// checked against the judge key stored with them (Judge, migration 013),
+// not against the chain's origin.
+const btrRelayExclusion = "relay-exclusion"
+
+// appendRelayExclusion appends the relays' judge's exclusion (signed with
+// the coordinator's key, checked like any other before it is written) to
+// the chain's log. The first exclusion of a node stands.
+func (s *Service) appendRelayExclusion(ctx context.Context, id content.VideoID, x *btr.Exclusion, switchAt uint64) error {
+	judge := btr.KeyOf(s.relays.key)
+	raw := x.Encode()
+	st, err := checkBTRStatement(raw, id, judge)
+	if err != nil {
+		return err
+	}
+	s.btr.mu.Lock()
+	defer s.btr.mu.Unlock()
+	c := s.btr.chainLocked(id)
+	for _, e := range c.excluded {
+		if e.Node == wire.NodeID(st.culprit.String()) {
+			return nil
+		}
+	}
+	rec := coordinatordb.LiveBTRStatement{Chain: id, Seq: uint64(len(c.raw)), Kind: btrRelayExclusion, Culprit: st.culprit.String(), Statement: raw, Judge: judge.String()}
+	if s.db != nil {
+		if err := s.db.AppendLiveBTR(ctx, rec, s.cfg.Now()); err != nil {
+			return fmt.Errorf("btr log: store: %w", err)
+		}
+	}
+	st.switchAt = switchAt
+	c.add(raw, st)
+	s.log.Warn("btr: relay excluded by the relays' judge", "chain", id, "relay", st.culprit, "kind", x.Kind, "current", x.Current, "switch_at", switchAt)
+	return nil
+}
+
 func (c *btrChainLog) add(raw []byte, st btrStatement) {
 	c.raw = append(c.raw, raw)
 	if st.kind == "rebuttal" {
@@ -170,7 +208,7 @@ func (c *btrChainLog) add(raw []byte, st btrStatement) {
 		c.rebutted[st.accusation] = true
 	}
 	if st.x != nil {
-		c.excluded = append(c.excluded, wire.BTRExcludedNode{Node: wire.NodeID(st.culprit.String()), Kind: st.x.Kind.String(), Current: st.x.Current})
+		c.excluded = append(c.excluded, wire.BTRExcludedNode{Node: wire.NodeID(st.culprit.String()), Kind: st.x.Kind.String(), Current: st.x.Current, SwitchAt: st.switchAt})
 	}
 }
 
@@ -184,7 +222,7 @@ func (s *Service) BTRLog(id content.VideoID) (wire.BTRLog, error) {
 	}
 	s.btr.mu.Lock()
 	defer s.btr.mu.Unlock()
-	out := wire.BTRLog{Statements: [][]byte{}, Excluded: []wire.BTRExcludedNode{}}
+	out := wire.BTRLog{Statements: [][]byte{}, Excluded: []wire.BTRExcludedNode{}, RelayJudge: wire.NodeID(btr.KeyOf(s.relays.key).String())}
 	if c := s.btr.chains[id]; c != nil {
 		out.Statements = append(out.Statements, c.raw...)
 		out.Excluded = append(out.Excluded, c.excluded...)
@@ -199,6 +237,14 @@ func (s *Service) loadBTR(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("live: load btr log: %w", err)
 	}
+	// A relay the relays' judge excluded stays out of every build after a
+	// restart (its switch segment is long past).
+	relaysOut := map[wire.NodeID]relaySwitch{}
+	defer func() {
+		s.treeMu.Lock()
+		maps.Copy(s.trees.excluded, relaysOut)
+		s.treeMu.Unlock()
+	}()
 	s.btr.mu.Lock()
 	defer s.btr.mu.Unlock()
 	for _, rec := range recs {
@@ -208,13 +254,21 @@ func (s *Service) loadBTR(ctx context.Context) error {
 		if ch == nil {
 			return fmt.Errorf("live: btr log of unknown chain %s", rec.Chain)
 		}
-		judge, err := btr.ParseNodeKey(string(ch.rec.Origin))
+		judgeID := string(ch.rec.Origin)
+		if rec.Kind == btrRelayExclusion {
+			judgeID = rec.Judge
+		}
+		judge, err := btr.ParseNodeKey(judgeID)
 		if err != nil {
-			return err
+			return fmt.Errorf("live: chain %s: stored btr statement %d: judge: %w", rec.Chain, rec.Seq, err)
 		}
 		st, err := checkBTRStatement(rec.Statement, rec.Chain, judge)
 		if err != nil {
 			return fmt.Errorf("live: chain %s: stored btr statement %d: %w", rec.Chain, rec.Seq, err)
+		}
+		if rec.Kind == btrRelayExclusion && st.x != nil {
+			st.switchAt = st.x.SwitchAt(relayParams(time.Duration(ch.genesis.TargetDuration) * time.Microsecond))
+			relaysOut[wire.NodeID(st.culprit.String())] = relaySwitch{Chain: rec.Chain, At: st.switchAt, Done: true}
 		}
 		s.btr.chainLocked(rec.Chain).add(rec.Statement, st)
 		if st.x != nil {

@@ -211,6 +211,7 @@ func (s *Service) AppendEntry(ctx context.Context, origin wire.NodeID, id conten
 	ch.wake = make(chan struct{})
 	s.mu.Unlock()
 	s.metrics.entries.Inc()
+	s.relayOpen(id, e.Seq)
 	return nil
 }
 

@@ -32,6 +32,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+wire.PathBTRRebuttal, s.handleBTRRebuttal)
 	mux.HandleFunc("GET "+wire.PathLiveChannelMinutes, s.handleChannelMinutes)
 	mux.HandleFunc("GET "+wire.PathAccountMinutes, s.handleAccountMinutes)
+	mux.HandleFunc("POST "+wire.PathRelayJudge, s.handleRelayStatement)
+	mux.HandleFunc("GET "+wire.PathRelayJudge, s.handleRelayJudgeCases)
 }
 
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,7 @@ package live
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -101,6 +102,11 @@ type Network interface {
 	// and returns the signer and the verified body; on failure it has
 	// answered (401, 413) and ok is false.
 	NodeRequest(w http.ResponseWriter, r *http.Request, what string, limit int64) (node wire.NodeID, body []byte, ok bool)
+	// RelayNodeRequest authenticates a signed node request from a
+	// registered relay or edge (the relays' judge's statements) and returns
+	// the signer and the verified body (at most limit bytes). On failure it
+	// has answered (401, 403, 404, 413) and ok is false.
+	RelayNodeRequest(w http.ResponseWriter, r *http.Request, what string, limit int64) (node wire.NodeID, body []byte, ok bool)
 	// IngestAddrs lists the alive origins' shard-server base URLs (HLS
 	// push) and RTMP listeners (rtmp://IP:PORT, those that have one).
 	IngestAddrs(now time.Time) (hls, rtmp []string)
@@ -127,6 +133,10 @@ type Config struct {
 	// credit stays forfeitable before it settles (default DefaultWorkHold).
 	PointsPerAgreedSegment int64
 	WorkHold               time.Duration
+	// RelayJudgeKey signs the coordinator's statements as the relays'
+	// judge (relayjudge.go); nil: a fresh key per process (the channel log
+	// keeps each exclusion's judge key, so stored ones still verify).
+	RelayJudgeKey ed25519.PrivateKey
 }
 
 // MaxWaitMS bounds an entries long-poll's wait_ms.
@@ -169,6 +179,7 @@ type Service struct {
 	btr btrLogs // the chains' BTR channel logs (btrlog.go)
 
 	minutes minutesState // live minutes metering (minutes.go)
+	relays relayJudges // the relays' judges (relayjudge.go)
 }
 
 type channel struct {
@@ -209,6 +220,13 @@ func New(ctx context.Context, cfg Config, db DB, acct Accounts, net Network) (*S
 	if cfg.MaxWaiters <= 0 {
 		cfg.MaxWaiters = 4096
 	}
+	if len(cfg.RelayJudgeKey) != ed25519.PrivateKeySize {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("live: relays' judge key: %w", err)
+		}
+		cfg.RelayJudgeKey = key
+	}
 	if cfg.MemoryEntries <= 0 {
 		cfg.MemoryEntries = 3600
 	}
@@ -230,6 +248,7 @@ func New(ctx context.Context, cfg Config, db DB, acct Accounts, net Network) (*S
 		chains:   make(map[content.VideoID]*chain),
 		waiters:  make(chan struct{}, cfg.MaxWaiters),
 		trees:    newTreeState(),
+		relays:   relayJudges{key: cfg.RelayJudgeKey},
 	}
 	s.metrics = newMetrics(cfg.Registry, s)
 	if db != nil {

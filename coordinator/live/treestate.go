@@ -39,11 +39,17 @@ type treeState struct {
 	// heartbeat that finds a rebuild due runs it.
 	chore bool
 	wake  chan struct{} // capacity 1: a rebuild may be due
+	// excluded are the relays the relays' judge excluded (relayjudge.go):
+	// until its switch segment is published a build hands the culprit's
+	// children and backups the switch; from then on (Done) every build
+	// leaves the culprit out. Exclusion is permanent.
+	excluded map[wire.NodeID]relaySwitch
 }
 
 func newTreeState() *treeState {
 	return &treeState{nodes: map[wire.NodeID]TreeNode{}, watching: map[wire.NodeID][]content.VideoID{},
-		routes: map[wire.NodeID][]wire.LiveRoute{}, pending: map[wire.NodeID]bool{}, wake: make(chan struct{}, 1)}
+		routes: map[wire.NodeID][]wire.LiveRoute{}, pending: map[wire.NodeID]bool{}, wake: make(chan struct{}, 1),
+		excluded: map[wire.NodeID]relaySwitch{}}
 }
 
 // poke tells the chore a rebuild may be due. treeMu is held.
@@ -210,7 +216,13 @@ func (s *Service) rebuild(now time.Time) {
 	}
 	s.treeMu.Unlock()
 	var chains []TreeChain
+	heads := map[content.VideoID]int64{}
 	s.mu.Lock()
+	for id, ch := range s.chains {
+		if !ch.rec.Sealed {
+			heads[id] = ch.headLocked()
+		}
+	}
 	for id, edges := range watchers {
 		ch := s.chains[id]
 		if ch == nil || ch.rec.Sealed {
@@ -229,6 +241,15 @@ func (s *Service) rebuild(now time.Time) {
 	s.treeMu.Lock()
 	t := s.trees
 	in := TreeInput{Nodes: maps.Clone(t.nodes), Substreams: s.cfg.Substreams, PushShards: s.cfg.PushShards, Previous: t.out.Parent}
+	for culprit, sw := range t.excluded {
+		if head, live := heads[sw.Chain]; !sw.Done && (!live || head >= int64(sw.At)) {
+			sw.Done = true // its switch segment is out: every node has switched
+			t.excluded[culprit] = sw
+		}
+		if sw.Done {
+			delete(in.Nodes, culprit)
+		}
+	}
 	var allEdges []wire.NodeID
 	for id, n := range t.nodes {
 		if n.Role == wire.RoleEdge {
@@ -242,8 +263,10 @@ func (s *Service) rebuild(now time.Time) {
 	in.Chains = chains
 	s.treeMu.Unlock()
 	out := BuildTrees(in)
+	s.setRelayTrees(chains, out)
 	s.treeMu.Lock()
 	defer s.treeMu.Unlock()
+	applyRelaySwitches(out.Routes, t.excluded)
 	// Nodes that left while it built are not handed routes; their loss
 	// asked for the next build, which replaces them.
 	for id := range out.Routes {
