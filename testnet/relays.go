@@ -32,6 +32,11 @@ const RelayUploadCap = 100_000_000 / 8
 // coordinator takes it). It runs until the network closes or
 // KillRelay/StopRelay.
 func (n *Network) AddRelay(pricePerGB float64) (*RelayNode, error) {
+	return n.addRelay(pricePerGB, relay.Fault{})
+}
+
+// addRelay is AddRelay with an injected fault (Config.RelayFaults).
+func (n *Network) addRelay(pricePerGB float64, fault relay.Fault) (*RelayNode, error) {
 	id := identity.New()
 	if err := n.Coordinators[0].AllowNode(n.ctx, wire.RoleRelay, id.ID); err != nil {
 		return nil, fmt.Errorf("allow relay: %w", err)
@@ -39,7 +44,7 @@ func (n *Network) AddRelay(pricePerGB float64) (*RelayNode, error) {
 	tr := &severableTransport{base: wire.NewHTTPClient().Transport}
 	ctx, cancel := context.WithCancel(n.ctx)
 	r, err := relay.New(relay.Config{Coordinator: n.CoordinatorURL, Identity: id, Region: "local",
-		UploadCapBytes: RelayUploadCap, PricePerGB: pricePerGB, HTTP: &http.Client{Transport: tr},
+		UploadCapBytes: RelayUploadCap, PricePerGB: pricePerGB, HTTP: &http.Client{Transport: tr}, Fault: fault,
 		Registry: httpserve.NewRegistry(), Log: n.cfg.Log.With("node", fmt.Sprintf("relay-%s", id.ID[:8]))})
 	if err != nil {
 		cancel()

@@ -33,6 +33,7 @@ import (
 	"github.com/swarmcast/swarmcast/origin/live"
 	"github.com/swarmcast/swarmcast/origin/worker"
 	"github.com/swarmcast/swarmcast/viewer"
+	"github.com/swarmcast/swarmcast/relay"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -101,6 +102,9 @@ type Config struct {
 	OnLiveServable func(viewer.LiveServable)
 	// Relays is how many live relays start before the edges (Relays()).
 	Relays int
+	// RelayFaults[i], if set, is relay i's injected fault (relay.Config.
+	// Fault, swarmcast relay --fault/--fault-from): relays under BTR.
+	RelayFaults []relay.Fault
 	// BTR, if set (with Live), starts BTR workers and has every origin
 	// replicate its live transcodes on them (btr.go).
 	BTR *BTRConfig
@@ -329,7 +333,11 @@ func (n *Network) start() error {
 		n.Origins = append(n.Origins, o)
 	}
 	for i := range cfg.Relays {
-		r, err := n.AddRelay(0.5 + 0.1*float64(i))
+		var fault relay.Fault
+		if i < len(cfg.RelayFaults) {
+			fault = cfg.RelayFaults[i]
+		}
+		r, err := n.addRelay(0.5+0.1*float64(i), fault)
 		if err != nil {
 			return err
 		}
