@@ -32,8 +32,8 @@ import (
 	"github.com/swarmcast/swarmcast/origin"
 	"github.com/swarmcast/swarmcast/origin/live"
 	"github.com/swarmcast/swarmcast/origin/worker"
-	"github.com/swarmcast/swarmcast/viewer"
 	"github.com/swarmcast/swarmcast/relay"
+	"github.com/swarmcast/swarmcast/viewer"
 	"github.com/swarmcast/swarmcast/wire"
 )
 

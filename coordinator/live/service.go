@@ -179,7 +179,7 @@ type Service struct {
 	btr btrLogs // the chains' BTR channel logs (btrlog.go)
 
 	minutes minutesState // live minutes metering (minutes.go)
-	relays relayJudges // the relays' judges (relayjudge.go)
+	relays  relayJudges  // the relays' judges (relayjudge.go)
 }
 
 type channel struct {
