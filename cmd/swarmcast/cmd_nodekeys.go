@@ -63,50 +63,35 @@ once (a relay leaves the trees) and its next registration is refused.`,
 		return role, node, nil
 	}
 	const argsHint = "ROLE NODE_ID, like: swarmcast node-keys allow relay 3f2a… --coordinator URL --user ADMIN (ROLE: origin, relay or worker)"
-	allow := &cobra.Command{
-		Use:   "allow ROLE NODE_ID",
-		Short: "Allow a node key to register as an origin, a relay or a worker",
-		Args:  exactArgs(2, argsHint),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			role, node, err := roleAndKey(args)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-			defer stop()
-			cc, err := client(ctx)
-			if err != nil {
-				return err
-			}
-			if err := cc.AllowNodeKey(ctx, role, node); err != nil {
-				return fmt.Errorf("allow %s %s: %w", role, node, withUnreachableHint(err, coordinator))
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s allowed: it registers at its next attempt\n", role, node)
-			return nil
-		},
+	// keyCommand is allow or revoke: the same arguments and client, one call.
+	keyCommand := func(verb, short, done string, call func(*wire.CoordinatorClient, context.Context, wire.Role, wire.NodeID) error) *cobra.Command {
+		return &cobra.Command{
+			Use:   verb + " ROLE NODE_ID",
+			Short: short,
+			Args:  exactArgs(2, argsHint),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				role, node, err := roleAndKey(args)
+				if err != nil {
+					return err
+				}
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+				defer stop()
+				cc, err := client(ctx)
+				if err != nil {
+					return err
+				}
+				if err := call(cc, ctx, role, node); err != nil {
+					return fmt.Errorf("%s %s %s: %w", verb, role, node, withUnreachableHint(err, coordinator))
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", role, node, done)
+				return nil
+			},
+		}
 	}
-	revoke := &cobra.Command{
-		Use:   "revoke ROLE NODE_ID",
-		Short: "Revoke a node key: the node is dropped now and refused from then on",
-		Args:  exactArgs(2, argsHint),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			role, node, err := roleAndKey(args)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-			defer stop()
-			cc, err := client(ctx)
-			if err != nil {
-				return err
-			}
-			if err := cc.RevokeNodeKey(ctx, role, node); err != nil {
-				return fmt.Errorf("revoke %s %s: %w", role, node, withUnreachableHint(err, coordinator))
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s revoked: dropped from the registry and refused from now on\n", role, node)
-			return nil
-		},
-	}
+	allow := keyCommand("allow", "Allow a node key to register as an origin, a relay or a worker",
+		"allowed: it registers at its next attempt", (*wire.CoordinatorClient).AllowNodeKey)
+	revoke := keyCommand("revoke", "Revoke a node key: the node is dropped now and refused from then on",
+		"revoked: dropped from the registry and refused from now on", (*wire.CoordinatorClient).RevokeNodeKey)
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the allowed node keys: role, node id, where allowed (flag or store), when",
