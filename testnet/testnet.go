@@ -17,6 +17,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -809,3 +810,25 @@ func (n *Network) NewPlayer(user string, cfg viewer.Config) (*viewer.Viewer, err
 	}
 	return viewer.New(cfg)
 }
+
+// StartForTest starts a network in t's temporary directory and closes it
+// when t ends: the shape every test package over the network uses.
+func StartForTest(t testing.TB, cfg Config) *Network {
+	t.Helper()
+	cfg.Dir = t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	n, err := Start(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close(); cancel() })
+	return n
+}
+
+// Log is the logger the network's nodes write to.
+func (n *Network) Log() *slog.Logger { return n.cfg.Log }
+
+// OriginIdentity is the key origin i signs with, for tests that act as it
+// (an ingest authorised by the origin's own signature).
+func (n *Network) OriginIdentity(i int) identity.Identity { return n.originIDs[i] }

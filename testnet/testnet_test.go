@@ -22,15 +22,7 @@ import (
 
 func startNet(t testing.TB, cfg Config) *Network {
 	t.Helper()
-	cfg.Dir = t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	n, err := Start(ctx, cfg)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close(); cancel() })
-	return n
+	return StartForTest(t, cfg)
 }
 
 // playAll plays video on each node's player concurrently and returns QoE by node.

@@ -1,6 +1,7 @@
-package testnet
+package livenet_test
 
 import (
+	"github.com/swarmcast/swarmcast/testnet"
 	"net/http"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ import (
 func TestLiveHLSJSPlaysThroughAnEdgesGateway(t *testing.T) {
 	b := browsertest.Start(t)
 	n, ch, _ := liveNet(t, 1)
-	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 40 * time.Second})
+	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), testnet.PublishOptions{Duration: 40 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func TestLiveHLSJSPlaysThroughAnEdgesGateway(t *testing.T) {
 		_, _ = w.Write([]byte(`<!doctype html><video id="v" muted playsinline></video><script src="` + n.CoordinatorURL + web.StaticURL("vendor/hls.js-1.7.4/hls.min.js") + `"></script>`))
 	})
 	mux.Handle("/", gwHandler)
-	srv, err := httpserve.Listen(t.Context(), "127.0.0.1:0", "", mux, n.cfg.Log)
+	srv, err := httpserve.Listen(t.Context(), "127.0.0.1:0", "", mux, n.Log())
 	if err != nil {
 		t.Fatal(err)
 	}

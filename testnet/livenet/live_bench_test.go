@@ -1,7 +1,8 @@
-package testnet
+package livenet_test
 
 import (
 	"context"
+	"github.com/swarmcast/swarmcast/testnet"
 	"log/slog"
 	"testing"
 	"time"
@@ -43,19 +44,19 @@ func BenchmarkLive(b *testing.B) {
 
 // runLiveBenchmark runs the demo's live workload (cmd/swarmcast
 // demo --live) on a fresh network.
-func runLiveBenchmark(b *testing.B, viewers, relays int, duration, killAfter time.Duration) LiveReport {
+func runLiveBenchmark(b *testing.B, viewers, relays int, duration, killAfter time.Duration) testnet.LiveReport {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), duration+3*time.Minute)
 	defer cancel()
-	stats := &LiveStats{}
-	n, err := Start(ctx, Config{Dir: b.TempDir(), Edges: viewers, Relays: relays, Videos: 1, Seed: 1, Log: slog.New(slog.DiscardHandler),
+	stats := &testnet.LiveStats{}
+	n, err := testnet.Start(ctx, testnet.Config{Dir: b.TempDir(), Edges: viewers, Relays: relays, Videos: 1, Seed: 1, Log: slog.New(slog.DiscardHandler),
 		HeartbeatInterval: time.Second, GrantPoints: 1000, AuditInterval: -1,
-		Live: true, LiveLadder: DefaultLiveLadder, OnLiveServable: stats.Record})
+		Live: true, LiveLadder: testnet.DefaultLiveLadder, OnLiveServable: stats.Record})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer n.Close()
-	rep, err := n.RunLive(ctx, LiveWorkload{Viewers: viewers, Duration: duration,
+	rep, err := n.RunLive(ctx, testnet.LiveWorkload{Viewers: viewers, Duration: duration,
 		JoinInterval: min(time.Second, duration/time.Duration(4*viewers)), KillRelayAfter: killAfter, Stats: stats})
 	if err != nil {
 		b.Fatal(err)

@@ -1,7 +1,8 @@
-package testnet
+package livenet_test
 
 import (
 	"context"
+	"github.com/swarmcast/swarmcast/testnet"
 	"net/http"
 	"sync"
 	"testing"
@@ -23,13 +24,13 @@ import (
 func TestLiveStalledRelayIsExcludedAndBypassed(t *testing.T) {
 	testenv.RequireTool(t, "ffmpeg", "ffmpeg")
 	const stallFrom = 12
-	n := startNet(t, Config{Edges: 3, Relays: 3, Seed: 14, AuditInterval: -1, Live: true,
+	n := testnet.StartForTest(t, testnet.Config{Edges: 3, Relays: 3, Seed: 14, AuditInterval: -1, Live: true,
 		RelayFaults: []relay.Fault{{Kind: relay.FaultStall, From: stallFrom}}})
 	ch, err := n.CreateChannel(t.Context(), "relay stall", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 50 * time.Second})
+	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), testnet.PublishOptions{Duration: 50 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,13 +38,13 @@ func TestLiveStalledRelayIsExcludedAndBypassed(t *testing.T) {
 	info := waitChain(t, n, ch.Channel.ID, 2, pub)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	plays := make([]LivePlay, 3)
+	plays := make([]testnet.LivePlay, 3)
 	var wg sync.WaitGroup
 	for i := range plays {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			plays[i] = PlayLive(ctx, http.DefaultClient, gatewayOf(t, n, i)+"/live/"+string(ch.Channel.ID)+"/0/index.m3u8", 30*time.Second)
+			plays[i] = testnet.PlayLive(ctx, http.DefaultClient, gatewayOf(t, n, i)+"/live/"+string(ch.Channel.ID)+"/0/index.m3u8", 30*time.Second)
 		}()
 	}
 	victim := n.Relays()[0]
@@ -122,5 +123,5 @@ func TestLiveStalledRelayIsExcludedAndBypassed(t *testing.T) {
 	if accusers == 0 {
 		t.Error("no child accused the stalled relay")
 	}
-	t.Logf("relay %s stalled from %d: excluded %+v; plays %+v", victim.Identity.ID, stallFrom, *excluded, SumLivePlays(plays))
+	t.Logf("relay %s stalled from %d: excluded %+v; plays %+v", victim.Identity.ID, stallFrom, *excluded, testnet.SumLivePlays(plays))
 }

@@ -1,7 +1,8 @@
-package testnet
+package livenet_test
 
 import (
 	"context"
+	"github.com/swarmcast/swarmcast/testnet"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -311,7 +312,7 @@ func TestLiveFanoutOnTheCoordinatorsTrees(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	quiet := slog.New(slog.DiscardHandler)
-	net, err := Start(ctx, Config{Dir: t.TempDir(), Edges: 2, Log: quiet})
+	net, err := testnet.Start(ctx, testnet.Config{Dir: t.TempDir(), Edges: 2, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +321,7 @@ func TestLiveFanoutOnTheCoordinatorsTrees(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	originID := net.originIDs[0]
+	originID := net.OriginIdentity(0)
 	signer := wire.NewNodeSigner(originID.Key, nil)
 	oc := wire.NewCoordinatorClient(net.CoordinatorURL, nil).AsNode(signer)
 	if _, err := oc.AuthorizeIngest(ctx, created.StreamKey); err != nil {
@@ -334,7 +335,7 @@ func TestLiveFanoutOnTheCoordinatorsTrees(t *testing.T) {
 	if err := oc.StartChain(ctx, pub.Genesis.Encode(), key); err != nil {
 		t.Fatal(err)
 	}
-	var relays []*RelayNode
+	var relays []*testnet.RelayNode
 	for i := range 2 {
 		r, err := net.AddRelay(float64(i) + 0.5)
 		if err != nil {

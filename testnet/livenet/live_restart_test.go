@@ -1,7 +1,8 @@
-package testnet
+package livenet_test
 
 import (
 	"context"
+	"github.com/swarmcast/swarmcast/testnet"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ import (
 func TestLiveOriginRestartResumesTheChain(t *testing.T) {
 	ffmpeg := testenv.RequireTool(t, "ffmpeg", "ffmpeg")
 	n, ch, _ := liveNet(t, 1, 12*time.Second)
-	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 60 * time.Second})
+	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), testnet.PublishOptions{Duration: 60 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,11 +33,11 @@ func TestLiveOriginRestartResumesTheChain(t *testing.T) {
 	gw := gatewayOf(t, n, 0)
 	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
 	defer cancel()
-	var play LivePlay
+	var play testnet.LivePlay
 	played := make(chan struct{})
 	go func() {
 		defer close(played)
-		play = PlayLive(ctx, http.DefaultClient, gw+"/live/"+string(ch.Channel.ID)+"/0/index.m3u8", 25*time.Second)
+		play = testnet.PlayLive(ctx, http.DefaultClient, gw+"/live/"+string(ch.Channel.ID)+"/0/index.m3u8", 25*time.Second)
 	}()
 	time.Sleep(2 * time.Second) // the player joins before the restart, not a synchronisation
 
@@ -48,7 +49,7 @@ func TestLiveOriginRestartResumesTheChain(t *testing.T) {
 	if err != nil || before.Chain != first.Chain {
 		t.Fatalf("after the restart the channel is %+v (%v), want chain %s", before, err, first.Chain)
 	}
-	pub2, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 15 * time.Second})
+	pub2, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), testnet.PublishOptions{Duration: 15 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestLiveOriginRestartResumesTheChain(t *testing.T) {
 }
 
 // waitState waits (bounded) until the channel is in state and returns it.
-func waitState(t *testing.T, n *Network, id wire.ChannelID, state string) wire.ChannelInfo {
+func waitState(t *testing.T, n *testnet.Network, id wire.ChannelID, state string) wire.ChannelInfo {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {

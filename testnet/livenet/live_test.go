@@ -1,8 +1,9 @@
-package testnet
+package livenet_test
 
 import (
 	"context"
 	"fmt"
+	"github.com/swarmcast/swarmcast/testnet"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -19,16 +20,16 @@ import (
 
 // liveNet is a network whose origin takes live broadcasts, with one channel
 // created through the API; lat collects the players' servable reports.
-func liveNet(t *testing.T, edges int, resume ...time.Duration) (*Network, wire.ChannelCreated, *LiveLatencies) {
+func liveNet(t *testing.T, edges int, resume ...time.Duration) (*testnet.Network, wire.ChannelCreated, *testnet.LiveLatencies) {
 	t.Helper()
 	testenv.RequireTool(t, "ffmpeg", "ffmpeg")
-	lat := &LiveLatencies{}
-	cfg := Config{Edges: edges, Seed: 11, AuditInterval: -1, Live: true,
+	lat := &testnet.LiveLatencies{}
+	cfg := testnet.Config{Edges: edges, Seed: 11, AuditInterval: -1, Live: true,
 		OnLiveServable: func(s viewer.LiveServable) { lat.Record(s.Latency()) }}
 	if len(resume) > 0 {
 		cfg.LiveResume = resume[0]
 	}
-	n := startNet(t, cfg)
+	n := testnet.StartForTest(t, cfg)
 	ch, err := n.CreateChannel(t.Context(), "testnet live", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -37,9 +38,9 @@ func liveNet(t *testing.T, edges int, resume ...time.Duration) (*Network, wire.C
 }
 
 // gatewayOf serves edge i's player gateway and returns its base URL.
-func gatewayOf(t *testing.T, n *Network, i int) string {
+func gatewayOf(t *testing.T, n *testnet.Network, i int) string {
 	t.Helper()
-	gw, err := httpserve.Listen(t.Context(), "127.0.0.1:0", "", n.AliveEdges()[i].Viewer.Handler(), n.cfg.Log)
+	gw, err := httpserve.Listen(t.Context(), "127.0.0.1:0", "", n.AliveEdges()[i].Viewer.Handler(), n.Log())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func gatewayOf(t *testing.T, n *Network, i int) string {
 
 // waitChain waits (bounded) until the channel has a chain with at least
 // entries entries and returns its info.
-func waitChain(t *testing.T, n *Network, id wire.ChannelID, entries int64, pub *Publisher) wire.ChannelInfo {
+func waitChain(t *testing.T, n *testnet.Network, id wire.ChannelID, entries int64, pub *testnet.Publisher) wire.ChannelInfo {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -80,7 +81,7 @@ func waitChain(t *testing.T, n *Network, id wire.ChannelID, entries int64, pub *
 func TestLiveRTMPPublishPlaysThroughGateways(t *testing.T) {
 	ffmpeg := testenv.RequireTool(t, "ffmpeg", "ffmpeg")
 	n, ch, lat := liveNet(t, 2)
-	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 30 * time.Second})
+	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), testnet.PublishOptions{Duration: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,13 +89,13 @@ func TestLiveRTMPPublishPlaysThroughGateways(t *testing.T) {
 	waitChain(t, n, ch.Channel.ID, 2, pub)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	plays := make([]LivePlay, 2)
+	plays := make([]testnet.LivePlay, 2)
 	var wg sync.WaitGroup
 	for i := range plays {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			plays[i] = PlayLive(ctx, http.DefaultClient, gatewayOf(t, n, i)+"/live/"+string(ch.Channel.ID)+"/0/index.m3u8", 8*time.Second)
+			plays[i] = testnet.PlayLive(ctx, http.DefaultClient, gatewayOf(t, n, i)+"/live/"+string(ch.Channel.ID)+"/0/index.m3u8", 8*time.Second)
 		}()
 	}
 	var times []time.Duration
@@ -102,7 +103,7 @@ func TestLiveRTMPPublishPlaysThroughGateways(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		times, clockErr = ReadBurnedClock(ctx, ffmpeg, gatewayOf(t, n, 0)+"/live/"+string(ch.Channel.ID)+"/master.m3u8", 10*time.Second)
+		times, clockErr = testnet.ReadBurnedClock(ctx, ffmpeg, gatewayOf(t, n, 0)+"/live/"+string(ch.Channel.ID)+"/master.m3u8", 10*time.Second)
 	}()
 	wg.Wait()
 	for i, p := range plays {
@@ -125,7 +126,7 @@ func TestLiveRTMPPublishPlaysThroughGateways(t *testing.T) {
 func TestLiveHLSPushPlaysInFFmpegWithAdvancingClock(t *testing.T) {
 	ffmpeg := testenv.RequireTool(t, "ffmpeg", "ffmpeg")
 	n, ch, _ := liveNet(t, 1)
-	pub, err := n.Publish(n.HLSIngestURL(0, ch.StreamKey), PublishOptions{Duration: 15 * time.Second, HLSPush: true})
+	pub, err := n.Publish(n.HLSIngestURL(0, ch.StreamKey), testnet.PublishOptions{Duration: 15 * time.Second, HLSPush: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestLiveHLSPushPlaysInFFmpegWithAdvancingClock(t *testing.T) {
 	waitChain(t, n, ch.Channel.ID, 2, pub)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	times, err := ReadBurnedClock(ctx, ffmpeg, gatewayOf(t, n, 0)+"/live/"+string(ch.Channel.ID)+"/master.m3u8", 10*time.Second)
+	times, err := testnet.ReadBurnedClock(ctx, ffmpeg, gatewayOf(t, n, 0)+"/live/"+string(ch.Channel.ID)+"/master.m3u8", 10*time.Second)
 	checkAdvancingClock(t, "HLS push", times, err)
 	// Let the origin see the pushing publisher leave (its idle timeout)
 	// before the network closes: Close racing a live HLS-push session's
@@ -149,7 +150,7 @@ func TestLiveHLSPushPlaysInFFmpegWithAdvancingClock(t *testing.T) {
 }
 
 // checkAdvancingClock fails unless a 10 s ffmpeg read of a live playlist
-// (ReadBurnedClock) decoded 25 fps of frames with a readable burned-in
+// (testnet.ReadBurnedClock) decoded 25 fps of frames with a readable burned-in
 // clock that never goes back and advances ≥ 9 s.
 func checkAdvancingClock(t *testing.T, ingest string, times []time.Duration, err error) {
 	t.Helper()
@@ -176,7 +177,7 @@ func checkAdvancingClock(t *testing.T, ingest string, times []time.Duration, err
 func TestLiveSealedChannelPlaysAsVoD(t *testing.T) {
 	ffmpeg := testenv.RequireTool(t, "ffmpeg", "ffmpeg")
 	n, ch, _ := liveNet(t, 1, 2*time.Second)
-	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 5 * time.Second})
+	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), testnet.PublishOptions{Duration: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,14 +274,14 @@ func execOutput(ctx context.Context, name string, args ...string) ([]byte, error
 // other substreams, or the origin, rebuild each segment).
 func TestLiveRelayKilledMidStreamCostsNoFailedPlay(t *testing.T) {
 	testenv.RequireTool(t, "ffmpeg", "ffmpeg")
-	lat := &LiveLatencies{}
-	n := startNet(t, Config{Edges: 3, Relays: 3, Seed: 12, AuditInterval: -1, Live: true,
+	lat := &testnet.LiveLatencies{}
+	n := testnet.StartForTest(t, testnet.Config{Edges: 3, Relays: 3, Seed: 12, AuditInterval: -1, Live: true,
 		OnLiveServable: func(s viewer.LiveServable) { lat.Record(s.Latency()) }})
 	ch, err := n.CreateChannel(t.Context(), "relay kill", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 40 * time.Second})
+	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), testnet.PublishOptions{Duration: 40 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,17 +289,17 @@ func TestLiveRelayKilledMidStreamCostsNoFailedPlay(t *testing.T) {
 	waitChain(t, n, ch.Channel.ID, 2, pub)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	plays := make([]LivePlay, 3)
+	plays := make([]testnet.LivePlay, 3)
 	var wg sync.WaitGroup
 	for i := range plays {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			plays[i] = PlayLive(ctx, http.DefaultClient, gatewayOf(t, n, i)+"/live/"+string(ch.Channel.ID)+"/0/index.m3u8", 20*time.Second)
+			plays[i] = testnet.PlayLive(ctx, http.DefaultClient, gatewayOf(t, n, i)+"/live/"+string(ch.Channel.ID)+"/0/index.m3u8", 20*time.Second)
 		}()
 	}
 	// Kill a relay that carries a substream once the trees have formed.
-	var victim *RelayNode
+	var victim *testnet.RelayNode
 	deadline := time.Now().Add(20 * time.Second)
 	for victim == nil && time.Now().Before(deadline) {
 		for _, r := range n.Relays() {
@@ -320,7 +321,7 @@ func TestLiveRelayKilledMidStreamCostsNoFailedPlay(t *testing.T) {
 			t.Errorf("player %d after the relay kill: %+v", i, p)
 		}
 	}
-	f := SumLivePlays(plays)
+	f := testnet.SumLivePlays(plays)
 	p95, count := lat.Percentile(95)
 	t.Logf("relay %s killed: %+v; glass-to-glass p95 %v over %d segments; origin sent %d bytes", victim.Identity.ID, f, p95, count, n.OriginBytes())
 }
@@ -330,7 +331,7 @@ func TestLiveRelayKilledMidStreamCostsNoFailedPlay(t *testing.T) {
 // discontinuity, and a player watching across the gap does not fail.
 func TestLivePublisherDropsAndResumesKeepsPlaying(t *testing.T) {
 	n, ch, _ := liveNet(t, 1)
-	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 6 * time.Second})
+	pub, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), testnet.PublishOptions{Duration: 6 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,16 +339,16 @@ func TestLivePublisherDropsAndResumesKeepsPlaying(t *testing.T) {
 	gw := gatewayOf(t, n, 0)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	var play LivePlay
+	var play testnet.LivePlay
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		play = PlayLive(ctx, http.DefaultClient, gw+"/live/"+string(ch.Channel.ID)+"/0/index.m3u8", 18*time.Second)
+		play = testnet.PlayLive(ctx, http.DefaultClient, gw+"/live/"+string(ch.Channel.ID)+"/0/index.m3u8", 18*time.Second)
 	}()
 	_ = pub.Wait()
 	// The publisher is gone; it comes back two seconds later.
 	time.Sleep(2 * time.Second) // the drop's length, not a synchronisation
-	pub2, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), PublishOptions{Duration: 8 * time.Second})
+	pub2, err := n.Publish(n.RTMPIngestURL(0, ch.StreamKey), testnet.PublishOptions{Duration: 8 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
