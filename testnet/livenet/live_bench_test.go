@@ -2,12 +2,12 @@ package livenet_test
 
 import (
 	"context"
-	"github.com/swarmcast/swarmcast/testnet"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/swarmcast/swarmcast/internal/testenv"
+	"github.com/swarmcast/swarmcast/testnet"
 )
 
 // BenchmarkLive is issue 11's live configuration measured end to end: 50

@@ -1,7 +1,6 @@
 package livenet_test
 
 import (
-	"github.com/swarmcast/swarmcast/testnet"
 	"net/http"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/swarmcast/swarmcast/coordinator/web"
 	"github.com/swarmcast/swarmcast/internal/browsertest"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
+	"github.com/swarmcast/swarmcast/testnet"
 )
 
 // TestLiveHLSJSPlaysThroughAnEdgesGateway: hls.js (the coordinator's

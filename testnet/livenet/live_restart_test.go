@@ -2,7 +2,6 @@ package livenet_test
 
 import (
 	"context"
-	"github.com/swarmcast/swarmcast/testnet"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/testenv"
+	"github.com/swarmcast/swarmcast/testnet"
 	"github.com/swarmcast/swarmcast/wire"
 )
 

@@ -3,7 +3,6 @@ package livenet_test
 import (
 	"context"
 	"fmt"
-	"github.com/swarmcast/swarmcast/testnet"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/testenv"
+	"github.com/swarmcast/swarmcast/testnet"
 	"github.com/swarmcast/swarmcast/viewer"
 	"github.com/swarmcast/swarmcast/wire"
 )

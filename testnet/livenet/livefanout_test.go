@@ -2,7 +2,6 @@ package livenet_test
 
 import (
 	"context"
-	"github.com/swarmcast/swarmcast/testnet"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +17,7 @@ import (
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/relay"
+	"github.com/swarmcast/swarmcast/testnet"
 	"github.com/swarmcast/swarmcast/wire"
 )
 

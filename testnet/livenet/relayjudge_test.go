@@ -2,7 +2,6 @@ package livenet_test
 
 import (
 	"context"
-	"github.com/swarmcast/swarmcast/testnet"
 	"net/http"
 	"sync"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/swarmcast/swarmcast/btr"
 	"github.com/swarmcast/swarmcast/internal/testenv"
 	"github.com/swarmcast/swarmcast/relay"
+	"github.com/swarmcast/swarmcast/testnet"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
