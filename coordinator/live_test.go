@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -470,5 +471,44 @@ func TestRotateStreamKey(t *testing.T) {
 	}
 	if _, err := restarted.Live().AuthorizeIngest(origin.id.ID, rotated.StreamKey); err == nil {
 		t.Fatal("the key rotated away authorizes after a restart")
+	}
+}
+
+// Two coordinators on one store: a channel created on one and a key
+// rotated there reach the other at its next ingest authorization, so the
+// old key is refused everywhere, not only where it was rotated.
+func TestRotatedKeyReachesTheOtherCoordinator(t *testing.T) {
+	h := newStoreHarness(t, "sqlite:"+t.TempDir()+"/c.db", "", nil)
+	ctx := context.Background()
+	origin := h.newLiveOrigin()
+	other, err := New(Config{Seed: 2, Now: h.clock.Now, Log: quietLog(), Store: h.store, Accounting: accounting.Config{AuditInterval: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSrv := httptest.NewServer(other.Handler())
+	t.Cleanup(otherSrv.Close)
+	atOther := wire.NewCoordinatorClient(otherSrv.URL, otherSrv.Client()).AsNode(wire.NewNodeSigner(origin.id.Key, h.clock.Now))
+	if _, err := atOther.Register(ctx, wire.RegisterRequest{NodeID: origin.id.ID, Role: wire.RoleOrigin, Addr: "http://127.0.0.1:7100", RTMPAddr: "rtmp://127.0.0.1:1935"}); err != nil {
+		t.Fatal(err)
+	}
+	bob := h.user("bob")
+	h.want(h.do("POST", wire.PathLiveBroadcasters, h.admin, wire.AllowBroadcasterRequest{Username: "bob"}), http.StatusOK)
+	owner := wire.NewCoordinatorClient(h.srv.URL, h.srv.Client())
+	owner.Token = bob
+	created, err := owner.CreateChannel(ctx, wire.CreateChannelRequest{Name: "two coordinators"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth, err := atOther.AuthorizeIngest(ctx, created.StreamKey); err != nil || auth.Channel.ID != created.Channel.ID {
+		t.Fatalf("the other coordinator on a channel created after it started: %+v %v", auth, err)
+	}
+	rotated, err := owner.RotateStreamKey(ctx, created.Channel.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = atOther.AuthorizeIngest(ctx, created.StreamKey)
+	requireAPIError(t, err, http.StatusForbidden, "no channel has this stream key")
+	if auth, err := atOther.AuthorizeIngest(ctx, rotated.StreamKey); err != nil || auth.Channel.ID != created.Channel.ID {
+		t.Fatalf("the rotated key at the other coordinator: %+v %v", auth, err)
 	}
 }

@@ -133,6 +133,12 @@ func (s *Service) handleIngestAuth(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The store is the authority on stream keys: another coordinator on
+	// it may have created the channel or rotated its key since we loaded.
+	if err := s.SyncChannels(r.Context()); err != nil {
+		wire.WriteErr(w, err)
+		return
+	}
 	out, err := s.AuthorizeIngest(origin, req.StreamKey)
 	if err != nil {
 		wire.WriteErr(w, err)

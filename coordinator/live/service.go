@@ -460,6 +460,34 @@ func (s *Service) RotateKey(ctx context.Context, who coordinatordb.Account, id w
 	return s.withIngest(wire.ChannelCreated{Channel: info, StreamKey: key}), nil
 }
 
+// SyncChannels brings the channels' records up to date with the store,
+// which other coordinators on it write too: channels created elsewhere
+// are added, and every channel takes the store's stream-key hash, so a
+// key rotated on any coordinator is refused on all of them from their
+// next ingest authorization. Channel states stay this coordinator's:
+// they follow the origins that report here.
+func (s *Service) SyncChannels(ctx context.Context) error {
+	recs, err := s.db.LiveChannels(ctx)
+	if err != nil {
+		return fmt.Errorf("live: sync channels from the store: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	added := false
+	for _, rec := range recs {
+		if c := s.channels[rec.ID]; c != nil {
+			c.rec.KeyHash = rec.KeyHash
+			continue
+		}
+		s.channels[rec.ID] = &channel{rec: rec}
+		added = true
+	}
+	if added {
+		s.countStatesLocked()
+	}
+	return nil
+}
+
 // AllowBroadcaster lets the named account create channels.
 func (s *Service) AllowBroadcaster(ctx context.Context, username string) error {
 	a, err := s.db.AccountByName(ctx, username)
