@@ -384,6 +384,7 @@ func bound(in TreeInput, origin wire.NodeID, fixed map[wire.NodeID]wire.NodeID, 
 		}
 		return n
 	}
+	rootAtTopRelay(in, origin, fixed, budget, rate, delayBound, roots, prev)
 	// A relay that is already the origin's child in an earlier substream
 	// of the chain hands that place here to a relay that is not (one of
 	// this tree's second level, else one outside it): otherwise one
@@ -444,14 +445,29 @@ func bound(in TreeInput, origin wire.NodeID, fixed map[wire.NodeID]wire.NodeID, 
 		}
 	}
 	// Edges stay with their previous parent where it is still a relay of
-	// this tree with room.
+	// this tree (it had at most limit of them then); a relay then past
+	// the bound at the second level hands the edges it did not have in
+	// the last build to its parent, the top, whose extra edges the loop
+	// below moves down again (a second level cannot shed them: only the
+	// top recruits below it).
 	for _, v := range sortedKeys(fixed) {
 		pp, ok := prev[v]
 		if role(v) != wire.RoleEdge || !ok || pp == fixed[v] || pp == origin {
 			continue
 		}
-		if _, in := fixed[pp]; in && role(pp) == wire.RoleRelay && count(pp) < limit && budget[pp] >= 2*rate {
+		if _, in := fixed[pp]; in && role(pp) == wire.RoleRelay && budget[pp] >= 2*rate {
 			fixed[v] = pp
+		}
+	}
+	for _, r := range sortedKeys(fixed) {
+		if fixed[r] == origin || role(r) != wire.RoleRelay {
+			continue
+		}
+		_, edges := kids(r)
+		slices.Reverse(edges)
+		slices.SortStableFunc(edges, func(a, b wire.NodeID) int { return cmp.Compare(btoi(prev[a] == r), btoi(prev[b] == r)) })
+		for _, v := range edges[:max(0, len(edges)-limit)] {
+			fixed[v] = fixed[r]
 		}
 	}
 	// Relays not in this tree, cheapest to recruit first: those forwarding
@@ -550,6 +566,104 @@ func bound(in TreeInput, origin wire.NodeID, fixed map[wire.NodeID]wire.NodeID, 
 			}
 		}
 	}
+}
+
+// rootAtTopRelay makes the origin's fan-out in this substream one relay,
+// the top relay, whatever the solve priced: every other node the origin
+// fed (edges, and relays with their subtrees) hangs below the top relay,
+// so the origin sends each segment's substream once (issue 11: origin
+// copies per segment ≤ 1.5 with PushShards/K = 1.25). COCOS weighs upload
+// prices, and a relay's price grows with the substreams it forwards until
+// it passes the origin's, which hung a fifth of 50 edges on the origin;
+// the fan-out bound (bound's loop below) then moves the top relay's extra
+// edges down a level, under relays it feeds or recruits.
+//
+// The top relay is, in order: the previous build's (stability), one the
+// solve made the origin's child, any relay with room; each first among
+// those not already the top of an earlier substream of the chain (roots),
+// then among those that are. A candidate must be within the delay bound
+// of the origin; a node that cannot be reached through it within the
+// bound stays on the origin, as does everything when no relay has the
+// upload for two children (capacity runs out: the origin feeds them, and
+// the report's origin children per substream shows it).
+//
+// Invariant kept: edges are leaves and no path has more than
+// MaxRelayLevels relays (a relay moved below the top hands its children
+// to the top).
+func rootAtTopRelay(in TreeInput, origin wire.NodeID, fixed map[wire.NodeID]wire.NodeID, budget map[wire.NodeID]float64, rate, delayBound float64, roots map[wire.NodeID]bool, prev map[wire.NodeID]wire.NodeID) {
+	role := func(id wire.NodeID) wire.Role { return in.Nodes[id].Role }
+	var fed []wire.NodeID // the origin's children other than the top
+	for _, v := range sortedKeys(fixed) {
+		if fixed[v] == origin {
+			fed = append(fed, v)
+		}
+	}
+	if len(fed) == 0 {
+		return
+	}
+	usable := func(c wire.NodeID) bool {
+		n, ok := in.Nodes[c]
+		return ok && n.Role == wire.RoleRelay && budget[c] >= 2*rate && hopDelay(in.Nodes, origin, c) <= delayBound
+	}
+	var top wire.NodeID
+	for _, rootsToo := range []bool{false, true} {
+		for _, tier := range []func(wire.NodeID) bool{
+			func(c wire.NodeID) bool { return prev[c] == origin },
+			func(c wire.NodeID) bool { return fixed[c] == origin },
+			func(wire.NodeID) bool { return true },
+		} {
+			for _, c := range sortedKeys(in.Nodes) {
+				if usable(c) && (rootsToo || !roots[c]) && tier(c) {
+					top = c
+					break
+				}
+			}
+			if top != "" {
+				break
+			}
+		}
+		if top != "" {
+			break
+		}
+	}
+	if top == "" {
+		return // no relay can take the top: the origin feeds everyone
+	}
+	if p, inTree := fixed[top]; inTree && p != origin {
+		// top was a second-level relay: its edges stay with it, and the
+		// relay above it (a child of the origin) moves below it with the rest.
+		fed = slices.DeleteFunc(fed, func(v wire.NodeID) bool { return v == top })
+	}
+	fixed[top] = origin
+	reach := func(v wire.NodeID) bool {
+		return hopDelay(in.Nodes, origin, top)+hopDelay(in.Nodes, top, v) <= delayBound
+	}
+	for _, v := range fed {
+		if v == top || !reach(v) {
+			continue
+		}
+		fixed[v] = top
+		if role(v) != wire.RoleRelay {
+			continue
+		}
+		// v is now a second-level relay: its relay children would be a
+		// third level, and its edges are more than a second level may
+		// shed (only the top recruits below it), so all of them move to
+		// the top; the fan-out bound then hands the top's extra edges to
+		// the relays below it, v among them, those that were v's first.
+		for _, c := range sortedKeys(fixed) {
+			if fixed[c] == v {
+				fixed[c] = top
+			}
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // addRoutes turns one substream tree into the routes of its nodes.

@@ -2,6 +2,7 @@ package live
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -298,7 +299,7 @@ func TestTreesTwoLevelsAtFiftyEdges(t *testing.T) {
 		}
 		for p, n := range children {
 			if p != "origin" && n > MaxRelayChildren {
-				t.Fatalf("substream %d: %s has %d children, more than %d", j, p, n, MaxRelayChildren)
+				t.Fatalf("substream %d: %s has %d children, more than %d: %s", j, p, n, MaxRelayChildren, describe(parent))
 			}
 		}
 	}
@@ -328,11 +329,154 @@ func TestTreesStableWhenAnEdgeJoins(t *testing.T) {
 	for j := range after.Parent[testChainID] {
 		for _, e := range edges {
 			if before.Parent[testChainID][j][e] != after.Parent[testChainID][j][e] {
+				t.Logf("substream %d: %s moved from %s to %s", j, e, before.Parent[testChainID][j][e], after.Parent[testChainID][j][e])
 				moved++
 			}
 		}
 	}
 	if moved > 0 {
 		t.Fatalf("%d edge-substream parents changed when one edge joined", moved)
+	}
+}
+
+// grownNetwork is the demo's network as the coordinator sees it: relays
+// priced as testnet's (0.5 + 0.1·i points per GB, 100 Mbit/s), round trips
+// measured on one machine (0.1–3 ms, seeded), and the edges joining one at
+// a time, each build given the previous one's trees. It returns every
+// build's input and output, the last with every edge.
+func grownNetwork(t *testing.T, relays, edges int, relayCap int64, seed uint64) ([]TreeInput, []TreeOutput) {
+	t.Helper()
+	nodes := network(relays, relayCap, edges)
+	rng := rand.New(rand.NewPCG(seed, 7))
+	ids := sortedKeys(nodes)
+	for _, id := range ids {
+		n := nodes[id]
+		if n.Role == wire.RoleRelay {
+			n.PricePerGB = 0.5 + 0.1*float64(id[len(id)-1]-'0')
+		}
+		n.RTTMS = map[wire.NodeID]float64{}
+		for _, other := range ids {
+			if other != id {
+				n.RTTMS[other] = 0.1 + 2.9*rng.Float64()
+			}
+		}
+		nodes[id] = n
+	}
+	all := edgesOf(nodes)
+	var ins []TreeInput
+	var outs []TreeOutput
+	var prev map[content.VideoID][]map[wire.NodeID]wire.NodeID
+	// Builds at 1, 2, 3, 5, 8, … edges and at every edge around one
+	// relay's fan-out (16, 17), to the last (a build per edge would take
+	// minutes of CBC).
+	var sizes []int
+	for n := 1; n < len(all); n += max(1, n/2) {
+		sizes = append(sizes, n)
+	}
+	sizes = append(sizes, MaxRelayChildren, MaxRelayChildren+1, len(all))
+	slices.Sort(sizes)
+	sizes = slices.Compact(sizes)
+	for _, n := range sizes {
+		if n > len(all) {
+			break
+		}
+		in := TreeInput{Nodes: nodes, Chains: watched(all[:n]...), Substreams: 5, PushShards: 5, Previous: prev}
+		in.Chains[0].RateBytes = 45_500 // 364 kbit/s: the testnet's live ladder
+		out := BuildTrees(in)
+		checkTrees(t, in, out, all[:n])
+		ins, outs = append(ins, in), append(outs, out)
+		prev = out.Parent
+	}
+	return ins, outs
+}
+
+// The origin's fan-out per substream is a constraint of the build, not an
+// emergent price effect: with relays in the channel the origin feeds
+// exactly one node per substream, a relay (the top), at every size the
+// demo and the benchmark run and at every build while the edges join; no
+// relay has more than MaxRelayChildren children; once the edges outgrow
+// one relay's fan-out there are two relay levels; and with at least as
+// many relays as substreams, the tops are distinct (one relay's loss costs
+// one substream at the top).
+func TestTreesOriginFeedsOnlyTheTopRelay(t *testing.T) {
+	for _, size := range []struct{ relays, edges int }{{4, 20}, {6, 50}, {8, 100}} {
+		t.Run(fmt.Sprintf("relays=%d/edges=%d", size.relays, size.edges), func(t *testing.T) {
+			ins, outs := grownNetwork(t, size.relays, size.edges, 100_000_000/8, uint64(size.edges))
+			for b, out := range outs {
+				watching := len(ins[b].Chains[0].Edges)
+				tops := map[wire.NodeID]int{}
+				for j, parent := range out.Parent[testChainID] {
+					children := map[wire.NodeID]int{}
+					deep := 0
+					for v, p := range parent {
+						children[p]++
+						if p == "origin" {
+							tops[v]++
+							if ins[b].Nodes[v].Role != wire.RoleRelay {
+								t.Fatalf("%d edges, substream %d: the origin feeds %s, not a relay: %s", watching, j, v, describe(parent))
+							}
+						} else if parent[p] != "origin" {
+							deep++
+						}
+					}
+					if children["origin"] != 1 {
+						t.Fatalf("%d edges, substream %d: the origin has %d children, want 1: %s", watching, j, children["origin"], describe(parent))
+					}
+					for p, n := range children {
+						if p != "origin" && n > MaxRelayChildren {
+							t.Fatalf("%d edges, substream %d: %s has %d children, more than %d: %s", watching, j, p, n, MaxRelayChildren, describe(parent))
+						}
+					}
+					if watching > MaxRelayChildren && deep == 0 {
+						t.Fatalf("%d edges, substream %d: no edge is two relays below the origin: %s", watching, j, describe(parent))
+					}
+				}
+				if size.relays >= 5 {
+					for r, n := range tops {
+						if n > 1 {
+							t.Fatalf("%d edges: relay %s is the top of %d substreams", watching, r, n)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// When the relays' upload runs out, the origin takes the edges beyond it
+// (and only those): relays with upload for 8 children each over every
+// tree of the chain (5 substreams of 45500/4 bytes/s) carry what they
+// can, nobody is left without a parent, no relay passes its cap, and the
+// origin's children are what the relays could not take.
+func TestTreesOriginTakesEdgesBeyondRelayCapacity(t *testing.T) {
+	const rate = 45_500.0 / 4
+	ins, outs := grownNetwork(t, 6, 50, int64(8*rate), 50)
+	in, out := ins[len(ins)-1], outs[len(outs)-1]
+	sent := map[wire.NodeID]int{}
+	originChildren := 0
+	for _, parent := range out.Parent[testChainID] {
+		for _, p := range parent {
+			sent[p]++
+			if p == "origin" {
+				originChildren++
+			}
+		}
+	}
+	for r, n := range sent {
+		if r != "origin" && float64(n)*rate > float64(in.Nodes[r].UploadCap) {
+			t.Fatalf("relay %s sends %d children × %.0f B/s, past its cap %d", r, n, rate, in.Nodes[r].UploadCap)
+		}
+	}
+	// 6 relays × 8 children = 48 of the 5 × 50 edge places: the relays
+	// carry nearly that (a relay takes a child only with upload for two
+	// left, so each may keep one unused) and the origin the rest.
+	carried := 0
+	for r, n := range sent {
+		if r != "origin" {
+			carried += n
+		}
+	}
+	if carried < 48-6 || originChildren < 5*50-carried {
+		t.Fatalf("relays carry %d places, origin %d: want the relays nearly full (42–48) and the origin the rest", carried, originChildren)
 	}
 }
