@@ -174,11 +174,11 @@ type edgeState struct {
 	banned   bool
 	salt     uint64
 	used     int64
-	// inv is what it stores of each segment it holds (an entry exists
-	// exactly when held has the segment).
-	inv      map[content.SegmentRef]invEntry
-	dropFIFO []content.SegmentRef
-	held     map[content.SegmentRef]coordinator.ShardMask // placed ∪ watched: its reported inventory
+	// inv is what it stores of each segment it holds, by dense segment
+	// number: its reported inventory is the entries' held(). An entry
+	// exists exactly when it holds a shard of the segment.
+	inv      map[segID]invEntry
+	dropFIFO []segID
 	assigned map[content.SegmentRef]coordinator.ShardMask // the coordinator's last plan for it
 	jobs     []prefetchJob                                // directed shards to fetch, in order
 	cur      prefetchJob                                  // the one in flight while busy
@@ -192,6 +192,14 @@ type edgeState struct {
 	player   int32 // the viewer it hosts (players_are_edges), or -1
 }
 
+// segID is a segment's dense number, title·(segments per title) +
+// segment (every title has one rendition and the same length), so the
+// simulator's per-segment state is slices and small-keyed maps instead of
+// maps keyed by the 48-byte content.SegmentRef. Ordering segIDs orders
+// their SegmentRefs (content.CompareSegmentRefs): title ids are
+// zero-padded numbers.
+type segID int32
+
 // invEntry is an edge's store of one segment. Invariant: dropped ⊆ placed.
 type invEntry struct {
 	placed   coordinator.ShardMask // directed shards it holds
@@ -199,6 +207,9 @@ type invEntry struct {
 	dropped  coordinator.ShardMask // placed shards a drop directive unassigned: still served, evicted first
 	lastUsed int64                 // when a shard of the segment was last stored or served (the edge's LRU clock)
 }
+
+// held is what the edge stores of the segment: its reported inventory.
+func (x *invEntry) held() coordinator.ShardMask { return x.placed.Union(x.watched) }
 
 // cell is one placement shard: a coordinator placing for its own edges
 // over the demand of the viewers they host (one cell = the single
@@ -210,6 +221,7 @@ type cell struct {
 
 type prefetchJob struct {
 	seg      content.SegmentRef
+	sid      segID // seg's dense number
 	shard    int
 	firstTry int64 // when no edge could supply it first (-1: not yet)
 }
@@ -302,7 +314,13 @@ type Sim struct {
 	regionNames []string // "r0", "r1", ...: one string per region, shared
 	nextID      int
 	viewers     []*viewerState
-	holders     map[content.SegmentRef][]int32 // the coordinator's holder index
+	// holders is the coordinator's holder index, by segID: each list is
+	// sorted by (placement cell, edge index), so a cell finds its own
+	// holders of a segment by binary search (holderBefore). Nothing else
+	// depends on the order: rank's result is a strict order's prefix.
+	holders     [][]int32
+	titleOf     map[content.VideoID]int32
+	nseg        int // segments per title
 
 	originIDs   []wire.NodeID
 	originUps   []link                  // origin o's uplink; a transfer's src is -1-o
@@ -352,7 +370,7 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 	if seed == 0 {
 		seed = 1
 	}
-	s := &Sim{sc: sc, rng: rand.New(rand.NewSource(seed)), holders: map[content.SegmentRef][]int32{}}
+	s := &Sim{sc: sc, rng: rand.New(rand.NewSource(seed)), titleOf: map[content.VideoID]int32{}}
 	s.report = &Report{Scenario: sc.Name, Seed: seed}
 	segS := sc.SegmentS
 	if segS == 0 {
@@ -386,7 +404,10 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 		var id content.VideoID
 		copy(id[:], fmt.Sprintf("sim-title-%08d", i))
 		s.titles = append(s.titles, title{id: id, segments: nseg})
+		s.titleOf[id] = int32(i)
 	}
+	s.nseg = nseg
+	s.holders = make([][]int32, len(s.titles)*nseg)
 	if sc.Titles.Zipf > 0 {
 		s.zipfCDF = make([]float64, sc.Titles.Count)
 		sum := 0.0
@@ -523,8 +544,7 @@ func (s *Sim) newEdge(i int32) {
 		alive:    true,
 		liar:     s.rng.Float64() < es.LiarFraction,
 		salt:     s.rng.Uint64(),
-		inv:      map[content.SegmentRef]invEntry{},
-		held:     map[content.SegmentRef]coordinator.ShardMask{},
+		inv:      map[segID]invEntry{},
 		assigned: map[content.SegmentRef]coordinator.ShardMask{},
 	}
 	e.player = -1
@@ -621,10 +641,10 @@ func (s *Sim) handle(ev event) {
 		s.scheduleChurn()
 	case evSweep:
 		e := s.edges[ev.id]
-		for seg := range e.held {
-			s.dropHolder(seg, ev.id)
+		for sid := range e.inv {
+			s.dropHolder(sid, ev.id)
 		}
-		e.held, e.inv, e.assigned, e.jobs = nil, nil, nil, nil
+		e.inv, e.assigned, e.jobs = nil, nil, nil
 	case evSample:
 		s.sample()
 		s.at(s.now+s.sampleNS(), evSample, 0, 0)
@@ -738,13 +758,12 @@ func (s *Sim) fetchNext(id int32) {
 func (s *Sim) startFetch(id int32) {
 	v := s.viewers[id]
 	j := v.next
-	seg := content.SegmentRef{Video: s.titles[v.title].id, Rendition: 0, Segment: j}
 	startup := j < s.startupSegs || v.attempt > 0
 	v.fetchGen++
 	v.fetch = viewer.NewSegmentFetch(s.k, s.nmax, epoch.Add(time.Duration(s.deadline(v, j))), time.Duration(s.segNS), startup, v.banned, s.rng)
 	v.inflight = v.inflight[:0]
 	v.wakeAt = -1
-	s.apply(id, v.fetch.Sources(s.clock(), s.viewerCandidates(v, seg), s.originsFor(seg)))
+	s.apply(id, v.fetch.Sources(s.clock(), s.viewerCandidates(v, s.segOf(v.title, j)), s.originsFor(content.SegmentRef{Video: s.titles[v.title].id, Rendition: 0, Segment: j})))
 	s.afterFetchEvent(id)
 }
 
@@ -772,7 +791,7 @@ type scored struct {
 // viewerCandidates is the lookup's answer for seg as viewer v's fetch
 // takes it: the ranked holders with the shards each holds, built in v's
 // buffers (the previous fetch, which used them, is over).
-func (s *Sim) viewerCandidates(v *viewerState, seg content.SegmentRef) []viewer.Candidate {
+func (s *Sim) viewerCandidates(v *viewerState, seg segID) []viewer.Candidate {
 	ranked := s.rank(seg, v.regionIdx, -1)
 	v.cand, v.candBuf, v.shardBuf = v.cand[:0], v.candBuf[:0], v.shardBuf[:0]
 	if len(ranked) == 0 {
@@ -781,7 +800,8 @@ func (s *Sim) viewerCandidates(v *viewerState, seg content.SegmentRef) []viewer.
 	for _, sc := range ranked {
 		e := s.edges[sc.i]
 		from := len(v.shardBuf)
-		v.shardBuf = e.held[seg].AppendIndices(v.shardBuf)
+		x := e.inv[seg]
+		v.shardBuf = x.held().AppendIndices(v.shardBuf)
 		v.cand = append(v.cand, sc.i)
 		v.candBuf = append(v.candBuf, viewer.Candidate{Node: e.id, Shards: v.shardBuf[from:len(v.shardBuf):len(v.shardBuf)]})
 	}
@@ -817,7 +837,7 @@ func (s *Sim) originOf(node wire.NodeID) int32 {
 // index of regionNames): alive in the coordinator's eyes, not banned, not
 // exclude, best coordinator.SourcesPerSegment first by
 // coordinator.RankScore. The result is scratch, valid until the next call.
-func (s *Sim) rank(seg content.SegmentRef, region int, exclude int32) []scored {
+func (s *Sim) rank(seg segID, region int, exclude int32) []scored {
 	hs := s.holders[seg]
 	if len(hs) == 0 {
 		return nil
@@ -940,7 +960,7 @@ func (s *Sim) apply(id int32, acts []viewer.Action) {
 					start, upEnd = arrive, arrive
 				} else {
 					start, upEnd, arrive = s.transfer(&e.up, &v.down, s.msgBytes, v.latency+e.latency, v.loss+e.loss)
-					s.touch(e, content.SegmentRef{Video: s.titles[v.title].id, Segment: v.next})
+					s.touch(e, s.segOf(v.title, v.next))
 				}
 			}
 			r := inflight{src: src, shard: int32(a.Shard), start: start, upEnd: upEnd, arriveAt: arrive, bytes: s.msgBytes}
@@ -1089,7 +1109,7 @@ func (s *Sim) segmentDone(id int32) {
 		s.m.stalls++
 	}
 	if v.edge >= 0 && v.fetch.Done() {
-		s.keepWatched(v.edge, content.SegmentRef{Video: s.titles[v.title].id, Segment: j}, v.fetch.Verified())
+		s.keepWatched(v.edge, s.segOf(v.title, j), v.fetch.Verified())
 	}
 	v.fetch = nil
 	v.fetchGen++
@@ -1099,7 +1119,7 @@ func (s *Sim) segmentDone(id int32) {
 
 // keepWatched is edge.Keep: the edge stores the k shards its player
 // verified, evicting its oldest watched segments to fit.
-func (s *Sim) keepWatched(i int32, seg content.SegmentRef, shards []int) {
+func (s *Sim) keepWatched(i int32, seg segID, shards []int) {
 	e := s.edges[i]
 	if !e.alive || e.diskCap <= 0 {
 		return
@@ -1108,11 +1128,12 @@ func (s *Sim) keepWatched(i int32, seg content.SegmentRef, shards []int) {
 	for _, sh := range shards {
 		m.Set(sh)
 	}
-	add := m.Minus(e.held[seg])
+	x := e.inv[seg]
+	add := m.Minus(x.held())
 	if !s.makeRoom(i, int64(add.Count())*s.msgBytes, seg) {
 		return
 	}
-	x := e.inv[seg]
+	x = e.inv[seg]
 	x.watched = x.watched.Union(m)
 	s.setHeld(i, seg, x)
 }
@@ -1125,7 +1146,7 @@ func (s *Sim) keepWatched(i int32, seg content.SegmentRef, shards []int) {
 // the edge evict assigned shards, which the coordinator's reissue then
 // fetches again. Shards of except (the segment being stored) stay. It
 // reports whether they fit.
-func (s *Sim) makeRoom(i int32, need int64, except content.SegmentRef) bool {
+func (s *Sim) makeRoom(i int32, need int64, except segID) bool {
 	e := s.edges[i]
 	for e.used+need > e.diskCap && len(e.dropFIFO) > 0 {
 		seg := e.dropFIFO[0]
@@ -1142,14 +1163,14 @@ func (s *Sim) makeRoom(i int32, need int64, except content.SegmentRef) bool {
 		// The least recently used segment (ties by key, so map order never
 		// leaks into the run); its shards on this edge were stored or
 		// served together, so they go together.
-		var lru content.SegmentRef
+		var lru segID
 		var at int64
 		found := false
 		for seg, x := range e.inv {
 			if seg == except {
 				continue
 			}
-			if u := x.lastUsed; !found || u < at || u == at && content.CompareSegmentRefs(seg, lru) < 0 {
+			if u := x.lastUsed; !found || u < at || u == at && seg < lru {
 				lru, at, found = seg, u, true
 			}
 		}
@@ -1163,7 +1184,7 @@ func (s *Sim) makeRoom(i int32, need int64, except content.SegmentRef) bool {
 
 // touch marks edge e's shards of seg as just used (a request for one
 // arrived), as edge.inventory.touch does.
-func (s *Sim) touch(e *edgeState, seg content.SegmentRef) {
+func (s *Sim) touch(e *edgeState, seg segID) {
 	if x, ok := e.inv[seg]; ok {
 		x.lastUsed = s.now
 		e.inv[seg] = x
@@ -1184,38 +1205,30 @@ func shardMessageOverhead(nmax int) int64 {
 // setHeld sets edge i's store of seg to x (held: x.placed ∪ x.watched),
 // keeping its reported inventory, disk use, LRU clock and the
 // coordinator's holder index in step.
-func (s *Sim) setHeld(i int32, seg content.SegmentRef, x invEntry) {
+func (s *Sim) setHeld(i int32, seg segID, x invEntry) {
 	e := s.edges[i]
-	old := e.held[seg]
-	m := x.placed.Union(x.watched)
+	oldX := e.inv[seg]
+	old := oldX.held()
+	m := x.held()
 	e.used += int64(m.Count()-old.Count()) * s.msgBytes
 	if m.Count() > old.Count() {
 		x.lastUsed = s.now
 	}
 	switch {
 	case m.Empty():
-		delete(e.held, seg)
 		delete(e.inv, seg)
 	default:
-		e.held[seg] = m
 		e.inv[seg] = x
 	}
 	if old.Empty() == m.Empty() {
 		return
 	}
-	hs := s.holders[seg]
 	if m.Empty() {
-		if j := slices.Index(hs, i); j >= 0 {
-			hs[j] = hs[len(hs)-1]
-			hs = hs[:len(hs)-1]
-		}
-		if len(hs) == 0 {
-			delete(s.holders, seg)
-		} else {
-			s.holders[seg] = hs
-		}
+		s.dropHolder(seg, i)
 	} else {
-		s.holders[seg] = append(hs, i)
+		hs := s.holders[seg]
+		j, _ := slices.BinarySearchFunc(hs, i, s.holderCmp)
+		s.holders[seg] = slices.Insert(hs, j, i)
 	}
 }
 
@@ -1306,21 +1319,47 @@ func (s *Sim) planCell(c int, now time.Time) cellPlan {
 	demand := cl.demand.Demand()
 	var st coordinator.PlacementState
 	var idx []int32
-	for i := c; i < len(s.edges); i += len(s.cells) { // edge i is in cell i mod cells
+	cells := len(s.cells)
+	// pos[m] is the index in st.Edges of the cell's m-th edge (edge
+	// c + m·cells), or -1 when it is not placed on.
+	pos := make([]int32, (len(s.edges)-c+cells-1)/cells)
+	for i := c; i < len(s.edges); i += cells { // edge i is in cell i mod cells
 		e := s.edges[i]
+		pos[(i-c)/cells] = -1
 		if e.banned || !s.coordAlive(e) {
 			continue
 		}
+		pos[(i-c)/cells] = int32(len(st.Edges))
 		idx = append(idx, int32(i))
 		st.Edges = append(st.Edges, coordinator.PlacementEdge{
 			ID: e.id, Region: e.region, DiskCapBytes: e.diskCap, UploadCapBytes: e.upCap,
-			Held: e.held, Assigned: e.assigned,
+			Assigned: e.assigned,
 		})
 	}
 	for _, d := range demand {
 		st.Segments = append(st.Segments, coordinator.PlacementSegment{
 			Key: d.Key, Rate: d.Rate, ByRegion: d.ByRegion, ShardBytes: s.shardBytes, K: s.k, NMax: s.nmax, Viewers: d.Viewers,
 		})
+		// What edges hold is given for the segments with demand only, as
+		// the coordinator gives it (Coordinator.Place): the placer reads
+		// holdings of those alone, so the plan is the one whole
+		// inventories would give, at a cost that follows demand. The
+		// cell's holders are a run of the segment's holder list.
+		sid := s.sid(d.Key)
+		hs := s.holders[sid]
+		j, _ := slices.BinarySearchFunc(hs, int32(c), func(h, cell int32) int { return int(h%int32(cells) - cell) })
+		for ; j < len(hs) && int(hs[j])%cells == c; j++ {
+			p := pos[(int(hs[j])-c)/cells]
+			if p < 0 {
+				continue
+			}
+			pe := &st.Edges[p]
+			if pe.Held == nil {
+				pe.Held = make(map[content.SegmentRef]coordinator.ShardMask)
+			}
+			x := s.edges[hs[j]].inv[sid]
+			pe.Held[d.Key] = x.held()
+		}
 	}
 	plan := cl.placer.Plan(now, st)
 	targets := make(map[wire.NodeID]map[content.SegmentRef]coordinator.ShardMask)
@@ -1355,12 +1394,13 @@ func (s *Sim) applyCell(p cellPlan) {
 		}
 		slices.SortFunc(keys, content.CompareSegmentRefs)
 		for _, seg := range keys {
-			x := e.inv[seg]
+			sid := s.sid(seg)
+			x := e.inv[sid]
 			if drop := e.assigned[seg].Minus(target[seg]).Minus(x.dropped); !drop.Empty() {
 				if d := drop.Minus(drop.Minus(x.placed)); !d.Empty() {
 					x.dropped = x.dropped.Union(d)
-					e.inv[seg] = x // d ⊆ placed: the entry exists
-					e.dropFIFO = append(e.dropFIFO, seg)
+					e.inv[sid] = x // d ⊆ placed: the entry exists
+					e.dropFIFO = append(e.dropFIFO, sid)
 				}
 			}
 		}
@@ -1370,17 +1410,19 @@ func (s *Sim) applyCell(p cellPlan) {
 		}
 		slices.SortFunc(keys, content.CompareSegmentRefs)
 		for _, seg := range keys {
-			if x, ok := e.inv[seg]; ok && !x.dropped.Empty() {
+			sid := s.sid(seg)
+			x, ok := e.inv[sid]
+			if ok && !x.dropped.Empty() {
 				// Assigned again: no longer first to go.
 				x.dropped = x.dropped.Minus(target[seg])
-				e.inv[seg] = x
+				e.inv[sid] = x
 			}
-			fetch := target[seg].Minus(e.held[seg])
+			fetch := target[seg].Minus(x.held())
 			if !reissue {
 				fetch = fetch.Minus(e.assigned[seg])
 			}
 			for _, sh := range fetch.Indices() {
-				e.jobs = append(e.jobs, prefetchJob{seg: seg, shard: sh, firstTry: -1})
+				e.jobs = append(e.jobs, prefetchJob{seg: seg, sid: sid, shard: sh, firstTry: -1})
 			}
 		}
 		e.assigned = target
@@ -1406,13 +1448,14 @@ func (s *Sim) edgeWork(i int32) {
 	for len(e.jobs) > 0 {
 		j := e.jobs[0]
 		e.jobs = e.jobs[1:]
-		if !e.assigned[j.seg].Has(j.shard) || e.held[j.seg].Has(j.shard) {
+		if x := e.inv[j.sid]; !e.assigned[j.seg].Has(j.shard) || x.held().Has(j.shard) {
 			continue // dropped meanwhile, or already here
 		}
 		src := int32(-1)
-		for _, c := range s.rank(j.seg, int(s.edgeRegion[i]), i) {
+		for _, c := range s.rank(j.sid, int(s.edgeRegion[i]), i) {
 			ci := c.i
-			h := s.edges[ci].held[j.seg]
+			x := s.edges[ci].inv[j.sid]
+			h := x.held()
 			if s.edges[ci].alive && !s.edges[ci].liar && (h.Has(j.shard) || h.Count() >= s.k) {
 				src = ci
 				break
@@ -1436,7 +1479,7 @@ func (s *Sim) edgeWork(i int32) {
 		} else {
 			se := s.edges[src]
 			_, _, arrive = s.transfer(&se.up, &e.down, s.msgBytes, e.latency+se.latency, e.loss+se.loss)
-			s.touch(se, j.seg)
+			s.touch(se, j.sid)
 		}
 		e.busy, e.cur = true, j
 		s.atAB(arrive, evEdgeShard, i, 0, src, int32(j.shard))
@@ -1480,10 +1523,10 @@ func (s *Sim) edgeShard(ev event) {
 		s.syncLoad(s.edges[ev.a])
 		s.edges[ev.a].served += s.msgBytes
 	}
-	if e.alive && e.assigned[j.seg].Has(j.shard) && !e.held[j.seg].Has(j.shard) && s.makeRoom(ev.id, s.msgBytes, j.seg) {
-		x := e.inv[j.seg]
+	if x := e.inv[j.sid]; e.alive && e.assigned[j.seg].Has(j.shard) && !x.held().Has(j.shard) && s.makeRoom(ev.id, s.msgBytes, j.sid) {
+		x = e.inv[j.sid]
 		x.placed.Set(j.shard)
-		s.setHeld(ev.id, j.seg, x)
+		s.setHeld(ev.id, j.sid, x)
 	}
 	s.edgeWork(ev.id)
 }
@@ -1516,18 +1559,30 @@ func (s *Sim) churn() {
 }
 
 // dropHolder removes edge i from seg's holder index.
-func (s *Sim) dropHolder(seg content.SegmentRef, i int32) {
+func (s *Sim) dropHolder(seg segID, i int32) {
 	hs := s.holders[seg]
-	if j := slices.Index(hs, i); j >= 0 {
-		hs[j] = hs[len(hs)-1]
-		hs = hs[:len(hs)-1]
-	}
-	if len(hs) == 0 {
-		delete(s.holders, seg)
-	} else {
-		s.holders[seg] = hs
+	if j, ok := slices.BinarySearchFunc(hs, i, s.holderCmp); ok {
+		s.holders[seg] = slices.Delete(hs, j, j+1)
 	}
 }
+
+// holderCmp is the holder lists' order: by placement cell, then index.
+func (s *Sim) holderCmp(a, b int32) int {
+	n := int32(len(s.cells))
+	if ca, cb := a%n, b%n; ca != cb {
+		return int(ca - cb)
+	}
+	return int(a - b)
+}
+
+// segOf is the dense number of segment j of title t.
+func (s *Sim) segOf(t, j int) segID { return segID(t*s.nseg + j) }
+
+// sid is seg's dense number (seg is a segment of a simulated title).
+func (s *Sim) sid(seg content.SegmentRef) segID {
+	return s.segOf(int(s.titleOf[seg.Video]), seg.Segment)
+}
+
 
 // sample closes one curve point.
 func (s *Sim) sample() {

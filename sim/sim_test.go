@@ -245,7 +245,8 @@ func TestFullDiskEvictsLikeTheEdge(t *testing.T) {
 	}
 	e := s.edges[0]
 	e.diskCap = 3 * s.shardBytes // what the placer sees as room for 3 shards holds 2 messages
-	seg := func(j int) content.SegmentRef { return content.SegmentRef{Video: s.titles[0].id, Segment: j} }
+	seg := func(j int) segID { return s.segOf(0, j) }
+	ref := func(j int) content.SegmentRef { return content.SegmentRef{Video: s.titles[0].id, Segment: j} }
 	var one coordinator.ShardMask
 	one.Set(0)
 	store := func(j int) {
@@ -253,10 +254,10 @@ func TestFullDiskEvictsLikeTheEdge(t *testing.T) {
 		if !s.makeRoom(0, s.msgBytes, seg(j)) {
 			t.Fatalf("no room for segment %d", j)
 		}
-		e.assigned[seg(j)] = one
+		e.assigned[ref(j)] = one
 		s.setHeld(0, seg(j), invEntry{placed: one})
 	}
-	has := func(j int) bool { _, ok := e.held[seg(j)]; return ok }
+	has := func(j int) bool { _, ok := e.inv[seg(j)]; return ok }
 	s.now = 1
 	store(0)
 	s.now = 2
