@@ -318,9 +318,9 @@ type Sim struct {
 	// sorted by (placement cell, edge index), so a cell finds its own
 	// holders of a segment by binary search (holderBefore). Nothing else
 	// depends on the order: rank's result is a strict order's prefix.
-	holders     [][]int32
-	titleOf     map[content.VideoID]int32
-	nseg        int // segments per title
+	holders [][]int32
+	titleOf map[content.VideoID]int32
+	nseg    int // segments per title
 
 	originIDs   []wire.NodeID
 	originUps   []link                  // origin o's uplink; a transfer's src is -1-o
@@ -1582,7 +1582,6 @@ func (s *Sim) segOf(t, j int) segID { return segID(t*s.nseg + j) }
 func (s *Sim) sid(seg content.SegmentRef) segID {
 	return s.segOf(int(s.titleOf[seg.Video]), seg.Segment)
 }
-
 
 // sample closes one curve point.
 func (s *Sim) sample() {
