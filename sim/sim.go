@@ -316,7 +316,7 @@ type Sim struct {
 	viewers     []*viewerState
 	// holders is the coordinator's holder index, by segID: each list is
 	// sorted by (placement cell, edge index), so a cell finds its own
-	// holders of a segment by binary search (holderBefore). Nothing else
+	// holders of a segment by binary search (holderCmp). Nothing else
 	// depends on the order: rank's result is a strict order's prefix.
 	holders [][]int32
 	titleOf map[content.VideoID]int32
