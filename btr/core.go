@@ -75,11 +75,14 @@ type Decision struct {
 	ByReexecution bool         // Accept: the judge's re-execution decided
 	Task          Task         // Reexecute
 
-	Accusation *Accusation          // Accuse, Clear
-	Rebuttal   *Rebuttal            // Clear
-	Exclusion  *Exclusion           // Exclude
-	Proof      *ProofOfMisbehaviour // Exclude (commission, equivocation)
-	SwitchAt   uint64               // Exclude: s* (Segment is then the exclusion's Current)
+	Accusation *Accusation // Accuse, Clear
+	Rebuttal   *Rebuttal   // Clear
+	// Accuser is who accused (RelayJudge's Clear: the child the judge
+	// hands the rebuttal's push to; the zero key for workers' cases).
+	Accuser   NodeKey
+	Exclusion *Exclusion           // Exclude
+	Proof     *ProofOfMisbehaviour // Exclude (commission, equivocation)
+	SwitchAt  uint64               // Exclude: s* (Segment is then the exclusion's Current)
 }
 
 // Core is the judge's agreement state for one chain and recipe. It is not

@@ -284,7 +284,7 @@ func (j *RelayJudge) Rebut(r *Rebuttal, now time.Time) error {
 		return errors.New("relay rebuttal: no open case for this accusation")
 	}
 	c.settled = true
-	j.emit(Decision{Kind: Clear, Segment: r.Output.Segment, At: now, Accusation: r.Accusation, Rebuttal: r})
+	j.emit(Decision{Kind: Clear, Segment: r.Output.Segment, At: now, Accusation: r.Accusation, Rebuttal: r, Accuser: c.accuser})
 	if !c.reopened {
 		j.strike(r.Output.Replica, c, now)
 	}

@@ -99,6 +99,16 @@ func (e *Edge) checkLiveParents(ctx context.Context) {
 		}
 		e.live.mu.Unlock()
 	}
+	// Commission proofs (a parent's own signed push over shards that failed
+	// verification) go to the relays' judge, which re-executes the relaying
+	// itself and excludes at once.
+	for _, p := range e.live.recv.NewProofs() {
+		if err := e.cc.PostRelayStatement(ctx, p.A.Chain, p.Encode()); err != nil {
+			e.log.Warn("relays' judge: the commission proof against a live parent was refused or missed", "chain", p.A.Chain, "parent", p.Culprit(), "seq", p.A.Segment, "err", err)
+			continue
+		}
+		e.log.Warn("relays' judge: posted the proof of a live parent's commission", "chain", p.A.Chain, "parent", p.Culprit(), "seq", p.A.Segment)
+	}
 }
 
 // maxLiveAccusations bounds LiveAccusations.

@@ -53,6 +53,8 @@ type Receiver struct {
 	routes  []wire.LiveRoute
 	forks   []content.ForkProof
 	proofs  []*btr.ProofOfMisbehaviour
+	// proofsTaken is how many of proofs NewProofs handed out already.
+	proofsTaken int
 
 	// chainMu serialises the verification and append of each chain's
 	// entries (and the one genesis fetch), so pushes of two substreams for
@@ -137,7 +139,18 @@ func (r *Receiver) Proofs() []*btr.ProofOfMisbehaviour {
 	return slices.Clone(r.proofs)
 }
 
-// maxProofs bounds the commission proofs kept (one is enough to act on).
+// NewProofs returns the proofs built since the last call (oldest first):
+// what the owner posts to the relays' judge, each once.
+func (r *Receiver) NewProofs() []*btr.ProofOfMisbehaviour {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := slices.Clone(r.proofs[min(r.proofsTaken, len(r.proofs)):])
+	r.proofsTaken = len(r.proofs)
+	return out
+}
+
+// maxProofs bounds the commission proofs kept (one is enough to act on;
+// past it the oldest is dropped, so a later culprit is still proven).
 const maxProofs = 16
 
 // ProveCommission keeps a commission proof for each substream of a refused push
@@ -196,10 +209,12 @@ func (r *Receiver) ProveCommission(sender wire.NodeID, p *Push, header string) i
 			continue
 		}
 		r.mu.Lock()
-		if len(r.proofs) < maxProofs {
-			r.proofs = append(r.proofs, &btr.ProofOfMisbehaviour{Kind: btr.Commission, A: o})
-			kept++
+		if len(r.proofs) >= maxProofs {
+			r.proofs = slices.Delete(r.proofs, 0, 1)
+			r.proofsTaken = max(r.proofsTaken-1, 0)
 		}
+		r.proofs = append(r.proofs, &btr.ProofOfMisbehaviour{Kind: btr.Commission, A: o})
+		kept++
 		r.mu.Unlock()
 	}
 	if kept > 0 {

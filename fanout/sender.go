@@ -110,7 +110,23 @@ type Sender struct {
 	routes   map[content.VideoID][]wire.LiveRoute
 	children map[wire.NodeID]*child
 	closed   bool
+	// signed are the push statements this node signed (StatementKey), by
+	// task, oldest first in signedOrder (at most maxSignedKept): what it
+	// answers an accusation of a push with (SignedPush).
+	signed      map[signedKey]*btr.Output
+	signedOrder []signedKey
 }
+
+// signedKey names one signed push: substream sub of segment seq of chain.
+type signedKey struct {
+	chain content.VideoID
+	seq   uint64
+	sub   int
+}
+
+// maxSignedKept bounds the signed pushes a Sender keeps (64 segments of 16
+// substreams): older accusations are past their answer window anyway.
+const maxSignedKept = 1024
 
 // child is one child's queue and worker.
 type child struct {
@@ -158,6 +174,7 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 		cfg: cfg, log: log, sem: make(chan struct{}, cfg.ParallelPushes),
 		ctx: ctx, cancel: cancel,
 		routes: map[content.VideoID][]wire.LiveRoute{}, children: map[wire.NodeID]*child{},
+		signed: map[signedKey]*btr.Output{},
 	}, nil
 }
 
@@ -256,6 +273,7 @@ func (s *Sender) SendAfter(seg Segment, hold time.Duration) int {
 			// One signature per substream, the same for every child of it.
 			o := btr.SignPush(s.cfg.StatementKey, btr.RelayTask(seg.Chain, seg.Seq, r.Substream, seg.Entry), shards)
 			stmt = base64.RawURLEncoding.EncodeToString(o.Encode())
+			s.keepSigned(signedKey{seg.Chain, seg.Seq, r.Substream}, o)
 		}
 		for _, c := range childrenFor(r, seg.Seq) {
 			if _, seen := perChild[c.NodeID]; !seen {
@@ -278,6 +296,30 @@ func (s *Sender) SendAfter(seg Segment, hold time.Duration) int {
 		}
 	}
 	return len(order)
+}
+
+// keepSigned keeps a signed push statement (s.mu held), forgetting the
+// oldest past maxSignedKept.
+func (s *Sender) keepSigned(k signedKey, o *btr.Output) {
+	if _, ok := s.signed[k]; !ok {
+		s.signedOrder = append(s.signedOrder, k)
+	}
+	s.signed[k] = o
+	for len(s.signedOrder) > maxSignedKept {
+		delete(s.signed, s.signedOrder[0])
+		s.signedOrder = slices.Delete(s.signedOrder, 0, 1)
+	}
+}
+
+// SignedPush is the push statement this node signed for substream sub of
+// segment seq of chain (it queued that push for the substream's
+// children), if it still keeps it: a relay's rebuttal of an accusation
+// that the push never came. A node that never sent the push has none.
+func (s *Sender) SignedPush(chain content.VideoID, seq uint64, sub int) (*btr.Output, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.signed[signedKey{chain, seq, sub}]
+	return o, ok
 }
 
 // childrenFor are the route's children for segment seq: its children and,

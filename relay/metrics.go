@@ -19,6 +19,8 @@ type metrics struct {
 	heartbeats     *prometheus.CounterVec // result: ok | error | unknown
 	parentQuiet    prometheus.Counter
 	parentMisses   prometheus.Counter
+	rebuttals      *prometheus.CounterVec // result: ok | refused | no_push
+	proofsPosted   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, held func() float64, children func() float64) *metrics {
@@ -36,6 +38,8 @@ func newMetrics(reg prometheus.Registerer, held func() float64, children func() 
 		heartbeats:     f.CounterVec("heartbeats_total", "Heartbeats by result (ok, error, unknown).", "result"),
 		parentQuiet:    f.Counter("parent_quiet_total", "Times a substream's parent sent nothing for 3 segment durations while the chain was live."),
 		parentMisses:   f.Counter("parent_misses_total", "Pushes a substream's parent did not deliver by the segment cadence plus the slack, each accused with this relay's signed statement (relays under BTR)."),
+		rebuttals:      f.CounterVec("rebuttals_total", "Accusations of this relay by the relays' judge it answered with its signed push, by result (ok; refused; no_push: it never sent that push).", "result"),
+		proofsPosted:   f.Counter("proofs_posted_total", "Commission proofs against a parent (its signed push over shards that failed verification) posted to the relays' judge."),
 	}
 	f.GaugeFunc("held_segments", "Live segments held in the window, over every chain.", held)
 	f.GaugeFunc("children", "Children this relay pushes to.", children)

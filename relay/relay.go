@@ -52,6 +52,10 @@ type Config struct {
 	// Fault makes the relay misbehave on purpose (fault-injection runs);
 	// the zero value is honest.
 	Fault Fault
+	// OnFault, if set, is called for each segment the injected fault
+	// spoiled while the relay had children (fault-injection runs record the
+	// fault's onset with it).
+	OnFault func(chain content.VideoID, seq uint64, kind FaultKind)
 	// ParentTimeout is the slack over the segment cadence before a
 	// parent's push is overdue (fanout.ParentMonitor); ≤ 0 is one segment.
 	ParentTimeout time.Duration
@@ -81,6 +85,9 @@ type Relay struct {
 	// accused are the newest signed accusations of overdue parents, oldest
 	// first (at most maxAccusationsKept).
 	accused []fanout.Accused
+	// answered are the judge's accusations of this relay already answered
+	// (by signature), with when (judge.go).
+	answered map[string]time.Time
 }
 
 // maxAccusationsKept bounds Relay.Accusations.
@@ -121,7 +128,7 @@ func New(cfg Config) (*Relay, error) {
 		cfg.Registry = httpserve.NewRegistry()
 	}
 	r := &Relay{cfg: cfg, log: cfg.Log, reg: cfg.Registry, advertise: cfg.Advertise,
-		lastPush: map[substreamKey]time.Time{}, quiet: map[substreamKey]bool{}, rtt: map[wire.NodeID]float64{}}
+		lastPush: map[substreamKey]time.Time{}, quiet: map[substreamKey]bool{}, rtt: map[wire.NodeID]float64{}, answered: map[string]time.Time{}}
 	r.signer = wire.NewNodeSigner(cfg.Identity.Key, cfg.Now)
 	r.coord = wire.NewCoordinatorClient(cfg.Coordinator, cfg.HTTP).AsNode(r.signer)
 	var err error
@@ -214,6 +221,9 @@ func (r *Relay) servePush(w http.ResponseWriter, req *http.Request) {
 		target = time.Duration(c.Genesis().TargetDuration) * time.Microsecond
 	}
 	if did, _ := r.cfg.Fault.forward(r.sender, got.Segment, target); did != FaultNone {
+		if r.cfg.OnFault != nil && len(r.sender.Children()) > 0 {
+			r.cfg.OnFault(got.Segment.Chain, got.Segment.Seq, did)
+		}
 		r.faultOnce.Do(func() {
 			r.log.Warn("injected fault: misbehaving on purpose from this segment on", "fault", did, "chain", got.Segment.Chain, "seq", got.Segment.Seq)
 		})
@@ -300,6 +310,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wctx, cancel := context.WithCancel(ctx)
 	wg.Go(func() { r.watchLoop(wctx) })
+	wg.Go(func() { r.judgeLoop(wctx) })
 	s := &wire.NodeSession{
 		Client: r.coord,
 		Register: wire.RegisterRequest{NodeID: r.cfg.Identity.ID, Role: wire.RoleRelay, Addr: adv, Region: r.cfg.Region,

@@ -19,6 +19,7 @@ import (
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/origin/live"
 	"github.com/swarmcast/swarmcast/origin/worker"
+	"github.com/swarmcast/swarmcast/relay"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -376,21 +377,71 @@ func FaultPlanSegments(plan []worker.Fault, gap uint64) uint64 {
 	return last + gap
 }
 
+// RelayFaultDetectedAs is the kind the relays' judge must exclude a relay
+// with an injected fault for: a stall is an omission (its children's
+// accusations go unanswered), a corruption a commission (its children's
+// proofs: its signed push over bad bytes), a slow relay a timing fault
+// (it answers each accusation with its push, late: strikes).
+func RelayFaultDetectedAs(k relay.FaultKind) btr.FaultKind {
+	switch k {
+	case relay.FaultStall:
+		return btr.Omission
+	case relay.FaultCorrupt:
+		return btr.Commission
+	case relay.FaultSlow:
+		return btr.Timing
+	}
+	return 0
+}
+
+// PlanRelayFaults gives perKind relays each of the relay faults (stall,
+// corrupt, slow), in a seeded order, the k-th starting at onsets[k mod
+// len(onsets)] (the worker faults' onsets: each relay fault runs beside a
+// worker fault, and each culprit is out before the next onset). Relays
+// beyond the plan are honest.
+func PlanRelayFaults(perKind int, onsets []uint64, seed uint64) []relay.Fault {
+	kinds := make([]relay.FaultKind, 0, 3*perKind)
+	for range perKind {
+		kinds = append(kinds, relay.FaultStall, relay.FaultCorrupt, relay.FaultSlow)
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x7e1a))
+	rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
+	out := make([]relay.Fault, len(kinds))
+	for k, kind := range kinds {
+		out[k] = relay.Fault{Kind: kind, From: onsets[k%len(onsets)]}
+	}
+	return out
+}
+
+// FaultOnsets are the onsets of a worker plan's faults, in order.
+func FaultOnsets(plan []worker.Fault) []uint64 {
+	var out []uint64
+	for _, f := range plan {
+		if f.Kind != 0 {
+			out = append(out, f.From)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // BTRFaultReport is what the demo reports of BTR under injected faults,
 // detection counted from the coordinator's channel log.
 type BTRFaultReport struct {
-	F                  int     `json:"btr_f"`
-	Workers            int     `json:"btr_workers"`
-	FaultsInjected     int     `json:"faults_injected"`
-	FaultsDetected     int     `json:"faults_detected"`
-	FalseAccusations   int     `json:"false_accusations"`
-	RecoveryBoundMS    float64 `json:"recovery_bound_ms"`
-	RecoveryMaxMS      float64 `json:"recovery_max_ms"`
-	WrongBytesPlayed   int64   `json:"wrong_bytes_played"`
-	SegmentsChecked    int     `json:"segments_rechecked"`
-	SegmentsFailed     int     `json:"btr_segments_failed"`
-	SegmentsAgreed     float64 `json:"btr_segments_agreed"`
-	SegmentsReexecuted float64 `json:"btr_segments_reexecuted"`
+	F                int `json:"btr_f"`
+	Workers          int `json:"btr_workers"`
+	FaultsInjected   int `json:"faults_injected"`
+	FaultsDetected   int `json:"faults_detected"`
+	FalseAccusations int `json:"false_accusations"`
+	// FalselyAccused describes each false accusation (node, kind, segment).
+	FalselyAccused     []string `json:"falsely_accused,omitempty"`
+	RecoveryBoundMS    float64  `json:"recovery_bound_ms"`
+	RecoveryMaxMS      float64  `json:"recovery_max_ms"`
+	WrongBytesPlayed   int64    `json:"wrong_bytes_played"`
+	SegmentsChecked    int      `json:"segments_rechecked"`
+	SegmentsFailed     int      `json:"btr_segments_failed"`
+	SegmentsAgreed     float64  `json:"btr_segments_agreed"`
+	SegmentsReexecuted float64  `json:"btr_segments_reexecuted"`
 	// Per decided segment, from the judge's and the workers' /metrics.
 	MessagesPerSegment float64           `json:"btr_messages_per_segment"`
 	WorkerCPUMSPerSeg  float64           `json:"btr_worker_cpu_ms_per_segment"`
@@ -401,8 +452,10 @@ type BTRFaultReport struct {
 
 // BTRFaultOutcome is one injected fault's outcome.
 type BTRFaultOutcome struct {
-	Worker     string  `json:"worker"`
+	Role       string  `json:"role"`   // worker or relay
+	Worker     string  `json:"worker"` // the faulty node's key
 	Kind       string  `json:"kind"`
+	Want       string  `json:"want_detected_as"` // the kind its exclusion must name
 	From       uint64  `json:"from_segment"`
 	Onset      uint64  `json:"onset_segment"` // the first segment the fault applied to (-: never)
 	DetectedAs string  `json:"detected_as,omitempty"`
@@ -480,14 +533,40 @@ func (n *Network) BTRFaults(ctx context.Context, chain content.VideoID, plays []
 		f := w.Faulted()
 		return len(f) > 0 && seg >= f[0]
 	}
+	relayJudge, _ := btr.ParseNodeKey(string(log.RelayJudge))
+	relays := map[btr.NodeKey]*RelayNode{}
+	for _, r := range n.Relays() {
+		if k, err := btr.ParseNodeKey(string(r.Identity.ID)); err == nil {
+			relays[k] = r
+		}
+	}
+	// A relay is named rightly only from the first segment its fault
+	// spoiled while it had children.
+	relayRightly := func(k btr.NodeKey, seg uint64) bool {
+		r := relays[k]
+		if r == nil || r.Fault.Kind == relay.FaultNone {
+			return false
+		}
+		f := r.Faulted()
+		return len(f) > 0 && seg >= f[0]
+	}
 	excluded := map[btr.NodeKey]*btr.Exclusion{}
 	for _, st := range log.Statements {
 		if x, err := btr.DecodeExclusion(st); err == nil {
-			if err := x.Check(judge, nil); err != nil && x.Kind != btr.Commission {
+			_, isRelay := relays[x.Culprit]
+			key, ok := judge, rightly
+			if isRelay {
+				key, ok = relayJudge, relayRightly
+			}
+			// A commission's evidence checks only with a re-executor (the
+			// recipe's, or the origin's shards for a relay): the signature
+			// over it is checked here, the demo's re-run checks the bytes.
+			if err := x.Check(key, nil); err != nil && x.Kind != btr.Commission {
 				return rep, fmt.Errorf("the channel log holds an exclusion that does not check: %w", err)
 			}
-			if !rightly(x.Culprit, x.Current) {
+			if !ok(x.Culprit, x.Current) {
 				rep.FalseAccusations++
+				rep.FalselyAccused = append(rep.FalselyAccused, fmt.Sprintf("%s %s…: %s exclusion at segment %d", map[bool]string{true: "relay", false: "worker"}[isRelay], x.Culprit.String()[:12], x.Kind, x.Current))
 			}
 			if excluded[x.Culprit] == nil {
 				excluded[x.Culprit] = x
@@ -496,35 +575,31 @@ func (n *Network) BTRFaults(ctx context.Context, chain content.VideoID, plays []
 		}
 		if a, err := btr.DecodeAccusation(st); err == nil && !rightly(a.Accused, a.Segment) {
 			rep.FalseAccusations++
+			rep.FalselyAccused = append(rep.FalselyAccused, fmt.Sprintf("worker %s…: %s accusation at segment %d", a.Accused.String()[:12], a.Kind, a.Segment))
 		}
 	}
 	touched := map[uint64]bool{}
-	for _, w := range workers {
-		if w.Fault.Kind == 0 {
-			continue
-		}
-		f := w.Faulted()
-		o := BTRFaultOutcome{Worker: w.Key.String(), Kind: w.Fault.Kind.String(), From: w.Fault.From}
-		if len(f) == 0 {
-			rep.Faults = append(rep.Faults, o) // never active: not injected
-			continue
+	// outcome measures one fault: onset is the first segment it applied
+	// to, want the kind its exclusion must name.
+	outcome := func(o BTRFaultOutcome, key btr.NodeKey, faulted []uint64, want btr.FaultKind) BTRFaultOutcome {
+		o.Want = want.String()
+		if len(faulted) == 0 {
+			return o // never active: not injected
 		}
 		rep.FaultsInjected++
-		o.Onset = f[0]
-		x := excluded[w.Key]
+		o.Onset = faulted[0]
+		x := excluded[key]
 		if x == nil {
-			rep.Faults = append(rep.Faults, o)
-			continue
+			return o
 		}
 		o.DetectedAs, o.SwitchAt = x.Kind.String(), x.SwitchAt(p)
-		if x.Kind == w.Fault.Kind {
+		if x.Kind == want {
 			rep.FaultsDetected++
 		}
 		for s := o.Onset; s <= o.SwitchAt; s++ {
 			touched[s] = true
 		}
-		start, ok := rec.Segment(o.Onset)
-		if ok {
+		if start, ok := rec.Segment(o.Onset); ok {
 			for _, s := range rec.Segments() {
 				if seg, _ := rec.Segment(s); s >= o.SwitchAt && seg.Err == nil {
 					o.RecoveryMS = float64(seg.Decided.Sub(start.Opened).Microseconds()) / 1000
@@ -537,7 +612,22 @@ func (n *Network) BTRFaults(ctx context.Context, chain content.VideoID, plays []
 			o.RecoveryMS = float64(time.Hour.Milliseconds())
 		}
 		rep.RecoveryMaxMS = max(rep.RecoveryMaxMS, o.RecoveryMS)
-		rep.Faults = append(rep.Faults, o)
+		return o
+	}
+	for _, w := range workers {
+		if w.Fault.Kind == 0 {
+			continue
+		}
+		o := BTRFaultOutcome{Role: "worker", Worker: w.Key.String(), Kind: w.Fault.Kind.String(), From: w.Fault.From}
+		rep.Faults = append(rep.Faults, outcome(o, w.Key, w.Faulted(), w.Fault.Kind))
+	}
+	for _, r := range n.Relays() {
+		if r.Fault.Kind == relay.FaultNone {
+			continue
+		}
+		k, _ := btr.ParseNodeKey(string(r.Identity.ID))
+		o := BTRFaultOutcome{Role: "relay", Worker: string(r.Identity.ID), Kind: "relay-" + string(r.Fault.Kind), From: r.Fault.From}
+		rep.Faults = append(rep.Faults, outcome(o, k, r.Faulted(), RelayFaultDetectedAs(r.Fault.Kind)))
 	}
 
 	// Wrong bytes: what the players got of each checked segment against the

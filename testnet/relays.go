@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"sync"
 
+	"github.com/swarmcast/swarmcast/content"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
 	"github.com/swarmcast/swarmcast/internal/identity"
 	"github.com/swarmcast/swarmcast/relay"
@@ -17,9 +20,23 @@ type RelayNode struct {
 	Relay    *relay.Relay
 	Server   *httpserve.Server
 
+	// Fault is its injected fault (Config.RelayFaults; zero: honest).
+	Fault relay.Fault
+
 	transport *severableTransport
 	cancel    context.CancelFunc
 	done      chan struct{}
+
+	mu      sync.Mutex
+	faulted []uint64 // segments its fault spoiled while it had children
+}
+
+// Faulted returns the segments the relay's fault spoiled while it had
+// children, in order.
+func (r *RelayNode) Faulted() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.faulted)
 }
 
 // RelayUploadCap is a testnet relay's upload capacity, bytes per second
@@ -43,8 +60,14 @@ func (n *Network) addRelay(pricePerGB float64, fault relay.Fault) (*RelayNode, e
 	}
 	tr := &severableTransport{base: wire.NewHTTPClient().Transport}
 	ctx, cancel := context.WithCancel(n.ctx)
+	node := &RelayNode{Identity: id, Fault: fault, transport: tr, cancel: cancel, done: make(chan struct{})}
+	onFault := func(_ content.VideoID, seq uint64, _ relay.FaultKind) {
+		node.mu.Lock()
+		node.faulted = append(node.faulted, seq)
+		node.mu.Unlock()
+	}
 	r, err := relay.New(relay.Config{Coordinator: n.CoordinatorURL, Identity: id, Region: "local",
-		UploadCapBytes: RelayUploadCap, PricePerGB: pricePerGB, HTTP: &http.Client{Transport: tr}, Fault: fault,
+		UploadCapBytes: RelayUploadCap, PricePerGB: pricePerGB, HTTP: &http.Client{Transport: tr}, Fault: fault, OnFault: onFault,
 		Registry: httpserve.NewRegistry(), Log: n.cfg.Log.With("node", fmt.Sprintf("relay-%s", id.ID[:8]))})
 	if err != nil {
 		cancel()
@@ -56,7 +79,7 @@ func (n *Network) addRelay(pricePerGB float64, fault relay.Fault) (*RelayNode, e
 		return nil, err
 	}
 	r.SetAdvertise(srv.Advertise)
-	node := &RelayNode{Identity: id, Relay: r, Server: srv, transport: tr, cancel: cancel, done: make(chan struct{})}
+	node.Relay, node.Server = r, srv
 	n.goRun(func() {
 		defer close(node.done)
 		_ = r.Run(ctx)

@@ -53,11 +53,15 @@ const (
 	// docs/LIVE.md "Relays under BTR"): a btr.Accusation the sender signed
 	// of its parent in one substream (a relaying task, btr.RelayTask), or a
 	// btr.Rebuttal an accused parent signed, answering the judge's
-	// countersigned accusation with its signed push. A statement not signed
-	// by the sender, an accusation of a node that is not the sender's parent
-	// for that segment, or a forged signature is refused (400/403) and
-	// changes nothing. GET → RelayJudgeCases (anyone): the judge's open
-	// accusations of the chain, which the accused answer.
+	// countersigned accusation with its signed push, or a
+	// btr.ProofOfMisbehaviour against a parent's signed push (commission:
+	// the judge re-digests the substream from the origin's shards; or
+	// equivocation), which excludes the culprit at once. A statement not
+	// signed by the sender, an accusation of a node that is not the
+	// sender's parent for that segment, a proof the judge's own check
+	// refutes, or a forged signature is refused (400/403) and changes
+	// nothing. GET → RelayJudgeCases (anyone): the judge's open accusations
+	// of the chain, which the accused answer, and the answers it took.
 	PathRelayJudge = "/api/v1/live/chains/{chain}/relay-judge"
 )
 
@@ -68,6 +72,19 @@ const (
 type RelayJudgeCases struct {
 	Judge       NodeID   `json:"judge"`
 	Accusations [][]byte `json:"accusations"`
+	// Answered are the rebuttals that cleared cases (newest last, a
+	// bounded recent few): the accused's signed push for the accuser, who
+	// fetches the substream's shards from the accused (its window) and
+	// holds the statement against it if they do not match.
+	Answered []RelayJudgeAnswer `json:"answered"`
+}
+
+// RelayJudgeAnswer is one cleared case: the child that accused, and the
+// encoded btr.Rebuttal (the judge's accusation and the accused's signed
+// push) that answered it.
+type RelayJudgeAnswer struct {
+	Accuser  NodeID `json:"accuser"`
+	Rebuttal []byte `json:"rebuttal"`
 }
 
 // PostRelayStatement posts a relay's or edge's accusation of its parent,

@@ -72,7 +72,7 @@ non-zero if any play failed.`,
 	fl.DurationVar(&f.killRelay, "kill-relay", 0, "with --live: kill one relay carrying a substream this long into the broadcast (0: none)")
 	fl.IntVar(&f.btrF, "btr-f", 0, "with --live: BTR, each segment's ladder transcoded by F+1 workers (plus spares) and judged by the origin (0: the origin transcodes)")
 	fl.DurationVar(&f.btrDeadline, "btr-deadline", 0, "with --btr-f: a worker's deadline per segment D (also the judge's re-execution X); 0: measured from this machine's transcode time")
-	fl.IntVar(&f.faults, "faults", 0, "with --live: inject N faults of every kind (commission, omission, timing, equivocation) into the BTR workers at seeded segments, and report detection, recovery and wrong bytes (implies --btr-f 1 unless set)")
+	fl.IntVar(&f.faults, "faults", 0, "with --live: inject N faults of every kind at seeded segments: commission, omission, timing, equivocation into the BTR workers and stall, corrupt, slow into relays (one relay each, --relays raised to fit), and report detection, recovery and wrong bytes (implies --btr-f 1 unless set)")
 	return cmd
 }
 

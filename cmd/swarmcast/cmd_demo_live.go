@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/swarmcast/swarmcast/origin/worker"
+	"github.com/swarmcast/swarmcast/relay"
 	"github.com/swarmcast/swarmcast/testnet"
 	"github.com/swarmcast/swarmcast/wire"
 )
@@ -39,6 +40,19 @@ func runLiveDemo(ctx context.Context, cmd *cobra.Command, f demoFlags, log *slog
 	if err != nil {
 		return err
 	}
+	var relayFaults []relay.Fault
+	if btrCfg != nil && f.faults > 0 {
+		// The relay faults run beside the worker faults (the relays' judge
+		// is the coordinator, the workers' the origin): one relay per
+		// fault, plus one honest relay so the trees keep a relay level.
+		relayFaults = testnet.PlanRelayFaults(f.faults, testnet.FaultOnsets(btrCfg.Workers), uint64(f.seed))
+		if need := len(relayFaults) + 1; f.relays < need {
+			if cmd.Flags().Changed("relays") {
+				return fmt.Errorf("--relays %d is too few for %d faults of every kind: the relay faults need %d relays (one each, and an honest one)", f.relays, f.faults, need)
+			}
+			f.relays = need
+		}
+	}
 	dir, err := os.MkdirTemp("", "swarmcast-demo-live-")
 	if err != nil {
 		return err
@@ -50,7 +64,7 @@ func runLiveDemo(ctx context.Context, cmd *cobra.Command, f demoFlags, log *slog
 	net, err := testnet.Start(ctx, testnet.Config{
 		Dir: dir, Edges: f.edges, Relays: f.relays, Videos: 1, Seed: f.seed, Log: log,
 		HeartbeatInterval: time.Second, GrantPoints: 1000, AuditInterval: -1,
-		Live: true, LiveLadder: testnet.DefaultLiveLadder, OnLiveServable: stats.Record, BTR: btrCfg,
+		Live: true, LiveLadder: testnet.DefaultLiveLadder, OnLiveServable: stats.Record, BTR: btrCfg, RelayFaults: relayFaults,
 	})
 	if err != nil {
 		return err
@@ -139,7 +153,7 @@ func runLiveDemo(ctx context.Context, cmd *cobra.Command, f demoFlags, log *slog
 		case br.FaultsDetected != br.FaultsInjected:
 			return fmt.Errorf("btr: %d of %d injected faults detected (see the faults table)", br.FaultsDetected, br.FaultsInjected)
 		case br.FalseAccusations > 0:
-			return fmt.Errorf("btr: %d accusations or exclusions of honest workers", br.FalseAccusations)
+			return fmt.Errorf("btr: %d accusations or exclusions of honest workers or relays", br.FalseAccusations)
 		case br.WrongBytesPlayed > 0:
 			return fmt.Errorf("btr: %d wrong bytes reached a player", br.WrongBytesPlayed)
 		case br.RecoveryMaxMS > br.RecoveryBoundMS:
@@ -221,6 +235,11 @@ func printBTRPlan(out io.Writer, n *testnet.Network, c *testnet.BTRConfig) {
 			fmt.Fprintf(out, "  fault: worker %d (%s…) %s\n", i, w.Key.String()[:12], w.Fault)
 		}
 	}
+	for i, r := range n.Relays() {
+		if r.Fault.Kind != relay.FaultNone {
+			fmt.Fprintf(out, "  fault: relay %d (%s…) %s from segment %d\n", i, r.Identity.ID[:12], r.Fault.Kind, r.Fault.From)
+		}
+	}
 }
 
 func printBTRReport(out io.Writer, r testnet.BTRFaultReport) {
@@ -228,6 +247,9 @@ func printBTRReport(out io.Writer, r testnet.BTRFaultReport) {
 	fmt.Fprintln(tw, "\nBTR result\tvalue")
 	fmt.Fprintf(tw, "faults injected / detected (channel log)\t%d / %d\n", r.FaultsInjected, r.FaultsDetected)
 	fmt.Fprintf(tw, "false accusations\t%d\n", r.FalseAccusations)
+	for _, a := range r.FalselyAccused {
+		fmt.Fprintf(tw, "  honest, accused:\t%s\n", a)
+	}
 	fmt.Fprintf(tw, "recovery max / bound R\t%.0f ms / %.0f ms\n", r.RecoveryMaxMS, r.RecoveryBoundMS)
 	fmt.Fprintf(tw, "wrong bytes played (%d segments re-run honestly)\t%d\n", r.SegmentsChecked, r.WrongBytesPlayed)
 	fmt.Fprintf(tw, "segments agreed / re-executed / failed\t%.0f / %.0f / %d\n", r.SegmentsAgreed, r.SegmentsReexecuted, r.SegmentsFailed)
@@ -236,9 +258,9 @@ func printBTRReport(out io.Writer, r testnet.BTRFaultReport) {
 	tw.Flush()
 	if len(r.Faults) > 0 {
 		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "\nfault\tfrom\tonset\tdetected as\tswitch at\trecovery")
+		fmt.Fprintln(tw, "\nfault\tfrom\tonset\twant\tdetected as\tswitch at\trecovery")
 		for _, o := range r.Faults {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%.0f ms\n", o.Kind, o.From, o.Onset, o.DetectedAs, o.SwitchAt, o.RecoveryMS)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%.0f ms\n", o.Kind, o.From, o.Onset, o.Want, o.DetectedAs, o.SwitchAt, o.RecoveryMS)
 		}
 		tw.Flush()
 	}

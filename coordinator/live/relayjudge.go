@@ -37,6 +37,8 @@ type relayJudges struct {
 	mu     sync.Mutex
 	key    ed25519.PrivateKey
 	chains map[content.VideoID]*relayChain
+	once   sync.Once
+	hc     *http.Client // fetches shards to check commission proofs (http())
 }
 
 type relayChain struct {
@@ -47,7 +49,16 @@ type relayChain struct {
 	parent, backup []map[wire.NodeID]wire.NodeID
 	head           uint64
 	open           []*btr.Accusation // the judge's accusations still answerable
+	// answered are the rebuttals that cleared cases, newest last (at most
+	// maxAnswersKept): served to the accusers (RelayJudgeCases.Answered).
+	answered []wire.RelayJudgeAnswer
+	// originAddr is the chain's origin's base URL (the trees' root): where
+	// the judge fetches a substream's shards to check a commission proof.
+	originAddr string
 }
+
+// maxAnswersKept bounds relayChain.answered (a few segments of cases).
+const maxAnswersKept = 64
 
 // relaySwitch is an excluded relay's switch: its children take their
 // backups from segment At of Chain on; once At is published the trees are
@@ -107,13 +118,26 @@ func (s *Service) setRelayTrees(chains []TreeChain, out TreeOutput) {
 			continue
 		}
 		judge.Open(head)
-		j.chains[ch.Chain] = &relayChain{judge: judge, parent: parent, backup: backup, head: head}
+		j.chains[ch.Chain] = &relayChain{judge: judge, parent: parent, backup: backup, head: head, originAddr: rootAddr(out, ch)}
 	}
 	for id := range j.chains {
 		if !built[id] {
 			delete(j.chains, id)
 		}
 	}
+}
+
+// rootAddr is the chain's origin's address as its top children's routes
+// name it ("" if no route does).
+func rootAddr(out TreeOutput, ch TreeChain) string {
+	for _, rs := range out.Routes {
+		for _, r := range rs {
+			if r.Chain == ch.Chain && r.Parent == ch.Origin && r.ParentAddr != "" {
+				return r.ParentAddr
+			}
+		}
+	}
+	return ""
 }
 
 // keyMap fills dst with src's node ids as keys (every node id is its
@@ -180,8 +204,18 @@ func (s *Service) RelayStatement(ctx context.Context, sender wire.NodeID, id con
 			return wire.Errorf(http.StatusForbidden, "relay judge: the rebuttal's push is signed by %s, not by the sender %s: answer only accusations of you", r.Output.Replica, sender)
 		}
 		take = func(j *btr.RelayJudge) error { return j.Rebut(r, now) }
+	case bytes.HasPrefix(raw, []byte("SCBP")):
+		p, err := btr.DecodeProof(raw)
+		if err != nil {
+			return wire.BadRequest("relay judge: %v", err)
+		}
+		re, err := s.relayProofReexecutor(ctx, id, sender, senderKey, p)
+		if err != nil {
+			return err
+		}
+		take = func(j *btr.RelayJudge) error { return j.Commission(p, re, now) }
 	default:
-		return wire.BadRequest("relay judge: want an encoded btr Accusation of your parent or a Rebuttal of an accusation of you")
+		return wire.BadRequest("relay judge: want an encoded btr Accusation of your parent, a Rebuttal of an accusation of you, or a ProofOfMisbehaviour against your parent's signed push")
 	}
 	s.relays.mu.Lock()
 	c := s.relays.chains[id]
@@ -204,8 +238,16 @@ func (s *Service) RelayStatement(ctx context.Context, sender wire.NodeID, id con
 func (c *relayChain) take(now time.Time) []btr.Decision {
 	d := c.judge.Decisions()
 	for _, x := range d {
-		if x.Kind == btr.Accuse {
+		switch x.Kind {
+		case btr.Accuse:
 			c.open = append(c.open, x.Accusation)
+		case btr.Clear:
+			if x.Rebuttal != nil {
+				c.answered = append(c.answered, wire.RelayJudgeAnswer{Accuser: wire.NodeID(x.Accuser.String()), Rebuttal: x.Rebuttal.Encode()})
+				if len(c.answered) > maxAnswersKept {
+					c.answered = slices.Delete(c.answered, 0, len(c.answered)-maxAnswersKept)
+				}
+			}
 		}
 	}
 	c.open = slices.DeleteFunc(c.open, func(a *btr.Accusation) bool { return a.AnswerBy < now.UnixMicro() })
@@ -252,6 +294,8 @@ func (s *Service) actOnRelayDecisions(ctx context.Context, id content.VideoID, d
 		switch d.Kind {
 		case btr.Accuse:
 			s.log.Info("live: relays' judge: accusation upheld, answerable by the accused", "chain", id, "accused", d.Accusation.Accused, "seq", d.Accusation.Segment)
+		case btr.Clear:
+			s.log.Info("live: relays' judge: the accused answered with its signed push; case cleared", "chain", id, "accused", d.Accusation.Accused, "seq", d.Accusation.Segment, "accuser", d.Accuser)
 		case btr.Exclude:
 			if err := s.appendRelayExclusion(ctx, id, d.Exclusion, d.SwitchAt); err != nil {
 				s.log.Error("live: relays' judge: record exclusion", "chain", id, "culprit", d.Exclusion.Culprit, "err", err)
@@ -307,8 +351,9 @@ func applyRelaySwitches(routes map[wire.NodeID][]wire.LiveRoute, excluded map[wi
 func (s *Service) RelayJudgeCases(id content.VideoID) wire.RelayJudgeCases {
 	s.relays.mu.Lock()
 	defer s.relays.mu.Unlock()
-	out := wire.RelayJudgeCases{Judge: wire.NodeID(btr.KeyOf(s.relays.key).String()), Accusations: [][]byte{}}
+	out := wire.RelayJudgeCases{Judge: wire.NodeID(btr.KeyOf(s.relays.key).String()), Accusations: [][]byte{}, Answered: []wire.RelayJudgeAnswer{}}
 	if c := s.relays.chains[id]; c != nil {
+		out.Answered = append(out.Answered, c.answered...)
 		now := s.cfg.Now().UnixMicro()
 		for _, a := range c.open {
 			if a.AnswerBy >= now {
