@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,13 +40,18 @@ process it started.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// loadbench replaces non-positive values by its defaults; a
 			// user who typed 0 gets told instead.
-			if err := checkPositive(map[string]int64{"--concurrency": int64(opt.Concurrency), "--rounds": int64(opt.Rounds), "--duration": int64(opt.Duration)}); err != nil {
+			if err := checkPositive(map[string]int64{"--concurrency": int64(opt.Concurrency), "--rounds": int64(opt.Rounds), "--duration": int64(opt.Duration), "--nginx-workers": int64(opt.NginxWorkers)}); err != nil {
 				return err
+			}
+			if opt.ServerProcs < 0 {
+				return fmt.Errorf("--server-procs %d: want 0 (the server's default) or a positive count", opt.ServerProcs)
 			}
 			if opt.Role != loadbench.RoleEdge && opt.Role != loadbench.RoleOrigin {
 				return fmt.Errorf("--role %q: want %s or %s", opt.Role, loadbench.RoleEdge, loadbench.RoleOrigin)
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			// SIGTERM too: nginx runs in a process group of its own, so
+			// only this process can stop it, whatever ended the bench.
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if !asJSON {
 				opt.Progress = cmd.ErrOrStderr()
@@ -63,6 +69,7 @@ process it started.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "nginx median %.1f MB/s, %s median %.1f MB/s, ratio %[2]s/nginx %.2[4]f (median of per-round ratios)\n", res.NginxMBps, res.Role, res.SwarmcastMBps, res.Ratio)
 			if res.CPURatio > 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "server CPU per request: nginx %.1f µs, %s %.1f µs, nginx/%[2]s %.2[4]f (≥ 1: %[2]s needs no more CPU per shard)\n", res.NginxCPUMicros, res.Role, res.SwarmcastCPUMicros, res.CPURatio)
+				fmt.Fprintf(cmd.OutOrStdout(), "server threads put on a CPU per request: nginx %.2f, %s %.2f\n", res.NginxWakeups, res.Role, res.SwarmcastWakeups)
 			}
 			return nil
 		},
@@ -72,6 +79,8 @@ process it started.`,
 	serve.Flags().DurationVar(&opt.Duration, "duration", 5*time.Second, "length of each measured run")
 	serve.Flags().IntVar(&opt.Rounds, "rounds", 3, "alternating nginx/swarmcast rounds")
 	serve.Flags().StringVar(&opt.Nginx, "nginx", "", "nginx binary (default: from PATH or /usr/sbin/nginx)")
+	serve.Flags().IntVar(&opt.NginxWorkers, "nginx-workers", 2, "nginx's worker_processes")
+	serve.Flags().IntVar(&opt.ServerProcs, "server-procs", 0, "GOMAXPROCS for the swarmcast server, e.g. equal to --nginx-workers for a comparison at the same number of workers (0: the server's own default)")
 	serve.Flags().StringVar(&opt.Binary, "binary", "", "swarmcast binary to run as the edge or origin, e.g. an older build for a before/after under the same load generator (default: this executable)")
 	serve.Flags().BoolVar(&asJSON, "json", false, "print every run as JSON")
 	cmd.AddCommand(serve)

@@ -41,6 +41,7 @@ type edgeFlags struct {
 	webOrigins                                  []string
 	impair                                      string
 	link                                        impair.Profile // parsed --impair
+	procs                                       int            // --procs; applied only if procsGiven or no $GOMAXPROCS
 }
 
 // edgeConfig turns the flags into an edge.Config (without identity,
@@ -50,6 +51,9 @@ func (fl *edgeFlags) edgeConfig() (edge.Config, error) {
 	var cfg edge.Config
 	if fl.dir == "" {
 		return cfg, errors.New("no cache directory given (set --dir DIR)")
+	}
+	if err := checkProcs(fl.procs); err != nil {
+		return cfg, err
 	}
 	coordinators, err := parseCoordinatorURLs(fl.coordinator)
 	if err != nil {
@@ -153,6 +157,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 			if err != nil {
 				return err
 			}
+			applyProcs(cmd.Flags().Changed("procs"), fl.procs, edgeDefaultProcs)
 			// A cache directory this run creates is removed again if the
 			// edge fails before it serves (a refused login, a port in use).
 			created := &newPaths{}
@@ -225,6 +230,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 	f.StringVar(&fl.playerListen, "player-listen", "127.0.0.1:0", "address of the built-in player's HLS gateway (empty: no player)")
 	f.StringSliceVar(&fl.webOrigins, "web-origin", nil, webOriginUsage)
 	f.StringVar(&fl.impair, "impair", "", impairFlagHelp)
+	f.IntVar(&fl.procs, "procs", edgeDefaultProcs, procsUsage+". An edge is I/O-bound: more threads cost wakeups per shard")
 	f.StringVar(&fl.fault, "byzantine", "honest", "misbehave when serving others, for testing: honest, flip-bits, truncate, wrong-index, slow-drip")
 	return cmd
 }

@@ -108,6 +108,8 @@ func TestBadInputSaysWhatToDoAndLeavesNothing(t *testing.T) {
 
 		// edge: the cache directory is made only after every check, and
 		// removed again if the login is refused.
+		{name: "origin negative procs", args: []string{"origin", "--procs", "-2"}, want: []string{"--procs -2", "want 0 (one per core) or a positive count"}},
+		{name: "edge negative procs", args: edge("--procs", "-1"), want: []string{"--procs -1", "want 0 (one per core) or a positive count"}},
 		{name: "edge without coordinator", args: []string{"edge"}, want: []string{"--coordinator is required", "http://127.0.0.1:7000"}},
 		{name: "edge coordinator without scheme", args: edge("--coordinator", "127.0.0.1:7000"), want: []string{"has no scheme", "did you mean http://127.0.0.1:7000?"}},
 		{name: "edge coordinator scheme", args: edge("--coordinator", "ftp://127.0.0.1:7000"), want: []string{`scheme "ftp"`, "http://127.0.0.1:7000"}},

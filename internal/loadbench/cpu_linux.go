@@ -53,17 +53,19 @@ func processCPU(pid int) (time.Duration, error) {
 
 // groupCPU is the CPU time (user + system) used so far by the live
 // processes of process group pgid: nginx's master and workers, or the one
-// swarmcast server. ok is false if /proc cannot be read.
+// swarmcast server, and how many times the scheduler put one of their
+// threads on a CPU (0 where schedstat is missing). ok is false if /proc
+// cannot be read.
 //
 // A process's time is its threads' run time in ns as the scheduler
 // accounts it (/proc/<pid>/task/<tid>/schedstat), not stat's 10 ms ticks:
 // a run of a few hundred requests (a loaded machine, this package's test)
 // is a few ms of CPU, which ticks round to 0 or 10 ms. Where schedstat is
 // missing (a kernel without CONFIG_SCHED_INFO) the ticks are used.
-func groupCPU(pgid int) (cpu time.Duration, ok bool) {
+func groupCPU(pgid int) (cpu time.Duration, timeslices int64, ok bool) {
 	stats, err := filepath.Glob("/proc/[0-9]*/stat")
 	if err != nil || len(stats) == 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	var total time.Duration
 	for _, f := range stats {
@@ -72,48 +74,56 @@ func groupCPU(pgid int) (cpu time.Duration, ok bool) {
 			continue // exited meanwhile
 		}
 		if pg, ticks, err := parseProcStat(b); err == nil && pg == pgid {
-			if run, ok := threadsRunTime(filepath.Dir(f)); ok {
+			if run, slices, ok := threadsRunTime(filepath.Dir(f)); ok {
 				total += run
+				timeslices += slices
 			} else {
 				total += time.Duration(ticks) * time.Second / clockTicks
 			}
 		}
 	}
-	return total, true
+	return total, timeslices, true
 }
 
-// threadsRunTime sums the run time of the threads of the process whose
-// /proc directory is dir.
-func threadsRunTime(dir string) (time.Duration, bool) {
+// threadsRunTime sums the run time and the timeslices of the threads of
+// the process whose /proc directory is dir.
+func threadsRunTime(dir string) (time.Duration, int64, bool) {
 	files, err := filepath.Glob(filepath.Join(dir, "task", "[0-9]*", "schedstat"))
 	if err != nil || len(files) == 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	var total time.Duration
+	var timeslices int64
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue // the thread exited meanwhile
 		}
-		run, err := parseSchedstat(b)
+		run, slices, err := parseSchedstat(b)
 		if err != nil {
-			return 0, false
+			return 0, 0, false
 		}
 		total += run
+		timeslices += slices
 	}
-	return total, true
+	return total, timeslices, true
 }
 
-// parseSchedstat reads a thread's run time from its schedstat: "run_ns
-// wait_ns timeslices".
-func parseSchedstat(b []byte) (time.Duration, error) {
+// parseSchedstat reads a thread's run time and its number of timeslices
+// (times it was put on a CPU: each wakeup from a wait is one) from its
+// schedstat: "run_ns wait_ns timeslices".
+func parseSchedstat(b []byte) (time.Duration, int64, error) {
 	f := strings.Fields(string(b))
-	if len(f) < 1 {
-		return 0, fmt.Errorf("empty schedstat")
+	if len(f) < 3 {
+		return 0, 0, fmt.Errorf("schedstat %q: want run_ns wait_ns timeslices", b)
 	}
 	ns, err := strconv.ParseInt(f[0], 10, 64)
 	if err != nil || ns < 0 {
-		return 0, fmt.Errorf("schedstat run time %q", f[0])
+		return 0, 0, fmt.Errorf("schedstat run time %q", f[0])
 	}
-	return time.Duration(ns), nil
+	slices, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil || slices < 0 {
+		return 0, 0, fmt.Errorf("schedstat timeslices %q", f[2])
+	}
+	return time.Duration(ns), slices, nil
 }

@@ -14,4 +14,4 @@ func processCPU(int) (time.Duration, error) {
 }
 
 // groupCPU cannot read process times here: the CPU columns stay empty.
-func groupCPU(int) (time.Duration, bool) { return 0, false }
+func groupCPU(int) (time.Duration, int64, bool) { return 0, 0, false }

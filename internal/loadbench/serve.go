@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,14 @@ type ServeOptions struct {
 	Duration    time.Duration // per measured run (default 5s)
 	Rounds      int           // alternating nginx/swarmcast rounds (default 3)
 	Dir         string        // scratch directory (default: a temp dir, removed after)
-	Progress    io.Writer     // one line per run, may be nil
+	// NginxWorkers is nginx's worker_processes (default 2: one per core
+	// of the machine the figures were taken on, what "auto" gives there).
+	NginxWorkers int
+	// ServerProcs, when > 0, runs the swarmcast server with GOMAXPROCS set
+	// to it (to compare it with nginx at the same number of workers); 0
+	// leaves the server's own default.
+	ServerProcs int
+	Progress    io.Writer // one line per run, may be nil
 }
 
 // ServeRun is one measured run against one server.
@@ -52,6 +60,10 @@ type ServeRun struct {
 	// processes) per request in µs during the run: unlike MB/s it hardly
 	// depends on what else the machine runs. 0 where it cannot be read.
 	CPUMicros float64 `json:"server_cpu_us_per_request"`
+	// Wakeups is how many times per request the scheduler put one of the
+	// server's threads on a CPU (schedstat timeslices): the context
+	// switches an event loop saves. 0 where it cannot be read.
+	Wakeups float64 `json:"server_wakeups_per_request"`
 }
 
 // ServeResult holds every run and the medians (MB/s are 10^6 body bytes
@@ -67,9 +79,13 @@ type ServeResult struct {
 	NginxCPUMicros     float64    `json:"nginx_cpu_us_per_request"`
 	SwarmcastCPUMicros float64    `json:"swarmcast_cpu_us_per_request"`
 	CPURatio           float64    `json:"cpu_ratio"`
+	NginxWakeups       float64    `json:"nginx_wakeups_per_request"` // medians of ServeRun.Wakeups
+	SwarmcastWakeups   float64    `json:"swarmcast_wakeups_per_request"`
 	Shards             int        `json:"shards"`
 	ShardBytes         int        `json:"mean_shard_bytes"`
 	Concurrency        int        `json:"concurrency"`
+	NginxWorkers       int        `json:"nginx_workers"`
+	ServerProcs        int        `json:"server_procs,omitempty"` // GOMAXPROCS forced on the swarmcast server; absent: its default
 	Runs               []ServeRun `json:"runs"`
 }
 
@@ -99,6 +115,13 @@ func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 	if opt.Rounds <= 0 {
 		opt.Rounds = 3
 	}
+	if opt.NginxWorkers <= 0 {
+		opt.NginxWorkers = 2
+	}
+	if opt.ServerProcs < 0 {
+		opt.ServerProcs = 0
+	}
+	res.NginxWorkers, res.ServerProcs = opt.NginxWorkers, opt.ServerProcs
 	if opt.Nginx == "" {
 		opt.Nginx = "nginx"
 		if _, err := exec.LookPath("nginx"); err != nil {
@@ -125,7 +148,7 @@ func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 	}
 	res.Shards, res.ShardBytes, res.Concurrency = len(paths), shardBytes, opt.Concurrency
 
-	nginxAddr, stopNginx, nginxGroup, err := startNginx(ctx, opt.Nginx, opt.Dir)
+	nginxAddr, stopNginx, nginxGroup, err := startNginx(ctx, opt.Nginx, opt.Dir, opt.NginxWorkers)
 	if err != nil {
 		return res, err
 	}
@@ -134,7 +157,7 @@ func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 	if opt.Role == RoleOrigin {
 		start = startOrigin
 	}
-	ourAddr, stopOurs, ourGroup, err := start(ctx, opt.Binary, opt.Dir)
+	ourAddr, stopOurs, ourGroup, err := start(ctx, opt.Binary, opt.Dir, opt.ServerProcs)
 	if err != nil {
 		return res, err
 	}
@@ -150,9 +173,9 @@ func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 			return res, fmt.Errorf("%s warm-up: %w", s.name, err)
 		}
 	}
-	var ourRates, nginxRates, ratios, ourCPU, nginxCPU, cpuRatios []float64
+	var ourRates, nginxRates, ratios, ourCPU, nginxCPU, cpuRatios, ourWakeups, nginxWakeups []float64
 	for round := 0; round < opt.Rounds; round++ {
-		rates, cpu := map[string]float64{}, map[string]float64{}
+		rates, cpu, wakeups := map[string]float64{}, map[string]float64{}, map[string]float64{}
 		// ABBA order (nginx first in even rounds, last in odd ones): a
 		// machine getting busier or quieter during a run favours neither.
 		order := servers
@@ -161,20 +184,22 @@ func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 			slices.Reverse(order)
 		}
 		for _, s := range order {
-			cpu0, cpuOK := groupCPU(s.group)
+			cpu0, slices0, cpuOK := groupCPU(s.group)
 			run, err := drive(ctx, s.base, paths, opt.Concurrency, opt.Duration)
 			if err != nil {
 				return res, fmt.Errorf("%s: %w", s.name, err)
 			}
-			if cpu1, ok := groupCPU(s.group); ok && cpuOK {
+			if cpu1, slices1, ok := groupCPU(s.group); ok && cpuOK {
 				run.CPUMicros = float64((cpu1 - cpu0).Microseconds()) / float64(run.Requests)
+				run.Wakeups = float64(slices1-slices0) / float64(run.Requests)
 			}
 			cpu[s.name] = run.CPUMicros
+			wakeups[s.name] = run.Wakeups
 			run.Server = s.name
 			res.Runs = append(res.Runs, run)
 			rates[s.name] = run.MBps
 			if opt.Progress != nil {
-				fmt.Fprintf(opt.Progress, "round %d %-6s %8.1f MB/s %8d requests %d errors %6.1f µs CPU/request\n", round+1, s.name, run.MBps, run.Requests, run.Errors, run.CPUMicros)
+				fmt.Fprintf(opt.Progress, "round %d %-6s %8.1f MB/s %8d requests %d errors %6.1f µs CPU/request %5.2f wakeups/request\n", round+1, s.name, run.MBps, run.Requests, run.Errors, run.CPUMicros, run.Wakeups)
 			}
 		}
 		ourRates = append(ourRates, rates[opt.Role])
@@ -184,10 +209,13 @@ func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 			ourCPU = append(ourCPU, cpu[opt.Role])
 			nginxCPU = append(nginxCPU, cpu["nginx"])
 			cpuRatios = append(cpuRatios, cpu["nginx"]/cpu[opt.Role])
+			ourWakeups = append(ourWakeups, wakeups[opt.Role])
+			nginxWakeups = append(nginxWakeups, wakeups["nginx"])
 		}
 	}
 	res.SwarmcastMBps, res.NginxMBps, res.Ratio = median(ourRates), median(nginxRates), median(ratios)
 	res.SwarmcastCPUMicros, res.NginxCPUMicros, res.CPURatio = median(ourCPU), median(nginxCPU), median(cpuRatios)
+	res.SwarmcastWakeups, res.NginxWakeups = median(ourWakeups), median(nginxWakeups)
 	return res, nil
 }
 
@@ -275,7 +303,7 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startNginx(ctx context.Context, bin, dir string) (string, func(), int, error) {
+func startNginx(ctx context.Context, bin, dir string, workers int) (string, func(), int, error) {
 	addr, err := freePort()
 	if err != nil {
 		return "", nil, 0, err
@@ -286,7 +314,7 @@ func startNginx(ctx context.Context, bin, dir string) (string, func(), int, erro
 	}
 	conf := fmt.Sprintf(`%s
 daemon off;
-worker_processes 2;
+worker_processes %[4]d;
 pid %[2]s/nginx.pid;
 error_log %[2]s/nginx-error.log;
 events { worker_connections 4096; }
@@ -306,7 +334,7 @@ http {
     root %[2]s/www;
   }
 }
-`, user, dir, addr)
+`, user, dir, addr, workers)
 	confFile := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		return "", nil, 0, err
@@ -326,7 +354,7 @@ http {
 	return addr, stop, cmd.Process.Pid, nil // ownGroup: the group is the master's pid
 }
 
-func startEdge(ctx context.Context, bin, dir string) (string, func(), int, error) {
+func startEdge(ctx context.Context, bin, dir string, procs int) (string, func(), int, error) {
 	addr, err := freePort()
 	if err != nil {
 		return "", nil, 0, err
@@ -337,6 +365,7 @@ func startEdge(ctx context.Context, bin, dir string) (string, func(), int, error
 		"--coordinator", "http://127.0.0.1:9", "--listen", addr,
 		"--disk", "100GB", "--upload", "100000Mbit")
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	withProcs(cmd, procs)
 	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return "", nil, 0, fmt.Errorf("start edge: %w", err)
@@ -351,7 +380,7 @@ func startEdge(ctx context.Context, bin, dir string) (string, func(), int, error
 
 // startOrigin runs `swarmcast origin` over the publisher store layOut
 // ingested into, so it serves the very messages nginx serves from www/.
-func startOrigin(ctx context.Context, bin, dir string) (string, func(), int, error) {
+func startOrigin(ctx context.Context, bin, dir string, procs int) (string, func(), int, error) {
 	addr, err := freePort()
 	if err != nil {
 		return "", nil, 0, err
@@ -360,6 +389,7 @@ func startOrigin(ctx context.Context, bin, dir string) (string, func(), int, err
 	cmd := exec.CommandContext(ctx, bin, "origin", "--store", filepath.Join(dir, "publisher"),
 		"--coordinator", "http://127.0.0.1:9", "--listen", addr)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	withProcs(cmd, procs)
 	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return "", nil, 0, fmt.Errorf("start origin: %w", err)
@@ -370,6 +400,16 @@ func startOrigin(ctx context.Context, bin, dir string) (string, func(), int, err
 		return "", nil, 0, fmt.Errorf("origin did not come up: %w", err)
 	}
 	return addr, stop, cmd.Process.Pid, nil
+}
+
+// withProcs sets GOMAXPROCS for cmd when procs > 0 (an explicit
+// setting in the caller's environment is replaced, not duplicated).
+func withProcs(cmd *exec.Cmd, procs int) {
+	if procs <= 0 {
+		return
+	}
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") })
+	cmd.Env = append(env, fmt.Sprintf("GOMAXPROCS=%d", procs))
 }
 
 func waitHTTP(ctx context.Context, url string) error {

@@ -58,7 +58,7 @@ func TestServeMeasuresAndCleansUp(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(probe, "www"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, stop, _, err := startNginx(t.Context(), nginx, probe)
+	_, stop, _, err := startNginx(t.Context(), nginx, probe, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestServeMeasuresAndCleansUp(t *testing.T) {
 			if res.Role != role || res.NginxMBps <= 0 || res.SwarmcastMBps <= 0 || res.Ratio <= 0 || len(res.Runs) != 2 || res.Runs[1].Server != role {
 				t.Fatalf("result %+v", res)
 			}
-			if res.CPURatio <= 0 || res.NginxCPUMicros <= 0 || res.SwarmcastCPUMicros <= 0 {
+			if res.CPURatio <= 0 || res.NginxCPUMicros <= 0 || res.SwarmcastCPUMicros <= 0 || res.NginxWakeups <= 0 || res.SwarmcastWakeups <= 0 {
 				t.Errorf("no CPU time per request measured: %+v", res)
 			}
 			for _, r := range res.Runs {
