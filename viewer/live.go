@@ -124,6 +124,11 @@ type liveChannel struct {
 	changed chan struct{} // closed and replaced on every change
 	watched map[int]time.Time
 	segs    map[segKey]*liveSegment
+	// arrived is when each entry that came as the chain's newest reached
+	// this gateway (entries of a first backlog, older than the newest,
+	// are absent: their pushes have long landed). A fetch started before
+	// arrived + livePushGrace meets carriers the push has not reached.
+	arrived map[uint64]time.Time
 	discs   []uint64 // Seqs of the held entries with Discontinuity
 	// discsTrimmed counts the discontinuities of entries already trimmed.
 	discsTrimmed int
@@ -236,7 +241,7 @@ func (v *Viewer) liveChain(ctx context.Context, id content.VideoID) (*liveChanne
 	lc, ok := v.lives[id]
 	if !ok {
 		lc = &liveChannel{id: id, ready: make(chan struct{}), changed: make(chan struct{}),
-			watched: map[int]time.Time{}, segs: map[segKey]*liveSegment{}}
+			watched: map[int]time.Time{}, segs: map[segKey]*liveSegment{}, arrived: map[uint64]time.Time{}}
 		v.lives[id] = lc
 	}
 	lc.lastAsked = v.cfg.Now()
@@ -330,7 +335,7 @@ func isGone(err error) bool {
 // for next.
 func (v *Viewer) appendEntries(lc *liveChannel, raws [][]byte, from uint64) uint64 {
 	g := lc.chain.Genesis()
-	for _, raw := range raws {
+	for i, raw := range raws {
 		e, err := content.DecodeLiveEntry(raw, g, lc.id)
 		if err == nil {
 			err = lc.chain.Append(e)
@@ -348,7 +353,7 @@ func (v *Viewer) appendEntries(lc *liveChannel, raws [][]byte, from uint64) uint
 			break
 		}
 		v.met.liveEntries.WithLabelValues("accepted").Inc()
-		v.onEntry(lc, e)
+		v.onEntry(lc, e, i == len(raws)-1)
 	}
 	if h := lc.chain.Head(); h != nil {
 		return h.Seq + 1
@@ -357,10 +362,14 @@ func (v *Viewer) appendEntries(lc *liveChannel, raws [][]byte, from uint64) uint
 }
 
 // onEntry starts the fetch of the new segment in every watched rendition
-// and forgets what fell out of every window.
-func (v *Viewer) onEntry(lc *liveChannel, e *content.LiveEntry) {
+// and forgets what fell out of every window. newest says e is the last of
+// its answer (it may have just been published: its arrival is kept).
+func (v *Viewer) onEntry(lc *liveChannel, e *content.LiveEntry, newest bool) {
 	now := v.cfg.Now()
 	lc.mu.Lock()
+	if newest {
+		lc.arrived[e.Seq] = now
+	}
 	if e.Discontinuity {
 		lc.discs = append(lc.discs, e.Seq)
 	}
@@ -375,6 +384,11 @@ func (v *Viewer) onEntry(lc *liveChannel, e *content.LiveEntry) {
 		for k := range lc.segs {
 			if k.seq < low {
 				delete(lc.segs, k)
+			}
+		}
+		for seq := range lc.arrived {
+			if seq < low {
+				delete(lc.arrived, seq)
 			}
 		}
 		for len(lc.discs) > 0 && lc.discs[0] < low {
@@ -602,7 +616,9 @@ type liveFetchHow struct {
 // or livePushWait has passed, or the carriers are fewer than k, it is an
 // ordinary fetch, origin included. Without this, a fetch that met
 // a few 404s in its first milliseconds turned to the origin for every
-// missing shard (docs/PERFORMANCE.md, "Live at 50 viewers").
+// missing shard (docs/PERFORMANCE.md, "Live at 50 viewers"). A segment
+// whose push has landed (see landed below) gets one round of every
+// carrier instead: waiting cannot bring it to a carrier that lacks it.
 func (v *Viewer) fetchLive(ctx context.Context, lc *liveChannel, ref content.SegmentRef, deadline time.Time) (*segmentResult, liveFetchHow, error) {
 	var how liveFetchHow
 	e := lc.entry
@@ -612,7 +628,16 @@ func (v *Viewer) fetchLive(ctx context.Context, lc *liveChannel, ref content.Seg
 	}
 	k := lc.chain.Genesis().Params.K
 	start := v.cfg.Now()
-	for round := 0; v.cfg.Now().Sub(start) < livePushWait && deadline.Sub(v.cfg.Now()) > segDur+liveCarrierRetry; round++ {
+	// A segment whose push has landed (its entry came in a backlog, or
+	// arrived longer ago than the grace and the wait a push may take) is
+	// held by every carrier that was in the trees then: one round asks all
+	// of them, so the scheduler replaces a carrier that answers 404 (one
+	// placed since) with the next at once instead of waiting a round.
+	lc.mu.Lock()
+	at, young := lc.arrived[uint64(ref.Segment)]
+	lc.mu.Unlock()
+	landed := !young || start.Sub(at) >= livePushGrace+livePushWait
+	for round := 0; v.cfg.Now().Sub(start) < livePushWait && deadline.Sub(v.cfg.Now()) > segDur+liveCarrierRetry && (round == 0 || !landed); round++ {
 		if round > 0 {
 			if err := sleepUntil(ctx, v.cfg.Now, v.cfg.Now().Add(liveCarrierRetry)); err != nil {
 				return nil, how, err
@@ -635,7 +660,7 @@ func (v *Viewer) fetchLive(ctx context.Context, lc *liveChannel, ref content.Seg
 		// Each round asks the next few carriers in rank order, so rounds
 		// spread over the carriers rather than re-asking the first ones.
 		per := max(liveCarriersPerRound*k, 1)
-		if len(edges) > per {
+		if len(edges) > per && !landed {
 			off := (round * per) % len(edges)
 			edges = append(slices.Clone(edges[off:]), edges[:off]...)[:per]
 		}
@@ -715,6 +740,10 @@ func (lc *liveChannel) fetchedAfterLocked(r int, entries []*content.LiveEntry) b
 // joinLive marks rendition r watched; a player that just joined gets the
 // newest hold-back's worth of segments fetched, and the first playlist
 // waits (bounded) until they are servable, so it starts at the live edge.
+// A segment whose entry arrived less than livePushGrace ago is fetched
+// only once the grace has passed, as onEntry would have (asked at once,
+// the carriers do not hold it yet and the origin serves it: the join-time
+// copies of docs/PERFORMANCE.md "Live at 50 viewers").
 func (v *Viewer) joinLive(ctx context.Context, lc *liveChannel, r int) {
 	now := v.cfg.Now()
 	lc.mu.Lock()
@@ -731,7 +760,15 @@ func (v *Viewer) joinLive(ctx context.Context, lc *liveChannel, r int) {
 		if len(entries) > want {
 			entries = entries[len(entries)-want:]
 		}
+		wait := deadline.Sub(v.cfg.Now())
 		for _, e := range entries {
+			lc.mu.Lock()
+			at, young := lc.arrived[e.Seq]
+			lc.mu.Unlock()
+			if ready := at.Add(livePushGrace).Sub(v.cfg.Now()); young && ready > 0 {
+				wait = min(wait, ready)
+				continue
+			}
 			v.startLiveSegment(lc, r, e.Seq, LiveFetchJoin)
 		}
 		lc.mu.Lock()
@@ -740,8 +777,7 @@ func (v *Viewer) joinLive(ctx context.Context, lc *liveChannel, r int) {
 		if n := len(lc.window(r).Segments); n >= want || (ended && n > 0) {
 			return
 		}
-		wait := deadline.Sub(v.cfg.Now())
-		if wait <= 0 {
+		if deadline.Sub(v.cfg.Now()) <= 0 {
 			return
 		}
 		t := time.NewTimer(wait)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -444,4 +445,78 @@ func framesOf(b []byte) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// A player joining the live edge gets its first window from the carriers,
+// not the origin, even when most carriers are new to the tree and the
+// newest segment's push is still on its way: segments whose pushes have
+// landed are asked of every carrier in one round (the scheduler replaces
+// each carrier that answers 404 with the next, instead of a round of a
+// few carriers every 150 ms), and the segment whose entry just arrived is
+// fetched once livePushGrace has passed, as onEntry does. The network: 24
+// carriers placed since (404 for everything), then K carriers holding
+// every index, whose push of the newest segment lands 500 ms after its
+// entry (two relay levels on a loaded machine).
+func TestLiveJoinIsServedByCarriers(t *testing.T) {
+	const holders = 8 // one shard per carrier per segment: K of them
+	kinds := append(slices.Repeat([]serverKind{kindGone}, 24), slices.Repeat([]serverKind{kindHonest}, holders)...)
+	n, lb := newLiveTestNetwork(t, kinds)
+	if n.man.Params.K > holders {
+		t.Fatalf("the sample has K = %d: the test needs that many holding carriers", n.man.Params.K)
+	}
+	var landMu sync.Mutex
+	landsAt := map[int]time.Time{} // segment → when its push reaches the carriers
+	for _, s := range n.coord.edges {
+		if s.kind != kindHonest {
+			continue
+		}
+		s.shards = nil
+		for i := range n.man.Params.NMax {
+			s.shards = append(s.shards, i)
+		}
+		s.notPushed = func(seg int) bool {
+			landMu.Lock()
+			defer landMu.Unlock()
+			at, ok := landsAt[seg]
+			return !ok || time.Now().Before(at)
+		}
+	}
+	var mu sync.Mutex
+	var servable []LiveServable
+	v, err := New(Config{Coordinator: n.coordURL, Identity: identity.New(), Seed: 1, Registry: prometheus.NewRegistry(),
+		OnLiveServable: func(s LiveServable) { mu.Lock(); servable = append(servable, s); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	srv := httptest.NewServer(v.Gateway())
+	t.Cleanup(srv.Close)
+
+	const published = 6
+	landMu.Lock()
+	for seg := range published - 1 {
+		landsAt[seg] = time.Now()
+	}
+	landsAt[published-1] = time.Now().Add(500 * time.Millisecond)
+	landMu.Unlock()
+	lb.publish(published)
+	base := srv.URL + "/live/" + lb.id.String()
+	newest := strconv.Itoa(published-1) + ".ts"
+	waitPlaylist(t, base+"/0/index.m3u8", "the newest segment", func(s string) bool { return strings.Contains(s, "\n"+newest+"\n") })
+
+	mu.Lock()
+	defer mu.Unlock()
+	joined := 0
+	for _, s := range servable {
+		if s.Fetch != LiveFetchJoin {
+			continue
+		}
+		joined++
+		if s.OriginBytes != 0 || s.OriginFallback || s.NoCarriers {
+			t.Errorf("join segment %d: %d bytes from the origin (fallback %v, no carriers %v) after %d carrier rounds", s.Seq, s.OriginBytes, s.OriginFallback, s.NoCarriers, s.CarrierRounds)
+		}
+	}
+	if joined < content.LiveHoldBackSegments {
+		t.Fatalf("%d join segments reported servable, want at least %d", joined, content.LiveHoldBackSegments)
+	}
 }

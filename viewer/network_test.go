@@ -78,6 +78,9 @@ type shardServer struct {
 	shards []int
 	srv    *httptest.Server
 	asked  atomic.Int64 // shard requests received
+	// notPushed, if set, says a live segment's push has not reached this
+	// server yet: its shards answer 404 ("not held"), as a carrier's do.
+	notPushed func(segment int) bool
 
 	// With a key, the server signs receipts over the shard data it sends
 	// (lies included) and records the order headers and final orders.
@@ -123,9 +126,11 @@ func (s *shardServer) handler(book *shardBook) http.Handler {
 			s.payMu.Unlock()
 		}
 		book.mu.Lock()
-		known := ref.Video == book.id || (ref.Video == book.liveID && book.liveID != content.VideoID{})
+		live := ref.Video == book.liveID && book.liveID != content.VideoID{}
+		known := ref.Video == book.id || live
 		book.mu.Unlock()
-		if s.kind == kindGone || !known || (!s.origin && !slices.Contains(s.shards, ref.Shard)) {
+		pending := live && s.notPushed != nil && s.notPushed(ref.Segment)
+		if s.kind == kindGone || !known || pending || (!s.origin && !slices.Contains(s.shards, ref.Shard)) {
 			wire.WriteError(w, http.StatusNotFound, "shard not held")
 			return
 		}
