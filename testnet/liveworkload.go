@@ -22,11 +22,19 @@ type LiveStats struct {
 	mu                     sync.Mutex
 	originBytes, edgeBytes int64
 	byCause                map[string]int64 // origin bytes by OriginCause
+	// The parts of T_serve − segment end (viewer.LiveServable.EntryAt),
+	// for the reports whose entry arrived as the chain's newest.
+	entryDelay, pushWait, fetchTime LiveLatencies
 }
 
 // Record keeps one report.
 func (s *LiveStats) Record(r viewer.LiveServable) {
 	s.LiveLatencies.Record(r.Latency())
+	if !r.EntryAt.IsZero() {
+		s.entryDelay.Record(r.EntryAt.Sub(r.ProgramTime.Add(r.Duration)))
+		s.pushWait.Record(r.FetchStart.Sub(r.EntryAt))
+		s.fetchTime.Record(r.At.Sub(r.FetchStart))
+	}
 	s.mu.Lock()
 	s.originBytes += r.OriginBytes
 	s.edgeBytes += r.EdgeBytes
@@ -53,6 +61,23 @@ func OriginCause(r viewer.LiveServable) string {
 		return r.Fetch + "_late"
 	}
 	return "other"
+}
+
+// LatencyParts is LiveReport.LatencyPartsMS (nil before any report).
+func (s *LiveStats) LatencyParts() map[string]map[string]float64 {
+	var out map[string]map[string]float64
+	for name, l := range map[string]*LiveLatencies{"entry": &s.entryDelay, "wait": &s.pushWait, "fetch": &s.fetchTime} {
+		p50, n := l.Percentile(50)
+		if n == 0 {
+			continue
+		}
+		p95, _ := l.Percentile(95)
+		if out == nil {
+			out = map[string]map[string]float64{}
+		}
+		out[name] = map[string]float64{"p50": float64(p50) / 1e6, "p95": float64(p95) / 1e6}
+	}
+	return out
 }
 
 // OriginBytesByCause is the origin's shard bytes to players by OriginCause.
@@ -122,7 +147,14 @@ type LiveReport struct {
 	// children per substream tree over the samples (1 is a push of one
 	// copy of each substream).
 	OriginChildrenPerSubstream float64 `json:"origin_children_per_substream"`
-	FirstError                 string  `json:"first_error,omitempty"`
+	// LatencyPartsMS splits T_serve − segment end (latency − HOLD-BACK) of
+	// the segments fetched after their entry arrived: "entry" (the origin's
+	// transcode and publish, and the entry's long-poll to the gateway),
+	// "wait" (the gateway's wait for the push, livePushGrace), "fetch"
+	// (the carriers' rounds and any origin fallback); each "p50" and "p95"
+	// in ms. The parts' p95s need not add up to the latency's.
+	LatencyPartsMS map[string]map[string]float64 `json:"latency_parts_ms,omitempty"`
+	FirstError     string                        `json:"first_error,omitempty"`
 }
 
 // RunLive runs w on the network (started with Config.Live and
@@ -262,6 +294,7 @@ func (n *Network) RunLive(ctx context.Context, w LiveWorkload) (LiveReport, erro
 			rep.OriginCopiesByCause[cause] = float64(b) / float64(rep.SegmentCopyBytes)
 		}
 	}
+	rep.LatencyPartsMS = w.Stats.LatencyParts()
 	close(sampleStop)
 	<-sampleDone
 	rep.TreeRelayLevels, rep.TreeRelaysUsed = shape.levels, shape.relays

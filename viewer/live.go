@@ -99,6 +99,13 @@ type LiveServable struct {
 	CarrierRounds  int
 	NoCarriers     bool
 	OriginFallback bool
+	// EntryAt is when the segment's entry reached this gateway as the
+	// chain's newest (zero for an entry of a backlog), FetchStart when the
+	// fetch began: T_serve splits into the origin's publish and the
+	// entry's delivery (EntryAt − segment end), the wait for the push
+	// (FetchStart − EntryAt) and the fetch (At − FetchStart).
+	EntryAt    time.Time
+	FetchStart time.Time
 }
 
 // Latency is glass-to-glass as docs/LIVE.md defines it: T_serve − (the
@@ -567,9 +574,11 @@ func (v *Viewer) startLiveSegment(lc *liveChannel, r int, seq uint64, why string
 		// now (the entry arrives as the segment ends). A deadline of one
 		// segment made every live fetch "late" at once, so the origin raced
 		// the edges for every segment (offload 50 %, 9 origin copies).
-		res, how, err := v.fetchLive(v.ctx, lc, ref, v.cfg.Now().Add(max(dur, lc.hold-dur)))
+		fetchStart := v.cfg.Now()
+		res, how, err := v.fetchLive(v.ctx, lc, ref, fetchStart.Add(max(dur, lc.hold-dur)))
 		at := v.cfg.Now()
 		lc.mu.Lock()
+		entryAt := lc.arrived[seq]
 		if err != nil {
 			s.err = err
 		} else {
@@ -589,7 +598,8 @@ func (v *Viewer) startLiveSegment(lc *liveChannel, r int, seq uint64, why string
 		}
 		sv := LiveServable{Chain: lc.id, Rendition: r, Seq: seq, ProgramTime: time.UnixMicro(e.ProgramTime), Duration: dur,
 			At: at, HoldBack: lc.hold, OriginBytes: res.originBytes, EdgeBytes: res.edgeBytes,
-			Fetch: why, CarrierRounds: how.rounds, NoCarriers: how.noCarriers, OriginFallback: how.fallback}
+			Fetch: why, CarrierRounds: how.rounds, NoCarriers: how.noCarriers, OriginFallback: how.fallback,
+			EntryAt: entryAt, FetchStart: fetchStart}
 		v.met.liveLatency.Observe(sv.Latency().Seconds())
 		if v.cfg.OnLiveServable != nil {
 			v.cfg.OnLiveServable(sv)

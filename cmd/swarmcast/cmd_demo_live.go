@@ -271,6 +271,11 @@ func printLiveReport(out io.Writer, r testnet.LiveReport) {
 	fmt.Fprintln(tw, "\nlive result\tvalue")
 	fmt.Fprintf(tw, "segments published\t%d\n", r.SegmentsPublished)
 	fmt.Fprintf(tw, "glass-to-glass p50 / p95 (servable + hold-back)\t%.0f ms / %.0f ms\n", r.LiveLatencyP50MS, r.LiveLatencyP95MS)
+	for _, part := range []string{"entry", "wait", "fetch"} {
+		if p := r.LatencyPartsMS[part]; p != nil {
+			fmt.Fprintf(tw, "  servable − segment end, part %q p50 / p95\t%.0f ms / %.0f ms\n", part, p["p50"], p["p95"])
+		}
+	}
 	fmt.Fprintf(tw, "offload (1 - origin / delivered)\t%.1f%%\n", 100*r.Offload)
 	fmt.Fprintf(tw, "origin copies per segment (all renditions)\t%.2f\n", r.OriginCopiesPerSegment)
 	fmt.Fprintf(tw, "  pushed into the trees\t%.2f\n", r.OriginPushCopiesPerSegment)
