@@ -73,6 +73,12 @@ type closedSegment struct {
 	programTime time.Time
 	disc        bool
 	closedAt    time.Time // arrival of the frame (or drop) that closed it
+	// replicated, with Config.Replicas, is closed once outs and rerr hold
+	// the replicas' decision (replicateAhead started it as the segment
+	// arrived).
+	replicated chan struct{}
+	outs       [][]byte
+	rerr       error
 }
 
 func (in *Ingest) newBroadcast(ch wire.ChannelInfo, auth wire.IngestAuthResponse) (*broadcast, error) {
@@ -169,16 +175,96 @@ func (b *broadcast) describe() Broadcast {
 	return d
 }
 
+// replicasInFlight bounds the segments being decided by the replicas at
+// once (Config.Replicas): a segment whose decision takes longer than T (a
+// dispute, a late or missing replica) lets the next one open on time, but
+// no worker is handed more tasks than its slots (2) can run at once, so no
+// honest worker waits behind the origin's own backlog.
+const replicasInFlight = 2
+
 // work publishes closed segments in order until the queue closes, then
-// seals.
+// seals. With Config.Replicas each segment is handed to the replicas as
+// soon as it closes (replicateAhead, at most replicasInFlight undecided),
+// in order, and published in order once decided: a slow decision does not
+// hold back the opening of the next segment, whose input is available T
+// after the previous one's, as the bound R assumes.
 func (b *broadcast) work() {
 	defer close(b.done)
+	if b.in.cfg.Replicas == nil {
+		b.publishLoop(b.queue)
+		return
+	}
+	ordered := make(chan *closedSegment, cap(b.queue))
+	inFlight := make(chan struct{}, replicasInFlight)
+	var wg sync.WaitGroup
+	wg.Go(func() { b.publishLoop(ordered) })
+	defer wg.Wait()
+	defer close(ordered)
+	var next uint64 // the entry seq the next segment is predicted to take
+	first := true
+	for {
+		var cs *closedSegment
+		select {
+		case <-b.in.ctx.Done():
+			return
+		case c, ok := <-b.queue:
+			if !ok {
+				return // publishLoop seals once ordered is drained
+			}
+			cs = c
+		}
+		if cs.report == nil {
+			if first {
+				if h := b.chain.Head(); h != nil {
+					next = h.Seq + 1
+				}
+				first = false
+			}
+			select {
+			case inFlight <- struct{}{}:
+			case <-b.in.ctx.Done():
+				return
+			}
+			b.replicateAhead(&wg, cs, next, func() { <-inFlight })
+			next++
+		}
+		select {
+		case ordered <- cs:
+		case <-b.in.ctx.Done():
+			return
+		}
+	}
+}
+
+// replicateAhead starts the replicas' decision of cs (predicted entry seq
+// seq; the judge numbers failed segments its own way; done is called once
+// decided) and returns once the judge has opened it, so segments open in
+// order.
+func (b *broadcast) replicateAhead(wg *sync.WaitGroup, cs *closedSegment, seq uint64, done func()) {
+	cs.replicated = make(chan struct{})
+	opened := make(chan struct{})
+	task := ReplicaTask{Chain: b.chain.ID(), Segment: seq, Recipe: b.recipe, Source: cs.job.source.Bytes(), Opened: sync.OnceFunc(func() { close(opened) })}
+	wg.Go(func() {
+		defer close(cs.replicated)
+		defer done()
+		cs.outs, cs.rerr = b.in.cfg.Replicas.Replicate(b.in.ctx, task)
+	})
+	select {
+	case <-opened:
+	case <-cs.replicated:
+	case <-b.in.ctx.Done():
+	}
+}
+
+// publishLoop publishes the segments (and reports) from queue in order;
+// it seals once queue closes.
+func (b *broadcast) publishLoop(queue <-chan *closedSegment) {
 	for {
 		var cs *closedSegment
 		select {
 		case <-b.in.ctx.Done():
 			return // origin shutting down: leave the chain unsealed on disk
-		case c, ok := <-b.queue:
+		case c, ok := <-queue:
 			if !ok {
 				b.seal()
 				return
@@ -211,17 +297,19 @@ func (b *broadcast) publish(cs *closedSegment) error {
 	ctx := b.in.ctx
 	var outs [][]byte
 	var err error
-	if r := b.in.cfg.Replicas; r != nil {
+	if cs.replicated != nil {
 		// No local transcode ran (sourceOnlyJob): the ladder is the
-		// replicas' agreed one, or the judge's re-execution of a dispute.
-		seq := uint64(0)
-		if h := b.chain.Head(); h != nil {
-			seq = h.Seq + 1
+		// replicas' agreed one, or the judge's re-execution of a dispute
+		// (started as the segment closed: work).
+		select {
+		case <-cs.replicated:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		outs, err = r.Replicate(ctx, ReplicaTask{Chain: b.chain.ID(), Segment: seq, Recipe: b.recipe, Source: cs.job.source.Bytes()})
+		outs, err = cs.outs, cs.rerr
 		b.in.metrics.transcode.Observe(time.Since(cs.closedAt).Seconds())
 		if err != nil {
-			return fmt.Errorf("segment %d: btr replicas: %w", seq, err)
+			return fmt.Errorf("segment closed at %s: btr replicas: %w", cs.closedAt.Format(time.TimeOnly), err)
 		}
 	} else {
 		outs, err = cs.job.finish()

@@ -24,4 +24,9 @@ type ReplicaTask struct {
 	Segment uint64
 	Recipe  Recipe
 	Source  []byte // the source segment (MPEG-TS) exactly as the cutter wrote it
+	// Opened, if set, is called once the judge has numbered and opened
+	// the segment (its detection deadline runs from then): the ingest
+	// hands the next segment over only after it, so segments open in
+	// order while earlier ones are still being decided.
+	Opened func()
 }

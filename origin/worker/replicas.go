@@ -270,6 +270,9 @@ func (r *Replicas) Replicate(ctx context.Context, t live.ReplicaTask) ([][]byte,
 	available := time.Now()
 	err = cj.judge.Open(seg, input, available)
 	cj.openMu.Unlock()
+	if t.Opened != nil {
+		t.Opened()
+	}
 	if err != nil {
 		return nil, err
 	}
