@@ -531,6 +531,33 @@ func NewSegmentFetch(k, nMax int, deadline time.Time, segDur time.Duration, star
 	return newSegmentFetch(k, nMax, deadline, segDur, startup, banned, rng)
 }
 
+// Reset makes f the scheduler newSegmentFetch would return for another
+// segment, keeping only its buffers' memory, so a driver that fetches one
+// segment after another (the simulator's 10^5 players) allocates none per
+// segment. Nothing of the previous segment survives: what f returned
+// before (Verified, actions) is the caller's, and Reset does not touch it.
+func (f *segmentFetch) Reset(k, nMax int, deadline time.Time, segDur time.Duration, startup bool, banned map[wire.NodeID]bool, rng *rand.Rand) {
+	if banned == nil {
+		banned = map[wire.NodeID]bool{}
+	}
+	*f = segmentFetch{
+		k: k, nMax: nMax, deadline: deadline, segDur: segDur, startup: startup, rng: rng,
+		banned:   banned,
+		edges:    clear0(f.edges),
+		origins:  clear0(f.origins),
+		asked:    slices.Grow(clear0(f.asked), k+4),
+		inflight: slices.Grow(clear0(f.inflight), k+4),
+		verified: slices.Grow(clear0(f.verified), k),
+	}
+}
+
+// clear0 empties s, zeroing what it held so the old segment's strings
+// and shard lists are not kept alive by the buffer.
+func clear0[S ~[]E, E any](s S) S {
+	clear(s)
+	return s[:0]
+}
+
 func sortActions(acts []action) {
 	slices.SortFunc(acts, func(a, b action) int {
 		if a.Node != b.Node {

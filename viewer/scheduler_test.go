@@ -243,6 +243,12 @@ type runResult struct {
 
 func runScenario(t *testing.T, sc scenario) runResult {
 	t.Helper()
+	return runScenarioOn(t, sc, nil)
+}
+
+// runScenarioOn runs sc on reuse after a Reset (nil: a new scheduler).
+func runScenarioOn(t *testing.T, sc scenario, reuse *segmentFetch) runResult {
+	t.Helper()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	specs := map[wire.NodeID]sourceSpec{}
 	var edges, origins []candidate
@@ -256,7 +262,12 @@ func runScenario(t *testing.T, sc scenario) runResult {
 			edges = append(edges, c)
 		}
 	}
-	f := newSegmentFetch(sc.k, sc.nMax, t0.Add(sc.deadline), segDur, sc.startup, nil, rand.New(rand.NewSource(1)))
+	f := reuse
+	if f == nil {
+		f = newSegmentFetch(sc.k, sc.nMax, t0.Add(sc.deadline), segDur, sc.startup, nil, rand.New(rand.NewSource(1)))
+	} else {
+		f.Reset(sc.k, sc.nMax, t0.Add(sc.deadline), segDur, sc.startup, nil, rand.New(rand.NewSource(1)))
+	}
 	var res runResult
 	var queue []pending
 	seq := 0
@@ -400,6 +411,25 @@ func TestSchedulerScenarios(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSchedulerResetIsNew: a scheduler Reset after other segments (done,
+// failed, with bans and timeouts) decides exactly as a new one: every
+// scenario's trace of actions is the same on one reused scheduler as on
+// fresh ones.
+func TestSchedulerResetIsNew(t *testing.T) {
+	var reused *segmentFetch
+	for _, sc := range scenarios {
+		fresh := runScenario(t, sc)
+		if reused == nil {
+			reused = newSegmentFetch(1, 1, time.Time{}, segDur, false, nil, nil)
+			runScenarioOn(t, scenarios[len(scenarios)-1], reused) // dirty it first
+		}
+		got := runScenarioOn(t, sc, reused)
+		if !slices.Equal(got.trace, fresh.trace) || got.done != fresh.done || got.failed != fresh.failed {
+			t.Fatalf("%s: after Reset\n%s\nwant (a new scheduler)\n%s", sc.name, strings.Join(got.trace, "\n"), strings.Join(fresh.trace, "\n"))
+		}
 	}
 }
 
