@@ -31,7 +31,8 @@ var (
 	liveEntryMagic   = [4]byte{'S', 'W', 'L', 'E'}
 )
 
-// LiveVersion is the only live encoding this code reads and writes.
+// LiveVersion is the encoding of entries and of a standard chain's genesis
+// (a low-latency genesis is LiveLowLatencyVersion).
 const LiveVersion = 1
 
 // Live limits, checked before any allocation an attacker could size.
@@ -93,13 +94,21 @@ type LiveGenesis struct {
 	Renditions     []LiveRendition
 	Started        int64    // unix µs when the broadcast started
 	Nonce          [16]byte // distinct chains of one channel with equal settings
-	Signature      []byte
+	// PartTarget (µs) makes a low-latency chain (livepart.go): its segments
+	// are also published as signed parts of about this duration. 0: a
+	// standard chain, encoded as LiveVersion exactly as before.
+	PartTarget uint32
+	Signature  []byte
 }
 
 func (g *LiveGenesis) encodeUnsigned(buf *bytes.Buffer) {
 	w := encoder{buf: buf}
 	buf.Write(liveGenesisMagic[:])
-	w.u8(LiveVersion)
+	if g.PartTarget > 0 {
+		w.u8(LiveLowLatencyVersion)
+	} else {
+		w.u8(LiveVersion)
+	}
 	buf.Write(g.Publisher)
 	w.str8(g.Channel)
 	w.str16(g.Title)
@@ -117,6 +126,9 @@ func (g *LiveGenesis) encodeUnsigned(buf *bytes.Buffer) {
 	}
 	w.u64(uint64(g.Started))
 	buf.Write(g.Nonce[:])
+	if g.PartTarget > 0 {
+		w.u32(g.PartTarget)
+	}
 }
 
 // Encode is the canonical signed encoding.
@@ -150,6 +162,8 @@ func (g *LiveGenesis) checkShape() error {
 		return fmt.Errorf("live genesis: target duration %dµs outside 1µs..60s", g.TargetDuration)
 	case len(g.Renditions) == 0 || len(g.Renditions) > maxRenditions:
 		return fmt.Errorf("live genesis: %d renditions, want 1..%d", len(g.Renditions), maxRenditions)
+	case g.PartTarget != 0 && (g.PartTarget < MinLivePartTarget || g.PartTarget > MaxLivePartTarget || g.PartTarget >= g.TargetDuration):
+		return fmt.Errorf("live genesis: part target %dµs: want %d..%dµs and shorter than the %dµs segment", g.PartTarget, MinLivePartTarget, MaxLivePartTarget, g.TargetDuration)
 	}
 	if err := g.Params.Validate(); err != nil {
 		return fmt.Errorf("live genesis: %w", err)
@@ -188,8 +202,9 @@ func DecodeLiveGenesis(data []byte) (*LiveGenesis, error) {
 	if m := d.bytes(4); d.err == nil && !bytes.Equal(m, liveGenesisMagic[:]) {
 		return nil, errors.New("live genesis: not a Swarmcast live genesis (bad magic)")
 	}
-	if v := d.u8(); d.err == nil && v != LiveVersion {
-		return nil, fmt.Errorf("live genesis: version %d not supported (this build reads %d); upgrade swarmcast", v, LiveVersion)
+	v := d.u8()
+	if d.err == nil && v != LiveVersion && v != LiveLowLatencyVersion {
+		return nil, fmt.Errorf("live genesis: version %d not supported (this build reads %d and %d); upgrade swarmcast", v, LiveVersion, LiveLowLatencyVersion)
 	}
 	g := &LiveGenesis{}
 	g.Publisher = ed25519.PublicKey(bytes.Clone(d.bytes(ed25519.PublicKeySize)))
@@ -214,6 +229,11 @@ func DecodeLiveGenesis(data []byte) (*LiveGenesis, error) {
 	}
 	g.Started = int64(d.u64())
 	copy(g.Nonce[:], d.bytes(16))
+	if v == LiveLowLatencyVersion {
+		if g.PartTarget = d.u32(); d.err == nil && g.PartTarget == 0 {
+			return nil, errors.New("live genesis: a low-latency genesis with no part target")
+		}
+	}
 	g.Signature = bytes.Clone(d.bytes(ed25519.SignatureSize))
 	if d.err != nil {
 		return nil, fmt.Errorf("live genesis: %w", d.err)
