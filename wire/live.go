@@ -114,6 +114,10 @@ const (
 type CreateChannelRequest struct {
 	Name      string `json:"name"`
 	SegmentMS int    `json:"segment_ms,omitempty"`
+	// PartMS makes a Low-Latency HLS channel (docs/LIVE.md): each segment
+	// is also published as signed parts of about PartMS (100..SegmentMS/2).
+	// 0: a standard channel.
+	PartMS int `json:"part_ms,omitempty"`
 }
 
 // ChannelCreated is the answer to a create: the stream key is shown once
@@ -135,6 +139,8 @@ type ChannelInfo struct {
 	State     string    `json:"state"`
 	Error     string    `json:"error,omitempty"`
 	SegmentMS int       `json:"segment_ms"`
+	// PartMS is a low-latency channel's part target (0: standard HLS).
+	PartMS int `json:"part_ms,omitempty"`
 	// Chain is the current (or last) broadcast's chain id; zero before the
 	// first publish.
 	Chain content.VideoID `json:"chain,omitzero"`

@@ -16,6 +16,10 @@ import (
 
 func init() { subcommands = append(subcommands, newLiveCommand) }
 
+// defaultPartMS is --low-latency's part target: four parts per default 1 s
+// segment, so PART-HOLD-BACK (3 parts) is 750 ms.
+const defaultPartMS = 250
+
 // newLiveCommand manages live channels on a coordinator: create one (and
 // get its stream key and ingest URLs), list them, end a broadcast, and (an
 // admin) allow an account to broadcast.
@@ -48,6 +52,8 @@ func newLiveCommand() *cobra.Command {
 		cc.Token, err = login(ctx, coordinator, user, password)
 		return cc, err
 	}
+	var lowLatency bool
+	var partMS int
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a channel; prints its id, ingest URLs and stream key (shown once)",
@@ -59,12 +65,19 @@ func newLiveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			created, err := cc.CreateChannel(ctx, wire.CreateChannelRequest{Name: args[0]})
+			req := wire.CreateChannelRequest{Name: args[0], PartMS: partMS}
+			if lowLatency && partMS == 0 {
+				req.PartMS = defaultPartMS
+			}
+			created, err := cc.CreateChannel(ctx, req)
 			if err != nil {
 				return fmt.Errorf("create channel %q: %w", args[0], withUnreachableHint(err, coordinator))
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "channel     %s (%s)\n", created.Channel.ID, created.Channel.Name)
+			if created.Channel.PartMS > 0 {
+				fmt.Fprintf(out, "low latency parts of %d ms (LL-HLS)\n", created.Channel.PartMS)
+			}
 			for _, u := range created.RTMPIngest {
 				fmt.Fprintf(out, "rtmp        %s\n", u)
 			}
@@ -79,6 +92,8 @@ func newLiveCommand() *cobra.Command {
 			return nil
 		},
 	}
+	create.Flags().BoolVar(&lowLatency, "low-latency", false, fmt.Sprintf("a Low-Latency HLS channel: segments also published as signed parts of %d ms (see --part-ms)", defaultPartMS))
+	create.Flags().IntVar(&partMS, "part-ms", 0, "a Low-Latency HLS channel with parts of this many ms (100 to half the segment)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List channels: id, name, state, error, head, viewers, recordings",

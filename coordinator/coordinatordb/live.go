@@ -36,6 +36,7 @@ type LiveChannel struct {
 	Owner      int64
 	KeyHash    [32]byte
 	SegmentMS  int
+	PartMS     int // low-latency part target; 0: a standard channel
 	State      string
 	Error      string
 	Chain      content.VideoID // zero before the first broadcast
@@ -76,9 +77,9 @@ func (db *DB) CreateLiveChannel(ctx context.Context, ch LiveChannel, now time.Ti
 	if err := validText("channel name", ch.Name, 255); err != nil {
 		return err
 	}
-	res, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO live_channels (id, name, owner, key_hash, segment_ms, state, error, chain, created_ms, updated_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
-		string(ch.ID), ch.Name, ch.Owner, hex.EncodeToString(ch.KeyHash[:]), ch.SegmentMS, ch.State, ch.Error, chainText(ch.Chain), now.UnixMilli(), now.UnixMilli())
+	res, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO live_channels (id, name, owner, key_hash, segment_ms, part_ms, state, error, chain, created_ms, updated_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		string(ch.ID), ch.Name, ch.Owner, hex.EncodeToString(ch.KeyHash[:]), ch.SegmentMS, ch.PartMS, ch.State, ch.Error, chainText(ch.Chain), now.UnixMilli(), now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("create channel: %w", err)
 	}
@@ -138,7 +139,7 @@ func (db *DB) AddLiveRecording(ctx context.Context, id wire.ChannelID, video con
 
 // LiveChannels lists every channel with its recordings (newest first).
 func (db *DB) LiveChannels(ctx context.Context) ([]LiveChannel, error) {
-	rows, err := db.sql.QueryContext(ctx, "SELECT id, name, owner, key_hash, segment_ms, state, error, chain, created_ms FROM live_channels ORDER BY id")
+	rows, err := db.sql.QueryContext(ctx, "SELECT id, name, owner, key_hash, segment_ms, part_ms, state, error, chain, created_ms FROM live_channels ORDER BY id")
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +149,7 @@ func (db *DB) LiveChannels(ctx context.Context) ([]LiveChannel, error) {
 		var ch LiveChannel
 		var id, keyHash, chain string
 		var created int64
-		if err := rows.Scan(&id, &ch.Name, &ch.Owner, &keyHash, &ch.SegmentMS, &ch.State, &ch.Error, &chain, &created); err != nil {
+		if err := rows.Scan(&id, &ch.Name, &ch.Owner, &keyHash, &ch.SegmentMS, &ch.PartMS, &ch.State, &ch.Error, &chain, &created); err != nil {
 			rows.Close()
 			return nil, err
 		}

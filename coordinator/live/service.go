@@ -321,7 +321,7 @@ func (s *Service) load(ctx context.Context) error {
 func (s *Service) info(c *channel) wire.ChannelInfo {
 	in := wire.ChannelInfo{
 		ID: c.rec.ID, Name: c.rec.Name, Owner: c.rec.Owner, State: c.rec.State, Error: c.rec.Error,
-		SegmentMS: c.rec.SegmentMS, Chain: c.rec.Chain, Head: -1, Recordings: slices.Clone(c.rec.Recordings),
+		SegmentMS: c.rec.SegmentMS, PartMS: c.rec.PartMS, Chain: c.rec.Chain, Head: -1, Recordings: slices.Clone(c.rec.Recordings),
 	}
 	if ch := s.chains[c.rec.Chain]; ch != nil {
 		in.Head = ch.headLocked()
@@ -383,12 +383,17 @@ func (s *Service) CreateChannel(ctx context.Context, owner int64, req wire.Creat
 	if req.SegmentMS < minSegmentMS || req.SegmentMS > maxSegmentMS {
 		return wire.ChannelCreated{}, wire.BadRequest("create channel: segment_ms %d: want %d..%d (0 for %d)", req.SegmentMS, minSegmentMS, maxSegmentMS, defaultSegment)
 	}
+	// A part is at least 100 ms (below, signatures and requests dominate)
+	// and at most half a segment (else it is no lower latency than one).
+	if req.PartMS != 0 && (req.PartMS < content.MinLivePartTarget/1000 || 2*req.PartMS > req.SegmentMS) {
+		return wire.ChannelCreated{}, wire.BadRequest("create channel: part_ms %d: want %d..%d (half the %d ms segment), or 0 for standard HLS", req.PartMS, content.MinLivePartTarget/1000, req.SegmentMS/2, req.SegmentMS)
+	}
 	var idb [8]byte
 	rand.Read(idb[:])
 	key := newStreamKey()
 	rec := coordinatordb.LiveChannel{
 		ID: wire.ChannelID("ch_" + hex.EncodeToString(idb[:])), Name: req.Name, Owner: owner,
-		KeyHash: sha256.Sum256([]byte(key)), SegmentMS: req.SegmentMS, State: wire.ChannelIdle, Created: s.cfg.Now(),
+		KeyHash: sha256.Sum256([]byte(key)), SegmentMS: req.SegmentMS, PartMS: req.PartMS, State: wire.ChannelIdle, Created: s.cfg.Now(),
 	}
 	if err := s.db.CreateLiveChannel(ctx, rec, rec.Created); err != nil {
 		if errors.Is(err, coordinatordb.ErrLiveNameTaken) {
