@@ -61,6 +61,11 @@ type LivePart struct {
 	// Independent marks a part that starts with a keyframe
 	// (EXT-X-PART INDEPENDENT=YES): part 0 of every segment, only it.
 	Independent bool
+	// Last marks the segment's final part: its parts are complete.
+	Last bool
+	// ProgramTime is the segment's (the entry's ProgramTime, unix µs), so
+	// a playlist dates the segment in progress before its entry exists.
+	ProgramTime int64
 	// Prev is the Hash of part Index-1 of the same segment; zero for part 0.
 	Prev     Hash
 	Duration uint32 // µs
@@ -80,7 +85,11 @@ func (p *LivePart) encodeUnsigned(buf *bytes.Buffer) {
 	if p.Independent {
 		flags |= 1
 	}
+	if p.Last {
+		flags |= 2
+	}
 	w.u8(flags)
+	w.u64(uint64(p.ProgramTime))
 	buf.Write(p.Prev[:])
 	w.u32(p.Duration)
 	w.u8(uint8(len(p.Pieces)))
@@ -174,10 +183,11 @@ func DecodeLivePart(data []byte, g *LiveGenesis, chain VideoID) (*LivePart, erro
 	p.Seq = d.u64()
 	p.Index = d.u16()
 	flags := d.u8()
-	if d.err == nil && flags&^1 != 0 {
+	if d.err == nil && flags&^3 != 0 {
 		return nil, fmt.Errorf("live part: unknown flags %#x", flags)
 	}
-	p.Independent = flags&1 != 0
+	p.Independent, p.Last = flags&1 != 0, flags&2 != 0
+	p.ProgramTime = int64(d.u64())
 	copy(p.Prev[:], d.bytes(32))
 	p.Duration = d.u32()
 	n := int(d.u8())
@@ -259,11 +269,17 @@ func (lp *LiveParts) Add(p *LivePart) error {
 		}
 		return fmt.Errorf("live part %d.%d: %w", p.Seq, p.Index, ErrLivePartFork)
 	}
+	if len(held) > 0 && held[len(held)-1].Last {
+		return fmt.Errorf("live part %d.%d: the segment ended at part %d: %w", p.Seq, p.Index, len(held)-1, ErrLiveOutOfOrder)
+	}
 	if int(p.Index) != len(held) {
 		return fmt.Errorf("live part %d.%d: holds %d parts of the segment: %w", p.Seq, p.Index, len(held), ErrLiveOutOfOrder)
 	}
 	if p.Index > 0 && held[p.Index-1].Hash() != p.Prev {
 		return fmt.Errorf("live part %d.%d: does not name part %d: %w", p.Seq, p.Index, p.Index-1, ErrLiveOutOfOrder)
+	}
+	if p.Index > 0 && held[0].ProgramTime != p.ProgramTime {
+		return fmt.Errorf("live part %d.%d: program time differs from part 0's: %w", p.Seq, p.Index, ErrLiveOutOfOrder)
 	}
 	if held == nil {
 		lp.evictLocked(p.Seq)

@@ -120,8 +120,13 @@ func TestLivePartsRefuseReorderedAndForked(t *testing.T) {
 	if err := lp.Add(other1); !errors.Is(err, ErrLivePartFork) {
 		t.Fatalf("a second part 1: %v, want a fork", err)
 	}
+	p2.Last = true
+	p2.Sign(priv)
 	if err := lp.Add(p2); err != nil {
 		t.Fatal(err)
+	}
+	if err := lp.Add(testPart(g, priv, 3, 3, p2, []byte("three"))); !errors.Is(err, ErrLiveOutOfOrder) {
+		t.Fatalf("a part after the last: %v", err)
 	}
 	if got := lp.Segment(3); len(got) != 3 || got[2].Hash() != p2.Hash() {
 		t.Fatalf("held %d parts", len(got))
@@ -160,6 +165,5 @@ func FuzzDecodeLivePart(f *testing.F) {
 		}
 	})
 }
-
 
 func padTo16(b []byte) []byte { return append(bytes.Clone(b), make([]byte, (16-len(b)%16)%16)...) }

@@ -107,6 +107,17 @@ func TestLiveChannelLifecycle(t *testing.T) {
 		requireAPIError(t, err, http.StatusBadRequest, "channel name")
 		_, err = asUser(alice).CreateChannel(ctx, wire.CreateChannelRequest{Name: "news", SegmentMS: 50})
 		requireAPIError(t, err, http.StatusBadRequest, "segment_ms")
+		for _, partMS := range []int{50, 600} { // below 100 ms; over half the 1 s segment
+			_, err = asUser(alice).CreateChannel(ctx, wire.CreateChannelRequest{Name: "news", PartMS: partMS})
+			requireAPIError(t, err, http.StatusBadRequest, "part_ms")
+		}
+		if chs, _ := anon.Channels(ctx); len(chs) != 0 {
+			t.Fatalf("refused creates left channels: %+v", chs)
+		}
+		ll, err := asUser(alice).CreateChannel(ctx, wire.CreateChannelRequest{Name: "news-ll", PartMS: 250})
+		if err != nil || ll.Channel.PartMS != 250 {
+			t.Fatalf("a low-latency channel: %+v %v", ll.Channel, err)
+		}
 		origin := h.newLiveOrigin()
 		created, err := asUser(alice).CreateChannel(ctx, wire.CreateChannelRequest{Name: "news"})
 		if err != nil {
@@ -262,6 +273,9 @@ func TestLiveChannelLifecycle(t *testing.T) {
 		}
 		if raws, err := c2.Live().Entries(ctx, chain, 0, 0); err != nil || len(raws) != 3 || !bytes.Equal(raws[2], tc.entries[2].Encode()) {
 			t.Fatalf("entries after restart: %d %v", len(raws), err)
+		}
+		if info, err := c2.Live().Channel(ll.Channel.ID); err != nil || info.PartMS != 250 {
+			t.Fatalf("the low-latency channel after restart: %+v %v", info, err)
 		}
 	})
 }

@@ -31,6 +31,7 @@ func TestMetricFamiliesUnchanged(t *testing.T) {
 		"swarmcast_origin_btr_segments_accepted_total{how} Live segments the judges accepted, by how (agreed: every replica signed one digest; reexecuted: the judge's re-execution decided).",
 		"swarmcast_origin_catalogue_publishes_total{} Catalogue publications sent to the coordinator.",
 		"swarmcast_origin_live_ingest_refused_total{reason} Publish attempts refused, by reason (key, codec, keyframe, garbage, busy).",
+		"swarmcast_origin_live_parts_signed_total{} Low-Latency HLS parts signed and served (every rendition's piece of one part counts once).",
 		"swarmcast_origin_live_publish_delay_seconds{} From the arrival of the frame that closed a live segment (the next keyframe, or the publisher's drop) to its entry accepted by the coordinator.",
 		"swarmcast_origin_live_segments_published_total{} Live segments packaged, signed and appended on the coordinator.",
 		"swarmcast_origin_live_transcode_tail_seconds{} From a live segment's close to its ladder transcode finished (the encoder's tail).",

@@ -65,6 +65,9 @@ type LiveSource interface {
 	Manifest(id content.VideoID) (*content.Manifest, bool)
 	SegmentCiphertext(id content.VideoID, rendition, segment int) ([]byte, error)
 	HandleHLSPush(w http.ResponseWriter, r *http.Request)
+	// HandleLivePart serves a low-latency chain's signed parts
+	// (wire.PathLivePart).
+	HandleLivePart(w http.ResponseWriter, r *http.Request)
 	// SetLive takes the origin's live assignment (the trees it roots)
 	// from each heartbeat answer that carries one.
 	SetLive(set *wire.LiveSet)
@@ -142,6 +145,7 @@ func New(cfg Config) (*Origin, error) {
 	mux.HandleFunc("GET "+wire.PathOriginManifest, o.serveManifest)
 	if cfg.Live != nil {
 		mux.HandleFunc("PUT "+wire.PathLiveIngestHLS, cfg.Live.HandleHLSPush)
+		mux.HandleFunc("GET "+wire.PathLivePart, cfg.Live.HandleLivePart)
 	}
 	if cfg.BTR != nil {
 		mux.HandleFunc("POST "+wire.PathBTRForward, cfg.BTR.HandleForward)

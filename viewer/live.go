@@ -140,6 +140,8 @@ type liveChannel struct {
 	// discsTrimmed counts the discontinuities of entries already trimmed.
 	discsTrimmed int
 	ended        bool
+	// ll is a low-latency chain's parts (livell.go); nil for standard HLS.
+	ll *llState
 }
 
 type segKey struct {
@@ -174,6 +176,7 @@ type liveTarget struct {
 	channel wire.ChannelID
 	chain   content.VideoID
 	res     content.PlaybackPath
+	part    int // ResourcePart: the part index
 }
 
 // parseLivePath parses {chain or channel}/{playback path} (the part after
@@ -193,11 +196,11 @@ func parseLivePath(rest string) (liveTarget, error) {
 		}
 		t.chain = id
 	}
-	res, err := content.ParsePlaybackPath(rel)
+	res, part, err := content.ParseLivePlaybackPath(rel)
 	if err != nil {
 		return t, err
 	}
-	t.res = res
+	t.res, t.part = res, part
 	return t, nil
 }
 
@@ -266,6 +269,10 @@ func (v *Viewer) liveChain(ctx context.Context, id content.VideoID) (*liveChanne
 		} else {
 			v.wg.Add(1)
 			go v.followLive(lc, next)
+			if lc.ll != nil {
+				v.wg.Add(1)
+				go v.followParts(lc)
+			}
 		}
 		close(lc.ready)
 		if lc.err == nil {
@@ -310,6 +317,9 @@ func (v *Viewer) loadLive(ctx context.Context, lc *liveChannel) (uint64, error) 
 	}
 	lc.chain = content.NewLiveChain(g)
 	lc.hold = content.LiveHoldBack(g.TargetDuration)
+	if g.PartTarget > 0 {
+		lc.ll = newLLState(g)
+	}
 	lc.entry = &videoEntry{ready: make(chan struct{}), key: lc.key, live: lc.chain, windows: map[int]*lookupResult{}}
 	close(lc.entry.ready)
 	v.bind(ctx)
@@ -823,11 +833,18 @@ func (v *Viewer) serveLive(w http.ResponseWriter, r *http.Request, rest string) 
 		return
 	}
 	g := lc.chain.Genesis()
-	if t.res.Resource == content.ResourceMedia || t.res.Resource == content.ResourceSegment {
+	if t.res.Resource == content.ResourceMedia || t.res.Resource == content.ResourceSegment || t.res.Resource == content.ResourcePart {
 		if t.res.Rendition >= len(g.Renditions) {
 			wire.WriteError(w, http.StatusNotFound, "rendition %d does not exist (the channel has %d)", t.res.Rendition, len(g.Renditions))
 			return
 		}
+	}
+	if t.res.Resource == content.ResourcePart && lc.ll == nil {
+		wire.WriteError(w, http.StatusNotFound, "chain %s is not a low-latency channel: it has no parts", chain)
+		return
+	}
+	if lc.ll != nil && v.serveLL(w, r, lc, t) {
+		return
 	}
 	switch t.res.Resource {
 	case content.ResourceMaster:

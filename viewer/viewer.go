@@ -62,6 +62,10 @@ type Config struct {
 	// live segment it rebuilt (the latency figure's T_serve). It runs on
 	// the fetch's goroutine: keep it quick.
 	OnLiveServable func(LiveServable)
+	// OnLivePartServable, if set, is told when the gateway verified each
+	// part of a low-latency chain (LivePartServable; called from the part
+	// follower: it must not block).
+	OnLivePartServable func(LivePartServable)
 	// OnLiveWatching, if set, is given the chains the gateway follows
 	// whenever that set changes (the edge's built-in player hands it to
 	// edge.SetLiveWatching, so the coordinator puts the edge in those

@@ -37,6 +37,9 @@ type broadcast struct {
 	chain   *content.LiveChain
 	recipe  Recipe
 	dir     string // store/live/<chain>
+	// parts is a low-latency chain's signed parts (parts.go); nil for a
+	// standard chain. Set with genesis.
+	parts *partStore
 
 	queue chan *closedSegment // closed by seal once no source is attached
 	done  chan struct{}       // closed when sealed (or Close)
@@ -60,6 +63,7 @@ type broadcast struct {
 	started   bool // StartChain accepted (worker only)
 	queued    int  // segments handed to the worker, by every source
 	head      int64
+	nextOpen  uint64 // low-latency: Seq of the next segment to open (openPartsSeq)
 }
 
 // closedSegment is a source segment whose transcode is finishing, or (job
@@ -137,6 +141,16 @@ func (b *broadcast) begin(width, height int, audio bool) error {
 		Channel: string(b.channel.ID), Title: b.channel.Name, Params: b.params, KeyID: b.key.ID(),
 		TargetDuration: uint32(b.targetTicks() * 1_000_000 / ticksPerSecond), Started: time.Now().UnixMicro(),
 	}
+	var parts *partStore
+	if b.channel.PartMS > 0 {
+		if b.in.cfg.Replicas != nil {
+			// Parts are cut from the local transcode as it runs; BTR
+			// replicas answer whole segments only.
+			b.in.log.Warn("low-latency channel under BTR replicas: published as standard HLS (no parts)", "channel", b.channel.ID)
+		} else {
+			g.PartTarget, rec.Parts, parts = uint32(b.channel.PartMS)*1000, true, newPartStore()
+		}
+	}
 	for _, r := range rungs {
 		g.Renditions = append(g.Renditions, content.LiveRendition{
 			Name: r.Name, Bandwidth: uint32(r.VideoKbps+r.AudioKbps) * 1000, Width: uint16(r.Width), Height: uint16(r.Height), Codecs: rec.Codecs(),
@@ -150,7 +164,7 @@ func (b *broadcast) begin(width, height int, audio bool) error {
 		return fmt.Errorf("live genesis: %w", err)
 	}
 	b.mu.Lock()
-	b.genesis, b.chain, b.recipe = g, content.NewLiveChain(g), rec
+	b.genesis, b.chain, b.recipe, b.parts = g, content.NewLiveChain(g), rec, parts
 	b.dir = filepath.Join(b.in.cfg.Store.Dir(), "live", g.ID().String())
 	b.mu.Unlock()
 	b.in.mu.Lock()
@@ -316,6 +330,11 @@ func (b *broadcast) publish(cs *closedSegment) error {
 		b.in.metrics.transcode.Observe(time.Since(cs.closedAt).Seconds())
 		if err != nil {
 			return err
+		}
+		if cs.job.asm != nil {
+			// The final part goes out before the entry: a gateway then
+			// holds the whole segment as parts when the entry arrives.
+			cs.job.asm.finish(cs.job.rests, int64(cs.duration)*ticksPerSecond/1_000_000)
 		}
 	}
 	if !b.started {
@@ -570,6 +589,9 @@ func (b *broadcast) enqueue(cs *closedSegment) bool {
 // reports the channel ended.
 func (b *broadcast) seal() {
 	ctx := b.in.ctx
+	if b.parts != nil {
+		b.parts.close() // blocked part requests answer 204: nothing more comes
+	}
 	rep := wire.ChannelStateReport{State: wire.ChannelEnded}
 	b.mu.Lock()
 	quiet := b.quietSeal

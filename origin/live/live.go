@@ -284,6 +284,7 @@ func (in *Ingest) End(ch wire.ChannelID) (Broadcast, error) {
 type Metrics struct {
 	publishDelay prometheus.Histogram
 	segments     prometheus.Counter
+	parts        prometheus.Counter
 	refused      *prometheus.CounterVec
 	transcode    prometheus.Histogram
 }
@@ -296,6 +297,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"From the arrival of the frame that closed a live segment (the next keyframe, or the publisher's drop) to its entry accepted by the coordinator.",
 			prometheus.ExponentialBuckets(0.005, 1.6, 14)), // 5 ms .. 2.2 s
 		segments:  f.Counter("live_segments_published_total", "Live segments packaged, signed and appended on the coordinator."),
+		parts:     f.Counter("live_parts_signed_total", "Low-Latency HLS parts signed and served (every rendition's piece of one part counts once)."),
 		refused:   f.CounterVec("live_ingest_refused_total", "Publish attempts refused, by reason (key, codec, keyframe, garbage, busy).", "reason"),
 		transcode: f.Histogram("live_transcode_tail_seconds", "From a live segment's close to its ladder transcode finished (the encoder's tail).", prometheus.ExponentialBuckets(0.005, 1.6, 14)),
 	}

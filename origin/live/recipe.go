@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
@@ -59,6 +61,9 @@ func (r Recipe) Codecs() string {
 type Recipe struct {
 	Rungs []Rung
 	Audio bool // the source has an AAC track: encode one per rendition
+	// Parts (a low-latency channel) flushes every output packet at once,
+	// so parts can be cut as frames are encoded; the bytes are the same.
+	Parts bool
 }
 
 // outputPlaceholder stands for output i's path in the args ID hashes.
@@ -103,6 +108,9 @@ func (r Recipe) Args(outputs []string) []string {
 			"-flags:v", "+bitexact")
 		if r.Audio {
 			args = append(args, "-c:a", "aac", "-b:a", strconv.Itoa(g.AudioKbps)+"k", "-ac", "2", "-ar", "48000", "-flags:a", "+bitexact")
+		}
+		if r.Parts {
+			args = append(args, "-flush_packets", "1")
 		}
 		args = append(args, "-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", outputs[i])
 	}
@@ -166,6 +174,13 @@ type transcodeJob struct {
 	outputs []string
 	werr    error         // first write error (ffmpeg died); reported by finish
 	source  *bytes.Buffer // with Config.Replicas: every byte fed (sourceOnlyJob, no ffmpeg)
+
+	// A low-latency job (startPartsTranscode) reads its outputs from pipes.
+	asm     *partAssembler
+	readers sync.WaitGroup
+	readErr atomic.Pointer[error]
+	full    [][]byte // every byte each rendition's reader read
+	rests   [][]byte // each rendition's bytes after its last cut
 }
 
 func startTranscode(ctx context.Context, ffmpeg string, r Recipe, dir string) (*transcodeJob, error) {
@@ -216,9 +231,21 @@ func (j *transcodeJob) finish() ([][]byte, error) {
 		return nil, nil
 	}
 	_ = j.stdin.Close()
+	j.readers.Wait()
 	err := j.cmd.Wait()
 	if err != nil {
 		return nil, fmt.Errorf("live transcode: ffmpeg failed: %v: %s", err, firstLine(j.stderr.String()))
+	}
+	if j.asm != nil {
+		if p := j.readErr.Load(); p != nil {
+			return nil, fmt.Errorf("live transcode: reading ffmpeg's output: %w", *p)
+		}
+		for i, b := range j.full {
+			if len(b) == 0 {
+				return nil, fmt.Errorf("live transcode: rendition %d is empty: ffmpeg decoded no frame of the segment", i)
+			}
+		}
+		return j.full, nil
 	}
 	outs := make([][]byte, len(j.outputs))
 	for i, p := range j.outputs {
@@ -244,6 +271,7 @@ func (j *transcodeJob) abort() {
 	if j.cmd.Process != nil {
 		_ = j.cmd.Process.Kill()
 	}
+	j.readers.Wait()
 	_ = j.cmd.Wait()
 	for _, p := range j.outputs {
 		_ = os.Remove(p)

@@ -166,6 +166,9 @@ func (in *Ingest) restoreChain(id content.VideoID, dir string) error {
 		queue: make(chan *closedSegment, 8), done: make(chan struct{}),
 		state: wire.ChannelWaiting, head: -1, started: true, nextDisc: true, restored: true,
 	}
+	if g.PartTarget > 0 && rec.Parts && in.cfg.Replicas == nil {
+		b.parts = newPartStore() // resumed with parts from the next segment
+	}
 	// The output timeline runs on from the last entry's end (first sets a
 	// source's offset from it), as after a drop.
 	end := int64(ticksPerSecond)

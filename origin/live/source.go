@@ -282,6 +282,11 @@ func (s *source) openSegment(pts int64, now time.Time) error {
 	var job *transcodeJob
 	if s.in.cfg.Replicas != nil {
 		job = sourceOnlyJob()
+	} else if b.parts != nil {
+		if job, err = b.startSegmentTranscode(now); err != nil {
+			_ = os.RemoveAll(dir)
+			return err
+		}
 	} else if job, err = startTranscode(s.in.ctx, s.in.cfg.FFmpeg, b.recipe, dir); err != nil {
 		_ = os.RemoveAll(dir)
 		return err
