@@ -101,6 +101,9 @@ type Config struct {
 	// viewer.Config.OnLiveServable (the live latency figures); the edge
 	// is told the chains its player serves either way.
 	OnLiveServable func(viewer.LiveServable)
+	// OnLivePartServable, if set, is every edge player's
+	// viewer.Config.OnLivePartServable (low-latency channels' part figures).
+	OnLivePartServable func(viewer.LivePartServable)
 	// Relays is how many live relays start before the edges (Relays()).
 	Relays int
 	// RelayFaults[i], if set, is relay i's injected fault (relay.Config.
@@ -541,7 +544,8 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 				n.cfg.OnLiveServable(s)
 			}
 		},
-		OnLiveWatching: e.SetLiveWatching,
+		OnLiveWatching:     e.SetLiveWatching,
+		OnLivePartServable: n.cfg.OnLivePartServable,
 	})
 	if err != nil {
 		cancel()
