@@ -25,6 +25,26 @@ type LiveStats struct {
 	// The parts of T_serve − segment end (viewer.LiveServable.EntryAt),
 	// for the reports whose entry arrived as the chain's newest.
 	entryDelay, pushWait, fetchTime LiveLatencies
+
+	// Low-Latency HLS (Config.OnLivePartServable = RecordPart).
+	Parts     LiveLatencies
+	partBytes int64
+	partSeen  map[[2]uint64]bool
+	partHold  time.Duration
+}
+
+// RecordPart keeps one low-latency part report: its glass-to-glass latency
+// (with PART-HOLD-BACK) and the bytes the origin sent the gateway for it.
+func (s *LiveStats) RecordPart(p viewer.LivePartServable) {
+	s.Parts.Record(p.Latency())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.partBytes += p.Bytes
+	s.partHold = p.HoldBack
+	if s.partSeen == nil {
+		s.partSeen = map[[2]uint64]bool{}
+	}
+	s.partSeen[[2]uint64{p.Seq, uint64(p.Part)}] = true
 }
 
 // Record keeps one report.
@@ -103,6 +123,7 @@ type LiveWorkload struct {
 	Viewers      int           // players, one per edge (≤ edges alive)
 	Duration     time.Duration // media the publisher sends
 	Segment      time.Duration // segment duration (default 1 s)
+	PartMS       int           // > 0: a Low-Latency HLS channel with parts of this many ms
 	JoinInterval time.Duration // between players joining
 	// KillRelayAfter > 0 kills one relay that carries a substream this long
 	// after the first player joined.
@@ -155,6 +176,20 @@ type LiveReport struct {
 	// in ms. The parts' p95s need not add up to the latency's.
 	LatencyPartsMS map[string]map[string]float64 `json:"latency_parts_ms,omitempty"`
 	FirstError     string                        `json:"first_error,omitempty"`
+
+	// Low-Latency HLS (LiveWorkload.PartMS > 0): glass-to-glass of parts
+	// (when a gateway verified each, minus its end's program time, plus
+	// the PART-HOLD-BACK advertised), the parts the gateways verified,
+	// signed statements (entries + parts) per second of broadcast, and
+	// the origin's part bytes to gateways (not in OriginBytes: parts go
+	// origin → gateway directly, docs/LIVE.md) as copies per segment.
+	LivePartLatencyP50MS       float64 `json:"live_part_latency_p50_ms,omitempty"`
+	LivePartLatencyP95MS       float64 `json:"live_part_latency_p95_ms,omitempty"`
+	PartHoldBackMS             float64 `json:"part_hold_back_ms,omitempty"`
+	PartsPublished             int     `json:"parts_published,omitempty"`
+	SignaturesPerSecond        float64 `json:"signatures_per_second,omitempty"`
+	OriginPartBytes            int64   `json:"origin_part_bytes,omitempty"`
+	OriginPartCopiesPerSegment float64 `json:"origin_part_copies_per_segment,omitempty"`
 }
 
 // RunLive runs w on the network (started with Config.Live and
@@ -167,7 +202,7 @@ func (n *Network) RunLive(ctx context.Context, w LiveWorkload) (LiveReport, erro
 	if w.Segment <= 0 {
 		w.Segment = content.DefaultLiveSegment
 	}
-	ch, err := n.CreateChannel(ctx, "demo live", w.Segment)
+	ch, err := n.Admin.CreateChannel(ctx, wire.CreateChannelRequest{Name: "demo live", SegmentMS: int(w.Segment / time.Millisecond), PartMS: w.PartMS})
 	if err != nil {
 		return rep, err
 	}
@@ -295,6 +330,21 @@ func (n *Network) RunLive(ctx context.Context, w LiveWorkload) (LiveReport, erro
 		}
 	}
 	rep.LatencyPartsMS = w.Stats.LatencyParts()
+	if w.PartMS > 0 {
+		p50, _ := w.Stats.Parts.Percentile(50)
+		p95, _ := w.Stats.Parts.Percentile(95)
+		rep.LivePartLatencyP50MS, rep.LivePartLatencyP95MS = float64(p50.Microseconds())/1000, float64(p95.Microseconds())/1000
+		w.Stats.mu.Lock()
+		rep.PartsPublished, rep.OriginPartBytes = len(w.Stats.partSeen), w.Stats.partBytes
+		rep.PartHoldBackMS = float64(w.Stats.partHold.Microseconds()) / 1000
+		w.Stats.mu.Unlock()
+		if secs := float64(rep.SegmentsPublished) * w.Segment.Seconds(); secs > 0 {
+			rep.SignaturesPerSecond = float64(rep.SegmentsPublished+rep.PartsPublished) / secs
+		}
+		if rep.SegmentCopyBytes > 0 {
+			rep.OriginPartCopiesPerSegment = float64(rep.OriginPartBytes) / float64(rep.SegmentCopyBytes)
+		}
+	}
 	close(sampleStop)
 	<-sampleDone
 	rep.TreeRelayLevels, rep.TreeRelaysUsed = shape.levels, shape.relays

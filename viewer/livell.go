@@ -60,6 +60,7 @@ type LivePartServable struct {
 	End         time.Duration // the part's end, from the segment's start
 	At          time.Time
 	HoldBack    time.Duration
+	Bytes       int64 // ciphertext of every rendition's piece, as the origin sent it
 }
 
 // Latency is the part's glass-to-glass latency.
@@ -203,7 +204,7 @@ func (v *Viewer) acceptPart(lc *liveChannel, g *content.LiveGenesis, body []byte
 	lc.mu.Unlock()
 	v.met.liveParts.WithLabelValues("accepted").Inc()
 	sv := LivePartServable{Chain: lc.id, Seq: seq, Part: index, ProgramTime: time.UnixMicro(p.ProgramTime), End: end, At: now,
-		HoldBack: content.LivePartHoldBack(g.PartTarget)}
+		HoldBack: content.LivePartHoldBack(g.PartTarget), Bytes: int64(len(body))}
 	v.met.livePartLatency.Observe(sv.Latency().Seconds())
 	if v.cfg.OnLivePartServable != nil {
 		v.cfg.OnLivePartServable(sv)

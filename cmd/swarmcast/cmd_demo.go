@@ -31,11 +31,12 @@ type demoFlags struct {
 	report                 string
 	verbose                bool
 	// demo --live (cmd_demo_live.go)
-	live      bool
-	relays    int
-	killRelay time.Duration
-	btrF      int // demo --live --btr-f F (cmd_demo_live.go)
-	faults    int // demo --live --faults N: N faults of every kind
+	live       bool
+	relays     int
+	killRelay  time.Duration
+	lowLatency bool
+	btrF       int // demo --live --btr-f F (cmd_demo_live.go)
+	faults     int // demo --live --faults N: N faults of every kind
 	// demo --live --btr-deadline D (0: measured)
 	btrDeadline time.Duration
 }
@@ -69,6 +70,7 @@ non-zero if any play failed.`,
 	fl.BoolVar(&f.verbose, "verbose", false, "log every node's activity to stderr")
 	fl.BoolVar(&f.live, "live", false, "run a live channel instead: ffmpeg publishes the test source over RTMP for --duration (default 60s), --relays relays fan it out, --viewers players watch the live edge; needs ffmpeg")
 	fl.IntVar(&f.relays, "relays", 4, "with --live: live relays in the fan-out trees")
+	fl.BoolVar(&f.lowLatency, "low-latency", false, "with --live: a Low-Latency HLS channel (250 ms parts, PART-HOLD-BACK 750 ms); reports the parts' glass-to-glass and cost")
 	fl.DurationVar(&f.killRelay, "kill-relay", 0, "with --live: kill one relay carrying a substream this long into the broadcast (0: none)")
 	fl.IntVar(&f.btrF, "btr-f", 0, "with --live: BTR, each segment's ladder transcoded by F+1 workers (plus spares) and judged by the origin (0: the origin transcodes)")
 	fl.DurationVar(&f.btrDeadline, "btr-deadline", 0, "with --btr-f: a worker's deadline per segment D (also the judge's re-execution X); 0: measured from this machine's transcode time")

@@ -65,6 +65,7 @@ func runLiveDemo(ctx context.Context, cmd *cobra.Command, f demoFlags, log *slog
 		Dir: dir, Edges: f.edges, Relays: f.relays, Videos: 1, Seed: f.seed, Log: log,
 		HeartbeatInterval: time.Second, GrantPoints: 1000, AuditInterval: -1,
 		Live: true, LiveLadder: testnet.DefaultLiveLadder, OnLiveServable: stats.Record, BTR: btrCfg, RelayFaults: relayFaults,
+		OnLivePartServable: stats.RecordPart,
 	})
 	if err != nil {
 		return err
@@ -81,7 +82,7 @@ func runLiveDemo(ctx context.Context, cmd *cobra.Command, f demoFlags, log *slog
 	var channel wire.ChannelID
 	w := testnet.LiveWorkload{
 		Viewers: f.viewers, Duration: duration, JoinInterval: min(time.Second, duration/time.Duration(4*max(1, f.viewers))),
-		KillRelayAfter: f.killRelay, Stats: stats,
+		KillRelayAfter: f.killRelay, Stats: stats, PartMS: f.partMS(),
 		OnPlay: func(_ int, p testnet.LivePlay) {
 			playsMu.Lock()
 			plays = append(plays, p)
@@ -283,10 +284,24 @@ func printLiveReport(out io.Writer, r testnet.LiveReport) {
 		fmt.Fprintf(tw, "  to players: %s\t%.2f\n", cause, r.OriginCopiesByCause[cause])
 	}
 	fmt.Fprintf(tw, "trees: relay levels / relays used / origin children per substream\t%d / %d / %.2f\n", r.TreeRelayLevels, r.TreeRelaysUsed, r.OriginChildrenPerSubstream)
+	if r.PartsPublished > 0 {
+		fmt.Fprintf(tw, "low latency: part glass-to-glass p50 / p95 (verified + PART-HOLD-BACK %.0f ms)\t%.0f ms / %.0f ms\n", r.PartHoldBackMS, r.LivePartLatencyP50MS, r.LivePartLatencyP95MS)
+		fmt.Fprintf(tw, "  parts verified / signed statements per second per chain\t%d / %.1f\n", r.PartsPublished, r.SignaturesPerSecond)
+		fmt.Fprintf(tw, "  origin part copies per segment (origin -> gateways, all renditions)\t%.2f\n", r.OriginPartCopiesPerSegment)
+	}
 	fmt.Fprintf(tw, "rebuffering ratio\t%.2f%%\n", 100*r.RebufferRatio)
 	fmt.Fprintf(tw, "plays / failed\t%d / %d\n", r.Plays, r.PlaysFailed)
 	if r.RelaysKilled > 0 {
 		fmt.Fprintf(tw, "relays killed mid-stream\t%d\n", r.RelaysKilled)
 	}
 	tw.Flush()
+}
+
+// partMS is the demo channel's part target: defaultPartMS with
+// --low-latency, else 0 (standard HLS).
+func (f demoFlags) partMS() int {
+	if f.lowLatency {
+		return defaultPartMS
+	}
+	return 0
 }
