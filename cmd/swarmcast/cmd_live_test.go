@@ -59,6 +59,7 @@ func TestLiveCommand(t *testing.T) {
 		{append([]string{"live", "end", "ch_0000000000000000"}, admin...), []string{"no channel", "swarmcast live list"}},
 		{append([]string{"live", "allow", "nobody"}, admin...), []string{"no account"}},
 		{append([]string{"live", "allow", "bob"}, bob...), []string{"for admins"}},
+		{append([]string{"live", "create", "fast", "--part-ms", "900"}, admin...), []string{"part_ms 900", "half the 1000 ms segment"}},
 	} {
 		out, err := run(t, tc.args...)
 		if err == nil {
@@ -117,6 +118,11 @@ func TestLiveCommand(t *testing.T) {
 	}
 	if auth, err := c.Live().AuthorizeIngest(wire.NodeID(strings.Repeat("ab", 32)), newKey[1]); err != nil || string(auth.Channel.ID) != id {
 		t.Fatalf("the new key: %+v %v", auth, err)
+	}
+	// A low-latency channel: 250 ms parts by default.
+	out, err = run(t, append([]string{"live", "create", "fast", "--low-latency"}, bob...)...)
+	if err != nil || !strings.Contains(out, "low latency parts of 250 ms") {
+		t.Fatalf("create --low-latency: %v\n%s", err, out)
 	}
 	if out, err := run(t, append([]string{"live", "end", id}, bob...)...); err != nil || !strings.Contains(out, "ended") {
 		t.Fatalf("end: %v\n%s", err, out)
