@@ -118,6 +118,8 @@ var sansIOCores = []struct {
 	{"edge/uploadbucket.go", "the upload cap's lock-free token bucket, advanced to the instant it is given"},
 	{"origin/cache.go", "the origin's byte-bounded LRU of encoded segments"},
 	{"origin/live/cutter.go", "the live source segmenter: cuts at keyframes from the source's timestamps, refuses sparse keyframes"},
+	{"origin/live/partcut.go", "the Low-Latency HLS part cutter: fed a rendition's MPEG-TS, cuts before the first frame past each part boundary; the assembler joins the renditions' parts"},
+	{"content/livellplaylist.go", "Low-Latency HLS playlists and the blocking-reload decision (RFC 8216bis 6.2.5.2) from a window snapshot"},
 	{"internal/impair/link.go", "the emulated link: when bytes handed to it at a given instant arrive, from a seeded rng"},
 	{"fanout/decide.go", "the receiver's decisions: which sender may push which shards, and whether they verify against their entry"},
 	{"fanout/watch.go", "a child's parent watch (relays under BTR): pushes overdue against the segment cadence, fed arrivals and instants"},
