@@ -39,6 +39,7 @@ func newCoordinatorCommand() *cobra.Command {
 		halfLife          time.Duration
 		seed              int64
 		dsn, identityPath string
+		judgeKeyPath      string
 		admin             string
 		defaultPrice      int64
 		pointsPerMB       int64
@@ -78,6 +79,11 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			if err := checkCreatableFile("--identity", identityPath); err != nil {
 				return err
 			}
+			if judgeKeyPath != "" {
+				if err := checkCreatableFile("--judge-key", judgeKeyPath); err != nil {
+					return err
+				}
+			}
 			if err := checkListenAddr("--listen", listen); err != nil {
 				return err
 			}
@@ -114,8 +120,11 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 				created.note(sqlitePath, sqlitePath+"-wal", sqlitePath+"-shm", sqlitePath+"-journal")
 			}
 			created.note(identityPath, identityPath+".tmp")
+			if judgeKeyPath != "" {
+				created.note(judgeKeyPath, judgeKeyPath+".tmp")
+			}
 
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM) // cmd.Context: a test stops the coordinator by cancelling it
 			defer stop()
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			if seed == 0 {
@@ -124,6 +133,18 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 			id, err := identity.LoadOrCreate(identityPath)
 			if err != nil {
 				return withFlagHint(fmt.Errorf("coordinator identity: %w", err), "check --identity FILE")
+			}
+			// The relays' judge's key: kept in a file, a restarted or
+			// replacement coordinator signs relay exclusions as the same
+			// judge (without it, a fresh key per process; stored
+			// exclusions verify either way, their key is kept beside them).
+			var judgeKey ed25519.PrivateKey
+			if judgeKeyPath != "" {
+				jk, err := identity.LoadOrCreate(judgeKeyPath)
+				if err != nil {
+					return withFlagHint(fmt.Errorf("relays' judge key: %w", err), "check --judge-key FILE")
+				}
+				judgeKey = jk.Key
 			}
 			store, err := coordinatordb.OpenConfig(ctx, dsn, coordinatordb.Config{
 				CoordinatorKeys: []ed25519.PublicKey{id.Key.Public().(ed25519.PublicKey)},
@@ -165,7 +186,7 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 				OriginKeys:          allowedOrigins,
 				RelayKeys:           allowedRelays,
 				WorkerKeys:          allowedWorkers,
-				Live:                live.Config{PointsPerAgreedSegment: btrPoints},
+				Live:                live.Config{PointsPerAgreedSegment: btrPoints, RelayJudgeKey: judgeKey},
 			})
 			if err != nil {
 				return err
@@ -212,6 +233,7 @@ directives; players look up sources. Runs until interrupted (SIGINT/SIGTERM).`,
 	cmd.Flags().DurationVar(&halfLife, "demand-half-life", 60*time.Second, "half-life of per-segment demand")
 	cmd.Flags().Int64Var(&seed, "seed", 0, "seed for placement and ranking tie-breaks (0: random)")
 	cmd.Flags().StringVar(&dsn, "db", "sqlite:swarmcast-coordinator.db", "durable store: sqlite:PATH or postgres://USER:PASS@HOST/DB (accounts, points, settlements, reputation, catalogue, bans)")
+	cmd.Flags().StringVar(&judgeKeyPath, "judge-key", "", "file holding the coordinator's key as the relays' judge (it signs relay exclusions in the channel logs), created if missing; give every restart or replacement of this coordinator the same file (default: a fresh key per process)")
 	cmd.Flags().StringVar(&identityPath, "identity", "", "file holding the coordinator's signing key for order limits, created if missing (default: next to the SQLite file, or ./coordinator.key)")
 	cmd.Flags().StringVar(&admin, "admin", "", "USER:PASSWORD: create this account if needed and make it an admin at start")
 	cmd.Flags().Int64Var(&defaultPrice, "default-price", 0, "price in points of newly published videos (0 = free)")
