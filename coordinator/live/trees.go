@@ -525,9 +525,12 @@ func bound(in TreeInput, origin wire.NodeID, fixed map[wire.NodeID]wire.NodeID, 
 					// Recruit: the spare that p had as a child before, else
 					// the first.
 					// within the delay bound for p's edges.
+					// (or no worse than p: when p's own path to an edge is
+					// past the bound too, as on a loaded host).
 					fits := func(r wire.NodeID) bool {
 						for _, v := range edges {
-							if hopDelay(in.Nodes, origin, p)+hopDelay(in.Nodes, p, r)+hopDelay(in.Nodes, r, v) > delayBound {
+							via := hopDelay(in.Nodes, origin, p) + hopDelay(in.Nodes, p, r) + hopDelay(in.Nodes, r, v)
+							if via > delayBound && hopDelay(in.Nodes, origin, p)+hopDelay(in.Nodes, p, v) <= delayBound {
 								return false
 							}
 						}
@@ -581,11 +584,13 @@ func bound(in TreeInput, origin wire.NodeID, fixed map[wire.NodeID]wire.NodeID, 
 // The top relay is, in order: the previous build's (stability), one the
 // solve made the origin's child, any relay with room; each first among
 // those not already the top of an earlier substream of the chain (roots),
-// then among those that are. A candidate must be within the delay bound
-// of the origin; a node that cannot be reached through it within the
-// bound stays on the origin, as does everything when no relay has the
-// upload for two children (capacity runs out: the origin feeds them, and
-// the report's origin children per substream shows it).
+// then among those that are; each first among relays within the delay
+// bound of the origin, then among any (measured round trips inflate
+// together on a loaded host). A node the origin reaches within the bound
+// and the top does not stays on the origin, as does everything when no
+// relay is alive with the upload for two children (capacity runs out:
+// the origin feeds them, and the report's origin children per substream
+// shows it).
 //
 // Invariant kept: edges are leaves and no path has more than
 // MaxRelayLevels relays (a relay moved below the top hands its children
@@ -601,19 +606,19 @@ func rootAtTopRelay(in TreeInput, origin wire.NodeID, fixed map[wire.NodeID]wire
 	if len(fed) == 0 {
 		return
 	}
-	usable := func(c wire.NodeID) bool {
+	usable := func(c wire.NodeID, near bool) bool {
 		n, ok := in.Nodes[c]
-		return ok && n.Role == wire.RoleRelay && budget[c] >= 2*rate && hopDelay(in.Nodes, origin, c) <= delayBound
+		return ok && n.Role == wire.RoleRelay && budget[c] >= 2*rate && (!near || hopDelay(in.Nodes, origin, c) <= delayBound)
 	}
 	var top wire.NodeID
-	for _, rootsToo := range []bool{false, true} {
+	for _, pass := range []struct{ near, rootsToo bool }{{true, false}, {true, true}, {false, false}, {false, true}} {
 		for _, tier := range []func(wire.NodeID) bool{
 			func(c wire.NodeID) bool { return prev[c] == origin },
 			func(c wire.NodeID) bool { return fixed[c] == origin },
 			func(wire.NodeID) bool { return true },
 		} {
 			for _, c := range sortedKeys(in.Nodes) {
-				if usable(c) && (rootsToo || !roots[c]) && tier(c) {
+				if usable(c, pass.near) && (pass.rootsToo || !roots[c]) && tier(c) {
 					top = c
 					break
 				}
@@ -635,8 +640,11 @@ func rootAtTopRelay(in TreeInput, origin wire.NodeID, fixed map[wire.NodeID]wire
 		fed = slices.DeleteFunc(fed, func(v wire.NodeID) bool { return v == top })
 	}
 	fixed[top] = origin
+	// A node stays on the origin only if the origin reaches it within the
+	// bound and the top does not: on a loaded host every measured round
+	// trip grows past the bound together, and then the top is no worse.
 	reach := func(v wire.NodeID) bool {
-		return hopDelay(in.Nodes, origin, top)+hopDelay(in.Nodes, top, v) <= delayBound
+		return hopDelay(in.Nodes, origin, top)+hopDelay(in.Nodes, top, v) <= delayBound || hopDelay(in.Nodes, origin, v) > delayBound
 	}
 	for _, v := range fed {
 		if v == top || !reach(v) {

@@ -480,3 +480,39 @@ func TestTreesOriginTakesEdgesBeyondRelayCapacity(t *testing.T) {
 		t.Fatalf("relays carry %d places, origin %d: want the relays nearly full (42–48) and the origin the rest", carried, originChildren)
 	}
 }
+
+// On a loaded host every measured round trip grows past the delay bound
+// together (here 1.5 s, the bound 1 s): the origin still feeds exactly
+// one relay per substream (the top is no worse than the origin's own
+// links), within the fan-out bound.
+func TestTreesOriginFeedsOneRelayWhenEveryRoundTripIsLong(t *testing.T) {
+	nodes := network(6, 100_000_000/8, 50)
+	for id, n := range nodes {
+		n.RTTMS = map[wire.NodeID]float64{}
+		for other := range nodes {
+			if other != id {
+				n.RTTMS[other] = 1500
+			}
+		}
+		nodes[id] = n
+	}
+	edges := edgesOf(nodes)
+	in := TreeInput{Nodes: nodes, Chains: watched(edges...), Substreams: 5, PushShards: 5}
+	in.Chains[0].RateBytes = 45_500
+	out := BuildTrees(in)
+	checkTrees(t, in, out, edges)
+	for j, parent := range out.Parent[testChainID] {
+		children := map[wire.NodeID]int{}
+		for _, p := range parent {
+			children[p]++
+		}
+		if children["origin"] != 1 {
+			t.Fatalf("substream %d: the origin has %d children, want 1: %s", j, children["origin"], describe(parent))
+		}
+		for p, n := range children {
+			if p != "origin" && n > MaxRelayChildren {
+				t.Fatalf("substream %d: %s has %d children, more than %d", j, p, n, MaxRelayChildren)
+			}
+		}
+	}
+}
