@@ -76,6 +76,9 @@ func (v *Viewer) followParts(lc *liveChannel) {
 	var seq uint64
 	part, started := 0, false
 	wait := time.Duration(0)
+	// Only the origin that ingests the chain holds its parts: on a 404 the
+	// next origin of the lookup is asked.
+	originIdx := 0
 	for !v.idleLive(lc) {
 		if wait > 0 && sleepUntil(v.ctx, v.cfg.Now, v.cfg.Now().Add(wait)) != nil {
 			return
@@ -102,7 +105,7 @@ func (v *Viewer) followParts(lc *liveChannel) {
 			wait = min(max(2*wait, liveRetryMin), liveRetryMax)
 			continue
 		}
-		status, err := v.fetchPart(lc, g, origins[0].Addr, seq, part)
+		status, err := v.fetchPart(lc, g, origins[originIdx%len(origins)].Addr, seq, part)
 		switch {
 		case err != nil:
 			if v.ctx.Err() != nil {
@@ -121,8 +124,13 @@ func (v *Viewer) followParts(lc *liveChannel) {
 			seq, part, wait = seq+1, 0, 0
 		case status == http.StatusServiceUnavailable:
 			wait = 0 // not signed within the wait: ask again
+		case status == http.StatusNotFound:
+			// Not this origin's chain, or behind its parts: the next
+			// origin, rejoining at the head.
+			originIdx++
+			started, wait = false, liveRetryMin
 		default:
-			// 400 / 404: ahead of or behind the origin's parts: rejoin.
+			// 400: ahead of the origin's parts (or a refused part): rejoin.
 			started, wait = false, liveRetryMax
 		}
 	}
