@@ -189,7 +189,7 @@ catalogue, including content keys.`,
 	f.BoolVar(&printID, "print-id", false, "print this origin's node id (the key the coordinator must allow with --origin-key) and exit")
 	f.StringVar(&impairSpec, "impair", "", impairFlagHelp)
 	f.StringVar(&cache, "cache", "256MiB", "memory bound of the cache of encoded segments (e.g. 64MiB, 1GB)")
-	f.IntVar(&procs, "procs", 1, procsUsage+". Default 1 for serving a store (I/O-bound: more threads cost wakeups per shard; set 0 on a machine meant to serve more than ~300 MB/s per core it has), the runtime's default (0) with --live or --rtmp")
+	f.IntVar(&procs, "procs", originDefaultProcs(false), procsUsage+". Default one per two cores for serving a store (I/O-bound: more threads cost wakeups per shard; 0 for one per core), the runtime's default (0) with --live or --rtmp")
 	f.BoolVar(&liveOn, "live", false, "take live broadcasts: HLS push on this origin's HTTP address (PUT /live/STREAM_KEY/...); needs ffmpeg")
 	f.StringVar(&rtmpAddr, "rtmp", "", "also take RTMP publishers on this address, e.g. 127.0.0.1:1935 (implies --live)")
 	f.DurationVar(&liveResume, "live-resume", live.DefaultResume, "how long a dropped live publisher may take to return and continue the same broadcast before it is sealed into a recording")

@@ -18,17 +18,19 @@ import (
 const edgeDefaultProcs = 1
 
 // originDefaultProcs is an origin's GOMAXPROCS unless --procs or
-// $GOMAXPROCS says otherwise: one, as an edge, while it serves a store
-// (encoding a missing segment's parity takes well under a millisecond; one
-// P served the bench's shards with ~20 % less CPU than two,
-// docs/PERFORMANCE.md, E15);
-// the runtime's default (one per core) with live ingest, whose packaging,
-// BTR and pushes to relay trees run in parallel.
+// $GOMAXPROCS says otherwise. While it serves a store: one P per two
+// cores. On the 2-core machines of docs/PERFORMANCE.md (E15) one P served
+// the bench's shards with ~20 % less CPU per shard than two (fewer idle-P
+// wakeups, as for an edge); but an origin's egress is what the platform
+// pays for and one P tops out near 300 MB/s, so a large server keeps half
+// its cores serving rather than one. With live ingest, the runtime's
+// default (one per core): packaging, BTR and pushes to relay trees run in
+// parallel.
 func originDefaultProcs(live bool) int {
 	if live {
 		return 0
 	}
-	return 1
+	return max(1, runtime.NumCPU()/2)
 }
 
 const procsUsage = "Go scheduler threads running at once (GOMAXPROCS; 0: one per core); when not given, $GOMAXPROCS applies if set"
