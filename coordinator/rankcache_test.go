@@ -95,3 +95,86 @@ func TestCachedRankingsFollowTheState(t *testing.T) {
 		t.Fatalf("the most loaded of %d holders (limit %d) is still listed in %d lookups", len(edges)-2, limit, n)
 	}
 }
+
+// TestSampledRankingKeepsTheRankingRule: a segment with more holders than
+// a lookup ranks (state.rankScan) is sampled, and the sample still ranks
+// by the rule: the viewer's region first, a loaded holder after idle ones,
+// never a banned one; and the 64 tie-break slots sample different places,
+// so every holder is listed by some lookup.
+func TestSampledRankingKeepsTheRankingRule(t *testing.T) {
+	h := newHarness(t)
+	video := h.video(0)
+	limit := sourcesPerSegment(h.fix.mustManifest(t, 0).Params.K)
+	h.c.mu.Lock()
+	h.c.st.rankScan = 2 * limit // a contiguous sample holds limit holders of each region
+	h.c.mu.Unlock()
+	region := map[wire.NodeID]string{}
+	var edges []wire.NodeID
+	for i := range 6 * limit {
+		r := []string{"eu", "us"}[i%2]
+		e := h.edge(r, set(video, 0, 0, i%4))
+		region[e] = r
+		edges = append(edges, e)
+	}
+	banned, loaded := edges[2], edges[3] // an "eu" and a "us" edge
+	if err := (*network)(h.c).Ban(context.Background(), banned, "test"); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(h.c.st.interval)
+	for _, e := range edges {
+		if e == banned {
+			continue
+		}
+		hb := wire.HeartbeatRequest{NodeID: e}
+		if e == loaded {
+			hb.ServedBytes = 1 << 40
+		}
+		h.heartbeat(hb)
+	}
+	seen := map[wire.NodeID]bool{}
+	for range 2 * rankSlotCount {
+		eu := sourcesOf(h.lookup(wire.LookupRequest{Video: video, Rendition: 0, From: 0, Count: 1, Region: "eu"}), 0)
+		if len(eu) < limit-1 { // a sample may hold the banned edge: limit-1 others
+			t.Fatalf("a sampled lookup listed %d sources, want ≥ %d", len(eu), limit-1)
+		}
+		// A sample holds limit eu holders (limit-1 when the banned edge's
+		// place went to a us one): eu first, at most one us source.
+		us := 0
+		for j, e := range eu {
+			if region[e] != "eu" {
+				us++
+			} else if us > 0 {
+				t.Fatalf("source %d of a viewer in eu is in eu after a us source: %v", j, eu)
+			}
+			seen[e] = true
+		}
+		if us > 1 {
+			t.Fatalf("a viewer in eu was given %d us sources while its sample held ≥ %d eu holders", us, limit-1)
+		}
+		if slices.Contains(eu, banned) {
+			t.Fatal("a banned holder was listed by a sampled lookup")
+		}
+	}
+	// Consecutive lookups take consecutive slots: this loop samples from
+	// every slot's place too.
+	for range 2 * rankSlotCount {
+		all := sourcesOf(h.lookup(wire.LookupRequest{Video: video, Rendition: 0, From: 0, Count: 1}), 0)
+		if len(all) != limit {
+			t.Fatalf("a sampled lookup without region listed %d sources, want %d", len(all), limit)
+		}
+		for _, e := range all {
+			seen[e] = true
+		}
+		if slices.Contains(all, banned) {
+			t.Fatal("a banned holder was listed by a sampled lookup")
+		}
+		if slices.Contains(all, loaded) {
+			t.Fatal("a loaded holder was listed while its sample held more idle ones than the limit")
+		}
+	}
+	for _, e := range edges {
+		if e != banned && e != loaded && !seen[e] {
+			t.Fatalf("holder %s (%d of %d) was never listed by %d sampled lookups", e, slices.Index(edges, e), len(edges), 4*rankSlotCount)
+		}
+	}
+}

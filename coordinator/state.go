@@ -135,6 +135,9 @@ type state struct {
 	byBase       []*video
 	segmentSlots uint32
 	build        []heldBuild // scratch of addFullInventory
+	// rankScan bounds the holders one lookup visits per segment
+	// (rankScanBudget; tests lower it to exercise sampling).
+	rankScan int
 }
 
 func newState(heartbeat time.Duration) *state {
@@ -143,6 +146,7 @@ func newState(heartbeat time.Duration) *state {
 		nodes:    make(map[wire.NodeID]*node),
 		videos:   make(map[content.VideoID]*video),
 		banned:   make(map[wire.NodeID]string),
+		rankScan: rankScanBudget,
 	}
 }
 
