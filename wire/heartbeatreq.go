@@ -1,11 +1,5 @@
 package wire
 
-import (
-	"math"
-
-	"github.com/swarmcast/swarmcast/content"
-)
-
 // ParseHeartbeatRequest parses b into req if b is a HeartbeatRequest of the
 // plain shape edges send (the keys node_id, full, added, removed,
 // used_bytes, served_bytes and disk_cap_bytes spelled as HeartbeatRequest
@@ -29,200 +23,71 @@ func ParseHeartbeatRequest(b []byte, req *HeartbeatRequest) bool {
 }
 
 func parseHeartbeatRequest(b []byte, req *HeartbeatRequest) bool {
-	p := lookupParser{b: b}
-	if !p.byte('{') {
-		return false
-	}
-	var seen uint8
-	if p.peek() == '}' {
-		p.i++
-	} else {
-		for {
-			key, ok := p.str()
-			if !ok || !p.byte(':') {
-				return false
-			}
-			var bit uint8
-			switch string(key) {
-			case "node_id":
-				bit = 1
-				s, ok := p.str()
-				if !ok {
-					return false
-				}
-				req.NodeID = NodeID(s)
-			case "full":
-				bit = 2
-				if req.Full, ok = p.bool(); !ok {
-					return false
-				}
-			case "added":
-				bit = 4
-				if req.Added, ok = p.shardSets(); !ok {
-					return false
-				}
-			case "removed":
-				bit = 8
-				if req.Removed, ok = p.shardSets(); !ok {
-					return false
-				}
-			case "used_bytes":
-				bit = 16
-				if req.UsedBytes, ok = p.int64(); !ok {
-					return false
-				}
-			case "served_bytes":
-				bit = 32
-				if req.ServedBytes, ok = p.int64(); !ok {
-					return false
-				}
-			case "disk_cap_bytes":
-				bit = 64
-				if req.DiskCapBytes, ok = p.int64(); !ok {
-					return false
-				}
-			default:
-				return false
-			}
-			if seen&bit != 0 {
-				return false // a repeated key: encoding/json's rules decide
-			}
-			seen |= bit
-			if p.byte('}') {
-				break
-			}
-			if !p.byte(',') {
-				return false
-			}
+	p := plainJSON{b: b}
+	return p.object(func(key []byte) (uint8, bool) {
+		var ok bool
+		switch string(key) {
+		case "node_id":
+			var s []byte
+			s, ok = p.str()
+			req.NodeID = NodeID(s)
+			return 1, ok
+		case "full":
+			req.Full, ok = p.bool()
+			return 2, ok
+		case "added":
+			req.Added, ok = p.shardSets()
+			return 4, ok
+		case "removed":
+			req.Removed, ok = p.shardSets()
+			return 8, ok
+		case "used_bytes":
+			req.UsedBytes, ok = p.int64()
+			return 16, ok
+		case "served_bytes":
+			req.ServedBytes, ok = p.int64()
+			return 32, ok
+		case "disk_cap_bytes":
+			req.DiskCapBytes, ok = p.int64()
+			return 64, ok
 		}
-	}
-	p.space()
-	return p.i == len(p.b)
-}
-
-// bool reads true or false.
-func (p *lookupParser) bool() (bool, bool) {
-	p.space()
-	rest := p.b[p.i:]
-	switch {
-	case len(rest) >= 4 && string(rest[:4]) == "true":
-		p.i += 4
-		return true, true
-	case len(rest) >= 5 && string(rest[:5]) == "false":
-		p.i += 5
-		return false, true
-	}
-	return false, false
-}
-
-// int64 reads an integer in plain decimal (see int).
-func (p *lookupParser) int64() (int64, bool) {
-	v, ok := p.int()
-	return int64(v), ok
-}
-
-// smallInt reads an integer (see int) that fits an int on every platform
-// (a rendition, segment or shard index).
-func (p *lookupParser) smallInt() (int, bool) {
-	v, ok := p.int()
-	return v, ok && v >= math.MinInt32 && v <= math.MaxInt32
+		return 0, false
+	}) && p.end()
 }
 
 // shardSets reads an array of shard sets (an empty array is an empty,
 // non-nil slice, as encoding/json gives).
-func (p *lookupParser) shardSets() ([]ShardSet, bool) {
-	if !p.byte('[') {
-		return nil, false
-	}
+func (p *plainJSON) shardSets() ([]ShardSet, bool) {
 	sets := []ShardSet{}
-	if p.byte(']') {
-		return sets, true
-	}
-	for {
-		var set ShardSet
-		if !p.shardSet(&set) {
-			return nil, false
-		}
-		sets = append(sets, set)
-		if p.byte(']') {
-			return sets, true
-		}
-		if !p.byte(',') {
-			return nil, false
-		}
-	}
+	ok := p.array(func() bool {
+		sets = append(sets, ShardSet{})
+		return p.shardSet(&sets[len(sets)-1])
+	})
+	return sets, ok
 }
 
 // shardSet reads one ShardSet object.
-func (p *lookupParser) shardSet(set *ShardSet) bool {
-	if !p.byte('{') {
-		return false
-	}
-	if p.byte('}') {
-		return true
-	}
-	var seen uint8
-	for {
-		key, ok := p.str()
-		if !ok || !p.byte(':') {
-			return false
-		}
-		var bit uint8
+func (p *plainJSON) shardSet(set *ShardSet) bool {
+	return p.object(func(key []byte) (uint8, bool) {
+		var ok bool
 		switch string(key) {
 		case "video":
-			bit = 1
-			s, ok := p.str()
-			if !ok || len(s) != 64 {
-				return false
-			}
-			id, err := content.ParseVideoID(string(s))
-			if err != nil {
-				return false
-			}
-			set.Video = id
+			set.Video, ok = p.videoID()
+			return 1, ok
 		case "rendition":
-			bit = 2
-			if set.Rendition, ok = p.smallInt(); !ok {
-				return false
-			}
+			set.Rendition, ok = p.smallInt()
+			return 2, ok
 		case "segment":
-			bit = 4
-			if set.Segment, ok = p.smallInt(); !ok {
-				return false
-			}
+			set.Segment, ok = p.smallInt()
+			return 4, ok
 		case "shards":
-			bit = 8
-			if !p.byte('[') {
-				return false
-			}
 			set.Shards = []int{}
-			if !p.byte(']') {
-				for {
-					v, ok := p.smallInt()
-					if !ok {
-						return false
-					}
-					set.Shards = append(set.Shards, v)
-					if p.byte(']') {
-						break
-					}
-					if !p.byte(',') {
-						return false
-					}
-				}
-			}
-		default:
-			return false
+			return 8, p.array(func() bool {
+				v, ok := p.smallInt()
+				set.Shards = append(set.Shards, v)
+				return ok
+			})
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		if p.byte('}') {
-			return true
-		}
-		if !p.byte(',') {
-			return false
-		}
-	}
+		return 0, false
+	})
 }

@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-
-	"github.com/swarmcast/swarmcast/content"
 )
 
 // DecodeLookupRequest is DecodeJSONLimit(w, r, req, MaxLookupBody) for the
@@ -54,186 +52,43 @@ type readCloser struct {
 // the same LookupRequest (FuzzDecodeLookupRequest checks this); refusing
 // is always safe, since the caller then asks encoding/json.
 func parseLookupRequest(b []byte, req *LookupRequest) bool {
-	p := lookupParser{b: b}
+	p := plainJSON{b: b}
 	*req = LookupRequest{}
-	if !p.byte('{') {
-		return false
-	}
-	var seen uint8
-	if p.peek() == '}' {
-		p.i++
-	} else {
-		for {
-			key, ok := p.str()
-			if !ok || !p.byte(':') {
-				return false
-			}
-			var bit uint8
-			switch string(key) {
-			case "video":
-				bit = 1
+	return p.object(func(key []byte) (uint8, bool) {
+		var ok bool
+		switch string(key) {
+		case "video":
+			req.Video, ok = p.videoID()
+			return 1, ok
+		case "rendition":
+			req.Rendition, ok = p.int()
+			return 2, ok
+		case "from":
+			req.From, ok = p.int()
+			return 4, ok
+		case "count":
+			req.Count, ok = p.int()
+			return 8, ok
+		case "viewer_id":
+			var s []byte
+			s, ok = p.str()
+			req.ViewerID = NodeID(s)
+			return 16, ok
+		case "region":
+			var s []byte
+			s, ok = p.str()
+			req.Region = string(s)
+			return 32, ok
+		case "exclude":
+			req.Exclude = []NodeID{}
+			return 64, p.array(func() bool {
 				s, ok := p.str()
-				if !ok || len(s) != 64 {
-					return false
-				}
-				id, err := content.ParseVideoID(string(s))
-				if err != nil {
-					return false
-				}
-				req.Video = id
-			case "rendition":
-				bit = 2
-				if req.Rendition, ok = p.int(); !ok {
-					return false
-				}
-			case "from":
-				bit = 4
-				if req.From, ok = p.int(); !ok {
-					return false
-				}
-			case "count":
-				bit = 8
-				if req.Count, ok = p.int(); !ok {
-					return false
-				}
-			case "viewer_id":
-				bit = 16
-				s, ok := p.str()
-				if !ok {
-					return false
-				}
-				req.ViewerID = NodeID(s)
-			case "region":
-				bit = 32
-				s, ok := p.str()
-				if !ok {
-					return false
-				}
-				req.Region = string(s)
-			case "exclude":
-				bit = 64
-				if !p.byte('[') {
-					return false
-				}
-				req.Exclude = []NodeID{}
-				if p.peek() == ']' {
-					p.i++
-					break
-				}
-				for {
-					s, ok := p.str()
-					if !ok {
-						return false
-					}
-					req.Exclude = append(req.Exclude, NodeID(s))
-					if p.byte(']') {
-						break
-					}
-					if !p.byte(',') {
-						return false
-					}
-				}
-			default:
-				return false
-			}
-			if seen&bit != 0 {
-				return false // a repeated key: encoding/json's rules decide
-			}
-			seen |= bit
-			if p.byte('}') {
-				break
-			}
-			if !p.byte(',') {
-				return false
-			}
+				req.Exclude = append(req.Exclude, NodeID(s))
+				return ok
+			})
 		}
-	}
-	p.space()
-	return p.i == len(p.b)
-}
-
-// lookupParser scans the plain JSON subset parseLookupRequest accepts.
-type lookupParser struct {
-	b []byte
-	i int
-}
-
-func (p *lookupParser) space() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
-
-func (p *lookupParser) peek() byte {
-	p.space()
-	if p.i < len(p.b) {
-		return p.b[p.i]
-	}
-	return 0
-}
-
-// byte consumes c (after whitespace) if it is next.
-func (p *lookupParser) byte(c byte) bool {
-	if p.peek() == c {
-		p.i++
-		return true
-	}
-	return false
-}
-
-// str reads a string of printable ASCII without escapes.
-func (p *lookupParser) str() ([]byte, bool) {
-	if !p.byte('"') {
-		return nil, false
-	}
-	start := p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			p.i++
-			return p.b[start : p.i-1], true
-		case c < 0x20 || c > 0x7e || c == '\\':
-			return nil, false
-		}
-		p.i++
-	}
-	return nil, false
-}
-
-// int reads an integer in plain decimal (no leading zeros, fraction or
-// exponent) of at most 18 digits, so it cannot overflow.
-func (p *lookupParser) int() (int, bool) {
-	p.space()
-	neg := p.i < len(p.b) && p.b[p.i] == '-'
-	if neg {
-		p.i++
-	}
-	start := p.i
-	v := 0
-	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
-		v = v*10 + int(p.b[p.i]-'0')
-		p.i++
-	}
-	digits := p.i - start
-	if digits == 0 || digits > 18 || (digits > 1 && p.b[start] == '0') {
 		return 0, false
-	}
-	if p.i < len(p.b) {
-		switch p.b[p.i] {
-		case '.', 'e', 'E':
-			return 0, false
-		}
-	}
-	if neg {
-		v = -v
-	}
-	return v, true
+	}) && p.end()
 }
 
 // ParseLookupRequest is DecodeLookupRequest's fast path on a whole body
