@@ -376,3 +376,47 @@ func TestPlacerMinViewers(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstByIDIsASortsPrefix: the holders a placement round hands the
+// placer for a segment with too many are exactly the first
+// maxPlacementSupply in id order among those in the snapshot, as sorting
+// the whole list would pick them.
+func TestFirstByIDIsASortsPrefix(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	for _, n := range []int{0, 10, maxPlacementSupply, maxPlacementSupply + 1, 5000} {
+		nodes := n + 50
+		edgeAt := make([]int32, nodes)
+		var rank []int32
+		for slot := range edgeAt {
+			edgeAt[slot] = -1
+			if rng.Intn(10) > 0 { // one node in ten is not in the snapshot
+				edgeAt[slot] = int32(len(rank))
+				rank = append(rank, 0)
+			}
+		}
+		for i, r := range rng.Perm(len(rank)) {
+			rank[i] = int32(r)
+		}
+		var list []holder
+		for _, slot := range rng.Perm(nodes)[:n] {
+			list = append(list, holder{node: uint32(slot), shards: shardCode(1 << shardCodeCountShift)})
+		}
+		got := firstByID(nil, list, edgeAt, rank)
+		var want []int32
+		for _, h := range list {
+			if edgeAt[h.node] >= 0 {
+				want = append(want, rank[edgeAt[h.node]])
+			}
+		}
+		slices.Sort(want)
+		want = want[:min(len(want), maxPlacementSupply)]
+		var gotRanks []int32
+		for _, h := range got {
+			gotRanks = append(gotRanks, rank[edgeAt[h.node]])
+		}
+		slices.Sort(gotRanks)
+		if !slices.Equal(gotRanks, want) {
+			t.Fatalf("%d holders: firstByID picked ranks %v…, want %v…", n, gotRanks[:min(5, len(gotRanks))], want[:min(5, len(want))])
+		}
+	}
+}
