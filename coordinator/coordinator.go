@@ -573,8 +573,6 @@ func (c *Coordinator) Place() {
 			Assigned: maps.Clone(n.assigned),
 		})
 	}
-	var byID *edgeRanks      // built for the first segment with too many holders
-	var firstHolders []holder // scratch of firstByID
 	for _, d := range demand {
 		v, seg := c.st.catalogued(d.Key)
 		if seg == nil {
@@ -584,19 +582,12 @@ func (c *Coordinator) Place() {
 		// the segment's holder list: the placer reads holdings of those
 		// alone, so the plan is the one the whole inventories would give,
 		// at a cost that follows demand rather than 10^8 held shards. A
-		// segment with more than maxPlacementSupply holders gives the
-		// first maxPlacementSupply of them in the placer's own order (by
-		// id): each one a map entry of ~100 B per round, 10^4–10^5 of them
-		// for each popular segment at 10^5 edges, took the coordinator's
-		// RSS from 7 to 15 GB.
-		supply := seg.holders
-		if len(supply) > maxPlacementSupply {
-			if byID == nil {
-				byID = edgesByID(st.Edges)
-			}
-			firstHolders = firstByID(firstHolders[:0], supply, edgeAt, byID.rank)
-			supply = firstHolders
-		}
+		// segment with more than maxPlacementSupply holders gives the first
+		// maxPlacementSupply of its list: each one is a map entry of ~100 B
+		// per round, and 10^4–10^5 of them for each popular segment at 10^5
+		// edges took the coordinator's RSS from 7 to 15 GB (and the round's
+		// read lock, which lookups queue behind, grew with them).
+		supply := seg.holders[:min(len(seg.holders), maxPlacementSupply)]
 		for _, h := range supply {
 			if i := edgeAt[h.node]; i >= 0 {
 				e := &st.Edges[i]

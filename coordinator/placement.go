@@ -373,71 +373,10 @@ func pickEdge(edges []edgeLoad, perSeg []ShardMask, order []int, seg *PlacementS
 }
 
 // maxPlacementSupply bounds the holders of one segment a placement round
-// hands the placer (Coordinator.Place). The placer admits at most NMax
-// (≤ 256) of a segment's holders, each adding a shard no earlier one has,
-// and visits them in id order, so with up to four times that many the
-// plan is the one the whole list gives whenever one holder in four brings
-// a new shard; a segment with fewer holders always gets the same plan.
+// hands the placer (Coordinator.Place): the first of the segment's holder
+// list (registration order, a removal moving the last holder in). The
+// placer admits at most NMax (≤ 256) holders of a segment, each adding a
+// shard no earlier one has, so four times that is supply enough whenever
+// one holder in four brings a new shard; a segment with fewer holders
+// gets the plan its whole list gives.
 const maxPlacementSupply = 1024
-
-// edgeRanks numbers placement edges in id order (the placer's order).
-type edgeRanks struct {
-	rank []int32 // by index in the snapshot's edges
-}
-
-func edgesByID(edges []PlacementEdge) *edgeRanks {
-	order := make([]int32, len(edges))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(string(edges[a].ID), string(edges[b].ID)) })
-	r := &edgeRanks{rank: make([]int32, len(edges))}
-	for pos, i := range order {
-		r.rank[i] = int32(pos)
-	}
-	return r
-}
-
-// firstByID appends to out the maxPlacementSupply holders of list that
-// come first by rank among those in the snapshot (edgeAt[node] ≥ 0): one
-// pass with a max-heap on rank, so it costs the list's length, not a sort.
-func firstByID(out []holder, list []holder, edgeAt []int32, rank []int32) []holder {
-	rankOf := func(h holder) int32 { return rank[edgeAt[h.node]] }
-	down := func(j int) {
-		for {
-			top, l, r := j, 2*j+1, 2*j+2
-			if l < len(out) && rankOf(out[l]) > rankOf(out[top]) {
-				top = l
-			}
-			if r < len(out) && rankOf(out[r]) > rankOf(out[top]) {
-				top = r
-			}
-			if top == j {
-				return
-			}
-			out[j], out[top] = out[top], out[j]
-			j = top
-		}
-	}
-	for _, h := range list {
-		if edgeAt[h.node] < 0 {
-			continue
-		}
-		switch {
-		case len(out) < maxPlacementSupply:
-			out = append(out, h)
-			for j := len(out) - 1; j > 0; {
-				parent := (j - 1) / 2
-				if rankOf(out[parent]) >= rankOf(out[j]) {
-					break
-				}
-				out[parent], out[j] = out[j], out[parent]
-				j = parent
-			}
-		case rankOf(h) < rankOf(out[0]):
-			out[0] = h
-			down(0)
-		}
-	}
-	return out
-}
