@@ -175,7 +175,12 @@ type LiveReport struct {
 	// (the carriers' rounds and any origin fallback); each "p50" and "p95"
 	// in ms. The parts' p95s need not add up to the latency's.
 	LatencyPartsMS map[string]map[string]float64 `json:"latency_parts_ms,omitempty"`
-	FirstError     string                        `json:"first_error,omitempty"`
+	// RelaysAlive and RelaysExcluded are, at the end, the relays the trees
+	// could use (registered and heartbeating) and those the relays' judge
+	// excluded for good: why the trees had fewer relays than started.
+	RelaysAlive    int    `json:"relays_alive"`
+	RelaysExcluded int    `json:"relays_excluded"`
+	FirstError     string `json:"first_error,omitempty"`
 
 	// Low-Latency HLS (LiveWorkload.PartMS > 0): glass-to-glass of parts
 	// (when a gateway verified each, minus its end's program time, plus
@@ -330,6 +335,7 @@ func (n *Network) RunLive(ctx context.Context, w LiveWorkload) (LiveReport, erro
 		}
 	}
 	rep.LatencyPartsMS = w.Stats.LatencyParts()
+	rep.RelaysAlive, rep.RelaysExcluded = n.Coordinator.Live().RelayCounts()
 	if w.PartMS > 0 {
 		p50, _ := w.Stats.Parts.Percentile(50)
 		p95, _ := w.Stats.Parts.Percentile(95)

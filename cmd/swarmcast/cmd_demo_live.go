@@ -284,6 +284,7 @@ func printLiveReport(out io.Writer, r testnet.LiveReport) {
 		fmt.Fprintf(tw, "  to players: %s\t%.2f\n", cause, r.OriginCopiesByCause[cause])
 	}
 	fmt.Fprintf(tw, "trees: relay levels / relays used / origin children per substream\t%d / %d / %.2f\n", r.TreeRelayLevels, r.TreeRelaysUsed, r.OriginChildrenPerSubstream)
+	fmt.Fprintf(tw, "relays at the end: alive / excluded by the judge\t%d / %d\n", r.RelaysAlive, r.RelaysExcluded)
 	if r.PartsPublished > 0 {
 		fmt.Fprintf(tw, "low latency: part glass-to-glass p50 / p95 (verified + PART-HOLD-BACK %.0f ms)\t%.0f ms / %.0f ms\n", r.PartHoldBackMS, r.LivePartLatencyP50MS, r.LivePartLatencyP95MS)
 		fmt.Fprintf(tw, "  parts verified / signed statements per second per chain\t%d / %.1f\n", r.PartsPublished, r.SignaturesPerSecond)

@@ -369,6 +369,20 @@ func (s *Service) Trees() map[content.VideoID][]map[wire.NodeID]wire.NodeID {
 	return s.trees.out.Parent
 }
 
+// RelayCounts is how many relays the tree builder has now (registered,
+// heartbeating, not revoked) and how many the relays' judge has excluded
+// (for good): what the trees could use, for reports.
+func (s *Service) RelayCounts() (alive, excluded int) {
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	for id, n := range s.trees.nodes {
+		if _, x := s.trees.excluded[id]; n.Role == wire.RoleRelay && !x {
+			alive++
+		}
+	}
+	return alive, len(s.trees.excluded)
+}
+
 // Carriers maps every node in chain's trees as last built (relays and
 // edges) to the shard indices its substreams carry, ascending; a lookup of
 // the chain lists them. The chain's origin is not among them.

@@ -64,6 +64,9 @@ func TestLiveSetsThroughHeartbeats(t *testing.T) {
 	for _, e := range edges {
 		s.NodeUp(TreeNode{ID: e, Role: wire.RoleEdge, Addr: "http://" + string(e)})
 	}
+	if alive, excluded := s.RelayCounts(); alive != len(relays) || excluded != 0 {
+		t.Fatalf("relay counts %d alive, %d excluded; want %d, 0", alive, excluded, len(relays))
+	}
 	// Nobody watches: no sets.
 	if set := s.Heartbeat("edge-a", nil, nil, now); set != nil {
 		t.Fatalf("set before anyone watches: %+v", set)
@@ -117,6 +120,16 @@ func TestLiveSetsThroughHeartbeats(t *testing.T) {
 	now = now.Add(MinRebuildInterval)
 	if set := s.Heartbeat("edge-c", []content.VideoID{chain}, nil, now); set == nil || len(set.Routes) == 0 {
 		t.Fatalf("new watcher after the rate limit: %+v", set)
+	}
+	// A relay that comes up counts; once excluded it no longer does.
+	before, _ := s.RelayCounts()
+	s.NodeUp(TreeNode{ID: "relay-d", Role: wire.RoleRelay, Addr: "http://relay-d", UploadCap: 10_000_000})
+	if alive, _ := s.RelayCounts(); alive != before+1 {
+		t.Fatalf("a relay came up: %d alive, want %d", alive, before+1)
+	}
+	s.excludeRelay("relay-d", relaySwitch{Chain: chain})
+	if alive, excluded := s.RelayCounts(); alive != before || excluded != 1 {
+		t.Fatalf("after an exclusion: relay counts %d alive, %d excluded; want %d, 1", alive, excluded, before)
 	}
 	// The end empties every set.
 	if _, err := s.EndChannel(ctx, owner, created.Channel.ID); err != nil {
