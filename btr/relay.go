@@ -174,6 +174,27 @@ func NewRelayJudge(cfg RelayConfig) (*RelayJudge, error) {
 		excluded: map[NodeKey]uint64{}, strikes: map[NodeKey][]uint64{}}, nil
 }
 
+// SetPlans replaces the chain's substream trees (a rebuild) and keeps what
+// the judge learned of the relays: exclusions and strikes (a slow relay's
+// late answers count across rebuilds, so its timing exclusion is not
+// postponed by every rebuild). Open cases whose accused is no longer the
+// accuser's parent there are dropped (the new trees route around them).
+func (j *RelayJudge) SetPlans(plans []ParentPlan) error {
+	if len(plans) == 0 {
+		return errors.New("btr relay judge: needs the chain's substream trees")
+	}
+	j.cfg.Plans = plans
+	for k, c := range j.cases {
+		if c.settled {
+			continue
+		}
+		if p, ok := j.ParentOf(c.accuser, k.sub, k.seg); !ok || p != k.accused {
+			delete(j.cases, k)
+		}
+	}
+	return nil
+}
+
 // Judge is the judge's public key (what Exclusion.Check trusts).
 func (j *RelayJudge) Judge() NodeKey { return j.judge }
 

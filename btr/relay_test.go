@@ -250,3 +250,57 @@ func TestRelayJudgeProofs(t *testing.T) {
 		t.Fatalf("equivocation exclusion %+v", x.Exclusion)
 	}
 }
+
+// A rebuild hands the judge new trees (SetPlans) without forgetting a
+// slow relay's strikes: one late-but-answered push before the rebuild and
+// one after still exclude it for timing; a case the new trees void (the
+// accused is no longer the accuser's parent) is dropped.
+func TestRelayJudgeSetPlansKeepsStrikes(t *testing.T) {
+	rc := newRelayCast(t)
+	w := DefaultParams().AnswerWindow
+	answer := func(seg uint64, base time.Duration) []Decision {
+		t.Helper()
+		rc.judge.Open(seg)
+		if err := rc.judge.Accuse(rc.accuse("c", "b", seg), rc.at(base)); err != nil {
+			t.Fatal(err)
+		}
+		judged := decided(t, rc.judge, Accuse)[0].Accusation
+		push := &Output{Task: rc.task(seg), Digest: rc.correct}
+		push.Sign(rc.keys["b"])
+		if err := rc.judge.Rebut(&Rebuttal{Accusation: judged, Output: push}, rc.at(base+w)); err != nil {
+			t.Fatal(err)
+		}
+		return rc.judge.Decisions()
+	}
+	if d := answer(7, 0); len(d) != 1 || d[0].Kind != Clear {
+		t.Fatalf("first answered case: %+v", d)
+	}
+	// The rebuild: same parents, a new backup for c.
+	rebuilt := ParentPlan{Parent: map[NodeKey]NodeKey{rc.k("a"): rc.k("origin"), rc.k("b"): rc.k("a"), rc.k("c"): rc.k("b")},
+		Backup: map[NodeKey]NodeKey{rc.k("b"): rc.k("origin"), rc.k("c"): rc.k("origin")}}
+	if err := rc.judge.SetPlans([]ParentPlan{rebuilt}); err != nil {
+		t.Fatal(err)
+	}
+	d := answer(8, time.Second)
+	if len(d) != 2 || d[1].Kind != Exclude || d[1].Exclusion.Kind != Timing || d[1].Exclusion.Culprit != rc.k("b") {
+		t.Fatalf("second strike after the rebuild: %+v, want b excluded for timing", d)
+	}
+
+	// A case voided by a rebuild: a accused by b, then b moves under the origin.
+	rc.judge.Open(9)
+	if err := rc.judge.Accuse(rc.accuse("b", "a", 9), rc.at(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	decided(t, rc.judge, Accuse)
+	moved := ParentPlan{Parent: map[NodeKey]NodeKey{rc.k("a"): rc.k("origin"), rc.k("b"): rc.k("origin"), rc.k("c"): rc.k("a")}}
+	if err := rc.judge.SetPlans([]ParentPlan{moved}); err != nil {
+		t.Fatal(err)
+	}
+	rc.judge.Tick(rc.at(10 * time.Second))
+	if d := rc.judge.Decisions(); len(d) != 0 {
+		t.Fatalf("a voided case still decided: %+v", d)
+	}
+	if err := rc.judge.SetPlans(nil); err == nil {
+		t.Fatal("empty plans taken")
+	}
+}

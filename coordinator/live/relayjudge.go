@@ -44,8 +44,8 @@ type relayJudges struct {
 type relayChain struct {
 	judge *btr.RelayJudge
 	// parent and backup are the trees the judge's plans were made from: a
-	// build that changes them replaces the judge (its open cases name
-	// parents of the old trees).
+	// build that changes them hands the judge the new plans (SetPlans: it
+	// keeps exclusions and strikes, drops cases the new trees void).
 	parent, backup []map[wire.NodeID]wire.NodeID
 	head           uint64
 	open           []*btr.Accusation // the judge's accusations still answerable
@@ -79,8 +79,9 @@ func relayParams(seg time.Duration) btr.Params {
 	return p
 }
 
-// setRelayTrees makes or replaces the judge of every chain whose trees a
-// build changed, and drops those of chains no longer built.
+// setRelayTrees makes the judge of every new chain, hands the new trees
+// to the judge of every chain whose trees a build changed, and drops those
+// of chains no longer built.
 func (s *Service) setRelayTrees(chains []TreeChain, out TreeOutput) {
 	j := &s.relays
 	j.mu.Lock()
@@ -105,6 +106,14 @@ func (s *Service) setRelayTrees(chains []TreeChain, out TreeOutput) {
 			ok = ok && keyMap(plans[sub].Parent, parent[sub])
 			if sub < len(backup) {
 				ok = ok && keyMap(plans[sub].Backup, backup[sub])
+			}
+		}
+		if c := j.chains[ch.Chain]; c != nil && ok {
+			// A rebuild: the same judge with the new trees keeps its
+			// exclusions and strikes (and the cases that still hold).
+			if err := c.judge.SetPlans(plans); err == nil {
+				c.parent, c.backup, c.originAddr = parent, backup, rootAddr(out, ch)
+				continue
 			}
 		}
 		var head uint64
