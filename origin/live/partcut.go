@@ -11,7 +11,6 @@ import (
 type tsPartCutter struct {
 	partTicks int64 // part target in 90 kHz ticks
 	buf       []byte
-	partStart int   // offset in buf where the open part starts (always 0 after a cut)
 	scanned   int   // bytes of buf already scanned (whole packets)
 	base      int64 // PTS of the segment's first video frame; -1 before it
 	next      int64 // index of the next boundary (1, 2, …)
