@@ -145,6 +145,7 @@ type relayCase struct {
 type openCase struct {
 	task    Task
 	accuser NodeKey     // the child that accused
+	also    []NodeKey   // other children that accused the same push since
 	judged  *Accusation // the judge's countersigned accusation
 	// upstream is set when the accused answered with its own accusation of
 	// its parent: the case waits on the parent's.
@@ -243,24 +244,51 @@ func (j *RelayJudge) Accuse(a *Accusation, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if _, out := j.excluded[a.Accused]; out {
-		return nil // already out: its children switch at its switch segment
-	}
 	key := relayCase{a.Accused, a.Segment, sub}
-	if _, open := j.cases[key]; open {
+	if _, out := j.excluded[a.Accused]; out {
+		// Already out: its children switch at its switch segment, and
+		// the accuser, starved by it, is excused for this push.
+		j.waitOnUpstream(a.Accuser, key)
+		return nil
+	}
+	if c, open := j.cases[key]; open {
+		// Another child of the same parent (or the same one again): its
+		// own case, if its children accused it, waits on this one too.
+		if c.accuser != a.Accuser && !slices.Contains(c.also, a.Accuser) {
+			c.also = append(c.also, a.Accuser)
+		}
+		j.waitOnUpstream(a.Accuser, key)
 		return nil
 	}
 	judged := &Accusation{Task: a.Task, Accused: a.Accused, Kind: Omission, AnswerBy: now.Add(j.cfg.Params.AnswerWindow).UnixMicro()}
 	judged.Sign(j.cfg.Judge)
 	c := &openCase{task: a.Task, accuser: a.Accuser, judged: judged}
+	// The accused may have accused its own parent of this push before
+	// its child accused it (the upstream child notices first), or that
+	// parent may be out already: then it was starved, and its case waits
+	// on the parent's from the start.
+	if p, ok := j.ParentOf(a.Accused, sub, a.Segment); ok {
+		upKey := relayCase{p, a.Segment, sub}
+		_, parentOut := j.excluded[p]
+		if up, ok := j.cases[upKey]; parentOut || (ok && (up.accuser == a.Accused || slices.Contains(up.also, a.Accused))) {
+			c.upstream = &upKey
+		}
+	}
 	j.cases[key] = c
 	j.emit(Decision{Kind: Accuse, Segment: a.Segment, At: now, Accusation: judged})
-	// The accuser's own case (it was accused by its children for the same
-	// push) now waits on this one: it answered by accusing upstream.
-	if down, ok := j.cases[relayCase{a.Accuser, a.Segment, sub}]; ok && !down.settled && down.upstream == nil {
-		down.upstream = &key
-	}
+	j.waitOnUpstream(a.Accuser, key)
 	return nil
+}
+
+// waitOnUpstream makes accuser's own case for the push of upKey (its
+// children accused it of the same segment and substream) wait on upKey's:
+// it answered by accusing upstream. In whichever order the two
+// accusations arrive, and whichever of the parent's children accused it
+// first, a starved relay is not excluded for its parent's omission.
+func (j *RelayJudge) waitOnUpstream(accuser NodeKey, upKey relayCase) {
+	if down, ok := j.cases[relayCase{accuser, upKey.seg, upKey.sub}]; ok && !down.settled && down.upstream == nil {
+		down.upstream = &upKey
+	}
 }
 
 func (j *RelayJudge) checkAccusation(a *Accusation) (int, error) {

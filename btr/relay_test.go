@@ -304,3 +304,64 @@ func TestRelayJudgeSetPlansKeepsStrikes(t *testing.T) {
 		t.Fatal("empty plans taken")
 	}
 }
+
+// A starved relay is excused whichever accusation reaches the judge first:
+// here b accuses its parent a before b's child c accuses b (the upstream
+// child notices first), and, in a tree where a has two relay children, b's
+// accusation of a comes after its sibling's opened a's case. Either way
+// a is excluded and b is not.
+func TestRelayJudgeStarvedParentInAnyOrder(t *testing.T) {
+	w := DefaultParams().AnswerWindow
+	rc := newRelayCast(t)
+	if err := rc.judge.Accuse(rc.accuse("b", "a", 7), rc.at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.judge.Accuse(rc.accuse("c", "b", 7), rc.at(w/2)); err != nil {
+		t.Fatal(err)
+	}
+	decided(t, rc.judge, Accuse, Accuse)
+	rc.judge.Tick(rc.at(2 * w))
+	if x := decided(t, rc.judge, Exclude)[0]; x.Exclusion.Culprit != rc.k("a") {
+		t.Fatalf("excluded %s, want a", x.Exclusion.Culprit)
+	}
+	rc.judge.Tick(rc.at(time.Hour))
+	decided(t, rc.judge)
+	if _, out := rc.judge.Excluded(rc.k("b")); out {
+		t.Fatal("b, which accused its parent first, was excluded for the parent's omission")
+	}
+	// With a already out, b's next starved push (before the switch) is
+	// excused too, in either order.
+	rc.judge.Accuse(rc.accuse("c", "b", 8), rc.at(time.Hour))
+	rc.judge.Accuse(rc.accuse("b", "a", 8), rc.at(time.Hour))
+	decided(t, rc.judge, Accuse)
+	rc.judge.Tick(rc.at(2 * time.Hour))
+	decided(t, rc.judge)
+	if _, out := rc.judge.Excluded(rc.k("b")); out {
+		t.Fatal("b was excluded for a push its excluded parent never sent")
+	}
+
+	// a with two relay children b and b2; b2 accuses a first.
+	rc = newRelayCast(t)
+	_, k2, _ := ed25519.GenerateKey(nil)
+	rc.keys["b2"] = k2
+	plan := ParentPlan{Parent: map[NodeKey]NodeKey{rc.k("a"): rc.k("origin"), rc.k("b"): rc.k("a"), rc.k("b2"): rc.k("a"), rc.k("c"): rc.k("b")},
+		Backup: map[NodeKey]NodeKey{rc.k("b"): rc.k("origin"), rc.k("b2"): rc.k("origin"), rc.k("c"): rc.k("b2")}}
+	if err := rc.judge.SetPlans([]ParentPlan{plan}); err != nil {
+		t.Fatal(err)
+	}
+	for _, acc := range []struct{ by, of string }{{"c", "b"}, {"b2", "a"}, {"b", "a"}} {
+		if err := rc.judge.Accuse(rc.accuse(acc.by, acc.of, 7), rc.at(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decided(t, rc.judge, Accuse, Accuse)
+	rc.judge.Tick(rc.at(2 * w))
+	if x := decided(t, rc.judge, Exclude)[0]; x.Exclusion.Culprit != rc.k("a") {
+		t.Fatalf("excluded %s, want a", x.Exclusion.Culprit)
+	}
+	rc.judge.Tick(rc.at(time.Hour))
+	decided(t, rc.judge)
+	if _, out := rc.judge.Excluded(rc.k("b")); out {
+		t.Fatal("b, the second child of a to accuse it, was excluded for a's omission")
+	}
+}
