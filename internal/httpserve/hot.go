@@ -24,13 +24,14 @@ import (
 type Hot func(*fasthttp.RequestCtx) bool
 
 // hotWriteBuffer is the connection's write buffer where fasthttp cannot
-// write vectored (ListenSplit, emulated links): a shard message (~12 KB at
+// write vectored (ListenSplit, emulated links, ListenHot's rawSyscallConns
+// on Linux): a shard message (~12 KB at
 // the default parameters, up to ~64 KB for large segments) and its headers
 // leave in one write(2) when they fit, as nginx's tcp_nopush does.
 const hotWriteBuffer = 64 << 10
 
 // hotVectoredWriteBuffer is ListenHot's write buffer on a plain TCP
-// connection: a response larger than it (every shard) leaves in one
+// connection where it is not a rawSyscallConn (not Linux): a response larger than it (every shard) leaves in one
 // writev(2) of the serialized header and the body where it is (the edge's
 // and origin's cached bytes), so the ~12 KB body is never copied into a
 // buffer first; smaller responses are copied and written at once. That copy
@@ -75,7 +76,7 @@ func listenHot(ctx context.Context, addr, advertise string, hot Hot, rest http.H
 	raw := wrap == nil
 	tl := &trackingListener{Listener: ln, raw: raw, conns: map[net.Conn]struct{}{}}
 	writeBuffer := hotWriteBuffer
-	if raw {
+	if raw && !rawSyscallConns {
 		writeBuffer = hotVectoredWriteBuffer
 	}
 	restFast := fasthttpadaptor.NewFastHTTPHandler(rest)
@@ -159,7 +160,9 @@ func (s *Server) closeHot(grace time.Duration) error {
 type trackingListener struct {
 	net.Listener
 	// raw: Accept returns each connection as it is (fasthttp's writev path
-	// takes only a *net.TCPConn) and the server's ConnState hook forgets it
+	// takes only a *net.TCPConn), or on Linux as a rawSyscallConn (its
+	// reads and writes keep the P; a response leaves in one write(2) from
+	// the hotWriteBuffer), and the server's ConnState hook forgets it
 	// when fasthttp closes it (or hands it to a hijacker, which ListenHot's
 	// routes never do). Otherwise each is wrapped to forget itself on
 	// Close: ListenSplit hijacks connections and closes them later.
@@ -173,7 +176,9 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !l.raw {
+	if l.raw {
+		c = wrapRawSyscall(c)
+	} else {
 		c = &trackedConn{Conn: c, l: l}
 	}
 	l.mu.Lock()

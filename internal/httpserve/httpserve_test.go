@@ -1,8 +1,10 @@
 package httpserve
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -273,20 +275,28 @@ func TestPeerGone(t *testing.T) {
 	}
 }
 
-// A hot response larger than the write buffer (every shard) reaches
-// fasthttp's one-writev path, which takes only a plain *net.TCPConn, and
-// arrives whole; the server still knows every open connection (Kill cuts
-// them) and forgets each one fasthttp closed.
-func TestHotServerWritesShardsVectoredAndTracksConnections(t *testing.T) {
-	body := make([]byte, 3*hotVectoredWriteBuffer+17)
-	for i := range body {
-		body[i] = byte(i * 7)
+// A hot response reaches the client whole whatever its size: one that fits
+// the write buffer (a shard), one larger (a second write from where it
+// lies) and one larger than the socket buffers (writes that find the socket
+// full and wait in the poller). On Linux fasthttp gets each connection as a
+// rawSyscallConn (reads and writes that keep the P), elsewhere as the plain
+// *net.TCPConn its one-writev path takes. The server still knows every open
+// connection (Kill cuts them) and forgets each one fasthttp closed.
+func TestHotServerWritesShardsWholeAndTracksConnections(t *testing.T) {
+	sizes := []int{12 << 10, 3*hotWriteBuffer + 17, 8 << 20}
+	bodies := make([][]byte, len(sizes))
+	for i, n := range sizes {
+		bodies[i] = make([]byte, n)
+		for j := range bodies[i] {
+			bodies[i][j] = byte(j*7 + i)
+		}
 	}
-	plainTCP := make(chan bool, 16)
+	connType := make(chan string, 16)
+	next := 0
 	hot := func(c *fasthttp.RequestCtx) bool {
-		_, ok := c.Conn().(*net.TCPConn)
-		plainTCP <- ok
-		c.Response.SetBodyRaw(body)
+		connType <- fmt.Sprintf("%T", c.Conn())
+		c.Response.SetBodyRaw(bodies[next%len(bodies)])
+		next++
 		return true
 	}
 	srv, err := ListenHot(t.Context(), "127.0.0.1:0", "", hot, http.NotFoundHandler(), quiet())
@@ -294,21 +304,26 @@ func TestHotServerWritesShardsVectoredAndTracksConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
+	want := "*net.TCPConn"
+	if rawSyscallConns {
+		want = "*httpserve.rawSyscallConn"
+	}
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	for range 3 {
+	for i := range 2 * len(bodies) {
+		body := bodies[i%len(bodies)]
 		resp, err := hc.Get(srv.Advertise + "/shard")
 		if err != nil {
 			t.Fatal(err)
 		}
 		got, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if err != nil || string(got) != string(body) || resp.ContentLength != int64(len(body)) {
+		if err != nil || !bytes.Equal(got, body) || resp.ContentLength != int64(len(body)) {
 			t.Fatalf("got %d bytes (Content-Length %d, err %v), want the %d bytes handed to fasthttp", len(got), resp.ContentLength, err, len(body))
 		}
-		if !<-plainTCP {
-			t.Fatal("the hot handler's connection is wrapped: fasthttp copies the body into its buffer instead of one writev")
+		if got := <-connType; got != want {
+			t.Fatalf("the hot handler's connection is a %s, want a %s", got, want)
 		}
 	}
 	open := func() int {
