@@ -66,6 +66,7 @@ process it started.`,
 				return enc.Encode(res)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%d shards of %d bytes, %d connections, %d rounds of %s\n", res.Shards, res.ShardBytes, res.Concurrency, len(res.Runs)/2, opt.Duration)
+			fmt.Fprintf(cmd.OutOrStdout(), "nginx with %d workers, %s with GOMAXPROCS %d\n", res.NginxWorkers, res.Role, res.ServerGOMAXPROCS)
 			fmt.Fprintf(cmd.OutOrStdout(), "nginx median %.1f MB/s, %s median %.1f MB/s, ratio %[2]s/nginx %.2[4]f (median of per-round ratios)\n", res.NginxMBps, res.Role, res.SwarmcastMBps, res.Ratio)
 			if res.CPURatio > 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "server CPU per request: nginx %.1f µs, %s %.1f µs, nginx/%[2]s %.2[4]f (≥ 1: %[2]s needs no more CPU per shard)\n", res.NginxCPUMicros, res.Role, res.SwarmcastCPUMicros, res.CPURatio)

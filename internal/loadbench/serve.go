@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,10 @@ type ServeResult struct {
 	Concurrency        int        `json:"concurrency"`
 	NginxWorkers       int        `json:"nginx_workers"`
 	ServerProcs        int        `json:"server_procs,omitempty"` // GOMAXPROCS forced on the swarmcast server; absent: its default
+	// ServerGOMAXPROCS is the GOMAXPROCS the swarmcast server reported
+	// running with (its go_sched_gomaxprocs_threads metric): what was in
+	// effect, whether forced or the server's default. 0: not read.
+	ServerGOMAXPROCS int `json:"server_gomaxprocs"`
 	Runs               []ServeRun `json:"runs"`
 }
 
@@ -162,6 +167,10 @@ func Serve(ctx context.Context, opt ServeOptions) (ServeResult, error) {
 		return res, err
 	}
 	defer stopOurs()
+	res.ServerGOMAXPROCS = serverGOMAXPROCS(ctx, "http://"+ourAddr)
+	if opt.Progress != nil {
+		fmt.Fprintf(opt.Progress, "%s running with GOMAXPROCS %d, nginx with %d workers\n", opt.Role, res.ServerGOMAXPROCS, opt.NginxWorkers)
+	}
 
 	servers := []struct {
 		name, base string
@@ -410,6 +419,35 @@ func withProcs(cmd *exec.Cmd, procs int) {
 	}
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") })
 	cmd.Env = append(env, fmt.Sprintf("GOMAXPROCS=%d", procs))
+}
+
+// serverGOMAXPROCS reads the GOMAXPROCS a swarmcast server runs with from
+// its /metrics (Go's collector: go_sched_gomaxprocs_threads); 0 when it
+// cannot be read.
+func serverGOMAXPROCS(ctx context.Context, base string) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+wire.PathMetrics, nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "go_sched_gomaxprocs_threads "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return 0
+			}
+			return int(n)
+		}
+	}
+	return 0
 }
 
 func waitHTTP(ctx context.Context, url string) error {

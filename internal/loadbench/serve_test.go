@@ -70,14 +70,23 @@ func TestServeMeasuresAndCleansUp(t *testing.T) {
 	if left := processesMentioning(t, probe); len(left) != 0 {
 		t.Fatalf("nginx processes left after stopping it: %v", left)
 	}
-	for _, role := range []string{RoleEdge, RoleOrigin} {
+	// The edge at its default (one P), the origin forced to two: the result
+	// says what the server ran with either way.
+	for _, tc := range []struct {
+		role            string
+		procs, wantProc int
+	}{{RoleEdge, 0, 1}, {RoleOrigin, 2, 2}} {
+		role := tc.role
 		t.Run(role, func(t *testing.T) {
 			dir := t.TempDir()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			res, err := Serve(ctx, ServeOptions{Role: role, Binary: bin, Nginx: nginx, Dir: dir, Concurrency: 2, Duration: 200 * time.Millisecond, Rounds: 1})
+			res, err := Serve(ctx, ServeOptions{Role: role, Binary: bin, Nginx: nginx, Dir: dir, Concurrency: 2, Duration: 200 * time.Millisecond, Rounds: 1, ServerProcs: tc.procs})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if res.ServerGOMAXPROCS != tc.wantProc || res.ServerProcs != tc.procs {
+				t.Errorf("the %s ran with GOMAXPROCS %d (forced: %d), want %d", role, res.ServerGOMAXPROCS, res.ServerProcs, tc.wantProc)
 			}
 			if res.Role != role || res.NginxMBps <= 0 || res.SwarmcastMBps <= 0 || res.Ratio <= 0 || len(res.Runs) != 2 || res.Runs[1].Server != role {
 				t.Fatalf("result %+v", res)
