@@ -336,7 +336,20 @@ type Sim struct {
 	// holders of a segment by binary search (holderCmp). Nothing else
 	// depends on the order: rank's result is a strict order's prefix.
 	holders [][]int32
-	titleOf map[content.VideoID]int32
+	// holderHeld[seg][j] is what holder holders[seg][j] stores of seg
+	// (its invEntry's held(), word 0), kept in step with the inventories
+	// when every shard index fits one word (compactHeld: nmax ≤ 64), so a
+	// lookup's answer and a placement round read the holders' shards from
+	// the list they scan instead of one map lookup per holder (a cache
+	// miss or three each; 12 % of the scale hour's CPU).
+	holderHeld  [][]uint64
+	compactHeld bool
+	// edgeSalt is edge i's ranking salt in one dense array: rank bounds a
+	// holder's score from it (coordinator.RankScore with load bucket 0)
+	// and skips the holders that bound already puts out of the list
+	// without reading their state.
+	edgeSalt []uint64
+	titleOf  map[content.VideoID]int32
 	nseg    int // segments per title
 
 	originIDs   []wire.NodeID
@@ -425,6 +438,9 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 	}
 	s.nseg = nseg
 	s.holders = make([][]int32, len(s.titles)*nseg)
+	if s.compactHeld = s.nmax <= 64; s.compactHeld {
+		s.holderHeld = make([][]uint64, len(s.titles)*nseg)
+	}
 	if sc.Titles.Zipf > 0 {
 		s.zipfCDF = make([]float64, sc.Titles.Count)
 		sum := 0.0
@@ -570,8 +586,10 @@ func (s *Sim) newEdge(i int32) {
 	s.edges[i] = e
 	if int(i) == len(s.edgeRegion) {
 		s.edgeRegion = append(s.edgeRegion, uint16(region))
+		s.edgeSalt = append(s.edgeSalt, e.salt)
 	} else {
 		s.edgeRegion[i] = uint16(region)
+		s.edgeSalt[i] = e.salt
 	}
 }
 
@@ -804,10 +822,12 @@ func (s *Sim) originsFor(seg content.SegmentRef) []viewer.Candidate {
 	return out
 }
 
-// scored is a ranked holder: its coordinator.RankScore and edge index.
+// scored is a ranked holder: its coordinator.RankScore, edge index and
+// position in the segment's holder list.
 type scored struct {
 	score uint64
 	i     int32
+	pos   int32
 }
 
 // viewerCandidates is the lookup's answer for seg as viewer v's fetch
@@ -822,8 +842,7 @@ func (s *Sim) viewerCandidates(v *viewerState, seg segID) []viewer.Candidate {
 	for _, sc := range ranked {
 		e := s.edges[sc.i]
 		from := len(v.shardBuf)
-		x := e.inv[seg]
-		v.shardBuf = x.held().AppendIndices(v.shardBuf)
+		v.shardBuf = s.heldAt(seg, sc.pos, sc.i).AppendIndices(v.shardBuf)
 		v.cand = append(v.cand, sc.i)
 		v.candBuf = append(v.candBuf, viewer.Candidate{Node: e.id, Shards: v.shardBuf[from:len(v.shardBuf):len(v.shardBuf)]})
 	}
@@ -872,17 +891,30 @@ func (s *Sim) rank(seg segID, region int, exclude int32) []scored {
 	// outranks every other (RankScore's top bits), so when those fill the
 	// list the others need not be scored: a popular segment's thousands
 	// of holders cost one byte each (edgeRegion) instead of a score.
+	//
+	// Once the list is full, a holder whose score with load bucket 0 (its
+	// lowest: RankScore grows with the bucket) is already worse than the
+	// worst kept cannot enter it, so it is skipped on its salt alone
+	// (edgeSalt), without reading its state or applying its missed
+	// heartbeats (syncLoad is lazy: applied later, it gives the same).
 	limit := coordinator.SourcesPerSegment(s.k)
 	list := s.rankScratch[:0]
-	for _, i := range hs {
+	viewerRegion := s.regionNames[region]
+	for j, i := range hs {
 		if int(s.edgeRegion[i]) == region {
-			list = s.consider(list, limit, i, region, exclude, tiebreak)
+			if len(list) == limit && worseScore(scored{score: coordinator.RankScore(viewerRegion, viewerRegion, 0, s.edgeSalt[i], tiebreak), i: i}, list[0]) {
+				continue
+			}
+			list = s.consider(list, limit, i, int32(j), region, exclude, tiebreak)
 		}
 	}
 	if len(list) < limit {
-		for _, i := range hs {
-			if int(s.edgeRegion[i]) != region {
-				list = s.consider(list, limit, i, region, exclude, tiebreak)
+		for j, i := range hs {
+			if r := int(s.edgeRegion[i]); r != region {
+				if len(list) == limit && worseScore(scored{score: coordinator.RankScore(viewerRegion, s.regionNames[r], 0, s.edgeSalt[i], tiebreak), i: i}, list[0]) {
+					continue
+				}
+				list = s.consider(list, limit, i, int32(j), region, exclude, tiebreak)
 			}
 		}
 	}
@@ -901,13 +933,13 @@ func worseScore(a, b scored) bool { return a.score > b.score || a.score == b.sco
 
 // consider scores holder i for rank and keeps it in list, a max-heap of
 // at most limit entries (root = worst kept).
-func (s *Sim) consider(list []scored, limit int, i int32, region int, exclude int32, tiebreak uint64) []scored {
+func (s *Sim) consider(list []scored, limit int, i, pos int32, region int, exclude int32, tiebreak uint64) []scored {
 	e := s.edges[i]
 	if i == exclude || e.banned || !s.coordAlive(e) {
 		return list
 	}
 	s.syncLoad(e)
-	c := scored{coordinator.RankScore(s.regionNames[region], e.region, e.bucket, e.salt, tiebreak), i}
+	c := scored{coordinator.RankScore(s.regionNames[region], e.region, e.bucket, e.salt, tiebreak), i, pos}
 	switch {
 	case len(list) < limit:
 		list = append(list, c)
@@ -1243,6 +1275,10 @@ func (s *Sim) setHeld(i int32, seg segID, x invEntry) {
 		e.inv[seg] = x
 	}
 	if old.Empty() == m.Empty() {
+		if s.compactHeld && m != old {
+			j, _ := slices.BinarySearchFunc(s.holders[seg], i, s.holderCmp)
+			s.holderHeld[seg][j] = m[0]
+		}
 		return
 	}
 	if m.Empty() {
@@ -1251,6 +1287,9 @@ func (s *Sim) setHeld(i int32, seg segID, x invEntry) {
 		hs := s.holders[seg]
 		j, _ := slices.BinarySearchFunc(hs, i, s.holderCmp)
 		s.holders[seg] = slices.Insert(hs, j, i)
+		if s.compactHeld {
+			s.holderHeld[seg] = slices.Insert(s.holderHeld[seg], j, m[0])
+		}
 	}
 }
 
@@ -1379,8 +1418,7 @@ func (s *Sim) planCell(c int, now time.Time) cellPlan {
 			if pe.Held == nil {
 				pe.Held = make(map[content.SegmentRef]coordinator.ShardMask)
 			}
-			x := s.edges[hs[j]].inv[sid]
-			pe.Held[d.Key] = x.held()
+			pe.Held[d.Key] = s.heldAt(sid, int32(j), hs[j])
 		}
 	}
 	plan := cl.placer.Plan(now, st)
@@ -1476,8 +1514,7 @@ func (s *Sim) edgeWork(i int32) {
 		src := int32(-1)
 		for _, c := range s.rank(j.sid, int(s.edgeRegion[i]), i) {
 			ci := c.i
-			x := s.edges[ci].inv[j.sid]
-			h := x.held()
+			h := s.heldAt(j.sid, c.pos, ci)
 			if s.edges[ci].alive && !s.edges[ci].liar && (h.Has(j.shard) || h.Count() >= s.k) {
 				src = ci
 				break
@@ -1585,7 +1622,20 @@ func (s *Sim) dropHolder(seg segID, i int32) {
 	hs := s.holders[seg]
 	if j, ok := slices.BinarySearchFunc(hs, i, s.holderCmp); ok {
 		s.holders[seg] = slices.Delete(hs, j, j+1)
+		if s.compactHeld {
+			s.holderHeld[seg] = slices.Delete(s.holderHeld[seg], j, j+1)
+		}
 	}
+}
+
+// heldAt is what edge i, the holder at position pos of seg's holder list,
+// stores of seg.
+func (s *Sim) heldAt(seg segID, pos, i int32) coordinator.ShardMask {
+	if s.compactHeld {
+		return coordinator.ShardMask{s.holderHeld[seg][pos]}
+	}
+	x := s.edges[i].inv[seg]
+	return x.held()
 }
 
 // holderCmp is the holder lists' order: by placement cell, then index.

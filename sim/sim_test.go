@@ -286,3 +286,50 @@ func TestFullDiskEvictsLikeTheEdge(t *testing.T) {
 		t.Fatalf("disk use %d B, want 2 messages = %d B", e.used, 2*s.msgBytes)
 	}
 }
+
+// TestHolderIndexInStepAfterRuns: after a whole run (stores, evictions,
+// drops, churn sweeps), every segment's holder list names exactly the
+// edges whose inventory holds a shard of it, in holderCmp order, and its
+// held words are those inventories' held() (what lookups and placement
+// read instead of the inventories).
+func TestHolderIndexInStepAfterRuns(t *testing.T) {
+	for _, f := range []string{"testdata/golden/small.json", "testdata/golden/diurnal-small.json"} {
+		s, err := New(load(t, f), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Run()
+		if !s.compactHeld {
+			t.Fatalf("%s: nmax %d: held words not kept", f, s.nmax)
+		}
+		want := make([][]int32, len(s.holders))
+		for i, e := range s.edges {
+			for sid, x := range e.inv {
+				if x.held().Empty() {
+					t.Fatalf("%s: edge %d keeps an empty entry for segment %d", f, i, sid)
+				}
+				want[sid] = append(want[sid], int32(i))
+			}
+		}
+		checked := 0
+		for sid := range s.holders {
+			slices.SortFunc(want[sid], s.holderCmp)
+			if !slices.Equal(s.holders[sid], want[sid]) {
+				t.Fatalf("%s: segment %d: holders %v, inventories say %v", f, sid, s.holders[sid], want[sid])
+			}
+			if len(s.holderHeld[sid]) != len(s.holders[sid]) {
+				t.Fatalf("%s: segment %d: %d held words for %d holders", f, sid, len(s.holderHeld[sid]), len(s.holders[sid]))
+			}
+			for j, i := range s.holders[sid] {
+				x := s.edges[i].inv[segID(sid)]
+				if got := s.heldAt(segID(sid), int32(j), i); got != x.held() {
+					t.Fatalf("%s: segment %d, edge %d: held word %v, inventory %v", f, sid, i, got, x.held())
+				}
+				checked++
+			}
+		}
+		if checked == 0 {
+			t.Fatalf("%s: no holdings at the end of the run", f)
+		}
+	}
+}
