@@ -122,6 +122,16 @@ type segmentFetch struct {
 
 	edges   []candidate // coordinator rank order, banned ones removed
 	origins []candidate
+	// edgeAsked[i] records that edges[i] is in asked, and openEdge is the
+	// first edge not known to be asked: plan tops up from there, so a
+	// segment's fetch does not rescan (and compare node ids of) the
+	// edges it already asked on every arrival. asked stays the truth;
+	// these only skip what it already holds.
+	edgeAsked []bool
+	openEdge  int
+	// acts backs the actions each call returns (valid until the next call
+	// on f: drivers apply them at once), so a fetch allocates none.
+	acts []action
 
 	// The per-segment sets are short slices searched linearly (at most
 	// one request per edge, about k + 4 in flight, k verified): cheaper
@@ -151,6 +161,33 @@ func newSegmentFetch(k, nMax int, deadline time.Time, segDur time.Duration, star
 		inflight: make([]inflightRequest, 0, k+4),
 		verified: make([]verifiedShard, 0, k),
 	}
+}
+
+// shardSet is a set of shard indices 0..maxShardIndex (a segment has at
+// most content.MaxTotalShards = 256 shards).
+type shardSet [4]uint64
+
+// maxShardIndex bounds the indices a shardSet holds.
+const maxShardIndex = 255
+
+func (m *shardSet) add(i int)      { m[i>>6] |= 1 << (uint(i) & 63) }
+func (m *shardSet) has(i int) bool { return m[i>>6]&(1<<(uint(i)&63)) != 0 }
+
+// busySet is the set of shard indices verified or being fetched: plan
+// keeps it as it adds requests instead of rescanning both lists per shard.
+func (f *segmentFetch) busySet() shardSet {
+	var m shardSet
+	for _, v := range f.verified {
+		if v.shard >= 0 && v.shard <= maxShardIndex {
+			m.add(v.shard)
+		}
+	}
+	for _, r := range f.inflight {
+		if r.key.Shard >= 0 && r.key.Shard <= maxShardIndex {
+			m.add(r.key.Shard)
+		}
+	}
+	return m
 }
 
 // findInflight is the index of key in f.inflight, or -1.
@@ -216,6 +253,10 @@ func (f *segmentFetch) Verified() []int {
 // InFlight is the number of outstanding requests.
 func (f *segmentFetch) InFlight() int { return len(f.inflight) }
 
+// Every call that returns actions returns them in f's own buffer, valid
+// until the next call on f: the driver applies them at once (copy one to
+// keep it).
+//
 // Sources replaces the known sources (edges in coordinator rank order, then
 // origins) and schedules requests.
 func (f *segmentFetch) Sources(now time.Time, edges, origins []candidate) []action {
@@ -225,6 +266,9 @@ func (f *segmentFetch) Sources(now time.Time, edges, origins []candidate) []acti
 			f.edges = append(f.edges, e)
 		}
 	}
+	f.edgeAsked = slices.Grow(f.edgeAsked[:0], len(f.edges))[:len(f.edges)]
+	clear(f.edgeAsked)
+	f.openEdge = 0
 	f.origins = f.origins[:0]
 	for _, o := range origins {
 		if !f.banned[o.Node] {
@@ -232,7 +276,13 @@ func (f *segmentFetch) Sources(now time.Time, edges, origins []candidate) []acti
 			f.origins = append(f.origins, o)
 		}
 	}
-	return f.plan(now)
+	return f.done(f.plan(now, f.acts[:0]))
+}
+
+// done keeps acts' memory for the next call and returns them.
+func (f *segmentFetch) done(acts []action) []action {
+	f.acts = acts
+	return acts
 }
 
 // ShardVerified records that the shard from node passed verification.
@@ -246,7 +296,7 @@ func (f *segmentFetch) ShardVerified(now time.Time, node wire.NodeID, shard int)
 		return nil
 	}
 	f.verified = append(f.verified, verifiedShard{shard, node})
-	return f.plan(now)
+	return f.done(f.plan(now, f.acts[:0]))
 }
 
 // ShardBad records that node sent a shard failing verification: the node is
@@ -255,7 +305,7 @@ func (f *segmentFetch) ShardBad(now time.Time, node wire.NodeID, shard int) []ac
 	if i := f.findInflight(requestKey{node, shard}); i >= 0 {
 		f.removeInflight(i)
 	}
-	acts := []action{{Kind: actBan, Node: node, Shard: shard}}
+	acts := append(f.acts[:0], action{Kind: actBan, Node: node, Shard: shard})
 	f.banned[node] = true
 	// Cancel anything else in flight from the liar (origins may have several).
 	f.inflight = slices.DeleteFunc(f.inflight, func(r inflightRequest) bool {
@@ -266,7 +316,7 @@ func (f *segmentFetch) ShardBad(now time.Time, node wire.NodeID, shard int) []ac
 		return true
 	})
 	sortActions(acts[1:])
-	return append(acts, f.plan(now)...)
+	return f.done(f.plan(now, acts))
 }
 
 // RequestFailed records that a request ended without a shard (connection
@@ -281,13 +331,13 @@ func (f *segmentFetch) RequestFailed(now time.Time, node wire.NodeID, shard int)
 	if req.origin {
 		f.originFailures++
 	}
-	return f.plan(now)
+	return f.done(f.plan(now, f.acts[:0]))
 }
 
 // Tick advances the clock: requests past their timeout fail and are replaced,
 // and δ grows as the deadline nears.
 func (f *segmentFetch) Tick(now time.Time) []action {
-	var acts []action
+	acts := f.acts[:0]
 	f.inflight = slices.DeleteFunc(f.inflight, func(r inflightRequest) bool {
 		if now.Before(r.timeout) {
 			return false
@@ -299,7 +349,7 @@ func (f *segmentFetch) Tick(now time.Time) []action {
 		return true
 	})
 	sortActions(acts)
-	return append(acts, f.plan(now)...)
+	return f.done(f.plan(now, acts))
 }
 
 // NextWake is when the driver should call Tick next (the earliest request
@@ -368,34 +418,22 @@ func (f *segmentFetch) shardTimeout(now time.Time) time.Duration {
 	return max(t, floor)
 }
 
-// busy reports whether shard index i is verified or being fetched.
-func (f *segmentFetch) busy(i int) bool {
-	if f.isVerified(i) {
-		return true
-	}
-	for _, r := range f.inflight {
-		if r.key.Shard == i {
-			return true
-		}
-	}
-	return false
-}
-
 // plan cancels everything once done, else tops up requests to need + δ.
-func (f *segmentFetch) plan(now time.Time) []action {
+// It appends its actions to acts.
+func (f *segmentFetch) plan(now time.Time, acts []action) []action {
 	if f.failed {
-		return nil
+		return acts
 	}
 	if f.started.IsZero() {
 		f.started = now
 	}
 	if f.Done() {
-		acts := make([]action, 0, len(f.inflight))
+		from := len(acts)
 		for _, r := range f.inflight {
 			acts = append(acts, action{Kind: actCancel, Node: r.key.Node, Shard: r.key.Shard})
 		}
 		f.inflight = f.inflight[:0]
-		sortActions(acts)
+		sortActions(acts[from:])
 		return acts
 	}
 	need := f.k - len(f.verified)
@@ -403,10 +441,7 @@ func (f *segmentFetch) plan(now time.Time) []action {
 	target := need + delta
 	timeout := now.Add(f.shardTimeout(now))
 	originTimeout := now.Add(max(f.shardTimeout(now), minOriginTimeout, 2*f.segDur))
-	var acts []action
-	if target > len(f.inflight) {
-		acts = make([]action, 0, target-len(f.inflight))
-	}
+	busy := f.busySet()
 
 	// Late: the origin must be able to cover what is missing. A startup
 	// segment has no playback slack yet (its deadline is "now"), so it is
@@ -417,19 +452,38 @@ func (f *segmentFetch) plan(now time.Time) []action {
 	}
 	{
 		// Edges first, in rank order, one shard per edge per segment.
-		for _, e := range f.edges {
+		for i := f.openEdge; i < len(f.edges); i++ {
 			if len(f.inflight) >= target {
 				break
 			}
-			if slices.Contains(f.asked, e.Node) || f.banned[e.Node] {
+			if f.edgeAsked[i] {
+				if i == f.openEdge {
+					f.openEdge++
+				}
 				continue
 			}
-			shard, ok := f.pickEdgeShard(e)
+			e := &f.edges[i]
+			if slices.Contains(f.asked, e.Node) {
+				f.edgeAsked[i] = true
+				if i == f.openEdge {
+					f.openEdge++
+				}
+				continue
+			}
+			if f.banned[e.Node] {
+				continue
+			}
+			shard, ok := f.pickEdgeShard(e, &busy)
 			if !ok {
 				continue
 			}
 			f.asked = append(f.asked, e.Node)
+			f.edgeAsked[i] = true
+			if i == f.openEdge {
+				f.openEdge++
+			}
 			f.addInflight(requestKey{e.Node, shard}, request{timeout: timeout})
+			busy.add(shard)
 			acts = append(acts, action{Kind: actRequest, Node: e.Node, Addr: e.Addr, Shard: shard, Timeout: timeout})
 		}
 	}
@@ -462,11 +516,12 @@ func (f *segmentFetch) plan(now time.Time) []action {
 			inflight = 0 // originTarget already counts what is in flight
 		}
 		// Data shards first: the origin serves them as byte ranges.
-		for i := 0; i < f.nMax && inflight < originTarget; i++ {
-			if f.busy(i) {
+		for i := 0; i < min(f.nMax, maxShardIndex+1) && inflight < originTarget; i++ {
+			if busy.has(i) {
 				continue
 			}
 			f.addInflight(requestKey{o.Node, i}, request{origin: true, timeout: originTimeout})
+			busy.add(i)
 			acts = append(acts, action{Kind: actRequest, Node: o.Node, Addr: o.Addr, Shard: i, Origin: true, Timeout: originTimeout})
 			inflight++
 		}
@@ -481,11 +536,14 @@ func (f *segmentFetch) plan(now time.Time) []action {
 // pickEdgeShard picks a shard index edge e holds that is neither verified nor
 // in flight, choosing at random among them so that concurrent viewers spread
 // over the shards.
-func (f *segmentFetch) pickEdgeShard(e candidate) (int, bool) {
+// busy is f.busySet(), kept by the caller.
+func (f *segmentFetch) pickEdgeShard(e *candidate, busy *shardSet) (int, bool) {
 	var buf [32]int // on the stack for the usual few shards per edge
 	free := buf[:0]
+	var seen shardSet
 	for _, i := range e.Shards {
-		if i >= 0 && i < f.nMax && !f.busy(i) && !slices.Contains(free, i) {
+		if i >= 0 && i < min(f.nMax, maxShardIndex+1) && !busy.has(i) && !seen.has(i) {
+			seen.add(i)
 			free = append(free, i)
 		}
 	}
@@ -534,20 +592,23 @@ func NewSegmentFetch(k, nMax int, deadline time.Time, segDur time.Duration, star
 // Reset makes f the scheduler newSegmentFetch would return for another
 // segment, keeping only its buffers' memory, so a driver that fetches one
 // segment after another (the simulator's 10^5 players) allocates none per
-// segment. Nothing of the previous segment survives: what f returned
-// before (Verified, actions) is the caller's, and Reset does not touch it.
+// segment. Nothing of the previous segment survives: Verified's result is
+// the caller's; the actions f returned are valid until the next call on f,
+// as always.
 func (f *segmentFetch) Reset(k, nMax int, deadline time.Time, segDur time.Duration, startup bool, banned map[wire.NodeID]bool, rng *rand.Rand) {
 	if banned == nil {
 		banned = map[wire.NodeID]bool{}
 	}
 	*f = segmentFetch{
 		k: k, nMax: nMax, deadline: deadline, segDur: segDur, startup: startup, rng: rng,
-		banned:   banned,
-		edges:    clear0(f.edges),
-		origins:  clear0(f.origins),
-		asked:    slices.Grow(clear0(f.asked), k+4),
-		inflight: slices.Grow(clear0(f.inflight), k+4),
-		verified: slices.Grow(clear0(f.verified), k),
+		banned:    banned,
+		edges:     clear0(f.edges),
+		origins:   clear0(f.origins),
+		asked:     slices.Grow(clear0(f.asked), k+4),
+		inflight:  slices.Grow(clear0(f.inflight), k+4),
+		verified:  slices.Grow(clear0(f.verified), k),
+		edgeAsked: f.edgeAsked[:0],
+		acts:      clear0(f.acts),
 	}
 }
 
