@@ -87,14 +87,18 @@ const (
 	evSample                       // close a curve point
 )
 
+// event is 32 bytes (two per cache line): the kind rides in the low
+// byte of the sequence number (seqKind = seq<<8 | kind), so ordering by
+// seqKind orders by seq (unique per event).
 type event struct {
-	at   int64 // ns since epoch
-	seq  uint64
-	kind eventKind
-	id   int32
-	gen  uint32
-	a, b int32
+	at      int64 // ns since epoch
+	seqKind uint64
+	id      int32
+	gen     uint32
+	a, b    int32
 }
+
+func (e event) kind() eventKind { return eventKind(e.seqKind) }
 
 // eventHeap is a 4-ary min-heap of events by (at, seq): half the depth
 // of a binary heap, and a node's children share a cache line or two (the
@@ -103,7 +107,7 @@ type event struct {
 type eventHeap []event
 
 func (h eventHeap) less(i, j int) bool {
-	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].seq < h[j].seq
+	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].seqKind < h[j].seqKind
 }
 
 func (h *eventHeap) push(e event) {
@@ -112,7 +116,7 @@ func (h *eventHeap) push(e event) {
 	i := len(q) - 1
 	for i > 0 {
 		p := (i - 1) / 4
-		if !(e.at < q[p].at || e.at == q[p].at && e.seq < q[p].seq) {
+		if !(e.at < q[p].at || e.at == q[p].at && e.seqKind < q[p].seqKind) {
 			break
 		}
 		q[i] = q[p]
@@ -140,7 +144,7 @@ func (h *eventHeap) pop() event {
 					m = k
 				}
 			}
-			if !(q[m].at < last.at || q[m].at == last.at && q[m].seq < last.seq) {
+			if !(q[m].at < last.at || q[m].at == last.at && q[m].seqKind < last.seqKind) {
 				break
 			}
 			q[i] = q[m]
@@ -350,7 +354,7 @@ type Sim struct {
 	// without reading their state.
 	edgeSalt []uint64
 	titleOf  map[content.VideoID]int32
-	nseg    int // segments per title
+	nseg     int // segments per title
 
 	originIDs   []wire.NodeID
 	originUps   []link                  // origin o's uplink; a transfer's src is -1-o
@@ -547,12 +551,12 @@ func (s *Sim) sampleNS() int64 { return int64(secOr(s.sc.SampleS, 60) * 1e9) }
 
 func (s *Sim) at(t int64, kind eventKind, id int32, gen uint32) {
 	s.seq++
-	s.evs.push(event{at: t, seq: s.seq, kind: kind, id: id, gen: gen})
+	s.evs.push(event{at: t, seqKind: s.seq<<8 | uint64(kind), id: id, gen: gen})
 }
 
 func (s *Sim) atAB(t int64, kind eventKind, id int32, gen uint32, a, b int32) {
 	s.seq++
-	s.evs.push(event{at: t, seq: s.seq, kind: kind, id: id, gen: gen, a: a, b: b})
+	s.evs.push(event{at: t, seqKind: s.seq<<8 | uint64(kind), id: id, gen: gen, a: a, b: b})
 }
 
 func (s *Sim) clock() time.Time { return epoch.Add(time.Duration(s.now)) }
@@ -638,7 +642,7 @@ func (s *Sim) Run() *Report {
 }
 
 func (s *Sim) handle(ev event) {
-	switch ev.kind {
+	switch ev.kind() {
 	case evViewerStart:
 		s.viewerStart(ev.id)
 	case evViewerWake:
@@ -854,11 +858,12 @@ func (s *Sim) viewerCandidates(v *viewerState, seg segID) []viewer.Candidate {
 const noSource = math.MinInt32
 
 // candidateEdge is the edge index of node among v's current candidates,
-// or noSource.
+// or noSource. It compares the candidates' own names (candBuf, in the
+// order of cand), not the edges', so the search reads no edge's state.
 func (s *Sim) candidateEdge(v *viewerState, node wire.NodeID) int32 {
-	for _, i := range v.cand {
-		if s.edges[i].id == node {
-			return i
+	for j := range v.candBuf {
+		if v.candBuf[j].Node == node {
+			return v.cand[j]
 		}
 	}
 	return noSource
