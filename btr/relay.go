@@ -118,6 +118,19 @@ type RelayConfig struct {
 	Judge ed25519.PrivateKey
 	// Keep is how many segments of cases the judge holds (0: 64).
 	Keep int
+	// F is the most Byzantine nodes the chain's trees hold (relays and
+	// lying children together; 0: 1). A timing exclusion needs late
+	// answers to the accusations of min(F+1, children) distinct children
+	// of the accused: at most F of them lie, so an honest relay with one
+	// honest child is never excluded by lying children, and a slow relay
+	// is late to all of its children at once.
+	F int
+	// RouteLead is how many segments after the judge's newest (Current) a
+	// rebuild's new routes take effect (0: Params.SwitchLead, the Δ every
+	// node needs to hold a signed statement and switch): a relay rerouted
+	// by SetPlans is excused for the segments before it, and a child may
+	// accuse its new parent only from it on.
+	RouteLead int
 }
 
 // RelayJudge is the relays' judge for one chain (sans-IO: fed statements
@@ -131,8 +144,20 @@ type RelayJudge struct {
 	current  uint64
 	cases    map[relayCase]*openCase
 	excluded map[NodeKey]uint64
-	strikes  map[NodeKey][]uint64
-	out      []Decision
+	strikes  map[NodeKey][]*openCase // the answered cases that struck, oldest first
+	// routeFrom is the first segment of each child's route in a substream
+	// since the last rebuild that changed it (absent: the trees the judge
+	// started with). Before it the child's parent was another (or none):
+	// the new parent is not accused of those segments, and the child and
+	// every relay below it are excused for them (it was starved, its old
+	// parent gone).
+	routeFrom map[routeKey]uint64
+	out       []Decision
+}
+
+type routeKey struct {
+	child NodeKey
+	sub   int
 }
 
 // relayCase is one accused push: the accused did not deliver (seg, sub).
@@ -154,6 +179,13 @@ type openCase struct {
 	// push late through no fault of its own: its answer is no strike.
 	reopened bool
 	settled  bool
+	struck   bool // its in-time answer counted as a strike
+	answer   *Rebuttal // the in-time answer that settled it
+	// excused: settled without a decision, the accused was starved by a
+	// rebuild (its route, or an ancestor's, started after the segment) or
+	// by a parent whose case a rebuild dropped. Cases waiting on it are
+	// excused too.
+	excused bool
 }
 
 // NewRelayJudge checks the configuration.
@@ -171,29 +203,98 @@ func NewRelayJudge(cfg RelayConfig) (*RelayJudge, error) {
 	if keep <= 0 {
 		keep = 64
 	}
+	if cfg.F <= 0 {
+		cfg.F = 1
+	}
+	if cfg.RouteLead <= 0 {
+		cfg.RouteLead = cfg.Params.SwitchLead()
+	}
 	return &RelayJudge{cfg: cfg, judge: KeyOf(cfg.Judge), keep: keep, cases: map[relayCase]*openCase{},
-		excluded: map[NodeKey]uint64{}, strikes: map[NodeKey][]uint64{}}, nil
+		excluded: map[NodeKey]uint64{}, strikes: map[NodeKey][]*openCase{}, routeFrom: map[routeKey]uint64{}}, nil
 }
 
 // SetPlans replaces the chain's substream trees (a rebuild) and keeps what
 // the judge learned of the relays: exclusions and strikes (a slow relay's
 // late answers count across rebuilds, so its timing exclusion is not
 // postponed by every rebuild). Open cases whose accused is no longer the
-// accuser's parent there are dropped (the new trees route around them).
+// accuser's parent there are dropped (the new trees route around them),
+// and the cases waiting on a dropped one are excused (their accused was
+// starved by it). Every child whose parent the new trees change gets a
+// route from Current + RouteLead (RouteFrom): the rebuild takes effect at
+// that agreed segment, as an exclusion's switch does.
 func (j *RelayJudge) SetPlans(plans []ParentPlan) error {
 	if len(plans) == 0 {
 		return errors.New("btr relay judge: needs the chain's substream trees")
 	}
+	from := j.current + uint64(j.cfg.RouteLead)
+	// A route is compared at the newest segment and at every pending
+	// switch: a rebuild that removes a culprit's backup changes the routes
+	// from its switch on.
+	at := []uint64{j.current}
+	for _, s := range j.excluded {
+		if s > j.current {
+			at = append(at, s)
+		}
+	}
+	for sub, np := range plans {
+		for child := range np.Parent {
+			for _, seg := range at {
+				out := j.excludedAt(seg)
+				newP, _ := np.ParentOf(child, out)
+				var oldP NodeKey
+				ok := false
+				if sub < len(j.cfg.Plans) {
+					oldP, ok = j.cfg.Plans[sub].ParentOf(child, out)
+				}
+				if !ok || oldP != newP {
+					rk := routeKey{child, sub}
+					j.routeFrom[rk] = max(j.routeFrom[rk], from)
+					break
+				}
+			}
+		}
+	}
 	j.cfg.Plans = plans
+	dropped := map[relayCase]bool{}
 	for k, c := range j.cases {
 		if c.settled {
 			continue
 		}
 		if p, ok := j.ParentOf(c.accuser, k.sub, k.seg); !ok || p != k.accused {
-			delete(j.cases, k)
+			// Kept as excused: a case linked to it later is excused too.
+			c.settled, c.excused = true, true
+			dropped[k] = true
+		}
+	}
+	for _, c := range j.cases {
+		if !c.settled && c.upstream != nil && dropped[*c.upstream] {
+			c.settled, c.excused = true, true
 		}
 	}
 	return nil
+}
+
+// RouteFrom is the first segment of child's route in substream sub since
+// the last rebuild that changed its parent (0: its route is the first
+// trees').
+func (j *RelayJudge) RouteFrom(child NodeKey, sub int) uint64 { return j.routeFrom[routeKey{child, sub}] }
+
+// starvedByRebuild reports whether node, or an ancestor of it in sub for
+// seg, had its route start after seg: a rebuild moved it, and until its new
+// route took effect nothing reached it or the relays below it.
+func (j *RelayJudge) starvedByRebuild(node NodeKey, sub int, seg uint64) bool {
+	n := node
+	for range len(j.cfg.Plans[sub].Parent) + 1 {
+		if seg < j.routeFrom[routeKey{n, sub}] {
+			return true
+		}
+		p, ok := j.ParentOf(n, sub, seg)
+		if !ok {
+			return false
+		}
+		n = p
+	}
+	return false
 }
 
 // Judge is the judge's public key (what Exclusion.Check trusts).
@@ -245,6 +346,9 @@ func (j *RelayJudge) Accuse(a *Accusation, now time.Time) error {
 		return err
 	}
 	key := relayCase{a.Accused, a.Segment, sub}
+	if from := j.routeFrom[routeKey{a.Accuser, sub}]; a.Segment < from {
+		return fmt.Errorf("relay accusation: %s's route under %s in substream %d starts at segment %d (a rebuild), not %d: a parent is accused only of segments of its route", a.Accuser, a.Accused, sub, from, a.Segment)
+	}
 	if _, out := j.excluded[a.Accused]; out {
 		// Already out: its children switch at its switch segment, and
 		// the accuser, starved by it, is excused for this push.
@@ -256,7 +360,23 @@ func (j *RelayJudge) Accuse(a *Accusation, now time.Time) error {
 		// own case, if its children accused it, waits on this one too.
 		if c.accuser != a.Accuser && !slices.Contains(c.also, a.Accuser) {
 			c.also = append(c.also, a.Accuser)
+			if c.answer != nil {
+				// Answered already: this child is handed the push too.
+				j.emit(Decision{Kind: Clear, Segment: a.Segment, At: now, Accusation: c.answer.Accusation, Rebuttal: c.answer, Accuser: a.Accuser})
+			}
+			if c.struck {
+				// A later accuser of a push answered late: one more
+				// child saw it late.
+				j.checkStrikes(a.Accused, c, now)
+			}
 		}
+		j.waitOnUpstream(a.Accuser, key)
+		return nil
+	}
+	if j.starvedByRebuild(a.Accused, sub, a.Segment) {
+		// A rebuild moved the accused (or a relay above it) and its new
+		// route starts after this segment: it had nothing to pass on.
+		j.cases[key] = &openCase{task: a.Task, accuser: a.Accuser, settled: true, excused: true}
 		j.waitOnUpstream(a.Accuser, key)
 		return nil
 	}
@@ -272,6 +392,9 @@ func (j *RelayJudge) Accuse(a *Accusation, now time.Time) error {
 		_, parentOut := j.excluded[p]
 		if up, ok := j.cases[upKey]; parentOut || (ok && (up.accuser == a.Accused || slices.Contains(up.also, a.Accused))) {
 			c.upstream = &upKey
+			if !parentOut && up.excused {
+				c.settled, c.excused = true, true // starved by a starved parent
+			}
 		}
 	}
 	j.cases[key] = c
@@ -288,6 +411,9 @@ func (j *RelayJudge) Accuse(a *Accusation, now time.Time) error {
 func (j *RelayJudge) waitOnUpstream(accuser NodeKey, upKey relayCase) {
 	if down, ok := j.cases[relayCase{accuser, upKey.seg, upKey.sub}]; ok && !down.settled && down.upstream == nil {
 		down.upstream = &upKey
+		if up := j.cases[upKey]; up != nil && up.excused {
+			down.settled, down.excused = true, true
+		}
 	}
 }
 
@@ -329,11 +455,16 @@ func (j *RelayJudge) Rebut(r *Rebuttal, now time.Time) error {
 		return errors.New("relay rebuttal: not a relaying task")
 	}
 	c, ok := j.cases[relayCase{r.Output.Replica, r.Output.Segment, sub}]
-	if !ok || c.settled || !bytes.Equal(c.judged.Signature, r.Accusation.Signature) {
+	if !ok || c.settled || c.judged == nil || !bytes.Equal(c.judged.Signature, r.Accusation.Signature) {
 		return errors.New("relay rebuttal: no open case for this accusation")
 	}
-	c.settled = true
-	j.emit(Decision{Kind: Clear, Segment: r.Output.Segment, At: now, Accusation: r.Accusation, Rebuttal: r, Accuser: c.accuser})
+	c.settled, c.answer = true, r
+	// One Clear per child that accused this push: each is handed the
+	// push (a starved relay among them must pass it on in its fresh
+	// window, so the first accuser alone is not enough).
+	for _, by := range append([]NodeKey{c.accuser}, c.also...) {
+		j.emit(Decision{Kind: Clear, Segment: r.Output.Segment, At: now, Accusation: r.Accusation, Rebuttal: r, Accuser: by})
+	}
 	if !c.reopened {
 		j.strike(r.Output.Replica, c, now)
 	}
@@ -393,6 +524,11 @@ func (j *RelayJudge) Tick(now time.Time) {
 				switch {
 				case upOut:
 					c.settled, changed = true, true // starved by an excluded parent
+				case up == nil || up.excused:
+					// The parent's case was dropped by a rebuild (or
+					// forgotten): the accused was starved by a parent the
+					// trees no longer have; it is not timed out for it.
+					c.settled, c.excused, changed = true, true, true
 				case up != nil && up.settled:
 					// The parent answered: the accused holds the push now
 					// and must pass it on within a fresh window.
@@ -412,22 +548,58 @@ func (j *RelayJudge) Tick(now time.Time) {
 	}
 }
 
+// strike records an answered (late) push of r's and excludes r for timing
+// when StrikeLimit of them fall within StrikeWindow segments and were
+// accused by min(F+1, r's children) distinct children: at most F children
+// lie, so lies alone never add up against a relay with an honest child.
 func (j *RelayJudge) strike(r NodeKey, c *openCase, now time.Time) {
 	t := j.cfg.Params
 	seg := c.task.Segment
 	kept := j.strikes[r][:0]
 	for _, s := range j.strikes[r] {
-		if s+uint64(t.StrikeWindow) > seg {
+		if s.task.Segment+uint64(t.StrikeWindow) > seg {
 			kept = append(kept, s)
 		}
 	}
-	kept = append(kept, seg)
-	j.strikes[r] = kept
-	if len(kept) >= t.StrikeLimit {
-		a := &Accusation{Task: c.task, Accused: r, Kind: Timing, AnswerBy: now.UnixMicro()}
-		a.Sign(j.cfg.Judge)
-		j.exclude(r, Timing, nil, a, now)
+	c.struck = true
+	j.strikes[r] = append(kept, c)
+	j.checkStrikes(r, c, now)
+}
+
+func (j *RelayJudge) checkStrikes(r NodeKey, c *openCase, now time.Time) {
+	t := j.cfg.Params
+	kept := j.strikes[r]
+	if len(kept) < t.StrikeLimit {
+		return
 	}
+	accusers := map[NodeKey]bool{}
+	for _, s := range kept {
+		accusers[s.accuser] = true
+		for _, a := range s.also {
+			accusers[a] = true
+		}
+	}
+	if len(accusers) < min(j.cfg.F+1, j.children(r)) {
+		return
+	}
+	a := &Accusation{Task: c.task, Accused: r, Kind: Timing, AnswerBy: now.UnixMicro()}
+	a.Sign(j.cfg.Judge)
+	j.exclude(r, Timing, nil, a, now)
+}
+
+// children is the number of distinct children r has in the chain's trees
+// at the newest segment (at least 1: it was accused by one).
+func (j *RelayJudge) children(r NodeKey) int {
+	out := j.excludedAt(j.current)
+	kids := map[NodeKey]bool{}
+	for _, p := range j.cfg.Plans {
+		for child := range p.Parent {
+			if parent, ok := p.ParentOf(child, out); ok && parent == r && !out(child) {
+				kids[child] = true
+			}
+		}
+	}
+	return max(1, len(kids))
 }
 
 func (j *RelayJudge) exclude(r NodeKey, kind FaultKind, proof *ProofOfMisbehaviour, acc *Accusation, now time.Time) {

@@ -346,9 +346,11 @@ func TestRelayJudgeStarvedParentInAnyOrder(t *testing.T) {
 	rc.keys["b2"] = k2
 	plan := ParentPlan{Parent: map[NodeKey]NodeKey{rc.k("a"): rc.k("origin"), rc.k("b"): rc.k("a"), rc.k("b2"): rc.k("a"), rc.k("c"): rc.k("b")},
 		Backup: map[NodeKey]NodeKey{rc.k("b"): rc.k("origin"), rc.k("b2"): rc.k("origin"), rc.k("c"): rc.k("b2")}}
-	if err := rc.judge.SetPlans([]ParentPlan{plan}); err != nil {
+	var err error
+	if rc.judge, err = NewRelayJudge(RelayConfig{Chain: rc.chain, Params: DefaultParams(), Plans: []ParentPlan{plan}, Judge: rc.keys["judge"]}); err != nil {
 		t.Fatal(err)
 	}
+	rc.judge.Open(7)
 	for _, acc := range []struct{ by, of string }{{"c", "b"}, {"b2", "a"}, {"b", "a"}} {
 		if err := rc.judge.Accuse(rc.accuse(acc.by, acc.of, 7), rc.at(0)); err != nil {
 			t.Fatal(err)

@@ -286,7 +286,7 @@ func TestLiveRelayKilledMidStreamCostsNoFailedPlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pub.Stop)
-	waitChain(t, n, ch.Channel.ID, 2, pub)
+	info := waitChain(t, n, ch.Channel.ID, 2, pub)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	plays := make([]testnet.LivePlay, 3)
@@ -321,9 +321,21 @@ func TestLiveRelayKilledMidStreamCostsNoFailedPlay(t *testing.T) {
 			t.Errorf("player %d after the relay kill: %+v", i, p)
 		}
 	}
+	// Only the killed relay leaves the trees as an exclusion (its children
+	// cannot tell a crash from a stall): no honest relay — those rerouted
+	// by the rebuild included — is excluded by the relays' judge.
+	log, err := wire.NewCoordinatorClient(n.CoordinatorURL, http.DefaultClient).BTRLog(t.Context(), info.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range log.Excluded {
+		if x.Node != victim.Identity.ID {
+			t.Errorf("honest relay %s excluded by the relays' judge (%+v); only the killed %s may be", x.Node, x, victim.Identity.ID)
+		}
+	}
 	f := testnet.SumLivePlays(plays)
 	p95, count := lat.Percentile(95)
-	t.Logf("relay %s killed: %+v; glass-to-glass p95 %v over %d segments; origin sent %d bytes", victim.Identity.ID, f, p95, count, n.OriginBytes())
+	t.Logf("relay %s killed: %+v; glass-to-glass p95 %v over %d segments; origin sent %d bytes; excluded %d", victim.Identity.ID, f, p95, count, n.OriginBytes(), len(log.Excluded))
 }
 
 // TestLivePublisherDropsAndResumesKeepsPlaying: the publisher disconnects
