@@ -179,7 +179,7 @@ type openCase struct {
 	// push late through no fault of its own: its answer is no strike.
 	reopened bool
 	settled  bool
-	struck   bool // its in-time answer counted as a strike
+	struck   bool      // its in-time answer counted as a strike
 	answer   *Rebuttal // the in-time answer that settled it
 	// excused: settled without a decision, the accused was starved by a
 	// rebuild (its route, or an ancestor's, started after the segment) or
@@ -277,7 +277,9 @@ func (j *RelayJudge) SetPlans(plans []ParentPlan) error {
 // RouteFrom is the first segment of child's route in substream sub since
 // the last rebuild that changed its parent (0: its route is the first
 // trees').
-func (j *RelayJudge) RouteFrom(child NodeKey, sub int) uint64 { return j.routeFrom[routeKey{child, sub}] }
+func (j *RelayJudge) RouteFrom(child NodeKey, sub int) uint64 {
+	return j.routeFrom[routeKey{child, sub}]
+}
 
 // starvedByRebuild reports whether node, or an ancestor of it in sub for
 // seg, had its route start after seg: a rebuild moved it, and until its new
@@ -489,9 +491,10 @@ func (j *RelayJudge) Commission(p *ProofOfMisbehaviour, re Reexecutor, now time.
 
 // Tick settles the cases past their answer deadline: one whose accused
 // answered by accusing upstream follows the upstream case (dismissed when
-// the parent is excluded; when the parent answered, the accused holds the
-// push and gets a fresh window); an unanswered one excludes the accused for
-// omission.
+// the parent is excluded or its case excused; when the parent answered, the
+// accused holds the push and gets a fresh window); an unanswered one
+// excludes the accused for omission unless its parent is out or accused of
+// the same push (then it waits on the parent's case as above).
 func (j *RelayJudge) Tick(now time.Time) {
 	keys := make([]relayCase, 0, len(j.cases))
 	for k := range j.cases {
@@ -541,6 +544,21 @@ func (j *RelayJudge) Tick(now time.Time) {
 				continue
 			}
 			if now.UnixMicro() > c.judged.AnswerBy {
+				// Before excluding: was the accused starved? Its parent for
+				// the push is out, or is accused of the same push by
+				// another child (the accused's own accusation of it may
+				// not have reached the judge: a killed parent's
+				// connection can hold a relay's watch past the window).
+				// Then the case waits on the parent's, as if the accused
+				// had accused it: answered there, it gets a fresh window.
+				if p, ok := j.ParentOf(k.accused, k.sub, k.seg); ok && !c.reopened {
+					upKey := relayCase{p, k.seg, k.sub}
+					_, parentOut := j.excluded[p]
+					if up := j.cases[upKey]; parentOut || (up != nil && (!up.settled || up.excused)) {
+						c.upstream, changed = &upKey, true
+						continue
+					}
+				}
 				c.settled, changed = true, true
 				j.exclude(k.accused, Omission, nil, c.judged, now)
 			}

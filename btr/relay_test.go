@@ -367,3 +367,94 @@ func TestRelayJudgeStarvedParentInAnyOrder(t *testing.T) {
 		t.Fatal("b, the second child of a to accuse it, was excluded for a's omission")
 	}
 }
+
+// A rebuild that moves b (a's child) under the origin takes effect at
+// Current + Δ: b's child c accusing b of the segments before that is
+// excused (b had nothing to pass on), b may not accuse its new parent of
+// them (a lie about a route it did not have yet), and from the route start
+// on b answers for its pushes again.
+func TestRelayJudgeReroutedRelayIsExcusedUntilItsRoute(t *testing.T) {
+	rc := newRelayCast(t)
+	rc.judge.Open(20)
+	moved := ParentPlan{Parent: map[NodeKey]NodeKey{rc.k("a"): rc.k("origin"), rc.k("b"): rc.k("origin"), rc.k("c"): rc.k("b")},
+		Backup: map[NodeKey]NodeKey{rc.k("c"): rc.k("a")}}
+	if err := rc.judge.SetPlans([]ParentPlan{moved}); err != nil {
+		t.Fatal(err)
+	}
+	from := 20 + uint64(DefaultParams().SwitchLead())
+	if got := rc.judge.RouteFrom(rc.k("b"), 0); got != from {
+		t.Fatalf("b's route starts at %d, want %d", got, from)
+	}
+	if got := rc.judge.RouteFrom(rc.k("c"), 0); got != 0 {
+		t.Fatalf("c did not move, but its route starts at %d", got)
+	}
+	for seg := uint64(20); seg < from; seg++ {
+		if err := rc.judge.Accuse(rc.accuse("c", "b", seg), rc.at(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rc.judge.Accuse(rc.accuse("b", "origin", 20), rc.at(0)); err == nil {
+		t.Fatal("b accused its new parent of a segment before its route")
+	}
+	rc.judge.Tick(rc.at(time.Hour))
+	decided(t, rc.judge)
+	if err := rc.judge.Accuse(rc.accuse("c", "b", from), rc.at(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	decided(t, rc.judge, Accuse)
+	rc.judge.Tick(rc.at(2 * time.Hour))
+	if x := decided(t, rc.judge, Exclude)[0]; x.Exclusion.Culprit != rc.k("b") || x.Exclusion.Kind != Omission {
+		t.Fatalf("b unanswered on its own route: %+v, want excluded for omission", x.Exclusion)
+	}
+}
+
+// The parent leaves and a rebuild drops its case: the child that accused
+// it, accused in turn by its own child, is excused, not timed out. And a
+// starved relay whose own accusation of its parent never reached the judge
+// is not excluded while another child's case against that parent is open.
+func TestRelayJudgeStarvedByADroppedOrAccusedParent(t *testing.T) {
+	w := DefaultParams().AnswerWindow
+	rc := newRelayCast(t)
+	for _, acc := range []struct{ by, of string }{{"b", "a"}, {"c", "b"}} {
+		if err := rc.judge.Accuse(rc.accuse(acc.by, acc.of, 7), rc.at(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decided(t, rc.judge, Accuse, Accuse)
+	gone := ParentPlan{Parent: map[NodeKey]NodeKey{rc.k("b"): rc.k("origin"), rc.k("c"): rc.k("b")}}
+	if err := rc.judge.SetPlans([]ParentPlan{gone}); err != nil {
+		t.Fatal(err)
+	}
+	rc.judge.Tick(rc.at(time.Hour))
+	decided(t, rc.judge)
+
+	// a with children b and b2; b2 accuses a, c accuses b; b says nothing.
+	rc = newRelayCast(t)
+	_, k2, _ := ed25519.GenerateKey(nil)
+	rc.keys["b2"] = k2
+	plan := ParentPlan{Parent: map[NodeKey]NodeKey{rc.k("a"): rc.k("origin"), rc.k("b"): rc.k("a"), rc.k("b2"): rc.k("a"), rc.k("c"): rc.k("b")},
+		Backup: map[NodeKey]NodeKey{rc.k("b"): rc.k("origin"), rc.k("b2"): rc.k("origin"), rc.k("c"): rc.k("b2")}}
+	var err error
+	if rc.judge, err = NewRelayJudge(RelayConfig{Chain: rc.chain, Params: DefaultParams(), Plans: []ParentPlan{plan}, Judge: rc.keys["judge"]}); err != nil {
+		t.Fatal(err)
+	}
+	rc.judge.Open(7)
+	if err := rc.judge.Accuse(rc.accuse("c", "b", 7), rc.at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.judge.Accuse(rc.accuse("b2", "a", 7), rc.at(w/2)); err != nil {
+		t.Fatal(err)
+	}
+	decided(t, rc.judge, Accuse, Accuse)
+	rc.judge.Tick(rc.at(w + time.Millisecond)) // b's window is over, a's not yet
+	decided(t, rc.judge)
+	rc.judge.Tick(rc.at(2 * w))
+	if x := decided(t, rc.judge, Exclude); x[0].Exclusion.Culprit != rc.k("a") {
+		t.Fatalf("excluded %s, want a", x[0].Exclusion.Culprit)
+	}
+	rc.judge.Tick(rc.at(time.Hour))
+	decided(t, rc.judge)
+	if _, out := rc.judge.Excluded(rc.k("b")); out {
+		t.Fatal("b, starved by a, was excluded")
+	}
+}
