@@ -77,21 +77,21 @@ type ServeResult struct {
 	// Medians of the servers' CPU µs per request, and of nginx's over
 	// swarmcast's per round: ≥ 1 means swarmcast spends no more CPU per
 	// shard than nginx. 0 where process times cannot be read.
-	NginxCPUMicros     float64    `json:"nginx_cpu_us_per_request"`
-	SwarmcastCPUMicros float64    `json:"swarmcast_cpu_us_per_request"`
-	CPURatio           float64    `json:"cpu_ratio"`
-	NginxWakeups       float64    `json:"nginx_wakeups_per_request"` // medians of ServeRun.Wakeups
-	SwarmcastWakeups   float64    `json:"swarmcast_wakeups_per_request"`
-	Shards             int        `json:"shards"`
-	ShardBytes         int        `json:"mean_shard_bytes"`
-	Concurrency        int        `json:"concurrency"`
-	NginxWorkers       int        `json:"nginx_workers"`
-	ServerProcs        int        `json:"server_procs,omitempty"` // GOMAXPROCS forced on the swarmcast server; absent: its default
+	NginxCPUMicros     float64 `json:"nginx_cpu_us_per_request"`
+	SwarmcastCPUMicros float64 `json:"swarmcast_cpu_us_per_request"`
+	CPURatio           float64 `json:"cpu_ratio"`
+	NginxWakeups       float64 `json:"nginx_wakeups_per_request"` // medians of ServeRun.Wakeups
+	SwarmcastWakeups   float64 `json:"swarmcast_wakeups_per_request"`
+	Shards             int     `json:"shards"`
+	ShardBytes         int     `json:"mean_shard_bytes"`
+	Concurrency        int     `json:"concurrency"`
+	NginxWorkers       int     `json:"nginx_workers"`
+	ServerProcs        int     `json:"server_procs,omitempty"` // GOMAXPROCS forced on the swarmcast server; absent: its default
 	// ServerGOMAXPROCS is the GOMAXPROCS the swarmcast server reported
 	// running with (its go_sched_gomaxprocs_threads metric): what was in
 	// effect, whether forced or the server's default. 0: not read.
-	ServerGOMAXPROCS int `json:"server_gomaxprocs"`
-	Runs               []ServeRun `json:"runs"`
+	ServerGOMAXPROCS int        `json:"server_gomaxprocs"`
+	Runs             []ServeRun `json:"runs"`
 }
 
 // Serve packages the bundled sample, lays every shard of its top rendition
