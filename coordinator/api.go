@@ -564,19 +564,25 @@ func (c *Coordinator) renderLookup(ctx context.Context, req *wire.LookupRequest,
 		}
 		return err
 	}
+	// Limits are an addition: a store error costs the viewer its
+	// payability for this lookup, never the lookup itself.
+	var err error
 	sc.limits = sc.limits[:0]
-	if len(sc.edges) > 0 {
-		// Limits are an addition: a store error costs the viewer its
-		// payability for this lookup, never the lookup itself.
-		var err error
+	switch {
+	case sc.binary && len(sc.edges) > 0:
+		// The steady state copies the cached limits' bytes into the
+		// answer without reading the limits.
+		sc.buf, sc.limits, err = c.acct.AppendBinaryOrderLimits(ctx, sc.buf, req.ViewerID, req.Video, sc.edges, sc.edgeSlots, sc.edgeAt, sc.limits)
+	case len(sc.edges) > 0:
 		sc.limits, err = c.acct.OrderLimits(ctx, req.ViewerID, req.Video, sc.edges, sc.edgeSlots, sc.limits)
-		if err != nil {
-			c.log.Warn("lookup: order limits", "viewer", req.ViewerID, "err", err)
-		}
 	}
-	if sc.binary {
-		sc.buf = appendBinaryLimits(sc.buf, sc.limits, sc.edgeAt)
-	} else {
+	if err != nil {
+		c.log.Warn("lookup: order limits", "viewer", req.ViewerID, "err", err)
+	}
+	switch {
+	case sc.binary && len(sc.edges) == 0:
+		sc.buf = appendBinaryLimits(sc.buf, nil, nil)
+	case !sc.binary:
 		sc.buf = appendLimits(sc.buf, sc.limits)
 	}
 	clear(sc.limits)

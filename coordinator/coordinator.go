@@ -132,6 +132,7 @@ var _ Store = (*coordinatordb.DB)(nil)
 type accountingService interface {
 	AuthorizeAdmin(r *http.Request) error
 	OrderLimits(ctx context.Context, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID, keys accounting.EdgeKeys, out []*accounting.IssuedLimit) ([]*accounting.IssuedLimit, error)
+	AppendBinaryOrderLimits(ctx context.Context, b []byte, viewer wire.NodeID, video content.VideoID, edges []wire.NodeID, keys accounting.EdgeKeys, at []uint32, out []*accounting.IssuedLimit) ([]byte, []*accounting.IssuedLimit, error)
 	AuthorizeKey(r *http.Request, video content.VideoID) error
 	AuthorizePlayReport(r *http.Request, viewer wire.NodeID) error
 	VideoPublished(ctx context.Context, m *content.Manifest) error

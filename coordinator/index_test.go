@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -189,7 +190,8 @@ func checkIndex(t *testing.T, step int, s *state, model map[wire.NodeID]map[cont
 }
 
 // TestShardCodeRoundTrips packs every shard set of up to three shards, and
-// larger ones, and unpacks the same set.
+// larger ones, and unpacks the same set (and renders the same binary
+// answer bytes as the set would).
 func TestShardCodeRoundTrips(t *testing.T) {
 	s := newState(time.Second)
 	rng := rand.New(rand.NewSource(1))
@@ -201,6 +203,9 @@ func TestShardCodeRoundTrips(t *testing.T) {
 		c := s.encodeShards(m)
 		if got := s.shardsOf(c); got != m || s.shardCount(c) != m.Count() {
 			t.Fatalf("%v packed as %#x unpacks as %v", m.Indices(), c, got.Indices())
+		}
+		if got, want := s.appendShardsBinary([]byte{1}, c), appendMaskBinary([]byte{1}, m); !bytes.Equal(got, want) {
+			t.Fatalf("%v packed as %#x renders as %x in a binary answer, want %x", m.Indices(), c, got, want)
 		}
 		if (c&shardCodeTable != 0) != (m.Count() > shardCodeInlineMax) {
 			t.Fatalf("%v: %d shards packed as %#x", m.Indices(), m.Count(), c)

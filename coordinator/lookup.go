@@ -509,7 +509,7 @@ func (r *lookupResult) appendBinary(b []byte, nodes []*node, marks *nodeMarks) [
 		b = binary.AppendUvarint(b, uint64(seg.end-seg.start))
 		for _, src := range r.sources[seg.start:seg.end] {
 			b = binary.AppendUvarint(b, uint64(marks.pos[src.node]))
-			b = appendMaskBinary(b, r.st.shardsOf(src.shards))
+			b = r.st.appendShardsBinary(b, src.shards)
 		}
 		b = binary.AppendUvarint(b, uint64(seg.oEnd-seg.oStart))
 		for _, o := range r.segOrigins[seg.oStart:seg.oEnd] {
@@ -519,6 +519,21 @@ func (r *lookupResult) appendBinary(b []byte, nodes []*node, marks *nodeMarks) [
 	b = binary.AppendUvarint(b, uint64(len(r.origins)))
 	for _, o := range r.origins {
 		b = binary.AppendUvarint(b, uint64(marks.pos[o.slot]))
+	}
+	return b
+}
+
+// appendShardsBinary appends code's shards as appendMaskBinary does,
+// straight from an inline code's bytes (its indices, ascending, as
+// encodeShards packs them) without unpacking a mask.
+func (s *state) appendShardsBinary(b []byte, c shardCode) []byte {
+	if c&shardCodeTable != 0 {
+		return appendMaskBinary(b, s.masks[c&^shardCodeTable])
+	}
+	n := int(c >> shardCodeCountShift)
+	b = append(b, byte(n)) // n <= shardCodeInlineMax < 0x80: one uvarint byte
+	for j := range n {
+		b = binary.AppendUvarint(b, uint64(c>>(8*j)&0xff))
 	}
 	return b
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"io"
 	"log/slog"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -269,5 +271,122 @@ func TestSweptRecordsUptimeOncePerInterval(t *testing.T) {
 	st, err := ts.db.EdgeReputation(t.Context(), dropped)
 	if err != nil || st.Uptime.Beta == 0 {
 		t.Fatalf("dropped edge's uptime reputation = %+v, %v; want a down record", st.Uptime, err)
+	}
+}
+
+// TestAppendBinaryOrderLimitsIsOrderLimits: the binary answer's limits
+// section, whether rendered from the cache's bytes (the steady state) or
+// after signing (a miss), is exactly OrderLimits's limits in the binary
+// layout at the given node indices: none for the viewer's own account's
+// edge, none for an unpayable viewer, and a number another edge has taken
+// since gets that edge its own limit.
+func TestAppendBinaryOrderLimitsIsOrderLimits(t *testing.T) {
+	ts := newTestService(t)
+	ctx := t.Context()
+	viewer := identity.New()
+	edges := []wire.NodeID{identity.New().ID, identity.New().ID, identity.New().ID}
+	keys, at := EdgeKeys{4, 8, 15}, []uint32{0, 2, 5}
+	render := func(ls []*IssuedLimit) []byte { // the reference layout
+		var b []byte
+		n := 0
+		for _, l := range ls {
+			if l != nil {
+				n++
+			}
+		}
+		b = binary.AppendUvarint(b, uint64(n))
+		for i, l := range ls {
+			if l != nil {
+				b = binary.AppendUvarint(b, uint64(at[i]))
+				b = wire.AppendLookupLimit(b, &l.Limit)
+			}
+		}
+		return b
+	}
+	if b, _, err := ts.AppendBinaryOrderLimits(ctx, []byte("head"), viewer.ID, ts.id, edges, keys, at, nil); err != nil || string(b) != "head\x00" {
+		t.Fatalf("unbound viewer: %q, %v; want the head and a count of 0", b, err)
+	}
+	acct, err := ts.db.CreateAccount(ctx, "viewer1", "viewer-password", ts.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.db.BindViewerKey(ctx, acct.ID, viewer.ID, ts.now); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.db.BindEdge(ctx, acct.ID, edges[1], ts.now); err != nil { // her own edge
+		t.Fatal(err)
+	}
+	ts.now = ts.now.Add(2 * time.Second) // past the cached denial
+	first, _, err := ts.AppendBinaryOrderLimits(ctx, nil, viewer.ID, ts.id, edges, keys, at, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := ts.OrderLimits(ctx, viewer.ID, ts.id, edges, keys, nil)
+	if issued(ls) != 2 || ls[1] != nil {
+		t.Fatalf("limits %v: want two, none for the viewer's own edge", ls)
+	}
+	want := render(ls)
+	if !bytes.Equal(first, want) {
+		t.Fatalf("after signing: %x\nwant %x", first, want)
+	}
+	cached, _, _ := ts.AppendBinaryOrderLimits(ctx, []byte{9}, viewer.ID, ts.id, edges, keys, at, nil)
+	if !bytes.Equal(cached[1:], want) || cached[0] != 9 {
+		t.Fatalf("from the cache: %x\nwant 09%x", cached, want)
+	}
+	// Edge numbers 4 and 8 now name other edges.
+	swapped := []wire.NodeID{identity.New().ID, edges[0], edges[2]}
+	got, _, _ := ts.AppendBinaryOrderLimits(ctx, nil, viewer.ID, ts.id, swapped, keys, at, nil)
+	ls, _ = ts.OrderLimits(ctx, viewer.ID, ts.id, swapped, keys, nil)
+	if issued(ls) != 3 || !bytes.Equal(got, render(ls)) {
+		t.Fatalf("numbers taken by other edges: %x, limits %v\nwant %x", got, ls, render(ls))
+	}
+	for i, l := range ls {
+		if l.Limit.Edge != swapped[i] {
+			t.Fatalf("edge %d got a limit for %s", i, l.Limit.Edge)
+		}
+	}
+}
+
+// TestEdgeLimitsKeepOrderAndPrune: a viewer–video's limits by edge key
+// find what was put under each key in any order, replace on a second put,
+// and pruning drops exactly the entries due for renewal (and the pair
+// once it holds neither limits nor a current verdict).
+func TestEdgeLimitsKeepOrderAndPrune(t *testing.T) {
+	var el edgeLimits
+	rng := rand.New(rand.NewSource(1))
+	want := map[uint32]int64{}
+	for range 300 {
+		k, renew := uint32(rng.Intn(200)), int64(1+rng.Intn(100))
+		el.put(k, cachedLimit{renewAtNS: renew})
+		want[k] = renew
+	}
+	if len(el.keys) != len(want) || !slices.IsSorted(el.keys) {
+		t.Fatalf("%d keys (sorted: %v), want %d", len(el.keys), slices.IsSorted(el.keys), len(want))
+	}
+	for k, renew := range want {
+		if l, ok := el.get(k); !ok || l.renewAtNS != renew {
+			t.Fatalf("key %d: %v %v, want renewal at %d", k, l, ok, renew)
+		}
+	}
+	if _, ok := el.get(1000); ok {
+		t.Fatal("a key never put was found")
+	}
+	el.dropRenewable(50)
+	for k, renew := range want {
+		if _, ok := el.get(k); ok != (renew > 50) {
+			t.Fatalf("key %d renewing at 50 kept %v, want %v", k, ok, renew > 50)
+		}
+	}
+
+	lc := newLimitCache()
+	now := time.Unix(100, 0)
+	lc.entries[grantKey{"v", content.VideoID{}}] = &viewerVideo{grant: grant{ok: true, until: now}, limits: el}
+	lc.prune(time.Unix(0, 101))
+	if e := lc.entries[grantKey{"v", content.VideoID{}}]; e == nil || len(e.limits.keys) != 0 {
+		t.Fatalf("after pruning past every renewal: %+v, want the pair kept (its verdict is current) with no limits", e)
+	}
+	lc.prune(now)
+	if len(lc.entries) != 0 {
+		t.Fatal("a pair with no limits and an expired verdict was kept")
 	}
 }
