@@ -37,6 +37,18 @@ type edgeLive struct {
 	// a hot live shard is signed once, as a hot stored one is.
 	receipts map[content.ShardRef]liveReceipt
 	accused  []fanout.Accused // newest overdue pushes named, oldest first
+	// onPush is told every accepted push (OnLivePush); nil: nobody.
+	onPush func(chain content.VideoID, seq uint64)
+}
+
+// OnLivePush sets f to be told of every push the edge accepted (verified
+// and kept in its window), after it is kept: the edge's built-in player
+// (viewer.Viewer.LivePushLanded) starts that segment's fetch then instead
+// of waiting a fixed grace for the push. f must not block.
+func (e *Edge) OnLivePush(f func(chain content.VideoID, seq uint64)) {
+	e.live.mu.Lock()
+	e.live.onPush = f
+	e.live.mu.Unlock()
 }
 
 type liveReceipt struct {
@@ -192,6 +204,12 @@ func (e *Edge) servePush(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		e.metrics.livePushes.WithLabelValues("ok").Inc()
 		e.live.watch.Received(e.live.recv.Routes(), got, e.cfg.Now())
+		e.live.mu.Lock()
+		onPush := e.live.onPush
+		e.live.mu.Unlock()
+		if onPush != nil {
+			onPush(got.Segment.Chain, got.Segment.Seq)
+		}
 	case errors.Is(err, fanout.ErrRejected):
 		e.metrics.livePushes.WithLabelValues("rejected").Inc()
 		e.metrics.verifyFailures.WithLabelValues("push").Inc()

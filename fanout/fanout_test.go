@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -517,5 +518,92 @@ func TestLiveSetVersions(t *testing.T) {
 	}
 	if recv.SetLive(set(1, 3)) {
 		t.Fatal("a set of the same version applied twice")
+	}
+}
+
+// A child newly placed under a parent gets the newest segments the parent
+// sent before (CatchUp, oldest first, only its substreams' shards), even
+// when it hears of its route after the parent: its refusals as "not my
+// parent" are tried again. Children already placed get nothing again.
+func TestSenderCatchesUpANewChild(t *testing.T) {
+	pub := fanouttest.NewPublisher(2, 3)
+	origin := newSigner(t)
+	a := newNode(t, pub, routesFor(pub.Chain, origin.ID(), 0, 1, 2, 3, 4))
+	// b learns its route only after it refused the first push as not
+	// its parent's (its heartbeat comes after the parent's).
+	brecv, err := fanout.NewReceiver(fanout.ReceiverConfig{Coordinator: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &node{recv: brecv, got: make(chan fanout.Received, 64)}
+	var refusedB atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+wire.PathLivePush, func(w http.ResponseWriter, r *http.Request) {
+		got, err := brecv.HandlePush(w, r)
+		switch {
+		case errors.Is(err, fanout.ErrNotParent) && refusedB.Add(1) == 1:
+			brecv.SetLive(&wire.LiveSet{Version: 1, Routes: routesFor(pub.Chain, origin.ID(), 2, 3, 4)})
+		case err == nil:
+			b.got <- got
+		}
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	b.url = srv.URL
+	idA, idB := wire.NodeID("a"), wire.NodeID("b")
+	s, err := fanout.NewSender(fanout.SenderConfig{Signer: origin, Hooks: fanout.SenderHooks{
+		Failed: func(child wire.NodeID, err error) { t.Errorf("push to %s failed: %v", child, err) },
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	routes := func(withB bool) []wire.LiveRoute {
+		var out []wire.LiveRoute
+		for j := range 5 {
+			c := wire.Source{NodeID: idA, Addr: a.url}
+			if withB && j >= 2 {
+				c = wire.Source{NodeID: idB, Addr: b.url}
+			}
+			out = append(out, wire.LiveRoute{Chain: pub.Chain, Substream: j, Indices: content.SubstreamIndices(j, 5, 5), Children: []wire.Source{c}})
+		}
+		return out
+	}
+	s.SetRoutes(routes(false))
+	for range 5 {
+		_, seg := pub.Next()
+		s.Send(seg)
+	}
+	waitReceived(t, a, 5)
+	s.SetRoutes(routes(true))
+	s.SetRoutes(routes(true)) // a second heartbeat with the same routes queues nothing again
+	got := waitReceived(t, b, 3)
+	for i, r := range got {
+		if want := uint64(2 + i); r.Entry.Seq != want {
+			t.Errorf("catch-up push %d is segment %d, want %d (the newest %d, oldest first)", i, r.Entry.Seq, want, fanout.DefaultCatchUpSegments)
+		}
+	}
+	_, seg := pub.Next()
+	s.Send(seg)
+	waitReceived(t, b, 1)
+	waitReceived(t, a, 1)
+	for seq := range uint64(6) {
+		want := []int{2, 3, 4}
+		if seq < 2 {
+			want = nil
+		}
+		if got := b.recv.Window().Indices(pub.Chain, 1, seq); !slices.Equal(got, want) {
+			t.Errorf("new child b holds indices %v of rendition 1 segment %d, want %v", got, seq, want)
+		}
+	}
+	select {
+	case r := <-a.got:
+		t.Errorf("child a, placed all along, got segment %d again", r.Entry.Seq)
+	case r := <-b.got:
+		t.Errorf("child b got segment %d twice", r.Entry.Seq)
+	default:
+	}
+	if refusedB.Load() != 1 {
+		t.Errorf("b refused %d pushes as not its parent's, want 1 (then the catch-up was tried again)", refusedB.Load())
 	}
 }

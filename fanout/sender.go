@@ -2,9 +2,11 @@ package fanout
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,6 +43,15 @@ const (
 	DefaultParallelPushes = 16
 	// DefaultPushTimeout bounds one push (connect, send, answer).
 	DefaultPushTimeout = 5 * time.Second
+	// DefaultCatchUpSegments is how many of the newest segments a child
+	// newly placed under this node gets at once (SenderConfig.CatchUp).
+	DefaultCatchUpSegments = 3
+	// catchUpRetries and catchUpRetryPause bound how long a catch-up push
+	// is tried again while the child refuses it as not its parent's (403):
+	// the parent and the child learn of the new route at their own
+	// heartbeats, which may be a heartbeat interval apart.
+	catchUpRetries    = 6
+	catchUpRetryPause = 250 * time.Millisecond
 )
 
 // SenderHooks observe a Sender (metrics, logs); any may be nil. They are
@@ -76,8 +87,17 @@ type SenderConfig struct {
 	// prove a bad push with. It is the node's key (Signer's); nil (the
 	// origin, the trees' trusted root) sends none.
 	StatementKey ed25519.PrivateKey
-	Hooks        SenderHooks
-	Log          *slog.Logger // nil: discard
+	// CatchUp is how many of the newest segments Send was handed a child
+	// newly placed in one of a chain's substreams under this node gets
+	// at once, oldest first, with that substream's shards: a joining
+	// player's first window (HOLD-BACK behind the live edge) is then held
+	// by the carriers the lookup lists, not by the origin alone (the
+	// join-time copies, docs/PERFORMANCE.md "Live at 50 viewers: issue
+	// 11's targets together"). 0 is DefaultCatchUpSegments, < 0 none; at
+	// most QueueSegments.
+	CatchUp int
+	Hooks   SenderHooks
+	Log     *slog.Logger // nil: discard
 }
 
 // Sender pushes live segments down the trees this node is a parent in:
@@ -115,6 +135,10 @@ type Sender struct {
 	// answers an accusation of a push with (SignedPush).
 	signed      map[signedKey]*btr.Output
 	signedOrder []signedKey
+	// recent are the newest segments Send was handed, per chain, by Seq
+	// ascending (at most cfg.CatchUp): a new child's catch-up.
+	recent   map[content.VideoID][]Segment
+	recentAt map[content.VideoID]time.Time // when Send last kept one
 }
 
 // signedKey names one signed push: substream sub of segment seq of chain.
@@ -140,7 +164,11 @@ type child struct {
 }
 
 type queued struct {
-	push Push
+	// catchUp marks a push of a segment sent before the child was placed
+	// (SetRoutes): it does not count against the queue bound, and a
+	// refusal as not the child's parent is tried again (catchUpRetries).
+	catchUp bool
+	push    Push
 	// statements is the wire.HeaderPushStatements value ("" for none).
 	statements string
 	at         time.Time // when Send queued it
@@ -165,6 +193,13 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	if cfg.PushTimeout <= 0 {
 		cfg.PushTimeout = DefaultPushTimeout
 	}
+	switch {
+	case cfg.CatchUp == 0:
+		cfg.CatchUp = DefaultCatchUpSegments
+	case cfg.CatchUp < 0:
+		cfg.CatchUp = 0
+	}
+	cfg.CatchUp = min(cfg.CatchUp, cfg.QueueSegments)
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -174,7 +209,7 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 		cfg: cfg, log: log, sem: make(chan struct{}, cfg.ParallelPushes),
 		ctx: ctx, cancel: cancel,
 		routes: map[content.VideoID][]wire.LiveRoute{}, children: map[wire.NodeID]*child{},
-		signed: map[signedKey]*btr.Output{},
+		signed: map[signedKey]*btr.Output{}, recent: map[content.VideoID][]Segment{}, recentAt: map[content.VideoID]time.Time{},
 	}, nil
 }
 
@@ -187,6 +222,7 @@ func (s *Sender) SetRoutes(routes []wire.LiveRoute) {
 	if s.closed {
 		return
 	}
+	before := s.routes
 	s.routes = map[content.VideoID][]wire.LiveRoute{}
 	want := map[wire.NodeID]string{}
 	for _, r := range routes {
@@ -220,6 +256,127 @@ func (s *Sender) SetRoutes(routes []wire.LiveRoute) {
 		s.children[id] = c
 		s.wg.Go(func() { s.run(c) })
 	}
+	s.catchUpLocked(before)
+	now := time.Now()
+	for chain, at := range s.recentAt {
+		if _, ok := s.routes[chain]; !ok && now.Sub(at) > recentTTL {
+			delete(s.recent, chain)
+			delete(s.recentAt, chain)
+		}
+	}
+}
+
+// recentTTL is how long a chain nothing was sent of keeps its recent
+// segments while it has no routes (a chain's first segments are sent
+// before its trees exist: they are the trees' first catch-up).
+const recentTTL = 30 * time.Second
+
+// catchUpLocked queues, for every child placed in a substream it was not
+// a child of in before (the routes until now), the recent segments with
+// that substream's shards, oldest first, ahead of anything Send queues
+// next. A child that holds them already (moved from another parent)
+// accepts them again as duplicates; one whose chain view begins later
+// refuses the older ones as stale: both cost bytes inside the trees only,
+// except when this node is the origin and the child a new top relay. s.mu
+// is held.
+func (s *Sender) catchUpLocked(before map[content.VideoID][]wire.LiveRoute) {
+	if s.cfg.CatchUp == 0 {
+		return
+	}
+	for chain, routes := range s.routes {
+		recent := s.recent[chain]
+		if len(recent) == 0 {
+			continue
+		}
+		// child → the routes it is newly a child in.
+		placed := map[wire.NodeID][]wire.LiveRoute{}
+		var order []wire.NodeID
+		for _, r := range routes {
+			for _, c := range r.Children {
+				if childOf(before[chain], r.Substream, c.NodeID) {
+					continue
+				}
+				if _, seen := placed[c.NodeID]; !seen {
+					order = append(order, c.NodeID)
+				}
+				placed[c.NodeID] = append(placed[c.NodeID], r)
+			}
+		}
+		for _, id := range order {
+			c := s.children[id]
+			if c == nil {
+				continue
+			}
+			for _, seg := range recent {
+				p, stmts := s.pushFor(seg, placed[id])
+				if len(p.Shards) == 0 {
+					continue
+				}
+				c.enqueue(queued{catchUp: true, push: p, statements: stmts, at: time.Now()}, s.cfg.QueueSegments)
+			}
+		}
+	}
+}
+
+// childOf reports whether node is a child of substream sub in routes.
+func childOf(routes []wire.LiveRoute, sub int, node wire.NodeID) bool {
+	for _, r := range routes {
+		if r.Substream == sub && slices.ContainsFunc(r.Children, func(c wire.Source) bool { return c.NodeID == node }) {
+			return true
+		}
+	}
+	return false
+}
+
+// pushFor is seg's push for a child of routes (one chain's): the shards of
+// their substreams and, with a StatementKey, one signed statement per
+// substream (kept for SignedPush; the one already signed for a substream
+// and segment is reused). s.mu is held.
+func (s *Sender) pushFor(seg Segment, routes []wire.LiveRoute) (Push, string) {
+	p := Push{Chain: seg.Chain, Seq: seg.Seq, Entry: seg.Entry}
+	var stmts []string
+	for _, r := range routes {
+		var shards []*content.ShardMessage
+		for _, sh := range seg.Shards {
+			if slices.Contains(r.Indices, sh.Index) {
+				shards = append(shards, sh)
+			}
+		}
+		if len(shards) == 0 {
+			continue
+		}
+		p.Shards = append(p.Shards, shards...)
+		if s.cfg.StatementKey != nil && len(stmts) < wire.MaxPushStatements {
+			k := signedKey{seg.Chain, seg.Seq, r.Substream}
+			o, ok := s.signed[k]
+			if !ok {
+				o = btr.SignPush(s.cfg.StatementKey, btr.RelayTask(seg.Chain, seg.Seq, r.Substream, seg.Entry), shards)
+				s.keepSigned(k, o)
+			}
+			stmts = append(stmts, base64.RawURLEncoding.EncodeToString(o.Encode()))
+		}
+	}
+	return p, strings.Join(stmts, ",")
+}
+
+// keepRecentLocked keeps seg among its chain's newest cfg.CatchUp
+// segments (by Seq; a segment already kept is replaced). s.mu is held.
+func (s *Sender) keepRecentLocked(seg Segment) {
+	if s.cfg.CatchUp == 0 {
+		return
+	}
+	rs := s.recent[seg.Chain]
+	i, found := slices.BinarySearchFunc(rs, seg.Seq, func(a Segment, seq uint64) int { return cmp.Compare(a.Seq, seq) })
+	if found {
+		rs[i] = seg
+	} else {
+		rs = slices.Insert(rs, i, seg)
+	}
+	if len(rs) > s.cfg.CatchUp {
+		rs = slices.Delete(rs, 0, len(rs)-s.cfg.CatchUp)
+	}
+	s.recent[seg.Chain] = rs
+	s.recentAt[seg.Chain] = time.Now()
 }
 
 // Children lists the children the sender pushes to now.
@@ -254,6 +411,7 @@ func (s *Sender) SendAfter(seg Segment, hold time.Duration) int {
 	if s.closed {
 		return 0
 	}
+	s.keepRecentLocked(seg)
 	// One push per child, even when it is a child in several substreams.
 	perChild := map[wire.NodeID][]*content.ShardMessage{}
 	stmts := map[wire.NodeID][]string{}
@@ -334,12 +492,16 @@ func childrenFor(r wire.LiveRoute, seq uint64) []wire.Source {
 	return out
 }
 
-// enqueue adds q, dropping the oldest if the queue holds limit already.
+// enqueue adds q, dropping the oldest waiting segment if the queue holds
+// limit already (catch-up pushes are neither counted nor dropped).
 func (c *child) enqueue(q queued, limit int) (dropped queued, didDrop bool) {
 	c.mu.Lock()
-	if len(c.queue) >= limit {
-		dropped, didDrop = c.queue[0], true
-		c.queue = slices.Delete(c.queue, 0, 1)
+	if !q.catchUp {
+		if live := slices.IndexFunc(c.queue, func(w queued) bool { return !w.catchUp }); live >= 0 &&
+			len(c.queue)-countCatchUp(c.queue) >= limit {
+			dropped, didDrop = c.queue[live], true
+			c.queue = slices.Delete(c.queue, live, live+1)
+		}
 	}
 	c.queue = append(c.queue, q)
 	c.mu.Unlock()
@@ -348,6 +510,24 @@ func (c *child) enqueue(q queued, limit int) (dropped queued, didDrop bool) {
 	default:
 	}
 	return dropped, didDrop
+}
+
+// dropCatchUp discards the catch-up pushes still waiting.
+func (c *child) dropCatchUp() {
+	c.mu.Lock()
+	c.queue = slices.DeleteFunc(c.queue, func(q queued) bool { return q.catchUp })
+	c.mu.Unlock()
+}
+
+// countCatchUp is how many of queue are catch-up pushes.
+func countCatchUp(queue []queued) int {
+	n := 0
+	for _, q := range queue {
+		if q.catchUp {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *child) pop() (queued, string, bool) {
@@ -398,6 +578,34 @@ func (s *Sender) run(c *child) {
 			}
 			n, err := s.push(addr, &q)
 			<-s.sem
+			for try := 0; err != nil && q.catchUp && try < catchUpRetries && notYourParent(err); try++ {
+				// The child has not heard of its new route yet.
+				t := time.NewTimer(catchUpRetryPause)
+				select {
+				case <-t.C:
+				case <-s.ctx.Done():
+					t.Stop()
+					return
+				case <-c.stop:
+					t.Stop()
+					return
+				}
+				select {
+				case s.sem <- struct{}{}:
+				case <-s.ctx.Done():
+					return
+				case <-c.stop:
+					return
+				}
+				n, err = s.push(c.currentAddr(), &q)
+				<-s.sem
+			}
+			if err != nil && q.catchUp && notYourParent(err) {
+				// Still not its parent: the route changed again, or the
+				// child never heard of it; the rest of its catch-up would
+				// meet the same answer, and live pushes wait behind it.
+				c.dropCatchUp()
+			}
 			if err != nil {
 				if s.ctx.Err() != nil {
 					return
@@ -413,6 +621,20 @@ func (s *Sender) run(c *child) {
 			}
 		}
 	}
+}
+
+// notYourParent reports whether err is a child's refusal of a push from a
+// node it does not (yet) have as its parent.
+func notYourParent(err error) bool {
+	var pe *PushError
+	return errors.As(err, &pe) && pe.Status == http.StatusForbidden
+}
+
+// currentAddr is the child's base URL now.
+func (c *child) currentAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.addr
 }
 
 // push sends one push to the child at base and returns the body size.

@@ -25,6 +25,9 @@ type LiveStats struct {
 	// The parts of T_serve − segment end (viewer.LiveServable.EntryAt),
 	// for the reports whose entry arrived as the chain's newest.
 	entryDelay, pushWait, fetchTime LiveLatencies
+	// segmentAge is every report's viewer.LiveServable.SegmentAgeLatency
+	// (a joining player's window at its segments' own age).
+	segmentAge LiveLatencies
 
 	// Low-Latency HLS (Config.OnLivePartServable = RecordPart).
 	Parts     LiveLatencies
@@ -50,6 +53,7 @@ func (s *LiveStats) RecordPart(p viewer.LivePartServable) {
 // Record keeps one report.
 func (s *LiveStats) Record(r viewer.LiveServable) {
 	s.LiveLatencies.Record(r.Latency())
+	s.segmentAge.Record(r.SegmentAgeLatency())
 	if !r.EntryAt.IsZero() {
 		s.entryDelay.Record(r.EntryAt.Sub(r.ProgramTime.Add(r.Duration)))
 		s.pushWait.Record(r.FetchStart.Sub(r.EntryAt))
@@ -141,6 +145,12 @@ type LiveReport struct {
 	SegmentsPublished      int     `json:"segments_published"`
 	LiveLatencyP50MS       float64 `json:"live_latency_p50_ms"`
 	LiveLatencyP95MS       float64 `json:"live_latency_p95_ms"`
+	// LiveLatencySegmentAgeP95MS is the p95 of T_serve − segment end +
+	// HOLD-BACK over every report, a joining player's first window at its
+	// segments' own age (docs/LIVE.md "Glass-to-glass latency": the
+	// live_latency_* figures take that window at the latency the player
+	// plays it at).
+	LiveLatencySegmentAgeP95MS float64 `json:"live_latency_segment_age_p95_ms"`
 	Offload                float64 `json:"offload"`
 	OriginCopiesPerSegment float64 `json:"origin_copies_per_segment"`
 	RebufferRatio          float64 `json:"rebuffer_ratio"`
@@ -303,6 +313,8 @@ func (n *Network) RunLive(ctx context.Context, w LiveWorkload) (LiveReport, erro
 	p50, count := w.Stats.Percentile(50)
 	p95, _ := w.Stats.Percentile(95)
 	rep.LiveLatencyP50MS, rep.LiveLatencyP95MS, rep.ServableReports = float64(p50.Microseconds())/1000, float64(p95.Microseconds())/1000, count
+	agedP95, _ := w.Stats.segmentAge.Percentile(95)
+	rep.LiveLatencySegmentAgeP95MS = float64(agedP95.Microseconds()) / 1000
 	fromOrigin, fromEdges := w.Stats.Bytes()
 	rep.DeliveredBytes = fromOrigin + fromEdges
 	o := n.Origins[0]

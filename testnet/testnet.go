@@ -552,6 +552,7 @@ func (n *Network) AddEdge() (*EdgeNode, error) {
 		_ = srv.Close()
 		return nil, err
 	}
+	e.OnLivePush(v.LivePushLanded) // the built-in player starts a segment's fetch when its push lands here
 	node := &EdgeNode{Index: i, Identity: id, Edge: e, Viewer: v, Server: srv, Fault: fault, Account: account,
 		transport: tr, cancel: cancel, done: make(chan struct{})}
 	n.mu.Lock()

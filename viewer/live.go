@@ -106,12 +106,80 @@ type LiveServable struct {
 	// (FetchStart − EntryAt) and the fetch (At − FetchStart).
 	EntryAt    time.Time
 	FetchStart time.Time
+	// A segment of a joining player's first window (Fetch == LiveFetchJoin)
+	// is played from when the whole window is servable (WindowAt, the
+	// instant the player's first playlist could list a hold-back's worth;
+	// zero if the join gave up waiting first), HOLD-BACK behind the live
+	// edge the player saw, whose end is JoinEdgeEnd (the program time +
+	// duration of the chain's newest entry at the join).
+	JoinEdgeEnd time.Time
+	WindowAt    time.Time
 }
 
-// Latency is glass-to-glass as docs/LIVE.md defines it: T_serve − (the
-// segment's program time + its duration) + HOLD-BACK.
+// Latency is glass-to-glass as docs/LIVE.md ("Glass-to-glass latency")
+// defines it: T_serve − (the segment's program time + its duration) +
+// HOLD-BACK; for a segment of a joining player's first window, the latency
+// the player plays it at: max(T_serve, WindowAt) − JoinEdgeEnd + HOLD-BACK
+// (it starts HOLD-BACK behind the live edge it saw, so every segment of
+// that window plays at that edge's latency, not at its own age).
 func (s LiveServable) Latency() time.Duration {
+	if s.JoinEdgeEnd.IsZero() {
+		return s.SegmentAgeLatency()
+	}
+	played := s.At
+	if s.WindowAt.After(played) {
+		played = s.WindowAt
+	}
+	return played.Sub(s.JoinEdgeEnd) + s.HoldBack
+}
+
+// SegmentAgeLatency is T_serve − (program time + duration) + HOLD-BACK for
+// every segment, a joining player's window included (where it adds the
+// segment's age at the join, which no player sees): the demo reports its
+// p95 beside Latency's so nothing is hidden.
+func (s LiveServable) SegmentAgeLatency() time.Duration {
 	return s.At.Sub(s.ProgramTime.Add(s.Duration)) + s.HoldBack
+}
+
+// liveJoin holds back the servable reports of a joining player's first
+// window until the window is servable (or the join gave up), so they
+// carry WindowAt.
+type liveJoin struct {
+	edgeEnd time.Time
+	emit    func(LiveServable)
+
+	mu       sync.Mutex
+	windowAt time.Time
+	closed   bool
+	held     []LiveServable
+}
+
+// report emits sv now if the window is already servable, else holds it.
+func (j *liveJoin) report(sv LiveServable) {
+	j.mu.Lock()
+	sv.JoinEdgeEnd = j.edgeEnd
+	if !j.closed {
+		j.held = append(j.held, sv)
+		j.mu.Unlock()
+		return
+	}
+	sv.WindowAt = j.windowAt
+	j.mu.Unlock()
+	j.emit(sv)
+}
+
+// close emits the held reports: windowAt is when the window was servable
+// (zero: the join stopped waiting without it).
+func (j *liveJoin) close(windowAt time.Time) {
+	j.mu.Lock()
+	j.closed, j.windowAt = true, windowAt
+	held := j.held
+	j.held = nil
+	j.mu.Unlock()
+	for _, sv := range held {
+		sv.WindowAt = windowAt
+		j.emit(sv)
+	}
 }
 
 // liveChannel is the gateway's state of one chain.
@@ -136,6 +204,10 @@ type liveChannel struct {
 	// are absent: their pushes have long landed). A fetch started before
 	// arrived + livePushGrace meets carriers the push has not reached.
 	arrived map[uint64]time.Time
+	// landed is closed for a Seq once the gateway's own edge accepted that
+	// segment's push (Viewer.LivePushLanded): the fetch waiting in the
+	// grace for the push starts then. Trimmed with arrived.
+	landed  map[uint64]chan struct{}
 	discs   []uint64 // Seqs of the held entries with Discontinuity
 	// discsTrimmed counts the discontinuities of entries already trimmed.
 	discsTrimmed int
@@ -251,7 +323,8 @@ func (v *Viewer) liveChain(ctx context.Context, id content.VideoID) (*liveChanne
 	lc, ok := v.lives[id]
 	if !ok {
 		lc = &liveChannel{id: id, ready: make(chan struct{}), changed: make(chan struct{}),
-			watched: map[int]time.Time{}, segs: map[segKey]*liveSegment{}, arrived: map[uint64]time.Time{}}
+			watched: map[int]time.Time{}, segs: map[segKey]*liveSegment{}, arrived: map[uint64]time.Time{},
+			landed: map[uint64]chan struct{}{}}
 		v.lives[id] = lc
 	}
 	lc.lastAsked = v.cfg.Now()
@@ -408,6 +481,11 @@ func (v *Viewer) onEntry(lc *liveChannel, e *content.LiveEntry, newest bool) {
 				delete(lc.arrived, seq)
 			}
 		}
+		for seq := range lc.landed {
+			if seq < low {
+				delete(lc.landed, seq)
+			}
+		}
 		for len(lc.discs) > 0 && lc.discs[0] < low {
 			// The count must survive the trim: a window's
 			// DISCONTINUITY-SEQUENCE counts from the first entry held.
@@ -425,16 +503,103 @@ func (v *Viewer) onEntry(lc *liveChannel, e *content.LiveEntry, newest bool) {
 	// segment's shards down the trees: asked at once, the edges do not
 	// hold them yet and the scheduler turns to the origin. A short wait
 	// lets the push land (measured in docs/PERFORMANCE.md "Live channels").
+	landed := lc.landedChan(e.Seq)
 	v.wg.Add(1)
 	go func() {
 		defer v.wg.Done()
-		if sleepUntil(v.ctx, v.cfg.Now, v.cfg.Now().Add(livePushGrace)) != nil {
+		if waitLanded(v.ctx, v.cfg.Now, landed, livePushGrace) != nil {
 			return
 		}
 		for _, r := range watched {
-			v.startLiveSegment(lc, r, e.Seq, LiveFetchEntry)
+			v.startLiveSegment(lc, r, e.Seq, LiveFetchEntry, nil)
 		}
 	}()
+}
+
+// landedChan is the channel closed when seq's push reached this gateway's
+// edge (made on first use).
+func (lc *liveChannel) landedChan(seq uint64) chan struct{} {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	return lc.landedChanLocked(seq)
+}
+
+func (lc *liveChannel) landedChanLocked(seq uint64) chan struct{} {
+	c, ok := lc.landed[seq]
+	if !ok {
+		c = make(chan struct{})
+		lc.landed[seq] = c
+	}
+	return c
+}
+
+// pushLandedLocked reports whether seq's push reached this gateway's edge.
+func (lc *liveChannel) pushLandedLocked(seq uint64) bool {
+	c, ok := lc.landed[seq]
+	if !ok {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitLanded waits until landed is closed or grace has passed on the
+// viewer's clock (or ctx ends: its error).
+func waitLanded(ctx context.Context, now func() time.Time, landed <-chan struct{}, grace time.Duration) error {
+	d := now().Add(grace).Sub(now())
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-landed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// LivePushLanded tells the gateway that its own edge (the edge whose
+// built-in player this viewer is) accepted the push of segment seq of
+// chain: the push down the trees has reached the edges' level, so the
+// segment's fetch need not wait out livePushGrace. Without the calls (a
+// gateway with no edge, or an edge outside the chain's trees) the grace
+// holds as before. Only a hint for when to start: every shard is still
+// fetched and verified as always.
+func (v *Viewer) LivePushLanded(chain content.VideoID, seq uint64) {
+	v.mu.Lock()
+	lc, ok := v.lives[chain]
+	v.mu.Unlock()
+	if !ok {
+		return
+	}
+	select {
+	case <-lc.ready: // lc.chain is set
+	default:
+		return
+	}
+	if lc.err != nil {
+		return
+	}
+	if h := lc.chain.Head(); h != nil && seq+liveKeepSegments <= h.Seq {
+		return // long gone from the window
+	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	c := lc.landedChanLocked(seq)
+	select {
+	case <-c:
+	default:
+		close(c)
+		lc.notifyLocked() // a join waiting out the grace looks again
+	}
 }
 
 // followLive long-polls the chain's entries until the viewer closes or
@@ -556,7 +721,8 @@ func (v *Viewer) announceLiveWatching() {
 // startLiveSegment makes sure segment seq of rendition r is rebuilt or
 // being rebuilt (a failed one is tried again), under the viewer's context;
 // why says what asked for it (LiveServable.Fetch).
-func (v *Viewer) startLiveSegment(lc *liveChannel, r int, seq uint64, why string) *liveSegment {
+// A join's (non-nil j) report waits for its window (liveJoin).
+func (v *Viewer) startLiveSegment(lc *liveChannel, r int, seq uint64, why string, j *liveJoin) *liveSegment {
 	k := segKey{r, seq}
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
@@ -610,12 +776,21 @@ func (v *Viewer) startLiveSegment(lc *liveChannel, r int, seq uint64, why string
 			At: at, HoldBack: lc.hold, OriginBytes: res.originBytes, EdgeBytes: res.edgeBytes,
 			Fetch: why, CarrierRounds: how.rounds, NoCarriers: how.noCarriers, OriginFallback: how.fallback,
 			EntryAt: entryAt, FetchStart: fetchStart}
-		v.met.liveLatency.Observe(sv.Latency().Seconds())
-		if v.cfg.OnLiveServable != nil {
-			v.cfg.OnLiveServable(sv)
+		if j != nil {
+			j.report(sv)
+			return
 		}
+		v.emitLiveServable(sv)
 	}()
 	return s
+}
+
+// emitLiveServable observes sv's latency and hands it to OnLiveServable.
+func (v *Viewer) emitLiveServable(sv LiveServable) {
+	v.met.liveLatency.Observe(sv.Latency().Seconds())
+	if v.cfg.OnLiveServable != nil {
+		v.cfg.OnLiveServable(sv)
+	}
 }
 
 // liveFetchHow is how fetchLive got a segment (LiveServable's fields).
@@ -775,6 +950,16 @@ func (v *Viewer) joinLive(ctx context.Context, lc *liveChannel, r int) {
 	}
 	want := content.LiveHoldBackSegments + 1
 	deadline := now.Add(2 * lc.hold)
+	var j *liveJoin
+	if newest := lc.chain.Head(); newest != nil && r < len(newest.Segments) {
+		j = &liveJoin{edgeEnd: time.UnixMicro(newest.ProgramTime).Add(time.Duration(newest.Segments[r].Duration) * time.Microsecond), emit: v.emitLiveServable}
+	}
+	windowAt := time.Time{}
+	defer func() {
+		if j != nil {
+			j.close(windowAt)
+		}
+	}()
 	for {
 		entries := lc.chain.Entries(0, 0)
 		if len(entries) > want {
@@ -784,17 +969,19 @@ func (v *Viewer) joinLive(ctx context.Context, lc *liveChannel, r int) {
 		for _, e := range entries {
 			lc.mu.Lock()
 			at, young := lc.arrived[e.Seq]
+			landed := lc.pushLandedLocked(e.Seq)
 			lc.mu.Unlock()
-			if ready := at.Add(livePushGrace).Sub(v.cfg.Now()); young && ready > 0 {
+			if ready := at.Add(livePushGrace).Sub(v.cfg.Now()); young && ready > 0 && !landed {
 				wait = min(wait, ready)
 				continue
 			}
-			v.startLiveSegment(lc, r, e.Seq, LiveFetchJoin)
+			v.startLiveSegment(lc, r, e.Seq, LiveFetchJoin, j)
 		}
 		lc.mu.Lock()
 		changed, ended := lc.changed, lc.ended
 		lc.mu.Unlock()
 		if n := len(lc.window(r).Segments); n >= want || (ended && n > 0) {
+			windowAt = v.cfg.Now()
 			return
 		}
 		if deadline.Sub(v.cfg.Now()) <= 0 {
@@ -876,7 +1063,7 @@ func (v *Viewer) serveLive(w http.ResponseWriter, r *http.Request, rest string) 
 			wire.WriteError(w, http.StatusNotFound, "live segment %d is not held here (the newest is %d; older ones leave the window): reload the playlist", seq, head)
 			return
 		}
-		s := v.startLiveSegment(lc, t.res.Rendition, seq, LiveFetchRequest)
+		s := v.startLiveSegment(lc, t.res.Rendition, seq, LiveFetchRequest, nil)
 		select {
 		case <-s.done:
 		case <-r.Context().Done():

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -519,4 +520,75 @@ func TestLiveJoinIsServedByCarriers(t *testing.T) {
 	if joined < content.LiveHoldBackSegments {
 		t.Fatalf("%d join segments reported servable, want at least %d", joined, content.LiveHoldBackSegments)
 	}
+	// The window plays HOLD-BACK behind the live edge the player saw: every
+	// join report is at that edge's latency from when the window was
+	// servable, not at its own segment's age (docs/LIVE.md).
+	var edge LiveServable
+	for _, s := range servable {
+		if s.Fetch == LiveFetchJoin && s.Seq > edge.Seq {
+			edge = s
+		}
+	}
+	if edge.Seq != published-1 {
+		t.Fatalf("the newest join segment is %d, want %d", edge.Seq, published-1)
+	}
+	edgeEnd := edge.ProgramTime.Add(edge.Duration)
+	for _, s := range servable {
+		if s.Fetch != LiveFetchJoin {
+			continue
+		}
+		if !s.JoinEdgeEnd.Equal(edgeEnd) || s.WindowAt.IsZero() || s.WindowAt.Before(s.At) {
+			t.Errorf("join segment %d: edge end %v (want %v), window servable at %v, itself at %v", s.Seq, s.JoinEdgeEnd, edgeEnd, s.WindowAt, s.At)
+		}
+		if got, want := s.Latency(), s.WindowAt.Sub(edgeEnd)+s.HoldBack; got != want {
+			t.Errorf("join segment %d: latency %v, want window servable − edge end + HOLD-BACK = %v", s.Seq, got, want)
+		}
+	}
+}
+
+// A segment's fetch waits livePushGrace for the push down the trees unless
+// the gateway's own edge tells it the push landed (Edge.OnLivePush →
+// LivePushLanded): then it starts at once. Fake time: the wait is the
+// grace exactly without the signal, and nothing with it.
+func TestLivePushLandedEndsTheGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := &content.LiveGenesis{Params: content.DefaultLiveParams(), TargetDuration: 1_000_000,
+			Renditions: []content.LiveRendition{{Name: "360p", Bandwidth: 800_000}}}
+		lc := &liveChannel{id: g.ID(), ready: make(chan struct{}), changed: make(chan struct{}), chain: content.NewLiveChain(g),
+			watched: map[int]time.Time{}, segs: map[segKey]*liveSegment{}, arrived: map[uint64]time.Time{}, landed: map[uint64]chan struct{}{}}
+		close(lc.ready)
+		v := &Viewer{lives: map[content.VideoID]*liveChannel{lc.id: lc}}
+		ctx := context.Background()
+
+		start := time.Now()
+		if err := waitLanded(ctx, time.Now, lc.landedChan(7), livePushGrace); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited != livePushGrace {
+			t.Fatalf("without the edge's word the fetch waited %v, want the grace %v", waited, livePushGrace)
+		}
+
+		v.LivePushLanded(lc.id, 8) // the push may land before the entry arrives
+		changed := lc.changed
+		start = time.Now()
+		if err := waitLanded(ctx, time.Now, lc.landedChan(8), livePushGrace); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Fatalf("after the push landed the fetch still waited %v", waited)
+		}
+		v.LivePushLanded(lc.id, 9)
+		select {
+		case <-changed:
+		default:
+			t.Error("a landed push did not wake the gateway's waiters (a join waiting out the grace)")
+		}
+		lc.mu.Lock()
+		landed8, landed10 := lc.pushLandedLocked(8), lc.pushLandedLocked(10)
+		lc.mu.Unlock()
+		if !landed8 || landed10 {
+			t.Errorf("landed: segment 8 %v (want true), 10 %v (want false)", landed8, landed10)
+		}
+		v.LivePushLanded(content.VideoID{1}, 8) // a chain the gateway does not follow: ignored
+	})
 }

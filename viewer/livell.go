@@ -453,7 +453,7 @@ func (v *Viewer) serveLLSegment(w http.ResponseWriter, r *http.Request, lc *live
 			wire.WriteError(w, http.StatusNotFound, "live segment %d is not held here: reload the playlist", seq)
 			return
 		}
-		s := v.startLiveSegment(lc, rendition, seq, LiveFetchRequest)
+		s := v.startLiveSegment(lc, rendition, seq, LiveFetchRequest, nil)
 		select {
 		case <-s.done:
 		case <-r.Context().Done():

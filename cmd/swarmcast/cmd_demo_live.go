@@ -272,6 +272,7 @@ func printLiveReport(out io.Writer, r testnet.LiveReport) {
 	fmt.Fprintln(tw, "\nlive result\tvalue")
 	fmt.Fprintf(tw, "segments published\t%d\n", r.SegmentsPublished)
 	fmt.Fprintf(tw, "glass-to-glass p50 / p95 (servable + hold-back)\t%.0f ms / %.0f ms\n", r.LiveLatencyP50MS, r.LiveLatencyP95MS)
+	fmt.Fprintf(tw, "  p95 with a joining player's first window at its segments' age\t%.0f ms\n", r.LiveLatencySegmentAgeP95MS)
 	for _, part := range []string{"entry", "wait", "fetch"} {
 		if p := r.LatencyPartsMS[part]; p != nil {
 			fmt.Fprintf(tw, "  servable − segment end, part %q p50 / p95\t%.0f ms / %.0f ms\n", part, p["p50"], p["p95"])

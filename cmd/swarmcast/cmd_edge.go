@@ -202,6 +202,7 @@ identity survive restarts in --dir; every stored shard is re-verified on start.`
 				return err
 			}
 			defer player.Close()
+			e.OnLivePush(player.LivePushLanded) // a live segment's fetch starts when its push lands here
 			gw, err := httpserve.Listen(ctx, fl.playerListen, "", player.Handler(), log)
 			if err != nil {
 				return withFlagHint(fmt.Errorf("player gateway: %w", err), "set --player-listen HOST:PORT, or empty for no player")
