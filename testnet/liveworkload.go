@@ -142,27 +142,27 @@ type LiveWorkload struct {
 
 // LiveReport is the live demo's figures (docs/LIVE.md defines latency).
 type LiveReport struct {
-	SegmentsPublished      int     `json:"segments_published"`
-	LiveLatencyP50MS       float64 `json:"live_latency_p50_ms"`
-	LiveLatencyP95MS       float64 `json:"live_latency_p95_ms"`
+	SegmentsPublished int     `json:"segments_published"`
+	LiveLatencyP50MS  float64 `json:"live_latency_p50_ms"`
+	LiveLatencyP95MS  float64 `json:"live_latency_p95_ms"`
 	// LiveLatencySegmentAgeP95MS is the p95 of T_serve − segment end +
 	// HOLD-BACK over every report, a joining player's first window at its
 	// segments' own age (docs/LIVE.md "Glass-to-glass latency": the
 	// live_latency_* figures take that window at the latency the player
 	// plays it at).
 	LiveLatencySegmentAgeP95MS float64 `json:"live_latency_segment_age_p95_ms"`
-	Offload                float64 `json:"offload"`
-	OriginCopiesPerSegment float64 `json:"origin_copies_per_segment"`
-	RebufferRatio          float64 `json:"rebuffer_ratio"`
-	PlaysFailed            int     `json:"plays_failed"`
-	Plays                  int     `json:"plays"`
-	Stalls                 int     `json:"stalls"`
-	OriginBytes            int64   `json:"origin_bytes"`
-	OriginPushedBytes      int64   `json:"origin_pushed_bytes"`
-	DeliveredBytes         int64   `json:"delivered_bytes"`
-	SegmentCopyBytes       int64   `json:"segment_copy_bytes"`
-	ServableReports        int     `json:"servable_reports"`
-	RelaysKilled           int     `json:"relays_killed"`
+	Offload                    float64 `json:"offload"`
+	OriginCopiesPerSegment     float64 `json:"origin_copies_per_segment"`
+	RebufferRatio              float64 `json:"rebuffer_ratio"`
+	PlaysFailed                int     `json:"plays_failed"`
+	Plays                      int     `json:"plays"`
+	Stalls                     int     `json:"stalls"`
+	OriginBytes                int64   `json:"origin_bytes"`
+	OriginPushedBytes          int64   `json:"origin_pushed_bytes"`
+	DeliveredBytes             int64   `json:"delivered_bytes"`
+	SegmentCopyBytes           int64   `json:"segment_copy_bytes"`
+	ServableReports            int     `json:"servable_reports"`
+	RelaysKilled               int     `json:"relays_killed"`
 	// OriginCopiesByCause splits the players' share of the origin copies
 	// per segment by OriginCause (the rest of OriginCopiesPerSegment is
 	// the origin's pushes into the trees).

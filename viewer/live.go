@@ -207,8 +207,8 @@ type liveChannel struct {
 	// landed is closed for a Seq once the gateway's own edge accepted that
 	// segment's push (Viewer.LivePushLanded): the fetch waiting in the
 	// grace for the push starts then. Trimmed with arrived.
-	landed  map[uint64]chan struct{}
-	discs   []uint64 // Seqs of the held entries with Discontinuity
+	landed map[uint64]chan struct{}
+	discs  []uint64 // Seqs of the held entries with Discontinuity
 	// discsTrimmed counts the discontinuities of entries already trimmed.
 	discsTrimmed int
 	ended        bool
