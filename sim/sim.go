@@ -237,6 +237,18 @@ func (x *invEntry) held() coordinator.ShardMask { return x.placed.Union(x.watche
 type cell struct {
 	demand *coordinator.DemandTracker
 	placer *coordinator.Placer
+	// lookups are the demand records (DemandTracker.RecordBy calls) of
+	// the cell's viewers since its last round, in event order: the
+	// tracker is read only by a placement round, so the round records
+	// them, in the same order, just before it folds them in (in parallel
+	// with the other cells) and the event loop only appends.
+	lookups []lookupRecord
+}
+
+// lookupRecord is one lookup's RecordBy: viewer's lookup of segments
+// [from, to) of title.
+type lookupRecord struct {
+	viewer, title, from, to int32
 }
 
 type prefetchJob struct {
@@ -368,6 +380,7 @@ type Sim struct {
 	beatN       int64 // heartbeats so far
 	deadEdges   int   // churned edges (their slots stay, replaced by new ones)
 	placeNS     int64
+	placing     bool // placement rounds run
 	prefDelay   int64
 
 	m          metrics
@@ -532,7 +545,7 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 		}
 	}
 	s.at(s.heartbeatN, evHeartbeat, 0, 0)
-	if !cs.NoPlacement && len(s.edges) > 0 {
+	if s.placing = !cs.NoPlacement && len(s.edges) > 0; s.placing {
 		s.at(s.placeNS, evPlacement, 0, 0)
 	}
 	s.scheduleChurn()
@@ -787,7 +800,12 @@ func (s *Sim) fetchNext(id int32) {
 	// older than the viewer's lookupMaxAge (5 s): it counts as demand.
 	if v.winFrom < 0 || j >= v.winFrom+s.windowSegs || s.now-v.winAt > 5e9 {
 		v.winFrom, v.winAt = j, s.now
-		s.cells[s.cellOf(id)].demand.RecordBy(t.id, 0, j, min(j+s.windowSegs, t.segments), v.region, v.id)
+		c := &s.cells[s.cellOf(id)]
+		if !s.placing {
+			c.demand.RecordBy(t.id, 0, j, min(j+s.windowSegs, t.segments), v.region, v.id) // no round reads it
+		} else {
+			c.lookups = append(c.lookups, lookupRecord{viewer: id, title: int32(v.title), from: int32(j), to: int32(min(j+s.windowSegs, t.segments))})
+		}
 		s.m.lookups++
 	}
 	v.attempt = 0
@@ -1380,7 +1398,12 @@ type cellPlan struct {
 // changes nothing outside the cell's demand tracker and placer (it runs
 // concurrently with the other cells').
 func (s *Sim) planCell(c int, now time.Time) cellPlan {
-	cl := s.cells[c]
+	cl := &s.cells[c]
+	for _, r := range cl.lookups {
+		v := s.viewers[r.viewer]
+		cl.demand.RecordBy(s.titles[r.title].id, 0, int(r.from), int(r.to), v.region, v.id)
+	}
+	cl.lookups = cl.lookups[:0]
 	cl.demand.Fold(now)
 	demand := cl.demand.Demand()
 	var st coordinator.PlacementState
