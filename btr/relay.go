@@ -131,6 +131,11 @@ type RelayConfig struct {
 	// by SetPlans is excused for the segments before it, and a child may
 	// accuse its new parent only from it on.
 	RouteLead int
+	// RoutesFrom is the first segment the Plans' routes hold for (0: every
+	// segment): a judge made while a chain is already running (its
+	// predecessor dropped when a build had no trees for the chain) judges
+	// no push from before its trees.
+	RoutesFrom uint64
 }
 
 // RelayJudge is the relays' judge for one chain (sans-IO: fed statements
@@ -209,8 +214,16 @@ func NewRelayJudge(cfg RelayConfig) (*RelayJudge, error) {
 	if cfg.RouteLead <= 0 {
 		cfg.RouteLead = cfg.Params.SwitchLead()
 	}
-	return &RelayJudge{cfg: cfg, judge: KeyOf(cfg.Judge), keep: keep, cases: map[relayCase]*openCase{},
-		excluded: map[NodeKey]uint64{}, strikes: map[NodeKey][]*openCase{}, routeFrom: map[routeKey]uint64{}}, nil
+	j := &RelayJudge{cfg: cfg, judge: KeyOf(cfg.Judge), keep: keep, cases: map[relayCase]*openCase{},
+		excluded: map[NodeKey]uint64{}, strikes: map[NodeKey][]*openCase{}, routeFrom: map[routeKey]uint64{}}
+	if cfg.RoutesFrom > 0 {
+		for sub, p := range cfg.Plans {
+			for child := range p.Parent {
+				j.routeFrom[routeKey{child, sub}] = cfg.RoutesFrom
+			}
+		}
+	}
+	return j, nil
 }
 
 // SetPlans replaces the chain's substream trees (a rebuild) and keeps what

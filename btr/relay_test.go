@@ -458,3 +458,24 @@ func TestRelayJudgeStarvedByADroppedOrAccusedParent(t *testing.T) {
 		t.Fatal("b, starved by a, was excluded")
 	}
 }
+
+// A judge made for a running chain (RoutesFrom) judges no push from before
+// its trees: a child's accusation of an earlier segment is refused, and
+// from RoutesFrom on cases run as usual.
+func TestRelayJudgeRoutesFrom(t *testing.T) {
+	rc := newRelayCast(t)
+	plan := rc.judge.cfg.Plans
+	var err error
+	if rc.judge, err = NewRelayJudge(RelayConfig{Chain: rc.chain, Params: DefaultParams(), Plans: plan, Judge: rc.keys["judge"], RoutesFrom: 9}); err != nil {
+		t.Fatal(err)
+	}
+	rc.judge.Open(9)
+	if err := rc.judge.Accuse(rc.accuse("c", "b", 8), rc.at(0)); err == nil {
+		t.Fatal("an accusation of a segment before the judge's trees was taken")
+	}
+	decided(t, rc.judge)
+	if err := rc.judge.Accuse(rc.accuse("c", "b", 9), rc.at(0)); err != nil {
+		t.Fatal(err)
+	}
+	decided(t, rc.judge, Accuse)
+}

@@ -37,8 +37,12 @@ type relayJudges struct {
 	mu     sync.Mutex
 	key    ed25519.PrivateKey
 	chains map[content.VideoID]*relayChain
-	once   sync.Once
-	hc     *http.Client // fetches shards to check commission proofs (http())
+	// heads are the newest published segment of every chain that had a
+	// judge: a judge made again for a running chain (its trees came back
+	// after a build without them) starts from it, not from segment 0.
+	heads map[content.VideoID]uint64
+	once  sync.Once
+	hc    *http.Client // fetches shards to check commission proofs (http())
 }
 
 type relayChain struct {
@@ -116,11 +120,17 @@ func (s *Service) setRelayTrees(chains []TreeChain, out TreeOutput) {
 				continue
 			}
 		}
-		var head uint64
+		head := j.heads[ch.Chain]
 		if c := j.chains[ch.Chain]; c != nil {
-			head = c.head
+			head = max(head, c.head)
 		}
-		judge, err := btr.NewRelayJudge(btr.RelayConfig{Chain: ch.Chain, Params: relayParams(time.Duration(ch.SegmentMS * float64(time.Millisecond))), Plans: plans, Judge: j.key})
+		params := relayParams(time.Duration(ch.SegmentMS * float64(time.Millisecond)))
+		var routesFrom uint64
+		if head > 0 {
+			// The chain is running: these trees hold from head + Δ.
+			routesFrom = head + uint64(params.SwitchLead())
+		}
+		judge, err := btr.NewRelayJudge(btr.RelayConfig{Chain: ch.Chain, Params: params, Plans: plans, Judge: j.key, RoutesFrom: routesFrom})
 		if !ok || err != nil {
 			s.log.Warn("live: relays' judge: cannot judge the chain's trees", "chain", ch.Chain, "err", err, "node_ids_are_keys", ok)
 			delete(j.chains, ch.Chain)
@@ -170,6 +180,10 @@ func (s *Service) relayOpen(id content.VideoID, seq uint64) {
 	if c := s.relays.chains[id]; c != nil {
 		c.head = max(c.head, seq)
 		c.judge.Open(seq)
+		if s.relays.heads == nil {
+			s.relays.heads = map[content.VideoID]uint64{}
+		}
+		s.relays.heads[id] = c.head
 	}
 	s.relays.mu.Unlock()
 	s.treeMu.Lock()
