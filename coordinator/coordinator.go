@@ -48,6 +48,12 @@ type Config struct {
 	// segment before placement replicates it (Placer.MinViewers); 0 takes
 	// DefaultPlacementMinViewers, 1 replicates on any demand.
 	PlacementMinViewers int
+	// PredictLead is how far ahead of a viewer's lookup placement fills
+	// caches with predicted demand (DemandTracker.SetPrediction): the
+	// segments within PredictLead of media past the lookup's window. 0
+	// takes DefaultPredictLead(PlacementInterval) (17 s); negative turns
+	// prediction off (placement then follows measured demand alone).
+	PredictLead time.Duration
 
 	// Store holds everything durable: the catalogue and bans this package
 	// rebuilds its index from, and what the accounting subsystem keeps
@@ -297,6 +303,9 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.PlacementMinViewers <= 0 {
 		cfg.PlacementMinViewers = DefaultPlacementMinViewers
 	}
+	if cfg.PredictLead == 0 {
+		cfg.PredictLead = DefaultPredictLead(cfg.PlacementInterval)
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -369,11 +378,28 @@ func New(cfg Config) (*Coordinator, error) {
 		sc.renderBinary = func(res *lookupResult) { sc.buf = res.appendBinary(sc.buf[:0], sc.nodes, &sc.marks) }
 		return sc
 	}
+	if cfg.PredictLead > 0 {
+		c.demand.SetPrediction(c.predictionDepth)
+	}
 	if err := c.load(context.Background()); err != nil {
 		return nil, err
 	}
 	c.metrics = newMetrics(cfg.Registry, c)
 	return c, nil
+}
+
+// predictionDepth is a rendition's PredictionDepth from its catalogued
+// manifest (none for an unknown one). The demand tracker calls it from Fold
+// with demandMu held: demandMu → mu is the only nesting of the two (lookups
+// release mu before they take demandMu).
+func (c *Coordinator) predictionDepth(video content.VideoID, rendition int) PredictionDepth {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v := c.st.videos[video]
+	if v == nil || rendition < 0 || rendition >= len(v.segs) {
+		return PredictionDepth{}
+	}
+	return PredictionDepthFor(c.cfg.PredictLead, time.Duration(v.m.TargetDuration)*time.Microsecond, len(v.segs[rendition]))
 }
 
 // Playback is the coordinator's HTTP playback fallback; an overview reads
@@ -543,14 +569,24 @@ func (c *Coordinator) Place() {
 	c.demand.Fold(now)
 	demand := c.demand.Demand()
 	perVideo := make(map[content.VideoID]float64)
-	for _, d := range demand {
+	measured := demand
+	if c.cfg.PredictLead > 0 {
+		measured = make([]SegmentDemand, 0, len(demand))
+		for _, d := range demand {
+			if !d.Predicted {
+				measured = append(measured, d)
+			}
+		}
+	}
+	for _, d := range measured {
 		perVideo[d.Key.Video] += d.Rate
 	}
 	c.videoDemand = perVideo
 	c.demandMu.Unlock()
 	if c.pool != nil {
+		// The origin pool weighs origins by what viewers asked for.
 		c.poolMu.Lock()
-		c.poolDemand = demand
+		c.poolDemand = measured
 		c.poolMu.Unlock()
 	}
 
@@ -602,7 +638,7 @@ func (c *Coordinator) Place() {
 		st.Segments = append(st.Segments, PlacementSegment{
 			Key: d.Key, Rate: d.Rate, ByRegion: d.ByRegion,
 			ShardBytes: int64(v.m.Params.ShardSize(int(size))), K: v.m.Params.K, NMax: v.m.Params.NMax,
-			Viewers: d.Viewers,
+			Viewers: d.Viewers, Predicted: d.Predicted,
 		})
 	}
 	c.mu.RUnlock()
@@ -713,6 +749,14 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 	c.mu.RLock()
 	err := c.st.lookup(req, now, tiebreak, slot, &sc.res)
 	sc.edges = sc.edges[:0]
+	// Demand is predicted past the lookup's window unless the viewer's
+	// player is an alive edge: what it fetches it keeps and regenerates,
+	// so placement fills the next caches from it, not from the origin.
+	predict := false
+	if err == nil && !sc.prefetch && c.cfg.PredictLead > 0 {
+		n := c.st.nodes[req.ViewerID]
+		predict = n == nil || n.role != wire.RoleEdge || !c.st.alive(n, now)
+	}
 	if err == nil {
 		if c.pool != nil {
 			c.routeOrigins(req, now, tiebreak, &sc.res)
@@ -739,6 +783,9 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 	if !sc.prefetch {
 		c.demandMu.Lock()
 		c.demand.RecordBy(req.Video, req.Rendition, req.From, req.From+segments, req.Region, req.ViewerID)
+		if predict && segments > 0 {
+			c.demand.RecordPlayhead(req.Video, req.Rendition, req.From+segments-1, req.Region)
+		}
 		c.demandMu.Unlock()
 	}
 	return nil

@@ -30,6 +30,68 @@ type DemandTracker struct {
 	// seen is who asked for a segment while its demand lasts (forgotten
 	// with it): the first viewer, and whether a different one asked too.
 	seen map[content.SegmentRef]viewersSeen
+
+	// Predicted demand along the playhead (SetPrediction; nil ahead: off).
+	ahead     func(video content.VideoID, rendition int) PredictionDepth
+	predicted map[demandKey]predictedDemand
+	heads     map[demandKey]struct{} // lookup horizons since the last Fold (RecordPlayhead)
+	// hits and misses count predictions that were (a lookup asked for the
+	// segment) and were not (it expired unasked), decayed with the rates:
+	// the measured continuation probability is (hits+1)/(hits+misses+2).
+	hits, misses float64
+}
+
+// predictedDemand is one segment's predicted demand in one region.
+type predictedDemand struct {
+	rate    float64 // requests per second
+	viewers int     // the head's SegmentDemand.Viewers (1 or 2)
+	expires time.Time
+}
+
+// Prediction of demand along the playhead. VoD is watched in order: a
+// viewer whose lookup covered segments [from, to) of a rendition asks for
+// to, to+1, … next, one segment duration apart. Fold credits the ahead
+// segments past each playhead's horizon recorded since the previous Fold
+// (RecordPlayhead: the last segment of a lookup) with a predicted rate: the
+// horizon's measured rate × the measured continuation probability ×
+// (ahead+1-d)/ahead for the d-th segment past it (d = 1 … ahead), so it
+// falls with distance and never exceeds the measured demand it came from.
+// A prediction lasts TTL past the last lookup that made it: a viewer that
+// stops looking up (a title abandoned) stops being predicted within ttl.
+// A segment with measured demand in any region is never predicted
+// (measured demand replaces it), and Demand marks predicted segments: the
+// placer ranks segments by rate, a measured one first at equal rates.
+// Predictions are not ranked below all measured demand: the placer's
+// upload model counts the decayed demand of segments viewers already
+// fetched, which then took every cache's budget before the segments they
+// are about to fetch (docs/PERFORMANCE.md, "Predictive placement").
+//
+// ahead returns a rendition's PredictionDepth; it is called from Fold once
+// per rendition with fresh lookups and may take its own locks.
+func (d *DemandTracker) SetPrediction(ahead func(video content.VideoID, rendition int) PredictionDepth) {
+	d.ahead = ahead
+	if d.predicted == nil {
+		d.predicted = make(map[demandKey]predictedDemand)
+		d.heads = make(map[demandKey]struct{})
+	}
+}
+
+// RecordPlayhead marks segment last of a rendition, the last of a lookup's
+// window recorded with RecordBy, as a playhead's horizon: the next Fold
+// predicts demand past it (SetPrediction; without it this does nothing).
+// Callers skip it for viewers whose own fetches feed a cache (a player
+// that is an edge keeps what it watched, and placement fills the next
+// holders from it rather than from the origin).
+func (d *DemandTracker) RecordPlayhead(video content.VideoID, rendition, last int, region string) {
+	if d.heads != nil {
+		d.heads[demandKey{content.SegmentRef{Video: video, Rendition: rendition, Segment: last}, region}] = struct{}{}
+	}
+}
+
+// ContinuationProbability is the measured share of predicted segments that
+// a lookup then asked for, with a uniform prior ((hits+1)/(hits+misses+2)).
+func (d *DemandTracker) ContinuationProbability() float64 {
+	return (d.hits + 1) / (d.hits + d.misses + 2)
 }
 
 // viewersSeen counts a segment's distinct viewers up to two.
@@ -92,6 +154,9 @@ func (d *DemandTracker) Fold(now time.Time) {
 	for k, n := range d.pending {
 		d.rates[k] += n * lambda
 	}
+	if d.ahead != nil {
+		d.predict(now, decay)
+	}
 	clear(d.pending)
 	if forgot {
 		// Forget who asked for segments whose demand is gone (in every region).
@@ -107,6 +172,101 @@ func (d *DemandTracker) Fold(now time.Time) {
 	}
 }
 
+// predict updates the predictions after the rates took the pending
+// requests (which are still in d.pending): it scores the predictions the
+// lookups asked for or that expired, then predicts ahead of every playhead
+// recorded since the last Fold. Its cost follows the pending segments, the
+// playheads and the live predictions.
+func (d *DemandTracker) predict(now time.Time, decay float64) {
+	d.hits *= decay
+	d.misses *= decay
+	for k := range d.pending {
+		if _, ok := d.predicted[k]; ok {
+			d.hits++
+			delete(d.predicted, k)
+		}
+	}
+	for k, p := range d.predicted {
+		if !now.Before(p.expires) {
+			d.misses++
+			delete(d.predicted, k)
+		}
+	}
+	cont := d.ContinuationProbability()
+	type rendition struct {
+		video content.VideoID
+		r     int
+	}
+	depth := make(map[rendition]PredictionDepth)
+	for k := range d.heads {
+		rk := rendition{k.seg.Video, k.seg.Rendition}
+		pd, ok := depth[rk]
+		if !ok {
+			pd = d.ahead(k.seg.Video, k.seg.Rendition)
+			depth[rk] = pd
+		}
+		ahead, segments := pd.Ahead, pd.Segments
+		headRate := d.rates[k]
+		viewers := 1
+		if d.seen[k.seg].many {
+			viewers = 2
+		}
+		for dist := 1; dist <= ahead && k.seg.Segment+dist < segments; dist++ {
+			pk := k
+			pk.seg.Segment += dist
+			if _, ok := d.pending[pk]; ok {
+				continue // asked for (another viewer's window): measured
+			}
+			rate := headRate * cont * float64(ahead+1-dist) / float64(ahead)
+			expires, v := now.Add(pd.TTL), viewers
+			if old, ok := d.predicted[pk]; ok && old.expires.Equal(expires) {
+				// Two playheads of this Fold predict it: keep the higher
+				// (an older prediction is replaced by this Fold's).
+				rate, v = max(rate, old.rate), max(v, old.viewers)
+			}
+			d.predicted[pk] = predictedDemand{rate: rate, viewers: v, expires: expires}
+		}
+	}
+	clear(d.heads)
+}
+
+// PredictionDepth is how demand is predicted along one rendition's
+// playheads (DemandTracker.SetPrediction).
+type PredictionDepth struct {
+	Ahead    int           // segments predicted past a lookup's horizon (≤ 0: none)
+	Segments int           // the rendition's segment count: predictions stop at its last
+	TTL      time.Duration // how long a prediction outlives the lookup that made it
+}
+
+// PredictionDepthFor is the prediction for a rendition of segments of
+// duration segment: Ahead covers lead (ceil(lead/segment)), and a
+// prediction lasts as long as the longer of lead and two segments, more
+// than a playing viewer waits between lookups (it looks up at least once
+// per segment it fetches when its answer is older than lookupMaxAge, 5 s).
+// lead ≤ 0 or an unknown duration predicts nothing.
+func PredictionDepthFor(lead, segment time.Duration, segments int) PredictionDepth {
+	if lead <= 0 || segment <= 0 {
+		return PredictionDepth{Segments: segments}
+	}
+	return PredictionDepth{
+		Ahead:    int((lead + segment - 1) / segment),
+		Segments: segments,
+		TTL:      max(lead, 2*segment),
+	}
+}
+
+// DefaultPredictLead is Config.PredictLead's default: the time from a
+// viewer's lookup to a cache holding a segment the lookup did not reach
+// and whose holders the viewer's next lookup can list: the next
+// placement round (placementInterval), the edges' wait for another edge
+// before the origin fills a directed shard (edge.DefaultPrefetchOriginDelay,
+// 10 s), and the age of the viewer's cached lookup answer when it fetches
+// (viewer's lookupMaxAge, 5 s). Roles do not import each other, so the two
+// are restated here.
+func DefaultPredictLead(placementInterval time.Duration) time.Duration {
+	return placementInterval + 10*time.Second + 5*time.Second
+}
+
 // SegmentDemand is a segment's request rate, in total and by viewer region.
 type SegmentDemand struct {
 	Key      content.SegmentRef
@@ -115,6 +275,10 @@ type SegmentDemand struct {
 	// Viewers is how many distinct viewers asked for it while its demand
 	// lasted, capped at 2 (2 = two or more).
 	Viewers int
+	// Predicted is set when no lookup asked for the segment and Rate is
+	// predicted demand along a playhead (SetPrediction): the placer ranks
+	// it below every measured segment.
+	Predicted bool
 }
 
 // Demand lists the segments with demand as of the last Fold, sorted by key.
@@ -131,6 +295,19 @@ func (d *DemandTracker) Demand() []SegmentDemand {
 		}
 		sd.Rate += r
 		sd.ByRegion[k.region] += r
+	}
+	for k, p := range d.predicted {
+		sd := bySeg[k.seg]
+		switch {
+		case sd == nil:
+			sd = &SegmentDemand{Key: k.seg, ByRegion: make(map[string]float64), Viewers: p.viewers, Predicted: true}
+			bySeg[k.seg] = sd
+		case !sd.Predicted:
+			continue // measured demand replaces the prediction
+		}
+		sd.Viewers = max(sd.Viewers, p.viewers)
+		sd.Rate += p.rate
+		sd.ByRegion[k.region] += p.rate
 	}
 	out := make([]SegmentDemand, 0, len(bySeg))
 	var regions []string

@@ -24,8 +24,13 @@ func directiveShards(ds []wire.Directive, action string) map[content.SegmentRef]
 	return out
 }
 
+// measuredOnly turns predicted demand off: the tests using it pin how
+// placement follows what viewers asked for (TestPlacementAheadOfAViewer
+// pins the prediction).
+func measuredOnly(c *Config) { c.PredictLead = -1 }
+
 func TestPlacementDirectives(t *testing.T) {
-	h := newHarness(t)
+	h := newHarnessWith(t, measuredOnly)
 	ctx := context.Background()
 	v := h.video(0)
 	var edges []wire.NodeID
@@ -173,7 +178,7 @@ func TestRunSweepsAndPlacesInFakeTime(t *testing.T) {
 }
 
 func TestFetchDirectivesReissuedUntilHeld(t *testing.T) {
-	h := newHarness(t)
+	h := newHarnessWith(t, measuredOnly)
 	v := h.video(0)
 	e := h.edge("eu")
 	h.lookup(wire.LookupRequest{Video: v, From: 0, Count: 1})

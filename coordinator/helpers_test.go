@@ -121,8 +121,18 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 // sample videos.
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with its Config changed by configure.
+func newHarnessWith(t testing.TB, configure func(*Config)) *harness {
+	t.Helper()
 	clock := newFakeClock()
-	c, err := New(Config{Seed: 1, Now: clock.Now, Log: quietLog(), Store: testStore(t), Accounting: accounting.Config{AuditInterval: -1}})
+	cfg := Config{Seed: 1, Now: clock.Now, Log: quietLog(), Store: testStore(t), Accounting: accounting.Config{AuditInterval: -1}}
+	if configure != nil {
+		configure(&cfg)
+	}
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

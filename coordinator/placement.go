@@ -31,6 +31,10 @@ type PlacementSegment struct {
 	// Viewers is how many distinct viewers asked for it (SegmentDemand.Viewers;
 	// 0 = unknown, placed as if enough).
 	Viewers int
+	// Predicted is demand predicted along a playhead (SegmentDemand.Predicted;
+	// Rate is then at most the measured rate it came from): ranked by rate
+	// like the rest, after a measured segment of the same rate.
+	Predicted bool
 }
 
 // PlacementState is the input of one placement round.
@@ -221,6 +225,12 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 		if a.Rate != b.Rate {
 			if a.Rate > b.Rate {
 				return -1
+			}
+			return 1
+		}
+		if a.Predicted != b.Predicted {
+			if b.Predicted {
+				return -1 // at equal rates, measured demand first
 			}
 			return 1
 		}

@@ -122,6 +122,11 @@ type CoordinatorSpec struct {
 	// viewers a segment needs before it is replicated); default
 	// coordinator.DefaultPlacementMinViewers (1: any demand is replicated).
 	PlacementMinViewers int `json:"placement_min_viewers,omitempty"`
+	// PredictLeadS is the coordinator's PredictLead in seconds (demand
+	// predicted along the playhead, DemandTracker.SetPrediction); 0 takes
+	// coordinator.DefaultPredictLead(placement_s), negative turns it off
+	// (placement on measured demand alone, as before 2026-12-02).
+	PredictLeadS float64 `json:"predict_lead_s,omitempty"`
 }
 
 // FlashSpec is a flash crowd: Viewers extra starts on Title spread over

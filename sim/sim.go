@@ -249,6 +249,7 @@ type cell struct {
 // [from, to) of title.
 type lookupRecord struct {
 	viewer, title, from, to int32
+	playhead                bool // also RecordPlayhead(to-1)
 }
 
 type prefetchJob struct {
@@ -478,13 +479,21 @@ func New(sc *Scenario, seed int64) (*Sim, error) {
 	if minViewers <= 0 {
 		minViewers = coordinator.DefaultPlacementMinViewers
 	}
+	lead := coordinator.DefaultPredictLead(time.Duration(s.placeNS))
+	if cs.PredictLeadS != 0 {
+		lead = time.Duration(cs.PredictLeadS * 1e9)
+	}
 	for c := range max(cs.PlacementCells, 1) {
 		placer := coordinator.NewPlacer(seed + int64(c))
 		placer.MinViewers = minViewers
-		s.cells = append(s.cells, cell{
-			demand: coordinator.NewDemandTracker(time.Duration(secOr(cs.DemandHalfLifeS, 60)*1e9), epoch),
-			placer: placer,
-		})
+		demand := coordinator.NewDemandTracker(time.Duration(secOr(cs.DemandHalfLifeS, 60)*1e9), epoch)
+		if lead > 0 {
+			// As Coordinator.predictionDepth, from the titles' length.
+			demand.SetPrediction(func(video content.VideoID, _ int) coordinator.PredictionDepth {
+				return coordinator.PredictionDepthFor(lead, time.Duration(s.segNS), s.titles[s.titleOf[video]].segments)
+			})
+		}
+		s.cells = append(s.cells, cell{demand: demand, placer: placer})
 	}
 
 	s.m.byOrigin = make([]float64, max(sc.Origin.Count, 1))
@@ -801,10 +810,17 @@ func (s *Sim) fetchNext(id int32) {
 	if v.winFrom < 0 || j >= v.winFrom+s.windowSegs || s.now-v.winAt > 5e9 {
 		v.winFrom, v.winAt = j, s.now
 		c := &s.cells[s.cellOf(id)]
+		to := min(j+s.windowSegs, t.segments)
+		// As the coordinator's lookup: no prediction ahead of a player
+		// that is an alive, unbanned edge.
+		playhead := v.edge < 0 || s.edges[v.edge].banned || !s.coordAlive(s.edges[v.edge])
 		if !s.placing {
-			c.demand.RecordBy(t.id, 0, j, min(j+s.windowSegs, t.segments), v.region, v.id) // no round reads it
+			c.demand.RecordBy(t.id, 0, j, to, v.region, v.id) // no round reads it
+			if playhead {
+				c.demand.RecordPlayhead(t.id, 0, to-1, v.region)
+			}
 		} else {
-			c.lookups = append(c.lookups, lookupRecord{viewer: id, title: int32(v.title), from: int32(j), to: int32(min(j+s.windowSegs, t.segments))})
+			c.lookups = append(c.lookups, lookupRecord{viewer: id, title: int32(v.title), from: int32(j), to: int32(to), playhead: playhead})
 		}
 		s.m.lookups++
 	}
@@ -1402,6 +1418,9 @@ func (s *Sim) planCell(c int, now time.Time) cellPlan {
 	for _, r := range cl.lookups {
 		v := s.viewers[r.viewer]
 		cl.demand.RecordBy(s.titles[r.title].id, 0, int(r.from), int(r.to), v.region, v.id)
+		if r.playhead {
+			cl.demand.RecordPlayhead(s.titles[r.title].id, 0, int(r.to)-1, v.region)
+		}
 	}
 	cl.lookups = cl.lookups[:0]
 	cl.demand.Fold(now)
@@ -1428,6 +1447,7 @@ func (s *Sim) planCell(c int, now time.Time) cellPlan {
 	for _, d := range demand {
 		st.Segments = append(st.Segments, coordinator.PlacementSegment{
 			Key: d.Key, Rate: d.Rate, ByRegion: d.ByRegion, ShardBytes: s.shardBytes, K: s.k, NMax: s.nmax, Viewers: d.Viewers,
+			Predicted: d.Predicted,
 		})
 		// What edges hold is given for the segments with demand only, as
 		// the coordinator gives it (Coordinator.Place): the placer reads
