@@ -754,8 +754,11 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 	// so placement fills the next caches from it, not from the origin.
 	predict := false
 	if err == nil && !sc.prefetch && c.cfg.PredictLead > 0 {
-		n := c.st.nodes[req.ViewerID]
-		predict = n == nil || n.role != wire.RoleEdge || !c.st.alive(n, now)
+		predict = true
+		if req.ViewerID != "" {
+			n := c.st.nodes[req.ViewerID]
+			predict = n == nil || n.role != wire.RoleEdge || !c.st.alive(n, now)
+		}
 	}
 	if err == nil {
 		if c.pool != nil {
