@@ -750,14 +750,16 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 	err := c.st.lookup(req, now, tiebreak, slot, &sc.res)
 	sc.edges = sc.edges[:0]
 	// Demand is predicted past the lookup's window unless the viewer's
-	// player is an alive edge: what it fetches it keeps and regenerates,
-	// so placement fills the next caches from it, not from the origin.
+	// player is a registered, unbanned edge: what it fetches it keeps and
+	// regenerates, so placement fills the next caches from it, not from
+	// the origin. (Registered, not alive: a loaded edge that missed a
+	// heartbeat still keeps what its player fetches; a dead one is swept.)
 	predict := false
 	if err == nil && !sc.prefetch && c.cfg.PredictLead > 0 {
 		predict = true
 		if req.ViewerID != "" {
 			n := c.st.nodes[req.ViewerID]
-			predict = n == nil || n.role != wire.RoleEdge || !c.st.alive(n, now)
+			predict = n == nil || n.role != wire.RoleEdge || n.banned
 		}
 	}
 	if err == nil {
