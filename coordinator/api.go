@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/coordinator/coordinatordb"
 	"github.com/swarmcast/swarmcast/coordinator/live"
 	"github.com/swarmcast/swarmcast/internal/httpserve"
@@ -581,7 +582,7 @@ func (c *Coordinator) renderLookup(ctx context.Context, req *wire.LookupRequest,
 	}
 	switch {
 	case sc.binary && len(sc.edges) == 0:
-		sc.buf = appendBinaryLimits(sc.buf, nil, nil)
+		sc.buf = accounting.AppendBinaryLimits(sc.buf, nil, nil)
 	case !sc.binary:
 		sc.buf = appendLimits(sc.buf, sc.limits)
 	}

@@ -495,7 +495,7 @@ func collectEdges(nodes []*node, edges []wire.NodeID, at []uint32, slots account
 }
 
 // appendBinary renders the result as a wire.ContentTypeLookupBinary answer
-// up to its limits (appendBinaryLimits ends it), given the result's node
+// up to its limits (accounting.AppendBinaryLimits ends it), given the result's node
 // table (nodeTable).
 func (r *lookupResult) appendBinary(b []byte, nodes []*node, marks *nodeMarks) []byte {
 	b = wire.AppendLookupMagic(b)
@@ -549,25 +549,6 @@ func appendMaskBinary(b []byte, m ShardMask) []byte {
 		for word != 0 {
 			b = binary.AppendUvarint(b, uint64(w*64+bits.TrailingZeros64(word)))
 			word &= word - 1
-		}
-	}
-	return b
-}
-
-// appendBinaryLimits ends a binary answer with its limits section: limits
-// are aligned with the edges at node positions at (nil: no limit).
-func appendBinaryLimits(b []byte, limits []*accounting.IssuedLimit, at []uint32) []byte {
-	n := 0
-	for _, l := range limits {
-		if l != nil {
-			n++
-		}
-	}
-	b = binary.AppendUvarint(b, uint64(n))
-	for i, l := range limits {
-		if l != nil {
-			b = binary.AppendUvarint(b, uint64(at[i]))
-			b = append(b, l.Binary...)
 		}
 	}
 	return b

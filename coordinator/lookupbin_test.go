@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/swarmcast/swarmcast/coordinator/accounting"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -44,7 +45,7 @@ func TestBinaryLookupIsTheJSONAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, bin = appendLimits(js, limits), appendBinaryLimits(bin, limits, sc.edgeAt)
+	js, bin = appendLimits(js, limits), accounting.AppendBinaryLimits(bin, limits, sc.edgeAt)
 	h.c.scratch.Put(sc)
 
 	var fromJSON wire.LookupResponse

@@ -557,44 +557,17 @@ func (s *Sender) run(c *child) {
 			if !ok {
 				break
 			}
-			if wait := time.Until(q.notBefore); !q.notBefore.IsZero() && wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-t.C:
-				case <-s.ctx.Done():
-					t.Stop()
-					return
-				case <-c.stop:
-					t.Stop()
-					return
-				}
-			}
-			select {
-			case s.sem <- struct{}{}:
-			case <-s.ctx.Done():
+			if !q.notBefore.IsZero() && !s.pause(c, time.Until(q.notBefore)) {
 				return
-			case <-c.stop:
+			}
+			if !s.acquire(c) {
 				return
 			}
 			n, err := s.push(addr, &q)
 			<-s.sem
 			for try := 0; err != nil && q.catchUp && try < catchUpRetries && notYourParent(err); try++ {
 				// The child has not heard of its new route yet.
-				t := time.NewTimer(catchUpRetryPause)
-				select {
-				case <-t.C:
-				case <-s.ctx.Done():
-					t.Stop()
-					return
-				case <-c.stop:
-					t.Stop()
-					return
-				}
-				select {
-				case s.sem <- struct{}{}:
-				case <-s.ctx.Done():
-					return
-				case <-c.stop:
+				if !s.pause(c, catchUpRetryPause) || !s.acquire(c) {
 					return
 				}
 				n, err = s.push(c.currentAddr(), &q)
@@ -620,6 +593,37 @@ func (s *Sender) run(c *child) {
 				s.cfg.Hooks.Pushed(c.id, n, time.Since(q.at))
 			}
 		}
+	}
+}
+
+// pause waits d (nothing when d <= 0) and reports false if the sender or
+// the child stopped meanwhile: the worker must return.
+func (s *Sender) pause(c *child, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
+	case <-c.stop:
+		return false
+	}
+}
+
+// acquire takes a parallelism token (release it with <-s.sem) and reports
+// false, holding none, if the sender or the child stopped first.
+func (s *Sender) acquire(c *child) bool {
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	case <-s.ctx.Done():
+		return false
+	case <-c.stop:
+		return false
 	}
 }
 

@@ -421,21 +421,30 @@ func (s *Service) AppendBinaryOrderLimits(ctx context.Context, b []byte, viewer 
 		}
 	}
 	out, err := s.OrderLimits(ctx, viewer, video, edges, keys, out)
+	b = AppendBinaryLimits(b, out, at)
+	clear(out)
+	return b, out, err
+}
+
+// AppendBinaryLimits appends to b the limits section of a binary lookup
+// answer (wire.ContentTypeLookupBinary): the count of non-nil limits, then
+// each as its node's index in the answer's node table (at[i] for
+// limits[i]) and its encoded bytes. limits[i] nil: no limit for that node.
+func AppendBinaryLimits(b []byte, limits []*IssuedLimit, at []uint32) []byte {
 	n := 0
-	for _, l := range out {
+	for _, l := range limits {
 		if l != nil {
 			n++
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(n))
-	for i, l := range out {
+	for i, l := range limits {
 		if l != nil {
 			b = binary.AppendUvarint(b, uint64(at[i]))
 			b = append(b, l.Binary...)
 		}
 	}
-	clear(out)
-	return b, out, err
+	return b
 }
 
 // selfDealing stands in out, until dropSelf, for an edge run by the
