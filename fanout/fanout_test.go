@@ -571,10 +571,12 @@ func TestSenderCatchesUpANewChild(t *testing.T) {
 	}
 	s.SetRoutes(routes(false))
 	for range 5 {
+		// One at a time: a child's queue holds DefaultQueueSegments (3), so
+		// five sent at once while a's first push is in flight drop one.
 		_, seg := pub.Next()
 		s.Send(seg)
+		waitReceived(t, a, 1)
 	}
-	waitReceived(t, a, 5)
 	s.SetRoutes(routes(true))
 	s.SetRoutes(routes(true)) // a second heartbeat with the same routes queues nothing again
 	got := waitReceived(t, b, 3)
