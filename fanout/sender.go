@@ -336,12 +336,7 @@ func (s *Sender) pushFor(seg Segment, routes []wire.LiveRoute) (Push, string) {
 	p := Push{Chain: seg.Chain, Seq: seg.Seq, Entry: seg.Entry}
 	var stmts []string
 	for _, r := range routes {
-		var shards []*content.ShardMessage
-		for _, sh := range seg.Shards {
-			if slices.Contains(r.Indices, sh.Index) {
-				shards = append(shards, sh)
-			}
-		}
+		shards := routeShards(r, seg)
 		if len(shards) == 0 {
 			continue
 		}
@@ -417,12 +412,7 @@ func (s *Sender) SendAfter(seg Segment, hold time.Duration) int {
 	stmts := map[wire.NodeID][]string{}
 	var order []wire.NodeID
 	for _, r := range s.routes[seg.Chain] {
-		var shards []*content.ShardMessage
-		for _, sh := range seg.Shards {
-			if slices.Contains(r.Indices, sh.Index) {
-				shards = append(shards, sh)
-			}
-		}
+		shards := routeShards(r, seg)
 		if len(shards) == 0 {
 			continue
 		}
@@ -701,4 +691,16 @@ func (s *Sender) Close() {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+}
+
+// routeShards is seg's shards that route r's substream carries (nil when
+// none), in seg's order.
+func routeShards(r wire.LiveRoute, seg Segment) []*content.ShardMessage {
+	var shards []*content.ShardMessage
+	for _, sh := range seg.Shards {
+		if slices.Contains(r.Indices, sh.Index) {
+			shards = append(shards, sh)
+		}
+	}
+	return shards
 }

@@ -507,7 +507,7 @@ func (v *Viewer) onEntry(lc *liveChannel, e *content.LiveEntry, newest bool) {
 	v.wg.Add(1)
 	go func() {
 		defer v.wg.Done()
-		if waitLanded(v.ctx, v.cfg.Now, landed, livePushGrace) != nil {
+		if waitLanded(v.ctx, landed, livePushGrace) != nil {
 			return
 		}
 		for _, r := range watched {
@@ -547,14 +547,14 @@ func (lc *liveChannel) pushLandedLocked(seq uint64) bool {
 	}
 }
 
-// waitLanded waits until landed is closed or grace has passed on the
-// viewer's clock (or ctx ends: its error).
-func waitLanded(ctx context.Context, now func() time.Time, landed <-chan struct{}, grace time.Duration) error {
-	d := now().Add(grace).Sub(now())
-	if d <= 0 {
+// waitLanded waits until landed is closed or grace has passed (or ctx
+// ends: its error). The grace is a duration, not an instant on the
+// viewer's clock, so the timer needs no clock.
+func waitLanded(ctx context.Context, landed <-chan struct{}, grace time.Duration) error {
+	if grace <= 0 {
 		return nil
 	}
-	timer := time.NewTimer(d)
+	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
 	case <-timer.C:

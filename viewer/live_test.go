@@ -561,7 +561,7 @@ func TestLivePushLandedEndsTheGrace(t *testing.T) {
 		ctx := context.Background()
 
 		start := time.Now()
-		if err := waitLanded(ctx, time.Now, lc.landedChan(7), livePushGrace); err != nil {
+		if err := waitLanded(ctx, lc.landedChan(7), livePushGrace); err != nil {
 			t.Fatal(err)
 		}
 		if waited := time.Since(start); waited != livePushGrace {
@@ -571,7 +571,7 @@ func TestLivePushLandedEndsTheGrace(t *testing.T) {
 		v.LivePushLanded(lc.id, 8) // the push may land before the entry arrives
 		changed := lc.changed
 		start = time.Now()
-		if err := waitLanded(ctx, time.Now, lc.landedChan(8), livePushGrace); err != nil {
+		if err := waitLanded(ctx, lc.landedChan(8), livePushGrace); err != nil {
 			t.Fatal(err)
 		}
 		if waited := time.Since(start); waited != 0 {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // rawPair returns a rawSyscallConn and the plain TCP connection at its
@@ -88,13 +90,27 @@ func TestRawSyscallConnIsANetConn(t *testing.T) {
 
 	_ = peer.(*net.TCPConn).SetLinger(0)
 	peer.Close() // a reset
-	var werr error
-	for range 100 { // the first writes may still be taken before the RST arrives
-		if _, werr = r.Write(big[:4096]); werr != nil {
-			break
+	// Wait for the reset itself: poll with no events asked reports only
+	// POLLERR / POLLHUP, which the RST sets (the FIN above left POLLIN).
+	var perr error
+	if err := r.rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd)}}
+		var n int
+		for range 100 { // the runtime's signals interrupt a poll: retry, bounded
+			if n, perr = unix.Poll(fds, 10_000); perr != unix.EINTR { // ms
+				break
+			}
 		}
-		time.Sleep(time.Millisecond) // bounded: at most 100 tries
+		if perr == nil && (n == 0 || fds[0].Revents&(unix.POLLERR|unix.POLLHUP) == 0) {
+			perr = errors.New("no POLLERR/POLLHUP within 10 s of the peer's reset")
+		}
+	}); err != nil {
+		t.Fatal(err)
 	}
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	_, werr := r.Write(big[:4096])
 	if !errors.Is(werr, syscall.ECONNRESET) && !errors.Is(werr, syscall.EPIPE) {
 		t.Fatalf("writes to a reset peer: %v, want ECONNRESET or EPIPE", werr)
 	}
