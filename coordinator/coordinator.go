@@ -165,6 +165,9 @@ type Coordinator struct {
 
 	demandMu sync.Mutex
 	demand   *DemandTracker
+	// demandIntake queues lookups' demand while demandMu is busy, so a
+	// lookup never waits for a placement round's fold (lookupdemand.go).
+	demandIntake demandIntake
 	// videoDemand is each video's decayed lookup rate summed over its
 	// segments, as of the last placement round (guarded by demandMu; the
 	// admin video table reads it). Replaced, never mutated.
@@ -566,6 +569,7 @@ func (c *Coordinator) Place() {
 	defer c.placeMu.Unlock()
 	now := c.cfg.Now()
 	c.demandMu.Lock()
+	c.applyQueuedDemandLocked() // lookups' records queued while demandMu was busy
 	c.demand.Fold(now)
 	demand := c.demand.Demand()
 	perVideo := make(map[content.VideoID]float64)
@@ -652,13 +656,49 @@ func (c *Coordinator) Place() {
 		targets[a.Edge][a.Segment] = a.Shards
 	}
 
+	fetches, drops := c.applyPlan(nodes, targets)
+	c.metrics.directives.WithLabelValues(wire.ActionFetch).Add(float64(fetches))
+	c.metrics.directives.WithLabelValues(wire.ActionDrop).Add(float64(drops))
+	if fetches+drops > 0 {
+		c.log.Debug("placement", "segments", len(st.Segments), "edges", len(st.Edges), "fetch_shards", fetches, "drop_shards", drops)
+	}
+}
+
+// placeStepWork bounds the map entries (an edge's old assignment plus its
+// target) one hold of the write lock applies in a placement round: lookups
+// queue behind the write lock, and a round's whole plan (~10^5 entries
+// when every segment has demand, 5–15 ms) applied in one hold was a stall
+// of every lookup in flight (issue 14's p99; PERFORMANCE.md, C16). 1,024
+// entries take ~0.1 ms.
+const placeStepWork = 1024
+
+// applyPlan queues the fetches and drops that take each edge from its
+// current assignment to its target (nil: none), in steps of at most
+// placeStepWork entries per hold of the write lock. nodes is the round's
+// snapshot of alive edges: an edge not in it (re-registered, died or
+// banned since) gets no target; an edge gone from the registry between
+// steps is skipped. Each edge's assignment changes under one hold, so a
+// heartbeat between steps sees an edge's old or new directives, never a
+// mix; edges of one round may answer heartbeats a step apart.
+func (c *Coordinator) applyPlan(nodes map[wire.NodeID]*node, targets map[wire.NodeID]map[content.SegmentRef]ShardMask) (fetches, drops int) {
 	c.mu.Lock()
-	var fetches, drops int
 	c.rounds++
 	reissue := c.rounds%reissueRounds == 0
+	edges := make([]*node, 0, len(c.st.nodes))
 	for _, n := range c.st.nodes {
-		if n.role != wire.RoleEdge {
-			continue
+		if n.role == wire.RoleEdge {
+			edges = append(edges, n)
+		}
+	}
+	work := 0
+	for _, n := range edges {
+		if work >= placeStepWork {
+			c.mu.Unlock()
+			work = 0
+			c.mu.Lock()
+		}
+		if c.st.nodes[n.id] != n {
+			continue // removed or re-registered since the step began
 		}
 		target := targets[n.id]
 		if nodes[n.id] != n {
@@ -670,16 +710,13 @@ func (c *Coordinator) Place() {
 		if target == nil {
 			target = make(map[content.SegmentRef]ShardMask)
 		}
+		work += 1 + len(n.assigned) + len(target)
 		f, d := c.st.assign(n, target, reissue)
 		fetches += f
 		drops += d
 	}
 	c.mu.Unlock()
-	c.metrics.directives.WithLabelValues(wire.ActionFetch).Add(float64(fetches))
-	c.metrics.directives.WithLabelValues(wire.ActionDrop).Add(float64(drops))
-	if fetches+drops > 0 {
-		c.log.Debug("placement", "segments", len(st.Segments), "edges", len(st.Edges), "fetch_shards", fetches, "drop_shards", drops)
-	}
+	return fetches, drops
 }
 
 // Stats is the network-wide summary.
@@ -786,12 +823,11 @@ func (c *Coordinator) lookup(req *wire.LookupRequest, sc *lookupScratch, render 
 	c.lookups.Add(1)
 	c.metrics.lookups.Inc()
 	if !sc.prefetch {
-		c.demandMu.Lock()
-		c.demand.RecordBy(req.Video, req.Rendition, req.From, req.From+segments, req.Region, req.ViewerID)
-		if predict && segments > 0 {
-			c.demand.RecordPlayhead(req.Video, req.Rendition, req.From+segments-1, req.Region)
-		}
-		c.demandMu.Unlock()
+		// Never waits for a placement round's fold (lookupdemand.go).
+		c.recordDemand(demandRecord{
+			video: req.Video, rendition: req.Rendition, from: req.From, to: req.From + segments,
+			region: req.Region, viewer: req.ViewerID, playhead: predict && segments > 0,
+		}, uint64(slot))
 	}
 	return nil
 }

@@ -86,6 +86,7 @@ func TestHotLookupAnswersAsHandler(t *testing.T) {
 	demanded := func() int {
 		h.c.demandMu.Lock()
 		defer h.c.demandMu.Unlock()
+		h.c.applyQueuedDemandLocked()
 		h.c.demand.Fold(h.clock.Now())
 		return len(h.c.demand.Demand())
 	}

@@ -14,6 +14,7 @@ func TestPrefetchLookupsAreNotDemand(t *testing.T) {
 	demanded := func() int {
 		h.c.demandMu.Lock()
 		defer h.c.demandMu.Unlock()
+		h.c.applyQueuedDemandLocked()
 		h.c.demand.Fold(h.clock.Now())
 		n := 0
 		for _, d := range h.c.demand.Demand() {

@@ -144,6 +144,8 @@ the measured run (go tool pprof FILE).`,
 	lookup.Flags().StringVar(&lopt.Binary, "coordinator-binary", "", "swarmcast binary to run the coordinator from, e.g. an older build to compare with (default: this one)")
 	lookup.Flags().BoolVar(&lopt.JSON, "json-answers", false, "ask for JSON answers instead of the binary ones players ask for")
 	lookup.Flags().StringVar(&lopt.CPUProfile, "cpu-profile", "", "write the coordinator's CPU profile of the measured run to this file")
+	lookup.Flags().StringVar(&lopt.Trace, "trace", "", "write the coordinator's runtime trace of the measured run to this file (go tool trace FILE)")
+	lookup.Flags().StringVar(&lopt.CoordinatorLog, "coordinator-log", "", "write the coordinator's stderr to this file (with GODEBUG=gctrace=1 in the environment: one line per GC)")
 	cmd.AddCommand(lookup)
 	cmd.AddCommand(newBenchCoordinatorCommand())
 	requireSubcommand(cmd)

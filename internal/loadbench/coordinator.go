@@ -221,7 +221,9 @@ func Coordinator(ctx context.Context, opt CoordinatorOptions) (CoordinatorResult
 	registering.Add(opt.Workers)
 	profile := make(chan error, 1)
 	if opt.CPUProfile != "" {
-		go func() { profile <- fetchProfile(ctx, "http://"+pprofAddr, 30*time.Second, opt.CPUProfile) }()
+		go func() {
+			profile <- fetchProfile(ctx, "http://"+pprofAddr+"/debug/pprof/profile", 30*time.Second, opt.CPUProfile)
+		}()
 	} else {
 		profile <- nil
 	}

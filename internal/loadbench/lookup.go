@@ -51,6 +51,14 @@ type LookupOptions struct {
 	// CPUProfile, if set, is where the coordinator's CPU profile over the
 	// measured run is written (fetched from its --pprof-listen port).
 	CPUProfile string
+	// Trace, if set, is where the coordinator's runtime/trace of the
+	// measured run is written (go tool trace FILE): what ran while a slow
+	// lookup waited.
+	Trace string
+	// CoordinatorLog, if set, is a file that gets the coordinator's
+	// stderr (its log, and the runtime's lines under GODEBUG=gctrace=1,
+	// which the coordinator inherits from this process's environment).
+	CoordinatorLog string
 }
 
 // LookupResult is the measured rate and latency.
@@ -72,6 +80,11 @@ type LookupResult struct {
 	PerSecond  float64 `json:"lookups_per_s"`
 	P50ms      float64 `json:"p50_ms"`
 	P99ms      float64 `json:"p99_ms"`
+	// P90ms, P999ms and MaxMs describe the tail beyond p99 (wrk only: the
+	// Go generator leaves them 0).
+	P90ms  float64 `json:"p90_ms,omitempty"`
+	P999ms float64 `json:"p999_ms,omitempty"`
+	MaxMs  float64 `json:"max_ms,omitempty"`
 	// CoordinatorCPUus and GeneratorCPUus are the CPU time (user+system)
 	// the coordinator process and the load generator spent per lookup over
 	// the measured run, in microseconds (Linux only; 0 elsewhere). On a
@@ -156,7 +169,7 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 	args := []string{"coordinator", "--listen", addr, "--heartbeat", "1h", "--audit-interval", "-1s",
 		"--db", "sqlite:" + filepath.Join(opt.Dir, "coordinator.db"), "--origin-key", string(origin.ID)}
 	pprofAddr := ""
-	if opt.CPUProfile != "" {
+	if opt.CPUProfile != "" || opt.Trace != "" {
 		if pprofAddr, err = freePort(); err != nil {
 			return res, err
 		}
@@ -164,6 +177,14 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 	}
 	cmd := exec.CommandContext(ctx, opt.Binary, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if opt.CoordinatorLog != "" {
+		logFile, err := os.Create(opt.CoordinatorLog)
+		if err != nil {
+			return res, fmt.Errorf("coordinator log: %w", err)
+		}
+		defer logFile.Close()
+		cmd.Stderr = logFile
+	}
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start coordinator: %w", err)
 	}
@@ -220,15 +241,21 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 		fmt.Fprintf(opt.Progress, "limit cache warm after %d passes; answers carry %.1f order limits and %.0f bytes on average; driving lookups for %s...\n", res.WarmPasses, res.LimitsPerLookup, res.ResponseBytes, opt.Duration)
 	}
 
-	profile := make(chan error, 1)
-	if pprofAddr != "" {
-		// The profile covers the measured run but its first and last
-		// quarter-second, when the load ramps up and down.
+	// The profile and the trace cover the measured run but its first and
+	// last quarter-second, when the load ramps up and down.
+	profile := make(chan error, 2)
+	fetches := 0
+	if opt.CPUProfile != "" {
+		fetches++
 		go func() {
-			profile <- fetchProfile(ctx, "http://"+pprofAddr, opt.Duration-500*time.Millisecond, opt.CPUProfile)
+			profile <- fetchProfile(ctx, "http://"+pprofAddr+"/debug/pprof/profile", opt.Duration-500*time.Millisecond, opt.CPUProfile)
 		}()
-	} else {
-		profile <- nil
+	}
+	if opt.Trace != "" {
+		fetches++
+		go func() {
+			profile <- fetchProfile(ctx, "http://"+pprofAddr+"/debug/pprof/trace", opt.Duration-500*time.Millisecond, opt.Trace)
+		}()
 	}
 	coordStart, cpuErr := processCPU(cmd.Process.Pid)
 	var generatorCPU time.Duration
@@ -251,8 +278,10 @@ func Lookup(ctx context.Context, opt LookupOptions) (LookupResult, error) {
 			res.CPUBoundPerSecond = float64(res.Cores) * 1e6 / sum
 		}
 	}
-	if perr := <-profile; err == nil && perr != nil {
-		err = fmt.Errorf("cpu profile: %w", perr)
+	for range fetches {
+		if perr := <-profile; err == nil && perr != nil {
+			err = fmt.Errorf("cpu profile or trace: %w", perr)
+		}
 	}
 	return res, err
 }
@@ -407,9 +436,10 @@ func lookupOnce(ctx context.Context, hc *http.Client, base, body, accept string)
 	return lr, len(b), nil
 }
 
-// fetchProfile saves the coordinator's CPU profile over the next d.
-func fetchProfile(ctx context.Context, base string, d time.Duration, path string) error {
-	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, max(1, int(d.Seconds())))
+// fetchProfile saves what the pprof endpoint at url (a CPU profile or a
+// trace) records over the next d.
+func fetchProfile(ctx context.Context, endpoint string, d time.Duration, path string) error {
+	url := fmt.Sprintf("%s?seconds=%d", endpoint, max(1, int(d.Seconds())))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -504,7 +534,7 @@ func driveWrk(ctx context.Context, opt LookupOptions, base string, bodies []stri
 		"init = function(args) for i, b in ipairs(bodies) do requests[i] = wrk.format(nil, nil, nil, b) end end\n" +
 		"request = function() return requests[math.random(#requests)] end\n" +
 		"done = function(summary, latency, requests)\n" +
-		"  io.write(string.format(\"RESULT %d %d %f %f %f\\n\", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000))\n" +
+		"  io.write(string.format(\"RESULT %d %d %f %f %f %f %f %f\\n\", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(90) / 1000, latency:percentile(99.9) / 1000, latency.max / 1000))\n" +
 		"end\n"
 	file := filepath.Join(opt.Dir, "lookup.lua")
 	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
@@ -520,7 +550,7 @@ func driveWrk(ctx context.Context, opt LookupOptions, base string, bodies []stri
 	for _, line := range strings.Split(string(out), "\n") {
 		if rest, ok := strings.CutPrefix(line, "RESULT "); ok {
 			var secs float64
-			if _, err := fmt.Sscanf(rest, "%d %d %f %f %f", &res.Lookups, &res.Errors, &secs, &res.P50ms, &res.P99ms); err != nil {
+			if _, err := fmt.Sscanf(rest, "%d %d %f %f %f %f %f %f", &res.Lookups, &res.Errors, &secs, &res.P50ms, &res.P99ms, &res.P90ms, &res.P999ms, &res.MaxMs); err != nil {
 				return res, 0, fmt.Errorf("parse wrk output %q: %w", line, err)
 			}
 			res.PerSecond = float64(res.Lookups) / secs
