@@ -46,6 +46,14 @@ const (
 	// SwitchAt; the ledger forfeits the culprit's unsettled points. Proof is
 	// set for commission and equivocation.
 	Exclude
+	// Overdue: more than f assigned replicas had no output at the segment's
+	// detection deadline (Silent). At most f replicas are faulty, so one of
+	// them is correct and was late: the timing bound failed for this
+	// segment (the machine, the network or this judge was slower than the
+	// parameters say), not a replica. Nobody is accused; the segment is
+	// re-executed, and the late outputs, when they come, are no strikes.
+	// The operator must look: the parameters do not hold here and now.
+	Overdue
 )
 
 func (k DecisionKind) String() string {
@@ -60,6 +68,8 @@ func (k DecisionKind) String() string {
 		return "clear"
 	case Exclude:
 		return "exclude"
+	case Overdue:
+		return "overdue"
 	}
 	return fmt.Sprintf("decision(%d)", int(k))
 }
@@ -80,6 +90,7 @@ type Decision struct {
 	// Accuser is who accused (RelayJudge's Clear: the child the judge
 	// hands the rebuttal's push to; the zero key for workers' cases).
 	Accuser   NodeKey
+	Silent    []NodeKey            // Overdue: the replicas without an output at the deadline
 	Exclusion *Exclusion           // Exclude
 	Proof     *ProofOfMisbehaviour // Exclude (commission, equivocation)
 	SwitchAt  uint64               // Exclude: s* (Segment is then the exclusion's Current)
@@ -305,10 +316,20 @@ func (c *Core) Tick(now time.Time) {
 		}
 		if !s.timedOut && !now.Before(s.deadline) {
 			s.timedOut = true
+			var silent []NodeKey
 			for _, r := range s.assigned {
-				if _, has := s.outputs[r]; has || c.isExcluded(r) {
-					continue
+				if _, has := s.outputs[r]; !has && !c.isExcluded(r) {
+					silent = append(silent, r)
 				}
+			}
+			if len(silent) > c.cfg.Standby.F() {
+				// A correct replica is among them: an accusation would name
+				// an honest node for the bound's failure (B18: the whole
+				// machine saturated, every replica late at once).
+				c.emit(Decision{Kind: Overdue, Segment: seg, At: now, Silent: silent})
+				silent = nil
+			}
+			for _, r := range silent {
 				a := &Accusation{Task: s.task, Accused: r, Kind: Omission, AnswerBy: now.Add(c.cfg.Params.AnswerWindow).UnixMicro()}
 				a.Sign(c.cfg.Judge)
 				s.accused[r] = a
@@ -346,29 +367,34 @@ func (c *Core) evaluate(s *segment, now time.Time) {
 		}
 		return
 	}
-	var live []*Output
-	missing := false
+	// Agreement decides only when f+1 distinct replicas signed one digest:
+	// at most f replicas are faulty, so one of them is correct. Fewer never
+	// decide, not even "all that are left" after an exclusion: an exclusion
+	// may name an honest replica that was only slow (its machine saturated
+	// past D), and the replicas left could then all be faulty. A segment
+	// that cannot reach f+1 (an assigned replica excluded without an
+	// output, the spares exhausted, or a disagreement) is the re-execution's
+	// to decide: missing until then, never wrong. An excluded replica's
+	// signed output still counts: its signature is evidence either way.
+	need := len(c.cfg.Standby.Active)
+	votes := map[content.Hash]int{}
+	waiting := false
 	for _, r := range s.assigned {
-		if c.isExcluded(r) {
-			continue
-		}
 		o, ok := s.outputs[r]
 		if !ok {
-			missing = true
+			waiting = waiting || !c.isExcluded(r)
 			continue
 		}
-		live = append(live, o)
+		votes[o.Digest]++
 	}
-	for _, o := range live[min(1, len(live)):] {
-		if o.Digest != live[0].Digest {
-			c.reexec(s, now)
+	for d, n := range votes {
+		if n >= need {
+			c.accept(s, d, false, now)
 			return
 		}
 	}
-	// At most f−e of the f+1−e replicas left after e exclusions are faulty:
-	// if they all agree, at least one correct replica signed the digest.
-	if !missing && len(live) > 0 {
-		c.accept(s, live[0].Digest, false, now)
+	if len(votes) > 1 || !waiting {
+		c.reexec(s, now)
 	}
 }
 

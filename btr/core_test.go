@@ -117,6 +117,12 @@ func (c *cast) format(d Decision) string {
 		return fmt.Sprintf("clear %s %d", c.names[d.Accusation.Accused], d.Accusation.Segment)
 	case Exclude:
 		return fmt.Sprintf("exclude %s %s switch %d", c.names[d.Exclusion.Culprit], d.Exclusion.Kind, d.SwitchAt)
+	case Overdue:
+		var who []string
+		for _, k := range d.Silent {
+			who = append(who, c.names[k])
+		}
+		return fmt.Sprintf("overdue %d [%s]", d.Segment, strings.Join(who, " "))
 	}
 	return d.Kind.String()
 }
@@ -151,7 +157,9 @@ var coreScenarios = []scriptScenario{
 		> exclude r1 commission switch 2
 		1000 open 1
 		1200 out r0 1 ok
-		> accept 1 ok by [r0]
+		> reexecute 1
+		1700 reexec 1
+		> accept 1 ok by [r0] (reexecution)
 		2000 open 2
 		     assigned 2 r0 s0
 		2300 out s0 2 ok
@@ -177,7 +185,7 @@ var coreScenarios = []scriptScenario{
 		> exclude r2 commission switch 2
 		2000 open 2
 		     assigned 2 r0 s0 s1`},
-	{name: "omission: accused at the deadline, excluded when the answer window closes; the replica left decides alone (f−1 = 0 faulty among the rest)", f: 1, spares: 1, script: `
+	{name: "omission: accused at the deadline, excluded when the answer window closes; the replica left never decides alone (the excluded one may have been honest and slow), the re-execution does", f: 1, spares: 1, script: `
 		0    open 0
 		300  out r0 0 ok
 		719  tick
@@ -187,9 +195,63 @@ var coreScenarios = []scriptScenario{
 		870  tick
 		871  tick
 		> exclude r1 omission switch 2
-		> accept 0 ok by [r0]
 		900  reexec 0
+		> accept 0 ok by [r0] (reexecution)
 		950  out r1 0 ok`},
+	{name: "attack (B18): an honest replica the load made miss its window is excluded, and the liar left alone signs the next segment before the switch: its digest is never accepted, the re-execution decides and proves it", f: 1, spares: 1, script: `
+		0    open 0
+		300  out r0 0 ok
+		720  tick
+		> accuse r1 0 omission
+		> reexecute 0
+		871  tick
+		> exclude r1 omission switch 2
+		900  reexec 0
+		> accept 0 ok by [r0] (reexecution)
+		1000 open 1
+		1300 out r0 1 bad
+		> reexecute 1
+		1800 reexec 1
+		> accept 1 ok by [] (reexecution)
+		> exclude r0 commission switch 3`},
+	{name: "load (B18): every replica misses the deadline at once: more than f are silent, so a correct one is among them; nobody is accused, the late outputs are no strikes, and a lone silent one next segment is accused", f: 1, spares: 1, script: `
+		0    open 0
+		720  tick
+		> overdue 0 [r0 r1]
+		> reexecute 0
+		1000 open 1
+		1100 out r0 0 ok
+		1150 out r1 0 ok
+		> accept 0 ok by [r0 r1]
+		1300 out r0 1 ok
+		1720 tick
+		> accuse r1 1 omission
+		> reexecute 1
+		1800 out r1 1 ok
+		> clear r1 1
+		> accept 1 ok by [r0 r1]
+		2000 open 2
+		2300 out r0 2 ok
+		2310 out r1 2 ok
+		> accept 2 ok by [r0 r1]
+		2400 reexec 0
+		2500 reexec 1`},
+	{name: "load (B18), f=2: two of three silent is not more than f, and are accused; three silent are overdue", f: 2, spares: 1, script: `
+		0    open 0
+		300  out r0 0 ok
+		720  tick
+		> accuse r1 0 omission
+		> accuse r2 0 omission
+		> reexecute 0
+		760  out r1 0 ok
+		> clear r1 0
+		770  out r2 0 ok
+		> clear r2 0
+		> accept 0 ok by [r0 r1 r2]
+		1000 open 1
+		1720 tick
+		> overdue 1 [r0 r1 r2]
+		> reexecute 1`},
 	{name: "a rebuttal in time clears the accusation, once", f: 1, spares: 1, script: `
 		0    open 0
 		300  out r0 0 ok

@@ -111,6 +111,25 @@ type WorkerNode struct {
 
 	mu      sync.Mutex
 	faulted []uint64 // task segments its fault applied to, in arrival order
+	// own is the worker's own time per task segment it received (0 while
+	// unanswered): BTRFaults tells an honest worker over its bound D from
+	// one the network or the judge made late. One entry per segment of a
+	// run's chain.
+	own map[uint64]ownTime
+}
+
+type ownTime struct {
+	answered bool
+	took     time.Duration
+}
+
+// ownTime reports whether the worker received segment seg's task, and its
+// own time on it if it answered.
+func (w *WorkerNode) ownTime(seg uint64) (ownTime, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, ok := w.own[seg]
+	return t, ok
 }
 
 // Faulted returns the task segments the worker's fault applied to.
@@ -145,6 +164,14 @@ func (n *Network) startWorkers() error {
 			OnFault: func(t btr.Task) {
 				node.mu.Lock()
 				node.faulted = append(node.faulted, t.Segment)
+				node.mu.Unlock()
+			},
+			OnTask: func(t btr.Task, own time.Duration, answered bool) {
+				node.mu.Lock()
+				if node.own == nil {
+					node.own = map[uint64]ownTime{}
+				}
+				node.own[t.Segment] = ownTime{answered: answered, took: own}
 				node.mu.Unlock()
 			}}
 		hs, err := httpserve.Listen(n.ctx, "127.0.0.1:0", "", srv.Handler(), n.cfg.Log)
@@ -204,6 +231,11 @@ type BTRSegment struct {
 	Source  []byte
 	Recipe  live.Recipe
 	Outputs [][]byte // the ladder the packager got
+	// Published: the ladder joined the chain, as entry Entry. Players
+	// number segments by entry seq, the judge by task; the two part after
+	// the first segment that stays missing.
+	Published bool
+	Entry     uint64
 }
 
 // BTRRecord is an origin's live.Replicator, recorded: it hands every
@@ -239,6 +271,16 @@ func (r *BTRRecord) Replicate(ctx context.Context, t live.ReplicaTask) ([][]byte
 	}
 	r.mu.Unlock()
 	return outs, err
+}
+
+// Published implements live.PublishObserver: the segment handed over as
+// task was published as entry.
+func (r *BTRRecord) Published(_ content.VideoID, task, entry uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.segs[task]; s != nil && s.Err == nil {
+		s.Published, s.Entry = true, entry
+	}
 }
 
 // WaitIdle waits (at most limit) until no segment is being replicated and
@@ -434,7 +476,17 @@ type BTRFaultReport struct {
 	FaultsDetected   int `json:"faults_detected"`
 	FalseAccusations int `json:"false_accusations"`
 	// FalselyAccused describes each false accusation (node, kind, segment).
-	FalselyAccused     []string `json:"falsely_accused,omitempty"`
+	FalselyAccused []string `json:"falsely_accused,omitempty"`
+	// HonestOverBound counts accusations and exclusions of honest workers
+	// that did miss the stated bound themselves: the task reached them and
+	// their own time on it was over D, or they had not answered within it
+	// (a saturated machine). Not false accusations: the model's bound was
+	// broken, and the report says so (BoundMissed) instead of hiding it.
+	// An honest worker accused with its own time within D, or whose task
+	// never reached it, is a false accusation: the lateness was the
+	// network's or the judge's.
+	HonestOverBound    int      `json:"honest_over_bound"`
+	BoundMissed        []string `json:"bound_missed,omitempty"`
 	RecoveryBoundMS    float64  `json:"recovery_bound_ms"`
 	RecoveryMaxMS      float64  `json:"recovery_max_ms"`
 	WrongBytesPlayed   int64    `json:"wrong_bytes_played"`
@@ -550,6 +602,37 @@ func (n *Network) BTRFaults(ctx context.Context, chain content.VideoID, plays []
 		f := r.Faulted()
 		return len(f) > 0 && seg >= f[0]
 	}
+	// overBound: an honest worker accused for segment seg missed D by its
+	// own measure (received the task; answered after D or not within it).
+	overBound := func(k btr.NodeKey, seg uint64) (string, bool) {
+		w := byKey[k]
+		if w == nil {
+			return "", false
+		}
+		t, got := w.ownTime(seg)
+		switch {
+		case !got:
+			return "", false // the task never reached it: not its lateness
+		case t.answered && t.took > p.ReplicaDeadline:
+			return fmt.Sprintf("its own time %v > D %v", t.took.Round(time.Millisecond), p.ReplicaDeadline), true
+		case !t.answered:
+			return fmt.Sprintf("no answer ready (D %v)", p.ReplicaDeadline), true
+		}
+		return "", false
+	}
+	// honestly counts one statement against an honest worker or relay.
+	honestly := func(isRelay bool, k btr.NodeKey, seg uint64, what string) {
+		desc := fmt.Sprintf("%s %s…: %s", map[bool]string{true: "relay", false: "worker"}[isRelay], k.String()[:12], what)
+		if !isRelay {
+			if why, ok := overBound(k, seg); ok {
+				rep.HonestOverBound++
+				rep.BoundMissed = append(rep.BoundMissed, desc+" ("+why+")")
+				return
+			}
+		}
+		rep.FalseAccusations++
+		rep.FalselyAccused = append(rep.FalselyAccused, desc)
+	}
 	excluded := map[btr.NodeKey]*btr.Exclusion{}
 	for _, st := range log.Statements {
 		if x, err := btr.DecodeExclusion(st); err == nil {
@@ -565,8 +648,11 @@ func (n *Network) BTRFaults(ctx context.Context, chain content.VideoID, plays []
 				return rep, fmt.Errorf("the channel log holds an exclusion that does not check: %w", err)
 			}
 			if !ok(x.Culprit, x.Current) {
-				rep.FalseAccusations++
-				rep.FalselyAccused = append(rep.FalselyAccused, fmt.Sprintf("%s %s…: %s exclusion at segment %d", map[bool]string{true: "relay", false: "worker"}[isRelay], x.Culprit.String()[:12], x.Kind, x.Current))
+				seg := x.Current
+				if a, err := btr.DecodeAccusation(x.Evidence); err == nil {
+					seg = a.Segment // an omission's or timing's evidence names the task
+				}
+				honestly(isRelay, x.Culprit, seg, fmt.Sprintf("%s exclusion at segment %d", x.Kind, x.Current))
 			}
 			if excluded[x.Culprit] == nil {
 				excluded[x.Culprit] = x
@@ -574,8 +660,7 @@ func (n *Network) BTRFaults(ctx context.Context, chain content.VideoID, plays []
 			continue
 		}
 		if a, err := btr.DecodeAccusation(st); err == nil && !rightly(a.Accused, a.Segment) {
-			rep.FalseAccusations++
-			rep.FalselyAccused = append(rep.FalselyAccused, fmt.Sprintf("worker %s…: %s accusation at segment %d", a.Accused.String()[:12], a.Kind, a.Segment))
+			honestly(false, a.Accused, a.Segment, fmt.Sprintf("%s accusation at segment %d", a.Kind, a.Segment))
 		}
 	}
 	touched := map[uint64]bool{}
@@ -631,7 +716,11 @@ func (n *Network) BTRFaults(ctx context.Context, chain content.VideoID, plays []
 	}
 
 	// Wrong bytes: what the players got of each checked segment against the
-	// recipe run again, honestly, on the segment's source.
+	// recipe run again, honestly, on the segment's source. Segments are
+	// checked by task (the judge's numbering, the faults' onsets), played
+	// by entry seq: each checked task is compared with the entry it was
+	// published as (the IV is the entry's too), never with the entry of
+	// the same number, which after a missing segment is its neighbour.
 	segs := rec.Segments()
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	for _, i := range rng.Perm(len(segs))[:min(extra, len(segs))] {
@@ -655,17 +744,17 @@ func (n *Network) BTRFaults(ctx context.Context, chain content.VideoID, plays []
 			rep.SegmentsFailed++
 			continue
 		}
-		if !touched[seq] {
-			continue
+		if !touched[seq] || !s.Published {
+			continue // an accepted ladder never published reached no player
 		}
 		honest, err := s.Recipe.Transcode(ctx, ffmpeg, s.Source)
 		if err != nil {
 			return rep, fmt.Errorf("honest re-run of segment %d: %w", seq, err)
 		}
-		want := sha256.Sum256(content.EncryptSegment(key, key.SegmentIV(0, int(seq)), honest[0]))
+		want := sha256.Sum256(content.EncryptSegment(key, key.SegmentIV(0, int(s.Entry)), honest[0]))
 		rep.SegmentsChecked++
 		for _, pl := range plays {
-			if got, ok := pl.Digests[seq]; ok && got.SHA256 != want {
+			if got, ok := pl.Digests[s.Entry]; ok && got.SHA256 != want {
 				rep.WrongBytesPlayed += int64(got.Size)
 			}
 		}

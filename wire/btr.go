@@ -161,6 +161,15 @@ type BTRTask struct {
 type BTRTaskResult struct {
 	Output     []byte   `json:"output"`
 	Renditions [][]byte `json:"renditions"`
+	// OwnUS is the worker's own measure of its time on the task (µs, its
+	// clock): from the task's arrival to the answer ready, slot wait
+	// included; SlotWaitUS is the part spent waiting for a free slot. It is
+	// an unsigned claim: a checker uses it to tell a worker over its bound
+	// D (its own time > D: the worker or its machine was slow) from
+	// lateness on the way or at the judge (its own time within D), and
+	// says which in its log; it never excuses a missed deadline.
+	OwnUS      int64 `json:"own_us,omitempty"`
+	SlotWaitUS int64 `json:"slot_wait_us,omitempty"`
 }
 
 // BTRWorkerInfo identifies a worker.

@@ -251,6 +251,14 @@ func printBTRReport(out io.Writer, r testnet.BTRFaultReport) {
 	for _, a := range r.FalselyAccused {
 		fmt.Fprintf(tw, "  honest, accused:\t%s\n", a)
 	}
+	if r.HonestOverBound > 0 {
+		// Not false: the worker itself missed D (the machine was slower
+		// than the parameters say): raise --btr-deadline on this machine.
+		fmt.Fprintf(tw, "honest workers over their own bound D (not false: the machine missed D)\t%d\n", r.HonestOverBound)
+		for _, a := range r.BoundMissed {
+			fmt.Fprintf(tw, "  honest, over D:\t%s\n", a)
+		}
+	}
 	fmt.Fprintf(tw, "recovery max / bound R\t%.0f ms / %.0f ms\n", r.RecoveryMaxMS, r.RecoveryBoundMS)
 	fmt.Fprintf(tw, "wrong bytes played (%d segments re-run honestly)\t%d\n", r.SegmentsChecked, r.WrongBytesPlayed)
 	fmt.Fprintf(tw, "segments agreed / re-executed / failed\t%.0f / %.0f / %d\n", r.SegmentsAgreed, r.SegmentsReexecuted, r.SegmentsFailed)

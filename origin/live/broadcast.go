@@ -83,6 +83,7 @@ type closedSegment struct {
 	replicated chan struct{}
 	outs       [][]byte
 	rerr       error
+	task       uint64 // the ReplicaTask.Segment it was handed over as
 }
 
 func (in *Ingest) newBroadcast(ch wire.ChannelInfo, auth wire.IngestAuthResponse) (*broadcast, error) {
@@ -255,7 +256,7 @@ func (b *broadcast) work() {
 // decided) and returns once the judge has opened it, so segments open in
 // order.
 func (b *broadcast) replicateAhead(wg *sync.WaitGroup, cs *closedSegment, seq uint64, done func()) {
-	cs.replicated = make(chan struct{})
+	cs.replicated, cs.task = make(chan struct{}), seq
 	opened := make(chan struct{})
 	task := ReplicaTask{Chain: b.chain.ID(), Segment: seq, Recipe: b.recipe, Source: cs.job.source.Bytes(), Opened: sync.OnceFunc(func() { close(opened) })}
 	wg.Go(func() {
@@ -369,6 +370,9 @@ func (b *broadcast) publish(cs *closedSegment) error {
 	e.Sign(b.priv)
 	if err := b.chain.Append(e); err != nil {
 		return fmt.Errorf("own entry %d refused by the chain: %w", seq, err)
+	}
+	if o, ok := b.in.cfg.Replicas.(PublishObserver); ok && cs.replicated != nil {
+		o.Published(e.Chain, cs.task, seq)
 	}
 	b.mu.Lock()
 	b.head = int64(seq)

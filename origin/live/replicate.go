@@ -30,3 +30,17 @@ type ReplicaTask struct {
 	// order while earlier ones are still being decided.
 	Opened func()
 }
+
+// PublishObserver is implemented by a Replicator that is told at which
+// entry seq each accepted segment was published. The two numberings part
+// after a segment stays missing: the judge never reuses a task's number
+// for another input, while the chain has no gaps, so the next accepted
+// segment takes the missing one's entry seq. Anything that compares what
+// players got (by entry seq) with what was replicated (by task) needs
+// this map: keyed by one numbering for both, every segment after the first
+// missing one is compared with its neighbour's bytes.
+type PublishObserver interface {
+	// Published is called once per published segment, in entry order,
+	// after the entry joined the local chain: task is ReplicaTask.Segment.
+	Published(chain content.VideoID, task, entry uint64)
+}

@@ -294,7 +294,7 @@ func (r *Replicas) Replicate(ctx context.Context, t live.ReplicaTask) ([][]byte,
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			cj.send(k, url, task, body)
+			cj.send(k, url, task, wt, body)
 		}()
 	}
 	timer := time.NewTimer(p.Bound())
@@ -356,7 +356,7 @@ func (cj *chainJudge) forget(seg uint64) {
 // send hands one worker the task and feeds its answer to the judge. A
 // worker that does not answer is the judge's to accuse (its core ticks); a
 // late answer still reaches it (a strike, not an omission).
-func (cj *chainJudge) send(k btr.NodeKey, base string, task btr.Task, body []byte) {
+func (cj *chainJudge) send(k btr.NodeKey, base string, task btr.Task, wt wire.BTRTask, body []byte) {
 	r := cj.r
 	p := r.cfg.Params
 	ctx, cancel := context.WithTimeout(r.ctx, p.DetectionTimeout()+p.AnswerWindow+p.Segment)
@@ -393,6 +393,19 @@ func (cj *chainJudge) send(k btr.NodeKey, base string, task btr.Task, body []byt
 	if o.Replica != k || o.Task != task {
 		r.cfg.Log.Warn("btr worker answered another task or key", "worker", k.String(), "signed_by", o.Replica.String(), "task", o.Task.String())
 		return
+	}
+	if late := time.Since(time.UnixMicro(wt.Deadline)); late > 0 {
+		// Past the detection deadline: say whose time it was. The worker's
+		// own measure (a claim) within D means the lateness was on the way
+		// or here; over D, the worker or its machine was slow.
+		own := time.Duration(res.OwnUS) * time.Microsecond
+		where := "on the way or at this judge (the worker's own time is within D)"
+		if own > p.ReplicaDeadline {
+			where = "at the worker (its own time is over D)"
+		}
+		r.cfg.Log.Info("btr: a late output", "worker", k.String(), "segment", task.Segment, "late_by", late.Round(time.Millisecond),
+			"worker_own", own.Round(time.Millisecond), "slot_wait", (time.Duration(res.SlotWaitUS) * time.Microsecond).Round(time.Millisecond),
+			"deadline_D", p.ReplicaDeadline, "late", where)
 	}
 	// Only renditions that hash to the signed digest can be packaged: an
 	// agreed digest then names exactly these bytes.
@@ -442,6 +455,9 @@ func (cj *chainJudge) Decide(d btr.Decision) {
 		r.cfg.Metrics.accusations.Inc()
 		r.enqueue(cj.chain, d.Accusation.Encode())
 		cj.askRebuttal(d.Accusation)
+	case btr.Overdue:
+		r.cfg.Log.Warn("btr: more than f replicas missed the deadline at once: the timing bound failed here (a saturated machine or a late network), so none is accused; the segment is re-executed (raise the deadline D if this repeats)",
+			"chain", cj.chain.String(), "segment", d.Segment, "silent", len(d.Silent), "deadline", r.cfg.Params.DetectionTimeout())
 	case btr.Exclude:
 		r.cfg.Metrics.faults.WithLabelValues(d.Exclusion.Kind.String()).Inc()
 		r.cfg.Log.Warn("btr: worker excluded", "chain", cj.chain.String(), "worker", d.Exclusion.Culprit.String(),

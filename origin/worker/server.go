@@ -43,6 +43,12 @@ type Server struct {
 	// OnFault, if set, is told each task the worker's Fault applies to (the
 	// fault injection's record of its onset), before it misbehaves.
 	OnFault func(btr.Task)
+	// OnTask, if set, is told each task as it arrives (own 0, answered
+	// false) and again as its answer is ready (own: the worker's own time,
+	// arrival to answer, slot wait included; answered true). An
+	// accusation's checker reads them to tell a worker over its bound D
+	// from a late network or judge.
+	OnTask func(task btr.Task, own time.Duration, answered bool)
 	// Registry, if set, gets the worker's metrics (swarmcast_worker_*),
 	// served with /healthz on GET /metrics.
 	Registry *prometheus.Registry
@@ -207,6 +213,7 @@ func (s *Server) handleAccused(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
+	arrived := s.Now()
 	_, body, ok := s.judgeRequest(w, r, wire.MaxBTRTaskBytes)
 	if !ok {
 		return
@@ -215,6 +222,9 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		wire.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
+	}
+	if s.OnTask != nil {
+		s.OnTask(task, 0, false)
 	}
 	fault := s.Worker.Fault
 	if fault.Active(task.Segment) && s.OnFault != nil {
@@ -231,6 +241,7 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
+	slotWait := s.Now().Sub(arrived)
 	out, outs, err := s.Worker.Do(task, rc, source)
 	<-s.slots
 	if s.metrics != nil {
@@ -258,7 +269,11 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	b, err := json.Marshal(wire.BTRTaskResult{Output: out.Encode(), Renditions: outs})
+	own := s.Now().Sub(arrived)
+	if s.OnTask != nil {
+		s.OnTask(task, own, true)
+	}
+	b, err := json.Marshal(wire.BTRTaskResult{Output: out.Encode(), Renditions: outs, OwnUS: own.Microseconds(), SlotWaitUS: slotWait.Microseconds()})
 	if err != nil {
 		wire.WriteError(w, http.StatusInternalServerError, "%v", err)
 		return
