@@ -108,6 +108,7 @@ type Core struct {
 	order    []uint64           // held segments, ascending (Open's order)
 	settled  int                // order[:settled] are past their deadline with no accusation open
 	excluded map[NodeKey]uint64 // culprit → switch segment
+	proven   map[NodeKey]bool   // culprits excluded with a proof (commission, equivocation)
 	strikes  map[NodeKey][]uint64
 	out      []Decision
 }
@@ -159,6 +160,7 @@ func NewCore(cfg Config) (*Core, error) {
 		cfg: cfg, judge: judge, keep: keep,
 		segs:     map[uint64]*segment{},
 		excluded: map[NodeKey]uint64{},
+		proven:   map[NodeKey]bool{},
 		strikes:  map[NodeKey][]uint64{},
 	}, nil
 }
@@ -211,8 +213,11 @@ func (c *Core) Open(seg uint64, input content.Hash, available time.Time) error {
 }
 
 // Output feeds a signed output received at now, directly from the replica
-// or forwarded by any other party (that is how equivocation is seen). An
-// error means the statement was refused and nothing changed.
+// or forwarded by any other party (that is how equivocation is seen). now
+// is its arrival on the judge's clock, which may be before a tick the core
+// already took (the driver stamps arrivals before it gets the core): an
+// output that arrived by the deadline is then no strike. An error means
+// the statement was refused and nothing changed.
 func (c *Core) Output(o *Output, now time.Time) error {
 	if err := o.Verify(); err != nil {
 		return err
@@ -249,7 +254,12 @@ func (c *Core) Output(o *Output, now time.Time) error {
 		// found the replica excluded above): it answers the accusation.
 		delete(s.accused, o.Replica)
 		c.emit(Decision{Kind: Clear, Segment: o.Segment, At: now, Accusation: a, Rebuttal: &Rebuttal{Accusation: a, Output: o}})
-		c.strike(o.Replica, o.Segment, now)
+		if now.After(s.deadline) {
+			c.strike(o.Replica, o.Segment, now)
+		}
+		// else it reached the judge by the deadline (now is its arrival,
+		// stamped by the judge's driver) and the judge handled it after its
+		// own tick: the judge's lateness, not the replica's, so no strike.
 		if _, gone := c.excluded[o.Replica]; gone {
 			return nil
 		}
@@ -367,19 +377,25 @@ func (c *Core) evaluate(s *segment, now time.Time) {
 		}
 		return
 	}
-	// Agreement decides only when f+1 distinct replicas signed one digest:
-	// at most f replicas are faulty, so one of them is correct. Fewer never
-	// decide, not even "all that are left" after an exclusion: an exclusion
-	// may name an honest replica that was only slow (its machine saturated
-	// past D), and the replicas left could then all be faulty. A segment
-	// that cannot reach f+1 (an assigned replica excluded without an
-	// output, the spares exhausted, or a disagreement) is the re-execution's
-	// to decide: missing until then, never wrong. An excluded replica's
-	// signed output still counts: its signature is evidence either way.
+	// Agreement decides only when f+1−p distinct replicas signed one
+	// digest, p being the assigned replicas proven faulty (excluded with a
+	// commission or equivocation proof, whose votes never count): at most
+	// f−p of the others are faulty, so one signer is correct. An omission
+	// or timing exclusion lowers nothing: it may name an honest replica
+	// that was only slow (its machine saturated past D), and the replicas
+	// left could then all be faulty (B18: a lone liar was accepted so). A
+	// segment that cannot reach the count (such a replica excluded without
+	// an output, the spares exhausted, a disagreement) is the
+	// re-execution's to decide: missing until then, never wrong. An
+	// unproven excluded replica's signed output still counts.
 	need := len(c.cfg.Standby.Active)
 	votes := map[content.Hash]int{}
 	waiting := false
 	for _, r := range s.assigned {
+		if c.proven[r] {
+			need--
+			continue
+		}
 		o, ok := s.outputs[r]
 		if !ok {
 			waiting = waiting || !c.isExcluded(r)
@@ -387,6 +403,7 @@ func (c *Core) evaluate(s *segment, now time.Time) {
 		}
 		votes[o.Digest]++
 	}
+	need = max(need, 1)
 	for d, n := range votes {
 		if n >= need {
 			c.accept(s, d, false, now)
@@ -451,6 +468,7 @@ func (c *Core) exclude(r NodeKey, kind FaultKind, proof *ProofOfMisbehaviour, ac
 	x.Sign(c.cfg.Judge)
 	switchAt := x.SwitchAt(c.cfg.Params)
 	c.excluded[r] = switchAt
+	c.proven[r] = proof != nil
 	delete(c.strikes, r)
 	c.emit(Decision{Kind: Exclude, Segment: c.current, At: now, Exclusion: x, Proof: proof, SwitchAt: switchAt})
 	for _, seg := range c.order {

@@ -157,9 +157,7 @@ var coreScenarios = []scriptScenario{
 		> exclude r1 commission switch 2
 		1000 open 1
 		1200 out r0 1 ok
-		> reexecute 1
-		1700 reexec 1
-		> accept 1 ok by [r0] (reexecution)
+		> accept 1 ok by [r0]
 		2000 open 2
 		     assigned 2 r0 s0
 		2300 out s0 2 ok
@@ -252,6 +250,27 @@ var coreScenarios = []scriptScenario{
 		1720 tick
 		> overdue 1 [r0 r1 r2]
 		> reexecute 1`},
+	{name: "load (B18): an output that reached the judge by the deadline but was handled after its tick (the judge's own lateness) clears the accusation with no strike", f: 1, spares: 1, script: `
+		0    open 0
+		300  out r0 0 ok
+		730  tick
+		> accuse r1 0 omission
+		> reexecute 0
+		700  out r1 0 ok
+		> clear r1 0
+		> accept 0 ok by [r0 r1]
+		1000 open 1
+		1300 out r0 1 ok
+		1730 tick
+		> accuse r1 1 omission
+		> reexecute 1
+		1710 out r1 1 ok
+		> clear r1 1
+		> accept 1 ok by [r0 r1]
+		2000 open 2
+		2300 out r0 2 ok
+		2310 out r1 2 ok
+		> accept 2 ok by [r0 r1]`},
 	{name: "a rebuttal in time clears the accusation, once", f: 1, spares: 1, script: `
 		0    open 0
 		300  out r0 0 ok

@@ -23,9 +23,10 @@ func (s Standby) F() int { return len(s.Active) - 1 }
 // before it: each excluded active replica, in slot order, is replaced by the
 // first spare, in plan order, that is neither excluded nor already
 // assigned. With the spares exhausted the result is shorter: the chain runs
-// on fewer replicas, which stays safe because Core accepts only f+1 agreeing
-// signatures, so every such segment is decided by the judge's re-execution
-// (an exclusion may have named an honest-but-slow node, so the replicas left
+// on fewer replicas, which stays safe because Core counts only proven
+// exclusions off the f+1 agreeing signatures it needs, so a segment short of
+// them is decided by the judge's re-execution (an omission or timing
+// exclusion may have named an honest-but-slow node, so the replicas left
 // could all be faulty); the shortfall is for the operator to see.
 func (s Standby) Assign(excluded func(NodeKey) bool) []NodeKey {
 	out := make([]NodeKey, 0, len(s.Active))

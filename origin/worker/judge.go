@@ -58,6 +58,18 @@ func (j *Judge) Output(o *btr.Output) error {
 	return j.do(func(now time.Time) error { return j.core.Output(o, now) })
 }
 
+// OutputAt feeds a replica's signed output that arrived at arrived (this
+// judge's clock, stamped as the answer came in: decoding it and waiting
+// for the judge's lock are the judge's time, not the replica's).
+func (j *Judge) OutputAt(o *btr.Output, arrived time.Time) error {
+	return j.do(func(now time.Time) error {
+		if arrived.After(now) {
+			arrived = now
+		}
+		return j.core.Output(o, arrived)
+	})
+}
+
 // Rebut feeds a rebuttal as it arrives.
 func (j *Judge) Rebut(r *btr.Rebuttal) error {
 	return j.do(func(now time.Time) error { return j.core.Rebut(r, now) })

@@ -370,6 +370,9 @@ func (cj *chainJudge) send(k btr.NodeKey, base string, task btr.Task, wt wire.BT
 	r.cfg.Signer.SignRequest(req, body)
 	r.cfg.Metrics.messages.WithLabelValues("task").Inc()
 	resp, err := r.cfg.Client.Do(req)
+	// The answer's arrival: the worker writes its headers once the whole
+	// answer is ready (Content-Length), so this is when it was sent plus δ.
+	arrived := time.Now()
 	if err != nil {
 		r.cfg.Log.Info("btr worker did not answer", "worker", k.String(), "segment", task.Segment, "err", err)
 		return
@@ -394,7 +397,7 @@ func (cj *chainJudge) send(k btr.NodeKey, base string, task btr.Task, wt wire.BT
 		r.cfg.Log.Warn("btr worker answered another task or key", "worker", k.String(), "signed_by", o.Replica.String(), "task", o.Task.String())
 		return
 	}
-	if late := time.Since(time.UnixMicro(wt.Deadline)); late > 0 {
+	if late := arrived.Sub(time.UnixMicro(wt.Deadline)); late > 0 {
 		// Past the detection deadline: say whose time it was. The worker's
 		// own measure (a claim) within D means the lateness was on the way
 		// or here; over D, the worker or its machine was slow.
@@ -423,7 +426,7 @@ func (cj *chainJudge) send(k btr.NodeKey, base string, task btr.Task, wt wire.BT
 		m[o.Replica] = o
 	}
 	cj.mu.Unlock()
-	if err := cj.judge.Output(o); err != nil {
+	if err := cj.judge.OutputAt(o, arrived); err != nil {
 		r.cfg.Log.Warn("btr judge refused an output", "worker", k.String(), "err", err)
 	}
 }
