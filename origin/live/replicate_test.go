@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/swarmcast/swarmcast/content"
+	"github.com/swarmcast/swarmcast/internal/testenv"
 	"github.com/swarmcast/swarmcast/wire"
 )
 
@@ -55,9 +56,9 @@ func (m *missingOneReplicator) Published(_ content.VideoID, task, entry uint64) 
 // wrong bytes played. The ingest must report the pairing, and each entry
 // must hold exactly the ladder of the task it names.
 func TestReplicatedEntryNumbersAfterAMissingSegment(t *testing.T) {
-	rep := &missingOneReplicator{missing: 1, ladders: map[uint64][][]byte{}, published: map[uint64]uint64{}}
+	ffmpeg := testenv.RequireTool(t, "ffmpeg", "ffmpeg")
+	rep := &missingOneReplicator{ffmpeg: ffmpeg, missing: 1, ladders: map[uint64][][]byte{}, published: map[uint64]uint64{}}
 	ti := newTestIngest(t, 300*time.Millisecond, func(c *Config) { c.Replicas = rep })
-	rep.ffmpeg = ti.ffmpeg
 	args := testSource(4.5)
 	args = append(args, "-f", "hls", "-hls_time", "1", "-hls_segment_type", "mpegts", "-method", "PUT", ti.http.URL+"/live/"+testKey+"/index.m3u8")
 	if out, err := runFFmpeg(t, ti.ffmpeg, args...); err != nil {
