@@ -129,13 +129,25 @@ type simNode struct {
 }
 
 // simWatch is fanout.ParentWatch's deadline rule (anchored on the last
-// on-time arrival) for one child and substream.
+// on-time arrival) for one child and substream, restarted as
+// fanout.ParentMonitor restarts it when a rebuild changes the child's
+// parent (ParentWatch.Restart): the new parent answers for nothing before
+// its first push, and that push is judged on the chain's cadence (the
+// watch's previous anchor, the other substreams'), not taken as an anchor
+// when it is late.
 type simWatch struct {
 	timeout   time.Duration
 	anchorSeq uint64
 	anchorAt  time.Time
 	started   bool
 	next      uint64
+	// After a restart: the anchor held before it, and the first segment
+	// the new parent pushes (the new plan version's).
+	seeded    bool
+	seedSeq   uint64
+	seedAt    time.Time
+	startFrom uint64
+	gen       int // bumped by a restart: the old tick chain ends
 }
 
 type planVersion struct {
@@ -258,7 +270,56 @@ func relaySuiteParams() Params {
 	return p
 }
 
+// relayShape is a fixed tree and fault placement (TestRelayFaultShapes)
+// instead of a random one; a run's seed still draws every delay.
+type relayShape struct {
+	name string
+	// faults: relay index → kind and onset; kill: a relay index killed at
+	// killAt (−1: none).
+	faults map[int]relaySim
+	onsets map[int]uint64
+	kill   int
+	killAt uint64
+}
+
+// The shapes' trees, the same in both substreams: relay0 and relay1
+// under the origin; relay2 and relay3 under relay0 (backup relay1),
+// relay4 under relay1 (backup relay0); edges 0–5 under relay2 (backup
+// relay3), 6–7 under relay3 (backup relay4), 8–9 under relay4 (backup
+// relay2). relay3 has two children of its own (≤ F at f = 2) and backs
+// relay2's six; relay0's children are relay2 and relay3.
+func shapePlans(origin NodeKey, relays, edges []*simNode) []ParentPlan {
+	plans := make([]ParentPlan, relaySubs)
+	for sub := range plans {
+		pl := ParentPlan{Parent: map[NodeKey]NodeKey{}, Backup: map[NodeKey]NodeKey{}}
+		set := func(n *simNode, parent, backup NodeKey, depth int) {
+			pl.Parent[n.key], pl.Backup[n.key], n.depth[sub] = parent, backup, depth
+		}
+		set(relays[0], origin, origin, 1)
+		set(relays[1], origin, origin, 1)
+		set(relays[2], relays[0].key, relays[1].key, 2)
+		set(relays[3], relays[0].key, relays[1].key, 2)
+		set(relays[4], relays[1].key, relays[0].key, 2)
+		for i, e := range edges {
+			switch {
+			case i < 6:
+				set(e, relays[2].key, relays[3].key, 3)
+			case i < 8:
+				set(e, relays[3].key, relays[4].key, 3)
+			default:
+				set(e, relays[4].key, relays[2].key, 3)
+			}
+		}
+		plans[sub] = pl
+	}
+	return plans
+}
+
 func runRelayFaults(t *testing.T, f int, seed uint64, st *relayStats) {
+	runRelayFaultsShaped(t, f, seed, st, nil)
+}
+
+func runRelayFaultsShaped(t *testing.T, f int, seed uint64, st *relayStats, shape *relayShape) {
 	st.runs++
 	rng := rand.New(rand.NewPCG(seed, 100+uint64(f)))
 	p := relaySuiteParams()
@@ -274,6 +335,9 @@ func runRelayFaults(t *testing.T, f int, seed uint64, st *relayStats) {
 		return n
 	}
 	nRelays := 5 + rng.IntN(3)
+	if shape != nil {
+		nRelays = 5
+	}
 	var relays, edges []*simNode
 	for i := range nRelays {
 		relays = append(relays, add(fmt.Sprintf("relay%d", i), true))
@@ -308,6 +372,9 @@ func runRelayFaults(t *testing.T, f int, seed uint64, st *relayStats) {
 		}
 		plans[sub] = pl
 	}
+	if shape != nil {
+		plans = shapePlans(r.origin, relays, edges)
+	}
 	r.versions = []planVersion{{from: 0, plans: plans}}
 	var err error
 	r.judge, err = NewRelayJudge(RelayConfig{Chain: relaySimChain(), Params: p, Plans: plans, Judge: r.judgeKey, F: f})
@@ -321,6 +388,20 @@ func runRelayFaults(t *testing.T, f int, seed uint64, st *relayStats) {
 	nByz := 1 + rng.IntN(f)
 	pool := append(slices.Clone(relays), edges[:3]...)
 	rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
+	if shape != nil {
+		nByz = 0
+		for i, k := range shape.faults {
+			relays[i].fault, relays[i].onset = k, shape.onsets[i]
+		}
+		if shape.kill >= 0 {
+			n := relays[shape.kill]
+			r.killed = n.name
+			st.killed++
+			kill := r.avail(shape.killAt).Add(r.uniform(p.Segment))
+			r.at(kill, func(time.Time) { n.dead = true })
+			r.at(kill.Add(time.Second+r.uniform(2*time.Second)), func(now time.Time) { r.rebuild(n, now, st) })
+		}
+	}
 	for i := range nByz {
 		n := pool[i]
 		n.fault = relaySim(1 + (int(seed)+i)%5)
@@ -329,7 +410,7 @@ func runRelayFaults(t *testing.T, f int, seed uint64, st *relayStats) {
 		}
 		n.onset = 2 + uint64(rng.IntN(relayOnsetMax))
 	}
-	if rng.IntN(4) != 0 {
+	if shape == nil && rng.IntN(4) != 0 {
 		for _, n := range relays {
 			if n.fault == rsHonest {
 				r.killed = n.name
@@ -433,10 +514,9 @@ func (r *relayRun) receive(n *simNode, seg uint64, sub int, now time.Time) {
 	}
 	n.got[k] = now
 	w := n.watch[sub]
-	if !w.started {
-		w.started, w.anchorSeq, w.anchorAt, w.next = true, seg, now, seg+1
-		r.at(r.due(w, w.next).Add(time.Microsecond+r.uniform(r.p.TickPeriod)), func(now time.Time) { r.watchTick(n, sub, now) })
-	} else if seg >= w.anchorSeq && !now.After(r.due(w, seg)) {
+	if !w.started && seg >= w.startFrom {
+		r.startWatch(n, sub, seg, now)
+	} else if w.started && seg >= w.anchorSeq && !now.After(r.due(w, seg)) {
 		w.anchorSeq, w.anchorAt = seg, now
 	}
 	if !n.relay || n.dead {
@@ -499,16 +579,73 @@ func (r *relayRun) receive(n *simNode, seg uint64, sub int, now time.Time) {
 }
 
 func (r *relayRun) due(w *simWatch, seg uint64) time.Time {
-	return w.anchorAt.Add(time.Duration(seg-w.anchorSeq)*r.p.Segment + w.timeout)
+	return r.dueFrom(w, w.anchorSeq, w.anchorAt, seg)
+}
+
+func (r *relayRun) dueFrom(w *simWatch, aSeq uint64, aAt time.Time, seg uint64) time.Time {
+	return aAt.Add((time.Duration(seg)-time.Duration(aSeq))*r.p.Segment + w.timeout)
+}
+
+// startWatch is ParentWatch's start of a substream's watch at the push of
+// seg at now (its startAnchor): anchored there if that push is on time
+// against the anchors held, else on the one that made it due earliest.
+func (r *relayRun) startWatch(n *simNode, sub int, seg uint64, now time.Time) {
+	w := n.watch[sub]
+	found, bSeq, bAt := false, uint64(0), time.Time{}
+	consider := func(aSeq uint64, aAt time.Time) {
+		if !found || r.dueFrom(w, aSeq, aAt, seg).Before(r.dueFrom(w, bSeq, bAt, seg)) {
+			found, bSeq, bAt = true, aSeq, aAt
+		}
+	}
+	if w.seeded {
+		consider(w.seedSeq, w.seedAt)
+	}
+	for j, o := range n.watch {
+		if j != sub && o.started {
+			consider(o.anchorSeq, o.anchorAt)
+		}
+	}
+	if !found || !now.After(r.dueFrom(w, bSeq, bAt, seg)) {
+		bSeq, bAt = seg, now
+	}
+	w.started, w.seeded, w.anchorSeq, w.anchorAt, w.next = true, false, bSeq, bAt, seg+1
+	gen := w.gen
+	r.at(r.due(w, w.next).Add(time.Microsecond+r.uniform(r.p.TickPeriod)), func(now time.Time) {
+		if w.gen == gen {
+			r.watchTick(n, sub, now)
+		}
+	})
+}
+
+// restartWatches restarts the watch of every child whose parent the plans
+// of a new version change (its routes arrive within a heartbeat): the
+// new parent's pushes count from the version's first segment on.
+func (r *relayRun) restartWatches(old, plans []ParentPlan, from uint64, now time.Time) {
+	for sub := range plans {
+		for _, name := range slices.Sorted(maps.Keys(r.nodes)) {
+			n := r.nodes[name]
+			if old[sub].Parent[n.key] == plans[sub].Parent[n.key] {
+				continue
+			}
+			r.at(now.Add(r.uniform(time.Second)), func(time.Time) {
+				w := n.watch[sub]
+				if w.started {
+					w.seeded, w.seedSeq, w.seedAt = true, w.anchorSeq, w.anchorAt
+				}
+				w.started, w.startFrom = false, from
+				w.gen++
+			})
+		}
+	}
 }
 
 // watchTick is ParentWatch.Tick: names every push overdue, then waits for
 // the next deadline (each child's driver ticks within G).
 func (r *relayRun) watchTick(n *simNode, sub int, now time.Time) {
-	if n.dead {
+	w := n.watch[sub]
+	if n.dead || !w.started {
 		return
 	}
-	w := n.watch[sub]
 	for w.next < uint64(relayRunSegs) {
 		k := [2]uint64{uint64(sub), w.next}
 		if _, got := n.got[k]; got {
@@ -532,7 +669,12 @@ func (r *relayRun) watchTick(n *simNode, sub int, now time.Time) {
 		w.next++
 	}
 	if w.next < uint64(relayRunSegs) {
-		r.at(r.due(w, w.next).Add(time.Microsecond+r.uniform(r.p.TickPeriod)), func(now time.Time) { r.watchTick(n, sub, now) })
+		gen := w.gen
+		r.at(r.due(w, w.next).Add(time.Microsecond+r.uniform(r.p.TickPeriod)), func(now time.Time) {
+			if w.gen == gen {
+				r.watchTick(n, sub, now)
+			}
+		})
 	}
 }
 
@@ -597,6 +739,7 @@ func (r *relayRun) rebuild(gone *simNode, now time.Time, st *relayStats) {
 		plans[sub] = np
 	}
 	r.versions = append(r.versions, planVersion{from: from, plans: plans})
+	r.restartWatches(old, plans, from, now)
 	if err := r.judge.SetPlans(plans); err != nil {
 		r.t.Fatal(err)
 	}
@@ -681,6 +824,7 @@ func (r *relayRun) decide(now time.Time, st *relayStats) {
 					plans[sub] = np
 				}
 				r.versions = append(r.versions, planVersion{from: d.SwitchAt, plans: plans})
+				r.restartWatches(old, plans, d.SwitchAt, now)
 				st.rebuilds++
 				if err := r.judge.SetPlans(plans); err != nil {
 					r.t.Fatal(err)
@@ -763,4 +907,41 @@ func (r *relayRun) check(segs uint64, st *relayStats) {
 			t.Error("the judge took a commission proof against an honest push")
 		}
 	}
+}
+
+// TestRelayFaultShapes runs the shapes that broke recovery ≤ R in the demo
+// (issue 12, B19: seed 4, f = 2, a slow relay excluded only once a second
+// fault was): children moved under a relay already slow — by another
+// relay's exclusion or by a crash's rebuild — whose watches restart on its
+// late pushes; a slow relay whose child is the second faulty relay; faults
+// with overlapping windows (the second onset 0–4 segments after the first).
+// 100 runs in logical time, the same assertions as TestRelayFaultInjection.
+func TestRelayFaultShapes(t *testing.T) {
+	st := &relayStats{byKind: map[relaySim]int{}, maxRecovery: map[relaySim]time.Duration{}}
+	const o = 6
+	var shapes []relayShape
+	for d := range uint64(5) {
+		shapes = append(shapes,
+			// relay2 stalls; its six edges move to relay3, slow since
+			// o+d (before or after relay2's switch).
+			relayShape{name: fmt.Sprintf("moved-by-exclusion/d=%d", d), faults: map[int]relaySim{2: rsStall, 3: rsSlow}, onsets: map[int]uint64{2: o, 3: o + d}, kill: -1},
+			// relay3 slow; relay2 crashes d segments later and its edges
+			// move to relay3 (f = 1: one Byzantine node).
+			relayShape{name: fmt.Sprintf("moved-by-crash/d=%d", d), faults: map[int]relaySim{3: rsSlow}, onsets: map[int]uint64{3: o}, kill: 2, killAt: o + d},
+			// relay0 slow, its child relay2 stalls or slows d later.
+			relayShape{name: fmt.Sprintf("slow-parent-stall-child/d=%d", d), faults: map[int]relaySim{0: rsSlow, 2: rsStall}, onsets: map[int]uint64{0: o, 2: o + d}, kill: -1},
+			relayShape{name: fmt.Sprintf("slow-parent-slow-child/d=%d", d), faults: map[int]relaySim{0: rsSlow, 3: rsSlow}, onsets: map[int]uint64{0: o, 3: o + d}, kill: -1},
+		)
+	}
+	for _, sh := range shapes {
+		f := len(sh.faults)
+		for seed := range uint64(5) {
+			t.Run(fmt.Sprintf("%s/f=%d/seed=%d", sh.name, f, seed), func(t *testing.T) { runRelayFaultsShaped(t, f, 1000+seed, st, &sh) })
+		}
+	}
+	if st.runs < 100 || st.detected != st.injected || st.byKind[rsSlow] == 0 {
+		t.Errorf("%d runs, %d of %d manifested relay faults detected (%v)", st.runs, st.detected, st.injected, st.byKind)
+	}
+	t.Logf("%d shaped runs: %d relay faults manifested %v, %d detected; %d rebuilds, %d routes moved; R = %v; max recovery by kind: %v",
+		st.runs, st.injected, st.byKind, st.detected, st.rebuilds, st.rerouted, relaySuiteParams().Bound(), st.maxRecovery)
 }

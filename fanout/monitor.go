@@ -32,7 +32,9 @@ type ParentMonitor struct {
 	last    map[content.VideoID]time.Time // the last push of the chain, for forgetting ended ones
 	// parents are the parent each watched substream was last checked
 	// against: a new parent (a rebuilt tree) restarts that substream's
-	// watch at its first push, so it never answers for the old one's misses.
+	// watch at its first push, so it never answers for the old one's misses
+	// (ParentWatch.Restart: judged on the chain's cadence, so a new parent
+	// already late is named too).
 	parents map[[2]any]wire.NodeID
 	pending map[missKey]*pendingMiss
 	polled  map[content.VideoID]time.Time // the last publication poll per chain
@@ -109,7 +111,7 @@ func (m *ParentMonitor) Check(ctx context.Context, routes []wire.LiveRoute, now 
 	for k, p := range parent {
 		if was, ok := m.parents[k]; ok && was != p {
 			if w := m.watches[k[0].(content.VideoID)]; w != nil {
-				w.Stop(k[1].(int))
+				w.Restart(k[1].(int))
 			}
 		}
 		m.parents[k] = p

@@ -20,13 +20,33 @@ import (
 // bound is never named. Only on-time arrivals re-anchor t, so a parent that
 // is late by more than L stays late on every segment (the judge's strike
 // count), and a parent that skips a segment is named for it.
+//
+// The cadence is the chain's, not a parent's: every on-time arrival, in any
+// substream, bounds the publications (A_a ≤ t). A substream's watch that
+// starts — the child's first push in it, or a new parent after a rebuild
+// or a switch (Restart) — takes its first push as an anchor only if that
+// push is on time against the anchors the watch already holds (the
+// substream's previous one, the other substreams'); a late first push keeps
+// the earliest of them. Otherwise a parent slow from before a child moved
+// under it would anchor late and never be named by that child: the judge's
+// timing rule, which needs late answers to several distinct children, would
+// wait for a fault elsewhere (issue 12, B19: seed 4, f = 2).
 type ParentWatch struct {
 	segment, timeout time.Duration
 	subs             map[int]*watchedSubstream
+	// seeds are the anchors of substreams whose parent changed (Restart):
+	// the new parent's first push is judged against them.
+	seeds map[int]watchAnchor
+}
+
+type watchAnchor struct {
+	seq uint64
+	at  time.Time
 }
 
 type watchedSubstream struct {
-	anchorSeq uint64    // the last on-time arrival
+	first     uint64    // the watch's first push: earlier ones are not this parent's
+	anchorSeq uint64    // the last on-time arrival (or a held anchor, startAnchor)
 	anchorAt  time.Time // when it arrived
 	next      uint64    // the lowest segment not yet received or named
 	got       map[uint64]bool
@@ -45,12 +65,42 @@ type Miss struct {
 // target duration) with a slack of timeout (btr.Params.RelayTimeout of
 // the child's depth).
 func NewParentWatch(segment, timeout time.Duration) *ParentWatch {
-	return &ParentWatch{segment: segment, timeout: timeout, subs: map[int]*watchedSubstream{}}
+	return &ParentWatch{segment: segment, timeout: timeout, subs: map[int]*watchedSubstream{}, seeds: map[int]watchAnchor{}}
+}
+
+// dueFrom is the deadline of seq's push on anchor a.
+func (w *ParentWatch) dueFrom(a watchAnchor, seq uint64) time.Time {
+	return a.at.Add((time.Duration(seq) - time.Duration(a.seq)) * w.segment).Add(w.timeout)
+}
+
+// startAnchor is the anchor of sub's watch starting with the push of seq at
+// now: now if that push is on time against every anchor held (sub's seed,
+// the other substreams' anchors), else the held anchor that makes it due
+// earliest (it was late: the next pushes are judged against that one).
+func (w *ParentWatch) startAnchor(sub int, seq uint64, now time.Time) watchAnchor {
+	best, found := watchAnchor{}, false
+	consider := func(a watchAnchor) {
+		if !found || w.dueFrom(a, seq).Before(w.dueFrom(best, seq)) {
+			best, found = a, true
+		}
+	}
+	if a, ok := w.seeds[sub]; ok {
+		consider(a)
+	}
+	for j, s := range w.subs {
+		if j != sub {
+			consider(watchAnchor{s.anchorSeq, s.anchorAt})
+		}
+	}
+	if !found || !now.After(w.dueFrom(best, seq)) {
+		return watchAnchor{seq, now}
+	}
+	return best
 }
 
 // due is the deadline of segment seq's push.
 func (w *ParentWatch) due(s *watchedSubstream, seq uint64) time.Time {
-	return s.anchorAt.Add(time.Duration(seq-s.anchorSeq)*w.segment + w.timeout)
+	return w.dueFrom(watchAnchor{s.anchorSeq, s.anchorAt}, seq)
 }
 
 // Received records the verified push of seq in substream sub at now. The
@@ -58,10 +108,14 @@ func (w *ParentWatch) due(s *watchedSubstream, seq uint64) time.Time {
 func (w *ParentWatch) Received(sub int, seq uint64, now time.Time) {
 	s := w.subs[sub]
 	if s == nil {
-		w.subs[sub] = &watchedSubstream{anchorSeq: seq, anchorAt: now, next: seq + 1, got: map[uint64]bool{}, excused: map[uint64]bool{}}
+		a := w.startAnchor(sub, seq, now)
+		delete(w.seeds, sub)
+		s = &watchedSubstream{first: seq, anchorSeq: a.seq, anchorAt: a.at, next: seq + 1, got: map[uint64]bool{}, excused: map[uint64]bool{}}
+		s.got[seq] = true
+		w.subs[sub] = s
 		return
 	}
-	if seq < s.anchorSeq || s.got[seq] {
+	if seq < s.first || s.got[seq] {
 		return
 	}
 	s.got[seq] = true
@@ -83,7 +137,18 @@ func (w *ParentWatch) Excuse(sub int, seq uint64) {
 }
 
 // Stop ends the watch of sub (the chain ended, or the child left the tree).
-func (w *ParentWatch) Stop(sub int) { delete(w.subs, sub) }
+func (w *ParentWatch) Stop(sub int) { delete(w.subs, sub); delete(w.seeds, sub) }
+
+// Restart ends the watch of sub because its parent changed: the new parent
+// is named for nothing before its first push (the old one's misses are not
+// its), and that push is judged against the anchor sub held (the chain's
+// cadence), so a new parent already late is named from its second push on.
+func (w *ParentWatch) Restart(sub int) {
+	if s := w.subs[sub]; s != nil {
+		w.seeds[sub] = watchAnchor{s.anchorSeq, s.anchorAt}
+		delete(w.subs, sub)
+	}
+}
 
 // Tick names every push overdue at now, once each, in substream then
 // segment order.

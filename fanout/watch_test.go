@@ -71,3 +71,86 @@ func TestParentWatch(t *testing.T) {
 		t.Fatalf("a parent late on 5 segments was named %d times, want 5", named)
 	}
 }
+
+// The cadence is the chain's: a child moved under a parent that is already
+// late (Restart after a rebuild), or starting a substream under one while
+// its other substreams arrive on time, names that parent from its second
+// push on, while an honest new parent on time is never named and the new
+// parent answers for nothing before its first push. Before B19's fix the
+// restarted watch anchored on the late first push and never named it.
+func TestParentWatchJudgesANewParentOnTheChainsCadence(t *testing.T) {
+	const T, slack = time.Second, 100 * time.Millisecond
+	t0 := time.Unix(1_780_000_000, 0)
+	pub := func(s uint64) time.Time { return t0.Add(time.Duration(s) * T) }
+	late := 2 * T // swarmcast relay --fault slow's hold
+	tickAll := func(w *fanout.ParentWatch, from, to time.Time) []fanout.Miss {
+		var out []fanout.Miss
+		for at := from; !at.After(to); at = at.Add(10 * time.Millisecond) {
+			out = append(out, w.Tick(at)...)
+		}
+		return out
+	}
+	// run feeds substream 0's pushes of from..to-1 arriving delay after
+	// their publication (substream 1 on time throughout when both is
+	// set) and returns the misses named.
+	run := func(w *fanout.ParentWatch, from, to uint64, delay time.Duration, both bool) []fanout.Miss {
+		var out []fanout.Miss
+		for s := from; s < to; s++ {
+			if both {
+				w.Received(1, s, pub(s))
+			}
+			out = append(out, tickAll(w, pub(s), pub(s).Add(delay).Add(-time.Millisecond))...)
+			w.Received(0, s, pub(s).Add(delay))
+		}
+		return append(out, tickAll(w, pub(to), pub(to).Add(slack))...)
+	}
+
+	// Moved under a parent already slow: named from its second push on.
+	w := fanout.NewParentWatch(T, slack)
+	if m := run(w, 0, 10, 0, false); len(m) != 0 {
+		t.Fatalf("the honest first parent was named: %+v", m)
+	}
+	w.Restart(0)
+	m := run(w, 12, 18, late, false)
+	if len(m) < 5 || m[0].Seq != 13 {
+		t.Fatalf("a new parent 2 T late from its first push (12) was named for %+v, want every segment from 13", m)
+	}
+	for _, x := range m {
+		if x.Seq < 13 || x.Seq > 18 {
+			t.Fatalf("named segment %d: the new parent's first push was 12 (before it, the old parent's)", x.Seq)
+		}
+	}
+
+	// An honest new parent after a restart, at the end of its slack: never named.
+	w = fanout.NewParentWatch(T, slack)
+	run(w, 0, 10, 0, false)
+	w.Restart(0)
+	if m := run(w, 11, 20, slack, false); len(m) != 0 {
+		t.Fatalf("an honest new parent was named: %+v", m)
+	}
+
+	// A substream started under a slow parent while another arrives on
+	// time: named from its second push on.
+	w = fanout.NewParentWatch(T, slack)
+	for s := range uint64(5) {
+		w.Received(1, s, pub(s))
+	}
+	if m := run(w, 5, 12, late, true); len(m) < 5 || m[0].Seq != 6 {
+		t.Fatalf("a substream slow from its first push, beside an on-time one, was named for %+v, want every segment from 6", m)
+	}
+
+	// A substream that starts behind the others (its first push is of an
+	// older segment) still records its later pushes: none is named.
+	w = fanout.NewParentWatch(T, slack)
+	for s := range uint64(8) {
+		w.Received(1, s, pub(s))
+	}
+	w.Received(0, 5, pub(7)) // late: its anchor is substream 1's
+	for s := uint64(6); s < 12; s++ {
+		w.Received(0, s, pub(s))
+		w.Received(1, s, pub(s))
+	}
+	if m := tickAll(w, pub(8), pub(12).Add(slack)); len(m) != 0 {
+		t.Fatalf("pushes received on time were named: %+v", m)
+	}
+}
