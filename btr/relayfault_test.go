@@ -133,8 +133,7 @@ type simNode struct {
 // fanout.ParentMonitor restarts it when a rebuild changes the child's
 // parent (ParentWatch.Restart): the new parent answers for nothing before
 // its first push, and that push is judged on the chain's cadence (the
-// watch's previous anchor, the other substreams'), not taken as an anchor
-// when it is late.
+// watch's previous anchor), not taken as an anchor when it is late.
 type simWatch struct {
 	timeout   time.Duration
 	anchorSeq uint64
@@ -588,25 +587,12 @@ func (r *relayRun) dueFrom(w *simWatch, aSeq uint64, aAt time.Time, seg uint64) 
 
 // startWatch is ParentWatch's start of a substream's watch at the push of
 // seg at now (its startAnchor): anchored there if that push is on time
-// against the anchors held, else on the one that made it due earliest.
+// against the anchor held before a restart, else on that anchor.
 func (r *relayRun) startWatch(n *simNode, sub int, seg uint64, now time.Time) {
 	w := n.watch[sub]
-	found, bSeq, bAt := false, uint64(0), time.Time{}
-	consider := func(aSeq uint64, aAt time.Time) {
-		if !found || r.dueFrom(w, aSeq, aAt, seg).Before(r.dueFrom(w, bSeq, bAt, seg)) {
-			found, bSeq, bAt = true, aSeq, aAt
-		}
-	}
-	if w.seeded {
-		consider(w.seedSeq, w.seedAt)
-	}
-	for j, o := range n.watch {
-		if j != sub && o.started {
-			consider(o.anchorSeq, o.anchorAt)
-		}
-	}
-	if !found || !now.After(r.dueFrom(w, bSeq, bAt, seg)) {
-		bSeq, bAt = seg, now
+	bSeq, bAt := seg, now
+	if w.seeded && now.After(r.dueFrom(w, w.seedSeq, w.seedAt, seg)) {
+		bSeq, bAt = w.seedSeq, w.seedAt
 	}
 	w.started, w.seeded, w.anchorSeq, w.anchorAt, w.next = true, false, bSeq, bAt, seg+1
 	gen := w.gen

@@ -21,16 +21,14 @@ import (
 // is late by more than L stays late on every segment (the judge's strike
 // count), and a parent that skips a segment is named for it.
 //
-// The cadence is the chain's, not a parent's: every on-time arrival, in any
-// substream, bounds the publications (A_a ≤ t). A substream's watch that
-// starts — the child's first push in it, or a new parent after a rebuild
-// or a switch (Restart) — takes its first push as an anchor only if that
-// push is on time against the anchors the watch already holds (the
-// substream's previous one, the other substreams'); a late first push keeps
-// the earliest of them. Otherwise a parent slow from before a child moved
-// under it would anchor late and never be named by that child: the judge's
-// timing rule, which needs late answers to several distinct children, would
-// wait for a fault elsewhere (issue 12, B19: seed 4, f = 2).
+// The cadence is the chain's, not a parent's: every arrival bounds the
+// publications (A_a ≤ t). A substream's watch restarted for a new parent
+// (Restart: a rebuilt tree) takes the new parent's first push as an anchor
+// only if it is on time against the anchor the substream held; a late one
+// keeps that anchor. Otherwise a parent slow from before a child moved under
+// it would anchor late and never be named by that child: the judge's timing
+// rule, which needs late answers to several distinct children, would wait
+// for a fault elsewhere (issue 12, B19: seed 4, f = 2).
 type ParentWatch struct {
 	segment, timeout time.Duration
 	subs             map[int]*watchedSubstream
@@ -74,28 +72,16 @@ func (w *ParentWatch) dueFrom(a watchAnchor, seq uint64) time.Time {
 }
 
 // startAnchor is the anchor of sub's watch starting with the push of seq at
-// now: now if that push is on time against every anchor held (sub's seed,
-// the other substreams' anchors), else the held anchor that makes it due
-// earliest (it was late: the next pushes are judged against that one).
+// now: now if that push is on time against the anchor sub held before a
+// Restart (or sub never had one), else that anchor (the push was late: the
+// next ones are judged against it). Only sub's own anchor: substreams take
+// different paths, and a fresh watch (the child's first push in sub) keeps
+// the slack of its own first arrival.
 func (w *ParentWatch) startAnchor(sub int, seq uint64, now time.Time) watchAnchor {
-	best, found := watchAnchor{}, false
-	consider := func(a watchAnchor) {
-		if !found || w.dueFrom(a, seq).Before(w.dueFrom(best, seq)) {
-			best, found = a, true
-		}
+	if a, ok := w.seeds[sub]; ok && now.After(w.dueFrom(a, seq)) {
+		return a
 	}
-	if a, ok := w.seeds[sub]; ok {
-		consider(a)
-	}
-	for j, s := range w.subs {
-		if j != sub {
-			consider(watchAnchor{s.anchorSeq, s.anchorAt})
-		}
-	}
-	if !found || !now.After(w.dueFrom(best, seq)) {
-		return watchAnchor{seq, now}
-	}
-	return best
+	return watchAnchor{seq, now}
 }
 
 // due is the deadline of segment seq's push.
