@@ -595,6 +595,9 @@ func (r *relayRun) startWatch(n *simNode, sub int, seg uint64, now time.Time) {
 		bSeq, bAt = w.seedSeq, w.seedAt
 	}
 	w.started, w.seeded, w.anchorSeq, w.anchorAt, w.next = true, false, bSeq, bAt, seg+1
+	for !r.due(w, w.next).After(now) {
+		w.next++ // due before the first push came: not the new parent's
+	}
 	gen := w.gen
 	r.at(r.due(w, w.next).Add(time.Microsecond+r.uniform(r.p.TickPeriod)), func(now time.Time) {
 		if w.gen == gen {

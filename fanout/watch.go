@@ -98,6 +98,12 @@ func (w *ParentWatch) Received(sub int, seq uint64, now time.Time) {
 		delete(w.seeds, sub)
 		s = &watchedSubstream{first: seq, anchorSeq: a.seq, anchorAt: a.at, next: seq + 1, got: map[uint64]bool{}, excused: map[uint64]bool{}}
 		s.got[seq] = true
+		// The new parent answers for nothing due before its first push
+		// came (a catch-up of its window, or segments it had no route
+		// for yet): only the segments due after it are watched.
+		for !w.due(s, s.next).After(now) {
+			s.next++
+		}
 		w.subs[sub] = s
 		return
 	}
@@ -126,9 +132,10 @@ func (w *ParentWatch) Excuse(sub int, seq uint64) {
 func (w *ParentWatch) Stop(sub int) { delete(w.subs, sub); delete(w.seeds, sub) }
 
 // Restart ends the watch of sub because its parent changed: the new parent
-// is named for nothing before its first push (the old one's misses are not
-// its), and that push is judged against the anchor sub held (the chain's
-// cadence), so a new parent already late is named from its second push on.
+// is named for nothing due before its first push arrived (the old one's
+// misses, a catch-up of its window, are not its), and that push is judged
+// against the anchor sub held (the chain's cadence), so a new parent already
+// late is named from the first segment due after its first push.
 func (w *ParentWatch) Restart(sub int) {
 	if s := w.subs[sub]; s != nil {
 		w.seeds[sub] = watchAnchor{s.anchorSeq, s.anchorAt}

@@ -111,13 +111,32 @@ func TestParentWatchJudgesANewParentOnTheChainsCadence(t *testing.T) {
 	}
 	w.Restart(0)
 	m := run(w, 12, 18, late, false)
-	if len(m) < 5 || m[0].Seq != 13 {
-		t.Fatalf("a new parent 2 T late from its first push (12) was named for %+v, want every segment from 13", m)
+	// 12 came at pub(12) + 2 T: 13 (due pub(13) + slack) was due before
+	// it; 14 on are the new parent's.
+	if len(m) < 4 || m[0].Seq != 14 {
+		t.Fatalf("a new parent 2 T late from its first push (12) was named for %+v, want every segment from 14", m)
 	}
 	for _, x := range m {
-		if x.Seq < 13 || x.Seq > 18 {
-			t.Fatalf("named segment %d: the new parent's first push was 12 (before it, the old parent's)", x.Seq)
+		if x.Seq < 14 || x.Seq > 18 {
+			t.Fatalf("named segment %d: the new parent's first push was 12, at pub(12) + 2 T", x.Seq)
 		}
+	}
+
+	// A new honest parent whose first push is a catch-up of an old segment
+	// of its window: the segments due before it came are not its; the
+	// live ones after it, on time, are not named.
+	w = fanout.NewParentWatch(T, slack)
+	run(w, 0, 10, 0, false)
+	w.Restart(0)
+	w.Received(0, 8, pub(14)) // catch-up: 8 at 14's publication
+	if m := tickAll(w, pub(14), pub(14).Add(slack/2)); len(m) != 0 {
+		t.Fatalf("a new parent was named for segments due before its first push: %+v", m)
+	}
+	for s := uint64(9); s < 15; s++ {
+		w.Received(0, s, pub(14).Add(slack/2)) // the rest of the catch-up
+	}
+	if m := run(w, 15, 20, slack/2, false); len(m) != 0 {
+		t.Fatalf("an honest new parent after a catch-up was named: %+v", m)
 	}
 
 	// An honest new parent after a restart, at the end of its slack: never named.
