@@ -38,6 +38,7 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand"
@@ -205,6 +206,10 @@ type edgeState struct {
 	inv      map[segID]invEntry
 	dropFIFO []segID
 	assigned map[content.SegmentRef]coordinator.ShardMask // the coordinator's last plan for it
+	// assignedList is assigned as a list sorted by segment number (the
+	// same entries), so a placement round walks the previous plan and
+	// the new one side by side instead of sorting and hashing keys.
+	assignedList []assignedShards
 	jobs     []prefetchJob                                // directed shards to fetch, in order
 	cur      prefetchJob                                  // the one in flight while busy
 	busy     bool
@@ -705,7 +710,7 @@ func (s *Sim) handle(ev event) {
 		for sid := range e.inv {
 			s.dropHolder(sid, ev.id)
 		}
-		e.inv, e.assigned, e.jobs = nil, nil, nil
+		e.inv, e.assigned, e.assignedList, e.jobs = nil, nil, nil, nil
 	case evSample:
 		s.sample()
 		s.at(s.now+s.sampleNS(), evSample, 0, 0)
@@ -1404,10 +1409,19 @@ func (s *Sim) place() {
 }
 
 // cellPlan is one cell's placement round: its edges (indices, in cell
-// order) and the real placer's plan for them.
+// order) and the real placer's plan for them, by edge: the p-th edge's
+// target is targets[spans[p]:spans[p+1]], sorted by segment number.
 type cellPlan struct {
 	idx     []int32
-	targets map[wire.NodeID]map[content.SegmentRef]coordinator.ShardMask
+	targets []assignedShards
+	spans   []int32
+}
+
+// assignedShards is a plan's shards of one segment for one edge.
+type assignedShards struct {
+	sid    segID
+	seg    content.SegmentRef
+	shards coordinator.ShardMask
 }
 
 // planCell runs one placement round of cell c with the real placer. It
@@ -1470,14 +1484,67 @@ func (s *Sim) planCell(c int, now time.Time) cellPlan {
 		}
 	}
 	plan := cl.placer.Plan(now, st)
-	targets := make(map[wire.NodeID]map[content.SegmentRef]coordinator.ShardMask)
-	for _, a := range plan {
-		if targets[a.Edge] == nil {
-			targets[a.Edge] = map[content.SegmentRef]coordinator.ShardMask{}
-		}
-		targets[a.Edge][a.Segment] = a.Shards
+	return s.groupPlan(idx, st.Edges, plan)
+}
+
+// groupPlan orders a cell's plan by edge (the cell's order, idx) and,
+// for each edge, by segment number. An edge's last assignment of a
+// segment wins, as in a map of the plan.
+func (s *Sim) groupPlan(idx []int32, edges []coordinator.PlacementEdge, plan []coordinator.Assignment) cellPlan {
+	at := make(map[wire.NodeID]int32, len(edges))
+	for p := range edges {
+		at[edges[p].ID] = int32(p)
 	}
-	return cellPlan{idx: idx, targets: targets}
+	type entry struct {
+		pos int32
+		assignedShards
+	}
+	all := make([]entry, len(plan))
+	first := make([]int32, len(edges)) // where the edge's run starts in all, +1
+	sorted := true
+	for j, a := range plan {
+		p, ok := at[a.Edge]
+		if !ok {
+			p = -1 // not the cell's: applied to no edge (as before)
+		}
+		all[j] = entry{p, assignedShards{s.sid(a.Segment), a.Segment, a.Shards}}
+		// The placer lists an edge's segments in one run, in key order; the
+		// cell's order of edges is another, so only the runs are checked.
+		switch {
+		case j > 0 && all[j-1].pos == p:
+			sorted = sorted && all[j-1].sid < all[j].sid
+		case p >= 0 && first[p] != 0:
+			sorted = false // a second run of the edge
+		case p >= 0:
+			first[p] = int32(j) + 1
+		}
+	}
+	if !sorted {
+		slices.SortStableFunc(all, func(a, b entry) int { return cmp.Or(cmp.Compare(a.pos, b.pos), cmp.Compare(a.sid, b.sid)) })
+		clear(first)
+		for j := range all {
+			if p := all[j].pos; p >= 0 && first[p] == 0 {
+				first[p] = int32(j) + 1
+			}
+		}
+	}
+	spans := make([]int32, len(edges)+1)
+	targets := make([]assignedShards, 0, len(all))
+	for p := range edges {
+		spans[p] = int32(len(targets))
+		if first[p] == 0 {
+			continue
+		}
+		for j := int(first[p]) - 1; j < len(all) && all[j].pos == int32(p); j++ {
+			if n := len(targets); n > int(spans[p]) && targets[n-1].sid == all[j].sid {
+				targets[n-1] = all[j].assignedShards
+				continue
+			}
+			targets = append(targets, all[j].assignedShards)
+		}
+	}
+	spans[len(edges)] = int32(len(targets))
+	return cellPlan{idx: idx, targets: targets, spans: spans}
 }
 
 // applyCell hands each edge of a cell its fetch and drop directives from
@@ -1487,53 +1554,63 @@ func (s *Sim) applyCell(p cellPlan) {
 	// directives again for assigned shards the edge does not hold (an
 	// earlier fetch failed, or the edge evicted the shard).
 	reissue := (s.m.placementRounds+1)%coordinator.ReissueRounds == 0
-	idx, targets := p.idx, p.targets
-	for _, i := range idx {
+	for pi, i := range p.idx {
 		e := s.edges[i]
-		target := targets[e.id]
-		if target == nil {
-			target = map[content.SegmentRef]coordinator.ShardMask{}
-		}
+		target := p.targets[p.spans[pi]:p.spans[pi+1]]
 		// Drops: shards no longer assigned stay servable but are marked
-		// to be evicted first (edge.dropShards).
-		keys := make([]content.SegmentRef, 0, len(e.assigned))
-		for seg := range e.assigned {
-			keys = append(keys, seg)
-		}
-		slices.SortFunc(keys, content.CompareSegmentRefs)
-		for _, seg := range keys {
-			sid := s.sid(seg)
-			x := e.inv[sid]
-			if drop := e.assigned[seg].Minus(target[seg]).Minus(x.dropped); !drop.Empty() {
+		// to be evicted first (edge.dropShards). Both lists are sorted by
+		// segment number (the order of their SegmentRefs).
+		t := 0
+		for _, a := range e.assignedList {
+			for t < len(target) && target[t].sid < a.sid {
+				t++
+			}
+			var now coordinator.ShardMask
+			if t < len(target) && target[t].sid == a.sid {
+				now = target[t].shards
+			}
+			x := e.inv[a.sid]
+			if drop := a.shards.Minus(now).Minus(x.dropped); !drop.Empty() {
 				if d := drop.Minus(drop.Minus(x.placed)); !d.Empty() {
 					x.dropped = x.dropped.Union(d)
-					e.inv[sid] = x // d ⊆ placed: the entry exists
-					e.dropFIFO = append(e.dropFIFO, sid)
+					e.inv[a.sid] = x // d ⊆ placed: the entry exists
+					e.dropFIFO = append(e.dropFIFO, a.sid)
 				}
 			}
 		}
-		keys = keys[:0]
-		for seg := range target {
-			keys = append(keys, seg)
-		}
-		slices.SortFunc(keys, content.CompareSegmentRefs)
-		for _, seg := range keys {
-			sid := s.sid(seg)
+		o := 0
+		for _, a := range target {
+			sid := a.sid
 			x, ok := e.inv[sid]
 			if ok && !x.dropped.Empty() {
 				// Assigned again: no longer first to go.
-				x.dropped = x.dropped.Minus(target[seg])
+				x.dropped = x.dropped.Minus(a.shards)
 				e.inv[sid] = x
 			}
-			fetch := target[seg].Minus(x.held())
+			fetch := a.shards.Minus(x.held())
 			if !reissue {
-				fetch = fetch.Minus(e.assigned[seg])
+				for o < len(e.assignedList) && e.assignedList[o].sid < sid {
+					o++
+				}
+				if o < len(e.assignedList) && e.assignedList[o].sid == sid {
+					fetch = fetch.Minus(e.assignedList[o].shards)
+				}
 			}
 			for _, sh := range fetch.Indices() {
-				e.jobs = append(e.jobs, prefetchJob{seg: seg, sid: sid, shard: sh, firstTry: -1})
+				e.jobs = append(e.jobs, prefetchJob{seg: a.seg, sid: sid, shard: sh, firstTry: -1})
 			}
 		}
-		e.assigned = target
+		// The new plan replaces the old in place: the old map and list are
+		// read by nothing else once the round's plans are made.
+		if e.assigned == nil {
+			e.assigned = make(map[content.SegmentRef]coordinator.ShardMask, len(target))
+		} else {
+			clear(e.assigned)
+		}
+		for _, a := range target {
+			e.assigned[a.seg] = a.shards
+		}
+		e.assignedList = append(e.assignedList[:0], target...)
 		if len(e.jobs) > 0 && !e.busy && !e.waiting {
 			e.waiting = true
 			s.at(s.now, evEdgeWork, i, 0)
