@@ -243,21 +243,36 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 
 	// Index what edges hold and were assigned by segment, in edge order, so
 	// each segment visits only its own supply.
-	held := make(map[content.SegmentRef][]supply)
-	assigned := make(map[content.SegmentRef][]supply)
+	// Supply is kept for the segments placed only, by slot (one per key).
+	slot := make(map[content.SegmentRef]int32, len(segs))
+	segSlot := make([]int32, len(segs))
+	for j := range segs {
+		n, ok := slot[segs[j].Key]
+		if !ok {
+			n = int32(len(slot))
+			slot[segs[j].Key] = n
+		}
+		segSlot[j] = n
+	}
+	held := make([][]supply, len(slot))
+	assigned := make([][]supply, len(slot))
 	for _, i := range order {
 		for key, m := range st.Edges[i].Held {
-			held[key] = append(held[key], supply{i, m})
+			if n, ok := slot[key]; ok {
+				held[n] = append(held[n], supply{i, m})
+			}
 		}
 		for key, m := range st.Edges[i].Assigned {
-			assigned[key] = append(assigned[key], supply{i, m})
+			if n, ok := slot[key]; ok {
+				assigned[n] = append(assigned[n], supply{i, m})
+			}
 		}
 	}
 
-	plan := make(map[wire.NodeID]map[content.SegmentRef]ShardMask)
+	plan := make([][]Assignment, len(edges)) // by edge index, in the order placed
 	perSeg := make([]ShardMask, len(edges)) // per edge index: shards of the current segment
 	var touched []int                       // edges with a non-empty perSeg
-	for _, seg := range segs {
+	for j, seg := range segs {
 		if seg.K < 1 || seg.NMax < seg.K || seg.ShardBytes <= 0 || seg.Rate <= 0 {
 			continue
 		}
@@ -302,7 +317,7 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 		// one liar spoils at most one), so the target counts holders, not
 		// shards: an edge that watched a segment and holds k of its shards
 		// is one source, not k.
-		for _, src := range [][]supply{held[seg.Key], assigned[seg.Key]} {
+		for _, src := range [][]supply{held[segSlot[j]], assigned[segSlot[j]]} {
 			for _, sup := range src {
 				if holders >= target && perSeg[sup.i].Empty() {
 					continue
@@ -342,24 +357,20 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 			admit(best, shard)
 		}
 		for _, i := range touched {
-			id := edges[i].e.ID
-			if plan[id] == nil {
-				plan[id] = make(map[content.SegmentRef]ShardMask)
-			}
-			plan[id][seg.Key] = perSeg[i]
+			plan[i] = append(plan[i], Assignment{Edge: edges[i].e.ID, Segment: seg.Key, Shards: perSeg[i]})
 		}
 	}
 
 	var out []Assignment
 	for _, i := range order {
-		id := edges[i].e.ID
-		keys := make([]content.SegmentRef, 0, len(plan[id]))
-		for k := range plan[id] {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, content.CompareSegmentRefs)
-		for _, k := range keys {
-			out = append(out, Assignment{Edge: id, Segment: k, Shards: plan[id][k]})
+		// An edge's segments in key order (a key placed twice: the last).
+		mine := plan[i]
+		slices.SortStableFunc(mine, func(a, b Assignment) int { return content.CompareSegmentRefs(a.Segment, b.Segment) })
+		for j, a := range mine {
+			if j+1 < len(mine) && content.CompareSegmentRefs(a.Segment, mine[j+1].Segment) == 0 {
+				continue
+			}
+			out = append(out, a)
 		}
 	}
 	return out
