@@ -1381,13 +1381,21 @@ func (s *Sim) cellOf(id int32) int {
 
 // place runs one placement round in every cell. The cells' plans are
 // computed in parallel (each reads only its own edges and demand, and
-// its placer has its own seeded random source), then applied one cell
-// after another in cell order, so the events they schedule, and the
-// report, are the same on any number of cores.
+// its placer has its own seeded random source) and applied one cell
+// after another in cell order as they are ready, so the events they
+// schedule, and the report, are the same on any number of cores.
+// Applying cell c while later cells are planned is safe: applyCell
+// writes only cell c's edges (and the event queue), and planCell reads
+// only its own cell's edges, demand and placer, and the holder index,
+// which applyCell does not change.
 func (s *Sim) place() {
 	wall := time.Now()
 	now := s.clock()
 	plans := make([]cellPlan, len(s.cells))
+	ready := make([]chan struct{}, len(s.cells))
+	for c := range ready {
+		ready[c] = make(chan struct{})
+	}
 	workers := min(runtime.GOMAXPROCS(0), len(s.cells))
 	var wg sync.WaitGroup
 	next := atomic.Int64{}
@@ -1397,13 +1405,16 @@ func (s *Sim) place() {
 			defer wg.Done()
 			for c := int(next.Add(1) - 1); c < len(s.cells); c = int(next.Add(1) - 1) {
 				plans[c] = s.planCell(c, now)
+				close(ready[c])
 			}
 		}()
 	}
-	wg.Wait()
 	for c := range s.cells {
+		<-ready[c]
 		s.applyCell(plans[c])
+		plans[c] = cellPlan{}
 	}
+	wg.Wait()
 	s.m.placementWall = append(s.m.placementWall, time.Since(wall))
 	s.m.placementRounds++
 }
