@@ -293,35 +293,44 @@ type SegmentDemand struct {
 
 // Demand lists the segments with demand as of the last Fold, sorted by key.
 func (d *DemandTracker) Demand() []SegmentDemand {
-	bySeg := make(map[content.SegmentRef]*SegmentDemand)
+	// The segments are built in place in a slice (at[seg] is the index),
+	// and only their indices are sorted: a SegmentDemand is 80 bytes.
+	at := make(map[content.SegmentRef]int32, len(d.rates))
+	var segs []SegmentDemand
 	for k, r := range d.rates {
-		sd := bySeg[k.seg]
-		if sd == nil {
-			sd = &SegmentDemand{Key: k.seg, ByRegion: make(map[string]float64), Viewers: 1}
+		n, ok := at[k.seg]
+		if !ok {
+			n = int32(len(segs))
+			at[k.seg] = n
+			segs = append(segs, SegmentDemand{Key: k.seg, ByRegion: make(map[string]float64, 1), Viewers: 1})
 			if d.seen[k.seg].many {
-				sd.Viewers = 2
+				segs[n].Viewers = 2
 			}
-			bySeg[k.seg] = sd
 		}
+		sd := &segs[n]
 		sd.Rate += r
 		sd.ByRegion[k.region] += r
 	}
 	for k, p := range d.predicted {
-		sd := bySeg[k.seg]
+		n, ok := at[k.seg]
 		switch {
-		case sd == nil:
-			sd = &SegmentDemand{Key: k.seg, ByRegion: make(map[string]float64), Viewers: p.viewers, Predicted: true}
-			bySeg[k.seg] = sd
-		case !sd.Predicted:
+		case !ok:
+			n = int32(len(segs))
+			at[k.seg] = n
+			segs = append(segs, SegmentDemand{Key: k.seg, ByRegion: make(map[string]float64, 1), Viewers: p.viewers, Predicted: true})
+		case !segs[n].Predicted:
 			continue // measured demand replaces the prediction
 		}
+		sd := &segs[n]
 		sd.Viewers = max(sd.Viewers, p.viewers)
 		sd.Rate += p.rate
 		sd.ByRegion[k.region] += p.rate
 	}
-	out := make([]SegmentDemand, 0, len(bySeg))
 	var regions []string
-	for _, sd := range bySeg {
+	order := make([]int32, len(segs))
+	for n := range segs {
+		order[n] = int32(n)
+		sd := &segs[n]
 		if len(sd.ByRegion) > 1 {
 			// Sum in region order: a sum in map order can differ in its
 			// last bit from run to run, and then so could the plan.
@@ -335,8 +344,11 @@ func (d *DemandTracker) Demand() []SegmentDemand {
 				sd.Rate += sd.ByRegion[r]
 			}
 		}
-		out = append(out, *sd)
 	}
-	slices.SortFunc(out, func(a, b SegmentDemand) int { return content.CompareSegmentRefs(a.Key, b.Key) })
+	slices.SortFunc(order, func(a, b int32) int { return content.CompareSegmentRefs(segs[a].Key, segs[b].Key) })
+	out := make([]SegmentDemand, len(segs))
+	for j, n := range order {
+		out[j] = segs[n]
+	}
 	return out
 }
