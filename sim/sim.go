@@ -1450,12 +1450,15 @@ func (s *Sim) planCell(c int, now time.Time) cellPlan {
 	cl.lookups = cl.lookups[:0]
 	cl.demand.Fold(now)
 	demand := cl.demand.Demand()
-	var st coordinator.PlacementState
-	var idx []int32
 	cells := len(s.cells)
 	// pos[m] is the index in st.Edges of the cell's m-th edge (edge
 	// c + m·cells), or -1 when it is not placed on.
 	pos := make([]int32, (len(s.edges)-c+cells-1)/cells)
+	st := coordinator.PlacementState{
+		Edges:    make([]coordinator.PlacementEdge, 0, len(pos)),
+		Segments: make([]coordinator.PlacementSegment, 0, len(demand)),
+	}
+	idx := make([]int32, 0, len(pos))
 	for i := c; i < len(s.edges); i += cells { // edge i is in cell i mod cells
 		e := s.edges[i]
 		pos[(i-c)/cells] = -1
@@ -1469,7 +1472,15 @@ func (s *Sim) planCell(c int, now time.Time) cellPlan {
 			Assigned: e.assigned,
 		})
 	}
-	for _, d := range demand {
+	// holds are the cell's holdings of demanded segments, gathered first
+	// so that each edge's Held map is made at its size.
+	type hold struct {
+		edge, seg int32 // index in st.Edges, in demand
+		shards    coordinator.ShardMask
+	}
+	var holds []hold
+	count := make([]int32, len(st.Edges))
+	for n, d := range demand {
 		st.Segments = append(st.Segments, coordinator.PlacementSegment{
 			Key: d.Key, Rate: d.Rate, ByRegion: d.ByRegion, ShardBytes: s.shardBytes, K: s.k, NMax: s.nmax, Viewers: d.Viewers,
 			Predicted: d.Predicted,
@@ -1487,12 +1498,16 @@ func (s *Sim) planCell(c int, now time.Time) cellPlan {
 			if p < 0 {
 				continue
 			}
-			pe := &st.Edges[p]
-			if pe.Held == nil {
-				pe.Held = make(map[content.SegmentRef]coordinator.ShardMask)
-			}
-			pe.Held[d.Key] = s.heldAt(sid, int32(j), hs[j])
+			holds = append(holds, hold{p, int32(n), s.heldAt(sid, int32(j), hs[j])})
+			count[p]++
 		}
+	}
+	for _, h := range holds {
+		pe := &st.Edges[h.edge]
+		if pe.Held == nil {
+			pe.Held = make(map[content.SegmentRef]coordinator.ShardMask, count[h.edge])
+		}
+		pe.Held[demand[h.seg].Key] = h.shards
 	}
 	plan := cl.placer.Plan(now, st)
 	return s.groupPlan(idx, st.Edges, plan)
