@@ -191,11 +191,32 @@ func (lc *limitCache) forgetVideo(video content.VideoID) {
 	}
 }
 
-// prune drops expired limits and verdicts, and pairs left with neither.
+// pruneStepLimits bounds the cached limits one hold of the write lock
+// visits while pruning: every lookup's limits wait for that lock, and a
+// sweep over every entry in one hold (once per heartbeat interval) would
+// stall all of them for as long as the cache is large.
+const pruneStepLimits = 4096
+
+// prune drops expired limits and verdicts, and pairs left with neither,
+// releasing the write lock every pruneStepLimits limits visited. The
+// iteration goes on across the releases: the language allows a map to
+// change while it is ranged over, and every change here is made under
+// lc.mu, so a pair added meanwhile may be skipped (it is fresh) and one
+// deleted meanwhile is not visited.
 func (lc *limitCache) prune(now time.Time) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
+	visited := 0
 	for k, e := range lc.entries {
+		if visited >= pruneStepLimits {
+			lc.mu.Unlock()
+			visited = 0
+			lc.mu.Lock()
+			if e = lc.entries[k]; e == nil {
+				continue
+			}
+		}
+		visited += 1 + len(e.limits.keys)
 		e.limits.dropRenewable(now.UnixNano())
 		if !now.Before(e.grant.until) && len(e.limits.keys) == 0 {
 			delete(lc.entries, k)
