@@ -30,6 +30,12 @@ type DemandTracker struct {
 	// seen is who asked for a segment while its demand lasts (forgotten
 	// with it): the first viewer, and whether a different one asked too.
 	seen map[content.SegmentRef]viewersSeen
+	// windows is each identified viewer's last counted lookup window
+	// (RecordBy): a viewer fetches a segment once however many of its
+	// lookups cover it, so only the part of a window past the last one
+	// counts. Entries idle for a half-life are forgotten (Fold).
+	windows   map[wire.NodeID]viewerWindow
+	lastSweep time.Time
 
 	// Predicted demand along the playhead (SetPrediction; nil ahead: off).
 	ahead     func(video content.VideoID, rendition int) PredictionDepth
@@ -104,6 +110,15 @@ func (d *DemandTracker) ContinuationProbability() float64 {
 	return (d.hits + 1) / (d.hits + d.misses + 2)
 }
 
+// viewerWindow is a viewer's counted lookup window [from, to) of one
+// rendition, as of the Fold before at.
+type viewerWindow struct {
+	video     content.VideoID
+	rendition int
+	from, to  int
+	at        time.Time
+}
+
 // viewersSeen counts a segment's distinct viewers up to two.
 type viewersSeen struct {
 	first wire.NodeID
@@ -118,6 +133,7 @@ func NewDemandTracker(halfLife time.Duration, now time.Time) *DemandTracker {
 		pending:  make(map[demandKey]float64),
 		rates:    make(map[demandKey]float64),
 		seen:     make(map[content.SegmentRef]viewersSeen),
+		windows:  make(map[wire.NodeID]viewerWindow),
 	}
 }
 
@@ -129,7 +145,29 @@ func (d *DemandTracker) Record(video content.VideoID, rendition, from, to int, r
 
 // RecordBy is Record for a request by viewer: the segments' distinct-viewer
 // counts (SegmentDemand.Viewers) grow only when another viewer asks.
+//
+// A viewer's lookups overlap: it looks up a window of LookupWindow
+// segments every few segments it plays (and again when its answer ages),
+// yet fetches each segment once. So a lookup by an identified viewer that
+// continues its previous window (same rendition, starting inside it)
+// counts only the segments past that window: the rate is then the
+// segment's fetch rate, which the placer's upload model takes it for (a
+// rate ~2.7× the fetches, at 8-segment windows looked up every 3
+// segments, spent every edge's upload budget on segments viewers had
+// already fetched: docs/PERFORMANCE.md, "seed-capstone: where the
+// origin's bytes go"). A lookup elsewhere (a seek, another title) counts
+// in full. Anonymous lookups (viewer "") always count in full.
 func (d *DemandTracker) RecordBy(video content.VideoID, rendition, from, to int, region string, viewer wire.NodeID) {
+	if viewer != "" {
+		w, ok := d.windows[viewer]
+		if ok && w.video == video && w.rendition == rendition && from >= w.from && from <= w.to {
+			from, w.from, w.to = max(from, w.to), from, max(w.to, to)
+		} else {
+			w = viewerWindow{video: video, rendition: rendition, from: from, to: to}
+		}
+		w.at = d.last
+		d.windows[viewer] = w
+	}
 	for s := from; s < to; s++ {
 		seg := content.SegmentRef{Video: video, Rendition: rendition, Segment: s}
 		d.pending[demandKey{seg, region}]++
@@ -168,6 +206,16 @@ func (d *DemandTracker) Fold(now time.Time) {
 		d.predict(now, decay)
 	}
 	clear(d.pending)
+	if now.Sub(d.lastSweep) >= d.halfLife/4 {
+		// Forget the windows of viewers silent for a half-life (a viewer
+		// that comes back then counts its next lookup in full).
+		d.lastSweep = now
+		for id, w := range d.windows {
+			if now.Sub(w.at) > d.halfLife {
+				delete(d.windows, id)
+			}
+		}
+	}
 	if forgot {
 		// Forget who asked for segments whose demand is gone (in every region).
 		live := make(map[content.SegmentRef]bool, len(d.rates))

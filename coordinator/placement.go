@@ -76,6 +76,16 @@ type Assignment struct {
 // servable until evicted. docs/PERFORMANCE.md ("Scale") measures it.
 type Placer struct {
 	MinViewers int
+	// SaturationRate is the request rate (per second) from which a segment
+	// gets every n_max holder: the parity holders beyond k scale with
+	// rate / max(hottest, SaturationRate) (TargetShards), so when every
+	// segment is cold (each fetched by one viewer at a time, minutes apart)
+	// the hottest of them is not copied to n_max edges. Each placed shard
+	// costs the origin (or a regenerating edge) one shard; the holders
+	// beyond k only spread concurrent fetches and give the fetch scheduler
+	// spares against a slow holder. NewPlacer sets
+	// DefaultPlacementSaturationRate; ≤ 0 scales by the hottest alone.
+	SaturationRate float64
 
 	rng  *rand.Rand
 	pick []candidate // scratch for bestFresh
@@ -87,6 +97,17 @@ type Placer struct {
 // re-watched, loses 4.7 points of offload with 2 (docs/PERFORMANCE.md,
 // "Scale").
 const DefaultPlacementMinViewers = 1
+
+// DefaultPlacementSaturationRate is Placer.SaturationRate's default: one
+// request per second, at which a segment of 2-6 s has several viewers
+// fetching it at once. Below it a segment's holders are k plus a share of
+// the parity proportional to its rate (at least one spare). In the
+// seed-capstone scenario (each segment fetched by ~3 viewers over 40 min,
+// rates ~0.01-0.05/s) scaling by the hottest alone put ~19 shards of every
+// placed segment on edges, 2.4 times the k = 8 a viewer fetches, all of them
+// from the origin (docs/PERFORMANCE.md, "seed-capstone: where the origin's
+// bytes go").
+const DefaultPlacementSaturationRate = 1.0
 
 // candidate is an edge ranked for one segment: higher region demand, then
 // more headroom, then lower tiebreak is better.
@@ -166,7 +187,7 @@ func (p *Placer) bestFresh(edges []edgeLoad, perSeg []ShardMask, order []int, se
 
 // NewPlacer returns a placer whose tie-breaks follow seed.
 func NewPlacer(seed int64) *Placer {
-	return &Placer{rng: rand.New(rand.NewSource(seed))}
+	return &Placer{rng: rand.New(rand.NewSource(seed)), SaturationRate: DefaultPlacementSaturationRate}
 }
 
 // TargetShards is how many distinct shards a segment with rate should have,
@@ -238,7 +259,7 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 	})
 	hottest := 0.0
 	if len(segs) > 0 {
-		hottest = segs[0].Rate
+		hottest = max(segs[0].Rate, p.SaturationRate)
 	}
 
 	// Index what edges hold and were assigned by segment, in edge order, so

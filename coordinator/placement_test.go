@@ -376,3 +376,32 @@ func TestPlacerMinViewers(t *testing.T) {
 		}
 	}
 }
+
+func TestPlacerColdSegmentsAreNotCopiedToEveryEdge(t *testing.T) {
+	// Every segment is cold (one request a minute or so): the hottest of
+	// them is no reason for n_max holders, each a shard the origin sends.
+	st := PlacementState{
+		Edges:    edgesN(40, 1e9, 1e9),
+		Segments: []PlacementSegment{seg("v", 0, 0.04), seg("v", 1, 0.02), seg("v", 2, 0.01)},
+	}
+	view := viewOf(NewPlacer(1).Plan(epoch, st))
+	for _, s := range st.Segments {
+		// k, plus ceil(24 · rate / 1 per second) = 1 spare at these rates.
+		if n := view.distinct(s.Key); n != s.K+1 {
+			t.Fatalf("segment at %.2f/s has %d distinct shards, want k+1 = %d", s.Rate, n, s.K+1)
+		}
+	}
+	// Scaled by the hottest alone (the old rule), the hottest cold segment
+	// took all 32.
+	p := NewPlacer(1)
+	p.SaturationRate = 0
+	if n := viewOf(p.Plan(epoch, st)).distinct(st.Segments[0].Key); n != 32 {
+		t.Fatalf("SaturationRate 0: the hottest segment has %d distinct shards, want n_max = 32", n)
+	}
+	// At the saturation rate and above, a segment gets n_max as before.
+	hot := PlacementState{Edges: edgesN(40, 1e9, 1e9), Segments: []PlacementSegment{seg("v", 0, 1), seg("v", 1, 0.5)}}
+	view = viewOf(NewPlacer(1).Plan(epoch, hot))
+	if a, b := view.distinct(hot.Segments[0].Key), view.distinct(hot.Segments[1].Key); a != 32 || b != 8+12 {
+		t.Fatalf("segments at 1/s and 0.5/s have %d and %d distinct shards, want 32 and 20", a, b)
+	}
+}

@@ -255,3 +255,53 @@ func TestPlacementAheadOfAViewer(t *testing.T) {
 		t.Fatalf("directed segments after a lookup of 0..3 by a player that is an edge: %v, want [0 1 2 3]", got)
 	}
 }
+
+func TestDemandCountsAViewersOverlappingLookupsOnce(t *testing.T) {
+	v := videoNamed("v")
+	rates := func(d *DemandTracker) map[int]float64 {
+		out := map[int]float64{}
+		for _, sd := range d.Demand() {
+			if sd.Key.Video == v {
+				out[sd.Key.Segment] = sd.Rate
+			}
+		}
+		return out
+	}
+	d := NewDemandTracker(time.Minute, epoch)
+	// A viewer looks up an 8-segment window every 3 segments it plays:
+	// [0,8), [3,11), [6,14). It fetches each of segments 0-13 once.
+	d.RecordBy(v, 0, 0, 8, "eu", "viewer-a")
+	d.RecordBy(v, 0, 3, 11, "eu", "viewer-a")
+	d.RecordBy(v, 0, 6, 14, "eu", "viewer-a")
+	// Its answer aged: the same window again.
+	d.RecordBy(v, 0, 6, 14, "eu", "viewer-a")
+	d.Fold(epoch.Add(time.Second))
+	got := rates(d)
+	once := math.Ln2 / 60 // one request, folded
+	if len(got) != 14 {
+		t.Fatalf("demand on %d segments, want 14: %v", len(got), got)
+	}
+	for s, r := range got {
+		if math.Abs(r-once) > 1e-12 {
+			t.Fatalf("segment %d: rate %v, want one request's %v (all: %v)", s, r, once, got)
+		}
+	}
+	// Another viewer is another request; a seek back and another title
+	// count in full; so does an anonymous lookup.
+	d.RecordBy(v, 0, 0, 2, "eu", "viewer-b")
+	d.RecordBy(v, 0, 0, 2, "eu", "viewer-a")
+	d.RecordBy(videoNamed("w"), 0, 0, 2, "eu", "viewer-a")
+	d.Record(v, 0, 0, 2, "eu")
+	d.Fold(epoch.Add(2 * time.Second))
+	decay := math.Exp(-math.Ln2 / 60)
+	got = rates(d)
+	if want := once*decay + 3*once; math.Abs(got[0]-want) > 1e-12 {
+		t.Fatalf("segment 0 after three more requests: %v, want %v", got[0], want)
+	}
+	// After a half-life of silence the viewer's window is forgotten: its
+	// next lookup of the same window counts again.
+	d.Fold(epoch.Add(2*time.Minute + 30*time.Second))
+	if len(d.windows) != 0 {
+		t.Fatalf("%d viewer windows kept after minutes of silence", len(d.windows))
+	}
+}

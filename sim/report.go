@@ -70,6 +70,8 @@ type Report struct {
 	ChurnedEdges   int64   `json:"churned_edges"`
 
 	Coordinator CoordinatorLoad `json:"coordinator"`
+	// Explain decomposes the origin's bytes (Sim.Explain; omitted without).
+	Explain *Explain `json:"origin_explained,omitempty"`
 	Curve       []Point         `json:"curve"`
 
 	WallSeconds float64 `json:"wall_seconds"` // wall-clock
@@ -163,6 +165,9 @@ func (s *Sim) finish(wall time.Duration) {
 		r.Coordinator.PlacementMSMax = round3(float64(mx) / 1e6)
 	}
 	r.Curve = m.points
+	if s.x != nil {
+		r.Explain = s.explainReport(mbps)
+	}
 	r.WallSeconds = round3(wall.Seconds())
 	r.PeakRSSMB = peakRSSMB()
 	r.CPUSeconds = round3(processCPUSeconds() - s.cpuAtStart)

@@ -390,6 +390,7 @@ type Sim struct {
 	prefDelay   int64
 
 	m          metrics
+	x          *explainState // nil unless Explain
 	report     *Report
 	cpuAtStart float64 // processCPUSeconds when Run began
 }
@@ -846,7 +847,11 @@ func (s *Sim) startFetch(id int32) {
 	v.fetch = v.fetchBuf
 	v.inflight = v.inflight[:0]
 	v.wakeAt = -1
-	s.apply(id, v.fetch.Sources(s.clock(), s.viewerCandidates(v, s.segOf(v.title, j)), s.originsFor(content.SegmentRef{Video: s.titles[v.title].id, Rendition: 0, Segment: j})))
+	cands := s.viewerCandidates(v, s.segOf(v.title, j))
+	if s.x != nil {
+		s.explainFetch(id, s.segOf(v.title, j))
+	}
+	s.apply(id, v.fetch.Sources(s.clock(), cands, s.originsFor(content.SegmentRef{Video: s.titles[v.title].id, Rendition: 0, Segment: j})))
 	s.afterFetchEvent(id)
 }
 
@@ -1077,7 +1082,7 @@ func (s *Sim) apply(id int32, acts []viewer.Action) {
 			if j := v.findInflight(src, a.Shard); src != noSource && j >= 0 {
 				r := v.inflight[j]
 				v.removeInflight(j)
-				s.cancelled(v, r)
+				s.cancelled(id, v, r)
 			}
 		case viewer.ActBan:
 			if i := s.candidateEdge(v, a.Node); i != noSource && !s.edges[i].banned {
@@ -1092,7 +1097,7 @@ func (s *Sim) apply(id int32, acts []viewer.Action) {
 
 // cancelled accounts the part of a cancelled transfer already sent and
 // gives the uplink back the rest if nothing queued behind it.
-func (s *Sim) cancelled(v *viewerState, r inflight) {
+func (s *Sim) cancelled(id int32, v *viewerState, r inflight) {
 	var up *link
 	if r.src < 0 {
 		up = &s.originUps[-1-r.src]
@@ -1114,6 +1119,9 @@ func (s *Sim) cancelled(v *viewerState, r inflight) {
 		}
 	}
 	s.countToViewer(r.src, sent)
+	if s.x != nil {
+		s.explainToViewer(id, r.src, r.shard, sent)
+	}
 }
 
 func (s *Sim) countToViewer(src int32, bytes int64) {
@@ -1154,6 +1162,9 @@ func (s *Sim) viewerShard(ev event) {
 		s.apply(ev.id, v.fetch.ShardBad(now, node, int(ev.b)))
 	default:
 		s.countToViewer(ev.a, r.bytes)
+		if s.x != nil {
+			s.explainToViewer(ev.id, ev.a, ev.b, r.bytes)
+		}
 		s.apply(ev.id, v.fetch.ShardVerified(now, node, int(ev.b)))
 	}
 	s.afterFetchEvent(ev.id)
@@ -1168,7 +1179,7 @@ func (s *Sim) afterFetchEvent(id int32) {
 		s.segmentDone(id)
 	case f.Failed():
 		for _, r := range v.inflight {
-			s.cancelled(v, r)
+			s.cancelled(id, v, r)
 		}
 		if v.attempt++; v.attempt < maxFetchAttempts {
 			s.startFetch(id)
@@ -1193,7 +1204,7 @@ func (s *Sim) afterFetchEvent(id int32) {
 func (s *Sim) segmentDone(id int32) {
 	v := s.viewers[id]
 	for _, r := range v.inflight {
-		s.cancelled(v, r)
+		s.cancelled(id, v, r)
 	}
 	v.inflight = v.inflight[:0]
 	j := v.next
@@ -1725,6 +1736,13 @@ func (s *Sim) edgeShard(ev event) {
 		s.edgeWork(ev.id)
 		return
 	}
+	if s.x != nil {
+		if ev.a < 0 {
+			s.explainFill(ev.id, j.sid, int32(j.shard))
+		} else {
+			s.explainServed(ev.a, j.sid, int32(j.shard), s.msgBytes)
+		}
+	}
 	if ev.a < 0 {
 		s.m.binOriginEdges += float64(s.msgBytes)
 		s.m.byOrigin[0] += float64(s.msgBytes)
@@ -1838,6 +1856,9 @@ func (s *Sim) sample() {
 	m.edgeEdges += m.binEdgeEdges
 	m.binOriginViewers, m.binOriginEdges, m.binEdgeViewers, m.binEdgeEdges = 0, 0, 0, 0
 	m.points = append(m.points, p)
+	if s.x != nil {
+		s.explainSample(p.Minute, toMbps)
+	}
 }
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }

@@ -333,3 +333,46 @@ func TestHolderIndexInStepAfterRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainAddsUpAndChangesNothing: the decomposition of the origin's
+// bytes (Sim.Explain) splits exactly what the report counts, and a run
+// with it reports the same as one without.
+func TestExplainAddsUpAndChangesNothing(t *testing.T) {
+	sc := load(t, "testdata/golden/capstone-small.json")
+	plain := run(t, sc, 0)
+	s, err := New(sc, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Explain()
+	explained := s.Run()
+	x := explained.Explain
+	if x == nil {
+		t.Fatal("no origin_explained section with Explain")
+	}
+	c := *explained.WithoutWallClock()
+	c.Explain = nil
+	if !bytes.Equal(render(t, plain), render(t, &c)) {
+		t.Fatal("Explain changed the run's report")
+	}
+	sum := func(m map[string]float64) float64 {
+		t := 0.0
+		for _, v := range m {
+			t += v
+		}
+		return t
+	}
+	// Each side is rounded per cause (to 0.001 Mbit/s).
+	if got, want := sum(x.ToViewersMbps), explained.OriginToViewersMbpsAvg; got < want-0.01 || got > want+0.01 || len(x.ToViewersMbps) != len(explainCauses) {
+		t.Fatalf("causes of the origin's bytes to viewers sum to %.3f Mbit/s (%v), report says %.3f", got, x.ToViewersMbps, want)
+	}
+	if got, want := sum(x.ToEdgesMbps), explained.OriginToEdgesMbpsAvg; got < want-0.01 || got > want+0.01 {
+		t.Fatalf("fills sum to %.3f Mbit/s (%v), report says %.3f", got, x.ToEdgesMbps, want)
+	}
+	if x.ToViewersMbps[causeFirstView] <= 0 || x.ToEdgesMbps["served"] <= 0 || x.FilledSegments == 0 || x.ShardsPerFilledSegment < 1 {
+		t.Fatalf("explained: %+v", x)
+	}
+	if len(x.Curve) != len(explained.Curve) {
+		t.Fatalf("%d explained points for %d curve points", len(x.Curve), len(explained.Curve))
+	}
+}

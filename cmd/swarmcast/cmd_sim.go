@@ -20,6 +20,7 @@ func newSimCommand() *cobra.Command {
 		plotDir string
 		seed    int64
 		profile string
+		explain bool
 	)
 	cmd := &cobra.Command{
 		Use:   "sim SCENARIO",
@@ -42,6 +43,9 @@ func newSimCommand() *cobra.Command {
 			s, err := sim.New(sc, seed)
 			if err != nil {
 				return err
+			}
+			if explain {
+				s.Explain()
 			}
 			if profile != "" {
 				f, err := os.Create(profile)
@@ -72,6 +76,7 @@ func newSimCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().StringVar(&plotDir, "plots", "", "write PNG plots (origin load, offload, startup, rebuffer) into this directory")
 	cmd.Flags().Int64Var(&seed, "seed", 0, "random seed (0 = the scenario's)")
+	cmd.Flags().BoolVar(&explain, "explain", false, "decompose the origin's bytes in the JSON report (origin_explained): to viewers by why the fetch asked the origin, to edges by whether the fill was served again")
 	cmd.Flags().StringVar(&profile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	return cmd
 }
