@@ -156,7 +156,10 @@ func (d *DemandTracker) Record(video content.VideoID, rendition, from, to int, r
 // segments, spent every edge's upload budget on segments viewers had
 // already fetched: docs/PERFORMANCE.md, "seed-capstone: where the
 // origin's bytes go"). A lookup elsewhere (a seek, another title) counts
-// in full. Anonymous lookups (viewer "") always count in full.
+// in full. Anonymous lookups (viewer "") always count in full. A window
+// recorded out of order (lookupdemand.go's queues may apply two of a
+// viewer's lookups in either order) starts before the last one and counts
+// in full: at worst the overcount of before, never an undercount.
 func (d *DemandTracker) RecordBy(video content.VideoID, rendition, from, to int, region string, viewer wire.NodeID) {
 	if viewer != "" {
 		w, ok := d.windows[viewer]
