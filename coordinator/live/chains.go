@@ -212,6 +212,10 @@ func (s *Service) AppendEntry(ctx context.Context, origin wire.NodeID, id conten
 	s.mu.Unlock()
 	s.metrics.entries.Inc()
 	s.relayOpen(id, e.Seq)
+	if e.Seq == GoLiveSegments-1 {
+		// Past go-live: an unwatched chain's trees go at the next build.
+		s.treesDirty()
+	}
 	return nil
 }
 

@@ -85,8 +85,9 @@ func relayParams(seg time.Duration) btr.Params {
 
 // setRelayTrees makes the judge of every new chain, hands the new trees
 // to the judge of every chain whose trees a build changed, and drops those
-// of chains no longer built.
-func (s *Service) setRelayTrees(chains []TreeChain, out TreeOutput) {
+// of chains no longer built. published is every live chain's newest entry
+// (-1 before the first).
+func (s *Service) setRelayTrees(chains []TreeChain, out TreeOutput, published map[content.VideoID]int64) {
 	j := &s.relays
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -126,8 +127,12 @@ func (s *Service) setRelayTrees(chains []TreeChain, out TreeOutput) {
 		}
 		params := relayParams(time.Duration(ch.SegmentMS * float64(time.Millisecond)))
 		var routesFrom uint64
-		if head > 0 {
-			// The chain is running: these trees hold from head + Δ.
+		if head > 0 || published[ch.Chain] < 0 {
+			// The chain is running, or has not published its first
+			// entry yet (trees at go-live, treestate.go GoLiveSegments:
+			// the nodes learn their routes at their next heartbeats,
+			// and segment 0 may be out first): these trees hold from
+			// head + Δ.
 			routesFrom = head + uint64(params.SwitchLead())
 		}
 		judge, err := btr.NewRelayJudge(btr.RelayConfig{Chain: ch.Chain, Params: params, Plans: plans, Judge: j.key, RoutesFrom: routesFrom})

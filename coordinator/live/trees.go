@@ -93,6 +93,10 @@ type TreeChain struct {
 	K         int // shards needed to rebuild a segment
 	// Edges are the edges in the chain (watching it, or assigned to it).
 	Edges []wire.NodeID
+	// Unwatched marks a chain given trees at go-live, before anyone
+	// watches it (GoLiveSegments): built after every watched chain, so
+	// it only takes relay upload the watched chains left.
+	Unwatched bool
 }
 
 // TreeInput is the builder's snapshot.
@@ -134,7 +138,15 @@ func BuildTrees(in TreeInput) TreeOutput {
 	}
 	var built []builtSubstream // for the backups, once every primary tree took its budget
 	chains := slices.Clone(in.Chains)
-	slices.SortFunc(chains, func(a, b TreeChain) int { return content.CompareVideoIDs(a.Chain, b.Chain) })
+	slices.SortFunc(chains, func(a, b TreeChain) int {
+		if a.Unwatched != b.Unwatched {
+			if a.Unwatched {
+				return 1
+			}
+			return -1
+		}
+		return content.CompareVideoIDs(a.Chain, b.Chain)
+	})
 	for _, ch := range chains {
 		if _, ok := in.Nodes[ch.Origin]; !ok {
 			continue

@@ -21,6 +21,22 @@ const MinRebuildInterval = time.Second
 // at least that many edges).
 const MinEdgesPerChain = 2
 
+// A chain gets trees when it goes live, before anyone watches it: its
+// first segments then land on relays and MinEdgesPerChain assigned edges,
+// and the first players' lookups list those carriers instead of sending
+// every player of a flash crowd at go-live to the origin for the stream's
+// first segments (at 50 viewers that was 0.45–0.53 origin copies per
+// segment, "no_carriers"). An unwatched chain costs relay upload for
+// nobody, so it is bounded: only until its GoLiveSegments-th entry, and
+// only the MaxGoLiveChains youngest unwatched chains at a time (the rest
+// get trees once watched, as before). Watched chains' trees are built
+// first (BuildTrees), so go-live trees never take a watched chain's relay
+// upload.
+const (
+	GoLiveSegments  = 30
+	MaxGoLiveChains = 8
+)
+
 // treeState is the soft state the trees are built from, and what was
 // handed out. Guarded by Service.treeMu, which nests inside Service.mu
 // (never the other way: rebuild releases one before it takes the other).
@@ -65,6 +81,15 @@ func (t *treeState) poke() {
 func (s *Service) treesChanged() {
 	s.treeMu.Lock()
 	s.trees.dirty, s.trees.urgent = true, true
+	s.trees.poke()
+	s.treeMu.Unlock()
+}
+
+// treesDirty asks for a rebuild within the rate limit (a chain's go-live
+// ended). s.mu may be held.
+func (s *Service) treesDirty() {
+	s.treeMu.Lock()
+	s.trees.dirty = true
 	s.trees.poke()
 	s.treeMu.Unlock()
 }
@@ -217,11 +242,25 @@ func (s *Service) rebuild(now time.Time) {
 	s.treeMu.Unlock()
 	var chains []TreeChain
 	heads := map[content.VideoID]int64{}
+	var young []*chain // unwatched chains before their GoLiveSegments-th entry
 	s.mu.Lock()
 	for id, ch := range s.chains {
 		if !ch.rec.Sealed {
 			heads[id] = ch.headLocked()
+			if _, watched := watchers[id]; !watched && heads[id] < GoLiveSegments-1 {
+				young = append(young, ch)
+			}
 		}
+	}
+	// The youngest first; ties (same start) by chain id.
+	slices.SortFunc(young, func(a, b *chain) int {
+		if c := b.rec.Started.Compare(a.rec.Started); c != 0 {
+			return c
+		}
+		return content.CompareVideoIDs(a.rec.Chain, b.rec.Chain)
+	})
+	for _, ch := range young[:min(len(young), MaxGoLiveChains)] {
+		watchers[ch.rec.Chain] = nil // assignEdges gives it MinEdgesPerChain edges
 	}
 	for id, edges := range watchers {
 		ch := s.chains[id]
@@ -234,7 +273,8 @@ func (s *Service) rebuild(now time.Time) {
 		}
 		slices.Sort(edges)
 		chains = append(chains, TreeChain{Chain: id, Origin: ch.rec.Origin, RateBytes: rate,
-			SegmentMS: float64(ch.genesis.TargetDuration) / 1000, K: ch.genesis.Params.K, Edges: edges})
+			SegmentMS: float64(ch.genesis.TargetDuration) / 1000, K: ch.genesis.Params.K, Edges: edges,
+			Unwatched: len(edges) == 0})
 	}
 	s.mu.Unlock()
 
@@ -263,7 +303,7 @@ func (s *Service) rebuild(now time.Time) {
 	in.Chains = chains
 	s.treeMu.Unlock()
 	out := BuildTrees(in)
-	s.setRelayTrees(chains, out)
+	s.setRelayTrees(chains, out, heads)
 	s.treeMu.Lock()
 	defer s.treeMu.Unlock()
 	applyRelaySwitches(out.Routes, t.excluded)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -67,9 +68,19 @@ func TestLiveSetsThroughHeartbeats(t *testing.T) {
 	if alive, excluded := s.RelayCounts(); alive != len(relays) || excluded != 0 {
 		t.Fatalf("relay counts %d alive, %d excluded; want %d, 0", alive, excluded, len(relays))
 	}
-	// Nobody watches: no sets.
-	if set := s.Heartbeat("edge-a", nil, nil, now); set != nil {
-		t.Fatalf("set before anyone watches: %+v", set)
+	// Nobody watches yet, but the chain just went live: its trees reach
+	// MinEdgesPerChain assigned edges through the relays, so the first
+	// segments land on carriers (GoLiveSegments).
+	s.Heartbeat("edge-a", nil, nil, now)
+	goLive := s.Carriers(chain)
+	var goLiveEdges []wire.NodeID
+	for id := range goLive {
+		if slices.Contains(edges, id) {
+			goLiveEdges = append(goLiveEdges, id)
+		}
+	}
+	if len(goLiveEdges) != MinEdgesPerChain || len(goLive) <= MinEdgesPerChain {
+		t.Fatalf("carriers at go-live %v: want %d assigned edges and relays", goLive, MinEdgesPerChain)
 	}
 	// Two edges watch; the first heartbeat builds the trees (with a second
 	// edge assigned), the second watcher is built in after the rate limit.
@@ -112,6 +123,11 @@ func TestLiveSetsThroughHeartbeats(t *testing.T) {
 		if r.Parent == lost || r.Parent == "" {
 			t.Fatalf("substream %d still from %q", r.Substream, r.Parent)
 		}
+	}
+	// edge-c was not needed once two edges watched: if it was a go-live
+	// edge, its set has emptied.
+	if set := s.Heartbeat("edge-c", nil, nil, now); set != nil && (!slices.Contains(goLiveEdges, "edge-c") || len(set.Routes) != 0) {
+		t.Fatalf("edge-c (go-live edges %v) before it watches: %+v", goLiveEdges, set)
 	}
 	// A new watcher inside the rate limit waits; after it, it is built.
 	if set := s.Heartbeat("edge-c", []content.VideoID{chain}, nil, now); set != nil {
