@@ -946,6 +946,14 @@ func (v *Viewer) joinLive(ctx context.Context, lc *liveChannel, r int) {
 	lc.watched[r] = now
 	lc.mu.Unlock()
 	if seen && now.Sub(last) <= liveWatchTTL {
+		// Watched already: another request's join (a second gateway or
+		// player on this viewer) is fetching the window. While it is
+		// empty this request waits for it, bounded as the join is,
+		// rather than answering a playlist without a segment (ffmpeg
+		// then gives up: "matches no streams"). With trees from go-live
+		// the join's segments come from carriers after the push grace,
+		// not at once from the origin, so that gap became visible.
+		v.waitLiveWindow(ctx, lc, r, now.Add(2*lc.hold))
 		return
 	}
 	want := content.LiveHoldBackSegments + 1
@@ -985,6 +993,30 @@ func (v *Viewer) joinLive(ctx context.Context, lc *liveChannel, r int) {
 			return
 		}
 		if deadline.Sub(v.cfg.Now()) <= 0 {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// waitLiveWindow waits until rendition r's window lists a segment, the
+// deadline passes or ctx ends.
+func (v *Viewer) waitLiveWindow(ctx context.Context, lc *liveChannel, r int, deadline time.Time) {
+	for {
+		lc.mu.Lock()
+		changed := lc.changed
+		lc.mu.Unlock()
+		wait := deadline.Sub(v.cfg.Now())
+		if len(lc.window(r).Segments) > 0 || wait <= 0 {
 			return
 		}
 		t := time.NewTimer(wait)

@@ -592,3 +592,24 @@ func TestLivePushLandedEndsTheGrace(t *testing.T) {
 		v.LivePushLanded(content.VideoID{1}, 8) // a chain the gateway does not follow: ignored
 	})
 }
+
+// A playlist request for a rendition another request is joining (a second
+// gateway or player on this viewer) waits, bounded as the join is, while
+// the window is still empty, instead of answering a playlist without a
+// segment (ffmpeg gives up on one).
+func TestLiveSecondRequestWaitsForTheJoinsWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := &content.LiveGenesis{Params: content.DefaultLiveParams(), TargetDuration: 1_000_000,
+			Renditions: []content.LiveRendition{{Name: "360p", Bandwidth: 800_000}}}
+		lc := &liveChannel{id: g.ID(), ready: make(chan struct{}), changed: make(chan struct{}), chain: content.NewLiveChain(g),
+			watched: map[int]time.Time{0: time.Now()}, segs: map[segKey]*liveSegment{}, arrived: map[uint64]time.Time{}, landed: map[uint64]chan struct{}{},
+			hold: content.LiveHoldBack(g.TargetDuration)}
+		close(lc.ready)
+		v := &Viewer{cfg: Config{Now: time.Now}, lives: map[content.VideoID]*liveChannel{lc.id: lc}}
+		start := time.Now()
+		v.joinLive(context.Background(), lc, 0)
+		if waited := time.Since(start); waited != 2*lc.hold {
+			t.Fatalf("a request during another's join, window empty, returned after %v; want it to wait the join's bound %v", waited, 2*lc.hold)
+		}
+	})
+}
