@@ -331,10 +331,9 @@ func TestLiveFanoutOnTheCoordinatorsTrees(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := fanouttest.NewPublisherFor(originID.Key, string(created.Channel.ID), key.ID(), 2, 12)
-	if err := oc.StartChain(ctx, pub.Genesis.Encode(), key); err != nil {
-		t.Fatal(err)
-	}
+	// The relays register before the chain starts: its trees are built
+	// when it goes live (coordinator/live GoLiveSegments), so relays that
+	// came later would rebuild them after the sets below were read.
 	var relays []*testnet.RelayNode
 	for i := range 2 {
 		r, err := net.AddRelay(float64(i) + 0.5)
@@ -342,6 +341,10 @@ func TestLiveFanoutOnTheCoordinatorsTrees(t *testing.T) {
 			t.Fatal(err)
 		}
 		relays = append(relays, r)
+	}
+	pub := fanouttest.NewPublisherFor(originID.Key, string(created.Channel.ID), key.ID(), 2, 12)
+	if err := oc.StartChain(ctx, pub.Genesis.Encode(), key); err != nil {
+		t.Fatal(err)
 	}
 	edges := net.Edges()
 	for _, e := range edges {
