@@ -285,9 +285,12 @@ func TestRelayJudgeExcludesOnACommissionProof(t *testing.T) {
 		bad = append(bad, &c)
 	}
 	corrupt := btr.SignPush(f.keys[f.parent], f.task(2), bad)
+	// other is a node whose parent in the substream is not f.parent (the
+	// go-live trees may hang more than f.child under it).
 	var other wire.NodeID
-	for id := range f.keys {
-		if id != f.parent && id != f.child {
+	tree := f.s.Trees()[f.chain][f.sub]
+	for _, id := range sortedKeys(f.keys) {
+		if id != f.parent && id != f.child && tree[id] != f.parent {
 			other = id
 			break
 		}
