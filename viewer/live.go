@@ -507,7 +507,7 @@ func (v *Viewer) onEntry(lc *liveChannel, e *content.LiveEntry, newest bool) {
 	v.wg.Add(1)
 	go func() {
 		defer v.wg.Done()
-		if waitLanded(v.ctx, landed, livePushGrace) != nil {
+		if !waitSignal(v.ctx, landed, livePushGrace) {
 			return
 		}
 		for _, r := range watched {
@@ -547,23 +547,22 @@ func (lc *liveChannel) pushLandedLocked(seq uint64) bool {
 	}
 }
 
-// waitLanded waits until landed is closed or grace has passed (or ctx
-// ends: its error). The grace is a duration, not an instant on the
-// viewer's clock, so the timer needs no clock.
-func waitLanded(ctx context.Context, landed <-chan struct{}, grace time.Duration) error {
-	if grace <= 0 {
-		return nil
+// waitSignal waits until signal is closed, d has passed or ctx ends; it
+// reports whether ctx is still live. The live gateway's waits (a push
+// landing within its grace, a window filling before its join's deadline)
+// all take this shape: the wake is only a hint to look again.
+func waitSignal(ctx context.Context, signal <-chan struct{}, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
 	}
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case <-timer.C:
-		return nil
-	case <-landed:
-		return nil
+	case <-signal:
+	case <-t.C:
 	case <-ctx.Done():
-		return ctx.Err()
 	}
+	return ctx.Err() == nil
 }
 
 // LivePushLanded tells the gateway that its own edge (the edge whose
@@ -995,14 +994,7 @@ func (v *Viewer) joinLive(ctx context.Context, lc *liveChannel, r int) {
 		if deadline.Sub(v.cfg.Now()) <= 0 {
 			return
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-changed:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-		if ctx.Err() != nil {
+		if !waitSignal(ctx, changed, wait) {
 			return
 		}
 	}
@@ -1019,14 +1011,7 @@ func (v *Viewer) waitLiveWindow(ctx context.Context, lc *liveChannel, r int, dea
 		if len(lc.window(r).Segments) > 0 || wait <= 0 {
 			return
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-changed:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-		if ctx.Err() != nil {
+		if !waitSignal(ctx, changed, wait) {
 			return
 		}
 	}
