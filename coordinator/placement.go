@@ -291,8 +291,8 @@ func (p *Placer) Plan(now time.Time, st PlacementState) []Assignment {
 	}
 
 	plan := make([][]Assignment, len(edges)) // by edge index, in the order placed
-	perSeg := make([]ShardMask, len(edges)) // per edge index: shards of the current segment
-	var touched []int                       // edges with a non-empty perSeg
+	perSeg := make([]ShardMask, len(edges))  // per edge index: shards of the current segment
+	var touched []int                        // edges with a non-empty perSeg
 	for j, seg := range segs {
 		if seg.K < 1 || seg.NMax < seg.K || seg.ShardBytes <= 0 || seg.Rate <= 0 {
 			continue

@@ -76,20 +76,20 @@ type fillRec struct {
 }
 
 type explainState struct {
-	fetches  []int32 // per segID: fetches started (first attempts)
-	maxHeld  []uint8 // per segID: the most edges that held a shard of it at once
-	cause    []uint8 // per viewer: its current fetch's cause index
-	lastAsk  []int64 // per segID: when a viewer last started fetching it
-	fills    map[fillKey]*fillRec
-	nfills   int
+	fetches []int32 // per segID: fetches started (first attempts)
+	maxHeld []uint8 // per segID: the most edges that held a shard of it at once
+	cause   []uint8 // per viewer: its current fetch's cause index
+	lastAsk []int64 // per segID: when a viewer last started fetching it
+	fills   map[fillKey]*fillRec
+	nfills  int
 	// closed are fills whose record a later fill of the same shard
 	// replaced (evicted, then filled again), already classified.
 	closedServed, closedAsked, closedNever, closedServedBytes float64
-	bin      [6]float64 // bytes in the open sample, by cause
-	total    [6]float64
-	binFill  float64
-	fillSegs map[segID]int
-	curve    []ExplainPoint
+	bin                                                       [6]float64 // bytes in the open sample, by cause
+	total                                                     [6]float64
+	binFill                                                   float64
+	fillSegs                                                  map[segID]int
+	curve                                                     []ExplainPoint
 }
 
 // Explain turns on the origin's decomposition (Report.Explain). Call it

@@ -72,7 +72,7 @@ type Report struct {
 	Coordinator CoordinatorLoad `json:"coordinator"`
 	// Explain decomposes the origin's bytes (Sim.Explain; omitted without).
 	Explain *Explain `json:"origin_explained,omitempty"`
-	Curve       []Point         `json:"curve"`
+	Curve   []Point  `json:"curve"`
 
 	WallSeconds float64 `json:"wall_seconds"` // wall-clock
 	PeakRSSMB   float64 `json:"peak_rss_mb"`  // wall-clock (process peak, getrusage)

@@ -210,11 +210,11 @@ type edgeState struct {
 	// same entries), so a placement round walks the previous plan and
 	// the new one side by side instead of sorting and hashing keys.
 	assignedList []assignedShards
-	jobs     []prefetchJob                                // directed shards to fetch, in order
-	cur      prefetchJob                                  // the one in flight while busy
-	busy     bool
-	waiting  bool  // a worker event is queued
-	player   int32 // the viewer it hosts (players_are_edges), or -1
+	jobs         []prefetchJob // directed shards to fetch, in order
+	cur          prefetchJob   // the one in flight while busy
+	busy         bool
+	waiting      bool  // a worker event is queued
+	player       int32 // the viewer it hosts (players_are_edges), or -1
 }
 
 // segID is a segment's dense number, title·(segments per title) +
